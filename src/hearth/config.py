@@ -1,0 +1,81 @@
+"""Hearth's settings: one immutable object, parsed once at start from options and the environment.
+
+Nothing else in Hearth reads `os.environ` for its own configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+AuthMode = Literal["sigv4", "any"]
+IsolationChoice = Literal["auto", "namespace", "process"]
+
+DEFAULT_PORT = 4566
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT = "000000000000"
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("HEARTH_DATA_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "hearth"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path = field(default_factory=default_data_dir)
+    auth: AuthMode = "sigv4"
+    region: str = DEFAULT_REGION
+    # The admin key from the environment (HEARTH_ACCESS_KEY_ID / HEARTH_SECRET_ACCESS_KEY); more keys
+    # come from <data_dir>/keys.json.
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    account_id: str = DEFAULT_ACCOUNT
+    isolation: IsolationChoice = "auto"
+    # Seconds an idle warm environment is kept before it is reclaimed.
+    keep_alive_s: float = 600.0
+    # Account-wide concurrency limit, as AWS's default.
+    account_concurrency: int = 1000
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from HEARTH_* variables, then explicit overrides (CLI options) on top."""
+        env = os.environ
+        values: dict[str, object] = {}
+        if "HEARTH_HOST" in env:
+            values["host"] = env["HEARTH_HOST"]
+        if "HEARTH_PORT" in env:
+            values["port"] = int(env["HEARTH_PORT"])
+        if "HEARTH_REGION" in env:
+            values["region"] = env["HEARTH_REGION"]
+        if "HEARTH_ACCOUNT_ID" in env:
+            values["account_id"] = env["HEARTH_ACCOUNT_ID"]
+        if "HEARTH_ACCESS_KEY_ID" in env:
+            values["access_key_id"] = env["HEARTH_ACCESS_KEY_ID"]
+        if "HEARTH_SECRET_ACCESS_KEY" in env:
+            values["secret_access_key"] = env["HEARTH_SECRET_ACCESS_KEY"]
+        if "HEARTH_AUTH" in env:
+            values["auth"] = env["HEARTH_AUTH"]
+        if "HEARTH_ISOLATION" in env:
+            values["isolation"] = env["HEARTH_ISOLATION"]
+        if "HEARTH_KEEP_ALIVE" in env:
+            values["keep_alive_s"] = float(env["HEARTH_KEEP_ALIVE"])
+        if "HEARTH_ACCOUNT_CONCURRENCY" in env:
+            values["account_concurrency"] = int(env["HEARTH_ACCOUNT_CONCURRENCY"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "data_dir" in values:
+            values["data_dir"] = Path(str(values["data_dir"])).expanduser().absolute()
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def endpoint_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"

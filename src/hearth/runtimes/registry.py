@@ -1,0 +1,97 @@
+"""Which AWS runtime ids this host can run, and with which interpreter.
+
+It owns the mapping from an AWS runtime id (`python3.11`, `nodejs20.x`, `provided.al2023`) to an
+executable on this host. It never starts anything but a version probe.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+RuntimeKind = Literal["python", "nodejs", "provided"]
+
+# Runtime ids AWS accepts in CreateFunction (botocore's Runtime enum has more, deprecated ones too;
+# those are rejected by the provider with AWS's deprecation message).
+PYTHON_IDS = tuple(f"python3.{minor}" for minor in range(8, 15))
+NODE_IDS = tuple(f"nodejs{major}.x" for major in (16, 18, 20, 22, 24))
+PROVIDED_IDS = ("provided", "provided.al2", "provided.al2023")
+RUNTIMES_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    runtime_id: str
+    kind: RuntimeKind
+    executable: Path | None  # the interpreter; None for `provided` (the function brings its own)
+    version: str
+    prefix: Path | None = None  # the interpreter's installation directory (mounted read-only)
+
+
+def _probe_python(exe: str) -> tuple[Path, str, Path] | None:
+    try:
+        out = subprocess.run(
+            [exe, "-I", "-S", "-c",
+             "import sys; print(sys.executable); print('%d.%d' % sys.version_info[:2]); print(sys.base_prefix)"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return Path(out[0]).resolve(), out[1], Path(out[2]).resolve()
+
+
+def _python_candidates(minor: str) -> list[str]:
+    name = f"python{minor}"
+    found: list[str] = []
+    exe = shutil.which(name)
+    if exe:
+        found.append(exe)
+    for pattern in (f"/usr/bin/{name}", f"/usr/local/bin/{name}",
+                    os.path.expanduser(f"~/.pyenv/versions/{minor}*/bin/{name}")):
+        found.extend(sorted(glob.glob(pattern)))
+    return found
+
+
+@functools.cache
+def installed_runtimes() -> dict[str, RuntimeInfo]:
+    """Every runtime id this host can run. Probed once per process."""
+    found: dict[str, RuntimeInfo] = {}
+    for runtime_id in PYTHON_IDS:
+        minor = runtime_id.removeprefix("python")
+        for candidate in _python_candidates(minor):
+            probed = _probe_python(candidate)
+            if probed and probed[1] == minor:
+                found[runtime_id] = RuntimeInfo(runtime_id, "python", probed[0], minor, probed[2])
+                break
+    node = shutil.which("node")
+    if node:
+        try:
+            version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10,
+                                     check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            version = ""
+        match = re.match(r"v(\d+)\.", version)
+        if match:
+            runtime_id = f"nodejs{match.group(1)}.x"
+            node_path = Path(node).resolve()
+            found[runtime_id] = RuntimeInfo(runtime_id, "nodejs", node_path, version.lstrip("v"),
+                                            node_path.parent.parent)
+    for runtime_id in PROVIDED_IDS:
+        found[runtime_id] = RuntimeInfo(runtime_id, "provided", None, "")
+    return found
+
+
+def runtime_unavailable_reason(runtime_id: str) -> str | None:
+    """None when `runtime_id` runs here; otherwise a sentence naming the runtimes that do."""
+    runtimes = installed_runtimes()
+    if runtime_id in runtimes:
+        return None
+    names = ", ".join(sorted(runtimes))
+    return f"The runtime {runtime_id} is not installed on this Hearth host. Installed runtimes: {names}."
