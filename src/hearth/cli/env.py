@@ -1,0 +1,53 @@
+"""`hearth env`: print `export` lines that point the AWS SDKs and CLI at this Hearth.
+
+Usage: `eval "$(hearth env)"`. It reads the admin key the server generated (or the one given in
+HEARTH_ACCESS_KEY_ID / HEARTH_SECRET_ACCESS_KEY) and never prints anything else on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+
+import click
+
+from hearth.cli.main import main
+from hearth.config import Settings
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--account", default=None, help="Use the first key of this account.")
+def env(data_dir: Path | None, account: str | None) -> None:
+    """Print export lines for eval: endpoint, keys, region."""
+    settings = Settings.from_env(data_dir=data_dir)
+    key_id, secret = settings.access_key_id, settings.secret_access_key
+    if not (key_id and secret) or account:
+        keys_file = settings.data_dir / "keys.json"
+        try:
+            keys = json.loads(keys_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(
+                f"no keys: {keys_file} is not readable ({exc}). Start the server once (./run serve) "
+                "or set HEARTH_ACCESS_KEY_ID and HEARTH_SECRET_ACCESS_KEY.") from None
+        for key in keys:
+            if account is None or key.get("account_id") == account:
+                key_id, secret = key["access_key_id"], key["secret_access_key"]
+                break
+        else:
+            raise click.ClickException(f"no key for account {account} in {keys_file}")
+    host = os.environ.get("HEARTH_HOST", settings.host)
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    values = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{settings.port}",
+        "AWS_ACCESS_KEY_ID": key_id or "",
+        "AWS_SECRET_ACCESS_KEY": secret or "",
+        "AWS_DEFAULT_REGION": settings.region,
+        "AWS_REGION": settings.region,
+    }
+    for name, value in values.items():
+        click.echo(f"export {name}={shlex.quote(value)}")
+    click.echo("unset AWS_SESSION_TOKEN AWS_PROFILE")

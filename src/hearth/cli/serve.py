@@ -1,0 +1,30 @@
+"""`hearth serve`: start the server in the foreground."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hearth.cli.main import main
+from hearth.config import Settings
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to bind (default 4566).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Where Hearth keeps its state (default ~/.local/share/hearth or $HEARTH_DATA_DIR).")
+@click.option("--auth", type=click.Choice(["sigv4", "any"]), default=None,
+              help="sigv4 (default): every request must be signed by a known key. "
+                   "any: accept any well-formed signature (development only, loopback only).")
+@click.option("--isolation", type=click.Choice(["auto", "namespace", "process"]), default=None,
+              help="How functions are isolated (default auto: namespaces and cgroups when possible).")
+@click.option("--keep-alive", "keep_alive_s", type=float, default=None,
+              help="Seconds an idle environment is kept warm (default 600).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+def serve(**options: object) -> None:
+    """Start Hearth (the AWS API on http://HOST:PORT)."""
+    from hearth.server import serve as run
+
+    run(Settings.from_env(**options))

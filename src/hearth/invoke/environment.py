@@ -1,0 +1,379 @@
+"""One execution environment: a sandbox, its Runtime API, its output, and its lifecycle.
+
+States and the only transitions allowed::
+
+    STARTING ──► INITIALIZING ──► READY ◄──► INVOKING
+                      │             │ ▲
+                      │             ▼ │
+                      │           FROZEN
+                      ▼             ▼
+                 SHUTTING_DOWN ──► DEAD      (any state may also go straight to DEAD: the process died)
+
+Guarantees: one invocation at a time; a timeout, a crash or an init failure kills the sandbox and the
+environment never serves again; a dead environment stays harmless (its sockets and pipes are closed).
+It owns nothing shared: the pool decides when to start, reuse and reclaim environments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import errno
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hearth.invoke import logs
+from hearth.runtime_api.channel import (
+    EnvironmentChannel,
+    InitError,
+    Invocation,
+    InvocationResult,
+    RuntimeExited,
+)
+from hearth.runtime_api.server import RuntimeApiServer
+from hearth.sandbox.types import IsolationBackend, Sandbox, SandboxSpec
+
+log = logging.getLogger(__name__)
+
+INIT_TIMEOUT_S = 10.0  # AWS's limit on the INIT phase of an on-demand environment
+SHUTDOWN_GRACE_S = 0.5  # SIGTERM → SIGKILL grace when an environment is reclaimed
+
+
+class EnvState(enum.Enum):
+    STARTING = "Starting"
+    INITIALIZING = "Initializing"
+    READY = "Ready"
+    INVOKING = "Invoking"
+    FROZEN = "Frozen"
+    SHUTTING_DOWN = "ShuttingDown"
+    DEAD = "Dead"
+
+
+_ALLOWED: dict[EnvState, set[EnvState]] = {
+    EnvState.STARTING: {EnvState.INITIALIZING, EnvState.DEAD},
+    EnvState.INITIALIZING: {EnvState.READY, EnvState.SHUTTING_DOWN, EnvState.DEAD},
+    EnvState.READY: {EnvState.INVOKING, EnvState.FROZEN, EnvState.SHUTTING_DOWN, EnvState.DEAD},
+    EnvState.INVOKING: {EnvState.READY, EnvState.SHUTTING_DOWN, EnvState.DEAD},
+    EnvState.FROZEN: {EnvState.READY, EnvState.SHUTTING_DOWN, EnvState.DEAD},
+    EnvState.SHUTTING_DOWN: {EnvState.DEAD},
+    EnvState.DEAD: set(),
+}
+
+
+class InvalidTransition(RuntimeError):
+    pass
+
+
+@dataclass
+class InitFailure(Exception):
+    """INIT did not complete: the payload is what an invocation that needed this environment returns."""
+
+    error_type: str
+    payload: bytes
+    init_log: list[tuple[int, str]]
+
+
+@dataclass
+class RunResult:
+    """What one invocation produced, with the environment's view of it."""
+
+    result: InvocationResult
+    events: list[tuple[int, str]]  # log events of this invocation (START … REPORT)
+    duration_ms: float
+    init_duration_ms: float | None
+    env_dead: bool
+
+
+AwsProxyStarter = Callable[[Sandbox], "asyncio.Task[None] | None"]
+
+
+class Environment:
+    def __init__(
+        self,
+        *,
+        env_id: str,
+        spec: SandboxSpec,
+        backend: IsolationBackend,
+        version: str,
+        memory_mb: int,
+        log_stream: str,
+        start_aws_proxy: AwsProxyStarter | None = None,
+        on_dead: Callable[[Environment], None] | None = None,
+    ) -> None:
+        self.env_id = env_id
+        self.spec = spec
+        self.version = version
+        self.memory_mb = memory_mb
+        self.log_stream = log_stream
+        self.state = EnvState.STARTING
+        self.created_at = time.monotonic()
+        self.last_used = self.created_at
+        self.invocations = 0
+        self.init_duration_ms: float | None = None
+        self._backend = backend
+        self._start_aws_proxy = start_aws_proxy
+        self._on_dead = on_dead
+        self._sandbox: Sandbox | None = None
+        self._channel = EnvironmentChannel(env_id)
+        self._server = RuntimeApiServer(self._channel)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._capture = logs.LogCapture()  # INIT output until the first invocation
+        self._output_fd: int | None = None
+        self._exit_status: int | None = None
+        self._dead = asyncio.Event()
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _to(self, new: EnvState) -> None:
+        if new is self.state:
+            return
+        if new not in _ALLOWED[self.state]:
+            raise InvalidTransition(f"environment {self.env_id}: {self.state.value} -> {new.value}")
+        self.state = new
+        if new is EnvState.DEAD and self._on_dead is not None:
+            self._on_dead(self)
+
+    @property
+    def alive(self) -> bool:
+        return self.state not in (EnvState.SHUTTING_DOWN, EnvState.DEAD)
+
+    # -- INIT -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the sandbox and wait for INIT to finish. Raises InitFailure (environment is dead)."""
+        started = time.perf_counter()
+        try:
+            self._sandbox = await self._backend.start(self.spec)
+        except Exception:
+            self._to(EnvState.DEAD)
+            raise
+        sandbox = self._sandbox
+        self._to(EnvState.INITIALIZING)
+        self._tasks.append(asyncio.create_task(self._server.serve(sandbox.runtime_api_sock)))
+        if self._start_aws_proxy is not None:
+            proxy = self._start_aws_proxy(sandbox)
+            if proxy is not None:
+                self._tasks.append(proxy)
+        self._output_fd = sandbox.output_fd
+        os.set_blocking(self._output_fd, False)
+        asyncio.get_running_loop().add_reader(self._output_fd, self._read_output)
+        self._tasks.append(asyncio.create_task(self._watch_exit(sandbox)))
+        try:
+            await asyncio.wait_for(self._channel.wait_initialized(), INIT_TIMEOUT_S)
+        except InitError as exc:
+            await self._fail_init(exc.error_type, exc.payload)
+        except RuntimeExited as exc:
+            error_type, payload = self._exit_error("", exc.status)
+            await self._fail_init(error_type, payload)
+        except TimeoutError:
+            payload = json.dumps({
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": f"INIT phase timed out after {INIT_TIMEOUT_S:.2f} seconds",
+            }).encode()
+            await self._fail_init("Sandbox.Timedout", payload)
+        self.init_duration_ms = (time.perf_counter() - started) * 1000
+        self._to(EnvState.READY)
+
+    async def _fail_init(self, error_type: str, payload: bytes) -> None:
+        self._drain_output()
+        self._capture.close()
+        events = self._capture.events
+        await self.kill()
+        raise InitFailure(error_type, payload, events)
+
+    # -- INVOKE ---------------------------------------------------------------------------------
+
+    async def invoke(self, invocation: Invocation, timeout_s: float) -> RunResult:
+        """Run one invocation. The caller owns this environment exclusively until it returns."""
+        if self.state is EnvState.FROZEN:
+            self.thaw()
+        self._to(EnvState.INVOKING)
+        init_ms, self.init_duration_ms = self.init_duration_ms, None  # reported once, on the cold start
+        init_capture, self._capture = self._capture, logs.LogCapture()
+        init_capture.close()
+        capture = self._capture
+        capture.add(logs.start_line(invocation.request_id, self.version))
+        started = time.perf_counter()
+        status: str | None = None
+        try:
+            result = await asyncio.wait_for(self._channel.invoke(invocation), timeout_s)
+        except TimeoutError:
+            result = _error_result(
+                "Sandbox.Timedout",
+                f"RequestId: {invocation.request_id} Error: Task timed out after {timeout_s:.2f} seconds",
+            )
+            status = "timeout"
+            capture.add(f"{_iso_now()} {invocation.request_id} Task timed out after {timeout_s:.2f} seconds\n")
+            await self.kill()
+        except RuntimeExited as exc:
+            error_type, payload = self._exit_error(invocation.request_id, exc.status)
+            result = InvocationResult(payload=payload, error_type=error_type)
+            status = "error"
+            await self.kill()
+        duration_ms = (time.perf_counter() - started) * 1000
+        self._drain_output()
+        capture.close()
+        self.invocations += 1
+        self.last_used = time.monotonic()
+        max_used = self._max_memory_used_mb()
+        capture.add(logs.end_line(invocation.request_id))
+        capture.add(logs.report_line(
+            invocation.request_id, duration_ms=duration_ms, memory_mb=self.memory_mb,
+            max_memory_used_mb=max_used, init_duration_ms=init_ms, status=status,
+            error_type=result.error_type if status else None,
+        ))
+        events = init_capture.events + capture.events
+        self._capture = logs.LogCapture()
+        dead = not self.alive
+        if not dead:
+            self._to(EnvState.READY)
+        return RunResult(result, events, duration_ms, init_ms, dead)
+
+    def _exit_error(self, request_id: str, status: int) -> tuple[str, bytes]:
+        """AWS's report for a runtime that went away: out of memory, or an exit with or without a code."""
+        stats = self._sandbox.stats() if self._sandbox is not None else None
+        prefix = f"RequestId: {request_id} " if request_id else ""
+        if stats is not None and stats.oom_killed:
+            return "Runtime.OutOfMemory", json.dumps({
+                "errorType": "Runtime.OutOfMemory",
+                "errorMessage": f"{prefix}Error: Runtime exited with error: signal: killed",
+            }).encode()
+        if status == 0:
+            message = f"{prefix}Error: Runtime exited without providing a reason"
+        elif status < 0:
+            message = f"{prefix}Error: Runtime exited with error: signal: {_signal_name(-status)}"
+        else:
+            message = f"{prefix}Error: Runtime exited with error: exit status {status}"
+        return "Runtime.ExitError", json.dumps({"errorType": "Runtime.ExitError", "errorMessage": message}).encode()
+
+    def _max_memory_used_mb(self) -> int:
+        if self._sandbox is None:
+            return 0
+        try:
+            peak = self._sandbox.stats().memory_peak_bytes
+        except OSError:
+            return 0
+        return max(1, round(peak / (1 << 20)))
+
+    # -- freeze / thaw / shutdown ---------------------------------------------------------------
+
+    def freeze(self) -> None:
+        if self.state is EnvState.READY and self._sandbox is not None:
+            self._sandbox.freeze()
+            self._to(EnvState.FROZEN)
+
+    def thaw(self) -> None:
+        if self.state is EnvState.FROZEN and self._sandbox is not None:
+            self._sandbox.thaw()
+            self._to(EnvState.READY)
+
+    async def shutdown(self) -> None:
+        """SHUTDOWN: ask the runtime to stop (SIGTERM), then kill after a short grace."""
+        if not self.alive:
+            return
+        if self.state is EnvState.FROZEN:
+            self.thaw()
+        self._to(EnvState.SHUTTING_DOWN)
+        sandbox = self._sandbox
+        if sandbox is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(sandbox.pid, 15)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dead.wait(), SHUTDOWN_GRACE_S)
+        await self.kill()
+
+    async def kill(self) -> None:
+        """Kill the whole tree at once; idempotent."""
+        if self._sandbox is not None:
+            self._sandbox.kill()
+        await self._close_io()
+        if self.state is not EnvState.DEAD:
+            if self.state is not EnvState.SHUTTING_DOWN and EnvState.SHUTTING_DOWN in _ALLOWED[self.state]:
+                self._to(EnvState.SHUTTING_DOWN)
+            self._to(EnvState.DEAD)
+
+    async def _close_io(self) -> None:
+        if self._output_fd is not None:
+            self._drain_output()
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(self._output_fd)
+            with contextlib.suppress(OSError):
+                os.close(self._output_fd)
+            self._output_fd = None
+        await self._server.close()
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+
+    async def _watch_exit(self, sandbox: Sandbox) -> None:
+        status = await sandbox.wait()
+        self._exit_status = status
+        self._dead.set()
+        self._channel.runtime_exited(status)
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def _read_output(self) -> None:
+        fd = self._output_fd
+        if fd is None:
+            return
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN:
+                asyncio.get_running_loop().remove_reader(fd)
+            return
+        if not data:  # every writer closed the pipe
+            asyncio.get_running_loop().remove_reader(fd)
+            return
+        self._capture.feed(data)
+
+    def _drain_output(self) -> None:
+        """Read what the runtime wrote before it answered: those bytes are already in the pipe."""
+        fd = self._output_fd
+        if fd is None:
+            return
+        for _ in range(4096):  # bounded: a runtime still writing at full speed cannot hold us here
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self._capture.feed(data)
+
+    def statistics(self) -> dict[str, object]:
+        return {
+            "env_id": self.env_id,
+            "state": self.state.value,
+            "invocations": self.invocations,
+            "idle_s": round(time.monotonic() - self.last_used, 3),
+            "pid": self._sandbox.pid if self._sandbox else None,
+        }
+
+
+def _error_result(error_type: str, message: str) -> InvocationResult:
+    return InvocationResult(
+        payload=json.dumps({"errorType": error_type, "errorMessage": message}).encode(),
+        error_type=error_type,
+    )
+
+
+def _iso_now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
+def _signal_name(signum: int) -> str:
+    # Go's names, which AWS's messages use ("signal: killed", "signal: segmentation fault").
+    names = {9: "killed", 11: "segmentation fault", 6: "aborted", 15: "terminated", 7: "bus error",
+             8: "floating point exception", 4: "illegal instruction", 13: "broken pipe"}
+    return names.get(signum, f"signal {signum}")

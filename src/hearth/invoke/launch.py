@@ -1,0 +1,164 @@
+"""What an environment for one function version is started with: the runtime's command, mounts and
+the environment variables AWS sets.
+
+It owns the translation of a `FunctionVersion` into a `SandboxSpec`. It never starts processes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import botocore
+
+from hearth.functions.model import FunctionVersion
+from hearth.runtimes.registry import RUNTIMES_DIR, RuntimeInfo, installed_runtimes
+from hearth.sandbox.types import PythonForkSpec, SandboxSpec
+
+# 1,769 MB buys one full vCPU on AWS; CPU is proportional to memory.
+MB_PER_VCPU = 1769
+# Where Hearth's SDK (boto3 and friends) appears inside an environment, as in AWS's managed runtimes.
+SDK_MOUNT = "/var/lang/lib/site-packages"
+# The site-packages directory Hearth itself runs from: it carries boto3 and botocore.
+SDK_DIR = Path(botocore.__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+
+class LaunchError(Exception):
+    """The function cannot start here (its runtime is missing, a provided function has no bootstrap)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+def cpu_fraction(memory_mb: int) -> float:
+    return min(memory_mb / MB_PER_VCPU, float(os.cpu_count() or 1))
+
+
+def build_spec(
+    fv: FunctionVersion,
+    *,
+    env_id: str,
+    log_stream: str,
+    credentials: Credentials,
+    endpoint_url: str,
+    isolated: bool,
+    initialization_type: str = "on-demand",
+) -> SandboxSpec:
+    """The sandbox for one environment of `fv`.
+
+    `isolated` says whether the sandbox has its own root (paths like /var/task exist) or is a plain
+    process that sees host paths.
+    """
+    runtime = installed_runtimes().get(fv.runtime)
+    if runtime is None:
+        raise LaunchError("Runtime.InvalidRuntime", f"The runtime {fv.runtime} is not installed on this host.")
+    task_root = "/var/task" if isolated else str(fv.code_dir)
+    runtime_src = RUNTIMES_DIR / runtime.kind if runtime.kind != "provided" else None
+    runtime_dir = "/var/runtime" if isolated else str(runtime_src or "")
+    sdk = SDK_MOUNT if isolated else str(SDK_DIR)
+
+    env = _standard_env(fv, runtime, log_stream, credentials, endpoint_url, initialization_type)
+    env.update(
+        LAMBDA_TASK_ROOT=task_root,
+        LAMBDA_RUNTIME_DIR=runtime_dir or "/var/runtime",
+        PATH="/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin",
+        LD_LIBRARY_PATH=f"/var/lang/lib:/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:"
+                        f"{task_root}:{task_root}/lib:/opt/lib",
+    )
+    mounts: list[tuple[Path, str]] = []
+    python_fork: PythonForkSpec | None = None
+    if runtime.kind == "python":
+        assert runtime.executable is not None and runtime.prefix is not None
+        env["PYTHONPATH"] = f"{runtime_dir}:{sdk}"
+        argv = [str(runtime.executable), "-I", f"{runtime_dir}/bootstrap.py"]
+        python_fork = PythonForkSpec(bootstrap_path=RUNTIMES_DIR / "python" / "bootstrap.py",
+                                     python_executable=runtime.executable)
+        mounts.append((runtime.prefix, str(runtime.prefix)))
+        mounts.append((SDK_DIR, SDK_MOUNT))
+    elif runtime.kind == "nodejs":
+        assert runtime.executable is not None
+        env["NODE_PATH"] = (f"/opt/nodejs/node{runtime.version.split('.')[0]}/node_modules:"
+                            f"/opt/nodejs/node_modules:{runtime_dir}/node_modules:{runtime_dir}:{task_root}")
+        argv = [str(runtime.executable), f"{runtime_dir}/bootstrap.mjs"]
+        if runtime.prefix and not str(runtime.prefix).startswith("/usr"):
+            mounts.append((runtime.prefix, str(runtime.prefix)))
+    else:
+        bootstrap = _provided_bootstrap(fv, task_root, isolated)
+        argv = [bootstrap]
+    return SandboxSpec(
+        env_id=env_id,
+        argv=argv,
+        env=env,
+        code_dir=fv.code_dir,
+        runtime_dir=runtime_src,
+        opt_dirs=fv.layer_dirs,
+        extra_ro_mounts=tuple(mounts),
+        memory_mb=fv.memory_mb,
+        cpu_fraction=cpu_fraction(fv.memory_mb),
+        tmp_mb=fv.ephemeral_mb,
+        python_fork=python_fork,
+        workdir=task_root,
+    )
+
+
+def _provided_bootstrap(fv: FunctionVersion, task_root: str, isolated: bool) -> str:
+    # AWS looks for the function's `bootstrap` first, then one shipped in a layer at /opt.
+    if (fv.code_dir / "bootstrap").is_file():
+        return f"{task_root}/bootstrap"
+    for layer in reversed(fv.layer_dirs):
+        if (layer / "bootstrap").is_file():
+            return "/opt/bootstrap" if isolated else str(layer / "bootstrap")
+    raise LaunchError(
+        "Runtime.InvalidEntrypoint",
+        "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]",
+    )
+
+
+def _standard_env(
+    fv: FunctionVersion,
+    runtime: RuntimeInfo,
+    log_stream: str,
+    credentials: Credentials,
+    endpoint_url: str,
+    initialization_type: str,
+) -> dict[str, str]:
+    # The function's own variables first: AWS's reserved names cannot be set by users (the control
+    # plane refuses them), so the platform's values below always win.
+    env = dict(fv.environment)
+    env.update(
+        _HANDLER=fv.handler,
+        AWS_REGION=fv.region,
+        AWS_DEFAULT_REGION=fv.region,
+        AWS_EXECUTION_ENV=f"AWS_Lambda_{fv.runtime}",
+        AWS_LAMBDA_FUNCTION_NAME=fv.name,
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(fv.memory_mb),
+        AWS_LAMBDA_FUNCTION_VERSION=fv.version,
+        AWS_LAMBDA_INITIALIZATION_TYPE=initialization_type,
+        AWS_LAMBDA_LOG_GROUP_NAME=fv.effective_log_group,
+        AWS_LAMBDA_LOG_STREAM_NAME=log_stream,
+        AWS_ACCESS_KEY_ID=credentials.access_key_id,
+        AWS_SECRET_ACCESS_KEY=credentials.secret_access_key,
+        AWS_ENDPOINT_URL=endpoint_url,
+        AWS_XRAY_CONTEXT_MISSING="LOG_ERROR",
+        TZ=":UTC",
+        LANG="en_US.UTF-8",
+    )
+    if credentials.session_token:
+        env["AWS_SESSION_TOKEN"] = credentials.session_token
+    if fv.log_format == "JSON":
+        env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+        if fv.application_log_level:
+            env["AWS_LAMBDA_LOG_LEVEL"] = fv.application_log_level
+    if runtime.kind == "python":
+        env["PYTHONUNBUFFERED"] = "1"
+    return env

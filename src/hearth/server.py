@@ -1,0 +1,241 @@
+"""Process wiring: builds every component from the settings, serves the API, shuts down in order.
+
+It owns the order of start and stop and the few plain HTTP routes under `/_hearth/` (health, code
+downloads). It never holds business rules.
+
+Shutdown is a sequence (uvicorn drives the first two steps on SIGINT/SIGTERM):
+1. stop accepting new connections; 2. let in-flight requests finish, up to a deadline;
+3. SHUTDOWN every execution environment (SIGTERM, a short grace, then kill);
+4. stop the sandbox backend (its zygote) and close the stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import uvicorn
+
+from hearth import __version__
+from hearth.aws.gateway import AwsGateway
+from hearth.aws.keys import KeyStore
+from hearth.config import Settings
+from hearth.functions.model import FunctionVersion
+from hearth.functions.service import FunctionService
+from hearth.invoke.aws_proxy import serve_proxy
+from hearth.invoke.invoker import Invoker
+from hearth.invoke.launch import Credentials
+from hearth.invoke.pool import EnvironmentPool, PoolConfig
+from hearth.observability.logstore import LogStore
+from hearth.sandbox.backends import choose_backend
+from hearth.sandbox.types import IsolationBackend, Sandbox
+from hearth.services.lambda_.code_url import CodeUrlSigner, serve_code_download
+from hearth.services.lambda_.invoke_api import LambdaInvokeProvider
+from hearth.services.lambda_.provider import LambdaProvider
+from hearth.services.logs.provider import LogsProvider
+from hearth.store.blobs import BlobStore
+from hearth.store.db import open_store
+
+log = logging.getLogger("hearth")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Hearth:
+    """Every long-lived component of one Hearth server, started and stopped together."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started = False
+        self.backend: IsolationBackend | None = None
+        self.isolation_warning: str | None = None
+        self.gateway: AwsGateway | None = None
+        self.pool: EnvironmentPool | None = None
+        self.invoker: Invoker | None = None
+        self.functions: FunctionService | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        s.data_dir.chmod(0o700)
+        self.keys, generated = KeyStore.load(s)
+        if generated:
+            key = self.keys.admin_key()
+            print(
+                "hearth: generated an admin key pair in "
+                f"{s.data_dir / 'keys.json'} (mode 0600).\n"
+                f"        Use it with: eval \"$(hearth env --data-dir {s.data_dir})\"\n"
+                f"        (access key id {key.access_key_id}, account {key.account_id})",
+                file=sys.stderr, flush=True,
+            )
+        if s.auth == "any":
+            print("hearth: WARNING: --auth any accepts ANY well-formed signature. Development only; "
+                  "bound to loopback.", file=sys.stderr, flush=True)
+        self.store = open_store(s.data_dir)
+        self.blobs = BlobStore(s.data_dir)
+        self.log_store = LogStore(s.data_dir / "logs.db")
+        self.code_signer = CodeUrlSigner.load(s.data_dir)
+        self.functions = FunctionService(s, self.store, self.blobs)
+        self.backend, self.isolation_warning = await choose_backend(s.isolation, s.data_dir)
+        if self.isolation_warning:
+            print(f"hearth: WARNING: {self.isolation_warning}", file=sys.stderr, flush=True)
+        self.pool = EnvironmentPool(
+            self.backend,
+            PoolConfig(keep_alive_s=s.keep_alive_s),
+            credentials=self._credentials,
+            endpoint_url=s.endpoint_url,
+            start_aws_proxy=self._start_aws_proxy,
+        )
+        self.pool.start()
+        self.invoker = Invoker(self.pool, self.log_store)
+        self.functions.add_listener(self._on_function_change)
+        await self.functions.recover()
+        lambda_providers: list[object] = [
+            LambdaProvider(s, self.store, self.functions, self.code_signer),
+            LambdaInvokeProvider(self.functions, self.invoker),
+        ]
+        self.gateway = AwsGateway(s, self.keys, {
+            "lambda": lambda_providers,
+            "logs": [LogsProvider(self.log_store)],
+        })
+        self.started = True
+
+    async def stop(self) -> None:
+        if self.invoker is not None:
+            await self.invoker.close()
+        if self.pool is not None:
+            await self.pool.close()
+        if self.backend is not None:
+            await self.backend.close()
+        if self.functions is not None:
+            await self.functions.close()
+        if getattr(self, "log_store", None) is not None:
+            self.log_store.close()
+        if getattr(self, "store", None) is not None:
+            self.store.close()
+
+    def _credentials(self, account_id: str) -> Credentials:
+        key = self.keys.key_for_account(account_id)
+        return Credentials(key.access_key_id, key.secret_access_key)
+
+    def _start_aws_proxy(self, sandbox: Sandbox) -> asyncio.Task[None] | None:
+        if sandbox.aws_api_sock is None:
+            return None
+        host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
+        return asyncio.create_task(serve_proxy(sandbox.aws_api_sock, host, self.settings.port))
+
+    def _on_function_change(self, event: str, fv: FunctionVersion) -> None:
+        if self.pool is None:
+            return
+        keep = fv.revision_id if event == "updated" else None
+        asyncio.get_running_loop().create_task(self.pool.retire(fv.function_arn, keep_revision=keep))
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "running" if self.started else "starting",
+            "version": __version__,
+            "services": {"lambda": "running", "logs": "running"} if self.started else {},
+            "isolation": self.backend.name if self.backend else "unknown",
+            "isolation_warning": self.isolation_warning,
+            "environments": self.pool.statistics() if self.pool else {},
+        }
+
+
+class HearthApp:
+    """The ASGI application: `/_hearth/*` routes, everything else to the AWS gateway."""
+
+    def __init__(self, hearth: Hearth) -> None:
+        self.hearth = hearth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        if path.startswith("/_hearth/"):
+            await self._hearth_route(scope, send)
+            return
+        gateway = self.hearth.gateway
+        if gateway is None:
+            await _send(send, 503, {"content-type": "application/json"}, b'{"message": "starting"}')
+            return
+        await gateway(scope, receive, send)
+
+    async def _hearth_route(self, scope: Scope, send: Send) -> None:
+        path: str = scope["path"]
+        if path == "/_hearth/health":
+            body = json.dumps(self.hearth.health()).encode()
+            await _send(send, 200, {"content-type": "application/json"}, body)
+        elif path.startswith("/_hearth/code/") and self.hearth.started:
+            status, headers, body = await serve_code_download(
+                self.hearth.code_signer, self.hearth.blobs, path, scope.get("query_string", b"").decode())
+            await _send(send, status, headers, body)
+        else:
+            await _send(send, 404, {"content-type": "application/json"}, b'{"message": "Not Found"}')
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.hearth.start()
+                except Exception as exc:
+                    log.exception("hearth failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+                print(f"hearth: ready on {self.hearth.settings.endpoint_url} "
+                      f"(isolation: {self.hearth.health()['isolation']})", file=sys.stderr, flush=True)
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.hearth.stop()
+                finally:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _send(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return False
+    import ipaddress
+
+    return all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def serve(settings: Settings) -> None:
+    """Run Hearth until SIGINT/SIGTERM."""
+    if settings.auth == "any" and not is_loopback(settings.host):
+        raise SystemExit("hearth: --auth any is only allowed when bound to a loopback address")
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = uvicorn.Config(
+        HearthApp(Hearth(settings)),
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        log_level="warning" if settings.log_level == "info" else settings.log_level,
+        access_log=False,
+        loop="uvloop" if sys.platform == "linux" else "asyncio",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+        server_header=False,
+        date_header=True,
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,120 @@
+"""The Invoke operation: checks an invocation request as AWS does, then hands it to the invoker.
+
+It owns the caller-facing rules of Invoke (payload limits and encoding, invocation types, function
+states) and the shape of its answer. It never runs code itself (`hearth.invoke` does).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from typing import Any, Protocol
+
+from hearth.aws.context import RequestContext
+from hearth.aws.errors import AwsError
+from hearth.functions.model import FunctionVersion
+from hearth.invoke.invoker import Invoker
+
+SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # 6,291,456 bytes, request and response
+ASYNC_PAYLOAD_LIMIT = 256 * 1024
+CLIENT_CONTEXT_LIMIT = 3583  # bytes of the base64 X-Amz-Client-Context header, as AWS
+
+
+class FunctionResolver(Protocol):
+    def resolve(self, account: str, region: str, name: str, qualifier: str | None) -> FunctionVersion: ...
+
+
+def _user_error(code: str, message: str, status: int = 400, *, key: str = "message") -> AwsError:
+    return AwsError(code, message, status, fields={"Type": "User"}, message_key=key)
+
+
+class LambdaInvokeProvider:
+    def __init__(self, functions: FunctionResolver, invoker: Invoker) -> None:
+        self._functions = functions
+        self._invoker = invoker
+
+    async def invoke(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        invocation_type = params.get("InvocationType") or "RequestResponse"
+        payload: bytes = params.get("Payload") or b""
+        limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+        if len(payload) > limit:
+            operation = "InvokeAsyncFunction" if invocation_type == "Event" else "InvokeFunction"
+            raise AwsError("RequestEntityTooLargeException",
+                           f"Request must be smaller than {limit} bytes for the {operation} operation", 413)
+        _check_json(payload)
+        client_context = _client_context(params.get("ClientContext"))
+        fv = self._functions.resolve(ctx.account_id, ctx.region, params["FunctionName"], params.get("Qualifier"))
+        _check_state(fv)
+        if invocation_type == "DryRun":
+            return {"StatusCode": 204, "Payload": b""}
+        if invocation_type == "Event":
+            request_id = str(uuid.uuid4())
+            self._invoker.invoke_in_background(fv, payload or b"{}", request_id)
+            return {"StatusCode": 202, "Payload": b""}
+        outcome = await self._invoker.invoke(
+            fv, payload or b"{}", tail=params.get("LogType") == "Tail", client_context=client_context,
+            request_id=ctx.request_id,
+        )
+        result: dict[str, Any] = {
+            "StatusCode": 200,
+            "ExecutedVersion": outcome.executed_version,
+            "Payload": outcome.payload,
+        }
+        if outcome.function_error:
+            result["FunctionError"] = outcome.function_error
+        if outcome.log_tail is not None:
+            result["LogResult"] = outcome.log_tail
+        return result
+
+
+def _check_json(payload: bytes) -> None:
+    """AWS refuses payloads that are not JSON before it runs anything."""
+    if not payload:
+        return
+    try:
+        json.loads(payload)
+    except UnicodeDecodeError as exc:
+        bad = payload[exc.start] if exc.start < len(payload) else 0
+        raise _user_error(
+            "InvalidRequestContentException",
+            "Could not parse request body into json: Could not parse payload into json: "
+            f"Invalid UTF-8 start byte 0x{bad:02x}",
+        ) from None
+    except ValueError as exc:
+        raise _user_error(
+            "InvalidRequestContentException",
+            f"Could not parse request body into json: Could not parse payload into json: {exc}",
+        ) from None
+
+
+def _client_context(value: str | None) -> str | None:
+    """X-Amz-Client-Context is base64 of a JSON document; the runtime receives the JSON."""
+    if not value:
+        return None
+    if len(value) > CLIENT_CONTEXT_LIMIT:
+        raise _user_error("InvalidRequestContentException",
+                          "Client context must be smaller than 3583 bytes.")
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+        json.loads(decoded)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise _user_error("InvalidRequestContentException",
+                          "Client context must be a valid Base64-encoded JSON object.") from None
+    return decoded
+
+
+def _check_state(fv: FunctionVersion) -> None:
+    if fv.state == "Active":
+        return
+    if fv.state == "Inactive":
+        raise AwsError("ResourceNotReadyException",
+                       "The function is inactive and its environment is being recreated. Retry shortly.",
+                       502, fields={"Type": "User"}, message_key="message")
+    raise _user_error(
+        "ResourceConflictException",
+        f"The operation cannot be performed at this time. The function is currently in the following state: "
+        f"{fv.state}",
+        409,
+    )

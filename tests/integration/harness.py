@@ -1,0 +1,168 @@
+"""A real `hearth serve` process for integration tests, and helpers to drive it with boto3."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+ACCOUNT = "000000000000"
+ACCESS_KEY = "AKIAHEARTHTESTADMIN0"
+SECRET_KEY = "hearth-test-secret-key-0000000000000000"
+OTHER_ACCOUNT = "111111111111"
+OTHER_ACCESS_KEY = "AKIAHEARTHTESTOTHER1"
+OTHER_SECRET_KEY = "hearth-test-secret-key-1111111111111111"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/lambda-role"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class HearthServer:
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    extra_args: tuple[str, ...] = ()
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        keys = [
+            {"access_key_id": OTHER_ACCESS_KEY, "secret_access_key": OTHER_SECRET_KEY, "account_id": OTHER_ACCOUNT},
+        ]
+        keys_file = self.data_dir / "keys.json"
+        if not keys_file.exists():
+            keys_file.write_text(json.dumps(keys))
+            keys_file.chmod(0o600)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HEARTH_"))}
+        env.update(HEARTH_ACCESS_KEY_ID=ACCESS_KEY, HEARTH_SECRET_ACCESS_KEY=SECRET_KEY,
+                   HEARTH_ACCOUNT_ID=ACCOUNT, HEARTH_KEEP_ALIVE="120")
+        env.update(self.extra_env)
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        log_file = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hearth", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
+             *self.extra_args],
+            env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hearth exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/_hearth/health", timeout=1) as resp:
+                    if json.load(resp).get("status") == "running":
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"hearth did not become healthy:\n{self.log()}")
+
+    def health(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.endpoint}/_hearth/health", timeout=5) as resp:
+            return dict(json.load(resp))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def kill9(self) -> None:
+        """kill -9 the server process only (as a crash would); its sandboxes die with their zygote's
+        parent or are reaped by the next start."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-20000:] if self.log_path else ""
+
+    def client(self, service: str, *, account: str = ACCOUNT, **kwargs: Any) -> Any:
+        key, secret = (ACCESS_KEY, SECRET_KEY) if account == ACCOUNT else (OTHER_ACCESS_KEY, OTHER_SECRET_KEY)
+        return boto3.client(
+            service, endpoint_url=self.endpoint, region_name="us-east-1",
+            aws_access_key_id=kwargs.pop("key", key), aws_secret_access_key=kwargs.pop("secret", secret),
+            config=Config(retries={"max_attempts": 1}, read_timeout=120, connect_timeout=5), **kwargs,
+        )
+
+    def cli_env(self, account: str = ACCOUNT) -> dict[str, str]:
+        key, secret = (ACCESS_KEY, SECRET_KEY) if account == ACCOUNT else (OTHER_ACCESS_KEY, OTHER_SECRET_KEY)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_ENDPOINT_URL=self.endpoint, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret,
+                   AWS_DEFAULT_REGION="us-east-1", AWS_MAX_ATTEMPTS="1", AWS_PAGER="")
+        return env
+
+    def aws(self, *args: str, account: str = ACCOUNT, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run the AWS CLI (the one installed beside the tests) against this server."""
+        aws = Path(sys.executable).with_name("aws")
+        return subprocess.run([str(aws), *args], env=self.cli_env(account), capture_output=True, text=True,
+                              check=check, timeout=120)
+
+
+def make_zip(files: dict[str, str | bytes], executable: tuple[str, ...] = ()) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in sorted(files.items()):
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            mode = 0o755 if name in executable else 0o644
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, content)
+    return buf.getvalue()
+
+
+def wait_active(client: Any, name: str, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        cfg: dict[str, Any] = client.get_function_configuration(FunctionName=name)
+        if cfg["State"] != "Pending" and cfg.get("LastUpdateStatus") != "InProgress":
+            return cfg
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} still {cfg['State']}/{cfg.get('LastUpdateStatus')}")
+        time.sleep(0.05)
+
+
+def create_function(client: Any, name: str, files: dict[str, str | bytes], *, runtime: str = "python3.11",
+                    handler: str = "app.handler", executable: tuple[str, ...] = (), **kwargs: Any) -> dict[str, Any]:
+    client.create_function(FunctionName=name, Runtime=runtime, Handler=handler, Role=ROLE,
+                           Code={"ZipFile": make_zip(files, executable)}, **kwargs)
+    return wait_active(client, name)
+
+
+def invoke_json(client: Any, name: str, payload: Any = None, **kwargs: Any) -> tuple[dict[str, Any], Any]:
+    resp = client.invoke(FunctionName=name, Payload=json.dumps(payload if payload is not None else {}), **kwargs)
+    body = resp["Payload"].read()
+    return resp, json.loads(body) if body else None
