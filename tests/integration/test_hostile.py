@@ -111,7 +111,7 @@ def test_fill_tmp(hostile: Any) -> None:
 
 
 def test_100_mb_of_stdout(hostile: Any) -> None:
-    resp, body = invoke_json(hostile, "h-flood", LogType="Tail")
+    _, body = invoke_json(hostile, "h-flood", LogType="Tail")
     assert body == "flooded" or body["errorType"] == "Sandbox.Timedout"
     _still_serving(hostile, "h-flood")
 
@@ -129,7 +129,7 @@ def test_ignores_sigterm(hostile: Any) -> None:
 
 
 def test_spin_forever(hostile: Any) -> None:
-    resp, body = invoke_json(hostile, "h-spin")
+    _, body = invoke_json(hostile, "h-spin")
     assert body["errorType"] == "Sandbox.Timedout"
     assert body["errorMessage"].endswith("Task timed out after 3.00 seconds")
     _still_serving(hostile, "h-spin")

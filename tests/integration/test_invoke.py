@@ -86,7 +86,7 @@ def test_log_tail_has_aws_lines(lam: Any, py_fn: str) -> None:
     assert f"START RequestId: {rid} Version: $LATEST\n" in text
     assert "hello from the handler\n" in text
     assert f"END RequestId: {rid}\n" in text
-    report = [line for line in text.splitlines() if line.startswith("REPORT")][0]
+    report = next(line for line in text.splitlines() if line.startswith("REPORT"))
     assert report.startswith(f"REPORT RequestId: {rid}\tDuration: ")
     assert "\tBilled Duration: " in report and "\tMemory Size: 256 MB\tMax Memory Used: " in report
 
@@ -128,8 +128,8 @@ def test_import_error_and_missing_handler(lam: Any) -> None:
 
 
 def test_timeout_is_reported_and_environment_replaced(lam: Any) -> None:
-    create_function(lam, "py-slow", {"app.py": "import time\ndef handler(e, c):\n    time.sleep(e['s'])\n    return 'done'\n"},
-                    Timeout=1)
+    source = "import time\ndef handler(e, c):\n    time.sleep(e['s'])\n    return 'done'\n"
+    create_function(lam, "py-slow", {"app.py": source}, Timeout=1)
     resp, body = invoke_json(lam, "py-slow", {"s": 5})
     assert resp["FunctionError"] == "Unhandled"
     assert body["errorType"] == "Sandbox.Timedout"
@@ -277,5 +277,5 @@ def test_function_can_call_hearth_with_boto3(lam: Any) -> None:
         "def handler(e, c):\n"
         "    names = [f['FunctionName'] for f in boto3.client('lambda').list_functions()['Functions']]\n"
         "    return {'sees_itself': 'py-sdk' in names}\n")}, Timeout=30, MemorySize=512)
-    resp, body = invoke_json(lam, "py-sdk")
+    _resp, body = invoke_json(lam, "py-sdk")
     assert body == {"sees_itself": True}, body

@@ -115,7 +115,7 @@ def run(runs: int = 20, warm_runs: int = 300, endpoint: str | None = None) -> di
             warm_name = names[0]
             for _ in range(20):
                 lam.invoke(FunctionName=warm_name, Payload=b"{}")
-            warm = [_time_ms(lambda: lam.invoke(FunctionName=warm_name, Payload=b"{}")["Payload"].read())
+            warm = [_time_ms(lambda n=warm_name: lam.invoke(FunctionName=n, Payload=b"{}")["Payload"].read())  # type: ignore[misc]
                     for _ in range(warm_runs)]
             results[f"{label}_warm_ms"] = percentiles(warm)
             results[f"{label}_cold_ratio"] = (results[f"{label}_cold_start_ms"]["p50"]

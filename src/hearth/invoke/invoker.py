@@ -70,7 +70,7 @@ class Invoker:
             env, cold = await self._pool.acquire(fv)
         except InitFailure as failure:
             self.errors += 1
-            events = failure.init_log + [(int(time.time() * 1000), logs.init_report_line(failure.error_type))]
+            events = [*failure.init_log, (int(time.time() * 1000), logs.init_report_line(failure.error_type))]
             self._write_logs(fv, f"{logs.log_stream_name(fv.version, uuid.uuid4().hex)}", events)
             return InvokeOutcome(request_id, failure.payload, "Unhandled", failure.error_type, fv.version,
                                  logs.tail(events) if tail else None, 0.0, True)

@@ -13,8 +13,9 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from hearth.functions.model import FunctionVersion
 from hearth.invoke import launch, logs
@@ -59,6 +60,7 @@ class EnvironmentPool:
         self._keys: dict[str, PoolKey] = {}
         self._reclaimer: asyncio.Task[None] | None = None
         self._closing = False
+        self._tasks: set[asyncio.Task[None]] = set()
         self.cold_starts = 0
         self.warm_starts = 0
 
@@ -103,16 +105,22 @@ class EnvironmentPool:
         """Give an environment back after an invocation: kept warm (frozen) if it is healthy."""
         if not env.alive or self._closing or self._keys.get(env.env_id) != pool_key(fv):
             if env.alive:
-                asyncio.create_task(env.shutdown())
+                self._spawn(env.shutdown())
             return
         if self._config.freeze_idle:
             try:
                 env.freeze()
             except OSError:
                 log.exception("freezing environment %s failed; discarding it", env.env_id)
-                asyncio.create_task(env.kill())
+                self._spawn(env.kill())
                 return
         self._idle.setdefault(pool_key(fv), []).append(env)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        # Keep a reference: the loop holds tasks only weakly.
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _forget(self, env: Environment) -> None:
         self._all.pop(env.env_id, None)
