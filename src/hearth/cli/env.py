@@ -6,13 +6,13 @@ HEARTH_ACCESS_KEY_ID / HEARTH_SECRET_ACCESS_KEY) and never prints anything else 
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 from pathlib import Path
 
 import click
 
+from hearth.cli.client import find_key
 from hearth.cli.main import main
 from hearth.config import Settings
 
@@ -23,21 +23,7 @@ from hearth.config import Settings
 def env(data_dir: Path | None, account: str | None) -> None:
     """Print export lines for eval: endpoint, keys, region."""
     settings = Settings.from_env(data_dir=data_dir)
-    key_id, secret = settings.access_key_id, settings.secret_access_key
-    if not (key_id and secret) or account:
-        keys_file = settings.data_dir / "keys.json"
-        try:
-            keys = json.loads(keys_file.read_text())
-        except (OSError, ValueError) as exc:
-            raise click.ClickException(
-                f"no keys: {keys_file} is not readable ({exc}). Start the server once (./run serve) "
-                "or set HEARTH_ACCESS_KEY_ID and HEARTH_SECRET_ACCESS_KEY.") from None
-        for key in keys:
-            if account is None or key.get("account_id") == account:
-                key_id, secret = key["access_key_id"], key["secret_access_key"]
-                break
-        else:
-            raise click.ClickException(f"no key for account {account} in {keys_file}")
+    key_id, secret = find_key(settings, account)
     host = os.environ.get("HEARTH_HOST", settings.host)
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
