@@ -1,0 +1,302 @@
+"""The AWS API gateway: one ASGI app in front of every AWS-compatible service Hearth serves.
+
+Per request it: identifies the service (SigV4 credential scope, then X-Amz-Target, the path, the
+form's Action), finds the operation, reads the body (bounded), verifies the signature, parses and
+validates the input from botocore's model, calls the provider's method and renders the result or
+error in the service's protocol. It never holds business rules, and never answers with a stack
+trace: an unexpected exception is logged and answered as a 500 ServiceException.
+
+Adding a service = adding `"<signing name>": [provider, ...]` to the providers dict.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from botocore.model import OperationModel
+
+from hearth.aws.context import RequestContext
+from hearth.aws.errors import AwsError
+from hearth.aws.keys import KeyStore
+from hearth.aws.models import ServiceApi, service_api
+from hearth.aws.protocols import json_, query, rest_json
+from hearth.aws.protocols.common import BadRequest, HttpRequest, HttpResponse
+from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier, peek_credential
+from hearth.aws.validate import validate
+from hearth.config import Settings
+from hearth.services.base import RawResponse, method_name
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# AWS Lambda refuses request bodies above this (a 50 MB zip, base64-encoded), before parsing them.
+REQUEST_BODY_LIMIT = 69_905_067
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class AwsGateway:
+    def __init__(self, settings: Settings, keys: KeyStore, providers: dict[str, list[object]],
+                 *, clock: Callable[[], float] = time.time) -> None:
+        self._settings = settings
+        self._providers = providers
+        self._verifier = SigV4Verifier(keys, settings.auth, settings.account_id, clock)
+        self._methods: dict[tuple[str, str], Callable[..., Any] | None] = {}
+        self._targets: dict[str, str] | None = None
+
+    # -- ASGI -------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request_id = str(uuid.uuid4())
+        try:
+            response = await self._handle(scope, receive, request_id)
+        except Exception:
+            log.exception("internal error answering %s %s", scope.get("method"), scope.get("path"))
+            response = rest_json.render_error(_internal_error(), request_id)
+        await _send_response(send, response)
+
+    # -- one request ------------------------------------------------------------------------------
+
+    async def _handle(self, scope: Scope, receive: Receive, request_id: str) -> HttpResponse:
+        method: str = scope["method"]
+        raw_path_bytes: bytes | None = scope.get("raw_path")
+        raw_path = (raw_path_bytes.decode("latin-1").partition("?")[0] if raw_path_bytes
+                    else quote(scope.get("path", "/")))
+        query_string = scope.get("query_string", b"").decode("latin-1")
+        headers: dict[str, str] = {}
+        for k, v in scope.get("headers", ()):
+            name = k.decode("latin-1").lower()
+            value = v.decode("latin-1")
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        query_params = parse_qs(query_string, keep_blank_values=True)
+        first_query = {k: v[0] for k, v in query_params.items()}
+
+        service = self._identify(headers, first_query, raw_path, method)
+        api = service_api(service) if service is not None else None
+        if api is None or api.protocol not in ("rest-json", "json", "query"):
+            return await self._unknown_service(scope, receive, headers, first_query, service, request_id)
+        req = HttpRequest(method, raw_path, query_string, query_params, headers, b"")
+        try:
+            return await self._serve(api, req, scope, receive, first_query, request_id)
+        except AwsError as err:
+            return self._render_error(api, err, request_id)
+        except Exception:
+            log.exception("internal error in %s %s %s", service, method, raw_path)
+            return self._render_error(api, _internal_error(), request_id)
+
+    async def _serve(self, api: ServiceApi, req: HttpRequest, scope: Scope, receive: Receive,
+                     first_query: dict[str, str], request_id: str) -> HttpResponse:
+        op, labels = self._find_operation(api, req)
+        op_label = op.name if op is not None else "this"
+        try:
+            req.body = await _read_body(scope, receive, req.headers, REQUEST_BODY_LIMIT)
+        except _TooLarge:
+            raise AwsError("RequestEntityTooLargeException",
+                           f"Request must be smaller than {REQUEST_BODY_LIMIT} bytes for the {op_label} "
+                           "operation", 413) from None
+        try:
+            principal, cred = self._verifier.verify(
+                SignedRequest(req.method, req.path, req.query_string, req.headers, req.body), first_query)
+        except AuthFailure as failure:
+            raise failure.for_protocol(api.protocol) from None
+        form: dict[str, str] = {}
+        if api.protocol == "query":
+            try:
+                form = query.form_params(req)
+            except BadRequest as exc:
+                raise _bad_request(api, exc) from None
+            action = form.get("Action")
+            op = api.operation(action) if action else None
+            if op is None:
+                raise AwsError("InvalidAction", f"The action {action} is not valid for this web service.", 400)
+        if op is None:
+            raise _unknown_operation(api, req)
+        try:
+            if api.protocol == "rest-json":
+                params = rest_json.parse_request(op, req, labels)
+            elif api.protocol == "json":
+                params = json_.parse_request(op, req.body)
+            else:
+                params = query.parse_request(op, form)
+        except BadRequest as exc:
+            raise _bad_request(api, exc) from None
+        validate(op.input_shape, params)
+        handler = self._method(api.name, op.name)
+        if handler is None:
+            if api.protocol == "query":
+                raise AwsError("InvalidAction", f"The action {op.name} is not valid for this web service.",
+                               400)
+            raise AwsError("UnknownOperationException",
+                           f"The operation {op.name} is not supported by Hearth.", 501)
+        client = scope.get("client")
+        ctx = RequestContext(
+            service=api.name, operation=op.name, region=cred.region, principal=principal,
+            request_id=request_id, headers=req.headers, raw_body=req.body,
+            source_ip=client[0] if client else "127.0.0.1",
+        )
+        result = handler(ctx, params)
+        if inspect.isawaitable(result):
+            result = await result
+        if isinstance(result, RawResponse):
+            headers = dict(result.headers)
+            headers.setdefault("x-amzn-RequestId", request_id)
+            return HttpResponse(result.status, headers, result.body)
+        result = result or {}
+        if api.protocol == "rest-json":
+            return rest_json.render(op, result, request_id)
+        if api.protocol == "json":
+            return json_.render(api, op, result, request_id)
+        return query.render(api, op, result, request_id)
+
+    # -- routing ----------------------------------------------------------------------------------
+
+    def _identify(self, headers: dict[str, str], first_query: dict[str, str], path: str,
+                  method: str) -> str | None:
+        cred = peek_credential(headers, first_query)
+        if cred is not None and cred.service in self._providers:
+            return cred.service
+        target = headers.get("x-amz-target")
+        if target:
+            prefix = target.rpartition(".")[0]
+            found = self._target_prefixes().get(prefix)
+            if found is not None:
+                return found
+        for name in self._providers:
+            api = service_api(name)
+            if api is not None and api.routes and api.has_path(path):
+                return name
+        if cred is not None:
+            return cred.service  # a service Hearth does not serve: answered as unknown
+        content_type = headers.get("content-type", "")
+        if "x-www-form-urlencoded" in content_type or "Action" in first_query:
+            query_services = [n for n in self._providers if (a := service_api(n)) and a.protocol == "query"]
+            if len(query_services) == 1:
+                return query_services[0]
+        return None
+
+    def _target_prefixes(self) -> dict[str, str]:
+        if self._targets is None:
+            targets: dict[str, str] = {}
+            for name in self._providers:
+                api = service_api(name)
+                if api is not None and api.protocol == "json" and api.target_prefix:
+                    targets[api.target_prefix] = name
+            self._targets = targets
+        return self._targets
+
+    def _find_operation(self, api: ServiceApi, req: HttpRequest,
+                        ) -> tuple[OperationModel | None, dict[str, str]]:
+        if api.protocol == "rest-json":
+            found = api.match(req.method, req.path, req.query)
+            return (found[0], found[1]) if found else (None, {})
+        if api.protocol == "json":
+            name = json_.operation_name(api, req.headers.get("x-amz-target"))
+            return (api.operation(name) if name else None), {}
+        return None, {}  # query: the Action is in the (not yet read) body
+
+    def _method(self, service: str, operation: str) -> Callable[..., Any] | None:
+        key = (service, operation)
+        if key not in self._methods:
+            name = method_name(operation)
+            self._methods[key] = next(
+                (getattr(p, name) for p in self._providers.get(service, []) if callable(getattr(p, name, None))),
+                None)
+        return self._methods[key]
+
+    async def _unknown_service(self, scope: Scope, receive: Receive, headers: dict[str, str],
+                               first_query: dict[str, str], service: str | None,
+                               request_id: str) -> HttpResponse:
+        # Drain (a bounded part of) the body so the connection stays usable.
+        try:
+            await _read_body(scope, receive, headers, REQUEST_BODY_LIMIT)
+        except _TooLarge:
+            pass
+        if service is None and "authorization" not in headers and "X-Amz-Credential" not in first_query:
+            err: AwsError = AwsError("MissingAuthenticationTokenException", "Missing Authentication Token", 403)
+        else:
+            err = AwsError("UnknownServiceException",
+                           f"The service '{service or 'unknown'}' is not served by this Hearth endpoint.", 400)
+        return rest_json.render_error(err, request_id)
+
+    def _render_error(self, api: ServiceApi, err: AwsError, request_id: str) -> HttpResponse:
+        if api.protocol == "json":
+            return json_.render_error(api, err, request_id)
+        if api.protocol == "query":
+            return query.render_error(api, err, request_id)
+        return rest_json.render_error(err, request_id)
+
+
+def _internal_error() -> AwsError:
+    return AwsError("ServiceException", "An internal error occurred.", 500, message_key="Message",
+                    sender_fault=False)
+
+
+def _unknown_operation(api: ServiceApi, req: HttpRequest) -> AwsError:
+    if api.protocol == "json":
+        return AwsError("UnknownOperationException", "", 400)
+    return AwsError("UnknownOperationException", "Unknown operation", 404)
+
+
+def _bad_request(api: ServiceApi, exc: BadRequest) -> AwsError:
+    if api.protocol == "rest-json":
+        return AwsError("InvalidRequestContentException",
+                        f"Could not parse request body into json: {exc.detail}", 400)
+    if api.protocol == "json":
+        return AwsError("SerializationException", exc.detail, 400)
+    return AwsError("MalformedQueryString", exc.detail, 400)
+
+
+async def _read_body(scope: Scope, receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+async def _send_response(send: Send, response: HttpResponse) -> None:
+    raw_headers = [(k.lower().encode("latin-1"), str(v).encode("latin-1", "replace"))
+                   for k, v in response.headers.items() if k.lower() != "content-length"]
+    body = response.body
+    if isinstance(body, (bytes, bytearray)):
+        raw_headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": bytes(body)})
+        return
+    await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
+    await _stream(send, body)
+
+
+async def _stream(send: Send, body: AsyncIterator[bytes]) -> None:
+    try:
+        async for chunk in body:
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    finally:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,0 +1,330 @@
+"""AWS Signature Version 4 verification (Authorization header and presigned query strings).
+
+It owns the canonical request as botocore builds it and the answer to "who signed this?". It never
+parses operation parameters and never logs secrets or signatures.
+
+Failures raise `AuthFailure` (an `AwsError` with Lambda's rest-json codes); `for_protocol` renames the
+code for json/query services, which spell the same failures differently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
+from urllib.parse import quote, unquote
+
+from hearth.aws.context import Principal
+from hearth.aws.errors import AwsError
+from hearth.aws.keys import KeyStore
+from hearth.config import AuthMode
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+MAX_SKEW_S = 15 * 60
+AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+# Services whose signer does not re-encode the path (botocore's S3SigV4Auth).
+_NO_DOUBLE_ENCODE = frozenset({"s3", "s3-object-lambda", "s3express"})
+
+MISSING = "missing"
+INCOMPLETE = "incomplete"
+UNKNOWN_KEY = "unknown_key"
+BAD_SIGNATURE = "bad_signature"
+
+BAD_SIGNATURE_TEXT = (
+    "The request signature we calculated does not match the signature you provided. Check your AWS "
+    "Secret Access Key and signing method. Consult the service documentation for details."
+)
+UNKNOWN_KEY_TEXT = "The security token included in the request is invalid."
+
+# kind -> (rest-json code, json code, query code, status)
+_CODES: dict[str, tuple[str, str, str, int]] = {
+    MISSING: ("MissingAuthenticationTokenException", "MissingAuthenticationToken",
+              "MissingAuthenticationToken", 403),
+    INCOMPLETE: ("IncompleteSignatureException", "IncompleteSignatureException", "IncompleteSignature", 403),
+    UNKNOWN_KEY: ("UnrecognizedClientException", "UnrecognizedClientException", "InvalidClientTokenId", 403),
+    BAD_SIGNATURE: ("InvalidSignatureException", "InvalidSignatureException", "SignatureDoesNotMatch", 403),
+}
+
+
+class AuthFailure(AwsError):
+    """A request that is not (correctly) signed by a known key."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(_CODES[kind][0], message, _CODES[kind][3])
+        self.kind = kind
+
+    def for_protocol(self, protocol: str) -> AwsError:
+        rest, json_, query, status = _CODES[self.kind]
+        if protocol == "query":
+            code = query
+        elif protocol == "json":
+            code = json_
+        else:
+            code = rest
+        message = self.message
+        if self.kind == MISSING and protocol != "rest-json":
+            message = "Request is missing Authentication Token"
+        return AwsError(code, message, status)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """The credential scope: `AKID/20240101/us-east-1/lambda/aws4_request`."""
+
+    access_key_id: str
+    date: str
+    region: str
+    service: str
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    method: str
+    raw_path: str  # as sent on the wire (still percent-encoded)
+    query_string: str  # raw, as sent
+    headers: dict[str, str]  # lower-cased names; repeated headers joined with ","
+    body: bytes
+
+
+def parse_credential(value: str) -> Credential | None:
+    parts = value.split("/")
+    if len(parts) != 5 or parts[4] != "aws4_request" or not parts[0]:
+        return None
+    return Credential(parts[0], parts[1], parts[2], parts[3])
+
+
+def parse_authorization(header: str) -> dict[str, str]:
+    """`AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...` -> its three parameters.
+
+    Raises AuthFailure(INCOMPLETE) with AWS's texts for a malformed header.
+    """
+    algorithm, _, rest = header.strip().partition(" ")
+    if algorithm != ALGORITHM:
+        raise AuthFailure(INCOMPLETE, f"Unsupported AWS 'algorithm': '{algorithm}'")
+    params: dict[str, str] = {}
+    for part in rest.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, eq, value = part.partition("=")
+        if not eq:
+            raise AuthFailure(
+                INCOMPLETE,
+                f"'{part}' not a valid key=value pair (missing equal-sign) in Authorization header: "
+                f"'{header}'.",
+            )
+        params[name.strip()] = value.strip()
+    missing = [name for name in ("Credential", "Signature", "SignedHeaders") if name not in params]
+    if missing:
+        text = " ".join(f"Authorization header requires '{name}' parameter." for name in missing)
+        raise AuthFailure(INCOMPLETE, f"{text} Authorization={header}")
+    return params
+
+
+def peek_credential(headers: dict[str, str], query: dict[str, str]) -> Credential | None:
+    """The credential scope of a request without verifying it (the gateway routes by its service)."""
+    auth = headers.get("authorization")
+    if auth and auth.startswith(ALGORITHM):
+        start = auth.find("Credential=")
+        if start >= 0:
+            end = auth.find(",", start)
+            return parse_credential(auth[start + 11: end if end >= 0 else None].strip())
+        return None
+    value = query.get("X-Amz-Credential")
+    return parse_credential(value) if value else None
+
+
+def canonical_path(raw_path: str, service: str) -> str:
+    if service in _NO_DOUBLE_ENCODE:
+        return raw_path or "/"
+    return quote(_remove_dot_segments(raw_path or "/"), safe="/~")
+
+
+def _remove_dot_segments(path: str) -> str:
+    out: list[str] = []
+    for seg in path.split("/"):
+        if seg == "..":
+            if out:
+                out.pop()
+        elif seg and seg != ".":
+            out.append(seg)
+    first = "/" if path.startswith("/") else ""
+    last = "/" if path.endswith("/") and out else ""
+    return first + "/".join(out) + last
+
+
+def canonical_query(query_string: str, *, drop_signature: bool = False) -> str:
+    pairs: list[tuple[str, str]] = []
+    for item in query_string.split("&"):
+        if not item:
+            continue
+        key, _, value = item.partition("=")
+        key = quote(unquote(key), safe="-_.~")
+        if drop_signature and key == "X-Amz-Signature":
+            continue
+        pairs.append((key, quote(unquote(value), safe="-_.~")))
+    pairs.sort()
+    return "&".join(f"{k}={v}" for k, v in pairs)
+
+
+def canonical_headers(headers: dict[str, str], signed: list[str]) -> str:
+    return "".join(f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in signed)
+
+
+@lru_cache(maxsize=256)  # the key changes once a day per (secret, region, service): skip 4 HMACs
+def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    k = hmac.new(f"AWS4{secret}".encode(), date.encode(), hashlib.sha256).digest()
+    k = hmac.new(k, region.encode(), hashlib.sha256).digest()
+    k = hmac.new(k, service.encode(), hashlib.sha256).digest()
+    return hmac.new(k, b"aws4_request", hashlib.sha256).digest()
+
+
+def signature(secret: str, cred: Credential, amz_date: str, canonical_request: str) -> str:
+    string_to_sign = "\n".join([
+        ALGORITHM, amz_date, f"{cred.date}/{cred.region}/{cred.service}/aws4_request",
+        hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
+    ])
+    key = signing_key(secret, cred.date, cred.region, cred.service)
+    return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+class SigV4Verifier:
+    """Checks a request's signature against the key store; returns who signed it."""
+
+    def __init__(self, keys: KeyStore, mode: AuthMode, default_account: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._keys = keys
+        self._mode = mode
+        self._default_account = default_account
+        self._clock = clock
+
+    def verify(self, req: SignedRequest, query: dict[str, str]) -> tuple[Principal, Credential]:
+        """`query` is the decoded query string (first value per name)."""
+        auth = req.headers.get("authorization")
+        if auth is not None:
+            return self._verify_header(req, auth)
+        if "X-Amz-Signature" in query or "X-Amz-Algorithm" in query or "X-Amz-Credential" in query:
+            return self._verify_presigned(req, query)
+        raise AuthFailure(MISSING, "Missing Authentication Token")
+
+    def _verify_header(self, req: SignedRequest, auth: str) -> tuple[Principal, Credential]:
+        params = parse_authorization(auth)
+        cred = parse_credential(params["Credential"])
+        if cred is None:
+            raise AuthFailure(
+                INCOMPLETE,
+                f"Credential should be scoped to a valid region, not a malformed credential "
+                f"'{params['Credential']}'. Authorization={auth}",
+            )
+        amz_date = req.headers.get("x-amz-date")
+        if amz_date is None and "date" in req.headers:
+            amz_date = _http_date_to_amz(req.headers["date"])
+        if amz_date is None:
+            raise AuthFailure(
+                INCOMPLETE,
+                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. "
+                f"Authorization={auth}",
+            )
+        signed = params["SignedHeaders"].lower().split(";")
+        payload_hash = self._payload_hash(req)
+        return self._check(req, cred, amz_date, signed, params["Signature"], payload_hash, expires=None,
+                           presigned=False)
+
+    def _verify_presigned(self, req: SignedRequest, query: dict[str, str]) -> tuple[Principal, Credential]:
+        for name in ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders",
+                     "X-Amz-Signature"):
+            if name not in query:
+                raise AuthFailure(INCOMPLETE, f"AWS query-string parameters must include '{name}'. "
+                                              "Re-examine the query-string parameters.")
+        if query["X-Amz-Algorithm"] != ALGORITHM:
+            raise AuthFailure(INCOMPLETE, f"Unsupported AWS 'algorithm': '{query['X-Amz-Algorithm']}'")
+        cred = parse_credential(query["X-Amz-Credential"])
+        if cred is None:
+            raise AuthFailure(INCOMPLETE, f"Invalid credential: '{query['X-Amz-Credential']}'")
+        try:
+            expires = int(query.get("X-Amz-Expires", "3600"))
+        except ValueError:
+            raise AuthFailure(INCOMPLETE, "X-Amz-Expires should be a number") from None
+        payload_hash = (UNSIGNED_PAYLOAD if cred.service in _NO_DOUBLE_ENCODE
+                        else hashlib.sha256(req.body).hexdigest())
+        if "x-amz-content-sha256" in req.headers:
+            payload_hash = self._payload_hash(req)
+        return self._check(req, cred, query["X-Amz-Date"], query["X-Amz-SignedHeaders"].lower().split(";"),
+                           query["X-Amz-Signature"], payload_hash, expires=expires, presigned=True)
+
+    def _payload_hash(self, req: SignedRequest) -> str:
+        declared = req.headers.get("x-amz-content-sha256")
+        if declared is None:
+            return hashlib.sha256(req.body).hexdigest()
+        if declared == UNSIGNED_PAYLOAD or declared.startswith("STREAMING-"):
+            return declared
+        actual = hashlib.sha256(req.body).hexdigest()
+        if not hmac.compare_digest(declared.lower(), actual):
+            raise AuthFailure(BAD_SIGNATURE, "The provided 'x-amz-content-sha256' header does not match "
+                                             "what was computed.")
+        return declared
+
+    def _check(self, req: SignedRequest, cred: Credential, amz_date: str, signed: list[str],
+               provided: str, payload_hash: str, *, expires: int | None, presigned: bool,
+               ) -> tuple[Principal, Credential]:
+        key = self._keys.lookup(cred.access_key_id)
+        if self._mode == "any":
+            if key is not None:
+                return Principal(cred.access_key_id, key.account_id), cred
+            account = cred.access_key_id if (len(cred.access_key_id) == 12
+                                             and cred.access_key_id.isdigit()) else self._default_account
+            return Principal(cred.access_key_id, account), cred
+        if key is None:
+            raise AuthFailure(UNKNOWN_KEY, UNKNOWN_KEY_TEXT)
+        self._check_time(amz_date, expires)
+        canonical_request = "\n".join([
+            req.method.upper(),
+            canonical_path(req.raw_path, cred.service),
+            canonical_query(req.query_string, drop_signature=presigned),
+            canonical_headers(req.headers, signed),
+            ";".join(signed),
+            payload_hash,
+        ])
+        expected = signature(key.secret_access_key, cred, amz_date, canonical_request)
+        if not hmac.compare_digest(expected, provided.strip().lower()):
+            raise AuthFailure(BAD_SIGNATURE, BAD_SIGNATURE_TEXT)
+        return Principal(key.access_key_id, key.account_id), cred
+
+    def _check_time(self, amz_date: str, expires: int | None) -> None:
+        try:
+            signed_at = datetime.strptime(amz_date, AMZ_DATE_FORMAT).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            raise AuthFailure(INCOMPLETE, f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. "
+                                          "See http://en.wikipedia.org/wiki/ISO_8601") from None
+        now = self._clock()
+        if expires is not None:
+            if now > signed_at + expires:
+                raise AuthFailure(BAD_SIGNATURE, f"Signature expired: {amz_date} is now earlier than "
+                                                 f"{_amz(now - expires)} ({_amz(now)} - {expires} sec.)")
+            if signed_at - now > MAX_SKEW_S:
+                raise AuthFailure(BAD_SIGNATURE, f"Signature not yet current: {amz_date} is still later "
+                                                 f"than {_amz(now + MAX_SKEW_S)} ({_amz(now)} + 15 min.)")
+            return
+        if now - signed_at > MAX_SKEW_S:
+            raise AuthFailure(BAD_SIGNATURE, f"Signature expired: {amz_date} is now earlier than "
+                                             f"{_amz(now - MAX_SKEW_S)} ({_amz(now)} - 15 min.)")
+        if signed_at - now > MAX_SKEW_S:
+            raise AuthFailure(BAD_SIGNATURE, f"Signature not yet current: {amz_date} is still later than "
+                                             f"{_amz(now + MAX_SKEW_S)} ({_amz(now)} + 15 min.)")
+
+
+def _amz(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime(AMZ_DATE_FORMAT)
+
+
+def _http_date_to_amz(value: str) -> str | None:
+    try:
+        return parsedate_to_datetime(value).astimezone(UTC).strftime(AMZ_DATE_FORMAT)
+    except (TypeError, ValueError):
+        return None
