@@ -1,0 +1,97 @@
+"""The stored configuration of one function version, and its lifecycle state.
+
+It owns the fields a function version has, their defaults, and their JSON form in the store. It
+never renders the AWS wire shape (`hearth.services.lambda_.provider` does) nor touches the disk.
+
+State machine (what `hearth.functions.service` enforces):
+
+    create           -> State Pending   (StateReasonCode Creating), LastUpdateStatus absent
+    code ready       -> State Active,   LastUpdateStatus Successful
+    code/runtime bad -> State Failed,   LastUpdateStatus Failed (reason and code set on both)
+    update accepted  -> LastUpdateStatus InProgress (State unchanged)
+    update finished  -> LastUpdateStatus Successful (State Active) | Failed (State Failed)
+
+Every change, including the background transitions, gets a new RevisionId.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+PENDING_REASON = "The function is being created."
+PENDING_CODE = "Creating"
+
+
+def aws_timestamp(when: dt.datetime | None = None) -> str:
+    """AWS's LastModified spelling: 2024-01-01T00:00:00.000+0000."""
+    when = when or dt.datetime.now(dt.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}+0000"
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    account_id: str
+    region: str
+    name: str
+    runtime: str
+    role: str
+    handler: str
+    code_sha256: str  # hex
+    code_size: int
+    revision_id: str
+    last_modified: str
+    version: str = "$LATEST"
+    description: str = ""
+    timeout: int = 3
+    memory_size: int = 128
+    environment: dict[str, str] = field(default_factory=dict)
+    tracing_mode: str = "PassThrough"
+    architectures: tuple[str, ...] = ("x86_64",)
+    ephemeral_storage: int = 512
+    log_format: str = "Text"
+    log_group: str | None = None
+    application_log_level: str | None = None
+    system_log_level: str | None = None
+    layers: tuple[str, ...] = ()
+    dead_letter_target: str | None = None
+    kms_key_arn: str | None = None
+    snap_start_apply_on: str = "None"
+    state: str = "Pending"
+    state_reason: str | None = PENDING_REASON
+    state_reason_code: str | None = PENDING_CODE
+    last_update_status: str | None = None
+    last_update_status_reason: str | None = None
+    last_update_status_reason_code: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.account_id, self.region, self.name)
+
+    @property
+    def effective_log_group(self) -> str:
+        return self.log_group or f"/aws/lambda/{self.name}"
+
+    @property
+    def busy(self) -> bool:
+        """True while a create or an update is being finished in the background."""
+        return self.state == "Pending" or self.last_update_status == "InProgress"
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["architectures"] = list(self.architectures)
+        data["layers"] = list(self.layers)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FunctionConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["architectures"] = tuple(values.get("architectures") or ("x86_64",))
+        values["layers"] = tuple(values.get("layers") or ())
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> FunctionConfig:
+        return dataclasses.replace(self, **changes)

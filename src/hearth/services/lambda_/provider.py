@@ -1,0 +1,376 @@
+"""Lambda function management operations (CreateFunction, GetFunction, UpdateFunctionCode, tags …).
+
+It owns the translation between AWS's request/response shapes and the function domain: parameter
+defaults, Lambda-specific checks (via `validation`), and the exact response fields AWS returns. It
+never changes state itself (`FunctionService` does) and never invokes functions (`invoke_api`).
+Every operation is confined to the caller's account and region.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from hearth.aws.context import RequestContext
+from hearth.aws.errors import ValidationError
+from hearth.config import Settings
+from hearth.functions import errors
+from hearth.functions.config import FunctionConfig
+from hearth.functions.names import LATEST, FunctionRef, function_arn, runtime_version_arn
+from hearth.functions.service import FunctionService
+from hearth.services.lambda_ import validation
+from hearth.services.lambda_.code_url import CodeUrlSigner
+from hearth.store.blobs import UNZIPPED_LIMIT, ZipRejected, inspect_zip
+from hearth.store.db import Store
+
+TOTAL_CODE_SIZE_LIMIT = 80_530_636_800
+_ALIAS_LIKE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def render_configuration(cfg: FunctionConfig) -> dict[str, Any]:
+    """The FunctionConfiguration shape, with the members AWS returns for a Zip function."""
+    out: dict[str, Any] = {
+        "FunctionName": cfg.name,
+        "FunctionArn": function_arn(cfg.region, cfg.account_id, cfg.name),
+        "Runtime": cfg.runtime,
+        "Role": cfg.role,
+        "Handler": cfg.handler,
+        "CodeSize": cfg.code_size,
+        "Description": cfg.description,
+        "Timeout": cfg.timeout,
+        "MemorySize": cfg.memory_size,
+        "LastModified": cfg.last_modified,
+        "CodeSha256": base64.b64encode(bytes.fromhex(cfg.code_sha256)).decode(),
+        "Version": cfg.version,
+        "Environment": {"Variables": dict(cfg.environment)},
+        "TracingConfig": {"Mode": cfg.tracing_mode},
+        "RevisionId": cfg.revision_id,
+        "State": cfg.state,
+        "PackageType": "Zip",
+        "Architectures": list(cfg.architectures),
+        "EphemeralStorage": {"Size": cfg.ephemeral_storage},
+        "SnapStart": {"ApplyOn": cfg.snap_start_apply_on, "OptimizationStatus": "Off"},
+        "RuntimeVersionConfig": {"RuntimeVersionArn": runtime_version_arn(cfg.region, cfg.runtime)},
+        "LoggingConfig": _logging(cfg),
+    }
+    if cfg.state_reason is not None:
+        out["StateReason"] = cfg.state_reason
+    if cfg.state_reason_code is not None:
+        out["StateReasonCode"] = cfg.state_reason_code
+    if cfg.last_update_status is not None:
+        out["LastUpdateStatus"] = cfg.last_update_status
+    if cfg.last_update_status_reason is not None:
+        out["LastUpdateStatusReason"] = cfg.last_update_status_reason
+    if cfg.last_update_status_reason_code is not None:
+        out["LastUpdateStatusReasonCode"] = cfg.last_update_status_reason_code
+    if cfg.layers:
+        out["Layers"] = [{"Arn": arn} for arn in cfg.layers]
+    if cfg.dead_letter_target:
+        out["DeadLetterConfig"] = {"TargetArn": cfg.dead_letter_target}
+    if cfg.kms_key_arn:
+        out["KMSKeyArn"] = cfg.kms_key_arn
+    return out
+
+
+# ListFunctions returns a subset of FunctionConfiguration: AWS documents that state, update status
+# and runtime version fields come only from GetFunction/GetFunctionConfiguration.
+_NOT_LISTED = (
+    "State",
+    "StateReason",
+    "StateReasonCode",
+    "LastUpdateStatus",
+    "LastUpdateStatusReason",
+    "LastUpdateStatusReasonCode",
+    "RuntimeVersionConfig",
+)
+
+
+def _list_entry(cfg: FunctionConfig) -> dict[str, Any]:
+    out = render_configuration(cfg)
+    for key in _NOT_LISTED:
+        out.pop(key, None)
+    return out
+
+
+def _logging(cfg: FunctionConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {"LogFormat": cfg.log_format}
+    if cfg.application_log_level:
+        out["ApplicationLogLevel"] = cfg.application_log_level
+    if cfg.system_log_level:
+        out["SystemLogLevel"] = cfg.system_log_level
+    out["LogGroup"] = cfg.effective_log_group
+    return out
+
+
+def _logging_changes(logging: dict[str, Any] | None, current: FunctionConfig | None) -> dict[str, Any]:
+    """FunctionConfig fields from a LoggingConfig parameter (JSON logs default to INFO levels, as AWS)."""
+    if not logging:
+        return {}
+    fmt = logging.get("LogFormat") or (current.log_format if current else "Text")
+    changes: dict[str, Any] = {"log_format": fmt}
+    if "LogGroup" in logging:
+        changes["log_group"] = logging["LogGroup"] or None
+    if fmt == "JSON":
+        changes["application_log_level"] = logging.get("ApplicationLogLevel") or (
+            current.application_log_level if current and current.application_log_level else "INFO"
+        )
+        changes["system_log_level"] = logging.get("SystemLogLevel") or (
+            current.system_log_level if current and current.system_log_level else "INFO"
+        )
+    else:
+        changes["application_log_level"] = None
+        changes["system_log_level"] = None
+    return changes
+
+
+def _check_zip(zip_file: bytes) -> None:
+    validation.check_zipped_size(zip_file)
+    try:
+        inspect_zip(zip_file)
+    except ZipRejected as exc:
+        raise errors.invalid_parameter(str(exc)) from None
+
+
+def _check_layers(layers: list[str] | None) -> None:
+    if layers:
+        # Layers come with a later issue; until then no layer version exists, as AWS would say.
+        raise errors.invalid_parameter(f"Layer version {layers[0]} does not exist.")
+
+
+class LambdaProvider:
+    def __init__(
+        self, settings: Settings, store: Store, functions: FunctionService, code_signer: CodeUrlSigner
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._functions = functions
+        self._signer = code_signer
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _ref(
+        self,
+        ctx: RequestContext,
+        params: dict[str, Any],
+        action: str,
+        *,
+        key: str = "FunctionName",
+        qualifier: str | None = None,
+    ) -> FunctionRef:
+        return self._functions.parse_ref(ctx.account_id, ctx.region, params[key], qualifier, action=action)
+
+    def _get_latest(self, ctx: RequestContext, ref: FunctionRef) -> FunctionConfig:
+        if ref.qualifier not in (None, LATEST):
+            raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name, ref.qualifier))
+        try:
+            return self._functions.get(ctx.account_id, ctx.region, ref.name)
+        except Exception as exc:
+            if ref.qualifier == LATEST:
+                raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name, LATEST)) from exc
+            raise
+
+    def _tag_target(self, ctx: RequestContext, resource: str, action: str) -> str:
+        if ":function:" not in resource:
+            raise errors.not_found(resource)
+        ref = self._functions.parse_ref(ctx.account_id, ctx.region, resource, None, action=action)
+        if ref.qualifier is not None:
+            raise errors.invalid_parameter(
+                "Tags on function aliases and versions are not supported. Please specify a function ARN."
+            )
+        return ref.name
+
+    # -- functions ---------------------------------------------------------------------------------
+
+    async def create_function(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        validation.check_request_size(ctx.raw_body, "CreateFunction")
+        ref = self._ref(ctx, params, "CreateFunction")
+        validation.check_create_name(ref.name)
+        if params.get("PackageType") == "Image":
+            raise errors.invalid_parameter(
+                "Container image functions (PackageType Image) are not supported by Hearth yet; use Zip."
+            )
+        runtime, handler = params.get("Runtime"), params.get("Handler")
+        if not runtime or not handler:
+            raise errors.invalid_parameter(
+                "Runtime and Handler are mandatory parameters for functions created with deployment packages."
+            )
+        validation.check_runtime(runtime)
+        validation.check_limits(params)
+        variables = dict((params.get("Environment") or {}).get("Variables") or {})
+        validation.check_environment(variables)
+        zip_file = validation.check_code_source(params.get("Code") or {})
+        _check_zip(zip_file)
+        tags = dict(params.get("Tags") or {})
+        validation.check_tags(len(tags))
+        _check_layers(params.get("Layers"))
+        cfg = FunctionConfig(
+            account_id=ctx.account_id,
+            region=ctx.region,
+            name=ref.name,
+            runtime=runtime,
+            role=params["Role"],
+            handler=handler,
+            code_sha256="",
+            code_size=0,
+            revision_id="",
+            last_modified="",
+            description=params.get("Description") or "",
+            timeout=params.get("Timeout") or 3,
+            memory_size=params.get("MemorySize") or 128,
+            environment=variables,
+            tracing_mode=(params.get("TracingConfig") or {}).get("Mode") or "PassThrough",
+            architectures=tuple(params.get("Architectures") or ("x86_64",)),
+            ephemeral_storage=(params.get("EphemeralStorage") or {}).get("Size") or 512,
+            dead_letter_target=(params.get("DeadLetterConfig") or {}).get("TargetArn") or None,
+            kms_key_arn=params.get("KMSKeyArn") or None,
+            snap_start_apply_on=(params.get("SnapStart") or {}).get("ApplyOn") or "None",
+        )
+        cfg = cfg.replace(**_logging_changes(params.get("LoggingConfig"), None))
+        created = await self._functions.create(cfg, zip_file, tags)
+        return render_configuration(created)
+
+    def get_function(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        ref = self._ref(ctx, params, "GetFunction", qualifier=params.get("Qualifier"))
+        cfg = self._get_latest(ctx, ref)
+        out: dict[str, Any] = {
+            "Configuration": render_configuration(cfg),
+            "Code": {
+                "RepositoryType": "S3",
+                "Location": self._signer.url(self._settings.endpoint_url, ctx.account_id, cfg.code_sha256),
+            },
+        }
+        tags = self._store.get_tags(ctx.account_id, ctx.region, cfg.name)
+        if tags:
+            out["Tags"] = tags
+        return out
+
+    def get_function_configuration(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        ref = self._ref(ctx, params, "GetFunctionConfiguration", qualifier=params.get("Qualifier"))
+        return render_configuration(self._get_latest(ctx, ref))
+
+    def list_functions(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        # MasterRegion (Lambda@Edge replicas) does not apply; FunctionVersion=ALL adds published
+        # versions, of which there are none yet.
+        configs, marker = self._functions.list_functions(
+            ctx.account_id, ctx.region, marker=params.get("Marker") or None, max_items=params.get("MaxItems")
+        )
+        out: dict[str, Any] = {"Functions": [_list_entry(c) for c in configs]}
+        if marker is not None:
+            out["NextMarker"] = marker
+        return out
+
+    async def update_function_code(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        validation.check_request_size(ctx.raw_body, "UpdateFunctionCode")
+        ref = self._ref(ctx, params, "UpdateFunctionCode")
+        if ref.qualifier is not None:
+            raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name, ref.qualifier))
+        zip_file = validation.check_code_source(params)
+        _check_zip(zip_file)
+        # Publish is accepted and ignored until published versions exist.
+        cfg = await self._functions.update_code(
+            ctx.account_id,
+            ctx.region,
+            ref.name,
+            zip_file,
+            revision_id=params.get("RevisionId"),
+            dry_run=bool(params.get("DryRun")),
+        )
+        return render_configuration(cfg)
+
+    def update_function_configuration(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        ref = self._ref(ctx, params, "UpdateFunctionConfiguration")
+        if ref.qualifier is not None:
+            raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name, ref.qualifier))
+        validation.check_limits(params)
+        current = self._functions.get(ctx.account_id, ctx.region, ref.name)
+        changes: dict[str, Any] = {}
+        simple = {
+            "Role": "role",
+            "Handler": "handler",
+            "Description": "description",
+            "Timeout": "timeout",
+            "MemorySize": "memory_size",
+            "KMSKeyArn": "kms_key_arn",
+        }
+        for param, attr in simple.items():
+            if param in params:
+                changes[attr] = params[param]
+        if "Runtime" in params:
+            validation.check_runtime(params["Runtime"])
+            changes["runtime"] = params["Runtime"]
+        if "Environment" in params:
+            variables = dict((params["Environment"] or {}).get("Variables") or {})
+            validation.check_environment(variables)
+            changes["environment"] = variables
+        if "TracingConfig" in params:
+            changes["tracing_mode"] = (params["TracingConfig"] or {}).get("Mode") or "PassThrough"
+        if "EphemeralStorage" in params:
+            changes["ephemeral_storage"] = (params["EphemeralStorage"] or {}).get("Size") or 512
+        if "DeadLetterConfig" in params:
+            changes["dead_letter_target"] = (params["DeadLetterConfig"] or {}).get("TargetArn") or None
+        if "SnapStart" in params:
+            changes["snap_start_apply_on"] = (params["SnapStart"] or {}).get("ApplyOn") or "None"
+        if "Layers" in params:
+            _check_layers(params["Layers"])
+            changes["layers"] = ()
+        changes.update(_logging_changes(params.get("LoggingConfig"), current))
+        cfg = self._functions.update_configuration(
+            ctx.account_id, ctx.region, ref.name, changes, revision_id=params.get("RevisionId")
+        )
+        return render_configuration(cfg)
+
+    def delete_function(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        ref = self._ref(ctx, params, "DeleteFunction", qualifier=params.get("Qualifier"))
+        q = ref.qualifier
+        if q is not None and not q.isdigit() and set(q) <= _ALIAS_LIKE:
+            raise errors.invalid_parameter("Deletion of aliases is not currently supported.")
+        self._functions.get(ctx.account_id, ctx.region, ref.name)  # not found, unqualified, as AWS
+        if q == LATEST:
+            raise errors.invalid_parameter("$LATEST version cannot be deleted without deleting the function.")
+        if q is not None:
+            raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name, q))
+        self._functions.delete(ctx.account_id, ctx.region, ref.name)
+        return {"StatusCode": 204}
+
+    # -- account -----------------------------------------------------------------------------------
+
+    def get_account_settings(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        size, count = self._functions.usage(ctx.account_id, ctx.region)
+        concurrency = self._settings.account_concurrency
+        return {
+            "AccountLimit": {
+                "TotalCodeSize": TOTAL_CODE_SIZE_LIMIT,
+                "CodeSizeUnzipped": UNZIPPED_LIMIT,
+                "CodeSizeZipped": validation.ZIPPED_LIMIT,
+                "ConcurrentExecutions": concurrency,
+                "UnreservedConcurrentExecutions": concurrency,  # no reserved concurrency yet
+            },
+            "AccountUsage": {"TotalCodeSize": size, "FunctionCount": count},
+        }
+
+    # -- tags --------------------------------------------------------------------------------------
+
+    def tag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = self._tag_target(ctx, params["Resource"], "TagResource")
+        tags = dict(params.get("Tags") or {})
+        if not tags:
+            raise errors.invalid_parameter("An error occurred and the request cannot be processed.")
+        existing = self._functions.tags(ctx.account_id, ctx.region, name)
+        validation.check_tags(len(set(existing) | set(tags)))
+        self._functions.tag(ctx.account_id, ctx.region, name, tags)
+        return {}
+
+    def untag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        keys = list(params.get("TagKeys") or [])
+        if not keys:
+            raise ValidationError(
+                "1 validation error detected: Value null at 'tagKeys' failed to satisfy "
+                "constraint: Member must not be null"
+            )
+        name = self._tag_target(ctx, params["Resource"], "UntagResource")
+        self._functions.untag(ctx.account_id, ctx.region, name, keys)
+        return {}
+
+    def list_tags(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = self._tag_target(ctx, params["Resource"], "ListTags")
+        return {"Tags": self._functions.tags(ctx.account_id, ctx.region, name)}
