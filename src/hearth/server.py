@@ -12,11 +12,12 @@ Shutdown is a sequence (uvicorn drives the first two steps on SIGINT/SIGTERM):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 import uvicorn
@@ -238,4 +239,18 @@ def serve(settings: Settings) -> None:
         server_header=False,
         date_header=True,
     )
-    uvicorn.Server(config).run()
+    _Server(config).run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a SIGTERM/SIGINT that ended in a graceful shutdown exits 0.
+
+    uvicorn re-raises the captured signal after shutting down, so the process would die by it; for
+    Hearth a completed graceful shutdown is a clean exit, and supervisors should see it as one.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()

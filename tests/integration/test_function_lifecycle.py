@@ -27,7 +27,7 @@ def test_create_get_update_delete(lam: Any, server: HearthServer) -> None:
     code = make_zip({"app.py": APP})
     created = lam.create_function(FunctionName="life", Runtime="python3.11", Handler="app.handler", Role=ROLE,
                                   Code={"ZipFile": code}, Description="d", Timeout=5, MemorySize=256,
-                                  Environment={"Variables": {"A": "1"}}, Tags={"team": "x"})
+                                  Environment={"Variables": {"AA": "1"}}, Tags={"team": "x"})
     assert created["ResponseMetadata"]["HTTPStatusCode"] == 201
     assert created["FunctionArn"] == "arn:aws:lambda:us-east-1:000000000000:function:life"
     assert created["CodeSha256"] == base64.b64encode(hashlib.sha256(code).digest()).decode()
