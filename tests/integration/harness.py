@@ -59,6 +59,9 @@ class HearthServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HEARTH_"))}
         env.update(HEARTH_ACCESS_KEY_ID=ACCESS_KEY, HEARTH_SECRET_ACCESS_KEY=SECRET_KEY,
                    HEARTH_ACCOUNT_ID=ACCOUNT, HEARTH_KEEP_ALIVE="120")
+        # HEARTH_TEST_ISOLATION=process runs the suite on the fallback backend (default: auto).
+        if os.environ.get("HEARTH_TEST_ISOLATION"):
+            env["HEARTH_ISOLATION"] = os.environ["HEARTH_TEST_ISOLATION"]
         env.update(self.extra_env)
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         log_file = self.log_path.open("ab")

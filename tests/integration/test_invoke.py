@@ -205,7 +205,7 @@ def _has_runtime(runtime: str) -> bool:
 
 CUSTOM_BOOTSTRAP = """#!/bin/sh
 # A custom runtime in POSIX shell + python's http.client would be cheating; use python as a plain program.
-exec {python} -I -S /var/task/runtime.py
+exec {python} -I -S "$LAMBDA_TASK_ROOT/runtime.py"
 """
 
 CUSTOM_RUNTIME = """
@@ -264,7 +264,7 @@ def test_awslambdaric_runs_unmodified(lam: Any, server: HearthServer) -> None:
 def test_aws_cli_invoke(server: HearthServer, py_fn: str, tmp_path: Path) -> None:
     out_file = tmp_path / "out.json"
     out = server.aws("lambda", "invoke", "--function-name", py_fn, "--payload", '{"x":1}',
-                     "--cli-binary-format", "raw-in-base64-out", "--log-type", "Tail", str(out_file))
+                     "--log-type", "Tail", str(out_file))
     meta = json.loads(out.stdout)
     assert meta["StatusCode"] == 200 and meta["ExecutedVersion"] == "$LATEST"
     assert "START RequestId" in base64.b64decode(meta["LogResult"]).decode()
