@@ -1,0 +1,519 @@
+"""Hearth's Python runtime: the loop that runs a Python function inside an execution environment.
+
+It owns, inside the environment: sys.path, stdout/stderr buffering, the root logger's format, loading
+the handler, the Lambda context object, and the Runtime API client loop (next → handler → response or
+error). It behaves like AWS's managed Python runtime (error shapes, messages, log formats).
+
+It must never have side effects on import: a zygote imports this module, forks, replaces os.environ in
+the child and only then calls `main()`. So every environment variable is read in `main()`, and module
+scope only imports the standard library. It runs on Python 3.8 to 3.14: no syntax newer than 3.8 (type
+hints are strings thanks to the __future__ import). Started as `python -I bootstrap.py`, so PYTHONPATH is
+ignored by the interpreter and rebuilt here.
+"""
+
+from __future__ import annotations
+
+import decimal
+import importlib
+import io
+import json
+import logging
+import os
+import socket
+import sys
+import time
+import traceback
+
+_RUNTIME_PATH = "/2018-06-01/runtime"
+_NBSP = "\u00a0"  # AWS indents traceback lines in text error logs with no-break spaces
+
+# The request id the current invocation runs under, for log records (one invocation at a time).
+_request_id = ""
+
+
+class FaultError(Exception):
+    """An error of the runtime's own making (bad handler, unmarshalable result)."""
+
+    def __init__(self, error_type: str, message: str, trace: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.trace = trace
+
+
+# -- the context object ----------------------------------------------------------------------------
+
+
+class CognitoIdentity:
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __init__(self, data: dict | None = None) -> None:
+        data = data or {}
+        self.cognito_identity_id = data.get("cognitoIdentityId")
+        self.cognito_identity_pool_id = data.get("cognitoIdentityPoolId")
+
+    def __repr__(self) -> str:
+        return (f"CognitoIdentity([cognito_identity_id={self.cognito_identity_id},"
+                f"cognito_identity_pool_id={self.cognito_identity_pool_id}])")
+
+
+class Client:
+    __slots__ = ("app_package_name", "app_title", "app_version_code", "app_version_name", "installation_id")
+
+    def __init__(self, data: dict) -> None:
+        for name in self.__slots__:
+            setattr(self, name, data.get(name))
+
+    def __repr__(self) -> str:
+        fields = ",".join(f"{name}={getattr(self, name)}" for name in self.__slots__)
+        return f"Client([{fields}])"
+
+
+class ClientContext:
+    __slots__ = ("client", "custom", "env")
+
+    def __init__(self, data: dict) -> None:
+        client = data.get("client")
+        self.client = Client(client) if isinstance(client, dict) else None
+        self.custom = data.get("custom")
+        self.env = data.get("env")
+
+    def __repr__(self) -> str:
+        return f"ClientContext([custom={self.custom},env={self.env},client={self.client}])"
+
+
+class LambdaContext:
+    """What a handler receives as `context`."""
+
+    def __init__(self, request_id: str, deadline_ms: int, invoked_function_arn: str | None,
+                 client_context: dict | None, cognito_identity: dict | None) -> None:
+        env = os.environ
+        self.aws_request_id = request_id
+        self.invoked_function_arn = invoked_function_arn
+        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        memory = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+        self.memory_limit_in_mb = int(memory) if memory.isdigit() else memory
+        self.client_context = ClientContext(client_context) if isinstance(client_context, dict) else None
+        self.identity = CognitoIdentity(cognito_identity if isinstance(cognito_identity, dict) else None)
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        left = self._deadline_ms - int(time.time() * 1000)
+        return left if left > 0 else 0
+
+    def log(self, msg: str) -> None:
+        sys.stdout.write(str(msg))
+
+    def __repr__(self) -> str:
+        names = ("aws_request_id", "log_group_name", "log_stream_name", "function_name", "memory_limit_in_mb",
+                 "function_version", "invoked_function_arn", "client_context", "identity")
+        fields = ",".join(f"{name}={getattr(self, name)}" for name in names)
+        return f"LambdaContext([{fields}])"
+
+
+# -- the Runtime API client ------------------------------------------------------------------------
+
+
+class RuntimeClient:
+    """A minimal HTTP/1.1 keep-alive client for the Runtime API.
+
+    Why not http.client: it parses every response's headers with the email package, which costs more
+    than the rest of a warm invocation's work inside the runtime. The Runtime API always answers with a
+    Content-Length, so a small reader is enough.
+    """
+
+    def __init__(self, address: str) -> None:
+        host, _, port = address.rpartition(":")
+        self._address = (host.strip("[]") or "127.0.0.1", int(port))
+        self._host_header = address.encode("latin-1")
+        self._sock: socket.socket | None = None
+        self._buf = b""
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(self._address)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._buf = b""
+        return sock
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+            self._sock = None
+
+    def request(self, method: str, path: str, body: bytes = b"",
+                headers: dict | None = None) -> tuple[int, dict, bytes]:
+        head_bytes = f"{method} {path} HTTP/1.1\r\nHost: ".encode("latin-1") + self._host_header + b"\r\n"
+        extra = b""
+        if headers:
+            extra = "".join(f"{k}: {_clean_header(v)}\r\n" for k, v in headers.items()).encode(
+                "utf-8")
+        message = head_bytes + extra
+        if method == "POST":
+            message += b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        else:
+            message += b"\r\n"
+        for attempt in (0, 1):
+            sock = self._sock
+            fresh = sock is None
+            if sock is None:
+                sock = self._connect()
+            try:
+                sock.sendall(message)
+                return self._read_response(sock)
+            except (ConnectionError, _Closed):
+                self.close()
+                # A kept-alive connection may have been closed by the server while idle: retry once on a
+                # new one. A failure on a fresh connection is final.
+                if fresh or attempt:
+                    raise
+        raise ConnectionError("unreachable")
+
+    def _read_response(self, sock: socket.socket) -> tuple[int, dict, bytes]:
+        buf = self._buf
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise _Closed()
+            buf += chunk
+        lines = buf[:end].decode("latin-1").split("\r\n")
+        buf = buf[end + 4:]
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if status == 100:
+            self._buf = buf
+            return self._read_response(sock)
+        length = int(headers.get("content-length", "0"))
+        while len(buf) < length:
+            chunk = sock.recv(max(65536, length - len(buf)))
+            if not chunk:
+                raise _Closed()
+            buf += chunk
+        body, self._buf = buf[:length], buf[length:]
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, headers, body
+
+    def next(self) -> tuple[dict, bytes]:
+        while True:
+            status, headers, body = self.request("GET", _RUNTIME_PATH + "/invocation/next")
+            if status == 200:
+                return headers, body
+            sys.stderr.write(f"[hearth runtime] invocation/next answered {status}: {body[:200]!r}\n")
+            time.sleep(0.01)
+
+    def post_response(self, request_id: str, payload: bytes) -> int:
+        return self.request("POST", f"{_RUNTIME_PATH}/invocation/{request_id}/response", payload)[0]
+
+    def post_error(self, request_id: str, error: dict) -> int:
+        return self.request("POST", f"{_RUNTIME_PATH}/invocation/{request_id}/error",
+                            _error_json(error), {"Lambda-Runtime-Function-Error-Type": error["errorType"]})[0]
+
+    def post_init_error(self, error: dict) -> int:
+        return self.request("POST", _RUNTIME_PATH + "/init/error", _error_json(error),
+                            {"Lambda-Runtime-Function-Error-Type": error["errorType"]})[0]
+
+
+class _Closed(Exception):
+    pass
+
+
+def _clean_header(value: object) -> str:
+    return str(value).replace("\r", " ").replace("\n", " ")
+
+
+# -- JSON -------------------------------------------------------------------------------------------
+
+
+def _json_default(obj: object) -> object:
+    if isinstance(obj, decimal.Decimal):
+        if obj.is_nan():
+            return float("nan")
+        return int(obj) if obj == obj.to_integral_value() else float(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _marshal(result: object, ensure_ascii: bool) -> bytes:
+    if isinstance(result, (bytes, bytearray)):
+        return bytes(result)
+    try:
+        return json.dumps(result, default=_json_default, ensure_ascii=ensure_ascii).encode("utf-8")
+    except Exception as exc:
+        raise FaultError("Runtime.MarshalError", f"Unable to marshal response: {exc}") from None
+
+
+def _error_json(error: dict) -> bytes:
+    return json.dumps(error, default=str).encode("utf-8")
+
+
+def _make_error(message: str, error_type: str, trace: list[str] | None, request_id: str = "") -> dict:
+    return {"errorMessage": message or "", "errorType": error_type or "", "requestId": request_id,
+            "stackTrace": trace or []}
+
+
+def _user_frames(tb: object) -> list[str]:
+    """The traceback from the first frame that is not this file (AWS hides its runtime's frames)."""
+    # Plain tuples, not FrameSummary objects: AWS's traces carry no column carets (Python 3.11+).
+    frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(tb)]  # type: ignore[arg-type]
+    for i, frame in enumerate(frames):
+        if not frame[0].endswith("/bootstrap.py"):
+            frames = frames[i:]
+            break
+    return traceback.format_list(frames)  # type: ignore[arg-type]
+
+
+def _exception_error(exc: BaseException, request_id: str = "") -> dict:
+    return _make_error(str(exc), type(exc).__name__, _user_frames(exc.__traceback__), request_id)
+
+
+# -- logging ----------------------------------------------------------------------------------------
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = _request_id
+        return True
+
+
+class _StdoutHandler(logging.Handler):
+    """Writes formatted records (the formatter adds the newline) straight to stdout."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+_RESERVED = frozenset((
+    "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module", "exc_info",
+    "exc_text", "stack_info", "lineno", "funcName", "created", "msecs", "relativeCreated", "thread",
+    "threadName", "processName", "process", "aws_request_id", "taskName",
+))
+
+
+class _JsonFormatter(logging.Formatter):
+    """AWS's JSON log format for application logs (AWS_LAMBDA_LOG_FORMAT=JSON)."""
+
+    def __init__(self) -> None:
+        super().__init__(datefmt="%Y-%m-%dT%H:%M:%SZ")
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = min(50, max(0, record.levelno)) // 10 * 10
+        message = record.msg if isinstance(record.msg, dict) and not record.args else record.getMessage()
+        exc_info = record.exc_info
+        out = {
+            "timestamp": self.formatTime(record, self.datefmt),
+            "level": logging.getLevelName(level),
+            "message": message,
+            "logger": record.name,
+        }
+        if exc_info and exc_info[0] is not None:
+            out["stackTrace"] = traceback.format_tb(exc_info[2])
+            out["errorType"] = exc_info[0].__name__
+            out["errorMessage"] = str(exc_info[1])
+        out["requestId"] = getattr(record, "aws_request_id", "") or None
+        if exc_info:
+            out["location"] = f"{record.pathname}:{record.funcName}:{record.lineno}"
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and key not in out:
+                out[key] = value
+        clean = {k: v for k, v in out.items() if v is not None}
+        return json.dumps(clean, default=str, ensure_ascii=False) + "\n"
+
+
+def _setup_logging(json_format: bool, level: str) -> None:
+    logging.Formatter.converter = time.gmtime
+    root = logging.getLogger()
+    for old in list(root.handlers):  # a zygote's parent may have configured logging
+        root.removeHandler(old)
+    handler = _StdoutHandler()
+    if json_format:
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+            "%Y-%m-%dT%H:%M:%S"))
+    handler.addFilter(_RequestIdFilter())
+    root.addHandler(handler)
+    if level in ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "FATAL", "CRITICAL"):
+        root.setLevel({"TRACE": "DEBUG", "WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level))
+    elif json_format:
+        root.setLevel(logging.INFO)  # AWS's default application log level for JSON logs
+
+
+def _log_error(error: dict, json_format: bool) -> None:
+    """An unhandled error as AWS's runtime prints it: one log event (lines joined with CR)."""
+    if json_format:
+        record = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": "ERROR"}
+        record.update(error)
+        sys.stdout.write(json.dumps(record, default=str) + "\n")
+        return
+    title = "[ERROR]"
+    if error.get("errorType"):
+        title += " " + error["errorType"]
+    if error.get("errorMessage"):
+        title += (":" if error.get("errorType") else "") + " " + error["errorMessage"]
+    lines = [title]
+    trace = error.get("stackTrace")
+    if trace is not None:
+        lines.append("Traceback (most recent call last):")
+        for element in trace:
+            for line in element.splitlines() or [""]:
+                stripped = line.lstrip(" ")
+                lines.append(_NBSP * (len(line) - len(stripped)) + stripped)
+    sys.stdout.write("\r".join(lines) + "\n")
+
+
+# -- startup ----------------------------------------------------------------------------------------
+
+
+def _unbuffered_stdio() -> None:
+    # -I ignores PYTHONUNBUFFERED; do what -u does: no binary buffer, text written through at once.
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        try:
+            raw = io.FileIO(fd, "w", closefd=False)
+        except OSError:
+            continue
+        stream = io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace" if fd == 2 else "strict",
+                                  line_buffering=True, write_through=True)
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+
+
+def _build_sys_path(env: dict) -> None:
+    task_root = env.get("LAMBDA_TASK_ROOT", "/var/task")
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    front = [task_root, f"/opt/python/lib/{version}/site-packages", "/opt/python"]
+    front += [p for p in env.get("PYTHONPATH", "").split(":") if p]
+    rest = [p for p in sys.path if p and p not in front]
+    # The directory of this script is not a place for user modules (-I already leaves it out).
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in front:
+        rest = [p for p in rest if p != here]
+    sys.path[:] = front + rest
+
+
+def _load_handler(spec: str) -> object:
+    try:
+        module_name, function_name = spec.rsplit(".", 1)
+    except ValueError as exc:
+        raise FaultError("Runtime.MalformedHandlerName", f"Bad handler '{spec}': {exc}") from None
+    if module_name.split(".")[0] in sys.builtin_module_names:
+        raise FaultError("Runtime.BuiltInModuleConflict",
+                         f"Cannot use built-in module {module_name} as a handler module")
+    try:
+        module = importlib.import_module(module_name.replace("/", "."))
+    except ImportError as exc:
+        raise FaultError("Runtime.ImportModuleError",
+                         f"Unable to import module '{module_name}': {exc}") from None
+    except SyntaxError as exc:
+        trace = [f'  File "{exc.filename}" Line {exc.lineno}\n    {exc.text}']
+        raise FaultError("Runtime.UserCodeSyntaxError",
+                         f"Syntax error in module '{module_name}': {exc}", trace) from None
+    try:
+        return getattr(module, function_name)
+    except AttributeError:
+        raise FaultError("Runtime.HandlerNotFound",
+                         f"Handler '{function_name}' missing on module '{module_name}'") from None
+
+
+def _parse_json_header(value: str | None, name: str) -> dict | None:
+    if not value:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise FaultError("Runtime.LambdaContextUnmarshalError",
+                         f"Unable to parse {name} JSON: {exc}") from None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _handle(client: RuntimeClient, handler: object, headers: dict, body: bytes, json_logs: bool,
+            ensure_ascii: bool) -> None:
+    global _request_id
+    request_id = headers.get("lambda-runtime-aws-request-id", "")
+    _request_id = request_id
+    trace_id = headers.get("lambda-runtime-trace-id")
+    if trace_id:
+        os.environ["_X_AMZN_TRACE_ID"] = trace_id
+    else:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
+    try:
+        deadline = int(headers.get("lambda-runtime-deadline-ms", "0") or 0)
+    except ValueError:
+        deadline = 0
+    error = None
+    try:
+        context = LambdaContext(
+            request_id, deadline, headers.get("lambda-runtime-invoked-function-arn"),
+            _parse_json_header(headers.get("lambda-runtime-client-context"), "Client Context"),
+            _parse_json_header(headers.get("lambda-runtime-cognito-identity"), "Cognito Identity"),
+        )
+        try:
+            event = json.loads(body) if body else None
+        except ValueError as exc:
+            raise FaultError("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}") from None
+        result = handler(event, context)  # type: ignore[operator]
+        payload = _marshal(result, ensure_ascii)
+    except FaultError as exc:
+        error = _make_error(exc.message, exc.error_type, exc.trace, request_id)
+    except Exception as exc:
+        error = _exception_error(exc, request_id)
+    if error is not None:
+        _log_error(error, json_logs)
+        client.post_error(request_id, error)
+    else:
+        client.post_response(request_id, payload)
+
+
+def main() -> None:
+    """Run the runtime until the process is killed. Reads the environment now, not at import."""
+    env = dict(os.environ)
+    _unbuffered_stdio()
+    _build_sys_path(env)
+    task_root = env.get("LAMBDA_TASK_ROOT")
+    if task_root:
+        try:
+            os.chdir(task_root)
+        except OSError:
+            pass
+    json_logs = env.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
+    _setup_logging(json_logs, env.get("AWS_LAMBDA_LOG_LEVEL", "").upper())
+    # AWS's runtimes for Python 3.12 and later write non-ASCII characters as they are.
+    ensure_ascii = sys.version_info < (3, 12)
+    client = RuntimeClient(env.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"))
+
+    try:
+        handler = _load_handler(env.get("_HANDLER", ""))
+    except FaultError as exc:
+        init_error = _make_error(exc.message, exc.error_type, exc.trace)
+    except Exception as exc:
+        init_error = _exception_error(exc)
+    else:
+        init_error = None
+    if init_error is not None:
+        _log_error(init_error, json_logs)
+        client.post_init_error(init_error)
+        sys.exit(1)
+
+    while True:
+        headers, body = client.next()
+        _handle(client, handler, headers, body, json_logs, ensure_ascii)
+
+
+if __name__ == "__main__":
+    main()
