@@ -43,7 +43,11 @@ def flood(e, c):
         sys.stdout.write(chunk)
     return "flooded"
 def close_stdout(e, c):
-    os.close(1); os.close(2)
+    for fd in (1, 2):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
     return "closed"
 def ignore_term(e, c):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

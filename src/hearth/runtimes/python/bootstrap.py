@@ -360,7 +360,7 @@ def _log_error(error: dict, json_format: bool) -> None:
     if json_format:
         record = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": "ERROR"}
         record.update(error)
-        sys.stdout.write(json.dumps(record, default=str) + "\n")
+        _write_log(json.dumps(record, default=str) + "\n")
         return
     title = "[ERROR]"
     if error.get("errorType"):
@@ -375,7 +375,15 @@ def _log_error(error: dict, json_format: bool) -> None:
             for line in element.splitlines() or [""]:
                 stripped = line.lstrip(" ")
                 lines.append(_NBSP * (len(line) - len(stripped)) + stripped)
-    sys.stdout.write("\r".join(lines) + "\n")
+    _write_log("\r".join(lines) + "\n")
+
+
+def _write_log(text: str) -> None:
+    # The function may have closed or replaced stdout; losing a log line must not end the runtime.
+    try:
+        sys.stdout.write(text)
+    except (OSError, ValueError):
+        pass
 
 
 # -- startup ----------------------------------------------------------------------------------------

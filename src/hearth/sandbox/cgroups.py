@@ -1,0 +1,333 @@
+"""Control groups for sandboxes, on cgroup v1 (one hierarchy per controller) or v2 (unified).
+
+It owns Hearth's subtree `hearth/<instance>/` in each hierarchy it uses and one child group per
+environment: memory limit (swap off), CPU quota, pids limit, freezer, peak memory and OOM-kill
+accounting, killing everything in a group and removing it. `<instance>` is derived from the data
+directory, so a restarted server cleans up what a crashed run of the same server left behind without
+touching another server's sandboxes. It never moves the server itself into a group and never touches
+groups outside its subtree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+CFS_PERIOD_US = 100_000
+V1_CONTROLLERS = ("memory", "cpu", "pids", "freezer")
+V2_CONTROLLERS = ("memory", "pids", "cpu")
+FREEZE_TIMEOUT_S = 2.0
+
+
+class CgroupUnavailable(Exception):
+    """No writable cgroup hierarchy with the controllers sandboxes need."""
+
+
+def _write(path: Path, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _read(path: Path) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _mounts() -> list[tuple[str, str, set[str]]]:
+    """(mount point, fs type, options) of every cgroup mount."""
+    found = []
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 4 and parts[2] in ("cgroup", "cgroup2"):
+                mount_point = parts[1].replace("\\040", " ")
+                found.append((mount_point, parts[2], set(parts[3].split(","))))
+    return found
+
+
+def instance_key(data_dir: Path) -> str:
+    return "i" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int
+    cpu_fraction: float
+    pids: int
+
+
+class Cgroup:
+    """One environment's group (one directory per v1 hierarchy, or one v2 directory)."""
+
+    def __init__(self, tree: CgroupTree, name: str, dirs: dict[str, Path]) -> None:
+        self.tree = tree
+        self.name = name
+        self.dirs = dirs  # controller (or "unified") -> directory
+        self.removed = False
+
+    @property
+    def procs_files(self) -> list[str]:
+        """Where a process writes its pid to join this group (every hierarchy)."""
+        return [str(d / "cgroup.procs") for d in self._unique_dirs()]
+
+    def _unique_dirs(self) -> list[Path]:
+        seen: list[Path] = []
+        for d in self.dirs.values():
+            if d not in seen:
+                seen.append(d)
+        return seen
+
+    def _dir(self, controller: str) -> Path:
+        return self.dirs["unified"] if self.tree.version == 2 else self.dirs[controller]
+
+    def pids(self) -> list[int]:
+        found: set[int] = set()
+        for d in self._unique_dirs():
+            with contextlib.suppress(OSError, ValueError):
+                found.update(int(x) for x in _read(d / "cgroup.procs").split())
+        return sorted(found)
+
+    # -- accounting -----------------------------------------------------------------------------
+
+    def memory_peak(self) -> int:
+        d = self._dir("memory")
+        if self.tree.version == 2:
+            try:
+                return int(_read(d / "memory.peak"))
+            except (OSError, ValueError):
+                return int(_read(d / "memory.current"))
+        return int(_read(d / "memory.max_usage_in_bytes"))
+
+    def oom_killed(self) -> bool:
+        d = self._dir("memory")
+        name = "memory.events" if self.tree.version == 2 else "memory.oom_control"
+        try:
+            for line in _read(d / name).splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value) > 0
+        except (OSError, ValueError):
+            return False
+        if self.tree.version == 1:  # kernels before 4.13 have no counter: hitting the limit is the hint
+            with contextlib.suppress(OSError, ValueError):
+                return int(_read(d / "memory.failcnt")) > 0
+        return False
+
+    # -- freezer --------------------------------------------------------------------------------
+
+    def freeze(self) -> None:
+        """Freeze every process of the group; returns once the kernel reports it frozen."""
+        if self.tree.version == 2:
+            d = self.dirs["unified"]
+            _write(d / "cgroup.freeze", "1")
+            self._wait_until(lambda: "frozen 1" in _read(d / "cgroup.events"))
+        else:
+            d = self.dirs["freezer"]
+            _write(d / "freezer.state", "FROZEN")
+            self._wait_until(lambda: _read(d / "freezer.state").strip() == "FROZEN")
+
+    def thaw(self) -> None:
+        if self.tree.version == 2:
+            _write(self.dirs["unified"] / "cgroup.freeze", "0")
+        else:
+            _write(self.dirs["freezer"] / "freezer.state", "THAWED")
+
+    @staticmethod
+    def _wait_until(check: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + FREEZE_TIMEOUT_S
+        delay = 0.0002
+        while not check():
+            if time.monotonic() > deadline:
+                raise OSError(errno.ETIMEDOUT, "cgroup did not freeze in time")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
+    # -- kill / remove --------------------------------------------------------------------------
+
+    def kill_all(self) -> None:
+        """SIGKILL every process in the group at once (a fork bomb cannot race the kill)."""
+        if self.removed:
+            return
+        if self.tree.version == 2:
+            kill_file = self.dirs["unified"] / "cgroup.kill"
+            try:
+                _write(kill_file, "1")
+                return
+            except OSError:
+                pass  # kernels before 5.14: freeze, kill, thaw
+        with contextlib.suppress(OSError):
+            self.freeze()
+        for _ in range(3):
+            pids = self.pids()
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        # Killed tasks of a frozen group only die once thawed.
+        with contextlib.suppress(OSError):
+            self.thaw()
+
+    def try_remove(self) -> bool:
+        """rmdir the group's directories; False while processes are still leaving."""
+        if self.removed:
+            return True
+        ok = True
+        for d in self._unique_dirs():
+            try:
+                os.rmdir(d)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                ok = False
+        self.removed = ok
+        return ok
+
+    def destroy(self, wait_s: float = 0.05) -> bool:
+        """Kill and remove, retrying briefly; False if the group is still busy (retry later)."""
+        self.kill_all()
+        deadline = time.monotonic() + wait_s
+        while True:
+            if self.try_remove():
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+
+
+class CgroupTree:
+    """Hearth's subtree in the host's cgroup hierarchies; `version` is 1 or 2."""
+
+    def __init__(self, version: int, roots: dict[str, Path]) -> None:
+        self.version = version
+        self.roots = roots  # controller (or "unified") -> hearth/<instance> directory
+        self.has_memsw = False
+        self.has_swap_max = False
+
+    @classmethod
+    def detect(cls, instance: str, prefer: int | None = None) -> CgroupTree:
+        """Find a usable hierarchy and create `hearth/<instance>` in it. Raises CgroupUnavailable."""
+        mounts = _mounts()
+        errors: list[str] = []
+        order = (2, 1) if prefer != 1 else (1, 2)
+        for version in order:
+            try:
+                tree = cls._v2(mounts, instance) if version == 2 else cls._v1(mounts, instance)
+            except (CgroupUnavailable, OSError) as exc:
+                errors.append(f"cgroup v{version}: {exc}")
+                continue
+            return tree
+        raise CgroupUnavailable("; ".join(errors))
+
+    @classmethod
+    def _v2(cls, mounts: list[tuple[str, str, set[str]]], instance: str) -> CgroupTree:
+        for mount_point, fstype, _ in mounts:
+            if fstype != "cgroup2":
+                continue
+            root = Path(mount_point)
+            available = set(_read(root / "cgroup.controllers").split())
+            missing = [c for c in V2_CONTROLLERS if c not in available]
+            if missing:
+                continue
+            enable = " ".join(f"+{c}" for c in V2_CONTROLLERS)
+            hearth = root / "hearth"
+            hearth.mkdir(exist_ok=True)
+            _write(root / "cgroup.subtree_control", enable)
+            _write(hearth / "cgroup.subtree_control", enable)
+            mine = hearth / instance
+            mine.mkdir(exist_ok=True)
+            _write(mine / "cgroup.subtree_control", enable)
+            tree = cls(2, {"unified": mine})
+            tree.has_swap_max = (mine / "memory.swap.max").exists()
+            return tree
+        raise CgroupUnavailable("no cgroup2 mount offers the memory, pids and cpu controllers")
+
+    @classmethod
+    def _v1(cls, mounts: list[tuple[str, str, set[str]]], instance: str) -> CgroupTree:
+        roots: dict[str, Path] = {}
+        for controller in V1_CONTROLLERS:
+            for mount_point, fstype, options in mounts:
+                if fstype == "cgroup" and controller in options:
+                    roots[controller] = Path(mount_point) / "hearth" / instance
+                    break
+            else:
+                raise CgroupUnavailable(f"no cgroup v1 hierarchy with the {controller} controller")
+        for d in set(roots.values()):
+            d.mkdir(parents=True, exist_ok=True)
+        tree = cls(1, roots)
+        tree.has_memsw = (roots["memory"] / "memory.memsw.limit_in_bytes").exists()
+        return tree
+
+    def _unique_roots(self) -> list[Path]:
+        seen: list[Path] = []
+        for d in self.roots.values():
+            if d not in seen:
+                seen.append(d)
+        return seen
+
+    def create(self, name: str, limits: Limits) -> Cgroup:
+        dirs = {key: root / name for key, root in self.roots.items()}
+        group = Cgroup(self, name, dirs)
+        try:
+            for d in group._unique_dirs():
+                d.mkdir()
+            self._apply(group, limits)
+        except OSError:
+            group.destroy()
+            raise
+        return group
+
+    def _apply(self, group: Cgroup, limits: Limits) -> None:
+        quota = max(1000, int(limits.cpu_fraction * CFS_PERIOD_US))
+        if self.version == 2:
+            d = group.dirs["unified"]
+            _write(d / "memory.max", str(limits.memory_bytes))
+            if self.has_swap_max:
+                _write(d / "memory.swap.max", "0")
+            _write(d / "cpu.max", f"{quota} {CFS_PERIOD_US}")
+            _write(d / "pids.max", str(limits.pids))
+            return
+        mem = group.dirs["memory"]
+        _write(mem / "memory.limit_in_bytes", str(limits.memory_bytes))
+        if self.has_memsw:
+            _write(mem / "memory.memsw.limit_in_bytes", str(limits.memory_bytes))
+        with contextlib.suppress(OSError):  # refused when the parent uses hierarchy-wide swappiness
+            _write(mem / "memory.swappiness", "0")
+        cpu = group.dirs["cpu"]
+        _write(cpu / "cpu.cfs_period_us", str(CFS_PERIOD_US))
+        _write(cpu / "cpu.cfs_quota_us", str(quota))
+        _write(group.dirs["pids"] / "pids.max", str(limits.pids))
+
+    def existing(self) -> list[Cgroup]:
+        """Groups in our subtree, e.g. left behind by a server that was killed."""
+        names: set[str] = set()
+        for root in self._unique_roots():
+            with contextlib.suppress(OSError):
+                names.update(entry.name for entry in os.scandir(root) if entry.is_dir())
+        return [Cgroup(self, name, {k: r / name for k, r in self.roots.items()}) for name in sorted(names)]
+
+    def clean(self, wait_s: float = 2.0) -> list[str]:
+        """Kill and remove every group in our subtree; the names that could not be removed."""
+        groups = self.existing()
+        for group in groups:
+            group.kill_all()
+        deadline = time.monotonic() + wait_s
+        left = groups
+        while left and time.monotonic() < deadline:
+            left = [g for g in left if not g.try_remove()]
+            if left:
+                time.sleep(0.005)
+        return [g.name for g in left]
+
+    def remove_root(self) -> None:
+        """Remove our (empty) instance directory; the shared `hearth/` parent stays."""
+        for d in self._unique_roots():
+            with contextlib.suppress(OSError):
+                os.rmdir(d)

@@ -1,0 +1,525 @@
+"""The sandbox zygote: a pre-started interpreter that forks isolated environments on request.
+
+Run as ``python -I zygote.py <socket fd> <server pid> [bootstrap.py]`` by the namespace backend, as
+root, under the interpreter of the runtime it serves (any Python 3.8-3.14). It is stdlib-only and must
+never import hearth: it runs outside Hearth's virtualenv. It owns the privileged, synchronous setup of
+one sandbox, step by step, and ends every sandbox in either ``execve`` or the runtime bootstrap's
+``main()`` as an unprivileged user. It never runs user code as root and never keeps a sandbox's fds.
+
+Messages on the zygote socket (SOCK_SEQPACKET, one JSON object per message):
+  zygote → server  {"ready": true, "preload_error": str|null} once, after pre-importing.
+  server → zygote  a sandbox request (see `_Request`) with fds [ctl, output].
+Messages on a sandbox's `ctl` socket (SOCK_SEQPACKET), sent by the sandbox:
+  {"pid": <host pid of init>, "trace": [[step, CLOCK_MONOTONIC s]...]}
+      + fds [runtime listener, aws listener]                            setup finished
+  {"error": "<step>: <reason>"}                                          setup failed
+  {"exit": <status>}   the runtime exited (status, or -signal); the sandbox ends with it
+
+Process tree of one sandbox (every process is in the sandbox's cgroups before anything else runs):
+  zygote ─fork→ S (setup, host pid namespace; new mount/uts/ipc/net/cgroup namespaces)
+                 ─fork→ I (pid 1 of a new pid namespace; reaps, forwards SIGTERM, reports the exit)
+                          ─fork→ R (the runtime: drops privileges, then exec or bootstrap main())
+S, in order:
+  1. PR_SET_PDEATHSIG(SIGKILL) (dies with the zygote), own session, default signal handlers.
+  2. Join the cgroups the server created (cgroup.procs), so every descendant is limited.
+  3. unshare(NEWNS|NEWUTS|NEWIPC|NEWNET|NEWPID|NEWCGROUP); make every mount private.
+  4. Hostname; bring `lo` up (ioctl); bind the listeners 127.0.0.1:9001 and :4566 inside the netns.
+  5. Build the new root on a tmpfs: read-only binds (nosuid, nodev) of the system dirs, a minimal
+     /etc, /var/task, /var/runtime, /opt (overlay of layers), extra read-only mounts; device binds;
+     a size-limited /tmp (mode 1777) and /dev/shm; symlinks (/bin -> usr/bin, /dev/fd ...).
+  6. Fork I, then wait for it and exit with its status (S stays outside the new pid namespace).
+I: mounts a fresh /proc, pivot_root into the new root (the old root is detached), remounts the root
+read-only, forks R, sends {"pid"} and the listeners to the server, drops to the sandbox user
+(non-dumpable) and waits. When R exits, I reports its status and exits: the kernel kills whatever
+else is left in the pid namespace.
+R: own session, rlimits (NOFILE, CORE), fds 0=/dev/null 1=2=output, every other fd closed,
+setgroups([]), setresgid, setresuid, PR_SET_NO_NEW_PRIVS, chdir, environment replaced, then
+execve(argv) or the pre-imported bootstrap's main().
+
+Non-goals: no seccomp filter (the kernel's full syscall surface is reachable by an unprivileged user;
+no protection against kernel exploits — run Hearth in a VM for that); no user namespace.
+"""
+
+from __future__ import annotations
+
+import array
+import atexit
+
+# Pre-imported so that forked runtimes do not pay for them.
+import base64  # noqa: F401
+import ctypes
+import datetime  # noqa: F401
+import decimal  # noqa: F401
+import errno
+import fcntl
+import http.client  # noqa: F401
+import importlib.util
+import io
+import json
+import logging  # noqa: F401
+import os
+import platform
+import resource
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+import uuid  # noqa: F401
+from typing import Any, NoReturn
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_NO_NEW_PRIVS = 38
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41}.get(platform.machine(), 155)
+SYS_CLOSE_RANGE = 436  # the same number on every architecture
+MAX_MESSAGE = 1 << 20
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                     signal.SIGUSR2)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+_bootstrap: Any = None  # the pre-imported runtime bootstrap module, when there is one
+_base_sys_path: list[str] = list(sys.path)
+
+
+class SetupError(Exception):
+    pass
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise SetupError(f"{what}: {os.strerror(err)}")
+
+
+def _mount(src: str | None, dst: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    rc: int = _libc.mount(
+        src.encode() if src is not None else None, dst.encode(),
+        fstype.encode() if fstype is not None else None, flags,
+        data.encode() if data is not None else None,
+    )
+    _check(rc, f"mount {src or fstype} on {dst}")
+
+
+def _prctl(option: int, value: int) -> None:
+    rc: int = _libc.prctl(option, value, 0, 0, 0)
+    _check(rc, f"prctl {option}")
+
+
+def _exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+# -- messages ---------------------------------------------------------------------------------------
+
+def send_msg(sock: socket.socket, obj: object, fds: tuple[int, ...] = ()) -> None:
+    data = json.dumps(obj).encode()
+    if fds:
+        sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())])
+    else:
+        sock.send(data)
+
+
+def recv_msg(sock: socket.socket) -> tuple[Any | None, list[int]]:
+    """One message and its fds; (None, []) at end of stream."""
+    fds = array.array("i")
+    data, ancdata, _, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_LEN(16 * fds.itemsize))
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    return json.loads(data.decode()), list(fds)
+
+
+# -- the sandbox ------------------------------------------------------------------------------------
+
+def _lo_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    s.listen(128)
+    return s
+
+
+def _make_target(root: str, target: str, is_dir: bool) -> str:
+    path = root + target
+    if is_dir:
+        os.makedirs(path, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not os.path.exists(path):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+    return path
+
+
+def _bind_ro(src: str, path: str) -> None:
+    _mount(src, path, None, MS_BIND)
+    _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _build_root(req: dict[str, Any]) -> str:
+    root: str = req["root"]
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,nr_inodes=4096,mode=755")
+    for d in ("proc", "tmp", "dev", "dev/shm", "dev/pts", "etc", "var", "opt", "var/task"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    os.chmod(os.path.join(root, "tmp"), 0o1777)
+    for name, content in sorted(req["etc_files"].items()):
+        with open(os.path.join(root, "etc", name), "w") as f:
+            f.write(content)
+    for src, dst in req["ro_binds"]:
+        _bind_ro(src, _make_target(root, dst, os.path.isdir(src)))
+    overlay = req.get("overlay")
+    if overlay:
+        path = _make_target(root, overlay["target"], True)
+        lower = ":".join(overlay["lower"])
+        _mount("overlay", path, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, "lowerdir=" + lower)
+    for dev in req["devices"]:
+        _mount(dev, _make_target(root, dev, False), None, MS_BIND)
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(req['tmp_mb'])}m,mode=1777")
+    _mount("tmpfs", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(req['shm_mb'])}m,mode=1777")
+    for target, link in req["symlinks"]:
+        if not os.path.lexists(root + link):
+            os.symlink(target, root + link)
+    return root
+
+
+def _setup(req: dict[str, Any]) -> None:
+    """Step 1-5 of the sandbox, in S (see the module docstring)."""
+    for path in req["cgroups"]:
+        with open(path, "w") as f:
+            f.write(str(os.getpid()))
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID
+                         | CLONE_NEWCGROUP), "unshare")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    socket.sethostname(req["hostname"])
+    _lo_up()
+
+
+def _sandbox_setup(zygote_sock: socket.socket, req: dict[str, Any], ctl: socket.socket, out_fd: int) -> NoReturn:
+    """S: runs in the zygote's fork; never returns."""
+    code = 1
+    try:
+        zygote_sock.close()
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.setsid()
+        step = "setup"
+        trace = req["trace"] = [["fork", time.monotonic()]]
+        try:
+            _setup(req)
+            trace.append(["namespaces", time.monotonic()])
+            step = "listen"
+            listeners = [_listen(host, port) for host, port in req["listen"]]
+            step = "root"
+            root = _build_root(req)
+            trace.append(["root", time.monotonic()])
+            _oom_score_adj("-1000")  # the OOM killer picks the runtime, not init
+        except (OSError, SetupError) as exc:
+            send_msg(ctl, {"error": f"{step}: {exc}"})
+            os._exit(1)
+        pid = os.fork()
+        if pid == 0:
+            _init(req, ctl, out_fd, listeners, root)
+        ctl.close()
+        os.close(out_fd)
+        for s in listeners:
+            s.close()
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                code = 0 if _exit_code(status) == 0 else 1
+                break
+            except ChildProcessError:
+                break
+    except BaseException:
+        traceback.print_exc()
+    os._exit(code)
+
+
+def _init(req: dict[str, Any], ctl: socket.socket, out_fd: int, listeners: list[socket.socket], root: str) -> NoReturn:
+    """I: pid 1 of the sandbox's pid namespace; never returns."""
+    try:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        host_pid = int(os.readlink("/proc/self"))  # the host's procfs still names us by our host pid
+        _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | 8)  # 8 = MS_NOEXEC
+        os.chdir(root)
+        _check(_libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
+        _check(_libc.umount2(b".", MNT_DETACH), "detach the old root")
+        os.chdir("/")
+        _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    except (OSError, SetupError) as exc:
+        send_msg(ctl, {"error": f"init: {exc}"})
+        os._exit(1)
+    req["trace"].append(["pivot", time.monotonic()])
+    runtime = os.fork()
+    if runtime == 0:
+        ctl.close()
+        for s in listeners:
+            s.close()
+        _runtime(req, out_fd)
+    os.close(out_fd)
+    try:
+        req["trace"].append(["runtime forked", time.monotonic()])
+        send_msg(ctl, {"pid": host_pid, "trace": req["trace"]}, tuple(s.fileno() for s in listeners))
+    except OSError:
+        os._exit(1)
+    for s in listeners:
+        s.close()
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(runtime, signum)
+        except OSError:
+            pass
+
+    for sig in FORWARDED_SIGNALS:
+        signal.signal(sig, forward)
+    try:
+        os.setgroups([])
+        os.setresgid(req["gid"], req["gid"], req["gid"])
+        os.setresuid(req["uid"], req["uid"], req["uid"])
+        _prctl(PR_SET_DUMPABLE, 0)  # the runtime runs as the same uid: it must not ptrace init
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    except (OSError, SetupError):
+        os.kill(runtime, signal.SIGKILL)
+    status = 0
+    while True:
+        try:
+            pid, raw = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if pid == runtime:
+            status = _exit_code(raw)
+            break
+    try:
+        send_msg(ctl, {"exit": status})
+    except OSError:
+        pass
+    os._exit(0)
+
+
+def _oom_score_adj(value: str) -> None:
+    # Best effort: lowering the score needs CAP_SYS_RESOURCE, which containers often drop.
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(value)
+    except OSError:
+        pass
+
+
+def _close_fds_from(low: int) -> None:
+    if _libc.syscall(SYS_CLOSE_RANGE, low, 0xFFFFFFFF, 0) == 0:
+        return
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= low:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _runtime(req: dict[str, Any], out_fd: int) -> NoReturn:
+    """R: becomes the runtime; never returns."""
+    try:
+        os.setsid()
+        _oom_score_adj("0")
+        for sig in (*FORWARDED_SIGNALS, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        nofile = int(req["nofile"])
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        null = os.open("/dev/null", os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        _close_fds_from(3)
+        os.setgroups([])
+        os.setresgid(req["gid"], req["gid"], req["gid"])
+        os.setresuid(req["uid"], req["uid"], req["uid"])
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)
+        os.chdir(req["workdir"])
+    except BaseException as exc:
+        os.write(2, (f"hearth sandbox: runtime setup failed: {exc}\n").encode())
+        os._exit(126)
+    env: dict[str, str] = req["env"]
+    argv: list[str] = req["argv"]
+    if req.get("python_fork") and _bootstrap is not None:
+        _run_bootstrap(env, argv)
+    _exec(argv, env)
+
+
+def _exec(argv: list[str], env: dict[str, str]) -> NoReturn:
+    # An exec'd program starts with the signal dispositions Python changed back to the defaults.
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    path = argv[0]
+    try:
+        if "/" not in path:
+            for d in env.get("PATH", "/usr/bin:/bin").split(":"):
+                if d and os.access(os.path.join(d, path), os.X_OK):
+                    path = os.path.join(d, path)
+                    break
+        os.execve(path, argv, env)
+    except OSError as exc:
+        os.write(2, (f"hearth sandbox: cannot execute {argv[0]}: {exc.strerror}\n").encode())
+        os._exit(127 if exc.errno == errno.ENOENT else 126)
+
+
+def _std_streams(unbuffered: bool) -> None:
+    def stream(fd: int, mode: str, errors: str) -> io.TextIOWrapper:
+        if mode == "r":
+            return io.TextIOWrapper(open(fd, "rb", closefd=False), encoding="utf-8", errors=errors)
+        raw = open(fd, "wb", buffering=0 if unbuffered else -1, closefd=False)  # noqa: SIM115
+        return io.TextIOWrapper(raw, encoding="utf-8", errors=errors, write_through=unbuffered)
+
+    sys.stdin = stream(0, "r", "strict")
+    sys.stdout = stream(1, "w", "strict")
+    sys.stderr = stream(2, "w", "backslashreplace")
+    # The interpreter's originals point at the zygote's descriptors; the runtime's are these.
+    setattr(sys, "__stdin__", sys.stdin)  # noqa: B010 (the names are Final in typeshed)
+    setattr(sys, "__stdout__", sys.stdout)  # noqa: B010
+    setattr(sys, "__stderr__", sys.stderr)  # noqa: B010
+
+
+def _run_bootstrap(env: dict[str, str], argv: list[str]) -> NoReturn:
+    """The runtime as if started by `python -I bootstrap.py`, minus the interpreter start."""
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = argv[-1:]
+    sys.path[:] = _base_sys_path
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()
+    _std_streams(bool(env.get("PYTHONUNBUFFERED")))
+    code = 0
+    try:
+        result = _bootstrap.main()
+        code = result if isinstance(result, int) else 0
+    except SystemExit as exc:
+        if exc.code is None:
+            code = 0
+        elif isinstance(exc.code, int):
+            code = exc.code
+        else:
+            sys.stderr.write(f"{exc.code}\n")
+            code = 1
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    try:
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+    os._exit(code & 0xFF)
+
+
+# -- the zygote loop --------------------------------------------------------------------------------
+
+def _reap(_signum: int = 0, _frame: object = None) -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _preload(path: str) -> str | None:
+    global _bootstrap
+    try:
+        spec = importlib.util.spec_from_file_location("_hearth_runtime_bootstrap", path)
+        if spec is None or spec.loader is None:
+            return f"cannot load {path}"
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not callable(getattr(module, "main", None)):
+            return f"{path} has no main()"
+        _bootstrap = module
+    except BaseException as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def serve(sock: socket.socket) -> None:
+    signal.signal(signal.SIGCHLD, _reap)
+    while True:
+        try:
+            req, fds = recv_msg(sock)
+        except ConnectionError:
+            return
+        if req is None:
+            return
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            continue
+        ctl = socket.socket(fileno=fds[0])
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            send_msg(ctl, {"error": f"fork: {exc}"})
+            pid = -1
+        if pid == 0:
+            _sandbox_setup(sock, req, ctl, fds[1])
+        ctl.close()
+        os.close(fds[1])
+        _reap()
+
+
+def main() -> None:
+    fd, server_pid = int(sys.argv[1]), int(sys.argv[2])
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != server_pid:  # the server died before we could ask to die with it
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=fd)
+    preload_error = _preload(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else None
+    # The path a runtime would see: ours, minus nothing (we are started with -I like the runtime).
+    _base_sys_path[:] = list(sys.path)
+    send_msg(sock, {"ready": True, "preload_error": preload_error, "pid": os.getpid()})
+    serve(sock)
+
+
+if __name__ == "__main__":
+    main()

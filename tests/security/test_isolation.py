@@ -1,0 +1,185 @@
+"""Hostile function code cannot leave its sandbox: each test runs a probe inside a real function.
+
+The probes run as a Lambda handler (python3.11) and return what they observed; the assertions here
+decide. They need a server that isolates with namespaces and cgroups (skipped otherwise)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from tests.integration.harness import HearthServer, create_function, invoke_json
+
+pytestmark = [pytest.mark.security, pytest.mark.integration]
+
+PROBES = r'''
+import ctypes, errno, json, os, signal, socket
+
+def _try(fn):
+    try:
+        return {"ok": True, "value": fn()}
+    except Exception as exc:
+        return {"ok": False, "error": type(exc).__name__, "errno": getattr(exc, "errno", None)}
+
+def _status(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return line.split(":", 1)[1].strip()
+
+def identity(event):
+    return {"uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(), "groups": os.getgroups(),
+            "cap_eff": _status("CapEff"), "cap_prm": _status("CapPrm"), "no_new_privs": _status("NoNewPrivs")}
+
+def files(event):
+    data_dir = event["data_dir"]
+    return {
+        "data_dir": _try(lambda: os.listdir(data_dir)),
+        "keys": _try(lambda: open(os.path.join(data_dir, "keys.json")).read()),
+        "root": _try(lambda: [n for n in os.listdir("/root") if n != ".pyenv"]),
+        "root_bashrc": _try(lambda: open("/root/.bashrc").read()),
+        "shadow": _try(lambda: open("/etc/shadow").read()),
+        "host_proc_root": _try(lambda: os.listdir("/proc/1/root/root")),
+        "write_task": _try(lambda: open("/var/task/owned", "w").write("x")),
+        "write_runtime": _try(lambda: open("/var/runtime/owned", "w").write("x")),
+        "write_usr": _try(lambda: open("/usr/owned", "w").write("x")),
+        "write_root_fs": _try(lambda: open("/owned", "w").write("x")),
+        "write_tmp": _try(lambda: open("/tmp/mine", "w").write("x")),
+    }
+
+def tmp_write(event):
+    with open("/tmp/" + event["token"], "w") as f:
+        f.write("secret")
+    return sorted(os.listdir("/tmp"))
+
+def tmp_list(event):
+    return sorted(os.listdir("/tmp"))
+
+def processes(event):
+    pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    return {
+        "pids": pids,
+        "signal_server": _try(lambda: os.kill(event["server_pid"], signal.SIGKILL)),
+        "signal_server_0": _try(lambda: os.kill(event["server_pid"], 0)),
+        "signal_init": _try(lambda: os.kill(1, signal.SIGKILL)),
+        "ptrace_init": ctypes.CDLL(None, use_errno=True).ptrace(16, 1, 0, 0),  # PTRACE_ATTACH
+        "pid": os.getpid(),
+    }
+
+def network(event):
+    def connect(port):
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return "connected"
+    with open("/proc/net/dev") as f:
+        interfaces = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
+    return {
+        "interfaces": interfaces,
+        "server_port": _try(lambda: connect(event["server_port"])),
+        "other_port": _try(lambda: connect(event["other_port"])),
+        "own_runtime_api": _try(lambda: connect(9001)),
+        "outside": _try(lambda: connect_outside()),
+    }
+
+def connect_outside():
+    with socket.create_connection(("10.0.0.1", 80), timeout=2):
+        return "connected"
+
+def privileges(event):
+    libc = ctypes.CDLL(None, use_errno=True)
+    rc = libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, None)
+    mount_errno = ctypes.get_errno()
+    return {"mount": [rc, mount_errno],
+            "setuid": _try(lambda: os.setuid(0)), "chroot": _try(lambda: os.chroot("/tmp")),
+            "hostname": _try(lambda: socket.sethostname("owned"))}
+
+def handler(event, context):
+    return globals()[event["probe"]](event)
+'''
+
+
+@pytest.fixture(scope="module")
+def lam(isolated: HearthServer) -> Any:
+    client = isolated.client("lambda")
+    for name in ("sec-probe", "sec-probe-other"):
+        create_function(client, name, {"app.py": PROBES}, Timeout=10, MemorySize=128)
+    return client
+
+
+def probe(lam: Any, name: str, **event: Any) -> Any:
+    resp, body = invoke_json(lam, name, {"probe": event.pop("probe"), **event})
+    assert "FunctionError" not in resp, body
+    return body
+
+
+def test_runs_unprivileged(lam: Any) -> None:
+    found = probe(lam, "sec-probe", probe="identity")
+    assert found["uid"] != 0 and found["euid"] != 0 and found["gid"] != 0
+    assert 0 not in found["groups"]
+    assert int(found["cap_eff"], 16) == 0 and int(found["cap_prm"], 16) == 0
+    assert found["no_new_privs"] == "1"
+
+
+def test_host_files_are_invisible_and_code_is_read_only(lam: Any, isolated: HearthServer) -> None:
+    found = probe(lam, "sec-probe", probe="files", data_dir=str(isolated.data_dir))
+    for key in ("data_dir", "keys", "root_bashrc", "shadow", "host_proc_root"):
+        assert not found[key]["ok"], (key, found[key])
+    assert not found["root"]["ok"] or found["root"]["value"] == []
+    for key in ("write_task", "write_runtime", "write_usr", "write_root_fs"):
+        assert not found[key]["ok"], (key, found[key])
+    assert found["write_tmp"]["ok"]
+
+
+def test_tmp_is_private_to_each_function(lam: Any) -> None:
+    token = "secret-" + os.urandom(6).hex()
+    assert token in probe(lam, "sec-probe", probe="tmp_write", token=token)
+    assert token not in probe(lam, "sec-probe-other", probe="tmp_list")
+
+
+def test_host_processes_are_invisible_and_unsignalable(lam: Any, isolated: HearthServer) -> None:
+    assert isolated.proc is not None
+    server_pid = isolated.proc.pid
+    found = probe(lam, "sec-probe", probe="processes", server_pid=server_pid)
+    assert max(found["pids"]) < 64  # a fresh pid namespace, not the host's
+    assert not found["signal_server"]["ok"]
+    assert not found["signal_server_0"]["ok"]
+    assert found["ptrace_init"] == -1  # init is another user's or non-dumpable
+    assert isolated.health()["status"] == "running"
+
+
+def test_network_is_own_loopback_only(lam: Any, isolated: HearthServer) -> None:
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen()
+    try:
+        found = probe(lam, "sec-probe", probe="network", server_port=isolated.port,
+                      other_port=other.getsockname()[1])
+    finally:
+        other.close()
+    assert found["interfaces"] == ["lo"]
+    assert not found["server_port"]["ok"]
+    assert not found["other_port"]["ok"]
+    assert not found["outside"]["ok"]
+
+
+def test_no_privileged_operations(lam: Any) -> None:
+    found = probe(lam, "sec-probe", probe="privileges")
+    assert found["mount"][0] == -1
+    assert not found["setuid"]["ok"]
+    assert not found["chroot"]["ok"]
+    assert not found["hostname"]["ok"]
+
+
+def test_environments_are_separate(lam: Any) -> None:
+    # Two concurrent environments of one function each have their own /tmp and Runtime API.
+    token = "conc-" + os.urandom(6).hex()
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(probe, lam, "sec-probe", probe="tmp_write", token=token + "-a")
+        second = pool.submit(probe, lam, "sec-probe", probe="tmp_write", token=token + "-b")
+        a, b = first.result(), second.result()
+    if token + "-a" in b or token + "-b" in a:
+        # The same warm environment served both calls in turn; that is allowed, sharing is not proven.
+        return
+    assert token + "-b" not in a and token + "-a" not in b
