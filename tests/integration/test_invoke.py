@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.harness import HearthServer, create_function, invoke_json
+from tests.integration.harness import HearthServer, create_function, invoke_json, wait_active
 
 pytestmark = pytest.mark.integration
 
@@ -224,9 +226,7 @@ while True:
 
 
 def test_provided_runtime(lam: Any) -> None:
-    from hearth.runtimes.registry import installed_runtimes
-
-    python = installed_runtimes()["python3.11"].executable
+    python = _system_python()
     create_function(lam, "custom", {"bootstrap": CUSTOM_BOOTSTRAP.format(python=python), "runtime.py": CUSTOM_RUNTIME},
                     runtime="provided.al2023", handler="whatever", executable=("bootstrap",))
     _, body = invoke_json(lam, "custom", {"q": 2})
@@ -234,28 +234,46 @@ def test_provided_runtime(lam: Any) -> None:
 
 
 AWSLAMBDARIC_BOOTSTRAP = """#!/bin/sh
-exec {python} -m awslambdaric "$_HANDLER"
+cd "$LAMBDA_TASK_ROOT"
+PYTHONPATH="$LAMBDA_TASK_ROOT" exec {python} -m awslambdaric "$_HANDLER"
 """
+
+
+def _system_python() -> str:
+    """A Python that exists inside an isolated environment too (the host's /usr is mounted there)."""
+    return "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+
+
+def _vendored(*names: str) -> dict[str, str | bytes]:
+    """Packages copied from this venv into a function's zip, as a user packages dependencies."""
+    site = Path(sysconfig.get_paths()["purelib"])
+    files: dict[str, str | bytes] = {}
+    for name in names:
+        for top in sorted(site.glob(name)):
+            for item in sorted(top.rglob("*")) if top.is_dir() else [top]:
+                if item.is_file() and "__pycache__" not in item.parts:
+                    files[str(item.relative_to(site))] = item.read_bytes()
+    return files
 
 
 def test_awslambdaric_runs_unmodified(lam: Any, server: HearthServer) -> None:
     """AWS's own runtime interface client is the conformance test of our Runtime API."""
-    create_function(
-        lam, "ric",
-        {"bootstrap": AWSLAMBDARIC_BOOTSTRAP.format(python=sys.executable),
-         "app.py": "def handler(e, c):\n    return {'ric': e, 'rid': c.aws_request_id}\n",
-         "bad.py": "def handler(e, c):\n    raise KeyError('ric-fail')\n"},
-        runtime="provided.al2023", handler="app.handler", executable=("bootstrap",),
-        Environment={"Variables": {"PYTHONPATH": str(Path(sys.executable).parent.parent / "lib" /
-                                                     f"python{sys.version_info.major}.{sys.version_info.minor}" /
-                                                     "site-packages") + ":/var/task"}},
-        MemorySize=512,
-    )
+    python = _system_python()
+    version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    if version != str(sys.version_info[:2]):
+        pytest.skip(f"awslambdaric's compiled module is built for {sys.version_info[:2]}; {python} is {version}")
+    files = _vendored("awslambdaric", "simplejson", "snapshot_restore_py.py", "runtime_client.*.so")
+    files.update({
+        "bootstrap": AWSLAMBDARIC_BOOTSTRAP.format(python=python),
+        "app.py": "def handler(e, c):\n    return {'ric': e, 'rid': c.aws_request_id}\n",
+        "bad.py": "def handler(e, c):\n    raise KeyError('ric-fail')\n",
+    })
+    create_function(lam, "ric", files, runtime="provided.al2023", handler="app.handler", executable=("bootstrap",),
+                    MemorySize=512)
     resp, body = invoke_json(lam, "ric", {"v": 1})
     assert body == {"ric": {"v": 1}, "rid": resp["ResponseMetadata"]["RequestId"]}
     lam.update_function_configuration(FunctionName="ric", Handler="bad.handler")
-    from tests.integration.harness import wait_active
-
     wait_active(lam, "ric")
     resp, body = invoke_json(lam, "ric")
     assert resp["FunctionError"] == "Unhandled" and body["errorType"] == "KeyError"
