@@ -31,6 +31,7 @@ from hearth.functions.service import FunctionService
 from hearth.invoke.aws_proxy import serve_proxy
 from hearth.invoke.invoker import Invoker
 from hearth.invoke.launch import Credentials
+from hearth.invoke.logwriter import BackgroundLogSink
 from hearth.invoke.pool import EnvironmentPool, PoolConfig
 from hearth.observability.logstore import LogStore
 from hearth.sandbox.backends import choose_backend
@@ -95,7 +96,8 @@ class Hearth:
             start_aws_proxy=self._start_aws_proxy,
         )
         self.pool.start()
-        self.invoker = Invoker(self.pool, self.log_store)
+        self.log_writer = BackgroundLogSink(self.log_store)
+        self.invoker = Invoker(self.pool, self.log_writer)
         self.functions.add_listener(self._on_function_change)
         await self.functions.recover()
         lambda_providers: list[object] = [
@@ -117,6 +119,8 @@ class Hearth:
             await self.backend.close()
         if self.functions is not None:
             await self.functions.close()
+        if getattr(self, "log_writer", None) is not None:
+            self.log_writer.close()  # environments are down: their last logs are queued
         if getattr(self, "log_store", None) is not None:
             self.log_store.close()
         if getattr(self, "store", None) is not None:

@@ -17,6 +17,7 @@ It owns nothing shared: the pool decides when to start, reuse and reclaim enviro
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import enum
 import errno
@@ -262,14 +263,17 @@ class Environment:
 
     # -- freeze / thaw / shutdown ---------------------------------------------------------------
 
+    # Freezing and thawing a cgroup costs a few hundred microseconds of kernel work each. Both run on
+    # one freezer thread, in order, so neither sits on the invoke path: an invocation handed to a
+    # runtime that is still being thawed waits in its socket until the thaw lands.
     def freeze(self) -> None:
         if self.state is EnvState.READY and self._sandbox is not None:
-            self._sandbox.freeze()
+            _FREEZER.submit(_quietly, self._sandbox.freeze, self.env_id)
             self._to(EnvState.FROZEN)
 
     def thaw(self) -> None:
         if self.state is EnvState.FROZEN and self._sandbox is not None:
-            self._sandbox.thaw()
+            _FREEZER.submit(_quietly, self._sandbox.thaw, self.env_id)
             self._to(EnvState.READY)
 
     async def shutdown(self) -> None:
@@ -358,6 +362,17 @@ class Environment:
             "idle_s": round(time.monotonic() - self.last_used, 3),
             "pid": self._sandbox.pid if self._sandbox else None,
         }
+
+
+_FREEZER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-freezer")
+
+
+def _quietly(operation: Callable[[], None], env_id: str) -> None:
+    try:
+        operation()
+    except OSError:
+        # The sandbox died meanwhile (its cgroup is gone): the environment notices on its own.
+        log.debug("freezer operation on environment %s failed", env_id, exc_info=True)
 
 
 def _error_result(error_type: str, message: str) -> InvocationResult:

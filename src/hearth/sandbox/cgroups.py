@@ -122,16 +122,22 @@ class Cgroup:
 
     # -- freezer --------------------------------------------------------------------------------
 
-    def freeze(self) -> None:
-        """Freeze every process of the group; returns once the kernel reports it frozen."""
+    def freeze(self, wait: bool = True) -> None:
+        """Freeze every process of the group; with `wait`, return once the kernel reports it frozen.
+
+        Between invocations the server does not wait (the kernel finishes freezing on its own, and a
+        thaw that arrives first simply cancels it): waiting would put a sleep on the invoke path.
+        """
         if self.tree.version == 2:
             d = self.dirs["unified"]
             _write(d / "cgroup.freeze", "1")
-            self._wait_until(lambda: "frozen 1" in _read(d / "cgroup.events"))
+            if wait:
+                self._wait_until(lambda: "frozen 1" in _read(d / "cgroup.events"))
         else:
             d = self.dirs["freezer"]
             _write(d / "freezer.state", "FROZEN")
-            self._wait_until(lambda: _read(d / "freezer.state").strip() == "FROZEN")
+            if wait:
+                self._wait_until(lambda: _read(d / "freezer.state").strip() == "FROZEN")
 
     def thaw(self) -> None:
         if self.tree.version == 2:

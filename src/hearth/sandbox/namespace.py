@@ -250,7 +250,7 @@ class NamespaceSandbox:
 
     def freeze(self) -> None:
         if not self._killed:
-            self._cgroup.freeze()
+            self._cgroup.freeze(wait=False)
 
     def thaw(self) -> None:
         if not self._killed:

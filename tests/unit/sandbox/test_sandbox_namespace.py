@@ -143,7 +143,8 @@ async def test_freeze_stops_progress(ns_backend: NamespaceBackend, code_dir: Pat
 
     try:
         await asyncio.sleep(0.1)
-        sandbox.freeze()
+        sandbox.freeze()  # does not wait for the kernel to finish freezing
+        await asyncio.sleep(0.1)
         drain()
         await asyncio.sleep(0.3)
         assert drain() == b""  # nothing ran while frozen
