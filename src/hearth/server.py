@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Generator
@@ -26,22 +27,43 @@ from hearth import __version__
 from hearth.aws.gateway import AwsGateway
 from hearth.aws.keys import KeyStore
 from hearth.config import Settings
+from hearth.events.delivery import DeliveryRouter
 from hearth.functions.model import FunctionVersion
 from hearth.functions.service import FunctionService
+from hearth.invoke.async_queue import AsyncQueue, AsyncQueueConfig
 from hearth.invoke.aws_proxy import serve_proxy
 from hearth.invoke.invoker import Invoker
+from hearth.invoke.keepalive import make_policy
 from hearth.invoke.launch import Credentials
+from hearth.invoke.limiter import ConcurrencyLimiter, ConcurrencyStore
 from hearth.invoke.logwriter import BackgroundLogSink
 from hearth.invoke.pool import EnvironmentPool, PoolConfig
+from hearth.observability import metrics
 from hearth.observability.logstore import LogStore
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
+from hearth.services.events.component import EventBridge
+from hearth.services.kinesis.provider import KinesisProvider
+from hearth.services.kinesis.streams import StreamService
 from hearth.services.lambda_.code_url import CodeUrlSigner, serve_code_download
+from hearth.services.lambda_.concurrency import ConcurrencyProvider
+from hearth.services.lambda_.event_invoke_config import EventInvokeConfigProvider, EventInvokeConfigStore
 from hearth.services.lambda_.invoke_api import LambdaInvokeProvider
+from hearth.services.lambda_.layers import LambdaLayersProvider
+from hearth.services.lambda_.policies import LambdaPolicyProvider
 from hearth.services.lambda_.provider import LambdaProvider
+from hearth.services.lambda_.stream_api import LambdaStreamProvider
+from hearth.services.lambda_.urls import FunctionUrlProvider, UrlConfigStore
+from hearth.services.lambda_.versions import LambdaVersionsProvider
 from hearth.services.logs.provider import LogsProvider
+from hearth.services.sns.provider import SnsDelivery, SnsProvider
+from hearth.services.sns.topics import TopicService
+from hearth.services.sqs.provider import SqsDelivery, SqsProvider
+from hearth.services.sqs.queues import QueueService
 from hearth.store.blobs import BlobStore
 from hearth.store.db import open_store
+from hearth.urls.front import UrlFront
+from hearth.urls.front import match as url_match
 
 log = logging.getLogger("hearth")
 
@@ -88,33 +110,86 @@ class Hearth:
         self.backend, self.isolation_warning = await choose_backend(s.isolation, s.data_dir)
         if self.isolation_warning:
             print(f"hearth: WARNING: {self.isolation_warning}", file=sys.stderr, flush=True)
+        self.invoke_metrics = metrics.InvokeMetrics(metrics.REGISTRY)
+        # HEARTH_KEEP_ALIVE_POLICY belongs in Settings (config.py); read here until it is there.
+        policy_name = str(getattr(s, "keep_alive_policy", None) or os.environ.get("HEARTH_KEEP_ALIVE_POLICY", "fixed"))
         self.pool = EnvironmentPool(
             self.backend,
             PoolConfig(keep_alive_s=s.keep_alive_s),
             credentials=self._credentials,
             endpoint_url=s.endpoint_url,
             start_aws_proxy=self._start_aws_proxy,
+            policy=make_policy(policy_name, s.keep_alive_s),
+            metrics=self.invoke_metrics,
         )
         self.pool.start()
+        self.limiter = ConcurrencyLimiter(s.account_concurrency, ConcurrencyStore(s.data_dir))
+        self._metrics_collector = metrics.REGISTRY.add_collector(self._collect_metrics)
         self.log_writer = BackgroundLogSink(self.log_store)
         self.invoker = Invoker(self.pool, self.log_writer)
+        self.invoker.limiter = self.limiter
+        self.invoker.metrics = self.invoke_metrics
         self.functions.add_listener(self._on_function_change)
         await self.functions.recover()
+        # Asynchronous invocation: the durable event queue, its configs, the router's "lambda" handler.
+        if getattr(self, "router", None) is None:
+            self.router = DeliveryRouter()
+        self.event_configs = EventInvokeConfigStore(s.data_dir)
+        self.functions.add_listener(self._on_function_change_async)
+        self.async_queue = AsyncQueue(s.data_dir, self.invoker, self.functions, self.router,
+                                      policies=self.event_configs, config=AsyncQueueConfig.from_env())
+        self.router.register("lambda", self.async_queue.deliver_to_function)
         lambda_providers: list[object] = [
+            ConcurrencyProvider(self.functions, self.limiter),  # first: its GetAccountSettings wins
             LambdaProvider(s, self.store, self.functions, self.code_signer),
-            LambdaInvokeProvider(self.functions, self.invoker),
+            LambdaInvokeProvider(self.functions, self.invoker, self.async_queue),
+            EventInvokeConfigProvider(self.functions, self.event_configs),
+            LambdaVersionsProvider(self.functions),
+            LambdaPolicyProvider(self.functions),
+            LambdaLayersProvider(s, self.functions.layers, self.code_signer),
         ]
+        # Function URLs: configurations (a provider), InvokeWithResponseStream, and the HTTP front.
+        self.url_configs = UrlConfigStore(s.data_dir)
+        self.functions.add_listener(self.url_configs.on_function_change)
+        lambda_providers += [FunctionUrlProvider(self.url_configs, self.functions, s.endpoint_url),
+                             LambdaStreamProvider(self.functions, self.invoker)]
+        self.url_front = UrlFront(s, self.keys, self.url_configs, self.functions, self.invoker)
+        if getattr(self, "router", None) is None:
+            self.router = DeliveryRouter()
+        self.queues = QueueService(s.data_dir)
+        self.router.register("sqs", SqsDelivery(self.queues))
+        self.topics = TopicService(s.data_dir, self.router, s.endpoint_url)
+        self.router.register("sns", SnsDelivery(self.topics))
+        self.eventbridge = EventBridge(s.data_dir, self.router)  # registers the router's "events" handler
+        self.streams = StreamService(s.data_dir)
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
             "logs": [LogsProvider(self.log_store)],
+            "sqs": [SqsProvider(self.queues, s.endpoint_url)],
+            "sns": [SnsProvider(self.topics)],
+            "events": [self.eventbridge.provider],
+            "kinesis": [KinesisProvider(self.streams)],
         })
+        self.async_queue.start()  # last: resumed events may deliver to any registered component
+        self.eventbridge.start()  # schedules and pending deliveries, now that every target handler is registered
         self.started = True
 
     async def stop(self) -> None:
+        if getattr(self, "eventbridge", None) is not None:
+            await self.eventbridge.stop()  # first: no new deliveries into components that are stopping
+        if getattr(self, "streams", None) is not None:
+            self.streams.close()
+        if getattr(self, "url_front", None) is not None:
+            await self.url_front.close()  # in-flight URL invocations finish before the invoker closes
+        if getattr(self, "async_queue", None) is not None:
+            await self.async_queue.close()  # running events drain briefly; the rest stay stored
         if self.invoker is not None:
             await self.invoker.close()
         if self.pool is not None:
             await self.pool.close()
+        if getattr(self, "limiter", None) is not None:
+            self._metrics_collector()
+            self.limiter.close()
         if self.backend is not None:
             await self.backend.close()
         if self.functions is not None:
@@ -123,6 +198,14 @@ class Hearth:
             self.log_writer.close()  # environments are down: their last logs are queued
         if getattr(self, "log_store", None) is not None:
             self.log_store.close()
+        if getattr(self, "queues", None) is not None:
+            self.queues.close()
+        if getattr(self, "topics", None) is not None:
+            self.topics.close()
+        if getattr(self, "url_configs", None) is not None:
+            self.url_configs.close()
+        if getattr(self, "event_configs", None) is not None:
+            self.event_configs.close()
         if getattr(self, "store", None) is not None:
             self.store.close()
 
@@ -136,11 +219,27 @@ class Hearth:
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
         return asyncio.create_task(serve_proxy(sandbox.aws_api_sock, host, self.settings.port))
 
+    def _collect_metrics(self) -> None:
+        """Gauges from the owners' statistics, just before a scrape."""
+        m = self.invoke_metrics
+        names = {arn: arn.rsplit(":", 1)[-1] for arn, _ in self.limiter.in_flight_by_qualifier()}
+        m.concurrent.replace({(("function", names[arn]), ("qualifier", q)): n
+                              for (arn, q), n in self.limiter.in_flight_by_qualifier().items()})
+        by_state = self.pool.statistics()["by_state"] if self.pool is not None else {}
+        assert isinstance(by_state, dict)
+        m.environments.replace({(("state", str(state)),): float(n) for state, n in by_state.items()})
+
     def _on_function_change(self, event: str, fv: FunctionVersion) -> None:
+        if event == "deleted" and getattr(self, "limiter", None) is not None:
+            self.limiter.forget_function(fv.function_arn)
         if self.pool is None:
             return
         keep = fv.revision_id if event == "updated" else None
         asyncio.get_running_loop().create_task(self.pool.retire(fv.function_arn, keep_revision=keep))
+
+    def _on_function_change_async(self, event: str, fv: FunctionVersion) -> None:
+        if event == "deleted" and fv.version == "$LATEST":
+            self.event_configs.forget_function(fv.account_id, fv.region, fv.name)
 
     def health(self) -> dict[str, Any]:
         return {
@@ -150,6 +249,7 @@ class Hearth:
             "isolation": self.backend.name if self.backend else "unknown",
             "isolation_warning": self.isolation_warning,
             "environments": self.pool.statistics() if self.pool else {},
+            "async_events": self.async_queue.statistics() if getattr(self, "async_queue", None) else {},
         }
 
 
@@ -166,6 +266,10 @@ class HearthApp:
         if scope["type"] != "http":
             return
         path: str = scope["path"]
+        url_target = url_match(scope)  # function URLs (host or /_hearth/url/ form) before anything else
+        if url_target is not None and getattr(self.hearth, "url_front", None) is not None:
+            await self.hearth.url_front(scope, receive, send, url_target)
+            return
         if path.startswith("/_hearth/"):
             await self._hearth_route(scope, send)
             return
@@ -180,6 +284,8 @@ class HearthApp:
         if path == "/_hearth/health":
             body = json.dumps(self.hearth.health()).encode()
             await _send(send, 200, {"content-type": "application/json"}, body)
+        elif path == "/_hearth/metrics" and self.hearth.started:
+            await _send(send, 200, {"content-type": metrics.CONTENT_TYPE}, metrics.REGISTRY.render().encode())
         elif path.startswith("/_hearth/code/") and self.hearth.started:
             status, headers, body = await serve_code_download(
                 self.hearth.code_signer, self.hearth.blobs, path, scope.get("query_string", b"").decode())

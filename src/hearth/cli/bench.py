@@ -20,6 +20,7 @@ TARGETS = [
     ("python_warm_ratio", 3.0, "warm invoke p50 / echo app round trip p50"),
     ("node_warm_ratio", 3.0, "warm invoke p50 / echo app round trip p50"),
 ]
+SECTIONS = ("latency", "scale", "keepalive")
 
 
 @main.command()
@@ -27,13 +28,33 @@ TARGETS = [
 @click.option("--warm-runs", default=300, show_default=True, help="Warm invocations per language.")
 @click.option("--endpoint", default=None, help="Measure a running Hearth instead of starting one.")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the JSON results here.")
-def bench(runs: int, warm_runs: int, endpoint: str | None, output: Path | None) -> None:
-    """Measure cold start and warm latency against same-run baselines."""
+@click.option("--section", "sections", multiple=True, type=click.Choice(SECTIONS),
+              help="Run only these sections (repeatable; default: all).")
+@click.option("--seconds", default=2.0, show_default=True, help="Duration of each throughput measurement.")
+@click.option("--burst", "burst_size", default=100, show_default=True, help="Concurrent invocations in the burst.")
+def bench(runs: int, warm_runs: int, endpoint: str | None, output: Path | None, sections: tuple[str, ...],
+          seconds: float, burst_size: int) -> None:
+    """Measure latency, throughput, scale-out, density and keep-alive against baselines and targets."""
+    chosen = sections or SECTIONS
+    results: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    console = Console()
+    if "latency" in chosen:
+        _latency(console, results, runs, warm_runs, endpoint)
+    if "scale" in chosen:
+        _scale(console, results, seconds, burst_size)
+    if "keepalive" in chosen:
+        _keepalive(console, results)
+    text = json.dumps(results, indent=2)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        console.print(f"results written to {output}")
+
+
+def _latency(console: Console, results: dict[str, Any], runs: int, warm_runs: int, endpoint: str | None) -> None:
     from hearth.bench import latency
 
-    results: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     results["latency"] = latency.run(runs=runs, warm_runs=warm_runs, endpoint=endpoint)
-    console = Console()
     figures = Table("figure", "p50 ms", "p99 ms", "n", title="Latency (end to end through the HTTP API)")
     for key, value in results["latency"].items():
         if isinstance(value, dict):
@@ -46,8 +67,42 @@ def bench(runs: int, warm_runs: int, endpoint: str | None, output: Path | None) 
             continue
         ratios.add_row(key, f"{measured:.2f}", f"<= {target}", "yes" if measured <= target else "NO", meaning)
     console.print(ratios)
-    text = json.dumps(results, indent=2)
-    if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
-        console.print(f"results written to {output}")
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def _scale(console: Console, results: dict[str, Any], seconds: float, burst_size: int) -> None:
+    from hearth.bench import scale
+
+    r = results["scale"] = scale.run(seconds=seconds, burst_size=burst_size)
+    table = Table("figure", "measured", "baseline / target", "met", title="Throughput, scale-out, density")
+    for concurrency, row in r["throughput"].items():
+        target = ">= 0.50 of echo" if concurrency == "16" else "(informative)"
+        table.add_row(f"throughput c={concurrency}", f"{row['hearth_rps']:.0f}/s ({row['ratio']:.2f} of echo)",
+                      f"echo {row['echo_rps']:.0f}/s; {target}", _met(row["ratio"] >= 0.5) if concurrency == "16"
+                      else "")
+    out = r["scale_out"]
+    table.add_row("scale-out", f"{out['environments_per_s']:.0f} env/s ({out['new_environments']:.0f} new, "
+                  f"{out['errors']:.0f} errors, {out['wall_s']:.2f} s)", ">= 100 env/s",
+                  _met(out["environments_per_s"] >= 100))
+    density = r["density"]
+    if density.get("environments_measured"):
+        table.add_row("density (PSS / idle env)", f"{density['pss_mib_p50']:.1f} MiB "
+                      f"({density['fit_in_2gib']} fit in 2 GiB)", "<= 10 MiB", _met(density["pss_mib_p50"] <= 10))
+    console.print(table)
+
+
+def _keepalive(console: Console, results: dict[str, Any]) -> None:
+    from hearth.bench import keepalive
+
+    r = results["keepalive"] = keepalive.run()
+    trace = r["trace"]
+    table = Table("policy", "cold-start rate", "cold starts", "idle env-hours",
+                  title=f"Keep-alive replay ({trace['invocations']} invocations of {trace['functions']} functions "
+                        f"over {trace['hours']:.0f} simulated hours)")
+    for row in r["policies"]:
+        table.add_row(row["policy"], f"{row['cold_start_rate'] * 100:.2f} %", str(row["cold_starts"]),
+                      f"{row['idle_env_seconds'] / 3600:.1f}")
+    console.print(table)

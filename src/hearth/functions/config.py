@@ -23,6 +23,7 @@ from typing import Any
 
 PENDING_REASON = "The function is being created."
 PENDING_CODE = "Creating"
+_TUPLES = ("layers", "layer_shas", "layer_sizes")
 
 
 def aws_timestamp(when: dt.datetime | None = None) -> str:
@@ -55,7 +56,11 @@ class FunctionConfig:
     log_group: str | None = None
     application_log_level: str | None = None
     system_log_level: str | None = None
-    layers: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()  # layer version ARNs, in order
+    layer_shas: tuple[str, ...] = ()  # their archives (kept even if the layer version is deleted, as AWS)
+    layer_sizes: tuple[int, ...] = ()  # their zipped sizes (the CodeSize GetFunction shows)
+    layers_unzipped_size: int = 0
+    code_unzipped_size: int = 0  # 0: not measured yet (functions created before it was recorded)
     dead_letter_target: str | None = None
     kms_key_arn: str | None = None
     snap_start_apply_on: str = "None"
@@ -82,7 +87,8 @@ class FunctionConfig:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["architectures"] = list(self.architectures)
-        data["layers"] = list(self.layers)
+        for name in _TUPLES:
+            data[name] = list(getattr(self, name))
         return data
 
     @classmethod
@@ -90,7 +96,8 @@ class FunctionConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["architectures"] = tuple(values.get("architectures") or ("x86_64",))
-        values["layers"] = tuple(values.get("layers") or ())
+        for name in _TUPLES:
+            values[name] = tuple(values.get(name) or ())
         return cls(**values)
 
     def replace(self, **changes: Any) -> FunctionConfig:

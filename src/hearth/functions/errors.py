@@ -86,3 +86,54 @@ def qualifier_mismatch() -> AwsError:
 def too_large(message: str) -> AwsError:
     """413 RequestEntityTooLargeException (AWS's body carries no Type here)."""
     return AwsError("RequestEntityTooLargeException", message, 413)
+
+
+def resource_not_found(message: str) -> AwsError:
+    """404 ResourceNotFoundException with AWS's `Type` and capitalised `Message`."""
+    return AwsError("ResourceNotFoundException", message, 404, fields={"Type": "User"}, message_key="Message")
+
+
+def precondition_failed_for(api: str) -> AwsError:
+    """412 whose text names the read API that returns the current RevisionId (GetPolicy, GetLayerPolicy)."""
+    return AwsError(
+        "PreconditionFailedException",
+        "The Revision Id provided does not match the latest Revision Id. "
+        f"Call the {api} API to retrieve the latest Revision Id",
+        412,
+        fields={"Type": "User"},
+    )
+
+
+def alias_not_found(arn: str) -> AwsError:
+    """GetAlias, AddPermission, GetPolicy … on a missing alias."""
+    return resource_not_found(f"Cannot find alias arn: {arn}")
+
+
+def alias_not_found_for_update(arn: str) -> AwsError:
+    return resource_not_found(f"Alias not found: {arn}")
+
+
+def alias_exists(arn: str) -> AwsError:
+    return conflict(f"Alias already exists: {arn}")
+
+
+def latest_in_routing() -> AwsError:
+    """AWS's body for this one carries no `Type` (recorded)."""
+    return AwsError(
+        "InvalidParameterValueException", "$LATEST is not supported for an alias pointing to more than 1 version", 400
+    )
+
+
+def statement_exists(sid: str) -> AwsError:
+    return conflict(
+        f"The statement id ({sid}) provided already exists. Please provide a new statement id, "
+        "or remove the existing statement."
+    )
+
+
+def statement_not_found(sid: str) -> AwsError:
+    return resource_not_found(f"Statement {sid} is not found in resource policy.")
+
+
+NO_POLICY = "No policy is associated with the given resource."
+NOT_EXIST = "The resource you requested does not exist."

@@ -216,7 +216,16 @@ class Environment:
             result = InvocationResult(payload=payload, error_type=error_type)
             status = "error"
             await self.kill()
+        except asyncio.CancelledError:
+            # The caller went away (a client that hung up on a stream): the sink must not wait forever.
+            if invocation.sink is not None:
+                invocation.sink.finish("Sandbox.Cancelled", None)
+            raise
         duration_ms = (time.perf_counter() - started) * 1000
+        if invocation.sink is not None:
+            # A stream cut short (timeout, crash) ends with the invocation's error; a finished one is
+            # left as it is (finish is idempotent). A buffered answer leaves the sink unstarted.
+            invocation.sink.finish(result.error_type, result.payload if result.error_type else None)
         self._drain_output()
         capture.close()
         self.invocations += 1

@@ -14,14 +14,16 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from hearth.functions.model import FunctionVersion
 from hearth.invoke import logs
 from hearth.invoke.environment import InitFailure
 from hearth.invoke.launch import LaunchError
+from hearth.invoke.limiter import ConcurrencyLimiter, Lease, Throttled
 from hearth.invoke.pool import EnvironmentPool
-from hearth.runtime_api.channel import Invocation
+from hearth.observability.metrics import InvokeMetrics
+from hearth.runtime_api.channel import Invocation, ResponseStream
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,35 @@ class Invoker:
         self._background: set[asyncio.Task[None]] = set()
         self.invocations = 0
         self.errors = 0
+        # Set by the server: admission (the concurrency limiter) and the invoke metrics.
+        self.limiter: ConcurrencyLimiter | None = None
+        self.metrics: InvokeMetrics | None = None
 
     async def invoke(
+        self, fv: FunctionVersion, payload: bytes, *, lease: Lease | None = None, wait_for_capacity: bool = False,
+        **options: Any,
+    ) -> InvokeOutcome:
+        """Admit (a concurrency lease: `Throttled` when none is free and `wait_for_capacity` is off), run,
+        count. A caller that already holds a lease (the async queue, after `try_acquire`) passes it in;
+        it is released here either way. `options` are `_run`'s keyword arguments."""
+        if lease is None and self.limiter is not None:
+            try:
+                lease = await self.limiter.acquire(fv, wait=wait_for_capacity)
+            except Throttled:
+                if self.metrics is not None:
+                    self.metrics.throttled(fv.name, fv.version)
+                raise
+        try:
+            outcome = await self._run(fv, payload, **options)
+        finally:
+            if lease is not None:
+                lease.release()
+        if self.metrics is not None:
+            self.metrics.invoked(fv.name, fv.version, duration_s=outcome.duration_ms / 1000,
+                                 error=outcome.function_error is not None, cold=outcome.cold, init_s=None)
+        return outcome
+
+    async def _run(
         self,
         fv: FunctionVersion,
         payload: bytes,
@@ -62,6 +91,7 @@ class Invoker:
         client_context: str | None = None,
         request_id: str | None = None,
         trace_id: str | None = None,
+        stream: ResponseStream | None = None,  # takes a streamed response as it is produced
     ) -> InvokeOutcome:
         request_id = request_id or str(uuid.uuid4())
         trace_id = trace_id or _trace_id()
@@ -85,6 +115,7 @@ class Invoker:
             invoked_function_arn=fv.function_arn if fv.version == "$LATEST" else fv.qualified_arn,
             trace_id=trace_id,
             client_context=client_context,
+            sink=stream,
         )
         try:
             run = await env.invoke(invocation, float(fv.timeout_s))
@@ -113,7 +144,9 @@ class Invoker:
 
     async def _run_event(self, fv: FunctionVersion, payload: bytes, request_id: str) -> None:
         try:
-            await self.invoke(fv, payload, request_id=request_id)
+            # Throttled events wait for capacity instead of failing (until the durable async queue
+            # takes this over with its own retry policy).
+            await self.invoke(fv, payload, request_id=request_id, wait_for_capacity=True)
         except Exception:
             log.exception("event invocation %s of %s failed", request_id, fv.function_arn)
 

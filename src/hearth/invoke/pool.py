@@ -4,6 +4,18 @@ The pool is the one owner of environments. It starts them (cold start), hands ou
 most recently used first so surplus environments age out), freezes them between invocations,
 reclaims them after the keep-alive, and retires them when their function changes or is deleted.
 It never decides whether an invocation may run (concurrency is the limiter's job).
+
+Scale-out: cold starts run in parallel, at most `max_parallel_inits` at once (a burst of hundreds of
+forks and INITs at once on two cores only makes every one of them slower). A caller that finds no idle
+environment and no free INIT slot waits for whichever comes first: an environment released by
+another invocation (handed over directly, never frozen in between) or a free INIT slot (handed over
+too, so a waiting caller is not overtaken).
+
+CPU follows memory: sandboxes start with full CPU for INIT (AWS boosts INIT as well); once INIT is
+done the pool drops them to their proportional share (`Sandbox.set_cpu`, where the backend has it).
+
+Keep-alive: a `KeepAlivePolicy` (fixed, or adaptive from each function's inter-arrival history) says
+for how long an idle environment stays warm and when one should be pre-warmed.
 """
 
 from __future__ import annotations
@@ -11,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +34,8 @@ from typing import Any
 from hearth.functions.model import FunctionVersion
 from hearth.invoke import launch, logs
 from hearth.invoke.environment import Environment, EnvState
+from hearth.invoke.keepalive import FixedKeepAlive, KeepAlivePolicy, Window
+from hearth.observability.metrics import InvokeMetrics
 from hearth.sandbox.types import IsolationBackend, Sandbox
 
 log = logging.getLogger(__name__)
@@ -33,11 +49,35 @@ def pool_key(fv: FunctionVersion) -> PoolKey:
     return (fv.function_arn, fv.version, fv.revision_id)
 
 
+def default_parallel_inits() -> int:
+    # INIT is mostly CPU (fork, mounts, interpreter start, imports): a few per core keeps the cores
+    # busy while some wait on I/O, without making hundreds of them crawl together.
+    return max(8, 8 * (os.cpu_count() or 1))
+
+
 @dataclass
 class PoolConfig:
     keep_alive_s: float = 600.0
     reclaim_interval_s: float = 1.0
     freeze_idle: bool = True
+    max_parallel_inits: int = 0  # 0: default_parallel_inits()
+    cpu_after_init: bool = True  # full CPU during INIT, then the proportional share
+
+
+_SLOT = object()  # handed to a waiter: "an INIT slot is yours"
+
+
+@dataclass(eq=False)
+class _Waiter:
+    key: PoolKey
+    future: asyncio.Future[Environment | object]
+
+
+@dataclass
+class _Prewarm:
+    fv: FunctionVersion
+    due: float
+    until: float
 
 
 class EnvironmentPool:
@@ -49,9 +89,21 @@ class EnvironmentPool:
         credentials: Callable[[str], launch.Credentials],
         endpoint_url: str,
         start_aws_proxy: Callable[[Sandbox], asyncio.Task[None] | None] | None = None,
+        policy: KeepAlivePolicy | None = None,
+        metrics: InvokeMetrics | None = None,
     ) -> None:
         self._backend = backend
         self._config = config
+        self.policy: KeepAlivePolicy = policy or FixedKeepAlive(config.keep_alive_s)
+        self._metrics = metrics
+        self._max_inits = config.max_parallel_inits or default_parallel_inits()
+        self._creating = 0  # INIT slots in use (including slots handed to a waiter that has not run yet)
+        self._waiters: deque[_Waiter] = deque()
+        self._prewarm: dict[PoolKey, _Prewarm] = {}
+        self._keep_until: dict[str, float] = {}  # pre-warmed environments: reclaim deadline
+        self._fvs: dict[PoolKey, FunctionVersion] = {}  # the version each key was last started for
+        self.prewarmed = 0
+        self.parallel_inits_peak = 0
         self._credentials = credentials
         self._endpoint_url = endpoint_url
         self._start_aws_proxy = start_aws_proxy
@@ -75,14 +127,68 @@ class EnvironmentPool:
         """An environment for `fv` owned by the caller until `release`: (env, cold)."""
         if self._closing:
             raise RuntimeError("the environment pool is shutting down")
-        idle = self._idle.get(pool_key(fv))
-        while idle:
-            env = idle.pop()
-            if env.alive:
+        key = pool_key(fv)
+        self.policy.record(_policy_key(key), time.monotonic())
+        while True:
+            env = self._pop_idle(key)
+            if env is not None:
                 self.warm_starts += 1
                 return env, False
+            if self._creating < self._max_inits:
+                self._creating += 1
+                return await self._cold(fv), True
+            got = await self._wait(key)
+            if got is _SLOT:
+                return await self._cold(fv), True
+            if isinstance(got, Environment) and got.alive:
+                self.warm_starts += 1
+                return got, False
+
+    def _pop_idle(self, key: PoolKey) -> Environment | None:
+        idle = self._idle.get(key)
+        while idle:
+            env = idle.pop()
+            self._keep_until.pop(env.env_id, None)
+            if not idle:
+                del self._idle[key]
+            if env.alive:
+                return env
+        return None
+
+    async def _wait(self, key: PoolKey) -> Environment | object | None:
+        """Wait for a released environment of `key` or a free INIT slot (both handed over)."""
+        waiter = _Waiter(key, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            if waiter.future.done() and not waiter.future.cancelled():
+                got = waiter.future.result()
+                if got is _SLOT:
+                    self._slot_free()
+                elif isinstance(got, Environment):
+                    self._park(key, got)
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+
+    async def _cold(self, fv: FunctionVersion) -> Environment:
+        """Run a cold start in an INIT slot the caller already holds."""
         self.cold_starts += 1
-        return await self._create(fv), True
+        self.parallel_inits_peak = max(self.parallel_inits_peak, self._creating)
+        try:
+            return await self._create(fv)
+        finally:
+            self._slot_free()
+
+    def _slot_free(self) -> None:
+        """An INIT slot is free: hand it to the oldest waiter, or give it back."""
+        for waiter in self._waiters:
+            if not waiter.future.done():
+                waiter.future.set_result(_SLOT)
+                return  # the slot stays counted: the waiter owns it now
+        self._creating -= 1
 
     async def _create(self, fv: FunctionVersion, initialization_type: str = "on-demand") -> Environment:
         env_id = uuid.uuid4().hex
@@ -98,14 +204,31 @@ class EnvironmentPool:
         )
         self._all[env_id] = env
         self._keys[env_id] = pool_key(fv)
+        self._fvs[pool_key(fv)] = fv
         await env.start()  # raises InitFailure; the environment is then dead and forgotten
+        if self._metrics is not None and env.init_duration_ms is not None:
+            self._metrics.init_duration.observe(env.init_duration_ms / 1000,
+                                                self._metrics.labels(fv.name, fv.version))
+        if self._config.cpu_after_init:
+            _set_cpu(env, spec.cpu_fraction)
         return env
 
     def release(self, fv: FunctionVersion, env: Environment) -> None:
         """Give an environment back after an invocation: kept warm (frozen) if it is healthy."""
-        if not env.alive or self._closing or self._keys.get(env.env_id) != pool_key(fv):
+        key = pool_key(fv)
+        if not env.alive or self._closing or self._keys.get(env.env_id) != key:
             if env.alive:
                 self._spawn(env.shutdown())
+            return
+        for waiter in self._waiters:  # someone is waiting for exactly this: hand it over warm
+            if waiter.key == key and not waiter.future.done():
+                waiter.future.set_result(env)
+                return
+        self._park(key, env)
+
+    def _park(self, key: PoolKey, env: Environment) -> None:
+        """Keep a healthy environment idle (frozen) for later."""
+        if not env.alive:
             return
         if self._config.freeze_idle:
             try:
@@ -114,7 +237,7 @@ class EnvironmentPool:
                 log.exception("freezing environment %s failed; discarding it", env.env_id)
                 self._spawn(env.kill())
                 return
-        self._idle.setdefault(pool_key(fv), []).append(env)
+        self._idle.setdefault(key, []).append(env)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         # Keep a reference: the loop holds tasks only weakly.
@@ -124,6 +247,7 @@ class EnvironmentPool:
 
     def _forget(self, env: Environment) -> None:
         self._all.pop(env.env_id, None)
+        self._keep_until.pop(env.env_id, None)
         key = self._keys.pop(env.env_id, None)
         if key is not None:
             idle = self._idle.get(key)
@@ -132,15 +256,24 @@ class EnvironmentPool:
                 if not idle:
                     del self._idle[key]
 
-    async def retire(self, function_arn: str, *, keep_revision: str | None = None) -> None:
-        """Shut down idle environments of a function whose code or configuration changed (or that
-        was deleted). Busy ones are shut down when they are released."""
-        doomed = [env for key, envs in self._idle.items() if key[0] == function_arn and key[2] != keep_revision
-                  for env in envs]
-        for key in [k for k in self._idle if k[0] == function_arn and k[2] != keep_revision]:
+    async def retire(self, function_arn: str, *, version: str | None = None,
+                     keep_revision: str | None = None) -> None:
+        """Shut down idle environments of a function (or of one of its versions) whose code or
+        configuration changed, or that was deleted. Busy ones are shut down when they are released."""
+
+        def doomed_key(key: PoolKey) -> bool:
+            return key[0] == function_arn and (version is None or key[1] == version) and key[2] != keep_revision
+
+        doomed = [env for key, envs in self._idle.items() if doomed_key(key) for env in envs]
+        for key in [k for k in self._idle if doomed_key(k)]:
             del self._idle[key]
+        for key in [k for k in self._prewarm if doomed_key(k)]:
+            del self._prewarm[key]
+        if keep_revision is None and version is None:
+            for key in {k for k in self._keys.values() if k[0] == function_arn}:
+                self.policy.forget(_policy_key(key))
         for env_id, key in list(self._keys.items()):
-            if key[0] == function_arn and key[2] != keep_revision:
+            if doomed_key(key):
                 self._keys[env_id] = (key[0], key[1], "retired")
         await asyncio.gather(*(env.shutdown() for env in doomed), return_exceptions=True)
 
@@ -150,18 +283,62 @@ class EnvironmentPool:
             await self.reclaim_idle()
 
     async def reclaim_idle(self, now: float | None = None) -> int:
-        """Shut down environments idle for longer than the keep-alive; returns how many."""
+        """Shut down idle environments outside their keep-alive window, start the pre-warms that are
+        due; returns how many environments were shut down."""
         now = time.monotonic() if now is None else now
         doomed: list[Environment] = []
         for key, envs in list(self._idle.items()):
-            keep = [env for env in envs if now - env.last_used < self._config.keep_alive_s]
-            doomed.extend(env for env in envs if env not in keep)
+            window = self.policy.window(_policy_key(key))
+            keep = [env for env in envs if self._keeps(env, window, now)]
+            for env in envs:
+                if env in keep:
+                    continue
+                doomed.append(env)
+                self._keep_until.pop(env.env_id, None)
+                if window.prewarm_s > 0 and now - env.last_used < window.prewarm_s:
+                    # Unloaded early because the next call is expected later: come back before it.
+                    fv = self._fv_of(env, key)
+                    if fv is not None:
+                        due = env.last_used + window.prewarm_s
+                        self._prewarm[key] = _Prewarm(fv, due, due + window.keep_alive_s)
             if keep:
                 self._idle[key] = keep
             else:
                 del self._idle[key]
         await asyncio.gather(*(env.shutdown() for env in doomed), return_exceptions=True)
+        self._start_prewarms(now)
         return len(doomed)
+
+    def _keeps(self, env: Environment, window: Window, now: float) -> bool:
+        until = self._keep_until.get(env.env_id)
+        if until is not None:
+            return now < until
+        return window.keeps(now - env.last_used)
+
+    def _fv_of(self, env: Environment, key: PoolKey) -> FunctionVersion | None:
+        return self._fvs.get(key)
+
+    def _start_prewarms(self, now: float) -> None:
+        for key, plan in list(self._prewarm.items()):
+            if now >= plan.until:
+                del self._prewarm[key]
+            elif now >= plan.due and not self._closing:
+                del self._prewarm[key]
+                if not self._idle.get(key) and self._creating < self._max_inits:
+                    self._creating += 1
+                    self._spawn(self._prewarm_one(plan, key))
+
+    async def _prewarm_one(self, plan: _Prewarm, key: PoolKey) -> None:
+        try:
+            env = await self._create(plan.fv)
+        except Exception:
+            log.info("pre-warming an environment of %s failed", plan.fv.function_arn, exc_info=True)
+            return
+        finally:
+            self._slot_free()
+        self.prewarmed += 1
+        self._keep_until[env.env_id] = plan.until
+        self._park(key, env)
 
     async def close(self) -> None:
         """Server stop: SHUTDOWN for every environment, then the backend."""
@@ -183,10 +360,35 @@ class EnvironmentPool:
             "idle": sum(len(v) for v in self._idle.values()),
             "cold_starts": self.cold_starts,
             "warm_starts": self.warm_starts,
+            "initializing": self._creating,
+            "waiting": len(self._waiters),
+            "parallel_inits_peak": self.parallel_inits_peak,
+            "max_parallel_inits": self._max_inits,
+            "prewarmed": self.prewarmed,
+            "keep_alive_policy": self.policy.name,
         }
 
     def environments(self) -> list[Environment]:
         return list(self._all.values())
+
+
+def _policy_key(key: PoolKey) -> str:
+    return f"{key[0]}:{key[1]}"
+
+
+def _set_cpu(env: Environment, fraction: float) -> None:
+    """Drop a freshly initialized environment to its proportional CPU share, if the backend can.
+
+    The environment does not expose its sandbox; reading it here keeps environment.py untouched.
+    """
+    sandbox = getattr(env, "_sandbox", None)
+    set_cpu = getattr(sandbox, "set_cpu", None)
+    if set_cpu is None:
+        return
+    try:
+        set_cpu(fraction)
+    except OSError:
+        log.warning("setting the CPU share of environment %s failed", env.env_id, exc_info=True)
 
 
 __all__ = ["EnvState", "EnvironmentPool", "PoolConfig", "pool_key"]

@@ -9,6 +9,12 @@ Everything the runtime sends is untrusted: a request id that is not the one it h
 invocation is answered at most once, and a payload over AWS's limit never reaches the caller.
 It never times anything out (the environment does, by cancelling `invoke`) and never touches sockets.
 
+Streaming responses (`Lambda-Runtime-Function-Response-Mode: streaming`): `begin_stream` answers the
+invocation at once (ANSWERED) and hands the bytes, as they arrive, to the invocation's `ResponseStream`
+(when the caller asked for one) or collects them (a buffered caller gets them at the end, up to the
+buffered limit). The invocation's result is settled by `end_stream`, with the error the runtime sent as
+trailers, so the environment stays busy until the last byte.
+
 Runtime states, and the only transitions the runtime can cause::
 
     INITIALIZING ──/next──► IDLE ──(invocation delivered)──► INVOKING ──/response|/error──► ANSWERED
@@ -21,11 +27,18 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 # AWS's limit for a synchronous response (6 MB plus the 100 bytes AWS allows for the JSON framing).
 MAX_RESPONSE_BYTES = 6291556
+# The limit of a streamed response (AWS's documented soft limit for response streaming).
+MAX_STREAM_BYTES = 20 * 1024 * 1024
+STREAM_TOO_LARGE = json.dumps({
+    "errorMessage": f"Response payload size exceeded maximum allowed payload size ({MAX_STREAM_BYTES} bytes).",
+    "errorType": "Function.ResponseSizeTooLarge",
+}, separators=(",", ":")).encode()
 
 RESPONSE_TOO_LARGE = json.dumps({
     "errorMessage": f"Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
@@ -40,6 +53,83 @@ TOO_LARGE_BODY = json.dumps({
 }, separators=(",", ":")).encode()
 
 
+class ResponseStream:
+    """Where a streamed response goes while the runtime writes it: one producer, one consumer.
+
+    The channel calls `start`, `write` and `finish`; the caller awaits `started()` and iterates the
+    chunks. Nothing is dropped: a chunk written is delivered, in order, until `finish`. A producer that
+    runs ahead of its consumer is slowed down through `on_pressure` (the Runtime API connection stops
+    reading), so a slow client does not make Hearth hold a 20 MB response in memory.
+    """
+
+    HIGH_WATER = 1 << 20  # queued bytes above which the producer is paused
+
+    def __init__(self) -> None:
+        self.content_type: str | None = None
+        self.error_type: str | None = None
+        self.error_body: bytes | None = None
+        self.finished = False
+        self.bytes_written = 0
+        self.on_pressure: Any = None  # callable(paused: bool), set by the Runtime API connection
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._queued = 0
+        self._paused = False
+        self._started: asyncio.Future[str] | None = None
+
+    def _start_fut(self) -> asyncio.Future[str]:
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_future()
+        return self._started
+
+    @property
+    def is_started(self) -> bool:
+        return self._started is not None and self._started.done()
+
+    def start(self, content_type: str) -> None:
+        fut = self._start_fut()
+        if not fut.done():
+            self.content_type = content_type
+            fut.set_result(content_type)
+
+    async def started(self) -> str:
+        """The content type, once the runtime began streaming."""
+        return await asyncio.shield(self._start_fut())
+
+    def write(self, data: bytes) -> None:
+        if self.finished or not data:
+            return
+        self.bytes_written += len(data)
+        self._queued += len(data)
+        self._queue.put_nowait(bytes(data))
+        if self._queued > self.HIGH_WATER and not self._paused and self.on_pressure is not None:
+            self._paused = True
+            self.on_pressure(True)
+
+    def finish(self, error_type: str | None = None, error_body: bytes | None = None) -> None:
+        """The end of the stream (idempotent: the first end wins)."""
+        if self.finished:
+            return
+        self.finished = True
+        self.error_type = error_type
+        self.error_body = error_body
+        self._queue.put_nowait(None)
+        if self._paused and self.on_pressure is not None:
+            self._paused = False
+            self.on_pressure(False)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Every chunk until the end; `error_type` tells how it ended."""
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            self._queued -= len(item)
+            if self._paused and self._queued <= self.HIGH_WATER // 2 and self.on_pressure is not None:
+                self._paused = False
+                self.on_pressure(False)
+            yield item
+
+
 @dataclass(frozen=True)
 class Invocation:
     request_id: str
@@ -49,12 +139,17 @@ class Invocation:
     trace_id: str
     client_context: str | None = None  # the client context JSON, already base64-decoded
     cognito_identity: str | None = None
+    # Set when the caller can take a streamed response as it is produced (function URLs in
+    # RESPONSE_STREAM mode, InvokeWithResponseStream); otherwise a stream is collected.
+    sink: ResponseStream | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class InvocationResult:
     payload: bytes
     error_type: str | None = None  # None: success; otherwise the function error's type
+    streamed: bool = False  # the runtime streamed it (the bytes went to the invocation's sink, if any)
+    content_type: str | None = None  # a streamed response's content type
 
 
 class InitError(Exception):
@@ -115,6 +210,15 @@ def _error_type_of(payload: bytes) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+@dataclass
+class _OpenStream:
+    sink: ResponseStream | None
+    content_type: str
+    size: int = 0
+    overflow: bool = False
+    buffer: bytearray = field(default_factory=bytearray)
+
+
 class EnvironmentChannel:
     """One environment's Runtime API state. All methods run on the event loop thread."""
 
@@ -128,6 +232,8 @@ class EnvironmentChannel:
         self._queued: Invocation | None = None  # an invocation no /next has taken yet
         self._current: str | None = None  # the request id the runtime holds
         self._results: dict[str, asyncio.Future[InvocationResult]] = {}
+        self._sinks: dict[str, ResponseStream | None] = {}  # request id -> the sink of its invocation
+        self._streams: dict[str, _OpenStream] = {}  # streams the runtime is writing now
 
     @property
     def _init(self) -> asyncio.Future[None]:
@@ -153,6 +259,7 @@ class EnvironmentChannel:
         result: asyncio.Future[InvocationResult] = asyncio.get_running_loop().create_future()
         result.add_done_callback(_retrieve)
         self._results[invocation.request_id] = result
+        self._sinks[invocation.request_id] = invocation.sink
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             self._waiter = None
@@ -164,6 +271,8 @@ class EnvironmentChannel:
             return await result
         finally:
             self._results.pop(invocation.request_id, None)
+            self._sinks.pop(invocation.request_id, None)
+            self._streams.pop(invocation.request_id, None)
             if self._queued is invocation:
                 self._queued = None
 
@@ -261,6 +370,63 @@ class EnvironmentChannel:
         kind = error_type or _error_type_of(payload) or "Unhandled"
         self._settle(request_id, InvocationResult(payload, kind))
         return 202
+
+    # -- streamed responses ---------------------------------------------------------------------
+
+    def begin_stream(self, request_id: str, content_type: str) -> int:
+        """The runtime started a streamed `/response` (202: accepted; the bytes follow)."""
+        status = self._answer(request_id)
+        if status != 202:
+            return status
+        sink = self._sinks.get(request_id)
+        self._streams[request_id] = _OpenStream(sink, content_type or "application/octet-stream")
+        if sink is not None:
+            sink.start(content_type or "application/octet-stream")
+        return 202
+
+    def stream_data(self, request_id: str, data: bytes) -> bool:
+        """More bytes of an open stream. False once the stream went over its limit (drop the rest)."""
+        stream = self._streams.get(request_id)
+        if stream is None or stream.overflow:
+            return False
+        stream.size += len(data)
+        if stream.size > MAX_STREAM_BYTES:
+            stream.overflow = True
+            self._end(request_id, stream, "Function.ResponseSizeTooLarge", STREAM_TOO_LARGE)
+            return False
+        if stream.sink is not None:
+            stream.sink.write(data)
+        else:
+            stream.buffer += data
+        return True
+
+    def stream_sink(self, request_id: str) -> ResponseStream | None:
+        stream = self._streams.get(request_id)
+        return stream.sink if stream is not None else None
+
+    def end_stream(self, request_id: str, error_type: str | None, error_body: bytes | None) -> None:
+        """The runtime finished the stream; an error came as trailers (type, base64-decoded body)."""
+        stream = self._streams.get(request_id)
+        if stream is None or stream.overflow:
+            return
+        self._end(request_id, stream, error_type or None, error_body)
+
+    def _end(self, request_id: str, stream: _OpenStream, error_type: str | None, error_body: bytes | None) -> None:
+        self._streams.pop(request_id, None)
+        if error_type is not None and not error_body:
+            error_body = json.dumps({"errorType": error_type, "errorMessage": ""}).encode()
+        if stream.sink is not None:
+            stream.sink.finish(error_type, error_body)
+            payload = (error_body or b"") if error_type is not None else b""
+        elif error_type is not None:
+            payload = error_body or b""
+        elif len(stream.buffer) > MAX_RESPONSE_BYTES:
+            # A buffered caller cannot take more than a buffered response.
+            error_type, payload = "Function.ResponseSizeTooLarge", RESPONSE_TOO_LARGE
+        else:
+            payload = bytes(stream.buffer)
+        self._settle(request_id, InvocationResult(payload, error_type, streamed=True,
+                                                  content_type=stream.content_type))
 
     def post_init_error(self, error_type: str, payload: bytes) -> int:
         if self.state is not RuntimeState.INITIALIZING:

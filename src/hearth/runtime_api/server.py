@@ -10,6 +10,11 @@ Why a hand-written protocol instead of h11: warm invoke latency is a headline nu
 invoke crosses this server twice (`/next`, then `/response`). An `asyncio.Protocol` that slices one
 receive buffer costs a few microseconds per request; a general parser costs several times that.
 
+Streamed responses: a `POST …/response` with `Lambda-Runtime-Function-Response-Mode: streaming` is handed
+to the channel when its head arrives, and each body chunk as it arrives (Content-Length or chunked); an
+error comes last, as the trailers `Lambda-Runtime-Function-Error-Type` and `Lambda-Runtime-Function-Error-Body`
+(base64). The 202 is sent when the body ends. A consumer that falls behind pauses reading.
+
 Routes (everything else is 404; a known path with the wrong method is 405)::
 
     GET  /2018-06-01/runtime/invocation/next
@@ -25,6 +30,8 @@ state object beside the channel; connections and parsing are shared.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import logging
 import socket
@@ -57,7 +64,12 @@ _NOT_FOUND = b'{"errorMessage":"Not Found","errorType":"NotFound"}'
 _NOT_ALLOWED = b'{"errorMessage":"Method Not Allowed","errorType":"MethodNotAllowed"}'
 _BAD_REQUEST = b'{"errorMessage":"Bad Request","errorType":"BadRequest"}'
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_TRUNCATED = b'{"errorMessage":"The runtime closed the connection before the response ended",' \
+    b'"errorType":"Runtime.TruncatedResponse"}'
 _ERROR_TYPE_HEADER = b"lambda-runtime-function-error-type"
+_ERROR_BODY_HEADER = b"lambda-runtime-function-error-body"
+_RESPONSE_MODE_HEADER = b"lambda-runtime-function-response-mode"
+_RESPONSE = b"/response"
 
 
 def _response(status: int, body: bytes, *, close: bool = False) -> bytes:
@@ -92,7 +104,7 @@ def _header_value(value: str) -> bytes:
 
 class _Request:
     __slots__ = ("body", "chunk_left", "chunked", "close", "headers", "method", "overflow", "remaining",
-                 "target")
+                 "stream_id", "stream_status", "target", "trailers")
 
     def __init__(self, method: bytes, target: bytes, headers: dict[bytes, bytes], close: bool) -> None:
         self.method = method
@@ -104,6 +116,9 @@ class _Request:
         self.chunked = False
         self.remaining = 0  # Content-Length bytes still to read
         self.chunk_left = -1  # bytes left in the current chunk; -1: expecting a chunk-size line
+        self.stream_id: str | None = None  # a streamed response being passed on (accepted by the channel)
+        self.stream_status = 0  # the channel's answer to a streamed response's head
+        self.trailers: dict[bytes, bytes] = {}
 
 
 class _Connection(asyncio.Protocol):
@@ -131,6 +146,10 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.connections.discard(self)
         self._closing = True
+        req, self._req = self._req, None
+        if req is not None and req.stream_id is not None:
+            # The runtime hung up in the middle of a streamed response: what arrived is all there is.
+            self._channel.end_stream(req.stream_id, "Runtime.TruncatedResponse", _TRUNCATED)
         parked, self._parked = self._parked, None
         if parked is not None:
             self._channel.abandon_next(parked)
@@ -196,13 +215,49 @@ class _Connection(asyncio.Protocol):
             if req.remaining < 0:
                 self._fail(_BAD_REQUEST, 400)
                 return None
+        if headers.get(_RESPONSE_MODE_HEADER, b"").lower() == b"streaming" and method == b"POST":
+            self._begin_stream(req)
         if headers.get(b"expect", b"").lower() == b"100-continue" and self._transport is not None:
             # curl waits up to a second for this before sending a large body.
             self._transport.write(_CONTINUE)
         return req
 
+    def _begin_stream(self, req: _Request) -> None:
+        target = req.target
+        if not target.startswith(_PREFIX):
+            return
+        path = target[len(_PREFIX):].split(b"?", 1)[0]
+        if not (path.startswith(_INVOCATION) and path.endswith(_RESPONSE)):
+            return
+        request_id = path[len(_INVOCATION):-len(_RESPONSE)]
+        if not request_id or b"/" in request_id:
+            return
+        rid = request_id.decode("utf-8", "replace")
+        content_type = req.headers.get(b"content-type", b"").decode("latin-1")
+        req.stream_status = self._channel.begin_stream(rid, content_type)
+        if req.stream_status == 202:
+            req.stream_id = rid
+            sink = self._channel.stream_sink(rid)
+            if sink is not None:
+                sink.on_pressure = self._pressure
+
+    def _pressure(self, paused: bool) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        with contextlib.suppress(RuntimeError):
+            if paused:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
     def _take(self, req: _Request, n: int) -> None:
         """Move n buffered bytes into the body, dropping what is past the limit."""
+        if req.stream_id is not None:
+            if n:
+                self._channel.stream_data(req.stream_id, bytes(self._buf[:n]))
+                del self._buf[:n]
+            return
         room = MAX_BODY_BYTES - len(req.body)
         if room > 0:
             req.body += self._buf[:min(n, room)]
@@ -243,9 +298,13 @@ class _Connection(asyncio.Protocol):
                     if len(buf) > MAX_HEAD_BYTES:
                         self._fail(_BAD_REQUEST, 400)
                     return False
+                line = bytes(buf[:eol])
                 del buf[:eol + 2]
                 if eol == 0:
                     return True
+                name, sep, value = line.partition(b":")
+                if sep and len(req.trailers) < 16:
+                    req.trailers[name.strip().lower()] = value.strip()
             elif req.chunk_left == 0:  # CRLF after a chunk's data
                 if len(buf) < 2:
                     return False
@@ -264,6 +323,22 @@ class _Connection(asyncio.Protocol):
     # -- routing ---------------------------------------------------------------------------------
 
     def _dispatch(self, req: _Request) -> None:
+        if req.stream_id is not None:
+            trailer_type = req.trailers.get(_ERROR_TYPE_HEADER)
+            trailer_body: bytes | None = None
+            if trailer_type is not None:
+                try:
+                    trailer_body = base64.b64decode(req.trailers.get(_ERROR_BODY_HEADER, b""), validate=False)
+                except (binascii.Error, ValueError):
+                    trailer_body = None
+            self._channel.end_stream(req.stream_id,
+                                     trailer_type.decode("utf-8", "replace") if trailer_type is not None else None,
+                                     trailer_body)
+            self._answer(202, req.close)
+            return
+        if req.stream_status:  # a streamed response the channel refused at its head
+            self._answer(req.stream_status, req.close)
+            return
         target = req.target
         if not target.startswith(_PREFIX):
             self._send(404, _NOT_FOUND, req.close)

@@ -21,6 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CFS_PERIOD_US = 100_000
+# CFS burst (kernel 5.14+, where the files exist): a sandbox that stayed under its quota may spend what
+# it saved, up to one more quota, in a later period. Short bursts (a request's parsing, a page-fault
+# storm) then run at up to twice the share, while sustained work still gets exactly its share. The
+# kernel refuses a burst larger than the quota.
+BURST_OF_QUOTA = 1.0
 V1_CONTROLLERS = ("memory", "cpu", "pids", "freezer")
 V2_CONTROLLERS = ("memory", "pids", "cpu")
 FREEZE_TIMEOUT_S = 2.0
@@ -50,6 +55,11 @@ def _mounts() -> list[tuple[str, str, set[str]]]:
                 mount_point = parts[1].replace("\\040", " ")
                 found.append((mount_point, parts[2], set(parts[3].split(","))))
     return found
+
+
+def cpu_quota_us(fraction: float) -> int:
+    """CFS quota per period for `fraction` cores (1 ms minimum: the kernel refuses less)."""
+    return max(1000, int(fraction * CFS_PERIOD_US))
 
 
 def instance_key(data_dir: Path) -> str:
@@ -119,6 +129,39 @@ class Cgroup:
             with contextlib.suppress(OSError, ValueError):
                 return int(_read(d / "memory.failcnt")) > 0
         return False
+
+    # -- CPU ------------------------------------------------------------------------------------
+
+    def set_cpu(self, fraction: float) -> None:
+        """Change the CPU quota (cores' worth) of a running group, with its burst where supported."""
+        quota = cpu_quota_us(fraction)
+        burst = int(quota * BURST_OF_QUOTA)
+        if self.tree.version == 2:
+            d = self.dirs["unified"]
+            with contextlib.suppress(OSError):  # the burst must never exceed the quota: lower it first
+                _write(d / "cpu.max.burst", "0")
+            _write(d / "cpu.max", f"{quota} {CFS_PERIOD_US}")
+            with contextlib.suppress(OSError):
+                _write(d / "cpu.max.burst", str(burst))
+            return
+        d = self.dirs["cpu"]
+        has_burst = (d / "cpu.cfs_burst_us").exists()
+        if has_burst:
+            with contextlib.suppress(OSError):
+                _write(d / "cpu.cfs_burst_us", "0")
+        _write(d / "cpu.cfs_quota_us", str(quota))
+        if has_burst:
+            with contextlib.suppress(OSError):
+                _write(d / "cpu.cfs_burst_us", str(burst))
+
+    def cpu_quota(self) -> float:
+        """The current quota in cores (for tests and statistics)."""
+        if self.tree.version == 2:
+            quota, _, period = _read(self.dirs["unified"] / "cpu.max").partition(" ")
+            return float("inf") if quota == "max" else int(quota) / int(period)
+        d = self.dirs["cpu"]
+        quota_us = int(_read(d / "cpu.cfs_quota_us"))
+        return float("inf") if quota_us < 0 else quota_us / int(_read(d / "cpu.cfs_period_us"))
 
     # -- freezer --------------------------------------------------------------------------------
 
@@ -291,13 +334,12 @@ class CgroupTree:
         return group
 
     def _apply(self, group: Cgroup, limits: Limits) -> None:
-        quota = max(1000, int(limits.cpu_fraction * CFS_PERIOD_US))
         if self.version == 2:
             d = group.dirs["unified"]
             _write(d / "memory.max", str(limits.memory_bytes))
             if self.has_swap_max:
                 _write(d / "memory.swap.max", "0")
-            _write(d / "cpu.max", f"{quota} {CFS_PERIOD_US}")
+            group.set_cpu(limits.cpu_fraction)
             _write(d / "pids.max", str(limits.pids))
             return
         mem = group.dirs["memory"]
@@ -306,9 +348,8 @@ class CgroupTree:
             _write(mem / "memory.memsw.limit_in_bytes", str(limits.memory_bytes))
         with contextlib.suppress(OSError):  # refused when the parent uses hierarchy-wide swappiness
             _write(mem / "memory.swappiness", "0")
-        cpu = group.dirs["cpu"]
-        _write(cpu / "cpu.cfs_period_us", str(CFS_PERIOD_US))
-        _write(cpu / "cpu.cfs_quota_us", str(quota))
+        _write(group.dirs["cpu"] / "cpu.cfs_period_us", str(CFS_PERIOD_US))
+        group.set_cpu(limits.cpu_fraction)
         _write(group.dirs["pids"] / "pids.max", str(limits.pids))
 
     def existing(self) -> list[Cgroup]:

@@ -41,11 +41,13 @@ START_TIMEOUT_S = 10.0
 ZYGOTE_START_TIMEOUT_S = 30.0
 NOFILE_LIMIT = 1024
 SHM_MB = 64
-# The smallest CPU quota a sandbox gets. A hard CFS cap of a few percent of a core (128 MB buys 7 % on
-# AWS's scale) makes everything the kernel does on the sandbox's behalf crawl too: page faults, memory
-# reclaim before an OOM kill (seconds instead of milliseconds), the interpreter's start. AWS lets small
-# functions burst; a floor is this backend's stand-in for that burst.
-MIN_CPU_FRACTION = 0.5
+# CPU follows memory (memory / 1,769 MB cores), with no floor, so that the ratio between two memory
+# sizes is what AWS gives. Two things keep small functions usable: a sandbox starts with the whole
+# host's CPU for INIT (AWS boosts INIT too; the interpreter's start and imports are the bulk of a cold
+# start) and drops to its share when the pool calls `set_cpu` after INIT; and a CFS burst (see
+# cgroups.BURST_OF_QUOTA) lets an idle sandbox spend a short spike at up to twice its share.
+def init_cpu_fraction() -> float:
+    return float(os.cpu_count() or 1)
 MAX_MESSAGE = 1 << 16
 # Host system directories a runtime needs, mounted read-only at the same place.
 SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")
@@ -248,6 +250,11 @@ class NamespaceSandbox:
             return self._final_stats
         return SandboxStats(memory_peak_bytes=self._cgroup.memory_peak(), oom_killed=self._cgroup.oom_killed())
 
+    def set_cpu(self, fraction: float) -> None:
+        """The sandbox's CPU share from now on, in cores (after INIT: memory / 1,769 MB)."""
+        if not self._killed:
+            self._cgroup.set_cpu(fraction)
+
     def freeze(self) -> None:
         if not self._killed:
             self._cgroup.freeze(wait=False)
@@ -433,7 +440,7 @@ class NamespaceBackend:
         self._counter += 1
         group = self._tree.create(
             f"{spec.env_id[:40]}-{self._counter}",
-            Limits(spec.memory_mb << 20, max(spec.cpu_fraction, MIN_CPU_FRACTION), spec.pids_limit),
+            Limits(spec.memory_mb << 20, max(spec.cpu_fraction, init_cpu_fraction()), spec.pids_limit),
         )
         try:
             return await self._start_in(zygote, spec, group, python_fork)

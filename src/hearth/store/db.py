@@ -1,4 +1,4 @@
-"""Durable control-plane state: functions, their versions and tags.
+"""Durable control-plane state: functions, their versions, aliases, resource policies and tags.
 
 It owns the schema, its migrations and every SQL statement. It never interprets a function's
 configuration (that is `hearth.functions`): a version's configuration is an opaque JSON document
@@ -67,6 +67,33 @@ MIGRATIONS: tuple[str, ...] = (
             ON DELETE CASCADE
     );
     """,
+    # 2: published versions (numbers never reused while the function exists), aliases, and the
+    # resource-based policy of each function qualifier ('' = the unqualified function).
+    """
+    ALTER TABLE functions ADD COLUMN last_version INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE aliases (
+        account_id   TEXT NOT NULL,
+        region       TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        alias        TEXT NOT NULL,
+        document     TEXT NOT NULL,      -- JSON owned by hearth.functions
+        revision_id  TEXT NOT NULL,
+        PRIMARY KEY (account_id, region, name, alias),
+        FOREIGN KEY (account_id, region, name) REFERENCES functions (account_id, region, name)
+            ON DELETE CASCADE
+    );
+    CREATE TABLE function_policies (
+        account_id   TEXT NOT NULL,
+        region       TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        qualifier    TEXT NOT NULL,
+        statements   TEXT NOT NULL,      -- JSON list of statements, in the order they were added
+        revision_id  TEXT NOT NULL,
+        PRIMARY KEY (account_id, region, name, qualifier),
+        FOREIGN KEY (account_id, region, name) REFERENCES functions (account_id, region, name)
+            ON DELETE CASCADE
+    );
+    """,
 )
 
 
@@ -80,6 +107,30 @@ class AlreadyExists(StoreError):
 
 class RevisionMismatch(StoreError):
     """A conditional write found another revision than the one it expected (or no row at all)."""
+
+
+@dataclass(frozen=True)
+class AliasRow:
+    """One alias. `document` is the domain's JSON (target version, weights, description)."""
+
+    account_id: str
+    region: str
+    name: str
+    alias: str
+    document: dict[str, Any]
+    revision_id: str
+
+
+@dataclass(frozen=True)
+class PolicyRow:
+    """The resource-based policy of one function or qualifier (`qualifier` '' = unqualified)."""
+
+    account_id: str
+    region: str
+    name: str
+    qualifier: str
+    statements: list[dict[str, Any]]
+    revision_id: str
 
 
 @dataclass(frozen=True)
@@ -134,6 +185,35 @@ class Store(Protocol):
 
     def usage(self, account_id: str, region: str) -> tuple[int, int]:
         """(sum of code sizes, number of functions) of one account in one region."""
+
+    def last_version_number(self, account_id: str, region: str, name: str) -> int | None:
+        """The highest version number ever published for the function (0: none), None if no function."""
+
+    def insert_version(self, row: VersionRow, *, previous_number: int, latest: VersionRow | None = None) -> None:
+        """Add published version `row.version` (== previous_number + 1) if the function's counter is
+        still `previous_number`, optionally replacing the $LATEST row in the same transaction (its
+        stored revision must be `latest`'s expected one: pass it via put semantics). Raises
+        RevisionMismatch when someone else published first or the function is gone."""
+
+    def list_function_versions(self, account_id: str, region: str, name: str) -> list[VersionRow]:
+        """Every version of one function ($LATEST and published), unordered."""
+
+    def delete_version(self, account_id: str, region: str, name: str, version: str) -> bool: ...
+
+    def get_alias(self, account_id: str, region: str, name: str, alias: str) -> AliasRow | None: ...
+
+    def list_aliases(self, account_id: str, region: str, name: str) -> list[AliasRow]: ...
+
+    def put_alias(self, row: AliasRow, *, expected_revision: str | None, create: bool) -> None:
+        """Insert (create=True; AlreadyExists) or compare-and-swap replace (RevisionMismatch)."""
+
+    def delete_alias(self, account_id: str, region: str, name: str, alias: str) -> bool: ...
+
+    def get_policy(self, account_id: str, region: str, name: str, qualifier: str) -> PolicyRow | None: ...
+
+    def put_policy(self, row: PolicyRow, *, expected_revision: str | None) -> None:
+        """Replace (or create, or with no statements delete) a policy; expected_revision None: the
+        policy must not exist yet. Raises RevisionMismatch."""
 
     def get_tags(self, account_id: str, region: str, name: str) -> dict[str, str]: ...
 
@@ -346,6 +426,142 @@ class SqliteStore:
             "SELECT COUNT(*) AS c FROM functions WHERE account_id = ? AND region = ?", (account_id, region)
         )[0]["c"]
         return int(size), int(count)
+
+    # -- published versions ------------------------------------------------------------------------
+
+    def last_version_number(self, account_id: str, region: str, name: str) -> int | None:
+        rows = self._query(
+            "SELECT last_version FROM functions WHERE account_id = ? AND region = ? AND name = ?",
+            (account_id, region, name),
+        )
+        return int(rows[0]["last_version"]) if rows else None
+
+    def insert_version(self, row: VersionRow, *, previous_number: int, latest: VersionRow | None = None) -> None:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE functions SET last_version = ? WHERE account_id = ? AND region = ? AND name = ? "
+                "AND last_version = ?",
+                (previous_number + 1, row.account_id, row.region, row.name, previous_number),
+            )
+            if cur.rowcount != 1:
+                raise RevisionMismatch(row.name)
+            self._insert_version(db, replace(row, updated_at=time.time()))
+            if latest is not None:
+                cur = db.execute(
+                    "UPDATE function_versions SET config = ?, revision_id = ?, updated_at = ? "
+                    "WHERE account_id = ? AND region = ? AND name = ? AND version = '$LATEST'",
+                    (json.dumps(latest.config), latest.revision_id, time.time(), latest.account_id,
+                     latest.region, latest.name),
+                )
+                if cur.rowcount != 1:
+                    raise RevisionMismatch(row.name)
+
+    def list_function_versions(self, account_id: str, region: str, name: str) -> list[VersionRow]:
+        rows = self._query(
+            "SELECT * FROM function_versions WHERE account_id = ? AND region = ? AND name = ?",
+            (account_id, region, name),
+        )
+        return [_row(r) for r in rows]
+
+    def delete_version(self, account_id: str, region: str, name: str, version: str) -> bool:
+        if version == "$LATEST":
+            raise StoreError("$LATEST goes only with its function")
+        with self._tx() as db:
+            cur = db.execute(
+                "DELETE FROM function_versions WHERE account_id = ? AND region = ? AND name = ? AND version = ?",
+                (account_id, region, name, version),
+            )
+            db.execute(
+                "DELETE FROM function_policies WHERE account_id = ? AND region = ? AND name = ? AND qualifier = ?",
+                (account_id, region, name, version),
+            )
+            return cur.rowcount > 0
+
+    # -- aliases -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _alias(r: sqlite3.Row) -> AliasRow:
+        return AliasRow(r["account_id"], r["region"], r["name"], r["alias"], json.loads(r["document"]),
+                        r["revision_id"])
+
+    def get_alias(self, account_id: str, region: str, name: str, alias: str) -> AliasRow | None:
+        rows = self._query(
+            "SELECT * FROM aliases WHERE account_id = ? AND region = ? AND name = ? AND alias = ?",
+            (account_id, region, name, alias),
+        )
+        return self._alias(rows[0]) if rows else None
+
+    def list_aliases(self, account_id: str, region: str, name: str) -> list[AliasRow]:
+        rows = self._query(
+            "SELECT * FROM aliases WHERE account_id = ? AND region = ? AND name = ? ORDER BY alias",
+            (account_id, region, name),
+        )
+        return [self._alias(r) for r in rows]
+
+    def put_alias(self, row: AliasRow, *, expected_revision: str | None, create: bool) -> None:
+        args = (json.dumps(row.document), row.revision_id, row.account_id, row.region, row.name, row.alias)
+        with self._tx() as db:
+            if create:
+                try:
+                    db.execute(
+                        "INSERT INTO aliases (document, revision_id, account_id, region, name, alias) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", args,
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise AlreadyExists(row.alias) from exc
+                return
+            sql = ("UPDATE aliases SET document = ?, revision_id = ? "
+                   "WHERE account_id = ? AND region = ? AND name = ? AND alias = ?")
+            extra: tuple[str, ...] = ()
+            if expected_revision is not None:
+                sql += " AND revision_id = ?"
+                extra = (expected_revision,)
+            if db.execute(sql, args + extra).rowcount != 1:
+                raise RevisionMismatch(row.alias)
+
+    def delete_alias(self, account_id: str, region: str, name: str, alias: str) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                "DELETE FROM aliases WHERE account_id = ? AND region = ? AND name = ? AND alias = ?",
+                (account_id, region, name, alias),
+            )
+            db.execute(
+                "DELETE FROM function_policies WHERE account_id = ? AND region = ? AND name = ? AND qualifier = ?",
+                (account_id, region, name, alias),
+            )
+            return cur.rowcount > 0
+
+    # -- resource-based policies -------------------------------------------------------------------
+
+    def get_policy(self, account_id: str, region: str, name: str, qualifier: str) -> PolicyRow | None:
+        rows = self._query(
+            "SELECT * FROM function_policies WHERE account_id = ? AND region = ? AND name = ? AND qualifier = ?",
+            (account_id, region, name, qualifier),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return PolicyRow(r["account_id"], r["region"], r["name"], r["qualifier"], json.loads(r["statements"]),
+                         r["revision_id"])
+
+    def put_policy(self, row: PolicyRow, *, expected_revision: str | None) -> None:
+        key = (row.account_id, row.region, row.name, row.qualifier)
+        where = "WHERE account_id = ? AND region = ? AND name = ? AND qualifier = ?"
+        with self._tx() as db:
+            current = db.execute(f"SELECT revision_id FROM function_policies {where}", key).fetchone()
+            found = None if current is None else current["revision_id"]
+            if found != expected_revision:
+                raise RevisionMismatch(row.name)
+            if not row.statements:
+                db.execute(f"DELETE FROM function_policies {where}", key)
+            elif current is None:
+                db.execute(
+                    "INSERT INTO function_policies (account_id, region, name, qualifier, statements, revision_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", (*key, json.dumps(row.statements), row.revision_id),
+                )
+            else:
+                db.execute(f"UPDATE function_policies SET statements = ?, revision_id = ? {where}",
+                           (json.dumps(row.statements), row.revision_id, *key))
 
     # -- tags --------------------------------------------------------------------------------------
 

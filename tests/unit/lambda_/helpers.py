@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import random
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,10 @@ from hearth.aws.context import Principal, RequestContext
 from hearth.config import Settings
 from hearth.functions.service import FunctionService
 from hearth.services.lambda_.code_url import CodeUrlSigner
+from hearth.services.lambda_.layers import LambdaLayersProvider
+from hearth.services.lambda_.policies import LambdaPolicyProvider
 from hearth.services.lambda_.provider import LambdaProvider
+from hearth.services.lambda_.versions import LambdaVersionsProvider
 from hearth.store.blobs import BlobStore
 from hearth.store.db import SqliteStore, open_store
 
@@ -53,6 +58,9 @@ class Env:
     blobs: BlobStore
     functions: FunctionService
     provider: LambdaProvider
+    versions: LambdaVersionsProvider
+    policies: LambdaPolicyProvider
+    layers: LambdaLayersProvider
 
     async def create(self, name: str = "fn", **overrides: Any) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -69,10 +77,12 @@ class Env:
         await self.functions.wait_idle()
 
 
-def build(data_dir: Path) -> Env:
+def build(data_dir: Path, draw: Callable[[], float] = random.random) -> Env:
     settings = Settings(data_dir=data_dir, port=4566)
     store = open_store(data_dir)
     blobs = BlobStore(data_dir)
-    functions = FunctionService(settings, store, blobs, runtime_check=fake_runtime_check)
-    provider = LambdaProvider(settings, store, functions, CodeUrlSigner.load(data_dir))
-    return Env(data_dir, settings, store, blobs, functions, provider)
+    functions = FunctionService(settings, store, blobs, runtime_check=fake_runtime_check, draw=draw)
+    signer = CodeUrlSigner.load(data_dir)
+    provider = LambdaProvider(settings, store, functions, signer)
+    return Env(data_dir, settings, store, blobs, functions, provider, LambdaVersionsProvider(functions),
+               LambdaPolicyProvider(functions), LambdaLayersProvider(settings, functions.layers, signer))

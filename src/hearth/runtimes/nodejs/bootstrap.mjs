@@ -9,6 +9,12 @@
 // Why a raw `net` client instead of node:http: every warm invocation makes two Runtime API requests, and
 // http's Agent and parser machinery costs more than the rest of the runtime's work per request. The
 // Runtime API always answers with a Content-Length, so a small reader is enough.
+//
+// Response streaming: `awslambda.streamifyResponse(handler)` marks a handler `(event, responseStream,
+// context)`; its writes go to the Runtime API as a chunked `/response` with
+// `Lambda-Runtime-Function-Response-Mode: streaming` as they happen, and an error ends it with the
+// `Lambda-Runtime-Function-Error-Type`/`-Body` trailers. `awslambda.HttpResponseStream.from(stream,
+// {statusCode, headers, cookies})` sends the HTTP metadata first (JSON, then 8 NUL bytes), as AWS's runtime.
 
 import net from "node:net";
 import fs from "node:fs";
@@ -16,6 +22,7 @@ import path from "node:path";
 import util from "node:util";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
+import { Writable } from "node:stream";
 
 const RUNTIME_PATH = "/2018-06-01/runtime";
 const env = process.env;
@@ -159,6 +166,101 @@ class RuntimeClient {
       { "Lambda-Runtime-Function-Error-Type": error.errorType });
   }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Response streaming
+
+const HANDLER_STREAMING = Symbol.for("aws.lambda.runtime.handler.streaming");
+const HANDLER_HIGHWATERMARK = Symbol.for("aws.lambda.runtime.handler.streaming.highWaterMark");
+const STREAM_RESPONSE = "response";
+const HTTP_INTEGRATION_TYPE = "application/vnd.awslambda.http-integration-response";
+
+// One streamed response: its own connection, the head sent at the first write (so that a content type set
+// before it is used), every write passed on at once as one chunk.
+class ResponseStream extends Writable {
+  constructor(address, requestId, highWaterMark) {
+    super({ highWaterMark: highWaterMark || 64 * 1024 });
+    const i = address.lastIndexOf(":");
+    this._socket = net.createConnection({ host: address.slice(0, i).replace(/^\[|\]$/g, "") || "127.0.0.1",
+      port: Number(address.slice(i + 1)) });
+    this._socket.setNoDelay(true);
+    this._hostHeader = address;
+    this._requestId = requestId;
+    this._contentType = "application/octet-stream";
+    this._headSent = false;
+    this._finished = false;
+    let buf = Buffer.alloc(0);
+    this.answered = new Promise((resolve) => {
+      const done = (status) => { this._socket.destroy(); resolve(status); };
+      this._socket.on("data", (chunk) => {
+        buf = Buffer.concat([buf, chunk]);
+        const end = buf.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const head = buf.toString("latin1", 0, end);
+        const m = /content-length:\s*(\d+)/i.exec(head);
+        if (buf.length >= end + 4 + (m ? Number(m[1]) : 0)) done(Number(head.split(" ")[1]));
+      });
+      this._socket.on("error", () => done(0));
+      this._socket.on("close", () => done(0));
+    });
+  }
+
+  setContentType(contentType) {
+    if (!this._headSent) this._contentType = String(contentType);
+  }
+
+  _sendHead() {
+    if (this._headSent) return;
+    this._headSent = true;
+    this._socket.write(`POST ${RUNTIME_PATH}/invocation/${this._requestId}/response HTTP/1.1\r\n`
+      + `Host: ${this._hostHeader}\r\nContent-Type: ${this._contentType.replace(/[\r\n]/g, " ")}\r\n`
+      + "Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n"
+      + "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n", "latin1");
+  }
+
+  _write(chunk, encoding, callback) {
+    this._sendHead();
+    const data = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk, encoding);
+    if (!data.length) { callback(); return; }
+    this._socket.write(`${data.length.toString(16)}\r\n`, "latin1");
+    this._socket.write(data);
+    this._socket.write("\r\n", "latin1", () => callback());
+  }
+
+  _final(callback) {
+    this._sendHead();
+    this._finished = true;
+    this._socket.write("0\r\n\r\n", "latin1", () => callback());
+  }
+
+  // End the stream with an error (trailers), unless it already ended.
+  fail(rapid) {
+    if (this._finished) return false;
+    this._finished = true;
+    this._sendHead();
+    const body = Buffer.from(JSON.stringify(rapid)).toString("base64");
+    this._socket.write(`0\r\nLambda-Runtime-Function-Error-Type: ${String(rapid.errorType).replace(/[\r\n]/g, " ")}`
+      + `\r\nLambda-Runtime-Function-Error-Body: ${body}\r\n\r\n`, "latin1");
+    return true;
+  }
+}
+
+class HttpResponseStream {
+  static from(underlyingStream, prelude) {
+    underlyingStream.setContentType(HTTP_INTEGRATION_TYPE);
+    underlyingStream.write(Buffer.concat([Buffer.from(JSON.stringify(prelude || {})), Buffer.alloc(8)]));
+    return underlyingStream;
+  }
+}
+
+globalThis.awslambda = {
+  streamifyResponse(handler, options) {
+    handler[HANDLER_STREAMING] = STREAM_RESPONSE;
+    if (options && typeof options.highWaterMark === "number") handler[HANDLER_HIGHWATERMARK] = options.highWaterMark;
+    return handler;
+  },
+  HttpResponseStream,
+};
 
 // ---------------------------------------------------------------------------------------------------
 // Errors
@@ -416,12 +518,60 @@ function runInvocation(handler, headers, body) {
   });
 }
 
+async function handleStreamingInvocation(client, handler, res) {
+  const headers = res.headers;
+  const id = headers["lambda-runtime-aws-request-id"];
+  let event;
+  try {
+    event = JSON.parse(res.body.toString("utf8"));
+  } catch (err) {
+    const rapid = toRapidError(new RuntimeError("Runtime.UnmarshalError", `Unable to parse input as json: ${err.message}`));
+    console.error("Invoke Error", formatted(rapid));
+    await client.postError(id, rapid);
+    return;
+  }
+  const stream = new ResponseStream(client.hostHeader, id, handler[HANDLER_HIGHWATERMARK]);
+  const state = { waitForEmptyLoop: false, callback: () => {} };
+  const context = makeContext(headers, state);
+  let failure = null;
+  try {
+    const result = await handler(event, stream, context);
+    if (!stream.writableEnded && !stream.destroyed) {
+      if (result !== undefined && result !== null) {
+        stream.write(typeof result === "string" || Buffer.isBuffer(result) ? result : JSON.stringify(result));
+      }
+      stream.end();
+    }
+  } catch (err) {
+    failure = err === undefined ? "undefined" : err;
+  }
+  if (failure !== null) {
+    const rapid = toRapidError(failure);
+    console.error("Invoke Error", formatted(rapid));
+    if (!stream.writableEnded && !stream.destroyed) {
+      // Writes already queued go first (a write's callback runs after every earlier one); then the trailers.
+      await new Promise((resolve) => stream.write(Buffer.alloc(0), () => resolve()));
+      stream.fail(rapid);
+    }
+  }
+  await stream.answered;
+}
+
 async function handleInvocation(client, handler, res) {
   const headers = res.headers;
   const id = headers["lambda-runtime-aws-request-id"];
   currentRequestId = id;
   if (headers["lambda-runtime-trace-id"]) env._X_AMZN_TRACE_ID = headers["lambda-runtime-trace-id"];
   else delete env._X_AMZN_TRACE_ID;
+  if (handler[HANDLER_STREAMING] === STREAM_RESPONSE) {
+    current = { id, finish: () => {} };
+    try {
+      await handleStreamingInvocation(client, handler, res);
+    } finally {
+      current = null;
+    }
+    return;
+  }
   const outcome = await runInvocation(handler, headers, res.body);
   if ("error" in outcome) {
     const rapid = toRapidError(outcome.error);

@@ -9,10 +9,19 @@ the child and only then calls `main()`. So every environment variable is read in
 scope only imports the standard library. It runs on Python 3.8 to 3.14: no syntax newer than 3.8 (type
 hints are strings thanks to the __future__ import). Started as `python -I bootstrap.py`, so PYTHONPATH is
 ignored by the interpreter and rebuilt here.
+
+Response streaming (Hearth's design; AWS's managed Python runtime has none): a handler that returns an
+iterator (a generator, typically) streams its response. Each item it yields is sent as it is produced:
+`bytes` as they are, `str` as UTF-8. If the first item is a dict, it is the HTTP response's metadata for
+a function URL (`{"statusCode": 201, "headers": {...}, "cookies": [...]}`), sent as AWS's Node.js
+`awslambda.HttpResponseStream.from` sends it (JSON, then 8 NUL bytes). An exception raised while
+iterating ends the stream with the error in the trailers. A handler returning anything else answers at
+once, as before.
 """
 
 from __future__ import annotations
 
+import base64
 import decimal
 import importlib
 import io
@@ -218,6 +227,43 @@ class RuntimeClient:
     def post_response(self, request_id: str, payload: bytes) -> int:
         return self.request("POST", f"{_RUNTIME_PATH}/invocation/{request_id}/response", payload)[0]
 
+    def post_stream(self, request_id: str, items: object, first: object, json_logs: bool) -> int:
+        """Send an iterator's items as a streamed response (chunked, errors as trailers)."""
+        self.close()  # a fresh connection: a stale kept-alive one would fail halfway through the body
+        sock = self._connect()
+        content_type = b"application/octet-stream"
+        prelude = b""
+        if isinstance(first, dict):
+            content_type = b"application/vnd.awslambda.http-integration-response"
+            prelude = json.dumps(first, default=_json_default).encode("utf-8") + b"\0" * 8
+            first = None
+        head = (f"POST {_RUNTIME_PATH}/invocation/{request_id}/response HTTP/1.1\r\nHost: ".encode("latin-1")
+                + self._host_header + b"\r\nContent-Type: " + content_type
+                + b"\r\nLambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n"
+                b"Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n")
+        sock.sendall(head + _chunk(prelude))
+        error = None
+        try:
+            if first is not None:
+                sock.sendall(_chunk(_stream_bytes(first)))
+            for item in items:  # type: ignore[attr-defined]
+                sock.sendall(_chunk(_stream_bytes(item)))
+        except (ConnectionError, OSError) as exc:
+            if isinstance(exc, ConnectionError) or exc.errno in (32, 104):
+                self.close()
+                raise
+            error = _exception_error(exc, request_id)
+        except Exception as exc:
+            error = _exception_error(exc, request_id)
+        trailer = b"0\r\n"
+        if error is not None:
+            _log_error(error, json_logs)
+            trailer += (b"Lambda-Runtime-Function-Error-Type: " + _clean_header(error["errorType"]).encode("utf-8")
+                        + b"\r\nLambda-Runtime-Function-Error-Body: " + base64.b64encode(_error_json(error))
+                        + b"\r\n")
+        sock.sendall(trailer + b"\r\n")
+        return self._read_response(sock)[0]
+
     def post_error(self, request_id: str, error: dict) -> int:
         return self.request("POST", f"{_RUNTIME_PATH}/invocation/{request_id}/error",
                             _error_json(error), {"Lambda-Runtime-Function-Error-Type": error["errorType"]})[0]
@@ -229,6 +275,24 @@ class RuntimeClient:
 
 class _Closed(Exception):
     pass
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data) if data else b""
+
+
+def _stream_bytes(item: object) -> bytes:
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    if isinstance(item, str):
+        return item.encode("utf-8")
+    raise TypeError(f"a streamed response takes bytes or str, not {type(item).__name__}")
+
+
+def _is_stream(result: object) -> bool:
+    """An iterator (generator, iter(...)) streams; str, bytes, dict, list and the like do not."""
+    return hasattr(result, "__next__") and hasattr(result, "__iter__") and not isinstance(
+        result, (str, bytes, bytearray, dict, list, tuple))
 
 
 def _clean_header(value: object) -> str:
@@ -476,6 +540,13 @@ def _handle(client: RuntimeClient, handler: object, headers: dict, body: bytes, 
         except ValueError as exc:
             raise FaultError("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}") from None
         result = handler(event, context)  # type: ignore[operator]
+        if _is_stream(result):
+            try:
+                first = next(result)  # type: ignore[call-overload]
+            except StopIteration:
+                first = b""
+            client.post_stream(request_id, result, first, json_logs)
+            return
         payload = _marshal(result, ensure_ascii)
     except FaultError as exc:
         error = _make_error(exc.message, exc.error_type, exc.trace, request_id)

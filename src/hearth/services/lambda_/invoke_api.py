@@ -9,16 +9,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import uuid
 from typing import Any, Protocol
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
+from hearth.events import lineage
 from hearth.functions.model import FunctionVersion
+from hearth.functions.names import InvalidFunctionRef, parse_function_ref
+from hearth.invoke.async_queue import ASYNC_PAYLOAD_LIMIT, AsyncQueue
 from hearth.invoke.invoker import Invoker
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # 6,291,456 bytes, request and response
-ASYNC_PAYLOAD_LIMIT = 256 * 1024
+__all__ = ["ASYNC_PAYLOAD_LIMIT", "SYNC_PAYLOAD_LIMIT", "LambdaInvokeProvider"]
 CLIENT_CONTEXT_LIMIT = 3583  # bytes of the base64 X-Amz-Client-Context header, as AWS
 
 
@@ -31,9 +33,10 @@ def _user_error(code: str, message: str, status: int = 400, *, key: str = "messa
 
 
 class LambdaInvokeProvider:
-    def __init__(self, functions: FunctionResolver, invoker: Invoker) -> None:
+    def __init__(self, functions: FunctionResolver, invoker: Invoker, queue: AsyncQueue | None = None) -> None:
         self._functions = functions
         self._invoker = invoker
+        self._queue = queue  # None: events run once in the background, not durably (unit tests)
 
     async def invoke(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         invocation_type = params.get("InvocationType") or "RequestResponse"
@@ -49,13 +52,14 @@ class LambdaInvokeProvider:
         _check_state(fv)
         if invocation_type == "DryRun":
             return {"StatusCode": 204, "Payload": b""}
+        # The caller's X-Amzn-Trace-Id carries the chain's lineage (a function calling Hearth sends
+        # its own trace id), so loops through Hearth's services are counted.
+        incoming_trace = ctx.headers.get("x-amzn-trace-id")
         if invocation_type == "Event":
-            request_id = str(uuid.uuid4())
-            self._invoker.invoke_in_background(fv, payload or b"{}", request_id)
-            return {"StatusCode": 202, "Payload": b""}
+            return self._enqueue(ctx, params, fv, payload or b"{}", incoming_trace)
         outcome = await self._invoker.invoke(
             fv, payload or b"{}", tail=params.get("LogType") == "Tail", client_context=client_context,
-            request_id=ctx.request_id,
+            request_id=ctx.request_id, trace_id=lineage.next_hop(incoming_trace, fv.function_arn),
         )
         result: dict[str, Any] = {
             "StatusCode": 200,
@@ -67,6 +71,23 @@ class LambdaInvokeProvider:
         if outcome.log_tail is not None:
             result["LogResult"] = outcome.log_tail
         return result
+
+    def _enqueue(self, ctx: RequestContext, params: dict[str, Any], fv: FunctionVersion, payload: bytes,
+                 trace: str | None) -> dict[str, Any]:
+        """202 only once the event is committed; its request id is this request's (x-amzn-RequestId),
+        which the function later sees as context.aws_request_id."""
+        if self._queue is None:
+            self._invoker.invoke_in_background(fv, payload, ctx.request_id)
+            return {"StatusCode": 202, "Payload": b""}
+        qualifier = params.get("Qualifier")
+        if qualifier is None:
+            try:
+                qualifier = parse_function_ref(params["FunctionName"]).qualifier
+            except InvalidFunctionRef:
+                qualifier = None
+        self._queue.enqueue(account=fv.account_id, region=fv.region, function_name=fv.name, qualifier=qualifier,
+                            payload=payload, request_id=ctx.request_id, trace_header=trace)
+        return {"StatusCode": 202, "Payload": b""}
 
 
 def _check_json(payload: bytes) -> None:

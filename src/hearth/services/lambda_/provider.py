@@ -27,11 +27,14 @@ TOTAL_CODE_SIZE_LIMIT = 80_530_636_800
 _ALIAS_LIKE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
-def render_configuration(cfg: FunctionConfig) -> dict[str, Any]:
-    """The FunctionConfiguration shape, with the members AWS returns for a Zip function."""
+def render_configuration(cfg: FunctionConfig, arn_qualifier: str | None = None) -> dict[str, Any]:
+    """The FunctionConfiguration shape, with the members AWS returns for a Zip function.
+
+    `arn_qualifier` qualifies FunctionArn: AWS shows the unqualified ARN when the caller named no
+    qualifier, and the qualifier the caller named (version, alias or $LATEST) otherwise."""
     out: dict[str, Any] = {
         "FunctionName": cfg.name,
-        "FunctionArn": function_arn(cfg.region, cfg.account_id, cfg.name),
+        "FunctionArn": function_arn(cfg.region, cfg.account_id, cfg.name, arn_qualifier),
         "Runtime": cfg.runtime,
         "Role": cfg.role,
         "Handler": cfg.handler,
@@ -64,7 +67,8 @@ def render_configuration(cfg: FunctionConfig) -> dict[str, Any]:
     if cfg.last_update_status_reason_code is not None:
         out["LastUpdateStatusReasonCode"] = cfg.last_update_status_reason_code
     if cfg.layers:
-        out["Layers"] = [{"Arn": arn} for arn in cfg.layers]
+        sizes = list(cfg.layer_sizes) + [0] * (len(cfg.layers) - len(cfg.layer_sizes))
+        out["Layers"] = [{"Arn": arn, "CodeSize": size} for arn, size in zip(cfg.layers, sizes, strict=True)]
     if cfg.dead_letter_target:
         out["DeadLetterConfig"] = {"TargetArn": cfg.dead_letter_target}
     if cfg.kms_key_arn:
@@ -85,8 +89,8 @@ _NOT_LISTED = (
 )
 
 
-def _list_entry(cfg: FunctionConfig) -> dict[str, Any]:
-    out = render_configuration(cfg)
+def _list_entry(cfg: FunctionConfig, arn_qualifier: str | None = None) -> dict[str, Any]:
+    out = render_configuration(cfg, arn_qualifier)
     for key in _NOT_LISTED:
         out.pop(key, None)
     return out
@@ -123,18 +127,13 @@ def _logging_changes(logging: dict[str, Any] | None, current: FunctionConfig | N
     return changes
 
 
-def _check_zip(zip_file: bytes) -> None:
+def _check_zip(zip_file: bytes) -> int:
+    """Check an uploaded archive; return its declared unzipped size."""
     validation.check_zipped_size(zip_file)
     try:
-        inspect_zip(zip_file)
+        return inspect_zip(zip_file)
     except ZipRejected as exc:
         raise errors.invalid_parameter(str(exc)) from None
-
-
-def _check_layers(layers: list[str] | None) -> None:
-    if layers:
-        # Layers come with a later issue; until then no layer version exists, as AWS would say.
-        raise errors.invalid_parameter(f"Layer version {layers[0]} does not exist.")
 
 
 class LambdaProvider:
@@ -158,16 +157,6 @@ class LambdaProvider:
         qualifier: str | None = None,
     ) -> FunctionRef:
         return self._functions.parse_ref(ctx.account_id, ctx.region, params[key], qualifier, action=action)
-
-    def _get_latest(self, ctx: RequestContext, ref: FunctionRef) -> FunctionConfig:
-        if ref.qualifier not in (None, LATEST):
-            raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name, ref.qualifier))
-        try:
-            return self._functions.get(ctx.account_id, ctx.region, ref.name)
-        except Exception as exc:
-            if ref.qualifier == LATEST:
-                raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name, LATEST)) from exc
-            raise
 
     def _tag_target(self, ctx: RequestContext, resource: str, action: str) -> str:
         if ":function:" not in resource:
@@ -199,10 +188,11 @@ class LambdaProvider:
         variables = dict((params.get("Environment") or {}).get("Variables") or {})
         validation.check_environment(variables)
         zip_file = validation.check_code_source(params.get("Code") or {})
-        _check_zip(zip_file)
+        unzipped = _check_zip(zip_file)
         tags = dict(params.get("Tags") or {})
         validation.check_tags(len(tags))
-        _check_layers(params.get("Layers"))
+        layer_fields = self._functions.layer_fields(ctx.account_id, ctx.region, list(params.get("Layers") or []),
+                                                    unzipped)
         cfg = FunctionConfig(
             account_id=ctx.account_id,
             region=ctx.region,
@@ -225,36 +215,44 @@ class LambdaProvider:
             kms_key_arn=params.get("KMSKeyArn") or None,
             snap_start_apply_on=(params.get("SnapStart") or {}).get("ApplyOn") or "None",
         )
-        cfg = cfg.replace(**_logging_changes(params.get("LoggingConfig"), None))
-        created = await self._functions.create(cfg, zip_file, tags)
+        cfg = cfg.replace(**_logging_changes(params.get("LoggingConfig"), None), **layer_fields,
+                          code_unzipped_size=unzipped)
+        created = await self._functions.create(cfg, zip_file, tags, publish=bool(params.get("Publish")))
         return render_configuration(created)
 
     def get_function(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         ref = self._ref(ctx, params, "GetFunction", qualifier=params.get("Qualifier"))
-        cfg = self._get_latest(ctx, ref)
+        owner = ref.account or ctx.account_id
+        cfg = self._functions.get_qualified(owner, ctx.region, ref.name, ref.qualifier)
         out: dict[str, Any] = {
-            "Configuration": render_configuration(cfg),
+            "Configuration": render_configuration(cfg, ref.qualifier),
             "Code": {
                 "RepositoryType": "S3",
-                "Location": self._signer.url(self._settings.endpoint_url, ctx.account_id, cfg.code_sha256),
+                "Location": self._signer.url(self._settings.endpoint_url, owner, cfg.code_sha256),
             },
         }
-        tags = self._store.get_tags(ctx.account_id, ctx.region, cfg.name)
-        if tags:
-            out["Tags"] = tags
+        if owner == ctx.account_id:  # tags are the owner's business
+            tags = self._store.get_tags(owner, ctx.region, cfg.name)
+            if tags:
+                out["Tags"] = tags
         return out
 
     def get_function_configuration(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         ref = self._ref(ctx, params, "GetFunctionConfiguration", qualifier=params.get("Qualifier"))
-        return render_configuration(self._get_latest(ctx, ref))
+        owner = ref.account or ctx.account_id
+        return render_configuration(self._functions.get_qualified(owner, ctx.region, ref.name, ref.qualifier),
+                                    ref.qualifier)
 
     def list_functions(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        # MasterRegion (Lambda@Edge replicas) does not apply; FunctionVersion=ALL adds published
-        # versions, of which there are none yet.
+        # MasterRegion (Lambda@Edge replicas) does not apply.
+        all_versions = params.get("FunctionVersion") == "ALL"
         configs, marker = self._functions.list_functions(
-            ctx.account_id, ctx.region, marker=params.get("Marker") or None, max_items=params.get("MaxItems")
+            ctx.account_id, ctx.region, marker=params.get("Marker") or None, max_items=params.get("MaxItems"),
+            all_versions=all_versions,
         )
-        out: dict[str, Any] = {"Functions": [_list_entry(c) for c in configs]}
+        out: dict[str, Any] = {
+            "Functions": [_list_entry(c, c.version if all_versions else None) for c in configs]
+        }
         if marker is not None:
             out["NextMarker"] = marker
         return out
@@ -265,8 +263,8 @@ class LambdaProvider:
         if ref.qualifier is not None:
             raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name, ref.qualifier))
         zip_file = validation.check_code_source(params)
-        _check_zip(zip_file)
-        # Publish is accepted and ignored until published versions exist.
+        unzipped = _check_zip(zip_file)
+        publish = bool(params.get("Publish"))
         cfg = await self._functions.update_code(
             ctx.account_id,
             ctx.region,
@@ -274,8 +272,11 @@ class LambdaProvider:
             zip_file,
             revision_id=params.get("RevisionId"),
             dry_run=bool(params.get("DryRun")),
+            publish=publish,
+            unzipped_size=unzipped,
         )
-        return render_configuration(cfg)
+        # With Publish, AWS answers with the new version (qualified ARN, Version "N", Pending).
+        return render_configuration(cfg, cfg.version if cfg.version != LATEST else None)
 
     def update_function_configuration(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         ref = self._ref(ctx, params, "UpdateFunctionConfiguration")
@@ -310,12 +311,10 @@ class LambdaProvider:
             changes["dead_letter_target"] = (params["DeadLetterConfig"] or {}).get("TargetArn") or None
         if "SnapStart" in params:
             changes["snap_start_apply_on"] = (params["SnapStart"] or {}).get("ApplyOn") or "None"
-        if "Layers" in params:
-            _check_layers(params["Layers"])
-            changes["layers"] = ()
+        layers = list(params.get("Layers") or []) if "Layers" in params else None
         changes.update(_logging_changes(params.get("LoggingConfig"), current))
         cfg = self._functions.update_configuration(
-            ctx.account_id, ctx.region, ref.name, changes, revision_id=params.get("RevisionId")
+            ctx.account_id, ctx.region, ref.name, changes, revision_id=params.get("RevisionId"), layers=layers
         )
         return render_configuration(cfg)
 
@@ -328,7 +327,11 @@ class LambdaProvider:
         if q == LATEST:
             raise errors.invalid_parameter("$LATEST version cannot be deleted without deleting the function.")
         if q is not None:
-            raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name, q))
+            # A version that does not exist is named unqualified, as recorded.
+            if self._store.get_version(ctx.account_id, ctx.region, ref.name, q) is None:
+                raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name))
+            self._functions.delete_version(ctx.account_id, ctx.region, ref.name, q)
+            return {"StatusCode": 204}
         self._functions.delete(ctx.account_id, ctx.region, ref.name)
         return {"StatusCode": 204}
 

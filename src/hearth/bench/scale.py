@@ -1,0 +1,178 @@
+"""Throughput, scale-out and density of Hearth, each with its same-run baseline or target.
+
+Figures:
+- throughput at concurrency 1 / 4 / 16: warm invocations per second of an echo function, with N
+  threads sharing one botocore client; baseline: the same client and threads against the minimal
+  ASGI echo app (same ASGI stack as Hearth).
+- scale-out: a burst of concurrent invocations of a fresh function that sleeps 100 ms; new
+  environments per second over the burst's wall time (the pool bounds parallel INITs).
+- density: proportional set size (PSS, /proc/<pid>/smaps_rollup) of every process of each idle warm
+  Python environment, found through the sandboxes' cgroups; and how many such environments fit in
+  2 GiB.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import json
+import statistics
+import tempfile
+import threading
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from hearth.bench.servers import BENCH_KEY, start_echo, start_hearth
+from hearth.sandbox.cgroups import _mounts, instance_key
+
+ROLE = "arn:aws:iam::000000000000:role/bench"
+ECHO = "def handler(event, context):\n    return event\n"
+SLEEP = "import time\ndef handler(event, context):\n    time.sleep(event.get('sleep', 0.1))\n    return event\n"
+# The scale-out burst's function runs this long, so that no call of the burst can reuse an environment
+# another call released: every call needs a new one, and the rate is new environments over the burst's
+# wall time minus this.
+BURST_SLEEP_S = 1.0
+TWO_GIB = 2 << 30
+
+
+def _zip(source: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("app.py", source)
+    return buf.getvalue()
+
+
+def _client(endpoint: str, connections: int = 10) -> Any:
+    return boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id=BENCH_KEY[0], aws_secret_access_key=BENCH_KEY[1],
+                        config=Config(retries={"max_attempts": 1}, read_timeout=120, tcp_keepalive=True,
+                                      max_pool_connections=max(10, connections)))
+
+
+def _create(lam: Any, name: str, source: str, memory: int = 128) -> None:
+    lam.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler", Role=ROLE,
+                        Code={"ZipFile": _zip(source)}, MemorySize=memory, Timeout=60)
+    while lam.get_function_configuration(FunctionName=name)["State"] != "Active":
+        time.sleep(0.02)
+
+
+def _health(endpoint: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{endpoint}/_hearth/health", timeout=10) as resp:
+        result: dict[str, Any] = json.load(resp)
+        return result
+
+
+def throughput(client: Any, name: str, concurrency: int, seconds: float) -> float:
+    """Completed invocations per second with `concurrency` threads sharing `client`."""
+    stop = time.monotonic() + seconds
+    counts = [0] * concurrency
+
+    def worker(i: int) -> None:
+        while time.monotonic() < stop:
+            client.invoke(FunctionName=name, Payload=b"{}")["Payload"].read()
+            counts[i] += 1
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.monotonic() - started)
+
+
+def burst(endpoint: str, name: str, size: int, sleep_s: float = BURST_SLEEP_S) -> dict[str, float]:
+    client = _client(endpoint, size)
+    before = _health(endpoint)["environments"]
+    with concurrent.futures.ThreadPoolExecutor(size) as pool:
+        started = time.perf_counter()
+        payload = json.dumps({"sleep": sleep_s}).encode()
+        futures = [pool.submit(lambda: client.invoke(FunctionName=name, Payload=payload)["Payload"].read())
+                   for _ in range(size)]
+        errors = sum(1 for f in futures if f.exception() is not None)
+        wall = time.perf_counter() - started
+    after = _health(endpoint)["environments"]
+    new = int(after["cold_starts"]) - int(before["cold_starts"])
+    return {"invocations": size, "errors": errors, "wall_s": wall, "new_environments": new,
+            "environments_per_s": new / max(wall - sleep_s, 1e-3),
+            "parallel_inits_peak": float(after.get("parallel_inits_peak", 0))}
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+
+def sandbox_pss(data_dir: Path) -> list[int]:
+    """PSS in bytes of each sandbox (every process of its cgroup) of the server using `data_dir`."""
+    instance = instance_key(data_dir)
+    for mount_point, fstype, options in _mounts():
+        if fstype == "cgroup2" or "memory" in options:
+            root = Path(mount_point) / "hearth" / instance
+            if root.is_dir() and any(p.is_dir() for p in root.iterdir()):
+                break
+    else:
+        return []
+    sizes = []
+    for group in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            pids = [int(x) for x in (group / "cgroup.procs").read_text().split()]
+        except OSError:
+            continue
+        if pids:
+            sizes.append(sum(_pss_kib(pid) for pid in pids) * 1024)
+    return sizes
+
+
+def run(seconds: float = 2.0, burst_size: int = 100, density_envs: int = 20) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="hearth-bench-scale-"))
+    echo, echo_url = start_echo(tmp)
+    hearth, endpoint = start_hearth(tmp)
+    args = [str(a) for a in hearth.proc.args]  # type: ignore[union-attr]
+    data_dir = Path(args[args.index("--data-dir") + 1])
+    results: dict[str, Any] = {}
+    try:
+        lam = _client(endpoint)
+        _create(lam, "bench-echo", ECHO)
+        rows = {}
+        for concurrency in (1, 4, 16):
+            hearth_client = _client(endpoint, concurrency)
+            echo_client = _client(echo_url, concurrency)
+            throughput(hearth_client, "bench-echo", concurrency, 0.3)  # warm environments and connections
+            throughput(echo_client, "echo", concurrency, 0.3)
+            base = throughput(echo_client, "echo", concurrency, seconds)
+            figure = throughput(hearth_client, "bench-echo", concurrency, seconds)
+            rows[str(concurrency)] = {"hearth_rps": figure, "echo_rps": base, "ratio": figure / base}
+        results["throughput"] = rows
+        _create(lam, "bench-burst", SLEEP)
+        results["scale_out"] = burst(endpoint, "bench-burst", burst_size)
+        # Density: N idle warm environments of one function (a burst of N concurrent calls that each
+        # sleep makes N environments), then frozen and measured.
+        _create(lam, "bench-density", SLEEP)
+        burst(endpoint, "bench-density", density_envs)
+        time.sleep(0.5)  # let releases freeze
+        sizes = sandbox_pss(data_dir)
+        if sizes:
+            per_env = statistics.median(sizes)
+            results["density"] = {"environments_measured": len(sizes), "pss_mib_p50": per_env / (1 << 20),
+                                  "pss_mib_max": max(sizes) / (1 << 20), "fit_in_2gib": int(TWO_GIB // per_env)}
+        else:
+            results["density"] = {"environments_measured": 0, "note": "no cgroups found (process isolation?)"}
+        for name in ("bench-echo", "bench-burst", "bench-density"):
+            lam.delete_function(FunctionName=name)
+    finally:
+        echo.stop()
+        hearth.stop()
+    return results

@@ -1,0 +1,1 @@
+"""EventBridge-compatible event buses: rules with event patterns or schedules, and their targets."""

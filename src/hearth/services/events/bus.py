@@ -1,0 +1,156 @@
+"""The event bus engine: an accepted event -> the enabled rules it matches -> one delivery per target.
+
+It owns the event envelope as AWS delivers it (version, id, detail-type, source, account, time,
+region, resources, detail), scheduled events ("Scheduled Event" from "aws.events"), the schedule
+engine's registrations, and the `events` handler of the DeliveryRouter (a bus as a Lambda destination
+or as another rule's target). It never parses API requests (the provider does) and never talks to a
+target directly (the dispatcher does, through the router).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from hearth.events.delivery import DeliveryError, Message
+from hearth.services.events.dispatch import Dispatcher
+from hearth.services.events.patterns import EventPattern, PatternError, compile_pattern
+from hearth.services.events.schedules import ScheduleEngine, parse_schedule
+from hearth.services.events.store import Delivery, EventStore, Rule
+from hearth.services.events.transform import target_input
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_ATTEMPTS = 185
+DEFAULT_MAX_AGE_S = 86400
+
+
+def event_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@functools.lru_cache(maxsize=4096)
+def cached_pattern(text: str) -> EventPattern | None:
+    try:
+        return compile_pattern(text)
+    except PatternError:
+        return None  # stored patterns were validated; a bad one never matches
+
+
+def envelope(*, source: str, detail_type: str, detail: Any, account: str, region: str,
+             resources: list[str], moment: datetime, event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": account,
+        "time": event_time(moment),
+        "region": region,
+        "resources": resources,
+        "detail": detail,
+    }
+
+
+class EventBus:
+    def __init__(self, store: EventStore, dispatcher: Dispatcher, schedules: ScheduleEngine) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.schedules = schedules
+        self.matched = 0
+
+    # -- events -------------------------------------------------------------------------------------
+
+    def route(self, account: str, region: str, bus: str, events: list[dict[str, Any]]) -> None:
+        """Match `events` (already accepted) against the bus's enabled rules and enqueue deliveries."""
+        rules = [r for r in self.store.list_rules(account, region, bus) if r.state != "DISABLED" and r.pattern]
+        deliveries: list[Delivery] = []
+        for event in events:
+            for rule in rules:
+                pattern = cached_pattern(rule.pattern or "")
+                if pattern is not None and pattern.matches(event):
+                    self.matched += 1
+                    deliveries.extend(self._deliveries(rule, event))
+        self.dispatcher.enqueue(deliveries)
+
+    def _deliveries(self, rule: Rule, event: dict[str, Any]) -> list[Delivery]:
+        out: list[Delivery] = []
+        now = time.time()
+        ingestion = event_time(datetime.now(UTC))
+        for target in self.store.targets(rule.account, rule.region, rule.bus, rule.name):
+            policy = target.get("RetryPolicy") or {}
+            sqs = target.get("SqsParameters") or {}
+            out.append(Delivery(
+                target_arn=str(target["Arn"]),
+                body=target_input(target, event, rule.name, rule.arn, ingestion),
+                source_arn=rule.arn,
+                group_id=sqs.get("MessageGroupId"),
+                max_attempts=int(policy.get("MaximumRetryAttempts", DEFAULT_MAX_ATTEMPTS)),
+                expires_at=now + int(policy.get("MaximumEventAgeInSeconds", DEFAULT_MAX_AGE_S)),
+                dlq_arn=(target.get("DeadLetterConfig") or {}).get("Arn"),
+            ))
+        return out
+
+    # -- schedules ----------------------------------------------------------------------------------
+
+    def load_schedules(self) -> None:
+        for rule in self.store.scheduled_rules():
+            self.schedule(rule)
+
+    def schedule(self, rule: Rule) -> None:
+        """(Re)register `rule` with the engine if it is an enabled scheduled rule, else unregister it."""
+        if rule.schedule is None or rule.state == "DISABLED":
+            self.schedules.remove(rule.key)
+            return
+        try:
+            parsed = parse_schedule(rule.schedule, datetime.fromtimestamp(rule.created, UTC))
+        except Exception:
+            log.warning("rule %s has an invalid stored schedule %r", rule.arn, rule.schedule)
+            return
+        self.schedules.set(rule.key, parsed)
+
+    def unschedule(self, rule: Rule) -> None:
+        self.schedules.remove(rule.key)
+
+    async def fire(self, key: str, moment: datetime) -> None:
+        """The schedule engine's callback: send a Scheduled Event to the rule's targets."""
+        account, region, bus, name = key.split("|", 3)
+        rule = self.store.get_rule(account, region, bus, name)
+        if rule is None or rule.state == "DISABLED":
+            return
+        event = envelope(source="aws.events", detail_type="Scheduled Event", detail={}, account=account,
+                         region=region, resources=[rule.arn], moment=moment)
+        self.dispatcher.enqueue(self._deliveries(rule, event))
+
+    # -- the router's `events` handler ----------------------------------------------------------------
+
+    async def deliver_to_bus(self, target_arn: str, message: Message) -> None:
+        """A bus as a target: another rule's event, or a Lambda destination's invocation record."""
+        parts = target_arn.split(":", 5)
+        resource = parts[5] if len(parts) == 6 else ""
+        if not resource.startswith("event-bus/"):
+            raise DeliveryError(f"not an event bus: {target_arn}", "InvalidParameterValueException")
+        account, region, bus = parts[4], parts[3], resource.split("/", 1)[1]
+        if self.store.get_bus(account, region, bus) is None:
+            raise DeliveryError(f"Event bus {bus} does not exist.", "ResourceNotFoundException")
+        try:
+            doc = json.loads(message.body)
+        except ValueError:
+            doc = message.body
+        now = datetime.now(UTC)
+        if isinstance(doc, dict) and {"source", "detail-type", "detail"} <= doc.keys():
+            event = dict(doc)  # an event forwarded bus to bus keeps its envelope
+        else:
+            record = doc if isinstance(doc, dict) else {"payload": doc}
+            condition = str((record.get("requestContext") or {}).get("condition", "Success"))
+            outcome = "Success" if condition == "Success" else "Failure"
+            function_arn = message.source_arn or str((record.get("requestContext") or {}).get("functionArn", ""))
+            event = envelope(source="lambda", detail_type=f"Lambda Function Invocation Result - {outcome}",
+                             detail=record, account=account, region=region,
+                             resources=[target_arn, function_arn] if function_arn else [target_arn], moment=now)
+        self.route(account, region, bus, [event])

@@ -1,0 +1,57 @@
+"""The EventBridge component as the server wires it: storage, schedule engine, dispatcher, provider.
+
+It owns construction and the start/stop order of the component's background tasks (the schedule
+engine and the delivery loop). It never holds business rules.
+
+HEARTH_TEST_TIME_SCALE (tests only; a number > 1) makes schedule time run that many times faster
+than real time, so an end-to-end test can see `rate(1 minute)` fire in about a second.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from hearth.events.delivery import DeliveryRouter
+from hearth.services.events.bus import EventBus
+from hearth.services.events.dispatch import Dispatcher
+from hearth.services.events.provider import EventsProvider
+from hearth.services.events.schedules import Clock, ScaledClock, ScheduleEngine, SystemClock
+from hearth.services.events.store import EventStore
+
+TIME_SCALE_ENV = "HEARTH_TEST_TIME_SCALE"
+
+
+def clock_from_env() -> Clock:
+    raw = os.environ.get(TIME_SCALE_ENV, "")
+    try:
+        scale = float(raw) if raw else 1.0
+    except ValueError:
+        scale = 1.0
+    return ScaledClock(scale) if scale > 1.0 else SystemClock()
+
+
+class EventBridge:
+    def __init__(self, data_dir: Path, router: DeliveryRouter, clock: Clock | None = None) -> None:
+        self.store = EventStore(data_dir)
+        self.dispatcher = Dispatcher(self.store, router)
+        self.bus = EventBus(self.store, self.dispatcher, ScheduleEngine(self._fire, clock or clock_from_env()))
+        self.provider = EventsProvider(self.store, self.bus)
+        router.register("events", self.bus.deliver_to_bus)
+
+    async def _fire(self, key: str, moment: datetime) -> None:
+        await self.bus.fire(key, moment)
+
+    def start(self) -> None:
+        self.bus.load_schedules()
+        self.bus.schedules.start()
+        self.dispatcher.start()
+
+    async def stop(self) -> None:
+        await self.bus.schedules.close()
+        await self.dispatcher.close()
+        self.store.close()
+
+    def statistics(self) -> dict[str, int]:
+        return {**self.dispatcher.statistics(), "matched": self.bus.matched}

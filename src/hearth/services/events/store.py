@@ -1,0 +1,240 @@
+"""Durable EventBridge state: event buses, rules, targets, and the delivery outbox.
+
+It owns the `eventbridge` component's tables in hearth.db and their SQL. It never validates business
+rules (the provider does) and never delivers (the dispatcher does). Every write is one transaction,
+so a rule and its targets, or an accepted event's deliveries, are stored whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hearth.store.component import ComponentDb
+
+MIGRATIONS = [
+    """
+    CREATE TABLE eb_buses (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL,
+        description TEXT, created REAL NOT NULL, modified REAL NOT NULL,
+        PRIMARY KEY (account, region, name));
+    CREATE TABLE eb_rules (
+        account TEXT NOT NULL, region TEXT NOT NULL, bus TEXT NOT NULL, name TEXT NOT NULL,
+        pattern TEXT, schedule TEXT, state TEXT NOT NULL, description TEXT, role_arn TEXT,
+        created REAL NOT NULL,
+        PRIMARY KEY (account, region, bus, name));
+    CREATE TABLE eb_targets (
+        account TEXT NOT NULL, region TEXT NOT NULL, bus TEXT NOT NULL, rule TEXT NOT NULL, id TEXT NOT NULL,
+        target TEXT NOT NULL, position INTEGER NOT NULL,
+        PRIMARY KEY (account, region, bus, rule, id));
+    CREATE TABLE eb_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target_arn TEXT NOT NULL, body TEXT NOT NULL, source_arn TEXT, group_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL,
+        expires_at REAL NOT NULL, next_at REAL NOT NULL, dlq_arn TEXT);
+    CREATE INDEX eb_outbox_next ON eb_outbox (next_at);
+    """,
+]
+
+
+@dataclass(frozen=True)
+class Bus:
+    account: str
+    region: str
+    name: str
+    description: str | None
+    created: float
+    modified: float
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:events:{self.region}:{self.account}:event-bus/{self.name}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    account: str
+    region: str
+    bus: str
+    name: str
+    pattern: str | None
+    schedule: str | None
+    state: str
+    description: str | None
+    role_arn: str | None
+    created: float
+
+    @property
+    def arn(self) -> str:
+        path = self.name if self.bus == "default" else f"{self.bus}/{self.name}"
+        return f"arn:aws:events:{self.region}:{self.account}:rule/{path}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.account}|{self.region}|{self.bus}|{self.name}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One pending delivery of a rendered event to one target."""
+
+    target_arn: str
+    body: str
+    source_arn: str | None
+    group_id: str | None
+    max_attempts: int
+    expires_at: float
+    dlq_arn: str | None
+    id: int = 0
+    attempts: int = 0
+
+
+class EventStore:
+    def __init__(self, data_dir: Path) -> None:
+        self.db = ComponentDb(data_dir, "eventbridge", MIGRATIONS)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- buses --------------------------------------------------------------------------------------
+
+    def ensure_default_bus(self, account: str, region: str) -> None:
+        now = time.time()
+        with self.db.tx() as db:
+            db.execute("INSERT OR IGNORE INTO eb_buses VALUES (?, ?, 'default', NULL, ?, ?)",
+                       (account, region, now, now))
+
+    def create_bus(self, account: str, region: str, name: str, description: str | None) -> bool:
+        now = time.time()
+        with self.db.tx() as db:
+            cur = db.execute("INSERT OR IGNORE INTO eb_buses VALUES (?, ?, ?, ?, ?, ?)",
+                             (account, region, name, description, now, now))
+            return cur.rowcount == 1
+
+    def get_bus(self, account: str, region: str, name: str) -> Bus | None:
+        if name == "default":
+            self.ensure_default_bus(account, region)
+        rows = self.db.query("SELECT * FROM eb_buses WHERE account = ? AND region = ? AND name = ?",
+                             (account, region, name))
+        return _bus(rows[0]) if rows else None
+
+    def list_buses(self, account: str, region: str, prefix: str | None) -> list[Bus]:
+        self.ensure_default_bus(account, region)
+        rows = self.db.query("SELECT * FROM eb_buses WHERE account = ? AND region = ? ORDER BY name != 'default', name",
+                             (account, region))
+        return [_bus(r) for r in rows if not prefix or r["name"].startswith(prefix)]
+
+    def delete_bus(self, account: str, region: str, name: str) -> None:
+        with self.db.tx() as db:
+            key = (account, region, name)
+            db.execute("DELETE FROM eb_targets WHERE account = ? AND region = ? AND bus = ?", key)
+            db.execute("DELETE FROM eb_rules WHERE account = ? AND region = ? AND bus = ?", key)
+            db.execute("DELETE FROM eb_buses WHERE account = ? AND region = ? AND name = ?", key)
+
+    # -- rules --------------------------------------------------------------------------------------
+
+    def put_rule(self, rule: Rule) -> Rule:
+        """Create or replace a rule's settings (its targets stay); the creation time is kept."""
+        with self.db.tx() as db:
+            db.execute(
+                "INSERT INTO eb_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (account, region, bus, name) DO UPDATE SET pattern = excluded.pattern, "
+                "schedule = excluded.schedule, state = excluded.state, description = excluded.description, "
+                "role_arn = excluded.role_arn",
+                (rule.account, rule.region, rule.bus, rule.name, rule.pattern, rule.schedule, rule.state,
+                 rule.description, rule.role_arn, rule.created))
+        stored = self.get_rule(rule.account, rule.region, rule.bus, rule.name)
+        assert stored is not None
+        return stored
+
+    def get_rule(self, account: str, region: str, bus: str, name: str) -> Rule | None:
+        rows = self.db.query("SELECT * FROM eb_rules WHERE account = ? AND region = ? AND bus = ? AND name = ?",
+                             (account, region, bus, name))
+        return _rule(rows[0]) if rows else None
+
+    def list_rules(self, account: str, region: str, bus: str) -> list[Rule]:
+        rows = self.db.query("SELECT * FROM eb_rules WHERE account = ? AND region = ? AND bus = ? ORDER BY name",
+                             (account, region, bus))
+        return [_rule(r) for r in rows]
+
+    def scheduled_rules(self) -> list[Rule]:
+        return [_rule(r) for r in self.db.query("SELECT * FROM eb_rules WHERE schedule IS NOT NULL")]
+
+    def set_state(self, account: str, region: str, bus: str, name: str, state: str) -> None:
+        with self.db.tx() as db:
+            db.execute("UPDATE eb_rules SET state = ? WHERE account = ? AND region = ? AND bus = ? AND name = ?",
+                       (state, account, region, bus, name))
+
+    def delete_rule(self, account: str, region: str, bus: str, name: str) -> None:
+        with self.db.tx() as db:
+            db.execute("DELETE FROM eb_rules WHERE account = ? AND region = ? AND bus = ? AND name = ?",
+                       (account, region, bus, name))
+
+    # -- targets ------------------------------------------------------------------------------------
+
+    def targets(self, account: str, region: str, bus: str, rule: str) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT target FROM eb_targets WHERE account = ? AND region = ? AND bus = ? "
+                             "AND rule = ? ORDER BY position, id", (account, region, bus, rule))
+        return [json.loads(r["target"]) for r in rows]
+
+    def put_targets(self, account: str, region: str, bus: str, rule: str, targets: list[dict[str, Any]]) -> None:
+        with self.db.tx() as db:
+            (position,) = db.execute("SELECT COALESCE(MAX(position), 0) FROM eb_targets WHERE account = ? AND "
+                                     "region = ? AND bus = ? AND rule = ?", (account, region, bus, rule)).fetchone()
+            for target in targets:
+                position += 1
+                db.execute(
+                    "INSERT INTO eb_targets VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, region, bus, rule, id) "
+                    "DO UPDATE SET target = excluded.target",
+                    (account, region, bus, rule, target["Id"], json.dumps(target), position))
+
+    def remove_targets(self, account: str, region: str, bus: str, rule: str, ids: list[str]) -> None:
+        with self.db.tx() as db:
+            for target_id in ids:
+                db.execute("DELETE FROM eb_targets WHERE account = ? AND region = ? AND bus = ? AND rule = ? "
+                           "AND id = ?", (account, region, bus, rule, target_id))
+
+    # -- outbox -------------------------------------------------------------------------------------
+
+    def enqueue(self, deliveries: list[Delivery], now: float) -> None:
+        if not deliveries:
+            return
+        with self.db.tx() as db:
+            db.executemany(
+                "INSERT INTO eb_outbox (target_arn, body, source_arn, group_id, max_attempts, expires_at, next_at, "
+                "dlq_arn) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(d.target_arn, d.body, d.source_arn, d.group_id, d.max_attempts, d.expires_at, now, d.dlq_arn)
+                 for d in deliveries])
+
+    def due(self, now: float, limit: int = 100) -> list[Delivery]:
+        rows = self.db.query("SELECT * FROM eb_outbox WHERE next_at <= ? ORDER BY next_at, id LIMIT ?", (now, limit))
+        return [Delivery(r["target_arn"], r["body"], r["source_arn"], r["group_id"], r["max_attempts"],
+                         r["expires_at"], r["dlq_arn"], r["id"], r["attempts"]) for r in rows]
+
+    def next_due(self) -> float | None:
+        rows = self.db.query("SELECT MIN(next_at) AS t FROM eb_outbox")
+        value = rows[0]["t"] if rows else None
+        return float(value) if value is not None else None
+
+    def delivered(self, delivery_id: int) -> None:
+        with self.db.tx() as db:
+            db.execute("DELETE FROM eb_outbox WHERE id = ?", (delivery_id,))
+
+    def retry_at(self, delivery_id: int, next_at: float) -> None:
+        with self.db.tx() as db:
+            db.execute("UPDATE eb_outbox SET attempts = attempts + 1, next_at = ? WHERE id = ?", (next_at, delivery_id))
+
+    def pending(self) -> int:
+        return int(self.db.query("SELECT COUNT(*) AS n FROM eb_outbox")[0]["n"])
+
+
+def _bus(row: Any) -> Bus:
+    return Bus(row["account"], row["region"], row["name"], row["description"], row["created"], row["modified"])
+
+
+def _rule(row: Any) -> Rule:
+    return Rule(row["account"], row["region"], row["bus"], row["name"], row["pattern"], row["schedule"],
+                row["state"], row["description"], row["role_arn"], row["created"])

@@ -1,0 +1,1 @@
+"""Kinesis-compatible data streams: shards, records, iterators and retention."""

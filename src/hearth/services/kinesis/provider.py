@@ -1,0 +1,330 @@
+"""The Kinesis Data Streams API (boto3's `kinesis` client, json protocol 1.1).
+
+It owns the operations' business rules, shard iterators and AWS's error codes and texts. boto3 and
+the AWS CLI send JSON to Kinesis (botocore's model says `"protocol": "json"`); SDKs that default to
+CBOR (the Java SDK) must be configured to send JSON. It never stores anything itself (`StreamService`
+does).
+
+A shard iterator is an opaque base64 token naming the account, stream, shard, the next record
+counter and when it was issued; it expires after 5 minutes, as AWS's do. It is checked against the
+caller's account, so an iterator never reads another account's stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from hearth.aws.context import RequestContext
+from hearth.aws.errors import AwsError
+from hearth.services.kinesis.streams import (
+    HASH_SPACE,
+    ON_DEMAND_SHARDS,
+    Stream,
+    StreamService,
+    hash_range,
+    partition_hash,
+    shard_id,
+    shard_index,
+)
+
+ITERATOR_TTL_S = 300
+MAX_RETENTION_HOURS = 8760
+MIN_RETENTION_HOURS = 24
+GET_RECORDS_LIMIT = 10000
+
+
+def _invalid(message: str) -> AwsError:
+    return AwsError("InvalidArgumentException", message)
+
+
+class KinesisProvider:
+    def __init__(self, streams: StreamService, *, clock: Any = time.time) -> None:
+        self.streams = streams
+        self._clock = clock
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _name(params: dict[str, Any]) -> str:
+        arn = params.get("StreamARN")
+        if arn:
+            return str(arn).rsplit("/", 1)[-1]
+        name = params.get("StreamName")
+        if not name:
+            raise _invalid("Either StreamName or StreamARN should be provided.")
+        return str(name)
+
+    def _stream(self, ctx: RequestContext, params: dict[str, Any]) -> Stream:
+        name = self._name(params)
+        stream = self.streams.get(ctx.account_id, ctx.region, name)
+        if stream is None:
+            raise AwsError("ResourceNotFoundException", f"Stream {name} under account {ctx.account_id} not found.")
+        return stream
+
+    @staticmethod
+    def _shard(stream: Stream, text: str) -> int:
+        index = shard_index(text)
+        if index is None or index >= stream.shard_count:
+            raise AwsError("ResourceNotFoundException", f"Shard {text} in stream {stream.name} under account "
+                                                        f"{stream.account} does not exist")
+        return index
+
+    @staticmethod
+    def _shards(stream: Stream) -> list[dict[str, Any]]:
+        out = []
+        for i in range(stream.shard_count):
+            start, end = hash_range(i, stream.shard_count)
+            out.append({"ShardId": shard_id(i),
+                        "HashKeyRange": {"StartingHashKey": str(start), "EndingHashKey": str(end)},
+                        "SequenceNumberRange": {"StartingSequenceNumber": stream.sequence(i, 0)}})
+        return out
+
+    @staticmethod
+    def _mode(stream: Stream) -> dict[str, str]:
+        return {"StreamMode": stream.mode}
+
+    # -- streams ------------------------------------------------------------------------------------
+
+    def create_stream(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["StreamName"]
+        mode = (params.get("StreamModeDetails") or {}).get("StreamMode", "PROVISIONED")
+        count = params.get("ShardCount")
+        if mode == "ON_DEMAND":
+            count = ON_DEMAND_SHARDS
+        elif count is None:
+            raise _invalid("ShardCount is required for PROVISIONED streams.")  # boto3 sends it
+        if not 1 <= int(count) <= 500:
+            raise AwsError("LimitExceededException", f"This request would exceed the shard limit for the account "
+                                                     f"{ctx.account_id} in {ctx.region}. Current shard count for the "
+                                                     f"account: 0. Limit: 500. Number of additional shards that "
+                                                     f"would have resulted from this request: {count}.")
+        if not self.streams.create(ctx.account_id, ctx.region, name, int(count), mode):
+            raise AwsError("ResourceInUseException", f"Stream {name} under account {ctx.account_id} already exists.")
+        stream = self.streams.get(ctx.account_id, ctx.region, name)
+        if stream is not None and params.get("Tags"):
+            self.streams.add_tags(stream, params["Tags"])
+        return {}
+
+    def delete_stream(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self.streams.delete(self._stream(ctx, params))
+        return {}
+
+    def describe_stream(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream(ctx, params)
+        shards = self._shards(stream)
+        start = params.get("ExclusiveStartShardId")
+        if start:
+            shards = [s for s in shards if s["ShardId"] > start]
+        limit = int(params.get("Limit") or 100)
+        return {"StreamDescription": {
+            "StreamName": stream.name, "StreamARN": stream.arn, "StreamStatus": "ACTIVE",
+            "StreamModeDetails": self._mode(stream), "Shards": shards[:limit], "HasMoreShards": len(shards) > limit,
+            "RetentionPeriodHours": stream.retention_hours,
+            "StreamCreationTimestamp": datetime.fromtimestamp(stream.created, UTC),
+            "EnhancedMonitoring": [{"ShardLevelMetrics": []}], "EncryptionType": "NONE",
+        }}
+
+    def describe_stream_summary(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream(ctx, params)
+        return {"StreamDescriptionSummary": {
+            "StreamName": stream.name, "StreamARN": stream.arn, "StreamStatus": "ACTIVE",
+            "StreamModeDetails": self._mode(stream), "RetentionPeriodHours": stream.retention_hours,
+            "StreamCreationTimestamp": datetime.fromtimestamp(stream.created, UTC),
+            "EnhancedMonitoring": [{"ShardLevelMetrics": []}], "EncryptionType": "NONE",
+            "OpenShardCount": stream.shard_count, "ConsumerCount": 0,
+        }}
+
+    def list_streams(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        streams = self.streams.all(ctx.account_id, ctx.region)
+        token = params.get("NextToken")
+        start = params.get("ExclusiveStartStreamName") or (str(token) if token else None)
+        if start:
+            streams = [s for s in streams if s.name > start]
+        limit = int(params.get("Limit") or 100)
+        page, more = streams[:limit], len(streams) > limit
+        out: dict[str, Any] = {
+            "StreamNames": [s.name for s in page], "HasMoreStreams": more,
+            "StreamSummaries": [{"StreamName": s.name, "StreamARN": s.arn, "StreamStatus": "ACTIVE",
+                                 "StreamModeDetails": self._mode(s),
+                                 "StreamCreationTimestamp": datetime.fromtimestamp(s.created, UTC)} for s in page],
+        }
+        if more:
+            out["NextToken"] = page[-1].name
+        return out
+
+    def list_shards(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        token = params.get("NextToken")
+        if token:
+            if params.get("StreamName"):
+                raise _invalid("NextToken and StreamName cannot be provided together.")
+            try:
+                state = json.loads(base64.b64decode(token))
+                name, after = str(state["s"]), str(state["a"])
+            except (ValueError, KeyError, TypeError, binascii.Error):
+                raise _invalid("Invalid ShardId NextToken.") from None
+            stream = self._stream(ctx, {"StreamName": name})
+        else:
+            stream = self._stream(ctx, params)
+            after = str(params.get("ExclusiveStartShardId") or "")
+        shards = [s for s in self._shards(stream) if s["ShardId"] > after]
+        limit = int(params.get("MaxResults") or 1000)
+        page = shards[:limit]
+        out: dict[str, Any] = {"Shards": page}
+        if len(shards) > limit:
+            out["NextToken"] = base64.b64encode(json.dumps({"s": stream.name, "a": page[-1]["ShardId"]}).encode()
+                                                ).decode()
+        return out
+
+    def increase_stream_retention_period(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream(ctx, params)
+        hours = int(params["RetentionPeriodHours"])
+        if hours > MAX_RETENTION_HOURS:
+            raise _invalid(f"Maximum allowed retention period is {MAX_RETENTION_HOURS} hours. Requested retention "
+                           f"period ({hours} hours) is too long.")
+        if hours < stream.retention_hours:
+            raise _invalid(f"Requested retention period ({hours} hours) for stream {stream.name} can not be shorter "
+                           f"than existing retention period ({stream.retention_hours} hours). Use "
+                           "DecreaseRetentionPeriod API.")
+        self.streams.set_retention(stream, hours)
+        return {}
+
+    def decrease_stream_retention_period(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream(ctx, params)
+        hours = int(params["RetentionPeriodHours"])
+        if hours < MIN_RETENTION_HOURS:
+            raise _invalid(f"Minimum allowed retention period is {MIN_RETENTION_HOURS} hours. Requested retention "
+                           f"period ({hours} hours) is too short.")
+        if hours > stream.retention_hours:
+            raise _invalid(f"Requested retention period ({hours} hours) for stream {stream.name} can not be longer "
+                           f"than existing retention period ({stream.retention_hours} hours). Use "
+                           "IncreaseRetentionPeriod API.")
+        self.streams.set_retention(stream, hours)
+        self.streams.expire()
+        return {}
+
+    # -- tags ---------------------------------------------------------------------------------------
+
+    def add_tags_to_stream(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream(ctx, params)
+        tags = self.streams.tags(stream)
+        if len(tags.keys() | params["Tags"].keys()) > 50:
+            raise _invalid("Failed to add tags to stream because the number of tags would exceed 50.")
+        self.streams.add_tags(stream, params["Tags"])
+        return {}
+
+    def list_tags_for_stream(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream(ctx, params)
+        items = sorted(self.streams.tags(stream).items())
+        start = params.get("ExclusiveStartTagKey")
+        if start:
+            items = [kv for kv in items if kv[0] > start]
+        limit = int(params.get("Limit") or 50)
+        return {"Tags": [{"Key": k, "Value": v} for k, v in items[:limit]], "HasMoreTags": len(items) > limit}
+
+    def remove_tags_from_stream(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self.streams.remove_tags(self._stream(ctx, params), list(params["TagKeys"]))
+        return {}
+
+    # -- records ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _hash_key(partition_key: str, explicit: str | None) -> int:
+        if explicit is None:
+            return partition_hash(partition_key)
+        if not explicit.isdigit() or int(explicit) >= HASH_SPACE:
+            raise _invalid(f"Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, {HASH_SPACE - 1}]. "
+                           f"Specified value: {explicit}")
+        return int(explicit)
+
+    def put_record(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream(ctx, params)
+        key = self._hash_key(params["PartitionKey"], params.get("ExplicitHashKey"))
+        ((shard, sequence),) = self.streams.put(stream, [(params["PartitionKey"], params["Data"], key)])
+        return {"ShardId": shard_id(shard), "SequenceNumber": sequence, "EncryptionType": "NONE"}
+
+    def put_records(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream(ctx, params)
+        entries = params["Records"]
+        if sum(len(e["Data"]) + len(e["PartitionKey"].encode()) for e in entries) > 5 * 1024 * 1024:
+            raise _invalid("Records size exceeds 5 MB limit")
+        batch = [(e["PartitionKey"], e["Data"], self._hash_key(e["PartitionKey"], e.get("ExplicitHashKey")))
+                 for e in entries]
+        results = self.streams.put(stream, batch)
+        return {"FailedRecordCount": 0, "EncryptionType": "NONE",
+                "Records": [{"SequenceNumber": seq, "ShardId": shard_id(shard)} for shard, seq in results]}
+
+    def get_shard_iterator(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream(ctx, params)
+        shard = self._shard(stream, params["ShardId"])
+        kind = params["ShardIteratorType"]
+        if kind == "TRIM_HORIZON":
+            records = self.streams.read(stream, shard, 0, 1)
+            counter = records[0].counter if records else self.streams.next_counter(stream, shard)
+        elif kind == "LATEST":
+            counter = self.streams.next_counter(stream, shard)
+        elif kind in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
+            sequence = params.get("StartingSequenceNumber")
+            if not sequence:
+                raise _invalid(f"The StartingSequenceNumber must be specified for ShardIteratorType {kind}.")
+            found = stream.counter_of(str(sequence), shard)
+            if found is None:
+                raise _invalid(f"StartingSequenceNumber {sequence} used in GetShardIterator on shard "
+                               f"{params['ShardId']} in stream {stream.name} under account {ctx.account_id} is "
+                               "invalid because it did not come from this stream.")
+            counter = found + (1 if kind == "AFTER_SEQUENCE_NUMBER" else 0)
+        elif kind == "AT_TIMESTAMP":
+            stamp = params.get("Timestamp")
+            if stamp is None:
+                raise _invalid("The timestampInMillis parameter cannot be null for ShardIteratorType AT_TIMESTAMP.")
+            counter = self.streams.first_counter_at(stream, shard, stamp.timestamp())
+        else:
+            raise _invalid(f"Invalid ShardIteratorType: {kind}")
+        return {"ShardIterator": self._iterator(ctx, stream, shard, counter)}
+
+    def _iterator(self, ctx: RequestContext, stream: Stream, shard: int, counter: int) -> str:
+        state = {"a": ctx.account_id, "r": ctx.region, "s": stream.name, "c": stream.created_ms, "h": shard,
+                 "n": counter, "t": int(self._clock() * 1000)}
+        return base64.b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+
+    def get_records(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        token = params["ShardIterator"]
+        try:
+            state = json.loads(base64.b64decode(token, validate=True))
+            account, region, name = str(state["a"]), str(state["r"]), str(state["s"])
+            created_ms, shard, counter, issued = int(state["c"]), int(state["h"]), int(state["n"]), int(state["t"])
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise _invalid(f"Invalid ShardIterator: {token}") from None
+        if account != ctx.account_id or region != ctx.region:
+            raise _invalid(f"Invalid ShardIterator: {token}")
+        now_ms = int(self._clock() * 1000)
+        if now_ms - issued > ITERATOR_TTL_S * 1000:
+            raise AwsError("ExpiredIteratorException",
+                           f"Iterator expired. The iterator was created at time {_iso(issued)} while right now it is "
+                           f"{_iso(now_ms)} which is further in the future than the tolerated delay of "
+                           f"{ITERATOR_TTL_S * 1000} milliseconds.")
+        stream = self.streams.get(account, region, name)
+        if stream is None or stream.created_ms != created_ms:
+            raise AwsError("ResourceNotFoundException", f"Stream {name} under account {account} not found.")
+        limit = int(params.get("Limit") or GET_RECORDS_LIMIT)
+        records = self.streams.read(stream, shard, counter, limit)
+        next_counter = records[-1].counter + 1 if records else counter
+        latest = self.streams.latest_arrival(stream, shard)
+        behind = 0
+        if records and latest is not None:
+            behind = max(0, int((latest - records[-1].arrival) * 1000))
+        return {
+            "Records": [{"SequenceNumber": r.sequence_number, "PartitionKey": r.partition_key, "Data": r.data,
+                         "ApproximateArrivalTimestamp": datetime.fromtimestamp(r.arrival, UTC),
+                         "EncryptionType": "NONE"} for r in records],
+            "NextShardIterator": self._iterator(ctx, stream, shard, next_counter),
+            "MillisBehindLatest": behind,
+        }
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%a %b %d %H:%M:%S UTC %Y")

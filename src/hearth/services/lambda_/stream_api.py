@@ -1,0 +1,125 @@
+"""The InvokeWithResponseStream operation and AWS's event-stream encoding of its answer.
+
+It owns the operation's answer: HTTP 200 with the function's stream content type and
+`X-Amz-Executed-Version`, then `PayloadChunk` events as the runtime writes (one chunk holding the whole
+payload when the function answered without streaming) and a final `InvokeComplete` event with
+`ErrorCode`/`ErrorDetails` for a function error and `LogResult` when the caller asked for the log tail.
+Request checks are Invoke's (payload size and JSON, client context, function state). It never runs
+code itself (the invoker does).
+
+Event-stream framing (application/vnd.amazon.eventstream), per message: total length (4 bytes,
+big-endian), headers length (4), CRC32 of those 8 bytes (4), headers, payload, CRC32 of everything
+before it (4). A header: name length (1), name, type 7 (string), value length (2), value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from hearth.aws.context import RequestContext
+from hearth.aws.errors import AwsError
+from hearth.invoke.invoker import InvokeOutcome, Invoker
+from hearth.runtime_api.channel import ResponseStream
+from hearth.services.base import RawResponse
+from hearth.services.lambda_.invoke_api import (
+    SYNC_PAYLOAD_LIMIT,
+    FunctionResolver,
+    _check_json,
+    _check_state,
+    _client_context,
+)
+
+
+def encode_message(headers: list[tuple[str, str]], payload: bytes) -> bytes:
+    encoded = b"".join(
+        struct.pack(">B", len(n)) + n + b"\x07" + struct.pack(">H", len(v)) + v
+        for n, v in ((name.encode(), value.encode()) for name, value in headers)
+    )
+    prelude = struct.pack(">II", 16 + len(encoded) + len(payload), len(encoded))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + encoded + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def payload_chunk(data: bytes) -> bytes:
+    return encode_message([(":event-type", "PayloadChunk"), (":content-type", "application/octet-stream"),
+                           (":message-type", "event")], data)
+
+
+def invoke_complete(error_code: str | None, error_details: str | None, log_result: str | None) -> bytes:
+    body: dict[str, str] = {}
+    if error_code is not None:
+        body["ErrorCode"] = error_code
+    if error_details is not None:
+        body["ErrorDetails"] = error_details
+    if log_result is not None:
+        body["LogResult"] = log_result
+    return encode_message([(":event-type", "InvokeComplete"), (":content-type", "application/json"),
+                           (":message-type", "event")], json.dumps(body).encode())
+
+
+def _details(payload: bytes | None) -> str:
+    return (payload or b"").decode("utf-8", "replace")
+
+
+class LambdaStreamProvider:
+    def __init__(self, functions: FunctionResolver, invoker: Invoker) -> None:
+        self._functions = functions
+        self._invoker = invoker
+
+    async def invoke_with_response_stream(self, ctx: RequestContext, params: dict[str, Any]) -> RawResponse:
+        payload: bytes = params.get("Payload") or b""
+        if len(payload) > SYNC_PAYLOAD_LIMIT:
+            raise AwsError("RequestEntityTooLargeException",
+                           f"Request must be smaller than {SYNC_PAYLOAD_LIMIT} bytes for the "
+                           "InvokeWithResponseStream operation", 413)
+        _check_json(payload)
+        client_context = _client_context(params.get("ClientContext"))
+        fv = self._functions.resolve(ctx.account_id, ctx.region, params["FunctionName"], params.get("Qualifier"))
+        _check_state(fv)
+        headers = {"X-Amz-Executed-Version": fv.version}
+        if params.get("InvocationType") == "DryRun":
+            return RawResponse(204, headers, b"")
+        tail = params.get("LogType") == "Tail"
+        sink = ResponseStream()
+        task = asyncio.create_task(self._invoker.invoke(fv, payload or b"{}", tail=tail, client_context=client_context,
+                                                        request_id=ctx.request_id, stream=sink))
+        started = asyncio.ensure_future(sink.started())
+        try:
+            await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not started.done():
+                started.cancel()
+        if not sink.is_started:
+            outcome = task.result()  # an AwsError (throttling) is the operation's error
+            headers["Content-Type"] = "application/json"
+            return RawResponse(200, headers, _buffered(outcome))
+        headers["Content-Type"] = sink.content_type or "application/octet-stream"
+        return RawResponse(200, headers, _streamed(sink, task))
+
+
+async def _buffered(outcome: InvokeOutcome) -> AsyncIterator[bytes]:
+    if outcome.function_error:
+        yield invoke_complete(outcome.error_type or outcome.function_error, _details(outcome.payload),
+                              outcome.log_tail)
+        return
+    if outcome.payload:
+        yield payload_chunk(outcome.payload)
+    yield invoke_complete(None, None, outcome.log_tail)
+
+
+async def _streamed(sink: ResponseStream, task: asyncio.Task[InvokeOutcome]) -> AsyncIterator[bytes]:
+    async for chunk in sink.chunks():
+        yield payload_chunk(chunk)
+    results = await asyncio.gather(task, return_exceptions=True)
+    outcome = results[0] if isinstance(results[0], InvokeOutcome) else None
+    log_tail = outcome.log_tail if outcome is not None else None
+    if sink.error_type is not None:
+        yield invoke_complete(sink.error_type, _details(sink.error_body), log_tail)
+    else:
+        yield invoke_complete(None, None, log_tail)
+

@@ -1,0 +1,305 @@
+"""The SNS provider: one method per SNS (query protocol) operation Hearth supports.
+
+It owns the API surface: ARN checks, request validation with SNS's messages (`Invalid parameter: ...`),
+message attribute rules, batch rules, pagination and output shapes. Topics, subscriptions and
+delivery live in `TopicService`. A caller only sees topics of its own account; another account's
+topic is answered as NotFound.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from hearth.aws.context import RequestContext
+from hearth.aws.errors import AwsError
+from hearth.events.delivery import DeliveryError, Message
+from hearth.services.sns.topics import (
+    AWS_PROTOCOLS,
+    MAX_MESSAGE_BYTES,
+    PROTOCOLS,
+    Publication,
+    Subscription,
+    Topic,
+    TopicService,
+    invalid,
+)
+
+PAGE_SIZE = 100
+_ENTRY_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_LAMBDA_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$")
+_SQS_ARN = re.compile(r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+(\.fifo)?$")
+
+
+def _attribute_error(message: str) -> AwsError:
+    return AwsError("ParameterValueInvalid", message, 400)
+
+
+def normalize_attributes(attributes: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Validate SNS message attributes; return them in SQS shape with BinaryValue as base64 text."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, attr in (attributes or {}).items():
+        if not name or len(name) > 256 or name.startswith(("AWS.", "Amazon.")) or ".." in name:
+            raise _attribute_error(f"The message attribute name '{name}' is invalid.")
+        data_type = str(attr.get("DataType") or "")
+        base = data_type.split(".", 1)[0]
+        if base not in ("String", "Number", "Binary"):
+            raise _attribute_error(f"The message attribute '{name}' has an invalid message attribute type, the set "
+                                   "of supported type prefixes is Binary, Number, and String.")
+        if base == "Binary":
+            value = attr.get("BinaryValue")
+            if not value:
+                raise _attribute_error(f"The message attribute '{name}' must contain non-empty message attribute "
+                                       "value for message attribute type 'Binary'.")
+            out[name] = {"DataType": data_type, "BinaryValue": base64.b64encode(value).decode()}
+            continue
+        text = attr.get("StringValue")
+        if text is None or text == "":
+            raise _attribute_error(f"The message attribute '{name}' must contain non-empty message attribute value "
+                                   f"for message attribute type '{base}'.")
+        if base == "Number":
+            try:
+                float(text)
+            except ValueError:
+                raise _attribute_error(f"Could not cast message attribute '{name}' value to number.") from None
+        if data_type.startswith("String.Array"):
+            try:
+                items = json.loads(text)
+            except ValueError:
+                items = None
+            if not isinstance(items, list):
+                raise _attribute_error(f"The message attribute '{name}' with type 'String.Array' has an invalid "
+                                       "value.")
+        out[name] = {"DataType": data_type, "StringValue": text}
+    return out
+
+
+class SnsProvider:
+    def __init__(self, topics: TopicService) -> None:
+        self.topics = topics
+
+    def _topic(self, ctx: RequestContext, arn: str, param: str = "TopicArn") -> Topic:
+        parts = arn.split(":")
+        if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sns":
+            raise invalid(param)
+        return self.topics.topic(ctx.account_id, arn)
+
+    # -- topics -----------------------------------------------------------------------------------
+
+    def create_topic(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        tags = {t["Key"]: t["Value"] for t in params.get("Tags") or []}
+        topic = self.topics.create_topic(ctx.account_id, ctx.region, params["Name"], params.get("Attributes") or {},
+                                         tags)
+        return {"TopicArn": topic.arn}
+
+    def delete_topic(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            topic = self._topic(ctx, params["TopicArn"])
+        except AwsError as err:
+            if err.code == "NotFound":
+                return {}  # deleting a topic that does not exist succeeds, as in AWS
+            raise
+        self.topics.delete_topic(topic)
+        return {}
+
+    def list_topics(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        arns = [{"TopicArn": t.arn} for t in self.topics.list_topics(ctx.account_id, ctx.region)]
+        return _page(arns, params.get("NextToken"), "Topics")
+
+    def get_topic_attributes(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        return {"Attributes": self.topics.topic_attributes(self._topic(ctx, params["TopicArn"]))}
+
+    def set_topic_attributes(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        topic = self._topic(ctx, params["TopicArn"])
+        self.topics.set_topic_attribute(topic, params["AttributeName"], params.get("AttributeValue") or "")
+        return {}
+
+    def tag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        topic = self._topic(ctx, params["ResourceArn"], "ResourceArn")
+        tags = {**topic.tags, **{t["Key"]: t["Value"] for t in params.get("Tags") or []}}
+        self.topics.set_tags(topic, tags)
+        return {}
+
+    def untag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        topic = self._topic(ctx, params["ResourceArn"], "ResourceArn")
+        keys = set(params.get("TagKeys") or [])
+        self.topics.set_tags(topic, {k: v for k, v in topic.tags.items() if k not in keys})
+        return {}
+
+    def list_tags_for_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        topic = self._topic(ctx, params["ResourceArn"], "ResourceArn")
+        return {"Tags": [{"Key": k, "Value": v} for k, v in topic.tags.items()]}
+
+    # -- subscriptions ----------------------------------------------------------------------------
+
+    def subscribe(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        topic = self._topic(ctx, params["TopicArn"])
+        protocol = str(params["Protocol"]).lower()
+        endpoint = params.get("Endpoint") or ""
+        if protocol not in PROTOCOLS:
+            if protocol in AWS_PROTOCOLS:
+                raise invalid(f"Hearth supports only the lambda and sqs protocols, not {protocol}")
+            raise invalid("Amazon SNS does not support this protocol")
+        if protocol == "sqs" and not _SQS_ARN.match(endpoint):
+            raise invalid("SQS endpoint ARN")
+        if protocol == "lambda" and not _LAMBDA_ARN.match(endpoint):
+            raise invalid("Lambda endpoint ARN")
+        if topic.fifo and protocol == "lambda":
+            raise invalid("Invalid protocol type: lambda")
+        sub = self.topics.subscribe(topic, ctx.account_id, protocol, endpoint, params.get("Attributes") or {})
+        return {"SubscriptionArn": sub.arn}
+
+    def _subscription_arn(self, ctx: RequestContext, arn: str) -> Subscription:
+        parts = arn.split(":")
+        if len(parts) != 7 or parts[0] != "arn" or parts[2] != "sns":
+            raise invalid("SubscriptionArn")
+        return self.topics.subscription(ctx.account_id, arn)
+
+    def unsubscribe(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self.topics.unsubscribe(self._subscription_arn(ctx, params["SubscriptionArn"]))
+        return {}
+
+    def list_subscriptions(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        subs = [_subscription_entry(s) for s in self.topics.account_subscriptions(ctx.account_id, ctx.region)]
+        return _page(subs, params.get("NextToken"), "Subscriptions")
+
+    def list_subscriptions_by_topic(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        topic = self._topic(ctx, params["TopicArn"])
+        subs = [_subscription_entry(s) for s in self.topics.subscriptions(topic.arn)]
+        return _page(subs, params.get("NextToken"), "Subscriptions")
+
+    def get_subscription_attributes(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        sub = self._subscription_arn(ctx, params["SubscriptionArn"])
+        return {"Attributes": self.topics.subscription_attributes(sub)}
+
+    def set_subscription_attributes(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        sub = self._subscription_arn(ctx, params["SubscriptionArn"])
+        name = params["AttributeName"]
+        if name not in ("DeliveryPolicy", "FilterPolicy", "FilterPolicyScope", "RawMessageDelivery",
+                        "RedrivePolicy", "SubscriptionRoleArn", "ReplayPolicy"):
+            raise invalid("AttributeName")
+        self.topics.set_subscription_attribute(sub, name, params.get("AttributeValue") or "")
+        return {}
+
+    # -- publishing -------------------------------------------------------------------------------
+
+    def _publication(self, ctx: RequestContext, topic: Topic, entry: dict[str, Any]) -> Publication:
+        message = entry.get("Message")
+        if message is None or message == "":
+            raise invalid("Empty message")
+        if len(message.encode("utf-8")) > MAX_MESSAGE_BYTES:
+            raise invalid("Message too long")
+        subject = entry.get("Subject")
+        if subject is not None and (subject == "" or len(subject) > 100 or
+                                    any(not (32 <= ord(c) < 127) for c in subject)):
+            raise invalid("Subject")
+        structure = entry.get("MessageStructure")
+        if structure is not None:
+            if structure != "json":
+                raise invalid("MessageStructure")
+            try:
+                doc = json.loads(message)
+            except ValueError:
+                raise invalid("Message Structure - JSON message body failed to parse") from None
+            if not isinstance(doc, dict) or "default" not in doc:
+                raise invalid("Message Structure - No default entry in JSON message body")
+        group = entry.get("MessageGroupId")
+        dedup = entry.get("MessageDeduplicationId")
+        if topic.fifo:
+            if not group:
+                raise invalid("The MessageGroupId parameter is required for FIFO topics")
+            if not dedup and topic.attributes.get("ContentBasedDeduplication") != "true":
+                raise invalid("The topic should either have ContentBasedDeduplication enabled or "
+                              "MessageDeduplicationId provided explicitly")
+        elif dedup:
+            raise invalid("MessageDeduplicationId Reason: The request includes MessageDeduplicationId parameter "
+                          "that is not valid for this topic type")
+        return Publication(message=message, subject=subject, structure=structure,
+                           attributes=normalize_attributes(entry.get("MessageAttributes")),
+                           group_id=group, dedup_id=dedup, trace_header=ctx.headers.get("x-amzn-trace-id"))
+
+    async def publish(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("PhoneNumber"):
+            raise invalid("PhoneNumber Reason: Hearth does not send SMS")
+        arn = params.get("TopicArn") or params.get("TargetArn")
+        if not arn:
+            raise invalid("TopicArn or TargetArn Reason: no value for required parameter")
+        topic = self._topic(ctx, arn, "TopicArn" if params.get("TopicArn") else "TargetArn")
+        message_id, sequence = await self.topics.publish(topic, self._publication(ctx, topic, params))
+        out: dict[str, Any] = {"MessageId": message_id}
+        if sequence is not None:
+            out["SequenceNumber"] = sequence
+        return out
+
+    async def publish_batch(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        topic = self._topic(ctx, params["TopicArn"])
+        entries: list[dict[str, Any]] = params.get("PublishBatchRequestEntries") or []
+        if not entries:
+            raise AwsError("EmptyBatchRequest", "The batch request doesn't contain any entries.", 400)
+        if len(entries) > 10:
+            raise AwsError("TooManyEntriesInBatchRequest", "The batch request contains more entries than "
+                           "permissible.", 400)
+        ids = [str(e.get("Id", "")) for e in entries]
+        if any(not _ENTRY_ID.match(i) for i in ids):
+            raise AwsError("InvalidBatchEntryId", "The Id of a batch entry in a batch request doesn't abide by the "
+                           "specification.", 400)
+        if len(set(ids)) != len(ids):
+            raise AwsError("BatchEntryIdsNotDistinct", "Two or more batch entries in the request have the same Id.",
+                           400)
+        if sum(len(str(e.get("Message", "")).encode()) for e in entries) > MAX_MESSAGE_BYTES:
+            raise AwsError("BatchRequestTooLong", "The length of all the messages put together is more than the "
+                           "limit.", 400)
+        successful: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for entry in entries:
+            try:
+                pub = self._publication(ctx, topic, entry)
+            except AwsError as err:
+                failed.append({"Id": entry["Id"], "Code": err.code, "Message": err.message,
+                               "SenderFault": err.sender_fault})
+                continue
+            message_id, sequence = await self.topics.publish(topic, pub)
+            result: dict[str, Any] = {"Id": entry["Id"], "MessageId": message_id}
+            if sequence is not None:
+                result["SequenceNumber"] = sequence
+            successful.append(result)
+        return {"Successful": successful, "Failed": failed}
+
+
+def _subscription_entry(sub: Subscription) -> dict[str, Any]:
+    return {"SubscriptionArn": sub.arn, "Owner": sub.owner, "Protocol": sub.protocol, "Endpoint": sub.endpoint,
+            "TopicArn": sub.topic_arn}
+
+
+def _page(items: list[dict[str, Any]], token: str | None, key: str) -> dict[str, Any]:
+    start = 0
+    if token:
+        try:
+            start = int(base64.b64decode(token, validate=True).decode())
+        except (binascii.Error, ValueError):
+            raise invalid("NextToken") from None
+    out: dict[str, Any] = {key: items[start:start + PAGE_SIZE]}
+    if start + PAGE_SIZE < len(items):
+        out["NextToken"] = base64.b64encode(str(start + PAGE_SIZE).encode()).decode()
+    return out
+
+
+class SnsDelivery:
+    """The `sns` handler of the DeliveryRouter: destinations and dead-letter configs publish here."""
+
+    def __init__(self, topics: TopicService) -> None:
+        self.topics = topics
+
+    async def __call__(self, target_arn: str, message: Message) -> None:
+        topic = self.topics.find_topic(target_arn)
+        if topic is None:
+            raise DeliveryError(f"The topic {target_arn} does not exist.", "NotFound")
+        pub = Publication(message=message.body, attributes=dict(message.attributes) or None,
+                          group_id=message.group_id, dedup_id=message.deduplication_id,
+                          trace_header=message.trace_header)
+        if topic.fifo and not pub.group_id:
+            raise DeliveryError("The MessageGroupId parameter is required for FIFO topics", "InvalidParameter")
+        await self.topics.publish(topic, pub)

@@ -1,0 +1,1 @@
+"""SQS-compatible queues: the `sqs` API provider, the durable queue domain, and its helpers."""

@@ -1,0 +1,290 @@
+"""The SQS provider: one method per `AmazonSQS.*` operation Hearth supports.
+
+It owns the API surface: resolving queue URLs to queues of the caller's account, request-level checks
+(batch sizes and ids, receive parameters), and the output shapes. Queue and message rules live in
+`QueueService`. It never lets a caller reach another account's queue: a URL naming another account is
+answered as "does not exist" (Hearth has no queue policies yet).
+
+Queue URLs are `{endpoint}/{account}/{name}`. Like AWS, any host is accepted as long as the path is
+`/{account}/{name}` (AWS's own `https://sqs.{region}.amazonaws.com/...` URLs work too; their region
+wins over the signing region).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from hearth.aws.context import RequestContext
+from hearth.aws.errors import AwsError
+from hearth.events.delivery import DeliveryError, Message
+from hearth.services.sqs import errors
+from hearth.services.sqs.queues import (
+    MAX_BATCH_BYTES,
+    SYSTEM_ATTRIBUTES,
+    OutgoingMessage,
+    Queue,
+    QueueService,
+    SendResult,
+    parse_queue_arn,
+    query_code,
+)
+
+_ENTRY_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_AWS_HOST = re.compile(r"^(?:sqs\.([a-z0-9-]+)\.amazonaws\.com|([a-z0-9-]+)\.queue\.amazonaws\.com)$")
+
+
+class SqsProvider:
+    def __init__(self, queues: QueueService, endpoint_url: str) -> None:
+        self.queues = queues
+        self.endpoint_url = endpoint_url.rstrip("/")
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def url(self, queue: Queue) -> str:
+        return f"{self.endpoint_url}/{queue.account}/{queue.name}"
+
+    def _resolve(self, ctx: RequestContext, queue_url: str) -> Queue:
+        parts = urlsplit(queue_url)
+        segments = [s for s in parts.path.split("/") if s]
+        if len(segments) != 2:
+            raise errors.invalid_address(queue_url)
+        account, name = segments
+        region = ctx.region
+        host = _AWS_HOST.match(parts.hostname or "")
+        if host:
+            region = host.group(1) or host.group(2)
+        if account != ctx.account_id:
+            raise errors.queue_does_not_exist()
+        return self.queues.get(account, region, name)
+
+    # -- queues -----------------------------------------------------------------------------------
+
+    def create_queue(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        queue = self.queues.create_queue(ctx.account_id, ctx.region, params["QueueName"],
+                                         params.get("Attributes") or {}, params.get("tags"))
+        return {"QueueUrl": self.url(queue)}
+
+    def get_queue_url(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        owner = params.get("QueueOwnerAWSAccountId") or ctx.account_id
+        if owner != ctx.account_id:
+            raise errors.queue_does_not_exist()
+        return {"QueueUrl": self.url(self.queues.get(ctx.account_id, ctx.region, params["QueueName"]))}
+
+    def list_queues(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        queues = self.queues.list_queues(ctx.account_id, ctx.region, params.get("QueueNamePrefix") or "")
+        return self._page([self.url(q) for q in queues], params, "QueueUrls")
+
+    def list_dead_letter_source_queues(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        dlq = self._resolve(ctx, params["QueueUrl"])
+        out = self._page([self.url(q) for q in self.queues.dead_letter_sources(dlq)], params, "queueUrls")
+        out.setdefault("queueUrls", [])
+        return out
+
+    @staticmethod
+    def _page(urls: list[str], params: dict[str, Any], key: str) -> dict[str, Any]:
+        limit = params.get("MaxResults")
+        if limit is not None and not 1 <= limit <= 1000:
+            raise errors.invalid_parameter_value("MaxResults", limit,
+                                                 "MaxResults must be an integer between 1 and 1000.")
+        start = 0
+        token = params.get("NextToken")
+        if token:
+            try:
+                start = int(base64.b64decode(token, validate=True).decode())
+            except (binascii.Error, ValueError):
+                raise errors.invalid_parameter("Invalid NextToken value.") from None
+        size = limit if limit is not None else 1000
+        page = urls[start:start + size]
+        out: dict[str, Any] = {}
+        if page:
+            out[key] = page
+        if limit is not None and start + size < len(urls):
+            out["NextToken"] = base64.b64encode(str(start + size).encode()).decode()
+        return out
+
+    def delete_queue(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self.queues.delete_queue(self._resolve(ctx, params["QueueUrl"]))
+        return {}
+
+    def get_queue_attributes(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        queue = self._resolve(ctx, params["QueueUrl"])
+        attributes = self.queues.get_attributes(queue, params.get("AttributeNames") or [])
+        return {"Attributes": attributes} if attributes else {}
+
+    def set_queue_attributes(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self.queues.set_attributes(self._resolve(ctx, params["QueueUrl"]), params.get("Attributes") or {})
+        return {}
+
+    def purge_queue(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self.queues.purge(self._resolve(ctx, params["QueueUrl"]))
+        return {}
+
+    def tag_queue(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self.queues.tag(self._resolve(ctx, params["QueueUrl"]), params.get("Tags") or {})
+        return {}
+
+    def untag_queue(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self.queues.untag(self._resolve(ctx, params["QueueUrl"]), params.get("TagKeys") or [])
+        return {}
+
+    def list_queue_tags(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        queue = self._resolve(ctx, params["QueueUrl"])
+        return {"Tags": dict(queue.tags)} if queue.tags else {}
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    def _outgoing(self, ctx: RequestContext, entry: dict[str, Any]) -> OutgoingMessage:
+        return OutgoingMessage(
+            body=entry.get("MessageBody", ""),
+            attributes=entry.get("MessageAttributes"),
+            delay=entry.get("DelaySeconds"),
+            group_id=entry.get("MessageGroupId"),
+            dedup_id=entry.get("MessageDeduplicationId"),
+            trace_header=ctx.headers.get("x-amzn-trace-id"),
+            system_attributes=entry.get("MessageSystemAttributes"),
+            sender_id=ctx.account_id,
+        )
+
+    @staticmethod
+    def _sent(result: SendResult) -> dict[str, Any]:
+        out: dict[str, Any] = {"MessageId": result.message_id, "MD5OfMessageBody": result.md5_of_body}
+        if result.md5_of_attributes:
+            out["MD5OfMessageAttributes"] = result.md5_of_attributes
+        if result.md5_of_system_attributes:
+            out["MD5OfMessageSystemAttributes"] = result.md5_of_system_attributes
+        if result.sequence_number:
+            out["SequenceNumber"] = result.sequence_number
+        return out
+
+    def send_message(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        queue = self._resolve(ctx, params["QueueUrl"])
+        return self._sent(self.queues.send(queue, self._outgoing(ctx, params)))
+
+    def send_message_batch(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        queue = self._resolve(ctx, params["QueueUrl"])
+        entries: list[dict[str, Any]] = params.get("Entries") or []
+        _check_batch(entries, "SendMessageBatchRequestEntry")
+        size = sum(len(e.get("MessageBody", "").encode()) for e in entries)
+        if size > MAX_BATCH_BYTES:
+            raise errors.batch_too_long(size, MAX_BATCH_BYTES)
+        results = self.queues.send_batch(queue, [self._outgoing(ctx, e) for e in entries])
+        successful: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for entry, result in zip(entries, results, strict=True):
+            if isinstance(result, AwsError):
+                failed.append(_failure(entry["Id"], result))
+            else:
+                successful.append({"Id": entry["Id"], **self._sent(result)})
+        return {"Successful": successful, "Failed": failed}
+
+    async def receive_message(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        queue = self._resolve(ctx, params["QueueUrl"])
+        max_messages = params.get("MaxNumberOfMessages")
+        if max_messages is None:
+            max_messages = 1
+        if not 1 <= max_messages <= 10:
+            raise errors.invalid_parameter_value("MaxNumberOfMessages", max_messages,
+                                                 "Must be between 1 and 10, if provided.")
+        wait = params.get("WaitTimeSeconds")
+        if wait is None:
+            wait = queue.int_attr("ReceiveMessageWaitTimeSeconds")
+        if not 0 <= wait <= 20:
+            raise errors.invalid_parameter_value("WaitTimeSeconds", wait, "Must be >= 0 and <= 20, if provided.")
+        visibility = params.get("VisibilityTimeout")
+        if visibility is not None and not 0 <= visibility <= 43_200:
+            raise errors.invalid_parameter_value("VisibilityTimeout", visibility,
+                                                 "Must be between 0 and 43200, if provided.")
+        names = [*(params.get("AttributeNames") or []), *(params.get("MessageSystemAttributeNames") or [])]
+        for name in names:
+            if name != "All" and name not in SYSTEM_ATTRIBUTES:
+                raise errors.invalid_attribute_name(name)
+        messages = await self.queues.receive_wait(queue, max_messages, visibility, float(wait),
+                                                  attribute_names=names,
+                                                  message_attribute_names=params.get("MessageAttributeNames") or [])
+        return {"Messages": messages} if messages else {}
+
+    def delete_message(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self.queues.delete_message(self._resolve(ctx, params["QueueUrl"]), params["ReceiptHandle"])
+        return {}
+
+    def delete_message_batch(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        queue = self._resolve(ctx, params["QueueUrl"])
+        entries: list[dict[str, Any]] = params.get("Entries") or []
+        _check_batch(entries, "DeleteMessageBatchRequestEntry")
+        successful: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for entry in entries:
+            try:
+                self.queues.delete_message(queue, entry["ReceiptHandle"])
+            except AwsError as err:
+                failed.append(_failure(entry["Id"], err))
+            else:
+                successful.append({"Id": entry["Id"]})
+        return {"Successful": successful, "Failed": failed}
+
+    def change_message_visibility(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        queue = self._resolve(ctx, params["QueueUrl"])
+        self.queues.change_visibility(queue, params["ReceiptHandle"], int(params["VisibilityTimeout"]))
+        return {}
+
+    def change_message_visibility_batch(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        queue = self._resolve(ctx, params["QueueUrl"])
+        entries: list[dict[str, Any]] = params.get("Entries") or []
+        _check_batch(entries, "ChangeMessageVisibilityBatchRequestEntry")
+        successful: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for entry in entries:
+            try:
+                if entry.get("VisibilityTimeout") is None:
+                    raise errors.missing_parameter("VisibilityTimeout")
+                self.queues.change_visibility(queue, entry["ReceiptHandle"], int(entry["VisibilityTimeout"]))
+            except AwsError as err:
+                failed.append(_failure(entry["Id"], err))
+            else:
+                successful.append({"Id": entry["Id"]})
+        return {"Successful": successful, "Failed": failed}
+
+
+def _check_batch(entries: list[dict[str, Any]], entry_shape: str) -> None:
+    if not entries:
+        raise errors.empty_batch(entry_shape)
+    if len(entries) > 10:
+        raise errors.too_many_entries(len(entries))
+    seen: set[str] = set()
+    for entry in entries:
+        entry_id = str(entry.get("Id", ""))
+        if not _ENTRY_ID.match(entry_id):
+            raise errors.invalid_batch_entry_id()
+        if entry_id in seen:
+            raise errors.ids_not_distinct(entry_id)
+        seen.add(entry_id)
+
+
+def _failure(entry_id: str, err: AwsError) -> dict[str, Any]:
+    return {"Id": entry_id, "SenderFault": err.sender_fault, "Code": query_code(err), "Message": err.message}
+
+
+class SqsDelivery:
+    """The `sqs` handler of the DeliveryRouter: topics, destinations and dead-letter configs send here."""
+
+    def __init__(self, queues: QueueService) -> None:
+        self.queues = queues
+
+    async def __call__(self, target_arn: str, message: Message) -> None:
+        parsed = parse_queue_arn(target_arn)
+        queue = self.queues.by_arn(target_arn) if parsed else None
+        if queue is None:
+            raise DeliveryError(f"The queue {target_arn} does not exist.", "QueueDoesNotExist")
+        sender = message.source_arn.split(":")[4] if message.source_arn and message.source_arn.count(":") >= 5 \
+            else queue.account
+        outgoing = OutgoingMessage(body=message.body, attributes=message.attributes or None,
+                                   group_id=message.group_id, dedup_id=message.deduplication_id,
+                                   trace_header=message.trace_header, sender_id=sender)
+        try:
+            self.queues.send(queue, outgoing)
+        except AwsError as err:
+            raise DeliveryError(err.message, query_code(err)) from None

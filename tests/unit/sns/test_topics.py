@@ -1,0 +1,134 @@
+"""TopicService fan-out with a recording router: payload shapes, filters, FIFO deduplication."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aws_lambda_powertools.utilities.parser.models import SnsModel, SnsNotificationModel
+
+from hearth.aws.errors import AwsError
+from hearth.events.delivery import DeliveryError, DeliveryRouter, Message
+from hearth.services.sns.provider import SnsDelivery, normalize_attributes
+from hearth.services.sns.topics import Publication, TopicService
+
+ACCOUNT, REGION = "000000000000", "us-east-1"
+QUEUE = "arn:aws:sqs:us-east-1:000000000000:q"
+FUNCTION = "arn:aws:lambda:us-east-1:000000000000:function:f"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.got: list[tuple[str, Message]] = []
+
+    async def __call__(self, arn: str, message: Message) -> None:
+        self.got.append((arn, message))
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def topics(tmp_path: Path, recorder: Recorder) -> Iterator[TopicService]:
+    router = DeliveryRouter()
+    router.register("sqs", recorder)
+    router.register("lambda", recorder)
+    svc = TopicService(tmp_path, router, "http://127.0.0.1:4566", clock=lambda: 1_700_000_000.5)
+    yield svc
+    svc.close()
+
+
+async def test_envelope_and_lambda_event(topics: TopicService, recorder: Recorder) -> None:
+    topic = topics.create_topic(ACCOUNT, REGION, "t", {}, {})
+    sqs_sub = topics.subscribe(topic, ACCOUNT, "sqs", QUEUE, {})
+    fn_sub = topics.subscribe(topic, ACCOUNT, "lambda", FUNCTION, {})
+    attrs = normalize_attributes({"k": {"DataType": "String", "StringValue": "v"}})
+    message_id, _ = await topics.publish(topic, Publication("hello", subject="s", attributes=attrs,
+                                                            trace_header="Root=1-a-b"))
+    got = dict(recorder.got)  # subscribers are delivered to concurrently: no order
+    assert sorted(got) == sorted([QUEUE, FUNCTION])
+    q_msg, f_msg = got[QUEUE], got[FUNCTION]
+    envelope = json.loads(q_msg.body)
+    assert envelope["Type"] == "Notification" and envelope["MessageId"] == message_id
+    assert envelope["Timestamp"] == "2023-11-14T22:13:20.500Z"
+    assert envelope["MessageAttributes"] == {"k": {"Type": "String", "Value": "v"}}
+    assert sqs_sub.arn in envelope["UnsubscribeURL"] and q_msg.trace_header == "Root=1-a-b"
+    SnsNotificationModel.model_validate({**envelope, "SigningCertUrl": envelope["SigningCertURL"],
+                                         "UnsubscribeUrl": envelope["UnsubscribeURL"]})
+    event = json.loads(f_msg.body)
+    SnsModel.model_validate(event)
+    assert event["Records"][0]["EventSubscriptionArn"] == fn_sub.arn
+    assert event["Records"][0]["Sns"]["Subject"] == "s" and f_msg.source_arn == topic.arn
+
+
+async def test_raw_delivery_filter_and_structure(topics: TopicService, recorder: Recorder) -> None:
+    topic = topics.create_topic(ACCOUNT, REGION, "t", {}, {})
+    topics.subscribe(topic, ACCOUNT, "sqs", QUEUE, {"RawMessageDelivery": "true",
+                                                     "FilterPolicy": json.dumps({"kind": ["a"]}),
+                                                     "FilterPolicyScope": "MessageBody"})
+    await topics.publish(topic, Publication(json.dumps({"default": "{}", "sqs": json.dumps({"kind": "a"})}),
+                                            structure="json"))
+    await topics.publish(topic, Publication(json.dumps({"kind": "b"})))
+    assert [json.loads(m.body) for _, m in recorder.got] == [{"kind": "a"}]
+
+
+async def test_fifo_topic_deduplicates(topics: TopicService, recorder: Recorder) -> None:
+    topic = topics.create_topic(ACCOUNT, REGION, "t.fifo", {"FifoTopic": "true",
+                                                            "ContentBasedDeduplication": "true"}, {})
+    topics.subscribe(topic, ACCOUNT, "sqs", QUEUE + ".fifo", {})
+    first = await topics.publish(topic, Publication("m", group_id="g"))
+    again = await topics.publish(topic, Publication("m", group_id="g"))
+    assert first == again and len(recorder.got) == 1
+    message = recorder.got[0][1]
+    assert message.group_id == "g" and message.deduplication_id
+    assert json.loads(message.body)["SequenceNumber"] == first[1]
+
+
+async def test_failed_delivery_is_counted_not_raised(tmp_path: Path) -> None:
+    router = DeliveryRouter()
+
+    async def refuse(arn: str, message: Message) -> None:
+        raise DeliveryError("gone", "QueueDoesNotExist")
+
+    router.register("sqs", refuse)
+    svc = TopicService(tmp_path, router, "http://x")
+    try:
+        topic = svc.create_topic(ACCOUNT, REGION, "t", {}, {})
+        svc.subscribe(topic, ACCOUNT, "sqs", QUEUE, {})
+        await svc.publish(topic, Publication("m"))
+        assert svc.statistics() == {"delivered": 0, "failed": 1}
+    finally:
+        svc.close()
+
+
+async def test_sns_delivery_handler(topics: TopicService, recorder: Recorder) -> None:
+    topic = topics.create_topic(ACCOUNT, REGION, "t", {}, {})
+    topics.subscribe(topic, ACCOUNT, "sqs", QUEUE, {"RawMessageDelivery": "true"})
+    handler = SnsDelivery(topics)
+    await handler(topic.arn, Message(body='{"version": "1.0"}'))
+    assert recorder.got[0][1].body == '{"version": "1.0"}'
+    with pytest.raises(DeliveryError) as missing:
+        await handler(topic.arn + "x", Message(body="x"))
+    assert missing.value.code == "NotFound"
+
+
+def test_topic_and_subscription_rules(topics: TopicService) -> None:
+    topic = topics.create_topic(ACCOUNT, REGION, "t", {"DisplayName": "a"}, {})
+    with pytest.raises(AwsError, match="different attributes"):
+        topics.create_topic(ACCOUNT, REGION, "t", {"DisplayName": "b"}, {})
+    with pytest.raises(AwsError, match="does not support raw message delivery"):
+        topics.subscribe(topic, ACCOUNT, "lambda", FUNCTION, {"RawMessageDelivery": "true"})
+    sub = topics.subscribe(topic, ACCOUNT, "sqs", QUEUE, {})
+    assert topics.subscribe(topic, ACCOUNT, "sqs", QUEUE, {}).arn == sub.arn
+    topics.set_subscription_attribute(sub, "FilterPolicy", json.dumps({"a": ["b"]}))
+    attrs = topics.subscription_attributes(topics.subscription(ACCOUNT, sub.arn))
+    assert attrs["FilterPolicyScope"] == "MessageAttributes" and attrs["PendingConfirmation"] == "false"
+    with pytest.raises(AwsError) as other:
+        topics.subscription("111111111111", sub.arn)
+    assert other.value.code == "NotFound"
+    with pytest.raises(AwsError, match="invalid message attribute type"):
+        normalize_attributes({"x": {"DataType": "Blob", "StringValue": "1"}})

@@ -1,0 +1,241 @@
+"""QueueService with a manual clock: visibility, delays, retention, redrive, FIFO, waits, durability."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aws_lambda_powertools.utilities.parser.models import SqsModel
+
+from hearth.aws.errors import AwsError
+from hearth.events.delivery import DeliveryError, Message
+from hearth.services.sqs.messages import lambda_record, md5_of_attributes
+from hearth.services.sqs.provider import SqsDelivery
+from hearth.services.sqs.queues import OutgoingMessage, Queue, QueueService
+
+ACCOUNT, REGION = "000000000000", "us-east-1"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def svc(tmp_path: Path, clock: Clock) -> Iterator[QueueService]:
+    service = QueueService(tmp_path, clock=clock)
+    yield service
+    service.close()
+
+
+def _send(svc: QueueService, queue: Queue, body: str, **kwargs: object) -> str:
+    return svc.send(queue, OutgoingMessage(body=body, sender_id=ACCOUNT, **kwargs)).message_id  # type: ignore[arg-type]
+
+
+def test_visibility_timeout_returns_message(svc: QueueService, clock: Clock) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "q", {"VisibilityTimeout": "30"})
+    _send(svc, q, "m")
+    first = svc.receive_now(q, attribute_names=["All"])
+    assert len(first) == 1 and svc.receive_now(q) == []
+    assert svc.counts(q)["ApproximateNumberOfMessagesNotVisible"] == 1
+    clock.now += 30
+    again = svc.receive_now(q, attribute_names=["All"])
+    assert again[0]["Attributes"]["ApproximateReceiveCount"] == "2"
+    assert again[0]["ReceiptHandle"] != first[0]["ReceiptHandle"]
+    # the first receive's handle is stale: deleting with it succeeds but keeps the message
+    svc.delete_message(q, first[0]["ReceiptHandle"])
+    assert svc.counts(q)["ApproximateNumberOfMessagesNotVisible"] == 1
+    svc.delete_message(q, again[0]["ReceiptHandle"])
+    assert svc.counts(q) == {"ApproximateNumberOfMessages": 0, "ApproximateNumberOfMessagesNotVisible": 0,
+                             "ApproximateNumberOfMessagesDelayed": 0}
+
+
+def test_delay_and_retention(svc: QueueService, clock: Clock) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "q", {"DelaySeconds": "10", "MessageRetentionPeriod": "60"})
+    _send(svc, q, "late")
+    _send(svc, q, "now", delay=0)
+    assert svc.counts(q)["ApproximateNumberOfMessagesDelayed"] == 1
+    assert [m["Body"] for m in svc.receive_now(q, 10, 0)] == ["now"]
+    clock.now += 10
+    assert sorted(m["Body"] for m in svc.receive_now(q, 10, 0)) == ["late", "now"]
+    clock.now += 60
+    assert svc.receive_now(q, 10) == []
+    assert svc.counts(q)["ApproximateNumberOfMessages"] == 0
+
+
+def test_redrive_moves_after_max_receive_count(svc: QueueService) -> None:
+    dlq = svc.create_queue(ACCOUNT, REGION, "dlq", {})
+    policy = json.dumps({"deadLetterTargetArn": dlq.arn, "maxReceiveCount": "1"})
+    q = svc.create_queue(ACCOUNT, REGION, "src", {"RedrivePolicy": policy})
+    message_id = _send(svc, q, "poison")
+    assert len(svc.receive_now(q, 1, 0)) == 1
+    assert svc.receive_now(q, 1, 0) == []
+    moved = svc.receive_now(dlq, attribute_names=["All"])
+    assert moved[0]["MessageId"] == message_id
+    assert moved[0]["Attributes"]["DeadLetterQueueSourceArn"] == q.arn
+    assert moved[0]["Attributes"]["ApproximateReceiveCount"] == "1"
+    assert [s.arn for s in svc.dead_letter_sources(dlq)] == [q.arn]
+
+
+def test_redrive_policy_validation(svc: QueueService) -> None:
+    fifo = svc.create_queue(ACCOUNT, REGION, "f.fifo", {"FifoQueue": "true"})
+    with pytest.raises(AwsError) as exc:
+        svc.create_queue(ACCOUNT, REGION, "s", {"RedrivePolicy": json.dumps(
+            {"deadLetterTargetArn": fifo.arn, "maxReceiveCount": 3})})
+    assert exc.value.message.endswith("Dead-letter queue must be same type of queue as the source.")
+    with pytest.raises(AwsError) as count:
+        svc.create_queue(ACCOUNT, REGION, "s", {"RedrivePolicy": json.dumps(
+            {"deadLetterTargetArn": fifo.arn, "maxReceiveCount": 0})})
+    assert "valid values are from 1 to 1000 both inclusive" in count.value.message
+
+
+def test_fifo_group_lock_and_dedup_window(svc: QueueService, clock: Clock) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "f.fifo", {"FifoQueue": "true", "ContentBasedDeduplication": "true"})
+    a1 = _send(svc, q, "a1", group_id="A")
+    assert _send(svc, q, "a1", group_id="A") == a1  # content-based duplicate
+    _send(svc, q, "a2", group_id="A")
+    _send(svc, q, "b1", group_id="B")
+    got = svc.receive_now(q, 2, 30)
+    assert [m["Body"] for m in got] == ["a1", "a2"]
+    assert [m["Body"] for m in svc.receive_now(q, 10, 30)] == ["b1"]
+    svc.delete_message(q, got[0]["ReceiptHandle"])
+    assert svc.receive_now(q, 10) == []  # a2 still in flight: group A stays locked
+    clock.now += 301
+    assert _send(svc, q, "a1", group_id="A") != a1  # outside the 5-minute window
+
+
+def test_fifo_rules(svc: QueueService) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "f.fifo", {"FifoQueue": "true"})
+    with pytest.raises(AwsError, match="MessageGroupId"):
+        _send(svc, q, "x")
+    with pytest.raises(AwsError, match="ContentBasedDeduplication enabled"):
+        _send(svc, q, "x", group_id="g")
+    with pytest.raises(AwsError, match="not valid for this queue type"):
+        _send(svc, q, "x", group_id="g", dedup_id="d", delay=5)
+    with pytest.raises(AwsError) as name:
+        svc.create_queue(ACCOUNT, REGION, "nofifo", {"FifoQueue": "true"})
+    assert "must end with .fifo suffix" in name.value.message
+
+
+def test_create_is_idempotent_only_with_same_attributes(svc: QueueService) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "q", {"VisibilityTimeout": "5"})
+    assert svc.create_queue(ACCOUNT, REGION, "q", {"VisibilityTimeout": "5"}).id == q.id
+    with pytest.raises(AwsError) as exc:
+        svc.create_queue(ACCOUNT, REGION, "q", {"VisibilityTimeout": "6"})
+    assert exc.value.code == "QueueNameExists"
+    assert exc.value.headers["x-amzn-query-error"] == "QueueAlreadyExists;Sender"
+    with pytest.raises(AwsError) as unknown:
+        svc.create_queue(ACCOUNT, REGION, "q2", {"Nope": "1"})
+    assert unknown.value.message == "Unknown Attribute Nope."
+
+
+def test_purge_once_per_minute(svc: QueueService, clock: Clock) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "q", {})
+    _send(svc, q, "m")
+    svc.purge(q)
+    q = svc.require_arn(q.arn)
+    with pytest.raises(AwsError) as exc:
+        svc.purge(q)
+    assert exc.value.code == "PurgeQueueInProgress"
+    clock.now += 60
+    svc.purge(q)
+    assert svc.receive_now(q) == []
+
+
+def test_receipt_handle_checks(svc: QueueService) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "q", {})
+    with pytest.raises(AwsError) as exc:
+        svc.delete_message(q, "garbage")
+    assert exc.value.message == 'The input receipt handle "garbage" is not a valid receipt handle.'
+    _send(svc, q, "m")
+    handle = svc.receive_now(q, 1, 0)[0]["ReceiptHandle"]
+    with pytest.raises(AwsError) as inflight:
+        svc.change_visibility(q, handle, 10)  # visibility 0: no longer in flight
+    assert inflight.value.code == "MessageNotInflight"
+
+
+def test_md5_of_attributes_matches_aws_algorithm() -> None:
+    attrs = {"b": {"DataType": "Binary", "BinaryValue": b"\x01\x02"},
+             "a": {"DataType": "String", "StringValue": "x"}}
+
+    def enc(raw: bytes) -> bytes:
+        return struct.pack(">I", len(raw)) + raw
+
+    expected = hashlib.md5(enc(b"a") + enc(b"String") + b"\x01" + enc(b"x")
+                           + enc(b"b") + enc(b"Binary") + b"\x02" + enc(b"\x01\x02")).hexdigest()
+    assert md5_of_attributes(attrs) == expected
+    assert md5_of_attributes({}) is None
+
+
+def test_lambda_record_validates_against_sqs_model(svc: QueueService) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "q", {})
+    _send(svc, q, "payload", attributes={"k": {"DataType": "String", "StringValue": "v"},
+                                         "bin": {"DataType": "Binary", "BinaryValue": b"\x00"}},
+          trace_header="Root=1-abc-def")
+    messages = svc.receive(ACCOUNT, REGION, q.arn, 10, 30)
+    record = lambda_record(messages[0], q.arn, REGION)
+    parsed = SqsModel.model_validate({"Records": [record]})
+    assert parsed.Records[0].body == "payload"
+    assert record["attributes"]["AWSTraceHeader"] == "Root=1-abc-def"
+    assert record["messageAttributes"]["bin"]["binaryValue"] == "AA=="
+    with pytest.raises(AwsError):
+        svc.receive("111111111111", REGION, q.arn)  # another account's queue is not found
+
+
+async def test_long_poll_wakes_on_send(svc: QueueService) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "q", {})
+    waiter = asyncio.create_task(svc.receive_wait(q, 1, None, 20.0))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    _send(svc, q, "hello")
+    got = await asyncio.wait_for(waiter, 5)
+    assert got[0]["Body"] == "hello"
+
+
+async def test_wait_for_messages_times_out_and_close_wakes(svc: QueueService) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "q", {})
+    assert await svc.wait_for_messages(q.arn, 0.01) is False
+    waiter = asyncio.create_task(svc.wait_for_messages(q.arn, 30))
+    await asyncio.sleep(0)
+    svc.delete_queue(q)
+    assert await asyncio.wait_for(waiter, 5) is True
+
+
+async def test_delivery_handler(svc: QueueService) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "q", {})
+    deliver = SqsDelivery(svc)
+    await deliver(q.arn, Message(body="from a topic", trace_header="Root=1-x",
+                                 attributes={"a": {"DataType": "String", "StringValue": "1"}},
+                                 source_arn="arn:aws:sns:us-east-1:222222222222:t"))
+    got = svc.receive_now(q, attribute_names=["All"], message_attribute_names=["All"])
+    assert got[0]["Attributes"]["SenderId"] == "222222222222"
+    assert got[0]["MessageAttributes"]["a"]["StringValue"] == "1"
+    with pytest.raises(DeliveryError) as missing:
+        await deliver(q.arn + "x", Message(body="x"))
+    assert missing.value.code == "QueueDoesNotExist"
+
+
+def test_state_survives_reopen(tmp_path: Path, clock: Clock) -> None:
+    svc = QueueService(tmp_path, clock=clock)
+    q = svc.create_queue(ACCOUNT, REGION, "q", {})
+    message_id = _send(svc, q, "kept")
+    svc.close()
+    reopened = QueueService(tmp_path, clock=clock)
+    try:
+        queue = reopened.get(ACCOUNT, REGION, "q")
+        assert reopened.receive_now(queue)[0]["MessageId"] == message_id
+    finally:
+        reopened.close()
