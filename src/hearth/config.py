@@ -44,6 +44,13 @@ class Settings:
     # Account-wide concurrency limit, as AWS's default.
     account_concurrency: int = 1000
     log_level: str = "info"
+    # How long idle environments are kept: "fixed" (keep_alive_s) or "adaptive" (learned per function).
+    keep_alive_policy: str = "fixed"
+    # Test knobs, never for production: make the async queue's clock (retry delays, event age) and the
+    # event bus's schedule clock run this many times faster than wall time; override the retry delays.
+    async_time_scale: float = 1.0
+    async_retry_delays_s: tuple[float, ...] = ()
+    schedule_time_scale: float = 1.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -70,6 +77,15 @@ class Settings:
             values["keep_alive_s"] = float(env["HEARTH_KEEP_ALIVE"])
         if "HEARTH_ACCOUNT_CONCURRENCY" in env:
             values["account_concurrency"] = int(env["HEARTH_ACCOUNT_CONCURRENCY"])
+        if "HEARTH_KEEP_ALIVE_POLICY" in env:
+            values["keep_alive_policy"] = env["HEARTH_KEEP_ALIVE_POLICY"]
+        if "HEARTH_ASYNC_TIME_SCALE" in env:
+            values["async_time_scale"] = float(env["HEARTH_ASYNC_TIME_SCALE"])
+        if "HEARTH_ASYNC_RETRY_DELAYS" in env:
+            values["async_retry_delays_s"] = tuple(
+                float(d) for d in env["HEARTH_ASYNC_RETRY_DELAYS"].split(",") if d.strip())
+        if "HEARTH_TEST_TIME_SCALE" in env:
+            values["schedule_time_scale"] = float(env["HEARTH_TEST_TIME_SCALE"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(str(values["data_dir"])).expanduser().absolute()

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Generator
@@ -42,7 +41,7 @@ from hearth.observability import metrics
 from hearth.observability.logstore import LogStore
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
-from hearth.services.events.component import EventBridge
+from hearth.services.events.component import EventBridge, clock_for
 from hearth.services.kinesis.provider import KinesisProvider
 from hearth.services.kinesis.streams import StreamService
 from hearth.services.lambda_.code_url import CodeUrlSigner, serve_code_download
@@ -111,8 +110,7 @@ class Hearth:
         if self.isolation_warning:
             print(f"hearth: WARNING: {self.isolation_warning}", file=sys.stderr, flush=True)
         self.invoke_metrics = metrics.InvokeMetrics(metrics.REGISTRY)
-        # HEARTH_KEEP_ALIVE_POLICY belongs in Settings (config.py); read here until it is there.
-        policy_name = str(getattr(s, "keep_alive_policy", None) or os.environ.get("HEARTH_KEEP_ALIVE_POLICY", "fixed"))
+        policy_name = s.keep_alive_policy
         self.pool = EnvironmentPool(
             self.backend,
             PoolConfig(keep_alive_s=s.keep_alive_s),
@@ -137,11 +135,11 @@ class Hearth:
         self.event_configs = EventInvokeConfigStore(s.data_dir)
         self.functions.add_listener(self._on_function_change_async)
         self.async_queue = AsyncQueue(s.data_dir, self.invoker, self.functions, self.router,
-                                      policies=self.event_configs, config=AsyncQueueConfig.from_env())
+                                      policies=self.event_configs, config=AsyncQueueConfig.from_settings(s))
         self.router.register("lambda", self.async_queue.deliver_to_function)
         lambda_providers: list[object] = [
             ConcurrencyProvider(self.functions, self.limiter),  # first: its GetAccountSettings wins
-            LambdaProvider(s, self.store, self.functions, self.code_signer),
+            LambdaProvider(s, self.store, self.functions, self.code_signer, reserved_concurrency=self.limiter.reserved),
             LambdaInvokeProvider(self.functions, self.invoker, self.async_queue),
             EventInvokeConfigProvider(self.functions, self.event_configs),
             LambdaVersionsProvider(self.functions),
@@ -160,7 +158,8 @@ class Hearth:
         self.router.register("sqs", SqsDelivery(self.queues))
         self.topics = TopicService(s.data_dir, self.router, s.endpoint_url)
         self.router.register("sns", SnsDelivery(self.topics))
-        self.eventbridge = EventBridge(s.data_dir, self.router)  # registers the router's "events" handler
+        # The bus registers the router's "events" handler.
+        self.eventbridge = EventBridge(s.data_dir, self.router, clock_for(s.schedule_time_scale))
         self.streams = StreamService(s.data_dir)
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
@@ -245,7 +244,7 @@ class Hearth:
         return {
             "status": "running" if self.started else "starting",
             "version": __version__,
-            "services": {"lambda": "running", "logs": "running"} if self.started else {},
+            "services": {name: "running" for name in self.gateway.services} if self.started and self.gateway else {},
             "isolation": self.backend.name if self.backend else "unknown",
             "isolation_warning": self.isolation_warning,
             "environments": self.pool.statistics() if self.pool else {},

@@ -67,6 +67,7 @@ def test_reserved_concurrency_api(server: HearthServer, sleeper: str) -> None:
     assert lam.put_function_concurrency(FunctionName=sleeper, ReservedConcurrentExecutions=5)[
         "ReservedConcurrentExecutions"] == 5
     assert lam.get_function_concurrency(FunctionName=sleeper)["ReservedConcurrentExecutions"] == 5
+    assert lam.get_function(FunctionName=sleeper)["Concurrency"] == {"ReservedConcurrentExecutions": 5}
     after = lam.get_account_settings()["AccountLimit"]
     assert after["UnreservedConcurrentExecutions"] == before["UnreservedConcurrentExecutions"] - 5
     resp = lam.delete_function_concurrency(FunctionName=sleeper)

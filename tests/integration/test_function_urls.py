@@ -101,12 +101,21 @@ def _request(server: HearthServer, url_id: str, method: str = "GET", path: str =
         conn.close()
 
 
+def _public(lam: Any, name: str, **kwargs: Any) -> dict[str, Any]:
+    """A NONE-auth URL as AWS users make one: the config, plus the permission that opens it to all."""
+    created: dict[str, Any] = lam.create_function_url_config(FunctionName=name, AuthType="NONE", **kwargs)
+    lam.add_permission(FunctionName=name, StatementId="public-url", Action="lambda:InvokeFunctionUrl",
+                       Principal="*", FunctionUrlAuthType="NONE", **({"Qualifier": kwargs["Qualifier"]}
+                                                                      if "Qualifier" in kwargs else {}))
+    return created
+
+
 @pytest.fixture(scope="module")
 def py_url(server: HearthServer) -> tuple[str, str]:
     lam = server.client("lambda")
     name = _name("url-py")
     create_function(lam, name, {"app.py": PY_APP})
-    created = lam.create_function_url_config(FunctionName=name, AuthType="NONE")
+    created = _public(lam, name)
     return name, _url_id(created["FunctionUrl"])
 
 
@@ -236,7 +245,7 @@ def test_cors(server: HearthServer) -> None:
     create_function(lam, name, {"app.py": PY_APP})
     cors = {"AllowOrigins": ["https://example.com"], "AllowMethods": ["GET", "POST"],
             "AllowHeaders": ["x-custom"], "ExposeHeaders": ["x-num"], "MaxAge": 300, "AllowCredentials": True}
-    url_id = _url_id(lam.create_function_url_config(FunctionName=name, AuthType="NONE", Cors=cors)["FunctionUrl"])
+    url_id = _url_id(_public(lam, name, Cors=cors)["FunctionUrl"])
     status, headers, _, body = _request(server, url_id, "OPTIONS", headers={
         "Origin": "https://example.com", "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "x-custom"})
@@ -314,8 +323,7 @@ def test_streaming_time_to_first_byte(server: HearthServer, runtime: str) -> Non
     else:
         create_function(lam, name, {"index.js": NODE_APP}, runtime=runtime, handler="index.handler")
         query, status_code, marker = "", 202, "x-node"
-    url_id = _url_id(lam.create_function_url_config(FunctionName=name, AuthType="NONE",
-                                                    InvokeMode="RESPONSE_STREAM")["FunctionUrl"])
+    url_id = _url_id(_public(lam, name, InvokeMode="RESPONSE_STREAM")["FunctionUrl"])
     _stream_timing(server, url_id, query)  # warm: the measured call starts no environment
     status, headers, body, first_at, done_at = _stream_timing(server, url_id, query)
     assert status == status_code and headers["content-type"] == "text/plain" and marker in headers
@@ -368,3 +376,17 @@ def test_invoke_with_response_stream(server: HearthServer, py_url: tuple[str, st
     data, complete = _events(resp)
     assert data.endswith(b"\0" * 8 + b"first\nsecond\n")
     assert complete["ErrorCode"] == "Error" and "late failure" in complete["ErrorDetails"]
+
+
+def test_none_auth_needs_a_public_permission(server: HearthServer) -> None:
+    """As AWS: AuthType NONE opens nothing until a policy lets "*" call lambda:InvokeFunctionUrl."""
+    lam = server.client("lambda")
+    name = _name("url-closed")
+    create_function(lam, name, {"app.py": PY_APP})
+    url_id = _url_id(lam.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"])
+    status, _, _, body = _request(server, url_id)
+    assert (status, json.loads(body)) == (403, {"Message": "Forbidden"})
+    lam.add_permission(FunctionName=name, StatementId="public-url", Action="lambda:InvokeFunctionUrl",
+                       Principal="*", FunctionUrlAuthType="NONE")
+    status, _, _, _ = _request(server, url_id)
+    assert status == 200

@@ -105,3 +105,20 @@ def test_routing_validation_and_update_code_publish(server: HearthServer) -> Non
         time.sleep(0.05)
     assert invoke(lam, name, "2")[0] == "2"
     lam.delete_function(FunctionName=name)
+
+
+def test_context_names_the_arn_the_caller_used(lam: Any) -> None:
+    source = "def handler(event, context):\n    return [context.invoked_function_arn, context.function_version]\n"
+    cfg = create_function(lam, "who-called", {"app.py": source})
+    arn = cfg["FunctionArn"]
+    version = lam.publish_version(FunctionName="who-called")["Version"]
+    lam.create_alias(FunctionName="who-called", Name="live", FunctionVersion=version)
+
+    def called(**kwargs: Any) -> list[str]:
+        return list(json.loads(lam.invoke(Payload=b"{}", **kwargs)["Payload"].read()))
+
+    assert called(FunctionName="who-called") == [arn, "$LATEST"]
+    assert called(FunctionName="who-called", Qualifier="live") == [f"{arn}:live", version]
+    assert called(FunctionName=f"{arn}:live") == [f"{arn}:live", version]
+    assert called(FunctionName="who-called:live") == [f"{arn}:live", version]
+    assert called(FunctionName="who-called", Qualifier=version) == [f"{arn}:{version}", version]

@@ -57,6 +57,11 @@ class AwsGateway:
 
     # -- ASGI -------------------------------------------------------------------------------------
 
+
+    @property
+    def services(self) -> list[str]:
+        """The services this gateway answers (botocore's signing names)."""
+        return sorted(self._providers)
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return

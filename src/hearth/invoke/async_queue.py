@@ -33,16 +33,15 @@ import heapq
 import itertools
 import json
 import logging
-import os
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from hearth.aws.errors import AwsError
+from hearth.config import Settings
 from hearth.events import lineage
 from hearth.events.delivery import DeliveryError, DeliveryRouter, Message
 from hearth.functions.model import FunctionVersion
@@ -170,16 +169,11 @@ class AsyncQueueConfig:
     drain_s: float = 5.0  # on shutdown, running events get this long before they are cancelled
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> AsyncQueueConfig:
-        """Test knobs: HEARTH_ASYNC_RETRY_DELAYS="1,2" (seconds), HEARTH_ASYNC_TIME_SCALE=60."""
-        env = os.environ if env is None else env
-        kwargs: dict[str, Any] = {}
-        delays = env.get("HEARTH_ASYNC_RETRY_DELAYS")
-        if delays:
-            kwargs["retry_delays_s"] = tuple(float(d) for d in delays.split(",") if d.strip())
-        scale = env.get("HEARTH_ASYNC_TIME_SCALE")
-        if scale:
-            kwargs["time_scale"] = float(scale)
+    def from_settings(cls, settings: Settings) -> AsyncQueueConfig:
+        """The test knobs of the settings (HEARTH_ASYNC_RETRY_DELAYS, HEARTH_ASYNC_TIME_SCALE)."""
+        kwargs: dict[str, Any] = {"time_scale": settings.async_time_scale}
+        if settings.async_retry_delays_s:
+            kwargs["retry_delays_s"] = settings.async_retry_delays_s
         return cls(**kwargs)
 
 

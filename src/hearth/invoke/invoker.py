@@ -92,6 +92,7 @@ class Invoker:
         request_id: str | None = None,
         trace_id: str | None = None,
         stream: ResponseStream | None = None,  # takes a streamed response as it is produced
+        invoked_arn: str | None = None,  # the ARN the caller named (an alias ARN stays an alias ARN)
     ) -> InvokeOutcome:
         request_id = request_id or str(uuid.uuid4())
         trace_id = trace_id or _trace_id()
@@ -112,7 +113,7 @@ class Invoker:
             request_id=request_id,
             payload=payload,
             deadline_ms=int(time.time() * 1000) + fv.timeout_s * 1000,
-            invoked_function_arn=fv.function_arn if fv.version == "$LATEST" else fv.qualified_arn,
+            invoked_function_arn=invoked_arn or (fv.function_arn if fv.version == "$LATEST" else fv.qualified_arn),
             trace_id=trace_id,
             client_context=client_context,
             sink=stream,

@@ -131,6 +131,10 @@ class UrlFront:
             caller = self._authenticate(scope, folded, body)
             if caller is None or not self._authorized(caller, cfg):
                 return _json(403, FORBIDDEN)
+        elif not self._public(cfg):
+            # As AWS: AuthType NONE still needs a policy statement letting everyone ("*") call
+            # lambda:InvokeFunctionUrl with lambda:FunctionUrlAuthType NONE (AddPermission).
+            return _json(403, FORBIDDEN)
         try:
             fv = self._functions.resolve(cfg.account, cfg.region, cfg.function_name, cfg.qualifier or None)
         except AwsError:
@@ -210,6 +214,17 @@ class UrlFront:
         if cred.service != "lambda":
             return None
         return IamCaller(principal.access_key_id, principal.account_id)
+
+    def _public(self, cfg: UrlConfig) -> bool:
+        authorize = getattr(self._functions, "authorize", None)
+        if authorize is None:
+            return False
+        try:
+            authorize(None, cfg.function_arn, "lambda:InvokeFunctionUrl",
+                      context={"lambda:FunctionUrlAuthType": "NONE"})
+        except AwsError:
+            return False
+        return True
 
     def _authorized(self, caller: IamCaller, cfg: UrlConfig) -> bool:
         if caller.account_id == cfg.account:

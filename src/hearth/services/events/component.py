@@ -9,7 +9,6 @@ than real time, so an end-to-end test can see `rate(1 minute)` fire in about a s
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -20,15 +19,9 @@ from hearth.services.events.provider import EventsProvider
 from hearth.services.events.schedules import Clock, ScaledClock, ScheduleEngine, SystemClock
 from hearth.services.events.store import EventStore
 
-TIME_SCALE_ENV = "HEARTH_TEST_TIME_SCALE"
 
-
-def clock_from_env() -> Clock:
-    raw = os.environ.get(TIME_SCALE_ENV, "")
-    try:
-        scale = float(raw) if raw else 1.0
-    except ValueError:
-        scale = 1.0
+def clock_for(scale: float) -> Clock:
+    """The schedule clock: wall time, or (tests only) wall time running `scale` times faster."""
     return ScaledClock(scale) if scale > 1.0 else SystemClock()
 
 
@@ -36,7 +29,7 @@ class EventBridge:
     def __init__(self, data_dir: Path, router: DeliveryRouter, clock: Clock | None = None) -> None:
         self.store = EventStore(data_dir)
         self.dispatcher = Dispatcher(self.store, router)
-        self.bus = EventBus(self.store, self.dispatcher, ScheduleEngine(self._fire, clock or clock_from_env()))
+        self.bus = EventBus(self.store, self.dispatcher, ScheduleEngine(self._fire, clock or SystemClock()))
         self.provider = EventsProvider(self.store, self.bus)
         router.register("events", self.bus.deliver_to_bus)
 

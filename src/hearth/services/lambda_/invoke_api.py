@@ -46,10 +46,10 @@ class LambdaInvokeProvider:
             operation = "InvokeAsyncFunction" if invocation_type == "Event" else "InvokeFunction"
             raise AwsError("RequestEntityTooLargeException",
                            f"Request must be smaller than {limit} bytes for the {operation} operation", 413)
-        _check_json(payload)
-        client_context = _client_context(params.get("ClientContext"))
+        check_json(payload)
+        client_context = decode_client_context(params.get("ClientContext"))
         fv = self._functions.resolve(ctx.account_id, ctx.region, params["FunctionName"], params.get("Qualifier"))
-        _check_state(fv)
+        check_state(fv)
         if invocation_type == "DryRun":
             return {"StatusCode": 204, "Payload": b""}
         # The caller's X-Amzn-Trace-Id carries the chain's lineage (a function calling Hearth sends
@@ -60,6 +60,7 @@ class LambdaInvokeProvider:
         outcome = await self._invoker.invoke(
             fv, payload or b"{}", tail=params.get("LogType") == "Tail", client_context=client_context,
             request_id=ctx.request_id, trace_id=lineage.next_hop(incoming_trace, fv.function_arn),
+            invoked_arn=invoked_arn(fv, params.get("Qualifier"), params["FunctionName"]),
         )
         result: dict[str, Any] = {
             "StatusCode": 200,
@@ -90,7 +91,18 @@ class LambdaInvokeProvider:
         return {"StatusCode": 202, "Payload": b""}
 
 
-def _check_json(payload: bytes) -> None:
+def invoked_arn(fv: FunctionVersion, qualifier: str | None, name: str) -> str:
+    """What the runtime reports as `invoked_function_arn`: the function's ARN with the qualifier the
+    caller used (an alias stays an alias; none means the unqualified ARN), as AWS does."""
+    if qualifier is None:
+        parts = name.split(":")
+        # "arn:aws:lambda:region:account:function:name:q", "account:function:name:q" or "name:q"
+        if (parts[0] == "arn" and len(parts) == 8) or (parts[0] != "arn" and len(parts) in (2, 4)):
+            qualifier = parts[-1]
+    return f"{fv.function_arn}:{qualifier}" if qualifier else fv.function_arn
+
+
+def check_json(payload: bytes) -> None:
     """AWS refuses payloads that are not JSON before it runs anything."""
     if not payload:
         return
@@ -110,7 +122,7 @@ def _check_json(payload: bytes) -> None:
         ) from None
 
 
-def _client_context(value: str | None) -> str | None:
+def decode_client_context(value: str | None) -> str | None:
     """X-Amz-Client-Context is base64 of a JSON document; the runtime receives the JSON."""
     if not value:
         return None
@@ -126,7 +138,7 @@ def _client_context(value: str | None) -> str | None:
     return decoded
 
 
-def _check_state(fv: FunctionVersion) -> None:
+def check_state(fv: FunctionVersion) -> None:
     if fv.state == "Active":
         return
     if fv.state == "Inactive":

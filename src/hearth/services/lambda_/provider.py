@@ -9,6 +9,7 @@ Every operation is confined to the caller's account and region.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 from hearth.aws.context import RequestContext
@@ -138,12 +139,15 @@ def _check_zip(zip_file: bytes) -> int:
 
 class LambdaProvider:
     def __init__(
-        self, settings: Settings, store: Store, functions: FunctionService, code_signer: CodeUrlSigner
+        self, settings: Settings, store: Store, functions: FunctionService, code_signer: CodeUrlSigner,
+        *, reserved_concurrency: Callable[[str], int | None] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._functions = functions
         self._signer = code_signer
+        # The concurrency limiter owns reservations; GetFunction only reports them.
+        self._reserved = reserved_concurrency or (lambda arn: None)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -235,6 +239,9 @@ class LambdaProvider:
             tags = self._store.get_tags(owner, ctx.region, cfg.name)
             if tags:
                 out["Tags"] = tags
+        reserved = self._reserved(function_arn(ctx.region, owner, cfg.name))
+        if reserved is not None:
+            out["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
         return out
 
     def get_function_configuration(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -29,9 +29,9 @@ from hearth.services.base import RawResponse
 from hearth.services.lambda_.invoke_api import (
     SYNC_PAYLOAD_LIMIT,
     FunctionResolver,
-    _check_json,
-    _check_state,
-    _client_context,
+    check_json,
+    check_state,
+    decode_client_context,
 )
 
 
@@ -77,10 +77,10 @@ class LambdaStreamProvider:
             raise AwsError("RequestEntityTooLargeException",
                            f"Request must be smaller than {SYNC_PAYLOAD_LIMIT} bytes for the "
                            "InvokeWithResponseStream operation", 413)
-        _check_json(payload)
-        client_context = _client_context(params.get("ClientContext"))
+        check_json(payload)
+        client_context = decode_client_context(params.get("ClientContext"))
         fv = self._functions.resolve(ctx.account_id, ctx.region, params["FunctionName"], params.get("Qualifier"))
-        _check_state(fv)
+        check_state(fv)
         headers = {"X-Amz-Executed-Version": fv.version}
         if params.get("InvocationType") == "DryRun":
             return RawResponse(204, headers, b"")
