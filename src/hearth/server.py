@@ -26,6 +26,9 @@ from hearth import __version__
 from hearth.aws.gateway import AwsGateway
 from hearth.aws.keys import KeyStore
 from hearth.config import Settings
+from hearth.esm.manager import MappingManager
+from hearth.esm.store import MappingStore
+from hearth.esm.target import PlatformInvoke
 from hearth.events.delivery import DeliveryRouter
 from hearth.functions.model import FunctionVersion
 from hearth.functions.service import FunctionService
@@ -37,6 +40,7 @@ from hearth.invoke.launch import Credentials
 from hearth.invoke.limiter import ConcurrencyLimiter, ConcurrencyStore
 from hearth.invoke.logwriter import BackgroundLogSink
 from hearth.invoke.pool import EnvironmentPool, PoolConfig
+from hearth.invoke.provisioned import ProvisionedManager, ProvisionedStore
 from hearth.observability import metrics
 from hearth.observability.logstore import LogStore
 from hearth.sandbox.backends import choose_backend
@@ -46,11 +50,13 @@ from hearth.services.kinesis.provider import KinesisProvider
 from hearth.services.kinesis.streams import StreamService
 from hearth.services.lambda_.code_url import CodeUrlSigner, serve_code_download
 from hearth.services.lambda_.concurrency import ConcurrencyProvider
+from hearth.services.lambda_.esm import EventSourceMappingProvider
 from hearth.services.lambda_.event_invoke_config import EventInvokeConfigProvider, EventInvokeConfigStore
 from hearth.services.lambda_.invoke_api import LambdaInvokeProvider
 from hearth.services.lambda_.layers import LambdaLayersProvider
 from hearth.services.lambda_.policies import LambdaPolicyProvider
 from hearth.services.lambda_.provider import LambdaProvider
+from hearth.services.lambda_.provisioned import ProvisionedConcurrencyProvider, target_resolver
 from hearth.services.lambda_.stream_api import LambdaStreamProvider
 from hearth.services.lambda_.urls import FunctionUrlProvider, UrlConfigStore
 from hearth.services.lambda_.versions import LambdaVersionsProvider
@@ -146,6 +152,12 @@ class Hearth:
             LambdaPolicyProvider(self.functions),
             LambdaLayersProvider(s, self.functions.layers, self.code_signer),
         ]
+        # Provisioned concurrency: durable configurations; their environments are re-created now.
+        self.provisioned = ProvisionedManager(self.pool, target_resolver(self.functions), self.limiter,
+                                              ProvisionedStore(s.data_dir))
+        self.functions.add_listener(self._on_function_change_provisioned)
+        lambda_providers.append(ProvisionedConcurrencyProvider(self.functions, self.provisioned, self.limiter))
+        self.provisioned.start()
         # Function URLs: configurations (a provider), InvokeWithResponseStream, and the HTTP front.
         self.url_configs = UrlConfigStore(s.data_dir)
         self.functions.add_listener(self.url_configs.on_function_change)
@@ -161,6 +173,12 @@ class Hearth:
         # The bus registers the router's "events" handler.
         self.eventbridge = EventBridge(s.data_dir, self.router, clock_for(s.schedule_time_scale))
         self.streams = StreamService(s.data_dir)
+        # Event source mappings: durable mappings and their pollers (started below, with the other consumers).
+        self.esm = MappingManager(MappingStore(s.data_dir), self.queues, self.streams,
+                                  PlatformInvoke(self.functions, self.invoker,
+                                                 recursion_allowed=self.event_configs.recursion_allowed),
+                                  self.router.deliver)
+        lambda_providers.append(EventSourceMappingProvider(self.functions, self.queues, self.streams, self.esm))
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
             "logs": [LogsProvider(self.log_store)],
@@ -170,10 +188,19 @@ class Hearth:
             "kinesis": [KinesisProvider(self.streams)],
         })
         self.async_queue.start()  # last: resumed events may deliver to any registered component
+        self.esm.start()  # queue and stream pollers, now that queues, streams and the invoker are up
         self.eventbridge.start()  # schedules and pending deliveries, now that every target handler is registered
         self.started = True
 
+    def begin_shutdown(self) -> None:
+        """Before uvicorn waits for in-flight requests: end the waits that would hold them (SQS long polls)."""
+        if getattr(self, "queues", None) is not None:
+            self.queues.stop_waiting()
+
     async def stop(self) -> None:
+        if getattr(self, "esm", None) is not None:
+            await self.esm.stop()  # first: pollers start no batch into components that are stopping
+            self.esm.store.close()
         if getattr(self, "eventbridge", None) is not None:
             await self.eventbridge.stop()  # first: no new deliveries into components that are stopping
         if getattr(self, "streams", None) is not None:
@@ -184,6 +211,8 @@ class Hearth:
             await self.async_queue.close()  # running events drain briefly; the rest stay stored
         if self.invoker is not None:
             await self.invoker.close()
+        if getattr(self, "provisioned", None) is not None:
+            await self.provisioned.close()  # no re-creation while the pool shuts environments down
         if self.pool is not None:
             await self.pool.close()
         if getattr(self, "limiter", None) is not None:
@@ -229,12 +258,20 @@ class Hearth:
         m.environments.replace({(("state", str(state)),): float(n) for state, n in by_state.items()})
 
     def _on_function_change(self, event: str, fv: FunctionVersion) -> None:
-        if event == "deleted" and getattr(self, "limiter", None) is not None:
+        whole_function = event == "deleted" and fv.version == "$LATEST"
+        if whole_function and getattr(self, "limiter", None) is not None:
             self.limiter.forget_function(fv.function_arn)
         if self.pool is None:
             return
+        # Only the changed (or deleted) version's idle environments go; other versions keep theirs.
         keep = fv.revision_id if event == "updated" else None
-        asyncio.get_running_loop().create_task(self.pool.retire(fv.function_arn, keep_revision=keep))
+        version = None if whole_function else fv.version
+        asyncio.get_running_loop().create_task(
+            self.pool.retire(fv.function_arn, version=version, keep_revision=keep))
+
+    def _on_function_change_provisioned(self, event: str, fv: FunctionVersion) -> None:
+        if event == "deleted" and fv.version == "$LATEST":
+            self.provisioned.forget_function(fv.account_id, fv.region, fv.name)
 
     def _on_function_change_async(self, event: str, fv: FunctionVersion) -> None:
         if event == "deleted" and fv.version == "$LATEST":
@@ -249,6 +286,9 @@ class Hearth:
             "isolation_warning": self.isolation_warning,
             "environments": self.pool.statistics() if self.pool else {},
             "async_events": self.async_queue.statistics() if getattr(self, "async_queue", None) else {},
+            "provisioned": self.provisioned.statistics() if getattr(self, "provisioned", None) else {},
+            "sqs": self.queues.statistics() if self.started and getattr(self, "queues", None) else {},
+            "event_source_mappings": self.esm.statistics() if self.started and getattr(self, "esm", None) else {},
         }
 
 
@@ -335,8 +375,9 @@ def serve(settings: Settings) -> None:
     if settings.auth == "any" and not is_loopback(settings.host):
         raise SystemExit("hearth: --auth any is only allowed when bound to a loopback address")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    hearth = Hearth(settings)
     config = uvicorn.Config(
-        HearthApp(Hearth(settings)),
+        HearthApp(hearth),
         host=settings.host,
         port=settings.port,
         lifespan="on",
@@ -348,7 +389,9 @@ def serve(settings: Settings) -> None:
         server_header=False,
         date_header=True,
     )
-    _Server(config).run()
+    server = _Server(config)
+    server.on_shutdown = hearth.begin_shutdown
+    server.run()
 
 
 class _Server(uvicorn.Server):
@@ -358,8 +401,15 @@ class _Server(uvicorn.Server):
     Hearth a completed graceful shutdown is a clean exit, and supervisors should see it as one.
     """
 
+    on_shutdown: Callable[[], None] | None = None  # runs before in-flight requests are awaited
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         with super().capture_signals():
             yield
             self._captured_signals.clear()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.on_shutdown is not None:
+            self.on_shutdown()
+        await super().shutdown(sockets)

@@ -131,8 +131,30 @@ class HearthServer:
     def aws(self, *args: str, account: str = ACCOUNT, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the AWS CLI (the one installed beside the tests) against this server."""
         aws = Path(sys.executable).with_name("aws")
+        if _cli_command(args) in CLI_ENDPOINT_OVERRIDDEN and "--endpoint-url" not in args:
+            args = ("--endpoint-url", self.endpoint, *args)
         return subprocess.run([str(aws), *args], env=self.cli_env(account), capture_output=True, text=True,
                               check=check, timeout=120)
+
+
+# AWS CLI v1 (awscli/customizations/overridesslcommonname.py) replaces the endpoint of these commands with
+# https://queue.amazonaws.com-style hosts whenever --endpoint-url is absent, ignoring AWS_ENDPOINT_URL.
+CLI_ENDPOINT_OVERRIDDEN = frozenset({"sqs", "emr", "rds", "docdb", "neptune", "health"})
+
+
+def _cli_command(args: tuple[str, ...]) -> str | None:
+    """The service command of an `aws` argument list (the first word that is not a global option)."""
+    valued = {"--endpoint-url", "--region", "--profile", "--output", "--query", "--color", "--ca-bundle",
+              "--cli-read-timeout", "--cli-connect-timeout", "--cli-binary-format"}
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in valued:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def make_zip(files: dict[str, str | bytes], executable: tuple[str, ...] = ()) -> bytes:

@@ -5,6 +5,7 @@ function in test_esm_sqs.py)."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -52,3 +53,39 @@ def test_function_topic_function_loop_is_stopped(srv: HearthServer) -> None:  # 
     assert sorted(json.loads(m["Body"])["n"] for m in runs) == list(range(16))
     extra = srv.client("sqs").receive_message(QueueUrl=count_url, WaitTimeSeconds=1).get("Messages", [])
     assert extra == []
+
+
+QUEUEING = """
+import json, os
+import boto3
+
+sqs = boto3.client("sqs")
+
+def handler(event, context):
+    for record in event["Records"]:
+        n = json.loads(record["body"])["n"]
+        sqs.send_message(QueueUrl=os.environ["COUNT_QUEUE"], MessageBody=json.dumps({"n": n}))
+        sqs.send_message(QueueUrl=os.environ["LOOP_QUEUE"], MessageBody=json.dumps({"n": n + 1}))
+"""
+
+
+def test_function_queue_function_loop_is_stopped(srv: HearthServer) -> None:  # noqa: F811
+    lam, sqs = srv.client("lambda"), srv.client("sqs")
+    count_url, _ = queue(srv, "sqs-loop-count")
+    loop_url, loop_arn = queue(srv, "sqs-loop")
+    create_function(lam, "sqs-loop", {"app.py": QUEUEING}, Timeout=30,
+                    Environment={"Variables": {"COUNT_QUEUE": count_url, "LOOP_QUEUE": loop_url}})
+    lam.create_event_source_mapping(FunctionName="sqs-loop", EventSourceArn=loop_arn, BatchSize=1)
+    sqs.send_message(QueueUrl=loop_url, MessageBody=json.dumps({"n": 0}))
+    runs = receive(srv, count_url, count=16, timeout=60)
+    assert sorted(json.loads(m["Body"])["n"] for m in runs) == list(range(16))
+    extra = sqs.receive_message(QueueUrl=count_url, WaitTimeSeconds=2).get("Messages", [])
+    assert extra == []
+    # The 17th message was not delivered (no dead-letter queue: it was dropped), and the loop is over.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        attrs = sqs.get_queue_attributes(QueueUrl=loop_url, AttributeNames=["All"])["Attributes"]
+        if attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0":
+            break
+        time.sleep(0.2)
+    assert attrs["ApproximateNumberOfMessages"] == "0", attrs

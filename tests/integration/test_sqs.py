@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import urllib.error
+import urllib.request
 import uuid
+import xml.etree.ElementTree as ET
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.integration.harness import HearthServer
+from tests.integration.harness import ACCESS_KEY, SECRET_KEY, HearthServer
 
 
 def _name(prefix: str = "q") -> str:
@@ -222,16 +230,19 @@ def test_fifo_groups_order_and_deduplication(sqs: Any) -> None:
 
 
 def test_aws_cli(server: HearthServer) -> None:
-    # AWS CLI v1 replaces the endpoint of `sqs` commands with queue.amazonaws.com unless --endpoint-url is given.
+    # AWS CLI v1 replaces the endpoint of `sqs` commands with queue.amazonaws.com unless --endpoint-url is
+    # given (it ignores AWS_ENDPOINT_URL there): the harness adds --endpoint-url, as README tells users to.
     def aws(*args: str, check: bool = True) -> Any:
-        return server.aws("--endpoint-url", server.endpoint, "sqs", *args, check=check)
+        return server.aws("sqs", *args, check=check)
 
     name = _name("cli")
     url = json.loads(aws("create-queue", "--queue-name", name).stdout)["QueueUrl"]
     aws("send-message", "--queue-url", url, "--message-body", "from the cli",
         "--message-attributes", '{"k": {"DataType": "String", "StringValue": "v"}}')
-    got = json.loads(aws("receive-message", "--queue-url", url, "--message-attribute-names", "All").stdout)
+    got = json.loads(aws("receive-message", "--queue-url", url, "--message-attribute-names", "All",
+                         "--attribute-names", "ApproximateReceiveCount", "SentTimestamp").stdout)
     assert got["Messages"][0]["Body"] == "from the cli"
+    assert set(got["Messages"][0]["Attributes"]) == {"ApproximateReceiveCount", "SentTimestamp"}
     assert got["Messages"][0]["MessageAttributes"]["k"]["StringValue"] == "v"
     attrs = json.loads(aws("get-queue-attributes", "--queue-url", url, "--attribute-names", "All").stdout)
     assert attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"
@@ -263,3 +274,73 @@ def test_messages_survive_kill_9(fresh_server: HearthServer) -> None:
     again = sqs.send_message(QueueUrl=fifo, MessageBody="f2", MessageGroupId="g", MessageDeduplicationId="d")
     assert again["MessageId"]
     assert fresh_server.stop() == 0
+
+
+def test_query_protocol_over_http(server: HearthServer) -> None:
+    """A query-era SDK's request (form-encoded Action, SigV4) gets an XML answer with query error codes."""
+    ns = {"q": "http://queue.amazonaws.com/doc/2012-11-05/"}
+
+    def call(action: str, **params: str) -> tuple[int, ET.Element]:
+        body = urlencode({"Action": action, "Version": "2012-11-05", **params}).encode()
+        request = AWSRequest(method="POST", url=f"{server.endpoint}/", data=body,
+                             headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+        SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "sqs", "us-east-1").add_auth(request)
+        prepared = urllib.request.Request(request.url, data=body, method="POST", headers=dict(request.headers))
+        try:
+            with urllib.request.urlopen(prepared, timeout=30) as resp:
+                return resp.status, ET.fromstring(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, ET.fromstring(err.read())
+
+    name = _name("query")
+    status, root = call("CreateQueue", QueueName=name)
+    assert status == 200
+    url = root.findtext("q:CreateQueueResult/q:QueueUrl", namespaces=ns)
+    assert url == f"{server.endpoint}/000000000000/{name}"
+    call("SendMessage", QueueUrl=url, MessageBody="old school")
+    status, root = call("ReceiveMessage", QueueUrl=url, **{"AttributeName.1": "ApproximateReceiveCount"})
+    assert root.findtext("q:ReceiveMessageResult/q:Message/q:Body", namespaces=ns) == "old school"
+    assert root.findtext("q:ReceiveMessageResult/q:Message/q:Attribute/q:Name", namespaces=ns) == \
+        "ApproximateReceiveCount"
+    call("DeleteQueue", QueueUrl=url)
+    status, root = call("GetQueueUrl", QueueName=name)
+    assert status == 400
+    assert root.findtext("q:Error/q:Code", namespaces=ns) == "AWS.SimpleQueueService.NonExistentQueue"
+
+
+def test_shutdown_ends_long_polls(fresh_server: HearthServer) -> None:
+    fresh_server.start()
+    sqs = fresh_server.client("sqs")
+    url = sqs.create_queue(QueueName=_name("shutdown"))["QueueUrl"]
+    polled: dict[str, Any] = {}
+    started = threading.Event()
+
+    def poll() -> None:
+        started.set()
+        try:
+            polled["answer"] = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=20)
+        except Exception as exc:  # the test asserts on what happened, whatever it was
+            polled["error"] = exc
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    try:
+        assert started.wait(10)
+        _wait_for_waiter(fresh_server)
+        t0 = time.monotonic()
+        code = fresh_server.stop(timeout=15)
+        elapsed = time.monotonic() - t0
+    finally:
+        thread.join(30)
+    assert code == 0, fresh_server.log()
+    assert elapsed < 5, f"shutdown took {elapsed:.1f} s with a long poll open"
+    assert "error" not in polled, polled
+    assert polled["answer"].get("Messages", []) == []
+
+
+def _wait_for_waiter(srv: HearthServer) -> None:
+    """Until the server holds the long poll (so the SIGTERM really interrupts a waiting request)."""
+    deadline = time.monotonic() + 10
+    while srv.health()["sqs"].get("waiting_queues", 0) < 1:
+        assert time.monotonic() < deadline, "the long poll never started waiting"
+        time.sleep(0.05)

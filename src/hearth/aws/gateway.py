@@ -27,6 +27,7 @@ from hearth.aws.keys import KeyStore
 from hearth.aws.models import ServiceApi, service_api
 from hearth.aws.protocols import json_, query, rest_json
 from hearth.aws.protocols.common import BadRequest, HttpRequest, HttpResponse
+from hearth.aws.query_compat import query_view
 from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier, peek_credential
 from hearth.aws.validate import validate
 from hearth.config import Settings
@@ -91,6 +92,8 @@ class AwsGateway:
 
         service = self._identify(headers, first_query, raw_path, method)
         api = service_api(service) if service is not None else None
+        if api is not None and api.query_compatible and _is_query_request(headers, first_query):
+            api = query_view(api.name) or api  # SQS over the query protocol: same operations, XML answers
         if api is None or api.protocol not in ("rest-json", "json", "query"):
             return await self._unknown_service(scope, receive, headers, first_query, service, request_id)
         req = HttpRequest(method, raw_path, query_string, query_params, headers, b"")
@@ -138,7 +141,7 @@ class AwsGateway:
                 params = query.parse_request(op, form)
         except BadRequest as exc:
             raise _bad_request(api, exc) from None
-        validate(op.input_shape, params)
+        validate(op.input_shape, params, enums=_framework_checks_enums(api))
         handler = self._method(api.name, op.name)
         if handler is None:
             if api.protocol == "query":
@@ -242,6 +245,26 @@ class AwsGateway:
         if api.protocol == "query":
             return query.render_error(api, err, request_id)
         return rest_json.render_error(err, request_id)
+
+
+def _is_query_request(headers: dict[str, str], first_query: dict[str, str]) -> bool:
+    """A form-encoded `Action=` request (query protocol) rather than a json `X-Amz-Target` one."""
+    if headers.get("x-amz-target"):
+        return False
+    return "x-www-form-urlencoded" in headers.get("content-type", "") or "Action" in first_query
+
+
+def _framework_checks_enums(api: ServiceApi) -> bool:
+    """Whether AWS's request framework refuses values outside a modelled enum for this service.
+
+    Services born on the json protocols (Lambda, Logs, Kinesis, EventBridge) answer a
+    ValidationException ("Member must satisfy enum value set: [...]") before the operation runs.
+    Services born on the query protocol (SNS, and SQS even on json, being awsQueryCompatible) never
+    did: their operations judge names themselves (SQS answers `InvalidAttributeName`, and accepts
+    message system attribute names in ReceiveMessage's `AttributeNames`, whose model enum lists only
+    queue attributes). So for those the model's enums are documentation, not constraints.
+    """
+    return api.protocol != "query" and not api.query_compatible
 
 
 def _internal_error() -> AwsError:

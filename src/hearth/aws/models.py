@@ -11,6 +11,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 from urllib.parse import unquote
 
 from botocore.loaders import Loader
@@ -116,11 +117,17 @@ def _get_loader() -> Loader:
         return _loader
 
 
+def load_model_data(name: str) -> dict[str, Any]:
+    """botocore's raw service-2 data for a service (shared and cached by botocore: never mutate it)."""
+    data: dict[str, Any] = _get_loader().load_service_model(name, "service-2")
+    return data
+
+
 @cache
 def service_api(name: str) -> ServiceApi | None:
     """The compiled model of a service by its botocore name (== signing name for Hearth's services)."""
     try:
-        data = _get_loader().load_service_model(name, "service-2")
+        data = load_model_data(name)
     except Exception:  # botocore raises several kinds of "unknown service"
         return None
     model = ServiceModel(data, service_name=name)

@@ -128,8 +128,10 @@ def _number_text(shape: Shape, bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() else repr(bound)
 
 
-def constraint_failures(shape: Shape, value: Any) -> list[str]:
-    """The constraint texts a single non-null value of `shape` violates, in AWS's order."""
+def constraint_failures(shape: Shape, value: Any, enums: bool = True) -> list[str]:
+    """The constraint texts a single non-null value of `shape` violates, in AWS's order.
+
+    `enums=False` leaves enum membership unchecked (services whose framework does not enforce it)."""
     out: list[str] = []
     meta = shape.metadata
     t = shape.type_name
@@ -146,7 +148,7 @@ def constraint_failures(shape: Shape, value: Any) -> list[str]:
                 rx = _compiled(pattern)
                 if rx is not None and rx.fullmatch(value) is None:
                     out.append(f"Member must satisfy regular expression pattern: {pattern}")
-            enum = shape.enum
+            enum = shape.enum if enums else None
             if enum and value not in enum:
                 out.append("Member must satisfy enum value set: [" + ", ".join(enum_order(list(enum))) + "]")
     elif t in ("integer", "long", "double", "float") and isinstance(value, (int, float)) \
@@ -158,7 +160,7 @@ def constraint_failures(shape: Shape, value: Any) -> list[str]:
     return out
 
 
-def _all_constraints(shape: Shape) -> list[str]:
+def _all_constraints(shape: Shape, enums: bool = True) -> list[str]:
     """Every constraint of an element shape (AWS lists them all when a collection element fails)."""
     meta = shape.metadata
     out: list[str] = []
@@ -169,7 +171,7 @@ def _all_constraints(shape: Shape) -> list[str]:
             out.append(f"Member must have length greater than or equal to {int(meta['min'])}")
         if "pattern" in meta:
             out.append(f"Member must satisfy regular expression pattern: {meta['pattern']}")
-        if shape.type_name == "string" and shape.enum:
+        if enums and shape.type_name == "string" and shape.enum:
             out.append("Member must satisfy enum value set: ["
                        + ", ".join(enum_order(list(shape.enum))) + "]")
     elif shape.type_name in ("integer", "long", "double", "float"):
@@ -181,13 +183,16 @@ def _all_constraints(shape: Shape) -> list[str]:
     return out
 
 
-def _scalar_element_fails(shape: Shape, value: Any) -> bool:
-    return value is None or bool(constraint_failures(shape, value))
-
-
 class _Collector:
-    def __init__(self) -> None:
+    def __init__(self, enums: bool = True) -> None:
         self.errors: list[str] = []
+        self.enums = enums
+
+    def element_fails(self, shape: Shape, value: Any) -> bool:
+        return value is None or bool(constraint_failures(shape, value, self.enums))
+
+    def all_constraints(self, shape: Shape) -> list[str]:
+        return _all_constraints(shape, self.enums)
 
     def add(self, value: Any, path: str, constraint: str) -> None:
         shown = "null" if value is None else f"'{java_repr(value)}'"
@@ -195,7 +200,7 @@ class _Collector:
 
 
 def _check(shape: Shape, value: Any, path: str, out: _Collector) -> None:
-    for text in constraint_failures(shape, value):
+    for text in constraint_failures(shape, value, out.enums):
         out.add(value, path, text)
     if isinstance(shape, StructureShape) and isinstance(value, dict):
         _check_structure(shape, value, path, out)
@@ -205,20 +210,20 @@ def _check(shape: Shape, value: Any, path: str, out: _Collector) -> None:
             for i, item in enumerate(value, start=1):
                 if item is not None:
                     _check(member, item, f"{path}.{i}.member", out)
-        elif any(_scalar_element_fails(member, item) for item in value):
-            out.add(value, path, "Member must satisfy constraint: [" + ", ".join(_all_constraints(member)) + "]")
+        elif any(out.element_fails(member, item) for item in value):
+            out.add(value, path, "Member must satisfy constraint: [" + ", ".join(out.all_constraints(member)) + "]")
     elif isinstance(shape, MapShape) and isinstance(value, dict):
         key_shape, value_shape = shape.key, shape.value
-        if any(_scalar_element_fails(key_shape, k) for k in value):
-            constraints = _all_constraints(key_shape)[:-1]
+        if any(out.element_fails(key_shape, k) for k in value):
+            constraints = out.all_constraints(key_shape)[:-1]
             out.add(value, path, "Map keys must satisfy constraint: [" + ", ".join(constraints) + "]")
         if isinstance(value_shape, (StructureShape, ListShape, MapShape)):
             for k, item in value.items():
                 if item is not None:
                     _check(value_shape, item, f"{path}.{k}", out)
-        elif any(_scalar_element_fails(value_shape, v) for v in value.values()):
+        elif any(out.element_fails(value_shape, v) for v in value.values()):
             out.add(value, path,
-                    "Map value must satisfy constraint: [" + ", ".join(_all_constraints(value_shape)) + "]")
+                    "Map value must satisfy constraint: [" + ", ".join(out.all_constraints(value_shape)) + "]")
 
 
 def _check_structure(shape: StructureShape, value: dict[str, Any], path: str, out: _Collector) -> None:
@@ -234,17 +239,18 @@ def _check_structure(shape: StructureShape, value: dict[str, Any], path: str, ou
         _check(member, item, member_path, out)
 
 
-def validation_errors(shape: StructureShape | None, params: dict[str, Any]) -> list[str]:
+def validation_errors(shape: StructureShape | None, params: dict[str, Any], *, enums: bool = True) -> list[str]:
     if shape is None:
         return []
-    out = _Collector()
+    out = _Collector(enums)
     _check_structure(shape, params, "", out)
     return out.errors
 
 
-def validate(shape: StructureShape | None, params: dict[str, Any]) -> None:
-    """Raise AWS's ValidationException if `params` violate the model's constraints."""
-    errors = validation_errors(shape, params)
+def validate(shape: StructureShape | None, params: dict[str, Any], *, enums: bool = True) -> None:
+    """Raise AWS's ValidationException if `params` violate the model's constraints (enum membership
+    only if `enums`: see the gateway for which services AWS checks it on)."""
+    errors = validation_errors(shape, params, enums=enums)
     if errors:
         raise ValidationError(format_errors(errors))
 

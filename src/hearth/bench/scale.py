@@ -4,8 +4,12 @@ Figures:
 - throughput at concurrency 1 / 4 / 16: warm invocations per second of an echo function, with N
   threads sharing one botocore client; baseline: the same client and threads against the minimal
   ASGI echo app (same ASGI stack as Hearth).
-- scale-out: a burst of concurrent invocations of a fresh function that sleeps 100 ms; new
-  environments per second over the burst's wall time (the pool bounds parallel INITs).
+- scale-out: a burst of concurrent invocations of a fresh function (each sleeps, so none can reuse
+  another's environment); new environments per second from the moment the burst is sent until the
+  last invocation started running in its new environment (the handler reports its own start time:
+  the clock is the host's, sandboxes share it). The client is one asyncio task per invocation on
+  pre-opened connections sending one pre-signed request, so the measurement is not the client's own
+  cost (100 Python threads signing with botocore spend a good part of the same 2 cores).
 - density: proportional set size (PSS, /proc/<pid>/smaps_rollup) of every process of each idle warm
   Python environment, found through the sandboxes' cgroups; and how many such environments fit in
   2 GiB.
@@ -13,6 +17,7 @@ Figures:
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import io
 import json
@@ -24,9 +29,13 @@ import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 from hearth.bench.servers import BENCH_KEY, start_echo, start_hearth
 from hearth.sandbox.cgroups import _mounts, instance_key
@@ -34,10 +43,13 @@ from hearth.sandbox.cgroups import _mounts, instance_key
 ROLE = "arn:aws:iam::000000000000:role/bench"
 ECHO = "def handler(event, context):\n    return event\n"
 SLEEP = "import time\ndef handler(event, context):\n    time.sleep(event.get('sleep', 0.1))\n    return event\n"
+# The burst's function: reports when it started (host clock), then sleeps.
+STAMP = ("import time\ndef handler(event, context):\n    started = time.time()\n"
+         "    time.sleep(event.get('sleep', 0.1))\n    return {'started': started}\n")
 # The scale-out burst's function runs this long, so that no call of the burst can reuse an environment
 # another call released: every call needs a new one, and the rate is new environments over the burst's
 # wall time minus this.
-BURST_SLEEP_S = 1.0
+BURST_SLEEP_S = 3.0
 TWO_GIB = 2 << 30
 
 
@@ -104,6 +116,60 @@ def burst(endpoint: str, name: str, size: int, sleep_s: float = BURST_SLEEP_S) -
             "parallel_inits_peak": float(after.get("parallel_inits_peak", 0))}
 
 
+def _signed_invoke(endpoint: str, name: str, payload: bytes) -> tuple[str, bytes]:
+    """One SigV4-signed Invoke request as raw HTTP/1.1 (path and header block), reusable for a burst."""
+    url = f"{endpoint}/2015-03-31/functions/{name}/invocations"
+    request = AWSRequest("POST", url, data=payload, headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(BENCH_KEY[0], BENCH_KEY[1]), "lambda", "us-east-1").add_auth(request)
+    parts = urlsplit(url)
+    lines = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.netloc}", f"Content-Length: {len(payload)}"]
+    lines += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() not in ("host", "content-length")]
+    return parts.netloc, ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == b"content-length":
+            length = int(value.strip())
+    return status, await reader.readexactly(length)
+
+
+async def _async_burst(endpoint: str, name: str, size: int, sleep_s: float) -> tuple[float, list[Any]]:
+    netloc, request = _signed_invoke(endpoint, name, json.dumps({"sleep": sleep_s}).encode())
+    host, _, port = netloc.partition(":")
+    conns = [await asyncio.open_connection(host, int(port)) for _ in range(size)]
+
+    async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        writer.write(request)
+        status, body = await _read_response(reader)
+        writer.close()
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
+        return json.loads(body)
+
+    started = time.time()
+    results = await asyncio.gather(*(one(r, w) for r, w in conns), return_exceptions=True)
+    return started, results
+
+
+def burst_rate(endpoint: str, name: str, size: int, sleep_s: float = BURST_SLEEP_S) -> dict[str, float]:
+    """Scale-out: `size` concurrent invocations of a fresh STAMP function; new environments per second
+    until the last invocation started."""
+    before = _health(endpoint)["environments"]
+    started, results = asyncio.run(_async_burst(endpoint, name, size, sleep_s))
+    after = _health(endpoint)["environments"]
+    ok = [r for r in results if isinstance(r, dict) and "started" in r]
+    new = int(after["cold_starts"]) - int(before["cold_starts"])
+    last = max((r["started"] for r in ok), default=started) - started
+    return {"invocations": size, "errors": size - len(ok), "new_environments": new, "last_started_s": last,
+            "environments_per_s": new / max(last, 1e-3),
+            "parallel_inits_peak": float(after.get("parallel_inits_peak", 0))}
+
+
 def _pss_kib(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -156,8 +222,8 @@ def run(seconds: float = 2.0, burst_size: int = 100, density_envs: int = 20) -> 
             figure = throughput(hearth_client, "bench-echo", concurrency, seconds)
             rows[str(concurrency)] = {"hearth_rps": figure, "echo_rps": base, "ratio": figure / base}
         results["throughput"] = rows
-        _create(lam, "bench-burst", SLEEP)
-        results["scale_out"] = burst(endpoint, "bench-burst", burst_size)
+        _create(lam, "bench-burst", STAMP)
+        results["scale_out"] = burst_rate(endpoint, "bench-burst", burst_size)
         # Density: N idle warm environments of one function (a burst of N concurrent calls that each
         # sleep makes N environments), then frozen and measured.
         _create(lam, "bench-density", SLEEP)

@@ -72,6 +72,7 @@ class Lease:
     qualifier: str
     account: AccountKey
     bucket: Bucket
+    slot: str | None = None  # the provisioned slot's version ("*": any), for Bucket.PROVISIONED
     released: bool = field(default=False)
 
     def release(self) -> None:
@@ -131,10 +132,14 @@ class ConcurrencyLimiter:
         self._reserved_account: dict[str, AccountKey] = {}
         self._reserved_total: collections.Counter[AccountKey] = collections.Counter()
         self._provisioned: dict[str, int] = {}  # function ARN -> provisioned total over its qualifiers
+        # (function ARN, version) -> provisioned slots of that version; version "*" means any version
+        # (a caller that gave only a total).
+        self._provisioned_version: dict[tuple[str, str], int] = {}
         self._provisioned_account: dict[str, AccountKey] = {}
         self._in_flight: collections.Counter[str] = collections.Counter()  # function ARN
         self._in_flight_qualifier: collections.Counter[tuple[str, str]] = collections.Counter()
-        self._provisioned_in_flight: collections.Counter[str] = collections.Counter()
+        self._provisioned_in_flight: collections.Counter[str] = collections.Counter()  # function ARN
+        self._provisioned_in_flight_version: collections.Counter[tuple[str, str]] = collections.Counter()
         self._unreserved_in_flight: collections.Counter[AccountKey] = collections.Counter()
         self._account_in_flight: collections.Counter[AccountKey] = collections.Counter()
         self._waiters: collections.deque[_Waiter] = collections.deque()
@@ -187,18 +192,29 @@ class ConcurrencyLimiter:
             self._reserved_account[function_arn] = key
             self._reserved_total[key] += reserved
 
-    def set_provisioned(self, function_arn: str, account: str, region: str, total: int) -> None:
-        """The function's provisioned concurrency summed over its versions and aliases (0 removes it).
+    def set_provisioned(self, function_arn: str, account: str, region: str, total: int,
+                        by_version: dict[str, int] | None = None) -> None:
+        """The function's provisioned concurrency summed over its versions and aliases (0 removes it),
+        and how it splits over the versions the configurations resolve to (an alias's count belongs
+        to the version it points at). Without `by_version` the slots serve any version.
 
         The provisioned-concurrency component calls this; the limiter only accounts for the slots.
         """
+        for key in [k for k in self._provisioned_version if k[0] == function_arn]:
+            del self._provisioned_version[key]
         if total > 0:
             self._provisioned[function_arn] = total
             self._provisioned_account[function_arn] = (account, region)
+            for version, n in (by_version if by_version is not None else {"*": total}).items():
+                if n > 0:
+                    self._provisioned_version[(function_arn, version)] = n
         else:
             self._provisioned.pop(function_arn, None)
             self._provisioned_account.pop(function_arn, None)
         self._wake()
+
+    def provisioned_versions(self, function_arn: str) -> dict[str, int]:
+        return {v: n for (arn, v), n in self._provisioned_version.items() if arn == function_arn}
 
     def provisioned(self, function_arn: str) -> int:
         return self._provisioned.get(function_arn, 0)
@@ -210,6 +226,8 @@ class ConcurrencyLimiter:
             self.set_reserved(function_arn, key[0], key[1], None)
         self._provisioned.pop(function_arn, None)
         self._provisioned_account.pop(function_arn, None)
+        for key in [k for k in self._provisioned_version if k[0] == function_arn]:
+            del self._provisioned_version[key]
 
     # -- leases ---------------------------------------------------------------------------------
 
@@ -241,13 +259,26 @@ class ConcurrencyLimiter:
             except ValueError:
                 pass
 
+    def _provisioned_slot(self, fv: FunctionVersion) -> tuple[str, str] | None:
+        """The (ARN, version) provisioned slot `fv` may take now, or None when its own are all busy."""
+        for version in (fv.version, "*"):
+            slot = (fv.function_arn, version)
+            if self._provisioned_in_flight_version[slot] < self._provisioned_version.get(slot, 0):
+                return slot
+        return None
+
     def throttle_reason(self, fv: FunctionVersion) -> ThrottleReason | None:
         """Why an invocation of `fv` would be throttled right now, or None if it would run."""
-        reserved = self._reserved.get(fv.function_arn)
-        if reserved is not None:
-            return ThrottleReason.RESERVED if self._in_flight[fv.function_arn] >= reserved else None
-        if self._provisioned_in_flight[fv.function_arn] < self._provisioned.get(fv.function_arn, 0):
+        arn = fv.function_arn
+        if self._provisioned_slot(fv) is not None:
             return None
+        reserved = self._reserved.get(arn)
+        if reserved is not None:
+            # Provisioned concurrency lives inside the reservation: what spills over from the
+            # provisioned versions, and every other version, shares only the rest (AWS: reserved 1 with
+            # provisioned 1 on version 1 throttles $LATEST, recorded).
+            spilled = self._in_flight[arn] - self._provisioned_in_flight[arn]
+            return ThrottleReason.RESERVED if spilled >= reserved - self._provisioned.get(arn, 0) else None
         key = (fv.account_id, fv.region)
         if self._unreserved_in_flight[key] >= self.unreserved_capacity(*key):
             return ThrottleReason.ACCOUNT
@@ -263,11 +294,13 @@ class ConcurrencyLimiter:
             return reason
         arn = fv.function_arn
         key = (fv.account_id, fv.region)
-        if arn in self._reserved:
-            bucket = Bucket.RESERVED
-        elif self._provisioned_in_flight[arn] < self._provisioned.get(arn, 0):
+        slot = self._provisioned_slot(fv)
+        if slot is not None:
             bucket = Bucket.PROVISIONED
             self._provisioned_in_flight[arn] += 1
+            self._provisioned_in_flight_version[slot] += 1
+        elif arn in self._reserved:
+            bucket = Bucket.RESERVED
         else:
             bucket = Bucket.UNRESERVED
             self._unreserved_in_flight[key] += 1
@@ -275,7 +308,7 @@ class ConcurrencyLimiter:
         self._in_flight_qualifier[(arn, fv.version)] += 1
         self._account_in_flight[key] += 1
         self.granted += 1
-        return Lease(self, arn, fv.version, key, bucket)
+        return Lease(self, arn, fv.version, key, bucket, slot=slot[1] if slot is not None else None)
 
     def _release(self, lease: Lease) -> None:
         _decrement(self._in_flight, lease.function_arn)
@@ -283,6 +316,7 @@ class ConcurrencyLimiter:
         _decrement(self._account_in_flight, lease.account)
         if lease.bucket is Bucket.PROVISIONED:
             _decrement(self._provisioned_in_flight, lease.function_arn)
+            _decrement(self._provisioned_in_flight_version, (lease.function_arn, lease.slot or "*"))
         elif lease.bucket is Bucket.UNRESERVED:
             _decrement(self._unreserved_in_flight, lease.account)
         self._wake()

@@ -16,6 +16,11 @@ done the pool drops them to their proportional share (`Sandbox.set_cpu`, where t
 
 Keep-alive: a `KeepAlivePolicy` (fixed, or adaptive from each function's inter-arrival history) says
 for how long an idle environment stays warm and when one should be pre-warmed.
+
+Provisioned environments (`create_provisioned`, asked for by `hearth.invoke.provisioned`) are
+started with AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency, served before any on-demand
+environment of their version, never reclaimed by keep-alive nor retired by a change of $LATEST, and
+report no Init Duration. Only `discard_provisioned` (or their death) ends them.
 """
 
 from __future__ import annotations
@@ -115,6 +120,9 @@ class EnvironmentPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self.cold_starts = 0
         self.warm_starts = 0
+        self.provisioned_starts = 0  # invocations served by a provisioned environment
+        self._provisioned_idle: dict[PoolKey, list[Environment]] = {}
+        self._provisioned_ids: set[str] = set()
 
     @property
     def isolated(self) -> bool:
@@ -130,6 +138,10 @@ class EnvironmentPool:
         key = pool_key(fv)
         self.policy.record(_policy_key(key), time.monotonic())
         while True:
+            env = self._pop_idle(key, self._provisioned_idle)
+            if env is not None:
+                self.provisioned_starts += 1
+                return env, False
             env = self._pop_idle(key)
             if env is not None:
                 self.warm_starts += 1
@@ -141,16 +153,20 @@ class EnvironmentPool:
             if got is _SLOT:
                 return await self._cold(fv), True
             if isinstance(got, Environment) and got.alive:
-                self.warm_starts += 1
+                if got.env_id in self._provisioned_ids:
+                    self.provisioned_starts += 1
+                else:
+                    self.warm_starts += 1
                 return got, False
 
-    def _pop_idle(self, key: PoolKey) -> Environment | None:
-        idle = self._idle.get(key)
+    def _pop_idle(self, key: PoolKey, source: dict[PoolKey, list[Environment]] | None = None) -> Environment | None:
+        pools = self._idle if source is None else source
+        idle = pools.get(key)
         while idle:
             env = idle.pop()
             self._keep_until.pop(env.env_id, None)
             if not idle:
-                del self._idle[key]
+                del pools[key]
             if env.alive:
                 return env
         return None
@@ -230,6 +246,7 @@ class EnvironmentPool:
         """Keep a healthy environment idle (frozen) for later."""
         if not env.alive:
             return
+        target = self._provisioned_idle if env.env_id in self._provisioned_ids else self._idle
         if self._config.freeze_idle:
             try:
                 env.freeze()
@@ -237,7 +254,7 @@ class EnvironmentPool:
                 log.exception("freezing environment %s failed; discarding it", env.env_id)
                 self._spawn(env.kill())
                 return
-        self._idle.setdefault(key, []).append(env)
+        target.setdefault(key, []).append(env)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         # Keep a reference: the loop holds tasks only weakly.
@@ -248,13 +265,47 @@ class EnvironmentPool:
     def _forget(self, env: Environment) -> None:
         self._all.pop(env.env_id, None)
         self._keep_until.pop(env.env_id, None)
+        self._provisioned_ids.discard(env.env_id)
         key = self._keys.pop(env.env_id, None)
         if key is not None:
-            idle = self._idle.get(key)
-            if idle and env in idle:
-                idle.remove(env)
-                if not idle:
-                    del self._idle[key]
+            for pools in (self._idle, self._provisioned_idle):
+                idle = pools.get(key)
+                if idle and env in idle:
+                    idle.remove(env)
+                    if not idle:
+                        del pools[key]
+
+    # -- provisioned environments ---------------------------------------------------------------
+
+    async def create_provisioned(self, fv: FunctionVersion) -> Environment:
+        """Start and INIT one provisioned environment of `fv` and keep it for `fv`'s invocations.
+        Raises what a cold start raises (InitFailure, LaunchError); the environment is then gone."""
+        if self._closing:
+            raise RuntimeError("the environment pool is shutting down")
+        env = await self._create(fv, "provisioned-concurrency")
+        # INIT happened ahead of any invocation: AWS's REPORT lines carry no Init Duration for it.
+        env.init_duration_ms = None
+        self._provisioned_ids.add(env.env_id)
+        self.release(fv, env)  # to a waiting invocation of its version, or idle among the provisioned
+        return env
+
+    def discard_provisioned(self, env: Environment) -> None:
+        """Stop keeping `env`: shut down now if idle, when released if busy."""
+        self._provisioned_ids.discard(env.env_id)
+        key = self._keys.get(env.env_id)
+        idle = self._provisioned_idle.get(key) if key is not None else None
+        if key is not None and idle and env in idle:
+            idle.remove(env)
+            if not idle:
+                del self._provisioned_idle[key]
+            self._spawn(env.shutdown())
+        elif key is not None:
+            self._keys[env.env_id] = (key[0], key[1], "retired")
+
+    def provisioned_in_use(self, env: Environment) -> bool:
+        """Whether a provisioned environment is serving an invocation (not idle) right now."""
+        key = self._keys.get(env.env_id)
+        return env.alive and not (key is not None and env in self._provisioned_idle.get(key, ()))
 
     async def retire(self, function_arn: str, *, version: str | None = None,
                      keep_revision: str | None = None) -> None:
@@ -273,7 +324,7 @@ class EnvironmentPool:
             for key in {k for k in self._keys.values() if k[0] == function_arn}:
                 self.policy.forget(_policy_key(key))
         for env_id, key in list(self._keys.items()):
-            if doomed_key(key):
+            if doomed_key(key) and env_id not in self._provisioned_ids:  # those end with their config
                 self._keys[env_id] = (key[0], key[1], "retired")
         await asyncio.gather(*(env.shutdown() for env in doomed), return_exceptions=True)
 
@@ -349,6 +400,7 @@ class EnvironmentPool:
                 await self._reclaimer
         await asyncio.gather(*(env.shutdown() for env in list(self._all.values())), return_exceptions=True)
         self._idle.clear()
+        self._provisioned_idle.clear()
 
     def statistics(self) -> dict[str, object]:
         by_state: dict[str, int] = {}
@@ -365,6 +417,9 @@ class EnvironmentPool:
             "parallel_inits_peak": self.parallel_inits_peak,
             "max_parallel_inits": self._max_inits,
             "prewarmed": self.prewarmed,
+            "provisioned": len(self._provisioned_ids),
+            "provisioned_idle": sum(len(v) for v in self._provisioned_idle.values()),
+            "provisioned_starts": self.provisioned_starts,
             "keep_alive_policy": self.policy.name,
         }
 

@@ -1,4 +1,4 @@
-"""The query protocol (SNS): form-encoded `Action=...&Version=...` requests, XML responses.
+"""The query protocol (SNS; SQS's query view): form-encoded `Action=...` requests, XML responses.
 
 It owns reading flattened form keys (`Attributes.entry.1.key`, `Tags.member.2.Key`, flattened
 variants) into the input shape, and writing `<OpResponse><OpResult>` documents and
@@ -178,13 +178,29 @@ def render(api: ServiceApi, op: OperationModel, result: dict[str, Any], request_
     return HttpResponse(200, headers, "".join(out).encode())
 
 
+def error_code(api: ServiceApi | None, err: AwsError) -> str:
+    """The query code of an error. Errors of awsQueryCompatible services are raised as their json shape
+    (`QueueDoesNotExist`) with the query code in `x-amzn-query-error`; over the query protocol the code
+    is that legacy one (`AWS.SimpleQueueService.NonExistentQueue`), as the query-era API answered."""
+    header = err.headers.get("x-amzn-query-error")
+    if header:
+        return header.split(";", 1)[0]
+    if api is not None and api.query_compatible:
+        for code, shape in api.query_error_shapes.items():
+            if shape == err.code:
+                return code
+    return err.code
+
+
 def render_error(api: ServiceApi | None, err: AwsError, request_id: str) -> HttpResponse:
     ns = api.model.metadata.get("xmlNamespace", "") if api is not None else ""
     fault = "Sender" if err.sender_fault else "Receiver"
     extra = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in err.fields.items())
     body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse xmlns="{escape(ns)}"><Error>'
-            f"<Type>{fault}</Type><Code>{escape(err.code)}</Code><Message>{escape(err.message)}</Message>"
+            f"<Type>{fault}</Type><Code>{escape(error_code(api, err))}</Code>"
+            f"<Message>{escape(err.message)}</Message>"
             f"{extra}</Error><RequestId>{escape(request_id)}</RequestId></ErrorResponse>")
     headers = {"x-amzn-RequestId": request_id, "Content-Type": CONTENT_TYPE}
-    headers.update(err.headers)
+    # The json-protocol carrier of the query code has no place in a query answer.
+    headers.update((k, v) for k, v in err.headers.items() if k.lower() != "x-amzn-query-error")
     return HttpResponse(err.status, headers, body.encode())

@@ -24,6 +24,7 @@ from hearth.events.delivery import DeliveryError, Message
 from hearth.services.sqs import errors
 from hearth.services.sqs.queues import (
     MAX_BATCH_BYTES,
+    READABLE,
     SYSTEM_ATTRIBUTES,
     OutgoingMessage,
     Queue,
@@ -198,9 +199,13 @@ class SqsProvider:
         if visibility is not None and not 0 <= visibility <= 43_200:
             raise errors.invalid_parameter_value("VisibilityTimeout", visibility,
                                                  "Must be between 0 and 43200, if provided.")
-        names = [*(params.get("AttributeNames") or []), *(params.get("MessageSystemAttributeNames") or [])]
+        legacy: list[str] = params.get("AttributeNames") or []
+        names = [*legacy, *(params.get("MessageSystemAttributeNames") or [])]
         for name in names:
-            if name != "All" and name not in SYSTEM_ATTRIBUTES:
+            # The legacy AttributeNames list is modelled with queue attribute names while AWS returns
+            # message system attributes for it; both kinds are accepted there (queue names select
+            # nothing), any other name is refused as AWS does.
+            if name != "All" and name not in SYSTEM_ATTRIBUTES and not (name in legacy and name in READABLE):
                 raise errors.invalid_attribute_name(name)
         messages = await self.queues.receive_wait(queue, max_messages, visibility, float(wait),
                                                   attribute_names=names,

@@ -220,13 +220,20 @@ class QueueService:
         self.db = ComponentDb(data_dir, "sqs", MIGRATIONS)
         self.clock = clock
         self._events: dict[str, asyncio.Event] = {}
-        self._closed = False
+        self._closed = False  # closing: long polls answer at once with what is there
+        self._db_closed = False
 
-    def close(self) -> None:
+    def stop_waiting(self) -> None:
+        """The server is stopping: every long poll answers now (with what is there, or empty) and new
+        ones do not wait, so in-flight ReceiveMessage calls do not hold the shutdown for up to 20 s."""
         self._closed = True
         for event in self._events.values():
             event.set()
         self._events.clear()
+
+    def close(self) -> None:
+        self.stop_waiting()
+        self._db_closed = True
         self.db.close()
 
     # -- queues -----------------------------------------------------------------------------------
@@ -742,6 +749,8 @@ class QueueService:
             upcoming = self.next_visible_in(current)
             timeout = remaining if upcoming is None else min(remaining, upcoming + 0.005)
             await self.wait_for_messages(current.arn, timeout)
+            if self._db_closed:
+                return []  # closed while waiting (without stop_waiting first): nothing can be read
 
     # -- the internal API for other components (event source mappings, destinations) ---------------
 

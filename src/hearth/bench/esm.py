@@ -1,0 +1,163 @@
+"""Event source mapping benchmarks: queue mapping throughput (messages/s through a no-op function at
+batch sizes 1, 10 and 100), SendMessage-to-handler latency (p50/p99), stream records/s per shard.
+
+Run: `hearth bench --section esm` (or `.venv/bin/python benchmarks/esm.py`). It starts its own Hearth
+server and stops it. Figures are wall-clock on the machine at hand: informative, not pass/fail.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import statistics
+import tempfile
+import time
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from hearth.bench.servers import BENCH_KEY, start_hearth
+
+ROLE = f"arn:aws:iam::{BENCH_KEY[2]}:role/bench"
+NOOP = "def handler(event, context):\n    return None\n"
+# Reports (handler start - the sender's timestamp in the body) to a results queue.
+STAMP = """
+import json, os, time, boto3
+sqs = boto3.client("sqs")
+url = sqs.get_queue_url(QueueName=os.environ["RESULTS"])["QueueUrl"]
+
+def handler(event, context):
+    now = time.time()
+    for r in event["Records"]:
+        sqs.send_message(QueueUrl=url, MessageBody=str(now - json.loads(r["body"])["t"]))
+"""
+# Signals a done queue when it sees the stream's last record (order per shard makes that the end).
+STREAM_DONE = """
+import base64, os, boto3
+sqs = boto3.client("sqs")
+url = sqs.get_queue_url(QueueName=os.environ["DONE"])["QueueUrl"]
+
+def handler(event, context):
+    if any(base64.b64decode(r["kinesis"]["data"]) == b"last" for r in event["Records"]):
+        sqs.send_message(QueueUrl=url, MessageBody="done")
+"""
+
+
+def _zip(source: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("app.py", source)
+    return buf.getvalue()
+
+
+def _client(endpoint: str, service: str) -> Any:
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=BENCH_KEY[0],
+                        aws_secret_access_key=BENCH_KEY[1],
+                        config=Config(retries={"max_attempts": 1}, read_timeout=120, max_pool_connections=20))
+
+
+def _function(lam: Any, source: str, env: dict[str, str] | None = None) -> str:
+    name = f"esm-bench-{uuid.uuid4().hex[:8]}"
+    lam.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler", Role=ROLE,
+                        Code={"ZipFile": _zip(source)}, Timeout=60, Environment={"Variables": env or {}})
+    while lam.get_function_configuration(FunctionName=name)["State"] != "Active":
+        time.sleep(0.02)
+    lam.invoke(FunctionName=name, Payload=b'{"Records": []}')  # warm: the figures leave the cold start out
+    return name
+
+
+def _queue(sqs: Any, name: str, **attributes: str) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def _backlog(sqs: Any, url: str) -> int:
+    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                               "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _wait_state(lam: Any, mapping_uuid: str, state: str) -> None:
+    while lam.get_event_source_mapping(UUID=mapping_uuid)["State"] != state:
+        time.sleep(0.01)
+
+
+def queue_throughput(endpoint: str, batch_size: int, messages: int) -> dict[str, float]:
+    lam, sqs = _client(endpoint, "lambda"), _client(endpoint, "sqs")
+    fn = _function(lam, NOOP)
+    url, arn = _queue(sqs, f"tp-{batch_size}-{uuid.uuid4().hex[:6]}")
+    for start in range(0, messages, 10):
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f'{{"i": {start + i}}}'}
+                                                      for i in range(min(10, messages - start))])
+    window = {"MaximumBatchingWindowInSeconds": 1} if batch_size > 10 else {}
+    started = time.perf_counter()
+    mapping = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn, BatchSize=batch_size, **window)
+    while _backlog(sqs, url):
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    lam.delete_event_source_mapping(UUID=mapping["UUID"])
+    return {"batch_size": batch_size, "messages": messages, "seconds": elapsed, "messages_per_s": messages / elapsed}
+
+
+def send_to_handler_latency(endpoint: str, samples: int) -> dict[str, float]:
+    lam, sqs = _client(endpoint, "lambda"), _client(endpoint, "sqs")
+    results_name = f"lat-results-{uuid.uuid4().hex[:6]}"
+    results_url, _ = _queue(sqs, results_name)
+    fn = _function(lam, STAMP, {"RESULTS": results_name})
+    url, arn = _queue(sqs, f"lat-{uuid.uuid4().hex[:6]}")
+    mapping = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn, BatchSize=1)
+    _wait_state(lam, mapping["UUID"], "Enabled")
+    latencies: list[float] = []
+    for _ in range(samples):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"t": time.time()}))
+        got = sqs.receive_message(QueueUrl=results_url, WaitTimeSeconds=20).get("Messages", [])
+        for m in got:
+            latencies.append(float(m["Body"]) * 1000)
+            sqs.delete_message(QueueUrl=results_url, ReceiptHandle=m["ReceiptHandle"])
+    lam.delete_event_source_mapping(UUID=mapping["UUID"])
+    latencies.sort()
+    return {"n": len(latencies), "p50_ms": statistics.median(latencies),
+            "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]}
+
+
+def stream_throughput(endpoint: str, records: int, batch_size: int = 100) -> dict[str, float]:
+    lam, sqs, kinesis = _client(endpoint, "lambda"), _client(endpoint, "sqs"), _client(endpoint, "kinesis")
+    done_name = f"st-done-{uuid.uuid4().hex[:6]}"
+    done_url, _ = _queue(sqs, done_name)
+    fn = _function(lam, STREAM_DONE, {"DONE": done_name})
+    stream = f"st-{uuid.uuid4().hex[:6]}"
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    for start in range(0, records, 500):
+        count = min(500, records - start)
+        kinesis.put_records(StreamName=stream, Records=[
+            {"PartitionKey": "k", "Data": b"last" if start + i == records - 1 else b'{"v": 1}'} for i in range(count)])
+    started = time.perf_counter()
+    mapping = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn, BatchSize=batch_size,
+                                              StartingPosition="TRIM_HORIZON")
+    while not sqs.receive_message(QueueUrl=done_url, WaitTimeSeconds=20).get("Messages"):
+        pass
+    elapsed = time.perf_counter() - started
+    lam.delete_event_source_mapping(UUID=mapping["UUID"])
+    return {"records": records, "batch_size": batch_size, "seconds": elapsed,
+            "records_per_s_per_shard": records / elapsed}
+
+
+def run(*, quick: bool = False) -> dict[str, Any]:
+    scale = 0.2 if quick else 1.0
+    with tempfile.TemporaryDirectory(prefix="hearth-bench-esm-") as tmp:
+        server, endpoint = start_hearth(Path(tmp))
+        try:
+            return {
+                "queue_throughput": [queue_throughput(endpoint, bs, int(n * scale))
+                                     for bs, n in ((1, 1000), (10, 4000), (100, 10000))],
+                "send_to_handler": send_to_handler_latency(endpoint, int(200 * scale)),
+                "stream": stream_throughput(endpoint, int(10000 * scale)),
+            }
+        finally:
+            server.stop()

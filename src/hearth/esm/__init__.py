@@ -1,0 +1,1 @@
+"""Event source mappings: the durable mappings, their state machine, and the pollers that feed functions."""

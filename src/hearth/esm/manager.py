@@ -1,0 +1,152 @@
+"""The event source mappings of one Hearth server: their durable records, their state machine in
+motion, and one poller per enabled mapping.
+
+It owns which pollers run. API calls (through the provider) write the caller's intent and a
+transitional state (Creating, Enabling, Disabling, Updating, Deleting) and return at once, as AWS
+does; a settle task per mapping then stops or (re)starts its poller and writes the settled state
+(Enabled / Disabled) or removes the mapping. Settles of one mapping are serialized. At start, every
+stored mapping is settled (a crash mid-transition finishes it). It never validates API input and
+never touches a queue or stream itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from hearth.esm.kinesis_poller import Deliver, KinesisPoller
+from hearth.esm.model import DELETING, DISABLED, ENABLED, Mapping
+from hearth.esm.sqs_poller import SqsPoller
+from hearth.esm.store import MappingStore
+from hearth.esm.target import Invoke
+from hearth.services.kinesis.streams import StreamService
+from hearth.services.sqs.queues import QueueService
+
+log = logging.getLogger(__name__)
+
+
+class Poller(Protocol):
+    def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def statistics(self) -> dict[str, int]: ...
+
+
+class MappingManager:
+    def __init__(self, store: MappingStore, queues: QueueService, streams: StreamService, invoke: Invoke,
+                 deliver: Deliver, *, clock: Callable[[], float] = time.time,
+                 sqs_poll_wait_s: float | None = None) -> None:
+        self.store = store
+        self._queues = queues
+        self._streams = streams
+        self._invoke = invoke
+        self._deliver = deliver
+        self._clock = clock
+        self._sqs_poll_wait_s = sqs_poll_wait_s
+        self._pollers: dict[str, Poller] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._results: dict[str, str] = {}
+        self._started = False
+
+    # -- life cycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._started = True
+        for mapping in self.store.list():
+            self.settle(mapping.uuid)
+
+    async def stop(self) -> None:
+        """Stop every poller (first in the server's shutdown: no batch starts into a closing invoker)."""
+        self._started = False
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pollers, self._pollers = list(self._pollers.values()), {}
+        await asyncio.gather(*(p.stop() for p in pollers), return_exceptions=True)
+
+    async def wait_settled(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- what the provider calls --------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock()
+
+    def save(self, mapping: Mapping) -> Mapping:
+        """Store a mapping in a transitional state and settle it in the background."""
+        self.store.put(mapping)
+        self.settle(mapping.uuid)
+        return mapping
+
+    def settle(self, uuid: str) -> None:
+        if not self._started:
+            return
+        task = asyncio.get_running_loop().create_task(self._settle(uuid))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self, uuid: str) -> None:
+        lock = self._locks.setdefault(uuid, asyncio.Lock())
+        async with lock:
+            mapping = self.store.get(uuid)
+            poller = self._pollers.pop(uuid, None)
+            if poller is not None:
+                await poller.stop()
+            if mapping is None:
+                return
+            if mapping.state == DELETING:
+                self.store.delete(uuid)
+                self._locks.pop(uuid, None)
+                self._results.pop(uuid, None)
+                return
+            target = ENABLED if mapping.enabled else DISABLED
+            if mapping.state != target:
+                mapping = mapping.moved(target)
+                self.store.put(mapping)
+            if mapping.fires:
+                self._start_poller(mapping)
+
+    def _start_poller(self, mapping: Mapping) -> None:
+        def on_result(result: str, uuid: str = mapping.uuid) -> None:
+            if self._results.get(uuid) != result:
+                self._results[uuid] = result
+                try:
+                    self.store.set_result(uuid, result)
+                except Exception:  # the store closing during shutdown must not kill a poller
+                    log.debug("could not record the processing result of %s", uuid, exc_info=True)
+
+        poller: Poller
+        if mapping.kind == "sqs":
+            kwargs = {} if self._sqs_poll_wait_s is None else {"poll_wait_s": self._sqs_poll_wait_s}
+            poller = SqsPoller(mapping, self._queues, self._invoke, on_result=on_result, **kwargs)
+        else:
+            poller = KinesisPoller(mapping, self._streams, self.store, self._invoke, self._deliver,
+                                   on_result=on_result, clock=self._clock)
+        poller.start()
+        self._pollers[mapping.uuid] = poller
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    def get(self, uuid: str) -> Mapping | None:
+        return self.store.get(uuid)
+
+    def list(self, account: str, region: str) -> list[Mapping]:
+        return self.store.list(account, region)
+
+    def touch(self, mapping: Mapping, state: str, **changes: object) -> Mapping:
+        return mapping.moved(state, last_modified=self._clock(), **changes)
+
+    def replace(self, mapping: Mapping, **changes: object) -> Mapping:
+        return dataclasses.replace(mapping, **changes)  # type: ignore[arg-type]
+
+    def poller(self, uuid: str) -> Poller | None:
+        return self._pollers.get(uuid)
+
+    def statistics(self) -> dict[str, object]:
+        return {"mappings": len(self.store.list()), "running": len(self._pollers),
+                "pollers": {uuid: p.statistics() for uuid, p in self._pollers.items()}}

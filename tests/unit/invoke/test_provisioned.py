@@ -1,0 +1,176 @@
+"""Provisioned concurrency: the pool serves provisioned environments first and never reclaims them,
+the manager reaches READY or FAILED and follows its alias, the limiter counts slots per version,
+and configurations are durable."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tests.unit.invoke.test_pool import make_pool
+
+from hearth.aws.errors import AwsError
+from hearth.functions.model import FunctionVersion
+from hearth.invoke.environment import InitFailure
+from hearth.invoke.limiter import ConcurrencyLimiter, ThrottleReason
+from hearth.invoke.pool import pool_key
+from hearth.invoke.provisioned import ProvisionedManager, ProvisionedStore
+from hearth.observability.metrics import Registry
+
+
+def fv(version: str = "1") -> FunctionVersion:
+    return FunctionVersion(
+        account_id="000000000000", region="us-east-1", name="f", version=version,
+        function_arn="arn:aws:lambda:us-east-1:000000000000:function:f", runtime="python3.11",
+        handler="app.handler", memory_mb=128, timeout_s=3, ephemeral_mb=512, environment={},
+        code_dir=Path("/nonexistent"), code_sha256="0" * 64, revision_id=f"r{version}", state="Active",
+    )
+
+
+async def test_pool_serves_provisioned_first_and_keeps_them() -> None:
+    pool, created = make_pool(4)
+    pool.gate.set()  # type: ignore[attr-defined]
+    f = fv()
+    prov = await pool.create_provisioned(f)
+    assert prov.init_duration_ms is None
+    env, cold = await pool.acquire(f)
+    assert env is prov and not cold
+    assert pool.provisioned_in_use(prov)
+    spill, cold = await pool.acquire(f)  # the provisioned one is busy: on demand
+    assert spill is not prov and cold
+    pool.release(f, prov)
+    pool.release(f, spill)
+    assert not pool.provisioned_in_use(prov)
+    prov.last_used = spill.last_used = -1e9
+    assert await pool.reclaim_idle() == 1  # only the on-demand environment
+    spill.shutdown.assert_awaited()
+    prov.shutdown.assert_not_awaited()
+    await pool.retire(f.function_arn, keep_revision="other")  # a $LATEST change leaves them alone
+    prov.shutdown.assert_not_awaited()
+    assert pool.statistics()["provisioned"] == 1
+    pool.discard_provisioned(prov)
+    await asyncio.sleep(0)
+    prov.shutdown.assert_awaited()
+    assert len(created) == 2
+
+
+async def test_busy_provisioned_env_is_shut_down_when_released_after_discard() -> None:
+    pool, _ = make_pool(4)
+    pool.gate.set()  # type: ignore[attr-defined]
+    f = fv()
+    prov = await pool.create_provisioned(f)
+    env, _ = await pool.acquire(f)
+    pool.discard_provisioned(env)
+    pool.release(f, env)
+    await asyncio.sleep(0)
+    prov.shutdown.assert_awaited()
+
+
+def manager_for(pool: Any, versions: dict[str, FunctionVersion], aliases: dict[str, str],
+                limiter: ConcurrencyLimiter | None = None, store: ProvisionedStore | None = None) -> ProvisionedManager:
+    def resolve(account: str, region: str, name: str, qualifier: str) -> FunctionVersion:
+        version = aliases.get(qualifier, qualifier)
+        if version not in versions:
+            raise AwsError("ResourceNotFoundException", "gone", 404)
+        return versions[version]
+
+    return ProvisionedManager(pool, resolve, limiter, store, registry=Registry())
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_manager_reaches_ready_and_follows_alias() -> None:
+    pool, created = make_pool(8)
+    pool.gate.set()  # type: ignore[attr-defined]
+    v1, v2 = fv("1"), fv("2")
+    aliases = {"live": "1"}
+    limiter = ConcurrencyLimiter(1000)
+    manager = manager_for(pool, {"1": v1, "2": v2}, aliases, limiter)
+    status = manager.put("000000000000", "us-east-1", "f", "live", 2)
+    assert status.status == "IN_PROGRESS" and status.allocated == 0
+    assert limiter.provisioned_versions(v1.function_arn) == {"1": 2}
+    manager.reconcile()
+    await settle()
+    status = manager.status(("000000000000", "us-east-1", "f", "live"))
+    assert status is not None and status.status == "READY" and status.allocated == 2
+    assert manager.qualifiers_on_version("000000000000", "us-east-1", "f", "1") == ["live"]
+    aliases["live"] = "2"
+    manager.reconcile()
+    await settle()
+    assert all(env.shutdown.await_count for env in created[:2])  # v1's environments went
+    assert {pool._keys[e.env_id] for e in created[2:]} == {pool_key(v2)}
+    assert limiter.provisioned_versions(v1.function_arn) == {"2": 2}
+    assert manager.delete(("000000000000", "us-east-1", "f", "live"))
+    await settle()
+    assert all(env.shutdown.await_count for env in created)
+    assert limiter.provisioned(v1.function_arn) == 0
+
+
+async def test_manager_marks_init_failure() -> None:
+    pool, _ = make_pool(4)
+
+    async def failing(f: FunctionVersion) -> Any:
+        raise InitFailure("Runtime.ImportModuleError", b"{}", [])
+
+    pool.create_provisioned = failing  # type: ignore[method-assign]
+    manager = manager_for(pool, {"1": fv()}, {})
+    manager.put("000000000000", "us-east-1", "f", "1", 1)
+    manager.reconcile()
+    await settle()
+    status = manager.status(("000000000000", "us-east-1", "f", "1"))
+    assert status is not None and status.status == "FAILED"
+    assert status.reason is not None and "Runtime.ImportModuleError" in status.reason
+    manager.reconcile()  # no retry loop until the next Put
+    await settle()
+    assert manager.init_failures == 1
+
+
+async def test_configs_are_durable_and_vanish_with_their_version(tmp_path: Path) -> None:
+    pool, _ = make_pool(4)
+    pool.gate.set()  # type: ignore[attr-defined]
+    versions = {"1": fv()}
+    first = manager_for(pool, versions, {}, store=ProvisionedStore(tmp_path))
+    first.put("000000000000", "us-east-1", "f", "1", 3)
+    await first.close()
+    second = manager_for(pool, versions, {}, store=ProvisionedStore(tmp_path))
+    listed = second.list_configs("000000000000", "us-east-1", "f")
+    assert [(c.qualifier, c.requested) for c in listed] == [("1", 3)]
+    del versions["1"]
+    second.reconcile()
+    assert second.list_configs("000000000000", "us-east-1", "f") == []
+    await second.close()
+    third = manager_for(pool, versions, {}, store=ProvisionedStore(tmp_path))
+    assert third.list_configs("000000000000", "us-east-1", "f") == []
+    await third.close()
+
+
+def test_limiter_provisioned_slots_are_per_version_and_inside_reserved() -> None:
+    limiter = ConcurrencyLimiter(1000)
+    v1, latest = fv("1"), replace(fv("1"), version="$LATEST")
+    limiter.set_reserved(v1.function_arn, v1.account_id, v1.region, 1)
+    limiter.set_provisioned(v1.function_arn, v1.account_id, v1.region, 1, {"1": 1})
+    assert limiter.throttle_reason(latest) is ThrottleReason.RESERVED  # AWS (recorded)
+    lease = limiter.try_acquire(v1)
+    assert lease is not None
+    assert limiter.throttle_reason(v1) is ThrottleReason.RESERVED
+    lease.release()
+    limiter.set_reserved(v1.function_arn, v1.account_id, v1.region, 2)
+    leases = [limiter.try_acquire(v1), limiter.try_acquire(latest)]
+    assert all(leases)
+    assert limiter.try_acquire(v1) is None
+
+
+def test_provisioned_without_reservation_spills_into_shared_pool() -> None:
+    limiter = ConcurrencyLimiter(3, min_unreserved=0)
+    v1 = fv("1")
+    limiter.set_provisioned(v1.function_arn, v1.account_id, v1.region, 1, {"1": 1})
+    assert limiter.unreserved_capacity(v1.account_id, v1.region) == 2
+    leases = [limiter.try_acquire(v1) for _ in range(3)]
+    assert all(leases)
+    assert limiter.try_acquire(v1) is None
+    assert limiter.throttle_reason(v1) is ThrottleReason.ACCOUNT
