@@ -9,8 +9,10 @@ code for json/query services, which spell the same failures differently.
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -298,7 +300,7 @@ class SigV4Verifier:
 
     def _check_time(self, amz_date: str, expires: int | None) -> None:
         try:
-            signed_at = datetime.strptime(amz_date, AMZ_DATE_FORMAT).replace(tzinfo=UTC).timestamp()
+            signed_at = _parse_amz_date(amz_date)
         except ValueError:
             raise AuthFailure(INCOMPLETE, f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. "
                                           "See http://en.wikipedia.org/wiki/ISO_8601") from None
@@ -317,6 +319,22 @@ class SigV4Verifier:
         if signed_at - now > MAX_SKEW_S:
             raise AuthFailure(BAD_SIGNATURE, f"Signature not yet current: {amz_date} is still later than "
                                              f"{_amz(now + MAX_SKEW_S)} ({_amz(now)} + 15 min.)")
+
+
+_AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
+
+
+def _parse_amz_date(value: str) -> float:
+    """`20261127T015959Z` as epoch seconds. strptime costs tens of microseconds on every request;
+    this is the same strict format for a fraction of it."""
+    match = _AMZ_DATE.fullmatch(value)
+    if match is None:
+        raise ValueError(value)
+    year, month, day, hour, minute, second = map(int, match.groups())
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and hour < 24 and minute < 60
+            and second < 61):
+        raise ValueError(value)
+    return float(calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)))
 
 
 def _amz(ts: float) -> str:

@@ -265,7 +265,9 @@ class Environment:
         if self._sandbox is None:
             return 0
         try:
-            peak = self._sandbox.stats().memory_peak_bytes
+            # Backends that can read the peak alone skip the OOM counter (one read after every invoke).
+            peak_only = getattr(self._sandbox, "memory_peak", None)
+            peak = int(peak_only()) if peak_only is not None else self._sandbox.stats().memory_peak_bytes
         except OSError:
             return 0
         return max(1, round(peak / (1 << 20)))

@@ -274,6 +274,12 @@ class NamespaceSandbox:
             return self._final_stats
         return SandboxStats(memory_peak_bytes=self._cgroup.memory_peak(), oom_killed=self._cgroup.oom_killed())
 
+    def memory_peak(self) -> int:
+        """Just the peak (read after every invocation for REPORT's Max Memory Used)."""
+        if self._final_stats is not None:
+            return self._final_stats.memory_peak_bytes
+        return self._cgroup.memory_peak()
+
     def set_cpu(self, fraction: float) -> None:
         """The sandbox's CPU share from now on, in cores (after INIT: memory / 1,769 MB)."""
         if not self._killed:
