@@ -390,3 +390,14 @@ def test_none_auth_needs_a_public_permission(server: HearthServer) -> None:
                        Principal="*", FunctionUrlAuthType="NONE")
     status, _, _, _ = _request(server, url_id)
     assert status == 200
+
+
+def test_malformed_requests(server: HearthServer, py_url: tuple[str, str]) -> None:
+    _, url_id = py_url
+    status, _, _, body = _request(server, url_id, headers={"X-Big": "a" * 11_000})
+    assert (status, json.loads(body)) == (431, {"Message": "Request Header Fields Too Large"})
+    status, _, _, body = _request(server, url_id, "POST", body=b"x" * (6 * 1024 * 1024 + 1))
+    assert status == 413
+    # A broken percent-encoding is not Hearth's to repair: the function sees the raw path, as sent.
+    status, _, _, _ = _request(server, url_id, path="/a%ZZb", query="x=%E0%A4")
+    assert status == 200

@@ -57,6 +57,10 @@ FORBIDDEN = b'{"Message":"Forbidden"}'
 INTERNAL = b'{"Message":"Internal Server Error"}'
 NOT_FOUND = b'{"Message":"Not Found"}'
 TOO_LARGE = b'{"Message":"Request Entity Too Large"}'
+HEADERS_TOO_LARGE = b'{"Message":"Request Header Fields Too Large"}'
+# Decision (AWS documents no figure for function URLs): request headers are capped like API Gateway's
+# HTTP APIs, 10,240 bytes in all; over it the answer is 431 before anything is invoked.
+HEADER_LIMIT = 10_240
 THROTTLED = b'{"Message":"Rate Exceeded."}'
 UNAVAILABLE = b'{"Message":"Service Unavailable"}'
 
@@ -105,6 +109,9 @@ class UrlFront:
             await _answer(send, HttpAnswer(404, [("content-type", "application/json"), *base], NOT_FOUND))
             return
         headers = _header_list(scope)
+        if sum(len(name) + len(value) for name, value in headers) > HEADER_LIMIT:
+            await _answer(send, HttpAnswer(431, [("content-type", "application/json"), *base], HEADERS_TOO_LARGE))
+            return
         folded = _fold(headers)
         try:
             body = await _read_body(receive, folded, BODY_LIMIT)
