@@ -20,7 +20,7 @@ TARGETS = [
     ("python_warm_ratio", 2.0, "warm invoke p50 / echo app round trip p50"),
     ("node_warm_ratio", 2.0, "warm invoke p50 / echo app round trip p50"),
 ]
-SECTIONS = ("latency", "scale", "keepalive", "esm")
+SECTIONS = ("latency", "scale", "keepalive", "esm", "schedule")
 
 
 @main.command()
@@ -46,6 +46,8 @@ def bench(runs: int, warm_runs: int, endpoint: str | None, output: Path | None, 
         _keepalive(console, results)
     if "esm" in chosen:
         _esm(console, results)
+    if "schedule" in chosen:
+        _schedule(console, results)
     text = json.dumps(results, indent=2)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +109,18 @@ def _keepalive(console: Console, results: dict[str, Any]) -> None:
     for row in r["policies"]:
         table.add_row(row["policy"], f"{row['cold_start_rate'] * 100:.2f} %", str(row["cold_starts"]),
                       f"{row['idle_env_seconds'] / 3600:.1f}")
+    console.print(table)
+
+
+def _schedule(console: Console, results: dict[str, Any]) -> None:
+    from hearth.bench import schedule
+
+    r = results["schedule"] = schedule.run()
+    table = Table("figure", "measured", title=f"Schedule firing accuracy ({r['rules']} rate(1 minute) rules, "
+                                              f"clock x{r['clock_scale']:.0f}, {r['firings']} firings)")
+    table.add_row("delay after the due time", f"p50 {r['delay_p50_ms']:.1f} ms, p99 {r['delay_p99_ms']:.1f} ms, "
+                                              f"max {r['delay_max_ms']:.1f} ms")
+    table.add_row("fired early", str(r["early_firings"]))
     console.print(table)
 
 
