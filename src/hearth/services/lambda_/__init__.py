@@ -1,0 +1,1 @@
+"""The Lambda API: one provider module per group of operations (functions, invoke, versions, URLs, …)."""
