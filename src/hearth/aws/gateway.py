@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, quote
 
 from botocore.model import OperationModel
 
+from hearth.asgi import BodyTooLarge, read_body
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
 from hearth.aws.keys import KeyStore
@@ -43,8 +44,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 REQUEST_BODY_LIMIT = 69_905_067
 
 
-class _TooLarge(Exception):
-    pass
 
 
 class AwsGateway:
@@ -110,8 +109,8 @@ class AwsGateway:
         op, labels = self._find_operation(api, req)
         op_label = op.name if op is not None else "this"
         try:
-            req.body = await _read_body(scope, receive, req.headers, REQUEST_BODY_LIMIT)
-        except _TooLarge:
+            req.body = await read_body(receive, req.headers, REQUEST_BODY_LIMIT)
+        except BodyTooLarge:
             raise AwsError("RequestEntityTooLargeException",
                            f"Request must be smaller than {REQUEST_BODY_LIMIT} bytes for the {op_label} "
                            "operation", 413) from None
@@ -229,8 +228,8 @@ class AwsGateway:
                                request_id: str) -> HttpResponse:
         # Drain (a bounded part of) the body so the connection stays usable.
         try:
-            await _read_body(scope, receive, headers, REQUEST_BODY_LIMIT)
-        except _TooLarge:
+            await read_body(receive, headers, REQUEST_BODY_LIMIT)
+        except BodyTooLarge:
             pass
         if service is None and "authorization" not in headers and "X-Amz-Credential" not in first_query:
             err: AwsError = AwsError("MissingAuthenticationTokenException", "Missing Authentication Token", 403)
@@ -286,26 +285,6 @@ def _bad_request(api: ServiceApi, exc: BadRequest) -> AwsError:
         return AwsError("SerializationException", exc.detail, 400)
     return AwsError("MalformedQueryString", exc.detail, 400)
 
-
-async def _read_body(scope: Scope, receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk: bytes = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
 async def _send_response(send: Send, response: HttpResponse) -> None:

@@ -10,6 +10,9 @@ Figures:
   the clock is the host's, sandboxes share it). The client is one asyncio task per invocation on
   pre-opened connections sending one pre-signed request, so the measurement is not the client's own
   cost (100 Python threads signing with botocore spend a good part of the same 2 cores).
+  Alongside: the host's busy cores over the burst and the CPU milliseconds per new environment that
+  implies (a burst on 2 cores is CPU-bound: the rate is about cores / CPU per environment, and CPU
+  spent by other processes on a shared host shows up here instead of as an unexplained low rate).
 - density: proportional set size (PSS, /proc/<pid>/smaps_rollup) of every process of each idle warm
   Python environment, found through the sandboxes' cgroups; and how many such environments fit in
   2 GiB.
@@ -21,6 +24,7 @@ import asyncio
 import concurrent.futures
 import io
 import json
+import os
 import statistics
 import tempfile
 import threading
@@ -156,18 +160,70 @@ async def _async_burst(endpoint: str, name: str, size: int, sleep_s: float) -> t
     return started, results
 
 
+def _host_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole host since boot, from /proc/stat (Linux; zeros elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    idle = sum(fields[3:5])  # idle + iowait
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+class _CpuSampler:
+    """Host CPU use sampled every `interval_s`, so that a window known only afterwards (the burst, up to
+    the last start) can be measured. Why: a scale-out burst on two cores is CPU-bound, and on a shared
+    machine other processes' CPU shows up as a lower rate; this tells the two apart."""
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self.samples: list[tuple[float, float, float]] = []  # (wall clock, busy s, total s)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), *_host_cpu()))
+            self._stop.wait(self._interval_s)
+
+    def __enter__(self) -> _CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def busy_cores(self, start: float, end: float) -> float:
+        """Average number of busy cores between two wall-clock times (0 when not measurable)."""
+        # The smallest sampled span that covers the window: the last sample at or before its start,
+        # the first at or after its end.
+        before = [s for s in self.samples if s[0] <= start][-1:]
+        after = [s for s in self.samples if s[0] >= end][:1]
+        if not before or not after or after[0][2] <= before[0][2]:
+            return 0.0
+        cores = os.cpu_count() or 1
+        return cores * (after[0][1] - before[0][1]) / (after[0][2] - before[0][2])
+
+
 def burst_rate(endpoint: str, name: str, size: int, sleep_s: float = BURST_SLEEP_S) -> dict[str, float]:
     """Scale-out: `size` concurrent invocations of a fresh STAMP function; new environments per second
-    until the last invocation started."""
+    until the last invocation started. Also the host's busy cores over that window and the CPU time per
+    new environment it implies (every process on the host, Hearth's and anyone else's)."""
     before = _health(endpoint)["environments"]
-    started, results = asyncio.run(_async_burst(endpoint, name, size, sleep_s))
+    with _CpuSampler() as cpu:
+        started, results = asyncio.run(_async_burst(endpoint, name, size, sleep_s))
     after = _health(endpoint)["environments"]
     ok = [r for r in results if isinstance(r, dict) and "started" in r]
     new = int(after["cold_starts"]) - int(before["cold_starts"])
     last = max((r["started"] for r in ok), default=started) - started
+    busy = cpu.busy_cores(started, started + last)
     return {"invocations": size, "errors": size - len(ok), "new_environments": new, "last_started_s": last,
             "environments_per_s": new / max(last, 1e-3),
-            "parallel_inits_peak": float(after.get("parallel_inits_peak", 0))}
+            "parallel_inits_peak": float(after.get("parallel_inits_peak", 0)),
+            "host_busy_cores": busy, "host_cpu_ms_per_environment": busy * last * 1000 / max(new, 1)}
 
 
 def _pss_kib(pid: int) -> int:

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
+from hearth.asgi import BodyTooLarge, read_body
 from hearth.aws.errors import AwsError
 from hearth.aws.keys import KeyStore
 from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
@@ -85,8 +86,6 @@ def match(scope: Scope) -> tuple[str, str | None, str] | None:
     return None
 
 
-class _TooLarge(Exception):
-    pass
 
 
 class UrlFront:
@@ -114,8 +113,8 @@ class UrlFront:
             return
         folded = _fold(headers)
         try:
-            body = await _read_body(receive, folded, BODY_LIMIT)
-        except _TooLarge:
+            body = await read_body(receive, folded, BODY_LIMIT)
+        except BodyTooLarge:
             await _answer(send, HttpAnswer(413, [("content-type", "application/json"), *base], TOO_LARGE))
             return
         method: str = scope["method"]
@@ -307,26 +306,6 @@ def _fold(headers: Headers) -> dict[str, str]:
         out[key] = f"{out[key]},{v}" if key in out else v
     return out
 
-
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk: bytes = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
 
 
 async def _start(send: Send, status: int, headers: Headers) -> None:
