@@ -10,6 +10,7 @@ Figures (all end to end through the HTTP API with one botocore client):
 from __future__ import annotations
 
 import io
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -141,4 +142,5 @@ def run(runs: int = 20, warm_runs: int = 300, endpoint: str | None = None) -> di
         echo.stop()
         if hearth is not None:
             hearth.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # the servers' data and code
     return results

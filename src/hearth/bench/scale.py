@@ -25,6 +25,7 @@ import concurrent.futures
 import io
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import threading
@@ -297,4 +298,5 @@ def run(seconds: float = 2.0, burst_size: int = 100, density_envs: int = 20) -> 
     finally:
         echo.stop()
         hearth.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # the servers' data and code
     return results

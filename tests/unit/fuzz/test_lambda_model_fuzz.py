@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -157,6 +158,7 @@ def lambda_client() -> Iterator[Any]:
     store.close()
     loop.close()
     asyncio.set_event_loop(None)
+    shutil.rmtree(data, ignore_errors=True)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
