@@ -136,8 +136,8 @@ class Hearth:
         self.functions.add_listener(self._on_function_change)
         await self.functions.recover()
         # Asynchronous invocation: the durable event queue, its configs, the router's "lambda" handler.
-        if getattr(self, "router", None) is None:
-            self.router = DeliveryRouter()
+        # The router is how every component delivers to every other (queues, topics, functions, buses).
+        self.router = DeliveryRouter()
         self.event_configs = EventInvokeConfigStore(s.data_dir)
         self.functions.add_listener(self._on_function_change_async)
         self.async_queue = AsyncQueue(s.data_dir, self.invoker, self.functions, self.router,
@@ -164,8 +164,6 @@ class Hearth:
         lambda_providers += [FunctionUrlProvider(self.url_configs, self.functions, s.endpoint_url),
                              LambdaStreamProvider(self.functions, self.invoker)]
         self.url_front = UrlFront(s, self.keys, self.url_configs, self.functions, self.invoker)
-        if getattr(self, "router", None) is None:
-            self.router = DeliveryRouter()
         self.queues = QueueService(s.data_dir)
         self.router.register("sqs", SqsDelivery(self.queues))
         self.topics = TopicService(s.data_dir, self.router, s.endpoint_url)
