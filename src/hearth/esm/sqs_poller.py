@@ -34,6 +34,7 @@ from hearth.esm import batching
 from hearth.esm.model import RESULT_FUNCTION_FAILED, RESULT_FUNCTION_MISSING, RESULT_OK, Mapping
 from hearth.esm.target import Invoke
 from hearth.events import lineage
+from hearth.functions.names import function_arn, parse_function_ref
 from hearth.services.sqs.messages import lambda_record
 from hearth.services.sqs.queues import QueueService
 
@@ -249,7 +250,8 @@ class SqsPoller:
                 self._delete(stopped)
         kept = [r for r in records if r not in stopped]
         kept_headers = [h for r in kept if (h := headers[r["messageId"]])]
-        arn = ":".join(m.function_arn.split(":")[:7])
+        ref = parse_function_ref(m.function_arn)
+        arn = function_arn(ref.region or m.region, ref.account or m.account, ref.name)
         return kept, (max(kept_headers, key=lambda h: lineage.hops(h, arn)) if kept_headers else None)
 
     def _has_redrive(self) -> bool:

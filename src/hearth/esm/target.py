@@ -17,7 +17,9 @@ from typing import Protocol
 
 from hearth.aws.errors import AwsError
 from hearth.events import lineage
+from hearth.functions import names
 from hearth.functions.model import FunctionVersion
+from hearth.functions.names import parse_function_ref
 from hearth.functions.service import FunctionService
 from hearth.invoke.invoker import Invoker
 
@@ -56,9 +58,11 @@ class PlatformInvoke:
     def stops_loop(self, account: str, region: str, function_arn: str, trace_header: str | None) -> bool:
         """Whether running the function for a record with this trace header would be its 17th run in
         one chain (and the function does not allow recursive loops)."""
-        if not trace_header or not lineage.is_loop(trace_header, _unqualified(function_arn)):
+        ref = parse_function_ref(function_arn)
+        unqualified = names.function_arn(ref.region or region, ref.account or account, ref.name)
+        if not trace_header or not lineage.is_loop(trace_header, unqualified):
             return False
-        return not self._recursion_allowed(account, region, function_name(function_arn))
+        return not self._recursion_allowed(account, region, ref.name)
 
     async def traced(self, account: str, region: str, function_arn: str, payload: bytes,
                      trace_header: str | None) -> InvokeResult:
@@ -91,11 +95,3 @@ class PlatformInvoke:
             return InvokeResult(f'{{"errorType": "{err.code}"}}'.encode(), "Unhandled", fv.version)
         return InvokeResult(outcome.payload, outcome.function_error, outcome.executed_version, outcome.request_id)
 
-
-def _unqualified(function_arn: str) -> str:
-    parts = function_arn.split(":")
-    return ":".join(parts[:7])
-
-
-def function_name(function_arn: str) -> str:
-    return function_arn.split(":")[6] if function_arn.startswith("arn:") else function_arn

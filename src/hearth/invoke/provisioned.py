@@ -26,6 +26,7 @@ from pathlib import Path
 from hearth.aws.errors import AwsError
 from hearth.functions.config import aws_timestamp
 from hearth.functions.model import FunctionVersion
+from hearth.functions.names import function_arn
 from hearth.invoke.environment import Environment, InitFailure
 from hearth.invoke.launch import LaunchError
 from hearth.invoke.limiter import ConcurrencyLimiter
@@ -61,7 +62,7 @@ class ProvisionedConfig:
 
     @property
     def function_arn(self) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function_name}"
+        return function_arn(self.region, self.account, self.function_name)
 
     @property
     def qualified_arn(self) -> str:
@@ -379,8 +380,8 @@ class ProvisionedManager:
             version = self._target_version(allocation)
             if version is not None:
                 by_version[version] = by_version.get(version, 0) + allocation.config.requested
-        arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
-        self._limiter.set_provisioned(arn, account, region, self.total(account, region, name), by_version)
+        self._limiter.set_provisioned(function_arn(region, account, name), account, region,
+                                      self.total(account, region, name), by_version)
 
     # -- reading --------------------------------------------------------------------------------
 
