@@ -46,6 +46,8 @@ class Settings:
     log_level: str = "info"
     # How long idle environments are kept: "fixed" (keep_alive_s) or "adaptive" (learned per function).
     keep_alive_policy: str = "fixed"
+    # SnapStart for $LATEST too (Python): the inner development loop gets restored environments.
+    snapstart_latest: bool = False
     # Test knobs, never for production: make the async queue's clock (retry delays, event age) and the
     # event bus's schedule clock run this many times faster than wall time; override the retry delays.
     async_time_scale: float = 1.0
@@ -79,6 +81,8 @@ class Settings:
             values["account_concurrency"] = int(env["HEARTH_ACCOUNT_CONCURRENCY"])
         if "HEARTH_KEEP_ALIVE_POLICY" in env:
             values["keep_alive_policy"] = env["HEARTH_KEEP_ALIVE_POLICY"]
+        if "HEARTH_SNAPSTART_LATEST" in env:
+            values["snapstart_latest"] = env["HEARTH_SNAPSTART_LATEST"].strip().lower() in ("1", "true", "yes", "on")
         if "HEARTH_ASYNC_TIME_SCALE" in env:
             values["async_time_scale"] = float(env["HEARTH_ASYNC_TIME_SCALE"])
         if "HEARTH_ASYNC_RETRY_DELAYS" in env:

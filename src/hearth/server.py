@@ -119,7 +119,7 @@ class Hearth:
         policy_name = s.keep_alive_policy
         self.pool = EnvironmentPool(
             self.backend,
-            PoolConfig(keep_alive_s=s.keep_alive_s),
+            PoolConfig(keep_alive_s=s.keep_alive_s, snapstart_latest=s.snapstart_latest),
             credentials=self._credentials,
             endpoint_url=s.endpoint_url,
             start_aws_proxy=self._start_aws_proxy,
@@ -133,6 +133,11 @@ class Hearth:
         self.invoker = Invoker(self.pool, self.log_writer)
         self.invoker.limiter = self.limiter
         self.invoker.metrics = self.invoke_metrics
+        # SnapStart: versions wait for their snapshot while Pending; the templates' INIT logs are written
+        # like an invocation's.
+        self.functions.snapshot_applies = self.pool.snapshots.applies
+        self.functions.take_snapshot = self.pool.prepare_snapshot
+        self.pool.snapshots.write_logs = self.invoker.write_logs
         self.functions.add_listener(self._on_function_change)
         await self.functions.recover()
         # Asynchronous invocation: the durable event queue, its configs, the router's "lambda" handler.

@@ -1,13 +1,17 @@
 """Hostile function code cannot leave its sandbox: each test runs a probe inside a real function.
 
-The probes run as a Lambda handler (python3.11) and return what they observed; the assertions here
-decide. They need a server that isolates with namespaces and cgroups (skipped otherwise)."""
+The probes run as a Lambda handler and return what they observed; the assertions here decide. Every
+test runs twice: in environments started on demand (python3.11), and in environments restored from a
+SnapStart snapshot (python3.12, a published version), which must hold every property as well. They
+need a server that isolates with namespaces and cgroups (skipped otherwise)."""
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -96,25 +100,44 @@ def privileges(event):
             "hostname": _try(lambda: socket.sethostname("owned"))}
 
 def handler(event, context):
-    return globals()[event["probe"]](event)
+    return {"init": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
+            "result": globals()[event["probe"]](event)}
 '''
 
 
-@pytest.fixture(scope="module")
-def lam(isolated: HearthServer) -> Any:
+@dataclass
+class Target:
+    client: Any
+    mode: str  # "on-demand" or "snap-start"
+
+
+@pytest.fixture(scope="module", params=["on-demand", "snap-start"])
+def lam(isolated: HearthServer, request: pytest.FixtureRequest) -> Target:
     client = isolated.client("lambda")
+    mode: str = request.param
     for name in ("sec-probe", "sec-probe-other"):
-        create_function(client, name, {"app.py": PROBES}, Timeout=10, MemorySize=128)
-    return client
+        if mode == "on-demand":
+            create_function(client, f"{name}-{mode}", {"app.py": PROBES}, Timeout=10, MemorySize=128)
+            continue
+        create_function(client, f"{name}-{mode}", {"app.py": PROBES}, runtime="python3.12", Timeout=10,
+                        MemorySize=128, SnapStart={"ApplyOn": "PublishedVersions"})
+        client.publish_version(FunctionName=f"{name}-{mode}")
+        deadline = time.monotonic() + 60
+        while client.get_function_configuration(FunctionName=f"{name}-{mode}", Qualifier="1")["State"] != "Active":
+            assert time.monotonic() < deadline, "the snapshot was not taken"
+            time.sleep(0.05)
+    return Target(client, mode)
 
 
-def probe(lam: Any, name: str, **event: Any) -> Any:
-    resp, body = invoke_json(lam, name, {"probe": event.pop("probe"), **event})
+def probe(lam: Target, name: str, **event: Any) -> Any:
+    qualifier = {"Qualifier": "1"} if lam.mode == "snap-start" else {}
+    resp, body = invoke_json(lam.client, f"{name}-{lam.mode}", {"probe": event.pop("probe"), **event}, **qualifier)
     assert "FunctionError" not in resp, body
-    return body
+    assert body["init"] == lam.mode  # the environment really was started that way
+    return body["result"]
 
 
-def test_runs_unprivileged(lam: Any) -> None:
+def test_runs_unprivileged(lam: Target) -> None:
     found = probe(lam, "sec-probe", probe="identity")
     assert found["uid"] != 0 and found["euid"] != 0 and found["gid"] != 0
     assert 0 not in found["groups"]
@@ -122,7 +145,7 @@ def test_runs_unprivileged(lam: Any) -> None:
     assert found["no_new_privs"] == "1"
 
 
-def test_host_files_are_invisible_and_code_is_read_only(lam: Any, isolated: HearthServer) -> None:
+def test_host_files_are_invisible_and_code_is_read_only(lam: Target, isolated: HearthServer) -> None:
     found = probe(lam, "sec-probe", probe="files", data_dir=str(isolated.data_dir))
     for key in ("data_dir", "keys", "root_bashrc", "shadow", "host_proc_root"):
         assert not found[key]["ok"], (key, found[key])
@@ -132,13 +155,13 @@ def test_host_files_are_invisible_and_code_is_read_only(lam: Any, isolated: Hear
     assert found["write_tmp"]["ok"]
 
 
-def test_tmp_is_private_to_each_function(lam: Any) -> None:
+def test_tmp_is_private_to_each_function(lam: Target) -> None:
     token = "secret-" + os.urandom(6).hex()
     assert token in probe(lam, "sec-probe", probe="tmp_write", token=token)
     assert token not in probe(lam, "sec-probe-other", probe="tmp_list")
 
 
-def test_host_processes_are_invisible_and_unsignalable(lam: Any, isolated: HearthServer) -> None:
+def test_host_processes_are_invisible_and_unsignalable(lam: Target, isolated: HearthServer) -> None:
     assert isolated.proc is not None
     server_pid = isolated.proc.pid
     found = probe(lam, "sec-probe", probe="processes", server_pid=server_pid)
@@ -149,7 +172,7 @@ def test_host_processes_are_invisible_and_unsignalable(lam: Any, isolated: Heart
     assert isolated.health()["status"] == "running"
 
 
-def test_network_is_own_loopback_only(lam: Any, isolated: HearthServer) -> None:
+def test_network_is_own_loopback_only(lam: Target, isolated: HearthServer) -> None:
     other = socket.socket()
     other.bind(("127.0.0.1", 0))
     other.listen()
@@ -164,7 +187,7 @@ def test_network_is_own_loopback_only(lam: Any, isolated: HearthServer) -> None:
     assert not found["outside"]["ok"]
 
 
-def test_no_privileged_operations(lam: Any) -> None:
+def test_no_privileged_operations(lam: Target) -> None:
     found = probe(lam, "sec-probe", probe="privileges")
     assert found["mount"][0] == -1
     assert not found["setuid"]["ok"]
@@ -172,7 +195,7 @@ def test_no_privileged_operations(lam: Any) -> None:
     assert not found["hostname"]["ok"]
 
 
-def test_environments_are_separate(lam: Any) -> None:
+def test_environments_are_separate(lam: Target) -> None:
     # Two concurrent environments of one function each have their own /tmp and Runtime API.
     token = "conc-" + os.urandom(6).hex()
     with ThreadPoolExecutor(2) as pool:

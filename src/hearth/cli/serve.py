@@ -22,6 +22,9 @@ from hearth.config import Settings
               help="How functions are isolated (default auto: namespaces and cgroups when possible).")
 @click.option("--keep-alive", "keep_alive_s", type=float, default=None,
               help="Seconds an idle environment is kept warm (default 600).")
+@click.option("--snapstart-latest/--no-snapstart-latest", "snapstart_latest", default=None,
+              help="Restore $LATEST environments of Python functions from a snapshot of their INIT, as "
+                   "SnapStart does for published versions (default off; $HEARTH_SNAPSTART_LATEST=1).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 def serve(**options: object) -> None:
     """Start Hearth (the AWS API on http://HOST:PORT)."""

@@ -38,6 +38,7 @@ class FunctionVersion:
     architectures: tuple[str, ...] = ("x86_64",)
     layer_dirs: tuple[Path, ...] = field(default_factory=tuple)  # extracted layers, in order
     reserved_concurrency: int | None = None
+    snap_start_apply_on: str = "None"  # SnapStart.ApplyOn: "PublishedVersions" or "None"
 
     @property
     def qualified_arn(self) -> str:

@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import random
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from hearth.config import Settings
@@ -96,6 +97,11 @@ class FunctionService:
         self._listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        # SnapStart (set by the server, from the environment pool): whether a version is restored from
+        # a snapshot, and taking that snapshot (raises when INIT fails). A SnapStart version stays
+        # Pending until its snapshot is taken, as on AWS.
+        self.snapshot_applies: Callable[[FunctionVersion], bool] = lambda fv: False
+        self.take_snapshot: Callable[[FunctionVersion], Awaitable[None]] | None = None
 
     # -- listeners and the invoke path ------------------------------------------------------------
 
@@ -272,6 +278,7 @@ class FunctionService:
             system_log_level=cfg.system_log_level,
             architectures=cfg.architectures,
             layer_dirs=tuple(self._blobs.code_path(sha) for sha in cfg.layer_shas),
+            snap_start_apply_on=cfg.snap_start_apply_on,
         )
 
     # -- reads -------------------------------------------------------------------------------------
@@ -510,7 +517,7 @@ class FunctionService:
         number = self._store.last_version_number(latest.account_id, latest.region, latest.name)
         if number is None:
             raise errors.not_found(function_arn(latest.region, latest.account_id, latest.name))
-        pending = latest.busy
+        pending = latest.busy or self.snapshot_applies(self._to_fv(latest.replace(version="1")))
         version = latest.replace(
             version=str(number + 1),
             revision_id=new_revision(),
@@ -740,16 +747,20 @@ class FunctionService:
             log.exception("finishing %s failed", key)
             failure = ("InternalError", f"Hearth could not prepare the function's code: {exc}")
         # Something may have changed while we were extracting; the CAS below settles it.
+        active = cfg.replace(
+            state="Active",
+            state_reason=None,
+            state_reason_code=None,
+            last_update_status="Successful",
+            last_update_status_reason=None,
+            last_update_status_reason_code=None,
+            revision_id=new_revision(),
+        )
+        if failure is None and cfg.version != LATEST and self.take_snapshot is not None \
+                and self.snapshot_applies(self._to_fv(active)):
+            failure = await self._snapshot(active)
         if failure is None:
-            done = cfg.replace(
-                state="Active",
-                state_reason=None,
-                state_reason_code=None,
-                last_update_status="Successful",
-                last_update_status_reason=None,
-                last_update_status_reason_code=None,
-                revision_id=new_revision(),
-            )
+            done = active
         else:
             code, reason_text = failure
             done = cfg.replace(
@@ -772,6 +783,20 @@ class FunctionService:
         else:
             # A published version had no environments while Pending: nothing to retire.
             self._published[key] = fv
+
+    async def _snapshot(self, active: FunctionConfig) -> tuple[str, str] | None:
+        """Take a SnapStart version's snapshot (INIT once): None, or the version's failure."""
+        assert self.take_snapshot is not None
+        try:
+            await self.take_snapshot(self._to_fv(active))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error_type = getattr(exc, "error_type", type(exc).__name__)
+            message = _init_error_message(getattr(exc, "payload", b""))
+            reason = f"The function's snapshot could not be created: INIT failed with {error_type}"
+            return ("FunctionError", f"{reason}: {message}" if message else reason)
+        return None
 
     # -- start and stop ----------------------------------------------------------------------------
 
@@ -857,3 +882,12 @@ def _to_row(cfg: FunctionConfig) -> VersionRow:
     )
 
 
+
+
+def _init_error_message(payload: object) -> str:
+    try:
+        doc = json.loads(payload) if isinstance(payload, bytes | str) and payload else {}
+    except ValueError:
+        return ""
+    message = doc.get("errorMessage") if isinstance(doc, dict) else None
+    return str(message) if message else ""

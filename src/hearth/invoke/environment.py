@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from hearth.invoke import logs
@@ -91,6 +91,10 @@ class RunResult:
 
 
 AwsProxyStarter = Callable[[Sandbox], "asyncio.Task[None] | None"]
+# Starts the sandbox of an environment in a way other than `backend.start(spec)`: a SnapStart clone of a
+# template, or a template itself. `until_ready`, when given, replaces "the runtime asked for its first
+# invocation" as the end of INIT (a template never asks: it waits for clone requests).
+Launcher = Callable[[SandboxSpec], Awaitable[Sandbox]]
 
 
 class Environment:
@@ -105,6 +109,10 @@ class Environment:
         log_stream: str,
         start_aws_proxy: AwsProxyStarter | None = None,
         on_dead: Callable[[Environment], None] | None = None,
+        launcher: Launcher | None = None,
+        until_ready: Callable[[Sandbox], Awaitable[bool]] | None = None,
+        restored: bool = False,
+        init_timeout_s: float = INIT_TIMEOUT_S,
     ) -> None:
         self.env_id = env_id
         self.spec = spec
@@ -116,6 +124,13 @@ class Environment:
         self.last_used = self.created_at
         self.invocations = 0
         self.init_duration_ms: float | None = None
+        # A SnapStart clone reports Restore Duration (whole restore) and Billed Restore Duration (the
+        # runtime's part: from its sandbox being ready to its first request) instead of Init Duration.
+        self.restored = restored
+        self.restore_ms: tuple[float, float] | None = None
+        self._launcher = launcher
+        self._until_ready = until_ready
+        self._init_timeout_s = init_timeout_s
         self._backend = backend
         self._start_aws_proxy = start_aws_proxy
         self._on_dead = on_dead
@@ -149,10 +164,14 @@ class Environment:
         """Start the sandbox and wait for INIT to finish. Raises InitFailure (environment is dead)."""
         started = time.perf_counter()
         try:
-            self._sandbox = await self._backend.start(self.spec)
+            if self._launcher is not None:
+                self._sandbox = await self._launcher(self.spec)
+            else:
+                self._sandbox = await self._backend.start(self.spec)
         except Exception:
             self._to(EnvState.DEAD)
             raise
+        sandbox_ready = time.perf_counter()
         sandbox = self._sandbox
         self._to(EnvState.INITIALIZING)
         self._tasks.append(asyncio.create_task(self._server.serve(sandbox.runtime_api_sock)))
@@ -165,7 +184,7 @@ class Environment:
         asyncio.get_running_loop().add_reader(self._output_fd, self._read_output)
         self._tasks.append(asyncio.create_task(self._watch_exit(sandbox)))
         try:
-            await asyncio.wait_for(self._channel.wait_initialized(), INIT_TIMEOUT_S)
+            await asyncio.wait_for(self._initialized(sandbox), self._init_timeout_s)
         except InitError as exc:
             await self._fail_init(exc.error_type, exc.payload)
         except RuntimeExited as exc:
@@ -174,11 +193,45 @@ class Environment:
         except TimeoutError:
             payload = json.dumps({
                 "errorType": "Sandbox.Timedout",
-                "errorMessage": f"INIT phase timed out after {INIT_TIMEOUT_S:.2f} seconds",
+                "errorMessage": f"INIT phase timed out after {self._init_timeout_s:.2f} seconds",
             }).encode()
             await self._fail_init("Sandbox.Timedout", payload)
-        self.init_duration_ms = (time.perf_counter() - started) * 1000
+        now = time.perf_counter()
+        if self.restored:
+            self.restore_ms = ((now - started) * 1000, (now - sandbox_ready) * 1000)
+        else:
+            self.init_duration_ms = (now - started) * 1000
         self._to(EnvState.READY)
+
+    async def _initialized(self, sandbox: Sandbox) -> None:
+        if self._until_ready is None:
+            await self._channel.wait_initialized()
+            return
+        # A template: ready when the runtime says so on its template socket; an INIT error or an exit
+        # on the Runtime API side ends the wait too.
+        ready = asyncio.ensure_future(self._until_ready(sandbox))
+        failed = asyncio.ensure_future(self._channel.wait_initialized())
+        try:
+            done, _ = await asyncio.wait({ready, failed}, return_when=asyncio.FIRST_COMPLETED)
+            if failed in done:
+                failed.result()  # raises InitError or RuntimeExited
+            if ready in done and not ready.result():
+                await failed  # the template went away: the exit (or error) arrives there
+        finally:
+            ready.cancel()
+            failed.cancel()
+
+    def take_init_log(self) -> list[tuple[int, str]]:
+        """What the runtime wrote during INIT, for an environment that serves no invocation itself (a
+        SnapStart template): its log events, once."""
+        self._drain_output()
+        capture, self._capture = self._capture, logs.LogCapture()
+        capture.close()
+        return capture.events
+
+    @property
+    def sandbox(self) -> Sandbox | None:
+        return self._sandbox
 
     async def _fail_init(self, error_type: str, payload: bytes) -> None:
         self._drain_output()
@@ -195,6 +248,7 @@ class Environment:
             self.thaw()
         self._to(EnvState.INVOKING)
         init_ms, self.init_duration_ms = self.init_duration_ms, None  # reported once, on the cold start
+        restore_ms, self.restore_ms = self.restore_ms, None
         init_capture, self._capture = self._capture, logs.LogCapture()
         init_capture.close()
         capture = self._capture
@@ -234,7 +288,7 @@ class Environment:
         capture.add(logs.end_line(invocation.request_id))
         capture.add(logs.report_line(
             invocation.request_id, duration_ms=duration_ms, memory_mb=self.memory_mb,
-            max_memory_used_mb=max_used, init_duration_ms=init_ms, status=status,
+            max_memory_used_mb=max_used, init_duration_ms=init_ms, status=status, restore_ms=restore_ms,
             error_type=result.error_type if status else None,
         ))
         events = init_capture.events + capture.events

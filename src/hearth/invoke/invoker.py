@@ -102,7 +102,7 @@ class Invoker:
         except InitFailure as failure:
             self.errors += 1
             events = [*failure.init_log, (int(time.time() * 1000), logs.init_report_line(failure.error_type))]
-            self._write_logs(fv, f"{logs.log_stream_name(fv.version, uuid.uuid4().hex)}", events)
+            self.write_logs(fv, f"{logs.log_stream_name(fv.version, uuid.uuid4().hex)}", events)
             return InvokeOutcome(request_id, failure.payload, "Unhandled", failure.error_type, fv.version,
                                  logs.tail(events) if tail else None, 0.0, True)
         except LaunchError as exc:
@@ -122,7 +122,7 @@ class Invoker:
             run = await env.invoke(invocation, float(fv.timeout_s))
         finally:
             self._pool.release(fv, env)
-        self._write_logs(fv, env.log_stream, run.events)
+        self.write_logs(fv, env.log_stream, run.events)
         error_type = run.result.error_type
         if error_type is not None:
             self.errors += 1
@@ -151,7 +151,7 @@ class Invoker:
         except Exception:
             log.exception("event invocation %s of %s failed", request_id, fv.function_arn)
 
-    def _write_logs(self, fv: FunctionVersion, stream: str, events: list[tuple[int, str]]) -> None:
+    def write_logs(self, fv: FunctionVersion, stream: str, events: list[tuple[int, str]]) -> None:
         group = fv.effective_log_group
         try:
             self._logs.ensure_group(fv.account_id, fv.region, group)

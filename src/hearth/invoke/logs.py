@@ -76,6 +76,7 @@ def report_line(
     init_duration_ms: float | None = None,
     status: str | None = None,
     error_type: str | None = None,
+    restore_ms: tuple[float, float] | None = None,
 ) -> str:
     # AWS bills in 1 ms increments, rounding the duration up.
     billed = max(1, math.ceil(duration_ms))
@@ -85,6 +86,9 @@ def report_line(
     )
     if init_duration_ms is not None:
         line += f"Init Duration: {init_duration_ms:.2f} ms\t"
+    if restore_ms is not None:  # SnapStart: (Restore Duration, Billed Restore Duration)
+        billed_restore = max(1, math.ceil(restore_ms[1]))
+        line += f"Restore Duration: {restore_ms[0]:.2f} ms\tBilled Restore Duration: {billed_restore} ms\t"
     if status is not None:
         line += f"Status: {status}\t"
         if error_type:

@@ -38,8 +38,9 @@ from typing import Any
 
 from hearth.functions.model import FunctionVersion
 from hearth.invoke import launch, logs
-from hearth.invoke.environment import Environment, EnvState
+from hearth.invoke.environment import INIT_TIMEOUT_S, Environment, EnvState, Launcher
 from hearth.invoke.keepalive import FixedKeepAlive, KeepAlivePolicy, Window
+from hearth.invoke.snapshot import SnapshotTemplates
 from hearth.observability.metrics import InvokeMetrics
 from hearth.sandbox.types import IsolationBackend, Sandbox
 
@@ -68,6 +69,7 @@ class PoolConfig:
     freeze_after_s: float = 0.02  # idle time before an environment is frozen
     max_parallel_inits: int = 0  # 0: default_parallel_inits()
     cpu_after_init: bool = True  # full CPU during INIT, then the proportional share
+    snapstart_latest: bool = False  # restore $LATEST environments from a snapshot too (dev loop)
 
 
 _SLOT = object()  # handed to a waiter: "an INIT slot is yours"
@@ -124,6 +126,8 @@ class EnvironmentPool:
         self.provisioned_starts = 0  # invocations served by a provisioned environment
         self._provisioned_idle: dict[PoolKey, list[Environment]] = {}
         self._provisioned_ids: set[str] = set()
+        self.snapshots = SnapshotTemplates(backend, self._new_env, latest=config.snapstart_latest)
+        self.restored_starts = 0  # cold starts restored from a snapshot
 
     @property
     def isolated(self) -> bool:
@@ -207,7 +211,10 @@ class EnvironmentPool:
                 return  # the slot stays counted: the waiter owns it now
         self._creating -= 1
 
-    async def _create(self, fv: FunctionVersion, initialization_type: str = "on-demand") -> Environment:
+    def _new_env(self, fv: FunctionVersion, initialization_type: str, launcher: Launcher | None = None,
+                 until_ready: Callable[[Sandbox], Any] | None = None, restored: bool = False,
+                 init_timeout_s: float = INIT_TIMEOUT_S) -> Environment:
+        """An environment of `fv`, not started yet (also how snapshot templates are made)."""
         env_id = uuid.uuid4().hex
         stream = logs.log_stream_name(fv.version, env_id)
         spec = launch.build_spec(
@@ -215,20 +222,39 @@ class EnvironmentPool:
             endpoint_url=self._endpoint_url if not self.isolated else "http://127.0.0.1:4566",
             isolated=self.isolated, initialization_type=initialization_type,
         )
-        env = Environment(
+        return Environment(
             env_id=env_id, spec=spec, backend=self._backend, version=fv.version, memory_mb=fv.memory_mb,
             log_stream=stream, start_aws_proxy=self._start_aws_proxy, on_dead=self._forget,
+            launcher=launcher, until_ready=until_ready, restored=restored, init_timeout_s=init_timeout_s,
         )
-        self._all[env_id] = env
-        self._keys[env_id] = pool_key(fv)
-        self._fvs[pool_key(fv)] = fv
+
+    async def _create(self, fv: FunctionVersion, initialization_type: str = "on-demand") -> Environment:
+        key = pool_key(fv)
+        if initialization_type == "on-demand" and self.snapshots.applies(fv):
+            template = await self.snapshots.template(fv, key)  # raises InitFailure
+            env = self._new_env(fv, "snap-start", self.snapshots.launcher(template), restored=True)
+            self.snapshots.clone_started(template, env.env_id)
+            self.restored_starts += 1
+        else:
+            env = self._new_env(fv, initialization_type)
+        self._all[env.env_id] = env
+        self._keys[env.env_id] = key
+        self._fvs[key] = fv
         await env.start()  # raises InitFailure; the environment is then dead and forgotten
         if self._metrics is not None and env.init_duration_ms is not None:
             self._metrics.init_duration.observe(env.init_duration_ms / 1000,
                                                 self._metrics.labels(fv.name, fv.version))
+        if self._metrics is not None and env.restore_ms is not None:
+            self._metrics.restore_duration.observe(env.restore_ms[0] / 1000,
+                                                   self._metrics.labels(fv.name, fv.version))
         if self._config.cpu_after_init:
-            _set_cpu(env, spec.cpu_fraction)
+            _set_cpu(env, env.spec.cpu_fraction)
         return env
+
+    async def prepare_snapshot(self, fv: FunctionVersion) -> None:
+        """Take `fv`'s snapshot now (PublishVersion of a SnapStart version). Raises InitFailure."""
+        if self.snapshots.applies(fv):
+            await self.snapshots.template(fv, pool_key(fv))
 
     def release(self, fv: FunctionVersion, env: Environment) -> None:
         """Give an environment back after an invocation: kept warm (frozen) if it is healthy."""
@@ -272,6 +298,7 @@ class EnvironmentPool:
         task.add_done_callback(self._tasks.discard)
 
     def _forget(self, env: Environment) -> None:
+        self.snapshots.clone_gone(env.env_id)
         self._all.pop(env.env_id, None)
         self._keep_until.pop(env.env_id, None)
         self._provisioned_ids.discard(env.env_id)
@@ -329,6 +356,7 @@ class EnvironmentPool:
             del self._idle[key]
         for key in [k for k in self._prewarm if doomed_key(k)]:
             del self._prewarm[key]
+        self.snapshots.retire(doomed_key)
         if keep_revision is None and version is None:
             for key in {k for k in self._keys.values() if k[0] == function_arn}:
                 self.policy.forget(_policy_key(key))
@@ -408,6 +436,7 @@ class EnvironmentPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reclaimer
         await asyncio.gather(*(env.shutdown() for env in list(self._all.values())), return_exceptions=True)
+        await self.snapshots.close()
         self._idle.clear()
         self._provisioned_idle.clear()
 
@@ -430,6 +459,8 @@ class EnvironmentPool:
             "provisioned_idle": sum(len(v) for v in self._provisioned_idle.values()),
             "provisioned_starts": self.provisioned_starts,
             "keep_alive_policy": self.policy.name,
+            "restored_starts": self.restored_starts,
+            "snapshots": self.snapshots.statistics(),
         }
 
     def environments(self) -> list[Environment]:

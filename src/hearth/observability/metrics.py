@@ -252,6 +252,8 @@ class InvokeMetrics:
         self.duration = r.histogram("hearth_duration_seconds", "Time spent running the function (Lambda: Duration).")
         self.cold_starts = r.counter("hearth_cold_starts_total", "Invocations that needed a new environment.")
         self.init_duration = r.histogram("hearth_init_duration_seconds", "INIT phase of new environments.")
+        self.restore_duration = r.histogram("hearth_restore_duration_seconds",
+                                            "Restores of new environments from a SnapStart snapshot.")
         self.concurrent = r.gauge("hearth_concurrent_executions",
                                   "Invocations running now (Lambda: ConcurrentExecutions).")
         self.environments = r.gauge("hearth_environments", "Execution environments by state.")

@@ -167,6 +167,18 @@ async def _recv(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     return message, list(fds)
 
 
+def _clone_init_pid(group: Cgroup) -> int:
+    """The host pid of a clone's init (pid 1 of its namespace), found among its cgroup's processes."""
+    for pid in group.pids():
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    if line.split()[-1] == "1":
+                        return pid
+                    break
+    raise SandboxStartError("the clone's init process is gone")
+
+
 class Zygote:
     """One pre-started interpreter (see zygote.py) and the socket to it."""
 
@@ -249,6 +261,7 @@ class NamespaceSandbox:
     _status: asyncio.Task[int] = field(init=False)
     _final_stats: SandboxStats | None = None
     _killed: bool = False
+    template_sock: socket.socket | None = None  # a SnapStart template's socket for clone requests
 
     def __post_init__(self) -> None:
         self._status = asyncio.ensure_future(self._watch())
@@ -303,7 +316,7 @@ class NamespaceSandbox:
             self._final_stats = SandboxStats(0, False)
         if not self._cgroup.destroy():
             self._backend.remove_later(self._cgroup)
-        for s in (self.runtime_api_sock, self.aws_api_sock):
+        for s in (self.runtime_api_sock, self.aws_api_sock, self.template_sock):
             if s is not None:
                 with contextlib.suppress(OSError):
                     s.close()
@@ -466,40 +479,62 @@ class NamespaceBackend:
             "nofile": NOFILE_LIMIT,
         }
 
-    async def start(self, spec: SandboxSpec) -> NamespaceSandbox:
+    async def start(self, spec: SandboxSpec, *, template: bool = False) -> NamespaceSandbox:
+        """Start a sandbox. A `template` (SnapStart) runs INIT and then waits for clone requests on
+        its `template_sock` (see `template_ready` and `clone`); it needs a Python zygote."""
         if self._closed:
             raise SandboxStartError("the namespace backend is closed")
         zygote, python_fork = await self._zygote_for(spec)
-        self._counter += 1
-        group = self._tree.create(
-            f"{spec.env_id[:40]}-{self._counter}",
-            Limits(spec.memory_mb << 20, max(spec.cpu_fraction, init_cpu_fraction()), spec.pids_limit),
-        )
+        if template and not python_fork:
+            raise SandboxStartError("a snapshot template needs the Python runtime's zygote")
+        group = self._new_group(spec)
         try:
-            return await self._start_in(zygote, spec, group, python_fork)
+            return await self._start_in(zygote, spec, group, python_fork, template)
         except BaseException:
             if not group.destroy():
                 self.remove_later(group)
             raise
 
-    async def _start_in(self, zygote: Zygote, spec: SandboxSpec, group: Cgroup, python_fork: bool
-                        ) -> NamespaceSandbox:
+    def _new_group(self, spec: SandboxSpec) -> Cgroup:
+        self._counter += 1
+        return self._tree.create(
+            f"{spec.env_id[:40]}-{self._counter}",
+            Limits(spec.memory_mb << 20, max(spec.cpu_fraction, init_cpu_fraction()), spec.pids_limit),
+        )
+
+    async def _start_in(self, zygote: Zygote, spec: SandboxSpec, group: Cgroup, python_fork: bool,
+                        template: bool) -> NamespaceSandbox:
         request = self._request(spec, group, python_fork)
         ctl, ctl_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        tmpl, tmpl_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) if template else (None, None)
         out_r, out_w = os.pipe()
+        fds = [ctl_theirs.fileno(), out_w] + ([tmpl_theirs.fileno()] if tmpl_theirs is not None else [])
         try:
             try:
-                zygote.send(request, [ctl_theirs.fileno(), out_w])
+                zygote.send(request, fds)
             except OSError:  # the zygote died since we last used it: restart it once
                 zygote = await self._zygote(zygote.python, zygote.bootstrap)
-                zygote.send(request, [ctl_theirs.fileno(), out_w])
+                zygote.send(request, fds)
         except BaseException:
             ctl.close()
             os.close(out_r)
+            if tmpl is not None:
+                tmpl.close()
             raise
         finally:
             ctl_theirs.close()
             os.close(out_w)
+            if tmpl_theirs is not None:
+                tmpl_theirs.close()
+        sandbox = await self._setup_done(spec, group, ctl, out_r)
+        if tmpl is not None:
+            tmpl.setblocking(False)
+            sandbox.template_sock = tmpl
+        return sandbox
+
+    async def _setup_done(self, spec: SandboxSpec, group: Cgroup, ctl: socket.socket, out_r: int,
+                          *, clone: bool = False) -> NamespaceSandbox:
+        """Wait for a sandbox's (or clone's) setup to report and wrap it; closes ctl and out_r on failure."""
         ctl.setblocking(False)
         try:
             try:
@@ -511,18 +546,82 @@ class NamespaceBackend:
                     os.close(fd)
                 reason = (message or {}).get("error", "the sandbox setup process died")
                 raise SandboxStartError(str(reason))
+            pid = _clone_init_pid(group) if clone else int(message["pid"])
         except BaseException:
             ctl.close()
             os.close(out_r)
             raise
         if log.isEnabledFor(logging.DEBUG) and isinstance(message.get("trace"), list):
-            log.debug("sandbox %s setup (ms since the zygote forked): %s", spec.env_id, ", ".join(
+            log.debug("sandbox %s setup (ms since the fork): %s", spec.env_id, ", ".join(
                 f"{step} {(t - message['trace'][0][1]) * 1000:.1f}" for step, t in message["trace"]))
         runtime_sock = socket.socket(fileno=fds[0])
         aws_sock = socket.socket(fileno=fds[1])
-        sandbox = NamespaceSandbox(int(message["pid"]), runtime_sock, aws_sock, out_r, ctl, group, self)
+        sandbox = NamespaceSandbox(pid, runtime_sock, aws_sock, out_r, ctl, group, self)
         self._live.add(sandbox)
         return sandbox
+
+    # -- SnapStart ------------------------------------------------------------------------------
+
+    async def template_ready(self, template: NamespaceSandbox) -> bool:
+        """Wait until a template's runtime has run INIT and its before-snapshot hooks (True), or has
+        gone away (False)."""
+        if template.template_sock is None:
+            return False
+        message, fds = await _recv(template.template_sock)
+        for fd in fds:
+            os.close(fd)
+        return bool(message and message.get("ready"))
+
+    async def clone(self, template: NamespaceSandbox, spec: SandboxSpec) -> NamespaceSandbox:
+        """A new sandbox forked from a ready template: the template's memory copy-on-write, with its
+        own cgroup, namespaces, /tmp, listeners, output and environment variables (from `spec`)."""
+        if self._closed:
+            raise SandboxStartError("the namespace backend is closed")
+        if template.template_sock is None or template._killed:
+            raise SandboxStartError("the snapshot template is gone")
+        group = self._new_group(spec)
+        ctl: socket.socket | None = None
+        out_r = -1
+        handed_over = False  # from then on, _setup_done owns ctl and out_r
+        try:
+            env = dict(spec.env)
+            env["AWS_LAMBDA_RUNTIME_API"] = f"127.0.0.1:{RUNTIME_API_PORT}"
+            self._counter += 1
+            request = {
+                "hostname": f"169.254.{(self._counter >> 8) % 256}.{self._counter % 256}",
+                "env": env,
+                "tmp_mb": max(1, spec.tmp_mb),
+                "shm_mb": min(SHM_MB, max(1, spec.memory_mb)),
+                "listen": [["127.0.0.1", RUNTIME_API_PORT], ["127.0.0.1", AWS_API_PORT]],
+            }
+            ctl, ctl_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            out_r, out_w = os.pipe()
+            # Opened here, as root: the clone (the sandbox user, no capabilities) joins its cgroups
+            # by writing to these, which the kernel checks against the opener's credentials.
+            procs = [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in group.procs_files]
+            try:
+                data = json.dumps(request).encode()
+                template.template_sock.sendmsg(
+                    [data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                              array.array("i", [ctl_theirs.fileno(), out_w, *procs]).tobytes())])
+            except OSError as exc:
+                raise SandboxStartError(f"the snapshot template is gone ({exc})") from exc
+            finally:
+                ctl_theirs.close()
+                os.close(out_w)
+                for fd in procs:
+                    os.close(fd)
+            handed_over = True
+            return await self._setup_done(spec, group, ctl, out_r, clone=True)
+        except BaseException:
+            if not handed_over:
+                if ctl is not None:
+                    ctl.close()
+                if out_r >= 0:
+                    os.close(out_r)
+            if not group.destroy():
+                self.remove_later(group)
+            raise
 
     def forget(self, sandbox: NamespaceSandbox) -> None:
         self._live.discard(sandbox)

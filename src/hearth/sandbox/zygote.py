@@ -75,6 +75,7 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY = 1
@@ -83,15 +84,21 @@ MS_NODEV = 4
 MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
+MS_NOEXEC = 8
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41}.get(platform.machine(), 155)
+SYS_CAPSET = {"x86_64": 126, "aarch64": 91, "arm64": 91}.get(platform.machine(), 126)
 SYS_CLOSE_RANGE = 436  # the same number on every architecture
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture (Linux 5.12+)
 AT_FDCWD = -100
@@ -100,6 +107,7 @@ MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
 MAX_MESSAGE = 1 << 20
+TEMPLATE_FD = 3  # in a SnapStart template's runtime: the socket clone requests arrive on
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                      signal.SIGUSR2)
 
@@ -270,7 +278,8 @@ def _setup(req: dict[str, Any]) -> None:
     _lo_up()
 
 
-def _sandbox_setup(zygote_sock: socket.socket, req: dict[str, Any], ctl: socket.socket, out_fd: int) -> NoReturn:
+def _sandbox_setup(zygote_sock: socket.socket, req: dict[str, Any], ctl: socket.socket, out_fd: int,
+                   template_fd: int | None) -> NoReturn:
     """S: runs in the zygote's fork; never returns."""
     code = 1
     try:
@@ -295,9 +304,11 @@ def _sandbox_setup(zygote_sock: socket.socket, req: dict[str, Any], ctl: socket.
             os._exit(1)
         pid = os.fork()
         if pid == 0:
-            _init(req, ctl, out_fd, listeners, root)
+            _init(req, ctl, out_fd, listeners, root, template_fd)
         ctl.close()
         os.close(out_fd)
+        if template_fd is not None:
+            os.close(template_fd)
         for s in listeners:
             s.close()
         while True:
@@ -312,12 +323,13 @@ def _sandbox_setup(zygote_sock: socket.socket, req: dict[str, Any], ctl: socket.
     os._exit(code)
 
 
-def _init(req: dict[str, Any], ctl: socket.socket, out_fd: int, listeners: list[socket.socket], root: str) -> NoReturn:
+def _init(req: dict[str, Any], ctl: socket.socket, out_fd: int, listeners: list[socket.socket], root: str,
+          template_fd: int | None) -> NoReturn:
     """I: pid 1 of the sandbox's pid namespace; never returns."""
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         host_pid = int(os.readlink("/proc/self"))  # the host's procfs still names us by our host pid
-        _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | 8)  # 8 = MS_NOEXEC
+        _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         os.chdir(root)
         _check(_libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
         _check(_libc.umount2(b".", MNT_DETACH), "detach the old root")
@@ -332,8 +344,10 @@ def _init(req: dict[str, Any], ctl: socket.socket, out_fd: int, listeners: list[
         ctl.close()
         for s in listeners:
             s.close()
-        _runtime(req, out_fd)
+        _runtime(req, out_fd, template_fd)
     os.close(out_fd)
+    if template_fd is not None:
+        os.close(template_fd)
     try:
         req["trace"].append(["runtime forked", time.monotonic()])
         send_msg(ctl, {"pid": host_pid, "trace": req["trace"]}, tuple(s.fileno() for s in listeners))
@@ -341,15 +355,7 @@ def _init(req: dict[str, Any], ctl: socket.socket, out_fd: int, listeners: list[
         os._exit(1)
     for s in listeners:
         s.close()
-
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(runtime, signum)
-        except OSError:
-            pass
-
-    for sig in FORWARDED_SIGNALS:
-        signal.signal(sig, forward)
+    _forward_signals(runtime)
     try:
         os.setgroups([])
         os.setresgid(req["gid"], req["gid"], req["gid"])
@@ -358,6 +364,22 @@ def _init(req: dict[str, Any], ctl: socket.socket, out_fd: int, listeners: list[
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
     except (OSError, SetupError):
         os.kill(runtime, signal.SIGKILL)
+    _supervise(ctl, runtime)
+
+
+def _forward_signals(runtime: int) -> None:
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(runtime, signum)
+        except OSError:
+            pass
+
+    for sig in FORWARDED_SIGNALS:
+        signal.signal(sig, forward)
+
+
+def _supervise(ctl: socket.socket, runtime: int) -> NoReturn:
+    """Init's life after setup: reap every orphan, report the runtime's exit status, then exit."""
     status = 0
     while True:
         try:
@@ -395,7 +417,7 @@ def _close_fds_from(low: int) -> None:
                 pass
 
 
-def _runtime(req: dict[str, Any], out_fd: int) -> NoReturn:
+def _runtime(req: dict[str, Any], out_fd: int, template_fd: int | None) -> NoReturn:
     """R: becomes the runtime; never returns."""
     try:
         os.setsid()
@@ -411,7 +433,12 @@ def _runtime(req: dict[str, Any], out_fd: int) -> NoReturn:
         os.dup2(null, 0)
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
-        _close_fds_from(3)
+        if template_fd is not None:  # a SnapStart template keeps its socket to the server as fd 3
+            if template_fd != TEMPLATE_FD:
+                os.dup2(template_fd, TEMPLATE_FD)
+            _close_fds_from(TEMPLATE_FD + 1)
+        else:
+            _close_fds_from(3)
         os.setgroups([])
         os.setresgid(req["gid"], req["gid"], req["gid"])
         os.setresuid(req["uid"], req["uid"], req["uid"])
@@ -423,6 +450,8 @@ def _runtime(req: dict[str, Any], out_fd: int) -> NoReturn:
     env: dict[str, str] = req["env"]
     argv: list[str] = req["argv"]
     if req.get("python_fork") and _bootstrap is not None:
+        if template_fd is not None:
+            _bootstrap._snapshot = lambda: _template(req)
         _run_bootstrap(env, argv)
     _exec(argv, env)
 
@@ -493,6 +522,266 @@ def _run_bootstrap(env: dict[str, str], argv: list[str]) -> NoReturn:
     os._exit(code & 0xFF)
 
 
+# -- SnapStart: templates and their clones ----------------------------------------------------------
+#
+# A template is an ordinary sandbox whose runtime ran INIT (and the before-snapshot hooks) and then,
+# instead of asking for an invocation, calls `_template`: it waits on TEMPLATE_FD for clone requests.
+# Each request forks the template; the fork becomes a new environment with the INIT'd heap shared
+# copy-on-write. The template runs as the sandbox user with no capabilities, so a clone isolates
+# itself with a user namespace of its own (uid and gid mapped to themselves, nothing else):
+#
+#   template ─fork→ C (joins its cgroups through the fds the server opened, user namespace, then new
+#                      mount/uts/ipc/net/pid/cgroup namespaces; lo, listeners, a fresh /tmp)
+#                     ─fork→ I' (pid 1 of the clone's pid namespace: fresh /proc, reaps, reports)
+#                              ─fork→ R' (drops every capability; returns into the runtime)
+#
+# Messages on the template socket: template → server {"ready": true} once; server → template a clone
+# request {"hostname", "env", "tmp_mb", "shm_mb", "listen", "uid", "gid"} with fds
+# [ctl, output, cgroup.procs...]. On `ctl` the clone answers as a sandbox does ({"pid": 0} + listeners,
+# {"error"}, {"exit"}); the server finds the clone's host pids in its cgroup.
+# Everything inherited from the template stays mapped read-only or copy-on-write; what is private to
+# a clone: its pids, network (the Runtime API and AWS proxy listeners), hostname, /tmp and /dev/shm
+# (/tmp starts as a copy of the template's), cgroup, stdout, log stream and environment variables.
+# Sockets the template's INIT opened are replaced by /dev/null in each clone (a connection cannot be
+# shared by several environments; clients reconnect, as after an AWS restore).
+
+def _write_file(path: str, content: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, content.encode())
+    finally:
+        os.close(fd)
+
+
+def _drop_capabilities() -> None:
+    """No capability left in any set, and none that an exec could bring back."""
+    for cap in range(64):
+        if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            if ctypes.get_errno() == errno.EINVAL:  # past the kernel's last capability
+                break
+            raise SetupError(f"drop capability {cap}: {os.strerror(ctypes.get_errno())}")
+    _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = ctypes.create_string_buffer(struct.pack("Ii", LINUX_CAPABILITY_VERSION_3, 0))
+    data = ctypes.create_string_buffer(24)  # two sets of effective, permitted, inheritable: all zero
+    _check(_libc.syscall(SYS_CAPSET, header, data), "capset")
+
+
+def _copy_tree(src_fd: int, dst: str) -> None:
+    """Copy what the template left in /tmp into a clone's own /tmp (best effort: what cannot be read
+    is skipped, a template's /tmp is written by the function's own INIT)."""
+    for entry in os.scandir(src_fd):
+        path = os.path.join(dst, entry.name)
+        try:
+            if entry.is_symlink():
+                os.symlink(os.readlink(entry.name, dir_fd=src_fd), path)
+            elif entry.is_dir():
+                os.mkdir(path, entry.stat().st_mode & 0o7777)
+                sub = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=src_fd)
+                try:
+                    _copy_tree(sub, path)
+                finally:
+                    os.close(sub)
+            elif entry.is_file():
+                src = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=src_fd)
+                try:
+                    dst_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, entry.stat().st_mode & 0o7777)
+                    try:
+                        while True:
+                            chunk = os.read(src, 1 << 20)
+                            if not chunk:
+                                break
+                            os.write(dst_fd, chunk)
+                    finally:
+                        os.close(dst_fd)
+                finally:
+                    os.close(src)
+        except OSError:
+            continue
+
+
+def _private_tmp(tmp_mb: int, shm_mb: int) -> None:
+    old = os.open("/tmp", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(tmp_mb)}m,mode=1777")
+        _copy_tree(old, "/tmp")
+    finally:
+        os.close(old)
+    _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(shm_mb)}m,mode=1777")
+
+
+def _detach_sockets() -> None:
+    null = os.open("/dev/null", os.O_RDWR)
+    try:
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd <= 2 or fd == null:
+                continue
+            try:
+                if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                    os.dup2(null, fd, inheritable=False)
+            except OSError:
+                continue
+    finally:
+        os.close(null)
+
+
+def _template(base: dict[str, Any]) -> dict[str, str]:
+    """The template's wait for clone requests. Returns only in a clone, with the clone's environment
+    variables; the template itself exits when the server closes the socket."""
+    sock = socket.socket(fileno=TEMPLATE_FD)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    user_sigchld = signal.signal(signal.SIGCHLD, _reap)
+    # Clones share the INIT'd heap: keep the collector from writing to (and so copying) all of it.
+    gc.collect()
+    gc.freeze()
+    try:
+        send_msg(sock, {"ready": True})
+    except OSError:
+        os._exit(1)
+    while True:
+        try:
+            req, fds = recv_msg(sock)
+        except OSError:
+            os._exit(0)
+        if req is None:
+            os._exit(0)
+        if len(fds) < 2:
+            for fd in fds:
+                os.close(fd)
+            continue
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            with socket.socket(fileno=fds[0]) as ctl:
+                send_msg(ctl, {"error": f"fork: {exc}"})
+            pid = -1
+        if pid == 0:
+            sock.close()
+            # No handler of the function's may run in the clone's setup or init processes: defaults
+            # until the runtime process, which gets the function's handlers back.
+            handlers = {signal.SIGCHLD: user_sigchld}
+            for sig in FORWARDED_SIGNALS:
+                handlers[sig] = signal.getsignal(sig)
+            for sig in handlers:
+                signal.signal(sig, signal.SIG_DFL)
+            return _clone(base, req, fds, {s: h for s, h in handlers.items() if h is not None})
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        _reap()
+
+
+def _clone(base: dict[str, Any], req: dict[str, Any], fds: list[int], handlers: dict[int, Any]
+           ) -> dict[str, str]:
+    """C: isolate a fork of the template; returns only in R', the clone's runtime."""
+    ctl = socket.socket(fileno=fds[0])
+    out_fd = fds[1]
+    trace = [["fork", time.monotonic()]]
+    step = "cgroup"
+    try:
+        for fd in fds[2:]:
+            os.write(fd, b"0")  # "0": the writer itself; the fds were opened by the server (root)
+            os.close(fd)
+        step = "user namespace"
+        _prctl(PR_SET_DUMPABLE, 1)  # our own /proc/self/*_map files must be ours to write
+        _check(_libc.unshare(CLONE_NEWUSER), "unshare")
+        _write_file("/proc/self/setgroups", "deny")
+        _write_file("/proc/self/uid_map", f"{int(base['uid'])} {int(base['uid'])} 1\n")
+        _write_file("/proc/self/gid_map", f"{int(base['gid'])} {int(base['gid'])} 1\n")
+        _prctl(PR_SET_DUMPABLE, 0)
+        step = "namespaces"
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID
+                             | CLONE_NEWCGROUP), "unshare")
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
+        socket.sethostname(req["hostname"])
+        _lo_up()
+        trace.append(["namespaces", time.monotonic()])
+        step = "listen"
+        listeners = [_listen(host, port) for host, port in req["listen"]]
+        step = "tmp"
+        _private_tmp(int(req["tmp_mb"]), int(req["shm_mb"]))
+        trace.append(["tmp", time.monotonic()])
+    except (OSError, SetupError) as exc:
+        try:
+            send_msg(ctl, {"error": f"{step}: {exc}"})
+        finally:
+            os._exit(1)
+    pid = os.fork()
+    if pid == 0:
+        return _clone_init(req, ctl, out_fd, listeners, trace, handlers)
+    ctl.close()
+    os.close(out_fd)
+    for s in listeners:
+        s.close()
+    code = 1
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            code = 0 if _exit_code(status) == 0 else 1
+            break
+        except ChildProcessError:
+            break
+    os._exit(code)
+
+
+def _clone_init(req: dict[str, Any], ctl: socket.socket, out_fd: int, listeners: list[socket.socket],
+                trace: list[list[Any]], handlers: dict[int, Any]) -> dict[str, str]:
+    """I': pid 1 of the clone; returns only in R'."""
+    try:
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except (OSError, SetupError) as exc:
+        send_msg(ctl, {"error": f"proc: {exc}"})
+        os._exit(1)
+    runtime = os.fork()
+    if runtime == 0:
+        ctl.close()
+        for s in listeners:
+            s.close()
+        return _clone_runtime(req, out_fd, handlers)
+    os.close(out_fd)
+    try:
+        trace.append(["runtime forked", time.monotonic()])
+        send_msg(ctl, {"pid": 0, "trace": trace}, tuple(s.fileno() for s in listeners))
+    except OSError:
+        os._exit(1)
+    for s in listeners:
+        s.close()
+    _forward_signals(runtime)
+    try:
+        _drop_capabilities()
+    except (OSError, SetupError):
+        os.kill(runtime, signal.SIGKILL)
+    _supervise(ctl, runtime)
+
+
+def _clone_runtime(req: dict[str, Any], out_fd: int, handlers: dict[int, Any]) -> dict[str, str]:
+    """R': the clone's runtime, back in the function's own code once this returns."""
+    try:
+        os.setsid()
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        os.close(out_fd)
+        _detach_sockets()
+        _drop_capabilities()
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    except BaseException as exc:
+        os.write(2, (f"hearth sandbox: clone setup failed: {exc}\n").encode())
+        os._exit(126)
+    for sig, handler in handlers.items():  # the function's own handlers, as INIT left them
+        try:
+            signal.signal(sig, handler)
+        except (OSError, TypeError, ValueError):
+            pass
+    env: dict[str, str] = req["env"]
+    return env
+
+
 # -- the zygote loop --------------------------------------------------------------------------------
 
 def _reap(_signum: int = 0, _frame: object = None) -> None:
@@ -530,20 +819,22 @@ def serve(sock: socket.socket) -> None:
             return
         if req is None:
             return
-        if len(fds) != 2:
+        if len(fds) not in (2, 3):
             for fd in fds:
                 os.close(fd)
             continue
         ctl = socket.socket(fileno=fds[0])
+        template_fd = fds[2] if len(fds) == 3 else None
         try:
             pid = os.fork()
         except OSError as exc:
             send_msg(ctl, {"error": f"fork: {exc}"})
             pid = -1
         if pid == 0:
-            _sandbox_setup(sock, req, ctl, fds[1])
+            _sandbox_setup(sock, req, ctl, fds[1], template_fd)
         ctl.close()
-        os.close(fds[1])
+        for fd in fds[1:]:
+            os.close(fd)
         _reap()
 
 

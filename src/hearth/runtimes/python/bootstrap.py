@@ -39,6 +39,11 @@ _NBSP = "\u00a0"  # AWS indents traceback lines in text error logs with no-break
 # The request id the current invocation runs under, for log records (one invocation at a time).
 _request_id = ""
 
+# Set by the sandbox zygote in a SnapStart template: called once INIT and the before-snapshot hooks are
+# done, it blocks in the template and returns in every environment cloned from it, with that
+# environment's variables.
+_snapshot = None
+
 
 class FaultError(Exception):
     """An error of the runtime's own making (bad handler, unmarshalable result)."""
@@ -559,6 +564,34 @@ def _handle(client: RuntimeClient, handler: object, headers: dict, body: bytes, 
         client.post_response(request_id, payload)
 
 
+def _run_hooks(hooks: list, error_type: str) -> dict | None:
+    for func, args, kwargs in hooks:
+        try:
+            func(*args, **kwargs)
+        except Exception as exc:
+            error = _exception_error(exc)
+            error["errorType"] = error_type
+            error["errorMessage"] = f"{type(exc).__name__}: {exc}"
+            return error
+    return None
+
+
+def _snapshot_and_restore(client: RuntimeClient) -> tuple[RuntimeClient, dict | None]:
+    """SnapStart: before-snapshot hooks (newest first), the snapshot, then in each clone its own
+    environment variables, a new Runtime API connection and the after-restore hooks (oldest first)."""
+    import snapshot_restore_py as hooks  # the module the function registered its hooks with
+
+    error = _run_hooks(list(reversed(hooks.get_before_snapshot())), "Runtime.BeforeSnapshotError")
+    if error is not None:
+        return client, error
+    client.close()
+    env = _snapshot()  # type: ignore[misc]  # returns in the clone
+    os.environ.clear()
+    os.environ.update(env)
+    client = RuntimeClient(env.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"))
+    return client, _run_hooks(list(hooks.get_after_restore()), "Runtime.AfterRestoreError")
+
+
 def main() -> None:
     """Run the runtime until the process is killed. Reads the environment now, not at import."""
     env = dict(os.environ)
@@ -584,6 +617,8 @@ def main() -> None:
         init_error = _exception_error(exc)
     else:
         init_error = None
+    if init_error is None and _snapshot is not None:
+        client, init_error = _snapshot_and_restore(client)
     if init_error is not None:
         _log_error(init_error, json_logs)
         client.post_init_error(init_error)

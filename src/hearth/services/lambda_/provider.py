@@ -53,7 +53,12 @@ def render_configuration(cfg: FunctionConfig, arn_qualifier: str | None = None) 
         "PackageType": "Zip",
         "Architectures": list(cfg.architectures),
         "EphemeralStorage": {"Size": cfg.ephemeral_storage},
-        "SnapStart": {"ApplyOn": cfg.snap_start_apply_on, "OptimizationStatus": "Off"},
+        "SnapStart": {
+            "ApplyOn": cfg.snap_start_apply_on,
+            # On for the versions restored from a snapshot: published ones, as AWS.
+            "OptimizationStatus": "On" if cfg.snap_start_apply_on == "PublishedVersions" and cfg.version != "$LATEST"
+            else "Off",
+        },
         "RuntimeVersionConfig": {"RuntimeVersionArn": runtime_version_arn(cfg.region, cfg.runtime)},
         "LoggingConfig": _logging(cfg),
     }
@@ -221,6 +226,7 @@ class LambdaProvider:
         )
         cfg = cfg.replace(**_logging_changes(params.get("LoggingConfig"), None), **layer_fields,
                           code_unzipped_size=unzipped)
+        validation.check_snap_start(cfg.snap_start_apply_on, cfg.runtime)
         created = await self._functions.create(cfg, zip_file, tags, publish=bool(params.get("Publish")))
         return render_configuration(created)
 
@@ -320,6 +326,8 @@ class LambdaProvider:
             changes["snap_start_apply_on"] = (params["SnapStart"] or {}).get("ApplyOn") or "None"
         layers = list(params.get("Layers") or []) if "Layers" in params else None
         changes.update(_logging_changes(params.get("LoggingConfig"), current))
+        validation.check_snap_start(changes.get("snap_start_apply_on", current.snap_start_apply_on),
+                                    changes.get("runtime", current.runtime))
         cfg = self._functions.update_configuration(
             ctx.account_id, ctx.region, ref.name, changes, revision_id=params.get("RevisionId"), layers=layers
         )

@@ -195,3 +195,18 @@ def check_tags(count: int) -> None:
     """`count`: how many distinct keys the function would carry."""
     if count > MAX_TAGS:
         raise errors.invalid_parameter("Number of tags exceeds resource tag limit.")
+
+
+def _snap_start_runtime(runtime: str) -> bool:
+    # AWS: Java 11 and later, Python 3.12 and later, .NET 8 and later.
+    for family, first in (("python3.", 12), ("java", 11), ("dotnet", 8)):
+        if runtime.startswith(family):
+            number = runtime[len(family):].split(".")[0]
+            return number.isdigit() and int(number) >= first
+    return False
+
+
+def check_snap_start(apply_on: str, runtime: str) -> None:
+    """SnapStart only on the runtimes AWS offers it for, with AWS's message."""
+    if apply_on == "PublishedVersions" and not _snap_start_runtime(runtime):
+        raise errors.invalid_parameter(f"{runtime} is not supported for SnapStart enabled functions.")

@@ -1,0 +1,216 @@
+"""SnapStart: snapshot templates, and the environments restored from them.
+
+It owns the templates: one per function version configuration (the pool's key), each an environment
+that ran INIT and its before-snapshot hooks once and then waits for clone requests (see the SnapStart
+section of `hearth.sandbox.zygote`). New environments of that version are cloned from it copy-on-write
+instead of running INIT again; they report `Restore Duration` and see
+`AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`.
+
+Which environments are restored: those of published versions whose `SnapStart.ApplyOn` is
+`PublishedVersions`, as AWS, and, when the operator turns it on (`HEARTH_SNAPSTART_LATEST=1`), those of
+`$LATEST` too, for the inner development loop. Only Python runtimes forked by a zygote under the
+namespace backend can be cloned; anything else starts on demand.
+
+A template lives as long as its version configuration: it is retired when the function changes or
+is deleted, and killed once its last clone is gone (clones live in namespaces nested in the
+template's, so they die with it). It never decides when environments are started or reclaimed (the
+pool does) and never runs an invocation itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from hearth.functions.model import FunctionVersion
+from hearth.invoke.environment import Environment, Launcher
+from hearth.runtimes.registry import installed_runtimes
+from hearth.sandbox.types import Sandbox, SandboxSpec
+
+log = logging.getLogger(__name__)
+
+# AWS lets a SnapStart version's INIT run for up to 15 minutes (on-demand INIT: 10 seconds).
+TEMPLATE_INIT_TIMEOUT_S = 900.0
+# What AWS does not give SnapStart functions: every clone would see the template's.
+HIDDEN_VARIABLES = ("AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME")
+
+TemplateKey = tuple[str, str, str]  # the pool's key: (function ARN, version, revision id)
+
+
+class SnapshotBackend(Protocol):
+    async def start(self, spec: SandboxSpec, *, template: bool = False) -> Sandbox: ...
+    async def template_ready(self, template: Sandbox) -> bool: ...
+    async def clone(self, template: Sandbox, spec: SandboxSpec) -> Sandbox: ...
+
+
+# Builds (not starts) an environment of `fv` as the pool does: (fv, initialization type, launcher,
+# until_ready, restored, init timeout) -> Environment.
+EnvFactory = Callable[[FunctionVersion, str, Launcher | None, "Callable[[Sandbox], asyncio.Future[bool]] | None",
+                       bool, float], Environment]
+LogWriter = Callable[[FunctionVersion, str, list[tuple[int, str]]], None]
+
+
+@dataclass(eq=False)
+class Template:
+    key: TemplateKey
+    task: asyncio.Task[Environment]
+    clones: set[str] = field(default_factory=set)
+    retired: bool = False
+
+    @property
+    def env(self) -> Environment | None:
+        if self.task.done() and not self.task.cancelled() and self.task.exception() is None:
+            return self.task.result()
+        return None
+
+
+def supported_runtime(runtime: str) -> bool:
+    """Runtimes Hearth can snapshot: Python (any version the zygote runs)."""
+    info = installed_runtimes().get(runtime)
+    return info is not None and info.kind == "python"
+
+
+class SnapshotTemplates:
+    def __init__(self, backend: object, make_env: EnvFactory, *, latest: bool = False) -> None:
+        self._backend: SnapshotBackend | None = backend if _can_snapshot(backend) else None  # type: ignore[assignment]
+        self._make_env = make_env
+        self.latest = latest  # also restore $LATEST environments (HEARTH_SNAPSTART_LATEST)
+        self.write_logs: LogWriter | None = None  # set by the server: where template INIT logs go
+        self._templates: dict[TemplateKey, Template] = {}
+        self._by_clone: dict[str, Template] = {}
+        self._retired: set[Template] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.templates_created = 0
+        self.restores = 0
+
+    @property
+    def available(self) -> bool:
+        return self._backend is not None
+
+    def applies(self, fv: FunctionVersion) -> bool:
+        """Whether new environments of `fv` are restored from a snapshot."""
+        if self._backend is None or not supported_runtime(fv.runtime):
+            return False
+        if fv.version == "$LATEST":
+            return self.latest
+        return fv.snap_start_apply_on == "PublishedVersions"
+
+    async def template(self, fv: FunctionVersion, key: TemplateKey) -> Template:
+        """The ready template of `fv`, made now if there is none. Raises what INIT raises
+        (InitFailure); the next call tries again."""
+        current = self._templates.get(key)
+        if current is not None and current.task.done():
+            env = current.env
+            if env is None or not env.alive:
+                self._templates.pop(key, None)
+                self._end(current)
+                current = None
+        if current is None:
+            current = Template(key, asyncio.ensure_future(self._create(fv)))
+            self._templates[key] = current
+        await asyncio.shield(current.task)
+        return current
+
+    async def _create(self, fv: FunctionVersion) -> Environment:
+        assert self._backend is not None
+        backend = self._backend
+
+        async def launch(spec: SandboxSpec) -> Sandbox:
+            return await backend.start(_without_log_names(spec), template=True)
+
+        env = self._make_env(fv, "snap-start", launch, backend.template_ready, False,  # type: ignore[arg-type]
+                             TEMPLATE_INIT_TIMEOUT_S)
+        started = time.time()
+        await env.start()  # raises InitFailure (the template is then dead)
+        self.templates_created += 1
+        events = env.take_init_log()
+        took_ms = (time.time() - started) * 1000
+        events.append((int(time.time() * 1000),
+                       f"INIT_REPORT Init Duration: {took_ms:.2f} ms\tPhase: init\tStatus: success\n"))
+        if self.write_logs is not None:
+            self.write_logs(fv, env.log_stream, events)
+        return env
+
+    def launcher(self, template: Template) -> Launcher:
+        """How an environment is restored from `template` (for the pool's Environment)."""
+        assert self._backend is not None
+        backend = self._backend
+        env = template.env
+        if env is None or env.sandbox is None:
+            raise RuntimeError("the template is not ready")
+        sandbox = env.sandbox
+
+        async def restore(spec: SandboxSpec) -> Sandbox:
+            self.restores += 1
+            return await backend.clone(sandbox, _without_log_names(spec))
+
+        return restore
+
+    def clone_started(self, template: Template, env_id: str) -> None:
+        template.clones.add(env_id)
+        self._by_clone[env_id] = template
+
+    def clone_gone(self, env_id: str) -> None:
+        template = self._by_clone.pop(env_id, None)
+        if template is None:
+            return
+        template.clones.discard(env_id)
+        if template.retired and not template.clones:
+            self._end(template)
+
+    def retire(self, doomed: Callable[[TemplateKey], bool]) -> None:
+        """Templates whose key is doomed serve no new clone; each ends when its last clone is gone."""
+        for key in [k for k in self._templates if doomed(k)]:
+            template = self._templates.pop(key)
+            template.retired = True
+            if not template.clones:
+                self._end(template)
+            else:
+                self._retired.add(template)
+
+    def _end(self, template: Template) -> None:
+        self._retired.discard(template)
+        if not template.task.done():
+            template.task.cancel()
+            return
+        env = template.env
+        if env is not None and env.alive:
+            task = asyncio.ensure_future(env.kill())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        templates = [*self._templates.values(), *self._retired]
+        self._templates.clear()
+        self._retired.clear()
+        for template in templates:
+            if not template.task.done():
+                template.task.cancel()
+            with contextlib.suppress(BaseException):
+                await template.task
+            env = template.env
+            if env is not None:
+                await env.kill()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def statistics(self) -> dict[str, object]:
+        return {
+            "templates": len(self._templates),
+            "retired_templates": len(self._retired),
+            "templates_created": self.templates_created,
+            "restores": self.restores,
+        }
+
+
+def _can_snapshot(backend: object) -> bool:
+    return all(callable(getattr(backend, name, None)) for name in ("clone", "template_ready"))
+
+
+def _without_log_names(spec: SandboxSpec) -> SandboxSpec:
+    return dataclasses.replace(spec, env={k: v for k, v in spec.env.items() if k not in HIDDEN_VARIABLES})

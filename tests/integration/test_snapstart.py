@@ -1,0 +1,202 @@
+"""SnapStart as AWS: a published version's INIT runs once into a snapshot (before-snapshot hooks, then
+Pending -> Active), and new environments are restored from it (after-restore hooks, Restore Duration,
+AWS_LAMBDA_INITIALIZATION_TYPE=snap-start) with a fresh identity each; `$LATEST` too when the operator
+turns it on. Isolation of restored environments is proven in tests/security."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.integration.harness import HearthServer, create_function, make_zip, wait_active
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def server(server: HearthServer) -> HearthServer:
+    if server.health().get("isolation") == "process":
+        pytest.skip("snapshots need the namespace backend (the process fallback starts on demand)")
+    return server
+
+HANDLER = """
+import os, random, socket, time, uuid
+import snapshot_restore_py
+
+INIT_TOKEN = uuid.uuid4().hex  # made once, in INIT: every restored environment shares it
+RANDOM_AT_INIT = random.random()
+HOOKS = []
+with open("/tmp/written-in-init", "w") as f:
+    f.write("from INIT")
+print("INIT ran", INIT_TOKEN, flush=True)
+
+@snapshot_restore_py.register_before_snapshot
+def first():
+    HOOKS.append("before-1")
+
+def second(tag, *, suffix):
+    HOOKS.append(tag + suffix)
+
+snapshot_restore_py.register_before_snapshot(second, "before-", suffix="2")
+
+@snapshot_restore_py.register_after_restore
+def restored():
+    HOOKS.append("after")
+    print("restored", flush=True)
+
+def handler(event, context):
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    mine = "/tmp/mine-" + context.aws_request_id
+    open(mine, "w").close()
+    return {
+        "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
+        "init_token": INIT_TOKEN,
+        "random_at_init": RANDOM_AT_INIT,
+        "random_now": random.random(),
+        "urandom": os.urandom(8).hex(),
+        "hooks": HOOKS,
+        "tmp": sorted(os.listdir("/tmp")),
+        "tmp_init": open("/tmp/written-in-init").read(),
+        "hostname": socket.gethostname(),
+        "log_stream_var": os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME"),
+        "request_id": context.aws_request_id,
+        "uid": os.getuid(),
+        "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+    }
+"""
+
+BROKEN = """
+import snapshot_restore_py
+def boom():
+    raise ValueError("not today")
+snapshot_restore_py.register_before_snapshot(boom)
+def handler(event, context):
+    return {}
+"""
+
+
+def wait_version(lam: Any, name: str, version: str, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        cfg: dict[str, Any] = lam.get_function_configuration(FunctionName=name, Qualifier=version)
+        if cfg["State"] != "Pending":
+            return cfg
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name}:{version} is still Pending")
+        time.sleep(0.05)
+
+
+def invoke(lam: Any, name: str, qualifier: str, payload: dict[str, Any] | None = None) -> tuple[dict[str, Any], str]:
+    resp = lam.invoke(FunctionName=name, Qualifier=qualifier, Payload=json.dumps(payload or {}), LogType="Tail")
+    assert "FunctionError" not in resp, resp["Payload"].read()
+    return json.loads(resp["Payload"].read()), base64.b64decode(resp["LogResult"]).decode()
+
+
+def test_published_version_is_restored_from_its_snapshot(server: HearthServer) -> None:
+    lam = server.client("lambda")
+    name = "snap-basic"
+    create_function(lam, name, {"app.py": HANDLER}, runtime="python3.12", Timeout=30,
+                    SnapStart={"ApplyOn": "PublishedVersions"})
+    latest = lam.get_function_configuration(FunctionName=name)
+    assert latest["SnapStart"] == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "Off"}
+
+    published = lam.publish_version(FunctionName=name)
+    assert published["State"] == "Pending"  # until the snapshot is taken, as AWS
+    cfg = wait_version(lam, name, published["Version"])
+    assert cfg["State"] == "Active", cfg
+    assert cfg["SnapStart"] == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "On"}
+
+    # Two environments at once, both restored from the one snapshot.
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: invoke(lam, name, "1", {"sleep": 0.5}), range(2)))
+    (a, _), (b, _) = runs
+    for body, tail in runs:
+        assert body["init_type"] == "snap-start"
+        # Newest-registered first before the snapshot, then the after-restore hook in this environment.
+        assert body["hooks"] == ["before-2", "before-1", "after"]
+        assert "Restore Duration: " in tail and "Billed Restore Duration: " in tail
+        assert "Init Duration" not in tail
+        assert "INIT ran" not in tail  # INIT did not run again
+        assert body["log_stream_var"] is None  # AWS does not give SnapStart functions these
+        assert body["tmp_init"] == "from INIT"  # /tmp starts as the snapshot's
+        assert body["uid"] == 993
+        assert body["pids"] == [1, 2]  # its own pid namespace: init and the runtime, nothing else
+    assert a["init_token"] == b["init_token"]  # the same INIT state...
+    assert a["random_at_init"] == b["random_at_init"]
+    assert a["random_now"] != b["random_now"]  # ...but reseeded random state
+    assert a["urandom"] != b["urandom"]
+    assert a["hostname"] != b["hostname"]
+    # A private /tmp each: neither sees the file the other wrote.
+    assert f"mine-{b['request_id']}" not in a["tmp"] and f"mine-{a['request_id']}" not in b["tmp"]
+
+    # Warm again: no restore in the REPORT.
+    body, tail = invoke(lam, name, "1")
+    assert body["init_type"] == "snap-start"
+    assert "Restore Duration" not in tail and "Init Duration" not in tail
+
+    # $LATEST is not restored (ApplyOn is about published versions).
+    body, tail = invoke(lam, name, "$LATEST")
+    assert body["init_type"] == "on-demand"
+    assert "Init Duration" in tail
+
+    # The snapshot's INIT went to the logs once, with its INIT_REPORT.
+    logs = server.client("logs")
+    group = f"/aws/lambda/{name}"
+    messages = [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
+    assert sum("INIT ran" in m for m in messages) == 2  # the snapshot's, and $LATEST's on-demand INIT
+    assert any(m.startswith("INIT_REPORT Init Duration:") for m in messages)
+
+
+def test_snapshot_failure_fails_the_version(server: HearthServer) -> None:
+    lam = server.client("lambda")
+    name = "snap-broken"
+    create_function(lam, name, {"app.py": BROKEN}, runtime="python3.12", SnapStart={"ApplyOn": "PublishedVersions"})
+    version = lam.publish_version(FunctionName=name)["Version"]
+    cfg = wait_version(lam, name, version)
+    assert cfg["State"] == "Failed"
+    assert cfg["StateReasonCode"] == "FunctionError"
+    assert "Runtime.BeforeSnapshotError" in cfg["StateReason"] and "not today" in cfg["StateReason"]
+
+
+def test_snapstart_runtime_and_apply_on_validation(server: HearthServer) -> None:
+    lam = server.client("lambda")
+    with pytest.raises(ClientError) as info:
+        create_function(lam, "snap-node", {"index.js": "exports.handler = async () => 1;"}, runtime="nodejs20.x",
+                        handler="index.handler", SnapStart={"ApplyOn": "PublishedVersions"})
+    err = info.value.response["Error"]
+    assert err["Code"] == "InvalidParameterValueException"
+    assert err["Message"] == "nodejs20.x is not supported for SnapStart enabled functions."
+    with pytest.raises(ClientError) as info:
+        create_function(lam, "snap-bad", {"app.py": HANDLER}, runtime="python3.12",
+                        SnapStart={"ApplyOn": "invalidOption"})
+    assert info.value.response["Error"]["Message"] == (
+        "1 validation error detected: Value 'invalidOption' at 'snapStart.applyOn' failed to satisfy constraint: "
+        "Member must satisfy enum value set: [PublishedVersions, None]")
+
+
+def test_snapstart_for_latest_when_the_operator_turns_it_on(tmp_path: Path) -> None:
+    srv = HearthServer(tmp_path / "data", extra_env={"HEARTH_SNAPSTART_LATEST": "1"})
+    srv.start()
+    try:
+        if srv.health().get("isolation") == "process":
+            pytest.skip("snapshots need the namespace backend")
+        lam = srv.client("lambda")
+        create_function(lam, "snap-dev", {"app.py": HANDLER}, runtime="python3.11", Timeout=30)
+        body, tail = invoke(lam, "snap-dev", "$LATEST")
+        assert body["init_type"] == "snap-start" and "Restore Duration" in tail
+        first_token = body["init_token"]
+        # New code: a new snapshot (the old one is retired with its environments).
+        lam.update_function_code(FunctionName="snap-dev", ZipFile=make_zip({"app.py": HANDLER}))
+        wait_active(lam, "snap-dev")
+        body, tail = invoke(lam, "snap-dev", "$LATEST")
+        assert body["init_type"] == "snap-start" and body["init_token"] != first_token
+    finally:
+        assert srv.stop() == 0, srv.log()
