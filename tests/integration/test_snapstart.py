@@ -9,6 +9,7 @@ import base64
 import concurrent.futures
 import json
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,60 @@ def test_snapstart_for_latest_when_the_operator_turns_it_on(tmp_path: Path) -> N
         assert body["init_type"] == "snap-start" and body["init_token"] != first_token
     finally:
         assert srv.stop() == 0, srv.log()
+
+
+HOSTILE = """
+import os, time
+BALLAST = bytearray(8 * 1024 * 1024)  # INIT state the clones share copy-on-write
+def handler(event, context):
+    if event["do"] == "oom":
+        hog = []
+        while True:
+            hog.append(bytearray(16 * 1024 * 1024))
+    if event["do"] == "forkbomb":
+        for _ in range(100000):
+            try:
+                if os.fork() == 0:
+                    time.sleep(30)
+                    os._exit(0)
+            except OSError:
+                return "fork refused"
+        return "forked without limit"
+    if event["do"] == "fill_tmp":
+        try:
+            with open("/tmp/fill", "wb") as f:
+                while True:
+                    f.write(b"x" * (1 << 20))
+        except OSError as exc:
+            return "tmp full: " + type(exc).__name__
+    return "ok"
+"""
+
+
+def test_restored_environments_keep_their_limits(server: HearthServer) -> None:
+    """Memory, pids and /tmp limits hold in a clone (it joins cgroups of its own, not the template's)."""
+    lam = server.client("lambda")
+    name = "snap-hostile"
+    create_function(lam, name, {"app.py": HOSTILE}, runtime="python3.12", Timeout=30, MemorySize=1024,
+                    EphemeralStorage={"Size": 512}, SnapStart={"ApplyOn": "PublishedVersions"})
+    lam.publish_version(FunctionName=name)
+    assert wait_version(lam, name, "1")["State"] == "Active"
+
+    def call(do: str) -> tuple[dict[str, Any], Any]:
+        resp = lam.invoke(FunctionName=name, Qualifier="1", Payload=json.dumps({"do": do}))
+        return resp, json.loads(resp["Payload"].read())
+
+    resp, body = call("oom")
+    assert resp["FunctionError"] == "Unhandled" and body["errorType"] == "Runtime.OutOfMemory"
+    resp, body = call("fill_tmp")
+    assert body == "tmp full: OSError"
+    resp, body = call("forkbomb")  # last: its sleeping children hold memory until the environment ends
+    assert body == "fork refused" or resp.get("FunctionError") == "Unhandled"
+    # The snapshot survived all of it: a new environment is restored from it.
+    resp, body = call("ok")
+    assert body == "ok"
+    with urllib.request.urlopen(f"{server.endpoint}/_hearth/metrics", timeout=5) as resp:
+        metrics = resp.read().decode()
+    restores = [line for line in metrics.splitlines()
+                if line.startswith("hearth_restore_duration_seconds_count") and f'function="{name}"' in line]
+    assert restores and float(restores[0].rsplit(" ", 1)[1]) >= 2  # a new clone after the killed one
