@@ -3,6 +3,9 @@
 Figures (all end to end through the HTTP API with one botocore client):
 - cold start: the first invocation of a freshly created function (new environment, INIT included);
   baseline: the bare interpreter starting and importing the same handler module.
+- cold start from a snapshot (SnapStart): the first invocation of a published SnapStart version (a
+  new environment restored from the version's snapshot, taken when it was published); baseline: the
+  bare interpreter (Python 3.12 or later, as SnapStart needs) starting and importing the handler.
 - warm: an invocation served by a warm environment; baseline: a round trip through the same botocore
   client to a minimal ASGI echo app on the same ASGI server stack (uvicorn, uvloop, httptools).
 """
@@ -78,6 +81,48 @@ def _wait_active(lam: Any, name: str) -> None:
         time.sleep(0.02)
 
 
+def _wait_version_active(lam: Any, name: str, version: str) -> None:
+    while True:
+        cfg = lam.get_function_configuration(FunctionName=name, Qualifier=version)
+        if cfg["State"] == "Active":
+            return
+        if cfg["State"] == "Failed":
+            raise RuntimeError(f"{name}:{version}: {cfg.get('StateReason')}")
+        time.sleep(0.02)
+
+
+def _snapshot_cold_starts(lam: Any, code_dir: Path, runs: int, results: dict[str, Any]) -> None:
+    runtime = next((r for r in sorted(installed_runtimes()) if r.startswith("python3.")
+                    and int(r.split(".")[1]) >= 12), None)
+    if runtime is None:
+        results["python_snapshot_cold_start_ms"] = "skipped: no Python 3.12 or later installed"
+        return
+    code = _zip("app.py", PY_HANDLER)
+    names = [f"bench-python-snap-{i}" for i in range(runs)]
+    for name in names:
+        lam.create_function(FunctionName=name, Runtime=runtime, Handler="app.handler", Role=ROLE,
+                            Code={"ZipFile": code}, MemorySize=BENCH_MEMORY_MB,
+                            SnapStart={"ApplyOn": "PublishedVersions"})
+    for name in names:
+        _wait_active(lam, name)
+        lam.publish_version(FunctionName=name)  # the snapshot is taken now, not in the figure
+    for name in names:
+        _wait_version_active(lam, name, "1")
+    python = str(installed_runtimes()[runtime].executable)
+    bare: list[float] = []
+    restored: list[float] = []
+    for name in names:
+        bare.append(_time_ms(partial(subprocess.run, [python, "-c", "import app"], cwd=code_dir, check=True)))
+        restored.append(_time_ms(partial(_invoke, lam, f"{name}:1")))
+    results["python_snapshot_runtime"] = runtime
+    results["python_snapshot_bare_start_import_ms"] = percentiles(bare)
+    results["python_snapshot_cold_start_ms"] = percentiles(restored)
+    results["python_snapshot_cold_ratio"] = (results["python_snapshot_cold_start_ms"]["p50"]
+                                             / results["python_snapshot_bare_start_import_ms"]["p50"])
+    for name in names:
+        lam.delete_function(FunctionName=name)
+
+
 def run(runs: int = 20, warm_runs: int = 300, endpoint: str | None = None) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
     echo, echo_url = start_echo(tmp)
@@ -138,6 +183,7 @@ def run(runs: int = 20, warm_runs: int = 300, endpoint: str | None = None) -> di
                                               / results[f"{label}_echo_round_trip_ms"]["p50"])
             for name in names:
                 lam.delete_function(FunctionName=name)
+        _snapshot_cold_starts(lam, code_dir, runs, results)
     finally:
         echo.stop()
         if hearth is not None:
