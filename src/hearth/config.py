@@ -48,6 +48,9 @@ class Settings:
     keep_alive_policy: str = "fixed"
     # SnapStart for $LATEST too (Python): the inner development loop gets restored environments.
     snapstart_latest: bool = False
+    # Mount a controller-less cgroup hierarchy with `favordynmods` while serving (see
+    # hearth.sandbox.cgroups.favor_dynamic_modifications): environment starts stop waiting for RCU.
+    cgroup_favor_dynmods: bool = True
     # Test knobs, never for production: make the async queue's clock (retry delays, event age) and the
     # event bus's schedule clock run this many times faster than wall time; override the retry delays.
     async_time_scale: float = 1.0
@@ -83,6 +86,9 @@ class Settings:
             values["keep_alive_policy"] = env["HEARTH_KEEP_ALIVE_POLICY"]
         if "HEARTH_SNAPSTART_LATEST" in env:
             values["snapstart_latest"] = env["HEARTH_SNAPSTART_LATEST"].strip().lower() in ("1", "true", "yes", "on")
+        if "HEARTH_CGROUP_FAVOR_DYNMODS" in env:
+            values["cgroup_favor_dynmods"] = env["HEARTH_CGROUP_FAVOR_DYNMODS"].strip().lower() in (
+                "1", "true", "yes", "on")
         if "HEARTH_ASYNC_TIME_SCALE" in env:
             values["async_time_scale"] = float(env["HEARTH_ASYNC_TIME_SCALE"])
         if "HEARTH_ASYNC_RETRY_DELAYS" in env:

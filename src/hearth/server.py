@@ -112,7 +112,8 @@ class Hearth:
         self.log_store = LogStore(s.data_dir / "logs.db")
         self.code_signer = CodeUrlSigner.load(s.data_dir)
         self.functions = FunctionService(s, self.store, self.blobs)
-        self.backend, self.isolation_warning = await choose_backend(s.isolation, s.data_dir)
+        self.backend, self.isolation_warning = await choose_backend(s.isolation, s.data_dir,
+                                                                            favor_dynmods=s.cgroup_favor_dynmods)
         if self.isolation_warning:
             print(f"hearth: WARNING: {self.isolation_warning}", file=sys.stderr, flush=True)
         self.invoke_metrics = metrics.InvokeMetrics(metrics.REGISTRY)

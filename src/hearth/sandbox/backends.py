@@ -24,7 +24,7 @@ PROCESS_WARNING = (
 
 
 async def choose_backend(
-    choice: Literal["auto", "namespace", "process"] | str, data_dir: Path
+    choice: Literal["auto", "namespace", "process"] | str, data_dir: Path, *, favor_dynmods: bool = True
 ) -> tuple[IsolationBackend, str | None]:
     """The backend to run environments with, and a warning for the operator (None when isolated)."""
     if choice == "process":
@@ -32,7 +32,7 @@ async def choose_backend(
     if choice not in ("auto", "namespace"):
         raise ValueError(f"unknown isolation {choice!r}: expected auto, namespace or process")
     try:
-        backend = await NamespaceBackend.open(data_dir)
+        backend = await NamespaceBackend.open(data_dir, favor_dynmods=favor_dynmods)
     except NamespaceUnavailable as exc:
         if choice == "namespace":
             raise RuntimeError(f"namespace isolation is unavailable: {exc}") from exc

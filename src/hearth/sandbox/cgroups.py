@@ -5,16 +5,19 @@ environment: memory limit (swap off), CPU quota, pids limit, freezer, peak memor
 accounting, killing everything in a group and removing it. `<instance>` is derived from the data
 directory, so a restarted server cleans up what a crashed run of the same server left behind without
 touching another server's sandboxes. It never moves the server itself into a group and never touches
-groups outside its subtree.
+groups outside its subtree, with one exception it is asked for: `favor_dynamic_modifications`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import hashlib
+import logging
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +32,39 @@ BURST_OF_QUOTA = 1.0
 V1_CONTROLLERS = ("memory", "cpu", "pids", "freezer")
 V2_CONTROLLERS = ("memory", "pids", "cpu")
 FREEZE_TIMEOUT_S = 2.0
+
+
+log = logging.getLogger(__name__)
+
+
+def favor_dynamic_modifications() -> int | None:
+    """Ask the kernel to favour moving processes between cgroups over fork and exit.
+
+    Every environment start moves a process into its new groups. By default each move waits for an
+    RCU grace period (the kernel's global cgroup threadgroup lock is a per-CPU rwsem; its writers pay):
+    6-19 ms per move measured on a 2-core VM, so most of a cold start. A cgroup hierarchy mounted with
+    `favordynmods` (Linux 6.0+) keeps that lock in writer-friendly mode for the whole machine while it
+    exists: a move then costs about 0.4 ms, at the price of slightly dearer forks and exits everywhere.
+    We mount a controller-less hierarchy named `hearth` with that option, detach it at once (it appears
+    nowhere) and hold it by a descriptor: the returned fd, to close at shutdown. None when the kernel
+    refuses (older kernels, no privilege); nothing else changes then. Some kernels keep the mode until
+    reboot even after the hierarchy is gone.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    target = tempfile.mkdtemp(prefix="hearth-cgroup-")
+    try:
+        flags = 2 | 4 | 8  # nosuid, nodev, noexec
+        if libc.mount(b"cgroup", target.encode(), b"cgroup", flags, b"none,name=hearth,favordynmods") != 0:
+            log.debug("cgroup favordynmods unavailable: %s", os.strerror(ctypes.get_errno()))
+            return None
+        fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        libc.umount2(target.encode(), 2)  # MNT_DETACH: the descriptor keeps the hierarchy
+        return fd
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(target)
 
 
 class CgroupUnavailable(Exception):

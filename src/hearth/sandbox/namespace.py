@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hearth.sandbox.cgroups import Cgroup, CgroupTree, CgroupUnavailable, Limits, instance_key
+from hearth.sandbox.cgroups import (
+    Cgroup,
+    CgroupTree,
+    CgroupUnavailable,
+    Limits,
+    favor_dynamic_modifications,
+    instance_key,
+)
 from hearth.sandbox.process import wait_pid
 from hearth.sandbox.types import SandboxSpec, SandboxStats
 
@@ -339,12 +346,13 @@ class NamespaceBackend:
         self._busy_task: asyncio.Task[None] | None = None
         self._counter = 0
         self._closed = False
+        self._dynmods_fd: int | None = None  # holds the `favordynmods` hierarchy (see cgroups.py)
 
     # -- opening --------------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, data_dir: Path, *, self_test: bool = True, cgroup_version: int | None = None
-                   ) -> NamespaceBackend:
+    async def open(cls, data_dir: Path, *, self_test: bool = True, cgroup_version: int | None = None,
+                   favor_dynmods: bool = True) -> NamespaceBackend:
         """Probe and prepare: root, cgroups (leftovers of a killed run removed), a zygote, one real
         sandbox started and reaped. Raises NamespaceUnavailable with the reason."""
         if sys.platform != "linux":
@@ -363,6 +371,8 @@ class NamespaceBackend:
         root_dir = Path(tempfile.gettempdir()) / f"hearth-sandbox-root-{instance_key(data_dir)}"
         root_dir.mkdir(mode=0o700, exist_ok=True)
         backend = cls(data_dir, tree, root_dir)
+        if favor_dynmods:
+            backend._dynmods_fd = favor_dynamic_modifications()
         try:
             build_etc(backend._etc_dir, backend._layout)
             await backend._zygote(sys.executable, None)
@@ -664,3 +674,6 @@ class NamespaceBackend:
         self._tree.remove_root()
         with contextlib.suppress(OSError):
             self._root_dir.rmdir()
+        if self._dynmods_fd is not None:
+            os.close(self._dynmods_fd)
+            self._dynmods_fd = None

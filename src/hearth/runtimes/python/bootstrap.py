@@ -147,7 +147,21 @@ class RuntimeClient:
         self._buf = b""
 
     def _connect(self) -> socket.socket:
-        sock = socket.create_connection(self._address)
+        host = self._address[0]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            sock = socket.create_connection(self._address)
+        else:
+            # An address, not a name: connect without getaddrinfo, whose first call in a process costs
+            # milliseconds (the resolver's configuration is loaded), on every cold start.
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.connect(self._address)
+            except BaseException:
+                sock.close()
+                raise
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
