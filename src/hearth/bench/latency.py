@@ -5,7 +5,8 @@ Figures (all end to end through the HTTP API with one botocore client):
   baseline: the bare interpreter starting and importing the same handler module.
 - cold start from a snapshot (SnapStart): the first invocation of a published SnapStart version (a
   new environment restored from the version's snapshot, taken when it was published); baseline: the
-  bare interpreter (Python 3.12 or later, as SnapStart needs) starting and importing the handler.
+  bare interpreter (Python 3.12 or later, as SnapStart needs) starting and importing the handler. Twice:
+  an empty handler, and one that imports boto3 (with that one's on-demand cold start for comparison).
 - warm: an invocation served by a warm environment; baseline: a round trip through the same botocore
   client to a minimal ASGI echo app on the same ASGI server stack (uvicorn, uvloop, httptools).
 """
@@ -13,6 +14,7 @@ Figures (all end to end through the HTTP API with one botocore client):
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import statistics
 import subprocess
@@ -28,6 +30,7 @@ import boto3
 from botocore.config import Config
 
 from hearth.bench.servers import BENCH_KEY, start_echo, start_hearth
+from hearth.invoke.launch import SDK_DIR
 from hearth.runtimes.registry import installed_runtimes
 
 ROLE = "arn:aws:iam::000000000000:role/bench"
@@ -36,6 +39,7 @@ ROLE = "arn:aws:iam::000000000000:role/bench"
 # invocations would be throttled by the CFS quota exactly as on AWS.
 BENCH_MEMORY_MB = 1769
 PY_HANDLER = "def handler(event, context):\n    return event\n"
+PY_SDK_HANDLER = "import boto3\n\ndef handler(event, context):\n    return event\n"
 NODE_HANDLER = "exports.handler = async (event) => event;\n"
 
 
@@ -92,35 +96,50 @@ def _wait_version_active(lam: Any, name: str, version: str) -> None:
 
 
 def _snapshot_cold_starts(lam: Any, code_dir: Path, runs: int, results: dict[str, Any]) -> None:
+    """Restores from a snapshot against the bare interpreter, for two handlers: the empty one (nothing
+    for a snapshot to save: the worst case) and one that imports the AWS SDK, as most Python functions
+    do (there, on-demand cold starts are measured too, to show what the snapshot saves)."""
     runtime = next((r for r in sorted(installed_runtimes()) if r.startswith("python3.")
                     and int(r.split(".")[1]) >= 12), None)
     if runtime is None:
         results["python_snapshot_cold_start_ms"] = "skipped: no Python 3.12 or later installed"
         return
-    code = _zip("app.py", PY_HANDLER)
-    names = [f"bench-python-snap-{i}" for i in range(runs)]
-    for name in names:
-        lam.create_function(FunctionName=name, Runtime=runtime, Handler="app.handler", Role=ROLE,
-                            Code={"ZipFile": code}, MemorySize=BENCH_MEMORY_MB,
-                            SnapStart={"ApplyOn": "PublishedVersions"})
-    for name in names:
-        _wait_active(lam, name)
-        lam.publish_version(FunctionName=name)  # the snapshot is taken now, not in the figure
-    for name in names:
-        _wait_version_active(lam, name, "1")
-    python = str(installed_runtimes()[runtime].executable)
-    bare: list[float] = []
-    restored: list[float] = []
-    for name in names:
-        bare.append(_time_ms(partial(subprocess.run, [python, "-c", "import app"], cwd=code_dir, check=True)))
-        restored.append(_time_ms(partial(_invoke, lam, f"{name}:1")))
     results["python_snapshot_runtime"] = runtime
-    results["python_snapshot_bare_start_import_ms"] = percentiles(bare)
-    results["python_snapshot_cold_start_ms"] = percentiles(restored)
-    results["python_snapshot_cold_ratio"] = (results["python_snapshot_cold_start_ms"]["p50"]
-                                             / results["python_snapshot_bare_start_import_ms"]["p50"])
-    for name in names:
-        lam.delete_function(FunctionName=name)
+    python = str(installed_runtimes()[runtime].executable)
+    sdk_dir = code_dir.parent / "sdk-code"
+    sdk_dir.mkdir()
+    (sdk_dir / "app.py").write_text(PY_SDK_HANDLER)
+    env = dict(os.environ, PYTHONPATH=str(SDK_DIR))  # where the sandbox finds boto3, for the bare run
+    cases = (("python_snapshot", PY_HANDLER, code_dir), ("python_sdk_snapshot", PY_SDK_HANDLER, sdk_dir))
+    for label, source, cwd in cases:
+        code = _zip("app.py", source)
+        names = [f"bench-{label.replace('_', '-')}-{i}" for i in range(runs)]
+        for name in names:
+            lam.create_function(FunctionName=name, Runtime=runtime, Handler="app.handler", Role=ROLE,
+                                Code={"ZipFile": code}, MemorySize=BENCH_MEMORY_MB, Timeout=30,
+                                SnapStart={"ApplyOn": "PublishedVersions"})
+        for name in names:
+            _wait_active(lam, name)
+            lam.publish_version(FunctionName=name)  # the snapshot is taken now, not in the figure
+        for name in names:
+            _wait_version_active(lam, name, "1")
+        bare: list[float] = []
+        restored: list[float] = []
+        on_demand: list[float] = []
+        for name in names:
+            bare.append(_time_ms(partial(subprocess.run, [python, "-c", "import app"], cwd=cwd, env=env,
+                                         check=True)))
+            restored.append(_time_ms(partial(_invoke, lam, f"{name}:1")))
+            if label == "python_sdk_snapshot":  # $LATEST of the same function starts on demand
+                on_demand.append(_time_ms(partial(_invoke, lam, name)))
+        results[f"{label}_bare_start_import_ms"] = percentiles(bare)
+        results[f"{label}_cold_start_ms"] = percentiles(restored)
+        results[f"{label}_cold_ratio"] = (results[f"{label}_cold_start_ms"]["p50"]
+                                          / results[f"{label}_bare_start_import_ms"]["p50"])
+        if on_demand:
+            results["python_sdk_on_demand_cold_start_ms"] = percentiles(on_demand)
+        for name in names:
+            lam.delete_function(FunctionName=name)
 
 
 def run(runs: int = 20, warm_runs: int = 300, endpoint: str | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ TARGETS = [
     ("python_cold_ratio", 1.5, "cold start p50 / bare python start+import p50"),
     ("node_cold_ratio", 1.5, "cold start p50 / bare node start+require p50"),
     ("python_snapshot_cold_ratio", 0.5, "SnapStart restore cold start p50 / bare python start+import p50"),
+    ("python_sdk_snapshot_cold_ratio", 0.5, "the same, for a handler that imports boto3"),
     ("python_warm_ratio", 2.0, "warm invoke p50 / echo app round trip p50"),
     ("node_warm_ratio", 2.0, "warm invoke p50 / echo app round trip p50"),
 ]
