@@ -99,6 +99,7 @@ SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41}.get(platform.machine(), 155)
 SYS_CAPSET = {"x86_64": 126, "aarch64": 91, "arm64": 91}.get(platform.machine(), 126)
+SYS_CLONE = {"x86_64": 56, "aarch64": 220, "arm64": 220}.get(platform.machine(), 56)
 SYS_CLOSE_RANGE = 436  # the same number on every architecture
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture (Linux 5.12+)
 AT_FDCWD = -100
@@ -116,6 +117,11 @@ _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+# The same C library, called with the GIL held: a raw clone(2) must not let another thread run between
+# the interpreter's before-fork and after-fork bookkeeping.
+_pylibc = ctypes.PyDLL(None, use_errno=True)
+_pylibc.syscall.restype = ctypes.c_long
+_pyapi = ctypes.pythonapi
 
 _bootstrap: Any = None  # the pre-imported runtime bootstrap module, when there is one
 _base_sys_path: list[str] = list(sys.path)
@@ -530,10 +536,10 @@ def _run_bootstrap(env: dict[str, str], argv: list[str]) -> NoReturn:
 # copy-on-write. The template runs as the sandbox user with no capabilities, so a clone isolates
 # itself with a user namespace of its own (uid and gid mapped to themselves, nothing else):
 #
-#   template ─fork→ C (joins its cgroups through the fds the server opened, user namespace, then new
-#                      mount/uts/ipc/net/pid/cgroup namespaces; lo, listeners, a fresh /tmp)
-#                     ─fork→ I' (pid 1 of the clone's pid namespace: fresh /proc, reaps, reports)
-#                              ─fork→ R' (drops every capability; returns into the runtime)
+#   template ─clone(2) into new user/mount/uts/ipc/net/pid namespaces→ I' (pid 1 of the clone: joins
+#            its cgroups through the fds the server opened, maps its uid and gid, a new cgroup
+#            namespace; lo, listeners, a fresh /tmp and /proc; then reaps, forwards signals, reports)
+#              ─fork→ R' (drops every capability; returns into the runtime)
 #
 # Messages on the template socket: template → server {"ready": true} once; server → template a clone
 # request {"hostname", "env", "tmp_mb", "shm_mb", "listen", "uid", "gid"} with fds
@@ -654,10 +660,11 @@ def _template(base: dict[str, Any]) -> dict[str, str]:
                 os.close(fd)
             continue
         try:
-            pid = os.fork()
+            pid = _fork_into_namespaces(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC
+                                        | CLONE_NEWNET | CLONE_NEWPID)
         except OSError as exc:
             with socket.socket(fileno=fds[0]) as ctl:
-                send_msg(ctl, {"error": f"fork: {exc}"})
+                send_msg(ctl, {"error": f"clone: {exc}"})
             pid = -1
         if pid == 0:
             sock.close()
@@ -677,12 +684,29 @@ def _template(base: dict[str, Any]) -> dict[str, str]:
         _reap()
 
 
+def _fork_into_namespaces(flags: int) -> int:
+    """fork(), with the child in new namespaces at once: one clone(2) instead of a fork and a setup
+    process that unshares and forks again (a fork of a large template costs a millisecond or two).
+    The interpreter's own fork bookkeeping runs around the raw call, as os.fork() does it."""
+    _pyapi.PyOS_BeforeFork()
+    pid = _pylibc.syscall(SYS_CLONE, flags | signal.SIGCHLD, 0, 0, 0, 0)
+    if pid == 0:
+        _pyapi.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    _pyapi.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(err, os.strerror(err))
+    return int(pid)
+
+
 def _clone(base: dict[str, Any], req: dict[str, Any], fds: list[int], handlers: dict[int, Any]
            ) -> dict[str, str]:
-    """C: isolate a fork of the template; returns only in R', the clone's runtime."""
+    """I': pid 1 of the clone, born in its own user, mount, UTS, IPC, network and pid namespaces;
+    returns only in R', the clone's runtime."""
     ctl = socket.socket(fileno=fds[0])
     out_fd = fds[1]
-    trace = [["fork", time.monotonic()]]
+    trace = [["clone", time.monotonic()]]
     step = "cgroup"
     try:
         for fd in fds[2:]:
@@ -690,14 +714,13 @@ def _clone(base: dict[str, Any], req: dict[str, Any], fds: list[int], handlers: 
             os.close(fd)
         step = "user namespace"
         _prctl(PR_SET_DUMPABLE, 1)  # our own /proc/self/*_map files must be ours to write
-        _check(_libc.unshare(CLONE_NEWUSER), "unshare")
         _write_file("/proc/self/setgroups", "deny")
         _write_file("/proc/self/uid_map", f"{int(base['uid'])} {int(base['uid'])} 1\n")
         _write_file("/proc/self/gid_map", f"{int(base['gid'])} {int(base['gid'])} 1\n")
         _prctl(PR_SET_DUMPABLE, 0)
         step = "namespaces"
-        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID
-                             | CLONE_NEWCGROUP), "unshare")
+        # The cgroup namespace only now that we are in our own groups: its root is them.
+        _check(_libc.unshare(CLONE_NEWCGROUP), "unshare")
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
         socket.sethostname(req["hostname"])
         _lo_up()
@@ -706,38 +729,20 @@ def _clone(base: dict[str, Any], req: dict[str, Any], fds: list[int], handlers: 
         listeners = [_listen(host, port) for host, port in req["listen"]]
         step = "tmp"
         _private_tmp(int(req["tmp_mb"]), int(req["shm_mb"]))
-        trace.append(["tmp", time.monotonic()])
+        step = "proc"
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        trace.append(["mounts", time.monotonic()])
     except (OSError, SetupError) as exc:
         try:
             send_msg(ctl, {"error": f"{step}: {exc}"})
         finally:
             os._exit(1)
-    pid = os.fork()
-    if pid == 0:
-        return _clone_init(req, ctl, out_fd, listeners, trace, handlers)
-    ctl.close()
-    os.close(out_fd)
-    for s in listeners:
-        s.close()
-    code = 1
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            code = 0 if _exit_code(status) == 0 else 1
-            break
-        except ChildProcessError:
-            break
-    os._exit(code)
+    return _clone_init(req, ctl, out_fd, listeners, trace, handlers)
 
 
 def _clone_init(req: dict[str, Any], ctl: socket.socket, out_fd: int, listeners: list[socket.socket],
                 trace: list[list[Any]], handlers: dict[int, Any]) -> dict[str, str]:
-    """I': pid 1 of the clone; returns only in R'."""
-    try:
-        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    except (OSError, SetupError) as exc:
-        send_msg(ctl, {"error": f"proc: {exc}"})
-        os._exit(1)
+    """I' after setup: forks the runtime, reports, then reaps and forwards signals; returns only in R'."""
     runtime = os.fork()
     if runtime == 0:
         ctl.close()
