@@ -148,12 +148,18 @@ def test_published_version_is_restored_from_its_snapshot(server: HearthServer) -
     assert body["init_type"] == "on-demand"
     assert "Init Duration" in tail
 
-    # The snapshot's INIT went to the logs once, with its INIT_REPORT.
+    # The snapshot's INIT went to the logs once, with its INIT_REPORT; each restored environment writes
+    # to a log stream of its own.
     logs = server.client("logs")
     group = f"/aws/lambda/{name}"
     messages = [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
     assert sum("INIT ran" in m for m in messages) == 2  # the snapshot's, and $LATEST's on-demand INIT
     assert any(m.startswith("INIT_REPORT Init Duration:") for m in messages)
+    streams = [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=group)["logStreams"]]
+    restored_streams = {s for s in streams if "[1]" in s
+                        for e in logs.get_log_events(logGroupName=group, logStreamName=s)["events"]
+                        if "Restore Duration" in e["message"]}
+    assert len(restored_streams) == 2
 
 
 def test_snapshot_failure_fails_the_version(server: HearthServer) -> None:
@@ -258,3 +264,23 @@ def test_restored_environments_keep_their_limits(server: HearthServer) -> None:
     restores = [line for line in metrics.splitlines()
                 if line.startswith("hearth_restore_duration_seconds_count") and f'function="{name}"' in line]
     assert restores and float(restores[0].rsplit(" ", 1)[1]) >= 2  # a new clone after the killed one
+
+
+def test_a_restarted_server_takes_a_new_snapshot(fresh_server: HearthServer) -> None:
+    """Snapshots live in memory: after a restart (even kill -9) the first cold start takes a new one."""
+    fresh_server.start()
+    if fresh_server.health().get("isolation") == "process":
+        pytest.skip("snapshots need the namespace backend")
+    lam = fresh_server.client("lambda")
+    create_function(lam, "snap-restart", {"app.py": HANDLER}, runtime="python3.12", Timeout=30,
+                    SnapStart={"ApplyOn": "PublishedVersions"})
+    lam.publish_version(FunctionName="snap-restart")
+    assert wait_version(lam, "snap-restart", "1")["State"] == "Active"
+    before, _ = invoke(lam, "snap-restart", "1")
+    fresh_server.kill9()
+    fresh_server.start()
+    lam = fresh_server.client("lambda")
+    after, tail = invoke(lam, "snap-restart", "1")
+    assert after["init_type"] == "snap-start" and "Restore Duration" in tail
+    assert after["init_token"] != before["init_token"]  # INIT ran again, once, for the new snapshot
+    assert after["hooks"] == ["before-2", "before-1", "after"]
