@@ -173,6 +173,30 @@ def test_snapshot_failure_fails_the_version(server: HearthServer) -> None:
     assert "Runtime.BeforeSnapshotError" in cfg["StateReason"] and "not today" in cfg["StateReason"]
 
 
+AFTER_RESTORE_FAILS = """
+import snapshot_restore_py
+@snapshot_restore_py.register_after_restore
+def reconnect():
+    raise ConnectionError("the database is gone")
+def handler(event, context):
+    return "unreachable"
+"""
+
+
+def test_failing_after_restore_hook_fails_the_invocation(server: HearthServer) -> None:
+    lam = server.client("lambda")
+    name = "snap-after-fails"
+    create_function(lam, name, {"app.py": AFTER_RESTORE_FAILS}, runtime="python3.12",
+                    SnapStart={"ApplyOn": "PublishedVersions"})
+    lam.publish_version(FunctionName=name)
+    assert wait_version(lam, name, "1")["State"] == "Active"  # the snapshot itself was fine
+    resp = lam.invoke(FunctionName=name, Qualifier="1", Payload=b"{}", LogType="Tail")
+    body = json.loads(resp["Payload"].read())
+    assert resp["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.AfterRestoreError"
+    assert "the database is gone" in body["errorMessage"]
+
+
 def test_snapstart_runtime_and_apply_on_validation(server: HearthServer) -> None:
     lam = server.client("lambda")
     with pytest.raises(ClientError) as info:

@@ -95,6 +95,7 @@ AwsProxyStarter = Callable[[Sandbox], "asyncio.Task[None] | None"]
 # template, or a template itself. `until_ready`, when given, replaces "the runtime asked for its first
 # invocation" as the end of INIT (a template never asks: it waits for clone requests).
 Launcher = Callable[[SandboxSpec], Awaitable[Sandbox]]
+ReadyWaiter = Callable[[Sandbox], Awaitable[bool]]
 
 
 class Environment:
@@ -110,7 +111,7 @@ class Environment:
         start_aws_proxy: AwsProxyStarter | None = None,
         on_dead: Callable[[Environment], None] | None = None,
         launcher: Launcher | None = None,
-        until_ready: Callable[[Sandbox], Awaitable[bool]] | None = None,
+        until_ready: ReadyWaiter | None = None,
         restored: bool = False,
         init_timeout_s: float = INIT_TIMEOUT_S,
     ) -> None:

@@ -38,7 +38,7 @@ from typing import Any
 
 from hearth.functions.model import FunctionVersion
 from hearth.invoke import launch, logs
-from hearth.invoke.environment import INIT_TIMEOUT_S, Environment, EnvState, Launcher
+from hearth.invoke.environment import INIT_TIMEOUT_S, Environment, EnvState, Launcher, ReadyWaiter
 from hearth.invoke.keepalive import FixedKeepAlive, KeepAlivePolicy, Window
 from hearth.invoke.snapshot import SnapshotTemplates
 from hearth.observability.metrics import InvokeMetrics
@@ -212,7 +212,7 @@ class EnvironmentPool:
         self._creating -= 1
 
     def _new_env(self, fv: FunctionVersion, initialization_type: str, launcher: Launcher | None = None,
-                 until_ready: Callable[[Sandbox], Any] | None = None, restored: bool = False,
+                 until_ready: ReadyWaiter | None = None, restored: bool = False,
                  init_timeout_s: float = INIT_TIMEOUT_S) -> Environment:
         """An environment of `fv`, not started yet (also how snapshot templates are made)."""
         env_id = uuid.uuid4().hex

@@ -24,12 +24,12 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from hearth.functions.model import FunctionVersion
-from hearth.invoke.environment import Environment, Launcher
+from hearth.invoke.environment import Environment, Launcher, ReadyWaiter
 from hearth.runtimes.registry import installed_runtimes
 from hearth.sandbox.types import Sandbox, SandboxSpec
 
@@ -51,8 +51,7 @@ class SnapshotBackend(Protocol):
 
 # Builds (not starts) an environment of `fv` as the pool does: (fv, initialization type, launcher,
 # until_ready, restored, init timeout) -> Environment.
-EnvFactory = Callable[[FunctionVersion, str, Launcher | None, "Callable[[Sandbox], asyncio.Future[bool]] | None",
-                       bool, float], Environment]
+EnvFactory = Callable[[FunctionVersion, str, Launcher | None, ReadyWaiter | None, bool, float], Environment]
 LogWriter = Callable[[FunctionVersion, str, list[tuple[int, str]]], None]
 
 
@@ -78,7 +77,7 @@ def supported_runtime(runtime: str) -> bool:
 
 class SnapshotTemplates:
     def __init__(self, backend: object, make_env: EnvFactory, *, latest: bool = False) -> None:
-        self._backend: SnapshotBackend | None = backend if _can_snapshot(backend) else None  # type: ignore[assignment]
+        self._backend = cast(SnapshotBackend, backend) if _can_snapshot(backend) else None
         self._make_env = make_env
         self.latest = latest  # also restore $LATEST environments (HEARTH_SNAPSTART_LATEST)
         self.write_logs: LogWriter | None = None  # set by the server: where template INIT logs go
@@ -124,10 +123,13 @@ class SnapshotTemplates:
         async def launch(spec: SandboxSpec) -> Sandbox:
             return await backend.start(_without_log_names(spec), template=True)
 
-        env = self._make_env(fv, "snap-start", launch, backend.template_ready, False,  # type: ignore[arg-type]
-                             TEMPLATE_INIT_TIMEOUT_S)
+        env = self._make_env(fv, "snap-start", launch, backend.template_ready, False, TEMPLATE_INIT_TIMEOUT_S)
         started = time.time()
-        await env.start()  # raises InitFailure (the template is then dead)
+        try:
+            await env.start()  # raises InitFailure (the template is then dead)
+        except asyncio.CancelledError:  # retired while INIT ran: the sandbox must not outlive us
+            self._spawn(env.kill())
+            raise
         self.templates_created += 1
         events = env.take_init_log()
         took_ms = (time.time() - started) * 1000
@@ -181,9 +183,12 @@ class SnapshotTemplates:
             return
         env = template.env
         if env is not None and env.alive:
-            task = asyncio.ensure_future(env.kill())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(env.kill())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
         templates = [*self._templates.values(), *self._retired]

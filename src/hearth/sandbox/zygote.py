@@ -8,7 +8,9 @@ one sandbox, step by step, and ends every sandbox in either ``execve`` or the ru
 
 Messages on the zygote socket (SOCK_SEQPACKET, one JSON object per message):
   zygote → server  {"ready": true, "preload_error": str|null} once, after pre-importing.
-  server → zygote  a sandbox request (see `_Request`) with fds [ctl, output].
+  server → zygote  a sandbox request (see `NamespaceBackend._request`) with fds [ctl, output], plus a
+                   third fd for a SnapStart template: the socket its runtime keeps (see the SnapStart
+                   section below: templates and their clones).
 Messages on a sandbox's `ctl` socket (SOCK_SEQPACKET), sent by the sandbox:
   {"pid": <host pid of init>, "trace": [[step, CLOCK_MONOTONIC s]...]}
       + fds [runtime listener, aws listener]                            setup finished
@@ -38,7 +40,9 @@ setgroups([]), setresgid, setresuid, PR_SET_NO_NEW_PRIVS, chdir, environment rep
 execve(argv) or the pre-imported bootstrap's main().
 
 Non-goals: no seccomp filter (the kernel's full syscall surface is reachable by an unprivileged user;
-no protection against kernel exploits — run Hearth in a VM for that); no user namespace.
+no protection against kernel exploits — run Hearth in a VM for that). Sandboxes started here have no
+user namespace; a SnapStart clone makes one of its own (uid and gid mapped to themselves), because it
+is isolated by a process that has no privilege left.
 """
 
 from __future__ import annotations
@@ -532,8 +536,8 @@ def _run_bootstrap(env: dict[str, str], argv: list[str]) -> NoReturn:
 #
 # A template is an ordinary sandbox whose runtime ran INIT (and the before-snapshot hooks) and then,
 # instead of asking for an invocation, calls `_template`: it waits on TEMPLATE_FD for clone requests.
-# Each request forks the template; the fork becomes a new environment with the INIT'd heap shared
-# copy-on-write. The template runs as the sandbox user with no capabilities, so a clone isolates
+# Each request clones the template (a fork); the clone becomes a new environment with the INIT'd heap
+# shared copy-on-write. The template runs as the sandbox user with no capabilities, so a clone isolates
 # itself with a user namespace of its own (uid and gid mapped to themselves, nothing else):
 #
 #   template ─clone(2) into new user/mount/uts/ipc/net/pid namespaces→ I' (pid 1 of the clone: joins
@@ -542,7 +546,7 @@ def _run_bootstrap(env: dict[str, str], argv: list[str]) -> NoReturn:
 #              ─fork→ R' (drops every capability; returns into the runtime)
 #
 # Messages on the template socket: template → server {"ready": true} once; server → template a clone
-# request {"hostname", "env", "tmp_mb", "shm_mb", "listen", "uid", "gid"} with fds
+# request {"hostname", "env", "tmp_mb", "shm_mb", "listen"} with fds
 # [ctl, output, cgroup.procs...]. On `ctl` the clone answers as a sandbox does ({"pid": 0} + listeners,
 # {"error"}, {"exit"}); the server finds the clone's host pids in its cgroup.
 # Everything inherited from the template stays mapped read-only or copy-on-write; what is private to
@@ -663,9 +667,11 @@ def _template(base: dict[str, Any]) -> dict[str, str]:
             pid = _fork_into_namespaces(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC
                                         | CLONE_NEWNET | CLONE_NEWPID)
         except OSError as exc:
-            with socket.socket(fileno=fds[0]) as ctl:
-                send_msg(ctl, {"error": f"clone: {exc}"})
             pid = -1
+            try:
+                send_msg(socket.socket(fileno=os.dup(fds[0])), {"error": f"clone: {exc}"})
+            except OSError:
+                pass
         if pid == 0:
             sock.close()
             # No handler of the function's may run in the clone's setup or init processes: defaults
