@@ -747,31 +747,12 @@ class FunctionService:
             log.exception("finishing %s failed", key)
             failure = ("InternalError", f"Hearth could not prepare the function's code: {exc}")
         # Something may have changed while we were extracting; the CAS below settles it.
-        active = cfg.replace(
-            state="Active",
-            state_reason=None,
-            state_reason_code=None,
-            last_update_status="Successful",
-            last_update_status_reason=None,
-            last_update_status_reason_code=None,
-            revision_id=new_revision(),
-        )
+        done = _settled(cfg, failure)
         if failure is None and cfg.version != LATEST and self.take_snapshot is not None \
-                and self.snapshot_applies(self._to_fv(active)):
-            failure = await self._snapshot(active)
-        if failure is None:
-            done = active
-        else:
-            code, reason_text = failure
-            done = cfg.replace(
-                state="Failed",
-                state_reason=reason_text,
-                state_reason_code=code,
-                last_update_status="Failed",
-                last_update_status_reason=reason_text,
-                last_update_status_reason_code=code,
-                revision_id=new_revision(),
-            )
+                and self.snapshot_applies(self._to_fv(done)):
+            failure = await self._snapshot(done)
+            if failure is not None:
+                done = _settled(cfg, failure)
         try:
             self._store.put_version(_to_row(done), expected_revision=revision)
         except RevisionMismatch:
@@ -891,3 +872,17 @@ def _init_error_message(payload: object) -> str:
         return ""
     message = doc.get("errorMessage") if isinstance(doc, dict) else None
     return str(message) if message else ""
+
+
+def _settled(cfg: FunctionConfig, failure: tuple[str, str] | None) -> FunctionConfig:
+    """A Pending (or InProgress) configuration made Active (Successful), or Failed with (code, reason)."""
+    code, reason = failure if failure is not None else (None, None)
+    return cfg.replace(
+        state="Failed" if failure else "Active",
+        state_reason=reason,
+        state_reason_code=code,
+        last_update_status="Failed" if failure else "Successful",
+        last_update_status_reason=reason,
+        last_update_status_reason_code=code,
+        revision_id=new_revision(),
+    )

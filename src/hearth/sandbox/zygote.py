@@ -358,14 +358,7 @@ def _init(req: dict[str, Any], ctl: socket.socket, out_fd: int, listeners: list[
     os.close(out_fd)
     if template_fd is not None:
         os.close(template_fd)
-    try:
-        req["trace"].append(["runtime forked", time.monotonic()])
-        send_msg(ctl, {"pid": host_pid, "trace": req["trace"]}, tuple(s.fileno() for s in listeners))
-    except OSError:
-        os._exit(1)
-    for s in listeners:
-        s.close()
-    _forward_signals(runtime)
+    _report_started(ctl, host_pid, req["trace"], listeners, runtime)
     try:
         os.setgroups([])
         os.setresgid(req["gid"], req["gid"], req["gid"])
@@ -375,6 +368,19 @@ def _init(req: dict[str, Any], ctl: socket.socket, out_fd: int, listeners: list[
     except (OSError, SetupError):
         os.kill(runtime, signal.SIGKILL)
     _supervise(ctl, runtime)
+
+
+def _report_started(ctl: socket.socket, pid: int, trace: list[list[Any]], listeners: list[socket.socket],
+                    runtime: int) -> None:
+    """Init, once the runtime is forked: hand the listeners to the server, then forward signals."""
+    try:
+        trace.append(["runtime forked", time.monotonic()])
+        send_msg(ctl, {"pid": pid, "trace": trace}, tuple(s.fileno() for s in listeners))
+    except OSError:
+        os._exit(1)
+    for s in listeners:
+        s.close()
+    _forward_signals(runtime)
 
 
 def _forward_signals(runtime: int) -> None:
@@ -756,14 +762,7 @@ def _clone_init(req: dict[str, Any], ctl: socket.socket, out_fd: int, listeners:
             s.close()
         return _clone_runtime(req, out_fd, handlers)
     os.close(out_fd)
-    try:
-        trace.append(["runtime forked", time.monotonic()])
-        send_msg(ctl, {"pid": 0, "trace": trace}, tuple(s.fileno() for s in listeners))
-    except OSError:
-        os._exit(1)
-    for s in listeners:
-        s.close()
-    _forward_signals(runtime)
+    _report_started(ctl, 0, trace, listeners, runtime)
     try:
         _drop_capabilities()
     except (OSError, SetupError):
