@@ -17,24 +17,24 @@ Messages on a sandbox's `ctl` socket (SOCK_SEQPACKET), sent by the sandbox:
   {"error": "<step>: <reason>"}                                          setup failed
   {"exit": <status>}   the runtime exited (status, or -signal); the sandbox ends with it
 
-Process tree of one sandbox (every process is in the sandbox's cgroups before anything else runs):
-  zygote ─fork→ S (setup, host pid namespace; new mount/uts/ipc/net/cgroup namespaces)
-                 ─fork→ I (pid 1 of a new pid namespace; reaps, forwards SIGTERM, reports the exit)
-                          ─fork→ R (the runtime: drops privileges, then exec or bootstrap main())
-S, in order:
+Process tree of one sandbox (every process is in the sandbox's cgroups before user code runs):
+  zygote ─clone(2) into new mount/uts/ipc/net/pid namespaces→ I (pid 1 there: sets up, then reaps,
+                 forwards SIGTERM and reports the exit)
+                    ─fork→ R (the runtime: drops privileges, then exec or bootstrap main())
+I, in order:
   1. PR_SET_PDEATHSIG(SIGKILL) (dies with the zygote), own session, default signal handlers.
-  2. Join the cgroups the server created (cgroup.procs), so every descendant is limited.
-  3. unshare(NEWNS|NEWUTS|NEWIPC|NEWNET|NEWPID|NEWCGROUP); make every mount private.
-  4. Hostname; bring `lo` up (ioctl); bind the listeners 127.0.0.1:9001 and :4566 inside the netns.
-  5. Build the new root on a tmpfs: symlinks (/bin -> usr/bin, /dev/fd ...); binds of the system
+  2. Join the cgroups the server created (cgroup.procs), so every descendant is limited; then a new
+     cgroup namespace (rooted at them); make every mount private.
+  3. Hostname; bring `lo` up (ioctl); bind the listeners 127.0.0.1:9001 and :4566 inside the netns.
+  4. Build the new root on a tmpfs: symlinks (/bin -> usr/bin, /dev/fd ...); binds of the system
      dirs, a minimal /etc, /var/task, /var/runtime, /opt (overlay of layers), extra read-only mounts;
      then the whole tree read-only, nosuid, nodev at once (mount_setattr); then device binds and a
      size-limited /tmp (mode 1777) and /dev/shm.
-  6. Fork I, then wait for it and exit with its status (S stays outside the new pid namespace).
-I: mounts a fresh /proc, pivot_root into the new root (the old root is detached), remounts the root
-read-only, forks R, sends {"pid"} and the listeners to the server, drops to the sandbox user
-(non-dumpable) and waits. When R exits, I reports its status and exits: the kernel kills whatever
-else is left in the pid namespace.
+  5. Mount a fresh /proc, pivot_root into the new root (the old root is detached), remount the root
+     read-only.
+  6. Fork R, send {"pid"} and the listeners to the server, drop to the sandbox user (non-dumpable)
+     and wait. When R exits, report its status and exit: the kernel kills whatever else is left in
+     the pid namespace. The zygote reaps I.
 R: own session, rlimits (NOFILE, CORE), fds 0=/dev/null 1=2=output, every other fd closed,
 setgroups([]), setresgid, setresuid, PR_SET_NO_NEW_PRIVS, chdir, environment replaced, then
 execve(argv) or the pre-imported bootstrap's main().
@@ -276,32 +276,28 @@ def _build_root(req: dict[str, Any]) -> str:
     return root
 
 
-def _setup(req: dict[str, Any]) -> None:
-    """Step 1-5 of the sandbox, in S (see the module docstring)."""
-    for path in req["cgroups"]:
-        with open(path, "w") as f:
-            f.write(str(os.getpid()))
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID
-                         | CLONE_NEWCGROUP), "unshare")
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    socket.sethostname(req["hostname"])
-    _lo_up()
-
-
-def _sandbox_setup(zygote_sock: socket.socket, req: dict[str, Any], ctl: socket.socket, out_fd: int,
-                   template_fd: int | None) -> NoReturn:
-    """S: runs in the zygote's fork; never returns."""
-    code = 1
+def _sandbox(zygote_sock: socket.socket, req: dict[str, Any], ctl: socket.socket, out_fd: int,
+             template_fd: int | None) -> NoReturn:
+    """I: the zygote's child, born in new mount/uts/ipc/net/pid namespaces (pid 1 there); sets the
+    sandbox up as root, forks the runtime, then stays as its init. Never returns."""
     try:
         zygote_sock.close()
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         os.setsid()
-        step = "setup"
-        trace = req["trace"] = [["fork", time.monotonic()]]
+        step = "cgroup"
+        trace = req["trace"] = [["clone", time.monotonic()]]
         try:
-            _setup(req)
+            for path in req["cgroups"]:
+                with open(path, "w") as f:
+                    f.write("0")  # the writer itself
+            step = "namespaces"
+            # The cgroup namespace only now that we are in our own groups: its root is them.
+            _check(_libc.unshare(CLONE_NEWCGROUP), "unshare")
+            _mount(None, "/", None, MS_REC | MS_PRIVATE)
+            socket.sethostname(req["hostname"])
+            _lo_up()
             trace.append(["namespaces", time.monotonic()])
             step = "listen"
             listeners = [_listen(host, port) for host, port in req["listen"]]
@@ -309,65 +305,40 @@ def _sandbox_setup(zygote_sock: socket.socket, req: dict[str, Any], ctl: socket.
             root = _build_root(req)
             trace.append(["root", time.monotonic()])
             _oom_score_adj("-1000")  # the OOM killer picks the runtime, not init
+            step = "init"
+            host_pid = int(os.readlink("/proc/self"))  # the host's procfs still names us by our host pid
+            _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            os.chdir(root)
+            _check(_libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
+            _check(_libc.umount2(b".", MNT_DETACH), "detach the old root")
+            os.chdir("/")
+            _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
         except (OSError, SetupError) as exc:
             send_msg(ctl, {"error": f"{step}: {exc}"})
             os._exit(1)
-        pid = os.fork()
-        if pid == 0:
-            _init(req, ctl, out_fd, listeners, root, template_fd)
-        ctl.close()
+        trace.append(["pivot", time.monotonic()])
+        runtime = os.fork()
+        if runtime == 0:
+            ctl.close()
+            for s in listeners:
+                s.close()
+            _runtime(req, out_fd, template_fd)
         os.close(out_fd)
         if template_fd is not None:
             os.close(template_fd)
-        for s in listeners:
-            s.close()
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                code = 0 if _exit_code(status) == 0 else 1
-                break
-            except ChildProcessError:
-                break
+        _report_started(ctl, host_pid, trace, listeners, runtime)
+        try:
+            os.setgroups([])
+            os.setresgid(req["gid"], req["gid"], req["gid"])
+            os.setresuid(req["uid"], req["uid"], req["uid"])
+            _prctl(PR_SET_DUMPABLE, 0)  # the runtime runs as the same uid: it must not ptrace init
+            _prctl(PR_SET_NO_NEW_PRIVS, 1)
+        except (OSError, SetupError):
+            os.kill(runtime, signal.SIGKILL)
+        _supervise(ctl, runtime)
     except BaseException:
         traceback.print_exc()
-    os._exit(code)
-
-
-def _init(req: dict[str, Any], ctl: socket.socket, out_fd: int, listeners: list[socket.socket], root: str,
-          template_fd: int | None) -> NoReturn:
-    """I: pid 1 of the sandbox's pid namespace; never returns."""
-    try:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        host_pid = int(os.readlink("/proc/self"))  # the host's procfs still names us by our host pid
-        _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        os.chdir(root)
-        _check(_libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
-        _check(_libc.umount2(b".", MNT_DETACH), "detach the old root")
-        os.chdir("/")
-        _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    except (OSError, SetupError) as exc:
-        send_msg(ctl, {"error": f"init: {exc}"})
-        os._exit(1)
-    req["trace"].append(["pivot", time.monotonic()])
-    runtime = os.fork()
-    if runtime == 0:
-        ctl.close()
-        for s in listeners:
-            s.close()
-        _runtime(req, out_fd, template_fd)
-    os.close(out_fd)
-    if template_fd is not None:
-        os.close(template_fd)
-    _report_started(ctl, host_pid, req["trace"], listeners, runtime)
-    try:
-        os.setgroups([])
-        os.setresgid(req["gid"], req["gid"], req["gid"])
-        os.setresuid(req["uid"], req["uid"], req["uid"])
-        _prctl(PR_SET_DUMPABLE, 0)  # the runtime runs as the same uid: it must not ptrace init
-        _prctl(PR_SET_NO_NEW_PRIVS, 1)
-    except (OSError, SetupError):
-        os.kill(runtime, signal.SIGKILL)
-    _supervise(ctl, runtime)
+    os._exit(1)
 
 
 def _report_started(ctl: socket.socket, pid: int, trace: list[list[Any]], listeners: list[socket.socket],
@@ -836,12 +807,12 @@ def serve(sock: socket.socket) -> None:
         ctl = socket.socket(fileno=fds[0])
         template_fd = fds[2] if len(fds) == 3 else None
         try:
-            pid = os.fork()
+            pid = _fork_into_namespaces(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID)
         except OSError as exc:
-            send_msg(ctl, {"error": f"fork: {exc}"})
+            send_msg(ctl, {"error": f"clone: {exc}"})
             pid = -1
         if pid == 0:
-            _sandbox_setup(sock, req, ctl, fds[1], template_fd)
+            _sandbox(sock, req, ctl, fds[1], template_fd)
         ctl.close()
         for fd in fds[1:]:
             os.close(fd)
