@@ -18,13 +18,14 @@ Messages on a sandbox's `ctl` socket (SOCK_SEQPACKET), sent by the sandbox:
   {"exit": <status>}   the runtime exited (status, or -signal); the sandbox ends with it
 
 Process tree of one sandbox (every process is in the sandbox's cgroups before user code runs):
-  zygote ─clone(2) into new mount/uts/ipc/net/pid namespaces→ I (pid 1 there: sets up, then reaps,
-                 forwards SIGTERM and reports the exit)
+  zygote ─clone(2) into a new pid namespace→ I (pid 1 there: sets up, then reaps, forwards SIGTERM
+                 and reports the exit)
                     ─fork→ R (the runtime: drops privileges, then exec or bootstrap main())
 I, in order:
   1. PR_SET_PDEATHSIG(SIGKILL) (dies with the zygote), own session, default signal handlers.
-  2. Join the cgroups the server created (cgroup.procs), so every descendant is limited; then a new
-     cgroup namespace (rooted at them); make every mount private.
+  2. Join the cgroups the server created (cgroup.procs), so every descendant is limited; then
+     unshare(NEWNS|NEWUTS|NEWIPC|NEWNET|NEWCGROUP) (the cgroup namespace rooted at our groups); make
+     every mount private.
   3. Hostname; bring `lo` up (ioctl); bind the listeners 127.0.0.1:9001 and :4566 inside the netns.
   4. Build the new root on a tmpfs: symlinks (/bin -> usr/bin, /dev/fd ...); binds of the system
      dirs, a minimal /etc, /var/task, /var/runtime, /opt (overlay of layers), extra read-only mounts;
@@ -294,7 +295,8 @@ def _sandbox(zygote_sock: socket.socket, req: dict[str, Any], ctl: socket.socket
                     f.write("0")  # the writer itself
             step = "namespaces"
             # The cgroup namespace only now that we are in our own groups: its root is them.
-            _check(_libc.unshare(CLONE_NEWCGROUP), "unshare")
+            _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP),
+                   "unshare")
             _mount(None, "/", None, MS_REC | MS_PRIVATE)
             socket.sethostname(req["hostname"])
             _lo_up()
@@ -517,9 +519,10 @@ def _run_bootstrap(env: dict[str, str], argv: list[str]) -> NoReturn:
 # shared copy-on-write. The template runs as the sandbox user with no capabilities, so a clone isolates
 # itself with a user namespace of its own (uid and gid mapped to themselves, nothing else):
 #
-#   template ─clone(2) into new user/mount/uts/ipc/net/pid namespaces→ I' (pid 1 of the clone: joins
-#            its cgroups through the fds the server opened, maps its uid and gid, a new cgroup
-#            namespace; lo, listeners, a fresh /tmp and /proc; then reaps, forwards signals, reports)
+#   template ─clone(2) into new user and pid namespaces→ I' (pid 1 of the clone: joins its cgroups
+#            through the fds the server opened, maps its uid and gid, makes new mount, UTS, IPC,
+#            network and cgroup namespaces; lo, listeners, a fresh /tmp and /proc; then reaps,
+#            forwards signals, reports)
 #              ─fork→ R' (drops every capability; returns into the runtime)
 #
 # Messages on the template socket: template → server {"ready": true} once; server → template a clone
@@ -641,8 +644,9 @@ def _template(base: dict[str, Any]) -> dict[str, str]:
                 os.close(fd)
             continue
         try:
-            pid = _fork_into_namespaces(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC
-                                        | CLONE_NEWNET | CLONE_NEWPID)
+            # User and pid namespaces here (the child must be pid 1 of its own, with the privilege to
+            # make the rest); the costly ones are made by the child, so bursts do not queue on us.
+            pid = _fork_into_namespaces(CLONE_NEWUSER | CLONE_NEWPID)
         except OSError as exc:
             pid = -1
             try:
@@ -703,7 +707,8 @@ def _clone(base: dict[str, Any], req: dict[str, Any], fds: list[int], handlers: 
         _prctl(PR_SET_DUMPABLE, 0)
         step = "namespaces"
         # The cgroup namespace only now that we are in our own groups: its root is them.
-        _check(_libc.unshare(CLONE_NEWCGROUP), "unshare")
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP),
+               "unshare")
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
         socket.sethostname(req["hostname"])
         _lo_up()
@@ -807,7 +812,9 @@ def serve(sock: socket.socket) -> None:
         ctl = socket.socket(fileno=fds[0])
         template_fd = fds[2] if len(fds) == 3 else None
         try:
-            pid = _fork_into_namespaces(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID)
+            # Only the pid namespace here (the child must be its pid 1): the costly ones (network, mount)
+            # are made by the child, so that a burst of sandboxes does not queue on this loop.
+            pid = _fork_into_namespaces(CLONE_NEWPID)
         except OSError as exc:
             send_msg(ctl, {"error": f"clone: {exc}"})
             pid = -1
