@@ -8,7 +8,9 @@
 //
 // Why a raw `net` client instead of node:http: every warm invocation makes two Runtime API requests, and
 // http's Agent and parser machinery costs more than the rest of the runtime's work per request. The
-// Runtime API always answers with a Content-Length, so a small reader is enough.
+// Runtime API always answers with a Content-Length, so a small reader is enough. Reads land in one reused
+// buffer (`onread`), and the `GET /next` that follows every answer is pipelined behind it in the same write
+// (the server handles a connection's requests in order): the warm path is one write and two reads.
 //
 // Response streaming: `awslambda.streamifyResponse(handler)` marks a handler `(event, responseStream,
 // context)`; its writes go to the Runtime API as a chunked `/response` with
@@ -39,133 +41,259 @@ class RuntimeClient {
     this.host = address.slice(0, i).replace(/^\[|\]$/g, "") || "127.0.0.1";
     this.port = Number(address.slice(i + 1));
     this.hostHeader = address;
+    this.nextHead = `GET ${RUNTIME_PATH}/invocation/next HTTP/1.1\r\nHost: ${address}\r\n\r\n`;
+    this.nextRequest = Buffer.from(this.nextHead, "latin1");
+    this.nextIsAscii = !NON_ASCII.test(this.nextHead);
     this.socket = null;
-    this.buf = Buffer.alloc(0);
-    this.pending = null; // {resolve, reject} of the request in flight (one at a time)
+    // Every read lands in this one buffer (net's `onread`): no allocation per read, and no stream machinery
+    // between the socket and the parser. Whatever must outlive a read is copied out of it.
+    this.readBuffer = Buffer.allocUnsafe(65536);
+    this.partial = null; // bytes of a response head that has not arrived whole yet
+    this.response = null; // {status, headers, body} whose body is still arriving
+    this.filled = 0; // bytes of that body received
+    // Requests sent and not answered yet, answered in this order: {message, resolve, reject, res, err}.
+    this.inflight = [];
+    this.prefetched = null; // the `/next` sent together with the last response (see `post`)
+    this.fresh = false; // the connection was opened for what is in flight
+    this.retried = false;
   }
 
   _connect() {
+    const socket = net.createConnection({
+      host: this.host,
+      port: this.port,
+      onread: { buffer: this.readBuffer, callback: (n, buf) => { if (this.socket === socket) this._onRead(buf, n); } },
+    });
+    socket.setNoDelay(true);
+    socket.on("error", (err) => { if (this.socket === socket) this._fail(err); });
+    socket.on("close", () => { if (this.socket === socket) this._fail(new Error("Runtime API connection closed")); });
+    this.socket = socket;
+    this.partial = null;
+    this.response = null;
+    return socket;
+  }
+
+  // Write `message` (a string: ASCII head and UTF-8 body; a Buffer; or an array of those).
+  _send(message) {
+    this.fresh = !this.socket;
+    const socket = this.socket || this._connect();
+    socket.ref();
+    if (Array.isArray(message)) {
+      for (const part of message) socket.write(part);
+    } else {
+      socket.write(message);
+    }
+  }
+
+  _resend() {
+    const messages = this.inflight.map((entry) => entry.message);
+    this._send(messages.flat());
+  }
+
+  // The connection broke: what is in flight on a kept-alive connection is sent again, once, on a new one
+  // (the server may have closed it while idle); on a fresh connection, or the second time, the error is final.
+  _fail(err) {
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) socket.destroy();
+    if (!this.inflight.length) return;
+    if (!this.fresh && !this.retried) {
+      this.retried = true;
+      this._resend();
+      return;
+    }
+    const entries = this.inflight;
+    this.inflight = [];
+    for (const entry of entries) {
+      if (entry.reject) entry.reject(err);
+      else entry.err = err;
+    }
+  }
+
+  _onRead(buf, n) {
+    let data = buf.subarray(0, n);
+    if (this.partial) {
+      data = Buffer.concat([this.partial, data]);
+      this.partial = null;
+    }
+    let offset = 0;
+    while (offset < data.length) {
+      let res = this.response;
+      if (!res) {
+        const end = data.indexOf(HEAD_END, offset);
+        if (end < 0) {
+          this.partial = Buffer.from(data.subarray(offset)); // a copy: `buf` is reused by the next read
+          return;
+        }
+        const head = data.toString("latin1", offset, end);
+        offset = end + 4;
+        let eol = head.indexOf("\r\n");
+        if (eol < 0) eol = head.length;
+        const sp = head.indexOf(" ");
+        const sp2 = sp < 0 || sp >= eol ? -1 : head.indexOf(" ", sp + 1);
+        const status = sp < 0 || sp >= eol ? NaN : Number(head.slice(sp + 1, sp2 < 0 || sp2 > eol ? eol : sp2));
+        if (status === 100) continue;
+        const headers = newHeaders();
+        for (let pos = eol + 2; pos < head.length;) {
+          let next = head.indexOf("\r\n", pos);
+          if (next < 0) next = head.length;
+          const c = head.indexOf(":", pos);
+          if (c > pos && c < next) {
+            setHeader(headers, head.slice(pos, c).trim().toLowerCase(), head.slice(c + 1, next).trim());
+          }
+          pos = next + 2;
+        }
+        const length = Number(headers["content-length"] || 0);
+        if (data.length - offset >= length) { // the whole body is here: the common case
+          this._complete({ status, headers, body: data.toString("utf8", offset, offset + length) });
+          offset += length;
+          continue;
+        }
+        res = this.response = { status, headers, body: Buffer.allocUnsafe(length) };
+        this.filled = 0;
+      }
+      const n2 = Math.min(res.body.length - this.filled, data.length - offset);
+      data.copy(res.body, this.filled, offset, offset + n2);
+      this.filled += n2;
+      offset += n2;
+      if (this.filled === res.body.length) {
+        this.response = null;
+        res.body = res.body.toString("utf8");
+        this._complete(res);
+      }
+    }
+  }
+
+  _complete(res) {
+    const entry = this.inflight.shift();
+    if (!entry) return; // nothing asked for it
+    this.retried = false;
+    const socket = this.socket;
+    if ((res.headers["connection"] || "").toLowerCase() === "close") {
+      this.socket = null;
+      this.partial = null;
+      if (socket) socket.destroy();
+      if (this.inflight.length) this._resend(); // what was sent behind it, on a new connection
+    } else if (socket && !this.inflight.length) {
+      // An idle connection must not keep the event loop alive: the "empty event loop" that callback
+      // handlers wait for is measured without it.
+      socket.unref();
+    }
+    if (entry.resolve) entry.resolve(res);
+    else entry.res = res;
+  }
+
+  _enqueue(message) {
+    if (!this.inflight.length) this.retried = false;
+    const entry = { message, resolve: null, reject: null, res: null, err: null };
+    this.inflight.push(entry);
+    return entry;
+  }
+
+  _wait(entry) {
+    if (entry.res) return Promise.resolve(entry.res);
+    if (entry.err) return Promise.reject(entry.err);
     return new Promise((resolve, reject) => {
-      const socket = net.createConnection({ host: this.host, port: this.port });
-      socket.setNoDelay(true);
-      const onError = (err) => reject(err);
-      socket.once("error", onError);
-      socket.once("connect", () => {
-        socket.removeListener("error", onError);
-        socket.on("data", (chunk) => this._onData(chunk));
-        socket.on("error", (err) => this._fail(err));
-        socket.on("close", () => {
-          if (this.socket === socket) this.socket = null;
-          this._fail(new Error("Runtime API connection closed"));
-        });
-        this.socket = socket;
-        this.buf = Buffer.alloc(0);
-        resolve(socket);
-      });
+      entry.resolve = resolve;
+      entry.reject = reject;
     });
   }
 
-  _fail(err) {
-    const pending = this.pending;
-    this.pending = null;
-    if (pending) pending.reject(err);
+  request(message) {
+    const entry = this._enqueue(message);
+    this._send(message);
+    return this._wait(entry);
   }
 
-  _onData(chunk) {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    const pending = this.pending;
-    if (!pending) return;
-    const end = this.buf.indexOf("\r\n\r\n");
-    if (end < 0) return;
-    const head = this.buf.toString("latin1", 0, end).split("\r\n");
-    const status = Number(head[0].split(" ")[1]);
-    const headers = {};
-    for (let i = 1; i < head.length; i++) {
-      const line = head[i];
-      const c = line.indexOf(":");
-      if (c > 0) headers[line.slice(0, c).trim().toLowerCase()] = line.slice(c + 1).trim();
-    }
-    if (status === 100) {
-      this.buf = this.buf.subarray(end + 4);
-      if (this.buf.length) this._onData(Buffer.alloc(0));
-      return;
-    }
-    const length = Number(headers["content-length"] || 0);
-    if (this.buf.length < end + 4 + length) return;
-    const body = this.buf.subarray(end + 4, end + 4 + length);
-    this.buf = this.buf.subarray(end + 4 + length);
-    this.pending = null;
-    if ((headers["connection"] || "").toLowerCase() === "close" && this.socket) {
-      this.socket.destroy();
-      this.socket = null;
-    }
-    pending.resolve({ status, headers, body });
-  }
-
-  async request(method, urlPath, body, extraHeaders) {
-    let head = `${method} ${urlPath} HTTP/1.1\r\nHost: ${this.hostHeader}\r\n`;
+  // A POST. With `thenNext`, the `GET /next` that follows every answer goes out in the same write (HTTP/1.1
+  // pipelining: the server reads requests in order, so it sees the answer first, as it would otherwise):
+  // one write and one wake-up of the server fewer per invocation. `next()` picks it up.
+  post(urlPath, payload, extraHeaders, thenNext) {
+    let head = `POST ${urlPath} HTTP/1.1\r\nHost: ${this.hostHeader}\r\n`;
     if (extraHeaders) {
       for (const [k, v] of Object.entries(extraHeaders)) head += `${k}: ${String(v).replace(/[\r\n]/g, " ")}\r\n`;
     }
+    const isString = typeof payload === "string";
+    const length = isString ? Buffer.byteLength(payload) : payload.length;
+    head += `Content-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
     let message;
-    if (method === "POST") {
-      const payload = body || Buffer.alloc(0);
-      head += `Content-Type: application/json\r\nContent-Length: ${payload.length}\r\n\r\n`;
-      message = payload.length < 65536 ? Buffer.concat([Buffer.from(head, "latin1"), payload]) : null;
-      if (!message) message = [Buffer.from(head, "latin1"), payload];
+    let wire;
+    if (isString && length < 65536 && this.nextIsAscii && !NON_ASCII.test(head)) {
+      // One string, one write: the head goes out as UTF-8 then, the same bytes as latin1 for ASCII.
+      message = head + payload;
+      wire = thenNext ? message + this.nextHead : message;
     } else {
-      message = Buffer.from(head + "\r\n", "latin1");
+      const body = isString ? Buffer.from(payload) : payload;
+      const headBytes = Buffer.from(head, "latin1");
+      message = length < 65536 ? Buffer.concat([headBytes, body]) : [headBytes, body];
+      wire = !thenNext ? message
+        : length < 65536 ? Buffer.concat([message, this.nextRequest]) : [...message, this.nextRequest];
     }
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const fresh = !this.socket;
-      const socket = this.socket || (await this._connect());
-      socket.ref();
-      try {
-        return await new Promise((resolve, reject) => {
-          this.pending = { resolve, reject };
-          if (Array.isArray(message)) {
-            socket.write(message[0]);
-            socket.write(message[1]);
-          } else {
-            socket.write(message);
-          }
-        });
-      } catch (err) {
-        if (this.socket) this.socket.destroy();
-        this.socket = null;
-        if (fresh || attempt) throw err;
-      } finally {
-        // An idle connection must not keep the event loop alive: the "empty event loop" that callback
-        // handlers wait for is measured without it.
-        if (this.socket) this.socket.unref();
-      }
-    }
-    throw new Error("unreachable");
+    const entry = this._enqueue(message);
+    if (thenNext) this.prefetched = this._enqueue(this.nextRequest);
+    this._send(wire);
+    return this._wait(entry);
   }
 
   async next() {
     for (;;) {
-      const res = await this.request("GET", `${RUNTIME_PATH}/invocation/next`);
+      const prefetched = this.prefetched;
+      this.prefetched = null;
+      const res = await (prefetched ? this._wait(prefetched) : this.request(this.nextRequest));
       if (res.status === 200) return res;
       process.stderr.write(`[hearth runtime] invocation/next answered ${res.status}: ${res.body}\n`);
       await new Promise((r) => setTimeout(r, 10));
     }
   }
 
-  postResponse(id, payload) {
-    return this.request("POST", `${RUNTIME_PATH}/invocation/${id}/response`, payload);
+  postResponse(id, payload, thenNext) {
+    return this.post(`${RUNTIME_PATH}/invocation/${id}/response`, payload, null, thenNext);
   }
 
-  postError(id, error) {
-    return this.request("POST", `${RUNTIME_PATH}/invocation/${id}/error`, Buffer.from(JSON.stringify(error)),
-      { "Lambda-Runtime-Function-Error-Type": error.errorType });
+  postError(id, error, thenNext) {
+    return this.post(`${RUNTIME_PATH}/invocation/${id}/error`, Buffer.from(JSON.stringify(error)),
+      { "Lambda-Runtime-Function-Error-Type": error.errorType }, thenNext);
   }
 
   postInitError(error) {
-    return this.request("POST", `${RUNTIME_PATH}/init/error`, Buffer.from(JSON.stringify(error)),
+    return this.post(`${RUNTIME_PATH}/init/error`, Buffer.from(JSON.stringify(error)),
       { "Lambda-Runtime-Function-Error-Type": error.errorType });
   }
 }
+
+// A response's headers by lower-case name. The ones the Runtime API sends are stored under constant names in
+// an object of one shape: a store under a computed name would look the name up in V8's string table first.
+function newHeaders() {
+  return {
+    "content-type": undefined,
+    "content-length": undefined,
+    connection: undefined,
+    "lambda-runtime-aws-request-id": undefined,
+    "lambda-runtime-deadline-ms": undefined,
+    "lambda-runtime-invoked-function-arn": undefined,
+    "lambda-runtime-trace-id": undefined,
+    "lambda-runtime-client-context": undefined,
+    "lambda-runtime-cognito-identity": undefined,
+  };
+}
+
+function setHeader(headers, name, value) {
+  switch (name) {
+    case "content-type": headers["content-type"] = value; break;
+    case "content-length": headers["content-length"] = value; break;
+    case "connection": headers.connection = value; break;
+    case "lambda-runtime-aws-request-id": headers["lambda-runtime-aws-request-id"] = value; break;
+    case "lambda-runtime-deadline-ms": headers["lambda-runtime-deadline-ms"] = value; break;
+    case "lambda-runtime-invoked-function-arn": headers["lambda-runtime-invoked-function-arn"] = value; break;
+    case "lambda-runtime-trace-id": headers["lambda-runtime-trace-id"] = value; break;
+    case "lambda-runtime-client-context": headers["lambda-runtime-client-context"] = value; break;
+    case "lambda-runtime-cognito-identity": headers["lambda-runtime-cognito-identity"] = value; break;
+    default: headers[name] = value;
+  }
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+const HEAD_END = Buffer.from("\r\n\r\n", "latin1");
 
 // ---------------------------------------------------------------------------------------------------
 // Response streaming
@@ -483,8 +611,13 @@ function runInvocation(handler, headers, body) {
     };
     const whenLoopEmpty = (outcome) => {
       if (onBeforeExit) process.removeListener("beforeExit", onBeforeExit);
-      onBeforeExit = () => finish(outcome);
-      process.once("beforeExit", onBeforeExit);
+      // As process.once would, without its wrapper: removed before it runs.
+      const listener = () => {
+        process.removeListener("beforeExit", listener);
+        finish(outcome);
+      };
+      onBeforeExit = listener;
+      process.on("beforeExit", listener);
     };
     const state = {
       waitForEmptyLoop: true,
@@ -497,7 +630,7 @@ function runInvocation(handler, headers, body) {
     current = { id, finish };
     let event;
     try {
-      event = JSON.parse(body.toString("utf8"));
+      event = JSON.parse(body);
     } catch (err) {
       finish({ error: new RuntimeError("Runtime.UnmarshalError", `Unable to parse input as json: ${err.message}`) });
       return;
@@ -523,11 +656,11 @@ async function handleStreamingInvocation(client, handler, res) {
   const id = headers["lambda-runtime-aws-request-id"];
   let event;
   try {
-    event = JSON.parse(res.body.toString("utf8"));
+    event = JSON.parse(res.body);
   } catch (err) {
     const rapid = toRapidError(new RuntimeError("Runtime.UnmarshalError", `Unable to parse input as json: ${err.message}`));
     console.error("Invoke Error", formatted(rapid));
-    await client.postError(id, rapid);
+    await client.postError(id, rapid, true);
     return;
   }
   const stream = new ResponseStream(client.hostHeader, id, handler[HANDLER_HIGHWATERMARK]);
@@ -576,19 +709,21 @@ async function handleInvocation(client, handler, res) {
   if ("error" in outcome) {
     const rapid = toRapidError(outcome.error);
     console.error("Invoke Error", formatted(rapid));
-    await client.postError(id, rapid);
+    await client.postError(id, rapid, true);
     return;
   }
   let payload;
   try {
-    payload = Buffer.from(JSON.stringify(outcome.result === undefined ? null : outcome.result));
+    payload = JSON.stringify(outcome.result === undefined ? null : outcome.result);
+    // JSON.stringify answers undefined for a function or a symbol: fail as Buffer.from would, with its message.
+    if (typeof payload !== "string") Buffer.from(payload);
   } catch (err) {
     const rapid = toRapidError(new RuntimeError("Runtime.MarshalError", `Unable to stringify response body: ${err.message}`));
     console.error("Invoke Error", formatted(rapid));
-    await client.postError(id, rapid);
+    await client.postError(id, rapid, true);
     return;
   }
-  await client.postResponse(id, payload);
+  await client.postResponse(id, payload, true);
 }
 
 // ---------------------------------------------------------------------------------------------------
