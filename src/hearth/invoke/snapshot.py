@@ -61,6 +61,7 @@ class Template:
     task: asyncio.Task[Environment]
     clones: set[str] = field(default_factory=set)
     retired: bool = False
+    restoring: int = 0  # clone requests in flight: the template is thawed while there are any
 
     @property
     def env(self) -> Environment | None:
@@ -131,6 +132,9 @@ class SnapshotTemplates:
             self._spawn(env.kill())
             raise
         self.templates_created += 1
+        # Between clone requests the template is frozen, as a snapshot is: threads its INIT left
+        # running use no CPU, and nothing of the function runs outside an environment.
+        _quietly(env.sandbox, "freeze")
         events = env.take_init_log()
         took_ms = (time.time() - started) * 1000
         events.append((int(time.time() * 1000),
@@ -150,7 +154,17 @@ class SnapshotTemplates:
 
         async def restore(spec: SandboxSpec) -> Sandbox:
             self.restores += 1
-            return await backend.clone(sandbox, _without_log_names(spec))
+            template.restoring += 1
+            if template.restoring == 1:
+                _quietly(sandbox, "thaw")
+            try:
+                # Returns once the clone has joined its own groups: freezing the template's group
+                # afterwards cannot catch it.
+                return await backend.clone(sandbox, _without_log_names(spec))
+            finally:
+                template.restoring -= 1
+                if template.restoring == 0:
+                    _quietly(sandbox, "freeze")
 
         return restore
 
@@ -219,3 +233,10 @@ def _can_snapshot(backend: object) -> bool:
 
 def _without_log_names(spec: SandboxSpec) -> SandboxSpec:
     return dataclasses.replace(spec, env={k: v for k, v in spec.env.items() if k not in HIDDEN_VARIABLES})
+
+
+def _quietly(sandbox: Sandbox | None, operation: str) -> None:
+    # A template that died meanwhile has no group left: the next restore notices it is gone.
+    with contextlib.suppress(OSError):
+        if sandbox is not None:
+            getattr(sandbox, operation)()
