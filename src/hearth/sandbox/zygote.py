@@ -188,6 +188,16 @@ def recv_msg(sock: socket.socket) -> tuple[Any | None, list[int]]:
 
 # -- the sandbox ------------------------------------------------------------------------------------
 
+def _own_namespaces(hostname: str) -> None:
+    """New mount, UTS, IPC, network and cgroup namespaces for a process already in its own pid
+    namespace and its own cgroups (so the cgroup namespace is rooted at them); every mount private,
+    the hostname set, `lo` up."""
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP), "unshare")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    socket.sethostname(hostname)
+    _lo_up()
+
+
 def _lo_up() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         ifreq = struct.pack("16sH14x", b"lo", 0)
@@ -294,12 +304,7 @@ def _sandbox(zygote_sock: socket.socket, req: dict[str, Any], ctl: socket.socket
                 with open(path, "w") as f:
                     f.write("0")  # the writer itself
             step = "namespaces"
-            # The cgroup namespace only now that we are in our own groups: its root is them.
-            _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP),
-                   "unshare")
-            _mount(None, "/", None, MS_REC | MS_PRIVATE)
-            socket.sethostname(req["hostname"])
-            _lo_up()
+            _own_namespaces(req["hostname"])
             trace.append(["namespaces", time.monotonic()])
             step = "listen"
             listeners = [_listen(host, port) for host, port in req["listen"]]
@@ -706,12 +711,7 @@ def _clone(base: dict[str, Any], req: dict[str, Any], fds: list[int], handlers: 
         _write_file("/proc/self/gid_map", f"{int(base['gid'])} {int(base['gid'])} 1\n")
         _prctl(PR_SET_DUMPABLE, 0)
         step = "namespaces"
-        # The cgroup namespace only now that we are in our own groups: its root is them.
-        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP),
-               "unshare")
-        _mount(None, "/", None, MS_REC | MS_PRIVATE)
-        socket.sethostname(req["hostname"])
-        _lo_up()
+        _own_namespaces(req["hostname"])
         trace.append(["namespaces", time.monotonic()])
         step = "listen"
         listeners = [_listen(host, port) for host, port in req["listen"]]
