@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from hearth.background import BackgroundTask
 from hearth.events.delivery import DeliveryError, DeliveryRouter, Message
 from hearth.services.events.store import Delivery, EventStore
 
@@ -32,7 +33,7 @@ class Dispatcher:
         self._router = router
         self._clock = clock
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask(self._run)
         self.delivered = 0
         self.failed = 0
 
@@ -81,15 +82,10 @@ class Dispatcher:
             log.warning("dead-letter queue %s refused an event: %s", d.dlq_arn, dlq_exc)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.close()
 
     async def _run(self) -> None:
         while True:

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from hearth.aws.errors import AwsError
+from hearth.background import BackgroundTask
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +324,7 @@ class ScheduleEngine:
         self.clock: Clock = clock or SystemClock()
         self._entries: dict[str, tuple[Schedule, datetime | None]] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask(self._run)
 
     def set(self, key: str, schedule: Schedule) -> None:
         self._entries[key] = (schedule, schedule.next_after(self.clock.now()))
@@ -353,15 +354,10 @@ class ScheduleEngine:
         return fired
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.close()
 
     async def _run(self) -> None:
         while True:
