@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hearth.store.db import DB_NAME, _split_sql
+from hearth.store.db import DB_NAME, _split_sql, immediate_tx, open_durable
 
 
 class ComponentDbError(Exception):
@@ -35,12 +35,9 @@ class ComponentDb:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / DB_NAME
         self.component = component
-        self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10.0)
-        self._conn.row_factory = sqlite3.Row
+        self._conn = open_durable(self.path)
         self._lock = threading.RLock()
         self._closed = False
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
-            self._conn.execute(f"PRAGMA {pragma}")
         try:
             self._migrate(migrations)
         except BaseException:
@@ -53,13 +50,8 @@ class ComponentDb:
         with self._lock:
             if self._closed:
                 raise ComponentDbError(f"the {self.component} database is closed")
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+            with immediate_tx(self._conn) as conn:
+                yield conn
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

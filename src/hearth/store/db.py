@@ -240,19 +240,38 @@ def _row(r: sqlite3.Row) -> VersionRow:
     )
 
 
+def open_durable(path: Path) -> sqlite3.Connection:
+    """A connection for durable state: explicit transactions only, rows by name, WAL with
+    synchronous=FULL (what returned survives `kill -9`), foreign keys, a 10 s busy timeout.
+    check_same_thread=False only so that close() may run from a shutdown thread; callers still
+    serialize every use with a lock."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.row_factory = sqlite3.Row
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
+        conn.execute(f"PRAGMA {pragma}")
+    return conn
+
+
+@contextmanager
+def immediate_tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One IMMEDIATE transaction: all of it is committed, or none of it."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class SqliteStore:
     """The SQLite implementation of `Store` (one connection, used from the event loop thread)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        # check_same_thread=False only so that close() may run from a shutdown thread; a lock
-        # still serializes every use.
-        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
-        self._conn.row_factory = sqlite3.Row
+        self._conn = open_durable(path)
         self._lock = threading.RLock()
         self._closed = False
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
-            self._conn.execute(f"PRAGMA {pragma}")
         self._migrate()
 
     # -- plumbing ----------------------------------------------------------------------------------
@@ -263,13 +282,8 @@ class SqliteStore:
         with self._lock:
             if self._closed:
                 raise StoreError("the store is closed")
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+            with immediate_tx(self._conn) as conn:
+                yield conn
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
