@@ -150,7 +150,7 @@ class Hearth:
                                       policies=self.event_configs, config=AsyncQueueConfig.from_settings(s))
         self.router.register("lambda", self.async_queue.deliver_to_function)
         lambda_providers: list[object] = [
-            ConcurrencyProvider(self.functions, self.limiter),  # first: its GetAccountSettings wins
+            ConcurrencyProvider(self.functions, self.limiter),
             LambdaProvider(s, self.store, self.functions, self.code_signer, reserved_concurrency=self.limiter.reserved),
             LambdaInvokeProvider(self.functions, self.invoker, self.async_queue),
             EventInvokeConfigProvider(self.functions, self.event_configs),

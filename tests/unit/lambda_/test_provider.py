@@ -13,7 +13,9 @@ import pytest
 from tests.unit.lambda_.helpers import ACCOUNT, APP, OTHER, ROLE, Env, ctx, make_zip
 
 from hearth.aws.errors import AwsError
+from hearth.invoke.limiter import ConcurrencyLimiter
 from hearth.services.lambda_.code_url import serve_code_download
+from hearth.services.lambda_.concurrency import ConcurrencyProvider
 
 ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function"
 
@@ -405,7 +407,8 @@ async def test_tags_and_account_settings(env: Env) -> None:
     with pytest.raises(AwsError) as exc:
         env.provider.list_tags(ctx(), {"Resource": f"{ARN}:doesnotexist"})
     assert err(exc)[1] == f"Function not found: {ARN}:doesnotexist"
-    settings = env.provider.get_account_settings(ctx(), {})
+    account = ConcurrencyProvider(env.functions, ConcurrencyLimiter(1000))
+    settings = account.get_account_settings(ctx(), {})
     assert settings["AccountLimit"] == {
         "TotalCodeSize": 80530636800,
         "CodeSizeUnzipped": 262144000,
@@ -414,7 +417,7 @@ async def test_tags_and_account_settings(env: Env) -> None:
         "UnreservedConcurrentExecutions": 1000,
     }
     assert settings["AccountUsage"] == {"TotalCodeSize": cfg["CodeSize"], "FunctionCount": 1}
-    assert env.provider.get_account_settings(ctx(OTHER), {})["AccountUsage"] == {
+    assert account.get_account_settings(ctx(OTHER), {})["AccountUsage"] == {
         "TotalCodeSize": 0,
         "FunctionCount": 0,
     }

@@ -2,8 +2,7 @@
 
 It owns AWS's caller-facing rules for reserved concurrency: only unqualified functions, the account
 keeps at least 100 unreserved, reserved never below the function's provisioned concurrency, with the
-recorded texts. It sits BEFORE `LambdaProvider` in the gateway's "lambda" list, so its
-`get_account_settings` (which knows the unreserved pool) is the one used. The counts themselves
+recorded texts; and GetAccountSettings, which reports the unreserved pool. The counts themselves
 belong to the `ConcurrencyLimiter`; this module never counts invocations.
 """
 

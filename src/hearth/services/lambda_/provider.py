@@ -21,7 +21,7 @@ from hearth.functions.names import LATEST, FunctionRef, function_arn, runtime_ve
 from hearth.functions.service import FunctionService
 from hearth.services.lambda_ import validation
 from hearth.services.lambda_.code_url import CodeUrlSigner
-from hearth.store.blobs import UNZIPPED_LIMIT, ZipRejected, inspect_zip
+from hearth.store.blobs import ZipRejected, inspect_zip
 from hearth.store.db import Store
 
 TOTAL_CODE_SIZE_LIMIT = 80_530_636_800
@@ -349,22 +349,6 @@ class LambdaProvider:
             return {"StatusCode": 204}
         self._functions.delete(ctx.account_id, ctx.region, ref.name)
         return {"StatusCode": 204}
-
-    # -- account -----------------------------------------------------------------------------------
-
-    def get_account_settings(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        size, count = self._functions.usage(ctx.account_id, ctx.region)
-        concurrency = self._settings.account_concurrency
-        return {
-            "AccountLimit": {
-                "TotalCodeSize": TOTAL_CODE_SIZE_LIMIT,
-                "CodeSizeUnzipped": UNZIPPED_LIMIT,
-                "CodeSizeZipped": validation.ZIPPED_LIMIT,
-                "ConcurrentExecutions": concurrency,
-                "UnreservedConcurrentExecutions": concurrency,  # no reserved concurrency yet
-            },
-            "AccountUsage": {"TotalCodeSize": size, "FunctionCount": count},
-        }
 
     # -- tags --------------------------------------------------------------------------------------
 
