@@ -31,7 +31,7 @@ async def _run(firings: int, rules: int) -> dict[str, Any]:
     async def fire(key: str, due: datetime) -> None:
         fired_real = time.monotonic()
         # The real moment the due time corresponds to on the scaled clock.
-        due_real = clock._origin_mono + (due - clock._origin_wall).total_seconds() / SCALE
+        due_real = clock.monotonic_at(due)
         delays_ms.append((fired_real - due_real) * 1000)
         if len(delays_ms) >= firings * rules:
             done.set()

@@ -292,6 +292,10 @@ class ScaledClock:
     def seconds_until(self, moment: datetime) -> float:
         return max(0.0, (moment - self.now()).total_seconds() / self.scale)
 
+    def monotonic_at(self, moment: datetime) -> float:
+        """The `time.monotonic()` reading at which this clock shows `moment`."""
+        return self._origin_mono + (moment - self._origin_wall).total_seconds() / self.scale
+
 
 class ManualClock:
     """A clock that moves only when told (unit tests)."""
