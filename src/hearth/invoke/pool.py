@@ -42,7 +42,7 @@ from hearth.invoke.environment import INIT_TIMEOUT_S, Environment, EnvState, Lau
 from hearth.invoke.keepalive import FixedKeepAlive, KeepAlivePolicy, Window
 from hearth.invoke.snapshot import SnapshotTemplates
 from hearth.observability.metrics import InvokeMetrics
-from hearth.sandbox.types import IsolationBackend, Sandbox
+from hearth.sandbox.types import IsolationBackend, Sandbox, SandboxStartError
 
 log = logging.getLogger(__name__)
 
@@ -230,17 +230,28 @@ class EnvironmentPool:
 
     async def _create(self, fv: FunctionVersion, initialization_type: str = "on-demand") -> Environment:
         key = pool_key(fv)
-        if initialization_type == "on-demand" and self.snapshots.applies(fv):
-            template = await self.snapshots.template(fv, key)  # raises InitFailure
-            env = self._new_env(fv, "snap-start", self.snapshots.launcher(template), restored=True)
-            self.snapshots.clone_started(template, env.env_id)
-            self.restored_starts += 1
-        else:
-            env = self._new_env(fv, initialization_type)
-        self._all[env.env_id] = env
-        self._keys[env.env_id] = key
-        self._fvs[key] = fv
-        await env.start()  # raises InitFailure; the environment is then dead and forgotten
+        restore = initialization_type == "on-demand" and self.snapshots.applies(fv)
+        for attempt in (1, 2):
+            if restore:
+                template = await self.snapshots.template(fv, key)  # raises InitFailure
+                env = self._new_env(fv, "snap-start", self.snapshots.launcher(template), restored=True)
+                self.snapshots.clone_started(template, env.env_id)
+                self.restored_starts += 1
+            else:
+                env = self._new_env(fv, initialization_type)
+            self._all[env.env_id] = env
+            self._keys[env.env_id] = key
+            self._fvs[key] = fv
+            try:
+                await env.start()  # raises InitFailure; the environment is then dead and forgotten
+                break
+            except SandboxStartError:
+                if not restore or attempt == 2:
+                    raise
+                # The snapshot could not be cloned (its template died): take a new one, once.
+                log.warning("restoring %s from its snapshot failed; taking a new snapshot", fv.qualified_arn,
+                            exc_info=True)
+                self.snapshots.discard(template)
         if self._metrics is not None and env.init_duration_ms is not None:
             self._metrics.init_duration.observe(env.init_duration_ms / 1000,
                                                 self._metrics.labels(fv.name, fv.version))

@@ -171,6 +171,16 @@ class Cgroup:
                 return int(_read(d / "memory.failcnt")) > 0
         return False
 
+    def raise_memory_limit(self, memory_bytes: int) -> None:
+        """A higher memory limit for a running group (v1: memsw first, it must stay >= the limit)."""
+        if self.tree.version == 2:
+            _write(self.dirs["unified"] / "memory.max", str(memory_bytes))
+            return
+        mem = self.dirs["memory"]
+        if self.tree.has_memsw:
+            _write(mem / "memory.memsw.limit_in_bytes", str(memory_bytes))
+        _write(mem / "memory.limit_in_bytes", str(memory_bytes))
+
     # -- CPU ------------------------------------------------------------------------------------
 
     def set_cpu(self, fraction: float) -> None:

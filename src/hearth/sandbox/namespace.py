@@ -35,7 +35,7 @@ from hearth.sandbox.cgroups import (
     instance_key,
 )
 from hearth.sandbox.process import wait_pid
-from hearth.sandbox.types import SandboxSpec, SandboxStats
+from hearth.sandbox.types import SandboxSpec, SandboxStartError, SandboxStats
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,6 @@ _OVERLAY_UNSAFE = set(":,\\\n")
 
 class NamespaceUnavailable(Exception):
     """Namespaces + cgroups cannot be used here; the message says why."""
-
-
-class SandboxStartError(RuntimeError):
-    """A sandbox could not be set up (the reason comes from the setup step that failed)."""
 
 
 def _etc_files() -> dict[str, str]:
@@ -299,6 +295,11 @@ class NamespaceSandbox:
         if self._final_stats is not None:
             return self._final_stats.memory_peak_bytes
         return self._cgroup.memory_peak()
+
+    def raise_memory_limit(self, memory_bytes: int) -> None:
+        """A SnapStart template's headroom: each clone's page tables are charged to it (see snapshot.py)."""
+        if not self._killed:
+            self._cgroup.raise_memory_limit(memory_bytes)
 
     def set_cpu(self, fraction: float) -> None:
         """The sandbox's CPU share from now on, in cores (after INIT: memory / 1,769 MB)."""

@@ -42,6 +42,10 @@ class SandboxSpec:
     extra_files: dict[str, str] = field(default_factory=dict)  # reserved for later use
 
 
+class SandboxStartError(RuntimeError):
+    """A sandbox could not be set up (the reason comes from the setup step that failed)."""
+
+
 @dataclass(frozen=True)
 class SandboxStats:
     memory_peak_bytes: int
