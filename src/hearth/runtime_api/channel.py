@@ -95,6 +95,17 @@ class ResponseStream:
         """The content type, once the runtime began streaming."""
         return await asyncio.shield(self._start_fut())
 
+    async def started_or_done(self, invocation: asyncio.Future[Any]) -> bool:
+        """Wait until the runtime began streaming into this sink or `invocation` (the task running the
+        invocation that writes here) ended without streaming; whether it streams."""
+        started = asyncio.ensure_future(self.started())
+        try:
+            await asyncio.wait({invocation, started}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not started.done():
+                started.cancel()
+        return self.is_started
+
     def write(self, data: bytes) -> None:
         if self.finished or not data:
             return
@@ -349,27 +360,27 @@ class EnvironmentChannel:
             raise
 
     def post_response(self, request_id: str, payload: bytes) -> int:
-        status = self._answer(request_id)
-        if status != 202:
-            return status
-        if len(payload) > MAX_RESPONSE_BYTES:
-            self._settle(request_id, InvocationResult(RESPONSE_TOO_LARGE, "Function.ResponseSizeTooLarge"))
-            self.last_rejection = TOO_LARGE_BODY
-            return 413
-        self._settle(request_id, InvocationResult(payload))
-        return 202
+        status = self._accept_answer(request_id, payload)
+        if status == 202:
+            self._settle(request_id, InvocationResult(payload))
+        return status
 
     def post_error(self, request_id: str, error_type: str, payload: bytes) -> int:
+        status = self._accept_answer(request_id, payload)
+        if status == 202:
+            kind = error_type or _error_type_of(payload) or "Unhandled"
+            self._settle(request_id, InvocationResult(payload, kind))
+        return status
+
+    def _accept_answer(self, request_id: str, payload: bytes) -> int:
+        """202 when the answer may settle the invocation; otherwise the refusal, already handled (an
+        oversized answer settles it as Function.ResponseSizeTooLarge)."""
         status = self._answer(request_id)
-        if status != 202:
-            return status
-        if len(payload) > MAX_RESPONSE_BYTES:
+        if status == 202 and len(payload) > MAX_RESPONSE_BYTES:
             self._settle(request_id, InvocationResult(RESPONSE_TOO_LARGE, "Function.ResponseSizeTooLarge"))
             self.last_rejection = TOO_LARGE_BODY
             return 413
-        kind = error_type or _error_type_of(payload) or "Unhandled"
-        self._settle(request_id, InvocationResult(payload, kind))
-        return 202
+        return status
 
     # -- streamed responses ---------------------------------------------------------------------
 

@@ -480,14 +480,19 @@ class SqliteStore:
     def delete_version(self, account_id: str, region: str, name: str, version: str) -> bool:
         if version == "$LATEST":
             raise StoreError("$LATEST goes only with its function")
+        return self._delete_qualified("function_versions", "version", account_id, region, name, version)
+
+    def _delete_qualified(self, table: str, column: str, account_id: str, region: str, name: str,
+                          qualifier: str) -> bool:
+        """Delete a version or alias row and the resource policy of that qualifier, in one transaction."""
         with self._tx() as db:
             cur = db.execute(
-                "DELETE FROM function_versions WHERE account_id = ? AND region = ? AND name = ? AND version = ?",
-                (account_id, region, name, version),
+                f"DELETE FROM {table} WHERE account_id = ? AND region = ? AND name = ? AND {column} = ?",
+                (account_id, region, name, qualifier),
             )
             db.execute(
                 "DELETE FROM function_policies WHERE account_id = ? AND region = ? AND name = ? AND qualifier = ?",
-                (account_id, region, name, version),
+                (account_id, region, name, qualifier),
             )
             return cur.rowcount > 0
 
@@ -534,16 +539,7 @@ class SqliteStore:
                 raise RevisionMismatch(row.alias)
 
     def delete_alias(self, account_id: str, region: str, name: str, alias: str) -> bool:
-        with self._tx() as db:
-            cur = db.execute(
-                "DELETE FROM aliases WHERE account_id = ? AND region = ? AND name = ? AND alias = ?",
-                (account_id, region, name, alias),
-            )
-            db.execute(
-                "DELETE FROM function_policies WHERE account_id = ? AND region = ? AND name = ? AND qualifier = ?",
-                (account_id, region, name, alias),
-            )
-            return cur.rowcount > 0
+        return self._delete_qualified("aliases", "alias", account_id, region, name, alias)
 
     # -- resource-based policies -------------------------------------------------------------------
 

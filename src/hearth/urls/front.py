@@ -159,13 +159,7 @@ class UrlFront:
                                                         stream=sink))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        started = asyncio.ensure_future(sink.started())
-        try:
-            await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not started.done():
-                started.cancel()
-        if not sink.is_started:
+        if not await sink.started_or_done(task):
             return _outcome_answer(task)
         if cfg.invoke_mode == "RESPONSE_STREAM":
             return sink, task

@@ -88,13 +88,7 @@ class LambdaStreamProvider:
         sink = ResponseStream()
         task = asyncio.create_task(self._invoker.invoke(fv, payload or b"{}", tail=tail, client_context=client_context,
                                                         request_id=ctx.request_id, stream=sink))
-        started = asyncio.ensure_future(sink.started())
-        try:
-            await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not started.done():
-                started.cancel()
-        if not sink.is_started:
+        if not await sink.started_or_done(task):
             outcome = task.result()  # an AwsError (throttling) is the operation's error
             headers["Content-Type"] = "application/json"
             return RawResponse(200, headers, _buffered(outcome))

@@ -193,12 +193,8 @@ class FunctionUrlProvider:
             creation_time=now, last_modified_time=now,
         )
         self._store.put(cfg)
-        out: dict[str, Any] = {"FunctionUrl": self._url(cfg), "FunctionArn": cfg.function_arn,
-                               "AuthType": cfg.auth_type, "CreationTime": cfg.creation_time}
-        if cfg.cors is not None:
-            out["Cors"] = cfg.cors
-        if params.get("InvokeMode"):
-            out["InvokeMode"] = cfg.invoke_mode
+        out = self._describe(cfg, invoke_mode=bool(params.get("InvokeMode")))
+        del out["LastModifiedTime"]  # CreateFunctionUrlConfig answers without it
         return out
 
     def get_function_url_config(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -218,14 +214,7 @@ class FunctionUrlProvider:
             changes["invoke_mode"] = params["InvokeMode"]
         cfg = replace(cfg, **changes)
         self._store.put(cfg)
-        out: dict[str, Any] = {"FunctionUrl": self._url(cfg), "FunctionArn": cfg.function_arn,
-                               "AuthType": cfg.auth_type, "CreationTime": cfg.creation_time,
-                               "LastModifiedTime": cfg.last_modified_time}
-        if cfg.cors is not None:
-            out["Cors"] = cfg.cors
-        if params.get("InvokeMode"):
-            out["InvokeMode"] = cfg.invoke_mode
-        return out
+        return self._describe(cfg, invoke_mode=bool(params.get("InvokeMode")))
 
     def delete_function_url_config(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         name, qualifier = self._target(ctx, params, missing=RESOURCE_MISSING)
@@ -287,14 +276,16 @@ class FunctionUrlProvider:
     def _url(self, cfg: UrlConfig) -> str:
         return url_for(cfg.url_id, cfg.region, self._endpoint)
 
-    def _describe(self, cfg: UrlConfig) -> dict[str, Any]:
+    def _describe(self, cfg: UrlConfig, *, invoke_mode: bool = True) -> dict[str, Any]:
+        """A URL config as AWS answers it; create and update echo InvokeMode only when it was given."""
         out: dict[str, Any] = {
             "FunctionUrl": self._url(cfg), "FunctionArn": cfg.function_arn, "AuthType": cfg.auth_type,
             "CreationTime": cfg.creation_time, "LastModifiedTime": cfg.last_modified_time,
-            "InvokeMode": cfg.invoke_mode,
         }
         if cfg.cors is not None:
             out["Cors"] = cfg.cors
+        if invoke_mode:
+            out["InvokeMode"] = cfg.invoke_mode
         return out
 
 
