@@ -65,6 +65,8 @@ from hearth.services.sns.provider import SnsDelivery, SnsProvider
 from hearth.services.sns.topics import TopicService
 from hearth.services.sqs.provider import SqsDelivery, SqsProvider
 from hearth.services.sqs.queues import QueueService
+from hearth.services.ssm.parameters import ParameterStore
+from hearth.services.ssm.provider import SsmProvider
 from hearth.store.blobs import BlobStore
 from hearth.store.db import open_store
 from hearth.urls.front import UrlFront
@@ -183,6 +185,8 @@ class Hearth:
                                                  recursion_allowed=self.event_configs.recursion_allowed),
                                   self.router.deliver)
         lambda_providers.append(EventSourceMappingProvider(self.functions, self.queues, self.streams, self.esm))
+        # SSM Parameter Store (CloudFormation's SSM parameter types and CDK's bootstrap read it too).
+        self.parameters = ParameterStore(s.data_dir)
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
             "logs": [LogsProvider(self.log_store)],
@@ -190,6 +194,7 @@ class Hearth:
             "sns": [SnsProvider(self.topics)],
             "events": [self.eventbridge.provider],
             "kinesis": [KinesisProvider(self.streams)],
+            "ssm": [SsmProvider(self.parameters)],
         })
         self.async_queue.start()  # last: resumed events may deliver to any registered component
         self.esm.start()  # queue and stream pollers, now that queues, streams and the invoker are up
@@ -238,6 +243,8 @@ class Hearth:
             self.url_configs.close()
         if getattr(self, "event_configs", None) is not None:
             self.event_configs.close()
+        if getattr(self, "parameters", None) is not None:
+            self.parameters.close()
         if getattr(self, "store", None) is not None:
             self.store.close()
 

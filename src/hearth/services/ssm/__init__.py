@@ -1,0 +1,1 @@
+"""SSM-compatible Parameter Store: parameters, versions, labels, tags."""
