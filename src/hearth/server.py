@@ -45,6 +45,7 @@ from hearth.observability import metrics
 from hearth.observability.logstore import LogStore
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
+from hearth.services.cloudformation.component import CloudFormation
 from hearth.services.events.component import EventBridge, clock_for
 from hearth.services.kinesis.provider import KinesisProvider
 from hearth.services.kinesis.streams import StreamService
@@ -196,6 +197,10 @@ class Hearth:
             "kinesis": [KinesisProvider(self.streams)],
             "ssm": [SsmProvider(self.parameters)],
         })
+        # CloudFormation creates resources through the gateway's other services, so it joins it last.
+        self.cloudformation = CloudFormation(s.data_dir, self.gateway, self.parameters)
+        self.gateway.add_service("cloudformation", [self.cloudformation.provider])
+        self.cloudformation.start()
         self.async_queue.start()  # last: resumed events may deliver to any registered component
         self.esm.start()  # queue and stream pollers, now that queues, streams and the invoker are up
         self.eventbridge.start()  # schedules and pending deliveries, now that every target handler is registered
@@ -243,6 +248,8 @@ class Hearth:
             self.url_configs.close()
         if getattr(self, "event_configs", None) is not None:
             self.event_configs.close()
+        if getattr(self, "cloudformation", None) is not None:
+            await self.cloudformation.close()
         if getattr(self, "parameters", None) is not None:
             self.parameters.close()
         if getattr(self, "store", None) is not None:

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, quote
 from botocore.model import OperationModel
 
 from hearth.asgi import BodyTooLarge, read_body
-from hearth.aws.context import RequestContext
+from hearth.aws.context import Principal, RequestContext
 from hearth.aws.errors import AwsError
 from hearth.aws.keys import KeyStore
 from hearth.aws.models import ServiceApi, service_api
@@ -62,6 +62,33 @@ class AwsGateway:
     def services(self) -> list[str]:
         """The services this gateway answers (botocore's signing names)."""
         return sorted(self._providers)
+
+    def add_service(self, service: str, providers: list[object]) -> None:
+        """Serve one more service: for components that call the others through this gateway (CloudFormation)."""
+        self._providers[service] = providers
+        self._methods.clear()
+        self._targets = None
+
+    async def call(self, service: str, operation: str, params: dict[str, Any], *, account_id: str,
+                   region: str, caller: str) -> dict[str, Any]:
+        """One operation called in-process, as an API caller of `account_id` would make it (no HTTP, no
+        signature): the same model validation and provider method, the provider's `AwsError` raised as is.
+        `caller` names who calls (it becomes the principal's key id, e.g. `cloudformation`)."""
+        api = service_api(service)
+        op = api.operation(operation) if api is not None else None
+        if api is None or op is None:
+            raise AwsError("UnknownServiceException", f"The service '{service}' is not served by this Hearth "
+                                                      "endpoint.", 400)
+        validate(op.input_shape, params, enums=_framework_checks_enums(api))
+        handler = self._method(service, operation)
+        if handler is None:
+            raise AwsError("UnknownOperationException", f"The operation {operation} is not supported by Hearth.", 501)
+        ctx = RequestContext(service=service, operation=operation, region=region,
+                             principal=Principal(caller, account_id), request_id=str(uuid.uuid4()))
+        result = handler(ctx, params)
+        if inspect.isawaitable(result):
+            result = await result
+        return result if isinstance(result, dict) else {}
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return

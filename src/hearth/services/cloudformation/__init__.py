@@ -1,0 +1,1 @@
+"""CloudFormation-compatible stacks with the SAM transform."""

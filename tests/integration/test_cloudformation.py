@@ -1,0 +1,252 @@
+"""CloudFormation stacks through boto3 against a real server: create, update, roll back, change sets, delete."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.integration.harness import ACCOUNT, ROLE, HearthServer
+
+pytestmark = pytest.mark.integration
+
+FUNCTION_SOURCE = ("import os\n\ndef handler(event, context):\n"
+                   "    return {'echo': event, 'env': os.environ['GREETING']}\n")
+
+
+@pytest.fixture
+def cfn(server: HearthServer) -> Any:
+    return server.client("cloudformation")
+
+
+def _stack_name() -> str:
+    return f"st-{uuid.uuid4().hex[:8]}"
+
+
+def _wait(cfn: Any, name: str, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        if not stack["StackStatus"].endswith("_IN_PROGRESS"):
+            return stack  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, f"stack {name} still {stack['StackStatus']}"
+        time.sleep(0.1)
+
+
+def _reasons(cfn: Any, name: str) -> list[str]:
+    return [f"{e['LogicalResourceId']} {e['ResourceStatus']} {e.get('ResourceStatusReason', '')}"
+            for e in cfn.describe_stack_events(StackName=name)["StackEvents"]]
+
+
+def _app_template(queue_visibility: int = 30, extra_queue: bool = True, queue_name: str | None = None) -> str:
+    resources: dict[str, Any] = {
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": queue_visibility,
+                                                            **({"QueueName": queue_name} if queue_name else {})}},
+        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"DisplayName": {"Fn::Sub": "${AWS::StackName} topic"}}},
+        "Subscription": {"Type": "AWS::SNS::Subscription", "Properties": {
+            "TopicArn": {"Ref": "Topic"}, "Protocol": "sqs", "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
+            "RawMessageDelivery": True}},
+        "Param": {"Type": "AWS::SSM::Parameter", "Properties": {
+            "Type": "String", "Value": {"Fn::Join": [",", [{"Ref": "Greeting"}, {"Fn::GetAtt": "Queue.QueueName"}]]}}},
+        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {
+            "RetentionInDays": {"Fn::FindInMap": ["Retention", {"Ref": "AWS::Region"}, "Days"]}}},
+        "Function": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Runtime": "python3.11", "Handler": "index.handler", "Role": ROLE, "Code": {"ZipFile": FUNCTION_SOURCE},
+            "Environment": {"Variables": {"GREETING": {"Ref": "Greeting"}}},
+            "MemorySize": {"Fn::If": ["Big", 512, 128]}}},
+        "Permission": {"Type": "AWS::Lambda::Permission", "Properties": {
+            "FunctionName": {"Ref": "Function"}, "Action": "lambda:InvokeFunction", "Principal": "sns.amazonaws.com",
+            "SourceArn": {"Ref": "Topic"}}},
+    }
+    if extra_queue:
+        resources["Extra"] = {"Type": "AWS::SQS::Queue", "DeletionPolicy": "Delete"}
+    return json.dumps({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "an app",
+        "Parameters": {"Greeting": {"Type": "String", "Default": "hello", "AllowedValues": ["hello", "hi"]},
+                       "Size": {"Type": "String", "Default": "small"}},
+        "Conditions": {"Big": {"Fn::Equals": [{"Ref": "Size"}, "big"]}},
+        "Mappings": {"Retention": {"us-east-1": {"Days": 7}}},
+        "Resources": resources,
+        "Outputs": {
+            "QueueUrl": {"Value": {"Ref": "Queue"}, "Export": {"Name": {"Fn::Sub": "${AWS::StackName}-queue"}}},
+            "FunctionArn": {"Value": {"Fn::GetAtt": ["Function", "Arn"]}},
+            "Zone": {"Value": {"Fn::Select": [1, {"Fn::GetAZs": {"Ref": "AWS::Region"}}]}},
+        },
+    })
+
+
+def test_create_update_and_delete_an_application(server: HearthServer, cfn: Any) -> None:
+    name = _stack_name()
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=_app_template())["StackId"]
+    assert stack_id.startswith(f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/{name}/")
+    stack = _wait(cfn, name)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, name)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert outputs["Zone"] == "us-east-1b"
+    summaries = cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]
+    resources = {r["LogicalResourceId"]: r for r in summaries}
+    assert set(resources) == {"Queue", "Topic", "Subscription", "Param", "Logs", "Function", "Permission", "Extra"}
+    assert all(r["ResourceStatus"] in ("CREATE_COMPLETE",) for r in resources.values())
+    assert outputs["QueueUrl"] == resources["Queue"]["PhysicalResourceId"]
+    exports = {e["Name"]: e for e in cfn.list_exports()["Exports"]}
+    assert exports[f"{name}-queue"]["Value"] == outputs["QueueUrl"]
+    assert exports[f"{name}-queue"]["ExportingStackId"] == stack_id
+
+    # The resources are real: the function runs with its environment, the topic delivers to the queue.
+    lam, sqs, sns, ssm = (server.client(s) for s in ("lambda", "sqs", "sns", "ssm"))
+    function = resources["Function"]["PhysicalResourceId"]
+    assert function.startswith(f"{name}-Function-")
+    answer = json.loads(lam.invoke(FunctionName=function, Payload=b'{"a": 1}')["Payload"].read())
+    assert answer == {"echo": {"a": 1}, "env": "hello"}
+    sns.publish(TopicArn=resources["Topic"]["PhysicalResourceId"], Message="ping")
+    got = sqs.receive_message(QueueUrl=outputs["QueueUrl"], WaitTimeSeconds=5)["Messages"]
+    assert got[0]["Body"] == "ping"
+    queue_name = outputs["QueueUrl"].rsplit("/", 1)[-1]
+    parameter = ssm.get_parameter(Name=resources["Param"]["PhysicalResourceId"])["Parameter"]
+    assert parameter["Value"] == f"hello,{queue_name}"
+
+    # An update: one property in place, a parameter, one resource removed.
+    cfn.update_stack(StackName=name, TemplateBody=_app_template(queue_visibility=45, extra_queue=False),
+                     Parameters=[{"ParameterKey": "Greeting", "ParameterValue": "hi"}])
+    stack = _wait(cfn, name)
+    assert stack["StackStatus"] == "UPDATE_COMPLETE", _reasons(cfn, name)
+    attrs = sqs.get_queue_attributes(QueueUrl=outputs["QueueUrl"], AttributeNames=["VisibilityTimeout"])
+    assert attrs["Attributes"]["VisibilityTimeout"] == "45"
+    answer = json.loads(lam.invoke(FunctionName=function, Payload=b"{}")["Payload"].read())
+    assert answer["env"] == "hi"
+    with pytest.raises(ClientError):
+        sqs.get_queue_url(QueueName=resources["Extra"]["PhysicalResourceId"].rsplit("/", 1)[-1])
+
+    with pytest.raises(ClientError) as err:
+        cfn.update_stack(StackName=name, TemplateBody=_app_template(queue_visibility=45, extra_queue=False),
+                         Parameters=[{"ParameterKey": "Greeting", "UsePreviousValue": True}])
+    assert err.value.response["Error"]["Message"] == "No updates are to be performed."
+
+    cfn.delete_stack(StackName=name)
+    deadline = time.monotonic() + 60
+    while True:
+        summaries = [s for s in cfn.list_stacks()["StackSummaries"] if s["StackId"] == stack_id]
+        if summaries[0]["StackStatus"] == "DELETE_COMPLETE":
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    with pytest.raises(ClientError) as err:
+        cfn.describe_stacks(StackName=name)
+    assert err.value.response["Error"]["Message"] == f"Stack with id {name} does not exist"
+    with pytest.raises(ClientError):
+        lam.get_function(FunctionName=function)
+    assert cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
+
+
+def test_a_failing_resource_rolls_the_stack_back(server: HearthServer, cfn: Any) -> None:
+    name = _stack_name()
+    template = {"Resources": {
+        "Good": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{name}-good"}},
+        "Bad": {"Type": "AWS::SQS::Queue", "DependsOn": "Good", "Properties": {"DelaySeconds": 9999}},
+    }}
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
+    stack = _wait(cfn, name)
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    failed = [e for e in cfn.describe_stack_events(StackName=name)["StackEvents"]
+              if e["ResourceStatus"] == "CREATE_FAILED"]
+    assert failed[0]["LogicalResourceId"] == "Bad" and "Resource handler returned message" in \
+        failed[0]["ResourceStatusReason"]
+    with pytest.raises(ClientError):
+        server.client("sqs").get_queue_url(QueueName=f"{name}-good")
+    unsupported = {"Resources": {"Thing": {"Type": "AWS::Nope::Thing"}}}
+    cfn.create_stack(StackName=name + "u", TemplateBody=json.dumps(unsupported), OnFailure="DO_NOTHING")
+    stack = _wait(cfn, name + "u")
+    assert stack["StackStatus"] == "CREATE_FAILED"
+    assert any("AWS::Nope::Thing is not supported by Hearth" in r for r in _reasons(cfn, name + "u"))
+
+
+@pytest.mark.parametrize(("template", "message"), [
+    ("{ not json", "Template format error: JSON not well-formed. (line 1, column 3)"),
+    ("Resources: [1", "Template format error: YAML not well-formed."),
+    ('{"Resources": {}}', "Template format error: At least one Resources member must be defined."),
+    ('{"Resources": {"my-bad": {"Type": "AWS::SQS::Queue"}}}',
+     "Template format error: Resource name my-bad is non alphanumeric."),
+    ('{"Resources": {"A": {"Properties": {}}}}',
+     "Template format error: [/Resources/A] Every Resources object must contain a Type member."),
+    ('{"Resources": {"A": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Ref": "Missing"}}}}}',
+     "Template format error: Unresolved resource dependencies [Missing] in the Resources block of the template"),
+    ('{"Resources": {"A": {"Type": "AWS::SQS::Queue", "DependsOn": "B"}, '
+     '"B": {"Type": "AWS::SQS::Queue", "DependsOn": "A"}}}', "Circular dependency between resources: [A, B]"),
+    ('{"Parameters": {"P": {"Type": "String"}}, "Resources": {"A": {"Type": "AWS::SQS::Queue"}}}',
+     "Parameters: [P] must have values"),
+    ('{"Parameters": {"N": {"Type": "Number", "Default": "x"}}, "Resources": {"A": {"Type": "AWS::SQS::Queue"}}}',
+     "Parameter 'N' must be a number."),
+])
+def test_template_errors_are_refused_before_anything_is_created(cfn: Any, template: str, message: str) -> None:
+    with pytest.raises(ClientError) as err:
+        cfn.create_stack(StackName=_stack_name(), TemplateBody=template)
+    assert err.value.response["Error"]["Code"] == "ValidationError"
+    assert err.value.response["Error"]["Message"] == message
+
+
+def test_change_sets_as_deploy_tools_use_them(server: HearthServer, cfn: Any) -> None:
+    name = _stack_name()
+    with pytest.raises(ClientError) as err:
+        cfn.describe_stacks(StackName=name)
+    assert "does not exist" in err.value.response["Error"]["Message"]
+    template = ("Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n    Properties:\n"
+                "      QueueName: !Sub '${AWS::StackName}-q'\n")
+    created = cfn.create_change_set(StackName=name, ChangeSetName="one", ChangeSetType="CREATE", TemplateBody=template)
+    assert cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"] == "REVIEW_IN_PROGRESS"
+    cfn.get_waiter("change_set_create_complete").wait(ChangeSetName=created["Id"], WaiterConfig={"Delay": 1})
+    described = cfn.describe_change_set(ChangeSetName="one", StackName=name)
+    assert described["ExecutionStatus"] == "AVAILABLE"
+    assert [c["ResourceChange"]["Action"] for c in described["Changes"]] == ["Add"]
+    cfn.execute_change_set(ChangeSetName=created["Id"])
+    cfn.get_waiter("stack_create_complete").wait(StackName=name, WaiterConfig={"Delay": 1})
+    assert server.client("sqs").get_queue_url(QueueName=f"{name}-q")["QueueUrl"]
+
+    same = cfn.create_change_set(StackName=name, ChangeSetName="two", TemplateBody=template)
+    described = cfn.describe_change_set(ChangeSetName=same["Id"])
+    assert described["Status"] == "FAILED"
+    assert described["StatusReason"] == ("The submitted information didn't contain changes. Submit different "
+                                         "information to create a change set.")
+    with pytest.raises(ClientError) as err:
+        cfn.execute_change_set(ChangeSetName=same["Id"])
+    assert err.value.response["Error"]["Code"] == "InvalidChangeSetStatus"
+
+    renamed = template.replace("-q'", "-r'")
+    change = cfn.create_change_set(StackName=name, ChangeSetName="three", TemplateBody=renamed)
+    described = cfn.describe_change_set(ChangeSetName=change["Id"])
+    assert described["Changes"][0]["ResourceChange"]["Replacement"] == "True"
+    assert cfn.get_template(StackName=name)["TemplateBody"] == template
+    cfn.execute_change_set(ChangeSetName=change["Id"])
+    cfn.get_waiter("stack_update_complete").wait(StackName=name, WaiterConfig={"Delay": 1})
+    sqs = server.client("sqs")
+    assert sqs.get_queue_url(QueueName=f"{name}-r")["QueueUrl"]
+    with pytest.raises(ClientError):
+        sqs.get_queue_url(QueueName=f"{name}-q")
+    summary = cfn.get_template_summary(TemplateBody=template)
+    assert summary["ResourceTypes"] == ["AWS::SQS::Queue"]
+    cfn.delete_stack(StackName=name)
+    cfn.get_waiter("stack_delete_complete").wait(StackName=name, WaiterConfig={"Delay": 1})
+
+
+def test_ssm_parameter_types_and_imports(server: HearthServer, cfn: Any) -> None:
+    ssm = server.client("ssm")
+    key = f"/cfn/{uuid.uuid4().hex[:6]}"
+    ssm.put_parameter(Name=key, Value="from-ssm", Type="String")
+    producer, consumer = _stack_name(), _stack_name()
+    cfn.create_stack(StackName=producer, TemplateBody=json.dumps({
+        "Parameters": {"Value": {"Type": "AWS::SSM::Parameter::Value<String>", "Default": key}},
+        "Resources": {"P": {"Type": "AWS::SSM::Parameter",
+                            "Properties": {"Type": "String", "Value": {"Ref": "Value"}}}},
+        "Outputs": {"Name": {"Value": {"Ref": "P"}, "Export": {"Name": f"{producer}-name"}}}}))
+    stack = _wait(cfn, producer)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, producer)
+    assert stack["Parameters"] == [{"ParameterKey": "Value", "ParameterValue": key, "ResolvedValue": "from-ssm"}]
+    cfn.create_stack(StackName=consumer, TemplateBody=json.dumps({
+        "Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {
+            "Tags": [{"Key": "from", "Value": {"Fn::ImportValue": f"{producer}-name"}}]}}}}))
+    assert _wait(cfn, consumer)["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, consumer)
+    assert cfn.list_imports(ExportName=f"{producer}-name")["Imports"] == [consumer]
