@@ -250,3 +250,53 @@ def test_ssm_parameter_types_and_imports(server: HearthServer, cfn: Any) -> None
             "Tags": [{"Key": "from", "Value": {"Fn::ImportValue": f"{producer}-name"}}]}}}}))
     assert _wait(cfn, consumer)["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, consumer)
     assert cfn.list_imports(ExportName=f"{producer}-name")["Imports"] == [consumer]
+
+
+SAM_TEMPLATE = """
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Timeout: 5
+    Runtime: python3.11
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+  Consumer:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: index.handler
+      Role: {role}
+      InlineCode: |
+        def handler(event, context):
+            return len(event["Records"])
+      Events:
+        FromQueue:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Queue.Arn
+            BatchSize: 5
+Outputs:
+  ConsumerName:
+    Value: !Ref Consumer
+"""
+
+
+def test_the_sam_transform_runs_as_aws_runs_it(server: HearthServer, cfn: Any) -> None:
+    name = _stack_name()
+    body = SAM_TEMPLATE.replace("{role}", ROLE)
+    with pytest.raises(ClientError) as err:
+        cfn.create_stack(StackName=name, TemplateBody=body)
+    assert err.value.response["Error"]["Code"] == "InsufficientCapabilitiesException"
+    assert err.value.response["Error"]["Message"] == "Requires capabilities : [CAPABILITY_AUTO_EXPAND]"
+    cfn.create_stack(StackName=name, TemplateBody=body, Capabilities=["CAPABILITY_AUTO_EXPAND"])
+    stack = _wait(cfn, name)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, name)
+    types = {r["ResourceType"] for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]}
+    assert types == {"AWS::SQS::Queue", "AWS::Lambda::Function", "AWS::Lambda::EventSourceMapping"}
+    function = stack["Outputs"][0]["OutputValue"]
+    mappings = server.client("lambda").list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
+    assert mappings[0]["BatchSize"] == 5
+    processed = cfn.get_template(StackName=name, TemplateStage="Processed")["TemplateBody"]  # botocore decodes it
+    assert processed["Resources"]["Consumer"]["Properties"]["Timeout"] == 5
+    assert cfn.get_template(StackName=name)["TemplateBody"] == body

@@ -74,12 +74,24 @@ class _ManagedPolicies:
         return dict(get_bundled_managed_policy_map("aws") or {})
 
 
-def _sam_transform(body: Template, parameters: dict[str, Any]) -> Template:
-    from samtranslator.model.exceptions import InvalidDocumentException
-    from samtranslator.translator.transform import transform
+def _sam_transform(body: Template, parameters: dict[str, Any], pseudo: dict[str, Any]) -> Template:
+    """The SAM transform by aws-sam-translator, with the stack's region (it would ask boto3's config)."""
+    import copy
 
+    import boto3
+    from samtranslator.model.exceptions import InvalidDocumentException
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+    from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
+
+    fragment = copy.deepcopy(body)
+    values = {**parameters, **{k: v for k, v in pseudo.items() if k != "AWS::NotificationARNs"}}
+    to_py27_compatible_template(fragment, values)
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=pseudo["AWS::Region"]))
+    policies = _ManagedPolicies().load()
     try:
-        result: Template = transform(body, dict(parameters), _ManagedPolicies())
+        result: Template = undo_mark_unicode_str_in_template(translator.translate(
+            fragment, parameter_values=values, get_managed_policy_map=lambda: policies))
     except InvalidDocumentException as exc:
         causes = "; ".join(str(getattr(c, "message", c)) for c in exc.causes)
         raise TemplateError(f"Transform AWS::Serverless-2016-10-31 failed with: {exc.message} {causes}".strip()) \
@@ -102,7 +114,8 @@ def prepare(body: str, given: dict[str, str], previous: dict[str, str], *, accou
     processed = raw
     for name in names:
         if name == SAM_TRANSFORM:
-            processed = _sam_transform(processed, {k: v["raw"] for k, v in values.items()})
+            processed = _sam_transform(processed, {k: v["raw"] for k, v in values.items()},
+                                       pseudo_parameters(account, region, stack_name, stack_id))
         elif name == LANGUAGE_EXTENSIONS:
             pass  # Fn::Length, Fn::ToJsonString and FindInMap defaults are evaluated natively
         else:
