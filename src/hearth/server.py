@@ -45,6 +45,11 @@ from hearth.observability import metrics
 from hearth.observability.logstore import LogStore
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
+from hearth.services.apigateway.front import ApiFront
+from hearth.services.apigateway.front import match as api_match
+from hearth.services.apigateway.rest import RestApiProvider
+from hearth.services.apigateway.store import ApiStore
+from hearth.services.apigateway.v2 import HttpApiProvider
 from hearth.services.events.component import EventBridge, clock_for
 from hearth.services.kinesis.provider import KinesisProvider
 from hearth.services.kinesis.streams import StreamService
@@ -183,6 +188,9 @@ class Hearth:
                                                  recursion_allowed=self.event_configs.recursion_allowed),
                                   self.router.deliver)
         lambda_providers.append(EventSourceMappingProvider(self.functions, self.queues, self.streams, self.esm))
+        # API Gateway: REST and HTTP API definitions, both control planes, and the execute-api front.
+        self.api_store = ApiStore(s.data_dir)
+        self.api_front = ApiFront(self.api_store, self.functions, self.invoker)
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
             "logs": [LogsProvider(self.log_store)],
@@ -190,6 +198,8 @@ class Hearth:
             "sns": [SnsProvider(self.topics)],
             "events": [self.eventbridge.provider],
             "kinesis": [KinesisProvider(self.streams)],
+            "apigateway": [RestApiProvider(self.api_store)],
+            "apigatewayv2": [HttpApiProvider(self.api_store, s.endpoint_url)],
         })
         self.async_queue.start()  # last: resumed events may deliver to any registered component
         self.esm.start()  # queue and stream pollers, now that queues, streams and the invoker are up
@@ -211,6 +221,8 @@ class Hearth:
             self.streams.close()
         if getattr(self, "url_front", None) is not None:
             await self.url_front.close()  # in-flight URL invocations finish before the invoker closes
+        if getattr(self, "api_front", None) is not None:
+            await self.api_front.close()  # in-flight API invocations finish before the invoker closes
         if getattr(self, "async_queue", None) is not None:
             await self.async_queue.close()  # running events drain briefly; the rest stay stored
         if self.invoker is not None:
@@ -238,6 +250,8 @@ class Hearth:
             self.url_configs.close()
         if getattr(self, "event_configs", None) is not None:
             self.event_configs.close()
+        if getattr(self, "api_store", None) is not None:
+            self.api_store.close()
         if getattr(self, "store", None) is not None:
             self.store.close()
 
@@ -312,6 +326,10 @@ class HearthApp:
         url_target = url_match(scope)  # function URLs (host or /_hearth/url/ form) before anything else
         if url_target is not None and getattr(self.hearth, "url_front", None) is not None:
             await self.hearth.url_front(scope, receive, send, url_target)
+            return
+        api_target = api_match(scope)  # API Gateway APIs (execute-api host or /_hearth/api/ form)
+        if api_target is not None and getattr(self.hearth, "api_front", None) is not None:
+            await self.hearth.api_front(scope, receive, send, api_target)
             return
         if path.startswith("/_hearth/"):
             await self._hearth_route(scope, send)

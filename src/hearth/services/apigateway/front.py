@@ -1,0 +1,428 @@
+"""The `execute-api` front door: serves REST and HTTP API requests.
+
+Per request it: finds the API (Host `<api-id>.execute-api.localhost[:port]` or
+`<api-id>.execute-api.<region>.amazonaws.com`, or the path form `/_hearth/api/<api-id>/<path>`), the
+stage (REST: the first path segment; HTTP: a named stage's segment, else the `$default` stage), the
+resource or route, then runs what AWS runs in order — CORS preflight (HTTP APIs), API key and usage
+plan (REST), authorizer, integration — and maps the result to HTTP with AWS's error bodies:
+REST `{"message":"Missing Authentication Token"}` 403 for an unknown route, 502 `Internal server
+error` for a malformed proxy answer, 504 at the integration timeout; HTTP APIs `{"message":"Not Found"}`
+404, 500 `Internal Server Error`.
+
+It never changes API definitions (the providers do) and never renders AWS API errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from hearth.asgi import BodyTooLarge, read_body
+from hearth.aws.errors import AwsError
+from hearth.functions.model import FunctionVersion
+from hearth.invoke.invoker import InvokeOutcome, Invoker
+from hearth.services.apigateway import proxy, routing
+from hearth.services.apigateway.authorizers import AuthDecision, Authorizers
+from hearth.services.apigateway.httpfwd import forward
+from hearth.services.apigateway.limits import UsageLimits
+from hearth.services.apigateway.store import ApiStore, Doc
+from hearth.urls import cors
+from hearth.urls.response import BadResponse, HttpAnswer
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Headers = list[tuple[str, str]]
+
+BODY_LIMIT = 10 * 1024 * 1024  # API Gateway's payload limit (10 MB)
+PATH_PREFIX = "/_hearth/api/"
+_HOST_RX = re.compile(
+    r"^([a-z0-9]{10})\.execute-api\.(?:localhost|([a-z0-9-]+)\.amazonaws\.com)\.?(?::\d+)?$")
+_LAMBDA_ARN_RX = re.compile(r"(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[^/]+?)(?:/invocations)?$")
+_STAGE_VAR_RX = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_.:-]+)\}")
+
+MISSING_TOKEN = b'{"message":"Missing Authentication Token"}'
+FORBIDDEN = b'{"message":"Forbidden"}'
+NOT_FOUND = b'{"message":"Not Found"}'
+REST_INTERNAL = b'{"message": "Internal server error"}'
+HTTP_INTERNAL = b'{"message":"Internal Server Error"}'
+TIMED_OUT = b'{"message": "Endpoint request timed out"}'
+UNAVAILABLE = b'{"message":"Service Unavailable"}'
+TOO_LARGE = b'{"message":"Request Entity Too Large"}'
+
+
+class FunctionAccess(Protocol):
+    def resolve(self, account: str, region: str, name_or_arn: str, qualifier: str | None) -> FunctionVersion: ...
+    def allows_service(self, arn: str, service_principal: str, source_arn: str | None, *,
+                       source_account: str | None = None, action: str = ...) -> bool: ...
+
+
+def match(scope: Scope) -> tuple[str, str | None, str] | None:
+    """(api-id, region or None, raw path after the api) when the request is for an API."""
+    raw = scope.get("raw_path")
+    raw_path = raw.decode("latin-1").partition("?")[0] if raw else scope.get("path", "/")
+    for name, value in scope.get("headers", ()):
+        if name == b"host":
+            m = _HOST_RX.match(value.decode("latin-1").lower())
+            if m is not None:
+                return m.group(1), m.group(2), raw_path or "/"
+            break
+    if raw_path.startswith(PATH_PREFIX):
+        api_id, _, rest = raw_path[len(PATH_PREFIX):].partition("/")
+        return api_id, None, "/" + rest
+    return None
+
+
+def lambda_arn(uri: str, stage_vars: dict[str, str]) -> str | None:
+    """The function ARN an integration or authorizer URI names (stage variables substituted)."""
+    uri = _STAGE_VAR_RX.sub(lambda m: stage_vars.get(m.group(1), ""), uri)
+    if uri.startswith("arn:") and ":lambda:path/" in uri:
+        uri = uri.split("/functions/", 1)[-1]
+    m = _LAMBDA_ARN_RX.search(uri)
+    return m.group(1) if m else None
+
+
+def _json(status: int, body: bytes, extra: Headers = ()) -> HttpAnswer:  # type: ignore[assignment]
+    return HttpAnswer(status, [("Content-Type", "application/json"), *extra], body)
+
+
+class ApiFront:
+    def __init__(self, store: ApiStore, functions: FunctionAccess, invoker: Invoker,
+                 *, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._functions = functions
+        self._invoker = invoker
+        self._clock = clock
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._rest_routers: dict[tuple[str, str], Any] = {}
+        self._http_routers: dict[tuple[str, str], list[routing.Route]] = {}
+        self._authorizers = Authorizers(self._call_function, clock)
+        self._limits = UsageLimits(clock)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, target: tuple[str, str | None, str]) -> None:
+        api_id, region, path = target
+        request_id = str(uuid.uuid4())
+        doc = self._store.get(api_id)
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())]
+        folded: dict[str, str] = {}
+        for k, v in headers:
+            folded[k.lower()] = f"{folded[k.lower()]},{v}" if k.lower() in folded else v
+        base: Headers = [("x-amzn-RequestId", request_id)]
+        if doc is None or doc["_kind"] not in ("REST", "HTTP") or (region is not None and region != doc["_region"]):
+            await _answer(send, _json(404 if doc is None or doc["_kind"] == "HTTP" else 403,
+                                      NOT_FOUND if doc is None else MISSING_TOKEN, base))
+            return
+        try:
+            body = await read_body(receive, folded, BODY_LIMIT)
+        except BodyTooLarge:
+            await _answer(send, _json(413, TOO_LARGE, base))
+            return
+        client = scope.get("client")
+        host = folded.get("host", f"{api_id}.execute-api.localhost")
+        req = proxy.ApiRequest(
+            method=scope["method"], path=path, raw_query=scope.get("query_string", b"").decode("latin-1"),
+            headers=headers, body=body, source_ip=client[0] if client else "127.0.0.1", api_id=api_id,
+            account=doc["_account"], region=doc["_region"], stage="", domain_name=host.split(":")[0],
+            request_id=request_id, epoch_ms=int(self._clock() * 1000), stage_path=path)
+        try:
+            if doc["_kind"] == "REST":
+                answer = await self._rest(doc, req)
+                base.append(("x-amz-apigw-id", request_id[:16]))
+            else:
+                answer = await self._http(doc, req, folded)
+        except Exception:
+            log.exception("API %s: request failed", api_id)
+            answer = _json(500, REST_INTERNAL if doc["_kind"] == "REST" else HTTP_INTERNAL)
+        await _answer(send, HttpAnswer(answer.status, [*answer.headers, *base], answer.body))
+
+    # -- REST APIs --------------------------------------------------------------------------------
+
+    async def _rest(self, doc: Doc, req: proxy.ApiRequest) -> HttpAnswer:
+        stage_name, _, rest = req.path.lstrip("/").partition("/")
+        stage = doc["stages"].get(stage_name)
+        if stage is None:
+            return _json(403, MISSING_TOKEN, [("x-amzn-ErrorType", "MissingAuthenticationTokenException")])
+        dep_id = stage["deploymentId"]
+        snap = doc["deployments"].get(dep_id, {}).get("_snapshot")
+        if snap is None:
+            return _json(403, MISSING_TOKEN, [("x-amzn-ErrorType", "MissingAuthenticationTokenException")])
+        req.stage = stage_name
+        req.path = "/" + rest
+        req.stage_variables = dict(stage.get("variables") or {})
+        router = self._rest_routers.get((doc["id"], dep_id))
+        if router is None:
+            router = self._rest_routers[(doc["id"], dep_id)] = routing.compile_resources(snap["resources"])
+        resources = snap["resources"]
+
+        def has_method(rid: str) -> bool:
+            methods = resources[rid].get("resourceMethods") or {}
+            return req.method in methods or "ANY" in methods
+
+        found = routing.match_resource(router, req.path, has_method)
+        if found is None:
+            return _json(403, MISSING_TOKEN, [("x-amzn-ErrorType", "MissingAuthenticationTokenException")])
+        rid, params = found
+        req.path_parameters = params
+        res = resources[rid]
+        methods = res.get("resourceMethods") or {}
+        method = methods.get(req.method) or methods["ANY"]
+        from hearth.services.apigateway.rest import resource_path
+
+        rpath = resource_path(resources, rid)
+        method_arn = (f"arn:aws:execute-api:{req.region}:{req.account}:{req.api_id}/{stage_name}/"
+                      f"{req.method}{rpath}")
+        authorizer_ctx: dict[str, Any] | None = None
+        usage_key: str | None = None
+        ident_extra: dict[str, Any] = {}
+        auth_type = method.get("authorizationType", "NONE")
+        if auth_type == "CUSTOM":
+            auth = snap["authorizers"].get(method.get("authorizerId", ""))
+            if auth is None:
+                return _json(500, b'{"message": null}')
+            decision = await self._authorizers.rest(auth, req, method_arn, rpath, dep_id)
+            if decision.answer is not None:
+                return decision.answer
+            authorizer_ctx = decision.context
+            usage_key = decision.usage_key
+        elif auth_type == "AWS_IAM" and req.header("authorization") is None:
+            return _json(403, MISSING_TOKEN, [("x-amzn-ErrorType", "MissingAuthenticationTokenException")])
+        if method.get("apiKeyRequired"):
+            value = usage_key if snap.get("apiKeySource") == "AUTHORIZER" else req.header("x-api-key")
+            verdict = self._limits.check(self._store.get(f"acct-{req.account}-{req.region}"), value,
+                                         req.api_id, stage_name)
+            if verdict is not None:
+                return _json(verdict[0], verdict[1])
+            ident_extra = {"apiKey": value, "apiKeyId": self._limits.key_id(
+                self._store.get(f"acct-{req.account}-{req.region}"), value)}
+        integ = method.get("methodIntegration")
+        if integ is None:
+            return _json(500, REST_INTERNAL)
+        kind = integ.get("type")
+        timeout = int(integ.get("timeoutInMillis", 29000)) / 1000
+        if kind == "AWS_PROXY":
+            arn = lambda_arn(integ.get("uri", ""), req.stage_variables)
+            if arn is None:
+                return _json(500, REST_INTERNAL)
+            source_arn = f"arn:aws:execute-api:{req.region}:{req.account}:{req.api_id}/{stage_name}/{req.method}{rpath}"
+            if not integ.get("credentials") and not self._functions.allows_service(
+                    arn, "apigateway.amazonaws.com", source_arn, source_account=req.account):
+                log.info("API %s: no permission for apigateway.amazonaws.com to invoke %s", req.api_id, arn)
+                return _json(500, REST_INTERNAL)
+            event = proxy.event_v1(req, resource_path=rpath, resource_id=rid, deployment_id=dep_id,
+                                   binary_media_types=snap.get("binaryMediaTypes") or [],
+                                   authorizer=authorizer_ctx, identity_extra=ident_extra)
+            result = await self._call_function(arn, req.account, req.region, event, req.request_id, timeout)
+            if isinstance(result, HttpAnswer):
+                return result
+            if result.function_error:
+                return _json(502, REST_INTERNAL)
+            try:
+                return proxy.map_v1(result.payload, binary_media_types=snap.get("binaryMediaTypes") or [],
+                                    accept=req.header("accept"))
+            except BadResponse:
+                return _json(502, REST_INTERNAL)
+        if kind == "MOCK":
+            return self._mock(method, integ)
+        if kind == "HTTP_PROXY":
+            url = integ.get("uri", "")
+            for name, value in req.path_parameters.items():
+                url = url.replace("{" + name + "}", value).replace("{" + name + "+}", value)
+            if req.raw_query:
+                url += ("&" if "?" in url else "?") + req.raw_query
+            fwd = [(k, v) for k, v in req.headers if k.lower() not in ("host", "content-length", "connection")]
+            try:
+                return await forward(integ.get("httpMethod") if integ.get("httpMethod") not in (None, "ANY")
+                                     else req.method, url, fwd, req.body, timeout)
+            except TimeoutError:
+                return _json(504, TIMED_OUT)
+            except OSError:
+                return _json(500, REST_INTERNAL)
+        return _json(500, REST_INTERNAL)  # AWS and HTTP (mapping template) integrations are not served yet
+
+    @staticmethod
+    def _mock(method: Doc, integ: Doc) -> HttpAnswer:
+        status = "200"
+        template = (integ.get("requestTemplates") or {}).get("application/json")
+        if template:
+            m = re.search(r'"?statusCode"?\s*:\s*"?(\d{3})', template)
+            if m:
+                status = m.group(1)
+        responses = integ.get("integrationResponses") or {}
+        chosen = None
+        for r in responses.values():
+            pattern = r.get("selectionPattern") or ""
+            if pattern and re.fullmatch(pattern, status):
+                chosen = r
+                break
+        if chosen is None:
+            chosen = next((r for r in responses.values() if not r.get("selectionPattern")), None)
+        if chosen is None:
+            return _json(500, REST_INTERNAL)
+        headers: Headers = []
+        for target, source in (chosen.get("responseParameters") or {}).items():
+            if target.startswith("method.response.header.") and isinstance(source, str) \
+                    and source.startswith("'") and source.endswith("'"):
+                headers.append((target[len("method.response.header."):], source[1:-1]))
+        body = (chosen.get("responseTemplates") or {}).get("application/json") or ""
+        if not any(k.lower() == "content-type" for k, _ in headers):
+            headers.append(("Content-Type", "application/json"))
+        return HttpAnswer(int(chosen["statusCode"]), headers, body.encode())
+
+    # -- HTTP APIs --------------------------------------------------------------------------------
+
+    async def _http(self, doc: Doc, req: proxy.ApiRequest, folded: dict[str, str]) -> HttpAnswer:
+        first, _, rest = req.path.lstrip("/").partition("/")
+        stages: dict[str, Doc] = doc.get("stages", {})
+        if first and first != "$default" and first in stages:
+            stage_name, path = first, "/" + rest
+        elif "$default" in stages:
+            stage_name, path = "$default", req.path
+        else:
+            return _json(404, NOT_FOUND)
+        stage = stages[stage_name]
+        req.stage, req.path = stage_name, path
+        if stage_name == "$default":
+            req.stage_path = path
+        req.stage_variables = dict(stage.get("StageVariables") or {})
+        cfg = doc.get("CorsConfiguration")
+        if cfg and cors.is_preflight(req.method, folded):
+            return HttpAnswer(204, cors.preflight_headers(cfg, folded), b"")
+        answer = await self._http_route(doc, stage, req, folded)
+        if cfg:
+            answer = HttpAnswer(answer.status, cors.apply(cfg, folded, answer.headers), answer.body)
+        return answer
+
+    def _http_config(self, doc: Doc, stage: Doc) -> Doc:
+        if stage.get("AutoDeploy") or not stage.get("DeploymentId"):
+            return doc
+        dep = doc.get("deployments", {}).get(stage["DeploymentId"])
+        return dep["_snapshot"] if dep and "_snapshot" in dep else doc
+
+    async def _http_route(self, doc: Doc, stage: Doc, req: proxy.ApiRequest, folded: dict[str, str]) -> HttpAnswer:
+        config = self._http_config(doc, stage)
+        key = (doc["ApiId"], f"{stage.get('StageName')}:{config.get('_revision', 0)}")
+        routes = self._http_routers.get(key)
+        if routes is None:
+            routes = self._http_routers[key] = routing.compile_routes(list(config.get("routes", {}).values()))
+        found = routing.match_route(routes, req.method, req.path)
+        if found is None:
+            return _json(404, NOT_FOUND)
+        route, params = found
+        req.path_parameters = params
+        route_doc = config["routes"][route.route_id]
+        authorizer_ctx: dict[str, Any] | None = None
+        auth_type = route_doc.get("AuthorizationType", "NONE")
+        if auth_type in ("CUSTOM", "JWT"):
+            auth = config.get("authorizers", {}).get(route_doc.get("AuthorizerId", ""))
+            if auth is None:
+                return _json(500, HTTP_INTERNAL)
+            route_arn = (f"arn:aws:execute-api:{req.region}:{req.account}:{req.api_id}/{req.stage}/"
+                         f"{route.method or '$default'}{'/' + '/'.join(route.parts) if route.parts else ''}")
+            decision: AuthDecision = await self._authorizers.http(auth, req, route.route_key, route_arn,
+                                                                 route_doc.get("AuthorizationScopes"))
+            if decision.answer is not None:
+                return decision.answer
+            authorizer_ctx = decision.context
+        target = route_doc.get("Target") or ""
+        integ = config.get("integrations", {}).get(target.removeprefix("integrations/"))
+        if integ is None:
+            return _json(500, HTTP_INTERNAL)
+        timeout = int(integ.get("TimeoutInMillis", 30000)) / 1000
+        if integ.get("IntegrationType") == "AWS_PROXY":
+            arn = lambda_arn(integ.get("IntegrationUri", ""), req.stage_variables)
+            if arn is None:
+                return _json(500, HTTP_INTERNAL)
+            resource = f"/{route.method}/{'/'.join(route.parts)}" if route.parts else (
+                "/$default" if not route.method else f"/{route.method}/")
+            source_arn = f"arn:aws:execute-api:{req.region}:{req.account}:{req.api_id}/{req.stage}{resource}"
+            if not integ.get("CredentialsArn") and not self._functions.allows_service(
+                    arn, "apigateway.amazonaws.com", source_arn, source_account=req.account):
+                log.info("API %s: no permission for apigateway.amazonaws.com to invoke %s", req.api_id, arn)
+                return _json(500, HTTP_INTERNAL)
+            if integ.get("PayloadFormatVersion") == "1.0":
+                rpath = "/" + "/".join(route.parts) if route.parts else "$default"
+                event = proxy.event_v1(req, resource_path=rpath, resource_id=route.route_key, deployment_id="",
+                                       binary_media_types=[], authorizer=authorizer_ctx, http_api=True)
+            else:
+                event = proxy.event_v2(req, route_key=route.route_key, authorizer=authorizer_ctx)
+            result = await self._call_function(arn, req.account, req.region, event, req.request_id, timeout,
+                                               http_api=True)
+            if isinstance(result, HttpAnswer):
+                return result
+            if result.function_error:
+                return _json(500, HTTP_INTERNAL)
+            try:
+                if integ.get("PayloadFormatVersion") == "1.0":
+                    return proxy.map_v1(result.payload, binary_media_types=["*/*"], accept=None)
+                return proxy.map_v2(result.payload)
+            except BadResponse:
+                return _json(500, HTTP_INTERNAL)
+        if integ.get("IntegrationType") == "HTTP_PROXY":
+            url = integ.get("IntegrationUri", "")
+            for name, value in req.path_parameters.items():
+                url = url.replace("{" + name + "}", value).replace("{" + name + "+}", value)
+            if req.raw_query:
+                url += ("&" if "?" in url else "?") + req.raw_query
+            fwd = [(k, v) for k, v in req.headers if k.lower() not in ("host", "content-length", "connection")]
+            method = integ.get("IntegrationMethod") or "ANY"
+            try:
+                return await forward(req.method if method == "ANY" else method, url, fwd, req.body, timeout)
+            except TimeoutError:
+                return _json(504, b'{"message":"Gateway Timeout"}')
+            except OSError:
+                return _json(500, HTTP_INTERNAL)
+        return _json(500, HTTP_INTERNAL)
+
+    # -- invoking ---------------------------------------------------------------------------------
+
+    async def _call_function(self, arn: str, account: str, region: str, event: dict[str, Any], request_id: str,
+                             timeout: float, *, http_api: bool = False) -> InvokeOutcome | HttpAnswer:
+        internal = HTTP_INTERNAL if http_api else REST_INTERNAL
+        try:
+            fv = self._functions.resolve(account, region, arn, None)
+        except AwsError:
+            return _json(500, internal)
+        if fv.state != "Active":
+            return _json(500, internal)
+        task = asyncio.create_task(self._invoker.invoke(fv, json.dumps(event).encode(), request_id=request_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:  # the function runs on; its answer has nowhere to go (as on AWS)
+            return _json(503, UNAVAILABLE) if http_api else _json(504, TIMED_OUT)
+        exc = task.exception()
+        if isinstance(exc, AwsError) and exc.status == 429:
+            return _json(429, b'{"message":"Too Many Requests"}') if http_api else \
+                _json(500, internal)
+        if exc is not None:
+            if not isinstance(exc, AwsError):
+                log.error("API invocation failed", exc_info=exc)
+            return _json(500, internal)
+        return task.result()
+
+    def forget(self, api_id: str) -> None:
+        """An API changed: its compiled routers go (they are rebuilt on the next request)."""
+        for key in [k for k in self._rest_routers if k[0] == api_id]:
+            del self._rest_routers[key]
+        for key in [k for k in self._http_routers if k[0] == api_id]:
+            del self._http_routers[key]
+
+    async def close(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _answer(send: Send, answer: HttpAnswer) -> None:
+    headers = [(k, v) for k, v in answer.headers if k.lower() not in ("content-length", "transfer-encoding",
+                                                                     "connection")]
+    headers.append(("content-length", str(len(answer.body))))
+    raw = [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in headers]
+    await send({"type": "http.response.start", "status": answer.status, "headers": raw})
+    await send({"type": "http.response.body", "body": answer.body})
