@@ -256,12 +256,12 @@ def import_rest(doc: Doc, spec: dict[str, Any], *, mode: str) -> list[str]:
 def import_http(spec: dict[str, Any]) -> tuple[Doc, list[Doc], list[Doc], list[Doc], list[str]]:
     """(API fields, routes, integrations, authorizers, warnings) of an HTTP API definition."""
     warnings: list[str] = []
-    api: Doc = {"name": title(spec)}
+    api: Doc = {"Name": title(spec)}
     if spec.get("info", {}).get("description"):
-        api["description"] = spec["info"]["description"]
+        api["Description"] = spec["info"]["description"]
     cors = spec.get("x-amazon-apigateway-cors")
     if isinstance(cors, dict):
-        api["corsConfiguration"] = {k[0].upper() + k[1:]: v for k, v in cors.items()}
+        api["CorsConfiguration"] = {k[0].upper() + k[1:]: v for k, v in cors.items()}
     authorizers: list[Doc] = []
     auth_ids: dict[str, str] = {}
     for name, scheme in _schemes(spec).items():
