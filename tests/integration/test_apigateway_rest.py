@@ -373,3 +373,98 @@ def test_powertools_rest_resolver_routes(server: HearthServer) -> None:
     assert (status, json.loads(body)) == (201, {"created": "write tests"})
     status, _, body, _ = call(server, api["id"], "GET", "/live/nothing-here")
     assert status == 404
+
+
+MAPPED_APP = '''
+import time
+
+def handler(event, context):
+    if event.get("action") == "fail":
+        raise ValueError("NotFound: no such pet")
+    if event.get("action") == "slow":
+        time.sleep(2)
+    return {"got": event, "list": [1, 2]}
+'''
+
+
+def test_aws_integration_with_vtl_validators_gateway_responses_and_timeout(server: HearthServer) -> None:
+    lam = server.client("lambda")
+    apigw = server.client("apigateway")
+    name = f"apigw-mapped-{uuid.uuid4().hex[:6]}"
+    arn = create_function(lam, name, {"app.py": MAPPED_APP}, Timeout=10)["FunctionArn"]
+    api = apigw.create_rest_api(name="mapped")
+    api_id = api["id"]
+    pets = apigw.create_resource(restApiId=api_id, parentId=api["rootResourceId"], pathPart="pets")
+    pet = apigw.create_resource(restApiId=api_id, parentId=pets["id"], pathPart="{petId}")
+    apigw.create_model(restApiId=api_id, name="Pet", contentType="application/json", schema=json.dumps({
+        "$schema": "http://json-schema.org/draft-04/schema#", "type": "object", "required": ["action"],
+        "properties": {"action": {"type": "string"}}}))
+    validator = apigw.create_request_validator(restApiId=api_id, name="all", validateRequestBody=True,
+                                               validateRequestParameters=True)
+    apigw.put_method(restApiId=api_id, resourceId=pet["id"], httpMethod="POST", authorizationType="NONE",
+                     requestValidatorId=validator["id"], requestModels={"application/json": "Pet"},
+                     requestParameters={"method.request.querystring.mode": True,
+                                        "method.request.header.x-client": True})
+    template = ('{"action": $input.json(\'$.action\'), "pet": "$input.params(\'petId\')", '
+                '"mode": "$input.params(\'mode\')", "stage": "$context.stage", "color": "$stageVariables.color", '
+                '"client": "$util.escapeJavaScript($input.params().header.get(\'x-client\'))"}')
+    apigw.put_integration(restApiId=api_id, resourceId=pet["id"], httpMethod="POST", type="AWS",
+                          integrationHttpMethod="POST", uri=lambda_uri(arn), timeoutInMillis=1000,
+                          requestTemplates={"application/json": template})
+    apigw.put_method_response(restApiId=api_id, resourceId=pet["id"], httpMethod="POST", statusCode="200")
+    apigw.put_method_response(restApiId=api_id, resourceId=pet["id"], httpMethod="POST", statusCode="404")
+    apigw.put_integration_response(
+        restApiId=api_id, resourceId=pet["id"], httpMethod="POST", statusCode="200", selectionPattern="",
+        responseParameters={"method.response.header.x-pet": "integration.response.body.got.pet",
+                            "method.response.header.x-fixed": "'yes'"},
+        responseTemplates={"application/json": '#set($r = $input.path(\'$\'))'
+                                               '{"pet": "$r.got.pet", "n": $r.list.size(), "mode": "$r.got.mode"}'})
+    apigw.put_integration_response(
+        restApiId=api_id, resourceId=pet["id"], httpMethod="POST", statusCode="404", selectionPattern="NotFound:.*",
+        responseTemplates={"application/json": '{"error": $input.json(\'$.errorMessage\')}'})
+    apigw.put_gateway_response(restApiId=api_id, responseType="BAD_REQUEST_BODY", statusCode="422",
+                               responseParameters={"gatewayresponse.header.x-why": "'schema'"},
+                               responseTemplates={"application/json": '{"why": $context.error.messageString}'})
+    apigw.create_deployment(restApiId=api_id, stageName="v1", variables={"color": "red"})
+    allow_apigateway(lam, name, api_id)
+    ok_headers = {"Content-Type": "application/json", "x-client": 'c"1'}
+
+    status, headers, body, _ = call(server, api_id, "POST", "/v1/pets/7?mode=fast", headers=ok_headers,
+                                    body=b'{"action": "get"}')
+    assert status == 200, body
+    assert json.loads(body) == {"pet": "7", "n": 2, "mode": "fast"}
+    assert headers["x-pet"] == "7" and headers["x-fixed"] == "yes"
+    # The function saw what the request template made of the request.
+    status, _, body, _ = call(server, api_id, "POST", "/v1/pets/7?mode=fast", headers=ok_headers,
+                              body=b'{"action": "fail"}')
+    assert (status, json.loads(body)) == (404, {"error": "NotFound: no such pet"})
+    status, _, body, _ = call(server, api_id, "POST", "/v1/pets/7", headers={"Content-Type": "application/json"},
+                              body=b'{"action": "get"}')
+    assert (status, json.loads(body)) == (400, {"message": "Missing required request parameters: [x-client, mode]"})
+    status, headers, body, _ = call(server, api_id, "POST", "/v1/pets/7?mode=a", headers=ok_headers,
+                                    body=b'{"nope": 1}')
+    assert (status, json.loads(body), headers["x-why"]) == (422, {"why": "Invalid request body"}, "schema")
+    status, _, body, _ = call(server, api_id, "POST", "/v1/pets/7?mode=a", headers=ok_headers,
+                              body=b'{"action": "slow"}')
+    assert (status, json.loads(body)) == (504, {"message": "Endpoint request timed out"})
+
+
+def test_definitions_survive_a_crash(fresh_server: HearthServer) -> None:
+    fresh_server.start()
+    apigw = fresh_server.client("apigateway")
+    api = apigw.create_rest_api(name="durable")
+    res = apigw.create_resource(restApiId=api["id"], parentId=api["rootResourceId"], pathPart="m")
+    apigw.put_method(restApiId=api["id"], resourceId=res["id"], httpMethod="GET", authorizationType="NONE")
+    apigw.put_integration(restApiId=api["id"], resourceId=res["id"], httpMethod="GET", type="MOCK",
+                          requestTemplates={"application/json": '{"statusCode": 200}'})
+    apigw.put_integration_response(restApiId=api["id"], resourceId=res["id"], httpMethod="GET", statusCode="200",
+                                   responseTemplates={"application/json": '{"stage": "$context.stage"}'})
+    apigw.create_deployment(restApiId=api["id"], stageName="s")
+    http_api = fresh_server.client("apigatewayv2").create_api(Name="durable-http", ProtocolType="HTTP",
+                                                               Target="http://127.0.0.1:9/")
+    fresh_server.kill9()
+    fresh_server.start()
+    status, _, body, _ = call(fresh_server, api["id"], "GET", "/s/m")
+    assert (status, json.loads(body)) == (200, {"stage": "s"})
+    got = fresh_server.client("apigatewayv2").get_api(ApiId=http_api["ApiId"])
+    assert got["Name"] == "durable-http"

@@ -27,10 +27,11 @@ from hearth.asgi import BodyTooLarge, read_body
 from hearth.aws.errors import AwsError
 from hearth.functions.model import FunctionVersion
 from hearth.invoke.invoker import InvokeOutcome, Invoker
-from hearth.services.apigateway import proxy, routing
+from hearth.services.apigateway import mapped, proxy, routing, vtl
 from hearth.services.apigateway.authorizers import AuthDecision, Authorizers
 from hearth.services.apigateway.httpfwd import forward
 from hearth.services.apigateway.limits import UsageLimits
+from hearth.services.apigateway.rest import resource_path
 from hearth.services.apigateway.store import ApiStore, Doc
 from hearth.urls import cors
 from hearth.urls.response import BadResponse, HttpAnswer
@@ -148,14 +149,20 @@ class ApiFront:
     async def _rest(self, doc: Doc, req: proxy.ApiRequest) -> HttpAnswer:
         stage_name, _, rest = req.path.lstrip("/").partition("/")
         stage = doc["stages"].get(stage_name)
-        if stage is None:
+        snap = doc["deployments"].get(stage["deploymentId"], {}).get("_snapshot") if stage else None
+        if stage is None or snap is None:
             return _json(403, MISSING_TOKEN, [("x-amzn-ErrorType", "MissingAuthenticationTokenException")])
-        dep_id = stage["deploymentId"]
-        snap = doc["deployments"].get(dep_id, {}).get("_snapshot")
-        if snap is None:
-            return _json(403, MISSING_TOKEN, [("x-amzn-ErrorType", "MissingAuthenticationTokenException")])
+        answer, error = await self._rest_stage(doc, stage, snap, req, "/" + rest)
+        if error is not None:
+            answer = mapped.gateway_response(snap, error, answer, req)
+        return answer
+
+    async def _rest_stage(self, doc: Doc, stage: Doc, snap: Doc, req: proxy.ApiRequest,
+                          path: str) -> tuple[HttpAnswer, str | None]:
+        """The answer, and the gateway response type when it is one of API Gateway's own errors."""
+        stage_name, dep_id = stage["stageName"], stage["deploymentId"]
         req.stage = stage_name
-        req.path = "/" + rest
+        req.path = path
         req.stage_variables = dict(stage.get("variables") or {})
         router = self._rest_routers.get((doc["id"], dep_id))
         if router is None:
@@ -168,14 +175,12 @@ class ApiFront:
 
         found = routing.match_resource(router, req.path, has_method)
         if found is None:
-            return _json(403, MISSING_TOKEN, [("x-amzn-ErrorType", "MissingAuthenticationTokenException")])
+            return _json(403, MISSING_TOKEN, [("x-amzn-ErrorType", "MissingAuthenticationTokenException")]), \
+                "MISSING_AUTHENTICATION_TOKEN"
         rid, params = found
         req.path_parameters = params
-        res = resources[rid]
-        methods = res.get("resourceMethods") or {}
+        methods = resources[rid].get("resourceMethods") or {}
         method = methods.get(req.method) or methods["ANY"]
-        from hearth.services.apigateway.rest import resource_path
-
         rpath = resource_path(resources, rid)
         method_arn = (f"arn:aws:execute-api:{req.region}:{req.account}:{req.api_id}/{stage_name}/"
                       f"{req.method}{rpath}")
@@ -186,95 +191,130 @@ class ApiFront:
         if auth_type == "CUSTOM":
             auth = snap["authorizers"].get(method.get("authorizerId", ""))
             if auth is None:
-                return _json(500, b'{"message": null}')
+                return _json(500, b'{"message": null}'), "AUTHORIZER_CONFIGURATION_ERROR"
             decision = await self._authorizers.rest(auth, req, method_arn, rpath, dep_id)
             if decision.answer is not None:
-                return decision.answer
+                kind = {401: "UNAUTHORIZED", 403: "ACCESS_DENIED"}.get(decision.answer.status,
+                                                                      "AUTHORIZER_CONFIGURATION_ERROR")
+                return decision.answer, kind
             authorizer_ctx = decision.context
             usage_key = decision.usage_key
         elif auth_type == "AWS_IAM" and req.header("authorization") is None:
-            return _json(403, MISSING_TOKEN, [("x-amzn-ErrorType", "MissingAuthenticationTokenException")])
+            return _json(403, MISSING_TOKEN, [("x-amzn-ErrorType", "MissingAuthenticationTokenException")]), \
+                "MISSING_AUTHENTICATION_TOKEN"
         if method.get("apiKeyRequired"):
+            account_doc = self._store.get(f"acct-{req.account}-{req.region}")
             value = usage_key if snap.get("apiKeySource") == "AUTHORIZER" else req.header("x-api-key")
-            verdict = self._limits.check(self._store.get(f"acct-{req.account}-{req.region}"), value,
-                                         req.api_id, stage_name)
+            verdict = self._limits.check(account_doc, value, req.api_id, stage_name)
             if verdict is not None:
-                return _json(verdict[0], verdict[1])
-            ident_extra = {"apiKey": value, "apiKeyId": self._limits.key_id(
-                self._store.get(f"acct-{req.account}-{req.region}"), value)}
+                kind = "INVALID_API_KEY" if verdict[0] == 403 else \
+                    "QUOTA_EXCEEDED" if b"Limit" in verdict[1] else "THROTTLED"
+                return _json(verdict[0], verdict[1]), kind
+            ident_extra = {"apiKey": value, "apiKeyId": self._limits.key_id(account_doc, value)}
+        invalid = mapped.validate(snap, method, req)
+        if invalid is not None:
+            return invalid
         integ = method.get("methodIntegration")
         if integ is None:
-            return _json(500, REST_INTERNAL)
+            return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"
         kind = integ.get("type")
         timeout = int(integ.get("timeoutInMillis", 29000)) / 1000
         if kind == "AWS_PROXY":
             arn = lambda_arn(integ.get("uri", ""), req.stage_variables)
-            if arn is None:
-                return _json(500, REST_INTERNAL)
-            source_arn = f"arn:aws:execute-api:{req.region}:{req.account}:{req.api_id}/{stage_name}/{req.method}{rpath}"
-            if not integ.get("credentials") and not self._functions.allows_service(
-                    arn, "apigateway.amazonaws.com", source_arn, source_account=req.account):
-                log.info("API %s: no permission for apigateway.amazonaws.com to invoke %s", req.api_id, arn)
-                return _json(500, REST_INTERNAL)
+            if arn is None or not self._may_invoke(integ, arn, req, f"{stage_name}/{req.method}{rpath}"):
+                return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"
             event = proxy.event_v1(req, resource_path=rpath, resource_id=rid, deployment_id=dep_id,
                                    binary_media_types=snap.get("binaryMediaTypes") or [],
                                    authorizer=authorizer_ctx, identity_extra=ident_extra)
             result = await self._call_function(arn, req.account, req.region, event, req.request_id, timeout)
             if isinstance(result, HttpAnswer):
-                return result
+                return result, "INTEGRATION_TIMEOUT" if result.status == 504 else "INTEGRATION_FAILURE"
             if result.function_error:
-                return _json(502, REST_INTERNAL)
+                return _json(502, REST_INTERNAL), "DEFAULT_5XX"
             try:
                 return proxy.map_v1(result.payload, binary_media_types=snap.get("binaryMediaTypes") or [],
-                                    accept=req.header("accept"))
+                                    accept=req.header("accept")), None
             except BadResponse:
-                return _json(502, REST_INTERNAL)
-        if kind == "MOCK":
-            return self._mock(method, integ)
+                return _json(502, REST_INTERNAL), "DEFAULT_5XX"
         if kind == "HTTP_PROXY":
-            url = integ.get("uri", "")
-            for name, value in req.path_parameters.items():
-                url = url.replace("{" + name + "}", value).replace("{" + name + "+}", value)
+            url = mapped.substitute(integ.get("uri", ""), req)
             if req.raw_query:
                 url += ("&" if "?" in url else "?") + req.raw_query
             fwd = [(k, v) for k, v in req.headers if k.lower() not in ("host", "content-length", "connection")]
+            verb = integ.get("httpMethod")
             try:
-                return await forward(integ.get("httpMethod") if integ.get("httpMethod") not in (None, "ANY")
-                                     else req.method, url, fwd, req.body, timeout)
+                return await forward(req.method if verb in (None, "ANY") else verb, url, fwd, req.body, timeout), None
             except TimeoutError:
-                return _json(504, TIMED_OUT)
+                return _json(504, TIMED_OUT), "INTEGRATION_TIMEOUT"
             except OSError:
-                return _json(500, REST_INTERNAL)
-        return _json(500, REST_INTERNAL)  # AWS and HTTP (mapping template) integrations are not served yet
+                return _json(500, REST_INTERNAL), "INTEGRATION_FAILURE"
+        if kind in ("AWS", "HTTP", "MOCK"):
+            return await self._rest_mapped(integ, snap, req, rpath, rid, dep_id, authorizer_ctx, ident_extra,
+                                           timeout)
+        return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"
 
-    @staticmethod
-    def _mock(method: Doc, integ: Doc) -> HttpAnswer:
-        status = "200"
-        template = (integ.get("requestTemplates") or {}).get("application/json")
-        if template:
-            m = re.search(r'"?statusCode"?\s*:\s*"?(\d{3})', template)
-            if m:
-                status = m.group(1)
-        responses = integ.get("integrationResponses") or {}
-        chosen = None
-        for r in responses.values():
-            pattern = r.get("selectionPattern") or ""
-            if pattern and re.fullmatch(pattern, status):
-                chosen = r
-                break
+    def _may_invoke(self, integ: Doc, arn: str, req: proxy.ApiRequest, resource: str) -> bool:
+        """Whether API Gateway may invoke the function: the integration's role, or the function's policy."""
+        source_arn = f"arn:aws:execute-api:{req.region}:{req.account}:{req.api_id}/{resource}"
+        if integ.get("credentials") or integ.get("CredentialsArn") or self._functions.allows_service(
+                arn, "apigateway.amazonaws.com", source_arn, source_account=req.account):
+            return True
+        log.info("API %s: no permission for apigateway.amazonaws.com to invoke %s", req.api_id, arn)
+        return False
+
+    async def _rest_mapped(self, integ: Doc, snap: Doc, req: proxy.ApiRequest, rpath: str, rid: str, dep_id: str,
+                           authorizer_ctx: dict[str, Any] | None, ident_extra: dict[str, Any],
+                           timeout: float) -> tuple[HttpAnswer, str | None]:
+        """AWS (Lambda), HTTP and MOCK integrations: request template, backend call, response selection
+        and response template."""
+        context = mapped.context(req, rpath, rid, dep_id, authorizer_ctx, ident_extra)
+        try:
+            payload = mapped.request_payload(integ, req, context)
+        except mapped.Unsupported:
+            return _json(415, b'{"message": "Unsupported Media Type"}'), "UNSUPPORTED_MEDIA_TYPE"
+        except vtl.TemplateError as exc:
+            log.info("API %s: request mapping template failed: %s", req.api_id, exc)
+            return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"
+        kind = integ["type"]
+        backend_headers: Headers = []
+        if kind == "MOCK":
+            selector, body, is_error = mapped.mock_status(payload), b"", False
+        elif kind == "AWS":
+            arn = lambda_arn(integ.get("uri", ""), req.stage_variables)
+            if arn is None:
+                return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"  # other AWS services are not served
+            if not self._may_invoke(integ, arn, req, f"{req.stage}/{req.method}{rpath}"):
+                return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"
+            try:
+                event = json.loads(payload) if payload.strip() else {}
+            except ValueError:
+                event = payload.decode("utf-8", "replace")
+            result = await self._call_function(arn, req.account, req.region, event, req.request_id, timeout)
+            if isinstance(result, HttpAnswer):
+                return result, "INTEGRATION_TIMEOUT" if result.status == 504 else "INTEGRATION_FAILURE"
+            body = result.payload
+            is_error = result.function_error is not None
+            selector = mapped.error_message(body) if is_error else ""
+        else:
+            url = mapped.substitute(integ.get("uri", ""), req)
+            try:
+                got = await forward(integ.get("httpMethod") or req.method, url, mapped.integration_headers(integ, req),
+                                    payload, timeout)
+            except TimeoutError:
+                return _json(504, TIMED_OUT), "INTEGRATION_TIMEOUT"
+            except OSError:
+                return _json(500, REST_INTERNAL), "INTEGRATION_FAILURE"
+            selector, body, is_error, backend_headers = str(got.status), got.body, False, got.headers
+        chosen = mapped.select_response(integ, selector, is_error)
         if chosen is None:
-            chosen = next((r for r in responses.values() if not r.get("selectionPattern")), None)
-        if chosen is None:
-            return _json(500, REST_INTERNAL)
-        headers: Headers = []
-        for target, source in (chosen.get("responseParameters") or {}).items():
-            if target.startswith("method.response.header.") and isinstance(source, str) \
-                    and source.startswith("'") and source.endswith("'"):
-                headers.append((target[len("method.response.header."):], source[1:-1]))
-        body = (chosen.get("responseTemplates") or {}).get("application/json") or ""
-        if not any(k.lower() == "content-type" for k, _ in headers):
-            headers.append(("Content-Type", "application/json"))
-        return HttpAnswer(int(chosen["statusCode"]), headers, body.encode())
+            if is_error:
+                return _json(502, REST_INTERNAL), "DEFAULT_5XX"
+            return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"
+        try:
+            return mapped.response(chosen, body, backend_headers, req, context), None
+        except vtl.TemplateError as exc:
+            log.info("API %s: response mapping template failed: %s", req.api_id, exc)
+            return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"
 
     # -- HTTP APIs --------------------------------------------------------------------------------
 
@@ -342,10 +382,7 @@ class ApiFront:
                 return _json(500, HTTP_INTERNAL)
             resource = f"/{route.method}/{'/'.join(route.parts)}" if route.parts else (
                 "/$default" if not route.method else f"/{route.method}/")
-            source_arn = f"arn:aws:execute-api:{req.region}:{req.account}:{req.api_id}/{req.stage}{resource}"
-            if not integ.get("CredentialsArn") and not self._functions.allows_service(
-                    arn, "apigateway.amazonaws.com", source_arn, source_account=req.account):
-                log.info("API %s: no permission for apigateway.amazonaws.com to invoke %s", req.api_id, arn)
+            if not self._may_invoke(integ, arn, req, f"{req.stage}{resource}"):
                 return _json(500, HTTP_INTERNAL)
             if integ.get("PayloadFormatVersion") == "1.0":
                 rpath = "/" + "/".join(route.parts) if route.parts else "$default"

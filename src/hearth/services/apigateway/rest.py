@@ -502,6 +502,119 @@ class RestApiProvider:
             raise not_found("Invalid Authorizer identifier specified")
         self._save(doc)
 
+    # -- Models, request validators, gateway responses ---------------------------------------------
+
+    def create_model(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        if p["name"] in doc["models"]:
+            raise conflict("Model name already exists for this REST API")
+        if p.get("schema"):
+            try:
+                json.loads(p["schema"])
+            except ValueError:
+                raise bad_request("Invalid model specified: Validation Result: warnings : [], errors : "
+                                  "[Invalid model schema specified]") from None
+        model = _clean({"id": new_id(6), "name": p["name"], "description": p.get("description"),
+                        "schema": p.get("schema"), "contentType": p["contentType"]})
+        doc["models"][p["name"]] = model
+        self._save(doc)
+        return copy.deepcopy(model)
+
+    def get_model(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        model: Doc | None = doc["models"].get(p["modelName"])
+        if model is None:
+            raise not_found(f"Invalid model name specified: {p['modelName']}")
+        return copy.deepcopy(model)
+
+    def get_models(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return {"items": copy.deepcopy(list(self._api(ctx, p["restApiId"])["models"].values()))}
+
+    def delete_model(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        if doc["models"].pop(p["modelName"], None) is None:
+            raise not_found(f"Invalid model name specified: {p['modelName']}")
+        self._save(doc)
+
+    def create_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        vid = new_id(6)
+        validator = _clean({"id": vid, "name": p.get("name"),
+                            "validateRequestBody": bool(p.get("validateRequestBody", False)),
+                            "validateRequestParameters": bool(p.get("validateRequestParameters", False))})
+        doc["requestValidators"][vid] = validator
+        self._save(doc)
+        return copy.deepcopy(validator)
+
+    def _validator(self, doc: Doc, vid: str) -> Doc:
+        validator: Doc | None = doc["requestValidators"].get(vid)
+        if validator is None:
+            raise not_found("Invalid Request Validator identifier specified")
+        return validator
+
+    def get_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return copy.deepcopy(self._validator(self._api(ctx, p["restApiId"]), p["requestValidatorId"]))
+
+    def get_request_validators(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return {"items": copy.deepcopy(list(self._api(ctx, p["restApiId"])["requestValidators"].values()))}
+
+    def update_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        validator = self._validator(doc, p["requestValidatorId"])
+        for op in p.get("patchOperations") or []:
+            if op.get("op") != "replace" or op.get("path") not in ("/name", "/validateRequestParameters",
+                                                                   "/validateRequestBody"):
+                raise bad_request(f"Invalid patch path  '{op.get('path')}' specified for op '{op.get('op')}'. "
+                                  "Must be one of: [/name, /validateRequestParameters, /validateRequestBody]")
+        apply_patch(validator, p.get("patchOperations") or [], allowed=None)
+        self._save(doc)
+        return copy.deepcopy(validator)
+
+    def delete_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        self._validator(doc, p["requestValidatorId"])
+        del doc["requestValidators"][p["requestValidatorId"]]
+        self._save(doc)
+
+    def put_gateway_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        response = _clean({"responseType": p["responseType"], "statusCode": p.get("statusCode"),
+                           "responseParameters": p.get("responseParameters") or {},
+                           "responseTemplates": p.get("responseTemplates") or {}, "defaultResponse": False})
+        doc["gatewayResponses"][p["responseType"]] = response
+        self._save(doc)
+        return copy.deepcopy(response)
+
+    def get_gateway_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        found: Doc | None = doc["gatewayResponses"].get(p["responseType"])
+        if found is None:
+            return {"responseType": p["responseType"], "defaultResponse": True, "responseParameters": {},
+                    "responseTemplates": {"application/json": '{"message":$context.error.messageString}'},
+                    **({"statusCode": _DEFAULT_STATUS[p["responseType"]]}
+                       if p["responseType"] in _DEFAULT_STATUS else {})}
+        return copy.deepcopy(found)
+
+    def get_gateway_responses(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        return {"items": copy.deepcopy(list(doc["gatewayResponses"].values()))}
+
+    def update_gateway_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        found: Doc | None = doc["gatewayResponses"].get(p["responseType"])
+        if found is None:
+            raise not_found("Gateway response type not defined on api")
+        apply_patch(found, p.get("patchOperations") or [], allowed=("/statusCode", "/responseParameters",
+                                                                     "/responseTemplates"))
+        self._save(doc)
+        return copy.deepcopy(found)
+
+    def delete_gateway_response(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        if doc["gatewayResponses"].pop(p["responseType"], None) is None:
+            raise not_found("Gateway response type not defined on api")
+        self._save(doc)
+
     # -- API keys and usage plans -----------------------------------------------------------------
 
     def _account(self, ctx: RequestContext) -> Doc:
@@ -649,6 +762,14 @@ class RestApiProvider:
         self._store.put(acct)
 
 
+_DEFAULT_STATUS = {
+    "ACCESS_DENIED": "403", "API_CONFIGURATION_ERROR": "500", "AUTHORIZER_CONFIGURATION_ERROR": "500",
+    "AUTHORIZER_FAILURE": "500", "BAD_REQUEST_BODY": "400", "BAD_REQUEST_PARAMETERS": "400",
+    "EXPIRED_TOKEN": "403", "INTEGRATION_FAILURE": "504", "INTEGRATION_TIMEOUT": "504", "INVALID_API_KEY": "403",
+    "INVALID_SIGNATURE": "403", "MISSING_AUTHENTICATION_TOKEN": "403", "QUOTA_EXCEEDED": "429",
+    "REQUEST_TOO_LARGE": "413", "RESOURCE_NOT_FOUND": "404", "THROTTLED": "429", "UNAUTHORIZED": "401",
+    "UNSUPPORTED_MEDIA_TYPE": "415", "WAF_FILTERED": "403",
+}
 _STAGE_FIELDS = frozenset({"deploymentId", "description", "variables", "tracingEnabled", "accessLogSettings",
                            "cacheClusterEnabled", "cacheClusterSize", "clientCertificateId"})
 _STAGE_PATHS = (
