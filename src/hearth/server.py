@@ -25,6 +25,7 @@ import uvicorn
 from hearth import __version__
 from hearth.aws.gateway import AwsGateway
 from hearth.aws.keys import KeyStore
+from hearth.aws.sigv4 import SigV4Verifier
 from hearth.config import Settings
 from hearth.esm.manager import MappingManager
 from hearth.esm.store import MappingStore
@@ -190,7 +191,8 @@ class Hearth:
         lambda_providers.append(EventSourceMappingProvider(self.functions, self.queues, self.streams, self.esm))
         # API Gateway: REST and HTTP API definitions, both control planes, and the execute-api front.
         self.api_store = ApiStore(s.data_dir)
-        self.api_front = ApiFront(self.api_store, self.functions, self.invoker)
+        self.api_front = ApiFront(self.api_store, self.functions, self.invoker,
+                                  SigV4Verifier(self.keys, s.auth, s.account_id))
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
             "logs": [LogsProvider(self.log_store)],

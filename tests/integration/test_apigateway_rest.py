@@ -13,9 +13,20 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.integration.harness import ACCOUNT, HearthServer, create_function
+from tests.integration.harness import (
+    ACCESS_KEY,
+    ACCOUNT,
+    OTHER_ACCESS_KEY,
+    OTHER_SECRET_KEY,
+    SECRET_KEY,
+    HearthServer,
+    create_function,
+)
 from tests.integration.test_layers import site_packages_zip
 
 pytestmark = pytest.mark.integration
@@ -468,3 +479,31 @@ def test_definitions_survive_a_crash(fresh_server: HearthServer) -> None:
     assert (status, json.loads(body)) == (200, {"stage": "s"})
     got = fresh_server.client("apigatewayv2").get_api(ApiId=http_api["ApiId"])
     assert got["Name"] == "durable-http"
+
+
+def test_aws_iam_authorization_verifies_sigv4(server: HearthServer, echo: str) -> None:
+    apigw = server.client("apigateway")
+    api = apigw.create_rest_api(name="iam")
+    res = apigw.create_resource(restApiId=api["id"], parentId=api["rootResourceId"], pathPart="me")
+    apigw.put_method(restApiId=api["id"], resourceId=res["id"], httpMethod="GET", authorizationType="AWS_IAM")
+    apigw.put_integration(restApiId=api["id"], resourceId=res["id"], httpMethod="GET", type="AWS_PROXY",
+                          integrationHttpMethod="POST", uri=lambda_uri(echo))
+    apigw.create_deployment(restApiId=api["id"], stageName="s")
+    allow_apigateway(server.client("lambda"), echo.rsplit(":", 1)[1], api["id"])
+    port = int(server.endpoint.rsplit(":", 1)[1])
+    host = f"{api['id']}.execute-api.localhost:{port}"
+
+    def signed(key: str, secret: str, service: str = "execute-api") -> dict[str, str]:
+        request = AWSRequest(method="GET", url=f"http://{host}/s/me", headers={"Host": host})
+        SigV4Auth(Credentials(key, secret), service, "us-east-1").add_auth(request)
+        return dict(request.headers.items())
+
+    status, _, body, _ = call(server, api["id"], "GET", "/s/me")
+    assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"})
+    status, _, body, _ = call(server, api["id"], "GET", "/s/me", headers=signed(ACCESS_KEY, SECRET_KEY))
+    assert status == 200, body
+    identity = json.loads(body)["requestContext"]["identity"]
+    assert (identity["accessKey"], identity["accountId"]) == (ACCESS_KEY, ACCOUNT)
+    assert call(server, api["id"], "GET", "/s/me", headers=signed(ACCESS_KEY, "wrong" * 8))[0] == 403
+    assert call(server, api["id"], "GET", "/s/me", headers=signed(ACCESS_KEY, SECRET_KEY, "lambda"))[0] == 403
+    assert call(server, api["id"], "GET", "/s/me", headers=signed(OTHER_ACCESS_KEY, OTHER_SECRET_KEY))[0] == 403

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from hearth.asgi import BodyTooLarge, read_body
 from hearth.aws.errors import AwsError
+from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
 from hearth.functions.model import FunctionVersion
 from hearth.invoke.invoker import InvokeOutcome, Invoker
 from hearth.services.apigateway import mapped, proxy, routing, vtl
@@ -96,9 +97,10 @@ def _json(status: int, body: bytes, extra: Headers = ()) -> HttpAnswer:  # type:
 
 
 class ApiFront:
-    def __init__(self, store: ApiStore, functions: FunctionAccess, invoker: Invoker,
+    def __init__(self, store: ApiStore, functions: FunctionAccess, invoker: Invoker, verifier: SigV4Verifier,
                  *, clock: Callable[[], float] = time.time) -> None:
         self._store = store
+        self._verifier = verifier
         self._functions = functions
         self._invoker = invoker
         self._clock = clock
@@ -127,12 +129,14 @@ class ApiFront:
             await _answer(send, _json(413, TOO_LARGE, base))
             return
         client = scope.get("client")
+        raw = scope.get("raw_path")
+        wire_path = raw.decode("latin-1").partition("?")[0] if raw else scope.get("path", "/")
         host = folded.get("host", f"{api_id}.execute-api.localhost")
         req = proxy.ApiRequest(
             method=scope["method"], path=path, raw_query=scope.get("query_string", b"").decode("latin-1"),
             headers=headers, body=body, source_ip=client[0] if client else "127.0.0.1", api_id=api_id,
             account=doc["_account"], region=doc["_region"], stage="", domain_name=host.split(":")[0],
-            request_id=request_id, epoch_ms=int(self._clock() * 1000), stage_path=path)
+            request_id=request_id, epoch_ms=int(self._clock() * 1000), stage_path=path, wire_path=wire_path)
         try:
             if doc["_kind"] == "REST":
                 answer = await self._rest(doc, req)
@@ -199,9 +203,14 @@ class ApiFront:
                 return decision.answer, kind
             authorizer_ctx = decision.context
             usage_key = decision.usage_key
-        elif auth_type == "AWS_IAM" and req.header("authorization") is None:
-            return _json(403, MISSING_TOKEN, [("x-amzn-ErrorType", "MissingAuthenticationTokenException")]), \
-                "MISSING_AUTHENTICATION_TOKEN"
+        elif auth_type == "AWS_IAM":
+            if req.header("authorization") is None and "X-Amz-Credential=" not in req.raw_query:
+                return _json(403, MISSING_TOKEN, [("x-amzn-ErrorType", "MissingAuthenticationTokenException")]), \
+                    "MISSING_AUTHENTICATION_TOKEN"
+            caller = self._iam_caller(req)
+            if isinstance(caller, HttpAnswer):
+                return caller, "INVALID_SIGNATURE" if caller.status == 403 else "ACCESS_DENIED"
+            ident_extra = caller
         if method.get("apiKeyRequired"):
             account_doc = self._store.get(f"acct-{req.account}-{req.region}")
             value = usage_key if snap.get("apiKeySource") == "AUTHORIZER" else req.header("x-api-key")
@@ -210,7 +219,7 @@ class ApiFront:
                 kind = "INVALID_API_KEY" if verdict[0] == 403 else \
                     "QUOTA_EXCEEDED" if b"Limit" in verdict[1] else "THROTTLED"
                 return _json(verdict[0], verdict[1]), kind
-            ident_extra = {"apiKey": value, "apiKeyId": self._limits.key_id(account_doc, value)}
+            ident_extra = {**ident_extra, "apiKey": value, "apiKeyId": self._limits.key_id(account_doc, value)}
         invalid = mapped.validate(snap, method, req)
         if invalid is not None:
             return invalid
@@ -252,6 +261,32 @@ class ApiFront:
             return await self._rest_mapped(integ, snap, req, rpath, rid, dep_id, authorizer_ctx, ident_extra,
                                            timeout)
         return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"
+
+    def _iam_caller(self, req: proxy.ApiRequest) -> dict[str, Any] | HttpAnswer:
+        """The identity fields of a correctly SigV4-signed ("execute-api") request by a key of the API's
+        account, or the answer AWS gives. Hearth has no IAM policies: another account's key is refused."""
+        folded: dict[str, str] = {}
+        for k, v in req.headers:
+            folded[k.lower()] = f"{folded[k.lower()]},{v}" if k.lower() in folded else v
+        first = {k: v[0] for k, v in proxy.query_lists(req.raw_query).items()}
+        try:
+            principal, cred = self._verifier.verify(
+                SignedRequest(req.method, req.wire_path, req.raw_query, folded, req.body), first)
+        except AuthFailure as failure:
+            return _json(403, json.dumps({"message": failure.message}).encode(),
+                         [("x-amzn-ErrorType", "InvalidSignatureException")])
+        if cred.service != "execute-api":
+            return _json(403, b'{"message":"Credential should be scoped to correct service: \'execute-api\'. "}',
+                         [("x-amzn-ErrorType", "InvalidSignatureException")])
+        if principal.account_id != req.account:
+            return _json(403, json.dumps({"Message": f"User: arn:aws:iam::{principal.account_id}:root is not "
+                                          "authorized to perform: execute-api:Invoke on resource: "
+                                          f"arn:aws:execute-api:{req.region}:{req.account}:{req.api_id}/"
+                                          f"{req.stage}/{req.method}{req.path}"}).encode(),
+                         [("x-amzn-ErrorType", "AccessDeniedException")])
+        return {"accessKey": principal.access_key_id, "accountId": principal.account_id,
+                "caller": principal.access_key_id, "user": principal.access_key_id,
+                "userArn": f"arn:aws:iam::{principal.account_id}:root"}
 
     def _may_invoke(self, integ: Doc, arn: str, req: proxy.ApiRequest, resource: str) -> bool:
         """Whether API Gateway may invoke the function: the integration's role, or the function's policy."""

@@ -43,6 +43,7 @@ class ApiRequest:
     request_id: str
     epoch_ms: int
     stage_path: str = ""  # the path as the client sent it, stage segment included
+    wire_path: str = ""  # the raw path on the wire (what a SigV4 signature covers), path form included
     path_parameters: dict[str, str] = field(default_factory=dict)
     stage_variables: dict[str, str] = field(default_factory=dict)
 
