@@ -192,7 +192,7 @@ class Hearth:
         # API Gateway: REST and HTTP API definitions, both control planes, and the execute-api front.
         self.api_store = ApiStore(s.data_dir)
         self.api_front = ApiFront(self.api_store, self.functions, self.invoker,
-                                  SigV4Verifier(self.keys, s.auth, s.account_id))
+                                  SigV4Verifier(self.keys, s.auth, s.account_id), self.log_writer)
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
             "logs": [LogsProvider(self.log_store)],

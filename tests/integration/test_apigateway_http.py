@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -318,3 +319,32 @@ def test_powertools_http_resolver_routes(server: HearthServer) -> None:
     status, _, body, _ = call(server, api_id, "GET", "/hello/bob", headers={"Cookie": "s=1"})
     assert (status, json.loads(body)) == (200, {"hello": "bob", "cookies": ["s=1"]})
     assert call(server, api_id, "GET", "/nope")[0] == 404
+
+
+def test_access_logs_and_metrics(server: HearthServer, echo: str) -> None:
+    v2 = server.client("apigatewayv2")
+    api_id = v2.create_api(Name="observed", ProtocolType="HTTP", Target=echo)["ApiId"]
+    allow(server, echo, api_id)
+    group = f"apigw-access-{api_id}"
+    v2.update_stage(ApiId=api_id, StageName="$default", AccessLogSettings={
+        "DestinationArn": f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{group}",
+        "Format": '{"id":"$context.requestId","status":"$context.status","route":"$context.routeKey",'
+                  '"ip":"$context.identity.sourceIp","nothing":"$context.error.message"}'})
+    status, headers, _, _ = call(server, api_id, "GET", "/logged")
+    assert status == 200
+    logs = server.client("logs")
+    deadline = time.monotonic() + 30
+    events: list[dict[str, Any]] = []
+    while not events and time.monotonic() < deadline:
+        try:
+            events = logs.filter_log_events(logGroupName=group)["events"]
+        except ClientError:
+            pass
+        if not events:
+            time.sleep(0.1)
+    assert [json.loads(e["message"]) for e in events] == [
+        {"id": headers["x-amzn-requestid"], "status": "200", "route": "$default", "ip": "127.0.0.1", "nothing": "-"}]
+    with urllib.request.urlopen(f"{server.endpoint}/_hearth/metrics") as resp:
+        text = resp.read().decode()
+    assert f'hearth_apigateway_requests_total{{api="{api_id}",stage="$default"}} 1' in text
+    assert f'hearth_apigateway_integration_latency_seconds_count{{api="{api_id}",stage="$default"}} 1' in text

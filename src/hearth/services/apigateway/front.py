@@ -32,6 +32,7 @@ from hearth.services.apigateway import mapped, proxy, routing, vtl
 from hearth.services.apigateway.authorizers import AuthDecision, Authorizers
 from hearth.services.apigateway.httpfwd import forward
 from hearth.services.apigateway.limits import UsageLimits
+from hearth.services.apigateway.observe import AccessLogs, ApiMetrics, LogSink, access_line
 from hearth.services.apigateway.rest import resource_path
 from hearth.services.apigateway.store import ApiStore, Doc
 from hearth.urls import cors
@@ -98,7 +99,7 @@ def _json(status: int, body: bytes, extra: Headers = ()) -> HttpAnswer:  # type:
 
 class ApiFront:
     def __init__(self, store: ApiStore, functions: FunctionAccess, invoker: Invoker, verifier: SigV4Verifier,
-                 *, clock: Callable[[], float] = time.time) -> None:
+                 logs: LogSink | None = None, *, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._verifier = verifier
         self._functions = functions
@@ -109,9 +110,12 @@ class ApiFront:
         self._http_routers: dict[tuple[str, str], list[routing.Route]] = {}
         self._authorizers = Authorizers(self._call_function, clock)
         self._limits = UsageLimits(clock)
+        self._metrics = ApiMetrics()
+        self._access = AccessLogs(logs)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, target: tuple[str, str | None, str]) -> None:
         api_id, region, path = target
+        started = time.monotonic()
         request_id = str(uuid.uuid4())
         doc = self._store.get(api_id)
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())]
@@ -147,6 +151,25 @@ class ApiFront:
             log.exception("API %s: request failed", api_id)
             answer = _json(500, REST_INTERNAL if doc["_kind"] == "REST" else HTTP_INTERNAL)
         await _answer(send, HttpAnswer(answer.status, [*answer.headers, *base], answer.body))
+        try:
+            self._observe(doc, req, answer, time.monotonic() - started)
+        except Exception:  # reporting never fails a request that was answered
+            log.exception("API %s: access log or metrics failed", api_id)
+
+    def _observe(self, doc: Doc, req: proxy.ApiRequest, answer: HttpAnswer, latency_s: float) -> None:
+        self._metrics.record(req.api_id, req.stage, answer.status, latency_s, req.integration_s)
+        stage = doc.get("stages", {}).get(req.stage) if req.stage else None
+        if stage is None:
+            return
+        settings = stage.get("accessLogSettings") or stage.get("AccessLogSettings") or {}
+        destination = settings.get("destinationArn") or settings.get("DestinationArn")
+        fmt = settings.get("format") or settings.get("Format")
+        if not destination or not fmt:
+            return
+        integration_ms = int(req.integration_s * 1000) if req.integration_s is not None else None
+        line = access_line(fmt, req, answer.status, len(answer.body), int(latency_s * 1000), integration_ms,
+                           {"resourcePath": req.resource_path, "routeKey": req.resource_path})
+        self._access.write(destination, fmt, line, req)
 
     # -- REST APIs --------------------------------------------------------------------------------
 
@@ -186,6 +209,7 @@ class ApiFront:
         methods = resources[rid].get("resourceMethods") or {}
         method = methods.get(req.method) or methods["ANY"]
         rpath = resource_path(resources, rid)
+        req.resource_path = rpath
         method_arn = (f"arn:aws:execute-api:{req.region}:{req.account}:{req.api_id}/{stage_name}/"
                       f"{req.method}{rpath}")
         authorizer_ctx: dict[str, Any] | None = None
@@ -235,7 +259,7 @@ class ApiFront:
             event = proxy.event_v1(req, resource_path=rpath, resource_id=rid, deployment_id=dep_id,
                                    binary_media_types=snap.get("binaryMediaTypes") or [],
                                    authorizer=authorizer_ctx, identity_extra=ident_extra)
-            result = await self._call_function(arn, req.account, req.region, event, req.request_id, timeout)
+            result = await self._call_function(arn, req.account, req.region, event, req.request_id, timeout, req=req)
             if isinstance(result, HttpAnswer):
                 return result, "INTEGRATION_TIMEOUT" if result.status == 504 else "INTEGRATION_FAILURE"
             if result.function_error:
@@ -252,7 +276,8 @@ class ApiFront:
             fwd = [(k, v) for k, v in req.headers if k.lower() not in ("host", "content-length", "connection")]
             verb = integ.get("httpMethod")
             try:
-                return await forward(req.method if verb in (None, "ANY") else verb, url, fwd, req.body, timeout), None
+                verb = req.method if verb in (None, "ANY") else verb
+                return await self._forward(req, verb, url, fwd, req.body, timeout), None
             except TimeoutError:
                 return _json(504, TIMED_OUT), "INTEGRATION_TIMEOUT"
             except OSError:
@@ -261,6 +286,14 @@ class ApiFront:
             return await self._rest_mapped(integ, snap, req, rpath, rid, dep_id, authorizer_ctx, ident_extra,
                                            timeout)
         return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"
+
+    async def _forward(self, req: proxy.ApiRequest, method: str, url: str, headers: Headers, body: bytes,
+                       timeout: float) -> HttpAnswer:
+        started = time.monotonic()
+        try:
+            return await forward(method, url, headers, body, timeout)
+        finally:
+            req.integration_s = time.monotonic() - started
 
     def _iam_caller(self, req: proxy.ApiRequest) -> dict[str, Any] | HttpAnswer:
         """The identity fields of a correctly SigV4-signed ("execute-api") request by a key of the API's
@@ -324,7 +357,7 @@ class ApiFront:
                 event = json.loads(payload) if payload.strip() else {}
             except ValueError:
                 event = payload.decode("utf-8", "replace")
-            result = await self._call_function(arn, req.account, req.region, event, req.request_id, timeout)
+            result = await self._call_function(arn, req.account, req.region, event, req.request_id, timeout, req=req)
             if isinstance(result, HttpAnswer):
                 return result, "INTEGRATION_TIMEOUT" if result.status == 504 else "INTEGRATION_FAILURE"
             body = result.payload
@@ -333,8 +366,8 @@ class ApiFront:
         else:
             url = mapped.substitute(integ.get("uri", ""), req)
             try:
-                got = await forward(integ.get("httpMethod") or req.method, url, mapped.integration_headers(integ, req),
-                                    payload, timeout)
+                got = await self._forward(req, integ.get("httpMethod") or req.method, url,
+                                          mapped.integration_headers(integ, req), payload, timeout)
             except TimeoutError:
                 return _json(504, TIMED_OUT), "INTEGRATION_TIMEOUT"
             except OSError:
@@ -392,6 +425,7 @@ class ApiFront:
             return _json(404, NOT_FOUND)
         route, params = found
         req.path_parameters = params
+        req.resource_path = route.route_key
         route_doc = config["routes"][route.route_id]
         authorizer_ctx: dict[str, Any] | None = None
         auth_type = route_doc.get("AuthorizationType", "NONE")
@@ -426,7 +460,7 @@ class ApiFront:
             else:
                 event = proxy.event_v2(req, route_key=route.route_key, authorizer=authorizer_ctx)
             result = await self._call_function(arn, req.account, req.region, event, req.request_id, timeout,
-                                               http_api=True)
+                                               http_api=True, req=req)
             if isinstance(result, HttpAnswer):
                 return result
             if result.function_error:
@@ -446,7 +480,7 @@ class ApiFront:
             fwd = [(k, v) for k, v in req.headers if k.lower() not in ("host", "content-length", "connection")]
             method = integ.get("IntegrationMethod") or "ANY"
             try:
-                return await forward(req.method if method == "ANY" else method, url, fwd, req.body, timeout)
+                return await self._forward(req, req.method if method == "ANY" else method, url, fwd, req.body, timeout)
             except TimeoutError:
                 return _json(504, b'{"message":"Gateway Timeout"}')
             except OSError:
@@ -455,8 +489,9 @@ class ApiFront:
 
     # -- invoking ---------------------------------------------------------------------------------
 
-    async def _call_function(self, arn: str, account: str, region: str, event: dict[str, Any], request_id: str,
-                             timeout: float, *, http_api: bool = False) -> InvokeOutcome | HttpAnswer:
+    async def _call_function(self, arn: str, account: str, region: str, event: Any, request_id: str,
+                             timeout: float, *, http_api: bool = False,
+                             req: proxy.ApiRequest | None = None) -> InvokeOutcome | HttpAnswer:
         internal = HTTP_INTERNAL if http_api else REST_INTERNAL
         try:
             fv = self._functions.resolve(account, region, arn, None)
@@ -467,7 +502,10 @@ class ApiFront:
         task = asyncio.create_task(self._invoker.invoke(fv, json.dumps(event).encode(), request_id=request_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        started = time.monotonic()
         done, _ = await asyncio.wait({task}, timeout=timeout)
+        if req is not None:
+            req.integration_s = time.monotonic() - started
         if not done:  # the function runs on; its answer has nowhere to go (as on AWS)
             return _json(503, UNAVAILABLE) if http_api else _json(504, TIMED_OUT)
         exc = task.exception()

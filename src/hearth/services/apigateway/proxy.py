@@ -45,6 +45,8 @@ class ApiRequest:
     stage_path: str = ""  # the path as the client sent it, stage segment included
     wire_path: str = ""  # the raw path on the wire (what a SigV4 signature covers), path form included
     path_parameters: dict[str, str] = field(default_factory=dict)
+    resource_path: str = ""  # REST: the matched resource's path; HTTP: the route key
+    integration_s: float | None = None  # time spent in the integration, once it ran
     stage_variables: dict[str, str] = field(default_factory=dict)
 
     def header(self, name: str) -> str | None:
