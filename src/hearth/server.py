@@ -51,6 +51,7 @@ from hearth.services.apigateway.front import match as api_match
 from hearth.services.apigateway.rest import RestApiProvider
 from hearth.services.apigateway.store import ApiStore
 from hearth.services.apigateway.v2 import HttpApiProvider
+from hearth.services.apigateway.websocket import Connections, ManagementProvider
 from hearth.services.events.component import EventBridge, clock_for
 from hearth.services.kinesis.provider import KinesisProvider
 from hearth.services.kinesis.streams import StreamService
@@ -191,8 +192,9 @@ class Hearth:
         lambda_providers.append(EventSourceMappingProvider(self.functions, self.queues, self.streams, self.esm))
         # API Gateway: REST and HTTP API definitions, both control planes, and the execute-api front.
         self.api_store = ApiStore(s.data_dir)
+        ws_connections = Connections()  # live WebSocket connections, shared with the @connections API
         self.api_front = ApiFront(self.api_store, self.functions, self.invoker,
-                                  SigV4Verifier(self.keys, s.auth, s.account_id), self.log_writer)
+                                  SigV4Verifier(self.keys, s.auth, s.account_id), self.log_writer, ws_connections)
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
             "logs": [LogsProvider(self.log_store)],
@@ -202,6 +204,7 @@ class Hearth:
             "kinesis": [KinesisProvider(self.streams)],
             "apigateway": [RestApiProvider(self.api_store)],
             "apigatewayv2": [HttpApiProvider(self.api_store, s.endpoint_url)],
+            "apigatewaymanagementapi": [ManagementProvider(ws_connections)],
         })
         self.async_queue.start()  # last: resumed events may deliver to any registered component
         self.esm.start()  # queue and stream pollers, now that queues, streams and the invoker are up
@@ -322,6 +325,14 @@ class HearthApp:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        if scope["type"] == "websocket":  # WebSocket APIs; nothing else upgrades
+            ws_target = api_match(scope)
+            if ws_target is not None and getattr(self.hearth, "api_front", None) is not None:
+                await self.hearth.api_front.websocket(scope, receive, send, ws_target)
+            else:
+                await receive()
+                await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             return
         path: str = scope["path"]
@@ -409,6 +420,7 @@ def serve(settings: Settings) -> None:
         access_log=False,
         loop="uvloop" if sys.platform == "linux" else "asyncio",
         http="httptools",
+        ws="wsproto",  # WebSocket APIs (uvicorn's sans-io wsproto implementation)
         timeout_graceful_shutdown=10,
         server_header=False,
         date_header=True,

@@ -35,6 +35,7 @@ from hearth.services.apigateway.limits import UsageLimits
 from hearth.services.apigateway.observe import AccessLogs, ApiMetrics, LogSink, access_line
 from hearth.services.apigateway.rest import resource_path
 from hearth.services.apigateway.store import ApiStore, Doc
+from hearth.services.apigateway.websocket import Connections, WebSocketFront
 from hearth.urls import cors
 from hearth.urls.response import BadResponse, HttpAnswer
 
@@ -99,7 +100,8 @@ def _json(status: int, body: bytes, extra: Headers = ()) -> HttpAnswer:  # type:
 
 class ApiFront:
     def __init__(self, store: ApiStore, functions: FunctionAccess, invoker: Invoker, verifier: SigV4Verifier,
-                 logs: LogSink | None = None, *, clock: Callable[[], float] = time.time) -> None:
+                 logs: LogSink | None = None, connections: Connections | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._verifier = verifier
         self._functions = functions
@@ -112,6 +114,7 @@ class ApiFront:
         self._limits = UsageLimits(clock)
         self._metrics = ApiMetrics()
         self._access = AccessLogs(logs)
+        self._ws = WebSocketFront(connections or Connections(), self._ws_invoke, clock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, target: tuple[str, str | None, str]) -> None:
         api_id, region, path = target
@@ -170,6 +173,42 @@ class ApiFront:
         line = access_line(fmt, req, answer.status, len(answer.body), int(latency_s * 1000), integration_ms,
                            {"resourcePath": req.resource_path, "routeKey": req.resource_path})
         self._access.write(destination, fmt, line, req)
+
+    # -- WebSocket APIs ---------------------------------------------------------------------------
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send, target: tuple[str, str | None, str]) -> None:
+        api_id, region, path = target
+        doc = self._store.get(api_id)
+        stage_name = path.strip("/").split("/")[0]
+        if doc is None or doc["_kind"] != "WEBSOCKET" or (region is not None and region != doc["_region"]) \
+                or stage_name not in doc.get("stages", {}):
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())]
+        client = scope.get("client")
+        host = next((v for k, v in headers if k.lower() == "host"), f"{api_id}.execute-api.localhost")
+        req = proxy.ApiRequest(
+            method="GET", path=path, raw_query=scope.get("query_string", b"").decode("latin-1"), headers=headers,
+            body=b"", source_ip=client[0] if client else "127.0.0.1", api_id=api_id, account=doc["_account"],
+            region=doc["_region"], stage=stage_name, domain_name=host.split(":")[0], request_id=str(uuid.uuid4()),
+            epoch_ms=int(self._clock() * 1000), stage_path=path)
+        config = self._http_config(doc, doc["stages"][stage_name])
+        api = {"ApiId": api_id, "RouteSelectionExpression": doc.get("RouteSelectionExpression"),
+               "routes": config.get("routes", {}), "integrations": config.get("integrations", {})}
+        await self._ws.serve(api, stage_name, req, receive, send)
+
+    async def _ws_invoke(self, api: Doc, route: Doc, req: proxy.ApiRequest,
+                         event: dict[str, Any]) -> InvokeOutcome | HttpAnswer | None:
+        integ = api["integrations"].get((route.get("Target") or "").removeprefix("integrations/"))
+        if integ is None or integ.get("IntegrationType") != "AWS_PROXY":
+            return None
+        arn = lambda_arn(integ.get("IntegrationUri", ""), req.stage_variables)
+        if arn is None or not self._may_invoke(integ, arn, req, f"{req.stage}/{route['RouteKey']}"):
+            return _json(500, HTTP_INTERNAL)
+        timeout = int(integ.get("TimeoutInMillis", 29000)) / 1000
+        return await self._call_function(arn, req.account, req.region, event, req.request_id, timeout,
+                                         http_api=True, req=req)
 
     # -- REST APIs --------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from hearth.services.apigateway import openapi
 from hearth.services.apigateway.store import ApiStore, Doc, new_id
 
 HTTP = "HTTP"
+WEBSOCKET = "WEBSOCKET"
 _PRIVATE = ("routes", "integrations", "authorizers", "stages", "deployments")
 
 
@@ -49,7 +50,7 @@ class HttpApiProvider:
 
     def _api(self, ctx: RequestContext, api_id: str) -> Doc:
         doc = self._store.get(api_id)
-        if doc is None or doc["_kind"] != HTTP or doc["_account"] != ctx.principal.account_id \
+        if doc is None or doc["_kind"] not in (HTTP, WEBSOCKET) or doc["_account"] != ctx.principal.account_id \
                 or doc["_region"] != ctx.region:
             raise not_found(f"Invalid API identifier specified {ctx.principal.account_id}:{api_id}")
         return doc
@@ -69,8 +70,10 @@ class HttpApiProvider:
 
     def create_api(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         protocol = p["ProtocolType"]
-        if protocol != "HTTP":
-            raise bad_request("WebSocket APIs are not supported by Hearth yet.")
+        if protocol == WEBSOCKET and not p.get("RouteSelectionExpression"):
+            raise bad_request("RouteSelectionExpression is required for WEBSOCKET APIs")
+        if protocol == WEBSOCKET and p.get("Target"):
+            raise bad_request("Target is not supported for WEBSOCKET APIs")
         doc = self._new(ctx, p)
         if p.get("Target"):
             self._quick_create(doc, p)
@@ -80,9 +83,11 @@ class HttpApiProvider:
     def _new(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         api_id = self._store.unused_id()
         return _clean({
-            "_id": api_id, "_kind": HTTP, "_account": ctx.principal.account_id, "_region": ctx.region,
-            "ApiId": api_id, "Name": p.get("Name"), "ProtocolType": "HTTP",
-            "ApiEndpoint": f"http://{api_id}.execute-api.localhost{self._port}",
+            "_id": api_id, "_kind": p.get("ProtocolType") or HTTP, "_account": ctx.principal.account_id,
+            "_region": ctx.region, "ApiId": api_id, "Name": p.get("Name"),
+            "ProtocolType": p.get("ProtocolType") or HTTP,
+            "ApiEndpoint": f"{'ws' if p.get('ProtocolType') == WEBSOCKET else 'http'}://{api_id}.execute-api.localhost"
+                           f"{self._port}",
             "ApiKeySelectionExpression": p.get("ApiKeySelectionExpression") or "$request.header.x-api-key",
             "RouteSelectionExpression": p.get("RouteSelectionExpression") or "${request.method} ${request.path}",
             "CorsConfiguration": p.get("CorsConfiguration"), "CreatedDate": time.time(),
@@ -120,7 +125,9 @@ class HttpApiProvider:
         return self._out(self._api(ctx, p["ApiId"]))
 
     def get_apis(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        docs = sorted(self._store.all(HTTP, ctx.principal.account_id, ctx.region), key=lambda d: d["CreatedDate"])
+        account, region = ctx.principal.account_id, ctx.region
+        docs = sorted(self._store.all(HTTP, account, region) + self._store.all(WEBSOCKET, account, region),
+                      key=lambda d: d["CreatedDate"])
         return {"Items": [self._out(d) for d in docs]}
 
     def update_api(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
@@ -180,7 +187,7 @@ class HttpApiProvider:
     def _check_route(self, doc: Doc, p: dict[str, Any], exclude: str | None = None) -> None:
         key = p.get("RouteKey")
         if key is not None:
-            if key != "$default":
+            if key != "$default" and doc["ProtocolType"] == HTTP:
                 method, _, path = key.partition(" ")
                 if not path.startswith("/") or method.upper() not in (
                         "ANY", "GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "HEAD"):
@@ -201,6 +208,7 @@ class HttpApiProvider:
                         "AuthorizationType": p.get("AuthorizationType") or "NONE",
                         "AuthorizationScopes": p.get("AuthorizationScopes"), "AuthorizerId": p.get("AuthorizerId"),
                         "OperationName": p.get("OperationName"), "RequestParameters": p.get("RequestParameters"),
+                        "RouteResponseSelectionExpression": p.get("RouteResponseSelectionExpression"),
                         "Target": p.get("Target")})
         doc["routes"][rid] = route
         self._save(doc)
@@ -223,11 +231,21 @@ class HttpApiProvider:
         route = self._route(doc, p["RouteId"])
         self._check_route(doc, p, exclude=route["RouteId"])
         for key in ("RouteKey", "ApiKeyRequired", "AuthorizationType", "AuthorizationScopes", "AuthorizerId",
-                    "OperationName", "RequestParameters", "Target"):
+                    "OperationName", "RequestParameters", "Target", "RouteResponseSelectionExpression"):
             if key in p:
                 route[key] = p[key]
         self._save(doc)
         return copy.deepcopy(route)
+
+    def create_route_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        """Two-way WebSocket routes: the route's RouteResponseSelectionExpression is what the front uses."""
+        doc = self._api(ctx, p["ApiId"])
+        route = self._route(doc, p["RouteId"])
+        rrid = new_id(6)
+        response = {"RouteResponseId": rrid, "RouteResponseKey": p["RouteResponseKey"]}
+        route.setdefault("_responses", {})[rrid] = response
+        self._save(doc)
+        return dict(response)
 
     def delete_route(self, ctx: RequestContext, p: dict[str, Any]) -> None:
         doc = self._api(ctx, p["ApiId"])
@@ -240,8 +258,9 @@ class HttpApiProvider:
     def create_integration(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = self._api(ctx, p["ApiId"])
         kind = p["IntegrationType"]
-        if kind not in ("AWS_PROXY", "HTTP_PROXY"):
-            raise bad_request(f"Integration type {kind} is not supported for HTTP APIs.")
+        allowed = ("AWS_PROXY", "HTTP_PROXY") if doc["ProtocolType"] == HTTP else ("AWS_PROXY", "MOCK")
+        if kind not in allowed:
+            raise bad_request(f"Integration type {kind} is not supported for {doc['ProtocolType']} APIs by Hearth.")
         version = p.get("PayloadFormatVersion") or ("2.0" if kind == "AWS_PROXY" else "1.0")
         if version not in ("1.0", "2.0"):
             raise bad_request(f"Unsupported payload format version: {version}")
