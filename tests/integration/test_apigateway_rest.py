@@ -507,3 +507,31 @@ def test_aws_iam_authorization_verifies_sigv4(server: HearthServer, echo: str) -
     assert call(server, api["id"], "GET", "/s/me", headers=signed(ACCESS_KEY, "wrong" * 8))[0] == 403
     assert call(server, api["id"], "GET", "/s/me", headers=signed(ACCESS_KEY, SECRET_KEY, "lambda"))[0] == 403
     assert call(server, api["id"], "GET", "/s/me", headers=signed(OTHER_ACCESS_KEY, OTHER_SECRET_KEY))[0] == 403
+
+
+def test_request_authorizer_with_caching(server: HearthServer, echo: str) -> None:
+    lam = server.client("lambda")
+    apigw = server.client("apigateway")
+    auth_name = f"apigw-req-auth-{uuid.uuid4().hex[:6]}"
+    auth_arn = create_function(lam, auth_name, {"app.py": AUTHORIZER_APP})["FunctionArn"]
+    api = apigw.create_rest_api(name="request-authz")
+    authorizer = apigw.create_authorizer(restApiId=api["id"], name="req", type="REQUEST",
+                                         authorizerUri=lambda_uri(auth_arn),
+                                         identitySource="method.request.header.x-token",
+                                         authorizerResultTtlInSeconds=300)
+    res = apigw.create_resource(restApiId=api["id"], parentId=api["rootResourceId"], pathPart="{proxy+}")
+    apigw.put_method(restApiId=api["id"], resourceId=res["id"], httpMethod="ANY", authorizationType="CUSTOM",
+                     authorizerId=authorizer["id"])
+    apigw.put_integration(restApiId=api["id"], resourceId=res["id"], httpMethod="ANY", type="AWS_PROXY",
+                          integrationHttpMethod="POST", uri=lambda_uri(echo))
+    apigw.create_deployment(restApiId=api["id"], stageName="s")
+    allow_apigateway(lam, echo.rsplit(":", 1)[1], api["id"])
+    allow_apigateway(lam, auth_name, api["id"])
+    assert call(server, api["id"], "GET", "/s/a")[0] == 401  # identity source missing: not even called
+    status, _, body, _ = call(server, api["id"], "GET", "/s/a", headers={"x-token": "bob"})
+    assert status == 200, body
+    assert json.loads(body)["requestContext"]["authorizer"]["principalId"] == "user-bob"
+    # The cached policy names only /s/GET/a: another path with the same token is denied without a new call.
+    status, _, body, _ = call(server, api["id"], "GET", "/s/b", headers={"x-token": "bob"})
+    assert (status, json.loads(body)) == (403, {"Message": "User is not authorized to access this resource"})
+    assert call(server, api["id"], "GET", "/s/a", headers={"x-token": "deny"})[0] == 403

@@ -249,8 +249,9 @@ class ApiFront:
         method = methods.get(req.method) or methods["ANY"]
         rpath = resource_path(resources, rid)
         req.resource_path = rpath
+        # The method ARN names the requested path (an authorizer's policy is about it), not the resource.
         method_arn = (f"arn:aws:execute-api:{req.region}:{req.account}:{req.api_id}/{stage_name}/"
-                      f"{req.method}{rpath}")
+                      f"{req.method}{req.path}")
         authorizer_ctx: dict[str, Any] | None = None
         usage_key: str | None = None
         ident_extra: dict[str, Any] = {}
@@ -473,7 +474,7 @@ class ApiFront:
             if auth is None:
                 return _json(500, HTTP_INTERNAL)
             route_arn = (f"arn:aws:execute-api:{req.region}:{req.account}:{req.api_id}/{req.stage}/"
-                         f"{route.method or '$default'}{'/' + '/'.join(route.parts) if route.parts else ''}")
+                         f"{req.method}{req.path}")
             decision: AuthDecision = await self._authorizers.http(auth, req, route.route_key, route_arn,
                                                                  route_doc.get("AuthorizationScopes"))
             if decision.answer is not None:
