@@ -535,3 +535,20 @@ def test_request_authorizer_with_caching(server: HearthServer, echo: str) -> Non
     status, _, body, _ = call(server, api["id"], "GET", "/s/b", headers={"x-token": "bob"})
     assert (status, json.loads(body)) == (403, {"Message": "User is not authorized to access this resource"})
     assert call(server, api["id"], "GET", "/s/a", headers={"x-token": "deny"})[0] == 403
+
+
+def test_tags(server: HearthServer, proxy_api: str) -> None:
+    apigw = server.client("apigateway")
+    arn = f"arn:aws:apigateway:us-east-1::/restapis/{proxy_api}/stages/dev"
+    apigw.tag_resource(resourceArn=arn, tags={"team": "a", "env": "dev"})
+    apigw.untag_resource(resourceArn=arn, tagKeys=["env"])
+    assert apigw.get_tags(resourceArn=arn)["tags"] == {"team": "a"}
+    assert apigw.get_stage(restApiId=proxy_api, stageName="dev")["tags"] == {"team": "a"}
+    v2 = server.client("apigatewayv2")
+    api = v2.create_api(Name="tagged", ProtocolType="HTTP", Tags={"a": "1"})
+    api_arn = f"arn:aws:apigateway:us-east-1::/apis/{api['ApiId']}"
+    v2.tag_resource(ResourceArn=api_arn, Tags={"b": "2"})
+    assert v2.get_tags(ResourceArn=api_arn)["Tags"] == {"a": "1", "b": "2"}
+    with pytest.raises(ClientError) as err:
+        apigw.get_tags(resourceArn="arn:aws:apigateway:us-east-1::/restapis/missing000")
+    assert err.value.response["Error"]["Code"] == "NotFoundException"

@@ -615,6 +615,40 @@ class RestApiProvider:
             raise not_found("Gateway response type not defined on api")
         self._save(doc)
 
+    # -- Tags -------------------------------------------------------------------------------------
+
+    def _tagged(self, ctx: RequestContext, arn: str) -> tuple[Doc, Doc]:
+        """(document to save, object holding `tags`) for a REST API, stage, API key or usage plan ARN."""
+        parts = arn.split(":", 5)
+        path = parts[5] if len(parts) == 6 else ""
+        segs = path.strip("/").split("/")
+        if len(segs) >= 2 and segs[0] == "restapis":
+            doc = self._api(ctx, segs[1])
+            if len(segs) == 2:
+                return doc, doc
+            if len(segs) == 4 and segs[2] == "stages":
+                return doc, self._stage(doc, segs[3])
+        if len(segs) == 2 and segs[0] in ("apikeys", "usageplans"):
+            acct = self._account(ctx)
+            found = acct["apiKeys" if segs[0] == "apikeys" else "usagePlans"].get(segs[1])
+            if found is not None:
+                return acct, found
+        raise not_found("Invalid resource identifier specified")
+
+    def tag_resource(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc, target = self._tagged(ctx, p["resourceArn"])
+        target.setdefault("tags", {}).update(p.get("tags") or {})
+        self._store.put(doc)
+
+    def untag_resource(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc, target = self._tagged(ctx, p["resourceArn"])
+        for key in p.get("tagKeys") or []:
+            target.get("tags", {}).pop(key, None)
+        self._store.put(doc)
+
+    def get_tags(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return {"tags": dict(self._tagged(ctx, p["resourceArn"])[1].get("tags") or {})}
+
     # -- API keys and usage plans -----------------------------------------------------------------
 
     def _account(self, ctx: RequestContext) -> Doc:

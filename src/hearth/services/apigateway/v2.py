@@ -182,6 +182,34 @@ class HttpApiProvider:
         for a in authorizers:
             doc["authorizers"][a["AuthorizerId"]] = a
 
+    # -- Tags -------------------------------------------------------------------------------------
+
+    def _tagged(self, ctx: RequestContext, arn: str) -> tuple[Doc, Doc]:
+        parts = arn.split(":", 5)
+        segs = (parts[5] if len(parts) == 6 else "").strip("/").split("/")
+        if len(segs) >= 2 and segs[0] == "apis":
+            doc = self._api(ctx, segs[1])
+            if len(segs) == 2:
+                return doc, doc
+            if len(segs) == 4 and segs[2] == "stages":
+                return doc, self._stage(doc, segs[3])
+        raise not_found(f"Invalid resource identifier specified {arn}")
+
+    def tag_resource(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc, target = self._tagged(ctx, p["ResourceArn"])
+        target.setdefault("Tags", {}).update(p.get("Tags") or {})
+        self._save(doc)
+        return {}
+
+    def untag_resource(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc, target = self._tagged(ctx, p["ResourceArn"])
+        for key in p.get("TagKeys") or []:
+            target.get("Tags", {}).pop(key, None)
+        self._save(doc)
+
+    def get_tags(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return {"Tags": dict(self._tagged(ctx, p["ResourceArn"])[1].get("Tags") or {})}
+
     # -- Routes -----------------------------------------------------------------------------------
 
     def _check_route(self, doc: Doc, p: dict[str, Any], exclude: str | None = None) -> None:
