@@ -120,3 +120,49 @@ def test_websocket_routes_events_and_connections_api(server: HearthServer) -> No
     [gone] = [e for e in function_events(server, name, "$disconnect", 1)
               if e["requestContext"]["connectionId"] == connection_id]
     APIGatewayWebSocketDisconnectEventModel(**gone)
+
+
+AUTH_APP = '''
+def handler(event, context):
+    token = (event.get("headers") or {}).get("x-token")
+    effect = "Allow" if token == "alice" else "Deny"
+    return {"principalId": "user-" + str(token), "context": {"room": "blue"},
+            "policyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Action": "execute-api:Invoke", "Effect": effect, "Resource": event["methodArn"]}]}}
+'''
+
+ECHO_APP = '''
+import json
+def handler(event, context):
+    return {"statusCode": 200, "body": json.dumps(event["requestContext"].get("authorizer"))}
+'''
+
+
+def test_connect_authorizer(server: HearthServer) -> None:
+    lam = server.client("lambda")
+    suffix = uuid.uuid4().hex[:6]
+    auth_arn = create_function(lam, f"ws-auth-{suffix}", {"app.py": AUTH_APP})["FunctionArn"]
+    echo_arn = create_function(lam, f"ws-echo-{suffix}", {"app.py": ECHO_APP})["FunctionArn"]
+    v2 = server.client("apigatewayv2")
+    api_id = v2.create_api(Name="guarded", ProtocolType="WEBSOCKET",
+                           RouteSelectionExpression="$request.body.action")["ApiId"]
+    integ = v2.create_integration(ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationUri=echo_arn)
+    auth = v2.create_authorizer(ApiId=api_id, Name="a", AuthorizerType="REQUEST", AuthorizerUri=auth_arn,
+                                IdentitySource=["route.request.header.x-token"])
+    v2.create_route(ApiId=api_id, RouteKey="$connect", AuthorizationType="CUSTOM", AuthorizerId=auth["AuthorizerId"],
+                    Target=f"integrations/{integ['IntegrationId']}")
+    v2.create_route(ApiId=api_id, RouteKey="$default", Target=f"integrations/{integ['IntegrationId']}",
+                    RouteResponseSelectionExpression="$default")
+    v2.create_stage(ApiId=api_id, StageName="live", AutoDeploy=True)
+    for name in (f"ws-auth-{suffix}", f"ws-echo-{suffix}"):
+        lam.add_permission(FunctionName=name, StatementId="ws", Action="lambda:InvokeFunction",
+                           Principal="apigateway.amazonaws.com",
+                           SourceArn=f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{api_id}/*")
+    url = server.endpoint.replace("http://", "ws://") + f"/_hearth/api/{api_id}/live"
+    for headers in ({}, {"x-token": "mallory"}):
+        with pytest.raises(InvalidStatus):
+            connect(url, open_timeout=30, additional_headers=headers).close()
+    with connect(url, open_timeout=30, additional_headers={"x-token": "alice"}) as ws:
+        ws.send("hello")
+        authorizer = json.loads(ws.recv(timeout=30))
+    assert authorizer["principalId"] == "user-alice" and authorizer["room"] == "blue"

@@ -17,6 +17,7 @@ import json
 import re
 import time
 import urllib.request
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ from hearth.services.apigateway import proxy
 from hearth.urls.response import HttpAnswer
 
 CallFunction = Callable[..., Awaitable[InvokeOutcome | HttpAnswer]]
+# (authorizer document, function ARN, request, authorizer id) -> whether API Gateway may invoke it
+MayInvoke = Callable[[dict[str, Any], str, proxy.ApiRequest, str], bool]
 
 UNAUTHORIZED = b'{"message":"Unauthorized"}'
 FORBIDDEN_HTTP = b'{"message":"Forbidden"}'
@@ -35,6 +38,7 @@ EXPLICIT_DENY = b'{"Message":"User is not authorized to access this resource wit
 NOT_AUTHORIZED = b'{"Message":"User is not authorized to access this resource"}'
 CONFIG_ERROR = b'{"message": null}'
 JWKS_TTL_S = 300.0
+CACHE_LIMIT = 10_000  # cached authorizer answers kept at most (identity values are caller-chosen)
 
 
 @dataclass
@@ -89,8 +93,10 @@ def _stringify(context: Any) -> dict[str, Any]:
 
 
 class Authorizers:
-    def __init__(self, call_function: CallFunction, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, call_function: CallFunction, may_invoke: MayInvoke,
+                 clock: Callable[[], float] = time.time) -> None:
         self._call = call_function
+        self._may_invoke = may_invoke
         self._clock = clock
         self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
         self._jwks: dict[str, tuple[float, jwt.PyJWKSet]] = {}
@@ -103,18 +109,26 @@ class Authorizers:
         return None
 
     def _remember(self, key: tuple[str, ...], ttl: int, value: Any) -> None:
-        if ttl > 0:
-            self._cache[key] = (self._clock() + ttl, value)
+        if ttl <= 0:
+            return
+        now = self._clock()
+        if len(self._cache) >= CACHE_LIMIT:  # bounded: expired answers go first, then the oldest
+            for stale in [k for k, (expiry, _) in self._cache.items() if expiry <= now]:
+                del self._cache[stale]
+            while len(self._cache) >= CACHE_LIMIT:
+                del self._cache[next(iter(self._cache))]
+        self._cache[key] = (now + ttl, value)
 
-    async def _invoke(self, uri: str, req: proxy.ApiRequest, event: dict[str, Any], *,
+    async def _invoke(self, auth: dict[str, Any], uri: str, req: proxy.ApiRequest, event: dict[str, Any], *,
                       http_api: bool) -> dict[str, Any] | str | None:
-        """The authorizer's answer (a dict), "Unauthorized", or None on a configuration error."""
+        """The authorizer's answer (a dict), "Unauthorized", or None on a configuration error (a
+        function API Gateway may not invoke is one: its policy or the authorizer's credentials decide)."""
         from hearth.services.apigateway.front import lambda_arn
 
         arn = lambda_arn(uri, req.stage_variables)
-        if arn is None:
+        if arn is None or not self._may_invoke(auth, arn, req, str(auth.get("id") or auth.get("AuthorizerId"))):
             return None
-        result = await self._call(arn, req.account, req.region, event, req.request_id + "-auth", 10.0,
+        result = await self._call(arn, req.account, req.region, event, str(uuid.uuid4()), 10.0,
                                   http_api=http_api)
         if isinstance(result, HttpAnswer):
             return None
@@ -158,7 +172,7 @@ class Authorizers:
         key = (req.api_id, auth["id"], *values)
         answer = self._cached(key) if values else None
         if answer is None:
-            answer = await self._invoke(auth.get("authorizerUri", ""), req, event, http_api=False)
+            answer = await self._invoke(auth, auth.get("authorizerUri", ""), req, event, http_api=False)
             if answer == "Unauthorized":
                 return _deny(401, UNAUTHORIZED, [("x-amzn-ErrorType", "UnauthorizedException")])
             if not isinstance(answer, dict) or "policyDocument" not in answer or "principalId" not in answer:
@@ -216,7 +230,7 @@ class Authorizers:
         key = (req.api_id, auth["AuthorizerId"], *values)
         answer = self._cached(key) if values else None
         if answer is None:
-            answer = await self._invoke(auth.get("AuthorizerUri", ""), req, event, http_api=True)
+            answer = await self._invoke(auth, auth.get("AuthorizerUri", ""), req, event, http_api=True)
             if answer == "Unauthorized":
                 return _deny(401, UNAUTHORIZED)
             if not isinstance(answer, dict):

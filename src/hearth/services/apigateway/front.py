@@ -94,8 +94,8 @@ def lambda_arn(uri: str, stage_vars: dict[str, str]) -> str | None:
     return m.group(1) if m else None
 
 
-def _json(status: int, body: bytes, extra: Headers = ()) -> HttpAnswer:  # type: ignore[assignment]
-    return HttpAnswer(status, [("Content-Type", "application/json"), *extra], body)
+def _json(status: int, body: bytes, extra: Headers | None = None) -> HttpAnswer:
+    return HttpAnswer(status, [("Content-Type", "application/json"), *(extra or [])], body)
 
 
 class ApiFront:
@@ -108,13 +108,15 @@ class ApiFront:
         self._invoker = invoker
         self._clock = clock
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._rest_routers: dict[tuple[str, str], Any] = {}
-        self._http_routers: dict[tuple[str, str], list[routing.Route]] = {}
-        self._authorizers = Authorizers(self._call_function, clock)
+        # Compiled routing per (api, stage), with the deployment or revision it was compiled from: one
+        # entry per stage, replaced when the stage serves something new.
+        self._rest_routers: dict[tuple[str, str], tuple[str, Any]] = {}
+        self._http_routers: dict[tuple[str, str], tuple[str, list[routing.Route]]] = {}
+        self._authorizers = Authorizers(self._call_function, self._may_invoke_authorizer, clock)
         self._limits = UsageLimits(clock)
         self._metrics = ApiMetrics()
         self._access = AccessLogs(logs)
-        self._ws = WebSocketFront(connections or Connections(), self._ws_invoke, clock)
+        self._ws = WebSocketFront(connections or Connections(), self._ws_invoke, self._ws_authorize, clock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, target: tuple[str, str | None, str]) -> None:
         api_id, region, path = target
@@ -195,8 +197,23 @@ class ApiFront:
             epoch_ms=int(self._clock() * 1000), stage_path=path)
         config = self._http_config(doc, doc["stages"][stage_name])
         api = {"ApiId": api_id, "RouteSelectionExpression": doc.get("RouteSelectionExpression"),
-               "routes": config.get("routes", {}), "integrations": config.get("integrations", {})}
+               "routes": config.get("routes", {}), "integrations": config.get("integrations", {}),
+               "authorizers": config.get("authorizers", {})}
         await self._ws.serve(api, stage_name, req, receive, send)
+
+    async def _ws_authorize(self, api: Doc, route: Doc, req: proxy.ApiRequest,
+                            method_arn: str) -> tuple[HttpAnswer | None, dict[str, Any] | None]:
+        """A REQUEST authorizer on `$connect`: run as a REST one (its identity sources are
+        `route.request.header.X` / `route.request.querystring.X`, its answer an IAM policy)."""
+        auth = api["authorizers"].get(route.get("AuthorizerId", ""))
+        if auth is None or auth.get("AuthorizerType") != "REQUEST":
+            return _json(500, HTTP_INTERNAL), None
+        sources = [s.replace("route.request.", "method.request.", 1) for s in auth.get("IdentitySource") or []]
+        rest_auth = {"id": auth["AuthorizerId"], "type": "REQUEST", "authorizerUri": auth.get("AuthorizerUri", ""),
+                     "identitySource": ",".join(sources),
+                     "authorizerResultTtlInSeconds": auth.get("AuthorizerResultTtlInSeconds", 0)}
+        decision = await self._authorizers.rest(rest_auth, req, method_arn, "$connect", "")
+        return decision.answer, decision.context
 
     async def _ws_invoke(self, api: Doc, route: Doc, req: proxy.ApiRequest,
                          event: dict[str, Any]) -> InvokeOutcome | HttpAnswer | None:
@@ -230,9 +247,12 @@ class ApiFront:
         req.stage = stage_name
         req.path = path
         req.stage_variables = dict(stage.get("variables") or {})
-        router = self._rest_routers.get((doc["id"], dep_id))
-        if router is None:
-            router = self._rest_routers[(doc["id"], dep_id)] = routing.compile_resources(snap["resources"])
+        cached = self._rest_routers.get((doc["id"], stage_name))
+        if cached is not None and cached[0] == dep_id:
+            router = cached[1]
+        else:
+            router = routing.compile_resources(snap["resources"])
+            self._rest_routers[(doc["id"], stage_name)] = (dep_id, router)
         resources = snap["resources"]
 
         def has_method(rid: str) -> bool:
@@ -334,6 +354,10 @@ class ApiFront:
             return await forward(method, url, headers, body, timeout)
         finally:
             req.integration_s = time.monotonic() - started
+
+    def _may_invoke_authorizer(self, auth: Doc, arn: str, req: proxy.ApiRequest, authorizer_id: str) -> bool:
+        credentials = auth.get("authorizerCredentials") or auth.get("AuthorizerCredentialsArn")
+        return self._may_invoke({"credentials": credentials}, arn, req, f"authorizers/{authorizer_id}")
 
     def _iam_caller(self, req: proxy.ApiRequest) -> dict[str, Any] | HttpAnswer:
         """The identity fields of a correctly SigV4-signed ("execute-api") request by a key of the API's
@@ -456,10 +480,13 @@ class ApiFront:
 
     async def _http_route(self, doc: Doc, stage: Doc, req: proxy.ApiRequest, folded: dict[str, str]) -> HttpAnswer:
         config = self._http_config(doc, stage)
-        key = (doc["ApiId"], f"{stage.get('StageName')}:{config.get('_revision', 0)}")
-        routes = self._http_routers.get(key)
-        if routes is None:
-            routes = self._http_routers[key] = routing.compile_routes(list(config.get("routes", {}).values()))
+        key, version = (doc["ApiId"], str(stage.get("StageName"))), str(config.get("_revision", 0))
+        cached = self._http_routers.get(key)
+        if cached is not None and cached[0] == version:
+            routes = cached[1]
+        else:
+            routes = routing.compile_routes(list(config.get("routes", {}).values()))
+            self._http_routers[key] = (version, routes)
         found = routing.match_route(routes, req.method, req.path)
         if found is None:
             return _json(404, NOT_FOUND)
@@ -557,13 +584,6 @@ class ApiFront:
                 log.error("API invocation failed", exc_info=exc)
             return _json(500, internal)
         return task.result()
-
-    def forget(self, api_id: str) -> None:
-        """An API changed: its compiled routers go (they are rebuilt on the next request)."""
-        for key in [k for k in self._rest_routers if k[0] == api_id]:
-            del self._rest_routers[key]
-        for key in [k for k in self._http_routers if k[0] == api_id]:
-            del self._http_routers[key]
 
     async def close(self) -> None:
         await asyncio.gather(*self._tasks, return_exceptions=True)

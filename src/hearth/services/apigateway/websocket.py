@@ -59,6 +59,7 @@ class Connection:
     send: Send
     last_active: float = 0.0
     closed: bool = False
+    authorizer: dict[str, Any] | None = None  # what the $connect authorizer returned, for every event
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def push(self, data: bytes) -> None:
@@ -144,6 +145,8 @@ def event(conn: Connection, req: proxy.ApiRequest, route_key: str, event_type: s
         "requestId": req.request_id, "domainName": req.domain_name, "connectionId": conn.connection_id,
         "apiId": conn.api_id,
     }
+    if conn.authorizer is not None:
+        context["authorizer"] = conn.authorizer
     if event_type == "MESSAGE":
         context["messageId"] = uuid.uuid4().hex[:16]
     if disconnect is not None:
@@ -182,14 +185,18 @@ def select_route(doc: Doc, body: str) -> str:
 
 
 Invoke = Callable[[Doc, Doc, proxy.ApiRequest, dict[str, Any]], Awaitable[InvokeOutcome | HttpAnswer | None]]
+# (api, $connect route, request, method ARN) -> (refusal or None, authorizer context)
+Authorize = Callable[[Doc, Doc, proxy.ApiRequest, str], Awaitable[tuple[HttpAnswer | None, dict[str, Any] | None]]]
 
 
 class WebSocketFront:
     """One ASGI WebSocket session: $connect, messages routed to integrations, $disconnect."""
 
-    def __init__(self, connections: Connections, invoke: Invoke, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, connections: Connections, invoke: Invoke, authorize: Authorize,
+                 clock: Callable[[], float] = time.time) -> None:
         self._connections = connections
         self._invoke = invoke
+        self._authorize = authorize
         self._clock = clock
 
     async def serve(self, doc: Doc, stage_name: str, req: proxy.ApiRequest, receive: Callable[[], Awaitable[Any]],
@@ -202,6 +209,12 @@ class WebSocketFront:
                           req.source_ip, req.header("user-agent") or "", self._clock(), send)
         req.stage = stage_name
         connect_route = routes.get("$connect")
+        if connect_route is not None and connect_route.get("AuthorizationType") == "CUSTOM":
+            method_arn = f"arn:aws:execute-api:{req.region}:{req.account}:{conn.api_id}/{stage_name}/$connect"
+            refusal, conn.authorizer = await self._authorize(doc, connect_route, req, method_arn)
+            if refusal is not None:
+                await send({"type": "websocket.close", "code": 1008})
+                return
         if connect_route is not None:
             result = await self._invoke(doc, connect_route, req,
                                         event(conn, req, "$connect", "CONNECT", headers=req.headers))
