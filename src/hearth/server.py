@@ -202,7 +202,7 @@ class Hearth:
             "sns": [SnsProvider(self.topics)],
             "events": [self.eventbridge.provider],
             "kinesis": [KinesisProvider(self.streams)],
-            "apigateway": [RestApiProvider(self.api_store)],
+            "apigateway": [RestApiProvider(self.api_store, self.api_front.test_invoke)],
             "apigatewayv2": [HttpApiProvider(self.api_store, s.endpoint_url)],
             "apigatewaymanagementapi": [ManagementProvider(ws_connections)],
         })

@@ -552,3 +552,16 @@ def test_tags(server: HearthServer, proxy_api: str) -> None:
     with pytest.raises(ClientError) as err:
         apigw.get_tags(resourceArn="arn:aws:apigateway:us-east-1::/restapis/missing000")
     assert err.value.response["Error"]["Code"] == "NotFoundException"
+
+
+def test_test_invoke_method(server: HearthServer, proxy_api: str) -> None:
+    apigw = server.client("apigateway")
+    item = next(r for r in apigw.get_resources(restApiId=proxy_api)["items"] if r["path"] == "/items/{id}")
+    out = apigw.test_invoke_method(restApiId=proxy_api, resourceId=item["id"], httpMethod="GET",
+                                   pathWithQueryString="/items/5?x=1", headers={"h": "v"},
+                                   stageVariables={"color": "green"})
+    assert out["status"] == 200 and out["headers"]["Content-Type"] == "application/json"
+    event = json.loads(out["body"])
+    assert event["pathParameters"] == {"id": "5"} and event["queryStringParameters"] == {"x": "1"}
+    assert event["requestContext"]["stage"] == "test-invoke-stage" and event["stageVariables"] == {"color": "green"}
+    assert out["log"].startswith("Execution log for request ")

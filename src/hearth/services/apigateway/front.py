@@ -33,7 +33,7 @@ from hearth.services.apigateway.authorizers import AuthDecision, Authorizers
 from hearth.services.apigateway.httpfwd import forward
 from hearth.services.apigateway.limits import UsageLimits
 from hearth.services.apigateway.observe import AccessLogs, ApiMetrics, LogSink, access_line
-from hearth.services.apigateway.rest import resource_path
+from hearth.services.apigateway.rest import resource_path, snapshot
 from hearth.services.apigateway.store import ApiStore, Doc
 from hearth.services.apigateway.websocket import Connections, WebSocketFront
 from hearth.urls import cors
@@ -240,9 +240,10 @@ class ApiFront:
             answer = mapped.gateway_response(snap, error, answer, req)
         return answer
 
-    async def _rest_stage(self, doc: Doc, stage: Doc, snap: Doc, req: proxy.ApiRequest,
-                          path: str) -> tuple[HttpAnswer, str | None]:
-        """The answer, and the gateway response type when it is one of API Gateway's own errors."""
+    async def _rest_stage(self, doc: Doc, stage: Doc, snap: Doc, req: proxy.ApiRequest, path: str,
+                          test_resource: str | None = None) -> tuple[HttpAnswer, str | None]:
+        """The answer, and the gateway response type when it is one of API Gateway's own errors.
+        `test_resource` (TestInvokeMethod): that resource's method runs, without authorizers or keys."""
         stage_name, dep_id = stage["stageName"], stage["deploymentId"]
         req.stage = stage_name
         req.path = path
@@ -259,7 +260,12 @@ class ApiFront:
             methods = resources[rid].get("resourceMethods") or {}
             return req.method in methods or "ANY" in methods
 
-        found = routing.match_resource(router, req.path, has_method)
+        if test_resource is not None:
+            found = routing.match_resource(router, req.path, lambda rid: rid == test_resource and has_method(rid))
+            found = found or ((test_resource, {}) if test_resource in resources and has_method(test_resource)
+                              else None)
+        else:
+            found = routing.match_resource(router, req.path, has_method)
         if found is None:
             return _json(403, MISSING_TOKEN, [("x-amzn-ErrorType", "MissingAuthenticationTokenException")]), \
                 "MISSING_AUTHENTICATION_TOKEN"
@@ -275,7 +281,7 @@ class ApiFront:
         authorizer_ctx: dict[str, Any] | None = None
         usage_key: str | None = None
         ident_extra: dict[str, Any] = {}
-        auth_type = method.get("authorizationType", "NONE")
+        auth_type = method.get("authorizationType", "NONE") if test_resource is None else "NONE"
         if auth_type == "CUSTOM":
             auth = snap["authorizers"].get(method.get("authorizerId", ""))
             if auth is None:
@@ -295,7 +301,7 @@ class ApiFront:
             if isinstance(caller, HttpAnswer):
                 return caller, "INVALID_SIGNATURE" if caller.status == 403 else "ACCESS_DENIED"
             ident_extra = caller
-        if method.get("apiKeyRequired"):
+        if method.get("apiKeyRequired") and test_resource is None:
             account_doc = self._store.get(f"acct-{req.account}-{req.region}")
             value = usage_key if snap.get("apiKeySource") == "AUTHORIZER" else req.header("x-api-key")
             verdict = self._limits.check(account_doc, value, req.api_id, stage_name)
@@ -384,6 +390,39 @@ class ApiFront:
         return {"accessKey": principal.access_key_id, "accountId": principal.account_id,
                 "caller": principal.access_key_id, "user": principal.access_key_id,
                 "userArn": f"arn:aws:iam::{principal.account_id}:root"}
+
+    async def test_invoke(self, doc: Doc, resource_id: str, method: str, path_with_query: str, body: bytes,
+                          headers: list[tuple[str, str]], stage_variables: dict[str, str]) -> dict[str, Any]:
+        """TestInvokeMethod: the live (undeployed) method run as a request would run it, minus auth."""
+        request_id = str(uuid.uuid4())
+        path, _, query = (path_with_query or "/").partition("?")
+        req = proxy.ApiRequest(
+            method=method.upper(), path=path, raw_query=query, headers=headers, body=body,
+            source_ip="test-invoke-source-ip", api_id=doc["id"], account=doc["_account"], region=doc["_region"],
+            stage="test-invoke-stage", domain_name="testPrefix.testDomainName", request_id=request_id,
+            epoch_ms=int(self._clock() * 1000), stage_path=path, wire_path=path)
+        stage = {"stageName": "test-invoke-stage", "deploymentId": f"test-invoke-{request_id}",
+                 "variables": stage_variables}
+        started = time.monotonic()
+        answer, _ = await self._rest_stage(doc, stage, snapshot(doc), req, path, test_resource=resource_id)
+        self._rest_routers.pop((doc["id"], "test-invoke-stage"), None)
+        latency = int((time.monotonic() - started) * 1000)
+        single: dict[str, str] = {}
+        multi: dict[str, list[str]] = {}
+        for k, v in answer.headers:
+            single[k] = v
+            multi.setdefault(k, []).append(v)
+        now = time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(self._clock()))
+        log_text = "\n".join([
+            f"Execution log for request {request_id}",
+            f"{now} : Starting execution for request: {request_id}",
+            f"{now} : HTTP Method: {req.method}, Resource Path: {path}",
+            f"{now} : Method request path: {req.path_parameters}",
+            f"{now} : Method request body before transformations: {body.decode('utf-8', 'replace')}",
+            f"{now} : Method response body after transformations: {answer.body.decode('utf-8', 'replace')}",
+            f"{now} : Method completed with status: {answer.status}", ""])
+        return {"status": answer.status, "body": answer.body.decode("utf-8", "replace"), "headers": single,
+                "multiValueHeaders": multi, "log": log_text, "latency": latency}
 
     def _may_invoke(self, integ: Doc, arn: str, req: proxy.ApiRequest, resource: str) -> bool:
         """Whether API Gateway may invoke the function: the integration's role, or the function's policy."""

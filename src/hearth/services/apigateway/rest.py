@@ -17,6 +17,7 @@ import copy
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hearth.aws.context import RequestContext
@@ -56,9 +57,13 @@ def resource_path(resources: dict[str, Doc], rid: str) -> str:
     return "/" + "/".join(reversed(parts))
 
 
+TestInvoke = Callable[[Doc, str, str, str, bytes, list[tuple[str, str]], dict[str, str]], Awaitable[Doc]]
+
+
 class RestApiProvider:
-    def __init__(self, store: ApiStore) -> None:
+    def __init__(self, store: ApiStore, test_invoke: TestInvoke | None = None) -> None:
         self._store = store
+        self._test_invoke = test_invoke  # the execute-api front's TestInvokeMethod runner
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -367,6 +372,22 @@ class RestApiProvider:
         if integ.get("integrationResponses", {}).pop(p["statusCode"], None) is None:
             raise not_found("Invalid Response status code specified")
         self._save(doc)
+
+    async def test_invoke_method(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        methods = self._resource(doc, p["resourceId"]).get("resourceMethods") or {}
+        if p["httpMethod"].upper() not in methods and "ANY" not in methods:
+            raise not_found("Invalid Method identifier specified")
+        if self._test_invoke is None:
+            raise AwsError("UnknownOperationException", "TestInvokeMethod is not available.", 501)
+        headers = [(k, v) for k, v in (p.get("headers") or {}).items()]
+        for k, values in (p.get("multiValueHeaders") or {}).items():
+            headers += [(k, v) for v in values if (k, v) not in headers]
+        method = p["httpMethod"].upper()
+        if method == "ANY":
+            method = "GET"
+        return await self._test_invoke(doc, p["resourceId"], method, p.get("pathWithQueryString") or "/",
+                                       (p.get("body") or "").encode(), headers, p.get("stageVariables") or {})
 
     # -- Deployments and stages -------------------------------------------------------------------
 
