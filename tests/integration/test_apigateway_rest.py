@@ -241,6 +241,13 @@ def test_permission_is_required(server: HearthServer, echo: str) -> None:
     assert (status, json.loads(body)) == (500, {"message": "Internal server error"})
     status, _, _, _ = call(server, api["id"], "POST", "/v1/x")  # no POST method
     assert status == 403
+    # AWS_PROXY to Lambda is invoked with POST; another integration method is AWS's integration failure.
+    apigw.update_integration(restApiId=api["id"], resourceId=res["id"], httpMethod="GET", patchOperations=[
+        {"op": "replace", "path": "/httpMethod", "value": "GET"}])
+    allow_apigateway(server.client("lambda"), echo.rsplit(":", 1)[1], api["id"])
+    apigw.create_deployment(restApiId=api["id"], stageName="v1")
+    status, _, body, _ = call(server, api["id"], "GET", "/v1/x")
+    assert (status, json.loads(body)) == (500, {"message": "Internal server error"})
 
 
 OPENAPI_YAML = """

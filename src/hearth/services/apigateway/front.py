@@ -319,6 +319,8 @@ class ApiFront:
         kind = integ.get("type")
         timeout = int(integ.get("timeoutInMillis", 29000)) / 1000
         if kind == "AWS_PROXY":
+            if integ.get("httpMethod", "POST") != "POST":  # Lambda is invoked with POST only (AWS: 500)
+                return _json(500, REST_INTERNAL), "INTEGRATION_FAILURE"
             arn = lambda_arn(integ.get("uri", ""), req.stage_variables)
             if arn is None or not self._may_invoke(integ, arn, req, f"{stage_name}/{req.method}{rpath}"):
                 return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"
