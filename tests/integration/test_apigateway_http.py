@@ -86,8 +86,10 @@ class _Backend(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/.well-known/openid-configuration":
             self._reply(200, json.dumps({"issuer": self.issuer, "jwks_uri": self.issuer + "/jwks.json"}).encode())
-        elif self.path == "/jwks.json":
+        elif self.path in ("/jwks.json", "/nodisco/.well-known/jwks.json"):
             self._reply(200, json.dumps(self.jwks).encode())
+        elif ".well-known" in self.path:
+            self._reply(404, b"{}")
         else:
             self._answer_proxy()
 
@@ -279,6 +281,15 @@ def test_jwt_authorizer(server: HearthServer, echo: str, backend: str) -> None:
     assert call(server, api_id, "GET", "/me")[0] == 401
     status, _, _, _ = call(server, api_id, "GET", "/me", headers={"Authorization": token(scope="other")})
     assert status == 403
+    # An issuer without OpenID discovery: its keys are read at <issuer>/.well-known/jwks.json.
+    plain = v2.create_authorizer(ApiId=api_id, Name="plain", AuthorizerType="JWT",
+                                 IdentitySource=["$request.header.Authorization"],
+                                 JwtConfiguration={"Issuer": f"{backend}/nodisco", "Audience": ["my-app"]})
+    v2.create_route(ApiId=api_id, RouteKey="GET /plain", Target=f"integrations/{integ['IntegrationId']}",
+                    AuthorizationType="JWT", AuthorizerId=plain["AuthorizerId"])
+    status, _, body, _ = call(server, api_id, "GET", "/plain",
+                              headers={"Authorization": token(iss=f"{backend}/nodisco")})
+    assert status == 200, body
 
 
 def test_http_proxy_and_openapi_import(server: HearthServer, echo: str, backend: str) -> None:

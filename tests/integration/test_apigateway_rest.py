@@ -248,6 +248,10 @@ def test_permission_is_required(server: HearthServer, echo: str) -> None:
     apigw.create_deployment(restApiId=api["id"], stageName="v1")
     status, _, body, _ = call(server, api["id"], "GET", "/v1/x")
     assert (status, json.loads(body)) == (500, {"message": "Internal server error"})
+    apigw.update_rest_api(restApiId=api["id"], patchOperations=[
+        {"op": "replace", "path": "/disableExecuteApiEndpoint", "value": "true"}])
+    status, _, body, _ = call(server, api["id"], "GET", "/v1/x")
+    assert (status, json.loads(body)) == (403, {"message": "Forbidden"})
 
 
 OPENAPI_YAML = """

@@ -16,6 +16,7 @@ import fnmatch
 import json
 import re
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
@@ -302,9 +303,15 @@ class Authorizers:
             return hit[1]
 
         def fetch() -> jwt.PyJWKSet:
-            with urllib.request.urlopen(issuer.rstrip("/") + "/.well-known/openid-configuration", timeout=5) as r:
-                discovery = json.loads(r.read())
-            with urllib.request.urlopen(discovery["jwks_uri"], timeout=5) as r:
+            base = issuer.rstrip("/")
+            try:
+                with urllib.request.urlopen(base + "/.well-known/openid-configuration", timeout=5) as r:
+                    jwks_uri = str(json.loads(r.read())["jwks_uri"])
+            except urllib.error.HTTPError:
+                # Decision (AWS requires discovery): an issuer without it, such as a development server
+                # that only publishes its keys, is read at the conventional `/.well-known/jwks.json`.
+                jwks_uri = base + "/.well-known/jwks.json"
+            with urllib.request.urlopen(jwks_uri, timeout=5) as r:
                 return jwt.PyJWKSet.from_dict(json.loads(r.read()))
 
         keys = await asyncio.to_thread(fetch)

@@ -132,6 +132,9 @@ class ApiFront:
             await _answer(send, _json(404 if doc is None or doc["_kind"] == "HTTP" else 403,
                                       NOT_FOUND if doc is None else MISSING_TOKEN, base))
             return
+        if doc.get("disableExecuteApiEndpoint") or doc.get("DisableExecuteApiEndpoint"):
+            await _answer(send, _json(403, FORBIDDEN, base))  # only custom domains would serve it
+            return
         try:
             body = await read_body(receive, folded, BODY_LIMIT)
         except BodyTooLarge:
