@@ -194,7 +194,8 @@ class Hearth:
         self.api_store = ApiStore(s.data_dir)
         ws_connections = Connections()  # live WebSocket connections, shared with the @connections API
         self.api_front = ApiFront(self.api_store, self.functions, self.invoker,
-                                  SigV4Verifier(self.keys, s.auth, s.account_id), self.log_writer, ws_connections)
+                                  SigV4Verifier(self.keys, s.auth, s.account_id), self.log_writer, ws_connections,
+                                  credentials=self._api_credentials, endpoint_url=self._loopback_url())
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
             "logs": [LogsProvider(self.log_store)],
@@ -263,6 +264,15 @@ class Hearth:
     def _credentials(self, account_id: str) -> Credentials:
         key = self.keys.key_for_account(account_id)
         return Credentials(key.access_key_id, key.secret_access_key)
+
+    def _api_credentials(self, account_id: str) -> tuple[str, str]:
+        """API Gateway's AWS service integrations call Hearth with a key of the API's account."""
+        cred = self._credentials(account_id)
+        return cred.access_key_id, cred.secret_access_key
+
+    def _loopback_url(self) -> str:
+        host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
+        return f"http://{host}:{self.settings.port}"
 
     def _start_aws_proxy(self, sandbox: Sandbox) -> asyncio.Task[None] | None:
         if sandbox.aws_api_sock is None:

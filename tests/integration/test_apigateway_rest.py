@@ -576,3 +576,44 @@ def test_test_invoke_method(server: HearthServer, proxy_api: str) -> None:
     assert event["pathParameters"] == {"id": "5"} and event["queryStringParameters"] == {"x": "1"}
     assert event["requestContext"]["stage"] == "test-invoke-stage" and event["stageVariables"] == {"color": "green"}
     assert out["log"].startswith("Execution log for request ")
+
+
+def test_aws_service_integrations_sqs_and_eventbridge(server: HearthServer) -> None:
+    apigw = server.client("apigateway")
+    sqs = server.client("sqs")
+    queue = f"apigw-q-{uuid.uuid4().hex[:6]}"
+    queue_url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    api = apigw.create_rest_api(name="to-services")
+    orders = apigw.create_resource(restApiId=api["id"], parentId=api["rootResourceId"], pathPart="orders")
+    events = apigw.create_resource(restApiId=api["id"], parentId=api["rootResourceId"], pathPart="events")
+    for res in (orders, events):
+        apigw.put_method(restApiId=api["id"], resourceId=res["id"], httpMethod="POST", authorizationType="NONE")
+    apigw.put_integration(
+        restApiId=api["id"], resourceId=orders["id"], httpMethod="POST", type="AWS", integrationHttpMethod="POST",
+        uri=f"arn:aws:apigateway:us-east-1:sqs:path/{ACCOUNT}/{queue}",
+        credentials=f"arn:aws:iam::{ACCOUNT}:role/apigw-sqs",
+        requestParameters={"integration.request.header.Content-Type": "'application/x-www-form-urlencoded'"},
+        requestTemplates={"application/json": "Action=SendMessage&MessageBody=$util.urlEncode($input.body)"})
+    apigw.put_integration_response(restApiId=api["id"], resourceId=orders["id"], httpMethod="POST",
+                                   statusCode="200", selectionPattern="2\\d\\d",
+                                   responseTemplates={"application/json": '{"queued": true}'})
+    apigw.put_integration_response(restApiId=api["id"], resourceId=orders["id"], httpMethod="POST",
+                                   statusCode="500", selectionPattern="")
+    apigw.put_integration(
+        restApiId=api["id"], resourceId=events["id"], httpMethod="POST", type="AWS", integrationHttpMethod="POST",
+        uri="arn:aws:apigateway:us-east-1:events:action/PutEvents",
+        credentials=f"arn:aws:iam::{ACCOUNT}:role/apigw-events",
+        requestTemplates={"application/json": '{"Entries": [{"Source": "shop", "DetailType": "order", '
+                                              '"Detail": "$util.escapeJavaScript($input.body)"}]}'})
+    apigw.put_integration_response(restApiId=api["id"], resourceId=events["id"], httpMethod="POST",
+                                   statusCode="200", selectionPattern="")
+    apigw.create_deployment(restApiId=api["id"], stageName="v1")
+
+    status, _, body, _ = call(server, api["id"], "POST", "/v1/orders", headers={"Content-Type": "application/json"},
+                              body=b'{"order": 1, "note": "a&b c"}')
+    assert (status, json.loads(body)) == (200, {"queued": True})
+    got = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=5)["Messages"]
+    assert [json.loads(m["Body"]) for m in got] == [{"order": 1, "note": "a&b c"}]
+    status, _, body, _ = call(server, api["id"], "POST", "/v1/events", headers={"Content-Type": "application/json"},
+                              body=b'{"order": 2}')
+    assert status == 200 and json.loads(body)["FailedEntryCount"] == 0, body

@@ -28,7 +28,7 @@ from hearth.aws.errors import AwsError
 from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
 from hearth.functions.model import FunctionVersion
 from hearth.invoke.invoker import InvokeOutcome, Invoker
-from hearth.services.apigateway import mapped, proxy, routing, vtl
+from hearth.services.apigateway import awsservice, mapped, proxy, routing, vtl
 from hearth.services.apigateway.authorizers import AuthDecision, Authorizers
 from hearth.services.apigateway.httpfwd import forward
 from hearth.services.apigateway.limits import UsageLimits
@@ -101,12 +101,15 @@ def _json(status: int, body: bytes, extra: Headers | None = None) -> HttpAnswer:
 class ApiFront:
     def __init__(self, store: ApiStore, functions: FunctionAccess, invoker: Invoker, verifier: SigV4Verifier,
                  logs: LogSink | None = None, connections: Connections | None = None, *,
+                 credentials: Callable[[str], tuple[str, str]] | None = None, endpoint_url: str = "",
                  clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._verifier = verifier
         self._functions = functions
         self._invoker = invoker
         self._clock = clock
+        self._credentials = credentials  # an account's key, for AWS service integrations
+        self._endpoint_url = endpoint_url
         self._tasks: set[asyncio.Task[Any]] = set()
         # Compiled routing per (api, stage), with the deployment or revision it was compiled from: one
         # entry per stage, replaced when the stage serves something new.
@@ -455,10 +458,24 @@ class ApiFront:
         backend_headers: Headers = []
         if kind == "MOCK":
             selector, body, is_error = mapped.mock_status(payload), b"", False
+        elif kind == "AWS" and lambda_arn(integ.get("uri", ""), req.stage_variables) is None:
+            call = None
+            if self._credentials is not None:
+                call = awsservice.build(mapped.substitute(integ.get("uri", ""), req), integ.get("httpMethod") or "POST",
+                                        payload, mapped.integration_headers(integ, req), self._endpoint_url,
+                                        self._credentials(req.account))
+            if call is None:
+                return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"  # a service Hearth does not serve
+            try:
+                got = await self._forward(req, call.method, call.url, call.headers, call.body, timeout)
+            except TimeoutError:
+                return _json(504, TIMED_OUT), "INTEGRATION_TIMEOUT"
+            except OSError:
+                return _json(500, REST_INTERNAL), "INTEGRATION_FAILURE"
+            selector, body, is_error, backend_headers = str(got.status), got.body, False, got.headers
         elif kind == "AWS":
             arn = lambda_arn(integ.get("uri", ""), req.stage_variables)
-            if arn is None:
-                return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"  # other AWS services are not served
+            assert arn is not None
             if not self._may_invoke(integ, arn, req, f"{req.stage}/{req.method}{rpath}"):
                 return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"
             try:
@@ -481,7 +498,8 @@ class ApiFront:
             except OSError:
                 return _json(500, REST_INTERNAL), "INTEGRATION_FAILURE"
             selector, body, is_error, backend_headers = str(got.status), got.body, False, got.headers
-        chosen = mapped.select_response(integ, selector, is_error)
+        lambda_call = kind == "AWS" and lambda_arn(integ.get("uri", ""), req.stage_variables) is not None
+        chosen = mapped.select_response(integ, selector, is_error, lambda_call=lambda_call)
         if chosen is None:
             if is_error:
                 return _json(502, REST_INTERNAL), "DEFAULT_5XX"

@@ -97,8 +97,10 @@ def error_message(payload: bytes) -> str:
     return str(doc.get("errorMessage", "")) if isinstance(doc, dict) else ""
 
 
-def select_response(integ: dict[str, Any], selector: str, is_error: bool) -> dict[str, Any] | None:
-    """The integration response for a backend outcome; for a Lambda success only the default one."""
+def select_response(integ: dict[str, Any], selector: str, is_error: bool, *,
+                    lambda_call: bool) -> dict[str, Any] | None:
+    """The integration response for a backend outcome: patterns match a Lambda error's message or
+    another backend's status; a Lambda success takes only the default response."""
     responses: dict[str, dict[str, Any]] = integ.get("integrationResponses") or {}
     default = None
     for r in responses.values():
@@ -106,9 +108,9 @@ def select_response(integ: dict[str, Any], selector: str, is_error: bool) -> dic
         if not pattern:
             default = r
             continue
-        if (is_error or integ.get("type") != "AWS") and re.fullmatch(pattern, selector, re.DOTALL):
+        if (is_error or not lambda_call) and re.fullmatch(pattern, selector, re.DOTALL):
             return r
-    if is_error and integ.get("type") == "AWS" and default is not None:
+    if is_error and lambda_call and default is not None:
         return None  # an unmatched Lambda error is an integration failure, not the default response
     return default
 
