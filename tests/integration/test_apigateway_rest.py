@@ -196,6 +196,7 @@ def test_proxy_event_is_payload_1_0(server: HearthServer, proxy_api: str) -> Non
     assert ctx["apiId"] == proxy_api and ctx["accountId"] == ACCOUNT and ctx["httpMethod"] == "POST"
     assert ctx["identity"]["sourceIp"] == "127.0.0.1" and ctx["requestId"] == headers["x-amzn-requestid"]
     assert event["multiValueHeaders"]["x-custom"] == ["v"]
+    assert event["headers"]["X-Forwarded-Proto"] == "http" and event["headers"]["X-Forwarded-For"] == "127.0.0.1"
     # The greedy resource takes the rest; the path form needs no wildcard DNS.
     status, _, body, _ = call(server, proxy_api, "GET", "/dev/a/b/c/", path_form=True)
     event = json.loads(body)

@@ -144,13 +144,21 @@ class ApiFront:
             await _answer(send, _json(413, TOO_LARGE, base))
             return
         client = scope.get("client")
+        source_ip = client[0] if client else "127.0.0.1"
+        # What AWS's edge adds for the backend (frameworks build URLs and client addresses from them).
+        server = scope.get("server")
+        present = {k.lower() for k, _ in headers}
+        for name, value in (("X-Forwarded-For", source_ip), ("X-Forwarded-Port", str(server[1]) if server else "80"),
+                            ("X-Forwarded-Proto", scope.get("scheme") or "http")):
+            if name.lower() not in present:
+                headers.append((name, value))
         raw = scope.get("raw_path")
         wire_path = raw.decode("latin-1").partition("?")[0] if raw else scope.get("path", "/")
         host = folded.get("host", f"{api_id}.execute-api.localhost")
         req = proxy.ApiRequest(
             method=scope["method"], path=path, raw_query=scope.get("query_string", b"").decode("latin-1"),
-            headers=headers, body=body, source_ip=client[0] if client else "127.0.0.1", api_id=api_id,
-            account=doc["_account"], region=doc["_region"], stage="", domain_name=host.split(":")[0],
+            headers=headers, body=body, source_ip=source_ip, api_id=api_id, account=doc["_account"],
+            region=doc["_region"], stage="", domain_name=host.split(":")[0],
             request_id=request_id, epoch_ms=int(self._clock() * 1000), stage_path=path, wire_path=wire_path)
         try:
             if doc["_kind"] == "REST":
