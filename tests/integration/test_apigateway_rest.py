@@ -618,3 +618,15 @@ def test_aws_service_integrations_sqs_and_eventbridge(server: HearthServer) -> N
     status, _, body, _ = call(server, api["id"], "POST", "/v1/events", headers={"Content-Type": "application/json"},
                               body=b'{"order": 2}')
     assert status == 200 and json.loads(body)["FailedEntryCount"] == 0, body
+
+
+def test_stage_serves_its_deployment_not_the_live_api(server: HearthServer, proxy_api: str, echo: str) -> None:
+    apigw = server.client("apigateway")
+    root = apigw.get_rest_api(restApiId=proxy_api)["rootResourceId"]
+    late = apigw.create_resource(restApiId=proxy_api, parentId=root, pathPart="late")
+    apigw.put_method(restApiId=proxy_api, resourceId=late["id"], httpMethod="GET", authorizationType="NONE")
+    apigw.put_integration(restApiId=proxy_api, resourceId=late["id"], httpMethod="GET", type="AWS_PROXY",
+                          integrationHttpMethod="POST", uri=lambda_uri(echo))
+    assert json.loads(call(server, proxy_api, "GET", "/dev/late")[2])["resource"] == "/{proxy+}"
+    apigw.create_deployment(restApiId=proxy_api, stageName="dev")
+    assert json.loads(call(server, proxy_api, "GET", "/dev/late")[2])["resource"] == "/late"
