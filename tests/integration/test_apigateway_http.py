@@ -299,6 +299,15 @@ def test_http_proxy_and_openapi_import(server: HearthServer, echo: str, backend:
     status, _, body, _ = call(server, api_id, "POST", "/?k=v", headers={"x-test": "1"}, body=b"payload")
     assert (status, body) == (207, b"from backend")
     assert _Backend.seen == [{"method": "POST", "path": "/backend?k=v", "body": "payload", "x-test": "1"}]
+    # Parameter mapping: the path, a query parameter and a header rewritten on the way to the backend.
+    [integ] = v2.get_integrations(ApiId=api_id)["Items"]
+    v2.update_integration(ApiId=api_id, IntegrationId=integ["IntegrationId"], RequestParameters={
+        "overwrite:path": "/mapped$request.path", "append:querystring.stage": "$context.stage",
+        "overwrite:header.x-test": "was-${request.header.x-test}"})
+    _Backend.seen.clear()
+    assert call(server, api_id, "POST", "/p/q?k=v", headers={"x-test": "1"}, body=b"again")[0] == 207
+    assert _Backend.seen == [{"method": "POST", "path": "/mapped/p/q?k=v&stage=%24default", "body": "again",
+                              "x-test": "was-1"}]
 
     spec = {"openapi": "3.0.1", "info": {"title": "imported-http", "version": "1"},
             "x-amazon-apigateway-cors": {"allowOrigins": ["*"], "allowMethods": ["GET"]},

@@ -615,6 +615,7 @@ class ApiFront:
             if req.raw_query:
                 url += ("&" if "?" in url else "?") + req.raw_query
             fwd = [(k, v) for k, v in req.headers if k.lower() not in ("host", "content-length", "connection")]
+            url, fwd = mapped.http_api_request_mapping(integ.get("RequestParameters"), req, url, fwd)
             method = integ.get("IntegrationMethod") or "ANY"
             try:
                 return await self._forward(req, req.method if method == "ANY" else method, url, fwd, req.body, timeout)

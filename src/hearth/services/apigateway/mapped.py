@@ -18,6 +18,7 @@ import json
 import logging
 import re
 from typing import Any
+from urllib.parse import quote_plus
 
 import jsonschema
 
@@ -249,3 +250,59 @@ def gateway_response(snap: dict[str, Any], rtype: str, answer: HttpAnswer, req: 
         except vtl.TemplateError as exc:
             log.info("API %s: gateway response template failed: %s", req.api_id, exc)
     return HttpAnswer(status, headers, body)
+
+
+def _http_api_value(source: str, req: proxy.ApiRequest) -> str:
+    """An HTTP API parameter-mapping value: `$request.header.x`, `$request.querystring.x`,
+    `$request.path.x`, `$request.path`, `$context.x`, `$stageVariables.x`, or static text (in which
+    those may also appear, `${...}` braced or bare)."""
+
+    def one(expr: str) -> str:
+        if expr.startswith("request.header."):
+            return req.header(expr[len("request.header."):]) or ""
+        if expr.startswith("request.querystring."):
+            return ",".join(proxy.query_lists(req.raw_query).get(expr[len("request.querystring."):], []))
+        if expr == "request.path":
+            return req.path
+        if expr.startswith("request.path."):
+            return req.path_parameters.get(expr[len("request.path."):], "")
+        if expr.startswith("stageVariables."):
+            return req.stage_variables.get(expr[len("stageVariables."):], "")
+        if expr.startswith("context."):
+            return {"requestId": req.request_id, "stage": req.stage, "apiId": req.api_id,
+                    "httpMethod": req.method, "domainName": req.domain_name}.get(expr[len("context."):], "")
+        return "$" + expr
+
+    return re.sub(r"\$\{([\w.-]+)\}|\$((?:request|context|stageVariables)[\w.-]*)",
+                  lambda m: one(m.group(1) or m.group(2)), source)
+
+
+def http_api_request_mapping(mapping: dict[str, str] | None, req: proxy.ApiRequest, url: str,
+                             headers: Headers) -> tuple[str, Headers]:
+    """HTTP API parameter mapping on an HTTP_PROXY request: `append:` / `overwrite:` / `remove:` of
+    `header.<name>` and `querystring.<name>`, and `overwrite:path`."""
+    if not mapping:
+        return url, headers
+    base, _, query = url.partition("?")
+    queries = [tuple(p.split("=", 1)) if "=" in p else (p, "") for p in query.split("&") if p]
+    out = list(headers)
+    for key, source in mapping.items():
+        action, _, target = key.partition(":")
+        value = _http_api_value(str(source), req)
+        kind, _, name = target.partition(".")
+        if kind == "header":
+            if action in ("overwrite", "remove"):
+                out = [(k, v) for k, v in out if k.lower() != name.lower()]
+            if action in ("overwrite", "append"):
+                out.append((name, value))
+        elif kind == "querystring":
+            if action in ("overwrite", "remove"):
+                queries = [q for q in queries if q[0] != name]
+            if action in ("overwrite", "append"):
+                queries.append((name, quote_plus(value)))
+        elif target == "path" and action == "overwrite":
+            scheme, _, rest = base.partition("://")
+            host = rest.split("/", 1)[0]
+            base = f"{scheme}://{host}/{value.lstrip('/')}"
+    query = "&".join(f"{k}={v}" for k, v in queries)
+    return (f"{base}?{query}" if query else base), out
