@@ -207,3 +207,24 @@ def test_host_and_path_matching() -> None:
     assert lambda_arn(f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{arn}/invocations", {}) == arn
     assert lambda_arn(arn + ":${stageVariables.alias}", {"alias": "live"}) == arn + ":live"
     assert lambda_arn("https://example.com", {}) is None
+
+
+def test_openapi_import_http_api() -> None:
+    spec = openapi.load(json.dumps({
+        "openapi": "3.0.1", "info": {"title": "h"},
+        "components": {"securitySchemes": {"jwt": {"type": "oauth2", "x-amazon-apigateway-authorizer": {
+            "type": "jwt", "identitySource": "$request.header.Authorization",
+            "jwtConfiguration": {"issuer": "https://issuer", "audience": ["a"]}}}}},
+        "paths": {
+            "/$default": {"x-amazon-apigateway-any-method": {"x-amazon-apigateway-integration": {
+                "type": "aws_proxy", "uri": "arn:aws:lambda:us-east-1:0:function:f", "payloadFormatVersion": "1.0"}}},
+            "/me": {"get": {"security": [{"jwt": []}], "x-amazon-apigateway-integration": {
+                "type": "http_proxy", "uri": "http://backend/me", "httpMethod": "GET"}}}}}))
+    fields, routes, integrations, authorizers, warnings = openapi.import_http(spec)
+    assert fields == {"Name": "h"} and warnings == []
+    by_key = {r["RouteKey"]: r for r in routes}
+    assert set(by_key) == {"$default", "GET /me"}
+    assert by_key["GET /me"]["AuthorizationType"] == "JWT"
+    assert authorizers[0]["JwtConfiguration"] == {"Audience": ["a"], "Issuer": "https://issuer"}
+    kinds = {i["IntegrationType"]: i for i in integrations}
+    assert kinds["AWS_PROXY"]["PayloadFormatVersion"] == "1.0" and kinds["HTTP_PROXY"]["IntegrationMethod"] == "GET"

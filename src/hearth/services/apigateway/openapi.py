@@ -294,7 +294,7 @@ def import_http(spec: dict[str, Any]) -> tuple[Doc, list[Doc], list[Doc], list[D
             if key.lower() not in _METHODS or not isinstance(op, dict):
                 continue
             method = "ANY" if key == "x-amazon-apigateway-any-method" else key.upper()
-            route_key = "$default" if path == "$default" else f"{method} {path}"
+            route_key = "$default" if path in ("$default", "/$default") else f"{method} {path}"
             route: Doc = {"RouteId": new_id(7), "RouteKey": route_key, "AuthorizationType": "NONE",
                           "ApiKeyRequired": False}
             for requirement in op.get("security") or spec.get("security") or []:
