@@ -18,10 +18,13 @@ from typing import Any
 import jwt
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel, APIGatewayProxyEventV2Model
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.integration.harness import ACCOUNT, HearthServer, create_function
+from tests.integration.harness import ACCESS_KEY, ACCOUNT, SECRET_KEY, HearthServer, create_function
 from tests.integration.test_apigateway_rest import call
 from tests.integration.test_layers import site_packages_zip
 
@@ -368,3 +371,21 @@ def test_access_logs_and_metrics(server: HearthServer, echo: str) -> None:
         text = resp.read().decode()
     assert f'hearth_apigateway_requests_total{{api="{api_id}",stage="$default"}} 1' in text
     assert f'hearth_apigateway_integration_latency_seconds_count{{api="{api_id}",stage="$default"}} 1' in text
+
+
+def test_aws_iam_route(server: HearthServer, echo: str) -> None:
+    v2 = server.client("apigatewayv2")
+    api_id = v2.create_api(Name="iam", ProtocolType="HTTP")["ApiId"]
+    integ = v2.create_integration(ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationUri=echo)
+    v2.create_route(ApiId=api_id, RouteKey="GET /me", AuthorizationType="AWS_IAM",
+                    Target=f"integrations/{integ['IntegrationId']}")
+    v2.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+    allow(server, echo, api_id)
+    port = int(server.endpoint.rsplit(":", 1)[1])
+    host = f"{api_id}.execute-api.localhost:{port}"
+    request = AWSRequest(method="GET", url=f"http://{host}/me", headers={"Host": host})
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "execute-api", "us-east-1").add_auth(request)
+    status, _, body, _ = call(server, api_id, "GET", "/me", headers=dict(request.headers.items()))
+    assert status == 200, body
+    assert json.loads(body)["requestContext"]["authorizer"]["iam"]["accessKey"] == ACCESS_KEY
+    assert call(server, api_id, "GET", "/me")[0] == 403

@@ -577,6 +577,16 @@ class ApiFront:
             if decision.answer is not None:
                 return decision.answer
             authorizer_ctx = decision.context
+        elif auth_type == "AWS_IAM":
+            if req.header("authorization") is None and "X-Amz-Credential=" not in req.raw_query:
+                return _json(403, FORBIDDEN)
+            caller = self._iam_caller(req)
+            if isinstance(caller, HttpAnswer):
+                return _json(403, FORBIDDEN)
+            authorizer_ctx = {"iam": {
+                "accessKey": caller["accessKey"], "accountId": caller["accountId"], "callerId": caller["caller"],
+                "cognitoIdentity": None, "principalOrgId": None, "userArn": caller["userArn"],
+                "userId": caller["accountId"]}}
         target = route_doc.get("Target") or ""
         integ = config.get("integrations", {}).get(target.removeprefix("integrations/"))
         if integ is None:
