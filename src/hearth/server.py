@@ -25,6 +25,7 @@ import uvicorn
 from hearth import __version__
 from hearth.aws.gateway import AwsGateway
 from hearth.aws.keys import KeyStore
+from hearth.aws.sigv4 import SigV4Verifier
 from hearth.config import Settings
 from hearth.esm.manager import MappingManager
 from hearth.esm.store import MappingStore
@@ -46,6 +47,12 @@ from hearth.observability.logstore import LogStore
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
 from hearth.services.cloudformation.component import CloudFormation
+from hearth.services.apigateway.front import ApiFront
+from hearth.services.apigateway.front import match as api_match
+from hearth.services.apigateway.rest import RestApiProvider
+from hearth.services.apigateway.store import ApiStore
+from hearth.services.apigateway.v2 import HttpApiProvider
+from hearth.services.apigateway.websocket import Connections, ManagementProvider
 from hearth.services.events.component import EventBridge, clock_for
 from hearth.services.kinesis.provider import KinesisProvider
 from hearth.services.kinesis.streams import StreamService
@@ -188,6 +195,12 @@ class Hearth:
         lambda_providers.append(EventSourceMappingProvider(self.functions, self.queues, self.streams, self.esm))
         # SSM Parameter Store (CloudFormation's SSM parameter types and CDK's bootstrap read it too).
         self.parameters = ParameterStore(s.data_dir)
+        # API Gateway: REST and HTTP API definitions, both control planes, and the execute-api front.
+        self.api_store = ApiStore(s.data_dir)
+        ws_connections = Connections()  # live WebSocket connections, shared with the @connections API
+        self.api_front = ApiFront(self.api_store, self.functions, self.invoker,
+                                  SigV4Verifier(self.keys, s.auth, s.account_id), self.log_writer, ws_connections,
+                                  credentials=self._api_credentials, endpoint_url=self._loopback_url())
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
             "logs": [LogsProvider(self.log_store)],
@@ -196,6 +209,9 @@ class Hearth:
             "events": [self.eventbridge.provider],
             "kinesis": [KinesisProvider(self.streams)],
             "ssm": [SsmProvider(self.parameters)],
+            "apigateway": [RestApiProvider(self.api_store, self.api_front.test_invoke)],
+            "apigatewayv2": [HttpApiProvider(self.api_store, s.endpoint_url)],
+            "apigatewaymanagementapi": [ManagementProvider(ws_connections)],
         })
         # CloudFormation creates resources through the gateway's other services, so it joins it last.
         self.cloudformation = CloudFormation(s.data_dir, self.gateway, self.parameters)
@@ -221,6 +237,8 @@ class Hearth:
             self.streams.close()
         if getattr(self, "url_front", None) is not None:
             await self.url_front.close()  # in-flight URL invocations finish before the invoker closes
+        if getattr(self, "api_front", None) is not None:
+            await self.api_front.close()  # in-flight API invocations finish before the invoker closes
         if getattr(self, "async_queue", None) is not None:
             await self.async_queue.close()  # running events drain briefly; the rest stay stored
         if self.invoker is not None:
@@ -252,12 +270,23 @@ class Hearth:
             await self.cloudformation.close()
         if getattr(self, "parameters", None) is not None:
             self.parameters.close()
+        if getattr(self, "api_store", None) is not None:
+            self.api_store.close()
         if getattr(self, "store", None) is not None:
             self.store.close()
 
     def _credentials(self, account_id: str) -> Credentials:
         key = self.keys.key_for_account(account_id)
         return Credentials(key.access_key_id, key.secret_access_key)
+
+    def _api_credentials(self, account_id: str) -> tuple[str, str]:
+        """API Gateway's AWS service integrations call Hearth with a key of the API's account."""
+        cred = self._credentials(account_id)
+        return cred.access_key_id, cred.secret_access_key
+
+    def _loopback_url(self) -> str:
+        host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
+        return f"http://{host}:{self.settings.port}"
 
     def _start_aws_proxy(self, sandbox: Sandbox) -> asyncio.Task[None] | None:
         if sandbox.aws_api_sock is None:
@@ -320,12 +349,24 @@ class HearthApp:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        if scope["type"] == "websocket":  # WebSocket APIs; nothing else upgrades
+            ws_target = api_match(scope)
+            if ws_target is not None and getattr(self.hearth, "api_front", None) is not None:
+                await self.hearth.api_front.websocket(scope, receive, send, ws_target)
+            else:
+                await receive()
+                await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             return
         path: str = scope["path"]
         url_target = url_match(scope)  # function URLs (host or /_hearth/url/ form) before anything else
         if url_target is not None and getattr(self.hearth, "url_front", None) is not None:
             await self.hearth.url_front(scope, receive, send, url_target)
+            return
+        api_target = api_match(scope)  # API Gateway APIs (execute-api host or /_hearth/api/ form)
+        if api_target is not None and getattr(self.hearth, "api_front", None) is not None:
+            await self.hearth.api_front(scope, receive, send, api_target)
             return
         if path.startswith("/_hearth/"):
             await self._hearth_route(scope, send)
@@ -403,6 +444,7 @@ def serve(settings: Settings) -> None:
         access_log=False,
         loop="uvloop" if sys.platform == "linux" else "asyncio",
         http="httptools",
+        ws="wsproto",  # WebSocket APIs (uvicorn's sans-io wsproto implementation)
         timeout_graceful_shutdown=10,
         server_header=False,
         date_header=True,

@@ -54,6 +54,7 @@ class AwsGateway:
         self._verifier = SigV4Verifier(keys, settings.auth, settings.account_id, clock)
         self._methods: dict[tuple[str, str], Callable[..., Any] | None] = {}
         self._targets: dict[str, str] | None = None
+        self._signing: dict[str, list[str]] | None = None
 
     # -- ASGI -------------------------------------------------------------------------------------
 
@@ -200,8 +201,18 @@ class AwsGateway:
     def _identify(self, headers: dict[str, str], first_query: dict[str, str], path: str,
                   method: str) -> str | None:
         cred = peek_credential(headers, first_query)
-        if cred is not None and cred.service in self._providers:
-            return cred.service
+        if cred is not None:
+            # Several models may share a signing name (apigateway and apigatewayv2 both sign as
+            # "apigateway"): the one whose routes know the path answers.
+            names = self._signing_names().get(cred.service, [])
+            if len(names) == 1:
+                return names[0]
+            for name in names:
+                api = service_api(name)
+                if api is not None and api.has_path(path):
+                    return name
+            if names:
+                return names[0]
         target = headers.get("x-amz-target")
         if target:
             prefix = target.rpartition(".")[0]
@@ -220,6 +231,16 @@ class AwsGateway:
             if len(query_services) == 1:
                 return query_services[0]
         return None
+
+    def _signing_names(self) -> dict[str, list[str]]:
+        if self._signing is None:
+            signing: dict[str, list[str]] = {}
+            for name in self._providers:
+                api = service_api(name)
+                signed_as = str(api.model.metadata.get("signingName") or name) if api is not None else name
+                signing.setdefault(signed_as, []).append(name)
+            self._signing = signing
+        return self._signing
 
     def _target_prefixes(self) -> dict[str, str]:
         if self._targets is None:

@@ -22,7 +22,7 @@ TARGETS = [
     ("python_warm_ratio", 2.0, "warm invoke p50 / echo app round trip p50"),
     ("node_warm_ratio", 2.0, "warm invoke p50 / echo app round trip p50"),
 ]
-SECTIONS = ("latency", "scale", "keepalive", "esm", "schedule")
+SECTIONS = ("latency", "scale", "keepalive", "esm", "schedule", "apigw")
 
 
 @main.command()
@@ -50,6 +50,8 @@ def bench(runs: int, warm_runs: int, endpoint: str | None, output: Path | None, 
         _esm(console, results)
     if "schedule" in chosen:
         _schedule(console, results)
+    if "apigw" in chosen:
+        _apigw(console, results, warm_runs, seconds)
     text = json.dumps(results, indent=2)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -138,4 +140,21 @@ def _esm(console: Console, results: dict[str, Any]) -> None:
     table.add_row("SendMessage -> handler", f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms (n={lat['n']})")
     st = r["stream"]
     table.add_row("stream, one shard", f"{st['records_per_s_per_shard']:.0f} records/s (batch {st['batch_size']})")
+    console.print(table)
+
+
+def _apigw(console: Console, results: dict[str, Any], warm_runs: int, seconds: float) -> None:
+    from hearth.bench import apigw
+
+    r = results["apigw"] = apigw.run(warm_runs=warm_runs, seconds=seconds)
+    table = Table("figure", "p50 ms", "p99 ms", "vs echo p50", "met", "vs URL p50", "req/s at c=16",
+                  title="API Gateway (warm, no-op function, raw keep-alive HTTP client)")
+    for kind, label in (("echo", "ASGI echo baseline"), ("url", "function URL (same function)"),
+                        ("http", "HTTP API (payload 2.0)"), ("rest", "REST API (AWS_PROXY)")):
+        row = r[f"{kind}_ms"]
+        ratio = r.get(f"{kind}_ratio")
+        vs_url = r.get(f"{kind}_vs_url")
+        table.add_row(label, f"{row['p50']:.2f}", f"{row['p99']:.2f}", "" if ratio is None else f"{ratio:.2f}",
+                      "" if ratio is None else _met(ratio <= r["target_ratio"]),
+                      "" if vs_url is None else f"{vs_url:.2f}", f"{r['rps_c16'][kind]:.0f}")
     console.print(table)

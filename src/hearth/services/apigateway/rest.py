@@ -1,0 +1,930 @@
+"""The REST API control plane (boto3's `apigateway` client): RestApis, Resources, Methods,
+Integrations, method and integration responses, Deployments, Stages, Authorizers, API keys and usage
+plans, and ImportRestApi / PutRestApi from OpenAPI.
+
+It owns the operations' AWS rules and texts (checked against recorded AWS responses) and the shape of
+a REST API document in the store. A deployment freezes a copy of the resource tree: the data plane
+serves a stage from its deployment's snapshot, never from the live tree, as AWS does. It never serves
+API requests (`front.py` does).
+
+Account-level objects (API keys, usage plans) live in one document per account and region, kind
+"ACCOUNT", whose id is `acct-<account>-<region>`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hearth.aws.context import RequestContext
+from hearth.aws.errors import AwsError
+from hearth.services.apigateway import openapi
+from hearth.services.apigateway.patch import apply_patch
+from hearth.services.apigateway.store import ApiStore, Doc, new_id, public
+
+REST = "REST"
+ACCOUNT_KIND = "ACCOUNT"
+HTTP_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "HEAD", "ANY")
+_PATH_PART_RX = re.compile(r"^(\{[a-zA-Z0-9._-]+\+?\}|[a-zA-Z0-9._:@~$&'()*,;=!-]+)$")
+
+
+def bad_request(message: str) -> AwsError:
+    return AwsError("BadRequestException", message, 400)
+
+
+def not_found(message: str) -> AwsError:
+    return AwsError("NotFoundException", message, 404)
+
+
+def conflict(message: str) -> AwsError:
+    return AwsError("ConflictException", message, 409)
+
+
+def _clean(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def resource_path(resources: dict[str, Doc], rid: str) -> str:
+    parts: list[str] = []
+    node = resources[rid]
+    while node.get("parentId"):
+        parts.append(node["pathPart"])
+        node = resources[node["parentId"]]
+    return "/" + "/".join(reversed(parts))
+
+
+TestInvoke = Callable[[Doc, str, str, str, bytes, list[tuple[str, str]], dict[str, str]], Awaitable[Doc]]
+
+
+class RestApiProvider:
+    def __init__(self, store: ApiStore, test_invoke: TestInvoke | None = None) -> None:
+        self._store = store
+        self._test_invoke = test_invoke  # the execute-api front's TestInvokeMethod runner
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _api(self, ctx: RequestContext, api_id: str) -> Doc:
+        doc = self._store.get(api_id)
+        if doc is None or doc["_kind"] != REST or doc["_account"] != ctx.principal.account_id \
+                or doc["_region"] != ctx.region:
+            raise not_found(f"Invalid API identifier specified {ctx.principal.account_id}:{api_id}")
+        return doc
+
+    def _resource(self, doc: Doc, rid: str) -> Doc:
+        res: Doc | None = doc["resources"].get(rid)
+        if res is None:
+            raise not_found("Invalid Resource identifier specified")
+        return res
+
+    def _method(self, doc: Doc, rid: str, method: str) -> Doc:
+        m: Doc | None = self._resource(doc, rid).get("resourceMethods", {}).get(method.upper())
+        if m is None:
+            raise not_found("Invalid Method identifier specified")
+        return m
+
+    def _integration(self, doc: Doc, rid: str, method: str) -> Doc:
+        integ: Doc | None = self._method(doc, rid, method).get("methodIntegration")
+        if integ is None:
+            raise not_found("Invalid Integration identifier specified")
+        return integ
+
+    def _save(self, doc: Doc) -> None:
+        self._store.put(doc)
+
+    @staticmethod
+    def _api_out(doc: Doc) -> Doc:
+        out = public(doc)
+        for key in ("resources", "deployments", "stages", "authorizers", "models", "requestValidators",
+                    "gatewayResponses"):
+            out.pop(key, None)
+        return out
+
+    @staticmethod
+    def _resource_out(doc: Doc, res: Doc, embed: bool = True) -> Doc:
+        out = {"id": res["id"], "path": resource_path(doc["resources"], res["id"])}
+        if res.get("parentId"):
+            out["parentId"] = res["parentId"]
+            out["pathPart"] = res["pathPart"]
+        methods = res.get("resourceMethods") or {}
+        if methods:
+            out["resourceMethods"] = copy.deepcopy(methods) if embed else {m: {} for m in methods}
+        return out
+
+    # -- RestApis ---------------------------------------------------------------------------------
+
+    def create_rest_api(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        if p.get("description") == "":
+            raise bad_request("Description cannot be an empty string")
+        doc = self._new_api(ctx, p)
+        self._save(doc)
+        return self._api_out(doc)
+
+    def _new_api(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        api_id = self._store.unused_id()
+        root = new_id(10)
+        endpoint = dict(p.get("endpointConfiguration") or {})
+        types = endpoint.get("types") or ["EDGE"]
+        if len(types) > 1:
+            raise bad_request("Cannot create an api with multiple Endpoint Types.")
+        endpoint["types"] = types
+        endpoint.setdefault("ipAddressType", "dualstack" if types == ["PRIVATE"] else "ipv4")
+        return _clean({
+            "_id": api_id, "_kind": REST, "_account": ctx.principal.account_id, "_region": ctx.region,
+            "id": api_id, "name": p.get("name"), "description": p.get("description"),
+            "createdDate": time.time(), "version": p.get("version"),
+            "binaryMediaTypes": p.get("binaryMediaTypes"), "minimumCompressionSize": p.get("minimumCompressionSize"),
+            "apiKeySource": p.get("apiKeySource") or "HEADER", "endpointConfiguration": endpoint,
+            "policy": p.get("policy"), "tags": p.get("tags") or None,
+            "disableExecuteApiEndpoint": bool(p.get("disableExecuteApiEndpoint", False)),
+            "rootResourceId": root,
+            "resources": {root: {"id": root}},
+            "deployments": {}, "stages": {}, "authorizers": {}, "models": {}, "requestValidators": {},
+            "gatewayResponses": {},
+        })
+
+    def get_rest_api(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return self._api_out(self._api(ctx, p["restApiId"]))
+
+    def get_rest_apis(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        docs = sorted(self._store.all(REST, ctx.principal.account_id, ctx.region), key=lambda d: d["createdDate"])
+        return {"items": [self._api_out(d) for d in docs]}
+
+    def delete_rest_api(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        self._api(ctx, p["restApiId"])
+        self._store.delete(p["restApiId"])
+
+    def update_rest_api(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        apply_patch(doc, p.get("patchOperations") or [], allowed=(
+            "/name", "/description", "/binaryMediaTypes", "/apiKeySource", "/disableExecuteApiEndpoint",
+            "/policy", "/minimumCompressionSize", "/version", "/endpointConfiguration"))
+        self._save(doc)
+        return self._api_out(doc)
+
+    def import_rest_api(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        spec = openapi.load(p.get("body") or b"")
+        doc = self._new_api(ctx, {"name": openapi.title(spec)})
+        warnings = openapi.import_rest(doc, spec, mode="overwrite")
+        if warnings and p.get("failOnWarnings"):
+            raise bad_request("Warnings found during import:\n\t" + "\n\t".join(warnings))
+        self._save(doc)
+        out = self._api_out(doc)
+        if warnings:
+            out["warnings"] = warnings
+        return out
+
+    def put_rest_api(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        spec = openapi.load(p.get("body") or b"")
+        work = copy.deepcopy(doc)
+        warnings = openapi.import_rest(work, spec, mode=p.get("mode") or "merge")
+        if warnings and p.get("failOnWarnings"):
+            raise bad_request("Warnings found during import:\n\t" + "\n\t".join(warnings))
+        self._save(work)
+        out = self._api_out(work)
+        if warnings:
+            out["warnings"] = warnings
+        return out
+
+    # -- Resources --------------------------------------------------------------------------------
+
+    def get_resources(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        embed = "methods" in (p.get("embed") or [])
+        items = [self._resource_out(doc, r, embed) for r in doc["resources"].values()]
+        items.sort(key=lambda r: r["path"])
+        return {"items": items}
+
+    def get_resource(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        return self._resource_out(doc, self._resource(doc, p["resourceId"]))
+
+    def create_resource(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        res = add_resource(doc, p["parentId"], p["pathPart"])
+        self._save(doc)
+        return self._resource_out(doc, res)
+
+    def update_resource(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        res = self._resource(doc, p["resourceId"])
+        for op in p.get("patchOperations") or []:
+            path = op.get("path")
+            if op.get("op") != "replace":
+                raise bad_request(f"Invalid patch path  '{path}' specified for op '{op.get('op')}'. "
+                                  "Please choose supported operations")
+            if path == "/pathPart":
+                if not res.get("parentId"):
+                    raise bad_request("Root resource cannot update its pathPart.")
+                _check_path_part(doc, res["parentId"], op.get("value") or "", exclude=res["id"])
+                res["pathPart"] = op.get("value")
+            elif path == "/parentId":
+                parent = op.get("value") or ""
+                self._resource(doc, parent)
+                node: str | None = parent
+                while node:
+                    if node == res["id"]:
+                        raise bad_request("Resources cannot be cyclical.")
+                    node = doc["resources"][node].get("parentId")
+                res["parentId"] = parent
+            else:
+                raise bad_request(f"Invalid patch path  '{path}' specified for op 'replace'. "
+                                  "Must be one of: [/parentId, /pathPart]")
+        self._save(doc)
+        return self._resource_out(doc, res)
+
+    def delete_resource(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        res = self._resource(doc, p["resourceId"])
+        if not res.get("parentId"):
+            raise bad_request("Cannot delete root resource")
+        gone = {res["id"]}
+        changed = True
+        while changed:
+            changed = False
+            for r in doc["resources"].values():
+                if r.get("parentId") in gone and r["id"] not in gone:
+                    gone.add(r["id"])
+                    changed = True
+        for rid in gone:
+            del doc["resources"][rid]
+        self._save(doc)
+
+    # -- Methods and integrations -----------------------------------------------------------------
+
+    def put_method(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        res = self._resource(doc, p["resourceId"])
+        method = p["httpMethod"].upper()
+        if method not in HTTP_METHODS:
+            raise bad_request("Invalid HttpMethod specified. Valid options are GET,PUT,POST,DELETE,PATCH,OPTIONS,"
+                              "HEAD,ANY")
+        auth = p.get("authorizationType") or "NONE"
+        if auth in ("CUSTOM", "COGNITO_USER_POOLS") and p.get("authorizerId") not in doc["authorizers"]:
+            raise bad_request("Invalid authorizer ID specified. Setting the authorization type to CUSTOM or "
+                              "COGNITO_USER_POOLS requires a valid authorizer.")
+        if p.get("requestValidatorId") and p["requestValidatorId"] not in doc["requestValidators"]:
+            raise bad_request("Invalid Request Validator identifier specified")
+        m = _clean({
+            "httpMethod": method, "authorizationType": auth, "authorizerId": p.get("authorizerId"),
+            "apiKeyRequired": bool(p.get("apiKeyRequired", False)), "requestValidatorId": p.get("requestValidatorId"),
+            "operationName": p.get("operationName"), "requestParameters": p.get("requestParameters") or None,
+            "requestModels": p.get("requestModels") or None, "authorizationScopes": p.get("authorizationScopes"),
+        })
+        res.setdefault("resourceMethods", {})[method] = m
+        self._save(doc)
+        return copy.deepcopy(m)
+
+    def get_method(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        return copy.deepcopy(self._method(doc, p["resourceId"], p["httpMethod"]))
+
+    def update_method(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        m = self._method(doc, p["resourceId"], p["httpMethod"])
+        apply_patch(m, p.get("patchOperations") or [], allowed=(
+            "/authorizationType", "/authorizerId", "/apiKeyRequired", "/requestValidatorId", "/operationName",
+            "/requestParameters", "/requestModels", "/authorizationScopes"))
+        self._save(doc)
+        return copy.deepcopy(m)
+
+    def delete_method(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        self._method(doc, p["resourceId"], p["httpMethod"])
+        del doc["resources"][p["resourceId"]]["resourceMethods"][p["httpMethod"].upper()]
+        self._save(doc)
+
+    def put_method_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        m = self._method(doc, p["resourceId"], p["httpMethod"])
+        r = {"statusCode": p["statusCode"], "responseParameters": p.get("responseParameters") or {},
+             "responseModels": p.get("responseModels") or {}}
+        m.setdefault("methodResponses", {})[p["statusCode"]] = r
+        self._save(doc)
+        return copy.deepcopy(r)
+
+    def get_method_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        r = self._method(doc, p["resourceId"], p["httpMethod"]).get("methodResponses", {}).get(p["statusCode"])
+        if r is None:
+            raise not_found("Invalid Response status code specified")
+        return copy.deepcopy(r)
+
+    def delete_method_response(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        responses = self._method(doc, p["resourceId"], p["httpMethod"]).get("methodResponses", {})
+        if responses.pop(p["statusCode"], None) is None:
+            raise not_found("Invalid Response status code specified")
+        self._save(doc)
+
+    def put_integration(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        m = self._method(doc, p["resourceId"], p["httpMethod"])
+        integ = build_integration(p)
+        m["methodIntegration"] = integ
+        self._save(doc)
+        return copy.deepcopy(integ)
+
+    def get_integration(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        return copy.deepcopy(self._integration(doc, p["resourceId"], p["httpMethod"]))
+
+    def update_integration(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        integ = self._integration(doc, p["resourceId"], p["httpMethod"])
+        apply_patch(integ, p.get("patchOperations") or [], allowed=(
+            "/uri", "/httpMethod", "/credentials", "/requestParameters", "/requestTemplates", "/passthroughBehavior",
+            "/contentHandling", "/timeoutInMillis", "/cacheKeyParameters", "/connectionType", "/connectionId"))
+        self._save(doc)
+        return copy.deepcopy(integ)
+
+    def delete_integration(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        self._integration(doc, p["resourceId"], p["httpMethod"])
+        del self._method(doc, p["resourceId"], p["httpMethod"])["methodIntegration"]
+        self._save(doc)
+
+    def put_integration_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        integ = self._integration(doc, p["resourceId"], p["httpMethod"])
+        r = _clean({"statusCode": p["statusCode"], "selectionPattern": p.get("selectionPattern"),
+                    "responseParameters": p.get("responseParameters"), "responseTemplates": p.get("responseTemplates"),
+                    "contentHandling": p.get("contentHandling")})
+        integ.setdefault("integrationResponses", {})[p["statusCode"]] = r
+        self._save(doc)
+        return copy.deepcopy(r)
+
+    def get_integration_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        integ = self._integration(doc, p["resourceId"], p["httpMethod"])
+        r = integ.get("integrationResponses", {}).get(p["statusCode"])
+        if r is None:
+            raise not_found("Invalid Response status code specified")
+        return copy.deepcopy(r)
+
+    def delete_integration_response(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        integ = self._integration(doc, p["resourceId"], p["httpMethod"])
+        if integ.get("integrationResponses", {}).pop(p["statusCode"], None) is None:
+            raise not_found("Invalid Response status code specified")
+        self._save(doc)
+
+    async def test_invoke_method(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        methods = self._resource(doc, p["resourceId"]).get("resourceMethods") or {}
+        if p["httpMethod"].upper() not in methods and "ANY" not in methods:
+            raise not_found("Invalid Method identifier specified")
+        if self._test_invoke is None:
+            raise AwsError("UnknownOperationException", "TestInvokeMethod is not available.", 501)
+        headers = [(k, v) for k, v in (p.get("headers") or {}).items()]
+        for k, values in (p.get("multiValueHeaders") or {}).items():
+            headers += [(k, v) for v in values if (k, v) not in headers]
+        method = p["httpMethod"].upper()
+        if method == "ANY":
+            method = "GET"
+        return await self._test_invoke(doc, p["resourceId"], method, p.get("pathWithQueryString") or "/",
+                                       (p.get("body") or "").encode(), headers, p.get("stageVariables") or {})
+
+    # -- Deployments and stages -------------------------------------------------------------------
+
+    def create_deployment(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        if not any(r.get("resourceMethods") for r in doc["resources"].values()):
+            raise bad_request("The REST API doesn't contain any methods")
+        dep_id = new_id(6)
+        dep = _clean({"id": dep_id, "description": p.get("description"), "createdDate": time.time()})
+        doc["deployments"][dep_id] = {**dep, "_snapshot": snapshot(doc)}
+        stage_name = p.get("stageName")
+        if stage_name:
+            stage = doc["stages"].get(stage_name)
+            if stage is None:
+                doc["stages"][stage_name] = new_stage(stage_name, dep_id, p.get("stageDescription"),
+                                                      p.get("variables"), p.get("tracingEnabled"))
+            else:
+                stage["deploymentId"] = dep_id
+                if p.get("variables"):
+                    stage.setdefault("variables", {}).update(p["variables"])
+                stage["lastUpdatedDate"] = time.time()
+        self._save(doc)
+        return dep
+
+    def get_deployment(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        dep = doc["deployments"].get(p["deploymentId"])
+        if dep is None:
+            raise not_found("Invalid Deployment identifier specified")
+        return {k: v for k, v in dep.items() if not k.startswith("_")}
+
+    def get_deployments(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        return {"items": [{k: v for k, v in d.items() if not k.startswith("_")}
+                          for d in sorted(doc["deployments"].values(), key=lambda d: d["createdDate"])]}
+
+    def delete_deployment(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        if p["deploymentId"] not in doc["deployments"]:
+            raise not_found("Invalid Deployment identifier specified")
+        if any(s["deploymentId"] == p["deploymentId"] for s in doc["stages"].values()):
+            raise bad_request("Active stages pointing to this deployment must be moved or deleted")
+        del doc["deployments"][p["deploymentId"]]
+        self._save(doc)
+
+    def create_stage(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        if p["deploymentId"] not in doc["deployments"]:
+            raise bad_request("Deployment id does not exist")
+        if p["stageName"] in doc["stages"]:
+            raise conflict("Stage already exists")
+        stage = new_stage(p["stageName"], p["deploymentId"], p.get("description"), p.get("variables"),
+                          p.get("tracingEnabled"))
+        if p.get("documentationVersion"):
+            stage["documentationVersion"] = p["documentationVersion"]
+        if p.get("tags"):
+            stage["tags"] = p["tags"]
+        doc["stages"][p["stageName"]] = stage
+        self._save(doc)
+        return copy.deepcopy(stage)
+
+    def _stage(self, doc: Doc, name: str) -> Doc:
+        stage: Doc | None = doc["stages"].get(name)
+        if stage is None:
+            raise not_found("Invalid Stage identifier specified")
+        return stage
+
+    def get_stage(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return copy.deepcopy(self._stage(self._api(ctx, p["restApiId"]), p["stageName"]))
+
+    def get_stages(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        stages = [s for s in doc["stages"].values()
+                  if not p.get("deploymentId") or s["deploymentId"] == p["deploymentId"]]
+        return {"item": copy.deepcopy(sorted(stages, key=lambda s: s["createdDate"]))}
+
+    def update_stage(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        stage = self._stage(doc, p["stageName"])
+        for op in p.get("patchOperations") or []:
+            path = op.get("path") or ""
+            if path == "/deploymentId" and op.get("value") not in doc["deployments"]:
+                raise bad_request("Deployment id does not exist")
+            top = path.split("/")[1] if path.count("/") else ""
+            if top not in ("deploymentId", "description", "variables", "tracingEnabled", "accessLogSettings",
+                           "cacheClusterEnabled", "cacheClusterSize", "clientCertificateId", "*") \
+                    and not path.startswith("/~1"):
+                raise bad_request(_STAGE_PATHS.format(path=path))
+        apply_patch(stage, [op for op in p.get("patchOperations") or []
+                            if (op.get("path") or "").split("/")[1] in _STAGE_FIELDS], allowed=None)
+        stage["lastUpdatedDate"] = time.time()
+        self._save(doc)
+        return copy.deepcopy(stage)
+
+    def delete_stage(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        self._stage(doc, p["stageName"])
+        del doc["stages"][p["stageName"]]
+        self._save(doc)
+
+    # -- Authorizers ------------------------------------------------------------------------------
+
+    def create_authorizer(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        auth = new_authorizer(p)
+        doc["authorizers"][auth["id"]] = auth
+        self._save(doc)
+        return copy.deepcopy(auth)
+
+    def get_authorizer(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        auth = doc["authorizers"].get(p["authorizerId"])
+        if auth is None:
+            raise not_found("Invalid Authorizer identifier specified")
+        return copy.deepcopy(auth)
+
+    def get_authorizers(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        return {"items": copy.deepcopy(list(doc["authorizers"].values()))}
+
+    def update_authorizer(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        auth = doc["authorizers"].get(p["authorizerId"])
+        if auth is None:
+            raise not_found("Invalid Authorizer identifier specified")
+        apply_patch(auth, p.get("patchOperations") or [], allowed=None)
+        self._save(doc)
+        return copy.deepcopy(auth)
+
+    def delete_authorizer(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        if doc["authorizers"].pop(p["authorizerId"], None) is None:
+            raise not_found("Invalid Authorizer identifier specified")
+        self._save(doc)
+
+    # -- Models, request validators, gateway responses ---------------------------------------------
+
+    def create_model(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        if p["name"] in doc["models"]:
+            raise conflict("Model name already exists for this REST API")
+        if p.get("schema"):
+            try:
+                json.loads(p["schema"])
+            except ValueError:
+                raise bad_request("Invalid model specified: Validation Result: warnings : [], errors : "
+                                  "[Invalid model schema specified]") from None
+        model = _clean({"id": new_id(6), "name": p["name"], "description": p.get("description"),
+                        "schema": p.get("schema"), "contentType": p["contentType"]})
+        doc["models"][p["name"]] = model
+        self._save(doc)
+        return copy.deepcopy(model)
+
+    def get_model(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        model: Doc | None = doc["models"].get(p["modelName"])
+        if model is None:
+            raise not_found(f"Invalid model name specified: {p['modelName']}")
+        return copy.deepcopy(model)
+
+    def get_models(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return {"items": copy.deepcopy(list(self._api(ctx, p["restApiId"])["models"].values()))}
+
+    def delete_model(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        if doc["models"].pop(p["modelName"], None) is None:
+            raise not_found(f"Invalid model name specified: {p['modelName']}")
+        self._save(doc)
+
+    def create_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        vid = new_id(6)
+        validator = _clean({"id": vid, "name": p.get("name"),
+                            "validateRequestBody": bool(p.get("validateRequestBody", False)),
+                            "validateRequestParameters": bool(p.get("validateRequestParameters", False))})
+        doc["requestValidators"][vid] = validator
+        self._save(doc)
+        return copy.deepcopy(validator)
+
+    def _validator(self, doc: Doc, vid: str) -> Doc:
+        validator: Doc | None = doc["requestValidators"].get(vid)
+        if validator is None:
+            raise not_found("Invalid Request Validator identifier specified")
+        return validator
+
+    def get_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return copy.deepcopy(self._validator(self._api(ctx, p["restApiId"]), p["requestValidatorId"]))
+
+    def get_request_validators(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return {"items": copy.deepcopy(list(self._api(ctx, p["restApiId"])["requestValidators"].values()))}
+
+    def update_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        validator = self._validator(doc, p["requestValidatorId"])
+        for op in p.get("patchOperations") or []:
+            if op.get("op") != "replace" or op.get("path") not in ("/name", "/validateRequestParameters",
+                                                                   "/validateRequestBody"):
+                raise bad_request(f"Invalid patch path  '{op.get('path')}' specified for op '{op.get('op')}'. "
+                                  "Must be one of: [/name, /validateRequestParameters, /validateRequestBody]")
+        apply_patch(validator, p.get("patchOperations") or [], allowed=None)
+        self._save(doc)
+        return copy.deepcopy(validator)
+
+    def delete_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        self._validator(doc, p["requestValidatorId"])
+        del doc["requestValidators"][p["requestValidatorId"]]
+        self._save(doc)
+
+    def put_gateway_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        response = _clean({"responseType": p["responseType"], "statusCode": p.get("statusCode"),
+                           "responseParameters": p.get("responseParameters") or {},
+                           "responseTemplates": p.get("responseTemplates") or {}, "defaultResponse": False})
+        doc["gatewayResponses"][p["responseType"]] = response
+        self._save(doc)
+        return copy.deepcopy(response)
+
+    def get_gateway_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        found: Doc | None = doc["gatewayResponses"].get(p["responseType"])
+        if found is None:
+            return {"responseType": p["responseType"], "defaultResponse": True, "responseParameters": {},
+                    "responseTemplates": {"application/json": '{"message":$context.error.messageString}'},
+                    **({"statusCode": _DEFAULT_STATUS[p["responseType"]]}
+                       if p["responseType"] in _DEFAULT_STATUS else {})}
+        return copy.deepcopy(found)
+
+    def get_gateway_responses(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        return {"items": copy.deepcopy(list(doc["gatewayResponses"].values()))}
+
+    def update_gateway_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        found: Doc | None = doc["gatewayResponses"].get(p["responseType"])
+        if found is None:
+            raise not_found("Gateway response type not defined on api")
+        apply_patch(found, p.get("patchOperations") or [], allowed=("/statusCode", "/responseParameters",
+                                                                     "/responseTemplates"))
+        self._save(doc)
+        return copy.deepcopy(found)
+
+    def delete_gateway_response(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        if doc["gatewayResponses"].pop(p["responseType"], None) is None:
+            raise not_found("Gateway response type not defined on api")
+        self._save(doc)
+
+    # -- Tags -------------------------------------------------------------------------------------
+
+    def _tagged(self, ctx: RequestContext, arn: str) -> tuple[Doc, Doc]:
+        """(document to save, object holding `tags`) for a REST API, stage, API key or usage plan ARN."""
+        parts = arn.split(":", 5)
+        path = parts[5] if len(parts) == 6 else ""
+        segs = path.strip("/").split("/")
+        if len(segs) >= 2 and segs[0] == "restapis":
+            doc = self._api(ctx, segs[1])
+            if len(segs) == 2:
+                return doc, doc
+            if len(segs) == 4 and segs[2] == "stages":
+                return doc, self._stage(doc, segs[3])
+        if len(segs) == 2 and segs[0] in ("apikeys", "usageplans"):
+            acct = self._account(ctx)
+            found = acct["apiKeys" if segs[0] == "apikeys" else "usagePlans"].get(segs[1])
+            if found is not None:
+                return acct, found
+        raise not_found("Invalid resource identifier specified")
+
+    def tag_resource(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc, target = self._tagged(ctx, p["resourceArn"])
+        target.setdefault("tags", {}).update(p.get("tags") or {})
+        self._store.put(doc)
+
+    def untag_resource(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc, target = self._tagged(ctx, p["resourceArn"])
+        for key in p.get("tagKeys") or []:
+            target.get("tags", {}).pop(key, None)
+        self._store.put(doc)
+
+    def get_tags(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return {"tags": dict(self._tagged(ctx, p["resourceArn"])[1].get("tags") or {})}
+
+    # -- API keys and usage plans -----------------------------------------------------------------
+
+    def _account(self, ctx: RequestContext) -> Doc:
+        key = f"acct-{ctx.principal.account_id}-{ctx.region}"
+        doc: Doc | None = self._store.get(key)
+        if doc is None:
+            doc = {"_id": key, "_kind": ACCOUNT_KIND, "_account": ctx.principal.account_id, "_region": ctx.region,
+                   "apiKeys": {}, "usagePlans": {}}
+        return doc
+
+    def create_api_key(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        acct = self._account(ctx)
+        value = p.get("value")
+        if value is not None and len(value) < 20:
+            raise bad_request("API Key value should be at least 20 characters")
+        if value is not None and len(value) > 128:
+            raise bad_request("API Key value exceeds maximum size of 128 characters")
+        now = time.time()
+        key = _clean({"id": new_id(10), "value": value or new_id(40), "name": p.get("name"),
+                      "customerId": p.get("customerId"), "description": p.get("description"),
+                      "enabled": bool(p.get("enabled", False)), "createdDate": now, "lastUpdatedDate": now,
+                      "stageKeys": [f"{s['restApiId']}/{s['stageName']}" for s in p.get("stageKeys") or []],
+                      "tags": p.get("tags")})
+        acct["apiKeys"][key["id"]] = key
+        self._store.put(acct)
+        return copy.deepcopy(key)
+
+    def get_api_key(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        key: Doc | None = self._account(ctx)["apiKeys"].get(p["apiKey"])
+        if key is None:
+            raise not_found("Invalid API Key identifier specified")
+        out = copy.deepcopy(key)
+        if not p.get("includeValue"):
+            out.pop("value", None)
+        return out
+
+    def get_api_keys(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        items = []
+        for key in self._account(ctx)["apiKeys"].values():
+            if p.get("nameQuery") and not key.get("name", "").startswith(p["nameQuery"]):
+                continue
+            out = copy.deepcopy(key)
+            if not p.get("includeValues"):
+                out.pop("value", None)
+            items.append(out)
+        return {"items": items}
+
+    def update_api_key(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        acct = self._account(ctx)
+        key = acct["apiKeys"].get(p["apiKey"])
+        if key is None:
+            raise not_found("Invalid API Key identifier specified")
+        apply_patch(key, p.get("patchOperations") or [], allowed=("/description", "/enabled", "/name", "/customerId"))
+        key["lastUpdatedDate"] = time.time()
+        self._store.put(acct)
+        return copy.deepcopy(key)
+
+    def delete_api_key(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        acct = self._account(ctx)
+        if acct["apiKeys"].pop(p["apiKey"], None) is None:
+            raise not_found("Invalid API Key identifier specified")
+        for plan in acct["usagePlans"].values():
+            plan.get("_keys", {}).pop(p["apiKey"], None)
+        self._store.put(acct)
+
+    def create_usage_plan(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        acct = self._account(ctx)
+        for s in p.get("apiStages") or []:
+            api = self._store.get(s.get("apiId", ""))
+            if api is None or s.get("stage") not in api.get("stages", {}):
+                raise bad_request("Invalid API Stage specified")
+        plan = _clean({"id": new_id(6), "name": p.get("name"), "description": p.get("description"),
+                       "apiStages": p.get("apiStages") or [], "throttle": p.get("throttle"),
+                       "quota": p.get("quota"), "tags": p.get("tags"), "_keys": {}})
+        acct["usagePlans"][plan["id"]] = plan
+        self._store.put(acct)
+        return public(plan)
+
+    def _plan(self, acct: Doc, plan_id: str) -> Doc:
+        plan: Doc | None = acct["usagePlans"].get(plan_id)
+        if plan is None:
+            raise not_found("Invalid Usage Plan ID specified")
+        return plan
+
+    def get_usage_plan(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return public(self._plan(self._account(ctx), p["usagePlanId"]))
+
+    def get_usage_plans(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        plans: list[Doc] = list(self._account(ctx)["usagePlans"].values())
+        if p.get("keyId"):
+            plans = [pl for pl in plans if p["keyId"] in pl.get("_keys", {})]
+        return {"items": [public(pl) for pl in plans]}
+
+    def update_usage_plan(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        acct = self._account(ctx)
+        plan = self._plan(acct, p["usagePlanId"])
+        for op in p.get("patchOperations") or []:
+            if op.get("path") == "/apiStages" and op.get("op") in ("add", "remove"):
+                api_id, _, stage = (op.get("value") or "").partition(":")
+                if op["op"] == "add":
+                    api = self._store.get(api_id)
+                    if api is None or stage not in api.get("stages", {}):
+                        raise bad_request("Invalid API Stage specified")
+                    plan.setdefault("apiStages", []).append({"apiId": api_id, "stage": stage})
+                else:
+                    plan["apiStages"] = [s for s in plan.get("apiStages", [])
+                                         if (s["apiId"], s["stage"]) != (api_id, stage)]
+            else:
+                apply_patch(plan, [op], allowed=("/name", "/description", "/throttle", "/quota", "/productCode"))
+        self._store.put(acct)
+        return public(plan)
+
+    def delete_usage_plan(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        acct = self._account(ctx)
+        self._plan(acct, p["usagePlanId"])
+        del acct["usagePlans"][p["usagePlanId"]]
+        self._store.put(acct)
+
+    def create_usage_plan_key(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        acct = self._account(ctx)
+        plan = self._plan(acct, p["usagePlanId"])
+        key = acct["apiKeys"].get(p["keyId"])
+        if key is None:
+            raise not_found("Invalid API Key identifier specified")
+        plan.setdefault("_keys", {})[key["id"]] = True
+        self._store.put(acct)
+        return {"id": key["id"], "type": p.get("keyType") or "API_KEY", "value": key["value"],
+                "name": key.get("name")}
+
+    def get_usage_plan_keys(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        acct = self._account(ctx)
+        plan = self._plan(acct, p["usagePlanId"])
+        items = []
+        for kid in plan.get("_keys", {}):
+            key = acct["apiKeys"].get(kid)
+            if key is not None:
+                items.append({"id": kid, "type": "API_KEY", "value": key["value"], "name": key.get("name")})
+        return {"items": items}
+
+    def delete_usage_plan_key(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        acct = self._account(ctx)
+        plan = self._plan(acct, p["usagePlanId"])
+        if plan.get("_keys", {}).pop(p["keyId"], None) is None:
+            raise not_found("Invalid API Key identifier specified")
+        self._store.put(acct)
+
+
+_DEFAULT_STATUS = {
+    "ACCESS_DENIED": "403", "API_CONFIGURATION_ERROR": "500", "AUTHORIZER_CONFIGURATION_ERROR": "500",
+    "AUTHORIZER_FAILURE": "500", "BAD_REQUEST_BODY": "400", "BAD_REQUEST_PARAMETERS": "400",
+    "EXPIRED_TOKEN": "403", "INTEGRATION_FAILURE": "504", "INTEGRATION_TIMEOUT": "504", "INVALID_API_KEY": "403",
+    "INVALID_SIGNATURE": "403", "MISSING_AUTHENTICATION_TOKEN": "403", "QUOTA_EXCEEDED": "429",
+    "REQUEST_TOO_LARGE": "413", "RESOURCE_NOT_FOUND": "404", "THROTTLED": "429", "UNAUTHORIZED": "401",
+    "UNSUPPORTED_MEDIA_TYPE": "415", "WAF_FILTERED": "403",
+}
+_STAGE_FIELDS = frozenset({"deploymentId", "description", "variables", "tracingEnabled", "accessLogSettings",
+                           "cacheClusterEnabled", "cacheClusterSize", "clientCertificateId"})
+_STAGE_PATHS = (
+    "Invalid method setting path: {path}. Must be one of: [/deploymentId, /description, /cacheClusterEnabled, "
+    "/cacheClusterSize, /clientCertificateId, /accessLogSettings, /accessLogSettings/destinationArn, "
+    "/accessLogSettings/format, /{{resourcePath}}/{{httpMethod}}/metrics/enabled, "
+    "/{{resourcePath}}/{{httpMethod}}/logging/dataTrace, /{{resourcePath}}/{{httpMethod}}/logging/loglevel, "
+    "/{{resourcePath}}/{{httpMethod}}/throttling/burstLimit/{{resourcePath}}/{{httpMethod}}/throttling/rateLimit"
+    "/{{resourcePath}}/{{httpMethod}}/caching/ttlInSeconds, /{{resourcePath}}/{{httpMethod}}/caching/enabled, "
+    "/{{resourcePath}}/{{httpMethod}}/caching/dataEncrypted, "
+    "/{{resourcePath}}/{{httpMethod}}/caching/requireAuthorizationForCacheControl, "
+    "/{{resourcePath}}/{{httpMethod}}/caching/unauthorizedCacheControlHeaderStrategy, /*/*/metrics/enabled, "
+    "/*/*/logging/dataTrace, /*/*/logging/loglevel, /*/*/throttling/burstLimit /*/*/throttling/rateLimit "
+    "/*/*/caching/ttlInSeconds, /*/*/caching/enabled, /*/*/caching/dataEncrypted, "
+    "/*/*/caching/requireAuthorizationForCacheControl, /*/*/caching/unauthorizedCacheControlHeaderStrategy, "
+    "/variables/{{variable_name}}, /tracingEnabled]")
+
+
+def new_stage(name: str, deployment_id: str, description: str | None, variables: dict[str, str] | None,
+              tracing: bool | None) -> Doc:
+    now = time.time()
+    return _clean({"stageName": name, "deploymentId": deployment_id, "description": description,
+                   "cacheClusterEnabled": False, "cacheClusterStatus": "NOT_AVAILABLE", "methodSettings": {},
+                   "variables": variables or None, "tracingEnabled": bool(tracing), "createdDate": now,
+                   "lastUpdatedDate": now})
+
+
+def new_authorizer(p: dict[str, Any]) -> Doc:
+    return _clean({"id": new_id(6), "name": p.get("name"), "type": p.get("type"),
+                   "providerARNs": p.get("providerARNs"), "authType": p.get("authType"),
+                   "authorizerUri": p.get("authorizerUri"), "authorizerCredentials": p.get("authorizerCredentials"),
+                   "identitySource": p.get("identitySource") or (
+                       "method.request.header.Authorization" if p.get("type") == "TOKEN" else None),
+                   "identityValidationExpression": p.get("identityValidationExpression"),
+                   "authorizerResultTtlInSeconds": p.get("authorizerResultTtlInSeconds", 300)})
+
+
+def build_integration(p: dict[str, Any]) -> Doc:
+    kind = p["type"]
+    uri = p.get("uri")
+    method = p.get("integrationHttpMethod") or p.get("httpMethod_integration")
+    if kind in ("HTTP", "HTTP_PROXY", "AWS", "AWS_PROXY") and not method:
+        raise bad_request("Enumeration value for HttpMethod must be non-empty")
+    if kind in ("AWS", "AWS_PROXY"):
+        if not uri or not uri.startswith("arn:"):
+            raise bad_request("Invalid ARN specified in the request")
+        service_part = uri.split(":")[5] if uri.count(":") >= 5 else ""
+        if not (service_part.startswith("path/") or service_part.startswith("action/")):
+            raise bad_request("AWS ARN for integration must contain path or action")
+        if kind == "AWS_PROXY" and ":lambda:path" not in uri and ":firehose:" not in uri:
+            raise bad_request("Integrations of type 'AWS_PROXY' currently only supports Lambda function and "
+                              "Firehose stream invocations.")
+    if kind in ("HTTP", "HTTP_PROXY") and (not uri or not re.match(r"^https?://", uri)):
+        raise bad_request("Invalid HTTP endpoint specified for URI")
+    integ = _clean({
+        "type": kind, "httpMethod": method, "uri": uri, "connectionType": p.get("connectionType"),
+        "connectionId": p.get("connectionId"), "credentials": p.get("credentials"),
+        "requestParameters": p.get("requestParameters") or None, "requestTemplates": p.get("requestTemplates") or None,
+        "passthroughBehavior": p.get("passthroughBehavior") or "WHEN_NO_MATCH",
+        "contentHandling": p.get("contentHandling"), "timeoutInMillis": p.get("timeoutInMillis") or 29000,
+        "cacheNamespace": p.get("cacheNamespace") or new_id(6), "cacheKeyParameters": p.get("cacheKeyParameters") or [],
+    })
+    if p.get("integrationResponses"):
+        integ["integrationResponses"] = p["integrationResponses"]
+    return integ
+
+
+def _check_path_part(doc: Doc, parent_id: str, part: str, exclude: str | None = None) -> None:
+    parent = doc["resources"].get(parent_id)
+    if parent is None:
+        raise not_found("Invalid Resource identifier specified")
+    if parent.get("pathPart", "").endswith("+}"):
+        raise bad_request(f"Cannot create a child of a resource with a greedy path variable: {parent['pathPart']}")
+    if not _PATH_PART_RX.match(part):
+        raise bad_request("Resource's path part only allow a-zA-Z0-9._- and curly braces at the beginning and "
+                          "the end and an optional plus sign before the closing brace.")
+    for sib in doc["resources"].values():
+        if sib.get("parentId") != parent_id or sib["id"] == exclude:
+            continue
+        if sib["pathPart"] == part:
+            raise conflict(f"Another resource with the same parent already has this name: {part}")
+        if part.startswith("{") and sib["pathPart"].startswith("{"):
+            raise bad_request(f"A sibling ({sib['pathPart']}) of this resource already has a variable path part "
+                              "-- only one is allowed")
+
+
+def add_resource(doc: Doc, parent_id: str, part: str) -> Doc:
+    _check_path_part(doc, parent_id, part)
+    rid = new_id(6)
+    res = {"id": rid, "parentId": parent_id, "pathPart": part}
+    doc["resources"][rid] = res
+    return res
+
+
+def snapshot(doc: Doc) -> Doc:
+    """What a deployment freezes: the resource tree with methods, and what the data plane needs."""
+    frozen: Doc = json.loads(json.dumps({
+        "resources": doc["resources"], "authorizers": doc.get("authorizers", {}),
+        "binaryMediaTypes": doc.get("binaryMediaTypes", []), "apiKeySource": doc.get("apiKeySource", "HEADER"),
+        "requestValidators": doc.get("requestValidators", {}), "models": doc.get("models", {}),
+        "gatewayResponses": doc.get("gatewayResponses", {}),
+    }))
+    return frozen
