@@ -46,13 +46,13 @@ from hearth.observability import metrics
 from hearth.observability.logstore import LogStore
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
-from hearth.services.cloudformation.component import CloudFormation
 from hearth.services.apigateway.front import ApiFront
 from hearth.services.apigateway.front import match as api_match
 from hearth.services.apigateway.rest import RestApiProvider
 from hearth.services.apigateway.store import ApiStore
 from hearth.services.apigateway.v2 import HttpApiProvider
 from hearth.services.apigateway.websocket import Connections, ManagementProvider
+from hearth.services.cloudformation.component import CloudFormation
 from hearth.services.events.component import EventBridge, clock_for
 from hearth.services.kinesis.provider import KinesisProvider
 from hearth.services.kinesis.streams import StreamService
