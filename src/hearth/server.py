@@ -32,6 +32,7 @@ from hearth.esm.target import PlatformInvoke
 from hearth.events.delivery import DeliveryRouter
 from hearth.functions.model import FunctionVersion
 from hearth.functions.service import FunctionService
+from hearth.functions.store import open_store
 from hearth.invoke.async_queue import AsyncQueue, AsyncQueueConfig
 from hearth.invoke.aws_proxy import serve_proxy
 from hearth.invoke.invoker import Invoker
@@ -42,7 +43,6 @@ from hearth.invoke.logwriter import BackgroundLogSink
 from hearth.invoke.pool import EnvironmentPool, PoolConfig
 from hearth.invoke.provisioned import ProvisionedManager, ProvisionedStore
 from hearth.observability import metrics
-from hearth.observability.logstore import LogStore
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
 from hearth.services.events.component import EventBridge, clock_for
@@ -61,12 +61,12 @@ from hearth.services.lambda_.stream_api import LambdaStreamProvider
 from hearth.services.lambda_.urls import FunctionUrlProvider, UrlConfigStore
 from hearth.services.lambda_.versions import LambdaVersionsProvider
 from hearth.services.logs.provider import LogsProvider
+from hearth.services.logs.store import LogStore
 from hearth.services.sns.provider import SnsDelivery, SnsProvider
 from hearth.services.sns.topics import TopicService
 from hearth.services.sqs.provider import SqsDelivery, SqsProvider
 from hearth.services.sqs.queues import QueueService
 from hearth.store.blobs import BlobStore
-from hearth.store.db import open_store
 from hearth.urls.front import UrlFront
 from hearth.urls.front import match as url_match
 
@@ -109,7 +109,7 @@ class Hearth:
                   "bound to loopback.", file=sys.stderr, flush=True)
         self.store = open_store(s.data_dir)
         self.blobs = BlobStore(s.data_dir)
-        self.log_store = LogStore(s.data_dir / "logs.db")
+        self.log_store = LogStore(s.data_dir)
         self.code_signer = CodeUrlSigner.load(s.data_dir)
         self.functions = FunctionService(s, self.store, self.blobs)
         self.backend, self.isolation_warning = await choose_backend(s.isolation, s.data_dir,

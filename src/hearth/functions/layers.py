@@ -24,9 +24,9 @@ from typing import Any
 
 from hearth.functions import errors, policy
 from hearth.functions.config import aws_timestamp
+from hearth.functions.store import RevisionMismatch
 from hearth.store.blobs import BlobStore, ZipRejected, inspect_zip
 from hearth.store.component import ComponentDb
-from hearth.store.db import RevisionMismatch
 
 MAX_LAYERS = 5
 MAX_PAGE = 50

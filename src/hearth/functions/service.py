@@ -45,9 +45,9 @@ from hearth.functions.config import PENDING_CODE, PENDING_REASON, FunctionConfig
 from hearth.functions.layers import LayerService
 from hearth.functions.model import FunctionVersion
 from hearth.functions.names import LATEST, FunctionRef, InvalidFunctionRef, function_arn, parse_function_ref
+from hearth.functions.store import AliasRow, AlreadyExists, FunctionStore, PolicyRow, RevisionMismatch, VersionRow
 from hearth.runtimes.registry import runtime_unavailable_reason
 from hearth.store.blobs import UNZIPPED_LIMIT, BlobStore, ZipRejected, inspect_zip
-from hearth.store.db import AliasRow, AlreadyExists, PolicyRow, RevisionMismatch, Store, VersionRow
 
 log = logging.getLogger("hearth.functions")
 
@@ -77,7 +77,7 @@ class FunctionService:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: FunctionStore,
         blobs: BlobStore,
         *,
         runtime_check: Callable[[str], str | None] = runtime_unavailable_reason,
