@@ -14,25 +14,19 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from hearth.functions.model import FunctionVersion
 from hearth.invoke import logs
 from hearth.invoke.environment import InitFailure
 from hearth.invoke.launch import LaunchError
 from hearth.invoke.limiter import ConcurrencyLimiter, Lease, Throttled
+from hearth.invoke.logs import FunctionLogs
 from hearth.invoke.pool import EnvironmentPool
 from hearth.observability.metrics import InvokeMetrics
 from hearth.runtime_api.channel import Invocation, ResponseStream
 
 log = logging.getLogger(__name__)
-
-
-class LogSink(Protocol):
-    def ensure_group(self, account: str, region: str, group: str) -> None: ...
-    def ensure_stream(self, account: str, region: str, group: str, stream: str) -> None: ...
-    def append(self, account: str, region: str, group: str, stream: str,
-               events: list[tuple[int, str]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -48,15 +42,15 @@ class InvokeOutcome:
 
 
 class Invoker:
-    def __init__(self, pool: EnvironmentPool, log_sink: LogSink) -> None:
+    def __init__(self, pool: EnvironmentPool, function_logs: FunctionLogs, *,
+                 limiter: ConcurrencyLimiter | None = None, metrics: InvokeMetrics | None = None) -> None:
         self._pool = pool
-        self._logs = log_sink
+        self._logs = function_logs
         self._background: set[asyncio.Task[None]] = set()
         self.invocations = 0
         self.errors = 0
-        # Set by the server: admission (the concurrency limiter) and the invoke metrics.
-        self.limiter: ConcurrencyLimiter | None = None
-        self.metrics: InvokeMetrics | None = None
+        self.limiter = limiter  # admission (None: every invocation is admitted, as in unit tests)
+        self.metrics = metrics
 
     async def invoke(
         self, fv: FunctionVersion, payload: bytes, *, lease: Lease | None = None, wait_for_capacity: bool = False,
@@ -102,7 +96,7 @@ class Invoker:
         except InitFailure as failure:
             self.errors += 1
             events = [*failure.init_log, (int(time.time() * 1000), logs.init_report_line(failure.error_type))]
-            self.write_logs(fv, f"{logs.log_stream_name(fv.version, uuid.uuid4().hex)}", events)
+            self._logs.write(fv, f"{logs.log_stream_name(fv.version, uuid.uuid4().hex)}", events)
             return InvokeOutcome(request_id, failure.payload, "Unhandled", failure.error_type, fv.version,
                                  logs.tail(events) if tail else None, 0.0, True)
         except LaunchError as exc:
@@ -122,7 +116,7 @@ class Invoker:
             run = await env.invoke(invocation, float(fv.timeout_s))
         finally:
             self._pool.release(fv, env)
-        self.write_logs(fv, env.log_stream, run.events)
+        self._logs.write(fv, env.log_stream, run.events)
         error_type = run.result.error_type
         if error_type is not None:
             self.errors += 1
@@ -150,15 +144,6 @@ class Invoker:
             await self.invoke(fv, payload, request_id=request_id, wait_for_capacity=True)
         except Exception:
             log.exception("event invocation %s of %s failed", request_id, fv.function_arn)
-
-    def write_logs(self, fv: FunctionVersion, stream: str, events: list[tuple[int, str]]) -> None:
-        group = fv.effective_log_group
-        try:
-            self._logs.ensure_group(fv.account_id, fv.region, group)
-            self._logs.ensure_stream(fv.account_id, fv.region, group, stream)
-            self._logs.append(fv.account_id, fv.region, group, stream, events)
-        except Exception:  # logging must never fail an invocation
-            log.exception("writing logs of %s failed", fv.function_arn)
 
     async def close(self) -> None:
         for task in list(self._background):
