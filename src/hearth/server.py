@@ -153,8 +153,8 @@ class Hearth:
         on_stop.callback(metrics.REGISTRY.add_collector(self._collect_metrics))
         self.invoker = Invoker(pool, function_logs, limiter=self.limiter, metrics=self.invoke_metrics)
         on_stop.push_async_callback(self.invoker.close)
-        # The control plane: SnapStart versions wait for their snapshot (the pool's) while Pending.
-        self.functions = FunctionService(s, self.store, self.blobs, snapshots=pool)
+        # The control plane: SnapStart versions wait for their snapshot (the data plane's) while Pending.
+        self.functions = FunctionService(s, self.store, self.blobs, snapshots=self.invoker)
         on_stop.push_async_callback(self.functions.close)
         self.functions.add_listener(self._on_function_change)
         await self.functions.recover()
@@ -258,14 +258,11 @@ class Hearth:
 
     def _on_function_change(self, event: str, fv: FunctionVersion) -> None:
         whole_function = event == "deleted" and fv.version == "$LATEST"
-        if whole_function:
-            self.limiter.forget_function(fv.function_arn)
-        assert self.pool is not None  # listeners are added once the pool exists
         # Only the changed (or deleted) version's idle environments go; other versions keep theirs.
         keep = fv.revision_id if event == "updated" else None
         version = None if whole_function else fv.version
         asyncio.get_running_loop().create_task(
-            self.pool.retire(fv.function_arn, version=version, keep_revision=keep))
+            self.invoker.retire(fv.function_arn, version=version, keep_revision=keep))
 
     def _on_function_change_provisioned(self, event: str, fv: FunctionVersion) -> None:
         if event == "deleted" and fv.version == "$LATEST":

@@ -22,6 +22,7 @@ from hearth.functions.model import FunctionVersion
 from hearth.functions.names import parse_function_ref
 from hearth.functions.service import FunctionService
 from hearth.invoke.invoker import Invoker
+from hearth.invoke.request import InvokeRequest
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,14 @@ class InvokeResult:
 
 
 class Invoke(Protocol):
-    async def __call__(self, account: str, region: str, function_arn: str, payload: bytes) -> InvokeResult: ...
+    async def __call__(self, account: str, region: str, function_arn: str, payload: bytes, *,
+                       trace_header: str | None = None) -> InvokeResult:
+        """Run the function once with `payload`, continuing the chain of `trace_header` if given."""
+        ...
+
+    def stops_loop(self, account: str, region: str, function_arn: str, trace_header: str | None) -> bool:
+        """Whether a record with this trace header must not run the function (a recursive loop)."""
+        ...
 
 
 class PlatformInvoke:
@@ -63,11 +71,6 @@ class PlatformInvoke:
         if not trace_header or not lineage.is_loop(trace_header, unqualified):
             return False
         return not self._recursion_allowed(account, region, ref.name)
-
-    async def traced(self, account: str, region: str, function_arn: str, payload: bytes,
-                     trace_header: str | None) -> InvokeResult:
-        """An invocation that continues the chain of `trace_header` (one more hop of the function)."""
-        return await self(account, region, function_arn, payload, trace_header=trace_header)
 
     def _resolve(self, account: str, region: str, function_arn: str) -> FunctionVersion | None:
         try:
@@ -89,7 +92,7 @@ class PlatformInvoke:
             return InvokeResult(b'{"errorType": "ResourceNotFoundException"}', "Unhandled", missing=True)
         try:
             trace = lineage.next_hop(trace_header, fv.function_arn)  # a run without a chain starts one
-            outcome = await self._invoker.invoke(fv, payload, wait_for_capacity=True, trace_id=trace)
+            outcome = await self._invoker.invoke(InvokeRequest(fv, payload, wait_for_capacity=True, trace_id=trace))
         except AwsError as err:
             log.warning("event source mapping could not invoke %s: %s %s", function_arn, err.code, err.message)
             return InvokeResult(f'{{"errorType": "{err.code}"}}'.encode(), "Unhandled", fv.version)

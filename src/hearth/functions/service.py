@@ -768,7 +768,7 @@ class FunctionService:
         """Take a SnapStart version's snapshot (INIT once): None, or the version's failure."""
         assert self._snapshots is not None
         try:
-            await self._snapshots.prepare_snapshot(self._to_fv(active))
+            await self._snapshots.prepare(self._to_fv(active))
         except asyncio.CancelledError:
             raise
         except SnapshotFailed as exc:

@@ -22,12 +22,12 @@ class SnapshotFailed(Exception):
 
 
 class SnapshotTaker(Protocol):
-    """What the control plane asks of SnapStart (the environment pool implements it)."""
+    """What the control plane asks of SnapStart (the invoker, the data plane's front door, implements it)."""
 
     def snapshot_applies(self, fv: FunctionVersion) -> bool:
         """Whether new environments of `fv` are restored from a snapshot."""
         ...
 
-    async def prepare_snapshot(self, fv: FunctionVersion) -> None:
+    async def prepare(self, fv: FunctionVersion) -> None:
         """Take `fv`'s snapshot now. Raises SnapshotFailed."""
         ...

@@ -46,7 +46,7 @@ from hearth.events import lineage
 from hearth.events.delivery import DeliveryError, DeliveryRouter, Message
 from hearth.functions.model import FunctionVersion
 from hearth.functions.names import InvalidFunctionRef, parse_function_ref
-from hearth.invoke.invoker import InvokeOutcome
+from hearth.invoke.request import InvokeOutcome, InvokeRequest
 from hearth.store.component import ComponentDb
 
 log = logging.getLogger("hearth.async")
@@ -211,8 +211,7 @@ class FunctionLookup(Protocol):
 
 
 class EventInvoker(Protocol):
-    async def invoke(self, fv: FunctionVersion, payload: bytes, *, request_id: str | None = None,
-                     trace_id: str | None = None) -> InvokeOutcome: ...
+    async def invoke(self, request: InvokeRequest) -> InvokeOutcome: ...
 
 
 @dataclass
@@ -432,7 +431,7 @@ class AsyncQueue:
             return
         trace = lineage.next_hop(ev.trace_header, fv.function_arn)
         try:
-            outcome = await self._invoker.invoke(fv, ev.payload, request_id=ev.id, trace_id=trace)
+            outcome = await self._invoker.invoke(InvokeRequest(fv, ev.payload, request_id=ev.id, trace_id=trace))
         except AwsError as err:
             self._retry_later(ev, policy, f"{err.code}: {err.message}", throttled=err.code in THROTTLE_CODES)
             return

@@ -17,6 +17,7 @@ from hearth.invoke.invoker import Invoker
 from hearth.invoke.launch import Credentials
 from hearth.invoke.logs import FunctionLogs
 from hearth.invoke.pool import EnvironmentPool, PoolConfig
+from hearth.invoke.request import InvokeRequest
 from hearth.runtime_api.channel import Invocation
 from hearth.sandbox.fake import FakeBackend, FakeExit, FakeFunction, FakeSandbox
 
@@ -175,7 +176,7 @@ async def test_the_invoker_writes_each_invocation_to_the_function_log_group() ->
 
     pool = make_pool(FakeBackend(FakeFunction(echo)), freeze_idle=False)
     invoker = Invoker(pool, FunctionLogs(Sink()))
-    outcome = await invoker.invoke(fv(), b'"hi"', tail=True)
+    outcome = await invoker.invoke(InvokeRequest(fv(), b'"hi"', tail=True))
     assert outcome.payload == b'"hi"' and outcome.cold and outcome.log_tail
     (group, stream, lines), = written
     assert group == "/aws/lambda/f" and "]" in stream and lines[-1].startswith("REPORT")
