@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hearth.config import Settings
-from hearth.functions import errors, policy
+from hearth.functions import errors, policy, states
 from hearth.functions.aliases import Alias, check_routing
 from hearth.functions.config import PENDING_CODE, PENDING_REASON, FunctionConfig, aws_timestamp
 from hearth.functions.layers import LayerService
@@ -447,14 +447,14 @@ class FunctionService:
         # Keep serving the configuration that is live now until the update has finished.
         if current.key not in self._live and current.state == "Active":
             self._live[current.key] = self._to_fv(current)
-        updated = current.replace(
+        updated = states.check(current, current.replace(
             **changes,
             revision_id=new_revision(),
             last_modified=aws_timestamp(),
-            last_update_status="InProgress",
+            last_update_status=states.UpdateStatus.IN_PROGRESS,
             last_update_status_reason=PENDING_REASON,
             last_update_status_reason_code=PENDING_CODE,
-        )
+        ))
         try:
             self._store.put_version(_to_row(updated), expected_revision=current.revision_id)
         except RevisionMismatch:
@@ -798,12 +798,12 @@ class FunctionService:
                     await asyncio.to_thread(self._blobs.extract, sha)
             except (ZipRejected, FileNotFoundError) as exc:
                 reason = f"The function's code could not be restored: {exc}"
-                failed = cfg.replace(
-                    state="Failed",
+                failed = states.check(cfg, cfg.replace(
+                    state=states.State.FAILED,
                     state_reason=reason,
                     state_reason_code="InternalError",
                     revision_id=new_revision(),
-                )
+                ))
                 try:
                     self._store.put_version(_to_row(failed), expected_revision=row.revision_id)
                 except RevisionMismatch:
@@ -884,12 +884,12 @@ def _init_error_message(payload: object) -> str:
 def _settled(cfg: FunctionConfig, failure: tuple[str, str] | None) -> FunctionConfig:
     """A Pending (or InProgress) configuration made Active (Successful), or Failed with (code, reason)."""
     code, reason = failure if failure is not None else (None, None)
-    return cfg.replace(
-        state="Failed" if failure else "Active",
+    return states.check(cfg, cfg.replace(
+        state=states.State.FAILED if failure else states.State.ACTIVE,
         state_reason=reason,
         state_reason_code=code,
-        last_update_status="Failed" if failure else "Successful",
+        last_update_status=states.UpdateStatus.FAILED if failure else states.UpdateStatus.SUCCESSFUL,
         last_update_status_reason=reason,
         last_update_status_reason_code=code,
         revision_id=new_revision(),
-    )
+    ))

@@ -25,8 +25,9 @@ import uuid
 from hearth.functions.model import FunctionVersion
 from hearth.invoke import logs
 from hearth.invoke.environment import InitFailure
+from hearth.invoke.errors import Throttled
 from hearth.invoke.launch import LaunchError
-from hearth.invoke.limiter import ConcurrencyLimiter, Lease, Throttled
+from hearth.invoke.limiter import ConcurrencyLimiter, Lease
 from hearth.invoke.logs import FunctionLogs
 from hearth.invoke.pool import EnvironmentPool
 from hearth.invoke.request import InvokeOutcome, InvokeRequest

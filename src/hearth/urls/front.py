@@ -24,11 +24,12 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from hearth.asgi import BodyTooLarge, read_body
-from hearth.aws.errors import AwsError
 from hearth.aws.keys import KeyStore
 from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
 from hearth.config import Settings
+from hearth.functions.errors import FunctionsError
 from hearth.functions.model import FunctionVersion
+from hearth.invoke.errors import InvokeError, Throttled
 from hearth.invoke.invoker import Invoker
 from hearth.invoke.request import InvokeOutcome, InvokeRequest
 from hearth.runtime_api.channel import ResponseStream
@@ -149,7 +150,7 @@ class UrlFront:
             return _json(403, FORBIDDEN)
         try:
             fv = self._functions.resolve(cfg.account, cfg.region, cfg.function_name, cfg.qualifier or None)
-        except AwsError:
+        except FunctionsError:
             return _json(404, NOT_FOUND)
         if fv.state != "Active":
             return _json(503, UNAVAILABLE)
@@ -225,7 +226,7 @@ class UrlFront:
         try:
             self._functions.authorize(None, cfg.function_arn, "lambda:InvokeFunctionUrl",
                                       context={"lambda:FunctionUrlAuthType": "NONE"})
-        except AwsError:
+        except FunctionsError:
             return False
         return True
 
@@ -235,7 +236,7 @@ class UrlFront:
         try:  # the URL's own ARN (alias-qualified or not) names the policy that applies
             self._functions.authorize(caller.account_id, cfg.function_arn, "lambda:InvokeFunctionUrl",
                                       context={"lambda:FunctionUrlAuthType": "AWS_IAM"})
-        except AwsError:
+        except FunctionsError:
             return False
         return True
 
@@ -245,9 +246,9 @@ class UrlFront:
 
 def _outcome_answer(task: asyncio.Task[InvokeOutcome]) -> HttpAnswer:
     exc = task.exception()
-    if isinstance(exc, AwsError):
-        if exc.status == 429:
-            return _json(429, THROTTLED)
+    if isinstance(exc, Throttled):
+        return _json(429, THROTTLED)
+    if isinstance(exc, (InvokeError, FunctionsError)):
         return _json(502, INTERNAL)
     if exc is not None:
         log.error("function URL invocation failed", exc_info=exc)

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hearth.aws.errors import AwsError
 from hearth.events.delivery import DeliveryError, DeliveryRouter, Message
 from hearth.functions import errors
 from hearth.functions.model import FunctionVersion
 from hearth.functions.names import function_arn, parse_function_ref
 from hearth.invoke.async_queue import AsyncPolicy, AsyncQueue, AsyncQueueConfig, ManualClock
+from hearth.invoke.errors import Throttled, ThrottleReason
 from hearth.invoke.request import InvokeOutcome, InvokeRequest
 
 ACCOUNT = "000000000000"
@@ -67,7 +67,7 @@ def fails(message: str = "boom") -> Callable[[], InvokeOutcome]:
 
 def throttled() -> Callable[[], InvokeOutcome]:
     def raise_() -> InvokeOutcome:
-        raise AwsError("TooManyRequestsException", "Rate Exceeded.", 429)
+        raise Throttled(ThrottleReason.ACCOUNT)
     return raise_
 
 

@@ -19,6 +19,7 @@ from hearth.functions.names import InvalidFunctionRef, parse_function_ref
 from hearth.invoke.async_queue import ASYNC_PAYLOAD_LIMIT, AsyncQueue
 from hearth.invoke.invoker import Invoker
 from hearth.invoke.request import InvokeRequest
+from hearth.services.lambda_.errors import maps_domain_errors
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # 6,291,456 bytes, request and response
 __all__ = ["ASYNC_PAYLOAD_LIMIT", "SYNC_PAYLOAD_LIMIT", "LambdaInvokeProvider"]
@@ -33,6 +34,7 @@ def _user_error(code: str, message: str, status: int = 400, *, key: str = "messa
     return AwsError(code, message, status, fields={"Type": "User"}, message_key=key)
 
 
+@maps_domain_errors
 class LambdaInvokeProvider:
     def __init__(self, functions: FunctionResolver, invoker: Invoker, queue: AsyncQueue | None = None) -> None:
         self._functions = functions

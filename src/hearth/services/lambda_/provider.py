@@ -22,6 +22,7 @@ from hearth.functions.service import FunctionService
 from hearth.functions.store import FunctionStore
 from hearth.services.lambda_ import validation
 from hearth.services.lambda_.code_url import CodeUrlSigner
+from hearth.services.lambda_.errors import maps_domain_errors
 from hearth.store.blobs import ZipRejected, inspect_zip
 
 TOTAL_CODE_SIZE_LIMIT = 80_530_636_800
@@ -142,6 +143,7 @@ def _check_zip(zip_file: bytes) -> int:
         raise errors.invalid_parameter(str(exc)) from None
 
 
+@maps_domain_errors
 class LambdaProvider:
     def __init__(
         self, settings: Settings, store: FunctionStore, functions: FunctionService, code_signer: CodeUrlSigner,

@@ -27,6 +27,7 @@ from hearth.invoke.invoker import Invoker
 from hearth.invoke.request import InvokeOutcome, InvokeRequest
 from hearth.runtime_api.channel import ResponseStream
 from hearth.services.base import RawResponse
+from hearth.services.lambda_.errors import maps_domain_errors
 from hearth.services.lambda_.invoke_api import (
     SYNC_PAYLOAD_LIMIT,
     FunctionResolver,
@@ -67,6 +68,7 @@ def _details(payload: bytes | None) -> str:
     return (payload or b"").decode("utf-8", "replace")
 
 
+@maps_domain_errors
 class LambdaStreamProvider:
     def __init__(self, functions: FunctionResolver, invoker: Invoker) -> None:
         self._functions = functions
