@@ -394,8 +394,7 @@ def serve(settings: Settings) -> None:
         server_header=False,
         date_header=True,
     )
-    server = _Server(config)
-    server.on_shutdown = hearth.begin_shutdown
+    server = _Server(config, on_shutdown=hearth.begin_shutdown)
     server.run()
 
 
@@ -406,7 +405,9 @@ class _Server(uvicorn.Server):
     Hearth a completed graceful shutdown is a clean exit, and supervisors should see it as one.
     """
 
-    on_shutdown: Callable[[], None] | None = None  # runs before in-flight requests are awaited
+    def __init__(self, config: uvicorn.Config, *, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_shutdown = on_shutdown  # runs before in-flight requests are awaited
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -415,6 +416,5 @@ class _Server(uvicorn.Server):
             self._captured_signals.clear()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        if self.on_shutdown is not None:
-            self.on_shutdown()
+        self.on_shutdown()
         await super().shutdown(sockets)
