@@ -47,8 +47,8 @@ class Invoker:
         self._background: set[asyncio.Task[None]] = set()
         self.invocations = 0
         self.errors = 0
-        self.limiter = limiter  # admission (None: every invocation is admitted, as in unit tests)
-        self.metrics = metrics
+        self._limiter = limiter  # admission (None: every invocation is admitted, as in unit tests)
+        self._metrics = metrics
 
     async def invoke(self, request: InvokeRequest) -> InvokeOutcome:
         """Admit (a concurrency lease: `Throttled` when none is free and `wait_for_capacity` is off), run,
@@ -56,20 +56,20 @@ class Invoker:
         it is released here either way."""
         fv = request.version
         lease: Lease | None = request.lease
-        if lease is None and self.limiter is not None:
+        if lease is None and self._limiter is not None:
             try:
-                lease = await self.limiter.acquire(fv, wait=request.wait_for_capacity)
+                lease = await self._limiter.acquire(fv, wait=request.wait_for_capacity)
             except Throttled:
-                if self.metrics is not None:
-                    self.metrics.throttled(fv.name, fv.version)
+                if self._metrics is not None:
+                    self._metrics.throttled(fv.name, fv.version)
                 raise
         try:
             outcome = await self._run(request)
         finally:
             if lease is not None:
                 lease.release()
-        if self.metrics is not None:
-            self.metrics.invoked(fv.name, fv.version, duration_s=outcome.duration_ms / 1000,
+        if self._metrics is not None:
+            self._metrics.invoked(fv.name, fv.version, duration_s=outcome.duration_ms / 1000,
                                  error=outcome.function_error is not None, cold=outcome.cold, init_s=None)
         return outcome
 
@@ -148,8 +148,8 @@ class Invoker:
         """A function changed (`keep_revision`: the new revision, whose environments stay) or was
         deleted (`version` None: every version): its other environments go, idle ones now, busy ones
         when they finish; a deleted function's concurrency accounting is forgotten."""
-        if version is None and keep_revision is None and self.limiter is not None:
-            self.limiter.forget_function(function_arn)
+        if version is None and keep_revision is None and self._limiter is not None:
+            self._limiter.forget_function(function_arn)
         await self._pool.retire(function_arn, version=version, keep_revision=keep_revision)
 
     async def close(self) -> None:
