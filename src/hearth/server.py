@@ -5,8 +5,9 @@ downloads). It never holds business rules.
 
 Shutdown is a sequence (uvicorn drives the first two steps on SIGINT/SIGTERM):
 1. stop accepting new connections; 2. let in-flight requests finish, up to a deadline;
-3. SHUTDOWN every execution environment (SIGTERM, a short grace, then kill);
-4. stop the sandbox backend (its zygote) and close the stores.
+3. unwind the start in reverse: pollers and schedules, the URL front, the async queue, the invoker,
+   every execution environment (SIGTERM, a short grace, then kill), the sandbox backend (its zygote),
+   the log writer (environments' last logs), and the stores last.
 """
 
 from __future__ import annotations
@@ -33,17 +34,18 @@ from hearth.esm.target import PlatformInvoke
 from hearth.events.delivery import DeliveryRouter
 from hearth.functions.model import FunctionVersion
 from hearth.functions.service import FunctionService
+from hearth.functions.store import open_store
 from hearth.invoke.async_queue import AsyncQueue, AsyncQueueConfig
 from hearth.invoke.aws_proxy import serve_proxy
 from hearth.invoke.invoker import Invoker
 from hearth.invoke.keepalive import make_policy
 from hearth.invoke.launch import Credentials
 from hearth.invoke.limiter import ConcurrencyLimiter, ConcurrencyStore
+from hearth.invoke.logs import FunctionLogs
 from hearth.invoke.logwriter import BackgroundLogSink
 from hearth.invoke.pool import EnvironmentPool, PoolConfig
 from hearth.invoke.provisioned import ProvisionedManager, ProvisionedStore
 from hearth.observability import metrics
-from hearth.observability.logstore import LogStore
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
 from hearth.services.apigateway.front import ApiFront
@@ -69,6 +71,7 @@ from hearth.services.lambda_.stream_api import LambdaStreamProvider
 from hearth.services.lambda_.urls import FunctionUrlProvider, UrlConfigStore
 from hearth.services.lambda_.versions import LambdaVersionsProvider
 from hearth.services.logs.provider import LogsProvider
+from hearth.services.logs.store import LogStore
 from hearth.services.sns.provider import SnsDelivery, SnsProvider
 from hearth.services.sns.topics import TopicService
 from hearth.services.sqs.provider import SqsDelivery, SqsProvider
@@ -76,7 +79,6 @@ from hearth.services.sqs.queues import QueueService
 from hearth.services.ssm.parameters import ParameterStore
 from hearth.services.ssm.provider import SsmProvider
 from hearth.store.blobs import BlobStore
-from hearth.store.db import open_store
 from hearth.urls.front import UrlFront
 from hearth.urls.front import match as url_match
 
@@ -88,20 +90,30 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Hearth:
-    """Every long-lived component of one Hearth server, started and stopped together."""
+    """Every long-lived component of one Hearth server, started and stopped together.
+
+    `start` builds each component with its collaborators (constructor arguments, nothing set
+    afterwards) in dependency order and registers how to stop it on one exit stack at once; `stop`
+    unwinds that stack, so components stop in the reverse order of their start, and a start that
+    failed halfway stops exactly what it had started.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.started = False
-        self.backend: IsolationBackend | None = None
         self.isolation_warning: str | None = None
+        # What the ASGI app and health() read before start has finished: set as they are built.
+        self.backend: IsolationBackend | None = None
         self.gateway: AwsGateway | None = None
         self.pool: EnvironmentPool | None = None
-        self.invoker: Invoker | None = None
-        self.functions: FunctionService | None = None
+        self.url_front: UrlFront | None = None
+        self.api_front: ApiFront | None = None
+        self.queues: QueueService | None = None
+        self._stack = contextlib.AsyncExitStack()
 
     async def start(self) -> None:
         s = self.settings
+        on_stop = self._stack
         s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         s.data_dir.chmod(0o700)
         self.keys, generated = KeyStore.load(s)
@@ -117,47 +129,63 @@ class Hearth:
         if s.auth == "any":
             print("hearth: WARNING: --auth any accepts ANY well-formed signature. Development only; "
                   "bound to loopback.", file=sys.stderr, flush=True)
+        # Stores and logs first: everything after may write to them, so they close last.
         self.store = open_store(s.data_dir)
+        on_stop.callback(self.store.close)
         self.blobs = BlobStore(s.data_dir)
-        self.log_store = LogStore(s.data_dir / "logs.db")
         self.code_signer = CodeUrlSigner.load(s.data_dir)
-        self.functions = FunctionService(s, self.store, self.blobs)
-        self.backend, self.isolation_warning = await choose_backend(s.isolation, s.data_dir,
-                                                                            favor_dynmods=s.cgroup_favor_dynmods)
+        self.log_store = LogStore(s.data_dir)
+        on_stop.callback(self.log_store.close)
+        self.log_writer = BackgroundLogSink(self.log_store)
+        on_stop.callback(self.log_writer.close)  # after the pool: the environments' last logs are queued
+        function_logs = FunctionLogs(self.log_writer)
+        # The data plane: isolation, environments, admission, the invoker.
+        backend, self.isolation_warning = await choose_backend(s.isolation, s.data_dir,
+                                                               favor_dynmods=s.cgroup_favor_dynmods)
+        self.backend = backend
+        on_stop.push_async_callback(backend.close)
         if self.isolation_warning:
             print(f"hearth: WARNING: {self.isolation_warning}", file=sys.stderr, flush=True)
         self.invoke_metrics = metrics.InvokeMetrics(metrics.REGISTRY)
-        policy_name = s.keep_alive_policy
-        self.pool = EnvironmentPool(
-            self.backend,
+        pool = self.pool = EnvironmentPool(
+            backend,
             PoolConfig(keep_alive_s=s.keep_alive_s, snapstart_latest=s.snapstart_latest),
             credentials=self._credentials,
             endpoint_url=s.endpoint_url,
             start_aws_proxy=self._start_aws_proxy,
-            policy=make_policy(policy_name, s.keep_alive_s),
+            policy=make_policy(s.keep_alive_policy, s.keep_alive_s),
             metrics=self.invoke_metrics,
+            init_logs=function_logs.write,  # SnapStart templates' INIT logs, written like an invocation's
         )
-        self.pool.start()
+        pool.start()
+        on_stop.push_async_callback(pool.close)
         self.limiter = ConcurrencyLimiter(s.account_concurrency, ConcurrencyStore(s.data_dir))
-        self._metrics_collector = metrics.REGISTRY.add_collector(self._collect_metrics)
-        self.log_writer = BackgroundLogSink(self.log_store)
-        self.invoker = Invoker(self.pool, self.log_writer)
-        self.invoker.limiter = self.limiter
-        self.invoker.metrics = self.invoke_metrics
-        # SnapStart: versions wait for their snapshot while Pending; the templates' INIT logs are written
-        # like an invocation's.
-        self.functions.snapshot_applies = self.pool.snapshots.applies
-        self.functions.take_snapshot = self.pool.prepare_snapshot
-        self.pool.snapshots.write_logs = self.invoker.write_logs
+        on_stop.callback(self.limiter.close)
+        on_stop.callback(metrics.REGISTRY.add_collector(self._collect_metrics))
+        self.invoker = Invoker(pool, function_logs, limiter=self.limiter, metrics=self.invoke_metrics)
+        on_stop.push_async_callback(self.invoker.close)
+        # The control plane: SnapStart versions wait for their snapshot (the data plane's) while Pending.
+        self.functions = FunctionService(s, self.store, self.blobs, snapshots=self.invoker)
+        on_stop.push_async_callback(self.functions.close)
         self.functions.add_listener(self._on_function_change)
         await self.functions.recover()
-        # Asynchronous invocation: the durable event queue, its configs, the router's "lambda" handler.
         # The router is how every component delivers to every other (queues, topics, functions, buses).
         self.router = DeliveryRouter()
+        self.queues = QueueService(s.data_dir)
+        on_stop.callback(self.queues.close)
+        self.router.register("sqs", SqsDelivery(self.queues))
+        self.topics = TopicService(s.data_dir, self.router, s.endpoint_url)
+        on_stop.callback(self.topics.close)
+        self.router.register("sns", SnsDelivery(self.topics))
+        self.streams = StreamService(s.data_dir)
+        on_stop.callback(self.streams.close)
+        # Asynchronous invocation: the durable event queue, its configs, the router's "lambda" handler.
         self.event_configs = EventInvokeConfigStore(s.data_dir)
+        on_stop.callback(self.event_configs.close)
         self.functions.add_listener(self._on_function_change_async)
         self.async_queue = AsyncQueue(s.data_dir, self.invoker, self.functions, self.router,
                                       policies=self.event_configs, config=AsyncQueueConfig.from_settings(s))
+        on_stop.push_async_callback(self.async_queue.close)  # running events drain briefly; the rest stay stored
         self.router.register("lambda", self.async_queue.deliver_to_function)
         lambda_providers: list[object] = [
             ConcurrencyProvider(self.functions, self.limiter),
@@ -169,38 +197,44 @@ class Hearth:
             LambdaLayersProvider(s, self.functions.layers, self.code_signer),
         ]
         # Provisioned concurrency: durable configurations; their environments are re-created now.
-        self.provisioned = ProvisionedManager(self.pool, target_resolver(self.functions), self.limiter,
+        self.provisioned = ProvisionedManager(pool, target_resolver(self.functions), self.limiter,
                                               ProvisionedStore(s.data_dir))
+        on_stop.push_async_callback(self.provisioned.close)  # before the pool: no re-creation while it stops
         self.functions.add_listener(self._on_function_change_provisioned)
         lambda_providers.append(ProvisionedConcurrencyProvider(self.functions, self.provisioned, self.limiter))
         self.provisioned.start()
         # Function URLs: configurations (a provider), InvokeWithResponseStream, and the HTTP front.
         self.url_configs = UrlConfigStore(s.data_dir)
+        on_stop.callback(self.url_configs.close)
         self.functions.add_listener(self.url_configs.on_function_change)
         lambda_providers += [FunctionUrlProvider(self.url_configs, self.functions, s.endpoint_url),
                              LambdaStreamProvider(self.functions, self.invoker)]
         self.url_front = UrlFront(s, self.keys, self.url_configs, self.functions, self.invoker)
-        self.queues = QueueService(s.data_dir)
-        self.router.register("sqs", SqsDelivery(self.queues))
-        self.topics = TopicService(s.data_dir, self.router, s.endpoint_url)
-        self.router.register("sns", SnsDelivery(self.topics))
-        # The bus registers the router's "events" handler.
+        on_stop.push_async_callback(self.url_front.close)  # in-flight URL invocations finish before the invoker
+        # The bus registers the router's "events" handler; it stops before what it delivers to.
         self.eventbridge = EventBridge(s.data_dir, self.router, clock_for(s.schedule_time_scale))
-        self.streams = StreamService(s.data_dir)
-        # Event source mappings: durable mappings and their pollers (started below, with the other consumers).
-        self.esm = MappingManager(MappingStore(s.data_dir), self.queues, self.streams,
+        on_stop.push_async_callback(self.eventbridge.stop)
+        # Event source mappings: durable mappings and their pollers (first to stop: no batch starts into
+        # components that are stopping).
+        mappings = MappingStore(s.data_dir)
+        on_stop.callback(mappings.close)
+        self.esm = MappingManager(mappings, self.queues, self.streams,
                                   PlatformInvoke(self.functions, self.invoker,
                                                  recursion_allowed=self.event_configs.recursion_allowed),
                                   self.router.deliver)
+        on_stop.push_async_callback(self.esm.stop)
         lambda_providers.append(EventSourceMappingProvider(self.functions, self.queues, self.streams, self.esm))
         # SSM Parameter Store (CloudFormation's SSM parameter types and CDK's bootstrap read it too).
         self.parameters = ParameterStore(s.data_dir)
+        on_stop.callback(self.parameters.close)
         # API Gateway: REST and HTTP API definitions, both control planes, and the execute-api front.
         self.api_store = ApiStore(s.data_dir)
+        on_stop.callback(self.api_store.close)
         ws_connections = Connections()  # live WebSocket connections, shared with the @connections API
         self.api_front = ApiFront(self.api_store, self.functions, self.invoker,
                                   SigV4Verifier(self.keys, s.auth, s.account_id), self.log_writer, ws_connections,
                                   credentials=self._api_credentials, endpoint_url=self._loopback_url())
+        on_stop.push_async_callback(self.api_front.close)  # in-flight API invocations finish before the invoker
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
             "logs": [LogsProvider(self.log_store)],
@@ -213,8 +247,10 @@ class Hearth:
             "apigatewayv2": [HttpApiProvider(self.api_store, s.endpoint_url)],
             "apigatewaymanagementapi": [ManagementProvider(ws_connections)],
         })
-        # CloudFormation creates resources through the gateway's other services, so it joins it last.
+        # CloudFormation creates resources through the gateway's other services, so it joins it last and
+        # stops first (its running stack operations end before the services they call).
         self.cloudformation = CloudFormation(s.data_dir, self.gateway, self.parameters)
+        on_stop.push_async_callback(self.cloudformation.close)
         self.gateway.add_service("cloudformation", [self.cloudformation.provider])
         self.cloudformation.start()
         self.async_queue.start()  # last: resumed events may deliver to any registered component
@@ -224,56 +260,13 @@ class Hearth:
 
     def begin_shutdown(self) -> None:
         """Before uvicorn waits for in-flight requests: end the waits that would hold them (SQS long polls)."""
-        if getattr(self, "queues", None) is not None:
+        if self.queues is not None:
             self.queues.stop_waiting()
 
     async def stop(self) -> None:
-        if getattr(self, "esm", None) is not None:
-            await self.esm.stop()  # first: pollers start no batch into components that are stopping
-            self.esm.store.close()
-        if getattr(self, "eventbridge", None) is not None:
-            await self.eventbridge.stop()  # first: no new deliveries into components that are stopping
-        if getattr(self, "streams", None) is not None:
-            self.streams.close()
-        if getattr(self, "url_front", None) is not None:
-            await self.url_front.close()  # in-flight URL invocations finish before the invoker closes
-        if getattr(self, "api_front", None) is not None:
-            await self.api_front.close()  # in-flight API invocations finish before the invoker closes
-        if getattr(self, "async_queue", None) is not None:
-            await self.async_queue.close()  # running events drain briefly; the rest stay stored
-        if self.invoker is not None:
-            await self.invoker.close()
-        if getattr(self, "provisioned", None) is not None:
-            await self.provisioned.close()  # no re-creation while the pool shuts environments down
-        if self.pool is not None:
-            await self.pool.close()
-        if getattr(self, "limiter", None) is not None:
-            self._metrics_collector()
-            self.limiter.close()
-        if self.backend is not None:
-            await self.backend.close()
-        if self.functions is not None:
-            await self.functions.close()
-        if getattr(self, "log_writer", None) is not None:
-            self.log_writer.close()  # environments are down: their last logs are queued
-        if getattr(self, "log_store", None) is not None:
-            self.log_store.close()
-        if getattr(self, "queues", None) is not None:
-            self.queues.close()
-        if getattr(self, "topics", None) is not None:
-            self.topics.close()
-        if getattr(self, "url_configs", None) is not None:
-            self.url_configs.close()
-        if getattr(self, "event_configs", None) is not None:
-            self.event_configs.close()
-        if getattr(self, "cloudformation", None) is not None:
-            await self.cloudformation.close()
-        if getattr(self, "parameters", None) is not None:
-            self.parameters.close()
-        if getattr(self, "api_store", None) is not None:
-            self.api_store.close()
-        if getattr(self, "store", None) is not None:
-            self.store.close()
+        """Stop everything `start` started, in reverse order (a failure in one does not keep the rest up)."""
+        self.started = False
+        await self._stack.aclose()
 
     def _credentials(self, account_id: str) -> Credentials:
         key = self.keys.key_for_account(account_id)
@@ -306,15 +299,11 @@ class Hearth:
 
     def _on_function_change(self, event: str, fv: FunctionVersion) -> None:
         whole_function = event == "deleted" and fv.version == "$LATEST"
-        if whole_function and getattr(self, "limiter", None) is not None:
-            self.limiter.forget_function(fv.function_arn)
-        if self.pool is None:
-            return
         # Only the changed (or deleted) version's idle environments go; other versions keep theirs.
         keep = fv.revision_id if event == "updated" else None
         version = None if whole_function else fv.version
         asyncio.get_running_loop().create_task(
-            self.pool.retire(fv.function_arn, version=version, keep_revision=keep))
+            self.invoker.retire(fv.function_arn, version=version, keep_revision=keep))
 
     def _on_function_change_provisioned(self, event: str, fv: FunctionVersion) -> None:
         if event == "deleted" and fv.version == "$LATEST":
@@ -325,18 +314,28 @@ class Hearth:
             self.event_configs.forget_function(fv.account_id, fv.region, fv.name)
 
     def health(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "status": "running" if self.started else "starting",
             "version": __version__,
-            "services": {name: "running" for name in self.gateway.services} if self.started and self.gateway else {},
+            "services": {},
             "isolation": self.backend.name if self.backend else "unknown",
             "isolation_warning": self.isolation_warning,
             "environments": self.pool.statistics() if self.pool else {},
-            "async_events": self.async_queue.statistics() if getattr(self, "async_queue", None) else {},
-            "provisioned": self.provisioned.statistics() if getattr(self, "provisioned", None) else {},
-            "sqs": self.queues.statistics() if self.started and getattr(self, "queues", None) else {},
-            "event_source_mappings": self.esm.statistics() if self.started and getattr(self, "esm", None) else {},
+            "async_events": {},
+            "provisioned": {},
+            "sqs": {},
+            "event_source_mappings": {},
         }
+        if self.started:  # every component exists
+            assert self.gateway is not None and self.queues is not None
+            state.update({
+                "services": {name: "running" for name in self.gateway.services},
+                "async_events": self.async_queue.statistics(),
+                "provisioned": self.provisioned.statistics(),
+                "sqs": self.queues.statistics(),
+                "event_source_mappings": self.esm.statistics(),
+            })
+        return state
 
 
 class HearthApp:
@@ -351,7 +350,7 @@ class HearthApp:
             return
         if scope["type"] == "websocket":  # WebSocket APIs; nothing else upgrades
             ws_target = api_match(scope)
-            if ws_target is not None and getattr(self.hearth, "api_front", None) is not None:
+            if ws_target is not None and self.hearth.api_front is not None:
                 await self.hearth.api_front.websocket(scope, receive, send, ws_target)
             else:
                 await receive()
@@ -361,11 +360,11 @@ class HearthApp:
             return
         path: str = scope["path"]
         url_target = url_match(scope)  # function URLs (host or /_hearth/url/ form) before anything else
-        if url_target is not None and getattr(self.hearth, "url_front", None) is not None:
+        if url_target is not None and self.hearth.url_front is not None:
             await self.hearth.url_front(scope, receive, send, url_target)
             return
         api_target = api_match(scope)  # API Gateway APIs (execute-api host or /_hearth/api/ form)
-        if api_target is not None and getattr(self.hearth, "api_front", None) is not None:
+        if api_target is not None and self.hearth.api_front is not None:
             await self.hearth.api_front(scope, receive, send, api_target)
             return
         if path.startswith("/_hearth/"):
@@ -449,8 +448,7 @@ def serve(settings: Settings) -> None:
         server_header=False,
         date_header=True,
     )
-    server = _Server(config)
-    server.on_shutdown = hearth.begin_shutdown
+    server = _Server(config, on_shutdown=hearth.begin_shutdown)
     server.run()
 
 
@@ -461,7 +459,9 @@ class _Server(uvicorn.Server):
     Hearth a completed graceful shutdown is a clean exit, and supervisors should see it as one.
     """
 
-    on_shutdown: Callable[[], None] | None = None  # runs before in-flight requests are awaited
+    def __init__(self, config: uvicorn.Config, *, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_shutdown = on_shutdown  # runs before in-flight requests are awaited
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -470,6 +470,5 @@ class _Server(uvicorn.Server):
             self._captured_signals.clear()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        if self.on_shutdown is not None:
-            self.on_shutdown()
+        self.on_shutdown()
         await super().shutdown(sockets)

@@ -202,11 +202,7 @@ class SqsPoller:
         self.stats["invoked"] += len(records)
         payload = json.dumps({"Records": records}).encode()
         try:
-            traced = getattr(self._invoke, "traced", None)
-            if traced is not None:
-                result = await traced(m.account, m.region, m.function_arn, payload, trace_header)
-            else:
-                result = await self._invoke(m.account, m.region, m.function_arn, payload)
+            result = await self._invoke(m.account, m.region, m.function_arn, payload, trace_header=trace_header)
         except Exception:
             log.exception("mapping %s: invoking %s failed", m.uuid, m.function_arn)
             self.stats["failed"] += len(records)
@@ -237,11 +233,9 @@ class SqsPoller:
         otherwise it is deleted; either way the stop is logged and counted. The batch continues the
         chain of its longest lineage."""
         m = self.mapping
-        stops = getattr(self._invoke, "stops_loop", None)
         headers = {r["messageId"]: r.get("attributes", {}).get("AWSTraceHeader") for r in records}
-        if stops is None:
-            return records, next((h for h in headers.values() if h), None)
-        stopped = [r for r in records if stops(m.account, m.region, m.function_arn, headers[r["messageId"]])]
+        stopped = [r for r in records
+                   if self._invoke.stops_loop(m.account, m.region, m.function_arn, headers[r["messageId"]])]
         if stopped:
             self.stats["recursive_stopped"] = self.stats.get("recursive_stopped", 0) + len(stopped)
             log.warning("mapping %s: stopped a recursive loop of %s (%d message(s))", m.uuid, m.function_arn,
@@ -250,9 +244,11 @@ class SqsPoller:
                 self._delete(stopped)
         kept = [r for r in records if r not in stopped]
         kept_headers = [h for r in kept if (h := headers[r["messageId"]])]
+        if not kept_headers:
+            return kept, None
         ref = parse_function_ref(m.function_arn)
         arn = function_arn(ref.region or m.region, ref.account or m.account, ref.name)
-        return kept, (max(kept_headers, key=lambda h: lineage.hops(h, arn)) if kept_headers else None)
+        return kept, max(kept_headers, key=lambda h: lineage.hops(h, arn))
 
     def _has_redrive(self) -> bool:
         m = self.mapping

@@ -9,11 +9,11 @@ shard. It never decides states or polls anything.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 from hearth.esm.model import Mapping, MappingConfig, SourceKind
 from hearth.store.component import ComponentDb
+from hearth.store.engine import Row
 
 COMPONENT = "esm"
 MIGRATIONS = [
@@ -99,7 +99,7 @@ class MappingStore:
                        (uuid, shard, next_counter))
 
 
-def _mapping(row: sqlite3.Row) -> Mapping:
+def _mapping(row: Row) -> Mapping:
     kind: SourceKind = "kinesis" if row["kind"] == "kinesis" else "sqs"
     return Mapping(uuid=row["uuid"], account=row["account"], region=row["region"], source_arn=row["source_arn"],
                    kind=kind, function_arn=row["function_arn"], enabled=bool(row["enabled"]), state=row["state"],

@@ -15,13 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from hearth.aws.errors import AwsError
 from hearth.events import lineage
 from hearth.functions import names
+from hearth.functions.errors import NotFound
 from hearth.functions.model import FunctionVersion
 from hearth.functions.names import parse_function_ref
 from hearth.functions.service import FunctionService
+from hearth.invoke.errors import InvokeError, Throttled
 from hearth.invoke.invoker import Invoker
+from hearth.invoke.request import InvokeRequest
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,14 @@ class InvokeResult:
 
 
 class Invoke(Protocol):
-    async def __call__(self, account: str, region: str, function_arn: str, payload: bytes) -> InvokeResult: ...
+    async def __call__(self, account: str, region: str, function_arn: str, payload: bytes, *,
+                       trace_header: str | None = None) -> InvokeResult:
+        """Run the function once with `payload`, continuing the chain of `trace_header` if given."""
+        ...
+
+    def stops_loop(self, account: str, region: str, function_arn: str, trace_header: str | None) -> bool:
+        """Whether a record with this trace header must not run the function (a recursive loop)."""
+        ...
 
 
 class PlatformInvoke:
@@ -64,18 +73,11 @@ class PlatformInvoke:
             return False
         return not self._recursion_allowed(account, region, ref.name)
 
-    async def traced(self, account: str, region: str, function_arn: str, payload: bytes,
-                     trace_header: str | None) -> InvokeResult:
-        """An invocation that continues the chain of `trace_header` (one more hop of the function)."""
-        return await self(account, region, function_arn, payload, trace_header=trace_header)
-
     def _resolve(self, account: str, region: str, function_arn: str) -> FunctionVersion | None:
         try:
             return self._functions.resolve(account, region, function_arn, None)
-        except AwsError as err:
-            if err.status == 404:
-                return None
-            raise
+        except NotFound:
+            return None
 
     async def __call__(self, account: str, region: str, function_arn: str, payload: bytes, *,
                        trace_header: str | None = None) -> InvokeResult:
@@ -89,9 +91,10 @@ class PlatformInvoke:
             return InvokeResult(b'{"errorType": "ResourceNotFoundException"}', "Unhandled", missing=True)
         try:
             trace = lineage.next_hop(trace_header, fv.function_arn)  # a run without a chain starts one
-            outcome = await self._invoker.invoke(fv, payload, wait_for_capacity=True, trace_id=trace)
-        except AwsError as err:
-            log.warning("event source mapping could not invoke %s: %s %s", function_arn, err.code, err.message)
-            return InvokeResult(f'{{"errorType": "{err.code}"}}'.encode(), "Unhandled", fv.version)
+            outcome = await self._invoker.invoke(InvokeRequest(fv, payload, wait_for_capacity=True, trace_id=trace))
+        except InvokeError as err:
+            code = "TooManyRequestsException" if isinstance(err, Throttled) else type(err).__name__
+            log.warning("event source mapping could not invoke %s: %s %s", function_arn, code, err)
+            return InvokeResult(f'{{"errorType": "{code}"}}'.encode(), "Unhandled", fv.version)
         return InvokeResult(outcome.payload, outcome.function_error, outcome.executed_version, outcome.request_id)
 

@@ -1,13 +1,57 @@
-"""The AWS errors of the function domain, spelled exactly as AWS Lambda spells them.
+"""The function domain's errors: what went wrong, in the words AWS Lambda uses for it.
 
-It owns the texts, codes, statuses and body casing (`Message` vs `message`) of the errors the
-control plane raises; each was checked against recorded AWS responses
-(shared/reference/aws-recorded). It never decides when to raise them.
+It owns the exception types `hearth.functions` raises (never `AwsError`: the domain knows nothing of
+HTTP statuses or error-body casing) and the exact texts, each checked against recorded AWS responses
+(shared/reference/aws-recorded). The Lambda providers map them to AWS errors
+(`hearth.services.lambda_.errors`). It never decides when to raise them.
+
+Exception tree::
+
+    FunctionsError                 message: AWS's text
+    ├── NotFound                   the function, version, alias, statement … does not exist
+    ├── AccessDenied               another account's resource, and no policy allows the caller
+    ├── InvalidParameter           a request the domain refuses (`typed`: AWS's body carries Type=User)
+    ├── Conflict                   the resource exists already, or is busy / in the wrong state
+    ├── PreconditionFailed         a RevisionId that is not the current one
+    └── TooLarge                   code or layers over Lambda's size limits
 """
 
 from __future__ import annotations
 
-from hearth.aws.errors import AwsError
+
+class FunctionsError(Exception):
+    """Base of the function domain's errors."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(FunctionsError):
+    pass
+
+
+class AccessDenied(FunctionsError):
+    pass
+
+
+class InvalidParameter(FunctionsError):
+    def __init__(self, message: str, *, typed: bool = True) -> None:
+        super().__init__(message)
+        self.typed = typed  # AWS's body carries "Type": "User" (not for every message: recorded)
+
+
+class Conflict(FunctionsError):
+    pass
+
+
+class PreconditionFailed(FunctionsError):
+    pass
+
+
+class TooLarge(FunctionsError):
+    pass
+
 
 MSG_PRECONDITION = (
     "The Revision Id provided does not match the latest Revision Id. "
@@ -15,123 +59,101 @@ MSG_PRECONDITION = (
 )
 
 
-def not_found(arn: str) -> AwsError:
-    """404; the ARN is qualified when the caller named a qualifier (or invoked $LATEST implicitly)."""
-    return AwsError(
-        "ResourceNotFoundException",
-        f"Function not found: {arn}",
-        404,
-        fields={"Type": "User"},
-        message_key="Message",
-    )
+def not_found(arn: str) -> NotFound:
+    """The ARN is qualified when the caller named a qualifier (or invoked $LATEST implicitly)."""
+    return NotFound(f"Function not found: {arn}")
 
 
-def wrong_region(their_region: str, our_region: str) -> AwsError:
-    return AwsError(
-        "ResourceNotFoundException",
-        f"Functions from '{their_region}' are not reachable in this region ('{our_region}')",
-        404,
-        fields={"Type": "User"},
-        message_key="Message",
-    )
+def wrong_region(their_region: str, our_region: str) -> NotFound:
+    return NotFound(f"Functions from '{their_region}' are not reachable in this region ('{our_region}')")
 
 
-def access_denied(caller_account: str, action: str, arn: str) -> AwsError:
-    """Another account's function: AWS answers 403 AccessDeniedException (no resource policy yet)."""
-    return AwsError(
-        "AccessDeniedException",
+def access_denied(caller_account: str, action: str, arn: str) -> AccessDenied:
+    """Another account's function, and no statement of its resource policy lets the caller in."""
+    return AccessDenied(
         f"User: arn:aws:iam::{caller_account}:root is not authorized to perform: lambda:{action} "
         "on resource: "
-        f"{arn} because no resource-based policy allows the lambda:{action} action",
-        403,
-        message_key="Message",
+        f"{arn} because no resource-based policy allows the lambda:{action} action"
     )
 
 
-def invalid_parameter(message: str) -> AwsError:
-    return AwsError("InvalidParameterValueException", message, 400, fields={"Type": "User"})
+def invalid_parameter(message: str) -> InvalidParameter:
+    return InvalidParameter(message)
 
 
-def conflict(message: str) -> AwsError:
-    return AwsError("ResourceConflictException", message, 409, fields={"Type": "User"})
+def conflict(message: str) -> Conflict:
+    return Conflict(message)
 
 
-def already_exists(name: str) -> AwsError:
+def already_exists(name: str) -> Conflict:
     return conflict(f"Function already exist: {name}")
 
 
-def update_in_progress(arn: str) -> AwsError:
+def update_in_progress(arn: str) -> Conflict:
     return conflict(
         f"The operation cannot be performed at this time. An update is in progress for resource: {arn}"
     )
 
 
-def wrong_state(state: str) -> AwsError:
+def wrong_state(state: str) -> Conflict:
     return conflict(
         f"The operation cannot be performed at this time. The function is currently in the following "
         f"state: {state}"
     )
 
 
-def precondition_failed() -> AwsError:
-    return AwsError("PreconditionFailedException", MSG_PRECONDITION, 412, fields={"Type": "User"})
+def precondition_failed() -> PreconditionFailed:
+    return PreconditionFailed(MSG_PRECONDITION)
 
 
-def qualifier_mismatch() -> AwsError:
+def qualifier_mismatch() -> InvalidParameter:
     return invalid_parameter(
         "The derived qualifier from the function name does not match the specified qualifier."
     )
 
 
-def too_large(message: str) -> AwsError:
-    """413 RequestEntityTooLargeException (AWS's body carries no Type here)."""
-    return AwsError("RequestEntityTooLargeException", message, 413)
+def too_large(message: str) -> TooLarge:
+    return TooLarge(message)
 
 
-def resource_not_found(message: str) -> AwsError:
-    """404 ResourceNotFoundException with AWS's `Type` and capitalised `Message`."""
-    return AwsError("ResourceNotFoundException", message, 404, fields={"Type": "User"}, message_key="Message")
+def resource_not_found(message: str) -> NotFound:
+    return NotFound(message)
 
 
-def precondition_failed_for(api: str) -> AwsError:
-    """412 whose text names the read API that returns the current RevisionId (GetPolicy, GetLayerPolicy)."""
-    return AwsError(
-        "PreconditionFailedException",
+def precondition_failed_for(api: str) -> PreconditionFailed:
+    """A text that names the read API that returns the current RevisionId (GetPolicy, GetLayerPolicy)."""
+    return PreconditionFailed(
         "The Revision Id provided does not match the latest Revision Id. "
-        f"Call the {api} API to retrieve the latest Revision Id",
-        412,
-        fields={"Type": "User"},
+        f"Call the {api} API to retrieve the latest Revision Id"
     )
 
 
-def alias_not_found(arn: str) -> AwsError:
+def alias_not_found(arn: str) -> NotFound:
     """GetAlias, AddPermission, GetPolicy … on a missing alias."""
     return resource_not_found(f"Cannot find alias arn: {arn}")
 
 
-def alias_not_found_for_update(arn: str) -> AwsError:
+def alias_not_found_for_update(arn: str) -> NotFound:
     return resource_not_found(f"Alias not found: {arn}")
 
 
-def alias_exists(arn: str) -> AwsError:
+def alias_exists(arn: str) -> Conflict:
     return conflict(f"Alias already exists: {arn}")
 
 
-def latest_in_routing() -> AwsError:
+def latest_in_routing() -> InvalidParameter:
     """AWS's body for this one carries no `Type` (recorded)."""
-    return AwsError(
-        "InvalidParameterValueException", "$LATEST is not supported for an alias pointing to more than 1 version", 400
-    )
+    return InvalidParameter("$LATEST is not supported for an alias pointing to more than 1 version", typed=False)
 
 
-def statement_exists(sid: str) -> AwsError:
+def statement_exists(sid: str) -> Conflict:
     return conflict(
         f"The statement id ({sid}) provided already exists. Please provide a new statement id, "
         "or remove the existing statement."
     )
 
 
-def statement_not_found(sid: str) -> AwsError:
+def statement_not_found(sid: str) -> NotFound:
     return resource_not_found(f"Statement {sid} is not found in resource policy.")
 
 

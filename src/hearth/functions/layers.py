@@ -24,9 +24,9 @@ from typing import Any
 
 from hearth.functions import errors, policy
 from hearth.functions.config import aws_timestamp
+from hearth.functions.store import RevisionMismatch
 from hearth.store.blobs import BlobStore, ZipRejected, inspect_zip
 from hearth.store.component import ComponentDb
-from hearth.store.db import RevisionMismatch
 
 MAX_LAYERS = 5
 MAX_PAGE = 50
@@ -262,10 +262,14 @@ class LayerService:
     def _write_policy(self, lv: LayerVersion, statements: list[dict[str, Any]], expected: str | None) -> str:
         revision = str(uuid.uuid4()) if statements else None
         with self._db.tx() as db:
+            # Compare-and-swap on the policy's revision; "no policy yet" is NULL, which `=` never matches
+            # (and `IS ?` is SQLite's alone), so that case is spelled on its own.
+            same = "policy_revision IS NULL" if expected is None else "policy_revision = ?"
             cur = db.execute(
                 "UPDATE layer_versions SET statements = ?, policy_revision = ? WHERE account_id = ? AND region = ? "
-                "AND layer_name = ? AND version = ? AND policy_revision IS ?",
-                (json.dumps(statements), revision, lv.account_id, lv.region, lv.name, lv.version, expected),
+                f"AND layer_name = ? AND version = ? AND {same}",
+                (json.dumps(statements), revision, lv.account_id, lv.region, lv.name, lv.version,
+                 *(() if expected is None else (expected,))),
             )
             if cur.rowcount != 1:
                 raise RevisionMismatch(lv.name)

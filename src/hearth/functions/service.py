@@ -35,19 +35,20 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hearth.config import Settings
-from hearth.functions import errors, policy
+from hearth.functions import errors, policy, states
 from hearth.functions.aliases import Alias, check_routing
 from hearth.functions.config import PENDING_CODE, PENDING_REASON, FunctionConfig, aws_timestamp
 from hearth.functions.layers import LayerService
 from hearth.functions.model import FunctionVersion
 from hearth.functions.names import LATEST, FunctionRef, InvalidFunctionRef, function_arn, parse_function_ref
+from hearth.functions.snapstart import SnapshotFailed, SnapshotTaker
+from hearth.functions.store import AliasRow, AlreadyExists, FunctionStore, PolicyRow, RevisionMismatch, VersionRow
 from hearth.runtimes.registry import runtime_unavailable_reason
 from hearth.store.blobs import UNZIPPED_LIMIT, BlobStore, ZipRejected, inspect_zip
-from hearth.store.db import AliasRow, AlreadyExists, PolicyRow, RevisionMismatch, Store, VersionRow
 
 log = logging.getLogger("hearth.functions")
 
@@ -77,12 +78,13 @@ class FunctionService:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: FunctionStore,
         blobs: BlobStore,
         *,
         runtime_check: Callable[[str], str | None] = runtime_unavailable_reason,
         layers: LayerService | None = None,
         draw: Callable[[], float] = random.random,
+        snapshots: SnapshotTaker | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
@@ -97,11 +99,9 @@ class FunctionService:
         self._listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
-        # SnapStart (set by the server, from the environment pool): whether a version is restored from
-        # a snapshot, and taking that snapshot (raises when INIT fails). A SnapStart version stays
-        # Pending until its snapshot is taken, as on AWS.
-        self.snapshot_applies: Callable[[FunctionVersion], bool] = lambda fv: False
-        self.take_snapshot: Callable[[FunctionVersion], Awaitable[None]] | None = None
+        # SnapStart (the environment pool): a SnapStart version stays Pending until its snapshot is
+        # taken, as on AWS. None: nothing is snapshotted (unit tests, backends that cannot).
+        self._snapshots = snapshots
 
     # -- listeners and the invoke path ------------------------------------------------------------
 
@@ -447,14 +447,14 @@ class FunctionService:
         # Keep serving the configuration that is live now until the update has finished.
         if current.key not in self._live and current.state == "Active":
             self._live[current.key] = self._to_fv(current)
-        updated = current.replace(
+        updated = states.check(current, current.replace(
             **changes,
             revision_id=new_revision(),
             last_modified=aws_timestamp(),
-            last_update_status="InProgress",
+            last_update_status=states.UpdateStatus.IN_PROGRESS,
             last_update_status_reason=PENDING_REASON,
             last_update_status_reason_code=PENDING_CODE,
-        )
+        ))
         try:
             self._store.put_version(_to_row(updated), expected_revision=current.revision_id)
         except RevisionMismatch:
@@ -517,7 +517,7 @@ class FunctionService:
         number = self._store.last_version_number(latest.account_id, latest.region, latest.name)
         if number is None:
             raise errors.not_found(function_arn(latest.region, latest.account_id, latest.name))
-        pending = latest.busy or self.snapshot_applies(self._to_fv(latest.replace(version="1")))
+        pending = latest.busy or self._snapshot_applies(self._to_fv(latest.replace(version="1")))
         version = latest.replace(
             version=str(number + 1),
             revision_id=new_revision(),
@@ -748,8 +748,7 @@ class FunctionService:
             failure = ("InternalError", f"Hearth could not prepare the function's code: {exc}")
         # Something may have changed while we were extracting; the CAS below settles it.
         done = _settled(cfg, failure)
-        if failure is None and cfg.version != LATEST and self.take_snapshot is not None \
-                and self.snapshot_applies(self._to_fv(done)):
+        if failure is None and cfg.version != LATEST and self._snapshot_applies(self._to_fv(done)):
             failure = await self._snapshot(done)
             if failure is not None:
                 done = _settled(cfg, failure)
@@ -767,17 +766,20 @@ class FunctionService:
 
     async def _snapshot(self, active: FunctionConfig) -> tuple[str, str] | None:
         """Take a SnapStart version's snapshot (INIT once): None, or the version's failure."""
-        assert self.take_snapshot is not None
+        assert self._snapshots is not None
         try:
-            await self.take_snapshot(self._to_fv(active))
+            await self._snapshots.prepare(self._to_fv(active))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
-            error_type = getattr(exc, "error_type", type(exc).__name__)
-            message = _init_error_message(getattr(exc, "payload", b""))
-            reason = f"The function's snapshot could not be created: INIT failed with {error_type}"
-            return ("FunctionError", f"{reason}: {message}" if message else reason)
+        except SnapshotFailed as exc:
+            return _snapshot_failure(exc.error_type, exc.payload)
+        except Exception as exc:  # whatever else went wrong fails the version, never the service
+            log.exception("taking the snapshot of %s failed", active.key)
+            return _snapshot_failure(type(exc).__name__, b"")
         return None
+
+    def _snapshot_applies(self, fv: FunctionVersion) -> bool:
+        return self._snapshots is not None and self._snapshots.snapshot_applies(fv)
 
     # -- start and stop ----------------------------------------------------------------------------
 
@@ -796,12 +798,12 @@ class FunctionService:
                     await asyncio.to_thread(self._blobs.extract, sha)
             except (ZipRejected, FileNotFoundError) as exc:
                 reason = f"The function's code could not be restored: {exc}"
-                failed = cfg.replace(
-                    state="Failed",
+                failed = states.check(cfg, cfg.replace(
+                    state=states.State.FAILED,
                     state_reason=reason,
                     state_reason_code="InternalError",
                     revision_id=new_revision(),
-                )
+                ))
                 try:
                     self._store.put_version(_to_row(failed), expected_revision=row.revision_id)
                 except RevisionMismatch:
@@ -863,6 +865,11 @@ def _to_row(cfg: FunctionConfig) -> VersionRow:
     )
 
 
+def _snapshot_failure(error_type: str, payload: bytes) -> tuple[str, str]:
+    """A SnapStart version's (StateReasonCode, StateReason) when its snapshot's INIT failed."""
+    message = _init_error_message(payload)
+    reason = f"The function's snapshot could not be created: INIT failed with {error_type}"
+    return ("FunctionError", f"{reason}: {message}" if message else reason)
 
 
 def _init_error_message(payload: object) -> str:
@@ -877,12 +884,12 @@ def _init_error_message(payload: object) -> str:
 def _settled(cfg: FunctionConfig, failure: tuple[str, str] | None) -> FunctionConfig:
     """A Pending (or InProgress) configuration made Active (Successful), or Failed with (code, reason)."""
     code, reason = failure if failure is not None else (None, None)
-    return cfg.replace(
-        state="Failed" if failure else "Active",
+    return states.check(cfg, cfg.replace(
+        state=states.State.FAILED if failure else states.State.ACTIVE,
         state_reason=reason,
         state_reason_code=code,
-        last_update_status="Failed" if failure else "Successful",
+        last_update_status=states.UpdateStatus.FAILED if failure else states.UpdateStatus.SUCCESSFUL,
         last_update_status_reason=reason,
         last_update_status_reason_code=code,
         revision_id=new_revision(),
-    )
+    ))

@@ -40,13 +40,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from hearth.aws.errors import AwsError
 from hearth.config import Settings
 from hearth.events import lineage
 from hearth.events.delivery import DeliveryError, DeliveryRouter, Message
+from hearth.functions.errors import AccessDenied, Conflict, FunctionsError, InvalidParameter, NotFound
 from hearth.functions.model import FunctionVersion
 from hearth.functions.names import InvalidFunctionRef, parse_function_ref
-from hearth.invoke.invoker import InvokeOutcome
+from hearth.invoke.errors import NotAccepting, Throttled
+from hearth.invoke.request import InvokeOutcome, InvokeRequest
 from hearth.store.component import ComponentDb
 
 log = logging.getLogger("hearth.async")
@@ -59,7 +60,14 @@ INTERNAL_PAYLOAD_LIMIT = 6 * 1024 * 1024  # destination records and topic delive
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_MAX_EVENT_AGE_S = 21_600
 RECURSION_CONDITION = "RecursiveInvocationException"
-THROTTLE_CODES = frozenset({"TooManyRequestsException", "ResourceNotReadyException"})
+# A delivery that names a function it cannot reach says why in the router's vocabulary, which
+# spells the reasons as AWS's error codes (they end up in DLQ attributes and delivery logs).
+_ERROR_CODES: dict[type[FunctionsError], str] = {
+    NotFound: "ResourceNotFoundException",
+    AccessDenied: "AccessDeniedException",
+    InvalidParameter: "InvalidParameterValueException",
+    Conflict: "ResourceConflictException",
+}
 
 COMPONENT = "async_events"
 MIGRATIONS = [
@@ -211,8 +219,7 @@ class FunctionLookup(Protocol):
 
 
 class EventInvoker(Protocol):
-    async def invoke(self, fv: FunctionVersion, payload: bytes, *, request_id: str | None = None,
-                     trace_id: str | None = None) -> InvokeOutcome: ...
+    async def invoke(self, request: InvokeRequest) -> InvokeOutcome: ...
 
 
 @dataclass
@@ -323,8 +330,7 @@ class AsyncQueue:
     ) -> str:
         """Store one event durably and queue it; returns its request id. Idempotent per request id."""
         if self._closed:
-            raise AwsError("ServiceException", "Hearth is shutting down; retry the request.", 500,
-                           fields={"Type": "Service"}, message_key="Message")
+            raise NotAccepting("the asynchronous event queue is closed")
         request_id = request_id or str(uuid.uuid4())
         now = self.clock.now()
         with self._db.tx() as db:
@@ -348,8 +354,8 @@ class AsyncQueue:
             raise DeliveryError(f"not a function ARN: {target_arn}", "InvalidParameterValueException")
         try:
             self._functions.resolve(ref.account, ref.region, ref.name, ref.qualifier)
-        except AwsError as err:
-            raise DeliveryError(err.message, err.code) from None
+        except FunctionsError as err:
+            raise DeliveryError(err.message, _ERROR_CODES.get(type(err), "ServiceException")) from None
         payload = message.body.encode()
         if len(payload) > INTERNAL_PAYLOAD_LIMIT:
             raise DeliveryError(f"the message is larger than {INTERNAL_PAYLOAD_LIMIT} bytes",
@@ -407,14 +413,14 @@ class AsyncQueue:
         now = self.clock.now()
         try:
             fv = self._functions.resolve(ev.account, ev.region, ev.function_name, ev.qualifier)
-        except AwsError as err:
-            if err.status == 404:
-                # The function (or its version / alias) was deleted: AWS discards its queued events.
-                log.warning("dropping asynchronous event %s: %s", ev.id, err.message)
-                self.stats.dropped += 1
-                self._delete(ev.id)
-                return
-            self._retry_later(ev, policy, f"{err.code}: {err.message}")
+        except NotFound as err:
+            # The function (or its version / alias) was deleted: AWS discards its queued events.
+            log.warning("dropping asynchronous event %s: %s", ev.id, err.message)
+            self.stats.dropped += 1
+            self._delete(ev.id)
+            return
+        except FunctionsError as err:
+            self._retry_later(ev, policy, f"{type(err).__name__}: {err.message}")
             return
         if now >= ev.enqueued_at + policy.max_age_s:
             await self._fail(ev, fv, policy, "EventAgeExceeded", ev.trace_header)
@@ -432,9 +438,9 @@ class AsyncQueue:
             return
         trace = lineage.next_hop(ev.trace_header, fv.function_arn)
         try:
-            outcome = await self._invoker.invoke(fv, ev.payload, request_id=ev.id, trace_id=trace)
-        except AwsError as err:
-            self._retry_later(ev, policy, f"{err.code}: {err.message}", throttled=err.code in THROTTLE_CODES)
+            outcome = await self._invoker.invoke(InvokeRequest(fv, ev.payload, request_id=ev.id, trace_id=trace))
+        except Throttled as err:
+            self._retry_later(ev, policy, f"TooManyRequestsException: {err.reason.value}", throttled=True)
             return
         ev.invoke_count += 1
         ev.last_version = outcome.executed_version
@@ -510,7 +516,7 @@ class AsyncQueue:
         """The DeadLetterConfig of the version that ran (or would have run) the event."""
         try:
             return self._functions.get_qualified(ev.account, ev.region, ev.function_name, fv.version).dead_letter_target
-        except AwsError:
+        except FunctionsError:
             return None
 
     @staticmethod

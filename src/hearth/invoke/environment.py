@@ -37,7 +37,7 @@ from hearth.runtime_api.channel import (
     RuntimeExited,
 )
 from hearth.runtime_api.server import RuntimeApiServer
-from hearth.sandbox.types import IsolationBackend, Sandbox, SandboxSpec
+from hearth.sandbox.types import IsolationBackend, MemoryPeak, Sandbox, SandboxSpec
 
 log = logging.getLogger(__name__)
 
@@ -321,8 +321,8 @@ class Environment:
             return 0
         try:
             # Backends that can read the peak alone skip the OOM counter (one read after every invoke).
-            peak_only = getattr(self._sandbox, "memory_peak", None)
-            peak = int(peak_only()) if peak_only is not None else self._sandbox.stats().memory_peak_bytes
+            sandbox = self._sandbox
+            peak = sandbox.memory_peak() if isinstance(sandbox, MemoryPeak) else sandbox.stats().memory_peak_bytes
         except OSError:
             return 0
         return max(1, round(peak / (1 << 20)))
@@ -351,8 +351,7 @@ class Environment:
         self._to(EnvState.SHUTTING_DOWN)
         sandbox = self._sandbox
         if sandbox is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(sandbox.pid, 15)
+            sandbox.terminate()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dead.wait(), SHUTDOWN_GRACE_S)
         await self.kill()

@@ -1,108 +1,89 @@
-"""Running one invocation end to end: pick an environment, run, log, answer.
+"""The data plane's front door: running one invocation end to end (admit, pick an environment, run,
+log, answer), preparing a version's snapshot, retiring a changed function's environments, statistics.
 
-It owns the result a caller sees (payload, function error, log tail, executed version) and the
-writing of each invocation's log events. It never parses AWS requests (the Lambda provider does)
-and never isolates anything (the pool and sandbox do).
+    invoke(InvokeRequest) -> InvokeOutcome     every caller: Invoke, streams, URLs, async queue, mappings
+    prepare(version) / snapshot_applies(...)   SnapStart, for the function service
+    retire(function_arn, ...)                  a function changed or was deleted
+    statistics()
+
+It owns the result a caller sees (payload, function error, log tail, executed version). It is built
+on what lies below it (the pool, the limiter, the function logs) and nothing below calls up into it.
+It never parses AWS requests (the Lambda provider does) and never isolates anything (the pool and
+sandbox do).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 from hearth.functions.model import FunctionVersion
 from hearth.invoke import logs
 from hearth.invoke.environment import InitFailure
+from hearth.invoke.errors import Throttled
 from hearth.invoke.launch import LaunchError
-from hearth.invoke.limiter import ConcurrencyLimiter, Lease, Throttled
+from hearth.invoke.limiter import ConcurrencyLimiter, Lease
+from hearth.invoke.logs import FunctionLogs
 from hearth.invoke.pool import EnvironmentPool
+from hearth.invoke.request import InvokeOutcome, InvokeRequest
 from hearth.observability.metrics import InvokeMetrics
-from hearth.runtime_api.channel import Invocation, ResponseStream
+from hearth.runtime_api.channel import Invocation
 
 log = logging.getLogger(__name__)
 
-
-class LogSink(Protocol):
-    def ensure_group(self, account: str, region: str, group: str) -> None: ...
-    def ensure_stream(self, account: str, region: str, group: str, stream: str) -> None: ...
-    def append(self, account: str, region: str, group: str, stream: str,
-               events: list[tuple[int, str]]) -> None: ...
-
-
-@dataclass(frozen=True)
-class InvokeOutcome:
-    request_id: str
-    payload: bytes
-    function_error: str | None  # "Unhandled" when the function (or its runtime) failed
-    error_type: str | None  # the precise type, for logs and metrics
-    executed_version: str
-    log_tail: str | None  # base64 of the last 4 KB, when asked
-    duration_ms: float
-    cold: bool
+__all__ = ["InvokeOutcome", "InvokeRequest", "Invoker"]
 
 
 class Invoker:
-    def __init__(self, pool: EnvironmentPool, log_sink: LogSink) -> None:
+    def __init__(self, pool: EnvironmentPool, function_logs: FunctionLogs, *,
+                 limiter: ConcurrencyLimiter | None = None, metrics: InvokeMetrics | None = None) -> None:
         self._pool = pool
-        self._logs = log_sink
+        self._logs = function_logs
         self._background: set[asyncio.Task[None]] = set()
         self.invocations = 0
         self.errors = 0
-        # Set by the server: admission (the concurrency limiter) and the invoke metrics.
-        self.limiter: ConcurrencyLimiter | None = None
-        self.metrics: InvokeMetrics | None = None
+        self._limiter = limiter  # admission (None: every invocation is admitted, as in unit tests)
+        self._metrics = metrics
 
-    async def invoke(
-        self, fv: FunctionVersion, payload: bytes, *, lease: Lease | None = None, wait_for_capacity: bool = False,
-        **options: Any,
-    ) -> InvokeOutcome:
+    async def invoke(self, request: InvokeRequest) -> InvokeOutcome:
         """Admit (a concurrency lease: `Throttled` when none is free and `wait_for_capacity` is off), run,
         count. A caller that already holds a lease (the async queue, after `try_acquire`) passes it in;
-        it is released here either way. `options` are `_run`'s keyword arguments."""
-        if lease is None and self.limiter is not None:
+        it is released here either way."""
+        fv = request.version
+        lease: Lease | None = request.lease
+        if lease is None and self._limiter is not None:
             try:
-                lease = await self.limiter.acquire(fv, wait=wait_for_capacity)
+                lease = await self._limiter.acquire(fv, wait=request.wait_for_capacity)
             except Throttled:
-                if self.metrics is not None:
-                    self.metrics.throttled(fv.name, fv.version)
+                if self._metrics is not None:
+                    self._metrics.throttled(fv.name, fv.version)
                 raise
         try:
-            outcome = await self._run(fv, payload, **options)
+            outcome = await self._run(request)
         finally:
             if lease is not None:
                 lease.release()
-        if self.metrics is not None:
-            self.metrics.invoked(fv.name, fv.version, duration_s=outcome.duration_ms / 1000,
+        if self._metrics is not None:
+            self._metrics.invoked(fv.name, fv.version, duration_s=outcome.duration_ms / 1000,
                                  error=outcome.function_error is not None, cold=outcome.cold, init_s=None)
         return outcome
 
-    async def _run(
-        self,
-        fv: FunctionVersion,
-        payload: bytes,
-        *,
-        tail: bool = False,
-        client_context: str | None = None,
-        request_id: str | None = None,
-        trace_id: str | None = None,
-        stream: ResponseStream | None = None,  # takes a streamed response as it is produced
-        invoked_arn: str | None = None,  # the ARN the caller named (an alias ARN stays an alias ARN)
-    ) -> InvokeOutcome:
-        request_id = request_id or str(uuid.uuid4())
-        trace_id = trace_id or _trace_id()
+    async def _run(self, request: InvokeRequest) -> InvokeOutcome:
+        fv, tail = request.version, request.tail
+        request_id = request.request_id or str(uuid.uuid4())
+        trace_id = request.trace_id or _trace_id()
         self.invocations += 1
         try:
             env, cold = await self._pool.acquire(fv)
         except InitFailure as failure:
             self.errors += 1
             events = [*failure.init_log, (int(time.time() * 1000), logs.init_report_line(failure.error_type))]
-            self.write_logs(fv, f"{logs.log_stream_name(fv.version, uuid.uuid4().hex)}", events)
+            self._logs.write(fv, f"{logs.log_stream_name(fv.version, uuid.uuid4().hex)}", events)
             return InvokeOutcome(request_id, failure.payload, "Unhandled", failure.error_type, fv.version,
                                  logs.tail(events) if tail else None, 0.0, True)
         except LaunchError as exc:
@@ -111,18 +92,19 @@ class Invoker:
             return InvokeOutcome(request_id, payload_out, "Unhandled", exc.error_type, fv.version, None, 0.0, True)
         invocation = Invocation(
             request_id=request_id,
-            payload=payload,
+            payload=request.payload,
             deadline_ms=int(time.time() * 1000) + fv.timeout_s * 1000,
-            invoked_function_arn=invoked_arn or (fv.function_arn if fv.version == "$LATEST" else fv.qualified_arn),
+            invoked_function_arn=request.invoked_arn or (
+                fv.function_arn if fv.version == "$LATEST" else fv.qualified_arn),
             trace_id=trace_id,
-            client_context=client_context,
-            sink=stream,
+            client_context=request.client_context,
+            sink=request.stream,
         )
         try:
             run = await env.invoke(invocation, float(fv.timeout_s))
         finally:
             self._pool.release(fv, env)
-        self.write_logs(fv, env.log_stream, run.events)
+        self._logs.write(fv, env.log_stream, run.events)
         error_type = run.result.error_type
         if error_type is not None:
             self.errors += 1
@@ -137,28 +119,38 @@ class Invoker:
             cold=cold,
         )
 
-    def invoke_in_background(self, fv: FunctionVersion, payload: bytes, request_id: str) -> None:
-        """`InvocationType=Event` until the durable async queue exists: run once, in the background."""
-        task = asyncio.create_task(self._run_event(fv, payload, request_id))
+    def invoke_in_background(self, request: InvokeRequest) -> None:
+        """`InvocationType=Event` without the durable async queue (unit rigs): run once, in the
+        background; a throttled event waits for capacity instead of failing."""
+        task = asyncio.create_task(self._run_event(dataclasses.replace(request, wait_for_capacity=True)))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _run_event(self, fv: FunctionVersion, payload: bytes, request_id: str) -> None:
+    async def _run_event(self, request: InvokeRequest) -> None:
         try:
-            # Throttled events wait for capacity instead of failing (until the durable async queue
-            # takes this over with its own retry policy).
-            await self.invoke(fv, payload, request_id=request_id, wait_for_capacity=True)
+            await self.invoke(request)
         except Exception:
-            log.exception("event invocation %s of %s failed", request_id, fv.function_arn)
+            log.exception("event invocation %s of %s failed", request.request_id, request.version.function_arn)
 
-    def write_logs(self, fv: FunctionVersion, stream: str, events: list[tuple[int, str]]) -> None:
-        group = fv.effective_log_group
-        try:
-            self._logs.ensure_group(fv.account_id, fv.region, group)
-            self._logs.ensure_stream(fv.account_id, fv.region, group, stream)
-            self._logs.append(fv.account_id, fv.region, group, stream, events)
-        except Exception:  # logging must never fail an invocation
-            log.exception("writing logs of %s failed", fv.function_arn)
+    # -- SnapStart, changes, statistics -------------------------------------------------------------
+
+    def snapshot_applies(self, fv: FunctionVersion) -> bool:
+        """Whether new environments of `fv` are restored from a snapshot (SnapStart)."""
+        return self._pool.snapshot_applies(fv)
+
+    async def prepare(self, fv: FunctionVersion) -> None:
+        """Make `fv` ready before it is invoked: take its snapshot (PublishVersion of a SnapStart
+        version). Raises SnapshotFailed."""
+        await self._pool.prepare_snapshot(fv)
+
+    async def retire(self, function_arn: str, *, version: str | None = None,
+                     keep_revision: str | None = None) -> None:
+        """A function changed (`keep_revision`: the new revision, whose environments stay) or was
+        deleted (`version` None: every version): its other environments go, idle ones now, busy ones
+        when they finish; a deleted function's concurrency accounting is forgotten."""
+        if version is None and keep_revision is None and self._limiter is not None:
+            self._limiter.forget_function(function_arn)
+        await self._pool.retire(function_arn, version=version, keep_revision=keep_revision)
 
     async def close(self) -> None:
         for task in list(self._background):
@@ -166,7 +158,8 @@ class Invoker:
         await asyncio.gather(*self._background, return_exceptions=True)
 
     def statistics(self) -> dict[str, object]:
-        return {"invocations": self.invocations, "errors": self.errors, "background": len(self._background)}
+        return {"invocations": self.invocations, "errors": self.errors, "background": len(self._background),
+                "environments": self._pool.statistics()}
 
 
 def _trace_id() -> str:

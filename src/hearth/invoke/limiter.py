@@ -33,28 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from hearth.aws.errors import AwsError
 from hearth.functions.model import FunctionVersion
+from hearth.invoke.errors import Throttled, ThrottleReason
 from hearth.store.component import ComponentDb
 
 MIN_UNRESERVED = 100  # AWS keeps at least this much of the account limit unreserved
 
 AccountKey = tuple[str, str]  # (account id, region)
 K = TypeVar("K", bound=Hashable)
-
-
-class ThrottleReason(enum.Enum):
-    RESERVED = "ReservedFunctionConcurrentInvocationLimitExceeded"
-    ACCOUNT = "ConcurrentInvocationLimitExceeded"
-
-
-class Throttled(AwsError):
-    """A synchronous invocation that found no free slot: 429 TooManyRequestsException, as AWS answers."""
-
-    def __init__(self, reason: ThrottleReason) -> None:
-        super().__init__("TooManyRequestsException", "Rate Exceeded.", 429,
-                         fields={"Type": "User", "Reason": reason.value}, message_key="message")
-        self.reason = reason
 
 
 class Bucket(enum.Enum):

@@ -1,16 +1,23 @@
 """Per-invocation log capture and the platform lines AWS writes (START, END, REPORT).
 
 It owns the bytes a runtime writes to stdout/stderr between two platform lines, bounded in memory,
-and the exact text of the platform lines. It never stores logs (the pool hands finished records to
-the log store) and never blocks: capture is fed from the environment's pipe reader.
+the exact text of the platform lines, and `FunctionLogs`, the one place a function's finished log
+events are handed to a `LogSink` (the invoker's invocations, the snapshot templates' INIT). It never
+stores logs itself (the sink does) and never blocks: capture is fed from the environment's pipe reader.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from hearth.functions.model import FunctionVersion
+
+log = logging.getLogger(__name__)
 
 # Keep at most this much of one invocation's output in memory (and in the log store). A function that
 # writes 100 MB is still read to the end, so it never blocks on a full pipe; the rest is counted.
@@ -112,3 +119,28 @@ def init_report_line(error_type: str) -> str:
     """The line AWS writes when INIT failed (newer runtimes' INIT_REPORT)."""
     status = "timeout" if error_type == "Sandbox.Timedout" else "error"
     return f"INIT_REPORT Phase: init\tStatus: {status}\tError Type: {error_type}\n"
+
+
+class LogSink(Protocol):
+    """Where log events go: CloudWatch Logs' store, or a writer thread in front of it."""
+
+    def ensure_group(self, account: str, region: str, group: str) -> None: ...
+    def ensure_stream(self, account: str, region: str, group: str, stream: str) -> None: ...
+    def append(self, account: str, region: str, group: str, stream: str,
+               events: list[tuple[int, str]]) -> None: ...
+
+
+class FunctionLogs:
+    """Writes a function's log events to its log group (`/aws/lambda/<name>` or its LoggingConfig's)."""
+
+    def __init__(self, sink: LogSink) -> None:
+        self._sink = sink
+
+    def write(self, fv: FunctionVersion, stream: str, events: list[tuple[int, str]]) -> None:
+        group = fv.effective_log_group
+        try:
+            self._sink.ensure_group(fv.account_id, fv.region, group)
+            self._sink.ensure_stream(fv.account_id, fv.region, group, stream)
+            self._sink.append(fv.account_id, fv.region, group, stream, events)
+        except Exception:  # logging must never fail an invocation
+            log.exception("writing logs of %s failed", fv.function_arn)

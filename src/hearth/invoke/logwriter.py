@@ -12,7 +12,7 @@ import queue
 import threading
 from dataclasses import dataclass
 
-from hearth.invoke.invoker import LogSink
+from hearth.invoke.logs import LogSink
 
 log = logging.getLogger(__name__)
 

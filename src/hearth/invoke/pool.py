@@ -37,12 +37,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from hearth.functions.model import FunctionVersion
+from hearth.functions.snapstart import SnapshotFailed
 from hearth.invoke import launch, logs
-from hearth.invoke.environment import INIT_TIMEOUT_S, Environment, EnvState, Launcher, ReadyWaiter
+from hearth.invoke.environment import INIT_TIMEOUT_S, Environment, EnvState, InitFailure, Launcher, ReadyWaiter
 from hearth.invoke.keepalive import FixedKeepAlive, KeepAlivePolicy, Window
-from hearth.invoke.snapshot import SnapshotTemplates
+from hearth.invoke.launch import LaunchError
+from hearth.invoke.snapshot import LogWriter, SnapshotTemplates
 from hearth.observability.metrics import InvokeMetrics
-from hearth.sandbox.types import IsolationBackend, Sandbox, SandboxStartError
+from hearth.sandbox.types import CpuShares, IsolationBackend, Sandbox, SandboxStartError, Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class EnvironmentPool:
         start_aws_proxy: Callable[[Sandbox], asyncio.Task[None] | None] | None = None,
         policy: KeepAlivePolicy | None = None,
         metrics: InvokeMetrics | None = None,
+        init_logs: LogWriter | None = None,  # where snapshot templates' INIT logs go
     ) -> None:
         self._backend = backend
         self._config = config
@@ -126,7 +129,8 @@ class EnvironmentPool:
         self.provisioned_starts = 0  # invocations served by a provisioned environment
         self._provisioned_idle: dict[PoolKey, list[Environment]] = {}
         self._provisioned_ids: set[str] = set()
-        self.snapshots = SnapshotTemplates(backend, self._new_env, latest=config.snapstart_latest)
+        self.snapshots = SnapshotTemplates(backend if isinstance(backend, Snapshots) else None, self._new_env,
+                                           write_logs=init_logs, latest=config.snapstart_latest)
         self.restored_starts = 0  # cold starts restored from a snapshot
 
     @property
@@ -262,10 +266,20 @@ class EnvironmentPool:
             _set_cpu(env, env.spec.cpu_fraction)
         return env
 
+    def snapshot_applies(self, fv: FunctionVersion) -> bool:
+        """Whether new environments of `fv` are restored from a snapshot (SnapStart)."""
+        return self.snapshots.applies(fv)
+
     async def prepare_snapshot(self, fv: FunctionVersion) -> None:
-        """Take `fv`'s snapshot now (PublishVersion of a SnapStart version). Raises InitFailure."""
-        if self.snapshots.applies(fv):
+        """Take `fv`'s snapshot now (PublishVersion of a SnapStart version). Raises SnapshotFailed."""
+        if not self.snapshots.applies(fv):
+            return
+        try:
             await self.snapshots.template(fv, pool_key(fv))
+        except InitFailure as failure:
+            raise SnapshotFailed(failure.error_type, failure.payload) from failure
+        except LaunchError as exc:
+            raise SnapshotFailed(exc.error_type, b"") from exc
 
     def release(self, fv: FunctionVersion, env: Environment) -> None:
         """Give an environment back after an invocation: kept warm (frozen) if it is healthy."""
@@ -483,16 +497,12 @@ def _policy_key(key: PoolKey) -> str:
 
 
 def _set_cpu(env: Environment, fraction: float) -> None:
-    """Drop a freshly initialized environment to its proportional CPU share, if the backend can.
-
-    The environment does not expose its sandbox; reading it here keeps environment.py untouched.
-    """
-    sandbox = getattr(env, "_sandbox", None)
-    set_cpu = getattr(sandbox, "set_cpu", None)
-    if set_cpu is None:
+    """Drop a freshly initialized environment to its proportional CPU share, if the backend can."""
+    sandbox = env.sandbox
+    if not isinstance(sandbox, CpuShares):
         return
     try:
-        set_cpu(fraction)
+        sandbox.set_cpu(fraction)
     except OSError:
         log.warning("setting the CPU share of environment %s failed", env.env_id, exc_info=True)
 

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hearth.aws.errors import AwsError
 from hearth.functions.config import aws_timestamp
+from hearth.functions.errors import FunctionsError, NotFound
 from hearth.functions.model import FunctionVersion
 from hearth.functions.names import function_arn
 from hearth.invoke.environment import Environment, InitFailure
@@ -307,10 +307,11 @@ class ProvisionedManager:
         config = allocation.config
         try:
             fv = self._resolve(config.account, config.region, config.function_name, config.qualifier)
-        except AwsError as exc:
-            if exc.status == 404:  # the function, version or alias was deleted: so is the configuration
-                log.info("provisioned concurrency of %s ends: %s", config.qualified_arn, exc.message)
-                self.delete(config.key)
+        except NotFound as exc:  # the function, version or alias was deleted: so is the configuration
+            log.info("provisioned concurrency of %s ends: %s", config.qualified_arn, exc.message)
+            self.delete(config.key)
+            return
+        except FunctionsError:
             return
         except Exception:
             log.exception("resolving %s failed", config.qualified_arn)

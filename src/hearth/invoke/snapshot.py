@@ -26,12 +26,12 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any
 
 from hearth.functions.model import FunctionVersion
 from hearth.invoke.environment import Environment, Launcher, ReadyWaiter
 from hearth.runtimes.registry import installed_runtimes
-from hearth.sandbox.types import Sandbox, SandboxSpec
+from hearth.sandbox.types import MemoryLimit, Sandbox, SandboxSpec, Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,6 @@ HIDDEN_VARIABLES = ("AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME")
 TEMPLATE_MARGIN_MB = 32
 
 TemplateKey = tuple[str, str, str]  # the pool's key: (function ARN, version, revision id)
-
-
-class SnapshotBackend(Protocol):
-    async def start(self, spec: SandboxSpec, *, template: bool = False) -> Sandbox: ...
-    async def template_ready(self, template: Sandbox) -> bool: ...
-    async def clone(self, template: Sandbox, spec: SandboxSpec) -> Sandbox: ...
 
 
 # Builds (not starts) an environment of `fv` as the pool does: (fv, initialization type, launcher,
@@ -87,11 +81,12 @@ def supported_runtime(runtime: str) -> bool:
 
 
 class SnapshotTemplates:
-    def __init__(self, backend: object, make_env: EnvFactory, *, latest: bool = False) -> None:
-        self._backend = cast(SnapshotBackend, backend) if _can_snapshot(backend) else None
+    def __init__(self, backend: Snapshots | None, make_env: EnvFactory, *, write_logs: LogWriter | None = None,
+                 latest: bool = False) -> None:
+        self._backend = backend  # None: the isolation backend cannot snapshot; nothing is restored
         self._make_env = make_env
         self.latest = latest  # also restore $LATEST environments (HEARTH_SNAPSTART_LATEST)
-        self.write_logs: LogWriter | None = None  # set by the server: where template INIT logs go
+        self._write_logs = write_logs  # where template INIT logs go
         self._templates: dict[TemplateKey, Template] = {}
         self._by_clone: dict[str, Template] = {}
         self._retired: set[Template] = set()
@@ -144,13 +139,13 @@ class SnapshotTemplates:
         self.templates_created += 1
         # Between clone requests the template is frozen, as a snapshot is: threads its INIT left
         # running use no CPU, and nothing of the function runs outside an environment.
-        _quietly(env.sandbox, "freeze")
+        _quietly(env.sandbox, _freeze)
         events = env.take_init_log()
         took_ms = (time.time() - started) * 1000
         events.append((int(time.time() * 1000),
                        f"INIT_REPORT Init Duration: {took_ms:.2f} ms\tPhase: init\tStatus: success\n"))
-        if self.write_logs is not None:
-            self.write_logs(fv, env.log_stream, events)
+        if self._write_logs is not None:
+            self._write_logs(fv, env.log_stream, events)
         return env
 
     def launcher(self, template: Template) -> Launcher:
@@ -167,7 +162,7 @@ class SnapshotTemplates:
             template.restoring += 1
             _make_room(template, env.memory_mb, sandbox)
             if template.restoring == 1:
-                _quietly(sandbox, "thaw")
+                _quietly(sandbox, _thaw)
             try:
                 # Returns once the clone has joined its own groups: freezing the template's group
                 # afterwards cannot catch it.
@@ -175,7 +170,7 @@ class SnapshotTemplates:
             finally:
                 template.restoring -= 1
                 if template.restoring == 0:
-                    _quietly(sandbox, "freeze")
+                    _quietly(sandbox, _freeze)
 
         return restore
 
@@ -243,19 +238,23 @@ class SnapshotTemplates:
         }
 
 
-def _can_snapshot(backend: object) -> bool:
-    return all(callable(getattr(backend, name, None)) for name in ("clone", "template_ready"))
-
-
 def _without_log_names(spec: SandboxSpec) -> SandboxSpec:
     return dataclasses.replace(spec, env={k: v for k, v in spec.env.items() if k not in HIDDEN_VARIABLES})
 
 
-def _quietly(sandbox: Sandbox | None, operation: str) -> None:
+def _freeze(sandbox: Sandbox) -> None:
+    sandbox.freeze()
+
+
+def _thaw(sandbox: Sandbox) -> None:
+    sandbox.thaw()
+
+
+def _quietly(sandbox: Sandbox | None, operation: Callable[[Sandbox], None]) -> None:
     # A template that died meanwhile has no group left: the next restore notices it is gone.
     with contextlib.suppress(OSError):
         if sandbox is not None:
-            getattr(sandbox, operation)()
+            operation(sandbox)
 
 
 def _make_room(template: Template, memory_mb: int, sandbox: Sandbox) -> None:
@@ -263,8 +262,7 @@ def _make_room(template: Template, memory_mb: int, sandbox: Sandbox) -> None:
     per_clone = max(2, memory_mb // 256)
     wanted = memory_mb + TEMPLATE_MARGIN_MB + per_clone * (len(template.clones) + template.restoring)
     if wanted > template.limit_mb:
-        raise_limit = getattr(sandbox, "raise_memory_limit", None)
-        if raise_limit is not None:
+        if isinstance(sandbox, MemoryLimit):
             with contextlib.suppress(OSError):
-                raise_limit(wanted << 20)
+                sandbox.raise_memory_limit(wanted << 20)
         template.limit_mb = wanted

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -313,6 +314,10 @@ class NamespaceSandbox:
     def thaw(self) -> None:
         if not self._killed:
             self._cgroup.thaw()
+
+    def terminate(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.pid, signal.SIGTERM)
 
     def kill(self) -> None:
         if self._killed:

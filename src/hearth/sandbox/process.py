@@ -152,6 +152,10 @@ class ProcessSandbox:
     def thaw(self) -> None:
         self._signal_group(signal.SIGCONT)
 
+    def terminate(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.pid, signal.SIGTERM)
+
     def kill(self) -> None:
         if self._killed:
             return

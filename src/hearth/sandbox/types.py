@@ -1,7 +1,11 @@
 """The contract between the invoke path and the isolation backends.
 
-It owns the description of a sandbox to start (`SandboxSpec`) and the two protocols a backend
-implements (`IsolationBackend`, `Sandbox`). It never starts anything itself.
+It owns the description of a sandbox to start (`SandboxSpec`), the two protocols every backend
+implements (`IsolationBackend`, `Sandbox`) and the optional abilities some have, each a protocol of its
+own: `CpuShares` (change a sandbox's CPU quota after INIT), `MemoryPeak` (read the peak alone, cheaper
+than `stats()`), `MemoryLimit` (raise the memory limit of a running sandbox) and `Snapshots` (a
+backend that starts snapshot templates and clones them). Callers ask `isinstance(x, Ability)`; no
+code probes for method names. It never starts anything itself.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,10 @@ class Sandbox(Protocol):
 
     def thaw(self) -> None: ...
 
+    def terminate(self) -> None:
+        """Ask the runtime to stop (SIGTERM to the process the backend waits on); never raises."""
+        ...
+
     def kill(self) -> None:
         """Kill every process of the sandbox at once and release its resources; idempotent."""
         ...
@@ -85,4 +93,49 @@ class IsolationBackend(Protocol):
 
     async def close(self) -> None:
         """Kill every sandbox still running and stop helper processes (zygotes)."""
+        ...
+
+
+# -- optional abilities -------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class CpuShares(Protocol):
+    """A sandbox whose CPU quota can change while it runs (INIT at full CPU, then its share)."""
+
+    def set_cpu(self, fraction: float) -> None:
+        """CPUs worth of quota from now on (1.0 = one core). Raises OSError."""
+        ...
+
+
+@runtime_checkable
+class MemoryPeak(Protocol):
+    """A sandbox that can read its memory peak alone (one read, where `stats()` also reads OOM events)."""
+
+    def memory_peak(self) -> int:
+        """Bytes. Raises OSError."""
+        ...
+
+
+@runtime_checkable
+class MemoryLimit(Protocol):
+    """A sandbox whose memory limit can be raised while it runs (a snapshot template's, per clone)."""
+
+    def raise_memory_limit(self, memory_bytes: int) -> None:
+        """Never lowers the limit. Raises OSError."""
+        ...
+
+
+@runtime_checkable
+class Snapshots(Protocol):
+    """A backend that can run INIT once into a template and clone environments from it."""
+
+    async def start(self, spec: SandboxSpec, *, template: bool = False) -> Sandbox: ...
+
+    async def template_ready(self, template: Sandbox) -> bool:
+        """Wait until the template has run INIT and its before-snapshot hooks: False if it died."""
+        ...
+
+    async def clone(self, template: Sandbox, spec: SandboxSpec) -> Sandbox:
+        """A new sandbox forked from the template, in its own groups. Raises SandboxStartError."""
         ...

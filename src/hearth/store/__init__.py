@@ -1,20 +1,23 @@
-"""Persistence: the control-plane store (SQLite by default, behind the `Store` protocol) and the
-content-addressed blob store for code archives.
+"""Persistence plumbing shared by every component: the database engine (`engine`), the one way a
+component opens, migrates and writes its store (`component.ComponentDb`), and the content-addressed
+blob store for code archives (`blobs`).
 
-It owns bytes on disk and their durability. It never holds business rules: what a function is and
-which transitions are allowed live in `hearth.functions`.
+It owns bytes on disk and their durability. It never holds a component's tables or business rules:
+each component's schema and SQL live with its domain (`hearth.functions.store`, `hearth.esm.store`,
+`hearth.services.<service>/`).
 """
 
 from hearth.store.blobs import BlobStore, ZipRejected
-from hearth.store.db import AlreadyExists, RevisionMismatch, SqliteStore, Store, VersionRow, open_store
+from hearth.store.component import ComponentDb, ComponentDbError
+from hearth.store.engine import Engine, SqliteEngine, engine_for, use_engine
 
 __all__ = [
-    "AlreadyExists",
     "BlobStore",
-    "RevisionMismatch",
-    "SqliteStore",
-    "Store",
-    "VersionRow",
+    "ComponentDb",
+    "ComponentDbError",
+    "Engine",
+    "SqliteEngine",
     "ZipRejected",
-    "open_store",
+    "engine_for",
+    "use_engine",
 ]

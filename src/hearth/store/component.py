@@ -1,27 +1,34 @@
-"""A durable SQLite database of one Hearth component (queues, topics, async events, …) with its own
-versioned migrations, inside Hearth's one database file.
+"""One component's durable store (functions, queues, topics, async events, logs, ...): the one way every
+component opens its database, migrates it, writes in a transaction and reads.
 
-It owns the plumbing every component shares: the connection and its pragmas (WAL, synchronous=FULL,
-so what returned survives `kill -9`), one-transaction writes, and per-component schema versions in
-the `component_schema` table. It never knows a component's tables: each component passes its own
-migrations and writes its own SQL.
+It owns what every component shares: its connection (from the data directory's engine,
+`hearth.store.engine`), one-transaction writes, and per-component schema versions in the
+`component_schema` table of the component's database. It never knows a component's tables: each
+component passes its own migrations and writes its own (portable) SQL.
 
-Components open their own connection to `<data_dir>/hearth.db`; SQLite serializes writers, and every
-transaction is short. Calls are synchronous and meant for the event loop thread (microseconds for an
-indexed statement; one fsync per committed write).
+Migrations are a tuple of scripts, append-only: entry N brings the component from version N-1 to N,
+in one transaction with its version row. A component whose data predates `component_schema` passes
+`adopt`, which reads the old layout and says which version it already is at (run once, in the same
+transaction that records the answer).
+
+Components share `<data_dir>/hearth.db` (SQLite serializes writers; every transaction is short),
+unless they name their own `database`. Calls are synchronous and meant for the event loop thread
+(microseconds for an indexed statement; one fsync per committed write).
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hearth.store.db import DB_NAME, _split_sql, immediate_tx, open_durable
+from hearth.store.engine import MAIN_DATABASE, Connection, Engine, Row, engine_for
+
+# Reads the layout a component had before `component_schema` and returns the version it is at (0: none).
+Adopt = Callable[[Connection], int]
 
 
 class ComponentDbError(Exception):
@@ -29,58 +36,112 @@ class ComponentDbError(Exception):
 
 
 class ComponentDb:
-    """One component's view of the database: `tx()` to write, `query()` to read."""
+    """One component's view of its database: `tx()` to write, `query()` to read."""
 
-    def __init__(self, data_dir: Path, component: str, migrations: Sequence[str]) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = data_dir / DB_NAME
+    def __init__(self, data_dir: Path, component: str, migrations: Sequence[str], *,
+                 database: str = MAIN_DATABASE, adopt: Adopt | None = None,
+                 engine: Engine | None = None) -> None:
+        self.engine = engine if engine is not None else engine_for(data_dir)
         self.component = component
-        self._conn = open_durable(self.path)
+        self.database = database
+        self.location = self.engine.location(database)
+        self._conn = self.engine.connect(database)
         self._lock = threading.RLock()
         self._closed = False
         try:
-            self._migrate(migrations)
+            self._migrate(migrations, adopt)
         except BaseException:
             self.close()
             raise
 
+    @property
+    def path(self) -> Path:
+        """The database file (SQLite engine): kept for tools and tests that look at the file."""
+        return Path(self.location)
+
+    @property
+    def integrity_error(self) -> type[Exception]:
+        return self.engine.integrity_error
+
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction: all of it is committed, or none of it."""
+    def tx(self) -> Iterator[Connection]:
+        """One write transaction (holding the write lock from its start): all of it is committed, or
+        none of it."""
         with self._lock:
             if self._closed:
                 raise ComponentDbError(f"the {self.component} database is closed")
-            with immediate_tx(self._conn) as conn:
-                yield conn
+            self._conn.execute(self.engine.dialect.begin_write)
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
-    def query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         with self._lock:
             if self._closed:
                 raise ComponentDbError(f"the {self.component} database is closed")
             return list(self._conn.execute(sql, args))
 
+    @contextmanager
+    def scan(self, sql: str, args: Sequence[Any] = ()) -> Iterator[Iterator[Row]]:
+        """Rows one at a time, for a read that may stop early without fetching everything (the lock is
+        held until the block ends: keep it short)."""
+        with self._lock:
+            if self._closed:
+                raise ComponentDbError(f"the {self.component} database is closed")
+            cursor = self._conn.execute(sql, args)
+            try:
+                yield iter(cursor)
+            finally:
+                cursor.close()
+
     def schema_version(self) -> int:
         rows = self.query("SELECT version FROM component_schema WHERE component = ?", (self.component,))
         return int(rows[0]["version"]) if rows else 0
 
-    def _migrate(self, migrations: Sequence[str]) -> None:
+    def _migrate(self, migrations: Sequence[str], adopt: Adopt | None) -> None:
         with self.tx() as db:
             db.execute("CREATE TABLE IF NOT EXISTS component_schema "
                        "(component TEXT PRIMARY KEY, version INTEGER NOT NULL, applied_at REAL NOT NULL)")
+            known = db.execute("SELECT version FROM component_schema WHERE component = ?",
+                               (self.component,)).fetchone()
+            if known is None and adopt is not None:
+                adopted = adopt(db)
+                if adopted:
+                    _record_version(db, self.component, adopted)
         current = self.schema_version()
         if current > len(migrations):
-            raise ComponentDbError(f"{self.path}: the {self.component} schema is at version {current}, newer "
-                                   f"than this Hearth ({len(migrations)}); upgrade Hearth")
+            raise ComponentDbError(f"{self.location}: the {self.component} schema is at version {current}, "
+                                   f"newer than this Hearth ({len(migrations)}); upgrade Hearth")
         for number, script in enumerate(migrations[current:], start=current + 1):
             with self.tx() as db:
-                for statement in _split_sql(script):
-                    db.execute(statement)
-                db.execute("INSERT INTO component_schema (component, version, applied_at) VALUES (?, ?, ?) "
-                           "ON CONFLICT (component) DO UPDATE SET version = excluded.version, "
-                           "applied_at = excluded.applied_at", (self.component, number, time.time()))
+                for statement in split_sql(script):
+                    db.execute(self.engine.dialect.ddl(statement))
+                _record_version(db, self.component, number)
 
     def close(self) -> None:
         with self._lock:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
+
+
+def _record_version(db: Connection, component: str, version: int) -> None:
+    db.execute("INSERT INTO component_schema (component, version, applied_at) VALUES (?, ?, ?) "
+               "ON CONFLICT (component) DO UPDATE SET version = excluded.version, "
+               "applied_at = excluded.applied_at", (component, version, time.time()))
+
+
+def table_exists(db: Connection, table: str) -> bool:
+    """For `adopt` functions: whether the old layout has `table` (SQLite's catalogue; a new engine
+    never holds a pre-`component_schema` layout, so this needs no other spelling)."""
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is not None
+
+
+def split_sql(script: str) -> list[str]:
+    """Statements of a migration script. Migrations hold no string literals containing ';' or '--';
+    `--` comments are dropped first so that they may say anything."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

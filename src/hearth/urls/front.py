@@ -19,17 +19,19 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from hearth.asgi import BodyTooLarge, read_body
-from hearth.aws.errors import AwsError
 from hearth.aws.keys import KeyStore
 from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
 from hearth.config import Settings
+from hearth.functions.errors import FunctionsError
 from hearth.functions.model import FunctionVersion
-from hearth.invoke.invoker import InvokeOutcome, Invoker
+from hearth.invoke.errors import InvokeError, Throttled
+from hearth.invoke.invoker import Invoker
+from hearth.invoke.request import InvokeOutcome, InvokeRequest
 from hearth.runtime_api.channel import ResponseStream
 from hearth.services.lambda_.urls import UrlConfig, UrlConfigStore
 from hearth.urls import cors
@@ -68,6 +70,11 @@ UNAVAILABLE = b'{"Message":"Service Unavailable"}'
 
 class FunctionAccess(Protocol):
     def resolve(self, account: str, region: str, name_or_arn: str, qualifier: str | None) -> FunctionVersion: ...
+
+    def authorize(self, caller_account: str | None, target: FunctionVersion | str, action: str, *,
+                  context: Mapping[str, str] | None = None) -> None:
+        """Raise unless the caller (None: anonymous) may perform `action` on `target` (its resource policy)."""
+        ...
 
 
 def match(scope: Scope) -> tuple[str, str | None, str] | None:
@@ -143,7 +150,7 @@ class UrlFront:
             return _json(403, FORBIDDEN)
         try:
             fv = self._functions.resolve(cfg.account, cfg.region, cfg.function_name, cfg.qualifier or None)
-        except AwsError:
+        except FunctionsError:
             return _json(404, NOT_FOUND)
         if fv.state != "Active":
             return _json(503, UNAVAILABLE)
@@ -155,8 +162,8 @@ class UrlFront:
         event = build_event(req, url_id=cfg.url_id, domain_name=domain, request_id=request_id, epoch_ms=epoch_ms,
                             caller=caller)
         sink = ResponseStream()
-        task = asyncio.create_task(self._invoker.invoke(fv, json.dumps(event).encode(), request_id=request_id,
-                                                        stream=sink))
+        task = asyncio.create_task(self._invoker.invoke(InvokeRequest(
+            fv, json.dumps(event).encode(), request_id=request_id, stream=sink)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         if not await sink.started_or_done(task):
@@ -216,28 +223,22 @@ class UrlFront:
         return IamCaller(principal.access_key_id, principal.account_id)
 
     def _public(self, cfg: UrlConfig) -> bool:
-        authorize = getattr(self._functions, "authorize", None)
-        if authorize is None:
-            return False
         try:
-            authorize(None, cfg.function_arn, "lambda:InvokeFunctionUrl",
-                      context={"lambda:FunctionUrlAuthType": "NONE"})
-        except AwsError:
+            self._functions.authorize(None, cfg.function_arn, "lambda:InvokeFunctionUrl",
+                                      context={"lambda:FunctionUrlAuthType": "NONE"})
+        except FunctionsError:
             return False
         return True
 
     def _authorized(self, caller: IamCaller, cfg: UrlConfig) -> bool:
         if caller.account_id == cfg.account:
             return True
-        authorize = getattr(self._functions, "authorize", None)
-        if authorize is None:
-            return False  # cross-account access needs a resource policy (functions.authorize)
         try:  # the URL's own ARN (alias-qualified or not) names the policy that applies
-            allowed = authorize(caller.account_id, cfg.function_arn, "lambda:InvokeFunctionUrl",
-                                context={"lambda:FunctionUrlAuthType": "AWS_IAM"})
-        except AwsError:
+            self._functions.authorize(caller.account_id, cfg.function_arn, "lambda:InvokeFunctionUrl",
+                                      context={"lambda:FunctionUrlAuthType": "AWS_IAM"})
+        except FunctionsError:
             return False
-        return allowed is not False
+        return True
 
     async def close(self) -> None:
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -245,9 +246,9 @@ class UrlFront:
 
 def _outcome_answer(task: asyncio.Task[InvokeOutcome]) -> HttpAnswer:
     exc = task.exception()
-    if isinstance(exc, AwsError):
-        if exc.status == 429:
-            return _json(429, THROTTLED)
+    if isinstance(exc, Throttled):
+        return _json(429, THROTTLED)
+    if isinstance(exc, (InvokeError, FunctionsError)):
         return _json(502, INTERNAL)
     if exc is not None:
         log.error("function URL invocation failed", exc_info=exc)

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hearth.aws.errors import AwsError
 from hearth.events.delivery import DeliveryError, DeliveryRouter, Message
 from hearth.functions import errors
 from hearth.functions.model import FunctionVersion
 from hearth.functions.names import function_arn, parse_function_ref
 from hearth.invoke.async_queue import AsyncPolicy, AsyncQueue, AsyncQueueConfig, ManualClock
-from hearth.invoke.invoker import InvokeOutcome
+from hearth.invoke.errors import Throttled, ThrottleReason
+from hearth.invoke.request import InvokeOutcome, InvokeRequest
 
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
@@ -67,7 +67,7 @@ def fails(message: str = "boom") -> Callable[[], InvokeOutcome]:
 
 def throttled() -> Callable[[], InvokeOutcome]:
     def raise_() -> InvokeOutcome:
-        raise AwsError("TooManyRequestsException", "Rate Exceeded.", 429)
+        raise Throttled(ThrottleReason.ACCOUNT)
     return raise_
 
 
@@ -86,9 +86,8 @@ class ScriptedInvoker:
         self.steps = list(steps) or [ok()]
         self.calls: list[Call] = []
 
-    async def invoke(self, fv: FunctionVersion, payload: bytes, *, request_id: str | None = None,
-                     trace_id: str | None = None) -> InvokeOutcome:
-        self.calls.append(Call(fv.name, payload, request_id, trace_id))
+    async def invoke(self, request: InvokeRequest) -> InvokeOutcome:
+        self.calls.append(Call(request.version.name, request.payload, request.request_id, request.trace_id))
         step = self.steps[min(len(self.calls) - 1, len(self.steps) - 1)]
         return step()
 

@@ -322,9 +322,9 @@ async def test_enqueue_is_idempotent_per_request_id(rigs: list[Rig], tmp_path: P
 
 
 async def test_enqueue_after_close_is_refused(tmp_path: Path) -> None:
-    from hearth.aws.errors import AwsError
+    from hearth.invoke.errors import NotAccepting
 
     rig = make_rig(tmp_path / "data", ScriptedInvoker(ok()))
     await rig.queue.close()
-    with pytest.raises(AwsError):
+    with pytest.raises(NotAccepting):
         rig.enqueue()

@@ -25,7 +25,11 @@ class FakeInvoke:
         self.running = 0
         self.peak = 0
 
-    async def __call__(self, account: str, region: str, function_arn: str, payload: bytes) -> InvokeResult:
+    def stops_loop(self, account: str, region: str, function_arn: str, trace_header: str | None) -> bool:
+        return False
+
+    async def __call__(self, account: str, region: str, function_arn: str, payload: bytes, *,
+                       trace_header: str | None = None) -> InvokeResult:
         records = json.loads(payload)["Records"]
         self.batches.append(records)
         self.running += 1

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from tests.unit.lambda_.helpers import ACCOUNT, APP, Env, build, ctx, make_zip
 
-from hearth.aws.errors import AwsError
+from hearth.functions.errors import FunctionsError
 from hearth.functions.model import FunctionVersion
 
 REGION = "us-east-1"
@@ -35,7 +35,7 @@ async def test_resolve_is_served_from_memory(env: Env, monkeypatch: pytest.Monke
 
 async def test_unknown_qualifier_is_not_found(env: Env) -> None:
     await env.create("q")
-    with pytest.raises(AwsError) as exc:
+    with pytest.raises(FunctionsError) as exc:
         env.functions.resolve(ACCOUNT, REGION, "q", "prod")
     assert exc.value.message == f"Function not found: arn:aws:lambda:{REGION}:{ACCOUNT}:function:q:prod"
 

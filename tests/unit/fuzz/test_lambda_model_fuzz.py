@@ -34,10 +34,10 @@ from hearth.aws.gateway import AwsGateway
 from hearth.aws.keys import AccessKey, KeyStore
 from hearth.config import Settings
 from hearth.functions.service import FunctionService
+from hearth.functions.store import open_store
 from hearth.services.lambda_.code_url import CodeUrlSigner
 from hearth.services.lambda_.provider import LambdaProvider
 from hearth.store.blobs import BlobStore
-from hearth.store.db import open_store
 
 KEY, SECRET, ACCOUNT = "AKIAHEARTHFUZZ000001", "hearth-fuzz-secret-000000000000000000000", "000000000000"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/fuzz"

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from hearth.functions.model import FunctionVersion
-from hearth.invoke.limiter import ConcurrencyLimiter, ConcurrencyStore, Throttled, ThrottleReason
+from hearth.invoke.errors import Throttled, ThrottleReason
+from hearth.invoke.limiter import ConcurrencyLimiter, ConcurrencyStore
+from hearth.services.lambda_.errors import to_aws
 
 
 def fv(name: str, account: str = "000000000000", version: str = "$LATEST") -> FunctionVersion:
@@ -27,10 +29,10 @@ async def test_reserved_zero_throttles_with_reserved_reason() -> None:
     assert limiter.try_acquire(f) is None
     with pytest.raises(Throttled) as info:
         await limiter.acquire(f)
-    assert info.value.status == 429
-    assert info.value.code == "TooManyRequestsException"
-    assert info.value.message == "Rate Exceeded."
-    assert info.value.fields == {"Type": "User", "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}
+    assert info.value.reason is ThrottleReason.RESERVED
+    answer = to_aws(info.value)  # as the Lambda providers answer it
+    assert (answer.status, answer.code, answer.message) == (429, "TooManyRequestsException", "Rate Exceeded.")
+    assert answer.fields == {"Type": "User", "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}
 
 
 async def test_reserved_limit_and_release() -> None:

@@ -11,10 +11,11 @@ from typing import Any
 
 from tests.unit.invoke.test_pool import make_pool
 
-from hearth.aws.errors import AwsError
+from hearth.functions.errors import NotFound
 from hearth.functions.model import FunctionVersion
 from hearth.invoke.environment import InitFailure
-from hearth.invoke.limiter import ConcurrencyLimiter, ThrottleReason
+from hearth.invoke.errors import ThrottleReason
+from hearth.invoke.limiter import ConcurrencyLimiter
 from hearth.invoke.pool import pool_key
 from hearth.invoke.provisioned import ProvisionedManager, ProvisionedStore
 from hearth.observability.metrics import Registry
@@ -73,7 +74,7 @@ def manager_for(pool: Any, versions: dict[str, FunctionVersion], aliases: dict[s
     def resolve(account: str, region: str, name: str, qualifier: str) -> FunctionVersion:
         version = aliases.get(qualifier, qualifier)
         if version not in versions:
-            raise AwsError("ResourceNotFoundException", "gone", 404)
+            raise NotFound("gone")
         return versions[version]
 
     return ProvisionedManager(pool, resolve, limiter, store, registry=Registry())

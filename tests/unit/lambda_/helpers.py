@@ -13,13 +13,13 @@ from typing import Any
 from hearth.aws.context import Principal, RequestContext
 from hearth.config import Settings
 from hearth.functions.service import FunctionService
+from hearth.functions.store import FunctionStore, open_store
 from hearth.services.lambda_.code_url import CodeUrlSigner
 from hearth.services.lambda_.layers import LambdaLayersProvider
 from hearth.services.lambda_.policies import LambdaPolicyProvider
 from hearth.services.lambda_.provider import LambdaProvider
 from hearth.services.lambda_.versions import LambdaVersionsProvider
 from hearth.store.blobs import BlobStore
-from hearth.store.db import SqliteStore, open_store
 
 ACCOUNT = "000000000000"
 OTHER = "111111111111"
@@ -54,7 +54,7 @@ def fake_runtime_check(runtime: str) -> str | None:
 class Env:
     data_dir: Path
     settings: Settings
-    store: SqliteStore
+    store: FunctionStore
     blobs: BlobStore
     functions: FunctionService
     provider: LambdaProvider

@@ -9,13 +9,17 @@ import pytest
 from tests.unit.lambda_.helpers import ACCOUNT, OTHER, Env, ctx
 
 from hearth.aws.errors import AwsError
+from hearth.functions.errors import FunctionsError
+from hearth.services.lambda_.errors import to_aws
 
 ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function"
 REGION = "us-east-1"
 
 
-def err(exc: pytest.ExceptionInfo[AwsError]) -> tuple[str, str, int]:
-    return exc.value.code, exc.value.message, exc.value.status
+def err(exc: pytest.ExceptionInfo[AwsError] | pytest.ExceptionInfo[FunctionsError]) -> tuple[str, str, int]:
+    """(code, message, status) as the caller sees it (a domain error as the Lambda providers map it)."""
+    value = exc.value if isinstance(exc.value, AwsError) else to_aws(exc.value)
+    return value.code, value.message, value.status
 
 
 def add(env: Env, name: str, sid: str, principal: str, **extra: str) -> dict[str, object]:
@@ -104,7 +108,7 @@ async def test_permission_errors_as_recorded(env: Env) -> None:
 async def test_cross_account_invoke_and_read_need_a_grant(env: Env) -> None:
     await ready(env)
     target = f"{ARN}:fn"
-    with pytest.raises(AwsError) as exc:
+    with pytest.raises(FunctionsError) as exc:
         env.functions.resolve(OTHER, REGION, target, None)
     assert err(exc) == (
         "AccessDeniedException",
@@ -124,7 +128,7 @@ async def test_cross_account_invoke_and_read_need_a_grant(env: Env) -> None:
     with pytest.raises(AwsError) as exc:  # management stays the owner's, whatever the policy says
         env.provider.delete_function(ctx(OTHER), {"FunctionName": target})
     assert exc.value.code == "AccessDeniedException"
-    with pytest.raises(AwsError):  # a third account still has no grant
+    with pytest.raises(FunctionsError):  # a third account still has no grant
         env.functions.resolve("222222222222", REGION, target, None)
 
 
@@ -134,9 +138,9 @@ async def test_qualified_policies_apply_to_their_qualifier_only(env: Env) -> Non
     env.versions.create_alias(ctx(), {"FunctionName": "fn", "Name": "live", "FunctionVersion": "1"})
     add(env, f"{ARN}:fn:live", "alias", OTHER)
     assert env.functions.resolve(OTHER, REGION, f"{ARN}:fn:live", None).version == "1"
-    with pytest.raises(AwsError):
+    with pytest.raises(FunctionsError):
         env.functions.resolve(OTHER, REGION, f"{ARN}:fn", None)
-    with pytest.raises(AwsError):
+    with pytest.raises(FunctionsError):
         env.functions.resolve(OTHER, REGION, f"{ARN}:fn:1", None)
     doc = json.loads(env.policies.get_policy(ctx(), {"FunctionName": "fn", "Qualifier": "live"})["Policy"])
     assert doc["Statement"][0]["Resource"] == f"{ARN}:fn:live"
@@ -144,7 +148,7 @@ async def test_qualified_policies_apply_to_their_qualifier_only(env: Env) -> Non
         env.policies.get_policy(ctx(), {"FunctionName": "fn"})
     env.versions.delete_alias(ctx(), {"FunctionName": "fn", "Name": "live"})
     env.versions.create_alias(ctx(), {"FunctionName": "fn", "Name": "live", "FunctionVersion": "1"})
-    with pytest.raises(AwsError):  # a re-created alias does not inherit the old alias's policy
+    with pytest.raises(FunctionsError):  # a re-created alias does not inherit the old alias's policy
         env.functions.resolve(OTHER, REGION, f"{ARN}:fn:live", None)
 
 
@@ -152,14 +156,14 @@ async def test_authorize_for_urls_and_allows_service(env: Env) -> None:
     await ready(env)
     fv = env.functions.resolve(ACCOUNT, REGION, "fn", None)
     env.functions.authorize(ACCOUNT, fv, "lambda:InvokeFunctionUrl")  # the owner always may
-    with pytest.raises(AwsError):
+    with pytest.raises(FunctionsError):
         env.functions.authorize(None, f"{ARN}:fn", "lambda:InvokeFunctionUrl",
                                 context={"lambda:FunctionUrlAuthType": "NONE"})
     env.policies.add_permission(ctx(), {"FunctionName": "fn", "StatementId": "url", "Principal": "*",
                                         "Action": "lambda:InvokeFunctionUrl", "FunctionUrlAuthType": "NONE"})
     env.functions.authorize(None, f"{ARN}:fn", "lambda:InvokeFunctionUrl",
                             context={"lambda:FunctionUrlAuthType": "NONE"})
-    with pytest.raises(AwsError):  # the condition must hold
+    with pytest.raises(FunctionsError):  # the condition must hold
         env.functions.authorize(OTHER, f"{ARN}:fn", "lambda:InvokeFunctionUrl",
                                 context={"lambda:FunctionUrlAuthType": "AWS_IAM"})
     topic = "arn:aws:sns:us-east-1:000000000000:t"

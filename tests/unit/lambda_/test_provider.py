@@ -13,15 +13,19 @@ import pytest
 from tests.unit.lambda_.helpers import ACCOUNT, APP, OTHER, ROLE, Env, ctx, make_zip
 
 from hearth.aws.errors import AwsError
+from hearth.functions.errors import FunctionsError
 from hearth.invoke.limiter import ConcurrencyLimiter
 from hearth.services.lambda_.code_url import serve_code_download
 from hearth.services.lambda_.concurrency import ConcurrencyProvider
+from hearth.services.lambda_.errors import to_aws
 
 ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function"
 
 
-def err(exc: pytest.ExceptionInfo[AwsError]) -> tuple[str, str, int]:
-    return exc.value.code, exc.value.message, exc.value.status
+def err(exc: pytest.ExceptionInfo[AwsError] | pytest.ExceptionInfo[FunctionsError]) -> tuple[str, str, int]:
+    """(code, message, status) as the caller sees it (a domain error as the Lambda providers map it)."""
+    value = exc.value if isinstance(exc.value, AwsError) else to_aws(exc.value)
+    return value.code, value.message, value.status
 
 
 async def test_create_returns_pending_then_active(env: Env) -> None:
@@ -356,7 +360,7 @@ async def test_delete_and_qualifiers(env: Env) -> None:
     env.functions.add_listener(lambda event, fv: events.append((event, fv.name)))
     assert env.provider.delete_function(ctx(), {"FunctionName": "del"}) == {"StatusCode": 204}
     assert events == [("deleted", "del")]
-    with pytest.raises(AwsError) as exc:
+    with pytest.raises(FunctionsError) as exc:
         env.functions.resolve(ACCOUNT, "us-east-1", "del", None)
     assert err(exc)[1] == f"Function not found: {ARN}:del:$LATEST"
 
@@ -370,9 +374,9 @@ async def test_accounts_and_regions_are_isolated(env: Env) -> None:
     with pytest.raises(AwsError) as exc:
         env.provider.delete_function(ctx(OTHER), {"FunctionName": f"{ARN}:private"})
     assert (exc.value.code, exc.value.status) == ("AccessDeniedException", 403)
-    with pytest.raises(AwsError) as exc:
+    with pytest.raises(FunctionsError) as exc:
         env.functions.resolve(OTHER, "us-east-1", f"{ARN}:private", None)
-    assert exc.value.status == 403
+    assert to_aws(exc.value).status == 403
     with pytest.raises(AwsError) as exc:
         env.provider.get_function(
             ctx(), {"FunctionName": f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:private"}

@@ -12,13 +12,17 @@ import pytest
 from tests.unit.lambda_.helpers import ACCOUNT, APP, Env, build, ctx, make_zip
 
 from hearth.aws.errors import AwsError
+from hearth.functions.errors import FunctionsError
+from hearth.services.lambda_.errors import to_aws
 
 ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function"
 REGION = "us-east-1"
 
 
-def err(exc: pytest.ExceptionInfo[AwsError]) -> tuple[str, str, int]:
-    return exc.value.code, exc.value.message, exc.value.status
+def err(exc: pytest.ExceptionInfo[AwsError] | pytest.ExceptionInfo[FunctionsError]) -> tuple[str, str, int]:
+    """(code, message, status) as the caller sees it (a domain error as the Lambda providers map it)."""
+    value = exc.value if isinstance(exc.value, AwsError) else to_aws(exc.value)
+    return value.code, value.message, value.status
 
 
 class Draws:
@@ -240,7 +244,7 @@ async def test_alias_resolution_follows_weights_and_updates(draws_env: tuple[Env
     assert resolve().version == "2"  # the cache follows the update at once
     env.versions.update_alias(ctx(), {"FunctionName": "w", "Name": "live", "FunctionVersion": "1"})
     assert env.functions.resolve(ACCOUNT, REGION, "w", "live").version == "1"  # rollback
-    with pytest.raises(AwsError) as exc:
+    with pytest.raises(FunctionsError) as exc:
         env.functions.resolve(ACCOUNT, REGION, "w", "non-existent-alias")
     assert err(exc) == ("ResourceNotFoundException", f"Function not found: {ARN}:w:non-existent-alias", 404)
 
@@ -252,9 +256,9 @@ async def test_recreated_function_forgets_versions_and_aliases(env: Env) -> None
     env.provider.delete_function(ctx(), {"FunctionName": "re"})
     await env.create("re")
     await env.settle()
-    with pytest.raises(AwsError):
+    with pytest.raises(FunctionsError):
         env.functions.resolve(ACCOUNT, REGION, "re", "live")
-    with pytest.raises(AwsError):
+    with pytest.raises(FunctionsError):
         env.functions.resolve(ACCOUNT, REGION, "re", "2")
     assert env.versions.publish_version(ctx(), {"FunctionName": "re"})["Version"] == "1"
 

@@ -8,8 +8,8 @@ import pytest
 
 from hearth.aws.context import Principal, RequestContext
 from hearth.aws.errors import AwsError
-from hearth.observability.logstore import LogStore
 from hearth.services.logs.provider import LogsProvider
+from hearth.services.logs.store import LogStore
 
 G = "/aws/lambda/fn"
 
@@ -20,7 +20,7 @@ def ctx(account: str = "111111111111", region: str = "us-east-1") -> RequestCont
 
 @pytest.fixture
 def provider(tmp_path: Path) -> Iterator[LogsProvider]:
-    store = LogStore(tmp_path / "logs.db")
+    store = LogStore(tmp_path)
     yield LogsProvider(store)
     store.close()
 

@@ -24,10 +24,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from hearth.asgi import BodyTooLarge, read_body
-from hearth.aws.errors import AwsError
 from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
+from hearth.functions.errors import FunctionsError
 from hearth.functions.model import FunctionVersion
-from hearth.invoke.invoker import InvokeOutcome, Invoker
+from hearth.invoke.errors import InvokeError, Throttled
+from hearth.invoke.invoker import Invoker
+from hearth.invoke.request import InvokeOutcome, InvokeRequest
 from hearth.services.apigateway import awsservice, mapped, proxy, routing, vtl
 from hearth.services.apigateway.authorizers import AuthDecision, Authorizers
 from hearth.services.apigateway.httpfwd import forward
@@ -643,11 +645,12 @@ class ApiFront:
         internal = HTTP_INTERNAL if http_api else REST_INTERNAL
         try:
             fv = self._functions.resolve(account, region, arn, None)
-        except AwsError:
+        except FunctionsError:
             return _json(500, internal)
         if fv.state != "Active":
             return _json(500, internal)
-        task = asyncio.create_task(self._invoker.invoke(fv, json.dumps(event).encode(), request_id=request_id))
+        task = asyncio.create_task(self._invoker.invoke(
+            InvokeRequest(fv, json.dumps(event).encode(), request_id=request_id)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         started = time.monotonic()
@@ -657,11 +660,11 @@ class ApiFront:
         if not done:  # the function runs on; its answer has nowhere to go (as on AWS)
             return _json(503, UNAVAILABLE) if http_api else _json(504, TIMED_OUT)
         exc = task.exception()
-        if isinstance(exc, AwsError) and exc.status == 429:
+        if isinstance(exc, Throttled):
             return _json(429, b'{"message":"Too Many Requests"}') if http_api else \
                 _json(500, internal)
         if exc is not None:
-            if not isinstance(exc, AwsError):
+            if not isinstance(exc, InvokeError):
                 log.error("API invocation failed", exc_info=exc)
             return _json(500, internal)
         return task.result()

@@ -104,13 +104,15 @@ class EventStore:
     def ensure_default_bus(self, account: str, region: str) -> None:
         now = time.time()
         with self.db.tx() as db:
-            db.execute("INSERT OR IGNORE INTO eb_buses VALUES (?, ?, 'default', NULL, ?, ?)",
+            db.execute("INSERT INTO eb_buses VALUES (?, ?, 'default', NULL, ?, ?) "
+                       "ON CONFLICT (account, region, name) DO NOTHING",
                        (account, region, now, now))
 
     def create_bus(self, account: str, region: str, name: str, description: str | None) -> bool:
         now = time.time()
         with self.db.tx() as db:
-            cur = db.execute("INSERT OR IGNORE INTO eb_buses VALUES (?, ?, ?, ?, ?, ?)",
+            cur = db.execute("INSERT INTO eb_buses VALUES (?, ?, ?, ?, ?, ?) "
+                             "ON CONFLICT (account, region, name) DO NOTHING",
                              (account, region, name, description, now, now))
             return cur.rowcount == 1
 

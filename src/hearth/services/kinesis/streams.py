@@ -127,11 +127,13 @@ class StreamService:
     def create(self, account: str, region: str, name: str, shard_count: int, mode: str) -> bool:
         now = self._clock()
         with self.db.tx() as db:
-            cur = db.execute("INSERT OR IGNORE INTO ks_streams VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            cur = db.execute("INSERT INTO ks_streams VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                             "ON CONFLICT (account, region, name) DO NOTHING",
                              (account, region, name, mode, DEFAULT_RETENTION_HOURS, shard_count, now, int(now * 1000)))
             if cur.rowcount != 1:
                 return False
-            db.executemany("INSERT OR REPLACE INTO ks_counters VALUES (?, ?, ?, ?, 1)",
+            db.executemany("INSERT INTO ks_counters VALUES (?, ?, ?, ?, 1) "
+                           "ON CONFLICT (account, region, stream, shard) DO UPDATE SET next = excluded.next",
                            [(account, region, name, i) for i in range(shard_count)])
             db.execute("DELETE FROM ks_records WHERE account = ? AND region = ? AND stream = ?",
                        (account, region, name))
@@ -246,7 +248,8 @@ class StreamService:
 
     def add_tags(self, stream: Stream, tags: dict[str, str]) -> None:
         with self.db.tx() as db:
-            db.executemany("INSERT OR REPLACE INTO ks_tags VALUES (?, ?, ?, ?, ?)",
+            db.executemany("INSERT INTO ks_tags VALUES (?, ?, ?, ?, ?) "
+                           "ON CONFLICT (account, region, stream, key) DO UPDATE SET value = excluded.value",
                            [(stream.account, stream.region, stream.name, k, v) for k, v in tags.items()])
 
     def remove_tags(self, stream: Stream, keys: list[str]) -> None:

@@ -17,6 +17,7 @@ from hearth.functions.config import FunctionConfig
 from hearth.functions.names import LATEST, FunctionRef, function_arn
 from hearth.invoke.limiter import ConcurrencyLimiter
 from hearth.services.lambda_ import validation
+from hearth.services.lambda_.errors import maps_domain_errors
 from hearth.services.lambda_.provider import TOTAL_CODE_SIZE_LIMIT
 from hearth.store.blobs import UNZIPPED_LIMIT
 
@@ -31,6 +32,7 @@ class Functions(Protocol):
     def usage(self, account: str, region: str) -> tuple[int, int]: ...
 
 
+@maps_domain_errors
 class ConcurrencyProvider:
     def __init__(self, functions: Functions, limiter: ConcurrencyLimiter) -> None:
         self._functions = functions
@@ -41,8 +43,8 @@ class ConcurrencyProvider:
         ref = self._functions.parse_ref(ctx.account_id, ctx.region, name, None, action=action)
         try:
             self._functions.get(ctx.account_id, ctx.region, ref.name)
-        except AwsError as exc:
-            if exc.code != "ResourceNotFoundException" or not latest_in_404:
+        except errors.NotFound:
+            if not latest_in_404:
                 raise
             # AWS names $LATEST in this 404 (recorded), even before it looks at the qualifier.
             raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name, LATEST)) from None

@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Any
 
 from hearth.aws.context import RequestContext
-from hearth.aws.errors import AwsError
 from hearth.esm import batching
 from hearth.esm.kinesis_poller import parse_stream_arn
 from hearth.esm.manager import MappingManager
@@ -41,6 +40,7 @@ from hearth.functions import errors
 from hearth.functions.names import InvalidFunctionRef, function_arn, parse_function_ref
 from hearth.functions.service import FunctionService
 from hearth.services.kinesis.streams import StreamService
+from hearth.services.lambda_.errors import maps_domain_errors
 from hearth.services.sqs.queues import QueueService, parse_queue_arn
 
 STREAM_ONLY = ("ParallelizationFactor", "BisectBatchOnFunctionError", "MaximumRetryAttempts",
@@ -51,15 +51,15 @@ DEFAULT_MAX_ITEMS = 100
 MAX_FILTERS = 5
 
 
-def invalid(message: str) -> AwsError:
+def invalid(message: str) -> errors.InvalidParameter:
     return errors.invalid_parameter(message)
 
 
-def not_found() -> AwsError:
+def not_found() -> errors.NotFound:
     return errors.resource_not_found(errors.NOT_EXIST)
 
 
-def unsupported(parameter: str) -> AwsError:
+def unsupported(parameter: str) -> errors.InvalidParameter:
     return invalid(f"Unsupported {parameter} parameter for given event source mapping type.")
 
 
@@ -79,6 +79,7 @@ def _timestamp(value: Any) -> float | None:
     return float(value)
 
 
+@maps_domain_errors
 class EventSourceMappingProvider:
     def __init__(self, functions: FunctionService, queues: QueueService, streams: StreamService,
                  manager: MappingManager) -> None:
@@ -94,10 +95,8 @@ class EventSourceMappingProvider:
         try:
             ref = self._functions.parse_ref(ctx.account_id, ctx.region, name, None, action="CreateEventSourceMapping")
             self._functions.resolve_ref(ref)
-        except AwsError as err:
-            if err.status == 404:
-                raise invalid("Function does not exist") from None
-            raise
+        except errors.NotFound:
+            raise invalid("Function does not exist") from None
         return function_arn(ctx.region, ref.account or ctx.account_id, ref.name, ref.qualifier)
 
     def _check_source(self, ctx: RequestContext, kind: SourceKind, arn: str) -> None:

@@ -25,6 +25,7 @@ from hearth.functions import errors
 from hearth.functions.names import LATEST, InvalidFunctionRef, function_arn, parse_function_ref
 from hearth.functions.service import FunctionService
 from hearth.invoke.async_queue import DEFAULT_MAX_EVENT_AGE_S, DEFAULT_MAX_RETRIES, AsyncPolicy
+from hearth.services.lambda_.errors import maps_domain_errors
 from hearth.store.component import ComponentDb
 
 COMPONENT = "event_invoke_config"
@@ -164,6 +165,7 @@ def render(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@maps_domain_errors
 class EventInvokeConfigProvider:
     def __init__(self, functions: FunctionService, store: EventInvokeConfigStore) -> None:
         self._functions = functions
@@ -179,10 +181,8 @@ class EventInvokeConfigProvider:
     def _require_function(self, ctx: RequestContext, name: str, qualifier: str) -> None:
         try:
             self._functions.resolve(ctx.account_id, ctx.region, name, None if qualifier == LATEST else qualifier)
-        except AwsError as err:
-            if err.status == 404:
-                raise _function_doesnt_exist() from None
-            raise
+        except errors.NotFound:
+            raise _function_doesnt_exist() from None
 
     def _check_destinations(self, ctx: RequestContext, name: str, config: dict[str, Any] | None) -> None:
         if not config:
@@ -210,7 +210,7 @@ class EventInvokeConfigProvider:
             raise errors.invalid_parameter("You can't specify the function as a destination for itself.")
         try:
             self._functions.resolve(ref.account or ctx.account_id, ref.region or ctx.region, ref.name, ref.qualifier)
-        except AwsError:
+        except errors.FunctionsError:
             raise errors.invalid_parameter(f"The destination ARN {arn} is invalid.") from None
 
     @staticmethod
@@ -278,10 +278,8 @@ class EventInvokeConfigProvider:
                                         action="ListFunctionEventInvokeConfigs")
         try:
             self._functions.get(ctx.account_id, ctx.region, ref.name)
-        except AwsError as err:
-            if err.status == 404:
-                raise _function_doesnt_exist() from None
-            raise
+        except errors.NotFound:
+            raise _function_doesnt_exist() from None
         rows = self._store.list(ctx.account_id, ctx.region, ref.name)
         try:
             start = max(0, int(params.get("Marker") or 0))

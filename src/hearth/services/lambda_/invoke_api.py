@@ -18,6 +18,8 @@ from hearth.functions.model import FunctionVersion
 from hearth.functions.names import InvalidFunctionRef, parse_function_ref
 from hearth.invoke.async_queue import ASYNC_PAYLOAD_LIMIT, AsyncQueue
 from hearth.invoke.invoker import Invoker
+from hearth.invoke.request import InvokeRequest
+from hearth.services.lambda_.errors import maps_domain_errors
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # 6,291,456 bytes, request and response
 __all__ = ["ASYNC_PAYLOAD_LIMIT", "SYNC_PAYLOAD_LIMIT", "LambdaInvokeProvider"]
@@ -32,6 +34,7 @@ def _user_error(code: str, message: str, status: int = 400, *, key: str = "messa
     return AwsError(code, message, status, fields={"Type": "User"}, message_key=key)
 
 
+@maps_domain_errors
 class LambdaInvokeProvider:
     def __init__(self, functions: FunctionResolver, invoker: Invoker, queue: AsyncQueue | None = None) -> None:
         self._functions = functions
@@ -57,11 +60,11 @@ class LambdaInvokeProvider:
         incoming_trace = ctx.headers.get("x-amzn-trace-id")
         if invocation_type == "Event":
             return self._enqueue(ctx, params, fv, payload or b"{}", incoming_trace)
-        outcome = await self._invoker.invoke(
+        outcome = await self._invoker.invoke(InvokeRequest(
             fv, payload or b"{}", tail=params.get("LogType") == "Tail", client_context=client_context,
             request_id=ctx.request_id, trace_id=lineage.next_hop(incoming_trace, fv.function_arn),
             invoked_arn=invoked_arn(fv, params.get("Qualifier"), params["FunctionName"]),
-        )
+        ))
         result: dict[str, Any] = {
             "StatusCode": 200,
             "ExecutedVersion": outcome.executed_version,
@@ -78,7 +81,7 @@ class LambdaInvokeProvider:
         """202 only once the event is committed; its request id is this request's (x-amzn-RequestId),
         which the function later sees as context.aws_request_id."""
         if self._queue is None:
-            self._invoker.invoke_in_background(fv, payload, ctx.request_id)
+            self._invoker.invoke_in_background(InvokeRequest(fv, payload, request_id=ctx.request_id))
             return {"StatusCode": 202, "Payload": b""}
         qualifier = params.get("Qualifier")
         if qualifier is None:

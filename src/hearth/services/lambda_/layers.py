@@ -24,6 +24,7 @@ from hearth.functions.layers import (
 )
 from hearth.services.lambda_ import validation
 from hearth.services.lambda_.code_url import CodeUrlSigner
+from hearth.services.lambda_.errors import maps_domain_errors
 
 
 def _version_item(lv: LayerVersion) -> dict[str, Any]:
@@ -40,6 +41,7 @@ def _version_item(lv: LayerVersion) -> dict[str, Any]:
     return out
 
 
+@maps_domain_errors
 class LambdaLayersProvider:
     def __init__(self, settings: Settings, layers: LayerService, signer: CodeUrlSigner) -> None:
         self._settings = settings

@@ -13,8 +13,10 @@ from hearth.aws.context import RequestContext
 from hearth.functions import policy
 from hearth.functions.names import FunctionRef
 from hearth.functions.service import FunctionService
+from hearth.services.lambda_.errors import maps_domain_errors
 
 
+@maps_domain_errors
 class LambdaPolicyProvider:
     def __init__(self, functions: FunctionService) -> None:
         self._functions = functions

@@ -19,10 +19,11 @@ from hearth.functions import errors
 from hearth.functions.config import FunctionConfig
 from hearth.functions.names import LATEST, FunctionRef, function_arn, runtime_version_arn
 from hearth.functions.service import FunctionService
+from hearth.functions.store import FunctionStore
 from hearth.services.lambda_ import validation
 from hearth.services.lambda_.code_url import CodeUrlSigner
+from hearth.services.lambda_.errors import maps_domain_errors
 from hearth.store.blobs import ZipRejected, inspect_zip
-from hearth.store.db import Store
 
 TOTAL_CODE_SIZE_LIMIT = 80_530_636_800
 _ALIAS_LIKE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
@@ -142,9 +143,10 @@ def _check_zip(zip_file: bytes) -> int:
         raise errors.invalid_parameter(str(exc)) from None
 
 
+@maps_domain_errors
 class LambdaProvider:
     def __init__(
-        self, settings: Settings, store: Store, functions: FunctionService, code_signer: CodeUrlSigner,
+        self, settings: Settings, store: FunctionStore, functions: FunctionService, code_signer: CodeUrlSigner,
         *, reserved_concurrency: Callable[[str], int | None] | None = None,
     ) -> None:
         self._settings = settings

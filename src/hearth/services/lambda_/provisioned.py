@@ -22,6 +22,7 @@ from hearth.functions.names import LATEST, FunctionRef, function_arn
 from hearth.functions.service import MAX_PAGE, FunctionService
 from hearth.invoke.limiter import ConcurrencyLimiter
 from hearth.invoke.provisioned import AllocationStatus, ConfigKey, ProvisionedManager, Resolver
+from hearth.services.lambda_.errors import maps_domain_errors
 
 MSG_UNPUBLISHED = "Provisioned Concurrency Configs cannot be applied to unpublished function versions."
 MSG_NOT_ALIAS_OR_VERSION = "The function resource provided must be an alias or a published version."
@@ -48,9 +49,7 @@ def target_resolver(functions: FunctionService) -> Resolver:
 def _alias(functions: FunctionService, account: str, region: str, name: str, alias: str) -> Any:
     try:
         return functions.get_alias(account, region, name, alias)
-    except AwsError as exc:
-        if exc.code != "ResourceNotFoundException":
-            raise
+    except errors.NotFound:
         # AWS names the alias even when the function itself does not exist (recorded).
         raise errors.alias_not_found(function_arn(region, account, name, alias)) from None
 
@@ -59,6 +58,7 @@ def _invalid(message: str, *, typed: bool = True) -> AwsError:
     return AwsError("InvalidParameterValueException", message, 400, fields={"Type": "User"} if typed else None)
 
 
+@maps_domain_errors
 class ProvisionedConcurrencyProvider:
     def __init__(self, functions: FunctionService, manager: ProvisionedManager, limiter: ConcurrencyLimiter) -> None:
         self._functions = functions

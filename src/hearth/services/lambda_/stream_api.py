@@ -23,9 +23,11 @@ from typing import Any
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
-from hearth.invoke.invoker import InvokeOutcome, Invoker
+from hearth.invoke.invoker import Invoker
+from hearth.invoke.request import InvokeOutcome, InvokeRequest
 from hearth.runtime_api.channel import ResponseStream
 from hearth.services.base import RawResponse
+from hearth.services.lambda_.errors import maps_domain_errors
 from hearth.services.lambda_.invoke_api import (
     SYNC_PAYLOAD_LIMIT,
     FunctionResolver,
@@ -66,6 +68,7 @@ def _details(payload: bytes | None) -> str:
     return (payload or b"").decode("utf-8", "replace")
 
 
+@maps_domain_errors
 class LambdaStreamProvider:
     def __init__(self, functions: FunctionResolver, invoker: Invoker) -> None:
         self._functions = functions
@@ -86,8 +89,8 @@ class LambdaStreamProvider:
             return RawResponse(204, headers, b"")
         tail = params.get("LogType") == "Tail"
         sink = ResponseStream()
-        task = asyncio.create_task(self._invoker.invoke(fv, payload or b"{}", tail=tail, client_context=client_context,
-                                                        request_id=ctx.request_id, stream=sink))
+        task = asyncio.create_task(self._invoker.invoke(InvokeRequest(
+            fv, payload or b"{}", tail=tail, client_context=client_context, request_id=ctx.request_id, stream=sink)))
         if not await sink.started_or_done(task):
             outcome = task.result()  # an AwsError (throttling) is the operation's error
             headers["Content-Type"] = "application/json"

@@ -27,8 +27,10 @@ from urllib.parse import urlsplit
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError, ValidationError
+from hearth.functions import errors
 from hearth.functions.model import FunctionVersion
 from hearth.functions.names import function_arn
+from hearth.services.lambda_.errors import maps_domain_errors
 from hearth.store.component import ComponentDb
 
 COMPONENT = "function_urls"
@@ -166,6 +168,7 @@ def _from_row(row: Any) -> UrlConfig:
     )
 
 
+@maps_domain_errors
 class FunctionUrlProvider:
     """The five FunctionUrlConfig operations (appended to the "lambda" providers)."""
 
@@ -253,19 +256,15 @@ class FunctionUrlProvider:
         if qualifier:
             try:
                 self._functions.resolve(ctx.account_id, ctx.region, ref.name, qualifier)
-            except AwsError as err:
-                if err.status == 404:
-                    raise not_found(missing) from None
-                raise
+            except errors.NotFound:
+                raise not_found(missing) from None
         return ref.name, qualifier
 
     def _function_exists(self, ctx: RequestContext, name: str, missing: str) -> None:
         try:
             self._functions.get(ctx.account_id, ctx.region, name)
-        except AwsError as err:
-            if err.status == 404:
-                raise not_found(missing) from None
-            raise
+        except errors.NotFound:
+            raise not_found(missing) from None
 
     def _existing(self, ctx: RequestContext, name: str, qualifier: str) -> UrlConfig:
         cfg = self._store.get(ctx.account_id, ctx.region, name, qualifier)

@@ -14,6 +14,7 @@ from hearth.functions import errors
 from hearth.functions.aliases import Alias
 from hearth.functions.names import FunctionRef, function_arn
 from hearth.functions.service import MAX_PAGE, FunctionService
+from hearth.services.lambda_.errors import maps_domain_errors
 from hearth.services.lambda_.provider import _list_entry, render_configuration
 
 
@@ -40,6 +41,7 @@ def _page(items: list[Any], key: Any, marker: str | None, max_items: int | None)
     return page, (key(page[-1]) if start + limit < len(items) and page else None)
 
 
+@maps_domain_errors
 class LambdaVersionsProvider:
     def __init__(self, functions: FunctionService) -> None:
         self._functions = functions

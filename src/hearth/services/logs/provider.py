@@ -17,7 +17,7 @@ from typing import Any
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
-from hearth.observability.logstore import (
+from hearth.services.logs.store import (
     MAX_PAGE_BYTES,
     RETENTION_DAYS,
     LogGroupInfo,

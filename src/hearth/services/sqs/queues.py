@@ -23,7 +23,6 @@ import binascii
 import hashlib
 import json
 import secrets
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -44,6 +43,7 @@ from hearth.services.sqs.messages import (
     select_attributes,
 )
 from hearth.store.component import ComponentDb
+from hearth.store.engine import Connection, Row
 
 Clock = Callable[[], float]
 
@@ -552,7 +552,7 @@ class QueueService:
                                                      "punctuation characters. 1 to 128 in length.")
         return message, attributes, system
 
-    def _insert(self, db: sqlite3.Connection, queue: Queue, now: float, message: OutgoingMessage,
+    def _insert(self, db: Connection, queue: Queue, now: float, message: OutgoingMessage,
                 attributes: Attributes, system: dict[str, str]) -> SendResult:
         md5_attrs = md5_of_attributes(attributes)
         md5_system = md5_of_attributes({"AWSTraceHeader": {"DataType": "String",
@@ -573,18 +573,19 @@ class QueueService:
                                   seen["sequence"])
         message_id = str(uuid.uuid4())
         delay = message.delay if message.delay is not None else queue.int_attr("DelaySeconds")
-        cursor = db.execute(
+        row_id = db.execute(
             "INSERT INTO sqs_messages (queue_id, message_id, body, attributes, system, sender_id, sent, visible_at, "
-            "group_id, dedup_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "group_id, dedup_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (queue.id, message_id, message.body, json.dumps(attributes), json.dumps(system), message.sender_id,
-             now, now + delay, message.group_id, dedup_id if queue.fifo else None))
+             now, now + delay, message.group_id, dedup_id if queue.fifo else None)).fetchall()[0]["id"]
         sequence: str | None = None
         if queue.fifo:
-            sequence = str(SEQUENCE_BASE + int(cursor.lastrowid or 0))
-            db.execute("UPDATE sqs_messages SET sequence = ? WHERE id = ?", (sequence, cursor.lastrowid))
-            db.execute("INSERT OR REPLACE INTO sqs_dedup (queue_id, scope, dedup_id, message_id, sequence, expires) "
-                       "VALUES (?, ?, ?, ?, ?, ?)", (queue.id, scope, dedup_id, message_id, sequence,
-                                                     now + DEDUP_WINDOW_S))
+            sequence = str(SEQUENCE_BASE + int(row_id))
+            db.execute("UPDATE sqs_messages SET sequence = ? WHERE id = ?", (sequence, row_id))
+            db.execute("INSERT INTO sqs_dedup (queue_id, scope, dedup_id, message_id, sequence, expires) "
+                       "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (queue_id, scope, dedup_id) DO UPDATE SET "
+                       "message_id = excluded.message_id, sequence = excluded.sequence, expires = excluded.expires",
+                       (queue.id, scope, dedup_id, message_id, sequence, now + DEDUP_WINDOW_S))
         return SendResult(message_id, md5_of_body(message.body), md5_attrs, md5_system, sequence)
 
     def receive_now(self, queue: Queue, max_messages: int = 1, visibility: int | None = None, *,
@@ -596,7 +597,7 @@ class QueueService:
         redrive = queue.redrive()
         dlq = self.by_arn(redrive[0]) if redrive else None
         self._expire(queue, now)
-        picked: list[sqlite3.Row] = []
+        picked: list[Row] = []
         moved = False
         with self.db.tx() as db:
             locked: set[str] = set()
@@ -621,7 +622,7 @@ class QueueService:
                     picked.append(row)
                     if len(picked) >= max_messages:
                         break
-            out: list[sqlite3.Row] = []
+            out: list[Row] = []
             for row in picked:
                 receipt = _new_receipt(row["message_id"])
                 db.execute("UPDATE sqs_messages SET visible_at = ?, receive_count = receive_count + 1, "
@@ -633,14 +634,14 @@ class QueueService:
         names = set(attribute_names)
         return [self._render(row, names, list(message_attribute_names)) for row in out]
 
-    def _move_to_dlq(self, db: sqlite3.Connection, row: sqlite3.Row, source: Queue, dlq: Queue, now: float) -> None:
+    def _move_to_dlq(self, db: Connection, row: Row, source: Queue, dlq: Queue, now: float) -> None:
         system = json.loads(row["system"])
         system["DeadLetterQueueSourceArn"] = source.arn
         # The message keeps its id, body, attributes and original SentTimestamp (retention counts from it).
         db.execute("UPDATE sqs_messages SET queue_id = ?, visible_at = ?, receive_count = 0, first_receive = NULL, "
                    "receipt = NULL, system = ? WHERE id = ?", (dlq.id, now, json.dumps(system), row["id"]))
 
-    def _render(self, row: sqlite3.Row, names: set[str], message_attribute_names: list[str]) -> dict[str, Any]:
+    def _render(self, row: Row, names: set[str], message_attribute_names: list[str]) -> dict[str, Any]:
         attributes: Attributes = json.loads(row["attributes"])
         system: dict[str, str] = json.loads(row["system"])
         selected = select_attributes(attributes, message_attribute_names)
@@ -700,7 +701,7 @@ class QueueService:
                 db.execute("DELETE FROM sqs_messages WHERE queue_id = ? AND sent <= ?", (queue.id, cutoff))
 
     @staticmethod
-    def _expire_dedup(db: sqlite3.Connection, now: float) -> None:
+    def _expire_dedup(db: Connection, now: float) -> None:
         db.execute("DELETE FROM sqs_dedup WHERE expires <= ?", (now,))
 
     def next_visible_in(self, queue: Queue) -> float | None:
@@ -788,7 +789,7 @@ def query_code(err: AwsError) -> str:
     return _query_code(err)
 
 
-def _queue(row: sqlite3.Row) -> Queue:
+def _queue(row: Row) -> Queue:
     return Queue(id=row["id"], account=row["account"], region=row["region"], name=row["name"], arn=row["arn"],
                  fifo=bool(row["fifo"]), attributes=json.loads(row["attributes"]), tags=json.loads(row["tags"]),
                  created=row["created"], modified=row["modified"], purged_at=row["purged_at"])

@@ -1,11 +1,16 @@
-"""Durable function logs: CloudWatch Logs' groups, streams and events in one SQLite file.
+"""Durable function logs: CloudWatch Logs' groups, streams and events (`ComponentDb` component "logs",
+in a database of its own, `logs`).
 
-It owns `<data_dir>/logs.db`: which log groups and streams exist per (account, region), their events,
+It owns which log groups and streams exist per (account, region), their events,
 retention and tags, and the CloudWatch paging tokens over them. It is the invoker's `LogSink` and the
 Logs provider's storage. It never raises AWS errors (the provider turns its `LogStoreError`s into
 them), never blocks an invocation for long (one short transaction per invocation; existence of groups
 and streams is cached) and never lets one account see another's rows: every query is keyed by the
 group row, and a group row is found only through (account, region, name).
+
+Its own database (on SQLite, `<data_dir>/logs.db`): appends are many and small, and must not queue
+behind the control plane's writes on SQLite's one writer. Data directories from before
+`component_schema` hold the version-1 layout without a version row; `adopt` carries them forward.
 
 Durability: WAL with synchronous=FULL. An append is one transaction per invocation, so the cost is one
 WAL fsync per invocation (measured: ~0.4 ms per 5-line append with FULL against ~0.1 ms with NORMAL
@@ -24,13 +29,14 @@ from __future__ import annotations
 import base64
 import json
 import re
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from hearth.store.component import ComponentDb, table_exists
+from hearth.store.engine import Connection
 
 # Retention periods CloudWatch accepts (PutRetentionPolicy's retentionInDays).
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
@@ -45,7 +51,11 @@ FILTER_SCAN_ROWS = 20_000
 _PURGE_EVERY_S = 60.0
 _DAY_MS = 86_400_000
 
-_SCHEMA = """
+COMPONENT = "logs"
+DATABASE = "logs"
+
+# Append-only: never edit an entry that has shipped.
+MIGRATIONS: tuple[str, ...] = ("""
 CREATE TABLE IF NOT EXISTS log_groups (
     id INTEGER PRIMARY KEY,
     account TEXT NOT NULL,
@@ -77,7 +87,12 @@ CREATE TABLE IF NOT EXISTS log_events (
 );
 CREATE INDEX IF NOT EXISTS log_events_by_stream ON log_events (stream_id, ts, id);
 CREATE INDEX IF NOT EXISTS log_events_by_group ON log_events (group_id, ts, id);
-"""
+""",)
+
+
+def _adopt(db: Connection) -> int:
+    """A logs database written before `component_schema` holds exactly migration 1."""
+    return 1 if table_exists(db, "log_groups") else 0
 
 
 class LogStoreError(Exception):
@@ -202,36 +217,29 @@ class FilterPattern:
 
 
 class LogStore:
-    """The log groups, streams and events of every account, in one SQLite file."""
+    """The log groups, streams and events of every account."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
-        # One connection, used from the event loop (the invoker and the provider both run there); the
-        # lock only guards against a stray call from a worker thread.
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-        path.chmod(0o600)
-        self._lock = threading.RLock()
+    def __init__(self, data_dir: Path) -> None:
+        # Used from the event loop (the invoker's log writer and the provider both run there).
+        self._db = ComponentDb(data_dir, COMPONENT, MIGRATIONS, database=DATABASE, adopt=_adopt)
+        if self._db.path.exists():
+            self._db.path.chmod(0o600)  # what functions print may be secret
         self._groups: dict[tuple[str, str, str], int] = {}
         self._streams: dict[tuple[int, str], int] = {}
         self._last_purge: dict[int, float] = {}
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     # -- the invoker's LogSink -------------------------------------------------------------------
 
     def ensure_group(self, account: str, region: str, group: str) -> None:
         if (account, region, group) in self._groups:
             return
-        with self._lock, self._tx():
-            self._db.execute(
-                "INSERT OR IGNORE INTO log_groups (account, region, name, created_ms) VALUES (?, ?, ?, ?)",
+        with self._db.tx() as db:
+            db.execute(
+                "INSERT INTO log_groups (account, region, name, created_ms) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (account, region, name) DO NOTHING",
                 (account, region, group, _now_ms()))
         self._group_id(account, region, group)
 
@@ -239,9 +247,9 @@ class LogStore:
         group_id = self._group_id(account, region, group)
         if (group_id, stream) in self._streams:
             return
-        with self._lock, self._tx():
-            self._db.execute("INSERT OR IGNORE INTO log_streams (group_id, name, created_ms) VALUES (?, ?, ?)",
-                             (group_id, stream, _now_ms()))
+        with self._db.tx() as db:
+            db.execute("INSERT INTO log_streams (group_id, name, created_ms) VALUES (?, ?, ?) "
+                       "ON CONFLICT (group_id, name) DO NOTHING", (group_id, stream, _now_ms()))
         self._stream_id(group_id, stream)
 
     def append(self, account: str, region: str, group: str, stream: str,
@@ -255,13 +263,16 @@ class LogStore:
         size = sum(len(message.encode()) for _, message in events)
         first = min(ts for ts, _ in events)
         last = max(ts for ts, _ in events)
-        with self._lock, self._tx():
-            self._db.executemany(
+        with self._db.tx() as db:
+            db.executemany(
                 "INSERT INTO log_events (group_id, stream_id, ts, ingestion_ms, message) VALUES (?, ?, ?, ?, ?)",
                 [(group_id, stream_id, ts, now, message) for ts, message in events])
-            self._db.execute(
-                "UPDATE log_streams SET first_event_ms = min(coalesce(first_event_ms, ?), ?), "
-                "last_event_ms = max(coalesce(last_event_ms, ?), ?), last_ingestion_ms = ?, "
+            db.execute(
+                "UPDATE log_streams SET "
+                "first_event_ms = CASE WHEN first_event_ms IS NULL OR first_event_ms > ? THEN ? "
+                "ELSE first_event_ms END, "
+                "last_event_ms = CASE WHEN last_event_ms IS NULL OR last_event_ms < ? THEN ? "
+                "ELSE last_event_ms END, last_ingestion_ms = ?, "
                 "stored_bytes = stored_bytes + ? WHERE id = ?",
                 (first, first, last, last, now, size, stream_id))
         self._maybe_purge(group_id)
@@ -269,20 +280,20 @@ class LogStore:
     # -- groups ----------------------------------------------------------------------------------
 
     def create_group(self, account: str, region: str, group: str, tags: dict[str, str] | None = None) -> None:
-        with self._lock, self._tx():
-            try:
-                self._db.execute(
-                    "INSERT INTO log_groups (account, region, name, created_ms, tags) VALUES (?, ?, ?, ?, ?)",
-                    (account, region, group, _now_ms(), json.dumps(tags or {})))
-            except sqlite3.IntegrityError:
-                raise LogStoreError("group_exists", "The specified log group already exists") from None
+        with self._db.tx() as db:
+            created = db.execute(
+                "INSERT INTO log_groups (account, region, name, created_ms, tags) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (account, region, name) DO NOTHING",
+                (account, region, group, _now_ms(), json.dumps(tags or {}))).rowcount
+        if created != 1:
+            raise LogStoreError("group_exists", "The specified log group already exists")
 
     def delete_group(self, account: str, region: str, group: str) -> None:
         group_id = self._group_id(account, region, group)
-        with self._lock, self._tx():
-            self._db.execute("DELETE FROM log_events WHERE group_id = ?", (group_id,))
-            self._db.execute("DELETE FROM log_streams WHERE group_id = ?", (group_id,))
-            self._db.execute("DELETE FROM log_groups WHERE id = ?", (group_id,))
+        with self._db.tx() as db:
+            db.execute("DELETE FROM log_events WHERE group_id = ?", (group_id,))
+            db.execute("DELETE FROM log_streams WHERE group_id = ?", (group_id,))
+            db.execute("DELETE FROM log_groups WHERE id = ?", (group_id,))
         self._groups.pop((account, region, group), None)
         for key in [k for k in self._streams if k[0] == group_id]:
             del self._streams[key]
@@ -298,34 +309,32 @@ class LogStore:
             sql.append("AND substr(name, 1, ?) = ?")
             args += [len(prefix), prefix]
         if pattern:
-            sql.append("AND instr(lower(name), lower(?)) > 0")
-            args.append(pattern)
+            sql.append("AND lower(name) LIKE ? ESCAPE '\\'")
+            args.append(f"%{_like_escape(pattern.lower())}%")
         if names is not None:
             wanted = list(names)
-            sql.append(f"AND name IN ({','.join('?' * len(wanted))})" if wanted else "AND 0")
+            sql.append(f"AND name IN ({','.join('?' * len(wanted))})" if wanted else "AND 1 = 0")
             args += wanted
         if token:
             sql.append("AND name > ?")
             args.append(_decode_token(token, "g"))
         sql.append("ORDER BY name LIMIT ?")
         args.append(limit + 1)
-        with self._lock:
-            rows = self._db.execute(" ".join(sql), args).fetchall()
-            infos = [self._group_info(account, region, *row) for row in rows[:limit]]
+        rows = self._db.query(" ".join(sql), args)
+        infos = [self._group_info(account, region, *row) for row in rows[:limit]]
         next_token = _encode_token("g", infos[-1].name) if len(rows) > limit else None
         return infos, next_token
 
     def get_group(self, account: str, region: str, group: str) -> LogGroupInfo:
         group_id = self._group_id(account, region, group)
-        with self._lock:
-            row = self._db.execute("SELECT id, name, created_ms, retention_days, tags FROM log_groups "
-                                   "WHERE id = ?", (group_id,)).fetchone()
-            return self._group_info(account, region, *row)
+        row = self._db.query("SELECT id, name, created_ms, retention_days, tags FROM log_groups "
+                             "WHERE id = ?", (group_id,))[0]
+        return self._group_info(account, region, *row)
 
     def put_retention(self, account: str, region: str, group: str, days: int | None) -> None:
         group_id = self._group_id(account, region, group)
-        with self._lock, self._tx():
-            self._db.execute("UPDATE log_groups SET retention_days = ? WHERE id = ?", (days, group_id))
+        with self._db.tx() as db:
+            db.execute("UPDATE log_groups SET retention_days = ? WHERE id = ?", (days, group_id))
         self._last_purge.pop(group_id, None)
         self._maybe_purge(group_id)
 
@@ -344,19 +353,18 @@ class LogStore:
 
     def create_stream(self, account: str, region: str, group: str, stream: str) -> None:
         group_id = self._group_id(account, region, group)
-        with self._lock, self._tx():
-            try:
-                self._db.execute("INSERT INTO log_streams (group_id, name, created_ms) VALUES (?, ?, ?)",
-                                 (group_id, stream, _now_ms()))
-            except sqlite3.IntegrityError:
-                raise LogStoreError("stream_exists", "The specified log stream already exists") from None
+        with self._db.tx() as db:
+            created = db.execute("INSERT INTO log_streams (group_id, name, created_ms) VALUES (?, ?, ?) "
+                                 "ON CONFLICT (group_id, name) DO NOTHING", (group_id, stream, _now_ms())).rowcount
+        if created != 1:
+            raise LogStoreError("stream_exists", "The specified log stream already exists")
 
     def delete_stream(self, account: str, region: str, group: str, stream: str) -> None:
         group_id = self._group_id(account, region, group)
         stream_id = self._stream_id(group_id, stream)
-        with self._lock, self._tx():
-            self._db.execute("DELETE FROM log_events WHERE stream_id = ?", (stream_id,))
-            self._db.execute("DELETE FROM log_streams WHERE id = ?", (stream_id,))
+        with self._db.tx() as db:
+            db.execute("DELETE FROM log_events WHERE stream_id = ?", (stream_id,))
+            db.execute("DELETE FROM log_streams WHERE id = ?", (stream_id,))
         self._streams.pop((group_id, stream), None)
 
     def describe_streams(
@@ -390,8 +398,7 @@ class LogStore:
         sql.append(f"ORDER BY k {direction}, name {direction} LIMIT ?")
         args.append(limit + 1)
         info = self.get_group(account, region, group)
-        with self._lock:
-            rows = self._db.execute(" ".join(sql), args).fetchall()
+        rows = self._db.query(" ".join(sql), args)
         streams = [
             LogStreamInfo(group, name, created, first, last, ingested, stored,
                           f"{info.log_group_arn}:log-stream:{name}")
@@ -448,9 +455,7 @@ class LogStore:
             args += list(before)
         sql.append(f"ORDER BY ts {'ASC' if forward else 'DESC'}, id {'ASC' if forward else 'DESC'} LIMIT ?")
         args.append(min(limit, MAX_EVENTS_PER_PAGE))
-        with self._lock:
-            rows = self._db.execute(" ".join(sql), args).fetchall()
-        rows = _cap_bytes(rows, 3)
+        rows = _cap_bytes(self._db.query(" ".join(sql), args), 3)
         if not forward:
             rows.reverse()
         events = [LogEvent(event_key(ts, rid), stream, ts, ingested, message) for rid, ts, ingested, message in rows]
@@ -501,8 +506,7 @@ class LogStore:
         size = 0
         scanned_all = True
         last_seen: str | None = None
-        with self._lock:
-            cursor = self._db.execute(" ".join(sql), args)
+        with self._db.scan(" ".join(sql), args) as cursor:
             for count, (rid, ts, ingested, message, stream_name) in enumerate(cursor):
                 if count >= FILTER_SCAN_ROWS or len(events) >= limit or size >= MAX_PAGE_BYTES:
                     scanned_all = False
@@ -511,7 +515,6 @@ class LogStore:
                 if matcher.matches(message):
                     events.append(LogEvent(last_seen, stream_name, ts, ingested, message))
                     size += len(message.encode()) + 26
-            cursor.close()
         next_token = None if scanned_all or last_seen is None else _encode_token("e", last_seen)
         return FilterPage(events, sorted(names) if names else [], next_token)
 
@@ -527,16 +530,13 @@ class LogStore:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _tx(self) -> _Transaction:
-        return _Transaction(self._db)
-
     def _group_id(self, account: str, region: str, group: str) -> int:
         cached = self._groups.get((account, region, group))
         if cached is not None:
             return cached
-        with self._lock:
-            row = self._db.execute("SELECT id FROM log_groups WHERE account = ? AND region = ? AND name = ?",
-                                   (account, region, group)).fetchone()
+        rows = self._db.query("SELECT id FROM log_groups WHERE account = ? AND region = ? AND name = ?",
+                              (account, region, group))
+        row = rows[0] if rows else None
         if row is None:
             raise LogStoreError("group_not_found", "The specified log group does not exist.")
         self._groups[(account, region, group)] = row[0]
@@ -546,9 +546,8 @@ class LogStore:
         cached = self._streams.get((group_id, stream))
         if cached is not None:
             return cached
-        with self._lock:
-            row = self._db.execute("SELECT id FROM log_streams WHERE group_id = ? AND name = ?",
-                                   (group_id, stream)).fetchone()
+        rows = self._db.query("SELECT id FROM log_streams WHERE group_id = ? AND name = ?", (group_id, stream))
+        row = rows[0] if rows else None
         if row is None:
             raise LogStoreError("stream_not_found", "The specified log stream does not exist.")
         self._streams[(group_id, stream)] = row[0]
@@ -558,28 +557,27 @@ class LogStore:
         sql = "SELECT name, id FROM log_streams WHERE group_id = ?"
         args: list[Any] = [group_id]
         if names is not None:
-            sql += f" AND name IN ({','.join('?' * len(names))})" if names else " AND 0"
+            sql += f" AND name IN ({','.join('?' * len(names))})" if names else " AND 1 = 0"
             args += names
         if prefix:
             sql += " AND substr(name, 1, ?) = ?"
             args += [len(prefix), prefix]
-        with self._lock:
-            return {name: sid for name, sid in self._db.execute(sql, args)}
+        return {name: sid for name, sid in self._db.query(sql, args)}
 
     def _group_info(self, account: str, region: str, group_id: int, name: str, created: int,
                     retention: int | None, tags: str) -> LogGroupInfo:
-        stored = self._db.execute("SELECT coalesce(sum(stored_bytes), 0) FROM log_streams WHERE group_id = ?",
-                                  (group_id,)).fetchone()[0]
+        stored = self._db.query("SELECT coalesce(sum(stored_bytes), 0) FROM log_streams WHERE group_id = ?",
+                                (group_id,))[0][0]
         return LogGroupInfo(account, region, name, created, retention, int(stored), json.loads(tags))
 
     def _set_tags(self, account: str, region: str, group: str, tags: dict[str, str]) -> None:
         group_id = self._group_id(account, region, group)
-        with self._lock, self._tx():
-            self._db.execute("UPDATE log_groups SET tags = ? WHERE id = ?", (json.dumps(tags), group_id))
+        with self._db.tx() as db:
+            db.execute("UPDATE log_groups SET tags = ? WHERE id = ?", (json.dumps(tags), group_id))
 
     def _retention_cutoff(self, group_id: int) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT retention_days FROM log_groups WHERE id = ?", (group_id,)).fetchone()
+        rows = self._db.query("SELECT retention_days FROM log_groups WHERE id = ?", (group_id,))
+        row = rows[0] if rows else None
         if row is None or row[0] is None:
             return 0
         return max(0, _now_ms() - int(row[0]) * _DAY_MS)
@@ -594,28 +592,27 @@ class LogStore:
         cutoff = self._retention_cutoff(group_id)
         if cutoff <= 0:
             return
-        with self._lock, self._tx():
-            self._db.execute("DELETE FROM log_events WHERE group_id = ? AND ts < ?", (group_id, cutoff))
-            # Recount what is left of each stream of the group (stream sizes feed storedBytes).
-            self._db.execute(
+        with self._db.tx() as db:
+            # What leaves each stream, in bytes (stream sizes feed storedBytes), counted here rather than
+            # with an engine's byte-length function.
+            freed: dict[int, int] = {}
+            for stream_id, message in db.execute(
+                    "SELECT stream_id, message FROM log_events WHERE group_id = ? AND ts < ?", (group_id, cutoff)):
+                freed[stream_id] = freed.get(stream_id, 0) + len(message.encode())
+            if not freed:
+                return
+            db.execute("DELETE FROM log_events WHERE group_id = ? AND ts < ?", (group_id, cutoff))
+            db.executemany("UPDATE log_streams SET stored_bytes = stored_bytes - ? WHERE id = ?",
+                           [(size, stream_id) for stream_id, size in freed.items()])
+            db.execute(
                 "UPDATE log_streams SET "
-                "stored_bytes = (SELECT coalesce(sum(length(CAST(message AS BLOB))), 0) FROM log_events "
-                "                WHERE stream_id = log_streams.id), "
                 "first_event_ms = (SELECT min(ts) FROM log_events WHERE stream_id = log_streams.id) "
                 "WHERE group_id = ?", (group_id,))
 
 
-class _Transaction:
-    """`BEGIN IMMEDIATE` … `COMMIT`, or `ROLLBACK` on error (the connection is in autocommit mode)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+def _like_escape(text: str) -> str:
+    """`text` as a literal inside a LIKE pattern whose escape character is a backslash."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _cap_bytes(rows: list[Any], message_index: int) -> list[Any]:

@@ -1,32 +1,32 @@
-"""Durable control-plane state: functions, their versions, aliases, resource policies and tags.
+"""Durable control-plane state of Lambda's functions: their versions, aliases, resource policies and
+tags (`ComponentDb` component "functions").
 
 It owns the schema, its migrations and every SQL statement. It never interprets a function's
-configuration (that is `hearth.functions`): a version's configuration is an opaque JSON document
-here, beside the few columns queries and recovery need (revision, state, update status, code hash).
+configuration (that is `hearth.functions.service`): a version's configuration is an opaque JSON
+document here, beside the few columns queries and recovery need (revision, state, update status, code
+hash). It never raises AWS errors: `AlreadyExists` and `RevisionMismatch` are for the service to
+interpret.
 
-`Store` is the small interface a PostgreSQL backend could implement later; `SqliteStore` is the
-default. SQLite runs in WAL mode with `synchronous=FULL`, so a write that returned has reached the
-disk and survives `kill -9` or a power cut. Calls are synchronous and short (one indexed statement
-or one small transaction): Hearth calls them directly from its asyncio loop, which costs
-microseconds and keeps every read-modify-write atomic with respect to other coroutines. Never put
-a slow query here; bulk work belongs in a thread with its own connection.
-
-Every write is one transaction: a failed operation leaves no partial state.
+Calls are synchronous and short (one indexed statement or one small transaction): Hearth calls them
+directly from its asyncio loop, which costs microseconds and keeps every read-modify-write atomic with
+respect to other coroutines. Never put a slow query here. Every write is one transaction: a failed
+operation leaves no partial state.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-DB_NAME = "hearth.db"
+from hearth.store.component import ComponentDb, ComponentDbError, table_exists
+from hearth.store.engine import Connection, Row
+
+COMPONENT = "functions"
 
 # Each entry is one migration, applied once, in order, in its own transaction. Never edit an
 # entry that has shipped: append a new one.
@@ -97,7 +97,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-class StoreError(Exception):
+class StoreError(ComponentDbError):
     """Base of the store's own errors (never shown to API callers as such)."""
 
 
@@ -150,81 +150,7 @@ class VersionRow:
     updated_at: float = field(default_factory=time.time)
 
 
-class Store(Protocol):
-    """What the control plane needs from durable storage. Implementations must make each call
-    atomic and durable once it returns."""
-
-    def create_function(self, row: VersionRow, tags: dict[str, str]) -> None:
-        """Insert a function with its $LATEST row and tags. Raises AlreadyExists."""
-
-    def get_version(
-        self, account_id: str, region: str, name: str, version: str = "$LATEST"
-    ) -> VersionRow | None:
-        """One version, or None."""
-
-    def list_versions(
-        self, account_id: str, region: str, *, after: str | None, limit: int, version: str | None = "$LATEST"
-    ) -> list[VersionRow]:
-        """Versions ordered by (name, version), names strictly after `after`; `version=None`: all."""
-
-    def put_version(self, row: VersionRow, *, expected_revision: str | None) -> None:
-        """Replace a version row. With `expected_revision`, only if the stored row has it
-        (compare-and-swap); raises RevisionMismatch otherwise or when the row does not exist."""
-
-    def delete_function(self, account_id: str, region: str, name: str) -> bool:
-        """Delete a function, all its versions and tags. False when it did not exist."""
-
-    def unfinished_versions(self) -> list[VersionRow]:
-        """Versions of every account left Pending or InProgress (for recovery after a crash)."""
-
-    def all_versions(self) -> list[VersionRow]:
-        """Every version of every account (recovery and maintenance only, never request paths)."""
-
-    def all_code_hashes(self) -> set[str]:
-        """Every code blob referenced by a version, in any account."""
-
-    def usage(self, account_id: str, region: str) -> tuple[int, int]:
-        """(sum of code sizes, number of functions) of one account in one region."""
-
-    def last_version_number(self, account_id: str, region: str, name: str) -> int | None:
-        """The highest version number ever published for the function (0: none), None if no function."""
-
-    def insert_version(self, row: VersionRow, *, previous_number: int, latest: VersionRow | None = None) -> None:
-        """Add published version `row.version` (== previous_number + 1) if the function's counter is
-        still `previous_number`, optionally replacing the $LATEST row in the same transaction (its
-        stored revision must be `latest`'s expected one: pass it via put semantics). Raises
-        RevisionMismatch when someone else published first or the function is gone."""
-
-    def list_function_versions(self, account_id: str, region: str, name: str) -> list[VersionRow]:
-        """Every version of one function ($LATEST and published), unordered."""
-
-    def delete_version(self, account_id: str, region: str, name: str, version: str) -> bool: ...
-
-    def get_alias(self, account_id: str, region: str, name: str, alias: str) -> AliasRow | None: ...
-
-    def list_aliases(self, account_id: str, region: str, name: str) -> list[AliasRow]: ...
-
-    def put_alias(self, row: AliasRow, *, expected_revision: str | None, create: bool) -> None:
-        """Insert (create=True; AlreadyExists) or compare-and-swap replace (RevisionMismatch)."""
-
-    def delete_alias(self, account_id: str, region: str, name: str, alias: str) -> bool: ...
-
-    def get_policy(self, account_id: str, region: str, name: str, qualifier: str) -> PolicyRow | None: ...
-
-    def put_policy(self, row: PolicyRow, *, expected_revision: str | None) -> None:
-        """Replace (or create, or with no statements delete) a policy; expected_revision None: the
-        policy must not exist yet. Raises RevisionMismatch."""
-
-    def get_tags(self, account_id: str, region: str, name: str) -> dict[str, str]: ...
-
-    def set_tags(self, account_id: str, region: str, name: str, tags: dict[str, str]) -> None: ...
-
-    def remove_tags(self, account_id: str, region: str, name: str, keys: Sequence[str]) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def _row(r: sqlite3.Row) -> VersionRow:
+def _row(r: Row) -> VersionRow:
     return VersionRow(
         account_id=r["account_id"],
         region=r["region"],
@@ -240,81 +166,25 @@ def _row(r: sqlite3.Row) -> VersionRow:
     )
 
 
-def open_durable(path: Path) -> sqlite3.Connection:
-    """A connection for durable state: explicit transactions only, rows by name, WAL with
-    synchronous=FULL (what returned survives `kill -9`), foreign keys, a 10 s busy timeout.
-    check_same_thread=False only so that close() may run from a shutdown thread; callers still
-    serialize every use with a lock."""
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
-    conn.row_factory = sqlite3.Row
-    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
-        conn.execute(f"PRAGMA {pragma}")
-    return conn
+class FunctionStore:
+    """Functions, versions, aliases, policies and tags (used from the event loop thread)."""
 
-
-@contextmanager
-def immediate_tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One IMMEDIATE transaction: all of it is committed, or none of it."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-class SqliteStore:
-    """The SQLite implementation of `Store` (one connection, used from the event loop thread)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._conn = open_durable(path)
-        self._lock = threading.RLock()
-        self._closed = False
-        self._migrate()
+    def __init__(self, data_dir: Path) -> None:
+        self._db = ComponentDb(data_dir, COMPONENT, MIGRATIONS, adopt=_adopt_schema_version)
+        self.path = self._db.path
 
     # -- plumbing ----------------------------------------------------------------------------------
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction: all of it is committed, or none of it."""
-        with self._lock:
-            if self._closed:
-                raise StoreError("the store is closed")
-            with immediate_tx(self._conn) as conn:
-                yield conn
+    def _tx(self) -> Iterator[Connection]:
+        with self._db.tx() as db:
+            yield db
 
-    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            if self._closed:
-                raise StoreError("the store is closed")
-            return list(self._conn.execute(sql, args))
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        return self._db.query(sql, args)
 
     def schema_version(self) -> int:
-        rows = self._query("SELECT MAX(version) AS v FROM schema_version")
-        return int(rows[0]["v"] or 0)
-
-    def _migrate(self) -> None:
-        with self._tx() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at REAL)"
-            )
-        current = self.schema_version()
-        if current > len(MIGRATIONS):
-            raise StoreError(
-                f"{self.path} has schema version {current}, newer than this Hearth "
-                f"({len(MIGRATIONS)}); upgrade Hearth"
-            )
-        for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
-            with self._tx() as db:
-                # executescript() would commit on its own; run statement by statement instead so
-                # the migration and its version row share one transaction.
-                for statement in _split_sql(script):
-                    db.execute(statement)
-                db.execute(
-                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (number, time.time())
-                )
+        return self._db.schema_version()
 
     # -- functions ---------------------------------------------------------------------------------
 
@@ -330,11 +200,11 @@ class SqliteStore:
                     "INSERT INTO tags (account_id, region, name, key, value) VALUES (?, ?, ?, ?, ?)",
                     [(row.account_id, row.region, row.name, k, v) for k, v in tags.items()],
                 )
-        except sqlite3.IntegrityError as exc:
+        except self._db.integrity_error as exc:
             raise AlreadyExists(row.name) from exc
 
     @staticmethod
-    def _insert_version(db: sqlite3.Connection, row: VersionRow) -> None:
+    def _insert_version(db: Connection, row: VersionRow) -> None:
         db.execute(
             "INSERT INTO function_versions (account_id, region, name, version, config, revision_id, state, "
             "last_update_status, code_sha256, code_size, updated_at) "
@@ -499,7 +369,7 @@ class SqliteStore:
     # -- aliases -----------------------------------------------------------------------------------
 
     @staticmethod
-    def _alias(r: sqlite3.Row) -> AliasRow:
+    def _alias(r: Row) -> AliasRow:
         return AliasRow(r["account_id"], r["region"], r["name"], r["alias"], json.loads(r["document"]),
                         r["revision_id"])
 
@@ -526,7 +396,7 @@ class SqliteStore:
                         "INSERT INTO aliases (document, revision_id, account_id, region, name, alias) "
                         "VALUES (?, ?, ?, ?, ?, ?)", args,
                     )
-                except sqlite3.IntegrityError as exc:
+                except self._db.integrity_error as exc:
                     raise AlreadyExists(row.alias) from exc
                 return
             sql = ("UPDATE aliases SET document = ?, revision_id = ? "
@@ -598,20 +468,18 @@ class SqliteStore:
             )
 
     def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
+        self._db.close()
 
 
-def _split_sql(script: str) -> list[str]:
-    """Statements of a migration script. Migrations hold no string literals containing ';' or '--';
-    `--` comments are dropped first so that they may say anything."""
-    lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+def _adopt_schema_version(db: Connection) -> int:
+    """Data directories from before `component_schema` kept the functions' version in a table of its
+    own, `schema_version` (one row per applied migration): carry its highest version forward."""
+    if not table_exists(db, "schema_version"):
+        return 0
+    row = db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
+    return int(row["v"] or 0)
 
 
-def open_store(data_dir: Path) -> SqliteStore:
-    """Open (creating and migrating as needed) the store at <data_dir>/hearth.db."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteStore(data_dir / DB_NAME)
+def open_store(data_dir: Path) -> FunctionStore:
+    """Open (creating and migrating as needed) the functions' store of a data directory."""
+    return FunctionStore(data_dir)

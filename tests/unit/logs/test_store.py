@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hearth.observability.logstore import FILTER_SCAN_ROWS, FilterPattern, LogStore, LogStoreError
+from hearth.services.logs.store import FILTER_SCAN_ROWS, MIGRATIONS, FilterPattern, LogStore, LogStoreError
 
 A, B, R = "111111111111", "222222222222", "us-east-1"
 G, S = "/aws/lambda/fn", "2024/01/01/[$LATEST]abc"
@@ -14,7 +15,7 @@ G, S = "/aws/lambda/fn", "2024/01/01/[$LATEST]abc"
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[LogStore]:
-    s = LogStore(tmp_path / "logs.db")
+    s = LogStore(tmp_path)
     yield s
     s.close()
 
@@ -127,10 +128,10 @@ def test_accounts_are_isolated(store: LogStore) -> None:
 
 
 def test_events_survive_a_restart(tmp_path: Path) -> None:
-    first = LogStore(tmp_path / "logs.db")
+    first = LogStore(tmp_path)
     _fill(first, 3)
     first.close()
-    again = LogStore(tmp_path / "logs.db")
+    again = LogStore(tmp_path)
     try:
         assert _msgs(again.get_events(A, R, G, S, start_from_head=True).events) == [
             "line 0\n", "line 1\n", "line 2\n"]
@@ -200,3 +201,24 @@ def test_tags(store: LogStore) -> None:
     store.tag_group(A, R, G, {"env": "dev"})
     store.untag_group(A, R, G, ["team"])
     assert store.get_group(A, R, G).tags == {"env": "dev"}
+
+
+def test_group_name_pattern_is_a_case_insensitive_substring_with_no_wildcards(store: LogStore) -> None:
+    for name in ("/aws/lambda/My_Func", "/aws/lambda/myxfunc", "/aws/lambda/100%"):
+        store.create_group(A, R, name)
+    assert [g.name for g in store.describe_groups(A, R, pattern="MY_F")[0]] == ["/aws/lambda/My_Func"]
+    assert [g.name for g in store.describe_groups(A, R, pattern="0%")[0]] == ["/aws/lambda/100%"]
+
+
+def test_a_logs_database_from_before_component_schema_is_carried_forward(tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / "logs.db")
+    old.executescript(MIGRATIONS[0])  # what older Hearths ran at every start, with no version row
+    old.execute("INSERT INTO log_groups (account, region, name, created_ms) VALUES (?, ?, ?, 0)", (A, R, G))
+    old.commit()
+    old.close()
+    store = LogStore(tmp_path)
+    try:
+        assert store._db.schema_version() == len(MIGRATIONS)
+        assert [g.name for g in store.describe_groups(A, R)[0]] == [G]
+    finally:
+        store.close()

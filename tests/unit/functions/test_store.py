@@ -1,13 +1,15 @@
-"""SqliteStore: schema migrations, durability settings, atomic writes, compare-and-swap."""
+"""FunctionStore: schema migrations, durability settings, atomic writes, compare-and-swap."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from hearth.store import db as db_mod
-from hearth.store.db import AlreadyExists, RevisionMismatch, SqliteStore, StoreError, VersionRow, open_store
+from hearth.functions import store as db_mod
+from hearth.functions.store import AlreadyExists, FunctionStore, RevisionMismatch, VersionRow, open_store
+from hearth.store.component import ComponentDbError, split_sql
 
 
 def row(name: str = "f", revision: str = "r1", account: str = "000000000000", **kw: object) -> VersionRow:
@@ -28,17 +30,10 @@ def row(name: str = "f", revision: str = "r1", account: str = "000000000000", **
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
+def store(tmp_path: Path) -> FunctionStore:
     s = open_store(tmp_path)
     yield s  # type: ignore[misc]
     s.close()
-
-
-def test_pragmas_make_acknowledged_writes_durable(store: SqliteStore) -> None:
-    conn = store._conn
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
 def test_migrations_apply_once(tmp_path: Path) -> None:
@@ -54,13 +49,14 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     s = open_store(tmp_path)
-    s._conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (99, 0)")
+    with s._db.tx() as db:
+        db.execute("UPDATE component_schema SET version = 99 WHERE component = 'functions'")
     s.close()
-    with pytest.raises(StoreError, match="newer than this Hearth"):
+    with pytest.raises(ComponentDbError, match="newer than this Hearth"):
         open_store(tmp_path)
 
 
-def test_create_get_list_delete_with_tags(store: SqliteStore) -> None:
+def test_create_get_list_delete_with_tags(store: FunctionStore) -> None:
     store.create_function(row("b"), {"t": "1"})
     store.create_function(row("a"), {})
     store.create_function(row("c", account="111111111111"), {})
@@ -80,7 +76,7 @@ def test_create_get_list_delete_with_tags(store: SqliteStore) -> None:
     assert store.get_version("000000000000", "us-east-1", "b") is None
 
 
-def test_failed_create_leaves_nothing_behind(store: SqliteStore) -> None:
+def test_failed_create_leaves_nothing_behind(store: FunctionStore) -> None:
     bad = row("x", config={"unserializable": object()})
     with pytest.raises(TypeError):
         store.create_function(bad, {"t": "1"})
@@ -88,7 +84,7 @@ def test_failed_create_leaves_nothing_behind(store: SqliteStore) -> None:
     store.create_function(row("x"), {})  # the name is free: the function row was rolled back
 
 
-def test_put_version_is_compare_and_swap(store: SqliteStore) -> None:
+def test_put_version_is_compare_and_swap(store: FunctionStore) -> None:
     store.create_function(row(), {})
     store.put_version(row(revision="r2", state="Active"), expected_revision="r1")
     with pytest.raises(RevisionMismatch):
@@ -99,7 +95,7 @@ def test_put_version_is_compare_and_swap(store: SqliteStore) -> None:
     assert got is not None and (got.revision_id, got.state) == ("r2", "Active")
 
 
-def test_unfinished_versions_and_tags(store: SqliteStore) -> None:
+def test_unfinished_versions_and_tags(store: FunctionStore) -> None:
     store.create_function(row("p"), {})
     store.create_function(row("a", state="Active", last_update_status="Successful"), {})
     store.create_function(row("u", state="Active", last_update_status="InProgress"), {})
@@ -111,8 +107,26 @@ def test_unfinished_versions_and_tags(store: SqliteStore) -> None:
     assert store.all_code_hashes() == {"ab" * 32}
 
 
+def test_a_data_directory_from_before_component_schema_is_carried_forward(tmp_path: Path) -> None:
+    # The layout older Hearths wrote: the functions' migrations with their own schema_version table.
+    old = sqlite3.connect(tmp_path / "hearth.db")
+    old.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL)")
+    for number, script in enumerate(db_mod.MIGRATIONS, start=1):
+        for statement in split_sql(script):
+            old.execute(statement)
+        old.execute("INSERT INTO schema_version VALUES (?, 0)", (number,))
+    old.execute("INSERT INTO functions (account_id, region, name, created_at) VALUES "
+                "('000000000000', 'us-east-1', 'old', 0)")
+    old.commit()
+    old.close()
+    s = open_store(tmp_path)
+    assert s.schema_version() == len(db_mod.MIGRATIONS)  # adopted, not re-run (which would fail)
+    assert s.last_version_number("000000000000", "us-east-1", "old") == 0
+    s.close()
+
+
 def test_closed_store_refuses_use(tmp_path: Path) -> None:
     s = open_store(tmp_path)
     s.close()
-    with pytest.raises(StoreError):
+    with pytest.raises(ComponentDbError):
         s.get_version("000000000000", "us-east-1", "f")
