@@ -12,13 +12,13 @@ no KMS here to encrypt them with (see docs/design.md, SSM).
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from hearth.store.component import ComponentDb
+from hearth.store.engine import Connection, Row
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -183,7 +183,7 @@ class ParameterStore:
         return number
 
     @staticmethod
-    def _make_room(db: sqlite3.Connection, account: str, region: str, name: str) -> None:
+    def _make_room(db: Connection, account: str, region: str, name: str) -> None:
         """At 100 versions the oldest is dropped, unless it carries a label (AWS's rule)."""
         rows = db.execute("SELECT version, labels FROM ssm_versions WHERE account = ? AND region = ? AND name = ? "
                           "ORDER BY version", (account, region, name)).fetchall()
@@ -246,7 +246,7 @@ class ParameterStore:
                            [(account, region, name, key) for key in keys])
 
 
-def _version(r: sqlite3.Row) -> ParameterVersion:
+def _version(r: Row) -> ParameterVersion:
     return ParameterVersion(
         account=r["account"], region=r["region"], name=r["name"], version=int(r["version"]), type=r["type"],
         value=r["value"], description=r["description"], allowed_pattern=r["allowed_pattern"], key_id=r["key_id"],
