@@ -212,6 +212,13 @@ class Bucket(Handler):
         def changed(key: str) -> bool:
             return p.get(key) != old.get(key)
 
+        if changed("PublicAccessBlockConfiguration"):
+            block = p.get("PublicAccessBlockConfiguration")
+            if block:
+                await r.client("s3", "PutPublicAccessBlock", {"Bucket": name, "PublicAccessBlockConfiguration": {
+                    k: str(v).lower() == "true" for k, v in block.items()}})
+            else:
+                await ignore_missing(r.client("s3", "DeletePublicAccessBlock", {"Bucket": name}))
         if changed("VersioningConfiguration") and p.get("VersioningConfiguration"):
             await r.client("s3", "PutBucketVersioning", {"Bucket": name, "VersioningConfiguration": {
                 "Status": p["VersioningConfiguration"]["Status"]}})
