@@ -158,6 +158,14 @@ def test_a_failing_resource_rolls_the_stack_back(server: HearthServer, cfn: Any)
         failed[0]["ResourceStatusReason"]
     with pytest.raises(ClientError):
         server.client("sqs").get_queue_url(QueueName=f"{name}-good")
+    # A resource made and then failing in a later step (its concurrency) is removed, not left behind.
+    half = {"Resources": {"F": {"Type": "AWS::Lambda::Function", "Properties": {
+        "FunctionName": f"{name}-half", "Runtime": "python3.11", "Handler": "index.handler", "Role": ROLE,
+        "Code": {"ZipFile": "def handler(e, c):\n    return 1\n"}, "ReservedConcurrentExecutions": 100000}}}}
+    cfn.create_stack(StackName=name + "h", TemplateBody=json.dumps(half))
+    assert _wait(cfn, name + "h")["StackStatus"] == "ROLLBACK_COMPLETE"
+    with pytest.raises(ClientError):
+        server.client("lambda").get_function(FunctionName=f"{name}-half")
     unsupported = {"Resources": {"Thing": {"Type": "AWS::Nope::Thing"}}}
     cfn.create_stack(StackName=name + "u", TemplateBody=json.dumps(unsupported), OnFailure="DO_NOTHING")
     stack = _wait(cfn, name + "u")

@@ -567,6 +567,12 @@ class StackEngine:
             try:
                 outcome = await handler.create(request)
             except (AwsError, ResourceFailed, KeyError, TypeError, ValueError) as exc:
+                if request.created is not None:  # made, then a later step failed: leave nothing behind
+                    request.physical_id = request.created
+                    try:
+                        await handler.delete(request)
+                    except (AwsError, ResourceFailed, KeyError, TypeError, ValueError):
+                        log.warning("could not remove the half-made %s %s", kind, request.created)
                 self.event(stack, logical, "", kind, f"{status_prefix}_FAILED", _reason(exc))
                 raise ResourceFailed(_reason(exc)) from None
             if replace and previous is not None:

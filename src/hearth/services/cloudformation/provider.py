@@ -92,9 +92,11 @@ class CloudFormationProvider:
                        stack_id=stack_id, lookup=self.engine.lookup, use_previous=frozenset(use_previous))
 
     @staticmethod
-    def _check_capabilities(prepared: Prepared, given: list[str]) -> None:
+    def _check_capabilities(prepared: Prepared, given: list[str], *, change_set: bool = False) -> None:
+        """AWS's capability rule; a change set may expand macros without CAPABILITY_AUTO_EXPAND (documented)."""
         missing = [c for c in prepared.capabilities_needed if c not in given and not (
-            c == "CAPABILITY_IAM" and "CAPABILITY_NAMED_IAM" in given)]
+            c == "CAPABILITY_IAM" and "CAPABILITY_NAMED_IAM" in given) and not (
+            change_set and c == "CAPABILITY_AUTO_EXPAND")]
         if missing:
             raise AwsError("InsufficientCapabilitiesException", f"Requires capabilities : [{missing[0]}]", 400)
 
@@ -466,7 +468,7 @@ class CloudFormationProvider:
         try:
             prepared = self._prepare(ctx, body, params, stack.name, stack.stack_id,
                                      stack if kind == "UPDATE" else None)
-            self._check_capabilities(prepared, params.get("Capabilities") or [])
+            self._check_capabilities(prepared, params.get("Capabilities") or [], change_set=True)
             changes = self._changes(stack, prepared) if kind == "UPDATE" else self._changes(None, prepared)
             doc["Parameters"] = prepared.parameter_records
             doc["ProcessedTemplate"] = prepared.template

@@ -52,6 +52,9 @@ class ResourceRequest:
     client: ServiceClient
     physical_id: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    # Set by a create as soon as the resource exists: if a later step fails, the engine deletes it
+    # (a failed create leaves nothing behind, as CloudFormation's handlers promise).
+    created: str | None = None
 
     @property
     def account(self) -> str:

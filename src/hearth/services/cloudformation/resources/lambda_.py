@@ -79,6 +79,7 @@ class Function(Handler):
                   "CodeSigningConfigArn": props.get("CodeSigningConfigArn"),
                   **_config(props)}
         await r.client("lambda", "CreateFunction", params)
+        r.created = name
         if "ReservedConcurrentExecutions" in props:
             await r.client("lambda", "PutFunctionConcurrency", {
                 "FunctionName": name, "ReservedConcurrentExecutions": int(props["ReservedConcurrentExecutions"])})

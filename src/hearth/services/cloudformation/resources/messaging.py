@@ -113,6 +113,7 @@ class Topic(Handler):
         out = await r.client("sns", "CreateTopic", {"Name": name, "Attributes": attributes or None,
                                                     "Tags": tags_list(p.get("Tags")) or None})
         arn = out["TopicArn"]
+        r.created = arn
         for sub in p.get("Subscription") or []:
             await r.client("sns", "Subscribe", {"TopicArn": arn, "Protocol": sub["Protocol"],
                                                 "Endpoint": sub["Endpoint"]})
@@ -277,6 +278,7 @@ class Stream(Handler):
         if mode != "ON_DEMAND":
             params["ShardCount"] = int(p.get("ShardCount", 1))
         await r.client("kinesis", "CreateStream", params)
+        r.created = name
         return await self._settle(r, name)
 
     async def _settle(self, r: ResourceRequest, name: str) -> Outcome:
@@ -316,6 +318,7 @@ class LogGroup(Handler):
         await r.client("logs", "CreateLogGroup", {"logGroupName": name,
                                                   "tags": tags_dict(r.properties.get("Tags")) or None,
                                                   "kmsKeyId": r.properties.get("KmsKeyId")})
+        r.created = name
         return await self._retention(r, name)
 
     async def _retention(self, r: ResourceRequest, name: str) -> Outcome:

@@ -29,6 +29,7 @@ class Role(Handler):
             "RoleName": name, "Path": p.get("Path"), "AssumeRolePolicyDocument": as_json(p["AssumeRolePolicyDocument"]),
             "Description": p.get("Description"), "MaxSessionDuration": p.get("MaxSessionDuration"),
             "PermissionsBoundary": p.get("PermissionsBoundary"), "Tags": tags_list(p.get("Tags")) or None})
+        r.created = name
         await self._policies(r, name, {})
         role = out["Role"]
         return Outcome(name, {"Arn": role["Arn"], "RoleId": role["RoleId"]})
@@ -121,6 +122,7 @@ class ManagedPolicy(Handler):
         out = (await r.client("iam", "CreatePolicy", {
             "PolicyName": name, "Path": p.get("Path"), "Description": p.get("Description"),
             "PolicyDocument": as_json(p["PolicyDocument"])}))["Policy"]
+        r.created = out["Arn"]
         await self._attach(r, out["Arn"], p, {})
         return Outcome(out["Arn"], {"PolicyArn": out["Arn"], "PolicyId": out["PolicyId"],
                                     "DefaultVersionId": out.get("DefaultVersionId", "v1"), "AttachmentCount": 0})
@@ -197,6 +199,7 @@ class Bucket(Handler):
         if r.region != "us-east-1":
             params["CreateBucketConfiguration"] = {"LocationConstraint": r.region}
         await r.client("s3", "CreateBucket", params)
+        r.created = name
         await self._configure(r, name, {})
         return Outcome(name, self._attributes(r, name))
 
@@ -212,6 +215,13 @@ class Bucket(Handler):
         def changed(key: str) -> bool:
             return p.get(key) != old.get(key)
 
+        if changed("PublicAccessBlockConfiguration"):
+            block = p.get("PublicAccessBlockConfiguration")
+            if block:
+                await r.client("s3", "PutPublicAccessBlock", {"Bucket": name, "PublicAccessBlockConfiguration": {
+                    k: str(v).lower() == "true" for k, v in block.items()}})
+            else:
+                await ignore_missing(r.client("s3", "DeletePublicAccessBlock", {"Bucket": name}))
         if changed("VersioningConfiguration") and p.get("VersioningConfiguration"):
             await r.client("s3", "PutBucketVersioning", {"Bucket": name, "VersioningConfiguration": {
                 "Status": p["VersioningConfiguration"]["Status"]}})
@@ -297,6 +307,7 @@ class Table(Handler):
             "TableClass": p.get("TableClass"), "Tags": tags_list(p.get("Tags")) or None,
             "DeletionProtectionEnabled": p.get("DeletionProtectionEnabled")}
         await r.client("dynamodb", "CreateTable", params)
+        r.created = name
         outcome = await self._settle(r, name)
         ttl = p.get("TimeToLiveSpecification")
         if ttl:
