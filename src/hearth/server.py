@@ -45,6 +45,12 @@ from hearth.observability import metrics
 from hearth.observability.logstore import LogStore
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
+from hearth.services.dynamodb.items_api import ItemsProvider
+from hearth.services.dynamodb.reads_api import ReadsProvider
+from hearth.services.dynamodb.store import TableStore
+from hearth.services.dynamodb.streams_api import StreamsProvider
+from hearth.services.dynamodb.tables_api import TablesProvider
+from hearth.services.dynamodb.ttl import TtlSweeper
 from hearth.services.events.component import EventBridge, clock_for
 from hearth.services.kinesis.provider import KinesisProvider
 from hearth.services.kinesis.streams import StreamService
@@ -177,6 +183,9 @@ class Hearth:
         # The bus registers the router's "events" handler.
         self.eventbridge = EventBridge(s.data_dir, self.router, clock_for(s.schedule_time_scale))
         self.streams = StreamService(s.data_dir)
+        # DynamoDB: tables, items and their stream records in one store; TTL deletions in the background.
+        self.tables = TableStore(s.data_dir)
+        self.ttl_sweeper = TtlSweeper(self.tables)
         # Event source mappings: durable mappings and their pollers (started below, with the other consumers).
         self.esm = MappingManager(MappingStore(s.data_dir), self.queues, self.streams,
                                   PlatformInvoke(self.functions, self.invoker,
@@ -190,9 +199,12 @@ class Hearth:
             "sns": [SnsProvider(self.topics)],
             "events": [self.eventbridge.provider],
             "kinesis": [KinesisProvider(self.streams)],
+            "dynamodb": [TablesProvider(self.tables), ItemsProvider(self.tables), ReadsProvider(self.tables)],
+            "dynamodbstreams": [StreamsProvider(self.tables)],
         })
         self.async_queue.start()  # last: resumed events may deliver to any registered component
         self.esm.start()  # queue and stream pollers, now that queues, streams and the invoker are up
+        self.ttl_sweeper.start()
         self.eventbridge.start()  # schedules and pending deliveries, now that every target handler is registered
         self.started = True
 
@@ -209,6 +221,9 @@ class Hearth:
             await self.eventbridge.stop()  # first: no new deliveries into components that are stopping
         if getattr(self, "streams", None) is not None:
             self.streams.close()
+        if getattr(self, "tables", None) is not None:
+            await self.ttl_sweeper.close()
+            self.tables.close()
         if getattr(self, "url_front", None) is not None:
             await self.url_front.close()  # in-flight URL invocations finish before the invoker closes
         if getattr(self, "async_queue", None) is not None:

@@ -172,15 +172,17 @@ class AwsGateway:
 
     def _identify(self, headers: dict[str, str], first_query: dict[str, str], path: str,
                   method: str) -> str | None:
-        cred = peek_credential(headers, first_query)
-        if cred is not None and cred.service in self._providers:
-            return cred.service
+        # The json target first: two services may share a signing name (DynamoDB Streams signs as
+        # `dynamodb`), never a target prefix.
         target = headers.get("x-amz-target")
         if target:
             prefix = target.rpartition(".")[0]
             found = self._target_prefixes().get(prefix)
             if found is not None:
                 return found
+        cred = peek_credential(headers, first_query)
+        if cred is not None and cred.service in self._providers:
+            return cred.service
         for name in self._providers:
             api = service_api(name)
             if api is not None and api.routes and api.has_path(path):
