@@ -18,6 +18,7 @@ import logging
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Generator
+from functools import partial
 from typing import Any
 
 import uvicorn
@@ -45,6 +46,7 @@ from hearth.observability import metrics
 from hearth.observability.logstore import LogStore
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
+from hearth.services.dynamodb.esm_source import DynamoDBStreamSource
 from hearth.services.dynamodb.items_api import ItemsProvider
 from hearth.services.dynamodb.reads_api import ReadsProvider
 from hearth.services.dynamodb.store import TableStore
@@ -190,7 +192,8 @@ class Hearth:
         self.esm = MappingManager(MappingStore(s.data_dir), self.queues, self.streams,
                                   PlatformInvoke(self.functions, self.invoker,
                                                  recursion_allowed=self.event_configs.recursion_allowed),
-                                  self.router.deliver)
+                                  self.router.deliver,
+                                  stream_sources={"dynamodb": partial(DynamoDBStreamSource, self.tables)})
         lambda_providers.append(EventSourceMappingProvider(self.functions, self.queues, self.streams, self.esm))
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
