@@ -3,6 +3,8 @@ against one real server: tables, items, expressions, reads, batches, transaction
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -347,7 +349,6 @@ def test_batches_and_transactions(ddb: Any) -> None:
 def test_ttl_deletes_expired_items(ddb: Any) -> None:
     make_table(ddb, "ttl", StreamSpecification={"StreamEnabled": True, "StreamViewType": "OLD_IMAGE"})
     ddb.update_time_to_live(TableName="ttl", TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
-    import time
     ddb.put_item(TableName="ttl", Item={"pk": {"S": "old"}, "exp": {"N": str(int(time.time()) - 10)}})
     ddb.put_item(TableName="ttl", Item={"pk": {"S": "new"}, "exp": {"N": "99999999999"}})
     deadline = time.monotonic() + 20
@@ -357,22 +358,43 @@ def test_ttl_deletes_expired_items(ddb: Any) -> None:
     assert "Item" in ddb.get_item(TableName="ttl", Key={"pk": {"S": "new"}})
 
 
-def test_data_survives_kill9(tmp_path: Path) -> None:
+def test_acknowledged_writes_and_their_records_survive_kill9(tmp_path: Path) -> None:
     server = HearthServer(tmp_path / "data")
     server.start()
     try:
         ddb = server.client("dynamodb")
         make_table(ddb, "durable", StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"})
-        for i in range(20):
-            ddb.put_item(TableName="durable", Item={"pk": {"S": f"k{i}"}})
-        server.kill9()
+        acknowledged: list[str] = []
+        stop = threading.Event()
+
+        def writer() -> None:
+            client = server.client("dynamodb")
+            n = 0
+            while not stop.is_set():
+                try:
+                    client.put_item(TableName="durable", Item={"pk": {"S": f"k{n}"}})
+                except Exception:  # the server died under this call: it was not acknowledged
+                    return
+                acknowledged.append(f"k{n}")
+                n += 1
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        while len(acknowledged) < 30:
+            time.sleep(0.01)
+        server.kill9()  # mid-write
+        stop.set()
+        thread.join()
         server.start()
         ddb = server.client("dynamodb")
-        assert ddb.scan(TableName="durable", Select="COUNT")["Count"] == 20
+        stored = {i["pk"]["S"] for p in ddb.get_paginator("scan").paginate(TableName="durable") for i in p["Items"]}
+        assert set(acknowledged) <= stored
         streams = server.client("dynamodbstreams")
         arn = ddb.describe_table(TableName="durable")["Table"]["LatestStreamArn"]
         shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
         it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-        assert len(streams.get_records(ShardIterator=it["ShardIterator"])["Records"]) == 20
+        keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in streams.get_records(ShardIterator=it["ShardIterator"])[
+            "Records"]]
+        assert sorted(keys) == sorted(stored)  # every write has its record, every record its write
     finally:
         server.stop()
