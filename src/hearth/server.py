@@ -48,6 +48,7 @@ from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
 from hearth.services.dynamodb.esm_source import DynamoDBStreamSource
 from hearth.services.dynamodb.items_api import ItemsProvider
+from hearth.services.dynamodb.partiql import PartiqlProvider
 from hearth.services.dynamodb.reads_api import ReadsProvider
 from hearth.services.dynamodb.store import TableStore
 from hearth.services.dynamodb.streams_api import StreamsProvider
@@ -202,7 +203,8 @@ class Hearth:
             "sns": [SnsProvider(self.topics)],
             "events": [self.eventbridge.provider],
             "kinesis": [KinesisProvider(self.streams)],
-            "dynamodb": [TablesProvider(self.tables), ItemsProvider(self.tables), ReadsProvider(self.tables)],
+            "dynamodb": [TablesProvider(self.tables), ItemsProvider(self.tables), ReadsProvider(self.tables),
+                         PartiqlProvider(self.tables)],
             "dynamodbstreams": [StreamsProvider(self.tables)],
         })
         self.async_queue.start()  # last: resumed events may deliver to any registered component

@@ -89,7 +89,8 @@ def test_table_lifecycle(ddb: Any) -> None:
                            "ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is "
                            "PAY_PER_REQUEST")
     updated = ddb.update_table(TableName="crud", BillingMode="PAY_PER_REQUEST")["TableDescription"]
-    assert updated["BillingModeSummary"] == {"BillingMode": "PAY_PER_REQUEST"}
+    assert updated["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert "LastUpdateToPayPerRequestDateTime" in updated["BillingModeSummary"]
     ddb.update_time_to_live(TableName="crud", TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
     assert ddb.describe_time_to_live(TableName="crud")["TimeToLiveDescription"] == {
         "TimeToLiveStatus": "ENABLED", "AttributeName": "exp"}
@@ -398,3 +399,38 @@ def test_acknowledged_writes_and_their_records_survive_kill9(tmp_path: Path) -> 
         assert sorted(keys) == sorted(stored)  # every write has its record, every record its write
     finally:
         server.stop()
+
+
+def test_partiql_statements(ddb: Any) -> None:
+    make_table(ddb, "pql", range_key="sk", range_type="N")
+    ddb.execute_statement(Statement="INSERT INTO pql VALUE {'pk': 'a', 'sk': 1, 'tags': <<'x', 'y'>>, 'm': {'k': [1, "
+                                    "TRUE, NULL]}}")
+    ddb.execute_statement(Statement='INSERT INTO "pql" VALUE {\'pk\': ?, \'sk\': ?, \'n\': 5}',
+                          Parameters=[{"S": "a"}, {"N": "2"}])
+    with pytest.raises(ClientError) as info:
+        ddb.execute_statement(Statement="INSERT INTO pql VALUE {'pk': 'a', 'sk': 1}")
+    assert error(info) == ("DuplicateItemException", "Duplicate primary key exists in table")
+    items = ddb.execute_statement(Statement="SELECT * FROM pql WHERE pk = 'a' AND sk >= 1")["Items"]
+    assert [i["sk"] for i in items] == [{"N": "1"}, {"N": "2"}]
+    assert items[0]["tags"]["SS"] == ["x", "y"] and items[0]["m"] == {"M": {"k": {"L": [
+        {"N": "1"}, {"BOOL": True}, {"NULL": True}]}}}
+    ddb.execute_statement(Statement="UPDATE pql SET n = 6 REMOVE tags WHERE pk = 'a' AND sk = 2 AND n = 5")
+    got = ddb.execute_statement(Statement="SELECT n, sk FROM pql WHERE pk = ? AND n IS NOT MISSING",
+                                Parameters=[{"S": "a"}])["Items"]
+    assert got == [{"n": {"N": "6"}, "sk": {"N": "2"}}]
+    with pytest.raises(ClientError) as info:
+        ddb.execute_statement(Statement="UPDATE pql SET n = 7 WHERE pk = 'a' AND sk = 2 AND n = 5")
+    assert error(info) == ("ConditionalCheckFailedException", "The conditional request failed")
+    with pytest.raises(ClientError) as info:
+        ddb.execute_statement(Statement="DELETE FROM pql WHERE pk = 'a'")
+    assert error(info) == ("ValidationException",
+                           "Where clause does not contain a mandatory equality on all key attributes")
+    batch = ddb.batch_execute_statement(Statements=[
+        {"Statement": "DELETE FROM pql WHERE pk = 'a' AND sk = 1"},
+        {"Statement": "INSERT INTO pql VALUE {'pk': 'a', 'sk': 2}"}])["Responses"]
+    assert batch[0] == {"TableName": "pql"} and batch[1]["Error"]["Code"] == "DuplicateItem"
+    assert ddb.execute_statement(Statement="SELECT * FROM pql")["Items"] == [
+        {"pk": {"S": "a"}, "sk": {"N": "2"}, "n": {"N": "6"}}]
+    with pytest.raises(ClientError) as info:
+        ddb.execute_statement(Statement="SELEC * FROM pql")
+    assert error(info)[0] == "ValidationException"

@@ -55,6 +55,9 @@ class TablesProvider:
                 ix["IndexArn"] = f"{t.arn}/index/{ix['IndexName']}"
                 if field == "GlobalSecondaryIndexes":
                     ix["IndexStatus"] = "ACTIVE"
+        if doc.get("BillingModeSummary") and status != "CREATING":
+            since = t.doc.get("_on_demand_since", t.doc["_created"])
+            doc["BillingModeSummary"]["LastUpdateToPayPerRequestDateTime"] = datetime.fromtimestamp(since, UTC)
         if status is None:
             pt = doc["ProvisionedThroughput"]
             doc["WarmThroughput"] = {"ReadUnitsPerSecond": pt["ReadCapacityUnits"] or 12000,
@@ -206,6 +209,7 @@ class TablesProvider:
             doc["ProvisionedThroughput"] = self._throughput(billing, params.get("ProvisionedThroughput"))
             if billing == "PAY_PER_REQUEST":
                 doc["BillingModeSummary"] = {"BillingMode": "PAY_PER_REQUEST"}
+                doc["_on_demand_since"] = now
             else:
                 doc.pop("BillingModeSummary", None)
             for ix in doc.get("GlobalSecondaryIndexes") or []:
