@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from hearth.aws.context import RequestContext
@@ -114,7 +115,7 @@ class ItemsProvider:
         out: dict[str, Any] = {}
         if rv == "ALL_OLD" and old:
             out["Attributes"] = old
-        self._capacity(out, params, op.table, rq.write_units(old, new))
+        self._capacity(out, params, op.table, lambda: rq.write_units(old, new))
         return out
 
     def delete_item(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +125,7 @@ class ItemsProvider:
         out: dict[str, Any] = {}
         if rv == "ALL_OLD" and old:
             out["Attributes"] = old
-        self._capacity(out, params, op.table, rq.write_units(old))
+        self._capacity(out, params, op.table, lambda: rq.write_units(old))
         return out
 
     def update_item(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -145,12 +146,16 @@ class ItemsProvider:
             attrs = None
         if attrs:
             out["Attributes"] = attrs
-        self._capacity(out, params, op.table, rq.write_units(old, new))
+        self._capacity(out, params, op.table, lambda: rq.write_units(old, new))
         return out
 
     @staticmethod
-    def _capacity(out: dict[str, Any], params: dict[str, Any], t: Table, units: float, read: bool = False) -> None:
-        consumed = rq.capacity(params, t, units, read=read)
+    def _capacity(out: dict[str, Any], params: dict[str, Any], t: Table, units: Callable[[], float],
+                  read: bool = False) -> None:
+        """ConsumedCapacity when asked for (`units` is only computed then: sizing an item costs)."""
+        if (params.get("ReturnConsumedCapacity") or "NONE") == "NONE":
+            return
+        consumed = rq.capacity(params, t, units(), read=read)
         if consumed is not None:
             out["ConsumedCapacity"] = consumed
 
@@ -164,8 +169,8 @@ class ItemsProvider:
         out: dict[str, Any] = {}
         if item is not None:
             out["Item"] = project(item, paths) if paths else item
-        self._capacity(out, params, t, rq.read_units(v.item_size(item) if item else 0,
-                                                     bool(params.get("ConsistentRead"))), read=True)
+        self._capacity(out, params, t, lambda: rq.read_units(v.item_size(item) if item else 0,
+                                                             bool(params.get("ConsistentRead"))), read=True)
         return out
 
     # -- batches ------------------------------------------------------------------------------------
@@ -228,7 +233,8 @@ class ItemsProvider:
             for t, key, new in ops:
                 old = w.get(t, key)
                 w.put(t, old, new)
-                units[t.name] = units.get(t.name, 0.0) + rq.write_units(old, new)
+                if (params.get("ReturnConsumedCapacity") or "NONE") != "NONE":
+                    units[t.name] = units.get(t.name, 0.0) + rq.write_units(old, new)
         out: dict[str, Any] = {"UnprocessedItems": {}}
         if (params.get("ReturnConsumedCapacity") or "NONE") != "NONE":
             out["ConsumedCapacity"] = [{"TableName": n, "CapacityUnits": u} for n, u in units.items()]

@@ -312,6 +312,10 @@ class TableStore:
         self.db = ComponentDb(data_dir, "dynamodb", MIGRATIONS)
         self.clock = clock
         self._events: dict[tuple[str, str, str], asyncio.Event] = {}
+        # Table descriptions are read on every item request; this process is their only writer (every
+        # change goes through create/update/delete_table below), so a cache is exact. A PostgreSQL
+        # engine shared by several nodes must check a version column instead.
+        self._tables: dict[tuple[str, str, str], Table | None] = {}
 
     def close(self) -> None:
         self.db.close()
@@ -350,6 +354,7 @@ class TableStore:
     # -- tables -------------------------------------------------------------------------------------
 
     def create_table(self, table: Table) -> bool:
+        self._tables.pop((table.account, table.region, table.name), None)
         with self.db.tx() as db:
             cur = db.execute("INSERT INTO ddb_tables VALUES (?, ?, ?, ?, 1) ON CONFLICT (account, region, name) "
                              "DO NOTHING", (table.account, table.region, table.name, json.dumps(table.doc)))
@@ -366,9 +371,15 @@ class TableStore:
                         self.clock(), json.dumps(table.doc["KeySchema"])))
 
     def get_table(self, account: str, region: str, name: str) -> Table | None:
+        key = (account, region, name)
+        if key in self._tables:
+            return self._tables[key]
         rows = self.db.query("SELECT doc FROM ddb_tables WHERE account = ? AND region = ? AND name = ?",
                              (account, region, name))
-        return Table(account, region, name, json.loads(rows[0]["doc"])) if rows else None
+        found = Table(account, region, name, json.loads(rows[0]["doc"])) if rows else None
+        if found is not None:
+            self._tables[key] = found
+        return found
 
     def table_names(self, account: str, region: str) -> list[str]:
         rows = self.db.query("SELECT name FROM ddb_tables WHERE account = ? AND region = ? ORDER BY name",
@@ -382,6 +393,7 @@ class TableStore:
     def update_table(self, old: Table, new: Table) -> None:
         """Store a changed description; new indexes are backfilled, dropped ones emptied, in one transaction."""
         key = (old.account, old.region, old.name)
+        self._tables.pop(key, None)
         with self.db.tx() as db:
             db.execute("UPDATE ddb_tables SET doc = ? WHERE account = ? AND region = ? AND name = ?",
                        (json.dumps(new.doc), *key))
@@ -411,6 +423,7 @@ class TableStore:
 
     def delete_table(self, table: Table) -> None:
         key = (table.account, table.region, table.name)
+        self._tables.pop(key, None)
         with self.db.tx() as db:
             db.execute("DELETE FROM ddb_tables WHERE account = ? AND region = ? AND name = ?", key)
             db.execute("DELETE FROM ddb_items WHERE account = ? AND region = ? AND tname = ?", key)
