@@ -247,9 +247,10 @@ class _Parser:
         self.subs = subs
         if not text.strip():
             raise ExpressionError(f"Invalid {kind}: The expression can not be empty;")
-        if len(text.encode()) > MAX_EXPRESSION_BYTES:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > MAX_EXPRESSION_BYTES:
             raise ExpressionError(f"Invalid {kind}: Expression size has exceeded the maximum allowed size; "
-                                  f"expression size: {len(text.encode())}")
+                                  f"expression size: {size}")
         self.tokens = tokenize(text, kind)
         self.pos = 0
 

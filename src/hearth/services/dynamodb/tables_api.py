@@ -72,6 +72,9 @@ class TablesProvider:
     def create_table(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         name = params["TableName"]
         defs = list(params.get("AttributeDefinitions") or [])
+        if not params.get("KeySchema"):
+            raise v.invalid("1 validation error detected: Value null at 'keySchema' failed to satisfy constraint: "
+                            "Member must not be null")
         schema = list(params["KeySchema"])
         defined = {d["AttributeName"] for d in defs}
         if len(defined) != len(defs):

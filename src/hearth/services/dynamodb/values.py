@@ -112,7 +112,7 @@ def validate_value(value: Any, *, top: bool = True) -> Value:
     kind = present[0]
     raw = value[kind]
     if kind == "S":
-        return {"S": str(raw)}
+        return {"S": text(raw)}
     if kind == "N":
         return {"N": normalize_number(raw)}
     if kind == "B":
@@ -124,7 +124,7 @@ def validate_value(value: Any, *, top: bool = True) -> Value:
             raise invalid_param("Null attribute value types must have the value of true")
         return {"NULL": True}
     if kind == "M":
-        return {"M": {str(k): validate_value(v, top=False) for k, v in dict(raw).items()}}
+        return {"M": {text(k): validate_value(v, top=False) for k, v in dict(raw).items()}}
     if kind == "L":
         return {"L": [validate_value(v, top=False) for v in list(raw)]}
     if kind in SET_TYPES:
@@ -142,11 +142,21 @@ def validate_value(value: Any, *, top: bool = True) -> Value:
                 raise invalid_param(f"Input collection {_show_list(items)}of type BS contains duplicates.")
             return {kind: blobs}
         else:
-            out = [str(x) for x in items]
+            out = [text(x) for x in items]
             if len(set(out)) != len(out):
                 raise invalid_param(f"Input collection {_show_list(items)} contains duplicates.")
         return {kind: out}
     raise invalid("Supplied AttributeValue is empty, must contain exactly one of the supported datatypes")
+
+
+def text(raw: Any) -> str:
+    """A string that is valid Unicode (JSON can carry lone surrogates, which no UTF-8 store takes)."""
+    value = str(raw)
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise invalid("One or more parameter values were invalid: A string value is not valid UTF-8") from None
+    return value
 
 
 def _show_list(items: list[Any]) -> str:
@@ -154,7 +164,7 @@ def _show_list(items: list[Any]) -> str:
 
 
 def validate_item(item: Any) -> Item:
-    return {str(k): validate_value(v) for k, v in dict(item).items()}
+    return {text(k): validate_value(v) for k, v in dict(item).items()}
 
 
 # -- sizes ----------------------------------------------------------------------------------------
