@@ -434,3 +434,34 @@ def test_partiql_statements(ddb: Any) -> None:
     with pytest.raises(ClientError) as info:
         ddb.execute_statement(Statement="SELEC * FROM pql")
     assert error(info)[0] == "ValidationException"
+
+
+def test_legacy_parameters(ddb: Any) -> None:
+    make_table(ddb, "legacy", range_key="sk", range_type="N")
+    for n in range(5):
+        ddb.put_item(TableName="legacy", Item={"pk": {"S": "a"}, "sk": {"N": str(n)}, "v": {"S": f"v{n}"}},
+                     Expected={"pk": {"Exists": False}})
+    with pytest.raises(ClientError) as info:
+        ddb.put_item(TableName="legacy", Item={"pk": {"S": "a"}, "sk": {"N": "1"}},
+                     Expected={"v": {"Value": {"S": "other"}}})
+    assert error(info)[0] == "ConditionalCheckFailedException"
+    got = ddb.query(TableName="legacy", KeyConditions={
+        "pk": {"AttributeValueList": [{"S": "a"}], "ComparisonOperator": "EQ"},
+        "sk": {"AttributeValueList": [{"N": "1"}, {"N": "3"}], "ComparisonOperator": "BETWEEN"}},
+        QueryFilter={"v": {"AttributeValueList": [{"S": "v2"}], "ComparisonOperator": "NE"}},
+        AttributesToGet=["sk"], ReturnConsumedCapacity="TOTAL")
+    assert got["Items"] == [{"sk": {"N": "1"}}, {"sk": {"N": "3"}}] and got["ScannedCount"] == 3
+    assert got["ConsumedCapacity"]["TableName"] == "legacy"
+    ddb.update_item(TableName="legacy", Key={"pk": {"S": "a"}, "sk": {"N": "0"}},
+                    AttributeUpdates={"v": {"Action": "DELETE"}, "n": {"Action": "ADD", "Value": {"N": "2"}}})
+    assert ddb.get_item(TableName="legacy", Key={"pk": {"S": "a"}, "sk": {"N": "0"}})["Item"] == {
+        "pk": {"S": "a"}, "sk": {"N": "0"}, "n": {"N": "2"}}
+    scan = ddb.scan(TableName="legacy", ScanFilter={"v": {"ComparisonOperator": "BEGINS_WITH",
+                                                         "AttributeValueList": [{"S": "v"}]}})
+    assert scan["Count"] == 4
+    with pytest.raises(ClientError) as info:
+        ddb.query(TableName="legacy", KeyConditionExpression="pk = :a", ExpressionAttributeValues={":a": {"S": "a"}},
+                  QueryFilter={"v": {"ComparisonOperator": "NOT_NULL"}})
+    assert error(info) == ("ValidationException", "Can not use both expression and non-expression parameters in "
+                           "the same request: Non-expression parameters: {QueryFilter} Expression parameters: "
+                           "{KeyConditionExpression}")
