@@ -4,8 +4,9 @@ GetShardIterator, GetRecords.
 It owns reading the stream records the store wrote with each item write, shard iterators and AWS's
 record shape. Each stream has one shard (records are ordered per table, which keeps AWS's per-item
 order); a disabled stream's shard is closed (it shows an EndingSequenceNumber and GetRecords stops
-giving a NextShardIterator once read to its end). Iterators are opaque base64 tokens naming the
-account, table, stream and next sequence number, valid 15 minutes as AWS's are. It never writes.
+giving a NextShardIterator once read to its end). Iterators are `<stream arn>|1|<base64 token>` as AWS's
+look, the token naming the account, table, stream and next sequence number; valid 15 minutes as AWS's
+are. It never writes.
 """
 
 from __future__ import annotations
@@ -112,12 +113,13 @@ class StreamsProvider:
     def _iterator(self, s: StreamInfo, seq: int) -> str:
         state = {"a": s.account, "r": s.region, "t": s.table, "l": s.label, "n": seq,
                  "i": int(self.store.clock())}
-        return base64.b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+        # AWS's iterators read `<stream arn>|1|<opaque>`; tools match that prefix.
+        return f"{s.arn}|1|" + base64.b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
 
     def get_records(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         token = params["ShardIterator"]
         try:
-            state = json.loads(base64.b64decode(token, validate=True))
+            state = json.loads(base64.b64decode(token.rpartition("|")[2], validate=True))
             account, region, table, label = state["a"], state["r"], state["t"], state["l"]
             seq, issued = int(state["n"]), int(state["i"])
         except (ValueError, KeyError, TypeError, binascii.Error):
