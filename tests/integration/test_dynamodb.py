@@ -429,8 +429,17 @@ def test_partiql_statements(ddb: Any) -> None:
         {"Statement": "DELETE FROM pql WHERE pk = 'a' AND sk = 1"},
         {"Statement": "INSERT INTO pql VALUE {'pk': 'a', 'sk': 2}"}])["Responses"]
     assert batch[0] == {"TableName": "pql"} and batch[1]["Error"]["Code"] == "DuplicateItem"
-    assert ddb.execute_statement(Statement="SELECT * FROM pql")["Items"] == [
+    assert ddb.execute_statement(Statement="SELECT * FROM pql WHERE pk = 'a'")["Items"] == [
         {"pk": {"S": "a"}, "sk": {"N": "2"}, "n": {"N": "6"}}]
+    ddb.execute_transaction(TransactStatements=[{"Statement": "INSERT INTO pql VALUE {'pk': 'b', 'sk': 1}"},
+                                                {"Statement": "UPDATE pql SET n = 7 WHERE pk = 'a' AND sk = 2"}])
+    with pytest.raises(ClientError) as info:
+        ddb.execute_transaction(TransactStatements=[{"Statement": "INSERT INTO pql VALUE {'pk': 'c', 'sk': 1}"},
+                                                    {"Statement": "UPDATE pql SET n = 8 WHERE pk = 'a' AND sk = 9"}])
+    assert [r["Code"] for r in info.value.response["CancellationReasons"]] == ["None", "ConditionalCheckFailed"]
+    assert ddb.execute_statement(Statement="SELECT pk FROM pql WHERE pk = 'c'")["Items"] == []  # all or nothing
+    got = ddb.execute_transaction(TransactStatements=[{"Statement": "SELECT n FROM pql WHERE pk = 'a' AND sk = 2"}])
+    assert got["Responses"] == [{"Item": {"n": {"N": "7"}}}]
     with pytest.raises(ClientError) as info:
         ddb.execute_statement(Statement="SELEC * FROM pql")
     assert error(info)[0] == "ValidationException"

@@ -1,5 +1,5 @@
-"""PartiQL for DynamoDB: ExecuteStatement and BatchExecuteStatement with simple SELECT, INSERT, UPDATE
-and DELETE statements.
+"""PartiQL for DynamoDB: ExecuteStatement, BatchExecuteStatement and ExecuteTransaction with simple
+SELECT, INSERT, UPDATE and DELETE statements.
 
 It owns a small tokenizer and parser of the statements DynamoDB documents::
 
@@ -45,7 +45,7 @@ from hearth.services.dynamodb.expressions import (
     UpdateAction,
 )
 from hearth.services.dynamodb.items_api import condition_failed
-from hearth.services.dynamodb.store import SEGMENT_SPACE, Row, Table, TableStore
+from hearth.services.dynamodb.store import SEGMENT_SPACE, Row, Table, TableStore, Writer
 from hearth.services.dynamodb.values import Item
 
 PAGE_BYTES = 1024 * 1024
@@ -393,14 +393,20 @@ class PartiqlProvider:
         t = self._table(ctx, stmt.table)
         if stmt.verb == "SELECT":
             return {"Items": self._select(t, stmt), "TableName": t.name}
+        with self.store.tx() as w:
+            self._write(w, t, stmt, on_failure)
+        return {"Items": [], "TableName": t.name}
+
+    @staticmethod
+    def _write(w: Writer, t: Table, stmt: Statement, on_failure: str | None) -> None:
+        """One INSERT, UPDATE or DELETE inside the caller's transaction (raises to refuse it)."""
         if stmt.verb == "INSERT":
             assert stmt.item is not None
             item = rq.item(t, stmt.item)
-            with self.store.tx() as w:
-                if w.get(t, t.key_of(item)) is not None:
-                    raise AwsError("DuplicateItemException", "Duplicate primary key exists in table")
-                w.put(t, None, item)
-            return {"Items": [], "TableName": t.name}
+            if w.get(t, t.key_of(item)) is not None:
+                raise AwsError("DuplicateItemException", "Duplicate primary key exists in table")
+            w.put(t, None, item)
+            return
         eq, rest = _equalities(stmt.where)
         if not all(k in eq for k in t.key_names):
             raise AwsError("ValidationException",
@@ -409,20 +415,53 @@ class PartiqlProvider:
         extra = [Compare("=", Path((k,)), Literal(f":eq_{k}", val)) for k, val in eq.items() if k not in t.key_names]
         conditions = extra + rest
         failure = {"ReturnValuesOnConditionCheckFailure": on_failure}
+        old = w.get(t, key)
+        if stmt.verb == "UPDATE" and old is None:
+            raise condition_failed(None, failure)
+        if old is not None and not all(check(old, c) for c in conditions):
+            raise condition_failed(old, failure)
+        if old is None:
+            return
+        new = None if stmt.verb == "DELETE" else apply_update(old, stmt.actions or [], t.key_names)
+        if new is not None:
+            rq.check_index_keys(t, new)
+            v.check_item_size(new)
+        w.put(t, old, new)
+
+    def execute_transaction(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        """All reads or all writes; writes happen in one transaction, or none (reasons per statement)."""
+        parsed = []
+        for entry in params["TransactStatements"]:
+            stmt = _Parser(entry["Statement"], list(entry.get("Parameters") or [])).statement()
+            parsed.append((stmt, self._table(ctx, stmt.table), entry.get("ReturnValuesOnConditionCheckFailure")))
+        reads = [stmt.verb == "SELECT" for stmt, _, _ in parsed]
+        if any(reads) and not all(reads):
+            raise v.invalid("Transaction must contain either all reads or all writes")
+        if all(reads):
+            responses = []
+            for stmt, t, _ in parsed:
+                items = self._select(t, stmt)
+                responses.append({"Item": items[0]} if items else {})
+            return {"Responses": responses}
         with self.store.tx() as w:
-            old = w.get(t, key)
-            if stmt.verb == "UPDATE" and old is None:
-                raise condition_failed(None, failure)
-            if old is not None and not all(check(old, c) for c in conditions):
-                raise condition_failed(old, failure)
-            if old is None:
-                return {"Items": [], "TableName": t.name}
-            new = None if stmt.verb == "DELETE" else apply_update(old, stmt.actions or [], t.key_names)
-            if new is not None:
-                rq.check_index_keys(t, new)
-                v.check_item_size(new)
-            w.put(t, old, new)
-        return {"Items": [], "TableName": t.name}
+            reasons: list[dict[str, Any]] = []
+            for stmt, t, on_failure in parsed:
+                try:
+                    self._write(w, t, stmt, on_failure)
+                    reasons.append({"Code": "None"})
+                except AwsError as err:
+                    if err.code == "ValidationException":
+                        raise
+                    reason = {"Code": err.code.removesuffix("Exception"), "Message": err.message}
+                    if "Item" in err.fields:
+                        reason["Item"] = err.fields["Item"]
+                    reasons.append(reason)
+            if any(r["Code"] != "None" for r in reasons):
+                codes = ", ".join(r["Code"] for r in reasons)
+                raise AwsError("TransactionCanceledException",
+                               "Transaction cancelled, please refer cancellation reasons for specific reasons "
+                               f"[{codes}]", fields={"CancellationReasons": reasons}, message_key="Message")
+        return {}
 
     def _select(self, t: Table, stmt: Statement) -> list[Item]:
         index = t.index(stmt.index) if stmt.index else None
