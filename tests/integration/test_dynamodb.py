@@ -320,9 +320,10 @@ def test_batches_and_transactions(ddb: Any) -> None:
                                               for i in range(5)]})
     got = ddb.batch_get_item(RequestItems={"tx": {"Keys": [{"pk": {"S": "k1"}}, {"pk": {"S": "k9"}}]}})
     assert got["Responses"]["tx"] == [{"pk": {"S": "k1"}, "n": {"N": "1"}}] and got["UnprocessedKeys"] == {}
-    with pytest.raises(ClientError) as info:
-        ddb.batch_write_item(RequestItems={"tx": [{"DeleteRequest": {"Key": {"nope": {"S": "x"}}}}]})
-    assert error(info) == ("ValidationException", "The provided key element does not match the schema")
+    for request in ({"DeleteRequest": {"Key": {"nope": {"S": "x"}}}}, {"PutRequest": {"Item": {"nope": {"S": "x"}}}}):
+        with pytest.raises(ClientError) as info:
+            ddb.batch_write_item(RequestItems={"tx": [request]})
+        assert error(info) == ("ValidationException", "The provided key element does not match the schema")
     with pytest.raises(ClientError) as info:
         ddb.transact_write_items(TransactItems=[
             {"ConditionCheck": {"TableName": "tx", "Key": {"pk": {"S": "k1"}}, "ConditionExpression": "n = :two",

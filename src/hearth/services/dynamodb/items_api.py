@@ -216,7 +216,10 @@ class ItemsProvider:
             t = rq.table(self.store, ctx, name)
             for entry in entries:
                 if entry.get("PutRequest"):
-                    item = rq.item(t, entry["PutRequest"]["Item"])
+                    raw = entry["PutRequest"].get("Item") or {}
+                    if any(k not in raw for k in t.key_names):  # AWS's text here, unlike PutItem's
+                        raise v.invalid("The provided key element does not match the schema")
+                    item = rq.item(t, raw)
                     key, new = t.key_of(item), item
                 elif entry.get("DeleteRequest"):
                     key, new = rq.key(t, entry["DeleteRequest"]["Key"]), None
