@@ -475,3 +475,33 @@ def test_legacy_parameters(ddb: Any) -> None:
     assert error(info) == ("ValidationException", "Can not use both expression and non-expression parameters in "
                            "the same request: Non-expression parameters: {QueryFilter} Expression parameters: "
                            "{KeyConditionExpression}")
+
+
+def test_documented_results_through_the_api(ddb: Any) -> None:
+    """The unit tests' tables of AWS's documented results, asked of the server through boto3."""
+    import re
+
+    from tests.unit.dynamodb.test_expressions import CONDITIONS, ITEM, NAMES, VALUES
+    from tests.unit.dynamodb.test_values import NUMBERS
+
+    ddb.create_table(TableName="documented", KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "N"}],
+                     BillingMode="PAY_PER_REQUEST")
+    ddb.put_item(TableName="documented", Item=ITEM)
+    for text, expected in CONDITIONS:
+        names = {k: val for k, val in NAMES.items() if re.search(re.escape(k) + r"\b", text)}
+        values = {k: val for k, val in VALUES.items() if re.search(re.escape(k) + r"\b", text)}
+        extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
+        try:
+            ddb.update_item(TableName="documented", Key={"Id": {"N": "123"}}, UpdateExpression="SET probe = :probe",
+                            ConditionExpression=text, ExpressionAttributeValues={**values, ":probe": {"N": "1"}},
+                            **extra)
+            passed = True
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "ConditionalCheckFailedException", (text, exc.response)
+            passed = False
+        assert passed is expected, text
+    for i, (raw, stored) in enumerate(NUMBERS):
+        ddb.put_item(TableName="documented", Item={"Id": {"N": str(1000 + i)}, "n": {"N": raw}})
+        got = ddb.get_item(TableName="documented", Key={"Id": {"N": str(1000 + i)}})["Item"]["n"]["N"]
+        assert got == stored, raw
