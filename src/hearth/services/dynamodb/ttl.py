@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 SWEEP_INTERVAL_S = 2.0
+RETENTION_SWEEP_S = 60.0  # dropping day-old stream records need not take the write lock every sweep
 BATCH = 100
 
 
@@ -31,6 +32,7 @@ class TtlSweeper:
         self.interval_s = interval_s
         self._task = BackgroundTask(self._loop)
         self.deleted = 0
+        self._retention_due = 0.0
 
     def start(self) -> None:
         self._task.start()
@@ -60,6 +62,8 @@ class TtlSweeper:
                     continue
                 if w.put(table, current, None, identity=dict(TTL_IDENTITY)):
                     deleted += 1
-        self.store.expire_records()
+        if now >= self._retention_due:
+            self.store.expire_records()
+            self._retention_due = now + RETENTION_SWEEP_S
         self.deleted += deleted
         return deleted
