@@ -20,7 +20,7 @@ from typing import Any
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
-from hearth.services.dynamodb import requests as rq
+from hearth.services.dynamodb import checks as rq
 from hearth.services.dynamodb import values as v
 from hearth.services.dynamodb.evaluate import apply_update, check, legacy_updates, project
 from hearth.services.dynamodb.expressions import UpdateAction, parse_update

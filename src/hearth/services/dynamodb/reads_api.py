@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from hearth.aws.context import RequestContext
-from hearth.services.dynamodb import requests as rq
+from hearth.services.dynamodb import checks as rq
 from hearth.services.dynamodb import values as v
 from hearth.services.dynamodb.evaluate import check, legacy_condition, project
 from hearth.services.dynamodb.expressions import (

@@ -19,7 +19,7 @@ from typing import Any
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
-from hearth.services.dynamodb.requests import not_found
+from hearth.services.dynamodb.checks import not_found
 from hearth.services.dynamodb.store import StreamInfo, TableStore, sequence_number
 
 ITERATOR_TTL_S = 900

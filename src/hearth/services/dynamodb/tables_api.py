@@ -18,7 +18,7 @@ from typing import Any
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
-from hearth.services.dynamodb import requests as rq
+from hearth.services.dynamodb import checks as rq
 from hearth.services.dynamodb import values as v
 from hearth.services.dynamodb.store import Table, TableStore, stream_arn
 
