@@ -94,6 +94,11 @@ def test_table_lifecycle(ddb: Any) -> None:
     ddb.update_time_to_live(TableName="crud", TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
     assert ddb.describe_time_to_live(TableName="crud")["TimeToLiveDescription"] == {
         "TimeToLiveStatus": "ENABLED", "AttributeName": "exp"}
+    backups = ddb.update_continuous_backups(TableName="crud", PointInTimeRecoverySpecification={
+        "PointInTimeRecoveryEnabled": True})["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    assert ddb.describe_continuous_backups(TableName="crud")["ContinuousBackupsDescription"][
+        "PointInTimeRecoveryDescription"]["RecoveryPeriodInDays"] == 35
     assert ddb.describe_limits()["TableMaxReadCapacityUnits"] > 0
     assert ddb.describe_endpoints()["Endpoints"][0]["CachePeriodInMinutes"] == 1440
     deleted = ddb.delete_table(TableName="crud")["TableDescription"]
