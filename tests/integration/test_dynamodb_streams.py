@@ -195,3 +195,41 @@ def test_filter_criteria_on_dynamodb_json(srv: HearthServer) -> None:
     _wait(collect, 30, "the filtered records")
     assert got == ["i1", "i3", "last"]
     lam.delete_event_source_mapping(UUID=created["UUID"])
+
+
+WINDOW_HANDLER = """
+import json, os, boto3
+sqs = boto3.client("sqs")
+url = sqs.get_queue_url(QueueName=os.environ["SEEN"])["QueueUrl"]
+
+def handler(event, context):
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+    total = event["state"].get("sum", 0) + sum(int(r["dynamodb"]["NewImage"]["n"]["N"]) for r in event["Records"])
+    return {"state": {"sum": total}}
+"""
+
+
+def test_tumbling_window_aggregates_a_table_stream(srv: HearthServer) -> None:
+    lam, sqs, ddb = srv.client("lambda"), srv.client("sqs"), srv.client("dynamodb")
+    seen = f"seen-{uuid.uuid4().hex[:8]}"
+    seen_url = sqs.create_queue(QueueName=seen)["QueueUrl"]
+    fn = f"ddb-window-{uuid.uuid4().hex[:8]}"
+    create_function(lam, fn, {"app.py": WINDOW_HANDLER}, Environment={"Variables": {"SEEN": seen}}, Timeout=10)
+    name, arn = _table(ddb, "NEW_IMAGE")
+    created = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn, StartingPosition="TRIM_HORIZON",
+                                              TumblingWindowInSeconds=2, BatchSize=2)
+    assert created["TumblingWindowInSeconds"] == 2
+    for n in (1, 2, 3):
+        ddb.put_item(TableName=name, Item={"id": {"S": f"i{n}"}, "n": {"N": str(n)}})
+    events: list[dict[str, Any]] = []
+
+    def finals() -> list[dict[str, Any]]:
+        events.extend(json.loads(m["Body"]) for m in _drain(sqs, seen_url))
+        return [e for e in events if e["isFinalInvokeForWindow"]]
+
+    # Each window's final invocation carries its aggregate: over the windows, 1 + 2 + 3.
+    _wait(lambda: sum(f["state"]["sum"] for f in finals()) == 6, 30, "the windows' final invocations")
+    final = finals()[0]
+    assert final["Records"] == [] and final["eventSourceARN"] == arn and set(final["window"]) == {"start", "end"}
+    assert all(not e["isFinalInvokeForWindow"] for e in events if e["Records"])
+    lam.delete_event_source_mapping(UUID=created["UUID"])

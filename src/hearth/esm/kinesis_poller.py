@@ -16,7 +16,9 @@ It owns each shard's reading position and what a failing batch does:
   (one record left) is a retry. A poison record is thus isolated and given up alone;
 - ReportBatchItemFailures: the batch is checkpointed up to the lowest failed sequence number and
   retried from there;
-- FilterCriteria: records no pattern matches are skipped (checkpointed past) without invoking.
+- FilterCriteria: records no pattern matches are skipped (checkpointed past) without invoking;
+- TumblingWindowInSeconds: batches never span windows, carry the window and the function's state,
+  and a final invocation closes each window (hearth.esm.windows).
 Iterator age (ms since the last record of a batch arrived) is a gauge:
 `hearth_esm_iterator_age_milliseconds{mapping, shard}`.
 
@@ -38,6 +40,7 @@ from hearth.esm.model import RESULT_FUNCTION_FAILED, RESULT_FUNCTION_MISSING, RE
 from hearth.esm.store import MappingStore
 from hearth.esm.stream_source import KinesisSource, StreamSource, iso, parse_stream_arn
 from hearth.esm.target import Invoke, InvokeResult
+from hearth.esm.windows import TumblingWindows
 from hearth.events.delivery import Message
 from hearth.observability import metrics
 from hearth.services.kinesis.streams import StreamService, partition_hash
@@ -78,6 +81,8 @@ class KinesisPoller:
         self._sleep = sleep
         self._poll_wait_s = poll_wait_s
         self._filters = batching.compile_filters(mapping.config.filters)
+        seconds = mapping.config.tumbling_window_s
+        self._windows = TumblingWindows(seconds) if seconds > 0 else None
         self._tasks: list[asyncio.Task[None]] = []
         self._busy: set[int] = set()  # shards with a batch in flight
         self._stopping = False
@@ -143,7 +148,12 @@ class KinesisPoller:
             records = self._source.read(shard, cursor, limit)
             if not records:
                 ITERATOR_AGE.set(0, labels)
-                await self._source.wait(self._poll_wait_s)
+                wait = self._poll_wait_s
+                if self._windows is not None:
+                    if self._windows.ended(shard, self._clock()):
+                        await self._close_window(shard)
+                    wait = min(wait, self._windows.seconds_left(shard, self._clock()) or wait)
+                await self._source.wait(wait)
                 continue
             if cfg.window_s > 0 and len(records) < limit:
                 records = await self._fill(shard, cursor, limit, records)
@@ -176,6 +186,9 @@ class KinesisPoller:
             kept = [r for r in records if batching.keep(self._filters, self._source.filter_view(r))]
             self.stats["filtered"] += len(records) - len(kept)
             records = kept
+        if self._windows is not None:
+            await self._deliver_windowed(shard, records)
+            return
         if not records:
             return
         if cfg.parallelization == 1:
@@ -186,6 +199,33 @@ class KinesisPoller:
                 by_lane.setdefault(partition_hash(r.partition_key) % cfg.parallelization, []).append(r)
             lanes = list(by_lane.values())
         await asyncio.gather(*(self._run_lane(shard, lane) for lane in lanes))
+
+    async def _deliver_windowed(self, shard: int, records: list[StoredRecord]) -> None:
+        """Batches within one window each (one lane: the state is a sequence), then close ended windows."""
+        assert self._windows is not None
+        for start, group in self._windows.split(records):
+            current = self._windows.current(shard)
+            if current is not None and current.start != start:
+                await self._close_window(shard)
+            self._windows.open(shard, start)
+            await self._run_lane(shard, group)
+        if self._windows.ended(shard, self._clock()):
+            await self._close_window(shard)
+
+    async def _close_window(self, shard: int) -> None:
+        """The window's final invocation (no records, its aggregate state); then the state is dropped."""
+        assert self._windows is not None
+        m = self.mapping
+        payload = {"Records": [], **self._windows.fields(shard, self._source.shard_id(shard), m.source_arn,
+                                                         final=True)}
+        try:
+            result = await self._invoke(m.account, m.region, m.function_arn, json.dumps(payload).encode())
+            if result.failed:
+                log.warning("mapping %s: the final invocation of a window failed (%s)", m.uuid,
+                            result.function_error)
+        except Exception:
+            log.exception("mapping %s: the final invocation of a window failed", m.uuid)
+        self._windows.close(shard)
 
     async def _run_lane(self, shard: int, records: list[StoredRecord]) -> None:
         size = self.mapping.config.batch_size
@@ -206,10 +246,12 @@ class KinesisPoller:
                     part = [r for r in part if now - r.arrival <= cfg.max_record_age_s]
                     if not part:
                         continue
-            result = await self._call(part)
+            result = await self._call(part, shard)
             self.stats["batches"] += 1
             failed = self._failed_tail(part, result)
             if not failed:
+                if self._windows is not None:
+                    self._windows.absorb(shard, result.payload)
                 self.stats["records"] += len(part)
                 self._on_result(RESULT_OK)
                 continue
@@ -231,9 +273,12 @@ class KinesisPoller:
             await self._sleep(min(RETRY_BACKOFF_S[0] * 2 ** (attempts - 1), RETRY_BACKOFF_S[1]))
             pending.appendleft((failed, attempts))
 
-    async def _call(self, part: list[StoredRecord]) -> InvokeResult:
+    async def _call(self, part: list[StoredRecord], shard: int) -> InvokeResult:
         m = self.mapping
-        payload = json.dumps({"Records": [self._source.event_record(r) for r in part]}).encode()
+        event: dict[str, Any] = {"Records": [self._source.event_record(r) for r in part]}
+        if self._windows is not None:
+            event.update(self._windows.fields(shard, self._source.shard_id(shard), m.source_arn, final=False))
+        payload = json.dumps(event).encode()
         try:
             return await self._invoke(m.account, m.region, m.function_arn, payload)
         except Exception:
