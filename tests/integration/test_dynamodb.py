@@ -510,3 +510,19 @@ def test_documented_results_through_the_api(ddb: Any) -> None:
         ddb.put_item(TableName="documented", Item={"Id": {"N": str(1000 + i)}, "n": {"N": raw}})
         got = ddb.get_item(TableName="documented", Key={"Id": {"N": str(1000 + i)}})["Item"]["n"]["N"]
         assert got == stored, raw
+
+
+def test_pages_end_at_one_megabyte(ddb: Any) -> None:
+    make_table(ddb, "pages", range_key="sk", range_type="N")
+    blob = "x" * (200 * 1024)
+    for n in range(7):  # 1.4 MB in one partition
+        ddb.put_item(TableName="pages", Item={"pk": {"S": "p"}, "sk": {"N": str(n)}, "blob": {"S": blob}})
+    first = ddb.query(TableName="pages", KeyConditionExpression="pk = :p", ExpressionAttributeValues={
+        ":p": {"S": "p"}}, ProjectionExpression="sk")
+    # The read that reaches 1 MB ends the page (it is the 6th item of ~200 KB here).
+    assert first["Count"] == 6 and first["LastEvaluatedKey"] == {"pk": {"S": "p"}, "sk": {"N": "5"}}
+    rest = ddb.query(TableName="pages", KeyConditionExpression="pk = :p", ExpressionAttributeValues={
+        ":p": {"S": "p"}}, ProjectionExpression="sk", ExclusiveStartKey=first["LastEvaluatedKey"])
+    assert [i["sk"]["N"] for i in rest["Items"]] == ["6"] and "LastEvaluatedKey" not in rest
+    scanned = ddb.scan(TableName="pages", Select="COUNT")
+    assert scanned["ScannedCount"] == 6 and "LastEvaluatedKey" in scanned
