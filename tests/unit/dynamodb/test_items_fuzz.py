@@ -24,7 +24,8 @@ STORE = TableStore(Path(tempfile.mkdtemp(prefix="hearth-ddb-items-fuzz-")))
 TablesProvider(STORE).create_table(CTX, {
     "TableName": "f", "BillingMode": "PAY_PER_REQUEST",
     "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}, {"AttributeName": "s", "KeyType": "RANGE"}],
-    "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}, {"AttributeName": "s", "AttributeType": "N"}],
+    "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"},
+                             {"AttributeName": "s", "AttributeType": "N"}],
     "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}})
 ITEMS, READS = ItemsProvider(STORE), ReadsProvider(STORE)
 
