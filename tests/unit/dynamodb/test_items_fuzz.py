@@ -3,10 +3,13 @@ back as written (normalized), and nothing but AWS errors ever escapes."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,14 +23,21 @@ from hearth.services.dynamodb.tables_api import TablesProvider
 
 CTX = RequestContext(service="dynamodb", operation="x", region="us-east-1", principal=Principal("AKIA", "1"),
                      request_id="r")
-STORE = TableStore(Path(tempfile.mkdtemp(prefix="hearth-ddb-items-fuzz-")))
-TablesProvider(STORE).create_table(CTX, {
-    "TableName": "f", "BillingMode": "PAY_PER_REQUEST",
-    "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}, {"AttributeName": "s", "KeyType": "RANGE"}],
-    "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"},
-                             {"AttributeName": "s", "AttributeType": "N"}],
-    "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}})
-ITEMS, READS = ItemsProvider(STORE), ReadsProvider(STORE)
+
+
+@pytest.fixture(scope="module")
+def providers() -> Iterator[tuple[ItemsProvider, ReadsProvider]]:
+    data = Path(tempfile.mkdtemp(prefix="hearth-ddb-items-fuzz-"))
+    store = TableStore(data)
+    TablesProvider(store).create_table(CTX, {
+        "TableName": "f", "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}, {"AttributeName": "s", "KeyType": "RANGE"}],
+        "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"},
+                                 {"AttributeName": "s", "AttributeType": "N"}],
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}})
+    yield ItemsProvider(store), ReadsProvider(store)
+    store.close()
+    shutil.rmtree(data, ignore_errors=True)
 
 numbers = st.one_of(st.integers(-10**20, 10**20).map(str), st.decimals(allow_nan=False, allow_infinity=False,
                                                                        places=4).map(str),
@@ -57,8 +67,10 @@ def _update_text(chosen: list[tuple[str, str, str]]) -> str:
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.text(min_size=1, max_size=5), st.integers(0, 5), st.dictionaries(st.sampled_from(["a", "b", "c"]), values,
                                                                            max_size=3), actions, values, values)
-def test_writes_read_back_and_never_crash(key: str, sort: int, attrs: dict[str, Any],
-                                          chosen: list[tuple[str, str, str]], first: Any, second: Any) -> None:
+def test_writes_read_back_and_never_crash(providers: tuple[ItemsProvider, ReadsProvider], key: str, sort: int,
+                                          attrs: dict[str, Any], chosen: list[tuple[str, str, str]], first: Any,
+                                          second: Any) -> None:
+    ITEMS, READS = providers
     item = {"k": {"S": key}, "s": {"N": str(sort)}, **attrs}
     ident = {"k": item["k"], "s": item["s"]}
     try:
