@@ -71,6 +71,8 @@ class ReadsProvider:
     def _index(self, t: Table, params: dict[str, Any]) -> Index | None:
         name = params.get("IndexName")
         if not name:
+            if params.get("Select") == "ALL_PROJECTED_ATTRIBUTES":
+                raise v.invalid_param("ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName")
             return None
         index = t.index(str(name))
         if index is None:
