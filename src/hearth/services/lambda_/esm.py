@@ -1,7 +1,8 @@
 """Lambda's event source mapping API: Create/Get/Update/Delete/ListEventSourceMappings.
 
 It owns AWS's validation of mappings for the sources Hearth has (queues: `arn:aws:sqs:…`, streams:
-`arn:aws:kinesis:…:stream/…` and a table's `arn:aws:dynamodb:…:table/…/stream/…`), their defaults, and the answers' shapes (through `Mapping.to_api`).
+`arn:aws:kinesis:…:stream/…` and a table's `arn:aws:dynamodb:…:table/…/stream/…`), their defaults,
+and the answers' shapes (through `Mapping.to_api`).
 Texts were checked against shared/reference/aws-recorded (07_*, 00_error_catalog.json) where AWS was
 recorded; the others follow AWS's published wording. It never polls or invokes (hearth.esm does)
 and never changes functions, queues or streams.
