@@ -5,6 +5,7 @@ bisection and described (DDBStreamBatchInfo) to the on-failure queue."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -147,6 +148,8 @@ def test_stream_triggers_a_function_with_bisection(srv: HearthServer) -> None:
     info = failure["DDBStreamBatchInfo"]
     assert info["batchSize"] == 1 and info["streamArn"] == arn
     assert info["startSequenceNumber"] == info["endSequenceNumber"]
+    assert re.fullmatch(r"shardId-\d{20}-[0-9a-f]{8}", info["shardId"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["approximateArrivalOfFirstRecord"])
 
     events: list[dict[str, Any]] = []
 

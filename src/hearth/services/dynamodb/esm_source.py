@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from hearth.esm.stream_source import iso
 from hearth.services.dynamodb.store import StreamInfo, TableStore, sequence_number
 from hearth.services.dynamodb.streams_api import parse_arn
+
+
+def _seconds(ts: float) -> str:
+    """AWS's DDBStreamBatchInfo times: whole seconds (`2019-11-14T00:38:04Z`)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,8 @@ class DynamoDBStreamSource:
             "shardId": self.shard_id(shard),
             "startSequenceNumber": records[0].sequence_number,
             "endSequenceNumber": records[-1].sequence_number,
-            "approximateArrivalOfFirstRecord": iso(records[0].arrival),
-            "approximateArrivalOfLastRecord": iso(records[-1].arrival),
+            "approximateArrivalOfFirstRecord": _seconds(records[0].arrival),
+            "approximateArrivalOfLastRecord": _seconds(records[-1].arrival),
             "batchSize": len(records),
             "streamArn": self._arn,
         }
