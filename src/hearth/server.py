@@ -19,6 +19,7 @@ import logging
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Generator
+from functools import partial
 from typing import Any
 
 import uvicorn
@@ -55,6 +56,14 @@ from hearth.services.apigateway.store import ApiStore
 from hearth.services.apigateway.v2 import HttpApiProvider
 from hearth.services.apigateway.websocket import Connections, ManagementProvider
 from hearth.services.cloudformation.component import CloudFormation
+from hearth.services.dynamodb.esm_source import DynamoDBStreamSource
+from hearth.services.dynamodb.items_api import ItemsProvider
+from hearth.services.dynamodb.partiql import PartiqlProvider
+from hearth.services.dynamodb.reads_api import ReadsProvider
+from hearth.services.dynamodb.store import TableStore
+from hearth.services.dynamodb.streams_api import StreamsProvider
+from hearth.services.dynamodb.tables_api import TablesProvider
+from hearth.services.dynamodb.ttl import TtlSweeper
 from hearth.services.events.component import EventBridge, clock_for
 from hearth.services.kinesis.provider import KinesisProvider
 from hearth.services.kinesis.streams import StreamService
@@ -214,6 +223,11 @@ class Hearth:
         # The bus registers the router's "events" handler; it stops before what it delivers to.
         self.eventbridge = EventBridge(s.data_dir, self.router, clock_for(s.schedule_time_scale))
         on_stop.push_async_callback(self.eventbridge.stop)
+        # DynamoDB: tables, items and their stream records in one store; TTL deletions in the background.
+        self.tables = TableStore(s.data_dir)
+        on_stop.callback(self.tables.close)
+        self.ttl_sweeper = TtlSweeper(self.tables)
+        on_stop.push_async_callback(self.ttl_sweeper.close)
         # Event source mappings: durable mappings and their pollers (first to stop: no batch starts into
         # components that are stopping).
         mappings = MappingStore(s.data_dir)
@@ -221,7 +235,8 @@ class Hearth:
         self.esm = MappingManager(mappings, self.queues, self.streams,
                                   PlatformInvoke(self.functions, self.invoker,
                                                  recursion_allowed=self.event_configs.recursion_allowed),
-                                  self.router.deliver)
+                                  self.router.deliver,
+                                  stream_sources={"dynamodb": partial(DynamoDBStreamSource, self.tables)})
         on_stop.push_async_callback(self.esm.stop)
         lambda_providers.append(EventSourceMappingProvider(self.functions, self.queues, self.streams, self.esm))
         # SSM Parameter Store (CloudFormation's SSM parameter types and CDK's bootstrap read it too).
@@ -246,6 +261,9 @@ class Hearth:
             "apigateway": [RestApiProvider(self.api_store, self.api_front.test_invoke)],
             "apigatewayv2": [HttpApiProvider(self.api_store, s.endpoint_url)],
             "apigatewaymanagementapi": [ManagementProvider(ws_connections)],
+            "dynamodb": [TablesProvider(self.tables), ItemsProvider(self.tables), ReadsProvider(self.tables),
+                         PartiqlProvider(self.tables)],
+            "dynamodbstreams": [StreamsProvider(self.tables)],
         })
         # CloudFormation creates resources through the gateway's other services, so it joins it last and
         # stops first (its running stack operations end before the services they call).
@@ -255,6 +273,7 @@ class Hearth:
         self.cloudformation.start()
         self.async_queue.start()  # last: resumed events may deliver to any registered component
         self.esm.start()  # queue and stream pollers, now that queues, streams and the invoker are up
+        self.ttl_sweeper.start()
         self.eventbridge.start()  # schedules and pending deliveries, now that every target handler is registered
         self.started = True
 

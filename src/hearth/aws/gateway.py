@@ -69,6 +69,7 @@ class AwsGateway:
         self._providers[service] = providers
         self._methods.clear()
         self._targets = None
+        self._signing = None
 
     async def call(self, service: str, operation: str, params: dict[str, Any], *, account_id: str,
                    region: str, caller: str) -> dict[str, Any]:
@@ -200,6 +201,14 @@ class AwsGateway:
 
     def _identify(self, headers: dict[str, str], first_query: dict[str, str], path: str,
                   method: str) -> str | None:
+        # The json target first: two services may share a signing name (DynamoDB Streams signs as
+        # `dynamodb`), never a target prefix.
+        target = headers.get("x-amz-target")
+        if target:
+            prefix = target.rpartition(".")[0]
+            found = self._target_prefixes().get(prefix)
+            if found is not None:
+                return found
         cred = peek_credential(headers, first_query)
         if cred is not None:
             # Several models may share a signing name (apigateway and apigatewayv2 both sign as
@@ -213,12 +222,6 @@ class AwsGateway:
                     return name
             if names:
                 return names[0]
-        target = headers.get("x-amz-target")
-        if target:
-            prefix = target.rpartition(".")[0]
-            found = self._target_prefixes().get(prefix)
-            if found is not None:
-                return found
         for name in self._providers:
             api = service_api(name)
             if api is not None and api.routes and api.has_path(path):

@@ -22,7 +22,7 @@ TARGETS = [
     ("python_warm_ratio", 2.0, "warm invoke p50 / echo app round trip p50"),
     ("node_warm_ratio", 2.0, "warm invoke p50 / echo app round trip p50"),
 ]
-SECTIONS = ("latency", "scale", "keepalive", "esm", "schedule", "apigw")
+SECTIONS = ("latency", "scale", "keepalive", "esm", "schedule", "apigw", "dynamodb")
 
 
 @main.command()
@@ -52,6 +52,8 @@ def bench(runs: int, warm_runs: int, endpoint: str | None, output: Path | None, 
         _schedule(console, results)
     if "apigw" in chosen:
         _apigw(console, results, warm_runs, seconds)
+    if "dynamodb" in chosen:
+        _dynamodb(console, results)
     text = json.dumps(results, indent=2)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -157,4 +159,19 @@ def _apigw(console: Console, results: dict[str, Any], warm_runs: int, seconds: f
         table.add_row(label, f"{row['p50']:.2f}", f"{row['p99']:.2f}", "" if ratio is None else f"{ratio:.2f}",
                       "" if ratio is None else _met(ratio <= r["target_ratio"]),
                       "" if vs_url is None else f"{vs_url:.2f}", f"{r['rps_c16'][kind]:.0f}")
+def _dynamodb(console: Console, results: dict[str, Any]) -> None:
+    from hearth.bench import dynamodb
+
+    r = results["dynamodb"] = dynamodb.run()
+    table = Table("figure", "p50 ms", "p99 ms", "ops/s", "against echo", title="DynamoDB (raw signed HTTP client)")
+    for key in ("echo", "put_item", "get_item"):
+        row = r[key]
+        ratio = r.get(f"{key}_ratio")
+        table.add_row(key, f"{row['p50']:.2f}", f"{row['p99']:.2f}", f"{row['ops_per_s']:.0f}",
+                      f"{ratio:.2f} (target <= 2.0, {_met(ratio <= 2.0)})" if ratio is not None else "")
+    q = r["query_1000"]
+    table.add_row(f"Query of {q['items']:.0f} items", f"{q['p50']:.2f}", f"{q['p99']:.2f}", f"{q['ops_per_s']:.0f}", "")
+    s = r["write_to_handler"]
+    if s.get("n"):
+        table.add_row("PutItem -> stream -> handler", f"{s['p50']:.1f}", f"{s['p99']:.1f}", "", f"n={s['n']:.0f}")
     console.print(table)

@@ -1,4 +1,5 @@
-"""The poller of one stream event source mapping: per shard, in order, one batch in flight.
+"""The poller of one stream event source mapping (a Kinesis stream or a DynamoDB stream, through a
+`StreamSource`): per shard, in order, one batch in flight.
 
 It owns each shard's reading position and what a failing batch does:
 - a shard reads from its durable checkpoint (else from StartingPosition: TRIM_HORIZON, LATEST or
@@ -8,13 +9,16 @@ It owns each shard's reading position and what a failing batch does:
   holds), each lane running its batches one after another, lanes concurrently;
 - a function error retries the same batch until MaximumRetryAttempts (-1: until its records are
   too old or expire) or MaximumRecordAgeInSeconds; what is given up goes to DestinationConfig
-  OnFailure as AWS's failure record (KinesisBatchInfo with the shard and sequence range);
+  OnFailure as AWS's failure record (the source's batch description: KinesisBatchInfo or
+  DDBStreamBatchInfo, with the shard and sequence range);
 - BisectBatchOnFunctionError splits a failing batch in halves and retries each; as AWS documents,
   splitting a batch does not count towards the retry quota: only a failure that cannot be split
   (one record left) is a retry. A poison record is thus isolated and given up alone;
 - ReportBatchItemFailures: the batch is checkpointed up to the lowest failed sequence number and
   retried from there;
-- FilterCriteria: records no pattern matches are skipped (checkpointed past) without invoking.
+- FilterCriteria: records no pattern matches are skipped (checkpointed past) without invoking;
+- TumblingWindowInSeconds: batches never span windows, carry the window and the function's state,
+  and a final invocation closes each window (hearth.esm.windows).
 Iterator age (ms since the last record of a batch arrived) is a gauge:
 `hearth_esm_iterator_age_milliseconds{mapping, shard}`.
 
@@ -29,16 +33,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from hearth.esm import batching
 from hearth.esm.model import RESULT_FUNCTION_FAILED, RESULT_FUNCTION_MISSING, RESULT_OK, Mapping
 from hearth.esm.store import MappingStore
+from hearth.esm.stream_source import KinesisSource, StreamSource, iso, parse_stream_arn
 from hearth.esm.target import Invoke, InvokeResult
+from hearth.esm.windows import TumblingWindows
 from hearth.events.delivery import Message
 from hearth.observability import metrics
-from hearth.services.kinesis.streams import StoredRecord, Stream, StreamService, lambda_record, partition_hash, shard_id
+from hearth.services.kinesis.streams import StreamService, partition_hash
 
 log = logging.getLogger(__name__)
 
@@ -55,27 +60,19 @@ class _Stopping(Exception):
     """The poller is stopping while a batch waits to be retried: leave it without a checkpoint."""
 
 
-def parse_stream_arn(arn: str) -> tuple[str, str, str] | None:
-    """`arn:aws:kinesis:region:account:stream/name` -> (region, account, name)."""
-    parts = arn.split(":", 5)
-    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "kinesis" or not parts[5].startswith("stream/"):
-        return None
-    name = parts[5][len("stream/"):]
-    return (parts[3], parts[4], name) if name else None
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+__all__ = ["KinesisPoller", "parse_stream_arn"]
+StoredRecord = Any  # a source's record (hearth.esm.stream_source.SourceRecord)
 
 
 class KinesisPoller:
-    def __init__(self, mapping: Mapping, streams: StreamService, store: MappingStore, invoke: Invoke,
+    def __init__(self, mapping: Mapping, streams: StreamService | StreamSource, store: MappingStore, invoke: Invoke,
                  deliver: Deliver, *, on_result: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  poll_wait_s: float = POLL_WAIT_S) -> None:
         self.mapping = mapping
-        self._streams = streams
+        self._source: StreamSource = (KinesisSource(streams, mapping.source_arn) if isinstance(streams, StreamService)
+                                      else streams)
         self._store = store
         self._invoke = invoke
         self._deliver = deliver
@@ -84,26 +81,21 @@ class KinesisPoller:
         self._sleep = sleep
         self._poll_wait_s = poll_wait_s
         self._filters = batching.compile_filters(mapping.config.filters)
+        seconds = mapping.config.tumbling_window_s
+        self._windows = TumblingWindows(seconds) if seconds > 0 else None
         self._tasks: list[asyncio.Task[None]] = []
         self._busy: set[int] = set()  # shards with a batch in flight
         self._stopping = False
         self.stats: dict[str, int] = {"batches": 0, "records": 0, "retries": 0, "bisections": 0,
                                       "discarded": 0, "filtered": 0}
 
-    def _stream(self) -> Stream | None:
-        parsed = parse_stream_arn(self.mapping.source_arn)
-        if parsed is None:
-            return None
-        region, account, name = parsed
-        return self._streams.get(account, region, name)
-
     def start(self) -> None:
-        stream = self._stream()
-        if stream is None:
+        count = self._source.shard_count()
+        if count is None:
             log.warning("mapping %s: stream %s does not exist", self.mapping.uuid, self.mapping.source_arn)
             return
         loop = asyncio.get_running_loop()
-        for shard in range(stream.shard_count):
+        for shard in range(count):
             task = loop.create_task(self._shard_loop(shard))
             task.add_done_callback(self._finished)
             self._tasks.append(task)
@@ -128,15 +120,15 @@ class KinesisPoller:
 
     # -- positions ----------------------------------------------------------------------------------
 
-    def _start_counter(self, stream: Stream, shard: int) -> int:
+    def _start_counter(self, shard: int) -> int:
         saved = self._store.checkpoint(self.mapping.uuid, shard)
         if saved is not None:
             return saved
         cfg = self.mapping.config
         if cfg.starting_position == "LATEST":
-            counter = self._streams.next_counter(stream, shard)
+            counter = self._source.next_counter(shard)
         elif cfg.starting_position == "AT_TIMESTAMP" and cfg.starting_timestamp is not None:
-            counter = self._streams.first_counter_at(stream, shard, cfg.starting_timestamp)
+            counter = self._source.first_counter_at(shard, cfg.starting_timestamp)
         else:  # TRIM_HORIZON: the oldest record still retained
             counter = 0
         self._store.save_checkpoint(self.mapping.uuid, shard, counter)
@@ -145,27 +137,30 @@ class KinesisPoller:
     async def _shard_loop(self, shard: int) -> None:
         m = self.mapping
         cfg = m.config
-        stream = self._stream()
-        if stream is None:
+        if self._source.shard_count() is None:
             return
-        labels = {"mapping": m.uuid, "shard": shard_id(shard)}
-        cursor = self._start_counter(stream, shard)
+        labels = {"mapping": m.uuid, "shard": self._source.shard_id(shard)}
+        cursor = self._start_counter(shard)
         limit = cfg.batch_size * cfg.parallelization
         while not self._stopping:
-            stream = self._stream()
-            if stream is None:
+            if self._source.shard_count() is None:
                 return  # the stream was deleted: nothing more will arrive
-            records = self._streams.read(stream, shard, cursor, limit)
+            records = self._source.read(shard, cursor, limit)
             if not records:
                 ITERATOR_AGE.set(0, labels)
-                await self._streams.wait_for_records(stream.account, stream.region, stream.name, self._poll_wait_s)
+                wait = self._poll_wait_s
+                if self._windows is not None:
+                    if self._windows.ended(shard, self._clock()):
+                        await self._close_window(shard)
+                    wait = min(wait, self._windows.seconds_left(shard, self._clock()) or wait)
+                await self._source.wait(wait)
                 continue
             if cfg.window_s > 0 and len(records) < limit:
-                records = await self._fill(stream, shard, cursor, limit, records)
+                records = await self._fill(shard, cursor, limit, records)
             ITERATOR_AGE.set(max(0.0, (self._clock() - records[-1].arrival) * 1000), labels)
             self._busy.add(shard)
             try:
-                await self._deliver_records(stream, shard, records)
+                await self._deliver_records(shard, records)
                 cursor = records[-1].counter + 1
                 self._store.save_checkpoint(m.uuid, shard, cursor)
             except _Stopping:
@@ -173,25 +168,27 @@ class KinesisPoller:
             finally:
                 self._busy.discard(shard)
 
-    async def _fill(self, stream: Stream, shard: int, cursor: int, limit: int,
+    async def _fill(self, shard: int, cursor: int, limit: int,
                     records: list[StoredRecord]) -> list[StoredRecord]:
         """The batching window: keep reading until the batch is full or the window closes."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.mapping.config.window_s
         while len(records) < limit and (remaining := deadline - loop.time()) > 0:
-            await self._streams.wait_for_records(stream.account, stream.region, stream.name, remaining)
-            records = self._streams.read(stream, shard, cursor, limit)
+            await self._source.wait(remaining)
+            records = self._source.read(shard, cursor, limit)
         return records
 
     # -- delivery -----------------------------------------------------------------------------------
 
-    async def _deliver_records(self, stream: Stream, shard: int, records: list[StoredRecord]) -> None:
+    async def _deliver_records(self, shard: int, records: list[StoredRecord]) -> None:
         cfg = self.mapping.config
         if self._filters:
-            kept = [r for r in records
-                    if batching.keep(self._filters, batching.kinesis_filter_view(lambda_record(stream, r)))]
+            kept = [r for r in records if batching.keep(self._filters, self._source.filter_view(r))]
             self.stats["filtered"] += len(records) - len(kept)
             records = kept
+        if self._windows is not None:
+            await self._deliver_windowed(shard, records)
+            return
         if not records:
             return
         if cfg.parallelization == 1:
@@ -201,14 +198,41 @@ class KinesisPoller:
             for r in records:
                 by_lane.setdefault(partition_hash(r.partition_key) % cfg.parallelization, []).append(r)
             lanes = list(by_lane.values())
-        await asyncio.gather(*(self._run_lane(stream, shard, lane) for lane in lanes))
+        await asyncio.gather(*(self._run_lane(shard, lane) for lane in lanes))
 
-    async def _run_lane(self, stream: Stream, shard: int, records: list[StoredRecord]) -> None:
+    async def _deliver_windowed(self, shard: int, records: list[StoredRecord]) -> None:
+        """Batches within one window each (one lane: the state is a sequence), then close ended windows."""
+        assert self._windows is not None
+        for start, group in self._windows.split(records):
+            current = self._windows.current(shard)
+            if current is not None and current.start != start:
+                await self._close_window(shard)
+            self._windows.open(shard, start)
+            await self._run_lane(shard, group)
+        if self._windows.ended(shard, self._clock()):
+            await self._close_window(shard)
+
+    async def _close_window(self, shard: int) -> None:
+        """The window's final invocation (no records, its aggregate state); then the state is dropped."""
+        assert self._windows is not None
+        m = self.mapping
+        payload = {"Records": [], **self._windows.fields(shard, self._source.shard_id(shard), m.source_arn,
+                                                         final=True)}
+        try:
+            result = await self._invoke(m.account, m.region, m.function_arn, json.dumps(payload).encode())
+            if result.failed:
+                log.warning("mapping %s: the final invocation of a window failed (%s)", m.uuid,
+                            result.function_error)
+        except Exception:
+            log.exception("mapping %s: the final invocation of a window failed", m.uuid)
+        self._windows.close(shard)
+
+    async def _run_lane(self, shard: int, records: list[StoredRecord]) -> None:
         size = self.mapping.config.batch_size
         for start in range(0, len(records), size):
-            await self._run_batch(stream, shard, records[start:start + size])
+            await self._run_batch(shard, records[start:start + size])
 
-    async def _run_batch(self, stream: Stream, shard: int, batch: list[StoredRecord]) -> None:
+    async def _run_batch(self, shard: int, batch: list[StoredRecord]) -> None:
         """One batch until it is delivered or given up (retries, bisection, partial failures)."""
         cfg = self.mapping.config
         pending: deque[tuple[list[StoredRecord], int]] = deque([(batch, 0)])  # (records, failed attempts)
@@ -218,14 +242,16 @@ class KinesisPoller:
                 now = self._clock()
                 old = [r for r in part if now - r.arrival > cfg.max_record_age_s]
                 if old:
-                    await self._give_up(stream, shard, old, "RecordAgeExceeded", None, attempts)
+                    await self._give_up(shard, old, "RecordAgeExceeded", None, attempts)
                     part = [r for r in part if now - r.arrival <= cfg.max_record_age_s]
                     if not part:
                         continue
-            result = await self._call(stream, part)
+            result = await self._call(part, shard)
             self.stats["batches"] += 1
             failed = self._failed_tail(part, result)
             if not failed:
+                if self._windows is not None:
+                    self._windows.absorb(shard, result.payload)
                 self.stats["records"] += len(part)
                 self._on_result(RESULT_OK)
                 continue
@@ -239,7 +265,7 @@ class KinesisPoller:
                 continue
             attempts += 1
             if cfg.max_retries != -1 and attempts > cfg.max_retries:
-                await self._give_up(stream, shard, failed, "RetryAttemptsExhausted", result, attempts)
+                await self._give_up(shard, failed, "RetryAttemptsExhausted", result, attempts)
                 continue
             if self._stopping:
                 raise _Stopping
@@ -247,9 +273,12 @@ class KinesisPoller:
             await self._sleep(min(RETRY_BACKOFF_S[0] * 2 ** (attempts - 1), RETRY_BACKOFF_S[1]))
             pending.appendleft((failed, attempts))
 
-    async def _call(self, stream: Stream, part: list[StoredRecord]) -> InvokeResult:
+    async def _call(self, part: list[StoredRecord], shard: int) -> InvokeResult:
         m = self.mapping
-        payload = json.dumps({"Records": [lambda_record(stream, r) for r in part]}).encode()
+        event: dict[str, Any] = {"Records": [self._source.event_record(r) for r in part]}
+        if self._windows is not None:
+            event.update(self._windows.fields(shard, self._source.shard_id(shard), m.source_arn, final=False))
+        payload = json.dumps(event).encode()
         try:
             return await self._invoke(m.account, m.region, m.function_arn, payload)
         except Exception:
@@ -270,13 +299,14 @@ class KinesisPoller:
                 return part[index:]
         return []
 
-    async def _give_up(self, stream: Stream, shard: int, records: list[StoredRecord], condition: str,
+    async def _give_up(self, shard: int, records: list[StoredRecord], condition: str,
                        result: InvokeResult | None, attempts: int) -> None:
         """Skip records for good; tell the on-failure destination with AWS's record."""
         m = self.mapping
         self.stats["discarded"] += len(records)
         target = m.config.on_failure
-        log.warning("mapping %s: %s; %d records of %s skipped", m.uuid, condition, len(records), shard_id(shard))
+        log.warning("mapping %s: %s; %d records of %s skipped", m.uuid, condition, len(records),
+                    self._source.shard_id(shard))
         if not target:
             return
         doc: dict[str, Any] = {
@@ -292,17 +322,10 @@ class KinesisPoller:
                 "functionError": (result.function_error or "") if result is not None else "",
             },
             "version": "1.0",
-            "timestamp": _iso(self._clock()),
-            "KinesisBatchInfo": {
-                "shardId": shard_id(shard),
-                "startSequenceNumber": records[0].sequence_number,
-                "endSequenceNumber": records[-1].sequence_number,
-                "approximateArrivalOfFirstRecord": _iso(records[0].arrival),
-                "approximateArrivalOfLastRecord": _iso(records[-1].arrival),
-                "batchSize": len(records),
-                "streamArn": stream.arn,
-            },
+            "timestamp": iso(self._clock()),
         }
+        info_name, info = self._source.batch_info(shard, records)
+        doc[info_name] = info
         try:
             await self._deliver(target, Message(body=json.dumps(doc), source_arn=m.function_arn))
         except Exception:

@@ -16,17 +16,21 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from collections.abc import Mapping as MappingOf
 from typing import Protocol
 
 from hearth.esm.kinesis_poller import Deliver, KinesisPoller
 from hearth.esm.model import DELETING, DISABLED, ENABLED, Mapping
 from hearth.esm.sqs_poller import SqsPoller
 from hearth.esm.store import MappingStore
+from hearth.esm.stream_source import StreamSource
 from hearth.esm.target import Invoke
 from hearth.services.kinesis.streams import StreamService
 from hearth.services.sqs.queues import QueueService
 
 log = logging.getLogger(__name__)
+
+SourceOpener = Callable[[str], StreamSource]  # a stream source by its ARN (kinds other than sqs/kinesis)
 
 
 class Poller(Protocol):
@@ -38,7 +42,8 @@ class Poller(Protocol):
 class MappingManager:
     def __init__(self, store: MappingStore, queues: QueueService, streams: StreamService, invoke: Invoke,
                  deliver: Deliver, *, clock: Callable[[], float] = time.time,
-                 sqs_poll_wait_s: float | None = None) -> None:
+                 sqs_poll_wait_s: float | None = None,
+                 stream_sources: MappingOf[str, SourceOpener] | None = None) -> None:
         self.store = store
         self._queues = queues
         self._streams = streams
@@ -46,6 +51,7 @@ class MappingManager:
         self._deliver = deliver
         self._clock = clock
         self._sqs_poll_wait_s = sqs_poll_wait_s
+        self._stream_sources = dict(stream_sources or {})
         self._pollers: dict[str, Poller] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -125,7 +131,9 @@ class MappingManager:
             kwargs = {} if self._sqs_poll_wait_s is None else {"poll_wait_s": self._sqs_poll_wait_s}
             poller = SqsPoller(mapping, self._queues, self._invoke, on_result=on_result, **kwargs)
         else:
-            poller = KinesisPoller(mapping, self._streams, self.store, self._invoke, self._deliver,
+            opener = self._stream_sources.get(mapping.kind)
+            source = opener(mapping.source_arn) if opener is not None else self._streams
+            poller = KinesisPoller(mapping, source, self.store, self._invoke, self._deliver,
                                    on_result=on_result, clock=self._clock)
         poller.start()
         self._pollers[mapping.uuid] = poller
@@ -143,6 +151,11 @@ class MappingManager:
 
     def replace(self, mapping: Mapping, **changes: object) -> Mapping:
         return dataclasses.replace(mapping, **changes)  # type: ignore[arg-type]
+
+    def stream_exists(self, kind: str, arn: str) -> bool:
+        """Whether a stream of a kind served by `stream_sources` (e.g. a DynamoDB stream) exists."""
+        opener = self._stream_sources.get(kind)
+        return opener is not None and opener(arn).shard_count() is not None
 
     def poller(self, uuid: str) -> Poller | None:
         return self._pollers.get(uuid)

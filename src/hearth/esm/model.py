@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-SourceKind = Literal["sqs", "kinesis"]
+SourceKind = Literal["sqs", "kinesis", "dynamodb"]  # dynamodb: a table's stream
 
 CREATING, ENABLING, ENABLED, DISABLING, DISABLED, UPDATING, DELETING = (
     "Creating", "Enabling", "Enabled", "Disabling", "Disabled", "Updating", "Deleting")
@@ -31,13 +31,14 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 # AWS words the reason differently per source kind (queues: an enum-like token; streams: prose).
-USER_REASON: dict[SourceKind, str] = {"sqs": "USER_INITIATED", "kinesis": "User action"}
+USER_REASON: dict[SourceKind, str] = {"sqs": "USER_INITIATED", "kinesis": "User action",
+                                      "dynamodb": "User action"}
 NO_RECORDS = "No records processed"
 RESULT_OK = "OK"
 RESULT_FUNCTION_FAILED = "PROBLEM: Function call failed"
 RESULT_FUNCTION_MISSING = "PROBLEM: Function not found."
 
-DEFAULT_BATCH: dict[SourceKind, int] = {"sqs": 10, "kinesis": 100}
+DEFAULT_BATCH: dict[SourceKind, int] = {"sqs": 10, "kinesis": 100, "dynamodb": 100}
 
 
 class TransitionError(Exception):
@@ -109,13 +110,13 @@ class Mapping:
     def to_api(self) -> dict[str, Any]:
         c = self.config
         out: dict[str, Any] = {"UUID": self.uuid}
-        if self.kind == "kinesis":
+        if self.kind != "sqs":
             out["StartingPosition"] = c.starting_position
             if c.starting_timestamp is not None:
                 out["StartingPositionTimestamp"] = c.starting_timestamp
         out["BatchSize"] = c.batch_size
         out["MaximumBatchingWindowInSeconds"] = c.window_s
-        if self.kind == "kinesis":
+        if self.kind != "sqs":
             out["ParallelizationFactor"] = c.parallelization
         out["EventSourceArn"] = self.source_arn
         if c.filters:
@@ -124,11 +125,11 @@ class Mapping:
             out["KMSKeyArn"] = c.kms_key_arn
         out["FunctionArn"] = self.function_arn
         out["LastModified"] = self.last_modified
-        if self.kind == "kinesis":
+        if self.kind != "sqs":
             out["LastProcessingResult"] = self.last_result
         out["State"] = self.state
         out["StateTransitionReason"] = self.state_reason or USER_REASON[self.kind]
-        if self.kind == "kinesis":
+        if self.kind != "sqs":
             out["DestinationConfig"] = {"OnFailure": {"Destination": c.on_failure} if c.on_failure else {}}
             out["MaximumRecordAgeInSeconds"] = c.max_record_age_s
             out["BisectBatchOnFunctionError"] = c.bisect

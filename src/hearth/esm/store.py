@@ -100,7 +100,7 @@ class MappingStore:
 
 
 def _mapping(row: Row) -> Mapping:
-    kind: SourceKind = "kinesis" if row["kind"] == "kinesis" else "sqs"
+    kind: SourceKind = row["kind"] if row["kind"] in ("kinesis", "dynamodb") else "sqs"
     return Mapping(uuid=row["uuid"], account=row["account"], region=row["region"], source_arn=row["source_arn"],
                    kind=kind, function_arn=row["function_arn"], enabled=bool(row["enabled"]), state=row["state"],
                    config=MappingConfig.from_json(json.loads(row["config"])), last_modified=row["last_modified"],

@@ -144,3 +144,37 @@ async def test_filters_latest_position_and_lanes(streams: StreamService, store: 
             by_key.setdefault(r["kinesis"]["partitionKey"], []).append(_values([r])[0])
     assert by_key == {"a": [0, 1, 2], "b": [0, 1, 2], "c": [0, 1, 2]}
     assert poller.stats["filtered"] == 3
+
+
+async def test_tumbling_windows_carry_state_and_end_with_a_final_invocation(tmp_path: Any,
+                                                                            store: MappingStore) -> None:
+    now = [1_000_000.0]  # the window of 60 s is [999,960, 1,000,020)
+    streams = StreamService(tmp_path / "s", clock=lambda: now[0])
+    events: list[dict[str, Any]] = []
+
+    async def invoke(account: str, region: str, function_arn: str, payload: bytes) -> InvokeResult:
+        event = json.loads(payload)
+        events.append(event)
+        total = event["state"].get("sum", 0) + sum(_values(event["Records"]))
+        return InvokeResult(json.dumps({"state": {"sum": total}}).encode())
+
+    try:
+        streams.create(ACCOUNT, REGION, "s", 1, "PROVISIONED")
+        _put(streams, [{"n": 1}, {"n": 2}])
+        poller = KinesisPoller(_mapping(tumbling_window_s=60, batch_size=1), streams, store, invoke, FakeDeliver(),
+                               sleep=_instant, clock=lambda: now[0], poll_wait_s=0.01)
+        poller.start()
+        await until(lambda: len(events) == 2)
+        now[0] += 30  # the window is over: the next record opens a new one
+        _put(streams, [{"n": 4}])
+        await until(lambda: store.checkpoint("m-1", 0) == 4 and len(events) == 4)
+        await poller.stop()
+    finally:
+        streams.close()
+    first, second, final, fresh = events
+    assert first["window"] == {"start": "1970-01-12T13:46:00Z", "end": "1970-01-12T13:47:00Z"}
+    assert (first["state"], second["state"]) == ({}, {"sum": 1})  # carried between invocations
+    assert first["shardId"] == "shardId-000000000000" and first["isFinalInvokeForWindow"] is False
+    assert final["Records"] == [] and final["isFinalInvokeForWindow"] is True and final["state"] == {"sum": 3}
+    assert fresh["state"] == {} and fresh["window"]["start"] == "1970-01-12T13:47:00Z" and _values(
+        fresh["Records"]) == [4]

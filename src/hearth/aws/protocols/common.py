@@ -259,7 +259,12 @@ def to_json(shape: Shape, value: Any, timestamp_default: str = "unixTimestamp") 
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON input can carry one, e.g. echoed in an error message) has no UTF-8
+        # form; escaped (\ud800) it is still valid JSON.
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=True, default=_json_default).encode()
 
 
 def _json_default(value: Any) -> Any:

@@ -39,6 +39,12 @@ def parse_request(op: OperationModel, body: bytes) -> dict[str, Any]:
         doc = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("") from None
+    if b"\\ud" in body.lower():
+        # JSON escapes can spell a lone surrogate, which is no Unicode text: no store or answer takes it.
+        try:
+            json.dumps(doc, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise BadRequest("Invalid UTF-8 in the request body") from None
     if not isinstance(doc, dict):
         raise BadRequest("Start of structure or map found where not expected.")
     if shape is None:

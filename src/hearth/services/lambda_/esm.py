@@ -1,7 +1,8 @@
 """Lambda's event source mapping API: Create/Get/Update/Delete/ListEventSourceMappings.
 
 It owns AWS's validation of mappings for the sources Hearth has (queues: `arn:aws:sqs:…`, streams:
-`arn:aws:kinesis:…:stream/…`), their defaults, and the answers' shapes (through `Mapping.to_api`).
+`arn:aws:kinesis:…:stream/…` and a table's `arn:aws:dynamodb:…:table/…/stream/…`), their defaults,
+and the answers' shapes (through `Mapping.to_api`).
 Texts were checked against shared/reference/aws-recorded (07_*, 00_error_catalog.json) where AWS was
 recorded; the others follow AWS's published wording. It never polls or invokes (hearth.esm does)
 and never changes functions, queues or streams.
@@ -68,7 +69,16 @@ def source_kind(arn: str | None) -> SourceKind:
         return "sqs"
     if arn and parse_stream_arn(arn) is not None:
         return "kinesis"
+    if arn and _is_dynamodb_stream(arn):
+        return "dynamodb"
     raise invalid("Unrecognized event source.")
+
+
+def _is_dynamodb_stream(arn: str) -> bool:
+    """`arn:aws:dynamodb:region:account:table/NAME/stream/LABEL`."""
+    parts = arn.split(":", 5)
+    rest = parts[5].split("/") if len(parts) == 6 else []
+    return parts[:3] == ["arn", "aws", "dynamodb"] and len(rest) == 4 and rest[0] == "table" and rest[2] == "stream"
 
 
 def _timestamp(value: Any) -> float | None:
@@ -106,6 +116,10 @@ class EventSourceMappingProvider:
                 raise invalid("Error occurred while ReceiveMessage. SQS Error Code: "
                               "AWS.SimpleQueueService.NonExistentQueue. SQS Error Message: The specified queue "
                               "does not exist for this wsdl version.")
+            return
+        if kind == "dynamodb":
+            if arn.split(":")[3:5] != [ctx.region, ctx.account_id] or not self._manager.stream_exists(kind, arn):
+                raise invalid(f"Stream not found: {arn}")
             return
         parsed = parse_stream_arn(arn)
         assert parsed is not None
@@ -178,7 +192,7 @@ class EventSourceMappingProvider:
             changes["on_failure"] = target
         cfg = dataclasses.replace(cfg, **changes)
         age = cfg.max_record_age_s
-        if kind == "kinesis" and age != -1 and not 60 <= age <= 604_800:
+        if kind != "sqs" and age != -1 and not 60 <= age <= 604_800:
             raise invalid(f"1 validation error detected: Value '{age}' at 'maximumRecordAgeInSeconds' failed to "
                           "satisfy constraint: Member must have value greater than or equal to 60")
         if kind == "sqs":
