@@ -56,6 +56,8 @@ class Settings:
     async_time_scale: float = 1.0
     async_retry_delays_s: tuple[float, ...] = ()
     schedule_time_scale: float = 1.0
+    # IAM enforcement for non-root callers: "enforce" (AccessDenied) or "audit" (allow, log the denial).
+    iam_mode: str = "enforce"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -94,6 +96,8 @@ class Settings:
         if "HEARTH_ASYNC_RETRY_DELAYS" in env:
             values["async_retry_delays_s"] = tuple(
                 float(d) for d in env["HEARTH_ASYNC_RETRY_DELAYS"].split(",") if d.strip())
+        if "HEARTH_IAM" in env:
+            values["iam_mode"] = env["HEARTH_IAM"]
         if "HEARTH_TEST_TIME_SCALE" in env:
             values["schedule_time_scale"] = float(env["HEARTH_TEST_TIME_SCALE"])
         values.update({k: v for k, v in overrides.items() if v is not None})

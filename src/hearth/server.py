@@ -23,6 +23,7 @@ from typing import Any
 import uvicorn
 
 from hearth import __version__
+from hearth.aws.authz.authorizer import Authorizer
 from hearth.aws.gateway import AwsGateway
 from hearth.aws.keys import KeyStore
 from hearth.config import Settings
@@ -36,7 +37,7 @@ from hearth.invoke.async_queue import AsyncQueue, AsyncQueueConfig
 from hearth.invoke.aws_proxy import serve_proxy
 from hearth.invoke.invoker import Invoker
 from hearth.invoke.keepalive import make_policy
-from hearth.invoke.launch import Credentials
+from hearth.invoke.launch import Credentials, LaunchError
 from hearth.invoke.limiter import ConcurrencyLimiter, ConcurrencyStore
 from hearth.invoke.logwriter import BackgroundLogSink
 from hearth.invoke.pool import EnvironmentPool, PoolConfig
@@ -46,6 +47,9 @@ from hearth.observability.logstore import LogStore
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
 from hearth.services.events.component import EventBridge, clock_for
+from hearth.services.iam.principals import key_source, policy_source
+from hearth.services.iam.provider import IamProvider
+from hearth.services.iam.store import IamStore
 from hearth.services.kinesis.provider import KinesisProvider
 from hearth.services.kinesis.streams import StreamService
 from hearth.services.lambda_.code_url import CodeUrlSigner, serve_code_download
@@ -65,12 +69,19 @@ from hearth.services.sns.provider import SnsDelivery, SnsProvider
 from hearth.services.sns.topics import TopicService
 from hearth.services.sqs.provider import SqsDelivery, SqsProvider
 from hearth.services.sqs.queues import QueueService
+from hearth.services.sts.provider import StsProvider, role_trusts_service
+from hearth.services.sts.sessions import SessionStore
 from hearth.store.blobs import BlobStore
 from hearth.store.db import open_store
 from hearth.urls.front import UrlFront
 from hearth.urls.front import match as url_match
 
 log = logging.getLogger("hearth")
+
+# A function environment's role session lasts AWS's longest role session; environments are started with
+# their credentials in their variables, so an environment lives no longer than this (the pool retires it).
+FUNCTION_SESSION_S = 12 * 3600
+LAMBDA_SERVICE = "lambda.amazonaws.com"
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -94,7 +105,11 @@ class Hearth:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         s.data_dir.chmod(0o700)
-        self.keys, generated = KeyStore.load(s)
+        # Identity: IAM's entities and STS's sessions; their keys verify like the root keys do.
+        self.iam_store = IamStore(s.data_dir)
+        self.sessions = SessionStore(s.data_dir, self.iam_store)
+        self.keys, generated = KeyStore.load(s, sources=[key_source(self.iam_store), self.sessions.lookup])
+        self.sts = StsProvider(self.iam_store, self.sessions)
         if generated:
             key = self.keys.admin_key()
             print(
@@ -151,7 +166,8 @@ class Hearth:
         self.router.register("lambda", self.async_queue.deliver_to_function)
         lambda_providers: list[object] = [
             ConcurrencyProvider(self.functions, self.limiter),
-            LambdaProvider(s, self.store, self.functions, self.code_signer, reserved_concurrency=self.limiter.reserved),
+            LambdaProvider(s, self.store, self.functions, self.code_signer, reserved_concurrency=self.limiter.reserved,
+                           role_assumable=lambda arn: role_trusts_service(self.iam_store, arn, LAMBDA_SERVICE)),
             LambdaInvokeProvider(self.functions, self.invoker, self.async_queue),
             EventInvokeConfigProvider(self.functions, self.event_configs),
             LambdaVersionsProvider(self.functions),
@@ -190,7 +206,9 @@ class Hearth:
             "sns": [SnsProvider(self.topics)],
             "events": [self.eventbridge.provider],
             "kinesis": [KinesisProvider(self.streams)],
-        })
+            "iam": [IamProvider(self.iam_store)],
+            "sts": [self.sts],
+        }, authorizer=Authorizer(policy_source(self.iam_store), mode=s.iam_mode))
         self.async_queue.start()  # last: resumed events may deliver to any registered component
         self.esm.start()  # queue and stream pollers, now that queues, streams and the invoker are up
         self.eventbridge.start()  # schedules and pending deliveries, now that every target handler is registered
@@ -238,12 +256,20 @@ class Hearth:
             self.url_configs.close()
         if getattr(self, "event_configs", None) is not None:
             self.event_configs.close()
+        if getattr(self, "sessions", None) is not None:
+            self.sessions.close()
+            self.iam_store.close()
         if getattr(self, "store", None) is not None:
             self.store.close()
 
-    def _credentials(self, account_id: str) -> Credentials:
-        key = self.keys.key_for_account(account_id)
-        return Credentials(key.access_key_id, key.secret_access_key)
+    def _credentials(self, fv: FunctionVersion) -> Credentials:
+        """A fresh session of the function's execution role, assumed by Lambda: never a long-term key."""
+        try:
+            issued = self.sts.service_session(fv.role, LAMBDA_SERVICE, fv.name, FUNCTION_SESSION_S)
+        except LookupError:
+            raise LaunchError("Lambda.InvalidRole",
+                              "The role defined for the function cannot be assumed by Lambda.") from None
+        return Credentials(issued.access_key_id, issued.secret_access_key, issued.session_token)
 
     def _start_aws_proxy(self, sandbox: Sandbox) -> asyncio.Task[None] | None:
         if sandbox.aws_api_sock is None:

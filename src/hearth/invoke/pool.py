@@ -94,7 +94,7 @@ class EnvironmentPool:
         backend: IsolationBackend,
         config: PoolConfig,
         *,
-        credentials: Callable[[str], launch.Credentials],
+        credentials: Callable[[FunctionVersion], launch.Credentials],
         endpoint_url: str,
         start_aws_proxy: Callable[[Sandbox], asyncio.Task[None] | None] | None = None,
         policy: KeepAlivePolicy | None = None,
@@ -218,7 +218,7 @@ class EnvironmentPool:
         env_id = uuid.uuid4().hex
         stream = logs.log_stream_name(fv.version, env_id)
         spec = launch.build_spec(
-            fv, env_id=env_id, log_stream=stream, credentials=self._credentials(fv.account_id),
+            fv, env_id=env_id, log_stream=stream, credentials=self._credentials(fv),
             endpoint_url=self._endpoint_url if not self.isolated else "http://127.0.0.1:4566",
             isolated=self.isolated, initialization_type=initialization_type,
         )
