@@ -28,6 +28,11 @@ from hearth.aws.errors import AwsError
 
 log = logging.getLogger(__name__)
 
+# Actions that no policy can deny (AWS: "No permissions are required to perform this operation").
+# And actions whose service evaluates the caller's identity policies together with the resource's
+# policy itself (AssumeRole: the role's trust policy alone may grant a principal it names).
+UNGATED = frozenset({"sts:GetCallerIdentity", "sts:AssumeRole"})
+
 # Principal -> (its identity policies and limits, its tags), or None if the principal is gone.
 PolicySource = Callable[[Principal], tuple[ev.PolicySet, Mapping[str, str]] | None]
 
@@ -44,6 +49,8 @@ class Authorizer:
         if principal.is_root:
             return
         action = action_name(ctx.service, ctx.operation)
+        if action in UNGATED:
+            return
         resource = resource_arn(ctx.service, ctx.operation, params, ctx.region, ctx.account_id)
         found = self._policies(principal)
         if found is None:
