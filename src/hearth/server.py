@@ -107,7 +107,7 @@ class Hearth:
         s.data_dir.chmod(0o700)
         # Identity: IAM's entities and STS's sessions; their keys verify like the root keys do.
         self.iam_store = IamStore(s.data_dir)
-        self.sessions = SessionStore(s.data_dir, self.iam_store)
+        self.sessions = SessionStore(s.data_dir, self.iam_store, time_scale=s.session_time_scale)
         self.keys, generated = KeyStore.load(s, sources=[key_source(self.iam_store), self.sessions.lookup])
         self.sts = StsProvider(self.iam_store, self.sessions)
         if generated:

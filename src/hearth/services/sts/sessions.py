@@ -15,7 +15,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from hearth.aws.context import Principal, Session
@@ -49,10 +49,12 @@ class IssuedCredentials:
 
 
 class SessionStore:
-    def __init__(self, data_dir: Path, iam: IamStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, data_dir: Path, iam: IamStore, clock: Callable[[], float] = time.time,
+                 *, time_scale: float = 1.0) -> None:
         self._db = ComponentDb(data_dir, "sts", MIGRATIONS)
         self._iam = iam
         self._clock = clock
+        self._time_scale = time_scale  # a test knob: sessions end this many times sooner
 
     def close(self) -> None:
         self._db.close()
@@ -62,8 +64,10 @@ class SessionStore:
         secret = base64.b64encode(secrets.token_bytes(30)).decode()[:40]
         # Shaped like AWS's (long, base64), and unguessable: it is a second secret.
         token = "IQoJb3JpZ2luX2VjE" + base64.b64encode(secrets.token_bytes(192)).decode()
-        principal = {"kind": kind, "arn": arn, "user_id": user_id, "session": asdict(session)}
         now = self._clock()
+        if self._time_scale != 1.0:
+            session = replace(session, expires=session.issued + (session.expires - session.issued) / self._time_scale)
+        principal = {"kind": kind, "arn": arn, "user_id": user_id, "session": asdict(session)}
         with self._db.tx() as conn:
             conn.execute("DELETE FROM sts_sessions WHERE expires < ?", (now - KEEP_EXPIRED_S,))
             conn.execute("INSERT INTO sts_sessions (access_key_id, account, secret, token, expires, principal) "
