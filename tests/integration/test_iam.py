@@ -225,7 +225,7 @@ def test_user_keys_are_judged_by_policies_and_deactivated_at_once(server: Hearth
         f"arn:aws:sqs:us-east-1:{ACCOUNT}:iam-denied because no identity-based policy allows the sqs:CreateQueue "
         "action")
     iam.put_user_policy(UserName=user, PolicyName="own-queues", PolicyDocument=_doc(
-        {"Effect": "Allow", "Action": "sqs:*", "Resource": f"arn:aws:sqs:*:*:${{aws:username}}-*"},
+        {"Effect": "Allow", "Action": "sqs:*", "Resource": "arn:aws:sqs:*:*:${aws:username}-*"},
         {"Effect": "Deny", "Action": "sqs:DeleteQueue", "Resource": "*"}))
     url = sqs.create_queue(QueueName=f"{user}-q")["QueueUrl"]
     with pytest.raises(ClientError) as exc:
