@@ -28,10 +28,11 @@ from hearth.aws.errors import AwsError
 
 log = logging.getLogger(__name__)
 
-# Actions that no policy can deny (AWS: "No permissions are required to perform this operation").
+# Actions that need no permission (AWS: "No permissions are required to perform this operation";
+# a user needs none to get session credentials for itself).
 # And actions whose service evaluates the caller's identity policies together with the resource's
 # policy itself (AssumeRole: the role's trust policy alone may grant a principal it names).
-UNGATED = frozenset({"sts:GetCallerIdentity", "sts:AssumeRole"})
+UNGATED = frozenset({"sts:GetCallerIdentity", "sts:GetSessionToken", "sts:AssumeRole"})
 
 # Principal -> (its identity policies and limits, its tags), or None if the principal is gone.
 PolicySource = Callable[[Principal], tuple[ev.PolicySet, Mapping[str, str]] | None]

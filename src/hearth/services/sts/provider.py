@@ -117,8 +117,10 @@ class StsProvider:
         role_arn = caller.session.role_arn if caller.session is not None else None
         request = ev.Request("sts:AssumeRole", role["Arn"], ev.Caller(caller.caller_arn, caller.account_id, role_arn),
                              context, resource_account=role["Arn"].split(":")[4])
-        return ev.evaluate(request, ev.PolicySet(identity=identity, resource=trust, boundary=boundary,
-                                                 session=session)).allowed
+        decision = ev.evaluate(request, ev.PolicySet(identity=identity, resource=trust, boundary=boundary,
+                                                     session=session))
+        # Unlike other resource policies, a trust policy must allow even within the role's own account.
+        return decision.allowed and any(m.kind == "Trust Policy" for m in decision.matched)
 
     def _caller_policies(self, caller: Principal) -> tuple[list[ev.Policy], ev.Policy | None, list[ev.Policy]] | None:
         session = caller.session
