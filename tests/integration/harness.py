@@ -197,7 +197,7 @@ def wait_active(client: Any, name: str, timeout: float = 30.0) -> dict[str, Any]
 
 def create_function(client: Any, name: str, files: dict[str, str | bytes], *, runtime: str = "python3.11",
                     handler: str = "app.handler", executable: tuple[str, ...] = (), **kwargs: Any) -> dict[str, Any]:
-    client.create_function(FunctionName=name, Runtime=runtime, Handler=handler, Role=ROLE,
+    client.create_function(FunctionName=name, Runtime=runtime, Handler=handler, Role=kwargs.pop("Role", ROLE),
                            Code={"ZipFile": make_zip(files, executable)}, **kwargs)
     return wait_active(client, name)
 

@@ -1,0 +1,143 @@
+"""Proved from inside a function: its credentials are a session of its execution role, never a long-term
+key; they do what the role's policies allow and nothing else; they stop working when they expire and
+when the role is deleted."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.harness import (
+    ACCESS_KEY,
+    ACCOUNT,
+    LAMBDA_TRUST,
+    OTHER_ACCESS_KEY,
+    OTHER_ACCOUNT,
+    OTHER_SECRET_KEY,
+    SECRET_KEY,
+    HearthServer,
+    create_function,
+    invoke_json,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.security]
+
+# Function sessions last 12 h / SCALE = 18 s on this module's server, so expiry is observable.
+SCALE = 2400.0
+
+PROBE = """
+import os
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+def handler(event, context):
+    if event["op"] == "env":
+        return {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    client = boto3.client(event["service"], config=Config(retries={"max_attempts": 1}))
+    try:
+        result = getattr(client, event["op"])(**event.get("args", {}))
+    except ClientError as exc:
+        return {"error": exc.response["Error"]["Code"], "message": exc.response["Error"]["Message"]}
+    result.pop("ResponseMetadata", None)
+    return {"ok": str(result)[:200]}
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HearthServer]:
+    srv = HearthServer(tmp_path_factory.mktemp("hearth-creds") / "data",
+                       extra_env={"HEARTH_TEST_SESSION_TIME_SCALE": str(SCALE)})
+    srv.start()
+    yield srv
+    assert srv.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def queues(server: HearthServer) -> dict[str, str]:
+    sqs = server.client("sqs")
+    return {name: sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("allowed-q", "other-q")}
+
+
+def _probe(server: HearthServer, queues: dict[str, str]) -> str:
+    """A function whose role may send to `allowed-q` and read its own configuration, nothing else."""
+    iam = server.client("iam")
+    name = f"probe-{uuid.uuid4().hex[:8]}"
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="least", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": f"arn:aws:sqs:us-east-1:{ACCOUNT}:allowed-q"},
+            {"Effect": "Allow", "Action": "lambda:GetFunctionConfiguration",
+             "Resource": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"},
+        ]}))
+    create_function(server.client("lambda"), name, {"app.py": PROBE}, Role=role, Timeout=30, MemorySize=256)
+    return name
+
+
+def _call(server: HearthServer, fn: str, service: str, op: str, **args: Any) -> dict[str, Any]:
+    _, body = invoke_json(server.client("lambda"), fn, {"op": op, "service": service, "args": args})
+    assert isinstance(body, dict), body
+    return body
+
+
+def test_no_long_term_key_in_the_environment(server: HearthServer, queues: dict[str, str]) -> None:
+    fn = _probe(server, queues)
+    env = _call(server, fn, "", "env")
+    assert env["AWS_ACCESS_KEY_ID"].startswith("ASIA") and env["AWS_SESSION_TOKEN"]
+    values = set(env.values())
+    assert not values & {ACCESS_KEY, SECRET_KEY, OTHER_ACCESS_KEY, OTHER_SECRET_KEY}
+    keys = json.loads((server.data_dir / "keys.json").read_text())
+    assert not values & ({k["secret_access_key"] for k in keys} | {k["access_key_id"] for k in keys})
+    ident = _call(server, fn, "sts", "get_caller_identity")
+    assert f"assumed-role/{fn}/{fn}" in ident["ok"]
+
+
+def test_role_credentials_do_what_the_role_allows_and_nothing_else(server: HearthServer,
+                                                                   queues: dict[str, str]) -> None:
+    fn = _probe(server, queues)
+    assert "ok" in _call(server, fn, "sqs", "send_message", QueueUrl=queues["allowed-q"], MessageBody="hi")
+    assert "ok" in _call(server, fn, "lambda", "get_function_configuration", FunctionName=fn)
+    denied = _call(server, fn, "sqs", "send_message", QueueUrl=queues["other-q"], MessageBody="hi")
+    assert denied["error"] == "AccessDenied"
+    assert denied["message"] == (
+        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/{fn}/{fn} is not authorized to perform: sqs:SendMessage on "
+        f"resource: arn:aws:sqs:us-east-1:{ACCOUNT}:other-q because no identity-based policy allows the "
+        "sqs:SendMessage action")
+    other_account_queue = queues["allowed-q"].replace(f"/{ACCOUNT}/", f"/{OTHER_ACCOUNT}/")
+    assert _call(server, fn, "sqs", "send_message", QueueUrl=other_account_queue,
+                 MessageBody="hi")["error"] == "AccessDenied"
+    create_function(server.client("lambda"), f"victim-{fn}", {"app.py": PROBE}, Timeout=10)
+    for op in ("get_function_configuration", "delete_function"):
+        assert _call(server, fn, "lambda", op, FunctionName=f"victim-{fn}")["error"] == "AccessDeniedException"
+    assert _call(server, fn, "iam", "create_user", UserName="escalate")["error"] == "AccessDenied"
+    assert _call(server, fn, "lambda", "list_functions")["error"] == "AccessDeniedException"
+
+
+def test_credentials_stop_working_when_the_role_is_deleted(server: HearthServer, queues: dict[str, str]) -> None:
+    fn = _probe(server, queues)
+    assert "ok" in _call(server, fn, "sqs", "send_message", QueueUrl=queues["allowed-q"], MessageBody="x")
+    iam = server.client("iam")
+    iam.delete_role_policy(RoleName=fn, PolicyName="least")
+    iam.delete_role(RoleName=fn)
+    # The warm environment still holds the session's keys in its variables: they are refused now.
+    refused = _call(server, fn, "sqs", "send_message", QueueUrl=queues["allowed-q"], MessageBody="x")
+    assert refused["error"] in ("InvalidClientTokenId", "UnrecognizedClientException")  # SQS's json spelling
+
+
+def test_credentials_stop_working_after_expiry(server: HearthServer, queues: dict[str, str]) -> None:
+    fn = _probe(server, queues)
+    assert "ok" in _call(server, fn, "sqs", "send_message", QueueUrl=queues["allowed-q"], MessageBody="x")
+    deadline = time.monotonic() + 12 * 3600 / SCALE + 30
+    while True:
+        answer = _call(server, fn, "sqs", "send_message", QueueUrl=queues["allowed-q"], MessageBody="x")
+        if "error" in answer:
+            assert answer["error"] in ("ExpiredToken", "ExpiredTokenException")  # SQS's json spelling
+            assert answer["message"] == "The security token included in the request is expired"
+            return
+        assert time.monotonic() < deadline, "the function's session never expired"
+        time.sleep(0.5)
