@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from tests.integration.harness import (
     ACCESS_KEY,
     ACCOUNT,
