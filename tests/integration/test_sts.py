@@ -37,7 +37,8 @@ def _client(server: HearthServer, service: str, creds: dict[str, Any]) -> Any:
 
 
 def _trust(principal: dict[str, Any], condition: dict[str, Any] | None = None) -> str:
-    statement: dict[str, Any] = {"Effect": "Allow", "Principal": principal, "Action": ["sts:AssumeRole", "sts:TagSession"]}
+    statement: dict[str, Any] = {"Effect": "Allow", "Principal": principal,
+                                 "Action": ["sts:AssumeRole", "sts:TagSession"]}
     if condition:
         statement["Condition"] = condition
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
