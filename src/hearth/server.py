@@ -17,6 +17,7 @@ import json
 import logging
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
@@ -110,6 +111,7 @@ class Hearth:
         self.sessions = SessionStore(s.data_dir, self.iam_store, time_scale=s.session_time_scale)
         self.keys, generated = KeyStore.load(s, sources=[key_source(self.iam_store), self.sessions.lookup])
         self.sts = StsProvider(self.iam_store, self.sessions)
+        self._function_sessions: dict[tuple[str, str, str], tuple[Credentials, float]] = {}
         if generated:
             key = self.keys.admin_key()
             print(
@@ -263,13 +265,25 @@ class Hearth:
             self.store.close()
 
     def _credentials(self, fv: FunctionVersion) -> Credentials:
-        """A fresh session of the function's execution role, assumed by Lambda: never a long-term key."""
+        """A session of the function's execution role, assumed by Lambda: never a long-term key.
+
+        Environments of one function share a session while it is young (its first twelfth), as AWS's
+        environments of a function do: a burst of cold starts costs one durable write, not one each.
+        A shared session that stopped verifying (its role was deleted or re-created) is not reused.
+        """
+        key = (fv.account_id, fv.role, fv.function_arn)
+        cached = self._function_sessions.get(key)
+        now = time.time()
+        if cached is not None and now < cached[1] and self.sessions.lookup(cached[0].access_key_id) is not None:
+            return cached[0]
         try:
             issued = self.sts.service_session(fv.role, LAMBDA_SERVICE, fv.name, FUNCTION_SESSION_S)
         except LookupError:
             raise LaunchError("Lambda.InvalidRole",
                               "The role defined for the function cannot be assumed by Lambda.") from None
-        return Credentials(issued.access_key_id, issued.secret_access_key, issued.session_token)
+        creds = Credentials(issued.access_key_id, issued.secret_access_key, issued.session_token)
+        self._function_sessions[key] = (creds, now + (issued.expires - now) / 12)
+        return creds
 
     def _start_aws_proxy(self, sandbox: Sandbox) -> asyncio.Task[None] | None:
         if sandbox.aws_api_sock is None:
