@@ -20,13 +20,16 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
+from urllib.parse import parse_qs
 
 import uvicorn
 
 from hearth import __version__
 from hearth.aws.authz.authorizer import Authorizer
+from hearth.aws.authz.usage import UsageRecorder, smallest_policy
 from hearth.aws.gateway import AwsGateway
 from hearth.aws.keys import KeyStore
+from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
 from hearth.config import Settings
 from hearth.esm.manager import MappingManager
 from hearth.esm.store import MappingStore
@@ -112,6 +115,8 @@ class Hearth:
         self.keys, generated = KeyStore.load(s, sources=[key_source(self.iam_store), self.sessions.lookup])
         self.sts = StsProvider(self.iam_store, self.sessions)
         self._function_sessions: dict[tuple[str, str, str], tuple[Credentials, float]] = {}
+        self.usage = UsageRecorder()  # what roles did, for `hearth policy suggest`
+        self._root_verifier = SigV4Verifier(self.keys, s.auth, s.account_id)
         if generated:
             key = self.keys.admin_key()
             print(
@@ -210,7 +215,7 @@ class Hearth:
             "kinesis": [KinesisProvider(self.streams)],
             "iam": [IamProvider(self.iam_store)],
             "sts": [self.sts],
-        }, authorizer=Authorizer(policy_source(self.iam_store), mode=s.iam_mode))
+        }, authorizer=Authorizer(policy_source(self.iam_store), mode=s.iam_mode, usage=self.usage))
         self.async_queue.start()  # last: resumed events may deliver to any registered component
         self.esm.start()  # queue and stream pollers, now that queues, streams and the invoker are up
         self.eventbridge.start()  # schedules and pending deliveries, now that every target handler is registered
@@ -284,6 +289,29 @@ class Hearth:
         creds = Credentials(issued.access_key_id, issued.secret_access_key, issued.session_token)
         self._function_sessions[key] = (creds, now + (issued.expires - now) / 12)
         return creds
+
+    def policy_suggestion(self, scope: Scope) -> tuple[int, dict[str, Any]]:
+        """`hearth policy suggest ROLE`: the smallest policy allowing what the role's sessions did.
+
+        Only an account's root may ask (the request is SigV4-signed like an API call), and only about
+        its own account's roles."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        query_string = scope.get("query_string", b"").decode("latin-1")
+        first = {k: v[0] for k, v in parse_qs(query_string).items()}
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").partition("?")[0]
+        try:
+            principal, _ = self._root_verifier.verify(
+                SignedRequest(scope["method"], raw_path, query_string, headers, b""), first)
+        except AuthFailure as exc:
+            return 403, {"message": exc.message}
+        if not principal.is_root:
+            return 403, {"message": "Only the account's root key may read what its roles did."}
+        role = first.get("role", "")
+        arns = [a for a in self.usage.identities()
+                if a.split(":")[4] == principal.account_id and a.rsplit("/", 1)[-1] == role]
+        if not arns:
+            return 404, {"message": f"No call of role {role} was recorded since the server started."}
+        return 200, smallest_policy(set().union(*(self.usage.used(a) for a in arns)))
 
     def _start_aws_proxy(self, sandbox: Sandbox) -> asyncio.Task[None] | None:
         if sandbox.aws_api_sock is None:
@@ -369,6 +397,9 @@ class HearthApp:
             await _send(send, 200, {"content-type": "application/json"}, body)
         elif path == "/_hearth/metrics" and self.hearth.started:
             await _send(send, 200, {"content-type": metrics.CONTENT_TYPE}, metrics.REGISTRY.render().encode())
+        elif path == "/_hearth/policy/suggest" and self.hearth.started:
+            status, answer = self.hearth.policy_suggestion(scope)
+            await _send(send, status, {"content-type": "application/json"}, json.dumps(answer).encode())
         elif path.startswith("/_hearth/code/") and self.hearth.started:
             status, headers, body = await serve_code_download(
                 self.hearth.code_signer, self.hearth.blobs, path, scope.get("query_string", b"").decode())

@@ -5,6 +5,9 @@ when the role is deleted."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -140,3 +143,22 @@ def test_credentials_stop_working_after_expiry(server: HearthServer, queues: dic
             return
         assert time.monotonic() < deadline, "the function's session never expired"
         time.sleep(0.5)
+
+
+def test_policy_suggest_prints_what_the_role_used(server: HearthServer, queues: dict[str, str]) -> None:
+    fn = _probe(server, queues)
+    assert "ok" in _call(server, fn, "sqs", "send_message", QueueUrl=queues["allowed-q"], MessageBody="x")
+    assert "error" in _call(server, fn, "sqs", "send_message", QueueUrl=queues["other-q"], MessageBody="x")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HEARTH_"))}
+    env.update(HEARTH_ACCESS_KEY_ID=ACCESS_KEY, HEARTH_SECRET_ACCESS_KEY=SECRET_KEY)
+    out = subprocess.run([sys.executable, "-m", "hearth", "policy", "suggest", fn, "--endpoint-url", server.endpoint],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    policy = json.loads(out.stdout)
+    assert policy == {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sqs:SendMessage",
+        "Resource": [f"arn:aws:sqs:us-east-1:{ACCOUNT}:allowed-q", f"arn:aws:sqs:us-east-1:{ACCOUNT}:other-q"]}]}
+    env.update(HEARTH_ACCESS_KEY_ID=OTHER_ACCESS_KEY, HEARTH_SECRET_ACCESS_KEY=OTHER_SECRET_KEY)
+    other = subprocess.run([sys.executable, "-m", "hearth", "policy", "suggest", fn, "--endpoint-url",
+                            server.endpoint], env=env, capture_output=True, text=True, timeout=60)
+    assert other.returncode != 0  # another account's root cannot read this account's roles

@@ -23,6 +23,7 @@ from typing import Any
 
 from hearth.aws.authz import evaluate as ev
 from hearth.aws.authz.resources import action_name, resource_arn
+from hearth.aws.authz.usage import UsageRecorder
 from hearth.aws.context import Principal, RequestContext
 from hearth.aws.errors import AwsError
 
@@ -40,10 +41,11 @@ PolicySource = Callable[[Principal], tuple[ev.PolicySet, Mapping[str, str]] | No
 
 class Authorizer:
     def __init__(self, policies: PolicySource, *, mode: str = "enforce",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, usage: UsageRecorder | None = None) -> None:
         self._policies = policies
         self._mode = mode
         self._clock = clock
+        self._usage = usage  # what each role and user did, for `hearth policy suggest`
 
     def authorize(self, ctx: RequestContext, params: Mapping[str, Any], *, secure: bool) -> None:
         principal = ctx.principal
@@ -53,6 +55,10 @@ class Authorizer:
         if action in UNGATED:
             return
         resource = resource_arn(ctx.service, ctx.operation, params, ctx.region, ctx.account_id)
+        if self._usage is not None:
+            session = principal.session
+            identity = session.role_arn if session is not None and session.role_arn else principal.caller_arn
+            self._usage.record(identity, action, resource)
         found = self._policies(principal)
         if found is None:
             decision = ev.Decision(ev.IMPLICIT_DENY, missing=ev.NO_IDENTITY)
