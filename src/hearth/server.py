@@ -51,6 +51,7 @@ from hearth.observability.logstore import LogStore
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
 from hearth.services.events.component import EventBridge, clock_for
+from hearth.services.iam.policies import IamPolicyProvider
 from hearth.services.iam.principals import key_source, policy_source
 from hearth.services.iam.provider import IamProvider
 from hearth.services.iam.store import IamStore
@@ -213,7 +214,7 @@ class Hearth:
             "sns": [SnsProvider(self.topics)],
             "events": [self.eventbridge.provider],
             "kinesis": [KinesisProvider(self.streams)],
-            "iam": [IamProvider(self.iam_store)],
+            "iam": [IamProvider(self.iam_store), IamPolicyProvider(self.iam_store)],
             "sts": [self.sts],
         }, authorizer=Authorizer(policy_source(self.iam_store), mode=s.iam_mode, usage=self.usage))
         self.async_queue.start()  # last: resumed events may deliver to any registered component
