@@ -78,6 +78,7 @@ from hearth.services.sts.provider import StsProvider, role_trusts_service
 from hearth.services.sts.sessions import SessionStore
 from hearth.store.blobs import BlobStore
 from hearth.store.db import open_store
+from hearth.tls import default_hosts, ensure_tls
 from hearth.urls.front import UrlFront
 from hearth.urls.front import match as url_match
 
@@ -467,6 +468,14 @@ def serve(settings: Settings) -> None:
     )
     server = _Server(config)
     server.on_shutdown = hearth.begin_shutdown
+    if settings.https_port is not None:
+        # The same app over HTTPS (requests there have aws:SecureTransport true), with a local CA's certificate.
+        tls = ensure_tls(settings.data_dir, default_hosts(settings.host))
+        server.companion = _Companion(uvicorn.Config(
+            HearthApp(hearth), host=settings.host, port=settings.https_port, lifespan="off",
+            log_level=config.log_level, access_log=False, loop=config.loop, http="httptools",
+            timeout_graceful_shutdown=10, server_header=False, date_header=True,
+            ssl_certfile=str(tls.server_cert), ssl_keyfile=str(tls.server_key)))
     server.run()
 
 
@@ -478,6 +487,18 @@ class _Server(uvicorn.Server):
     """
 
     on_shutdown: Callable[[], None] | None = None  # runs before in-flight requests are awaited
+    companion: uvicorn.Server | None = None  # the HTTPS listener: started and stopped with this one
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.companion is None:
+            await super().serve(sockets)
+            return
+        task = asyncio.create_task(self.companion.serve())
+        try:
+            await super().serve(sockets)
+        finally:
+            self.companion.should_exit = True
+            await task
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -489,3 +510,11 @@ class _Server(uvicorn.Server):
         if self.on_shutdown is not None:
             self.on_shutdown()
         await super().shutdown(sockets)
+
+
+class _Companion(uvicorn.Server):
+    """A second listener of the same app (HTTPS): the main server owns the signals and the lifespan."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield

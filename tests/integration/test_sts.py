@@ -13,27 +13,30 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.integration.harness import ACCOUNT, OTHER_ACCOUNT, HearthServer
+from tests.integration.harness import ACCOUNT, OTHER_ACCOUNT, HearthServer, free_port
 
 pytestmark = pytest.mark.integration
 
 # Sessions end 900x sooner on this module's server: a 900 s session lasts one second.
 SCALE = 900.0
+HTTPS_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HearthServer]:
     srv = HearthServer(tmp_path_factory.mktemp("hearth-sts") / "data",
-                       extra_env={"HEARTH_TEST_SESSION_TIME_SCALE": str(SCALE)})
+                       extra_env={"HEARTH_TEST_SESSION_TIME_SCALE": str(SCALE), "HEARTH_HTTPS_PORT": str(HTTPS_PORT)})
     srv.start()
     yield srv
     assert srv.stop() == 0
 
 
-def _client(server: HearthServer, service: str, creds: dict[str, Any]) -> Any:
-    return boto3.client(service, endpoint_url=server.endpoint, region_name="us-east-1",
+def _client(server: HearthServer, service: str, creds: dict[str, Any], *, https: bool = False) -> Any:
+    endpoint = f"https://localhost:{HTTPS_PORT}" if https else server.endpoint
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
                         aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                        aws_session_token=creds.get("SessionToken"), config=Config(retries={"max_attempts": 1}))
+                        aws_session_token=creds.get("SessionToken"), config=Config(retries={"max_attempts": 1}),
+                        verify=str(server.data_dir / "ca" / "ca.pem") if https else None)
 
 
 def _trust(principal: dict[str, Any], condition: dict[str, Any] | None = None) -> str:
@@ -180,3 +183,19 @@ def test_deleting_the_role_ends_its_sessions(server: HearthServer) -> None:
     with pytest.raises(ClientError) as exc:
         _client(server, "sts", creds).get_caller_identity()
     assert exc.value.response["Error"]["Code"] == "InvalidClientTokenId"
+
+
+def test_https_with_the_local_ca_makes_secure_transport_true(server: HearthServer) -> None:
+    iam = server.client("iam")
+    iam.create_user(UserName="tls-only")
+    iam.put_user_policy(UserName="tls-only", PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        ]}))
+    key = iam.create_access_key(UserName="tls-only")["AccessKey"]
+    with pytest.raises(ClientError) as exc:
+        _client(server, "sqs", key).list_queues()
+    assert "with an explicit deny in an identity-based policy" in exc.value.response["Error"]["Message"]
+    _client(server, "sqs", key, https=True).list_queues()
+    assert _client(server, "sts", key, https=True).get_caller_identity()["Arn"].endswith(":user/tls-only")
