@@ -142,12 +142,15 @@ class Hearth:
             print(f"hearth: WARNING: {self.isolation_warning}", file=sys.stderr, flush=True)
         self.invoke_metrics = metrics.InvokeMetrics(metrics.REGISTRY)
         policy_name = s.keep_alive_policy
+        # With HTTPS on, functions reach Hearth over it, trusting the local CA (aws:SecureTransport true).
+        tls = ensure_tls(s.data_dir, default_hosts(s.host)) if s.https_port is not None else None
         self.pool = EnvironmentPool(
             self.backend,
             PoolConfig(keep_alive_s=s.keep_alive_s, snapstart_latest=s.snapstart_latest),
             credentials=self._credentials,
-            endpoint_url=s.endpoint_url,
+            endpoint_url=(f"https://127.0.0.1:{s.https_port}" if s.https_port is not None else s.endpoint_url),
             start_aws_proxy=self._start_aws_proxy,
+            api_ca_dir=tls.ca_cert.parent if tls is not None else None,
             policy=make_policy(policy_name, s.keep_alive_s),
             metrics=self.invoke_metrics,
         )
@@ -319,7 +322,8 @@ class Hearth:
         if sandbox.aws_api_sock is None:
             return None
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
-        return asyncio.create_task(serve_proxy(sandbox.aws_api_sock, host, self.settings.port))
+        port = self.settings.https_port if self.settings.https_port is not None else self.settings.port
+        return asyncio.create_task(serve_proxy(sandbox.aws_api_sock, host, port))
 
     def _collect_metrics(self) -> None:
         """Gauges from the owners' statistics, just before a scrape."""

@@ -13,7 +13,15 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.integration.harness import ACCOUNT, OTHER_ACCOUNT, HearthServer, free_port
+from tests.integration.harness import (
+    ACCOUNT,
+    LAMBDA_TRUST,
+    OTHER_ACCOUNT,
+    HearthServer,
+    create_function,
+    free_port,
+    invoke_json,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -199,3 +207,29 @@ def test_https_with_the_local_ca_makes_secure_transport_true(server: HearthServe
     assert "with an explicit deny in an identity-based policy" in exc.value.response["Error"]["Message"]
     _client(server, "sqs", key, https=True).list_queues()
     assert _client(server, "sts", key, https=True).get_caller_identity()["Arn"].endswith(":user/tls-only")
+
+
+SECURE_PROBE = """
+import os
+import boto3
+
+def handler(event, context):
+    queues = boto3.client("sqs").list_queues()
+    return {"endpoint": os.environ["AWS_ENDPOINT_URL"], "ca": os.environ.get("AWS_CA_BUNDLE"),
+            "queues": len(queues.get("QueueUrls", []))}
+"""
+
+
+def test_functions_reach_hearth_over_https(server: HearthServer) -> None:
+    iam = server.client("iam")
+    iam.create_role(RoleName="tls-fn", AssumeRolePolicyDocument=LAMBDA_TRUST)
+    iam.put_role_policy(RoleName="tls-fn", PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"},
+            {"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        ]}))
+    lam = server.client("lambda")
+    create_function(lam, "tls-fn", {"app.py": SECURE_PROBE}, Role=f"arn:aws:iam::{ACCOUNT}:role/tls-fn", Timeout=30)
+    resp, body = invoke_json(lam, "tls-fn")
+    assert "FunctionError" not in resp, body
+    assert body["endpoint"].startswith("https://") and body["ca"].endswith("/ca.pem")

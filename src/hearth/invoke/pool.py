@@ -34,6 +34,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hearth.functions.model import FunctionVersion
@@ -97,6 +98,7 @@ class EnvironmentPool:
         credentials: Callable[[FunctionVersion], launch.Credentials],
         endpoint_url: str,
         start_aws_proxy: Callable[[Sandbox], asyncio.Task[None] | None] | None = None,
+        api_ca_dir: Path | None = None,
         policy: KeepAlivePolicy | None = None,
         metrics: InvokeMetrics | None = None,
     ) -> None:
@@ -114,6 +116,8 @@ class EnvironmentPool:
         self.parallel_inits_peak = 0
         self._credentials = credentials
         self._endpoint_url = endpoint_url
+        # Set when functions reach Hearth over HTTPS: the local CA they must trust.
+        self._api_ca_dir = api_ca_dir
         self._start_aws_proxy = start_aws_proxy
         self._idle: dict[PoolKey, list[Environment]] = {}
         self._all: dict[str, Environment] = {}
@@ -211,6 +215,12 @@ class EnvironmentPool:
                 return  # the slot stays counted: the waiter owns it now
         self._creating -= 1
 
+    def _sandbox_endpoint(self) -> str:
+        """The API's URL as an environment sees it: isolated ones reach it through their own loopback proxy."""
+        if not self.isolated:
+            return self._endpoint_url
+        return f"{'https' if self._api_ca_dir is not None else 'http'}://127.0.0.1:4566"
+
     def _new_env(self, fv: FunctionVersion, initialization_type: str, launcher: Launcher | None = None,
                  until_ready: ReadyWaiter | None = None, restored: bool = False,
                  init_timeout_s: float = INIT_TIMEOUT_S) -> Environment:
@@ -219,8 +229,8 @@ class EnvironmentPool:
         stream = logs.log_stream_name(fv.version, env_id)
         spec = launch.build_spec(
             fv, env_id=env_id, log_stream=stream, credentials=self._credentials(fv),
-            endpoint_url=self._endpoint_url if not self.isolated else "http://127.0.0.1:4566",
-            isolated=self.isolated, initialization_type=initialization_type,
+            endpoint_url=self._sandbox_endpoint(), isolated=self.isolated, initialization_type=initialization_type,
+            ca_dir=self._api_ca_dir,
         )
         return Environment(
             env_id=env_id, spec=spec, backend=self._backend, version=fv.version, memory_mb=fv.memory_mb,
