@@ -74,3 +74,19 @@ def test_audit_mode_allows_logs_and_records(caplog: pytest.LogCaptureFixture) ->
         authorizer.authorize(_ctx(SESSION, "sqs", "CreateQueue"), {"QueueName": "q"}, secure=False)
     assert "would deny" in caplog.text and '"Action": "sqs:CreateQueue"' in caplog.text
     assert usage.used(ROLE) == {("sqs:CreateQueue", f"arn:aws:sqs:us-east-1:{ACCT}:q")}
+
+
+def test_handing_a_role_to_lambda_needs_pass_role() -> None:
+    params = {"FunctionName": "f", "Role": ROLE}
+    only_lambda = Authorizer(_source({"Effect": "Allow", "Action": "lambda:*", "Resource": "*"}))
+    with pytest.raises(AwsError) as exc:
+        only_lambda.authorize(_ctx(USER, "lambda", "CreateFunction"), params, secure=False)
+    assert exc.value.code == "AccessDeniedException"
+    assert exc.value.message == (f"User: {USER.arn} is not authorized to perform: iam:PassRole on resource: {ROLE} "
+                                 "because no identity-based policy allows the iam:PassRole action")
+    with_pass = Authorizer(_source(
+        {"Effect": "Allow", "Action": "lambda:*", "Resource": "*"},
+        {"Effect": "Allow", "Action": "iam:PassRole", "Resource": ROLE,
+         "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}}))
+    with_pass.authorize(_ctx(USER, "lambda", "CreateFunction"), params, secure=False)
+    with_pass.authorize(_ctx(USER, "lambda", "UpdateFunctionConfiguration"), {"FunctionName": "f"}, secure=False)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hearth.aws.authz import evaluate as ev
-from hearth.aws.authz.resources import action_name, resource_arn
+from hearth.aws.authz.resources import action_name, implied_actions, resource_arn
 from hearth.aws.authz.usage import UsageRecorder
 from hearth.aws.context import Principal, RequestContext
 from hearth.aws.errors import AwsError
@@ -55,18 +55,25 @@ class Authorizer:
         if action in UNGATED:
             return
         resource = resource_arn(ctx.service, ctx.operation, params, ctx.region, ctx.account_id)
+        found = self._policies(principal)
+        self._judge(ctx, found, action, resource, {}, secure)
+        for implied, implied_resource, keys in implied_actions(ctx.service, ctx.operation, params):
+            self._judge(ctx, found, implied, implied_resource, keys, secure)
+
+    def _judge(self, ctx: RequestContext, found: tuple[ev.PolicySet, Mapping[str, str]] | None, action: str,
+               resource: str, keys: Mapping[str, list[str]], secure: bool) -> None:
+        principal = ctx.principal
         if self._usage is not None:
             session = principal.session
             identity = session.role_arn if session is not None and session.role_arn else principal.caller_arn
             self._usage.record(identity, action, resource)
-        found = self._policies(principal)
         if found is None:
             decision = ev.Decision(ev.IMPLICIT_DENY, missing=ev.NO_IDENTITY)
         else:
             policies, tags = found
-            owner = _account_of(resource)
-            request = ev.Request(action, resource, _caller(principal), self._context(ctx, tags, secure, owner))
-            decision = ev.evaluate(request, policies)
+            context = self._context(ctx, tags, secure, _account_of(resource))
+            context.update(keys)
+            decision = ev.evaluate(ev.Request(action, resource, _caller(principal), context), policies)
         if decision.allowed:
             return
         error = access_denied(ctx.service, principal.caller_arn, action, resource, decision)

@@ -27,6 +27,22 @@ def resource_arn(service: str, operation: str, params: Mapping[str, Any], region
     return build(operation, params, region, account) or "*"
 
 
+# Operations that hand a role to a service also need iam:PassRole on it (or a user allowed only to create
+# functions could run code with any role of the account).
+_PASSES_ROLE = {("lambda", "CreateFunction"): "lambda.amazonaws.com",
+                ("lambda", "UpdateFunctionConfiguration"): "lambda.amazonaws.com"}
+
+
+def implied_actions(service: str, operation: str,
+                    params: Mapping[str, Any]) -> list[tuple[str, str, dict[str, list[str]]]]:
+    """(action, resource, extra condition keys) that the operation needs besides its own action."""
+    to_service = _PASSES_ROLE.get((service, operation))
+    role = params.get("Role")
+    if to_service is None or not isinstance(role, str) or not role:
+        return []
+    return [("iam:PassRole", role, {"iam:passedtoservice": [to_service]})]
+
+
 def _lambda(operation: str, params: Mapping[str, Any], region: str, account: str) -> str | None:
     name = params.get("FunctionName")
     if isinstance(name, str) and name:
