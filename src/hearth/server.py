@@ -146,7 +146,10 @@ class Hearth:
         tls = ensure_tls(s.data_dir, default_hosts(s.host)) if s.https_port is not None else None
         self.pool = EnvironmentPool(
             self.backend,
-            PoolConfig(keep_alive_s=s.keep_alive_s, snapstart_latest=s.snapstart_latest),
+            # Renewal: an environment is not reused once its role session could have less than a twelfth
+            # of its life left (sessions are shared while in their first twelfth, see _credentials).
+            PoolConfig(keep_alive_s=s.keep_alive_s, snapstart_latest=s.snapstart_latest,
+                       max_env_age_s=FUNCTION_SESSION_S / s.session_time_scale * 10 / 12),
             credentials=self._credentials,
             endpoint_url=(f"https://127.0.0.1:{s.https_port}" if s.https_port is not None else s.endpoint_url),
             start_aws_proxy=self._start_aws_proxy,

@@ -71,6 +71,9 @@ class PoolConfig:
     max_parallel_inits: int = 0  # 0: default_parallel_inits()
     cpu_after_init: bool = True  # full CPU during INIT, then the proportional share
     snapstart_latest: bool = False  # restore $LATEST environments from a snapshot too (dev loop)
+    # Environments older than this are not kept for reuse: their role session (in their variables) would
+    # expire soon. None: no limit. Provisioned environments are kept regardless.
+    max_env_age_s: float | None = None
 
 
 _SLOT = object()  # handed to a waiter: "an INIT slot is yours"
@@ -176,9 +179,17 @@ class EnvironmentPool:
             self._keep_until.pop(env.env_id, None)
             if not idle:
                 del pools[key]
+            if env.alive and self._too_old(env):
+                self._spawn(env.shutdown())
+                continue
             if env.alive:
                 return env
         return None
+
+    def _too_old(self, env: Environment) -> bool:
+        limit = self._config.max_env_age_s
+        return (limit is not None and env.env_id not in self._provisioned_ids
+                and time.monotonic() - env.created_at > limit)
 
     async def _wait(self, key: PoolKey) -> Environment | object | None:
         """Wait for a released environment of `key` or a free INIT slot (both handed over)."""
@@ -288,6 +299,9 @@ class EnvironmentPool:
             if waiter.key == key and not waiter.future.done():
                 waiter.future.set_result(env)
                 return
+        if self._too_old(env):  # renewal: the next invocation gets a new environment, with a new session
+            self._spawn(env.shutdown())
+            return
         self._park(key, env)
 
     def _park(self, key: PoolKey, env: Environment) -> None:
