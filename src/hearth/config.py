@@ -56,6 +56,12 @@ class Settings:
     async_time_scale: float = 1.0
     async_retry_delays_s: tuple[float, ...] = ()
     schedule_time_scale: float = 1.0
+    # Test knob: temporary credentials (STS sessions, function sessions) expire this many times sooner.
+    session_time_scale: float = 1.0
+    # HTTPS on this port too (a local CA is made at first start; `hearth env` prints AWS_CA_BUNDLE).
+    https_port: int | None = None
+    # IAM enforcement for non-root callers: "enforce" (AccessDenied) or "audit" (allow, log the denial).
+    iam_mode: str = "enforce"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -94,6 +100,12 @@ class Settings:
         if "HEARTH_ASYNC_RETRY_DELAYS" in env:
             values["async_retry_delays_s"] = tuple(
                 float(d) for d in env["HEARTH_ASYNC_RETRY_DELAYS"].split(",") if d.strip())
+        if "HEARTH_TEST_SESSION_TIME_SCALE" in env:
+            values["session_time_scale"] = float(env["HEARTH_TEST_SESSION_TIME_SCALE"])
+        if "HEARTH_HTTPS_PORT" in env:
+            values["https_port"] = int(env["HEARTH_HTTPS_PORT"])
+        if "HEARTH_IAM" in env:
+            values["iam_mode"] = env["HEARTH_IAM"]
         if "HEARTH_TEST_TIME_SCALE" in env:
             values["schedule_time_scale"] = float(env["HEARTH_TEST_TIME_SCALE"])
         values.update({k: v for k, v in overrides.items() if v is not None})

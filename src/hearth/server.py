@@ -18,16 +18,20 @@ import json
 import logging
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable, Generator
 from functools import partial
 from typing import Any
+from urllib.parse import parse_qs
 
 import uvicorn
 
 from hearth import __version__
+from hearth.aws.authz.authorizer import Authorizer
+from hearth.aws.authz.usage import UsageRecorder, smallest_policy
 from hearth.aws.gateway import AwsGateway
 from hearth.aws.keys import KeyStore
-from hearth.aws.sigv4 import SigV4Verifier
+from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
 from hearth.config import Settings
 from hearth.esm.manager import MappingManager
 from hearth.esm.store import MappingStore
@@ -40,7 +44,7 @@ from hearth.invoke.async_queue import AsyncQueue, AsyncQueueConfig
 from hearth.invoke.aws_proxy import serve_proxy
 from hearth.invoke.invoker import Invoker
 from hearth.invoke.keepalive import make_policy
-from hearth.invoke.launch import Credentials
+from hearth.invoke.launch import Credentials, LaunchError
 from hearth.invoke.limiter import ConcurrencyLimiter, ConcurrencyStore
 from hearth.invoke.logs import FunctionLogs
 from hearth.invoke.logwriter import BackgroundLogSink
@@ -65,6 +69,10 @@ from hearth.services.dynamodb.streams_api import StreamsProvider
 from hearth.services.dynamodb.tables_api import TablesProvider
 from hearth.services.dynamodb.ttl import TtlSweeper
 from hearth.services.events.component import EventBridge, clock_for
+from hearth.services.iam.policies import IamPolicyProvider
+from hearth.services.iam.principals import key_source, policy_source
+from hearth.services.iam.provider import IamProvider
+from hearth.services.iam.store import IamStore
 from hearth.services.kinesis.provider import KinesisProvider
 from hearth.services.kinesis.streams import StreamService
 from hearth.services.lambda_.code_url import CodeUrlSigner, serve_code_download
@@ -87,11 +95,19 @@ from hearth.services.sqs.provider import SqsDelivery, SqsProvider
 from hearth.services.sqs.queues import QueueService
 from hearth.services.ssm.parameters import ParameterStore
 from hearth.services.ssm.provider import SsmProvider
+from hearth.services.sts.provider import StsProvider, role_trusts_service
+from hearth.services.sts.sessions import SessionStore
 from hearth.store.blobs import BlobStore
+from hearth.tls import default_hosts, ensure_tls
 from hearth.urls.front import UrlFront
 from hearth.urls.front import match as url_match
 
 log = logging.getLogger("hearth")
+
+# A function environment's role session lasts AWS's longest role session; environments are started with
+# their credentials in their variables, so an environment lives no longer than this (the pool retires it).
+FUNCTION_SESSION_S = 12 * 3600
+LAMBDA_SERVICE = "lambda.amazonaws.com"
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -125,7 +141,16 @@ class Hearth:
         on_stop = self._stack
         s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         s.data_dir.chmod(0o700)
-        self.keys, generated = KeyStore.load(s)
+        # Identity: IAM's entities and STS's sessions; their keys verify like the root keys do.
+        self.iam_store = IamStore(s.data_dir)
+        on_stop.callback(self.iam_store.close)
+        self.sessions = SessionStore(s.data_dir, self.iam_store, time_scale=s.session_time_scale)
+        on_stop.callback(self.sessions.close)
+        self.keys, generated = KeyStore.load(s, sources=[key_source(self.iam_store), self.sessions.lookup])
+        self.sts = StsProvider(self.iam_store, self.sessions)
+        self._function_sessions: dict[tuple[str, str, str], tuple[Credentials, float]] = {}
+        self.usage = UsageRecorder()  # what roles did, for `hearth policy suggest`
+        self._root_verifier = SigV4Verifier(self.keys, s.auth, s.account_id)
         if generated:
             key = self.keys.admin_key()
             print(
@@ -156,11 +181,17 @@ class Hearth:
         if self.isolation_warning:
             print(f"hearth: WARNING: {self.isolation_warning}", file=sys.stderr, flush=True)
         self.invoke_metrics = metrics.InvokeMetrics(metrics.REGISTRY)
+        # With HTTPS on, functions reach Hearth over it, trusting the local CA (aws:SecureTransport true).
+        tls = ensure_tls(s.data_dir, default_hosts(s.host)) if s.https_port is not None else None
         pool = self.pool = EnvironmentPool(
             backend,
-            PoolConfig(keep_alive_s=s.keep_alive_s, snapstart_latest=s.snapstart_latest),
+            # Renewal: an environment is not reused once its role session could have less than a twelfth
+            # of its life left (sessions are shared while in their first twelfth, see _credentials).
+            PoolConfig(keep_alive_s=s.keep_alive_s, snapstart_latest=s.snapstart_latest,
+                       max_env_age_s=FUNCTION_SESSION_S / s.session_time_scale * 10 / 12),
             credentials=self._credentials,
-            endpoint_url=s.endpoint_url,
+            endpoint_url=(f"https://127.0.0.1:{s.https_port}" if s.https_port is not None else s.endpoint_url),
+            api_ca_dir=tls.ca_cert.parent if tls is not None else None,
             start_aws_proxy=self._start_aws_proxy,
             policy=make_policy(s.keep_alive_policy, s.keep_alive_s),
             metrics=self.invoke_metrics,
@@ -198,7 +229,8 @@ class Hearth:
         self.router.register("lambda", self.async_queue.deliver_to_function)
         lambda_providers: list[object] = [
             ConcurrencyProvider(self.functions, self.limiter),
-            LambdaProvider(s, self.store, self.functions, self.code_signer, reserved_concurrency=self.limiter.reserved),
+            LambdaProvider(s, self.store, self.functions, self.code_signer, reserved_concurrency=self.limiter.reserved,
+                           role_assumable=lambda arn: role_trusts_service(self.iam_store, arn, LAMBDA_SERVICE)),
             LambdaInvokeProvider(self.functions, self.invoker, self.async_queue),
             EventInvokeConfigProvider(self.functions, self.event_configs),
             LambdaVersionsProvider(self.functions),
@@ -264,7 +296,9 @@ class Hearth:
             "dynamodb": [TablesProvider(self.tables), ItemsProvider(self.tables), ReadsProvider(self.tables),
                          PartiqlProvider(self.tables)],
             "dynamodbstreams": [StreamsProvider(self.tables)],
-        })
+            "iam": [IamProvider(self.iam_store), IamPolicyProvider(self.iam_store)],
+            "sts": [self.sts],
+        }, authorizer=Authorizer(policy_source(self.iam_store), mode=s.iam_mode, usage=self.usage))
         # CloudFormation creates resources through the gateway's other services, so it joins it last and
         # stops first (its running stack operations end before the services they call).
         self.cloudformation = CloudFormation(s.data_dir, self.gateway, self.parameters)
@@ -287,14 +321,55 @@ class Hearth:
         self.started = False
         await self._stack.aclose()
 
-    def _credentials(self, account_id: str) -> Credentials:
-        key = self.keys.key_for_account(account_id)
-        return Credentials(key.access_key_id, key.secret_access_key)
+    def _credentials(self, fv: FunctionVersion) -> Credentials:
+        """A session of the function's execution role, assumed by Lambda: never a long-term key.
+
+        Environments of one function share a session while it is young (its first twelfth), as AWS's
+        environments of a function do: a burst of cold starts costs one durable write, not one each.
+        A shared session that stopped verifying (its role was deleted or re-created) is not reused.
+        """
+        key = (fv.account_id, fv.role, fv.function_arn)
+        cached = self._function_sessions.get(key)
+        now = time.time()
+        if cached is not None and now < cached[1] and self.sessions.lookup(cached[0].access_key_id) is not None:
+            return cached[0]
+        try:
+            issued = self.sts.service_session(fv.role, LAMBDA_SERVICE, fv.name, FUNCTION_SESSION_S)
+        except LookupError:
+            raise LaunchError("Lambda.InvalidRole",
+                              "The role defined for the function cannot be assumed by Lambda.") from None
+        creds = Credentials(issued.access_key_id, issued.secret_access_key, issued.session_token)
+        self._function_sessions[key] = (creds, now + (issued.expires - now) / 12)
+        return creds
 
     def _api_credentials(self, account_id: str) -> tuple[str, str]:
-        """API Gateway's AWS service integrations call Hearth with a key of the API's account."""
-        cred = self._credentials(account_id)
-        return cred.access_key_id, cred.secret_access_key
+        """API Gateway's AWS service integrations call Hearth with the root key of the API's account
+        (Hearth does not assume an integration's CredentialsArn role yet)."""
+        key = self.keys.key_for_account(account_id)
+        return key.access_key_id, key.secret_access_key
+
+    def policy_suggestion(self, scope: Scope) -> tuple[int, dict[str, Any]]:
+        """`hearth policy suggest ROLE`: the smallest policy allowing what the role's sessions did.
+
+        Only an account's root may ask (the request is SigV4-signed like an API call), and only about
+        its own account's roles."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        query_string = scope.get("query_string", b"").decode("latin-1")
+        first = {k: v[0] for k, v in parse_qs(query_string).items()}
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").partition("?")[0]
+        try:
+            principal, _ = self._root_verifier.verify(
+                SignedRequest(scope["method"], raw_path, query_string, headers, b""), first)
+        except AuthFailure as exc:
+            return 403, {"message": exc.message}
+        if not principal.is_root:
+            return 403, {"message": "Only the account's root key may read what its roles did."}
+        role = first.get("role", "")
+        arns = [a for a in self.usage.identities()
+                if a.split(":")[4] == principal.account_id and a.rsplit("/", 1)[-1] == role]
+        if not arns:
+            return 404, {"message": f"No call of role {role} was recorded since the server started."}
+        return 200, smallest_policy(set().union(*(self.usage.used(a) for a in arns)))
 
     def _loopback_url(self) -> str:
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
@@ -304,7 +379,8 @@ class Hearth:
         if sandbox.aws_api_sock is None:
             return None
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
-        return asyncio.create_task(serve_proxy(sandbox.aws_api_sock, host, self.settings.port))
+        port = self.settings.https_port if self.settings.https_port is not None else self.settings.port
+        return asyncio.create_task(serve_proxy(sandbox.aws_api_sock, host, port))
 
     def _collect_metrics(self) -> None:
         """Gauges from the owners' statistics, just before a scrape."""
@@ -406,6 +482,9 @@ class HearthApp:
             status, headers, body = await serve_code_download(
                 self.hearth.code_signer, self.hearth.blobs, path, scope.get("query_string", b"").decode())
             await _send(send, status, headers, body)
+        elif path == "/_hearth/policy/suggest" and self.hearth.started:
+            status, answer = self.hearth.policy_suggestion(scope)
+            await _send(send, status, {"content-type": "application/json"}, json.dumps(answer).encode())
         else:
             await _send(send, 404, {"content-type": "application/json"}, b'{"message": "Not Found"}')
 
@@ -467,7 +546,16 @@ def serve(settings: Settings) -> None:
         server_header=False,
         date_header=True,
     )
-    server = _Server(config, on_shutdown=hearth.begin_shutdown)
+    companion = None
+    if settings.https_port is not None:
+        # The same app over HTTPS (requests there have aws:SecureTransport true), with a local CA's certificate.
+        tls = ensure_tls(settings.data_dir, default_hosts(settings.host))
+        companion = _Companion(uvicorn.Config(
+            HearthApp(hearth), host=settings.host, port=settings.https_port, lifespan="off",
+            log_level=config.log_level, access_log=False, loop=config.loop, http="httptools", ws="wsproto",
+            timeout_graceful_shutdown=10, server_header=False, date_header=True,
+            ssl_certfile=str(tls.server_cert), ssl_keyfile=str(tls.server_key)))
+    server = _Server(config, on_shutdown=hearth.begin_shutdown, companion=companion)
     server.run()
 
 
@@ -478,9 +566,22 @@ class _Server(uvicorn.Server):
     Hearth a completed graceful shutdown is a clean exit, and supervisors should see it as one.
     """
 
-    def __init__(self, config: uvicorn.Config, *, on_shutdown: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, *, on_shutdown: Callable[[], None],
+                 companion: uvicorn.Server | None = None) -> None:
         super().__init__(config)
         self.on_shutdown = on_shutdown  # runs before in-flight requests are awaited
+        self.companion = companion  # the HTTPS listener: started and stopped with this one
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.companion is None:
+            await super().serve(sockets)
+            return
+        task = asyncio.create_task(self.companion.serve())
+        try:
+            await super().serve(sockets)
+        finally:
+            self.companion.should_exit = True
+            await task
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -491,3 +592,11 @@ class _Server(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.on_shutdown()
         await super().shutdown(sockets)
+
+
+class _Companion(uvicorn.Server):
+    """A second listener of the same app (HTTPS): the main server owns the signals and the lifespan."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield

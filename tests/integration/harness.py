@@ -26,6 +26,11 @@ OTHER_ACCOUNT = "111111111111"
 OTHER_ACCESS_KEY = "AKIAHEARTHTESTOTHER1"
 OTHER_SECRET_KEY = "hearth-test-secret-key-1111111111111111"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/lambda-role"
+# The execution role every test's functions use: Lambda may assume it, and it may do anything, as the
+# account's admin key could before functions ran with their role's credentials.
+LAMBDA_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
 
 
 def free_port() -> int:
@@ -77,12 +82,22 @@ class HearthServer:
             try:
                 with urllib.request.urlopen(f"{self.endpoint}/_hearth/health", timeout=1) as resp:
                     if json.load(resp).get("status") == "running":
+                        self.ensure_role()
                         return
             except OSError:
                 pass
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"hearth did not become healthy:\n{self.log()}")
+
+    def ensure_role(self, name: str = "lambda-role") -> None:
+        """The tests' execution role (ROLE), made once per data directory."""
+        iam = self.client("iam")
+        try:
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=LAMBDA_TRUST)
+        except iam.exceptions.EntityAlreadyExistsException:
+            return
+        iam.attach_role_policy(RoleName=name, PolicyArn=ADMIN_POLICY)
 
     def health(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.endpoint}/_hearth/health", timeout=5) as resp:
@@ -182,7 +197,7 @@ def wait_active(client: Any, name: str, timeout: float = 30.0) -> dict[str, Any]
 
 def create_function(client: Any, name: str, files: dict[str, str | bytes], *, runtime: str = "python3.11",
                     handler: str = "app.handler", executable: tuple[str, ...] = (), **kwargs: Any) -> dict[str, Any]:
-    client.create_function(FunctionName=name, Runtime=runtime, Handler=handler, Role=ROLE,
+    client.create_function(FunctionName=name, Runtime=runtime, Handler=handler, Role=kwargs.pop("Role", ROLE),
                            Code={"ZipFile": make_zip(files, executable)}, **kwargs)
     return wait_active(client, name)
 

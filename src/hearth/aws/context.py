@@ -6,11 +6,41 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Session:
+    """What a temporary credential carries besides its keys (STS AssumeRole / GetSessionToken)."""
+
+    role_arn: str | None  # None: a GetSessionToken session of a user or of the root
+    role_id: str | None
+    name: str  # the role session name
+    policy: str | None  # the inline session policy (JSON), if any
+    policy_arns: tuple[str, ...]  # managed session policies
+    tags: tuple[tuple[str, str], ...]
+    issued: float
+    expires: float
+
+
+@dataclass(frozen=True)
 class Principal:
-    """Who signed the request: an access key that belongs to one account."""
+    """Who signed the request: an access key that belongs to one account, and whose it is.
+
+    `kind` is "root" (the account's admin keys: never subject to policies), "user" (an IAM user's
+    long-term key, or its GetSessionToken session) or "assumed-role" (an AssumeRole session).
+    """
 
     access_key_id: str
     account_id: str
+    kind: str = "root"
+    arn: str = ""  # empty for the root: see `caller_arn`
+    user_id: str = ""  # GetCallerIdentity's UserId (AIDA... for users, AROA...:session for roles)
+    session: Session | None = None
+
+    @property
+    def caller_arn(self) -> str:
+        return self.arn or f"arn:aws:iam::{self.account_id}:root"
+
+    @property
+    def is_root(self) -> bool:
+        return self.kind == "root"
 
 
 @dataclass

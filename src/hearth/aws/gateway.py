@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, quote
 from botocore.model import OperationModel
 
 from hearth.asgi import BodyTooLarge, read_body
+from hearth.aws.authz.authorizer import Authorizer
 from hearth.aws.context import Principal, RequestContext
 from hearth.aws.errors import AwsError
 from hearth.aws.keys import KeyStore
@@ -48,8 +49,10 @@ REQUEST_BODY_LIMIT = 69_905_067
 
 class AwsGateway:
     def __init__(self, settings: Settings, keys: KeyStore, providers: dict[str, list[object]],
-                 *, clock: Callable[[], float] = time.time) -> None:
+                 *, clock: Callable[[], float] = time.time, authorizer: Authorizer | None = None) -> None:
         self._settings = settings
+        # Requests signed with non-root credentials (IAM users, role sessions) are judged by IAM policies.
+        self._authorizer = authorizer
         self._providers = providers
         self._verifier = SigV4Verifier(keys, settings.auth, settings.account_id, clock)
         self._methods: dict[tuple[str, str], Callable[..., Any] | None] = {}
@@ -183,6 +186,8 @@ class AwsGateway:
             request_id=request_id, headers=req.headers, raw_body=req.body,
             source_ip=client[0] if client else "127.0.0.1",
         )
+        if self._authorizer is not None and not principal.is_root:
+            self._authorizer.authorize(ctx, params, secure=scope.get("scheme") == "https")
         result = handler(ctx, params)
         if inspect.isawaitable(result):
             result = await result
@@ -293,6 +298,9 @@ class AwsGateway:
         if api.protocol == "json":
             return json_.render_error(api, err, request_id)
         if api.protocol == "query":
+            if api.name in ("iam", "sts") and err.code == "ValidationException":
+                # IAM and STS spell the framework's model validation failure `ValidationError`.
+                err = AwsError("ValidationError", err.message, err.status)
             return query.render_error(api, err, request_id)
         return rest_json.render_error(err, request_id)
 

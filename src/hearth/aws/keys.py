@@ -14,9 +14,11 @@ import os
 import secrets
 import stat
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hearth.aws.context import Principal
 from hearth.config import Settings
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,11 @@ class AccessKey:
     access_key_id: str
     secret_access_key: str
     account_id: str
+    # Keys from IAM and STS say whose they are; the settings' and keys.json's keys are the root's.
+    principal: Principal | None = None
+    active: bool = True  # IAM's UpdateAccessKey Status=Inactive refuses the key at once
+    session_token: str | None = None  # temporary credentials: the token that must come with them
+    expires: float | None = None  # temporary credentials: epoch seconds
 
     def __repr__(self) -> str:
         # Secrets must not leak into logs or tracebacks through a repr.
@@ -42,10 +49,18 @@ def generate_key(account_id: str) -> AccessKey:
     return AccessKey(key_id, secret, account_id)
 
 
-class KeyStore:
-    """All known keys, looked up by access key id (a dict: O(1) on every request)."""
+# Another owner of keys (IAM users' keys, STS sessions): an access key id to its key, or None.
+KeySource = Callable[[str], AccessKey | None]
 
-    def __init__(self, keys: list[AccessKey], admin: AccessKey, path: Path | None = None) -> None:
+
+class KeyStore:
+    """All known keys, looked up by access key id: the root keys from a dict (O(1) on every request),
+    then the sources (IAM's and STS's stores), which answer from their own durable state so that a
+    deactivated key or a deleted role's session is refused at once."""
+
+    def __init__(self, keys: list[AccessKey], admin: AccessKey, path: Path | None = None,
+                 sources: Sequence[KeySource] = ()) -> None:
+        self._sources = tuple(sources)
         self._by_id: dict[str, AccessKey] = {}
         for key in keys:
             self._by_id.setdefault(key.access_key_id, key)
@@ -54,7 +69,7 @@ class KeyStore:
         self._path = path
 
     @classmethod
-    def load(cls, settings: Settings) -> tuple[KeyStore, bool]:
+    def load(cls, settings: Settings, sources: Sequence[KeySource] = ()) -> tuple[KeyStore, bool]:
         """Keys from the settings and `<data_dir>/keys.json`; generate an admin pair if there is none.
 
         Returns the store and whether a key pair was generated (the caller tells the user where).
@@ -66,19 +81,26 @@ class KeyStore:
             env_key = AccessKey(settings.access_key_id, settings.secret_access_key, settings.account_id)
         keys = ([env_key] if env_key else []) + file_keys
         if env_key is not None:
-            return cls(keys, env_key, path), False
+            return cls(keys, env_key, path, sources), False
         admin = next((k for k in file_keys if k.account_id == settings.account_id), None)
         if admin is not None:
-            return cls(keys, admin, path), False
+            return cls(keys, admin, path, sources), False
         admin = generate_key(settings.account_id)
         _write_keys_file(path, [*file_keys, admin])
-        return cls([*file_keys, admin], admin, path), True
+        return cls([*file_keys, admin], admin, path, sources), True
 
     def admin_key(self) -> AccessKey:
         return self._admin
 
     def lookup(self, access_key_id: str) -> AccessKey | None:
-        return self._by_id.get(access_key_id)
+        found = self._by_id.get(access_key_id)
+        if found is not None:
+            return found
+        for source in self._sources:
+            found = source(access_key_id)
+            if found is not None:
+                return found
+        return None
 
     def key_for_account(self, account_id: str) -> AccessKey:
         """Any key of the account; functions get these as their credentials.

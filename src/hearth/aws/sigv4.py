@@ -37,12 +37,14 @@ MISSING = "missing"
 INCOMPLETE = "incomplete"
 UNKNOWN_KEY = "unknown_key"
 BAD_SIGNATURE = "bad_signature"
+EXPIRED = "expired"
 
 BAD_SIGNATURE_TEXT = (
     "The request signature we calculated does not match the signature you provided. Check your AWS "
     "Secret Access Key and signing method. Consult the service documentation for details."
 )
 UNKNOWN_KEY_TEXT = "The security token included in the request is invalid."
+EXPIRED_TEXT = "The security token included in the request is expired"
 
 # kind -> (rest-json code, json code, query code, status)
 _CODES: dict[str, tuple[str, str, str, int]] = {
@@ -51,6 +53,7 @@ _CODES: dict[str, tuple[str, str, str, int]] = {
     INCOMPLETE: ("IncompleteSignatureException", "IncompleteSignatureException", "IncompleteSignature", 403),
     UNKNOWN_KEY: ("UnrecognizedClientException", "UnrecognizedClientException", "InvalidClientTokenId", 403),
     BAD_SIGNATURE: ("InvalidSignatureException", "InvalidSignatureException", "SignatureDoesNotMatch", 403),
+    EXPIRED: ("ExpiredTokenException", "ExpiredTokenException", "ExpiredToken", 403),
 }
 
 
@@ -278,12 +281,19 @@ class SigV4Verifier:
         key = self._keys.lookup(cred.access_key_id)
         if self._mode == "any":
             if key is not None:
-                return Principal(cred.access_key_id, key.account_id), cred
+                return key.principal or Principal(cred.access_key_id, key.account_id), cred
             account = cred.access_key_id if (len(cred.access_key_id) == 12
                                              and cred.access_key_id.isdigit()) else self._default_account
             return Principal(cred.access_key_id, account), cred
-        if key is None:
+        if key is None or not key.active:
             raise AuthFailure(UNKNOWN_KEY, UNKNOWN_KEY_TEXT)
+        if key.session_token is not None:
+            # Temporary credentials are only valid with their own token, and only until they expire.
+            token = req.headers.get("x-amz-security-token") or _query_token(req.query_string)
+            if token is None or not hmac.compare_digest(token, key.session_token):
+                raise AuthFailure(UNKNOWN_KEY, UNKNOWN_KEY_TEXT)
+            if key.expires is not None and self._clock() >= key.expires:
+                raise AuthFailure(EXPIRED, EXPIRED_TEXT)
         self._check_time(amz_date, expires)
         canonical_request = "\n".join([
             req.method.upper(),
@@ -296,7 +306,7 @@ class SigV4Verifier:
         expected = signature(key.secret_access_key, cred, amz_date, canonical_request)
         if not hmac.compare_digest(expected, provided.strip().lower()):
             raise AuthFailure(BAD_SIGNATURE, BAD_SIGNATURE_TEXT)
-        return Principal(key.access_key_id, key.account_id), cred
+        return key.principal or Principal(key.access_key_id, key.account_id), cred
 
     def _check_time(self, amz_date: str, expires: int | None) -> None:
         try:
@@ -319,6 +329,15 @@ class SigV4Verifier:
         if signed_at - now > MAX_SKEW_S:
             raise AuthFailure(BAD_SIGNATURE, f"Signature not yet current: {amz_date} is still later than "
                                              f"{_amz(now + MAX_SKEW_S)} ({_amz(now)} + 15 min.)")
+
+
+def _query_token(query_string: str) -> str | None:
+    """A presigned URL's `X-Amz-Security-Token` (decoded)."""
+    for item in query_string.split("&"):
+        name, _, value = item.partition("=")
+        if name == "X-Amz-Security-Token":
+            return unquote(value)
+    return None
 
 
 _AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")

@@ -93,4 +93,16 @@ def start_hearth(tmp: Path, *extra: str) -> tuple[Process, str]:
             if json.load(resp).get("status") == "running":
                 break
         time.sleep(0.05)
+    _bench_role(url)
     return proc, url
+
+
+def _bench_role(url: str) -> None:
+    """The benchmarks' execution role (`role/bench`): Lambda may assume it; it may do anything."""
+    import boto3
+
+    from hearth.cli.roles import ADMINISTRATOR, ensure_execution_role
+
+    iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id=BENCH_KEY[0],
+                       aws_secret_access_key=BENCH_KEY[1])
+    ensure_execution_role(iam, "bench", ADMINISTRATOR)

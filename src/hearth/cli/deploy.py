@@ -20,7 +20,7 @@ import click
 
 from hearth.cli.client import api_errors, fail, make_client
 from hearth.cli.main import main
-from hearth.config import Settings
+from hearth.cli.roles import ensure_execution_role
 
 SKIPPED_DIRS = frozenset({"__pycache__", ".git"})
 # Zip's epoch; a fixed time keeps the archive (and CodeSha256) independent of when files were touched.
@@ -84,7 +84,8 @@ def wait_until_ready(client: Any, name: str, sleep: Callable[[float], None] = ti
         sleep(WAIT_INTERVAL_S)
 
 
-def deploy_function(client: Any, name: str, code: bytes, options: dict[str, Any], default_role: str,
+def deploy_function(client: Any, name: str, code: bytes, options: dict[str, Any],
+                    default_role: str | Callable[[], str],
                     sleep: Callable[[float], None] = time.sleep) -> tuple[str, dict[str, Any]]:
     """Create the function or update its code (and configuration when options were given).
 
@@ -100,6 +101,8 @@ def deploy_function(client: Any, name: str, code: bytes, options: dict[str, Any]
             raise
         current = None
     if current is None:
+        if "Role" not in options and callable(default_role):
+            default_role = default_role()
         create = {"Role": default_role, **options}
         if "Runtime" not in create:
             fail(f"{name} does not exist; creating it needs --runtime (and --handler)")
@@ -133,7 +136,8 @@ def _differs(config: dict[str, Any], key: str, value: Any) -> bool:
 @click.option("--memory", type=int, default=None, help="Memory in MB.")
 @click.option("--timeout", type=int, default=None, help="Timeout in seconds.")
 @click.option("--env", "env_pairs", multiple=True, help="Environment variable KEY=VALUE (repeatable).")
-@click.option("--role", default=None, help="Execution role ARN (default arn:aws:iam::<account>:role/hearth-lambda).")
+@click.option("--role", default=None, help="Execution role ARN (default arn:aws:iam::<account>:role/hearth-lambda, "
+              "made on first use with AWSLambdaBasicExecutionRole).")
 @click.option("--endpoint-url", default=None, help="Hearth's URL (default: $AWS_ENDPOINT_URL or settings).")
 def deploy(directory: Path, name: str, runtime: str | None, handler: str | None, memory: int | None,
            timeout: int | None, env_pairs: tuple[str, ...], role: str | None, endpoint_url: str | None) -> None:
@@ -152,9 +156,11 @@ def deploy(directory: Path, name: str, runtime: str | None, handler: str | None,
     if role:
         options["Role"] = role
     code = zip_directory(directory)
-    default_role = f"arn:aws:iam::{Settings.from_env().account_id}:role/hearth-lambda"
     with api_errors():
-        action, config = deploy_function(make_client("lambda", endpoint_url), name, code, options, default_role)
+        # The default role is made when a function is first created with it: it may write logs, nothing more.
+        action, config = deploy_function(
+            make_client("lambda", endpoint_url), name, code, options,
+            lambda: ensure_execution_role(make_client("iam", endpoint_url), "hearth-lambda"))
     _summary(action, config, len(code))
 
 

@@ -20,7 +20,9 @@ from hearth.config import Settings
 @main.command()
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--account", default=None, help="Use the first key of this account.")
-def env(data_dir: Path | None, account: str | None) -> None:
+@click.option("--https", "https", is_flag=True, default=False,
+              help="Point at the HTTPS port (HEARTH_HTTPS_PORT) and trust Hearth's local CA.")
+def env(data_dir: Path | None, account: str | None, https: bool) -> None:
     """Print export lines for eval: endpoint, keys, region."""
     settings = Settings.from_env(data_dir=data_dir)
     key_id, secret = find_key(settings, account)
@@ -34,6 +36,12 @@ def env(data_dir: Path | None, account: str | None) -> None:
         "AWS_DEFAULT_REGION": settings.region,
         "AWS_REGION": settings.region,
     }
+    if https:
+        if settings.https_port is None:
+            raise click.ClickException("--https needs the server's HTTPS port in HEARTH_HTTPS_PORT")
+        ca = str(settings.data_dir / "ca" / "ca.pem")
+        values.update(AWS_ENDPOINT_URL=f"https://{'localhost' if host == '127.0.0.1' else host}:{settings.https_port}",
+                      AWS_CA_BUNDLE=ca, NODE_EXTRA_CA_CERTS=ca)
     for name, value in values.items():
         click.echo(f"export {name}={shlex.quote(value)}")
     click.echo("unset AWS_SESSION_TOKEN AWS_PROFILE")

@@ -25,6 +25,12 @@ from hearth.config import Settings
 @click.option("--snapstart-latest/--no-snapstart-latest", "snapstart_latest", default=None,
               help="Restore $LATEST environments of Python functions from a snapshot of their INIT, as "
                    "SnapStart does for published versions (default off; $HEARTH_SNAPSTART_LATEST=1).")
+@click.option("--https-port", type=int, default=None,
+              help="Also serve HTTPS on this port, with a certificate of a local CA made at first start "
+                   "(<data-dir>/ca/ca.pem; `hearth env --https` prints AWS_CA_BUNDLE) ($HEARTH_HTTPS_PORT).")
+@click.option("--iam", "iam_mode", type=click.Choice(["enforce", "audit"]), default=None,
+              help="IAM policies for non-root callers: enforce (default) answers AccessDenied; audit allows "
+                   "the call and logs the denial with the statement that would be needed ($HEARTH_IAM).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 def serve(**options: object) -> None:
     """Start Hearth (the AWS API on http://HOST:PORT)."""

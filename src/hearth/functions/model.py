@@ -39,6 +39,7 @@ class FunctionVersion:
     layer_dirs: tuple[Path, ...] = field(default_factory=tuple)  # extracted layers, in order
     reserved_concurrency: int | None = None
     snap_start_apply_on: str = "None"  # SnapStart.ApplyOn: "PublishedVersions" or "None"
+    role: str = ""  # the execution role ARN: its session's credentials are the environment's
 
     @property
     def qualified_arn(self) -> str:

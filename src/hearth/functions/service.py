@@ -279,6 +279,7 @@ class FunctionService:
             architectures=cfg.architectures,
             layer_dirs=tuple(self._blobs.code_path(sha) for sha in cfg.layer_shas),
             snap_start_apply_on=cfg.snap_start_apply_on,
+            role=cfg.role,
         )
 
     # -- reads -------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from hearth.sandbox.types import PythonForkSpec, SandboxSpec
 MB_PER_VCPU = 1769
 # Where Hearth's SDK (boto3 and friends) appears inside an environment, as in AWS's managed runtimes.
 SDK_MOUNT = "/var/lang/lib/site-packages"
+# Where Hearth's local CA certificate (`hearth serve --https-port`) appears inside an environment.
+CA_MOUNT = "/var/hearth/ca"
 # The site-packages directory Hearth itself runs from: it carries boto3 and botocore.
 SDK_DIR = Path(botocore.__file__).resolve().parent.parent
 
@@ -53,11 +55,13 @@ def build_spec(
     endpoint_url: str,
     isolated: bool,
     initialization_type: str = "on-demand",
+    ca_dir: Path | None = None,
 ) -> SandboxSpec:
     """The sandbox for one environment of `fv`.
 
     `isolated` says whether the sandbox has its own root (paths like /var/task exist) or is a plain
-    process that sees host paths.
+    process that sees host paths. `ca_dir` (holding `ca.pem`) is the CA the SDKs must trust to reach
+    Hearth over HTTPS.
     """
     runtime = installed_runtimes().get(fv.runtime)
     if runtime is None:
@@ -76,6 +80,11 @@ def build_spec(
                         f"{task_root}:{task_root}/lib:/opt/lib",
     )
     mounts: list[tuple[Path, str]] = []
+    if ca_dir is not None:
+        ca_inside = CA_MOUNT if isolated else str(ca_dir)
+        env.update(AWS_CA_BUNDLE=f"{ca_inside}/ca.pem", NODE_EXTRA_CA_CERTS=f"{ca_inside}/ca.pem")
+        if isolated:
+            mounts.append((ca_dir, CA_MOUNT))
     python_fork: PythonForkSpec | None = None
     if runtime.kind == "python":
         assert runtime.executable is not None and runtime.prefix is not None

@@ -34,6 +34,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hearth.functions.model import FunctionVersion
@@ -72,6 +73,9 @@ class PoolConfig:
     max_parallel_inits: int = 0  # 0: default_parallel_inits()
     cpu_after_init: bool = True  # full CPU during INIT, then the proportional share
     snapstart_latest: bool = False  # restore $LATEST environments from a snapshot too (dev loop)
+    # Environments older than this are not kept for reuse: their role session (in their variables) would
+    # expire soon. None: no limit. Provisioned environments are kept regardless.
+    max_env_age_s: float | None = None
 
 
 _SLOT = object()  # handed to a waiter: "an INIT slot is yours"
@@ -96,9 +100,10 @@ class EnvironmentPool:
         backend: IsolationBackend,
         config: PoolConfig,
         *,
-        credentials: Callable[[str], launch.Credentials],
+        credentials: Callable[[FunctionVersion], launch.Credentials],
         endpoint_url: str,
         start_aws_proxy: Callable[[Sandbox], asyncio.Task[None] | None] | None = None,
+        api_ca_dir: Path | None = None,
         policy: KeepAlivePolicy | None = None,
         metrics: InvokeMetrics | None = None,
         init_logs: LogWriter | None = None,  # where snapshot templates' INIT logs go
@@ -117,6 +122,8 @@ class EnvironmentPool:
         self.parallel_inits_peak = 0
         self._credentials = credentials
         self._endpoint_url = endpoint_url
+        # Set when functions reach Hearth over HTTPS: the local CA they must trust.
+        self._api_ca_dir = api_ca_dir
         self._start_aws_proxy = start_aws_proxy
         self._idle: dict[PoolKey, list[Environment]] = {}
         self._all: dict[str, Environment] = {}
@@ -176,9 +183,17 @@ class EnvironmentPool:
             self._keep_until.pop(env.env_id, None)
             if not idle:
                 del pools[key]
+            if env.alive and self._too_old(env):
+                self._spawn(env.shutdown())
+                continue
             if env.alive:
                 return env
         return None
+
+    def _too_old(self, env: Environment) -> bool:
+        limit = self._config.max_env_age_s
+        return (limit is not None and env.env_id not in self._provisioned_ids
+                and time.monotonic() - env.created_at > limit)
 
     async def _wait(self, key: PoolKey) -> Environment | object | None:
         """Wait for a released environment of `key` or a free INIT slot (both handed over)."""
@@ -215,6 +230,12 @@ class EnvironmentPool:
                 return  # the slot stays counted: the waiter owns it now
         self._creating -= 1
 
+    def _sandbox_endpoint(self) -> str:
+        """The API's URL as an environment sees it: isolated ones reach it through their own loopback proxy."""
+        if not self.isolated:
+            return self._endpoint_url
+        return f"{'https' if self._api_ca_dir is not None else 'http'}://127.0.0.1:4566"
+
     def _new_env(self, fv: FunctionVersion, initialization_type: str, launcher: Launcher | None = None,
                  until_ready: ReadyWaiter | None = None, restored: bool = False,
                  init_timeout_s: float = INIT_TIMEOUT_S) -> Environment:
@@ -222,9 +243,9 @@ class EnvironmentPool:
         env_id = uuid.uuid4().hex
         stream = logs.log_stream_name(fv.version, env_id)
         spec = launch.build_spec(
-            fv, env_id=env_id, log_stream=stream, credentials=self._credentials(fv.account_id),
-            endpoint_url=self._endpoint_url if not self.isolated else "http://127.0.0.1:4566",
-            isolated=self.isolated, initialization_type=initialization_type,
+            fv, env_id=env_id, log_stream=stream, credentials=self._credentials(fv),
+            endpoint_url=self._sandbox_endpoint(), isolated=self.isolated, initialization_type=initialization_type,
+            ca_dir=self._api_ca_dir,
         )
         return Environment(
             env_id=env_id, spec=spec, backend=self._backend, version=fv.version, memory_mb=fv.memory_mb,
@@ -292,6 +313,9 @@ class EnvironmentPool:
             if waiter.key == key and not waiter.future.done():
                 waiter.future.set_result(env)
                 return
+        if self._too_old(env):  # renewal: the next invocation gets a new environment, with a new session
+            self._spawn(env.shutdown())
+            return
         self._park(key, env)
 
     def _park(self, key: PoolKey, env: Environment) -> None:

@@ -96,6 +96,8 @@ def test_deploy_creates_then_waits_until_active(tmp_path: Path, monkeypatch: pyt
         stub.add_response("get_function_configuration", config(state="Pending"))
         stub.add_response("get_function_configuration", config())
         monkeypatch.setattr(deploy_mod, "make_client", lambda *a, **k: lam)
+        monkeypatch.setattr(deploy_mod, "ensure_execution_role",
+                            lambda iam, name: f"arn:aws:iam::000000000000:role/{name}")
         monkeypatch.setattr(deploy_mod, "WAIT_INTERVAL_S", 0.0)
         monkeypatch.delenv("HEARTH_ACCOUNT_ID", raising=False)
         result = CliRunner().invoke(main, ["deploy", str(tmp_path), "--name", "fn", "--runtime", "python3.12",

@@ -4,6 +4,7 @@ handed over (or a freed INIT slot), and the keep-alive window decides what is re
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -107,3 +108,20 @@ async def test_prewarm_window_unloads_then_prewarms() -> None:
     assert pool.prewarmed == 1 and len(created) == 2
     assert await pool.reclaim_idle(now=1140.0) == 0  # inside its keep-alive window
     assert await pool.reclaim_idle(now=1151.0) == 1
+
+
+async def test_an_environment_past_its_age_is_not_reused() -> None:
+    # Renewal of function credentials: an environment whose role session is near its end is replaced.
+    pool, created = make_pool(2)
+    pool._config = PoolConfig(max_parallel_inits=2, freeze_idle=False, max_env_age_s=60.0)
+    f = fv()
+    pool.gate.set()  # type: ignore[attr-defined]
+    young, _ = await pool.acquire(f)
+    young.created_at = time.monotonic()
+    pool.release(f, young)
+    assert (await pool.acquire(f)) == (young, False)  # young enough: reused warm
+    young.created_at -= 61.0
+    pool.release(f, young)  # too old: shut down instead of kept
+    young.shutdown.assert_called_once()
+    fresh, cold = await pool.acquire(f)
+    assert cold and fresh is created[1]

@@ -148,6 +148,7 @@ class LambdaProvider:
     def __init__(
         self, settings: Settings, store: FunctionStore, functions: FunctionService, code_signer: CodeUrlSigner,
         *, reserved_concurrency: Callable[[str], int | None] | None = None,
+        role_assumable: Callable[[str], bool] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -155,6 +156,12 @@ class LambdaProvider:
         self._signer = code_signer
         # The concurrency limiter owns reservations; GetFunction only reports them.
         self._reserved = reserved_concurrency or (lambda arn: None)
+        # IAM owns roles: whether a role exists and trusts lambda.amazonaws.com (None: no IAM, any role).
+        self._role_assumable = role_assumable
+
+    def _check_role(self, role: str) -> None:
+        if self._role_assumable is not None and not self._role_assumable(role):
+            raise errors.invalid_parameter("The role defined for the function cannot be assumed by Lambda.")
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -196,6 +203,7 @@ class LambdaProvider:
             )
         validation.check_runtime(runtime)
         validation.check_limits(params)
+        self._check_role(params["Role"])
         variables = dict((params.get("Environment") or {}).get("Variables") or {})
         validation.check_environment(variables)
         zip_file = validation.check_code_source(params.get("Code") or {})
@@ -311,6 +319,8 @@ class LambdaProvider:
         for param, attr in simple.items():
             if param in params:
                 changes[attr] = params[param]
+        if "Role" in params:
+            self._check_role(params["Role"])
         if "Runtime" in params:
             validation.check_runtime(params["Runtime"])
             changes["runtime"] = params["Runtime"]

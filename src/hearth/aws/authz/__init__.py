@@ -1,0 +1,1 @@
+"""Authorization: AWS policy evaluation and the gateway's per-request check."""

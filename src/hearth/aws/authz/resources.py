@@ -1,0 +1,147 @@
+"""Which IAM action and which resource ARN a request is, for policy evaluation.
+
+It owns the per-service mapping from an operation's parameters to the ARN IAM's Service Authorization
+Reference lists for it (functions, queues, topics, IAM entities, log groups, streams, rules). An
+operation without a derivable resource is judged on `*`. It never looks anything up: an ARN is built
+from the request alone (a role's path, for example, is not known here; IAM's own checks use names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+# botocore signing name -> IAM service prefix, where they differ.
+_PREFIX = {"monitoring": "cloudwatch", "email": "ses"}
+
+
+def action_name(service: str, operation: str) -> str:
+    return f"{_PREFIX.get(service, service)}:{operation}"
+
+
+def resource_arn(service: str, operation: str, params: Mapping[str, Any], region: str, account: str) -> str:
+    build = _BUILDERS.get(service)
+    if build is None:
+        return "*"
+    return build(operation, params, region, account) or "*"
+
+
+# Operations that hand a role to a service also need iam:PassRole on it (or a user allowed only to create
+# functions could run code with any role of the account).
+_PASSES_ROLE = {("lambda", "CreateFunction"): "lambda.amazonaws.com",
+                ("lambda", "UpdateFunctionConfiguration"): "lambda.amazonaws.com"}
+
+
+def implied_actions(service: str, operation: str,
+                    params: Mapping[str, Any]) -> list[tuple[str, str, dict[str, list[str]]]]:
+    """(action, resource, extra condition keys) that the operation needs besides its own action."""
+    to_service = _PASSES_ROLE.get((service, operation))
+    role = params.get("Role")
+    if to_service is None or not isinstance(role, str) or not role:
+        return []
+    return [("iam:PassRole", role, {"iam:passedtoservice": [to_service]})]
+
+
+def _lambda(operation: str, params: Mapping[str, Any], region: str, account: str) -> str | None:
+    name = params.get("FunctionName")
+    if isinstance(name, str) and name:
+        if name.startswith("arn:"):
+            parts = name.split(":")
+            return ":".join(parts[:7])
+        if ":" in name:  # account:function:name or name:qualifier
+            parts = name.split(":")
+            if len(parts) >= 3 and parts[1] == "function":
+                return f"arn:aws:lambda:{region}:{parts[0]}:function:{parts[2]}"
+            name = parts[0]
+        return f"arn:aws:lambda:{region}:{account}:function:{name}"
+    layer = params.get("LayerName")
+    if isinstance(layer, str) and layer:
+        return layer if layer.startswith("arn:") else f"arn:aws:lambda:{region}:{account}:layer:{layer}"
+    uuid = params.get("UUID")
+    if isinstance(uuid, str) and uuid:
+        return f"arn:aws:lambda:{region}:{account}:event-source-mapping:{uuid}"
+    resource = params.get("Resource")
+    if isinstance(resource, str) and resource.startswith("arn:"):
+        return resource
+    return None
+
+
+def _sqs(operation: str, params: Mapping[str, Any], region: str, account: str) -> str | None:
+    url = params.get("QueueUrl")
+    if isinstance(url, str) and url:
+        segments = [s for s in urlsplit(url).path.split("/") if s]
+        if len(segments) == 2:
+            return f"arn:aws:sqs:{region}:{segments[0]}:{segments[1]}"
+        return None
+    name = params.get("QueueName")
+    if isinstance(name, str) and name:
+        owner = params.get("QueueOwnerAWSAccountId") or account
+        return f"arn:aws:sqs:{region}:{owner}:{name}"
+    return None
+
+
+def _sns(operation: str, params: Mapping[str, Any], region: str, account: str) -> str | None:
+    for key in ("TopicArn", "ResourceArn", "TargetArn"):
+        value = params.get(key)
+        if isinstance(value, str) and value.startswith("arn:"):
+            return value
+    sub = params.get("SubscriptionArn")
+    if isinstance(sub, str) and sub.count(":") >= 6:
+        return sub.rsplit(":", 1)[0]
+    if operation == "CreateTopic" and params.get("Name"):
+        return f"arn:aws:sns:{region}:{account}:{params['Name']}"
+    return None
+
+
+def _iam(operation: str, params: Mapping[str, Any], region: str, account: str) -> str | None:
+    for key, kind in (("RoleName", "role"), ("UserName", "user"), ("GroupName", "group"),
+                      ("InstanceProfileName", "instance-profile")):
+        value = params.get(key)
+        if isinstance(value, str) and value:
+            return f"arn:aws:iam::{account}:{kind}/{value}"
+    arn = params.get("PolicyArn")
+    if isinstance(arn, str):
+        return arn
+    if operation == "CreatePolicy" and params.get("PolicyName"):
+        return f"arn:aws:iam::{account}:policy{params.get('Path') or '/'}{params['PolicyName']}"
+    return None
+
+
+def _sts(operation: str, params: Mapping[str, Any], region: str, account: str) -> str | None:
+    arn = params.get("RoleArn")
+    return arn if isinstance(arn, str) else None
+
+
+def _logs(operation: str, params: Mapping[str, Any], region: str, account: str) -> str | None:
+    group = params.get("logGroupName")
+    if isinstance(group, str) and group:
+        stream = params.get("logStreamName")
+        if isinstance(stream, str) and stream and operation in ("PutLogEvents", "GetLogEvents", "CreateLogStream"):
+            return f"arn:aws:logs:{region}:{account}:log-group:{group}:log-stream:{stream}"
+        return f"arn:aws:logs:{region}:{account}:log-group:{group}:*"
+    return None
+
+
+def _kinesis(operation: str, params: Mapping[str, Any], region: str, account: str) -> str | None:
+    arn = params.get("StreamARN")
+    if isinstance(arn, str) and arn:
+        return arn
+    name = params.get("StreamName")
+    return f"arn:aws:kinesis:{region}:{account}:stream/{name}" if isinstance(name, str) and name else None
+
+
+def _events(operation: str, params: Mapping[str, Any], region: str, account: str) -> str | None:
+    rule = params.get("Rule") or (params.get("Name") if "Rule" in operation else None)
+    bus = params.get("EventBusName")
+    if isinstance(rule, str) and rule:
+        if isinstance(bus, str) and bus and bus != "default":
+            return f"arn:aws:events:{region}:{account}:rule/{bus}/{rule}"
+        return f"arn:aws:events:{region}:{account}:rule/{rule}"
+    if isinstance(bus, str) and bus:
+        return bus if bus.startswith("arn:") else f"arn:aws:events:{region}:{account}:event-bus/{bus}"
+    return None
+
+
+_BUILDERS = {"lambda": _lambda, "sqs": _sqs, "sns": _sns, "iam": _iam, "sts": _sts, "logs": _logs,
+             "kinesis": _kinesis, "events": _events}

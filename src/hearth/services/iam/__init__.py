@@ -1,0 +1,1 @@
+"""IAM: users, groups, roles, policies, access keys."""

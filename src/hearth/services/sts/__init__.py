@@ -1,0 +1,1 @@
+"""STS: temporary credentials and caller identity."""

@@ -1,0 +1,92 @@
+"""The gateway's authorizer: who is judged, which action and resource, each service's denial, audit mode."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import pytest
+
+from hearth.aws.authz import evaluate as ev
+from hearth.aws.authz.authorizer import Authorizer, PolicySource
+from hearth.aws.authz.usage import UsageRecorder
+from hearth.aws.context import Principal, RequestContext, Session
+from hearth.aws.errors import AwsError
+
+ACCT = "000000000000"
+USER = Principal("AKIAUSER", ACCT, kind="user", arn=f"arn:aws:iam::{ACCT}:user/dev", user_id="AIDA1")
+ROLE = f"arn:aws:iam::{ACCT}:role/app"
+SESSION = Principal("ASIAROLE", ACCT, kind="assumed-role", arn=f"arn:aws:sts::{ACCT}:assumed-role/app/s",
+                    user_id="AROA1:s", session=Session(ROLE, "AROA1", "s", None, (), (("team", "a"),), 0.0, 1e12))
+
+
+def _ctx(principal: Principal, service: str, operation: str) -> RequestContext:
+    return RequestContext(service, operation, "us-east-1", principal, "req")
+
+
+def _source(*statements: dict[str, object]) -> PolicySource:
+    policy = ev.Policy("p", {"Version": "2012-10-17", "Statement": list(statements)})
+
+    def policies(principal: Principal) -> tuple[ev.PolicySet, Mapping[str, str]]:
+        return ev.PolicySet(identity=[policy]), {}
+    return policies
+
+
+def test_root_is_never_judged() -> None:
+    Authorizer(_source()).authorize(_ctx(Principal("AKIAROOT", ACCT), "sqs", "DeleteQueue"), {}, secure=False)
+
+
+@pytest.mark.parametrize(("service", "operation", "params", "code", "resource"), [
+    ("sqs", "SendMessage", {"QueueUrl": f"http://h/{ACCT}/q"}, "AccessDeniedException",
+     f"arn:aws:sqs:us-east-1:{ACCT}:q"),
+    ("lambda", "GetFunction", {"FunctionName": "f"}, "AccessDeniedException",
+     f"arn:aws:lambda:us-east-1:{ACCT}:function:f"),
+    ("iam", "DeleteRole", {"RoleName": "r"}, "AccessDenied", f"arn:aws:iam::{ACCT}:role/r"),
+    ("sns", "Publish", {"TopicArn": f"arn:aws:sns:us-east-1:{ACCT}:t"}, "AuthorizationError",
+     f"arn:aws:sns:us-east-1:{ACCT}:t"),
+    ("logs", "CreateLogGroup", {"logGroupName": "g"}, "AccessDeniedException",
+     f"arn:aws:logs:us-east-1:{ACCT}:log-group:g:*"),
+])
+def test_denials_name_the_action_and_resource(service: str, operation: str, params: dict[str, str], code: str,
+                                              resource: str) -> None:
+    with pytest.raises(AwsError) as exc:
+        Authorizer(_source()).authorize(_ctx(USER, service, operation), params, secure=False)
+    assert exc.value.code == code
+    action = f"{service}:{operation}" if service != "sns" else f"SNS:{operation}"
+    assert exc.value.message == (f"User: {USER.arn} is not authorized to perform: {action} on resource: "
+                                 f"{resource} because no identity-based policy allows the {action} action")
+
+
+def test_session_tags_and_secure_transport_reach_conditions() -> None:
+    source = _source({"Effect": "Allow", "Action": "sqs:*", "Resource": "*", "Condition": {
+        "StringEquals": {"aws:PrincipalTag/team": "a", "aws:PrincipalArn": ROLE},
+        "Bool": {"aws:SecureTransport": "true"}}})
+    authorizer = Authorizer(source)
+    authorizer.authorize(_ctx(SESSION, "sqs", "ListQueues"), {}, secure=True)
+    with pytest.raises(AwsError):
+        authorizer.authorize(_ctx(SESSION, "sqs", "ListQueues"), {}, secure=False)
+
+
+def test_audit_mode_allows_logs_and_records(caplog: pytest.LogCaptureFixture) -> None:
+    usage = UsageRecorder()
+    authorizer = Authorizer(_source(), mode="audit", usage=usage)
+    with caplog.at_level(logging.WARNING):
+        authorizer.authorize(_ctx(SESSION, "sqs", "CreateQueue"), {"QueueName": "q"}, secure=False)
+    assert "would deny" in caplog.text and '"Action": "sqs:CreateQueue"' in caplog.text
+    assert usage.used(ROLE) == {("sqs:CreateQueue", f"arn:aws:sqs:us-east-1:{ACCT}:q")}
+
+
+def test_handing_a_role_to_lambda_needs_pass_role() -> None:
+    params = {"FunctionName": "f", "Role": ROLE}
+    only_lambda = Authorizer(_source({"Effect": "Allow", "Action": "lambda:*", "Resource": "*"}))
+    with pytest.raises(AwsError) as exc:
+        only_lambda.authorize(_ctx(USER, "lambda", "CreateFunction"), params, secure=False)
+    assert exc.value.code == "AccessDeniedException"
+    assert exc.value.message == (f"User: {USER.arn} is not authorized to perform: iam:PassRole on resource: {ROLE} "
+                                 "because no identity-based policy allows the iam:PassRole action")
+    with_pass = Authorizer(_source(
+        {"Effect": "Allow", "Action": "lambda:*", "Resource": "*"},
+        {"Effect": "Allow", "Action": "iam:PassRole", "Resource": ROLE,
+         "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}}))
+    with_pass.authorize(_ctx(USER, "lambda", "CreateFunction"), params, secure=False)
+    with_pass.authorize(_ctx(USER, "lambda", "UpdateFunctionConfiguration"), {"FunctionName": "f"}, secure=False)
