@@ -61,6 +61,10 @@ from hearth.services.lambda_.stream_api import LambdaStreamProvider
 from hearth.services.lambda_.urls import FunctionUrlProvider, UrlConfigStore
 from hearth.services.lambda_.versions import LambdaVersionsProvider
 from hearth.services.logs.provider import LogsProvider
+from hearth.services.s3.files import ObjectFiles
+from hearth.services.s3.notifications import Dispatcher
+from hearth.services.s3.provider import S3Provider
+from hearth.services.s3.store import S3Store
 from hearth.services.sns.provider import SnsDelivery, SnsProvider
 from hearth.services.sns.topics import TopicService
 from hearth.services.sqs.provider import SqsDelivery, SqsProvider
@@ -183,6 +187,14 @@ class Hearth:
                                                  recursion_allowed=self.event_configs.recursion_allowed),
                                   self.router.deliver)
         lambda_providers.append(EventSourceMappingProvider(self.functions, self.queues, self.streams, self.esm))
+        # S3: metadata in the component db, bodies in <data-dir>/s3, notifications through the router.
+        self.s3_store = S3Store(s.data_dir)
+        self.s3_files = ObjectFiles(s.data_dir)
+        self.s3_files.sweep(self.s3_store.referenced_blobs())  # bodies a crash left without a row
+        self.s3_dispatcher = Dispatcher(self.s3_store, self.router)
+        self.s3 = S3Provider(self.s3_store, self.s3_files, self.s3_dispatcher, region=s.region,
+                             service_allows=lambda arn, principal, source, account: self.functions is not None
+                             and self.functions.allows_service(arn, principal, source, source_account=account))
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
             "logs": [LogsProvider(self.log_store)],
@@ -190,10 +202,12 @@ class Hearth:
             "sns": [SnsProvider(self.topics)],
             "events": [self.eventbridge.provider],
             "kinesis": [KinesisProvider(self.streams)],
+            "s3": [self.s3],
         })
         self.async_queue.start()  # last: resumed events may deliver to any registered component
         self.esm.start()  # queue and stream pollers, now that queues, streams and the invoker are up
         self.eventbridge.start()  # schedules and pending deliveries, now that every target handler is registered
+        self.s3_dispatcher.start()  # queued notifications (also those a crash left undelivered)
         self.started = True
 
     def begin_shutdown(self) -> None:
@@ -207,6 +221,9 @@ class Hearth:
             self.esm.store.close()
         if getattr(self, "eventbridge", None) is not None:
             await self.eventbridge.stop()  # first: no new deliveries into components that are stopping
+        if getattr(self, "s3_dispatcher", None) is not None:
+            await self.s3_dispatcher.close()
+            self.s3_store.close()
         if getattr(self, "streams", None) is not None:
             self.streams.close()
         if getattr(self, "url_front", None) is not None:
