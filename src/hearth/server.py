@@ -153,14 +153,23 @@ class Hearth:
         self.async_queue = AsyncQueue(s.data_dir, self.invoker, self.functions, self.router,
                                       policies=self.event_configs, config=AsyncQueueConfig.from_settings(s))
         self.router.register("lambda", self.async_queue.deliver_to_function)
+        # S3: metadata in the component db, bodies in <data-dir>/s3, notifications through the router.
+        self.s3_store = S3Store(s.data_dir)
+        self.s3_files = ObjectFiles(s.data_dir)
+        self.s3_files.sweep(self.s3_store.referenced_blobs())  # bodies a crash left without a row
+        self.s3_dispatcher = Dispatcher(self.s3_store, self.router)
+        self.s3 = S3Provider(self.s3_store, self.s3_files, self.s3_dispatcher, region=s.region,
+                             service_allows=lambda arn, principal, source, account: self.functions is not None
+                             and self.functions.allows_service(arn, principal, source, source_account=account))
         lambda_providers: list[object] = [
             ConcurrencyProvider(self.functions, self.limiter),
-            LambdaProvider(s, self.store, self.functions, self.code_signer, reserved_concurrency=self.limiter.reserved),
+            LambdaProvider(s, self.store, self.functions, self.code_signer, reserved_concurrency=self.limiter.reserved,
+                           s3_code=self.s3.read_bytes),
             LambdaInvokeProvider(self.functions, self.invoker, self.async_queue),
             EventInvokeConfigProvider(self.functions, self.event_configs),
             LambdaVersionsProvider(self.functions),
             LambdaPolicyProvider(self.functions),
-            LambdaLayersProvider(s, self.functions.layers, self.code_signer),
+            LambdaLayersProvider(s, self.functions.layers, self.code_signer, s3_code=self.s3.read_bytes),
         ]
         # Provisioned concurrency: durable configurations; their environments are re-created now.
         self.provisioned = ProvisionedManager(self.pool, target_resolver(self.functions), self.limiter,
@@ -187,14 +196,6 @@ class Hearth:
                                                  recursion_allowed=self.event_configs.recursion_allowed),
                                   self.router.deliver)
         lambda_providers.append(EventSourceMappingProvider(self.functions, self.queues, self.streams, self.esm))
-        # S3: metadata in the component db, bodies in <data-dir>/s3, notifications through the router.
-        self.s3_store = S3Store(s.data_dir)
-        self.s3_files = ObjectFiles(s.data_dir)
-        self.s3_files.sweep(self.s3_store.referenced_blobs())  # bodies a crash left without a row
-        self.s3_dispatcher = Dispatcher(self.s3_store, self.router)
-        self.s3 = S3Provider(self.s3_store, self.s3_files, self.s3_dispatcher, region=s.region,
-                             service_allows=lambda arn, principal, source, account: self.functions is not None
-                             and self.functions.allows_service(arn, principal, source, source_account=account))
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
             "logs": [LogsProvider(self.log_store)],

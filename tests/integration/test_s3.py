@@ -9,7 +9,6 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +201,8 @@ def test_multipart_upload_etag_equals_botocore(s3: Any, tmp_path: Path) -> None:
     for number, data in enumerate(parts_data, start=1):
         etags.append(s3.upload_part(Bucket="mp-bucket", Key="big", UploadId=upload, PartNumber=number,
                                     Body=data)["ETag"])
-    assert [p["PartNumber"] for p in s3.list_parts(Bucket="mp-bucket", Key="big", UploadId=upload)["Parts"]] == [1, 2, 3]
+    listed = s3.list_parts(Bucket="mp-bucket", Key="big", UploadId=upload)["Parts"]
+    assert [p["PartNumber"] for p in listed] == [1, 2, 3]
     assert s3.list_multipart_uploads(Bucket="mp-bucket")["Uploads"][0]["UploadId"] == upload
     with pytest.raises(ClientError) as exc:
         s3.complete_multipart_upload(Bucket="mp-bucket", Key="big", UploadId=upload, MultipartUpload={
@@ -293,7 +293,8 @@ def test_other_accounts_and_anonymous_follow_the_bucket_policy(server: HearthSer
         other.get_object(Bucket="pol-bucket", Key="public/a")
     assert _code(exc) == ("AccessDenied", 403)
     s3.put_bucket_policy(Bucket="pol-bucket", Policy=json.dumps({"Statement": [{
-        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::pol-bucket/public/*"}]}))
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": "arn:aws:s3:::pol-bucket/public/*"}]}))
     assert other.get_object(Bucket="pol-bucket", Key="public/a")["Body"].read() == b"open"
     with pytest.raises(ClientError) as exc:
         other.get_object(Bucket="pol-bucket", Key="private/b")
@@ -453,9 +454,3 @@ def test_acknowledged_objects_and_notifications_survive_kill_9(fresh_server: Hea
     assert set(bodies) <= seen
 
 
-@pytest.fixture(autouse=True)
-def _nothing() -> Iterator[None]:
-    yield
-
-
-_ = boto3
