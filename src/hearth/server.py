@@ -209,6 +209,7 @@ class Hearth:
         self.esm.start()  # queue and stream pollers, now that queues, streams and the invoker are up
         self.eventbridge.start()  # schedules and pending deliveries, now that every target handler is registered
         self.s3_dispatcher.start()  # queued notifications (also those a crash left undelivered)
+        self.s3.start()  # lifecycle expiration
         self.started = True
 
     def begin_shutdown(self) -> None:
@@ -223,6 +224,7 @@ class Hearth:
         if getattr(self, "eventbridge", None) is not None:
             await self.eventbridge.stop()  # first: no new deliveries into components that are stopping
         if getattr(self, "s3_dispatcher", None) is not None:
+            await self.s3.close()
             await self.s3_dispatcher.close()
             self.s3_store.close()
         if getattr(self, "streams", None) is not None:

@@ -454,3 +454,47 @@ def test_acknowledged_objects_and_notifications_survive_kill_9(fresh_server: Hea
     assert set(bodies) <= seen
 
 
+
+
+def _receive_all(sqs: Any, queue_url: str, want: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+    bodies: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(bodies) < want and time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                           WaitTimeSeconds=2).get("Messages", []):
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies
+
+
+def test_lifecycle_expiration_and_eventbridge_delivery(server: HearthServer, s3: Any) -> None:
+    sqs = server.client("sqs")
+    events = server.client("events")
+    queue_url = sqs.create_queue(QueueName="s3-bus-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="s3-objects", EventPattern=json.dumps({"source": ["aws.s3"],
+                                                                "detail": {"bucket": {"name": ["lc-bucket"]}}}))
+    events.put_targets(Rule="s3-objects", Targets=[{"Id": "q", "Arn": queue_arn}])
+    s3.create_bucket(Bucket="lc-bucket")
+    s3.put_bucket_notification_configuration(Bucket="lc-bucket", NotificationConfiguration={
+        "EventBridgeConfiguration": {}})
+    assert "EventBridgeConfiguration" in s3.get_bucket_notification_configuration(Bucket="lc-bucket")
+    s3.put_object(Bucket="lc-bucket", Key="tmp/old", Body=b"x")
+    s3.put_object(Bucket="lc-bucket", Key="keep/this", Body=b"y")
+    created = _receive_all(sqs, queue_url, 2)
+    assert sorted(e["detail"]["object"]["key"] for e in created) == ["keep/this", "tmp/old"]
+    assert {e["detail-type"] for e in created} == {"Object Created"}
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_lifecycle_configuration(Bucket="lc-bucket", LifecycleConfiguration={"Rules": [{
+            "ID": "bad", "Status": "Enabled", "Filter": {"Prefix": "tmp/"},
+            "Expiration": {"Date": "2020-01-01T10:00:00Z"}}]})
+    assert _code(exc) == ("InvalidArgument", 400)
+    s3.put_bucket_lifecycle_configuration(Bucket="lc-bucket", LifecycleConfiguration={"Rules": [{
+        "ID": "expire-tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"},
+        "Expiration": {"Date": "2020-01-01T00:00:00Z"}}]})
+    rules = s3.get_bucket_lifecycle_configuration(Bucket="lc-bucket")["Rules"]
+    assert rules[0]["ID"] == "expire-tmp" and rules[0]["Expiration"]["Date"].year == 2020
+    deleted = _receive_all(sqs, queue_url, 1)
+    assert deleted[0]["detail-type"] == "Object Deleted" and deleted[0]["detail"]["object"]["key"] == "tmp/old"
+    assert deleted[0]["detail"]["reason"] == "Lifecycle Expiration"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="lc-bucket")["Contents"]] == ["keep/this"]

@@ -111,6 +111,41 @@ def record(*, event_name: str, region: str, bucket: str, owner: str, key: str, s
     }
 
 
+_REASONS = {"ObjectCreated:Put": "PutObject", "ObjectCreated:Copy": "CopyObject",
+            "ObjectCreated:CompleteMultipartUpload": "CompleteMultipartUpload", "ObjectCreated:Post": "PostObject",
+            "ObjectRemoved:Delete": "DeleteObject", "ObjectRemoved:DeleteMarkerCreated": "DeleteObject",
+            "LifecycleExpiration:Delete": "Lifecycle Expiration",
+            "LifecycleExpiration:DeleteMarkerCreated": "Lifecycle Expiration"}
+
+
+def eventbridge_event(*, event_name: str, account: str, region: str, bucket: str, key: str, size: int | None,
+                      etag: str | None, version_id: str | None, sequencer: int, principal: str, source_ip: str,
+                      request_id: str, when: float) -> dict[str, Any] | None:
+    """The event S3 sends to the account's default bus (EventBridgeConfiguration), or None for event
+    kinds S3 does not send there."""
+    import uuid
+
+    created = event_name.startswith("ObjectCreated")
+    if not created and not event_name.startswith(("ObjectRemoved", "LifecycleExpiration")):
+        return None
+    obj: dict[str, Any] = {"key": key}
+    if created:
+        obj.update({"size": size, "etag": (etag or "").strip('"')})
+    if version_id and version_id != "null":
+        obj["version-id"] = version_id
+    obj["sequencer"] = f"{sequencer:016X}"
+    detail: dict[str, Any] = {"version": "0", "bucket": {"name": bucket}, "object": obj,
+                              "request-id": request_id.replace("-", "")[:16].upper(), "requester": principal or account,
+                              "source-ip-address": source_ip, "reason": _REASONS.get(event_name, event_name)}
+    if not created:
+        detail["deletion-type"] = ("Delete Marker Created" if event_name.endswith("DeleteMarkerCreated")
+                                   else "Permanently Deleted")
+    stamp = datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Object Created" if created else "Object Deleted",
+            "source": "aws.s3", "account": account, "time": stamp, "region": region,
+            "resources": [f"arn:aws:s3:::{bucket}"], "detail": detail}
+
+
 def test_event(bucket: str, when: float, request_id: str) -> str:
     stamp = datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(when * 1000) % 1000:03d}Z"
     return json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": stamp, "Bucket": bucket,

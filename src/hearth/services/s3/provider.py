@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import fnmatch
 import ipaddress
 import json
+import logging
 import re
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus, unquote
 
 from hearth.aws.body_stream import BodyStream
-from hearth.aws.context import RequestContext
+from hearth.aws.context import Principal, RequestContext
 from hearth.aws.errors import AwsError
 from hearth.services.base import RawResponse
 from hearth.services.s3 import errors
@@ -41,6 +44,7 @@ from hearth.services.s3.notifications import (
     KINDS,
     Dispatcher,
     config_id,
+    eventbridge_event,
     outgoing,
     record,
     targets,
@@ -48,7 +52,11 @@ from hearth.services.s3.notifications import (
 )
 from hearth.services.s3.store import NULL_VERSION, Bucket, ObjectRow, Outgoing, Part, S3Store
 
+log = logging.getLogger(__name__)
+
 MAX_KEY_BYTES = 1024
+LIFECYCLE_INTERVAL_S = 60.0
+LIFECYCLE_PRINCIPAL = Principal("", "")  # expirations are S3's own doing: the event names no requester
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -141,6 +149,8 @@ class S3Provider:
         self._dispatcher = dispatcher
         self._region = region
         self._service_allows = service_allows
+        self._lifecycle_wake = asyncio.Event()
+        self._lifecycle_task: asyncio.Task[None] | None = None
 
     # -- access -----------------------------------------------------------------------------------
 
@@ -336,8 +346,21 @@ class S3Provider:
         return self._set(ctx, params, "policy", None, "s3:DeleteBucketPolicy")
 
     def put_bucket_lifecycle_configuration(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        return self._set(ctx, params, "lifecycle", params.get("LifecycleConfiguration") or {},
-                         "s3:PutLifecycleConfiguration")
+        config = params.get("LifecycleConfiguration") or {}
+        for rule in config.get("Rules") or []:
+            expiration = rule.get("Expiration") or {}
+            date = expiration.get("Date")
+            if isinstance(date, datetime):
+                if (date.hour, date.minute, date.second, date.microsecond) != (0, 0, 0, 0):
+                    raise errors.invalid_argument("'Date' must be at midnight GMT", "Date", date.isoformat())
+                expiration["Date"] = date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            days = expiration.get("Days")
+            if days is not None and days < 1:
+                raise errors.invalid_argument("'Days' for Expiration action must be a positive integer", "Days",
+                                              str(days))
+        result = self._set(ctx, params, "lifecycle", config, "s3:PutLifecycleConfiguration")
+        self._lifecycle_wake.set()  # a rule may apply at once (a Date in the past)
+        return result
 
     def get_bucket_lifecycle_configuration(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         config = self._get(ctx, params, "lifecycle", "s3:GetLifecycleConfiguration")
@@ -401,10 +424,17 @@ class S3Provider:
         if not notification:
             return []
         found = targets(notification, event_name, row.key)
-        if not found:
-            return []
-        removed = event_name.startswith("ObjectRemoved")
+        removed = event_name.startswith(("ObjectRemoved", "LifecycleExpiration"))
         out = []
+        if "EventBridgeConfiguration" in notification:
+            event = eventbridge_event(
+                event_name=event_name, account=bucket.account_id, region=bucket.region, bucket=bucket.name,
+                key=row.key, size=row.size, etag=row.etag, version_id=row.version_id if bucket.versioning else None,
+                sequencer=row.seq, principal=ctx.principal.account_id, source_ip=ctx.source_ip,
+                request_id=ctx.request_id, when=row.last_modified)
+            if event is not None:
+                out.append(Outgoing(f"arn:aws:events:{bucket.region}:{bucket.account_id}:event-bus/default",
+                                    json.dumps(event), f"arn:aws:s3:::{bucket.name}"))
         for arn in found:
             rec = record(event_name=event_name, region=bucket.region, bucket=bucket.name, owner=bucket.account_id,
                          key=row.key, size=None if removed else row.size, etag=None if removed else row.etag,
@@ -1121,8 +1151,86 @@ class S3Provider:
         rule = self._cors_rule(bucket_name, origin, method, [])
         return _cors_headers(rule, origin) if rule is not None else {}
 
-    async def wait_idle(self) -> None:
-        await asyncio.sleep(0)
+    # -- lifecycle expiration ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts the lifecycle sweep (every LIFECYCLE_INTERVAL_S, and when a configuration changes)."""
+        self._lifecycle_task = asyncio.get_running_loop().create_task(self._lifecycle_loop())
+
+    async def close(self) -> None:
+        if self._lifecycle_task is not None:
+            self._lifecycle_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lifecycle_task
+            self._lifecycle_task = None
+
+    async def _lifecycle_loop(self) -> None:
+        while True:
+            self._lifecycle_wake.clear()
+            try:
+                self.expire_lifecycle(_now())
+            except Exception:
+                log.exception("s3 lifecycle sweep failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lifecycle_wake.wait(), LIFECYCLE_INTERVAL_S)
+
+    def expire_lifecycle(self, now: float) -> int:
+        """Applies every enabled Expiration and AbortIncompleteMultipartUpload rule; returns how many
+        objects expired. An object expires at the first midnight UTC after `Days` have passed since it
+        was written (as AWS rounds), or once `Date` has come."""
+        expired = 0
+        ctx = RequestContext(service="s3", operation="LifecycleExpiration", region=self._region,
+                             principal=LIFECYCLE_PRINCIPAL, request_id=str(uuid.uuid4()), source_ip="s3.amazonaws.com")
+        for bucket in self._store.all_buckets():
+            for rule in (bucket.config.get("lifecycle") or {}).get("Rules") or []:
+                if rule.get("Status") != "Enabled":
+                    continue
+                prefix, tags = _rule_filter(rule)
+                expiration = rule.get("Expiration") or {}
+                cutoff_date = expiration.get("Date")
+                days = expiration.get("Days")
+                if cutoff_date is not None or days is not None:
+                    for row in self._store.list_latest(bucket.name, prefix, "", 100_000):
+                        if tags and not all(t in (row.meta.get("Tags") or []) for t in tags):
+                            continue
+                        if cutoff_date is not None:
+                            due = datetime.fromisoformat(str(cutoff_date).replace("Z", "+00:00")).timestamp()
+                        else:
+                            due = _next_midnight(row.last_modified + int(days or 0) * 86400)
+                        if now >= due:
+                            self._expire(ctx, bucket, row)
+                            expired += 1
+                abort = (rule.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation")
+                if abort is not None:
+                    for upload_id, key, created, _ in self._store.uploads(bucket.name):
+                        if key.startswith(prefix) and now >= _next_midnight(created + int(abort) * 86400):
+                            self._files.remove(self._store.abort_upload(upload_id))
+        return expired
+
+    def _expire(self, ctx: RequestContext, bucket: Bucket, row: ObjectRow) -> None:
+        if not bucket.versioning:
+            freed = self._store.delete_version(bucket.name, row.key, row.version_id,
+                                               lambda r: self._events(ctx, bucket, "LifecycleExpiration:Delete", r))
+            self._files.remove(freed)
+        else:
+            marker = ObjectRow(bucket.name, row.key, "", True, True, [], 0, "", _now(), {})
+            self._commit(ctx, bucket, marker, "LifecycleExpiration:DeleteMarkerCreated")
+        if bucket.config.get("notification"):
+            self._dispatcher.notify()
+
+
+def _rule_filter(rule: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
+    """(prefix, tags) a lifecycle rule applies to."""
+    filt = rule.get("Filter") or {}
+    both = filt.get("And") or {}
+    prefix = filt.get("Prefix") or both.get("Prefix") or rule.get("Prefix") or ""
+    tags = [filt["Tag"]] if filt.get("Tag") else list(both.get("Tags") or [])
+    return str(prefix), tags
+
+
+def _next_midnight(ts: float) -> float:
+    day = 86400
+    return (int(ts) // day + (0 if int(ts) % day == 0 else 1)) * day
 
 
 def _cors_headers(rule: dict[str, Any], origin: str) -> dict[str, str]:
@@ -1142,8 +1250,6 @@ def _owner(account_id: str) -> dict[str, str]:
 
 
 def _config_id() -> str:
-    import uuid
-
     return uuid.uuid4().hex
 
 

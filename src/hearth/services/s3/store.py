@@ -169,6 +169,9 @@ class S3Store:
                        "VALUES (?, ?, ?, ?, '', '{}')", (name, account_id, region, now))
         return None
 
+    def all_buckets(self) -> list[Bucket]:
+        return [_bucket(r) for r in self.db.query("SELECT * FROM s3_buckets ORDER BY name")]
+
     def buckets(self, account_id: str) -> list[Bucket]:
         return [_bucket(r) for r in self.db.query(
             "SELECT * FROM s3_buckets WHERE account_id = ? ORDER BY name", (account_id,))]
