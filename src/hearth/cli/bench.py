@@ -22,7 +22,7 @@ TARGETS = [
     ("python_warm_ratio", 2.0, "warm invoke p50 / echo app round trip p50"),
     ("node_warm_ratio", 2.0, "warm invoke p50 / echo app round trip p50"),
 ]
-SECTIONS = ("latency", "scale", "keepalive", "esm", "schedule")
+SECTIONS = ("latency", "scale", "keepalive", "esm", "schedule", "s3")
 
 
 @main.command()
@@ -50,6 +50,8 @@ def bench(runs: int, warm_runs: int, endpoint: str | None, output: Path | None, 
         _esm(console, results)
     if "schedule" in chosen:
         _schedule(console, results)
+    if "s3" in chosen:
+        _s3(console, results, seconds)
     text = json.dumps(results, indent=2)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -138,4 +140,24 @@ def _esm(console: Console, results: dict[str, Any]) -> None:
     table.add_row("SendMessage -> handler", f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms (n={lat['n']})")
     st = r["stream"]
     table.add_row("stream, one shard", f"{st['records_per_s_per_shard']:.0f} records/s (batch {st['batch_size']})")
+    console.print(table)
+
+
+def _s3(console: Console, results: dict[str, Any], seconds: float) -> None:
+    from hearth.bench import s3
+
+    r = results["s3"] = s3.run(seconds=seconds)
+    large, small, rss = r["large"], r["small"], r["rss"]
+    table = Table("figure", "measured", "baseline / target", "met", title="S3 (presigned requests, one server)")
+    table.add_row(f"PUT {large['mib']} MiB", f"{large['put_mib_s']:.0f} MiB/s ({large['put_ratio']:.2f} of dd)",
+                  f"dd {large['dd_write_mib_s']:.0f} MiB/s (fsync); >= 0.5", _met(large["put_ratio"] >= 0.5))
+    table.add_row(f"GET {large['mib']} MiB", f"{large['get_mib_s']:.0f} MiB/s ({large['get_ratio']:.2f} of dd)",
+                  f"dd {large['dd_read_mib_s']:.0f} MiB/s; >= 0.5", _met(large["get_ratio"] >= 0.5))
+    table.add_row("PUT 4 KiB", f"{small['put_ops_s']:.0f}/s ({small['put_ratio']:.2f} of echo)",
+                  f"echo {small['echo_ops_s']:.0f}/s; >= 0.3", _met(small["put_ratio"] >= 0.3))
+    table.add_row("GET 4 KiB", f"{small['get_ops_s']:.0f}/s ({small['get_ratio']:.2f} of echo)",
+                  f"echo {small['echo_ops_s']:.0f}/s; >= 0.3", _met(small["get_ratio"] >= 0.3))
+    table.add_row(f"peak RSS moving {rss['mib_moved']} MiB", f"+{rss['peak_above_idle_mib']:.0f} MiB above idle "
+                  f"({rss['peak_rss_mib']:.0f} MiB peak)", "<= 100 MiB above idle",
+                  _met(rss["peak_above_idle_mib"] <= 100))
     console.print(table)

@@ -20,7 +20,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus, unquote
@@ -55,6 +55,9 @@ from hearth.services.s3.store import NULL_VERSION, Bucket, ObjectRow, Outgoing, 
 log = logging.getLogger(__name__)
 
 MAX_KEY_BYTES = 1024
+# Bodies up to this size are kept in the metadata row: a small PUT is one database commit instead of
+# a file write, two fsyncs and a rename.
+INLINE_LIMIT = 64 * 1024
 LIFECYCLE_INTERVAL_S = 60.0
 LIFECYCLE_PRINCIPAL = Principal("", "")  # expirations are S3's own doing: the event names no requester
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -478,26 +481,29 @@ class S3Provider:
                 raise errors.no_such_key(key)
             if current.etag != params["IfMatch"]:
                 raise errors.precondition_failed("If-Match")
-        blob, size, md5, checksums = await self._receive_body(ctx, params)
+        blob, inline, size, md5, checksums = await self._receive_body(ctx, params, inline=True)
         meta = self._object_meta(ctx, params, checksums)
-        row = ObjectRow(bucket.name, key, "", True, False, [(blob, size)], size, f'"{md5.hex()}"', _now(), meta)
+        row = ObjectRow(bucket.name, key, "", True, False, [(blob, size)] if blob else [], size, f'"{md5.hex()}"',
+                        _now(), meta, inline=inline)
+        blobs = [blob] if blob else []
         if params.get("IfNoneMatch") == "*":
             current = self._store.get(bucket.name, key)
             if current is not None and not current.delete_marker:  # lost the race to another writer
-                self._files.remove([blob])
+                self._files.remove(blobs)
                 raise AwsError("ConditionalRequestConflict", "The conditional request cannot succeed due to a "
                                                              "conflicting operation against this resource.", 409,
                                fields={"Condition": "If-None-Match", "Key": key})
         try:
             self._commit(ctx, bucket, row, "ObjectCreated:Put")
         except BaseException:
-            self._files.remove([blob])
+            self._files.remove(blobs)
             raise
         return _write_result(row, bucket, checksums)
 
-    async def _receive_body(self, ctx: RequestContext, params: dict[str, Any],
-                            ) -> tuple[str, int, bytes, dict[str, str]]:
-        """Streams the request body to a durable file: (blob id, size, MD5, checksums)."""
+    async def _receive_body(self, ctx: RequestContext, params: dict[str, Any], *, inline: bool = False,
+                            ) -> tuple[str | None, bytes | None, int, bytes, dict[str, str]]:
+        """Streams the request body to a durable file: (blob id, None, size, MD5, checksums); with
+        `inline`, a body of at most INLINE_LIMIT bytes is returned instead: (None, bytes, ...)."""
         expected = expected_md5(params.get("ContentMD5"))
         declared = {a: params[f"Checksum{a}"] for a in ALGORITHMS if params.get(f"Checksum{a}")}
         wanted = set(declared)
@@ -509,29 +515,45 @@ class S3Provider:
         if params.get("ChecksumAlgorithm"):
             wanted.add(str(params["ChecksumAlgorithm"]).upper())
         digests = BodyDigests(wanted)
-        writer = self._files.writer()
+        writer = None if inline else self._files.writer()
+        small = bytearray()
+        size = 0
         try:
             body = params.get("Body")
+            chunks: AsyncIterable[bytes] = body if isinstance(body, BodyStream) else _one(bytes(body or b""))
+            async for chunk in chunks:
+                digests.update(chunk)
+                size += len(chunk)
+                if writer is None:
+                    small += chunk
+                    if len(small) <= INLINE_LIMIT:
+                        continue
+                    writer = self._files.writer()
+                    writer.write(bytes(small))
+                    small.clear()
+                    continue
+                writer.write(chunk)
             if isinstance(body, BodyStream):
-                async for chunk in body:
-                    digests.update(chunk)
-                    writer.write(chunk)
                 for name, value in body.trailers.items():
                     if name.startswith("x-amz-checksum-"):
                         declared[name.removeprefix("x-amz-checksum-").upper()] = value
-            elif body:
-                raw = bytes(body)
-                digests.update(raw)
-                writer.write(raw)
             md5 = digests.md5.digest()
             check_md5(expected, md5, params.get("ContentMD5"))
             checksums = digests.checksums()
             check_checksums(declared, checksums)
+            if writer is None:
+                return None, bytes(small), size, md5, checksums
             blob = await writer.commit()
         except BaseException:
-            writer.discard()
+            if writer is not None:
+                writer.discard()
             raise
-        return blob, writer.size, md5, checksums
+        return blob, None, size, md5, checksums
+
+    def _body(self, row: ObjectRow, start: int, end: int) -> AsyncIterator[bytes]:
+        if row.inline is not None:
+            return _one(row.inline[start:end])
+        return self._files.read(row.segments, start, end)
 
     def _object_meta(self, ctx: RequestContext, params: dict[str, Any], checksums: dict[str, str]) -> dict[str, Any]:
         meta: dict[str, Any] = {}
@@ -641,7 +663,7 @@ class S3Provider:
                 out.pop(f"Checksum{algorithm}", None)
             out.pop("ChecksumType", None)
         out["ContentLength"] = end - start
-        out["Body"] = self._files.read(row.segments, start, end)
+        out["Body"] = self._body(row, start, end)
         return out
 
     @staticmethod
@@ -667,8 +689,7 @@ class S3Provider:
                 out["ContentRange"] = f"bytes {found[0]}-{found[1] - 1}/{row.size}"
         return out
 
-    def read_object(self, account_id: str, bucket_name: str, key: str, version_id: str | None,
-                    ) -> tuple[list[tuple[str, int]], int]:
+    def read_object(self, account_id: str, bucket_name: str, key: str, version_id: str | None) -> ObjectRow:
         """Another component's read of an object it names (Lambda's Code.S3Bucket/S3Key): its body
         segments and size. Raises AwsError NoSuchBucket/NoSuchKey/AccessDenied as S3 would."""
         bucket = self._store.bucket(bucket_name)
@@ -679,14 +700,14 @@ class S3Provider:
         row = self._store.get(bucket_name, key, version_id)
         if row is None or row.delete_marker:
             raise errors.no_such_key(key)
-        return row.segments, row.size
+        return row
 
     async def read_bytes(self, account_id: str, bucket_name: str, key: str, version_id: str | None,
                          limit: int) -> bytes:
-        segments, size = self.read_object(account_id, bucket_name, key, version_id)
-        if size > limit:
+        row = self.read_object(account_id, bucket_name, key, version_id)
+        if row.size > limit:
             raise AwsError("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 400)
-        return b"".join([chunk async for chunk in self._files.read(segments, 0, size)])
+        return b"".join([chunk async for chunk in self._body(row, 0, row.size)])
 
     def delete_object(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = self._bucket(ctx, params["Bucket"], "s3:DeleteObject", params["Key"])
@@ -776,7 +797,8 @@ class S3Provider:
         if src.meta.get("Parts"):
             meta["Parts"] = src.meta["Parts"]
         segments = [(self._files.link(blob), size) for blob, size in src.segments]
-        row = ObjectRow(bucket.name, key, "", True, False, segments, src.size, src.etag, _now(), meta)
+        row = ObjectRow(bucket.name, key, "", True, False, segments, src.size, src.etag, _now(), meta,
+                        inline=src.inline)
         try:
             self._commit(ctx, bucket, row, "ObjectCreated:Copy")
         except BaseException:
@@ -962,7 +984,8 @@ class S3Provider:
         bucket = self._bucket(ctx, params["Bucket"], "s3:PutObject", params["Key"])
         number = _part_number(params.get("PartNumber"))
         self._upload(bucket.name, params["Key"], params["UploadId"])
-        blob, size, md5, checksums = await self._receive_body(ctx, params)
+        blob, _, size, md5, checksums = await self._receive_body(ctx, params)
+        assert blob is not None  # parts are always files: a completed object is made of them
         etag = f'"{md5.hex()}"'
         self._install_part(params["UploadId"], Part(number, blob, size, etag, _now(), checksums))
         out: dict[str, Any] = {"ETag": etag, "ServerSideEncryption": "AES256"}
@@ -1000,7 +1023,7 @@ class S3Provider:
         digests = BodyDigests(set())
         writer = self._files.writer()
         try:
-            async for chunk in self._files.read(src.segments, start, end):
+            async for chunk in self._body(src, start, end):
                 digests.update(chunk)
                 writer.write(chunk)
             blob = await writer.commit()
@@ -1217,6 +1240,10 @@ class S3Provider:
             self._commit(ctx, bucket, marker, "LifecycleExpiration:DeleteMarkerCreated")
         if bucket.config.get("notification"):
             self._dispatcher.notify()
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 def _rule_filter(rule: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:

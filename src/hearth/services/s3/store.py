@@ -44,6 +44,7 @@ MIGRATIONS = (
         etag TEXT NOT NULL,
         last_modified REAL NOT NULL,
         meta TEXT NOT NULL,
+        inline BLOB,
         PRIMARY KEY (bucket, key, version_id)
     );
     CREATE INDEX s3_objects_latest ON s3_objects (bucket, is_latest, key);
@@ -104,6 +105,7 @@ class ObjectRow:
     last_modified: float
     meta: dict[str, Any] = field(default_factory=dict)
     seq: int = 0
+    inline: bytes | None = None  # a small body kept in the row (no file, one fsync per PUT)
 
 
 @dataclass
@@ -136,7 +138,8 @@ def _bucket(row: sqlite3.Row) -> Bucket:
 def _object(row: sqlite3.Row) -> ObjectRow:
     return ObjectRow(row["bucket"], row["key"], row["version_id"], bool(row["is_latest"]),
                      bool(row["delete_marker"]), [tuple(s) for s in json.loads(row["blobs"])],
-                     row["size"], row["etag"], row["last_modified"], json.loads(row["meta"]), row["seq"])
+                     row["size"], row["etag"], row["last_modified"], json.loads(row["meta"]), row["seq"],
+                     bytes(row["inline"]) if row["inline"] is not None else None)
 
 
 class S3Store:
@@ -240,9 +243,9 @@ class S3Store:
                        (row.bucket, row.key))
             db.execute(
                 "INSERT INTO s3_objects (bucket, key, version_id, seq, is_latest, delete_marker, blobs, size, etag, "
-                "last_modified, meta) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+                "last_modified, meta, inline) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
                 (row.bucket, row.key, row.version_id, row.seq, int(row.delete_marker), json.dumps(row.segments),
-                 row.size, row.etag, row.last_modified, json.dumps(row.meta)))
+                 row.size, row.etag, row.last_modified, json.dumps(row.meta), row.inline))
             if upload_id is not None:
                 db.execute("DELETE FROM s3_parts WHERE upload_id = ?", (upload_id,))
                 db.execute("DELETE FROM s3_uploads WHERE upload_id = ?", (upload_id,))
