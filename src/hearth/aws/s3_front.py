@@ -70,6 +70,12 @@ _SUPERSEDED = {"PutBucketNotification": "PutBucketNotificationConfiguration",
                "GetBucketLifecycle": "GetBucketLifecycleConfiguration"}
 
 
+_PLAIN_OBJECT_METHODS = {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject", "DELETE": "DeleteObject"}
+# Query members of those operations (not sub-resources that select another operation).
+_PLAIN_OBJECT_QUERY = frozenset({"versionId", "partNumber", "uploadId", "x-id", "AWSAccessKeyId", "Signature",
+                                 "Expires"})
+
+
 def host_bucket(host: str) -> str | None:
     """The bucket a virtual-hosted Host names; "" for an S3 host in path style; None: not an S3 host."""
     name = host.rpartition(":")[0] if host.count(":") == 1 else host
@@ -160,6 +166,11 @@ class S3Front:
         return unquote(bucket), key
 
     def _operation(self, req: HttpRequest, bucket: str, key_raw: str) -> tuple[OperationModel, dict[str, str]]:
+        if key_raw and bucket and req.method in _PLAIN_OBJECT_METHODS and all(
+                q in _PLAIN_OBJECT_QUERY or q.startswith(("response-", "X-Amz-")) for q in req.query):
+            # The common object requests (no sub-resource): skip the scan of S3's ~100 routes.
+            name = _resolve_shared(_PLAIN_OBJECT_METHODS[req.method], req.method, req.query, req.headers)
+            return self._api.operations[name], {"Bucket": bucket, "Key": unquote(key_raw)}
         route_path = "/" if not bucket else (f"/{quote(bucket, safe='')}/{key_raw}" if key_raw
                                              else f"/{quote(bucket, safe='')}")
         found = self._api.match(req.method, route_path, req.query)

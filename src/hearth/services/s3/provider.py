@@ -153,6 +153,10 @@ class S3Provider:
         self._region = region
         self._service_allows = service_allows
         self._lifecycle_wake = asyncio.Event()
+        # Group commit of PutObject rows: waiting rows, and the task committing them.
+        self._pending: list[tuple[ObjectRow, str, Callable[[ObjectRow], list[Outgoing]],
+                                  asyncio.Future[list[str]]]] = []
+        self._committing: asyncio.Task[None] | None = None
         self._lifecycle_task: asyncio.Task[None] | None = None
 
     # -- access -----------------------------------------------------------------------------------
@@ -457,6 +461,37 @@ class S3Provider:
             self._dispatcher.notify()
         self._files.remove(freed)
 
+    async def _group_commit(self, ctx: RequestContext, bucket: Bucket, row: ObjectRow, event_name: str) -> None:
+        """`_commit` for PutObject: concurrent PUTs share one transaction (one fsync), run in a worker
+        thread while the event loop keeps serving; each caller returns once its row is durable."""
+        future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        self._pending.append((row, bucket.versioning, lambda r: self._events(ctx, bucket, event_name, r), future))
+        if self._committing is None:
+            self._committing = asyncio.get_running_loop().create_task(self._commit_pending())
+        freed = await asyncio.shield(future)
+        if bucket.config.get("notification"):
+            self._dispatcher.notify()
+        self._files.remove(freed)
+
+    async def _commit_pending(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    results = await asyncio.to_thread(self._store.put_many, [(r, v, e) for r, v, e, _ in batch])
+                except BaseException as exc:
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (*_, future), freed in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(freed)
+        finally:
+            self._committing = None
+
     def _remove_version(self, ctx: RequestContext, bucket: Bucket, key: str, version_id: str) -> None:
         freed = self._store.delete_version(bucket.name, key, version_id,
                                            lambda r: self._events(ctx, bucket, "ObjectRemoved:Delete", r))
@@ -494,7 +529,7 @@ class S3Provider:
                                                              "conflicting operation against this resource.", 409,
                                fields={"Condition": "If-None-Match", "Key": key})
         try:
-            self._commit(ctx, bucket, row, "ObjectCreated:Put")
+            await self._group_commit(ctx, bucket, row, "ObjectCreated:Put")
         except BaseException:
             self._files.remove(blobs)
             raise

@@ -143,10 +143,15 @@ def _object(row: sqlite3.Row) -> ObjectRow:
 
 
 class S3Store:
+    """`db` writes; reads go through a second connection so that they never wait behind a commit
+    (WAL: readers see the last committed state while a writer fsyncs)."""
+
     def __init__(self, data_dir: Path) -> None:
         self.db = ComponentDb(data_dir, "s3", MIGRATIONS)
+        self._reader = ComponentDb(data_dir, "s3", MIGRATIONS)
 
     def close(self) -> None:
+        self._reader.close()
         self.db.close()
 
     @staticmethod
@@ -159,7 +164,7 @@ class S3Store:
     # -- buckets ----------------------------------------------------------------------------------
 
     def bucket(self, name: str) -> Bucket | None:
-        rows = self.db.query("SELECT * FROM s3_buckets WHERE name = ?", (name,))
+        rows = self._reader.query("SELECT * FROM s3_buckets WHERE name = ?", (name,))
         return _bucket(rows[0]) if rows else None
 
     def create_bucket(self, name: str, account_id: str, region: str, now: float) -> Bucket | None:
@@ -173,14 +178,14 @@ class S3Store:
         return None
 
     def all_buckets(self) -> list[Bucket]:
-        return [_bucket(r) for r in self.db.query("SELECT * FROM s3_buckets ORDER BY name")]
+        return [_bucket(r) for r in self._reader.query("SELECT * FROM s3_buckets ORDER BY name")]
 
     def buckets(self, account_id: str) -> list[Bucket]:
-        return [_bucket(r) for r in self.db.query(
+        return [_bucket(r) for r in self._reader.query(
             "SELECT * FROM s3_buckets WHERE account_id = ? ORDER BY name", (account_id,))]
 
     def is_empty(self, name: str) -> bool:
-        return not self.db.query("SELECT 1 FROM s3_objects WHERE bucket = ? LIMIT 1", (name,))
+        return not self._reader.query("SELECT 1 FROM s3_objects WHERE bucket = ? LIMIT 1", (name,))
 
     def delete_bucket(self, name: str) -> list[str]:
         """Deletes the bucket and its abandoned multipart uploads; returns the part bodies to remove."""
@@ -214,42 +219,51 @@ class S3Store:
 
     def get(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRow | None:
         if version_id is None:
-            rows = self.db.query("SELECT * FROM s3_objects WHERE bucket = ? AND key = ? AND is_latest = 1",
+            rows = self._reader.query("SELECT * FROM s3_objects WHERE bucket = ? AND key = ? AND is_latest = 1",
                                  (bucket, key))
         else:
-            rows = self.db.query("SELECT * FROM s3_objects WHERE bucket = ? AND key = ? AND version_id = ?",
+            rows = self._reader.query("SELECT * FROM s3_objects WHERE bucket = ? AND key = ? AND version_id = ?",
                                  (bucket, key, version_id))
         return _object(rows[0]) if rows else None
+
+    def put_many(self, batch: list[tuple[ObjectRow, str, EventsOf]]) -> list[list[str]]:
+        """Several `put`s in ONE transaction (one fsync: group commit of concurrent small PUTs)."""
+        with self.db.tx() as db:
+            return [self._put(db, row, versioning, events, None) for row, versioning, events in batch]
 
     def put(self, row: ObjectRow, versioning: str, events: EventsOf, *,
             upload_id: str | None = None) -> list[str]:
         """Make `row` the key's latest version (replacing the `null` version unless versioning is
         Enabled), queue `events(row)` (built once the row has its sequence number and version) and
         end `upload_id`'s upload, in one transaction; returns bodies no row names any more."""
-        freed: list[str] = []
         with self.db.tx() as db:
-            row.seq = self._next(db, "object")
-            if versioning != "Enabled":
-                row.version_id = NULL_VERSION
-                old = db.execute("SELECT blobs FROM s3_objects WHERE bucket = ? AND key = ? AND version_id = ?",
-                                 (row.bucket, row.key, NULL_VERSION)).fetchone()
-                if old is not None:
-                    freed = [b for b, _ in json.loads(old[0])]
-                    db.execute("DELETE FROM s3_objects WHERE bucket = ? AND key = ? AND version_id = ?",
-                               (row.bucket, row.key, NULL_VERSION))
-            elif not row.version_id:
-                row.version_id = uuid.uuid4().hex
-            db.execute("UPDATE s3_objects SET is_latest = 0 WHERE bucket = ? AND key = ? AND is_latest = 1",
-                       (row.bucket, row.key))
-            db.execute(
-                "INSERT INTO s3_objects (bucket, key, version_id, seq, is_latest, delete_marker, blobs, size, etag, "
-                "last_modified, meta, inline) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
-                (row.bucket, row.key, row.version_id, row.seq, int(row.delete_marker), json.dumps(row.segments),
-                 row.size, row.etag, row.last_modified, json.dumps(row.meta), row.inline))
-            if upload_id is not None:
-                db.execute("DELETE FROM s3_parts WHERE upload_id = ?", (upload_id,))
-                db.execute("DELETE FROM s3_uploads WHERE upload_id = ?", (upload_id,))
-            self._queue(db, events(row))
+            return self._put(db, row, versioning, events, upload_id)
+
+    def _put(self, db: sqlite3.Connection, row: ObjectRow, versioning: str, events: EventsOf,
+             upload_id: str | None) -> list[str]:
+        freed: list[str] = []
+        row.seq = self._next(db, "object")
+        if versioning != "Enabled":
+            row.version_id = NULL_VERSION
+            old = db.execute("SELECT blobs FROM s3_objects WHERE bucket = ? AND key = ? AND version_id = ?",
+                             (row.bucket, row.key, NULL_VERSION)).fetchone()
+            if old is not None:
+                freed = [b for b, _ in json.loads(old[0])]
+                db.execute("DELETE FROM s3_objects WHERE bucket = ? AND key = ? AND version_id = ?",
+                           (row.bucket, row.key, NULL_VERSION))
+        elif not row.version_id:
+            row.version_id = uuid.uuid4().hex
+        db.execute("UPDATE s3_objects SET is_latest = 0 WHERE bucket = ? AND key = ? AND is_latest = 1",
+                   (row.bucket, row.key))
+        db.execute(
+            "INSERT INTO s3_objects (bucket, key, version_id, seq, is_latest, delete_marker, blobs, size, etag, "
+            "last_modified, meta, inline) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
+            (row.bucket, row.key, row.version_id, row.seq, int(row.delete_marker), json.dumps(row.segments),
+             row.size, row.etag, row.last_modified, json.dumps(row.meta), row.inline))
+        if upload_id is not None:
+            db.execute("DELETE FROM s3_parts WHERE upload_id = ?", (upload_id,))
+            db.execute("DELETE FROM s3_uploads WHERE upload_id = ?", (upload_id,))
+        self._queue(db, events(row))
         return freed
 
     def delete_version(self, bucket: str, key: str, version_id: str, events: EventsOf) -> list[str]:
@@ -274,20 +288,20 @@ class S3Store:
 
     def list_latest(self, bucket: str, prefix: str, after: str, limit: int) -> list[ObjectRow]:
         """Current (non-deleted) objects with keys > `after` starting with `prefix`, in key order."""
-        return [_object(r) for r in self.db.query(
+        return [_object(r) for r in self._reader.query(
             "SELECT * FROM s3_objects WHERE bucket = ? AND is_latest = 1 AND delete_marker = 0 AND key > ? "
             "AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?", (bucket, after, len(prefix), prefix, limit))]
 
     def list_versions(self, bucket: str, prefix: str, after_key: str, limit: int) -> list[ObjectRow]:
-        return [_object(r) for r in self.db.query(
+        return [_object(r) for r in self._reader.query(
             "SELECT * FROM s3_objects WHERE bucket = ? AND key > ? AND substr(key, 1, ?) = ? "
             "ORDER BY key, seq DESC LIMIT ?", (bucket, after_key, len(prefix), prefix, limit))]
 
     def referenced_blobs(self) -> set[str]:
         found: set[str] = set()
-        for r in self.db.query("SELECT blobs FROM s3_objects"):
+        for r in self._reader.query("SELECT blobs FROM s3_objects"):
             found.update(b for b, _ in json.loads(r[0]))
-        found.update(r[0] for r in self.db.query("SELECT blob FROM s3_parts"))
+        found.update(r[0] for r in self._reader.query("SELECT blob FROM s3_parts"))
         return found
 
     # -- multipart --------------------------------------------------------------------------------
@@ -300,14 +314,14 @@ class S3Store:
         return upload_id
 
     def upload(self, upload_id: str) -> tuple[str, str, float, dict[str, Any]] | None:
-        rows = self.db.query("SELECT * FROM s3_uploads WHERE upload_id = ?", (upload_id,))
+        rows = self._reader.query("SELECT * FROM s3_uploads WHERE upload_id = ?", (upload_id,))
         if not rows:
             return None
         r = rows[0]
         return r["bucket"], r["key"], r["created"], json.loads(r["meta"])
 
     def uploads(self, bucket: str) -> list[tuple[str, str, float, dict[str, Any]]]:
-        return [(r["upload_id"], r["key"], r["created"], json.loads(r["meta"])) for r in self.db.query(
+        return [(r["upload_id"], r["key"], r["created"], json.loads(r["meta"])) for r in self._reader.query(
             "SELECT * FROM s3_uploads WHERE bucket = ? ORDER BY key, created", (bucket,))]
 
     def put_part(self, upload_id: str, part: Part) -> list[str] | None:
@@ -328,7 +342,7 @@ class S3Store:
 
     def parts(self, upload_id: str) -> list[Part]:
         return [Part(r["part_number"], r["blob"], r["size"], r["etag"], r["last_modified"], json.loads(r["checksums"]))
-                for r in self.db.query("SELECT * FROM s3_parts WHERE upload_id = ? ORDER BY part_number",
+                for r in self._reader.query("SELECT * FROM s3_parts WHERE upload_id = ? ORDER BY part_number",
                                        (upload_id,))]
 
     def abort_upload(self, upload_id: str) -> list[str]:
@@ -351,7 +365,7 @@ class S3Store:
             self._queue(db, events)
 
     def pending(self, limit: int) -> list[tuple[str, Outgoing, int]]:
-        return [(r["id"], Outgoing(r["target"], r["body"], r["source_arn"]), r["attempts"]) for r in self.db.query(
+        return [(r["id"], Outgoing(r["target"], r["body"], r["source_arn"]), r["attempts"]) for r in self._reader.query(
             "SELECT * FROM s3_outbox ORDER BY seq LIMIT ?", (limit,))]
 
     def delivered(self, event_id: str) -> None:
