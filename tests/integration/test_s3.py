@@ -330,11 +330,16 @@ def test_aws_cli_cp_ls_sync_rm(server: HearthServer, s3: Any, tmp_path: Path) ->
     (src / "nested").mkdir(parents=True)
     (src / "one.txt").write_text("one")
     (src / "nested" / "two.txt").write_text("two")
+    (src / "big.bin").write_bytes(b"0123456789abcdef" * (MiB // 16) * 10)  # 10 MiB: the CLI goes multipart
     server.aws("s3", "cp", str(src / "one.txt"), "s3://cli-bucket/one.txt")
     assert "one.txt" in server.aws("s3", "ls", "s3://cli-bucket/").stdout
     server.aws("s3", "sync", str(src), "s3://cli-bucket/synced")
     listing = server.aws("s3api", "list-objects-v2", "--bucket", "cli-bucket", "--prefix", "synced/").stdout
-    assert sorted(o["Key"] for o in json.loads(listing)["Contents"]) == ["synced/nested/two.txt", "synced/one.txt"]
+    assert sorted(o["Key"] for o in json.loads(listing)["Contents"]) == [
+        "synced/big.bin", "synced/nested/two.txt", "synced/one.txt"]
+    assert s3.head_object(Bucket="cli-bucket", Key="synced/big.bin")["ETag"].endswith('-2"')
+    server.aws("s3", "cp", "s3://cli-bucket/synced/big.bin", str(tmp_path / "big.bin"))
+    assert (tmp_path / "big.bin").read_bytes() == (src / "big.bin").read_bytes()
     server.aws("s3", "cp", "s3://cli-bucket/synced/nested/two.txt", str(tmp_path / "got.txt"))
     assert (tmp_path / "got.txt").read_text() == "two"
     server.aws("s3", "rm", "s3://cli-bucket/", "--recursive")
@@ -498,3 +503,53 @@ def test_lifecycle_expiration_and_eventbridge_delivery(server: HearthServer, s3:
     assert deleted[0]["detail-type"] == "Object Deleted" and deleted[0]["detail"]["object"]["key"] == "tmp/old"
     assert deleted[0]["detail"]["reason"] == "Lifecycle Expiration"
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="lc-bucket")["Contents"]] == ["keep/this"]
+
+
+def test_streaming_unsigned_payload_with_trailing_checksum(server: HearthServer, s3: Any) -> None:
+    """What current botocore sends over https: aws-chunked, STREAMING-UNSIGNED-PAYLOAD-TRAILER, a
+    trailing x-amz-checksum-crc32 (built here with botocore's own pieces, sent over http)."""
+    import http.client
+    import io
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
+
+    s3.create_bucket(Bucket="chunk-bucket")
+    payload = b"streamed in chunks " * 5000
+
+    def send(body: bytes, trailer_value: str | None = None) -> tuple[int, bytes]:
+        if trailer_value is not None:
+            body = body.replace(body[body.rindex(b"x-amz-checksum-crc32:"):], f"x-amz-checksum-crc32:{trailer_value}"
+                                "\r\n\r\n".encode())
+        request = AWSRequest(method="PUT", url=f"{server.endpoint}/chunk-bucket/streamed", headers={
+            "Content-Encoding": "aws-chunked", "X-Amz-Trailer": "x-amz-checksum-crc32",
+            "X-Amz-Decoded-Content-Length": str(len(payload)), "Content-Length": str(len(body))})
+        request.context["checksum"] = {"request_algorithm": {"in": "trailer", "algorithm": "crc32"}}
+        S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(request)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port)
+        conn.request("PUT", "/chunk-bucket/streamed", body=body, headers=dict(request.headers.items()))
+        resp = conn.getresponse()
+        result = resp.status, resp.read()
+        conn.close()
+        return result
+
+    wrapped = AwsChunkedWrapper(io.BytesIO(payload), checksum_cls=Crc32Checksum,
+                                checksum_name="x-amz-checksum-crc32", chunk_size=16384).read()
+    status, answer = send(wrapped)
+    assert status == 200, answer
+    assert s3.get_object(Bucket="chunk-bucket", Key="streamed")["Body"].read() == payload
+    status, answer = send(wrapped, trailer_value="AAAAAA==")
+    assert status == 400 and b"<Code>BadDigest</Code>" in answer
+
+
+def test_expired_v2_presigned_url_is_refused(server: HearthServer, s3: Any) -> None:
+    s3.create_bucket(Bucket="exp-bucket")
+    s3.put_object(Bucket="exp-bucket", Key="k", Body=b"x")
+    url = s3_client(server, signature_version="s3").generate_presigned_url(
+        "get_object", Params={"Bucket": "exp-bucket", "Key": "k"}, ExpiresIn=-60)
+    with pytest.raises(urllib.error.HTTPError) as http_err:
+        urllib.request.urlopen(url)
+    body = http_err.value.read()
+    assert http_err.value.code == 403 and b"<Code>AccessDenied</Code>" in body and b"Request has expired" in body
