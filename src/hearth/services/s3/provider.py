@@ -14,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import fnmatch
+import hashlib
 import ipaddress
 import json
 import logging
@@ -37,6 +38,7 @@ from hearth.services.s3.checksums import (
     check_md5,
     expected_md5,
     multipart_etag,
+    new_digest,
 )
 from hearth.services.s3.files import ObjectFiles
 from hearth.services.s3.notifications import (
@@ -256,7 +258,22 @@ class S3Provider:
         bucket = self._bucket(ctx, params["Bucket"], "s3:GetBucketLocation")
         return {"LocationConstraint": None if bucket.region == "us-east-1" else bucket.region}
 
+    @staticmethod
+    def _check_document(ctx: RequestContext) -> None:
+        """Content-MD5 / x-amz-checksum-* of an XML (or policy) request body, which botocore sends
+        with every such body."""
+        header = ctx.headers.get("content-md5")
+        expected = expected_md5(header)
+        check_md5(expected, hashlib.md5(ctx.raw_body).digest(), header)
+        declared = {a: ctx.headers[f"x-amz-checksum-{a.lower()}"] for a in ALGORITHMS
+                    if f"x-amz-checksum-{a.lower()}" in ctx.headers}
+        if declared:
+            digests = BodyDigests(set(declared))
+            digests.update(ctx.raw_body)
+            check_checksums(declared, digests.checksums())
+
     def _set(self, ctx: RequestContext, params: dict[str, Any], item: str, value: Any, action: str) -> dict[str, Any]:
+        self._check_document(ctx)
         bucket = self._bucket(ctx, params["Bucket"], action)
         self._store.set_config(bucket.name, item, value)
         return {}
@@ -279,6 +296,7 @@ class S3Provider:
         return self._set(ctx, params, "tags", None, "s3:PutBucketTagging")
 
     def put_bucket_versioning(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_document(ctx)
         bucket = self._bucket(ctx, params["Bucket"], "s3:PutBucketVersioning")
         status = (params.get("VersioningConfiguration") or {}).get("Status")
         if status not in ("Enabled", "Suspended"):
@@ -326,6 +344,7 @@ class S3Provider:
         return self._set(ctx, params, "cors", None, "s3:PutBucketCORS")
 
     def put_bucket_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_document(ctx)
         text = params.get("Policy") or ""
         try:
             doc = json.loads(text)
@@ -388,6 +407,7 @@ class S3Provider:
     # -- notifications ----------------------------------------------------------------------------
 
     def put_bucket_notification_configuration(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_document(ctx)
         bucket = self._bucket(ctx, params["Bucket"], "s3:PutBucketNotification")
         if ctx.account_id != bucket.account_id:
             raise errors.access_denied()
@@ -771,6 +791,7 @@ class S3Provider:
         return {"DeleteMarker": True, "VersionId": marker.version_id}
 
     def delete_objects(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_document(ctx)
         bucket = self._bucket(ctx, params["Bucket"], "s3:DeleteObject")
         spec = params.get("Delete") or {}
         objects = spec.get("Objects") or []
@@ -976,6 +997,7 @@ class S3Provider:
         return out
 
     def put_object_tagging(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_document(ctx)
         tags = (params.get("Tagging") or {}).get("TagSet") or []
         _check_tags(tags)
         return self._retag(ctx, params, tags)
@@ -1073,6 +1095,7 @@ class S3Provider:
         return out
 
     def complete_multipart_upload(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_document(ctx)
         bucket = self._bucket(ctx, params["Bucket"], "s3:PutObject", params["Key"])
         upload_id = params["UploadId"]
         meta = self._upload(bucket.name, params["Key"], upload_id)
@@ -1107,13 +1130,11 @@ class S3Provider:
         algorithm = meta.pop("ChecksumAlgorithm", None)
         meta["Parts"] = [p.size for p in chosen]
         if algorithm and all(algorithm in p.checksums for p in chosen):
-            import base64 as _b64
-            import hashlib
-
-            if algorithm in ("SHA1", "SHA256"):
-                combined = hashlib.new(algorithm.lower(), b"".join(_b64.b64decode(p.checksums[algorithm])
-                                                                   for p in chosen)).digest()
-                meta["Checksums"] = {algorithm: f"{_b64.b64encode(combined).decode()}-{len(chosen)}"}
+            # COMPOSITE: the checksum of the parts' binary checksums, dash, the part count.
+            composite = new_digest(algorithm)
+            for p in chosen:
+                composite.update(base64.b64decode(p.checksums[algorithm]))
+            meta["Checksums"] = {algorithm: f"{base64.b64encode(composite.digest()).decode()}-{len(chosen)}"}
         size = sum(p.size for p in chosen)
         row = ObjectRow(bucket.name, params["Key"], "", True, False, [(p.blob, p.size) for p in chosen], size, etag,
                         _now(), meta)
