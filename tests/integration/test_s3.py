@@ -299,11 +299,15 @@ def test_other_accounts_and_anonymous_follow_the_bucket_policy(server: HearthSer
     with pytest.raises(ClientError) as exc:
         other.get_object(Bucket="pol-bucket", Key="private/b")
     assert _code(exc) == ("AccessDenied", 403)
-    anonymous = urllib.request.Request(f"{server.endpoint}/pol-bucket/public/a",
+    anonymous = urllib.request.Request(f"{server.endpoint}/public/a",
                                        headers={"Host": f"pol-bucket.s3.localhost:{server.port}"})
-    anonymous.full_url = f"{server.endpoint}/public/a"
     with urllib.request.urlopen(anonymous) as resp:
         assert resp.read() == b"open"
+    with urllib.request.urlopen(f"{server.endpoint}/pol-bucket/public/a") as resp:  # path style, anonymous
+        assert resp.read() == b"open"
+    with pytest.raises(urllib.error.HTTPError) as http_err:
+        urllib.request.urlopen(f"{server.endpoint}/pol-bucket/private/b")
+    assert http_err.value.code == 403 and b"<Code>AccessDenied</Code>" in http_err.value.read()
 
 
 def test_cors_preflight(server: HearthServer, s3: Any) -> None:
@@ -443,10 +447,29 @@ def test_acknowledged_objects_and_notifications_survive_kill_9(fresh_server: Hea
     bodies = {f"k{i}": bytes([i]) * (1000 + i) for i in range(20)}
     for key, body in bodies.items():
         s3.put_object(Bucket="dur-bucket", Key=key, Body=body)
+    # An upload in flight when the server dies: half its body sent, never acknowledged.
+    import http.client
+
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": "dur-bucket", "Key": "half"}, ExpiresIn=300)
+    parts = url.split("/", 3)
+    conn = http.client.HTTPConnection("127.0.0.1", fresh_server.port)
+    conn.putrequest("PUT", "/" + parts[3])
+    conn.putheader("Content-Length", str(10 * MiB))
+    conn.endheaders()
+    conn.send(b"h" * MiB)
+    deadline = time.monotonic() + 30
+    tmp_dir = fresh_server.data_dir / "s3" / "tmp"
+    while not any(tmp_dir.iterdir()) and time.monotonic() < deadline:  # the server is writing it
+        time.sleep(0.05)
     fresh_server.kill9()
+    conn.close()
     fresh_server.start()
+    assert not any(tmp_dir.iterdir())  # the interrupted upload's file is gone
     s3 = s3_client(fresh_server)
     sqs = fresh_server.client("sqs")
+    with pytest.raises(ClientError) as exc:
+        s3.head_object(Bucket="dur-bucket", Key="half")
+    assert _code(exc) == ("404", 404)
     for key, body in bodies.items():
         assert s3.get_object(Bucket="dur-bucket", Key=key)["Body"].read() == body
     seen: set[str] = set()

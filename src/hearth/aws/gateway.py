@@ -99,7 +99,8 @@ class AwsGateway:
         if self._s3 is not None:
             vhost = host_bucket(headers.get("host", ""))
             if service == "s3" or vhost is not None or "AWSAccessKeyId" in first_query or (
-                    service is None and method == "OPTIONS" and "origin" in headers):
+                    service is None and ((method == "OPTIONS" and "origin" in headers)
+                                         or ("authorization" not in headers and self._s3.claims(raw_path)))):
                 req = HttpRequest(method, raw_path, query_string, query_params, headers, b"")
                 await self._s3(scope, receive, send, req, first_query, vhost, request_id)
                 return None

@@ -116,6 +116,13 @@ class S3Front:
         self._region = region
         self._methods: dict[str, Callable[..., Any] | None] = {}
 
+    def claims(self, raw_path: str) -> bool:
+        """Whether an unsigned path-style request that no other service claimed names a bucket
+        (anonymous access, judged by the bucket's policy)."""
+        exists = self._method("has_bucket")
+        bucket = unquote(raw_path.lstrip("/").partition("/")[0])
+        return bool(bucket) and exists is not None and bool(exists(bucket))
+
     def _method(self, name: str) -> Callable[..., Any] | None:
         if name not in self._methods:
             attr = method_name(name) if name[:1].isupper() else name

@@ -38,6 +38,8 @@ EVENT_NAMES = frozenset({
 })
 
 RETRY_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+# A notification refused this many times (about a day at the longest delay) is dropped, with a log line.
+MAX_ATTEMPTS = 1440
 
 
 def event_matches(configured: list[str], event_name: str) -> bool:
@@ -191,6 +193,10 @@ class Dispatcher:
             try:
                 await self._router.deliver(event.target, Message(event.body, source_arn=event.source_arn))
             except DeliveryError as exc:
+                if attempts + 1 >= MAX_ATTEMPTS:
+                    log.error("s3 notification to %s dropped after %d refusals (%s)", event.target, attempts + 1, exc)
+                    self._store.delivered(event_id)
+                    continue
                 log.warning("s3 notification to %s refused (%s); retrying", event.target, exc)
                 self._store.failed(event_id)
                 delay = RETRY_DELAYS_S[min(attempts, len(RETRY_DELAYS_S) - 1)]

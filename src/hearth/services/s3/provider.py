@@ -1189,6 +1189,9 @@ class S3Provider:
 
     # -- CORS (browser requests; not API operations) ----------------------------------------------
 
+    def has_bucket(self, name: str) -> bool:
+        return self._store.bucket(name) is not None
+
     def _cors_rule(self, bucket_name: str, origin: str, method: str, headers: list[str]) -> dict[str, Any] | None:
         bucket = self._store.bucket(bucket_name)
         if bucket is None:
