@@ -259,6 +259,14 @@ def test_addressing_styles_and_presigned_urls(server: HearthServer, s3: Any) -> 
                                                        headers={"Content-Type": ""})) as resp:
         assert resp.status == 200
     assert s3.get_object(Bucket="addr-bucket", Key="up")["Body"].read() == b"via url"
+    v4 = s3_client(server, signature_version="s3v4")
+    v4_put = v4.generate_presigned_url("put_object", Params={"Bucket": "addr-bucket", "Key": "v4 ünï"}, ExpiresIn=60)
+    assert "X-Amz-Signature=" in v4_put
+    with urllib.request.urlopen(urllib.request.Request(v4_put, data=b"v4 body", method="PUT")) as resp:
+        assert resp.status == 200
+    v4_get = v4.generate_presigned_url("get_object", Params={"Bucket": "addr-bucket", "Key": "v4 ünï"}, ExpiresIn=60)
+    with urllib.request.urlopen(v4_get) as resp:
+        assert resp.read() == b"v4 body"
     v2 = s3_client(server, signature_version="s3")
     v2_url = v2.generate_presigned_url("get_object", Params={"Bucket": "addr-bucket", "Key": "up"}, ExpiresIn=60)
     assert "AWSAccessKeyId=" in v2_url
