@@ -441,6 +441,29 @@ def test_lambda_code_from_s3(server: HearthServer, s3: Any) -> None:
         lam.create_function(FunctionName="from-s3-missing", Runtime="python3.11", Handler="app.handler", Role=ROLE,
                             Code={"S3Bucket": "code-bucket", "S3Key": "nope.zip"})
     assert exc.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert exc.value.response["Error"]["Message"] == (
+        "Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: The specified key does not exist.")
+    # A new version of the code, by version id; a layer from S3; another account's bucket is refused.
+    s3.put_bucket_versioning(Bucket="code-bucket", VersioningConfiguration={"Status": "Enabled"})
+    v2 = s3.put_object(Bucket="code-bucket", Key="fn.zip",
+                       Body=make_zip({"app.py": "def handler(e, c):\n    return {'from': 's3 v2'}\n"}))["VersionId"]
+    s3.put_object(Bucket="code-bucket", Key="fn.zip", Body=b"not the one")
+    lam.update_function_code(FunctionName="from-s3", S3Bucket="code-bucket", S3Key="fn.zip", S3ObjectVersion=v2)
+    wait_active(lam, "from-s3")
+    for _ in range(100):
+        if lam.get_function_configuration(FunctionName="from-s3").get("LastUpdateStatus") != "InProgress":
+            break
+        time.sleep(0.1)
+    assert json.loads(lam.invoke(FunctionName="from-s3")["Payload"].read()) == {"from": "s3 v2"}
+    s3.put_object(Bucket="code-bucket", Key="layer.zip", Body=make_zip({"python/helper.py": "X = 1\n"}))
+    layer = lam.publish_layer_version(LayerName="from-s3", Content={"S3Bucket": "code-bucket", "S3Key": "layer.zip"})
+    assert layer["Version"] == 1 and layer["Content"]["CodeSize"] > 0
+    other = server.client("lambda", account=OTHER_ACCOUNT)
+    with pytest.raises(ClientError) as exc:
+        other.create_function(FunctionName="theirs", Runtime="python3.11", Handler="app.handler",
+                              Role=f"arn:aws:iam::{OTHER_ACCOUNT}:role/r",
+                              Code={"S3Bucket": "code-bucket", "S3Key": "fn.zip"})
+    assert "S3 Error Code: AccessDenied" in exc.value.response["Error"]["Message"]
 
 
 def test_acknowledged_objects_and_notifications_survive_kill_9(fresh_server: HearthServer) -> None:
