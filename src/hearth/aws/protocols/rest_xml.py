@@ -58,6 +58,10 @@ _ROOTS = {
 }
 
 
+# Operations (besides every DELETE) that AWS answers with 204 No Content.
+_NO_CONTENT = frozenset({"PutBucketTagging", "PutBucketPolicy"})
+
+
 def is_streaming_input(op: OperationModel) -> bool:
     """Whether the operation's payload is a streaming blob (its body must not be buffered)."""
     shape = op.input_shape
@@ -237,6 +241,8 @@ def render(op: OperationModel, result: dict[str, Any], request_id: str) -> HttpR
         status = int(result[plan.status_member])
     elif result.get("ContentRange") is not None and op.name == "GetObject":
         status = 206  # a ranged read is a Partial Content answer
+    elif op.http.get("method") == "DELETE" or op.name in _NO_CONTENT:
+        status = 204  # S3 answers these with No Content (the model does not say so)
     for name, wire, shape in plan.headers:
         value = result.get(name)
         if value is not None:

@@ -254,3 +254,32 @@ class BucketOps(S3Core):
 
     def get_bucket_notification_configuration(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         return dict(self._get(ctx, params, "notification", "s3:GetBucketNotification") or {})
+
+    def put_bucket_ownership_controls(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        return self._set(ctx, params, "ownership", params.get("OwnershipControls") or {},
+                         "s3:PutBucketOwnershipControls")
+
+    def get_bucket_ownership_controls(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        config = self._get(ctx, params, "ownership", "s3:GetBucketOwnershipControls")
+        if not config:
+            raise AwsError("OwnershipControlsNotFoundError", "The bucket ownership controls were not found", 404,
+                           fields={"BucketName": params["Bucket"]})
+        return {"OwnershipControls": config}
+
+    def delete_bucket_ownership_controls(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        return self._set(ctx, params, "ownership", None, "s3:PutBucketOwnershipControls")
+
+    def put_public_access_block(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        return self._set(ctx, params, "public_access_block", params.get("PublicAccessBlockConfiguration") or {},
+                         "s3:PutBucketPublicAccessBlock")
+
+    def get_public_access_block(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        config = self._get(ctx, params, "public_access_block", "s3:GetBucketPublicAccessBlock")
+        if not config:
+            raise AwsError("NoSuchPublicAccessBlockConfiguration",
+                           "The public access block configuration was not found", 404,
+                           fields={"BucketName": params["Bucket"]})
+        return {"PublicAccessBlockConfiguration": config}
+
+    def delete_public_access_block(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        return self._set(ctx, params, "public_access_block", None, "s3:PutBucketPublicAccessBlock")

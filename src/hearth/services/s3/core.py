@@ -272,7 +272,10 @@ class S3Core:
         meta["StorageClass"] = params.get("StorageClass") or "STANDARD"
         return meta
 
-    def _object(self, ctx: RequestContext, params: dict[str, Any], action: str) -> tuple[Bucket, ObjectRow]:
+    def _object(self, ctx: RequestContext, params: dict[str, Any], action: str, *,
+                on_marker: str = "NoSuchKey") -> tuple[Bucket, ObjectRow]:
+        """The addressed version; a delete marker answers NoSuchKey (reads of the latest), or
+        MethodNotAllowed (a version addressed by id, and sub-resources such as tagging)."""
         bucket = self._bucket(ctx, params["Bucket"], action, params["Key"])
         version = params.get("VersionId")
         row = self._store.get(bucket.name, params["Key"], version)
@@ -281,7 +284,7 @@ class S3Core:
                 raise errors.no_such_version(params["Key"], version)
             raise errors.no_such_key(params["Key"])
         if row.delete_marker:
-            if version is not None:
+            if version is not None or on_marker == "MethodNotAllowed":
                 raise AwsError("MethodNotAllowed", "The specified method is not allowed against this resource.",
                                405, headers={"x-amz-delete-marker": "true", "x-amz-version-id": row.version_id},
                                fields={"Method": "GET", "ResourceType": "DeleteMarker"})
@@ -291,12 +294,13 @@ class S3Core:
 
     def _conditions(self, params: dict[str, Any], row: ObjectRow, prefix: str = "") -> None:
         modified = int(row.last_modified)
+        header = "x-amz-copy-source-" if prefix else ""  # how the failed condition is named
         if_match = params.get(f"{prefix}IfMatch")
         if if_match is not None and if_match.strip() not in ("*", row.etag) and f'"{if_match}"' != row.etag:
-            raise errors.precondition_failed("If-Match")
+            raise errors.precondition_failed(f"{header}If-Match")
         unmodified = params.get(f"{prefix}IfUnmodifiedSince")
         if if_match is None and unmodified is not None and modified > unmodified.timestamp():
-            raise errors.precondition_failed("If-Unmodified-Since")
+            raise errors.precondition_failed(f"{header}If-Unmodified-Since")
         none_match = params.get(f"{prefix}IfNoneMatch")
         if none_match is not None and (none_match.strip() in ("*", row.etag) or f'"{none_match}"' == row.etag):
             if prefix:

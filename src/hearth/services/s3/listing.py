@@ -126,9 +126,14 @@ class ListingOps(S3Core):
             if row.delete_marker:
                 markers.append(entry)
             else:
-                versions.append({**entry, "ETag": row.etag, "Size": row.size, "StorageClass": "STANDARD"})
+                version: dict[str, Any] = {**entry, "ETag": row.etag, "Size": row.size, "StorageClass": "STANDARD"}
+                if row.meta.get("Checksums"):
+                    version["ChecksumAlgorithm"] = sorted(row.meta["Checksums"])
+                    version["ChecksumType"] = "COMPOSITE" if row.meta.get("Parts") else "FULL_OBJECT"
+                versions.append(version)
         out: dict[str, Any] = {"Name": bucket.name, "Prefix": url_encoded(prefix, url),
-                               "KeyMarker": params.get("KeyMarker") or "", "MaxKeys": limit,
+                               "KeyMarker": params.get("KeyMarker") or "",
+                               "VersionIdMarker": params.get("VersionIdMarker") or "", "MaxKeys": limit,
                                "IsTruncated": truncated, "Versions": versions or None,
                                "DeleteMarkers": markers or None}
         if truncated and rows:

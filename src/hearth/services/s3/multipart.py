@@ -103,7 +103,8 @@ class MultipartOps(S3Core):
             raise
         etag = f'"{digests.md5.hexdigest()}"'
         self._install_part(params["UploadId"], Part(number, blob, end - start, etag, wall_clock(), {}))
-        out: dict[str, Any] = {"CopyPartResult": {"ETag": etag, "LastModified": utc(wall_clock())}}
+        out: dict[str, Any] = {"CopyPartResult": {"ETag": etag, "LastModified": utc(wall_clock())},
+                               "ServerSideEncryption": "AES256"}
         if src.version_id != NULL_VERSION:
             out["CopySourceVersionId"] = src.version_id
         return out
@@ -178,8 +179,9 @@ class MultipartOps(S3Core):
             "Bucket": bucket.name, "Key": params["Key"], "UploadId": params["UploadId"],
             "PartNumberMarker": marker, "MaxParts": limit, "IsTruncated": len(parts) > limit,
             "Parts": [{"PartNumber": p.number, "LastModified": utc(p.last_modified), "ETag": p.etag, "Size": p.size,
-                       **{f"Checksum{a}": v for a, v in p.checksums.items()}} for p in page] or None,
-            "Initiator": {"ID": meta.get("Initiator", ""), "DisplayName": "webfile"},
+                       **({f"Checksum{a}": v for a, v in p.checksums.items()} if meta.get("ChecksumAlgorithm")
+                          else {})} for p in page] or None,
+            "Initiator": {"ID": meta.get("Initiator", "")},
             "Owner": owner_of(bucket.account_id), "StorageClass": "STANDARD",
         }
         if page:
@@ -189,14 +191,29 @@ class MultipartOps(S3Core):
     def list_multipart_uploads(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = self._bucket(ctx, params["Bucket"], "s3:ListBucketMultipartUploads")
         prefix = params.get("Prefix") or ""
-        uploads = [u for u in self._store.uploads(bucket.name) if u[1].startswith(prefix)]
+        delimiter = params.get("Delimiter") or ""
+        uploads, prefixes = [], []
+        for upload in self._store.uploads(bucket.name):
+            key = upload[1]
+            if not key.startswith(prefix):
+                continue
+            at = key.find(delimiter, len(prefix)) if delimiter else -1
+            if at >= 0:
+                common = key[:at + len(delimiter)]
+                if common not in prefixes:
+                    prefixes.append(common)
+                continue
+            uploads.append(upload)
         limit = min(params.get("MaxUploads") or 1000, 1000)
-        return {
+        out: dict[str, Any] = {
             "Bucket": bucket.name, "KeyMarker": params.get("KeyMarker") or "",
             "UploadIdMarker": params.get("UploadIdMarker") or "", "MaxUploads": limit,
             "IsTruncated": len(uploads) > limit, **({"Prefix": prefix} if prefix else {}),
             "Uploads": [{"UploadId": uid, "Key": key, "Initiated": utc(created), "StorageClass": "STANDARD",
-                         "Owner": owner_of(bucket.account_id),
-                         "Initiator": {"ID": meta.get("Initiator", ""), "DisplayName": "webfile"}}
+                         "Owner": owner_of(bucket.account_id), "Initiator": {"ID": meta.get("Initiator", "")}}
                         for uid, key, created, meta in uploads[:limit]] or None,
+            "CommonPrefixes": [{"Prefix": p} for p in prefixes] or None,
         }
+        if delimiter:
+            out["Delimiter"] = delimiter
+        return out

@@ -165,8 +165,13 @@ class ObjectOps(S3Core):
         except BaseException:
             self._files.remove([b for b, _ in segments])
             raise
-        out: dict[str, Any] = {"CopyObjectResult": {"ETag": row.etag, "LastModified": utc(row.last_modified)},
-                               "ServerSideEncryption": "AES256"}
+        result: dict[str, Any] = {"ETag": row.etag, "LastModified": utc(row.last_modified)}
+        checksums = row.meta.get("Checksums") or {}
+        if checksums:
+            result["ChecksumType"] = "COMPOSITE" if row.meta.get("Parts") else "FULL_OBJECT"
+            for algorithm, value in checksums.items():
+                result[f"Checksum{algorithm}"] = value
+        out: dict[str, Any] = {"CopyObjectResult": result, "ServerSideEncryption": "AES256"}
         if bucket.versioning:
             out["VersionId"] = row.version_id
         if src.version_id != NULL_VERSION:
@@ -175,7 +180,7 @@ class ObjectOps(S3Core):
 
 
     def get_object_tagging(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        _, row = self._object(ctx, params, "s3:GetObjectTagging")
+        _, row = self._object(ctx, params, "s3:GetObjectTagging", on_marker="MethodNotAllowed")
         out: dict[str, Any] = {"TagSet": row.meta.get("Tags") or []}
         if row.version_id != NULL_VERSION:
             out["VersionId"] = row.version_id
@@ -191,7 +196,7 @@ class ObjectOps(S3Core):
         return self._retag(ctx, params, [])
 
     def _retag(self, ctx: RequestContext, params: dict[str, Any], tags: list[dict[str, str]]) -> dict[str, Any]:
-        bucket, row = self._object(ctx, params, "s3:PutObjectTagging")
+        bucket, row = self._object(ctx, params, "s3:PutObjectTagging", on_marker="MethodNotAllowed")
         with self._store.db.tx() as db:
             meta = dict(row.meta)
             meta["Tags"] = tags

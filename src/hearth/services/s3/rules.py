@@ -142,7 +142,7 @@ def cors_response_headers(rule: dict[str, Any], origin: str) -> dict[str, str]:
 
 
 def owner_of(account_id: str) -> dict[str, str]:
-    return {"ID": account_id, "DisplayName": "webfile"}
+    return {"ID": account_id}  # AWS no longer returns DisplayName
 
 
 def new_config_id() -> str:
