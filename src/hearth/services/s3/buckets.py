@@ -120,6 +120,8 @@ class BucketOps(S3Core):
 
     def put_bucket_encryption(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         config = params.get("ServerSideEncryptionConfiguration") or {}
+        if not config.get("Rules"):
+            raise errors.malformed_xml()
         for rule in config.get("Rules") or []:
             default = rule.get("ApplyServerSideEncryptionByDefault") or {}
             if default.get("KMSMasterKeyID") and default.get("SSEAlgorithm") not in ("aws:kms", "aws:kms:dsse"):

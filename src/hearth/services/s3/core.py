@@ -292,6 +292,25 @@ class S3Core:
                            headers={"x-amz-delete-marker": "true", "x-amz-version-id": row.version_id})
         return bucket, row
 
+    def _write_conditions(self, bucket: Bucket, key: str, params: dict[str, Any]) -> None:
+        """A conditional write's If-None-Match (only `*`: the key must not exist) and If-Match (the
+        current version's ETag), checked before the body is read."""
+        none_match, if_match = params.get("IfNoneMatch"), params.get("IfMatch")
+        if none_match is None and if_match is None:
+            return
+        if none_match is not None and none_match != "*":
+            raise AwsError("NotImplemented", "A header you provided implies functionality that is not implemented",
+                           501, fields={"Header": "If-None-Match"})
+        current = self._store.get(bucket.name, key)
+        exists = current is not None and not current.delete_marker
+        if none_match == "*" and exists:
+            raise errors.precondition_failed("If-None-Match")
+        if if_match is not None:
+            if current is None or not exists:
+                raise errors.no_such_key(key)
+            if if_match.strip() != "*" and if_match.strip('"') != current.etag.strip('"'):
+                raise errors.precondition_failed("If-Match")
+
     def _conditions(self, params: dict[str, Any], row: ObjectRow, prefix: str = "") -> None:
         modified = int(row.last_modified)
         header = "x-amz-copy-source-" if prefix else ""  # how the failed condition is named

@@ -114,6 +114,7 @@ class MultipartOps(S3Core):
         bucket = self._bucket(ctx, params["Bucket"], "s3:PutObject", params["Key"])
         upload_id = params["UploadId"]
         meta = self._upload(bucket.name, params["Key"], upload_id)
+        self._write_conditions(bucket, params["Key"], params)
         requested = (params.get("MultipartUpload") or {}).get("Parts") or []
         if not requested:
             raise errors.invalid_request("You must specify at least one part")
@@ -181,7 +182,7 @@ class MultipartOps(S3Core):
             "Parts": [{"PartNumber": p.number, "LastModified": utc(p.last_modified), "ETag": p.etag, "Size": p.size,
                        **({f"Checksum{a}": v for a, v in p.checksums.items()} if meta.get("ChecksumAlgorithm")
                           else {})} for p in page] or None,
-            "Initiator": {"ID": meta.get("Initiator", "")},
+            "Initiator": {"ID": meta.get("Initiator", ""), "DisplayName": "webfile"},
             "Owner": owner_of(bucket.account_id), "StorageClass": "STANDARD",
         }
         if page:
@@ -210,7 +211,8 @@ class MultipartOps(S3Core):
             "UploadIdMarker": params.get("UploadIdMarker") or "", "MaxUploads": limit,
             "IsTruncated": len(uploads) > limit, **({"Prefix": prefix} if prefix else {}),
             "Uploads": [{"UploadId": uid, "Key": key, "Initiated": utc(created), "StorageClass": "STANDARD",
-                         "Owner": owner_of(bucket.account_id), "Initiator": {"ID": meta.get("Initiator", "")}}
+                         "Owner": owner_of(bucket.account_id),
+                         "Initiator": {"ID": meta.get("Initiator", ""), "DisplayName": "webfile"}}
                         for uid, key, created, meta in uploads[:limit]] or None,
             "CommonPrefixes": [{"Prefix": p} for p in prefixes] or None,
         }

@@ -31,18 +31,7 @@ class ObjectOps(S3Core):
     async def put_object(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = self._bucket(ctx, params["Bucket"], "s3:PutObject", params["Key"])
         key = check_key(params["Key"])
-        if params.get("IfNoneMatch") not in (None, "*"):
-            raise AwsError("NotImplemented", "A header you provided implies functionality that is not implemented",
-                           501, fields={"Header": "If-None-Match"})
-        if params.get("IfNoneMatch") == "*" and self._store.get(bucket.name, key) is not None \
-                and not self._store.get(bucket.name, key).delete_marker:  # type: ignore[union-attr]
-            raise errors.precondition_failed("If-None-Match")
-        if params.get("IfMatch") is not None:
-            current = self._store.get(bucket.name, key)
-            if current is None or current.delete_marker:
-                raise errors.no_such_key(key)
-            if current.etag != params["IfMatch"]:
-                raise errors.precondition_failed("If-Match")
+        self._write_conditions(bucket, key, params)
         blob, inline, size, md5, checksums = await self._receive_body(ctx, params, inline=True)
         meta = self._object_meta(ctx, params, checksums)
         row = ObjectRow(bucket.name, key, "", True, False, [(blob, size)] if blob else [], size, f'"{md5.hex()}"',
@@ -138,6 +127,7 @@ class ObjectOps(S3Core):
     def copy_object(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = self._bucket(ctx, params["Bucket"], "s3:PutObject", params["Key"])
         key = check_key(params["Key"])
+        self._write_conditions(bucket, key, params)
         src_bucket, src = self._source(ctx, params["CopySource"])
         self._conditions(params, src, prefix="CopySource")
         directive = params.get("MetadataDirective") or "COPY"
