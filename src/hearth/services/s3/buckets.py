@@ -62,11 +62,11 @@ class BucketOps(S3Core):
                 raise AwsError("BucketAlreadyOwnedByYou", "Your previous request to create the named bucket "
                                                           "succeeded and you already own it.", 409,
                                fields={"BucketName": name})
-        return {"Location": f"/{name}"}
+        return {"Location": f"/{name}", "BucketArn": f"arn:aws:s3:::{name}"}
 
     def head_bucket(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = self._bucket(ctx, params["Bucket"], "s3:ListBucket")
-        return {"BucketRegion": bucket.region, "AccessPointAlias": False}
+        return {"BucketRegion": bucket.region, "AccessPointAlias": False, "BucketArn": f"arn:aws:s3:::{bucket.name}"}
 
     def delete_bucket(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = self._bucket(ctx, params["Bucket"], "s3:DeleteBucket")

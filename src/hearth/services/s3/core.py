@@ -287,7 +287,7 @@ class S3Core:
             if version is not None or on_marker == "MethodNotAllowed":
                 raise AwsError("MethodNotAllowed", "The specified method is not allowed against this resource.",
                                405, headers={"x-amz-delete-marker": "true", "x-amz-version-id": row.version_id},
-                               fields={"Method": "GET", "ResourceType": "DeleteMarker"})
+                               fields={"Method": _http_method(ctx.operation), "ResourceType": "DeleteMarker"})
             raise AwsError("NoSuchKey", "The specified key does not exist.", 404, fields={"Key": params["Key"]},
                            headers={"x-amz-delete-marker": "true", "x-amz-version-id": row.version_id})
         return bucket, row
@@ -423,3 +423,10 @@ class S3Core:
 
     def has_bucket(self, name: str) -> bool:
         return self._store.bucket(name) is not None
+
+
+def _http_method(operation: str) -> str:
+    for prefix, method in (("Put", "PUT"), ("Delete", "DELETE"), ("Head", "HEAD"), ("Post", "POST")):
+        if operation.startswith(prefix):
+            return method
+    return "GET"

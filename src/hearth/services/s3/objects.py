@@ -107,6 +107,8 @@ class ObjectOps(S3Core):
             try:
                 result = self._delete(ctx, bucket, key, obj.get("VersionId"))
             except AwsError as err:
+                if err.code == "InvalidArgument" and obj.get("VersionId"):  # DeleteObjects names it so
+                    err = errors.no_such_version(key, obj["VersionId"])
                 failed.append({"Key": key, "Code": err.code, "Message": err.message,
                                **({"VersionId": obj["VersionId"]} if obj.get("VersionId") else {})})
                 continue
