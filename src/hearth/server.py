@@ -89,6 +89,10 @@ from hearth.services.lambda_.urls import FunctionUrlProvider, UrlConfigStore
 from hearth.services.lambda_.versions import LambdaVersionsProvider
 from hearth.services.logs.provider import LogsProvider
 from hearth.services.logs.store import LogStore
+from hearth.services.s3.files import ObjectFiles
+from hearth.services.s3.notifications import Dispatcher
+from hearth.services.s3.provider import S3Provider
+from hearth.services.s3.store import S3Store
 from hearth.services.sns.provider import SnsDelivery, SnsProvider
 from hearth.services.sns.topics import TopicService
 from hearth.services.sqs.provider import SqsDelivery, SqsProvider
@@ -227,15 +231,26 @@ class Hearth:
                                       policies=self.event_configs, config=AsyncQueueConfig.from_settings(s))
         on_stop.push_async_callback(self.async_queue.close)  # running events drain briefly; the rest stay stored
         self.router.register("lambda", self.async_queue.deliver_to_function)
+        # S3: metadata in the component db, bodies in <data-dir>/s3, notifications through the router.
+        self.s3_store = S3Store(s.data_dir)
+        on_stop.callback(self.s3_store.close)
+        self.s3_files = ObjectFiles(s.data_dir)
+        self.s3_files.sweep(self.s3_store.referenced_blobs())  # bodies a crash left without a row
+        self.s3_dispatcher = Dispatcher(self.s3_store, self.router)
+        on_stop.push_async_callback(self.s3_dispatcher.close)
+        self.s3 = S3Provider(self.s3_store, self.s3_files, self.s3_dispatcher, region=s.region,
+                             service_allows=lambda arn, principal, source, account: self.functions is not None
+                             and self.functions.allows_service(arn, principal, source, source_account=account))
         lambda_providers: list[object] = [
             ConcurrencyProvider(self.functions, self.limiter),
             LambdaProvider(s, self.store, self.functions, self.code_signer, reserved_concurrency=self.limiter.reserved,
-                           role_assumable=lambda arn: role_trusts_service(self.iam_store, arn, LAMBDA_SERVICE)),
+                           role_assumable=lambda arn: role_trusts_service(self.iam_store, arn, LAMBDA_SERVICE),
+                           s3_code=self.s3.read_bytes),
             LambdaInvokeProvider(self.functions, self.invoker, self.async_queue),
             EventInvokeConfigProvider(self.functions, self.event_configs),
             LambdaVersionsProvider(self.functions),
             LambdaPolicyProvider(self.functions),
-            LambdaLayersProvider(s, self.functions.layers, self.code_signer),
+            LambdaLayersProvider(s, self.functions.layers, self.code_signer, s3_code=self.s3.read_bytes),
         ]
         # Provisioned concurrency: durable configurations; their environments are re-created now.
         self.provisioned = ProvisionedManager(pool, target_resolver(self.functions), self.limiter,
@@ -298,6 +313,7 @@ class Hearth:
             "dynamodbstreams": [StreamsProvider(self.tables)],
             "iam": [IamProvider(self.iam_store), IamPolicyProvider(self.iam_store)],
             "sts": [self.sts],
+            "s3": [self.s3],
         }, authorizer=Authorizer(policy_source(self.iam_store), mode=s.iam_mode, usage=self.usage))
         # CloudFormation creates resources through the gateway's other services, so it joins it last and
         # stops first (its running stack operations end before the services they call).
@@ -309,6 +325,8 @@ class Hearth:
         self.esm.start()  # queue and stream pollers, now that queues, streams and the invoker are up
         self.ttl_sweeper.start()
         self.eventbridge.start()  # schedules and pending deliveries, now that every target handler is registered
+        self.s3_dispatcher.start()  # queued notifications (also those a crash left undelivered)
+        self.s3.start()  # lifecycle expiration
         self.started = True
 
     def begin_shutdown(self) -> None:

@@ -30,6 +30,7 @@ from hearth.aws.models import ServiceApi, service_api
 from hearth.aws.protocols import json_, query, rest_json
 from hearth.aws.protocols.common import BadRequest, HttpRequest, HttpResponse
 from hearth.aws.query_compat import query_view
+from hearth.aws.s3_front import S3Front, host_bucket
 from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier, peek_credential
 from hearth.aws.validate import validate
 from hearth.config import Settings
@@ -58,6 +59,10 @@ class AwsGateway:
         self._methods: dict[tuple[str, str], Callable[..., Any] | None] = {}
         self._targets: dict[str, str] | None = None
         self._signing: dict[str, list[str]] | None = None
+        s3_api = service_api("s3") if "s3" in providers else None
+        # S3 has its own path: addressing by Host, streamed bodies, its signature rules (s3_front).
+        self._s3 = (S3Front(s3_api, self._verifier, providers["s3"], settings.region)
+                    if s3_api is not None else None)
 
     # -- ASGI -------------------------------------------------------------------------------------
 
@@ -99,15 +104,16 @@ class AwsGateway:
             return
         request_id = str(uuid.uuid4())
         try:
-            response = await self._handle(scope, receive, request_id)
+            response = await self._handle(scope, receive, send, request_id)
         except Exception:
             log.exception("internal error answering %s %s", scope.get("method"), scope.get("path"))
             response = rest_json.render_error(_internal_error(), request_id)
-        await _send_response(send, response)
+        if response is not None:  # None: answered already (S3 streams its answers itself)
+            await _send_response(send, response)
 
     # -- one request ------------------------------------------------------------------------------
 
-    async def _handle(self, scope: Scope, receive: Receive, request_id: str) -> HttpResponse:
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> HttpResponse | None:
         method: str = scope["method"]
         raw_path_bytes: bytes | None = scope.get("raw_path")
         raw_path = (raw_path_bytes.decode("latin-1").partition("?")[0] if raw_path_bytes
@@ -122,6 +128,14 @@ class AwsGateway:
         first_query = {k: v[0] for k, v in query_params.items()}
 
         service = self._identify(headers, first_query, raw_path, method)
+        if self._s3 is not None:
+            vhost = host_bucket(headers.get("host", ""))
+            if service == "s3" or vhost is not None or "AWSAccessKeyId" in first_query or (
+                    service is None and ((method == "OPTIONS" and "origin" in headers)
+                                         or ("authorization" not in headers and self._s3.claims(raw_path)))):
+                req = HttpRequest(method, raw_path, query_string, query_params, headers, b"")
+                await self._s3(scope, receive, send, req, first_query, vhost, request_id)
+                return None
         api = service_api(service) if service is not None else None
         if api is not None and api.query_compatible and _is_query_request(headers, first_query):
             api = query_view(api.name) or api  # SQS over the query protocol: same operations, XML answers
@@ -229,7 +243,8 @@ class AwsGateway:
                 return names[0]
         for name in self._providers:
             api = service_api(name)
-            if api is not None and api.routes and api.has_path(path):
+            # S3's greedy `/{Bucket}/{Key+}` matches any path: S3 is found by its Host or signature.
+            if api is not None and api.routes and api.protocol != "rest-xml" and api.has_path(path):
                 return name
         if cred is not None:
             return cred.service  # a service Hearth does not serve: answered as unknown

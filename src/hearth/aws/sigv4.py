@@ -9,6 +9,7 @@ code for json/query services, which spell the same failures differently.
 
 from __future__ import annotations
 
+import base64
 import calendar
 import hashlib
 import hmac
@@ -37,7 +38,10 @@ MISSING = "missing"
 INCOMPLETE = "incomplete"
 UNKNOWN_KEY = "unknown_key"
 BAD_SIGNATURE = "bad_signature"
-EXPIRED = "expired"
+EXPIRED = "expired"  # a presigned URL past its expiry (S3 tells it apart from a bad signature)
+TOKEN_EXPIRED = "token_expired"  # temporary credentials past their expiry (STS sessions)
+SKEWED = "skewed"  # a header-signed request too far from the server's clock
+MISSING_V2 = "missing_v2"  # an incomplete signature-version-2 query string
 
 BAD_SIGNATURE_TEXT = (
     "The request signature we calculated does not match the signature you provided. Check your AWS "
@@ -53,7 +57,25 @@ _CODES: dict[str, tuple[str, str, str, int]] = {
     INCOMPLETE: ("IncompleteSignatureException", "IncompleteSignatureException", "IncompleteSignature", 403),
     UNKNOWN_KEY: ("UnrecognizedClientException", "UnrecognizedClientException", "InvalidClientTokenId", 403),
     BAD_SIGNATURE: ("InvalidSignatureException", "InvalidSignatureException", "SignatureDoesNotMatch", 403),
-    EXPIRED: ("ExpiredTokenException", "ExpiredTokenException", "ExpiredToken", 403),
+    TOKEN_EXPIRED: ("ExpiredTokenException", "ExpiredTokenException", "ExpiredToken", 403),
+    EXPIRED: ("InvalidSignatureException", "InvalidSignatureException", "SignatureDoesNotMatch", 403),
+    SKEWED: ("InvalidSignatureException", "InvalidSignatureException", "SignatureDoesNotMatch", 403),
+    MISSING_V2: ("MissingAuthenticationTokenException", "MissingAuthenticationToken",
+                 "MissingAuthenticationToken", 403),
+}
+
+# kind -> (S3 code, status, S3 message or None to keep the failure's own)
+_S3_CODES: dict[str, tuple[str, int, str | None]] = {
+    MISSING: ("AccessDenied", 403, "Access Denied"),
+    MISSING_V2: ("AccessDenied", 403, None),
+    INCOMPLETE: ("AuthorizationHeaderMalformed", 400, None),
+    UNKNOWN_KEY: ("InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records."),
+    BAD_SIGNATURE: ("SignatureDoesNotMatch", 403, "The request signature we calculated does not match the "
+                                                  "signature you provided. Check your key and signing method."),
+    EXPIRED: ("AccessDenied", 403, "Request has expired"),
+    TOKEN_EXPIRED: ("ExpiredToken", 400, None),
+    SKEWED: ("RequestTimeTooSkewed", 403, "The difference between the request time and the current time is "
+                                          "too large."),
 }
 
 
@@ -65,6 +87,9 @@ class AuthFailure(AwsError):
         self.kind = kind
 
     def for_protocol(self, protocol: str) -> AwsError:
+        if protocol == "rest-xml":
+            code, s3_status, text = _S3_CODES[self.kind]
+            return AwsError(code, text or self.message, s3_status, fields=self.fields)
         rest, json_, query, status = _CODES[self.kind]
         if protocol == "query":
             code = query
@@ -95,6 +120,20 @@ class SignedRequest:
     query_string: str  # raw, as sent
     headers: dict[str, str]  # lower-cased names; repeated headers joined with ","
     body: bytes
+    # The body is streamed after the signature check (S3 uploads): its declared
+    # x-amz-content-sha256 is trusted here and checked by the stream as it is read.
+    body_deferred: bool = False
+
+
+@dataclass(frozen=True)
+class Verified:
+    """Who signed a request, and what verifies the rest of it (aws-chunked chunk signatures)."""
+
+    principal: Principal
+    cred: Credential
+    amz_date: str
+    signature: str
+    signing_key: bytes | None  # None when nothing was verified (--auth any)
 
 
 def parse_credential(value: str) -> Credential | None:
@@ -190,13 +229,17 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     return hmac.new(k, b"aws4_request", hashlib.sha256).digest()
 
 
-def signature(secret: str, cred: Credential, amz_date: str, canonical_request: str) -> str:
-    string_to_sign = "\n".join([
+def string_to_sign(cred: Credential, amz_date: str, canonical_request: str) -> str:
+    return "\n".join([
         ALGORITHM, amz_date, f"{cred.date}/{cred.region}/{cred.service}/aws4_request",
         hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
     ])
+
+
+def signature(secret: str, cred: Credential, amz_date: str, canonical_request: str) -> str:
     key = signing_key(secret, cred.date, cred.region, cred.service)
-    return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(key, string_to_sign(cred, amz_date, canonical_request).encode("utf-8"),
+                    hashlib.sha256).hexdigest()
 
 
 class SigV4Verifier:
@@ -211,6 +254,10 @@ class SigV4Verifier:
 
     def verify(self, req: SignedRequest, query: dict[str, str]) -> tuple[Principal, Credential]:
         """`query` is the decoded query string (first value per name)."""
+        verified = self.verify_detailed(req, query)
+        return verified.principal, verified.cred
+
+    def verify_detailed(self, req: SignedRequest, query: dict[str, str]) -> Verified:
         auth = req.headers.get("authorization")
         if auth is not None:
             return self._verify_header(req, auth)
@@ -218,7 +265,50 @@ class SigV4Verifier:
             return self._verify_presigned(req, query)
         raise AuthFailure(MISSING, "Missing Authentication Token")
 
-    def _verify_header(self, req: SignedRequest, auth: str) -> tuple[Principal, Credential]:
+    def verify_v2_query(self, req: SignedRequest, query: dict[str, str], resource: str, region: str) -> Verified:
+        """S3's signature-version-2 query form (`AWSAccessKeyId`, `Expires`, `Signature`), as botocore's
+        HmacV1QueryAuth presigns. `resource` is S3's canonicalized resource (`/bucket/key?sub`)."""
+        for name in ("AWSAccessKeyId", "Expires", "Signature"):
+            if name not in query:
+                raise AuthFailure(MISSING_V2, "Query-string authentication requires the Signature, Expires and "
+                                              "AWSAccessKeyId parameters")
+        access_key = query["AWSAccessKeyId"]
+        cred = Credential(access_key, "", region, "s3")
+        key = self._keys.lookup(access_key)
+        if self._mode == "any":
+            account = key.account_id if key is not None else self._default_account
+            return Verified(key.principal if key is not None and key.principal else Principal(access_key, account),
+                            cred, "", "", None)
+        if key is None or not key.active:
+            raise AuthFailure(UNKNOWN_KEY, UNKNOWN_KEY_TEXT)
+        if key.session_token is not None:
+            token = req.headers.get("x-amz-security-token") or query.get("x-amz-security-token")
+            if token is None or not hmac.compare_digest(token, key.session_token):
+                raise AuthFailure(UNKNOWN_KEY, UNKNOWN_KEY_TEXT)
+            if key.expires is not None and self._clock() >= key.expires:
+                raise AuthFailure(TOKEN_EXPIRED, EXPIRED_TEXT)
+        try:
+            expires = int(query["Expires"])
+        except ValueError:
+            raise AuthFailure(INCOMPLETE, "Invalid date (should be seconds since epoch): "
+                                          f"{query['Expires']}") from None
+        if self._clock() > expires:
+            raise AuthFailure(EXPIRED, "Request has expired")
+        amz_headers = sorted((k, " ".join(v.split())) for k, v in req.headers.items() if k.startswith("x-amz-"))
+        string_to_sign = "\n".join([
+            req.method.upper(), req.headers.get("content-md5", ""), req.headers.get("content-type", ""),
+            query["Expires"], *(f"{k}:{v}" for k, v in amz_headers), resource,
+        ])
+        expected = base64.b64encode(hmac.new(key.secret_access_key.encode(), string_to_sign.encode("utf-8"),
+                                             hashlib.sha1).digest()).decode()
+        if not hmac.compare_digest(expected, query["Signature"]):
+            failure = AuthFailure(BAD_SIGNATURE, BAD_SIGNATURE_TEXT)
+            failure.fields = {"AWSAccessKeyId": access_key, "StringToSign": string_to_sign,
+                              "SignatureProvided": query["Signature"]}
+            raise failure
+        return Verified(key.principal or Principal(key.access_key_id, key.account_id), cred, "", expected, None)
+
+    def _verify_header(self, req: SignedRequest, auth: str) -> Verified:
         params = parse_authorization(auth)
         cred = parse_credential(params["Credential"])
         if cred is None:
@@ -241,7 +331,7 @@ class SigV4Verifier:
         return self._check(req, cred, amz_date, signed, params["Signature"], payload_hash, expires=None,
                            presigned=False)
 
-    def _verify_presigned(self, req: SignedRequest, query: dict[str, str]) -> tuple[Principal, Credential]:
+    def _verify_presigned(self, req: SignedRequest, query: dict[str, str]) -> Verified:
         for name in ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders",
                      "X-Amz-Signature"):
             if name not in query:
@@ -266,8 +356,10 @@ class SigV4Verifier:
     def _payload_hash(self, req: SignedRequest) -> str:
         declared = req.headers.get("x-amz-content-sha256")
         if declared is None:
+            if req.body_deferred:
+                raise AuthFailure(INCOMPLETE, "Missing required header for this request: x-amz-content-sha256")
             return hashlib.sha256(req.body).hexdigest()
-        if declared == UNSIGNED_PAYLOAD or declared.startswith("STREAMING-"):
+        if declared == UNSIGNED_PAYLOAD or declared.startswith("STREAMING-") or req.body_deferred:
             return declared
         actual = hashlib.sha256(req.body).hexdigest()
         if not hmac.compare_digest(declared.lower(), actual):
@@ -277,14 +369,15 @@ class SigV4Verifier:
 
     def _check(self, req: SignedRequest, cred: Credential, amz_date: str, signed: list[str],
                provided: str, payload_hash: str, *, expires: int | None, presigned: bool,
-               ) -> tuple[Principal, Credential]:
+               ) -> Verified:
         key = self._keys.lookup(cred.access_key_id)
         if self._mode == "any":
             if key is not None:
-                return key.principal or Principal(cred.access_key_id, key.account_id), cred
+                return Verified(key.principal or Principal(cred.access_key_id, key.account_id), cred, amz_date,
+                                provided, None)
             account = cred.access_key_id if (len(cred.access_key_id) == 12
                                              and cred.access_key_id.isdigit()) else self._default_account
-            return Principal(cred.access_key_id, account), cred
+            return Verified(Principal(cred.access_key_id, account), cred, amz_date, provided, None)
         if key is None or not key.active:
             raise AuthFailure(UNKNOWN_KEY, UNKNOWN_KEY_TEXT)
         if key.session_token is not None:
@@ -293,7 +386,7 @@ class SigV4Verifier:
             if token is None or not hmac.compare_digest(token, key.session_token):
                 raise AuthFailure(UNKNOWN_KEY, UNKNOWN_KEY_TEXT)
             if key.expires is not None and self._clock() >= key.expires:
-                raise AuthFailure(EXPIRED, EXPIRED_TEXT)
+                raise AuthFailure(TOKEN_EXPIRED, EXPIRED_TEXT)
         self._check_time(amz_date, expires)
         canonical_request = "\n".join([
             req.method.upper(),
@@ -305,8 +398,14 @@ class SigV4Verifier:
         ])
         expected = signature(key.secret_access_key, cred, amz_date, canonical_request)
         if not hmac.compare_digest(expected, provided.strip().lower()):
-            raise AuthFailure(BAD_SIGNATURE, BAD_SIGNATURE_TEXT)
-        return key.principal or Principal(key.access_key_id, key.account_id), cred
+            failure = AuthFailure(BAD_SIGNATURE, BAD_SIGNATURE_TEXT)
+            # S3 answers with what it signed, so a client can find its mistake.
+            failure.fields = {"AWSAccessKeyId": cred.access_key_id,
+                              "StringToSign": string_to_sign(cred, amz_date, canonical_request),
+                              "SignatureProvided": provided, "CanonicalRequest": canonical_request}
+            raise failure
+        return Verified(key.principal or Principal(key.access_key_id, key.account_id), cred, amz_date, expected,
+                        signing_key(key.secret_access_key, cred.date, cred.region, cred.service))
 
     def _check_time(self, amz_date: str, expires: int | None) -> None:
         try:
@@ -317,17 +416,17 @@ class SigV4Verifier:
         now = self._clock()
         if expires is not None:
             if now > signed_at + expires:
-                raise AuthFailure(BAD_SIGNATURE, f"Signature expired: {amz_date} is now earlier than "
+                raise AuthFailure(EXPIRED, f"Signature expired: {amz_date} is now earlier than "
                                                  f"{_amz(now - expires)} ({_amz(now)} - {expires} sec.)")
             if signed_at - now > MAX_SKEW_S:
                 raise AuthFailure(BAD_SIGNATURE, f"Signature not yet current: {amz_date} is still later "
                                                  f"than {_amz(now + MAX_SKEW_S)} ({_amz(now)} + 15 min.)")
             return
         if now - signed_at > MAX_SKEW_S:
-            raise AuthFailure(BAD_SIGNATURE, f"Signature expired: {amz_date} is now earlier than "
+            raise AuthFailure(SKEWED, f"Signature expired: {amz_date} is now earlier than "
                                              f"{_amz(now - MAX_SKEW_S)} ({_amz(now)} - 15 min.)")
         if signed_at - now > MAX_SKEW_S:
-            raise AuthFailure(BAD_SIGNATURE, f"Signature not yet current: {amz_date} is still later than "
+            raise AuthFailure(SKEWED, f"Signature not yet current: {amz_date} is still later than "
                                              f"{_amz(now + MAX_SKEW_S)} ({_amz(now)} + 15 min.)")
 
 

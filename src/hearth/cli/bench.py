@@ -22,7 +22,7 @@ TARGETS = [
     ("python_warm_ratio", 2.0, "warm invoke p50 / echo app round trip p50"),
     ("node_warm_ratio", 2.0, "warm invoke p50 / echo app round trip p50"),
 ]
-SECTIONS = ("latency", "scale", "keepalive", "esm", "schedule", "apigw", "dynamodb")
+SECTIONS = ("latency", "scale", "keepalive", "esm", "schedule", "apigw", "dynamodb", "s3")
 
 
 @main.command()
@@ -54,6 +54,8 @@ def bench(runs: int, warm_runs: int, endpoint: str | None, output: Path | None, 
         _apigw(console, results, warm_runs, seconds)
     if "dynamodb" in chosen:
         _dynamodb(console, results)
+    if "s3" in chosen:
+        _s3(console, results, seconds)
     text = json.dumps(results, indent=2)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -159,6 +161,9 @@ def _apigw(console: Console, results: dict[str, Any], warm_runs: int, seconds: f
         table.add_row(label, f"{row['p50']:.2f}", f"{row['p99']:.2f}", "" if ratio is None else f"{ratio:.2f}",
                       "" if ratio is None else _met(ratio <= r["target_ratio"]),
                       "" if vs_url is None else f"{vs_url:.2f}", f"{r['rps_c16'][kind]:.0f}")
+    console.print(table)
+
+
 def _dynamodb(console: Console, results: dict[str, Any]) -> None:
     from hearth.bench import dynamodb
 
@@ -174,4 +179,24 @@ def _dynamodb(console: Console, results: dict[str, Any]) -> None:
     s = r["write_to_handler"]
     if s.get("n"):
         table.add_row("PutItem -> stream -> handler", f"{s['p50']:.1f}", f"{s['p99']:.1f}", "", f"n={s['n']:.0f}")
+    console.print(table)
+
+
+def _s3(console: Console, results: dict[str, Any], seconds: float) -> None:
+    from hearth.bench import s3
+
+    r = results["s3"] = s3.run(seconds=seconds)
+    large, small, rss = r["large"], r["small"], r["rss"]
+    table = Table("figure", "measured", "baseline / target", "met", title="S3 (presigned requests, one server)")
+    table.add_row(f"PUT {large['mib']} MiB", f"{large['put_mib_s']:.0f} MiB/s ({large['put_ratio']:.2f} of dd)",
+                  f"dd {large['dd_write_mib_s']:.0f} MiB/s (fsync); >= 0.5", _met(large["put_ratio"] >= 0.5))
+    table.add_row(f"GET {large['mib']} MiB", f"{large['get_mib_s']:.0f} MiB/s ({large['get_ratio']:.2f} of dd)",
+                  f"dd {large['dd_read_mib_s']:.0f} MiB/s; >= 0.5", _met(large["get_ratio"] >= 0.5))
+    table.add_row("PUT 4 KiB", f"{small['put_ops_s']:.0f}/s ({small['put_ratio']:.2f} of echo)",
+                  f"echo {small['echo_ops_s']:.0f}/s; >= 0.3", _met(small["put_ratio"] >= 0.3))
+    table.add_row("GET 4 KiB", f"{small['get_ops_s']:.0f}/s ({small['get_ratio']:.2f} of echo)",
+                  f"echo {small['echo_ops_s']:.0f}/s; >= 0.3", _met(small["get_ratio"] >= 0.3))
+    table.add_row(f"peak RSS moving {rss['mib_moved']} MiB", f"+{rss['peak_above_idle_mib']:.0f} MiB above idle "
+                  f"({rss['peak_rss_mib']:.0f} MiB peak)", "<= 100 MiB above idle",
+                  _met(rss["peak_above_idle_mib"] <= 100))
     console.print(table)

@@ -22,7 +22,8 @@ from hearth.functions.layers import (
     parse_layer_name,
     parse_layer_version_arn,
 )
-from hearth.services.lambda_ import validation
+from hearth.services.lambda_ import code_source, validation
+from hearth.services.lambda_.code_source import S3Reader
 from hearth.services.lambda_.code_url import CodeUrlSigner
 from hearth.services.lambda_.errors import maps_domain_errors
 
@@ -43,7 +44,9 @@ def _version_item(lv: LayerVersion) -> dict[str, Any]:
 
 @maps_domain_errors
 class LambdaLayersProvider:
-    def __init__(self, settings: Settings, layers: LayerService, signer: CodeUrlSigner) -> None:
+    def __init__(self, settings: Settings, layers: LayerService, signer: CodeUrlSigner, *,
+                 s3_code: S3Reader | None = None) -> None:
+        self._s3_code = s3_code
         self._settings = settings
         self._layers = layers
         self._signer = signer
@@ -92,7 +95,7 @@ class LambdaLayersProvider:
     async def publish_layer_version(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         validation.check_request_size(ctx.raw_body, "PublishLayerVersion")
         name = self._own(ctx, params["LayerName"])
-        zip_file = validation.check_code_source(params.get("Content") or {})
+        zip_file = await code_source.package(params.get("Content") or {}, ctx.account_id, self._s3_code)
         validation.check_zipped_size(zip_file)
         lv = await self._layers.publish(
             ctx.account_id, ctx.region, name, zip_file, description=params.get("Description") or "",

@@ -20,7 +20,8 @@ from hearth.functions.config import FunctionConfig
 from hearth.functions.names import LATEST, FunctionRef, function_arn, runtime_version_arn
 from hearth.functions.service import FunctionService
 from hearth.functions.store import FunctionStore
-from hearth.services.lambda_ import validation
+from hearth.services.lambda_ import code_source, validation
+from hearth.services.lambda_.code_source import S3Reader
 from hearth.services.lambda_.code_url import CodeUrlSigner
 from hearth.services.lambda_.errors import maps_domain_errors
 from hearth.store.blobs import ZipRejected, inspect_zip
@@ -148,8 +149,9 @@ class LambdaProvider:
     def __init__(
         self, settings: Settings, store: FunctionStore, functions: FunctionService, code_signer: CodeUrlSigner,
         *, reserved_concurrency: Callable[[str], int | None] | None = None,
-        role_assumable: Callable[[str], bool] | None = None,
+        role_assumable: Callable[[str], bool] | None = None, s3_code: S3Reader | None = None,
     ) -> None:
+        self._s3_code = s3_code
         self._settings = settings
         self._store = store
         self._functions = functions
@@ -206,7 +208,7 @@ class LambdaProvider:
         self._check_role(params["Role"])
         variables = dict((params.get("Environment") or {}).get("Variables") or {})
         validation.check_environment(variables)
-        zip_file = validation.check_code_source(params.get("Code") or {})
+        zip_file = await code_source.package(params.get("Code") or {}, ctx.account_id, self._s3_code)
         unzipped = _check_zip(zip_file)
         tags = dict(params.get("Tags") or {})
         validation.check_tags(len(tags))
@@ -285,7 +287,7 @@ class LambdaProvider:
         ref = self._ref(ctx, params, "UpdateFunctionCode")
         if ref.qualifier is not None:
             raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name, ref.qualifier))
-        zip_file = validation.check_code_source(params)
+        zip_file = await code_source.package(params, ctx.account_id, self._s3_code)
         unzipped = _check_zip(zip_file)
         publish = bool(params.get("Publish"))
         cfg = await self._functions.update_code(

@@ -180,11 +180,9 @@ def check_code_source(code: Mapping[str, Any]) -> bytes:
         raise errors.invalid_parameter(
             "Container image functions are not supported by Hearth yet; deploy a .zip archive (ZipFile)."
         )
-    if code.get("S3Bucket") or code.get("S3Key"):
-        raise errors.invalid_parameter(
-            "Code from S3Bucket/S3Key needs an object store, which Hearth does not have yet; "
-            "upload the archive with ZipFile instead."
-        )
+    if code.get("S3Bucket") or code.get("S3Key"):  # without an object store (code_source reads S3 otherwise)
+        raise errors.invalid_parameter("Code from S3Bucket/S3Key needs Hearth's S3 service; upload the archive "
+                                       "with ZipFile instead.")
     zip_file = code.get("ZipFile")
     if not zip_file:
         raise errors.invalid_parameter("Please provide a source for function code.")

@@ -1,0 +1,1 @@
+"""S3-compatible object storage: buckets, objects, multipart uploads, event notifications."""
