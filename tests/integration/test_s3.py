@@ -4,6 +4,7 @@ presigned URLs, errors, notifications to functions and queues, and the thumbnail
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import time
@@ -20,6 +21,7 @@ from botocore.exceptions import ClientError
 from tests.integration.harness import (
     ACCESS_KEY,
     ACCOUNT,
+    LAMBDA_TRUST,
     OTHER_ACCESS_KEY,
     OTHER_ACCOUNT,
     OTHER_SECRET_KEY,
@@ -459,6 +461,9 @@ def test_lambda_code_from_s3(server: HearthServer, s3: Any) -> None:
     layer = lam.publish_layer_version(LayerName="from-s3", Content={"S3Bucket": "code-bucket", "S3Key": "layer.zip"})
     assert layer["Version"] == 1 and layer["Content"]["CodeSize"] > 0
     other = server.client("lambda", account=OTHER_ACCOUNT)
+    other_iam = server.client("iam", account=OTHER_ACCOUNT)
+    with contextlib.suppress(other_iam.exceptions.EntityAlreadyExistsException):
+        other_iam.create_role(RoleName="r", AssumeRolePolicyDocument=LAMBDA_TRUST)
     with pytest.raises(ClientError) as exc:
         other.create_function(FunctionName="theirs", Runtime="python3.11", Handler="app.handler",
                               Role=f"arn:aws:iam::{OTHER_ACCOUNT}:role/r",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from sqlite3 import Connection
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +19,7 @@ from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
 from hearth.services.iam import managed
 from hearth.services.iam.store import GROUP, INSTANCE_PROFILE, POLICY, ROLE, USER, IamStore
+from hearth.store.engine import Connection
 
 # IAM's default quotas (IAM User Guide, "IAM and AWS STS quotas").
 ACCESS_KEYS_PER_USER = 2

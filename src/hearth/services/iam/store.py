@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from sqlite3 import Connection
 from typing import Any
 
 from hearth.store.component import ComponentDb
+from hearth.store.engine import Connection
 
 USER, GROUP, ROLE, POLICY, INSTANCE_PROFILE = "user", "group", "role", "policy", "instance-profile"
 

@@ -11,7 +11,6 @@ engine needs `COLLATE "C"` on `key`).
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hearth.store.component import ComponentDb
+from hearth.store.engine import Connection, Row
 
 NULL_VERSION = "null"
 
@@ -130,12 +130,12 @@ class Outgoing:
 EventsOf = Callable[[ObjectRow], list[Outgoing]]
 
 
-def _bucket(row: sqlite3.Row) -> Bucket:
+def _bucket(row: Row) -> Bucket:
     return Bucket(row["name"], row["account_id"], row["region"], row["created"], row["versioning"],
                   json.loads(row["config"]))
 
 
-def _object(row: sqlite3.Row) -> ObjectRow:
+def _object(row: Row) -> ObjectRow:
     return ObjectRow(row["bucket"], row["key"], row["version_id"], bool(row["is_latest"]),
                      bool(row["delete_marker"]), [tuple(s) for s in json.loads(row["blobs"])],
                      row["size"], row["etag"], row["last_modified"], json.loads(row["meta"]), row["seq"],
@@ -155,7 +155,7 @@ class S3Store:
         self.db.close()
 
     @staticmethod
-    def _next(db: sqlite3.Connection, name: str) -> int:
+    def _next(db: Connection, name: str) -> int:
         db.execute("INSERT INTO s3_counters (name, value) VALUES (?, 1) "
                    "ON CONFLICT (name) DO UPDATE SET value = s3_counters.value + 1", (name,))
         row = db.execute("SELECT value FROM s3_counters WHERE name = ?", (name,)).fetchone()
@@ -239,7 +239,7 @@ class S3Store:
         with self.db.tx() as db:
             return self._put(db, row, versioning, events, upload_id)
 
-    def _put(self, db: sqlite3.Connection, row: ObjectRow, versioning: str, events: EventsOf,
+    def _put(self, db: Connection, row: ObjectRow, versioning: str, events: EventsOf,
              upload_id: str | None) -> list[str]:
         freed: list[str] = []
         row.seq = self._next(db, "object")
@@ -354,7 +354,7 @@ class S3Store:
 
     # -- notification outbox ----------------------------------------------------------------------
 
-    def _queue(self, db: sqlite3.Connection, events: list[Outgoing]) -> None:
+    def _queue(self, db: Connection, events: list[Outgoing]) -> None:
         for event in events:
             db.execute("INSERT INTO s3_outbox (id, seq, target, body, source_arn, created, attempts) "
                        "VALUES (?, ?, ?, ?, ?, 0, 0)",
