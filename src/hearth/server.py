@@ -48,6 +48,7 @@ from hearth.sandbox.types import IsolationBackend, Sandbox
 from hearth.services.events.component import EventBridge, clock_for
 from hearth.services.kinesis.provider import KinesisProvider
 from hearth.services.kinesis.streams import StreamService
+from hearth.services.lambda_.code_signing import CodeSigningProvider, CodeSigningStore
 from hearth.services.lambda_.code_url import CodeUrlSigner, serve_code_download
 from hearth.services.lambda_.concurrency import ConcurrencyProvider
 from hearth.services.lambda_.esm import EventSourceMappingProvider
@@ -183,6 +184,10 @@ class Hearth:
                                                  recursion_allowed=self.event_configs.recursion_allowed),
                                   self.router.deliver)
         lambda_providers.append(EventSourceMappingProvider(self.functions, self.queues, self.streams, self.esm))
+        # Code signing configurations: stored and reported as AWS does; signatures are never checked.
+        self.code_signing = CodeSigningStore(s.data_dir)
+        self.functions.add_listener(self.code_signing.on_function_change)
+        lambda_providers.append(CodeSigningProvider(self.functions, self.code_signing))
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
             "logs": [LogsProvider(self.log_store)],
@@ -238,6 +243,8 @@ class Hearth:
             self.url_configs.close()
         if getattr(self, "event_configs", None) is not None:
             self.event_configs.close()
+        if getattr(self, "code_signing", None) is not None:
+            self.code_signing.close()
         if getattr(self, "store", None) is not None:
             self.store.close()
 
