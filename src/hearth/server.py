@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shlex
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Generator
@@ -25,7 +26,7 @@ import uvicorn
 from hearth import __version__
 from hearth.aws.gateway import AwsGateway
 from hearth.aws.keys import KeyStore
-from hearth.config import Settings
+from hearth.config import DEFAULT_PORT, Settings
 from hearth.esm.manager import MappingManager
 from hearth.esm.store import MappingStore
 from hearth.esm.target import PlatformInvoke
@@ -43,6 +44,7 @@ from hearth.invoke.pool import EnvironmentPool, PoolConfig
 from hearth.invoke.provisioned import ProvisionedManager, ProvisionedStore
 from hearth.observability import metrics
 from hearth.observability.logstore import LogStore
+from hearth.runtimes.registry import installed_runtimes
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
 from hearth.services.events.component import EventBridge, clock_for
@@ -101,7 +103,7 @@ class Hearth:
             print(
                 "hearth: generated an admin key pair in "
                 f"{s.data_dir / 'keys.json'} (mode 0600).\n"
-                f"        Use it with: eval \"$(hearth env --data-dir {s.data_dir})\"\n"
+                f"        Use it with: eval \"$({env_command(s)})\"\n"
                 f"        (access key id {key.access_key_id}, account {key.account_id})",
                 file=sys.stderr, flush=True,
             )
@@ -113,8 +115,12 @@ class Hearth:
         self.log_store = LogStore(s.data_dir / "logs.db")
         self.code_signer = CodeUrlSigner.load(s.data_dir)
         self.functions = FunctionService(s, self.store, self.blobs)
+        # The host's runtimes are probed once, now, beside the backend's start: otherwise the first
+        # CreateFunction of a new server stays Pending while every interpreter is probed.
+        runtimes_probed = asyncio.create_task(asyncio.to_thread(installed_runtimes))
         self.backend, self.isolation_warning = await choose_backend(s.isolation, s.data_dir,
                                                                             favor_dynmods=s.cgroup_favor_dynmods)
+        await runtimes_probed
         if self.isolation_warning:
             print(f"hearth: WARNING: {self.isolation_warning}", file=sys.stderr, flush=True)
         self.invoke_metrics = metrics.InvokeMetrics(metrics.REGISTRY)
@@ -369,6 +375,16 @@ async def _send(send: Send, status: int, headers: dict[str, str], body: bytes) -
     raw.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+def env_command(s: Settings) -> str:
+    """The `hearth env` command that exports this server's endpoint (its own port and address)."""
+    words = ["hearth", "env", "--data-dir", shlex.quote(str(s.data_dir))]
+    if s.host not in ("127.0.0.1", "0.0.0.0", "::"):
+        words += ["--host", shlex.quote(s.host)]
+    if s.port != DEFAULT_PORT:
+        words += ["--port", str(s.port)]
+    return " ".join(words)
 
 
 def is_loopback(host: str) -> bool:

@@ -6,7 +6,6 @@ HEARTH_ACCESS_KEY_ID / HEARTH_SECRET_ACCESS_KEY) and never prints anything else 
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 
@@ -20,11 +19,13 @@ from hearth.config import Settings
 @main.command()
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--account", default=None, help="Use the first key of this account.")
-def env(data_dir: Path | None, account: str | None) -> None:
+@click.option("--host", default=None, help="The server's address (default: HEARTH_HOST, else 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="The server's port (default: HEARTH_PORT, else 4566).")
+def env(data_dir: Path | None, account: str | None, host: str | None, port: int | None) -> None:
     """Print export lines for eval: endpoint, keys, region."""
-    settings = Settings.from_env(data_dir=data_dir)
+    settings = Settings.from_env(data_dir=data_dir, host=host, port=port)
     key_id, secret = find_key(settings, account)
-    host = os.environ.get("HEARTH_HOST", settings.host)
+    host = settings.host
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
     values = {

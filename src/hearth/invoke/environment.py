@@ -141,7 +141,6 @@ class Environment:
         self._tasks: list[asyncio.Task[None]] = []
         self._capture = logs.LogCapture()  # INIT output until the first invocation
         self._output_fd: int | None = None
-        self._exit_status: int | None = None
         self._dead = asyncio.Event()
 
     # -- state ----------------------------------------------------------------------------------
@@ -383,7 +382,6 @@ class Environment:
 
     async def _watch_exit(self, sandbox: Sandbox) -> None:
         status = await sandbox.wait()
-        self._exit_status = status
         self._dead.set()
         self._channel.runtime_exited(status)
 

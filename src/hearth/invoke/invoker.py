@@ -79,7 +79,7 @@ class Invoker:
                 lease.release()
         if self.metrics is not None:
             self.metrics.invoked(fv.name, fv.version, duration_s=outcome.duration_ms / 1000,
-                                 error=outcome.function_error is not None, cold=outcome.cold, init_s=None)
+                                 error=outcome.function_error is not None, cold=outcome.cold)
         return outcome
 
     async def _run(

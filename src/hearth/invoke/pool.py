@@ -483,12 +483,9 @@ def _policy_key(key: PoolKey) -> str:
 
 
 def _set_cpu(env: Environment, fraction: float) -> None:
-    """Drop a freshly initialized environment to its proportional CPU share, if the backend can.
-
-    The environment does not expose its sandbox; reading it here keeps environment.py untouched.
-    """
-    sandbox = getattr(env, "_sandbox", None)
-    set_cpu = getattr(sandbox, "set_cpu", None)
+    """Drop a freshly initialized environment to its proportional CPU share, if its backend can (the
+    process backend has no CPU control)."""
+    set_cpu = getattr(env.sandbox, "set_cpu", None)
     if set_cpu is None:
         return
     try:

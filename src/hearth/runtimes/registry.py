@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -59,30 +60,41 @@ def _python_candidates(minor: str) -> list[str]:
     return found
 
 
+def _find_python(runtime_id: str) -> RuntimeInfo | None:
+    minor = runtime_id.removeprefix("python")
+    for candidate in _python_candidates(minor):
+        probed = _probe_python(candidate)
+        if probed and probed[1] == minor:
+            return RuntimeInfo(runtime_id, "python", probed[0], minor, probed[2])
+    return None
+
+
+def _find_node() -> RuntimeInfo | None:
+    node = shutil.which("node")
+    if not node:
+        return None
+    try:
+        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10,
+                                 check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.match(r"v(\d+)\.", version)
+    if not match:
+        return None
+    node_path = Path(node).resolve()
+    return RuntimeInfo(f"nodejs{match.group(1)}.x", "nodejs", node_path, version.lstrip("v"), node_path.parent.parent)
+
+
 @functools.cache
 def installed_runtimes() -> dict[str, RuntimeInfo]:
-    """Every runtime id this host can run. Probed once per process."""
-    found: dict[str, RuntimeInfo] = {}
-    for runtime_id in PYTHON_IDS:
-        minor = runtime_id.removeprefix("python")
-        for candidate in _python_candidates(minor):
-            probed = _probe_python(candidate)
-            if probed and probed[1] == minor:
-                found[runtime_id] = RuntimeInfo(runtime_id, "python", probed[0], minor, probed[2])
-                break
-    node = shutil.which("node")
-    if node:
-        try:
-            version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10,
-                                     check=True).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            version = ""
-        match = re.match(r"v(\d+)\.", version)
-        if match:
-            runtime_id = f"nodejs{match.group(1)}.x"
-            node_path = Path(node).resolve()
-            found[runtime_id] = RuntimeInfo(runtime_id, "nodejs", node_path, version.lstrip("v"),
-                                            node_path.parent.parent)
+    """Every runtime id this host can run. Probed once per process, every interpreter at once: the
+    first CreateFunction of a new server waits for this (one interpreter start, not one per runtime)."""
+    with ThreadPoolExecutor(len(PYTHON_IDS) + 1) as pool:
+        pythons = list(pool.map(_find_python, PYTHON_IDS))
+        node = pool.submit(_find_node).result()
+    found = {info.runtime_id: info for info in pythons if info is not None}
+    if node is not None:
+        found[node.runtime_id] = node
     for runtime_id in PROVIDED_IDS:
         found[runtime_id] = RuntimeInfo(runtime_id, "provided", None, "")
     return found

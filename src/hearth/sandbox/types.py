@@ -7,7 +7,7 @@ implements (`IsolationBackend`, `Sandbox`). It never starts anything itself.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -39,7 +39,6 @@ class SandboxSpec:
     python_fork: PythonForkSpec | None = None
     workdir: str = "/var/task"
     pids_limit: int = 1024
-    extra_files: dict[str, str] = field(default_factory=dict)  # reserved for later use
 
 
 class SandboxStartError(RuntimeError):
