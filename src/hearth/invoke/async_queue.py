@@ -52,7 +52,7 @@ from hearth.store.component import ComponentDb
 log = logging.getLogger("hearth.async")
 
 # The asynchronous payload limit: 1 MB since AWS raised it from 256 KB (October 2025), as AWS counts a
-# MB for Lambda's payloads (its 6 MB synchronous limit is 6 × 1,048,576 bytes). This is the one place
+# MB for Lambda's payloads (its 6 MB synchronous limit is 6 times 1,048,576 bytes). This is the one place
 # that says so (the Invoke operation imports it).
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 INTERNAL_PAYLOAD_LIMIT = 6 * 1024 * 1024  # destination records and topic deliveries carry more
