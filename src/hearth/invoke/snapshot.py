@@ -30,7 +30,7 @@ from typing import Any, Protocol, cast
 
 from hearth.functions.model import FunctionVersion
 from hearth.invoke.environment import Environment, Launcher, ReadyWaiter
-from hearth.runtimes.registry import installed_runtimes
+from hearth.runtimes.registry import runtime_for
 from hearth.sandbox.types import Sandbox, SandboxSpec
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class Template:
 
 def supported_runtime(runtime: str) -> bool:
     """Runtimes Hearth can snapshot: Python (any version the zygote runs)."""
-    info = installed_runtimes().get(runtime)
+    info = runtime_for(runtime)
     return info is not None and info.kind == "python"
 
 
