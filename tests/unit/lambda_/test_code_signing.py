@@ -135,3 +135,32 @@ async def test_lists_page(env: Env, csc: CodeSigningProvider) -> None:
     rest = csc.list_code_signing_configs(ctx(), {"MaxItems": 2, "Marker": first["NextMarker"]})
     assert [c["CodeSigningConfigArn"] for c in rest["CodeSigningConfigs"]] == arns[2:]
     assert "NextMarker" not in rest
+
+
+def test_through_the_gateway_with_botocore(tmp_path: Path) -> None:
+    """AWS's statuses (201 on create, 204 on delete) and bodies, as botocore parses them."""
+    from tests.unit.aws.driver import gateway_client, make_gateway
+    from tests.unit.lambda_.helpers import build
+
+    env = build(tmp_path / "data")
+    store = CodeSigningStore(env.data_dir)
+    try:
+        gateway = make_gateway(tmp_path, {"lambda": [CodeSigningProvider(env.functions, store)]})
+        client = gateway_client(gateway, "lambda")
+        created = client.create_code_signing_config(
+            AllowedPublishers={"SigningProfileVersionArns": [PROFILE]},
+            CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Enforce"})
+        assert created["ResponseMetadata"]["HTTPStatusCode"] == 201
+        arn = created["CodeSigningConfig"]["CodeSigningConfigArn"]
+        assert created["CodeSigningConfig"]["Description"] == ""
+        assert client.list_code_signing_configs()["CodeSigningConfigs"][0]["CodeSigningConfigArn"] == arn
+        missing = arn[:-1] + ("x" if arn[-1] != "x" else "y")
+        with pytest.raises(client.exceptions.ResourceNotFoundException) as exc:
+            client.get_code_signing_config(CodeSigningConfigArn=missing)
+        assert exc.value.response["Error"]["Message"] == (
+            f"The Lambda code signing configuration {missing} can not be found.")
+        deleted = client.delete_code_signing_config(CodeSigningConfigArn=arn)
+        assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 204
+    finally:
+        store.close()
+        env.store.close()
