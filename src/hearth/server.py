@@ -44,7 +44,7 @@ from hearth.invoke.pool import EnvironmentPool, PoolConfig
 from hearth.invoke.provisioned import ProvisionedManager, ProvisionedStore
 from hearth.observability import metrics
 from hearth.observability.logstore import LogStore
-from hearth.runtimes.registry import installed_runtimes
+from hearth.runtimes.registry import fallback_mode, installed_runtimes
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
 from hearth.services.events.component import EventBridge, clock_for
@@ -117,6 +117,7 @@ class Hearth:
         self.functions = FunctionService(s, self.store, self.blobs)
         # The host's runtimes are probed once, now, beside the backend's start: otherwise the first
         # CreateFunction of a new server stays Pending while every interpreter is probed.
+        fallback_mode()  # an unknown HEARTH_RUNTIME_FALLBACK stops the start, not a function later
         runtimes_probed = asyncio.create_task(asyncio.to_thread(installed_runtimes))
         self.backend, self.isolation_warning = await choose_backend(s.isolation, s.data_dir,
                                                                             favor_dynmods=s.cgroup_favor_dynmods)
