@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shlex
 import socket
 import sys
 import time
@@ -32,7 +33,7 @@ from hearth.aws.authz.usage import UsageRecorder, smallest_policy
 from hearth.aws.gateway import AwsGateway
 from hearth.aws.keys import KeyStore
 from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
-from hearth.config import Settings
+from hearth.config import DEFAULT_PORT, Settings
 from hearth.esm.manager import MappingManager
 from hearth.esm.store import MappingStore
 from hearth.esm.target import PlatformInvoke
@@ -51,6 +52,7 @@ from hearth.invoke.logwriter import BackgroundLogSink
 from hearth.invoke.pool import EnvironmentPool, PoolConfig
 from hearth.invoke.provisioned import ProvisionedManager, ProvisionedStore
 from hearth.observability import metrics
+from hearth.runtimes.registry import fallback_mode, installed_runtimes
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
 from hearth.services.apigateway.front import ApiFront
@@ -75,6 +77,7 @@ from hearth.services.iam.provider import IamProvider
 from hearth.services.iam.store import IamStore
 from hearth.services.kinesis.provider import KinesisProvider
 from hearth.services.kinesis.streams import StreamService
+from hearth.services.lambda_.code_signing import CodeSigningProvider, CodeSigningStore
 from hearth.services.lambda_.code_url import CodeUrlSigner, serve_code_download
 from hearth.services.lambda_.concurrency import ConcurrencyProvider
 from hearth.services.lambda_.esm import EventSourceMappingProvider
@@ -160,7 +163,7 @@ class Hearth:
             print(
                 "hearth: generated an admin key pair in "
                 f"{s.data_dir / 'keys.json'} (mode 0600).\n"
-                f"        Use it with: eval \"$(hearth env --data-dir {s.data_dir})\"\n"
+                f"        Use it with: eval \"$({env_command(s)})\"\n"
                 f"        (access key id {key.access_key_id}, account {key.account_id})",
                 file=sys.stderr, flush=True,
             )
@@ -177,9 +180,14 @@ class Hearth:
         self.log_writer = BackgroundLogSink(self.log_store)
         on_stop.callback(self.log_writer.close)  # after the pool: the environments' last logs are queued
         function_logs = FunctionLogs(self.log_writer)
-        # The data plane: isolation, environments, admission, the invoker.
+        # The data plane: isolation, environments, admission, the invoker. The host's runtimes are probed
+        # once, now, beside the backend's start: otherwise the first CreateFunction of a new server stays
+        # Pending while every interpreter is probed.
+        fallback_mode()  # an unknown HEARTH_RUNTIME_FALLBACK stops the start, not a function later
+        runtimes_probed = asyncio.create_task(asyncio.to_thread(installed_runtimes))
         backend, self.isolation_warning = await choose_backend(s.isolation, s.data_dir,
                                                                favor_dynmods=s.cgroup_favor_dynmods)
+        await runtimes_probed
         self.backend = backend
         on_stop.push_async_callback(backend.close)
         if self.isolation_warning:
@@ -286,6 +294,11 @@ class Hearth:
                                   stream_sources={"dynamodb": partial(DynamoDBStreamSource, self.tables)})
         on_stop.push_async_callback(self.esm.stop)
         lambda_providers.append(EventSourceMappingProvider(self.functions, self.queues, self.streams, self.esm))
+        # Code signing configurations: stored and reported as AWS does; signatures are never checked.
+        self.code_signing = CodeSigningStore(s.data_dir)
+        on_stop.callback(self.code_signing.close)
+        self.functions.add_listener(self.code_signing.on_function_change)
+        lambda_providers.append(CodeSigningProvider(self.functions, self.code_signing))
         # SSM Parameter Store (CloudFormation's SSM parameter types and CDK's bootstrap read it too).
         self.parameters = ParameterStore(s.data_dir)
         on_stop.callback(self.parameters.close)
@@ -618,3 +631,13 @@ class _Companion(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+def env_command(s: Settings) -> str:
+    """The `hearth env` command that exports this server's endpoint (its own port and address)."""
+    words = ["hearth", "env", "--data-dir", shlex.quote(str(s.data_dir))]
+    if s.host not in ("127.0.0.1", "0.0.0.0", "::"):
+        words += ["--host", shlex.quote(s.host)]
+    if s.port != DEFAULT_PORT:
+        words += ["--port", str(s.port)]
+    return " ".join(words)

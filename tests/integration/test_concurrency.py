@@ -106,9 +106,14 @@ def test_reserved_zero_throttles_sync_and_keeps_async(server: HearthServer) -> N
     assert err["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
     assert err["Type"] == "User"
     assert 'hearth_throttles_total{function="conc-disabled",qualifier="$LATEST"}' in metrics_text(server)
-    # An event sent while the function is disabled is kept, and runs once it is enabled again.
+    # An event sent while the function is disabled is kept, and runs once it is enabled again. Its
+    # first attempt is awaited (the queue counts it throttled): it did not run.
+    throttled_before = server.health()["async_events"]["throttled"]
     assert lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"sleep": 0}')["StatusCode"] == 202
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while server.health()["async_events"]["throttled"] <= throttled_before:
+        assert time.monotonic() < deadline, "the event was never attempted"
+        time.sleep(0.05)
     ran = 'hearth_invocations_total{function="conc-disabled",qualifier="$LATEST"}'
     assert ran not in metrics_text(server)
     lam.delete_function_concurrency(FunctionName=name)

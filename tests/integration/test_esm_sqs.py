@@ -153,7 +153,8 @@ def test_filter_deletes_non_matching_messages(lam: Any, sqs: Any, observer: tupl
     lam.delete_event_source_mapping(UUID=created["UUID"])
 
 
-def test_mapping_api_lifecycle_and_errors(lam: Any, sqs: Any, observer: tuple[str, str]) -> None:
+def test_mapping_api_lifecycle_and_errors(lam: Any, sqs: Any, observer: tuple[str, str],
+                                         server: HearthServer) -> None:
     fn, _ = observer
     src_url = sqs.create_queue(QueueName=_name("api"), Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
     src_arn = _arn(sqs, src_url)
@@ -168,9 +169,9 @@ def test_mapping_api_lifecycle_and_errors(lam: Any, sqs: Any, observer: tuple[st
     assert "StartingPosition" not in created and "ParallelizationFactor" not in created
     mid = created["UUID"]
     _wait(lambda: lam.get_event_source_mapping(UUID=mid)["State"] == "Disabled", 10, "Disabled")
-    # A disabled mapping never fires.
+    # A disabled mapping never fires: it has no poller, so nothing can take the message.
     sqs.send_message(QueueUrl=src_url, MessageBody="{}")
-    time.sleep(0.5)
+    assert mid not in server.health()["event_source_mappings"]["pollers"]
     assert _counts(sqs, src_url) == (1, 0)
     listed = lam.list_event_source_mappings(FunctionName=fn)["EventSourceMappings"]
     assert [m["UUID"] for m in listed] == [mid]

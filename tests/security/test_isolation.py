@@ -20,7 +20,7 @@ from tests.integration.harness import HearthServer, create_function, invoke_json
 pytestmark = [pytest.mark.security, pytest.mark.integration]
 
 PROBES = r'''
-import ctypes, errno, json, os, signal, socket
+import ctypes, errno, json, os, signal, socket, time
 
 def _try(fn):
     try:
@@ -61,6 +61,19 @@ def tmp_write(event):
 
 def tmp_list(event):
     return sorted(os.listdir("/tmp"))
+
+_ENVIRONMENT = None
+
+def tmp_hold(event):
+    # Write a token, stay busy so that a concurrent call needs another environment, then look.
+    # The environment's id is drawn at its first call (after a SnapStart restore, never inherited).
+    global _ENVIRONMENT
+    if _ENVIRONMENT is None:
+        _ENVIRONMENT = os.urandom(8).hex()
+    with open("/tmp/" + event["token"], "w") as f:
+        f.write("secret")
+    time.sleep(event["hold_s"])
+    return {"environment": _ENVIRONMENT, "tmp": sorted(os.listdir("/tmp"))}
 
 def processes(event):
     pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
@@ -196,13 +209,18 @@ def test_no_privileged_operations(lam: Target) -> None:
 
 
 def test_environments_are_separate(lam: Target) -> None:
-    # Two concurrent environments of one function each have their own /tmp and Runtime API.
-    token = "conc-" + os.urandom(6).hex()
-    with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(probe, lam, "sec-probe", probe="tmp_write", token=token + "-a")
-        second = pool.submit(probe, lam, "sec-probe", probe="tmp_write", token=token + "-b")
-        a, b = first.result(), second.result()
-    if token + "-a" in b or token + "-b" in a:
-        # The same warm environment served both calls in turn; that is allowed, sharing is not proven.
-        return
-    assert token + "-b" not in a and token + "-a" not in b
+    # Two concurrent environments of one function each have their own /tmp. Each call stays busy for a
+    # while so that the other needs a second environment; the environments' ids prove whether it got
+    # one (a warm environment serving both in turn proves nothing, so that attempt is made again).
+    for attempt in range(3):
+        token = f"conc-{os.urandom(6).hex()}"
+        with ThreadPoolExecutor(2) as pool:
+            calls = [pool.submit(probe, lam, "sec-probe", probe="tmp_hold", token=f"{token}-{side}",
+                                 hold_s=1.0 + attempt) for side in "ab"]
+            a, b = (c.result() for c in calls)
+        if a["environment"] != b["environment"]:
+            break
+    else:
+        pytest.fail("two concurrent calls never ran in two environments")
+    assert f"{token}-a" in a["tmp"] and f"{token}-b" in b["tmp"]  # each saw its own file
+    assert f"{token}-b" not in a["tmp"] and f"{token}-a" not in b["tmp"]  # and not the other's

@@ -6,7 +6,6 @@ HEARTH_ACCESS_KEY_ID / HEARTH_SECRET_ACCESS_KEY) and never prints anything else 
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 
@@ -22,11 +21,13 @@ from hearth.config import Settings
 @click.option("--account", default=None, help="Use the first key of this account.")
 @click.option("--https", "https", is_flag=True, default=False,
               help="Point at the HTTPS port (HEARTH_HTTPS_PORT) and trust Hearth's local CA.")
-def env(data_dir: Path | None, account: str | None, https: bool) -> None:
+@click.option("--host", default=None, help="The server's address (default: HEARTH_HOST, else 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="The server's port (default: HEARTH_PORT, else 4566).")
+def env(data_dir: Path | None, account: str | None, https: bool, host: str | None, port: int | None) -> None:
     """Print export lines for eval: endpoint, keys, region."""
-    settings = Settings.from_env(data_dir=data_dir)
+    settings = Settings.from_env(data_dir=data_dir, host=host, port=port)
     key_id, secret = find_key(settings, account)
-    host = os.environ.get("HEARTH_HOST", settings.host)
+    host = settings.host
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
     values = {

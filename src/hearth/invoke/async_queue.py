@@ -52,9 +52,10 @@ from hearth.store.component import ComponentDb
 
 log = logging.getLogger("hearth.async")
 
-# The asynchronous payload limit of issue 6. AWS raised it to 1 MB in 2025; Hearth keeps 256 KB,
-# and this is the one place that says so (the Invoke operation imports it).
-ASYNC_PAYLOAD_LIMIT = 256 * 1024
+# The asynchronous payload limit: 1 MB since AWS raised it from 256 KB (October 2025), as AWS counts a
+# MB for Lambda's payloads (its 6 MB synchronous limit is 6 times 1,048,576 bytes). This is the one place
+# that says so (the Invoke operation imports it).
+ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 INTERNAL_PAYLOAD_LIMIT = 6 * 1024 * 1024  # destination records and topic deliveries carry more
 
 DEFAULT_MAX_RETRIES = 2

@@ -37,6 +37,7 @@ from hearth.runtime_api.channel import (
     RuntimeExited,
 )
 from hearth.runtime_api.server import RuntimeApiServer
+from hearth.runtimes.registry import fallback_note
 from hearth.sandbox.types import IsolationBackend, MemoryPeak, Sandbox, SandboxSpec
 
 log = logging.getLogger(__name__)
@@ -140,8 +141,10 @@ class Environment:
         self._server = RuntimeApiServer(self._channel)
         self._tasks: list[asyncio.Task[None]] = []
         self._capture = logs.LogCapture()  # INIT output until the first invocation
+        note = fallback_note(spec.env.get("AWS_EXECUTION_ENV", "").removeprefix("AWS_Lambda_"))
+        if note is not None:  # the function runs on another version of its runtime: say so first
+            self._capture.add(f"INIT_START {note}\n")
         self._output_fd: int | None = None
-        self._exit_status: int | None = None
         self._dead = asyncio.Event()
 
     # -- state ----------------------------------------------------------------------------------
@@ -382,7 +385,6 @@ class Environment:
 
     async def _watch_exit(self, sandbox: Sandbox) -> None:
         status = await sandbox.wait()
-        self._exit_status = status
         self._dead.set()
         self._channel.runtime_exited(status)
 

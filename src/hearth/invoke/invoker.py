@@ -70,7 +70,7 @@ class Invoker:
                 lease.release()
         if self._metrics is not None:
             self._metrics.invoked(fv.name, fv.version, duration_s=outcome.duration_ms / 1000,
-                                 error=outcome.function_error is not None, cold=outcome.cold, init_s=None)
+                                  error=outcome.function_error is not None, cold=outcome.cold)
         return outcome
 
     async def _run(self, request: InvokeRequest) -> InvokeOutcome:

@@ -13,7 +13,7 @@ from pathlib import Path
 import botocore
 
 from hearth.functions.model import FunctionVersion
-from hearth.runtimes.registry import RUNTIMES_DIR, RuntimeInfo, installed_runtimes
+from hearth.runtimes.registry import RUNTIMES_DIR, RuntimeInfo, runtime_for
 from hearth.sandbox.types import PythonForkSpec, SandboxSpec
 
 # 1,769 MB buys one full vCPU on AWS; CPU is proportional to memory.
@@ -63,7 +63,7 @@ def build_spec(
     process that sees host paths. `ca_dir` (holding `ca.pem`) is the CA the SDKs must trust to reach
     Hearth over HTTPS.
     """
-    runtime = installed_runtimes().get(fv.runtime)
+    runtime = runtime_for(fv.runtime)  # its own, or (HEARTH_RUNTIME_FALLBACK=nearest) a stand-in
     if runtime is None:
         raise LaunchError("Runtime.InvalidRuntime", f"The runtime {fv.runtime} is not installed on this host.")
     task_root = "/var/task" if isolated else str(fv.code_dir)

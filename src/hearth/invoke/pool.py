@@ -521,7 +521,8 @@ def _policy_key(key: PoolKey) -> str:
 
 
 def _set_cpu(env: Environment, fraction: float) -> None:
-    """Drop a freshly initialized environment to its proportional CPU share, if the backend can."""
+    """Drop a freshly initialized environment to its proportional CPU share, if its backend can (the
+    process backend has no CPU control)."""
     sandbox = env.sandbox
     if not isinstance(sandbox, CpuShares):
         return

@@ -30,7 +30,7 @@ from typing import Any
 
 from hearth.functions.model import FunctionVersion
 from hearth.invoke.environment import Environment, Launcher, ReadyWaiter
-from hearth.runtimes.registry import installed_runtimes
+from hearth.runtimes.registry import runtime_for
 from hearth.sandbox.types import MemoryLimit, Sandbox, SandboxSpec, Snapshots
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class Template:
 
 def supported_runtime(runtime: str) -> bool:
     """Runtimes Hearth can snapshot: Python (any version the zygote runs)."""
-    info = installed_runtimes().get(runtime)
+    info = runtime_for(runtime)
     return info is not None and info.kind == "python"
 
 

@@ -268,8 +268,8 @@ class InvokeMetrics:
     def labels(function: str, qualifier: str) -> dict[str, str]:
         return {"function": function, "qualifier": qualifier}
 
-    def invoked(self, function: str, qualifier: str, *, duration_s: float, error: bool, cold: bool,
-                init_s: float | None) -> None:
+    def invoked(self, function: str, qualifier: str, *, duration_s: float, error: bool, cold: bool) -> None:
+        """One finished invocation. (INIT durations are observed by the pool, which times them.)"""
         labels = self.labels(function, qualifier)
         self.invocations.inc(labels)
         self.duration.observe(duration_s, labels)
@@ -277,8 +277,6 @@ class InvokeMetrics:
             self.errors.inc(labels)
         if cold:
             self.cold_starts.inc(labels)
-        if init_s is not None:
-            self.init_duration.observe(init_s, labels)
 
     def throttled(self, function: str, qualifier: str) -> None:
         self.throttles.inc(self.labels(function, qualifier))

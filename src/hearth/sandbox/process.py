@@ -72,7 +72,7 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def _status_kb(pid: int, field: str) -> int:
+def status_kb(pid: int, field: str) -> int:
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
@@ -91,7 +91,7 @@ def tree_rss_bytes(pid: int) -> int:
         if p in seen:
             continue
         seen.add(p)
-        total += _status_kb(p, "VmRSS:") * 1024
+        total += status_kb(p, "VmRSS:") * 1024
         todo.extend(_children(p))
     return total
 
@@ -137,7 +137,7 @@ class ProcessSandbox:
 
     def stats(self) -> SandboxStats:
         if self._status is None:
-            self._peak = max(self._peak, _status_kb(self.pid, "VmHWM:") * 1024, tree_rss_bytes(self.pid))
+            self._peak = max(self._peak, status_kb(self.pid, "VmHWM:") * 1024, tree_rss_bytes(self.pid))
         return SandboxStats(memory_peak_bytes=self._peak, oom_killed=self._oom_killed)
 
     def _signal_group(self, sig: int) -> None:

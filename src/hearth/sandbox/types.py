@@ -11,7 +11,7 @@ code probes for method names. It never starts anything itself.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -43,7 +43,6 @@ class SandboxSpec:
     python_fork: PythonForkSpec | None = None
     workdir: str = "/var/task"
     pids_limit: int = 1024
-    extra_files: dict[str, str] = field(default_factory=dict)  # reserved for later use
 
 
 class SandboxStartError(RuntimeError):

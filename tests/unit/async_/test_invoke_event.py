@@ -41,6 +41,6 @@ async def test_async_payload_limit(tmp_path: Path) -> None:
     with pytest.raises(AwsError) as exc:
         await provider.invoke(ctx("rid-2"), {"FunctionName": "fn", "InvocationType": "Event", "Payload": big})
     assert (exc.value.code, exc.value.status) == ("RequestEntityTooLargeException", 413)
-    assert exc.value.message == "Request must be smaller than 262144 bytes for the InvokeAsyncFunction operation"
+    assert exc.value.message == "Request must be smaller than 1048576 bytes for the InvokeAsyncFunction operation"
     assert rig.queue.pending() == 0
     await rig.queue.close()

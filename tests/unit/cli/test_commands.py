@@ -277,3 +277,24 @@ def test_follow_waits_for_a_group_that_does_not_exist_yet() -> None:
         stub.add_response("filter_log_events", {"events": [event(5, "hi\n", "9")]})
         logs_mod.follow_until_interrupted(logs_mod.Follower(cw, "/g", 0, None, printed.append), sleep=sleep)
     assert len(printed) == 1 and printed[0].endswith(" hi")
+
+
+# -- env: the hint a new server prints, and the exports it names ------------------------------------
+
+def test_the_env_hint_names_the_servers_port_and_env_exports_it(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from hearth.aws.keys import KeyStore
+    from hearth.config import Settings
+    from hearth.server import env_command
+
+    for name in ("HEARTH_PORT", "HEARTH_HOST", "HEARTH_DATA_DIR", "HEARTH_ACCESS_KEY_ID",
+                 "HEARTH_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(data_dir=tmp_path, port=4567)
+    KeyStore.load(settings)  # the key pair a first start generates
+    hint = env_command(settings)
+    assert hint == f"hearth env --data-dir {tmp_path} --port 4567"
+    assert env_command(Settings(data_dir=tmp_path)) == f"hearth env --data-dir {tmp_path}"
+    result = CliRunner().invoke(main, hint.split()[1:])
+    assert result.exit_code == 0, result.output
+    assert "export AWS_ENDPOINT_URL=http://127.0.0.1:4567\n" in result.output

@@ -9,7 +9,7 @@ from hearth.observability.metrics import InvokeMetrics, Registry
 def test_exposition_format() -> None:
     r = Registry()
     m = InvokeMetrics(r)
-    m.invoked("f", "$LATEST", duration_s=0.003, error=True, cold=True, init_s=None)
+    m.invoked("f", "$LATEST", duration_s=0.003, error=True, cold=True)
     m.throttled("f", "$LATEST")
     r.gauge("hearth_async_queue_depth", "x").set(3, {"function": 'a"b', "qualifier": "1"})
     text = r.render()

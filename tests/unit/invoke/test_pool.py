@@ -56,7 +56,10 @@ async def test_parallel_inits_are_bounded_and_released_envs_are_handed_over() ->
     pool.gate = asyncio.Event()  # type: ignore[attr-defined]
     b = asyncio.create_task(pool.acquire(f))
     c = asyncio.create_task(pool.acquire(f))
-    await asyncio.sleep(0.01)
+    for _ in range(1000):  # until c is waiting (a definite state), not for a while
+        if pool.statistics()["waiting"] == 1:
+            break
+        await asyncio.sleep(0)
     assert len(created) == 2  # one INIT at a time: c waits
     assert pool.statistics()["waiting"] == 1
     pool.release(f, first)  # straight to the waiter, never to the idle list

@@ -36,11 +36,12 @@ def test_limits_are_written(tree: CgroupTree) -> None:
             d = group.dirs["unified"]
             assert _read(d / "memory.max") == str(96 << 20)
             assert _read(d / "pids.max") == "33"
-            assert _read(d / "cpu.max") == "25000 100000"
+            assert _read(d / "cpu.max") == "5000 20000"
         else:
             assert _read(group.dirs["memory"] / "memory.limit_in_bytes") == str(96 << 20)
             assert _read(group.dirs["pids"] / "pids.max") == "33"
-            assert _read(group.dirs["cpu"] / "cpu.cfs_quota_us") == "25000"
+            assert _read(group.dirs["cpu"] / "cpu.cfs_quota_us") == "5000"
+            assert _read(group.dirs["cpu"] / "cpu.cfs_period_us") == "20000"
         assert group.pids() == []
         assert not group.oom_killed()
         group.freeze()

@@ -7,6 +7,7 @@ variants) into the input shape, and writing `<OpResponse><OpResult>` documents a
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
@@ -24,6 +25,14 @@ from hearth.aws.protocols.common import (
 )
 
 CONTENT_TYPE = "text/xml"
+# Characters XML 1.0 cannot carry at all, not even as references (most C0 controls). A value a caller
+# sent with one (echoed in an error message, stored in an attribute) would make the whole document
+# unreadable; each is written as U+FFFD instead.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _text(value: str) -> str:
+    return escape(_NOT_XML.sub("\ufffd", value))
 
 
 def form_params(req: HttpRequest) -> dict[str, str]:
@@ -145,13 +154,13 @@ def _xml_value(shape: Shape, value: Any, tag: str, out: list[str]) -> None:
             out.append(f"<{tag}>")
         for k, v in value.items():
             out.append(f"<{tag}>" if flattened else "<entry>")
-            out.append(f"<{key_tag}>{escape(str(k))}</{key_tag}>")
+            out.append(f"<{key_tag}>{_text(str(k))}</{key_tag}>")
             _xml_value(shape.value, v, value_tag, out)
             out.append(f"</{tag}>" if flattened else "</entry>")
         if not flattened:
             out.append(f"</{tag}>")
     else:
-        out.append(f"<{tag}>{escape(scalar_to_text(shape, value, 'iso8601'))}</{tag}>")
+        out.append(f"<{tag}>{_text(scalar_to_text(shape, value, 'iso8601'))}</{tag}>")
 
 
 def _xml_members(shape: StructureShape, value: dict[str, Any], out: list[str]) -> None:
@@ -195,10 +204,10 @@ def error_code(api: ServiceApi | None, err: AwsError) -> str:
 def render_error(api: ServiceApi | None, err: AwsError, request_id: str) -> HttpResponse:
     ns = api.model.metadata.get("xmlNamespace", "") if api is not None else ""
     fault = "Sender" if err.sender_fault else "Receiver"
-    extra = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in err.fields.items())
+    extra = "".join(f"<{k}>{_text(str(v))}</{k}>" for k, v in err.fields.items())
     body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse xmlns="{escape(ns)}"><Error>'
             f"<Type>{fault}</Type><Code>{escape(error_code(api, err))}</Code>"
-            f"<Message>{escape(err.message)}</Message>"
+            f"<Message>{_text(err.message)}</Message>"
             f"{extra}</Error><RequestId>{escape(request_id)}</RequestId></ErrorResponse>")
     headers = {"x-amzn-RequestId": request_id, "Content-Type": CONTENT_TYPE}
     # The json-protocol carrier of the query code has no place in a query answer.
