@@ -299,15 +299,35 @@ class AwsGateway:
                                request_id: str) -> HttpResponse:
         # Drain (a bounded part of) the body so the connection stays usable.
         try:
-            await read_body(receive, headers, REQUEST_BODY_LIMIT)
+            body = await read_body(receive, headers, REQUEST_BODY_LIMIT)
         except BodyTooLarge:
-            pass
+            body = b""
+        if service is None and "x-www-form-urlencoded" in headers.get("content-type", ""):
+            # An unsigned query-protocol call (STS's AssumeRoleWithWebIdentity and …WithSAML are unsigned
+            # by design): the form's Action and Version name the service when several speak query.
+            api = self._query_service_of(body)
+            if api is not None:
+                req = HttpRequest(scope["method"], scope.get("path", "/"), "", {}, headers, b"")
+                try:
+                    return await self._serve(api, req, scope, _replay(body), first_query, request_id)
+                except AwsError as refused:
+                    return self._render_error(api, refused, request_id)
         if service is None and "authorization" not in headers and "X-Amz-Credential" not in first_query:
             err: AwsError = AwsError("MissingAuthenticationTokenException", "Missing Authentication Token", 403)
         else:
             err = AwsError("UnknownServiceException",
                            f"The service '{service or 'unknown'}' is not served by this Hearth endpoint.", 400)
         return rest_json.render_error(err, request_id)
+
+    def _query_service_of(self, body: bytes) -> ServiceApi | None:
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        action, version = form.get("Action"), form.get("Version")
+        for name in self._providers:
+            api = service_api(name)
+            if (api is not None and api.protocol == "query" and action and api.operation(action) is not None
+                    and api.model.metadata.get("apiVersion") == version):
+                return api
+        return None
 
     def _render_error(self, api: ServiceApi, err: AwsError, request_id: str) -> HttpResponse:
         if api.protocol == "json":
@@ -359,6 +379,20 @@ def _bad_request(api: ServiceApi, exc: BadRequest) -> AwsError:
         return AwsError("SerializationException", exc.detail, 400)
     return AwsError("MalformedQueryString", exc.detail, 400)
 
+
+
+def _replay(body: bytes) -> Receive:
+    """An ASGI receive that hands over a body read already."""
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 async def _send_response(send: Send, response: HttpResponse) -> None:

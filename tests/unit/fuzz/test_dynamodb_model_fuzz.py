@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jmespath.exceptions import JMESPathError
 from tests.unit.aws.driver import call_asgi
-from tests.unit.fuzz.test_lambda_model_fuzz import _Raw, strategy
+from tests.unit.fuzz.test_model_fuzz import _Raw, strategy
 
 from hearth.aws.gateway import AwsGateway
 from hearth.aws.keys import AccessKey, KeyStore

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import json
 import re
 import shutil
 import tempfile
@@ -34,10 +35,12 @@ from botocore.exceptions import (
     EventStreamError,
     InvalidEndpointConfigurationError,
     MissingDependencyException,
+    ParamValidationError,
 )
 from botocore.model import Shape
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from jmespath.exceptions import JMESPathError
 from tests.unit.aws.driver import call_asgi
 
 from hearth.config import Settings
@@ -47,12 +50,19 @@ KEY, SECRET, ACCOUNT = "AKIAHEARTHFUZZ000001", "hearth-fuzz-secret-0000000000000
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/fuzz"
 # The services the server answers (botocore's names); each one's every operation is fuzzed. An
 # operation Hearth does not implement must still get a clean AWS-style answer, never a 500.
-SERVICES = ("events", "kinesis", "lambda", "logs", "sns", "sqs")
+# DEEP services are also held to "every implemented operation is reached by some generated request";
+# the services of this round (WIDE) are held, for now, to a clean answer for every generated request,
+# with fewer examples each (there are ~1,000 of their operations; the suite's time is bounded).
+DEEP = ("events", "kinesis", "lambda", "logs", "sns", "sqs")
+WIDE = ("apigateway", "apigatewaymanagementapi", "apigatewayv2", "cloudformation", "dynamodb", "dynamodbstreams",
+        "iam", "s3", "ssm", "sts")
+SERVICES = tuple(sorted(DEEP + WIDE))
 _SESSION = botocore.session.get_session()
 MODELS = {name: _SESSION.get_service_model(name) for name in SERVICES}
 CASES = [(service, op) for service in SERVICES for op in sorted(MODELS[service].operation_names)]
 EXAMPLES_PER_OPERATION = 6
 EXAMPLES_TO_REACH = 60
+EXAMPLES_WIDE = 2
 
 
 def _zip() -> bytes:
@@ -209,6 +219,9 @@ class Server:
     def seed(self) -> None:
         """Resources the interesting strings name, so that requests reach past "not found"."""
         c = self.clients
+        c["iam"].create_role(RoleName="fuzz", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                    "Principal": {"Service": "lambda.amazonaws.com"}}]}))
         c["lambda"].create_function(FunctionName="fz", Runtime="python3.11", Handler="app.handler", Role=ROLE,
                                     Code={"ZipFile": VALID_ZIP})
         c["sqs"].create_queue(QueueName="fz")
@@ -255,11 +268,12 @@ def call(server: Server, service: str, operation: str, params: dict[str, Any]) -
         assert error.get("Code"), exc.response
         assert exc.response["ResponseMetadata"]["HTTPStatusCode"] < 500 or error["Code"] in (
             "ServiceException", "UnknownOperationException", "ResourceNotReadyException",
-            "InternalFailure"), exc.response
+            "InternalFailure", "NotImplemented"), exc.response  # NotImplemented: S3's own 501
         return
     except (MissingDependencyException, EndpointResolutionError, InvalidEndpointConfigurationError,
-            UnicodeEncodeError):
-        return  # botocore refused before sending (needs its CRT signer; a bad endpoint id; a non-latin-1 header)
+            UnicodeEncodeError, ParamValidationError, JMESPathError):
+        return  # botocore refused before sending (its CRT signer; a bad endpoint id; a non-latin-1 header;
+        #         its own checks and endpoint rules)
     except (ValueError, TypeError, KeyError) as exc:
         # botocore itself refused to serialize the generated value (e.g. a timestamp in a URI label)
         if "serializ" in str(exc).lower() or isinstance(exc, (TypeError, KeyError)):
@@ -279,7 +293,8 @@ def test_any_modeled_request_gets_a_parseable_answer(server: Server, service: st
     input_shape = MODELS[service].operation_model(operation).input_shape
     case = (service, operation)
     # A few examples for every operation; more, only for an implemented one none of them reached.
-    for examples in (EXAMPLES_PER_OPERATION, EXAMPLES_TO_REACH):
+    rounds = (EXAMPLES_PER_OPERATION, EXAMPLES_TO_REACH) if service in DEEP else (EXAMPLES_WIDE,)
+    for examples in rounds:
         # Derandomized: the same examples every run, so "reached" is a stable property of the code. No
         # shrinking: a failing example is reported as generated (shrinking hundreds of cases is slow).
         @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
@@ -290,6 +305,6 @@ def test_any_modeled_request_gets_a_parseable_answer(server: Server, service: st
             call(server, service, operation, _tame(service, operation, params))
 
         fuzz()
-        if case not in server.implemented or case in server.reached:
+        if case not in server.implemented or case in server.reached or service in WIDE:
             return
     pytest.fail(f"no generated {service}.{operation} request got past the protocol layer to its provider")
