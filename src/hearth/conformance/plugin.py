@@ -1,0 +1,57 @@
+"""A pytest plugin loaded into LocalStack's test run: it skips, with the reason, what Hearth cannot be judged on.
+
+It runs in the conformance environment's interpreter (Python ≥ 3.12, LocalStack's framework), not in
+Hearth's: it must import nothing but the standard library and pytest. The runner copies this file next
+to the tests and loads it with `-p`.
+
+A test is not judgeable here when it was never validated against AWS (no `aws.validated` marker), when
+LocalStack marks it as LocalStack-only, in-process, needing Docker or a container, or as not matching
+AWS itself (`aws.needs_fixing`), or when it builds a Java or .NET function (no Maven or .NET toolchain
+on these machines). Such tests are skipped before they run, with a reason that starts with
+`NOT_JUDGEABLE`, so that `results` can tell them from LocalStack's own skips; their time is saved.
+It never skips a test for any other reason: a missing operation or a wrong answer must show as such.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+NOT_JUDGEABLE = "not judgeable here: "
+
+# LocalStack's markers (localstack.testing.pytest.marking) and what each means for a run against Hearth.
+MARKER_REASONS = {
+    "aws_only_localstack": "LocalStack-only (aws.only_localstack)",
+    "only_localstack": "LocalStack-only (only_localstack)",
+    "requires_in_process": "needs LocalStack in-process (requires_in_process)",
+    "requires_in_container": "needs to run inside a container (requires_in_container)",
+    "requires_docker": "needs Docker (requires_docker)",
+    "test_requires_docker": "needs Docker (test_requires_docker)",
+    "aws_needs_fixing": "does not pass against AWS itself (aws.needs_fixing)",
+    "aws_manual_setup_required": "needs manual set-up in an AWS account (aws.manual_setup_required)",
+    "aws_unknown": "never validated against AWS (aws.unknown)",
+}
+
+# Parametrised runtimes whose test functions are built with a toolchain these machines lack.
+_TOOLCHAIN_RUNTIME = re.compile(r"[\[-](java\d+(\.al2)?|dotnet\d*|dotnetcore[\d.]*)(?=[\]-])")
+
+
+def not_judgeable_reason(name: str, marker_names: set[str]) -> str | None:
+    """Why a test (its node name and the names of its markers) cannot be judged here, or None."""
+    for marker, reason in MARKER_REASONS.items():
+        if marker in marker_names:
+            return reason
+    if "aws_validated" not in marker_names:
+        return "never validated against AWS (no aws.validated marker)"
+    match = _TOOLCHAIN_RUNTIME.search(name)
+    if match:
+        return f"builds a {match.group(1)} function (no Java or .NET toolchain here)"
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        reason = not_judgeable_reason(item.name, {mark.name for mark in item.iter_markers()})
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=NOT_JUDGEABLE + reason))
