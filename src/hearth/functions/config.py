@@ -49,6 +49,9 @@ class FunctionConfig:
     timeout: int = 3
     memory_size: int = 128
     environment: dict[str, str] = field(default_factory=dict)
+    # Whether the caller ever sent an `Environment`: AWS shows the member then, even with no variables,
+    # and leaves it out for a function that never had one.
+    environment_set: bool = False
     tracing_mode: str = "PassThrough"
     architectures: tuple[str, ...] = ("x86_64",)
     ephemeral_storage: int = 512

@@ -62,7 +62,7 @@ async def test_create_returns_pending_then_active(env: Env) -> None:
 async def test_defaults_and_no_tags_key_when_untagged(env: Env) -> None:
     created = await env.create("plain")
     assert (created["Timeout"], created["MemorySize"], created["Description"]) == (3, 128, "")
-    assert created["Environment"] == {"Variables": {}}
+    assert "Environment" not in created  # AWS leaves the member out for a function created without one
     await env.settle()
     assert "Tags" not in env.provider.get_function(ctx(), {"FunctionName": "plain"})
 

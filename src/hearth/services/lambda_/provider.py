@@ -46,7 +46,6 @@ def render_configuration(cfg: FunctionConfig, arn_qualifier: str | None = None) 
         "LastModified": cfg.last_modified,
         "CodeSha256": base64.b64encode(bytes.fromhex(cfg.code_sha256)).decode(),
         "Version": cfg.version,
-        "Environment": {"Variables": dict(cfg.environment)},
         "TracingConfig": {"Mode": cfg.tracing_mode},
         "RevisionId": cfg.revision_id,
         "State": cfg.state,
@@ -62,6 +61,8 @@ def render_configuration(cfg: FunctionConfig, arn_qualifier: str | None = None) 
         "RuntimeVersionConfig": {"RuntimeVersionArn": runtime_version_arn(cfg.region, cfg.runtime)},
         "LoggingConfig": _logging(cfg),
     }
+    if cfg.environment or cfg.environment_set:
+        out["Environment"] = {"Variables": dict(cfg.environment)}
     if cfg.state_reason is not None:
         out["StateReason"] = cfg.state_reason
     if cfg.state_reason_code is not None:
@@ -217,6 +218,7 @@ class LambdaProvider:
             timeout=params.get("Timeout") or 3,
             memory_size=params.get("MemorySize") or 128,
             environment=variables,
+            environment_set=params.get("Environment") is not None,
             tracing_mode=(params.get("TracingConfig") or {}).get("Mode") or "PassThrough",
             architectures=tuple(params.get("Architectures") or ("x86_64",)),
             ephemeral_storage=(params.get("EphemeralStorage") or {}).get("Size") or 512,
@@ -316,6 +318,7 @@ class LambdaProvider:
             variables = dict((params["Environment"] or {}).get("Variables") or {})
             validation.check_environment(variables)
             changes["environment"] = variables
+            changes["environment_set"] = True
         if "TracingConfig" in params:
             changes["tracing_mode"] = (params["TracingConfig"] or {}).get("Mode") or "PassThrough"
         if "EphemeralStorage" in params:
