@@ -341,14 +341,15 @@ class LambdaProvider:
         q = ref.qualifier
         if q is not None and not q.isdigit() and set(q) <= _ALIAS_LIKE:
             raise errors.invalid_parameter("Deletion of aliases is not currently supported.")
-        self._functions.get(ctx.account_id, ctx.region, ref.name)  # not found, unqualified, as AWS
+        # $LATEST is refused before the function is looked up: AWS answers so even for a missing function.
         if q == LATEST:
             raise errors.invalid_parameter("$LATEST version cannot be deleted without deleting the function.")
+        self._functions.get(ctx.account_id, ctx.region, ref.name)  # not found, unqualified, as AWS
         if q is not None:
-            # A version that does not exist is named unqualified, as recorded.
-            if self._store.get_version(ctx.account_id, ctx.region, ref.name, q) is None:
-                raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name))
-            self._functions.delete_version(ctx.account_id, ctx.region, ref.name, q)
+            # Deleting a version that does not exist (of a function that does) succeeds: AWS's
+            # DeleteFunction is idempotent there.
+            if self._store.get_version(ctx.account_id, ctx.region, ref.name, q) is not None:
+                self._functions.delete_version(ctx.account_id, ctx.region, ref.name, q)
             return {"StatusCode": 204}
         self._functions.delete(ctx.account_id, ctx.region, ref.name)
         return {"StatusCode": 204}
