@@ -184,9 +184,10 @@ def _all_constraints(shape: Shape, enums: bool = True) -> list[str]:
 
 
 class _Collector:
-    def __init__(self, enums: bool = True) -> None:
+    def __init__(self, enums: bool = True, judged_by_service: frozenset[str] = frozenset()) -> None:
         self.errors: list[str] = []
         self.enums = enums
+        self.judged_by_service = judged_by_service
 
     def element_fails(self, shape: Shape, value: Any) -> bool:
         return value is None or bool(constraint_failures(shape, value, self.enums))
@@ -236,21 +237,26 @@ def _check_structure(shape: StructureShape, value: dict[str, Any], path: str, ou
             if name in required:
                 out.add(None, member_path, "Member must not be null")
             continue
+        if member_path in out.judged_by_service:
+            continue
         _check(member, item, member_path, out)
 
 
-def validation_errors(shape: StructureShape | None, params: dict[str, Any], *, enums: bool = True) -> list[str]:
+def validation_errors(shape: StructureShape | None, params: dict[str, Any], *, enums: bool = True,
+                      judged_by_service: frozenset[str] = frozenset()) -> list[str]:
     if shape is None:
         return []
-    out = _Collector(enums)
+    out = _Collector(enums, judged_by_service)
     _check_structure(shape, params, "", out)
     return out.errors
 
 
-def validate(shape: StructureShape | None, params: dict[str, Any], *, enums: bool = True) -> None:
+def validate(shape: StructureShape | None, params: dict[str, Any], *, enums: bool = True,
+             judged_by_service: frozenset[str] = frozenset()) -> None:
     """Raise AWS's ValidationException if `params` violate the model's constraints (enum membership
-    only if `enums`: see the gateway for which services AWS checks it on)."""
-    errors = validation_errors(shape, params, enums=enums)
+    only if `enums`: see the gateway for which services AWS checks it on). Members whose paths are in
+    `judged_by_service` are left to the service, which answers them with its own error."""
+    errors = validation_errors(shape, params, enums=enums, judged_by_service=judged_by_service)
     if errors:
         raise ValidationError(format_errors(errors))
 

@@ -92,6 +92,10 @@ def test_several_errors_are_counted_and_joined() -> None:
     assert "; Value null at 'role' failed to satisfy constraint: Member must not be null; " in msg
     assert msg.endswith("Value '99999' at 'memorySize' failed to satisfy constraint: Member must have value "
                         "less than or equal to 32768")
+    # A member the service judges itself (Lambda's runtime) is left to it.
+    left = validation_errors(_shape("CreateFunction"), {"FunctionName": "f", "Code": {}, "MemorySize": 99999,
+                                                        "Runtime": "nope"}, judged_by_service=frozenset({"runtime"}))
+    assert len(left) == 2 and not any("'runtime'" in e for e in left)
 
 
 def test_valid_params_pass() -> None:
