@@ -120,7 +120,8 @@ def alias_exists(arn: str) -> AwsError:
 def latest_in_routing() -> AwsError:
     """AWS's body for this one carries no `Type` (recorded)."""
     return AwsError(
-        "InvalidParameterValueException", "$LATEST is not supported for an alias pointing to more than 1 version", 400
+        "InvalidParameterValueException", "$LATEST is not supported for an alias pointing to more than 1 version", 400,
+        fields={"Type": None},
     )
 
 

@@ -20,6 +20,9 @@ from hearth.services.lambda_ import validation
 from hearth.services.lambda_.provider import TOTAL_CODE_SIZE_LIMIT
 from hearth.store.blobs import UNZIPPED_LIMIT
 
+# These errors of PutFunctionConcurrency carry no `Type` in AWS's body (recorded).
+_UNTYPED: dict[str, Any] = {"Type": None}
+
 MSG_QUALIFIED = ("This operation is permitted on Lambda functions only. Aliases and versions do not support this "
                  "operation. Please specify either a function name or an unqualified function ARN.")
 
@@ -58,13 +61,13 @@ class ConcurrencyProvider:
             # Spacing exactly as recorded from AWS.
             raise AwsError("InvalidParameterValueException",
                            f" ReservedConcurrentExecutions  {reserved} should not be lower than function's total "
-                           f"provisioned concurrency [{provisioned}].", 400)
+                           f"provisioned concurrency [{provisioned}].", 400, fields=_UNTYPED)
         unreserved = self._limiter.unreserved_if(ctx.account_id, ctx.region, arn, reserved)
         if unreserved < self._limiter.min_unreserved:
             raise AwsError("InvalidParameterValueException",
                            "Specified ReservedConcurrentExecutions for function decreases account's "
                            "UnreservedConcurrentExecution below its minimum value of "
-                           f"[{self._limiter.min_unreserved}].", 400)
+                           f"[{self._limiter.min_unreserved}].", 400, fields=_UNTYPED)
         self._limiter.set_reserved(arn, ctx.account_id, ctx.region, reserved)
         return {"ReservedConcurrentExecutions": reserved}
 
