@@ -23,6 +23,7 @@ from hearth.conformance import ci, environment, plugin
 from hearth.conformance.report import summarize, summary_json, table
 from hearth.conformance.results import TestResult, read_junit
 from hearth.conformance.server import PRIMARY, Server
+from hearth.runtimes.registry import installed_runtimes
 
 REPO = Path(__file__).resolve().parents[3]
 SERVICES_DIR = Path("tests/aws/services")
@@ -65,6 +66,8 @@ def run_pytest(python: Path, scratch: Path, paths: list[str], junit: Path, log: 
         TEST_SKIP_LOCALSTACK_START="1", TEST_AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID=PRIMARY["access_key_id"], AWS_SECRET_ACCESS_KEY=PRIMARY["secret_access_key"],
         AWS_DEFAULT_REGION="us-east-1", PYTHONPATH=str(scratch), PYTHONDONTWRITEBYTECODE="1",
+        # What the plugin judges runtime-parametrised tests by: the runtimes the server can run.
+        HEARTH_CONFORMANCE_RUNTIMES=",".join(sorted(installed_runtimes())),
     )
     argv = [str(python), "-m", "pytest", "-p", "no:cacheprovider",
             # The conftest overrides four of LocalStack's fixtures, which this plugin would refuse.

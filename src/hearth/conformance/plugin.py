@@ -6,14 +6,17 @@ to the tests and loads it with `-p`.
 
 A test is not judgeable here when it was never validated against AWS (no `aws.validated` marker), when
 LocalStack marks it as LocalStack-only, in-process, needing Docker or a container, or as not matching
-AWS itself (`aws.needs_fixing`), or when it builds a Java or .NET function (no Maven or .NET toolchain
-on these machines). Such tests are skipped before they run, with a reason that starts with
-`NOT_JUDGEABLE`, so that `results` can tell them from LocalStack's own skips; their time is saved.
+AWS itself (`aws.needs_fixing`), when it builds a Java or .NET function (no Maven or .NET toolchain
+on these machines), or when one of its parameters is a runtime this host does not have (the runner
+lists the installed ones in $HEARTH_CONFORMANCE_RUNTIMES). Such tests are skipped before they run, with
+a reason that starts with `NOT_JUDGEABLE`, so that `results` can tell them from LocalStack's own skips;
+their time is saved.
 It never skips a test for any other reason: a missing operation or a wrong answer must show as such.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -35,10 +38,14 @@ MARKER_REASONS = {
 
 # Parametrised runtimes whose test functions are built with a toolchain these machines lack.
 _TOOLCHAIN_RUNTIME = re.compile(r"[\[-](java\d+(\.al2)?|dotnet\d*|dotnetcore[\d.]*)(?=[\]-])")
+# What a Lambda runtime identifier looks like among a test's parameters (LocalStack's Runtime enum values).
+_RUNTIME_ID = re.compile(r"^(python\d|nodejs\d|ruby\d|java\d|dotnet|go1|provided)[\w.]*$")
 
 
-def not_judgeable_reason(name: str, marker_names: set[str]) -> str | None:
-    """Why a test (its node name and the names of its markers) cannot be judged here, or None."""
+def not_judgeable_reason(name: str, marker_names: set[str], params: list[str] | None = None,
+                         installed: frozenset[str] | None = None) -> str | None:
+    """Why a test cannot be judged here, or None: from its node name, the names of its markers, its
+    parameters' values and the runtimes installed on this host (None: unknown, not checked)."""
     for marker, reason in MARKER_REASONS.items():
         if marker in marker_names:
             return reason
@@ -47,11 +54,26 @@ def not_judgeable_reason(name: str, marker_names: set[str]) -> str | None:
     match = _TOOLCHAIN_RUNTIME.search(name)
     if match:
         return f"builds a {match.group(1)} function (no Java or .NET toolchain here)"
+    if installed is not None:
+        for value in params or []:
+            if _RUNTIME_ID.match(value) and value not in installed:
+                return f"runtime {value} is not installed on this host"
     return None
 
 
+def _param_values(item: pytest.Item) -> list[str]:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return []
+    # LocalStack's Runtime is a str enum: its value is the runtime id.
+    return [str(getattr(value, "value", value)) for value in callspec.params.values()]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    listed = os.environ.get("HEARTH_CONFORMANCE_RUNTIMES")
+    installed = frozenset(listed.split(",")) if listed else None
     for item in items:
-        reason = not_judgeable_reason(item.name, {mark.name for mark in item.iter_markers()})
+        reason = not_judgeable_reason(item.name, {mark.name for mark in item.iter_markers()},
+                                      _param_values(item), installed)
         if reason is not None:
             item.add_marker(pytest.mark.skip(reason=NOT_JUDGEABLE + reason))
