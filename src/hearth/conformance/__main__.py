@@ -21,7 +21,7 @@ from pathlib import Path
 
 from hearth.conformance import ci, environment, plugin
 from hearth.conformance.report import summarize, summary_json, table
-from hearth.conformance.results import TestResult, read_junit
+from hearth.conformance.results import CaseResult, read_junit
 from hearth.conformance.server import PRIMARY, Server
 from hearth.runtimes.registry import installed_runtimes
 
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 plan = {service: list(ids) for service, ids in ci.TESTS.items()}
             else:
                 plan = targets(args.services, served, tests)
-            results: dict[str, list[TestResult]] = {}
+            results: dict[str, list[CaseResult]] = {}
             for service, paths in plan.items():
                 shown = ", ".join(Path(p).name for p in paths) if len(paths) <= 5 else f"{len(paths)} tests"
                 print(f"conformance: {service}: {shown}", file=sys.stderr, flush=True)

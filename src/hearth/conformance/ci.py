@@ -7,7 +7,7 @@ Add a test here once it passes and takes about a second; never remove one to mak
 
 from __future__ import annotations
 
-from hearth.conformance.results import TestResult
+from hearth.conformance.results import CaseResult
 
 _LAMBDA_API = "tests/aws/services/lambda_/test_lambda_api.py"
 _SQS = "tests/aws/services/sqs/test_sqs.py"
@@ -63,7 +63,7 @@ TESTS: dict[str, tuple[str, ...]] = {
 }
 
 
-def missing(results: dict[str, list[TestResult]]) -> list[str]:
+def missing(results: dict[str, list[CaseResult]]) -> list[str]:
     """The CI tests that produced no result at all (renamed, deselected, or the run stopped early)."""
     seen = {f"{r.file}::{r.test}" for rs in results.values() for r in rs}
     return [test for tests in TESTS.values() for test in tests if test not in seen]

@@ -1,7 +1,7 @@
 """The conformance table and JSON summary: counts per service and test file, the pass rate among
 judgeable tests, the reasons tests could not be judged, and what Hearth lacked.
 
-It only formats `results.TestResult`s; it never runs or classifies anything.
+It only formats `results.CaseResult`s; it never runs or classifies anything.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from hearth.conformance.results import TestResult
+from hearth.conformance.results import CaseResult
 
 
 @dataclass
@@ -32,7 +32,7 @@ class FileSummary:
     def rate(self) -> float | None:
         return self.passed / self.judgeable if self.judgeable else None
 
-    def add(self, result: TestResult) -> None:
+    def add(self, result: CaseResult) -> None:
         if result.verdict == "passed":
             self.passed += 1
         elif result.verdict == "differs":
@@ -45,7 +45,7 @@ class FileSummary:
             self.not_judgeable_reasons[result.reason] += 1
 
 
-def summarize(results_by_service: dict[str, list[TestResult]]) -> list[FileSummary]:
+def summarize(results_by_service: dict[str, list[CaseResult]]) -> list[FileSummary]:
     """One summary per (service, test file), in the order the files first appear."""
     summaries: dict[tuple[str, str], FileSummary] = {}
     for service, results in results_by_service.items():
@@ -94,7 +94,7 @@ def table(summaries: list[FileSummary]) -> str:
     return "\n".join(lines).lstrip("\n")
 
 
-def summary_json(summaries: list[FileSummary], results_by_service: dict[str, list[TestResult]],
+def summary_json(summaries: list[FileSummary], results_by_service: dict[str, list[CaseResult]],
                  meta: dict[str, Any]) -> dict[str, Any]:
     """The machine-readable summary: meta (date, endpoint, python…), rows, and every test's verdict."""
     def row(s: FileSummary) -> dict[str, Any]:

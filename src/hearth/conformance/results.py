@@ -29,14 +29,14 @@ Verdict = Literal["passed", "differs", "blocked", "not_judgeable"]
 # What a missing operation or service looks like from the test's side. Each pattern names what is
 # missing in its first group when it can.
 _BLOCKED = [
-    re.compile(r"\(UnknownOperationException\) when calling the (\w+) operation"),
-    re.compile(r"\(UnknownServiceException\) when calling the (\w+) operation"),
+    re.compile(r"\(UnknownOperationException\) when calling\s+the\s+(\w+)\s+operation"),
+    re.compile(r"\(UnknownServiceException\) when calling\s+the\s+(\w+)\s+operation"),
     re.compile(r"The service '([\w-]+)' is not served by this Hearth endpoint"),
-    re.compile(r"\(InvalidAction\) when calling the (\w+) operation"),
-    re.compile(r"\(501\) when calling the (\w+) operation"),
+    re.compile(r"\(InvalidAction\) when calling\s+the\s+(\w+)\s+operation"),
+    re.compile(r"\(501\) when calling\s+the\s+(\w+)\s+operation"),
     # A rest-xml client (S3, Route 53…) cannot parse Hearth's JSON "not served" answer: botocore is left
     # with the bare status line.
-    re.compile(r"An error occurred \(400\) when calling the (\w+) operation: Bad Request"),
+    re.compile(r"An error occurred \(400\) when calling\s+the\s+(\w+)\s+operation: Bad Request"),
     re.compile(r"Could not connect to the endpoint URL: \"([^\"]+)\""),
 ]
 
@@ -49,7 +49,7 @@ _ENVIRONMENT = [
 
 
 @dataclass(frozen=True)
-class TestResult:
+class CaseResult:
     """One test's verdict. `reason` is what is missing (blocked), why not judgeable, or the first line
     of the difference."""
 
@@ -59,7 +59,7 @@ class TestResult:
     reason: str = ""
 
 
-def test_file(classname: str) -> str:
+def file_of(classname: str) -> str:
     """`tests.aws.services.lambda_.test_lambda_api.TestX` -> `tests/aws/services/lambda_/test_lambda_api.py`."""
     parts = classname.split(".")
     for index, part in enumerate(parts):
@@ -87,7 +87,7 @@ def classify(skipped: str | None, problems: list[str]) -> tuple[Verdict, str]:
     return "passed", ""
 
 
-def read_junit(path: Path) -> list[TestResult]:
+def read_junit(path: Path) -> list[CaseResult]:
     """Every test case of a JUnit XML file, with its verdict. One entry per test (a test whose teardown
     also failed is one test, judged on all its texts)."""
     tree = ET.parse(path)
@@ -95,7 +95,7 @@ def read_junit(path: Path) -> list[TestResult]:
     skips: dict[tuple[str, str], str] = {}
     problems: dict[tuple[str, str], list[str]] = {}
     for case in tree.iter("testcase"):
-        key = (test_file(case.get("classname", "")), _test_name(case))
+        key = (file_of(case.get("classname", "")), _test_name(case))
         if key not in problems:
             order.append(key)
             problems[key] = []
@@ -107,7 +107,7 @@ def read_junit(path: Path) -> list[TestResult]:
     results = []
     for key in order:
         verdict, reason = classify(skips.get(key), problems[key])
-        results.append(TestResult(file=key[0], test=key[1], verdict=verdict, reason=reason))
+        results.append(CaseResult(file=key[0], test=key[1], verdict=verdict, reason=reason))
     return results
 
 
