@@ -56,7 +56,14 @@ VKey = tuple[str, str, str, str]  # (account, region, name, version)
 Listener = Callable[[str, FunctionVersion], None]
 
 MAX_PAGE = 50  # AWS returns at most 50 functions (versions, aliases) per page
-CROSS_ACCOUNT_ACTIONS = frozenset({"InvokeFunction", "GetFunction", "GetFunctionConfiguration"})
+# The function operations AWS lets another account perform when the function's policy allows it
+# (AWS's "resource-based policies" page lists them).
+CROSS_ACCOUNT_ACTIONS = frozenset({
+    "InvokeFunction", "GetFunction", "GetFunctionConfiguration", "UpdateFunctionCode", "DeleteFunction",
+    "PublishVersion", "ListVersionsByFunction", "CreateAlias", "GetAlias", "ListAliases", "UpdateAlias",
+    "DeleteAlias", "GetPolicy", "PutFunctionConcurrency", "DeleteFunctionConcurrency", "ListTags", "TagResource",
+    "UntagResource",
+})
 
 # Fields that do not make a new version when they alone changed since the last publish.
 _NOT_PUBLISHED = frozenset({
