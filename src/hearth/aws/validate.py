@@ -79,6 +79,32 @@ _AWS_ENUM_ORDER: dict[frozenset[str], tuple[str, ...]] = {
 }
 
 
+# Likewise AWS prints some patterns as its own server-side model has them, which botocore's newer or
+# reformatted models do not (recorded in LocalStack's AWS snapshots): the botocore pattern -> AWS's text.
+# The pattern enforced is still botocore's.
+_AWS_PATTERN_TEXT: dict[str, str] = {
+    # Lambda's TaggableResource (TagResource, UntagResource, ListTags).
+    r"arn:(aws[a-zA-Z-]*):lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:(function:"
+    r"[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:"
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|(capacity-provider|"
+    r"network-connector):[a-zA-Z0-9-_]{1,64})":
+    r"arn:(aws[a-zA-Z-]*):lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:(function:"
+    r"[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|layer:([a-zA-Z0-9-_]+)|code-signing-config:csc-[a-z0-9]{17}|"
+    r"event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|"
+    r"capacity-provider:[a-zA-Z0-9-_]+)",
+    # Lambda's LayerVersionArn (CreateFunction's and UpdateFunctionConfiguration's Layers).
+    r"((arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:"
+    r"[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+))":
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:"
+    r"[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+)",
+}
+
+
+def pattern_text(pattern: str) -> str:
+    """A pattern as AWS prints it in its validation texts."""
+    return _AWS_PATTERN_TEXT.get(pattern, pattern)
+
+
 def enum_order(values: list[str]) -> list[str]:
     """The order AWS lists an enum's values in its validation texts."""
     known = _AWS_ENUM_ORDER.get(frozenset(values))
@@ -147,7 +173,7 @@ def constraint_failures(shape: Shape, value: Any, enums: bool = True) -> list[st
             if pattern is not None:
                 rx = _compiled(pattern)
                 if rx is not None and rx.fullmatch(value) is None:
-                    out.append(f"Member must satisfy regular expression pattern: {pattern}")
+                    out.append(f"Member must satisfy regular expression pattern: {pattern_text(pattern)}")
             enum = shape.enum if enums else None
             if enum and value not in enum:
                 out.append("Member must satisfy enum value set: [" + ", ".join(enum_order(list(enum))) + "]")
@@ -170,7 +196,7 @@ def _all_constraints(shape: Shape, enums: bool = True) -> list[str]:
         if "min" in meta:
             out.append(f"Member must have length greater than or equal to {int(meta['min'])}")
         if "pattern" in meta:
-            out.append(f"Member must satisfy regular expression pattern: {meta['pattern']}")
+            out.append(f"Member must satisfy regular expression pattern: {pattern_text(meta['pattern'])}")
         if enums and shape.type_name == "string" and shape.enum:
             out.append("Member must satisfy enum value set: ["
                        + ", ".join(enum_order(list(shape.enum))) + "]")
