@@ -31,7 +31,8 @@ Verdict = Literal["passed", "differs", "blocked", "not_judgeable"]
 _BLOCKED = [
     re.compile(r"\(UnknownOperationException\) when calling\s+the\s+(\w+)\s+operation"),
     re.compile(r"\(UnknownServiceException\) when calling\s+the\s+(\w+)\s+operation"),
-    re.compile(r"The service '([\w-]+)' is not served by this Hearth endpoint"),
+    # (in a botocore parser error the body is shown as bytes, its quotes escaped)
+    re.compile(r"The service \\?'([\w-]+)\\?' is not served by this Hearth endpoint"),
     re.compile(r"\(InvalidAction\) when calling\s+the\s+(\w+)\s+operation"),
     re.compile(r"\(501\) when calling\s+the\s+(\w+)\s+operation"),
     # A rest-xml client (S3, Route 53…) cannot parse Hearth's JSON "not served" answer: botocore is left

@@ -68,6 +68,9 @@ def test_verdicts_from_junit(tmp_path: Path) -> None:
 
 
 def test_classify_missing_service_and_connection() -> None:
+    raw = (r"""invalid XML received: b'{"message":"The service \'ec2\' is not served by this """
+           r"""Hearth endpoint."}'""")
+    assert classify(None, [raw]) == ("blocked", "ec2")
     assert classify(None, ["b'{\"message\":\"The service 'ec2' is not served by this Hearth endpoint.\"}'"]) == (
         "blocked", "ec2")
     assert classify(None, ["An error occurred (InvalidAction) when calling the GetCallerIdentity operation"]) == (
