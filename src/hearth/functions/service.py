@@ -67,7 +67,8 @@ CROSS_ACCOUNT_ACTIONS = frozenset({
 
 # Fields that do not make a new version when they alone changed since the last publish.
 _NOT_PUBLISHED = frozenset({
-    "version", "revision_id", "last_modified", "description", "state", "state_reason", "state_reason_code",
+    "version", "revision_id", "last_modified", "description", "latest_description", "state", "state_reason",
+    "state_reason_code",
     "last_update_status", "last_update_status_reason", "last_update_status_reason_code",
 })
 
@@ -516,7 +517,7 @@ class FunctionService:
                 "Please try again with the CodeSHA256 in $LATEST."
             )
         published = [c for c in self.list_versions(account, region, name) if c.version != LATEST]
-        if published and _publishable(published[-1]) == _publishable(latest):
+        if published and _unchanged_since(published[-1], latest):
             return published[-1]
         return self._insert_published(latest, description)
 
@@ -529,6 +530,7 @@ class FunctionService:
             version=str(number + 1),
             revision_id=new_revision(),
             description=latest.description if description is None else description,
+            latest_description=latest.description,
             last_update_status=None if pending else "Successful",
             last_update_status_reason=None,
             last_update_status_reason_code=None,
@@ -848,6 +850,13 @@ def _check_combined_size(total: int) -> None:
 
 def _publishable(cfg: FunctionConfig) -> dict[str, Any]:
     return {k: v for k, v in cfg.to_json().items() if k not in _NOT_PUBLISHED}
+
+
+def _unchanged_since(version: FunctionConfig, latest: FunctionConfig) -> bool:
+    """Whether $LATEST is what `version` was published from (then PublishVersion answers `version`).
+    Versions published before Hearth recorded $LATEST's description compare without it."""
+    return _publishable(version) == _publishable(latest) and (
+        version.latest_description is None or version.latest_description == latest.description)
 
 
 def _alias_row(alias: Alias) -> AliasRow:

@@ -271,3 +271,17 @@ async def test_list_functions_all_versions(env: Env) -> None:
     assert out[1]["FunctionArn"] == f"{ARN}:lf:1"
     plain = env.provider.list_functions(ctx(), {})["Functions"]
     assert [f["Version"] for f in plain] == ["$LATEST"] and plain[0]["FunctionArn"] == f"{ARN}:lf"
+
+
+async def test_a_description_change_is_worth_a_new_version(env: Env) -> None:
+    """As AWS (LocalStack's AWS-validated test_version_lifecycle): updating only $LATEST's description
+    makes the next PublishVersion publish; publishing again without a change answers that version."""
+    await env.create("dsc", Description="one")
+    await env.settle()
+    v1 = env.versions.publish_version(ctx(), {"FunctionName": "dsc", "Description": "published text"})
+    assert env.versions.publish_version(ctx(), {"FunctionName": "dsc"})["Version"] == v1["Version"] == "1"
+    env.provider.update_function_configuration(ctx(), {"FunctionName": "dsc", "Description": "two"})
+    await env.settle()
+    v2 = env.versions.publish_version(ctx(), {"FunctionName": "dsc"})
+    assert (v2["Version"], v2["Description"]) == ("2", "two")
+    assert env.versions.publish_version(ctx(), {"FunctionName": "dsc", "Description": "x"})["Version"] == "2"
