@@ -226,9 +226,21 @@ class _Collector:
         self.errors.append(f"Value {shown} at '{path}' failed to satisfy constraint: {constraint}")
 
 
+def _as_modelled(shape: Shape, value: Any) -> Any:
+    """`value` with its numbers as the model types them: AWS (Java) prints a double 2 as 2.0."""
+    if shape.type_name in ("double", "float") and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        return [_as_modelled(shape.member, item) for item in value]
+    if isinstance(shape, MapShape) and isinstance(value, dict):
+        return {k: _as_modelled(shape.value, v) for k, v in value.items()}
+    return value
+
+
 def _check(shape: Shape, value: Any, path: str, out: _Collector) -> None:
+    shown = _as_modelled(shape, value)
     for text in constraint_failures(shape, value, out.enums):
-        out.add(value, path, text)
+        out.add(shown, path, text)
     if isinstance(shape, StructureShape) and isinstance(value, dict):
         _check_structure(shape, value, path, out)
     elif isinstance(shape, ListShape) and isinstance(value, list):
@@ -238,18 +250,18 @@ def _check(shape: Shape, value: Any, path: str, out: _Collector) -> None:
                 if item is not None:
                     _check(member, item, f"{path}.{i}.member", out)
         elif any(out.element_fails(member, item) for item in value):
-            out.add(value, path, "Member must satisfy constraint: [" + ", ".join(out.all_constraints(member)) + "]")
+            out.add(shown, path, "Member must satisfy constraint: [" + ", ".join(out.all_constraints(member)) + "]")
     elif isinstance(shape, MapShape) and isinstance(value, dict):
         key_shape, value_shape = shape.key, shape.value
         if any(out.element_fails(key_shape, k) for k in value):
             constraints = out.all_constraints(key_shape)[:-1]
-            out.add(value, path, "Map keys must satisfy constraint: [" + ", ".join(constraints) + "]")
+            out.add(shown, path, "Map keys must satisfy constraint: [" + ", ".join(constraints) + "]")
         if isinstance(value_shape, (StructureShape, ListShape, MapShape)):
             for k, item in value.items():
                 if item is not None:
                     _check(value_shape, item, f"{path}.{k}", out)
         elif any(out.element_fails(value_shape, v) for v in value.values()):
-            out.add(value, path,
+            out.add(shown, path,
                     "Map value must satisfy constraint: [" + ", ".join(out.all_constraints(value_shape)) + "]")
 
 

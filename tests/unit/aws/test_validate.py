@@ -108,3 +108,10 @@ def test_valid_params_pass() -> None:
     (None, "null"), (True, "true"), (2.0, "2.0"), ([1, "a"], "[1, a]"), ({"a": 0.5}, "{a=0.5}"), ("s", "s")])
 def test_java_repr(value: Any, text: str) -> None:
     assert java_repr(value) == text
+
+
+def test_doubles_are_printed_as_java_prints_them() -> None:
+    # A weight sent as the JSON number 2 is a double to AWS: its message shows 2.0.
+    assert _message("CreateAlias", {"FunctionName": "f", "Name": "a", "FunctionVersion": "1",
+                                    "RoutingConfig": {"AdditionalVersionWeights": {"2": 2}}}).startswith(
+        "1 validation error detected: Value '{2=2.0}' at 'routingConfig.additionalVersionWeights'")
