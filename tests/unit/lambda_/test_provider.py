@@ -417,6 +417,10 @@ async def test_tags_and_account_settings(env: Env) -> None:
         "UnreservedConcurrentExecutions": 1000,
     }
     assert settings["AccountUsage"] == {"TotalCodeSize": cfg["CodeSize"], "FunctionCount": 1}
+    lib = make_zip({"lib.py": "x = 1"})
+    layer = await env.layers.publish_layer_version(ctx(), {"LayerName": "lib", "Content": {"ZipFile": lib}})
+    assert account.get_account_settings(ctx(), {})["AccountUsage"]["TotalCodeSize"] == (
+        cfg["CodeSize"] + layer["Content"]["CodeSize"])  # layers count too, as on AWS
     assert account.get_account_settings(ctx(OTHER), {})["AccountUsage"] == {
         "TotalCodeSize": 0,
         "FunctionCount": 0,
