@@ -348,7 +348,9 @@ class FunctionService:
         return sorted(configs, key=lambda c: -1 if c.version == LATEST else int(c.version))
 
     def usage(self, account: str, region: str) -> tuple[int, int]:
-        return self._store.usage(account, region)
+        """(code storage, function count): every version's code and every layer version's, as AWS counts."""
+        size, count = self._store.usage(account, region)
+        return size + self.layers.total_code_size(account, region), count
 
     # -- writes ------------------------------------------------------------------------------------
 

@@ -85,8 +85,6 @@ class ConcurrencyProvider:
 
     def get_account_settings(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         size, count = self._functions.usage(ctx.account_id, ctx.region)
-        # Layer versions count towards the code storage too, as on AWS.
-        size += self._functions.layers.total_code_size(ctx.account_id, ctx.region)
         return {
             "AccountLimit": {
                 "TotalCodeSize": TOTAL_CODE_SIZE_LIMIT,
