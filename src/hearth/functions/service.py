@@ -659,6 +659,15 @@ class FunctionService:
             raise errors.not_found(function_arn(region, account, name, qualifier))
         raise errors.alias_not_found(function_arn(region, account, name, qualifier))
 
+    def _unpolicied_revision(self, account: str, region: str, name: str, key: str) -> str | None:
+        """The RevisionId AddPermission expects while a target has no policy yet: the target's own (the
+        alias's, the version's, or $LATEST's), as AWS (recorded)."""
+        if key and not key.isdigit():
+            alias = self._store.get_alias(account, region, name, key)
+            return alias.revision_id if alias else None
+        version = self._store.get_version(account, region, name, key or LATEST)
+        return version.revision_id if version else None
+
     def add_permission(
         self, account: str, region: str, name: str, qualifier: str | None, statement_args: dict[str, Any],
         *, revision_id: str | None,
@@ -668,7 +677,8 @@ class FunctionService:
         key = self._policy_target(account, region, name, qualifier, op="AddPermission")
         row = self._store.get_policy(account, region, name, key)
         current = row.statements if row else []
-        if revision_id is not None and (row is None or revision_id != row.revision_id):
+        if revision_id is not None and revision_id != (
+                row.revision_id if row else self._unpolicied_revision(account, region, name, key)):
             raise errors.precondition_failed_for("GetPolicy")
         sid = statement_args["sid"]
         if any(s.get("Sid") == sid for s in current):

@@ -189,3 +189,14 @@ async def test_a_granted_account_manages_the_owners_function(env: Env) -> None:
     with pytest.raises(AwsError) as exc:
         env.provider.get_function(ctx(), {"FunctionName": "fn"})
     assert exc.value.code == "ResourceNotFoundException"
+
+
+async def test_first_permission_on_an_alias_expects_the_aliases_revision(env: Env) -> None:
+    await ready(env)
+    env.versions.publish_version(ctx(), {"FunctionName": "fn"})
+    alias = env.versions.create_alias(ctx(), {"FunctionName": "fn", "Name": "live", "FunctionVersion": "1"})
+    with pytest.raises(AwsError) as exc:
+        add(env, "fn", "s1", "s3.amazonaws.com", Qualifier="live", RevisionId="wrong")
+    assert exc.value.code == "PreconditionFailedException"
+    out = add(env, "fn", "s1", "s3.amazonaws.com", Qualifier="live", RevisionId=alias["RevisionId"])
+    assert json.loads(str(out["Statement"]))["Resource"] == f"{ARN}:fn:live"
