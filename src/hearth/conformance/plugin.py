@@ -36,6 +36,12 @@ MARKER_REASONS = {
     "aws_unknown": "never validated against AWS (aws.unknown)",
 }
 
+# AWS-validated tests that assert a LocalStack extension when they do not run against AWS itself
+# (`if not is_aws_cloud(): assert …`): what they judge is LocalStack's, not AWS's.
+LOCALSTACK_ASSERTIONS = {
+    "test_lambda_url_invocation_custom_id_aliased": "asserts LocalStack's `_custom_id_` URL tag off AWS (an extension)",
+}
+
 # Parametrised runtimes whose test functions are built with a toolchain these machines lack.
 _TOOLCHAIN_RUNTIME = re.compile(r"[\[-](java\d+(\.al2)?|dotnet\d*|dotnetcore[\d.]*)(?=[\]-])")
 # What a Lambda runtime identifier looks like among a test's parameters (LocalStack's Runtime enum values).
@@ -51,6 +57,8 @@ def not_judgeable_reason(name: str, marker_names: set[str], params: list[str] | 
             return reason
     if "aws_validated" not in marker_names:
         return "never validated against AWS (no aws.validated marker)"
+    if name.split("[", 1)[0] in LOCALSTACK_ASSERTIONS:
+        return LOCALSTACK_ASSERTIONS[name.split("[", 1)[0]]
     match = _TOOLCHAIN_RUNTIME.search(name)
     if match:
         return f"builds a {match.group(1)} function (no Java or .NET toolchain here)"
