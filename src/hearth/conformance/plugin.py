@@ -70,11 +70,16 @@ def not_judgeable_reason(name: str, marker_names: set[str], params: list[str] | 
 
 
 def _param_values(item: pytest.Item) -> list[str]:
+    """The test's parameters as text: their values (LocalStack's Runtime is a str enum: its value is
+    the runtime id; tuples are opened) and the parts of its id (`[nodejs16.x]`, `[a-b]`)."""
+    out: list[str] = []
     callspec = getattr(item, "callspec", None)
-    if callspec is None:
-        return []
-    # LocalStack's Runtime is a str enum: its value is the runtime id.
-    return [str(getattr(value, "value", value)) for value in callspec.params.values()]
+    for value in callspec.params.values() if callspec is not None else ():
+        for part in value if isinstance(value, (tuple, list)) else (value,):
+            out.append(str(getattr(part, "value", part)))
+    if "[" in item.name:
+        out += item.name.split("[", 1)[1].rstrip("]").split("-")
+    return out
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
