@@ -6,7 +6,8 @@ itself, checks AWS_IAM auth (SigV4 for service "lambda" by a key of the function
 account a resource policy allows), builds the 2.0 event, invokes, and maps the result to HTTP — in
 BUFFERED mode after the function finished, in RESPONSE_STREAM mode byte by byte as the runtime writes.
 
-Errors look like AWS's function URLs: 403 `{"Message":"Forbidden"}`, 413, 429 when throttled, 502
+Errors look like AWS's function URLs: 403 `{"Message":"Forbidden. …"}` (x-amzn-ErrorType
+AccessDeniedException), 413, 429 when throttled, 502
 `Internal Server Error` for a function error, `{"Message":"Internal Server Error"}` for an answer that
 is not an HTTP response.
 It never renders AWS API errors (the gateway does) and never stores configurations.
@@ -55,7 +56,10 @@ BODY_LIMIT = 6 * 1024 * 1024  # 6,291,456 bytes, AWS's request limit for a funct
 PATH_PREFIX = "/_hearth/url/"
 _HOST_RX = re.compile(r"^([a-z0-9]{32})\.lambda-url\.([a-z0-9-]+)\.localhost\.?(?::\d+)?$")
 
-FORBIDDEN = b'{"Message":"Forbidden"}'
+# AWS's 403 for a URL call its auth or policy refuses (AWS-validated test): these words, and the error
+# type in a header.
+FORBIDDEN = (b'{"Message":"Forbidden. For troubleshooting Function URL authorization issues, see: '
+             b'https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"}')
 INTERNAL = b'{"Message":"Internal Server Error"}'
 # A function that raised: AWS answers these words alone, not the JSON document (AWS-validated test).
 FUNCTION_FAILED = b"Internal Server Error"
@@ -139,11 +143,11 @@ class UrlFront:
         if cfg.auth_type == "AWS_IAM":
             caller = self._authenticate(scope, folded, body)
             if caller is None or not self._authorized(caller, cfg):
-                return _json(403, FORBIDDEN)
+                return _forbidden()
         elif not self._public(cfg):
             # As AWS: AuthType NONE still needs a policy statement letting everyone ("*") call
             # lambda:InvokeFunctionUrl with lambda:FunctionUrlAuthType NONE (AddPermission).
-            return _json(403, FORBIDDEN)
+            return _forbidden()
         try:
             fv = self._functions.resolve(cfg.account, cfg.region, cfg.function_name, cfg.qualifier or None)
         except AwsError:
@@ -286,6 +290,11 @@ async def _collect(sink: ResponseStream, task: asyncio.Task[InvokeOutcome]) -> H
         return HttpAnswer(200, [("content-type", sink.content_type or "application/octet-stream")], data)
     except BadResponse:
         return _json(502, INTERNAL)
+
+
+def _forbidden() -> HttpAnswer:
+    return HttpAnswer(403, [("content-type", "application/json"), ("x-amzn-errortype", "AccessDeniedException")],
+                      FORBIDDEN)
 
 
 def _json(status: int, body: bytes) -> HttpAnswer:
