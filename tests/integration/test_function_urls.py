@@ -180,7 +180,7 @@ def test_url_config_lifecycle_and_errors(server: HearthServer) -> None:
     assert again["FunctionUrl"] == created["FunctionUrl"]  # stable url-id
     lam.delete_function(FunctionName=name)
     status, _, _, _ = _request(server, url_id)
-    assert status == 404
+    assert status == 403  # an unknown URL, as AWS
 
 
 def test_get_and_post_event(server: HearthServer, py_url: tuple[str, str]) -> None:
@@ -235,8 +235,8 @@ def test_response_mapping(server: HearthServer, py_url: tuple[str, str]) -> None
     assert (status, body) == (502, b"Internal Server Error")  # as AWS: no JSON for a function error
     status, _, _, _ = _request(server, url_id, "POST", body=b"x" * (6 * 1024 * 1024 + 1))
     assert status == 413
-    status, _, _, _ = _request(server, "0" * 32)
-    assert status == 404
+    status, headers, _, body = _request(server, "0" * 32)
+    assert (status, body, headers["x-amzn-errortype"]) == (403, b'{"Message":null}', "AccessDeniedException")
 
 
 def test_cors(server: HearthServer) -> None:

@@ -64,6 +64,8 @@ INTERNAL = b'{"Message":"Internal Server Error"}'
 # A function that raised: AWS answers these words alone, not the JSON document (AWS-validated test).
 FUNCTION_FAILED = b"Internal Server Error"
 NOT_FOUND = b'{"Message":"Not Found"}'
+# A URL id nobody has: AWS answers 403 with a null message and the error type in a header (AWS-validated).
+UNKNOWN_URL = b'{"Message":null}'
 TOO_LARGE = b'{"Message":"Request Entity Too Large"}'
 HEADERS_TOO_LARGE = b'{"Message":"Request Header Fields Too Large"}'
 # Decision (AWS documents no figure for function URLs): request headers are capped like API Gateway's
@@ -112,7 +114,8 @@ class UrlFront:
         base = [("x-amzn-requestid", request_id)]
         cfg = self._urls.lookup(url_id)
         if cfg is None or (region is not None and region != cfg.region):
-            await _answer(send, HttpAnswer(404, [("content-type", "application/json"), *base], NOT_FOUND))
+            await _answer(send, HttpAnswer(403, [("content-type", "application/json"),
+                                                 ("x-amzn-errortype", "AccessDeniedException"), *base], UNKNOWN_URL))
             return
         headers = _header_list(scope)
         if sum(len(name) + len(value) for name, value in headers) > HEADER_LIMIT:
