@@ -70,13 +70,14 @@ def not_judgeable_reason(name: str, marker_names: set[str], params: list[str] | 
 
 
 def _param_values(item: pytest.Item) -> list[str]:
-    """The test's parameters as text: their values (LocalStack's Runtime is a str enum: its value is
-    the runtime id; tuples are opened) and the parts of its id (`[nodejs16.x]`, `[a-b]`)."""
+    """The test's scalar parameters as text (LocalStack's Runtime is a str enum: its value is the
+    runtime id) and the parts of its id (`[nodejs16.x]`, `[a-b]`). Lists are left alone: a list of
+    runtimes is data (a layer's compatible runtimes), not a function to run."""
     out: list[str] = []
     callspec = getattr(item, "callspec", None)
     for value in callspec.params.values() if callspec is not None else ():
-        for part in value if isinstance(value, (tuple, list)) else (value,):
-            out.append(str(getattr(part, "value", part)))
+        if not isinstance(value, (tuple, list, dict)):
+            out.append(str(getattr(value, "value", value)))
     if "[" in item.name:
         out += item.name.split("[", 1)[1].rstrip("]").split("-")
     return out
