@@ -191,7 +191,7 @@ def test_alias_config_serves_and_init_failure(server: HearthServer) -> None:
     lam.put_provisioned_concurrency_config(FunctionName=broken, Qualifier=version, ProvisionedConcurrentExecutions=1)
     failed = wait_status(lam, broken, version, "FAILED")
     assert failed["AllocatedProvisionedConcurrentExecutions"] == 0
-    assert "Runtime.Unknown" in failed["StatusReason"] or "INIT" in failed["StatusReason"]
+    assert failed["StatusReason"] == "FUNCTION_ERROR_INIT_FAILURE"  # as AWS: no error type after it
     lam.delete_function(FunctionName=broken)
 
 

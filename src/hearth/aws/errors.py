@@ -19,7 +19,8 @@ from typing import Any
 class AwsError(Exception):
     """An error answered to an AWS API caller.
 
-    `fields` are extra members of the error body (for Lambda: `Type`, `Reason`); `message_key`
+    `fields` are extra members of the error body (for Lambda: `Type`, `Reason`; a member set to None is
+    left out, for the errors whose body AWS sends without the usual `Type`); `message_key`
     chooses how the message member is spelled in the body, because AWS is not consistent: Lambda's
     ResourceNotFoundException carries `Message`, its InvalidParameterValueException `message`.
     `headers` are extra response headers.

@@ -79,6 +79,32 @@ _AWS_ENUM_ORDER: dict[frozenset[str], tuple[str, ...]] = {
 }
 
 
+# Likewise AWS prints some patterns as its own server-side model has them, which botocore's newer or
+# reformatted models do not (recorded in LocalStack's AWS snapshots): the botocore pattern -> AWS's text.
+# The pattern enforced is still botocore's.
+_AWS_PATTERN_TEXT: dict[str, str] = {
+    # Lambda's TaggableResource (TagResource, UntagResource, ListTags).
+    r"arn:(aws[a-zA-Z-]*):lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:(function:"
+    r"[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:"
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|(capacity-provider|"
+    r"network-connector):[a-zA-Z0-9-_]{1,64})":
+    r"arn:(aws[a-zA-Z-]*):lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:(function:"
+    r"[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|layer:([a-zA-Z0-9-_]+)|code-signing-config:csc-[a-z0-9]{17}|"
+    r"event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|"
+    r"capacity-provider:[a-zA-Z0-9-_]+)",
+    # Lambda's LayerVersionArn (CreateFunction's and UpdateFunctionConfiguration's Layers).
+    r"((arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:"
+    r"[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+))":
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:"
+    r"[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+)",
+}
+
+
+def pattern_text(pattern: str) -> str:
+    """A pattern as AWS prints it in its validation texts."""
+    return _AWS_PATTERN_TEXT.get(pattern, pattern)
+
+
 def enum_order(values: list[str]) -> list[str]:
     """The order AWS lists an enum's values in its validation texts."""
     known = _AWS_ENUM_ORDER.get(frozenset(values))
@@ -147,7 +173,7 @@ def constraint_failures(shape: Shape, value: Any, enums: bool = True) -> list[st
             if pattern is not None:
                 rx = _compiled(pattern)
                 if rx is not None and rx.fullmatch(value) is None:
-                    out.append(f"Member must satisfy regular expression pattern: {pattern}")
+                    out.append(f"Member must satisfy regular expression pattern: {pattern_text(pattern)}")
             enum = shape.enum if enums else None
             if enum and value not in enum:
                 out.append("Member must satisfy enum value set: [" + ", ".join(enum_order(list(enum))) + "]")
@@ -170,7 +196,7 @@ def _all_constraints(shape: Shape, enums: bool = True) -> list[str]:
         if "min" in meta:
             out.append(f"Member must have length greater than or equal to {int(meta['min'])}")
         if "pattern" in meta:
-            out.append(f"Member must satisfy regular expression pattern: {meta['pattern']}")
+            out.append(f"Member must satisfy regular expression pattern: {pattern_text(meta['pattern'])}")
         if enums and shape.type_name == "string" and shape.enum:
             out.append("Member must satisfy enum value set: ["
                        + ", ".join(enum_order(list(shape.enum))) + "]")
@@ -184,9 +210,10 @@ def _all_constraints(shape: Shape, enums: bool = True) -> list[str]:
 
 
 class _Collector:
-    def __init__(self, enums: bool = True) -> None:
+    def __init__(self, enums: bool = True, judged_by_service: frozenset[str] = frozenset()) -> None:
         self.errors: list[str] = []
         self.enums = enums
+        self.judged_by_service = judged_by_service
 
     def element_fails(self, shape: Shape, value: Any) -> bool:
         return value is None or bool(constraint_failures(shape, value, self.enums))
@@ -199,9 +226,21 @@ class _Collector:
         self.errors.append(f"Value {shown} at '{path}' failed to satisfy constraint: {constraint}")
 
 
+def _as_modelled(shape: Shape, value: Any) -> Any:
+    """`value` with its numbers as the model types them: AWS (Java) prints a double 2 as 2.0."""
+    if shape.type_name in ("double", "float") and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        return [_as_modelled(shape.member, item) for item in value]
+    if isinstance(shape, MapShape) and isinstance(value, dict):
+        return {k: _as_modelled(shape.value, v) for k, v in value.items()}
+    return value
+
+
 def _check(shape: Shape, value: Any, path: str, out: _Collector) -> None:
+    shown = _as_modelled(shape, value)
     for text in constraint_failures(shape, value, out.enums):
-        out.add(value, path, text)
+        out.add(shown, path, text)
     if isinstance(shape, StructureShape) and isinstance(value, dict):
         _check_structure(shape, value, path, out)
     elif isinstance(shape, ListShape) and isinstance(value, list):
@@ -211,18 +250,18 @@ def _check(shape: Shape, value: Any, path: str, out: _Collector) -> None:
                 if item is not None:
                     _check(member, item, f"{path}.{i}.member", out)
         elif any(out.element_fails(member, item) for item in value):
-            out.add(value, path, "Member must satisfy constraint: [" + ", ".join(out.all_constraints(member)) + "]")
+            out.add(shown, path, "Member must satisfy constraint: [" + ", ".join(out.all_constraints(member)) + "]")
     elif isinstance(shape, MapShape) and isinstance(value, dict):
         key_shape, value_shape = shape.key, shape.value
         if any(out.element_fails(key_shape, k) for k in value):
             constraints = out.all_constraints(key_shape)[:-1]
-            out.add(value, path, "Map keys must satisfy constraint: [" + ", ".join(constraints) + "]")
+            out.add(shown, path, "Map keys must satisfy constraint: [" + ", ".join(constraints) + "]")
         if isinstance(value_shape, (StructureShape, ListShape, MapShape)):
             for k, item in value.items():
                 if item is not None:
                     _check(value_shape, item, f"{path}.{k}", out)
         elif any(out.element_fails(value_shape, v) for v in value.values()):
-            out.add(value, path,
+            out.add(shown, path,
                     "Map value must satisfy constraint: [" + ", ".join(out.all_constraints(value_shape)) + "]")
 
 
@@ -236,21 +275,26 @@ def _check_structure(shape: StructureShape, value: dict[str, Any], path: str, ou
             if name in required:
                 out.add(None, member_path, "Member must not be null")
             continue
+        if member_path in out.judged_by_service:
+            continue
         _check(member, item, member_path, out)
 
 
-def validation_errors(shape: StructureShape | None, params: dict[str, Any], *, enums: bool = True) -> list[str]:
+def validation_errors(shape: StructureShape | None, params: dict[str, Any], *, enums: bool = True,
+                      judged_by_service: frozenset[str] = frozenset()) -> list[str]:
     if shape is None:
         return []
-    out = _Collector(enums)
+    out = _Collector(enums, judged_by_service)
     _check_structure(shape, params, "", out)
     return out.errors
 
 
-def validate(shape: StructureShape | None, params: dict[str, Any], *, enums: bool = True) -> None:
+def validate(shape: StructureShape | None, params: dict[str, Any], *, enums: bool = True,
+             judged_by_service: frozenset[str] = frozenset()) -> None:
     """Raise AWS's ValidationException if `params` violate the model's constraints (enum membership
-    only if `enums`: see the gateway for which services AWS checks it on)."""
-    errors = validation_errors(shape, params, enums=enums)
+    only if `enums`: see the gateway for which services AWS checks it on). Members whose paths are in
+    `judged_by_service` are left to the service, which answers them with its own error."""
+    errors = validation_errors(shape, params, enums=enums, judged_by_service=judged_by_service)
     if errors:
         raise ValidationError(format_errors(errors))
 

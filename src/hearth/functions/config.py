@@ -49,6 +49,12 @@ class FunctionConfig:
     timeout: int = 3
     memory_size: int = 128
     environment: dict[str, str] = field(default_factory=dict)
+    # Whether the caller ever sent an `Environment`: AWS shows the member then, even with no variables,
+    # and leaves it out for a function that never had one.
+    environment_set: bool = False
+    # A published version's: $LATEST's description when it was published (PublishVersion may give the
+    # version its own). A later change to $LATEST's description is a change worth a new version, as on AWS.
+    latest_description: str | None = None
     tracing_mode: str = "PassThrough"
     architectures: tuple[str, ...] = ("x86_64",)
     ephemeral_storage: int = 512

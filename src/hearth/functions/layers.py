@@ -211,6 +211,12 @@ class LayerService:
         )
         return [_from_row(r) for r in rows]
 
+    def total_code_size(self, account: str, region: str) -> int:
+        """The zipped size of every layer version of one account in one region (AWS counts them in
+        GetAccountSettings' TotalCodeSize)."""
+        rows = self._db.query("SELECT * FROM layer_versions WHERE account_id = ? AND region = ?", (account, region))
+        return sum(_from_row(r).code_size for r in rows)
+
     def list_versions(
         self, account: str, region: str, name: str, *, runtime: str | None, architecture: str | None,
         marker: str | None, max_items: int | None,

@@ -57,11 +57,19 @@ VKey = tuple[str, str, str, str]  # (account, region, name, version)
 Listener = Callable[[str, FunctionVersion], None]
 
 MAX_PAGE = 50  # AWS returns at most 50 functions (versions, aliases) per page
-CROSS_ACCOUNT_ACTIONS = frozenset({"InvokeFunction", "GetFunction", "GetFunctionConfiguration"})
+# The function operations AWS lets another account perform when the function's policy allows it
+# (AWS's "resource-based policies" page lists them).
+CROSS_ACCOUNT_ACTIONS = frozenset({
+    "InvokeFunction", "GetFunction", "GetFunctionConfiguration", "UpdateFunctionCode", "DeleteFunction",
+    "PublishVersion", "ListVersionsByFunction", "CreateAlias", "GetAlias", "ListAliases", "UpdateAlias",
+    "DeleteAlias", "GetPolicy", "PutFunctionConcurrency", "DeleteFunctionConcurrency", "ListTags", "TagResource",
+    "UntagResource",
+})
 
 # Fields that do not make a new version when they alone changed since the last publish.
 _NOT_PUBLISHED = frozenset({
-    "version", "revision_id", "last_modified", "description", "state", "state_reason", "state_reason_code",
+    "version", "revision_id", "last_modified", "description", "latest_description", "state", "state_reason",
+    "state_reason_code",
     "last_update_status", "last_update_status_reason", "last_update_status_reason_code",
 })
 
@@ -341,7 +349,9 @@ class FunctionService:
         return sorted(configs, key=lambda c: -1 if c.version == LATEST else int(c.version))
 
     def usage(self, account: str, region: str) -> tuple[int, int]:
-        return self._store.usage(account, region)
+        """(code storage, function count): every version's code and every layer version's, as AWS counts."""
+        size, count = self._store.usage(account, region)
+        return size + self.layers.total_code_size(account, region), count
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -510,7 +520,7 @@ class FunctionService:
                 "Please try again with the CodeSHA256 in $LATEST."
             )
         published = [c for c in self.list_versions(account, region, name) if c.version != LATEST]
-        if published and _publishable(published[-1]) == _publishable(latest):
+        if published and _unchanged_since(published[-1], latest):
             return published[-1]
         return self._insert_published(latest, description)
 
@@ -523,6 +533,7 @@ class FunctionService:
             version=str(number + 1),
             revision_id=new_revision(),
             description=latest.description if description is None else description,
+            latest_description=latest.description,
             last_update_status=None if pending else "Successful",
             last_update_status_reason=None,
             last_update_status_reason_code=None,
@@ -649,6 +660,15 @@ class FunctionService:
             raise errors.not_found(function_arn(region, account, name, qualifier))
         raise errors.alias_not_found(function_arn(region, account, name, qualifier))
 
+    def _unpolicied_revision(self, account: str, region: str, name: str, key: str) -> str | None:
+        """The RevisionId AddPermission expects while a target has no policy yet: the target's own (the
+        alias's, the version's, or $LATEST's), as AWS (recorded)."""
+        if key and not key.isdigit():
+            alias = self._store.get_alias(account, region, name, key)
+            return alias.revision_id if alias else None
+        version = self._store.get_version(account, region, name, key or LATEST)
+        return version.revision_id if version else None
+
     def add_permission(
         self, account: str, region: str, name: str, qualifier: str | None, statement_args: dict[str, Any],
         *, revision_id: str | None,
@@ -658,7 +678,8 @@ class FunctionService:
         key = self._policy_target(account, region, name, qualifier, op="AddPermission")
         row = self._store.get_policy(account, region, name, key)
         current = row.statements if row else []
-        if revision_id is not None and (row is None or revision_id != row.revision_id):
+        if revision_id is not None and revision_id != (
+                row.revision_id if row else self._unpolicied_revision(account, region, name, key)):
             raise errors.precondition_failed_for("GetPolicy")
         sid = statement_args["sid"]
         if any(s.get("Sid") == sid for s in current):
@@ -844,6 +865,13 @@ def _check_combined_size(total: int) -> None:
 
 def _publishable(cfg: FunctionConfig) -> dict[str, Any]:
     return {k: v for k, v in cfg.to_json().items() if k not in _NOT_PUBLISHED}
+
+
+def _unchanged_since(version: FunctionConfig, latest: FunctionConfig) -> bool:
+    """Whether $LATEST is what `version` was published from (then PublishVersion answers `version`).
+    Versions published before Hearth recorded $LATEST's description compare without it."""
+    return _publishable(version) == _publishable(latest) and (
+        version.latest_description is None or version.latest_description == latest.description)
 
 
 def _alias_row(alias: Alias) -> AliasRow:

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 IN_PROGRESS = "IN_PROGRESS"
 READY = "READY"
 FAILED = "FAILED"
-# AWS's StatusReason when the function's INIT fails (it names the error type after it).
+# AWS's StatusReason when the function's INIT fails: these words alone (recorded; the error type is in
+# the function's logs, not here).
 INIT_FAILED_REASON = "FUNCTION_ERROR_INIT_FAILURE"
 
 ConfigKey = tuple[str, str, str, str]  # (account, region, function name, qualifier)
@@ -352,11 +353,13 @@ class ProvisionedManager:
                     env = await self._pool.create_provisioned(fv)
                 except InitFailure as failure:
                     self.init_failures += 1
-                    allocation.failed = f"{INIT_FAILED_REASON}: {failure.error_type}"
+                    log.info("provisioned INIT of %s failed: %s", fv.qualified_arn, failure.error_type)
+                    allocation.failed = INIT_FAILED_REASON
                     return
                 except LaunchError as exc:
                     self.init_failures += 1
-                    allocation.failed = f"{INIT_FAILED_REASON}: {exc.error_type}"
+                    log.info("provisioned environment of %s did not launch: %s", fv.qualified_arn, exc.error_type)
+                    allocation.failed = INIT_FAILED_REASON
                     return
                 except Exception:
                     log.exception("starting a provisioned environment of %s failed", fv.qualified_arn)

@@ -6,8 +6,10 @@ itself, checks AWS_IAM auth (SigV4 for service "lambda" by a key of the function
 account a resource policy allows), builds the 2.0 event, invokes, and maps the result to HTTP — in
 BUFFERED mode after the function finished, in RESPONSE_STREAM mode byte by byte as the runtime writes.
 
-Errors look like AWS's function URLs: 403 `{"Message":"Forbidden"}`, 413, 429 when throttled, 502
-`{"Message":"Internal Server Error"}` for a function error or an answer that is not an HTTP response.
+Errors look like AWS's function URLs: 403 `{"Message":"Forbidden. …"}` (x-amzn-ErrorType
+AccessDeniedException), 413, 429 when throttled, 502
+`Internal Server Error` for a function error, `{"Message":"Internal Server Error"}` for an answer that
+is not an HTTP response.
 It never renders AWS API errors (the gateway does) and never stores configurations.
 """
 
@@ -56,9 +58,16 @@ BODY_LIMIT = 6 * 1024 * 1024  # 6,291,456 bytes, AWS's request limit for a funct
 PATH_PREFIX = "/_hearth/url/"
 _HOST_RX = re.compile(r"^([a-z0-9]{32})\.lambda-url\.([a-z0-9-]+)\.localhost\.?(?::\d+)?$")
 
-FORBIDDEN = b'{"Message":"Forbidden"}'
+# AWS's 403 for a URL call its auth or policy refuses (AWS-validated test): these words, and the error
+# type in a header.
+FORBIDDEN = (b'{"Message":"Forbidden. For troubleshooting Function URL authorization issues, see: '
+             b'https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"}')
 INTERNAL = b'{"Message":"Internal Server Error"}'
+# A function that raised: AWS answers these words alone, not the JSON document (AWS-validated test).
+FUNCTION_FAILED = b"Internal Server Error"
 NOT_FOUND = b'{"Message":"Not Found"}'
+# A URL id nobody has: AWS answers 403 with a null message and the error type in a header (AWS-validated).
+UNKNOWN_URL = b'{"Message":null}'
 TOO_LARGE = b'{"Message":"Request Entity Too Large"}'
 HEADERS_TOO_LARGE = b'{"Message":"Request Header Fields Too Large"}'
 # Decision (AWS documents no figure for function URLs): request headers are capped like API Gateway's
@@ -112,7 +121,8 @@ class UrlFront:
         base = [("x-amzn-requestid", request_id)]
         cfg = self._urls.lookup(url_id)
         if cfg is None or (region is not None and region != cfg.region):
-            await _answer(send, HttpAnswer(404, [("content-type", "application/json"), *base], NOT_FOUND))
+            await _answer(send, HttpAnswer(403, [("content-type", "application/json"),
+                                                 ("x-amzn-errortype", "AccessDeniedException"), *base], UNKNOWN_URL))
             return
         headers = _header_list(scope)
         if sum(len(name) + len(value) for name, value in headers) > HEADER_LIMIT:
@@ -143,11 +153,11 @@ class UrlFront:
         if cfg.auth_type == "AWS_IAM":
             caller = self._authenticate(scope, folded, body)
             if caller is None or not self._authorized(caller, cfg):
-                return _json(403, FORBIDDEN)
+                return _forbidden()
         elif not self._public(cfg):
             # As AWS: AuthType NONE still needs a policy statement letting everyone ("*") call
             # lambda:InvokeFunctionUrl with lambda:FunctionUrlAuthType NONE (AddPermission).
-            return _json(403, FORBIDDEN)
+            return _forbidden()
         try:
             fv = self._functions.resolve(cfg.account, cfg.region, cfg.function_name, cfg.qualifier or None)
         except FunctionsError:
@@ -255,7 +265,7 @@ def _outcome_answer(task: asyncio.Task[InvokeOutcome]) -> HttpAnswer:
         return _json(502, INTERNAL)
     outcome = task.result()
     if outcome.function_error:
-        return _json(502, INTERNAL)
+        return _json(502, FUNCTION_FAILED)
     try:
         return map_result(outcome.payload)
     except BadResponse:
@@ -284,6 +294,11 @@ async def _collect(sink: ResponseStream, task: asyncio.Task[InvokeOutcome]) -> H
         return HttpAnswer(200, [("content-type", sink.content_type or "application/octet-stream")], data)
     except BadResponse:
         return _json(502, INTERNAL)
+
+
+def _forbidden() -> HttpAnswer:
+    return HttpAnswer(403, [("content-type", "application/json"), ("x-amzn-errortype", "AccessDeniedException")],
+                      FORBIDDEN)
 
 
 def _json(status: int, body: bytes) -> HttpAnswer:

@@ -94,7 +94,8 @@ def map_result(payload: bytes) -> HttpAnswer:
     elif value is None and not payload:
         data = b""
     else:
-        data = payload
+        # Any other JSON value is the body, re-serialized compactly as AWS does ('["a",3,true]').
+        data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return HttpAnswer(200, [("content-type", "application/json")], data)
 
 

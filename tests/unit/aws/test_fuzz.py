@@ -107,7 +107,7 @@ def test_body_over_limit_is_refused_early() -> None:
     result = asyncio.run(call_asgi(GATEWAY, "POST", raw_path, headers=headers_signed + headers, body=b"x"))
     assert result.status == 413
     assert result.headers["x-amzn-errortype"] == "RequestEntityTooLargeException"
-    assert b"Request must be smaller than 69905067 bytes for the Invoke operation" in result.body
+    assert b"Request must be smaller than 70167211 bytes for the Invoke operation" in result.body
 
 
 def test_unknown_route_is_404_unknown_operation() -> None:

@@ -92,6 +92,10 @@ def test_several_errors_are_counted_and_joined() -> None:
     assert "; Value null at 'role' failed to satisfy constraint: Member must not be null; " in msg
     assert msg.endswith("Value '99999' at 'memorySize' failed to satisfy constraint: Member must have value "
                         "less than or equal to 32768")
+    # A member the service judges itself (Lambda's runtime) is left to it.
+    left = validation_errors(_shape("CreateFunction"), {"FunctionName": "f", "Code": {}, "MemorySize": 99999,
+                                                        "Runtime": "nope"}, judged_by_service=frozenset({"runtime"}))
+    assert len(left) == 2 and not any("'runtime'" in e for e in left)
 
 
 def test_valid_params_pass() -> None:
@@ -104,3 +108,10 @@ def test_valid_params_pass() -> None:
     (None, "null"), (True, "true"), (2.0, "2.0"), ([1, "a"], "[1, a]"), ({"a": 0.5}, "{a=0.5}"), ("s", "s")])
 def test_java_repr(value: Any, text: str) -> None:
     assert java_repr(value) == text
+
+
+def test_doubles_are_printed_as_java_prints_them() -> None:
+    # A weight sent as the JSON number 2 is a double to AWS: its message shows 2.0.
+    assert _message("CreateAlias", {"FunctionName": "f", "Name": "a", "FunctionVersion": "1",
+                                    "RoutingConfig": {"AdditionalVersionWeights": {"2": 2}}}).startswith(
+        "1 validation error detected: Value '{2=2.0}' at 'routingConfig.additionalVersionWeights'")

@@ -173,3 +173,34 @@ async def test_authorize_for_urls_and_allows_service(env: Env) -> None:
     assert not env.functions.allows_service(f"{ARN}:fn", "sns.amazonaws.com", "arn:aws:sns:us-east-1:1:t")
     assert not env.functions.allows_service(f"{ARN}:fn", "events.amazonaws.com", topic)
     assert not env.functions.allows_service(f"{ARN}:fn", "sns.amazonaws.com", None)
+
+
+async def test_a_granted_account_manages_the_owners_function(env: Env) -> None:
+    """With `lambda:*` granted, another account publishes, aliases, tags and deletes the owner's function
+    (AWS's list of cross-account operations), acting on the owner's function, not on its own account."""
+    await ready(env)
+    fn = f"{ARN}:fn"
+    with pytest.raises(AwsError) as exc:
+        env.versions.publish_version(ctx(OTHER), {"FunctionName": fn})
+    assert exc.value.code == "AccessDeniedException"
+    add(env, "fn", "all", OTHER, Action="lambda:*")
+    assert env.versions.publish_version(ctx(OTHER), {"FunctionName": fn})["Version"] == "1"
+    env.versions.create_alias(ctx(OTHER), {"FunctionName": fn, "Name": "live", "FunctionVersion": "1"})
+    assert env.versions.get_alias(ctx(), {"FunctionName": "fn", "Name": "live"})["FunctionVersion"] == "1"
+    env.provider.tag_resource(ctx(OTHER), {"Resource": fn, "Tags": {"by": "other"}})
+    assert env.provider.list_tags(ctx(), {"Resource": fn})["Tags"] == {"by": "other"}
+    assert env.provider.delete_function(ctx(OTHER), {"FunctionName": fn}) == {"StatusCode": 204}
+    with pytest.raises(AwsError) as exc:
+        env.provider.get_function(ctx(), {"FunctionName": "fn"})
+    assert exc.value.code == "ResourceNotFoundException"
+
+
+async def test_first_permission_on_an_alias_expects_the_aliases_revision(env: Env) -> None:
+    await ready(env)
+    env.versions.publish_version(ctx(), {"FunctionName": "fn"})
+    alias = env.versions.create_alias(ctx(), {"FunctionName": "fn", "Name": "live", "FunctionVersion": "1"})
+    with pytest.raises(AwsError) as exc:
+        add(env, "fn", "s1", "s3.amazonaws.com", Qualifier="live", RevisionId="wrong")
+    assert exc.value.code == "PreconditionFailedException"
+    out = add(env, "fn", "s1", "s3.amazonaws.com", Qualifier="live", RevisionId=alias["RevisionId"])
+    assert json.loads(str(out["Statement"]))["Resource"] == f"{ARN}:fn:live"

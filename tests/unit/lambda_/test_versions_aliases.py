@@ -12,6 +12,7 @@ import pytest
 from tests.unit.lambda_.helpers import ACCOUNT, APP, Env, build, ctx, make_zip
 
 from hearth.aws.errors import AwsError
+from hearth.aws.protocols import rest_json
 from hearth.functions.errors import FunctionsError
 from hearth.services.lambda_.errors import to_aws
 
@@ -124,9 +125,12 @@ async def test_delete_rules(env: Env) -> None:
     with pytest.raises(AwsError) as exc:
         env.provider.delete_function(ctx(), {"FunctionName": "d", "Qualifier": "$LATEST"})
     assert exc.value.message == "$LATEST version cannot be deleted without deleting the function."
+    # A version that does not exist, of a function that does: idempotent, as AWS (LocalStack's
+    # AWS-validated test_delete_on_nonexisting_version).
+    assert env.provider.delete_function(ctx(), {"FunctionName": "d", "Qualifier": "7"}) == {"StatusCode": 204}
     with pytest.raises(AwsError) as exc:
-        env.provider.delete_function(ctx(), {"FunctionName": "d", "Qualifier": "7"})
-    assert err(exc) == ("ResourceNotFoundException", f"Function not found: {ARN}:d", 404)
+        env.provider.delete_function(ctx(), {"FunctionName": "gone", "Qualifier": "$LATEST"})
+    assert err(exc)[0] == "InvalidParameterValueException"
     env.versions.create_alias(ctx(), {"FunctionName": "d", "Name": "live", "FunctionVersion": "1"})
     with pytest.raises(AwsError) as exc:
         env.provider.delete_function(ctx(), {"FunctionName": f"{ARN}:d:1"})
@@ -216,7 +220,8 @@ async def test_routing_rules(env: Env, version: str, weights: dict[str, float], 
                                           "RoutingConfig": {"AdditionalVersionWeights": weights}})
     assert err(exc) == expected
     if version == "$LATEST":
-        assert "Type" not in exc.value.fields  # recorded: this one has no Type
+        # recorded: this one has no Type in its body
+        assert b'"Type"' not in rest_json.render_error(exc.value, "r-1").body
 
 
 async def test_alias_conflicts_and_missing_function(env: Env) -> None:
@@ -270,3 +275,17 @@ async def test_list_functions_all_versions(env: Env) -> None:
     assert out[1]["FunctionArn"] == f"{ARN}:lf:1"
     plain = env.provider.list_functions(ctx(), {})["Functions"]
     assert [f["Version"] for f in plain] == ["$LATEST"] and plain[0]["FunctionArn"] == f"{ARN}:lf"
+
+
+async def test_a_description_change_is_worth_a_new_version(env: Env) -> None:
+    """As AWS (LocalStack's AWS-validated test_version_lifecycle): updating only $LATEST's description
+    makes the next PublishVersion publish; publishing again without a change answers that version."""
+    await env.create("dsc", Description="one")
+    await env.settle()
+    v1 = env.versions.publish_version(ctx(), {"FunctionName": "dsc", "Description": "published text"})
+    assert env.versions.publish_version(ctx(), {"FunctionName": "dsc"})["Version"] == v1["Version"] == "1"
+    env.provider.update_function_configuration(ctx(), {"FunctionName": "dsc", "Description": "two"})
+    await env.settle()
+    v2 = env.versions.publish_version(ctx(), {"FunctionName": "dsc"})
+    assert (v2["Version"], v2["Description"]) == ("2", "two")
+    assert env.versions.publish_version(ctx(), {"FunctionName": "dsc", "Description": "x"})["Version"] == "2"

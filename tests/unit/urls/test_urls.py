@@ -61,7 +61,8 @@ def test_response_mapping_rules() -> None:
     assert map_result(b'"hi"').body == b"hi"
     inferred = map_result(b'{"a": 1}')
     assert (inferred.status, inferred.headers, inferred.body) == (200, [("content-type", "application/json")],
-                                                                  b'{"a": 1}')
+                                                                  b'{"a":1}')  # compact, as AWS
+    assert map_result(b'["hello", 3, true]').body == b'["hello",3,true]'
     structured = map_result(json.dumps({"statusCode": 404, "headers": {"X-A": True}, "cookies": ["c=1"],
                                         "body": base64.b64encode(b"\x01").decode(), "isBase64Encoded": True}).encode())
     assert structured.status == 404 and structured.body == b"\x01"

@@ -192,6 +192,8 @@ def render(op: OperationModel, result: dict[str, Any], request_id: str) -> HttpR
 def render_error(err: AwsError, request_id: str) -> HttpResponse:
     doc: dict[str, Any] = dict(err.fields)
     doc.setdefault("Type", "User" if err.sender_fault else "Service")
+    # A field set to None is one AWS leaves out of this error's body (some Lambda errors carry no Type).
+    doc = {key: value for key, value in doc.items() if value is not None}
     doc[err.message_key] = err.message
     headers = {"x-amzn-RequestId": request_id, "Content-Type": CONTENT_TYPE, "X-Amzn-ErrorType": err.code}
     headers.update(err.headers)

@@ -21,6 +21,9 @@ from hearth.services.lambda_.errors import maps_domain_errors
 from hearth.services.lambda_.provider import TOTAL_CODE_SIZE_LIMIT
 from hearth.store.blobs import UNZIPPED_LIMIT
 
+# These errors of PutFunctionConcurrency carry no `Type` in AWS's body (recorded).
+_UNTYPED: dict[str, Any] = {"Type": None}
+
 MSG_QUALIFIED = ("This operation is permitted on Lambda functions only. Aliases and versions do not support this "
                  "operation. Please specify either a function name or an unqualified function ARN.")
 
@@ -39,18 +42,20 @@ class ConcurrencyProvider:
         self._limiter = limiter
 
     def _function(self, ctx: RequestContext, name: str, action: str, *, latest_in_404: bool) -> str:
-        """The unqualified ARN of an existing function in the caller's account (404 otherwise)."""
+        """The unqualified ARN of an existing function: the caller's, or another account's whose policy
+        lets the caller (404 otherwise)."""
         ref = self._functions.parse_ref(ctx.account_id, ctx.region, name, None, action=action)
+        owner = ref.account or ctx.account_id
         try:
-            self._functions.get(ctx.account_id, ctx.region, ref.name)
+            self._functions.get(owner, ctx.region, ref.name)
         except errors.NotFound:
             if not latest_in_404:
                 raise
             # AWS names $LATEST in this 404 (recorded), even before it looks at the qualifier.
-            raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name, LATEST)) from None
+            raise errors.not_found(function_arn(ctx.region, owner, ref.name, LATEST)) from None
         if ref.qualifier is not None:
             raise errors.invalid_parameter(MSG_QUALIFIED)
-        return function_arn(ctx.region, ctx.account_id, ref.name)
+        return function_arn(ctx.region, owner, ref.name)
 
     def put_function_concurrency(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         arn = self._function(ctx, params["FunctionName"], "PutFunctionConcurrency", latest_in_404=True)
@@ -60,14 +65,14 @@ class ConcurrencyProvider:
             # Spacing exactly as recorded from AWS.
             raise AwsError("InvalidParameterValueException",
                            f" ReservedConcurrentExecutions  {reserved} should not be lower than function's total "
-                           f"provisioned concurrency [{provisioned}].", 400)
-        unreserved = self._limiter.unreserved_if(ctx.account_id, ctx.region, arn, reserved)
+                           f"provisioned concurrency [{provisioned}].", 400, fields=_UNTYPED)
+        unreserved = self._limiter.unreserved_if(_owner(arn), ctx.region, arn, reserved)
         if unreserved < self._limiter.min_unreserved:
             raise AwsError("InvalidParameterValueException",
                            "Specified ReservedConcurrentExecutions for function decreases account's "
                            "UnreservedConcurrentExecution below its minimum value of "
-                           f"[{self._limiter.min_unreserved}].", 400)
-        self._limiter.set_reserved(arn, ctx.account_id, ctx.region, reserved)
+                           f"[{self._limiter.min_unreserved}].", 400, fields=_UNTYPED)
+        self._limiter.set_reserved(arn, _owner(arn), ctx.region, reserved)
         return {"ReservedConcurrentExecutions": reserved}
 
     def get_function_concurrency(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +82,7 @@ class ConcurrencyProvider:
 
     def delete_function_concurrency(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         arn = self._function(ctx, params["FunctionName"], "DeleteFunctionConcurrency", latest_in_404=False)
-        self._limiter.set_reserved(arn, ctx.account_id, ctx.region, None)
+        self._limiter.set_reserved(arn, _owner(arn), ctx.region, None)
         return {}
 
     def get_account_settings(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -92,3 +97,8 @@ class ConcurrencyProvider:
             },
             "AccountUsage": {"TotalCodeSize": size, "FunctionCount": count},
         }
+
+
+def _owner(arn: str) -> str:
+    """The account of a function ARN (arn:aws:lambda:<region>:<account>:function:<name>)."""
+    return arn.split(":")[4]

@@ -223,8 +223,9 @@ class EventInvokeConfigProvider:
 
     def put_function_event_invoke_config(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         name, qualifier = self._target(ctx, params, "PutFunctionEventInvokeConfig")
-        self._require_function(ctx, name, qualifier)
+        # A request with no setting is refused before the function is looked up (recorded).
         self._require_some_setting(params)
+        self._require_function(ctx, name, qualifier)
         config = params.get("DestinationConfig")
         self._check_destinations(ctx, name, config)
         row = self._store.put(ctx.account_id, ctx.region, name, qualifier, {

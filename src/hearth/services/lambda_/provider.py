@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hearth.aws.context import RequestContext
-from hearth.aws.errors import ValidationError
+from hearth.aws.errors import AwsError, ValidationError
 from hearth.config import Settings
 from hearth.functions import errors
 from hearth.functions.config import FunctionConfig
@@ -48,7 +48,6 @@ def render_configuration(cfg: FunctionConfig, arn_qualifier: str | None = None) 
         "LastModified": cfg.last_modified,
         "CodeSha256": base64.b64encode(bytes.fromhex(cfg.code_sha256)).decode(),
         "Version": cfg.version,
-        "Environment": {"Variables": dict(cfg.environment)},
         "TracingConfig": {"Mode": cfg.tracing_mode},
         "RevisionId": cfg.revision_id,
         "State": cfg.state,
@@ -64,6 +63,8 @@ def render_configuration(cfg: FunctionConfig, arn_qualifier: str | None = None) 
         "RuntimeVersionConfig": {"RuntimeVersionArn": runtime_version_arn(cfg.region, cfg.runtime)},
         "LoggingConfig": _logging(cfg),
     }
+    if cfg.environment or cfg.environment_set:
+        out["Environment"] = {"Variables": dict(cfg.environment)}
     if cfg.state_reason is not None:
         out["StateReason"] = cfg.state_reason
     if cfg.state_reason_code is not None:
@@ -178,15 +179,23 @@ class LambdaProvider:
     ) -> FunctionRef:
         return self._functions.parse_ref(ctx.account_id, ctx.region, params[key], qualifier, action=action)
 
-    def _tag_target(self, ctx: RequestContext, resource: str, action: str) -> str:
+    def _tag_target(self, ctx: RequestContext, resource: str, action: str) -> tuple[str, str]:
+        """The owner and name of the function `resource` names (another account's when its policy allows)."""
         if ":function:" not in resource:
+            # Hearth keeps tags on functions only: other taggable resources are answered as missing, in
+            # the words AWS uses for each kind.
+            for kind, what in ((":event-source-mapping:", "Event source mapping"),
+                               (":capacity-provider:", "Capacity provider")):
+                if kind in resource:
+                    raise AwsError("ResourceNotFoundException", f"{what} not found: {resource}", 404,
+                                   fields={"Type": "User"}, message_key="Message")
             raise errors.not_found(resource)
         ref = self._functions.parse_ref(ctx.account_id, ctx.region, resource, None, action=action)
         if ref.qualifier is not None:
             raise errors.invalid_parameter(
                 "Tags on function aliases and versions are not supported. Please specify a function ARN."
             )
-        return ref.name
+        return ref.account or ctx.account_id, ref.name
 
     # -- functions ---------------------------------------------------------------------------------
 
@@ -229,6 +238,7 @@ class LambdaProvider:
             timeout=params.get("Timeout") or 3,
             memory_size=params.get("MemorySize") or 128,
             environment=variables,
+            environment_set=params.get("Environment") is not None,
             tracing_mode=(params.get("TracingConfig") or {}).get("Mode") or "PassThrough",
             architectures=tuple(params.get("Architectures") or ("x86_64",)),
             ephemeral_storage=(params.get("EphemeralStorage") or {}).get("Size") or 512,
@@ -330,6 +340,7 @@ class LambdaProvider:
             variables = dict((params["Environment"] or {}).get("Variables") or {})
             validation.check_environment(variables)
             changes["environment"] = variables
+            changes["environment_set"] = True
         if "TracingConfig" in params:
             changes["tracing_mode"] = (params["TracingConfig"] or {}).get("Mode") or "PassThrough"
         if "EphemeralStorage" in params:
@@ -350,30 +361,32 @@ class LambdaProvider:
     def delete_function(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         ref = self._ref(ctx, params, "DeleteFunction", qualifier=params.get("Qualifier"))
         q = ref.qualifier
+        owner = ref.account or ctx.account_id
         if q is not None and not q.isdigit() and set(q) <= _ALIAS_LIKE:
             raise errors.invalid_parameter("Deletion of aliases is not currently supported.")
-        self._functions.get(ctx.account_id, ctx.region, ref.name)  # not found, unqualified, as AWS
+        # $LATEST is refused before the function is looked up: AWS answers so even for a missing function.
         if q == LATEST:
             raise errors.invalid_parameter("$LATEST version cannot be deleted without deleting the function.")
+        self._functions.get(owner, ctx.region, ref.name)  # not found, unqualified, as AWS
         if q is not None:
-            # A version that does not exist is named unqualified, as recorded.
-            if self._store.get_version(ctx.account_id, ctx.region, ref.name, q) is None:
-                raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name))
-            self._functions.delete_version(ctx.account_id, ctx.region, ref.name, q)
+            # Deleting a version that does not exist (of a function that does) succeeds: AWS's
+            # DeleteFunction is idempotent there.
+            if self._store.get_version(owner, ctx.region, ref.name, q) is not None:
+                self._functions.delete_version(owner, ctx.region, ref.name, q)
             return {"StatusCode": 204}
-        self._functions.delete(ctx.account_id, ctx.region, ref.name)
+        self._functions.delete(owner, ctx.region, ref.name)
         return {"StatusCode": 204}
 
     # -- tags --------------------------------------------------------------------------------------
 
     def tag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = self._tag_target(ctx, params["Resource"], "TagResource")
+        owner, name = self._tag_target(ctx, params["Resource"], "TagResource")
         tags = dict(params.get("Tags") or {})
         if not tags:
             raise errors.invalid_parameter("An error occurred and the request cannot be processed.")
-        existing = self._functions.tags(ctx.account_id, ctx.region, name)
+        existing = self._functions.tags(owner, ctx.region, name)
         validation.check_tags(len(set(existing) | set(tags)))
-        self._functions.tag(ctx.account_id, ctx.region, name, tags)
+        self._functions.tag(owner, ctx.region, name, tags)
         return {}
 
     def untag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -383,10 +396,10 @@ class LambdaProvider:
                 "1 validation error detected: Value null at 'tagKeys' failed to satisfy "
                 "constraint: Member must not be null"
             )
-        name = self._tag_target(ctx, params["Resource"], "UntagResource")
-        self._functions.untag(ctx.account_id, ctx.region, name, keys)
+        owner, name = self._tag_target(ctx, params["Resource"], "UntagResource")
+        self._functions.untag(owner, ctx.region, name, keys)
         return {}
 
     def list_tags(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = self._tag_target(ctx, params["Resource"], "ListTags")
-        return {"Tags": self._functions.tags(ctx.account_id, ctx.region, name)}
+        owner, name = self._tag_target(ctx, params["Resource"], "ListTags")
+        return {"Tags": self._functions.tags(owner, ctx.region, name)}

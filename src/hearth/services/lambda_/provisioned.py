@@ -55,7 +55,7 @@ def _alias(functions: FunctionService, account: str, region: str, name: str, ali
 
 
 def _invalid(message: str, *, typed: bool = True) -> AwsError:
-    return AwsError("InvalidParameterValueException", message, 400, fields={"Type": "User"} if typed else None)
+    return AwsError("InvalidParameterValueException", message, 400, fields={"Type": "User" if typed else None})
 
 
 @maps_domain_errors

@@ -217,7 +217,9 @@ class FunctionUrlProvider:
             changes["invoke_mode"] = params["InvokeMode"]
         cfg = replace(cfg, **changes)
         self._store.put(cfg)
-        return self._describe(cfg, invoke_mode=bool(params.get("InvokeMode")))
+        # AWS echoes InvokeMode when it was given, and also when the config streams: an update that leaves
+        # a RESPONSE_STREAM config's mode alone still shows it (recorded), a BUFFERED one's does not.
+        return self._describe(cfg, invoke_mode=bool(params.get("InvokeMode")) or cfg.invoke_mode != "BUFFERED")
 
     def delete_function_url_config(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         name, qualifier = self._target(ctx, params, missing=RESOURCE_MISSING)

@@ -49,26 +49,29 @@ class LambdaVersionsProvider:
     def _ref(self, ctx: RequestContext, params: dict[str, Any], action: str) -> FunctionRef:
         return self._functions.parse_ref(ctx.account_id, ctx.region, params["FunctionName"], None, action=action)
 
-    def _unqualified(self, ctx: RequestContext, params: dict[str, Any], action: str) -> str:
+    def _unqualified(self, ctx: RequestContext, params: dict[str, Any], action: str) -> tuple[str, str]:
+        """The function's owner and name. The owner is another account when the caller named another
+        account's function and that function's policy lets it (`FunctionService.parse_ref` decides)."""
         ref = self._ref(ctx, params, action)
+        owner = ref.account or ctx.account_id
         if ref.qualifier is not None:
             # Versions and aliases belong to the function, not to one of its qualifiers.
-            raise errors.not_found(function_arn(ctx.region, ctx.account_id, ref.name, ref.qualifier))
-        return ref.name
+            raise errors.not_found(function_arn(ctx.region, owner, ref.name, ref.qualifier))
+        return owner, ref.name
 
     # -- versions ----------------------------------------------------------------------------------
 
     def publish_version(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = self._unqualified(ctx, params, "PublishVersion")
+        owner, name = self._unqualified(ctx, params, "PublishVersion")
         cfg = self._functions.publish_version(
-            ctx.account_id, ctx.region, name, code_sha256=params.get("CodeSha256"),
+            owner, ctx.region, name, code_sha256=params.get("CodeSha256"),
             revision_id=params.get("RevisionId"), description=params.get("Description"),
         )
         return render_configuration(cfg, cfg.version)
 
     def list_versions_by_function(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = self._unqualified(ctx, params, "ListVersionsByFunction")
-        configs = self._functions.list_versions(ctx.account_id, ctx.region, name)
+        owner, name = self._unqualified(ctx, params, "ListVersionsByFunction")
+        configs = self._functions.list_versions(owner, ctx.region, name)
         page, marker = _page(configs, lambda c: c.version, params.get("Marker"), params.get("MaxItems"))
         out: dict[str, Any] = {"Versions": [_list_entry(c, c.version) for c in page]}
         if marker is not None:
@@ -78,37 +81,37 @@ class LambdaVersionsProvider:
     # -- aliases -----------------------------------------------------------------------------------
 
     def create_alias(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = self._unqualified(ctx, params, "CreateAlias")
+        owner, name = self._unqualified(ctx, params, "CreateAlias")
         weights = dict((params.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {})
         alias = self._functions.create_alias(
-            ctx.account_id, ctx.region, name, params["Name"], params["FunctionVersion"],
+            owner, ctx.region, name, params["Name"], params["FunctionVersion"],
             params.get("Description") or "", weights,
         )
         return render_alias(alias)
 
     def get_alias(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = self._unqualified(ctx, params, "GetAlias")
-        return render_alias(self._functions.get_alias(ctx.account_id, ctx.region, name, params["Name"]))
+        owner, name = self._unqualified(ctx, params, "GetAlias")
+        return render_alias(self._functions.get_alias(owner, ctx.region, name, params["Name"]))
 
     def update_alias(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = self._unqualified(ctx, params, "UpdateAlias")
+        owner, name = self._unqualified(ctx, params, "UpdateAlias")
         weights: dict[str, float] | None = None
         if "RoutingConfig" in params:
             weights = dict((params.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {})
         alias = self._functions.update_alias(
-            ctx.account_id, ctx.region, name, params["Name"], version=params.get("FunctionVersion"),
+            owner, ctx.region, name, params["Name"], version=params.get("FunctionVersion"),
             description=params.get("Description"), weights=weights, revision_id=params.get("RevisionId"),
         )
         return render_alias(alias)
 
     def delete_alias(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = self._unqualified(ctx, params, "DeleteAlias")
-        self._functions.delete_alias(ctx.account_id, ctx.region, name, params["Name"])
+        owner, name = self._unqualified(ctx, params, "DeleteAlias")
+        self._functions.delete_alias(owner, ctx.region, name, params["Name"])
         return {}
 
     def list_aliases(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = self._unqualified(ctx, params, "ListAliases")
-        aliases = self._functions.list_aliases(ctx.account_id, ctx.region, name, params.get("FunctionVersion"))
+        owner, name = self._unqualified(ctx, params, "ListAliases")
+        aliases = self._functions.list_aliases(owner, ctx.region, name, params.get("FunctionVersion"))
         page, marker = _page(aliases, lambda a: a.name, params.get("Marker"), params.get("MaxItems"))
         out: dict[str, Any] = {"Aliases": [render_alias(a) for a in page]}
         if marker is not None:

@@ -1,0 +1,75 @@
+"""The part of the conformance suite CI runs on every change: tests that pass today, fast ones, spread
+over the operations users touch most. Any of them not passing fails CI, so a regression in AWS
+conformance cannot land unseen; the whole suite (`./run conformance`) is too long for every change.
+
+Add a test here once it passes and takes about a second; never remove one to make CI green.
+"""
+
+from __future__ import annotations
+
+from hearth.conformance.results import CaseResult
+
+_LAMBDA_API = "tests/aws/services/lambda_/test_lambda_api.py"
+_SQS = "tests/aws/services/sqs/test_sqs.py"
+
+TESTS: dict[str, tuple[str, ...]] = {
+    "lambda": tuple(f"{_LAMBDA_API}::{test}" for test in (
+        "TestLoggingConfig::test_function_advanced_logging_configuration",
+        "TestLambdaFunction::test_function_lifecycle",
+        "TestLambdaFunction::test_create_lambda_exceptions",
+        "TestLambdaFunction::test_ops_with_arn_qualifier_mismatch[delete_function]",
+        "TestLambdaFunction::test_delete_on_nonexisting_version",
+        "TestLambdaFunction::test_redundant_updates",
+        "TestLambdaFunction::test_ops_on_nonexisting_fn[get_function]",
+        "TestLambdaFunction::test_ops_on_nonexisting_fn[delete_function]",
+        "TestLambdaFunction::test_ops_on_nonexisting_version[get_function]",
+        "TestLambdaFunction::test_get_function_wrong_region[invoke]",
+        "TestLambdaFunction::test_function_arns",
+        "TestLambdaFunction::test_function_name_and_qualifier_validation[invalid_characters_in_function_name-create_function]",
+        "TestLambdaFunction::test_function_name_and_qualifier_validation[qualifier_too_long-invoke]",
+        "TestLambdaFunction::test_function_name_and_qualifier_validation[non_lambda_arn-get_function]",
+        "TestLambdaFunction::test_function_name_and_qualifier_validation[misspelled_latest_in_arn-delete_function]",
+        "TestLambdaFunction::test_list_functions",
+        "TestLambdaFunction::test_invalid_invoke",
+        "TestLambdaAlias::test_alias_lifecycle",
+        "TestLambdaAlias::test_alias_naming",
+        "TestLambdaAlias::test_non_existent_alias_update",
+        "TestLambdaRevisions::test_function_revisions_basic",
+        "TestLambdaVersions::test_version_lifecycle",
+        "TestLambdaReservedConcurrency::test_function_concurrency_limits",
+        "TestLambdaPermissions::test_lambda_permission_fn_versioning",
+        "TestLambdaTag::test_tag_lifecycle[lambda_function]",
+        "TestLambdaEventInvokeConfig::test_lambda_eventinvokeconfig_lifecycle",
+        "TestLambdaReservedConcurrency::test_function_concurrency",
+        "TestLambdaProvisionedConcurrency::test_provisioned_concurrency_exceptions",
+        "TestLambdaPermissions::test_permission_exceptions",
+        "TestLambdaPermissions::test_remove_multi_permissions",
+        "TestLambdaUrl::test_url_config_exceptions",
+        "TestLambdaUrl::test_url_config_lifecycle",
+        "TestLambdaAccountSettings::test_account_settings",
+        "TestLambdaEventSourceMappings::test_event_source_mapping_exceptions",
+        "TestLambdaLayer::test_layer_lifecycle",
+        "TestLambdaLayer::test_layer_policy_lifecycle",
+        "TestLambdaSnapStart::test_snapstart_exceptions",
+    )),
+    "sqs": tuple(f"{_SQS}::{test}" for test in (
+        "TestSqsProvider::test_list_queues",
+        "TestSqsProvider::test_create_queue_and_get_attributes[sqs]",
+        "TestSqsProvider::test_send_receive_message[sqs_query]",
+        "TestSqsProvider::test_send_message_batch[sqs]",
+        "TestSqsProvider::test_tag_untag_queue[sqs]",
+        "TestSqsProvider::test_create_fifo_queue_with_different_attributes_raises_error[sqs]",
+        "TestSqsProvider::test_receive_terminate_visibility_timeout[sqs]",
+        "TestSqsProvider::test_publish_get_delete_message_batch[sqs_query]",
+        "TestSqsProvider::test_dead_letter_queue_max_receive_count[sqs]",
+        "TestSqsProvider::test_send_message_with_binary_attributes[sqs]",
+        "TestSqsProvider::test_receive_message_attribute_names_filters[sqs]",
+        "TestSqsQueryApi::test_get_queue_url_work_for_different_queue[path]",
+    )),
+}
+
+
+def missing(results: dict[str, list[CaseResult]]) -> list[str]:
+    """The CI tests that produced no result at all (renamed, deselected, or the run stopped early)."""
+    seen = {f"{r.file}::{r.test}" for rs in results.values() for r in rs}
+    return [test for tests in TESTS.values() for test in tests if test not in seen]

@@ -1,0 +1,93 @@
+"""A pytest plugin loaded into LocalStack's test run: it skips, with the reason, what Hearth cannot be judged on.
+
+It runs in the conformance environment's interpreter (Python ≥ 3.12, LocalStack's framework), not in
+Hearth's: it must import nothing but the standard library and pytest. The runner copies this file next
+to the tests and loads it with `-p`.
+
+A test is not judgeable here when it was never validated against AWS (no `aws.validated` marker), when
+LocalStack marks it as LocalStack-only, in-process, needing Docker or a container, or as not matching
+AWS itself (`aws.needs_fixing`), when it builds a Java or .NET function (no Maven or .NET toolchain
+on these machines), or when one of its parameters is a runtime this host does not have (the runner
+lists the installed ones in $HEARTH_CONFORMANCE_RUNTIMES). Such tests are skipped before they run, with
+a reason that starts with `NOT_JUDGEABLE`, so that `results` can tell them from LocalStack's own skips;
+their time is saved.
+It never skips a test for any other reason: a missing operation or a wrong answer must show as such.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+NOT_JUDGEABLE = "not judgeable here: "
+
+# LocalStack's markers (localstack.testing.pytest.marking) and what each means for a run against Hearth.
+MARKER_REASONS = {
+    "aws_only_localstack": "LocalStack-only (aws.only_localstack)",
+    "only_localstack": "LocalStack-only (only_localstack)",
+    "requires_in_process": "needs LocalStack in-process (requires_in_process)",
+    "requires_in_container": "needs to run inside a container (requires_in_container)",
+    "requires_docker": "needs Docker (requires_docker)",
+    "test_requires_docker": "needs Docker (test_requires_docker)",
+    "aws_needs_fixing": "does not pass against AWS itself (aws.needs_fixing)",
+    "aws_manual_setup_required": "needs manual set-up in an AWS account (aws.manual_setup_required)",
+    "aws_unknown": "never validated against AWS (aws.unknown)",
+}
+
+# AWS-validated tests that assert a LocalStack extension when they do not run against AWS itself
+# (`if not is_aws_cloud(): assert …`): what they judge is LocalStack's, not AWS's.
+LOCALSTACK_ASSERTIONS = {
+    "test_lambda_url_invocation_custom_id_aliased": "asserts LocalStack's `_custom_id_` URL tag off AWS (an extension)",
+}
+
+# Parametrised runtimes whose test functions are built with a toolchain these machines lack.
+_TOOLCHAIN_RUNTIME = re.compile(r"[\[-](java\d+(\.al2)?|dotnet\d*|dotnetcore[\d.]*)(?=[\]-])")
+# What a Lambda runtime identifier looks like among a test's parameters (LocalStack's Runtime enum values).
+_RUNTIME_ID = re.compile(r"^(python\d|nodejs\d|ruby\d|java\d|dotnet|go1|provided)[\w.]*$")
+
+
+def not_judgeable_reason(name: str, marker_names: set[str], params: list[str] | None = None,
+                         installed: frozenset[str] | None = None) -> str | None:
+    """Why a test cannot be judged here, or None: from its node name, the names of its markers, its
+    parameters' values and the runtimes installed on this host (None: unknown, not checked)."""
+    for marker, reason in MARKER_REASONS.items():
+        if marker in marker_names:
+            return reason
+    if "aws_validated" not in marker_names:
+        return "never validated against AWS (no aws.validated marker)"
+    if name.split("[", 1)[0] in LOCALSTACK_ASSERTIONS:
+        return LOCALSTACK_ASSERTIONS[name.split("[", 1)[0]]
+    match = _TOOLCHAIN_RUNTIME.search(name)
+    if match:
+        return f"builds a {match.group(1)} function (no Java or .NET toolchain here)"
+    if installed is not None:
+        for value in params or []:
+            if _RUNTIME_ID.match(value) and value not in installed:
+                return f"runtime {value} is not installed on this host"
+    return None
+
+
+def _param_values(item: pytest.Item) -> list[str]:
+    """The test's scalar parameters as text (LocalStack's Runtime is a str enum: its value is the
+    runtime id) and the parts of its id (`[nodejs16.x]`, `[a-b]`). Lists are left alone: a list of
+    runtimes is data (a layer's compatible runtimes), not a function to run."""
+    out: list[str] = []
+    callspec = getattr(item, "callspec", None)
+    for value in callspec.params.values() if callspec is not None else ():
+        if not isinstance(value, (tuple, list, dict)):
+            out.append(str(getattr(value, "value", value)))
+    if "[" in item.name:
+        out += item.name.split("[", 1)[1].rstrip("]").split("-")
+    return out
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    listed = os.environ.get("HEARTH_CONFORMANCE_RUNTIMES")
+    installed = frozenset(listed.split(",")) if listed else None
+    for item in items:
+        reason = not_judgeable_reason(item.name, {mark.name for mark in item.iter_markers()},
+                                      _param_values(item), installed)
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=NOT_JUDGEABLE + reason))
