@@ -28,7 +28,8 @@ def to_aws(exc: fn.FunctionsError | inv.InvokeError) -> AwsError:
     if isinstance(exc, fn.AccessDenied):
         return AwsError("AccessDeniedException", exc.message, 403, message_key="Message")
     if isinstance(exc, fn.InvalidParameter):
-        return AwsError("InvalidParameterValueException", exc.message, 400, fields=USER if exc.typed else None)
+        return AwsError("InvalidParameterValueException", exc.message, 400,
+                        fields=USER if exc.typed else {"Type": None})  # None: the renderer leaves it out
     if isinstance(exc, fn.Conflict):
         return AwsError("ResourceConflictException", exc.message, 409, fields=USER)
     if isinstance(exc, fn.PreconditionFailed):
