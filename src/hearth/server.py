@@ -293,7 +293,17 @@ class Hearth:
             "provisioned": self.provisioned.statistics() if getattr(self, "provisioned", None) else {},
             "sqs": self.queues.statistics() if self.started and getattr(self, "queues", None) else {},
             "event_source_mappings": self.esm.statistics() if self.started and getattr(self, "esm", None) else {},
+            # perf (issue 17, soak benchmark): the server's own task count, to see it stay flat under load.
+            "process": {"asyncio_tasks": _asyncio_tasks()},
         }
+
+
+def _asyncio_tasks() -> int:
+    """Tasks of the running event loop (0 when called outside it)."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return 0
 
 
 class HearthApp:

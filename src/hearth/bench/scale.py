@@ -42,6 +42,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+from hearth.bench.progress import SILENT, Progress
 from hearth.bench.servers import BENCH_KEY, start_echo, start_hearth
 from hearth.sandbox.cgroups import _mounts, instance_key
 
@@ -259,7 +260,8 @@ def sandbox_pss(data_dir: Path) -> list[int]:
     return sizes
 
 
-def run(seconds: float = 2.0, burst_size: int = 100, density_envs: int = 20) -> dict[str, Any]:
+def run(seconds: float = 2.0, burst_size: int = 100, density_envs: int = 20,
+        progress: Progress = SILENT) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="hearth-bench-scale-"))
     echo, echo_url = start_echo(tmp)
     hearth, endpoint = start_hearth(tmp)
@@ -270,6 +272,7 @@ def run(seconds: float = 2.0, burst_size: int = 100, density_envs: int = 20) -> 
         lam = _client(endpoint)
         _create(lam, "bench-echo", ECHO)
         rows = {}
+        advance = progress.phase("throughput at concurrency 1, 4, 16; scale-out burst; density", 5)
         for concurrency in (1, 4, 16):
             hearth_client = _client(endpoint, concurrency)
             echo_client = _client(echo_url, concurrency)
@@ -278,15 +281,18 @@ def run(seconds: float = 2.0, burst_size: int = 100, density_envs: int = 20) -> 
             base = throughput(echo_client, "echo", concurrency, seconds)
             figure = throughput(hearth_client, "bench-echo", concurrency, seconds)
             rows[str(concurrency)] = {"hearth_rps": figure, "echo_rps": base, "ratio": figure / base}
+            advance(1)
         results["throughput"] = rows
         _create(lam, "bench-burst", STAMP)
         results["scale_out"] = burst_rate(endpoint, "bench-burst", burst_size)
+        advance(1)
         # Density: N idle warm environments of one function (a burst of N concurrent calls that each
         # sleep makes N environments), then frozen and measured.
         _create(lam, "bench-density", SLEEP)
         burst(endpoint, "bench-density", density_envs)
         time.sleep(0.5)  # let releases freeze
         sizes = sandbox_pss(data_dir)
+        advance(1)
         if sizes:
             per_env = statistics.median(sizes)
             results["density"] = {"environments_measured": len(sizes), "pss_mib_p50": per_env / (1 << 20),
