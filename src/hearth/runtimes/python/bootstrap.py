@@ -533,16 +533,35 @@ def _parse_json_header(value: str | None, name: str) -> dict | None:
     return parsed if isinstance(parsed, dict) else None
 
 
+_TRACE_KEY = "_X_AMZN_TRACE_ID"
+
+
+def _set_trace_id(trace_id: str | None) -> None:
+    """`os.environ["_X_AMZN_TRACE_ID"]` for this invocation, without calling putenv(3).
+
+    Why: assigning to os.environ calls setenv(3), and glibc's setenv never frees a value it installed
+    (getenv's callers may still hold it), so every distinct trace header stays in the process: ~200
+    bytes per invocation, ~100 MB after a few hundred thousand invocations of a long-lived environment.
+    AWS's own runtime client assigns os.environ and so grows the same way. The value is written into
+    os.environ's mapping only: os.environ, os.getenv and copies of the environment passed to
+    subprocess (`env=os.environ`, `{**os.environ}`) see it; a child started with the inherited C
+    environment (subprocess without `env=`) and C code calling getenv do not. `main()` removes any
+    inherited value from the C environment once, so they see nothing rather than a stale header.
+    """
+    environ = os.environ
+    key = environ.encodekey(_TRACE_KEY)  # type: ignore[attr-defined]  # os._Environ's own encoding
+    if trace_id:
+        environ._data[key] = environ.encodevalue(trace_id)  # type: ignore[attr-defined]
+    else:
+        environ._data.pop(key, None)  # type: ignore[attr-defined]
+
+
 def _handle(client: RuntimeClient, handler: object, headers: dict, body: bytes, json_logs: bool,
             ensure_ascii: bool) -> None:
     global _request_id
     request_id = headers.get("lambda-runtime-aws-request-id", "")
     _request_id = request_id
-    trace_id = headers.get("lambda-runtime-trace-id")
-    if trace_id:
-        os.environ["_X_AMZN_TRACE_ID"] = trace_id
-    else:
-        os.environ.pop("_X_AMZN_TRACE_ID", None)
+    _set_trace_id(headers.get("lambda-runtime-trace-id"))
     try:
         deadline = int(headers.get("lambda-runtime-deadline-ms", "0") or 0)
     except ValueError:
@@ -609,6 +628,7 @@ def _snapshot_and_restore(client: RuntimeClient) -> tuple[RuntimeClient, dict | 
 def main() -> None:
     """Run the runtime until the process is killed. Reads the environment now, not at import."""
     env = dict(os.environ)
+    os.environ.pop(_TRACE_KEY, None)  # a real unsetenv, once: the per-invocation value never reaches C
     _unbuffered_stdio()
     _build_sys_path(env)
     task_root = env.get("LAMBDA_TASK_ROOT")
