@@ -145,6 +145,12 @@ class RuntimeClient:
         self._host_header = address.encode("latin-1")
         self._sock: socket.socket | None = None
         self._buf = b""
+        # The `GET /next` is sent in the same write as each response (pipelined: the server answers a
+        # connection's requests in order), so a warm invocation costs the runtime one send and the
+        # server one read; `next()` then only reads. False: the next `next()` must send it.
+        self._next_message = (f"GET {_RUNTIME_PATH}/invocation/next HTTP/1.1\r\nHost: ".encode("latin-1")
+                              + self._host_header + b"\r\n\r\n")
+        self._next_sent = False
 
     def _connect(self) -> socket.socket:
         host = self._address[0]
@@ -177,7 +183,8 @@ class RuntimeClient:
             self._sock = None
 
     def request(self, method: str, path: str, body: bytes = b"",
-                headers: dict | None = None) -> tuple[int, dict, bytes]:
+                headers: dict | None = None, *, then_next: bool = False) -> tuple[int, dict, bytes]:
+        """One request and its answer; `then_next` pipelines a `GET /next` behind it (see __init__)."""
         head_bytes = f"{method} {path} HTTP/1.1\r\nHost: ".encode("latin-1") + self._host_header + b"\r\n"
         extra = b""
         if headers:
@@ -188,6 +195,9 @@ class RuntimeClient:
             message += b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body
         else:
             message += b"\r\n"
+        if then_next:
+            message += self._next_message
+        self._next_sent = False
         for attempt in (0, 1):
             sock = self._sock
             fresh = sock is None
@@ -195,7 +205,10 @@ class RuntimeClient:
                 sock = self._connect()
             try:
                 sock.sendall(message)
-                return self._read_response(sock)
+                answer = self._read_response(sock)
+                # A connection the server closed after answering took the pipelined request with it.
+                self._next_sent = then_next and self._sock is not None
+                return answer
             except (ConnectionError, _Closed):
                 self.close()
                 # A kept-alive connection may have been closed by the server while idle: retry once on a
@@ -237,14 +250,24 @@ class RuntimeClient:
 
     def next(self) -> tuple[dict, bytes]:
         while True:
-            status, headers, body = self.request("GET", _RUNTIME_PATH + "/invocation/next")
+            status, headers, body = self._next_answer()
             if status == 200:
                 return headers, body
             sys.stderr.write(f"[hearth runtime] invocation/next answered {status}: {body[:200]!r}\n")
             time.sleep(0.01)
 
+    def _next_answer(self) -> tuple[int, dict, bytes]:
+        if self._next_sent and self._sock is not None:
+            self._next_sent = False
+            try:
+                return self._read_response(self._sock)
+            except (ConnectionError, _Closed):
+                self.close()  # the pipelined request was lost with the connection: ask again
+        return self.request("GET", _RUNTIME_PATH + "/invocation/next")
+
     def post_response(self, request_id: str, payload: bytes) -> int:
-        return self.request("POST", f"{_RUNTIME_PATH}/invocation/{request_id}/response", payload)[0]
+        return self.request("POST", f"{_RUNTIME_PATH}/invocation/{request_id}/response", payload,
+                            then_next=True)[0]
 
     def post_stream(self, request_id: str, items: object, first: object, json_logs: bool) -> int:
         """Send an iterator's items as a streamed response (chunked, errors as trailers)."""
@@ -285,7 +308,8 @@ class RuntimeClient:
 
     def post_error(self, request_id: str, error: dict) -> int:
         return self.request("POST", f"{_RUNTIME_PATH}/invocation/{request_id}/error",
-                            _error_json(error), {"Lambda-Runtime-Function-Error-Type": error["errorType"]})[0]
+                            _error_json(error), {"Lambda-Runtime-Function-Error-Type": error["errorType"]},
+                            then_next=True)[0]
 
     def post_init_error(self, error: dict) -> int:
         return self.request("POST", _RUNTIME_PATH + "/init/error", _error_json(error),
