@@ -52,6 +52,30 @@ def _svg(title: str, series: dict[str, list[float]]) -> str:
     return text[text.index("<svg"):]  # drop the XML prologue: the SVG is inlined into HTML
 
 
+def _series_svg(title: str, samples: list[dict[str, float]], keys: tuple[str, ...]) -> str:
+    """Time series (one panel per key) of a soak's server samples, the restart showing as a drop."""
+    import matplotlib
+
+    matplotlib.use("svg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(keys), figsize=(7.5, 2.6))
+    try:
+        for ax, key in zip(axes, keys, strict=True):
+            ax.plot([s["t_s"] for s in samples], [s.get(key, 0.0) for s in samples], marker=".", linewidth=1)
+            ax.set_title(key, fontsize=9)
+            ax.set_xlabel("seconds", fontsize=8)
+            ax.grid(True, alpha=0.3)
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        out = io.StringIO()
+        fig.savefig(out, format="svg")
+    finally:
+        plt.close(fig)
+    text = out.getvalue()
+    return text[text.index("<svg"):]
+
+
 def _plots_available() -> bool:
     try:
         import matplotlib  # noqa: F401
@@ -93,6 +117,11 @@ def render(results: dict[str, Any]) -> str:
              "<th>measured</th><th>target</th><th>met</th><th>meaning</th></tr>",
              _verdict_rows(verdicts), "</table>"]
     plots = _plots_available()
+    soak = results.get("soak")
+    if isinstance(soak, dict) and soak.get("samples") and plots:
+        parts.append("<h2>Soak: the server over time</h2>")
+        parts.append(_series_svg("server process (kill -9 and restart half-way)", soak["samples"],
+                                 ("rss_mib", "fds", "tasks")))
     for section, value in results.items():
         if not isinstance(value, dict) or not value.get("distributions"):
             continue

@@ -33,3 +33,11 @@ def test_distributions_are_inline_svg() -> None:
     text = report.render(RESULTS)
     assert text.count("<svg") == 1
     assert "<?xml" not in text
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="the optional bench extra")
+def test_a_soak_is_drawn_over_time() -> None:
+    samples = [{"t_s": float(t), "life": 1.0, "age_s": float(t), "rss_mib": 50.0, "fds": 40.0, "tasks": 30.0}
+               for t in range(3)]
+    text = report.render({"soak": {"samples": samples, "lost": 0, "errors": 0}})
+    assert "Soak: the server over time" in text and text.count("<svg") == 1
