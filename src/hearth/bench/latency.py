@@ -52,6 +52,7 @@ PY_HANDLER = "def handler(event, context):\n    return event\n"
 PY_SDK_HANDLER = "import boto3\n\ndef handler(event, context):\n    return event\n"
 NODE_HANDLER = "exports.handler = async (event) => event;\n"
 BLOCK = 50  # calls per alternating block of figure and baseline
+SETTLE_S = 1.0
 
 
 def _zip(name: str, content: str) -> bytes:
@@ -249,7 +250,10 @@ def run(runs: int = 20, warm_runs: int = 300, endpoint: str | None = None, progr
                     lam.create_function(FunctionName=warm_name, Runtime=runtime, Handler=handler, Role=ROLE,
                                         Code={"ZipFile": code}, MemorySize=memory)
                     _wait_active(lam, warm_name)
-                for _ in range(20):
+                # Let the cold starts' deferred work (their log commits, freezing their environments, the
+                # zygote's refill) finish first: it otherwise lands in whichever warm phase comes first.
+                time.sleep(SETTLE_S)
+                for _ in range(50):
                     _raw_invoke(raw, warm_name)
                 advance = progress.phase(f"{label}: warm invokes at {memory} MB vs echo", warm_runs)
                 warm, echo_samples = alternate(partial(_raw_invoke, raw, warm_name),
