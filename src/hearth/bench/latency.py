@@ -250,8 +250,8 @@ def run(runs: int = 20, warm_runs: int = 300, endpoint: str | None = None, progr
                     lam.create_function(FunctionName=warm_name, Runtime=runtime, Handler=handler, Role=ROLE,
                                         Code={"ZipFile": code}, MemorySize=memory)
                     _wait_active(lam, warm_name)
-                # Let the cold starts' deferred work (their log commits, freezing their environments, the
-                # zygote's refill) finish first: it otherwise lands in whichever warm phase comes first.
+                # A precaution: the cold starts' deferred work (log commits, freezing their environments)
+                # should be over before a warm phase starts.
                 time.sleep(SETTLE_S)
                 for _ in range(50):
                     _raw_invoke(raw, warm_name)
