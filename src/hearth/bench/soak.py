@@ -102,12 +102,17 @@ def _proc_figures(pid: int) -> dict[str, float]:
 
 def growth(samples: list[dict[str, float]], key: str, warmup_s: float) -> float:
     """The largest growth of `key` over one server life: per life, the last sample minus the first one
-    taken at least `warmup_s` into that life (lives with no such pair count as no growth)."""
+    of the life's second half (and at least `warmup_s` in): the first half is the ramp-up (environments
+    start, caches fill), a leak keeps growing after it. Lives with no such pair count as no growth."""
     worst = 0.0
     for life in sorted({int(s["life"]) for s in samples}):
-        mine = [s for s in samples if int(s["life"]) == life and s["age_s"] >= warmup_s]
-        if len(mine) >= 2:
-            worst = max(worst, mine[-1][key] - mine[0][key])
+        mine = [s for s in samples if int(s["life"]) == life]
+        if not mine:
+            continue
+        start = max(warmup_s, mine[-1]["age_s"] / 2)
+        steady = [s for s in mine if s["age_s"] >= start]
+        if len(steady) >= 2:
+            worst = max(worst, steady[-1][key] - steady[0][key])
     return worst
 
 
