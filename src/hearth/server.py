@@ -451,6 +451,8 @@ class Hearth:
             "provisioned": {},
             "sqs": {},
             "event_source_mappings": {},
+            # The server's own task count (the soak benchmark watches it stay flat under load).
+            "process": {"asyncio_tasks": _asyncio_tasks()},
         }
         if self.started:  # every component exists
             assert self.gateway is not None and self.queues is not None
@@ -462,6 +464,14 @@ class Hearth:
                 "event_source_mappings": self.esm.statistics(),
             })
         return state
+
+
+def _asyncio_tasks() -> int:
+    """Tasks of the running event loop (0 when called outside it)."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return 0
 
 
 class HearthApp:

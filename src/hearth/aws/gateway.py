@@ -125,8 +125,9 @@ class AwsGateway:
             name = k.decode("latin-1").lower()
             value = v.decode("latin-1")
             headers[name] = f"{headers[name]},{value}" if name in headers else value
-        query_params = parse_qs(query_string, keep_blank_values=True)
-        first_query = {k: v[0] for k, v in query_params.items()}
+        # Most data-plane calls (Invoke, SendMessage) carry no query string: skip the parser for them.
+        query_params = parse_qs(query_string, keep_blank_values=True) if query_string else {}
+        first_query = {k: v[0] for k, v in query_params.items()} if query_params else {}
 
         service = self._identify(headers, first_query, raw_path, method)
         if self._s3 is not None:

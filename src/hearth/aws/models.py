@@ -18,6 +18,7 @@ from botocore.loaders import Loader
 from botocore.model import OperationModel, ServiceModel
 
 _LABEL = re.compile(r"\{([^}]+)\}")
+ROUTE_CACHE_SIZE = 4096
 _loader_lock = threading.Lock()
 _loader: Loader | None = None
 
@@ -33,14 +34,22 @@ class Route:
     specificity: tuple[int, int, int]
 
     def match(self, path: str, query: dict[str, list[str]]) -> dict[str, str] | None:
+        labels = self.path_labels(path)
+        return labels if labels is not None and self.query_matches(query) else None
+
+    def path_labels(self, path: str) -> dict[str, str] | None:
+        """The labels of `path` when this route's path pattern matches it (query not considered)."""
         m = self.regex.fullmatch(path)
         if m is None:
             return None
+        return {label: unquote(m.group(group)) for group, label, _ in self.labels}
+
+    def query_matches(self, query: dict[str, list[str]]) -> bool:
         for name, value in self.query_literals:
             values = query.get(name)
             if values is None or (value is not None and value not in values):
-                return None
-        return {label: unquote(m.group(group)) for group, label, _ in self.labels}
+                return False
+        return True
 
 
 def _compile_route(method: str, operation: OperationModel) -> Route:
@@ -92,17 +101,33 @@ class ServiceApi:
     routes: dict[str, list[Route]] = field(default_factory=dict)
     # For awsQueryCompatible services: query error code -> error shape name.
     query_error_shapes: dict[str, str] = field(default_factory=dict)
+    _route_cache: dict[tuple[str, str], tuple[tuple[Route, dict[str, str]], ...]] = field(
+        default_factory=dict, repr=False)
 
     def operation(self, name: str) -> OperationModel | None:
         return self.operations.get(name)
 
     def match(self, method: str, path: str, query: dict[str, list[str]],
               ) -> tuple[OperationModel, dict[str, str]] | None:
-        for route in self.routes.get(method.upper(), ()):
-            labels = route.match(path, query)
-            if labels is not None:
-                return route.operation, labels
+        for route, labels in self._path_matches(method.upper(), path):
+            if route.query_matches(query):
+                return route.operation, dict(labels)  # the cached dict stays unshared
         return None
+
+    def _path_matches(self, method: str, path: str) -> tuple[tuple[Route, dict[str, str]], ...]:
+        """The routes whose path pattern matches, with their labels, most specific first. Cached per
+        (method, path): a warm invoke names the same path on every call, and trying every route's
+        regex (a dozen for Lambda's POSTs) costs more than the rest of routing. Bounded: the cache is
+        dropped whole when full (paths carry resource names, so the set is open-ended)."""
+        key = (method, path)
+        found = self._route_cache.get(key)
+        if found is None:
+            found = tuple((route, labels) for route in self.routes.get(method, ())
+                          if (labels := route.path_labels(path)) is not None)
+            if len(self._route_cache) >= ROUTE_CACHE_SIZE:
+                self._route_cache.clear()
+            self._route_cache[key] = found
+        return found
 
     def has_path(self, path: str) -> bool:
         """Whether any method's route matches `path` (to tell 404 from 405-like mismatches)."""

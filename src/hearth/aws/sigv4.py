@@ -184,6 +184,7 @@ def peek_credential(headers: dict[str, str], query: dict[str, str]) -> Credentia
     return parse_credential(value) if value else None
 
 
+@lru_cache(maxsize=1024)  # a warm invoke signs the same path every call: normalise and quote it once
 def canonical_path(raw_path: str, service: str) -> str:
     if service in _NO_DOUBLE_ENCODE:
         return raw_path or "/"
@@ -442,6 +443,7 @@ def _query_token(query_string: str) -> str | None:
 _AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
 
 
+@lru_cache(maxsize=64)  # requests signed in the same second share the date: parse it once
 def _parse_amz_date(value: str) -> float:
     """`20261127T015959Z` as epoch seconds. strptime costs tens of microseconds on every request;
     this is the same strict format for a fraction of it."""

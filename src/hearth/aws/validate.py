@@ -14,14 +14,13 @@ import math
 import re
 import warnings
 from datetime import datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 
 from hearth.aws.errors import ValidationError
 
-_MISSING = object()
 # Java regex classes Python's `re` lacks, as the contents of a character class (Unicode ranges are
 # approximations of Java's categories, close enough for the identifiers AWS constrains with them).
 _JAVA_CLASSES = {
@@ -265,16 +264,23 @@ def _check(shape: Shape, value: Any, path: str, out: _Collector) -> None:
                     "Map value must satisfy constraint: [" + ", ".join(out.all_constraints(value_shape)) + "]")
 
 
+@cache  # shapes belong to cached service models: one plan per structure, for good
+def _members(shape: StructureShape) -> tuple[tuple[str, Shape, str, bool], ...]:
+    """(name, shape, lowerCamel name, required) per member, in model order: the per-request walk then
+    does no property lookups, no name conversion and no set membership for members left out."""
+    required = set(shape.required_members)
+    return tuple((name, member, lower_camel(name), name in required) for name, member in shape.members.items())
+
+
 def _check_structure(shape: StructureShape, value: dict[str, Any], path: str, out: _Collector) -> None:
-    required = shape.required_members
     prefix = f"{path}." if path else ""
-    for name, member in shape.members.items():
-        item = value.get(name, _MISSING)
-        member_path = prefix + lower_camel(name)
-        if item is _MISSING or item is None:
-            if name in required:
-                out.add(None, member_path, "Member must not be null")
+    for name, member, camel, required in _members(shape):
+        item = value.get(name)
+        if item is None:
+            if required:
+                out.add(None, prefix + camel, "Member must not be null")
             continue
+        member_path = prefix + camel
         if member_path in out.judged_by_service:
             continue
         _check(member, item, member_path, out)

@@ -77,22 +77,32 @@ def start_echo(tmp: Path) -> tuple[Process, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def start_hearth(tmp: Path, *extra: str) -> tuple[Process, str]:
-    port = free_port()
+def hearth_env() -> dict[str, str]:
+    """A benchmark server's environment: ours without AWS_/HEARTH_ settings, plus the bench key."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HEARTH_"))}
     env.update(HEARTH_ACCESS_KEY_ID=BENCH_KEY[0], HEARTH_SECRET_ACCESS_KEY=BENCH_KEY[1],
                HEARTH_ACCOUNT_ID=BENCH_KEY[2], HEARTH_KEEP_ALIVE="600")
-    data = Path(tempfile.mkdtemp(prefix="data-", dir=tmp))
-    url = f"http://127.0.0.1:{port}"
-    proc = Process([sys.executable, "-m", "hearth", "serve", "--port", str(port), "--data-dir", str(data), *extra],
-                   f"{url}/_hearth/health", env=env)
-    # Health answers before start-up finishes; wait for "running".
-    deadline = time.monotonic() + 60
+    return env
+
+
+def wait_running(url: str, timeout: float = 60.0) -> None:
+    """Health answers before start-up finishes; wait for "running"."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with urllib.request.urlopen(f"{url}/_hearth/health", timeout=2) as resp:
             if json.load(resp).get("status") == "running":
-                break
+                return
         time.sleep(0.05)
+    raise RuntimeError(f"{url} did not start")
+
+
+def start_hearth(tmp: Path, *extra: str) -> tuple[Process, str]:
+    port = free_port()
+    data = Path(tempfile.mkdtemp(prefix="data-", dir=tmp))
+    url = f"http://127.0.0.1:{port}"
+    proc = Process([sys.executable, "-m", "hearth", "serve", "--port", str(port), "--data-dir", str(data), *extra],
+                   f"{url}/_hearth/health", env=hearth_env())
+    wait_running(url)
     _bench_role(url)
     return proc, url
 

@@ -64,19 +64,30 @@ class ComponentDb:
         return self.engine.integrity_error
 
     @contextmanager
-    def tx(self) -> Iterator[Connection]:
+    def tx(self, *, flush: bool = True) -> Iterator[Connection]:
         """One write transaction (holding the write lock from its start): all of it is committed, or
-        none of it."""
+        none of it.
+
+        `flush=False` commits without waiting for the disk: for state whose loss in a power failure is
+        harmless by design (a queue receive: the message only becomes visible again early, which
+        at-least-once delivery allows). It still survives `kill -9`; see `Dialect.relaxed_commit`."""
         with self._lock:
             if self._closed:
                 raise ComponentDbError(f"the {self.component} database is closed")
-            self._conn.execute(self.engine.dialect.begin_write)
+            relax, restore = self.engine.dialect.relaxed_commit if not flush else ("", "")
+            if relax:
+                self._conn.execute(relax)
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute(self.engine.dialect.begin_write)
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            finally:
+                if restore:
+                    self._conn.execute(restore)
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         with self._lock:

@@ -25,9 +25,11 @@ import util from "node:util";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import { Writable } from "node:stream";
+import { installTraceEnv, setTraceId } from "./trace_env.mjs";
 
 const RUNTIME_PATH = "/2018-06-01/runtime";
-const env = process.env;
+const env = process.env; // the real environment object: read at start, never written per invocation
+installTraceEnv();
 const RUNTIME_DIR = env.LAMBDA_RUNTIME_DIR || "/var/runtime";
 // AWS's runtime requires user modules from /var/runtime/index.mjs; "Require stack" messages name it.
 const runtimeRequire = createRequire(path.join(RUNTIME_DIR, "index.mjs"));
@@ -694,8 +696,7 @@ async function handleInvocation(client, handler, res) {
   const headers = res.headers;
   const id = headers["lambda-runtime-aws-request-id"];
   currentRequestId = id;
-  if (headers["lambda-runtime-trace-id"]) env._X_AMZN_TRACE_ID = headers["lambda-runtime-trace-id"];
-  else delete env._X_AMZN_TRACE_ID;
+  setTraceId(headers["lambda-runtime-trace-id"]); // never setenv(3) per invocation: see trace_env.mjs
   if (handler[HANDLER_STREAMING] === STREAM_RESPONSE) {
     current = { id, finish: () => {} };
     try {

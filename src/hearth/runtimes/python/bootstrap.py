@@ -145,6 +145,12 @@ class RuntimeClient:
         self._host_header = address.encode("latin-1")
         self._sock: socket.socket | None = None
         self._buf = b""
+        # The `GET /next` is sent in the same write as each response (pipelined: the server answers a
+        # connection's requests in order), so a warm invocation costs the runtime one send and the
+        # server one read; `next()` then only reads. False: the next `next()` must send it.
+        self._next_message = (f"GET {_RUNTIME_PATH}/invocation/next HTTP/1.1\r\nHost: ".encode("latin-1")
+                              + self._host_header + b"\r\n\r\n")
+        self._next_sent = False
 
     def _connect(self) -> socket.socket:
         host = self._address[0]
@@ -177,7 +183,8 @@ class RuntimeClient:
             self._sock = None
 
     def request(self, method: str, path: str, body: bytes = b"",
-                headers: dict | None = None) -> tuple[int, dict, bytes]:
+                headers: dict | None = None, *, then_next: bool = False) -> tuple[int, dict, bytes]:
+        """One request and its answer; `then_next` pipelines a `GET /next` behind it (see __init__)."""
         head_bytes = f"{method} {path} HTTP/1.1\r\nHost: ".encode("latin-1") + self._host_header + b"\r\n"
         extra = b""
         if headers:
@@ -188,6 +195,9 @@ class RuntimeClient:
             message += b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body
         else:
             message += b"\r\n"
+        if then_next:
+            message += self._next_message
+        self._next_sent = False
         for attempt in (0, 1):
             sock = self._sock
             fresh = sock is None
@@ -195,7 +205,10 @@ class RuntimeClient:
                 sock = self._connect()
             try:
                 sock.sendall(message)
-                return self._read_response(sock)
+                answer = self._read_response(sock)
+                # A connection the server closed after answering took the pipelined request with it.
+                self._next_sent = then_next and self._sock is not None
+                return answer
             except (ConnectionError, _Closed):
                 self.close()
                 # A kept-alive connection may have been closed by the server while idle: retry once on a
@@ -237,14 +250,24 @@ class RuntimeClient:
 
     def next(self) -> tuple[dict, bytes]:
         while True:
-            status, headers, body = self.request("GET", _RUNTIME_PATH + "/invocation/next")
+            status, headers, body = self._next_answer()
             if status == 200:
                 return headers, body
             sys.stderr.write(f"[hearth runtime] invocation/next answered {status}: {body[:200]!r}\n")
             time.sleep(0.01)
 
+    def _next_answer(self) -> tuple[int, dict, bytes]:
+        if self._next_sent and self._sock is not None:
+            self._next_sent = False
+            try:
+                return self._read_response(self._sock)
+            except (ConnectionError, _Closed):
+                self.close()  # the pipelined request was lost with the connection: ask again
+        return self.request("GET", _RUNTIME_PATH + "/invocation/next")
+
     def post_response(self, request_id: str, payload: bytes) -> int:
-        return self.request("POST", f"{_RUNTIME_PATH}/invocation/{request_id}/response", payload)[0]
+        return self.request("POST", f"{_RUNTIME_PATH}/invocation/{request_id}/response", payload,
+                            then_next=True)[0]
 
     def post_stream(self, request_id: str, items: object, first: object, json_logs: bool) -> int:
         """Send an iterator's items as a streamed response (chunked, errors as trailers)."""
@@ -285,7 +308,8 @@ class RuntimeClient:
 
     def post_error(self, request_id: str, error: dict) -> int:
         return self.request("POST", f"{_RUNTIME_PATH}/invocation/{request_id}/error",
-                            _error_json(error), {"Lambda-Runtime-Function-Error-Type": error["errorType"]})[0]
+                            _error_json(error), {"Lambda-Runtime-Function-Error-Type": error["errorType"]},
+                            then_next=True)[0]
 
     def post_init_error(self, error: dict) -> int:
         return self.request("POST", _RUNTIME_PATH + "/init/error", _error_json(error),
@@ -533,16 +557,35 @@ def _parse_json_header(value: str | None, name: str) -> dict | None:
     return parsed if isinstance(parsed, dict) else None
 
 
+_TRACE_KEY = "_X_AMZN_TRACE_ID"
+
+
+def _set_trace_id(trace_id: str | None) -> None:
+    """`os.environ["_X_AMZN_TRACE_ID"]` for this invocation, without calling putenv(3).
+
+    Why: assigning to os.environ calls setenv(3), and glibc's setenv never frees a value it installed
+    (getenv's callers may still hold it), so every distinct trace header stays in the process: ~200
+    bytes per invocation, ~100 MB after a few hundred thousand invocations of a long-lived environment.
+    AWS's own runtime client assigns os.environ and so grows the same way. The value is written into
+    os.environ's mapping only: os.environ, os.getenv and copies of the environment passed to
+    subprocess (`env=os.environ`, `{**os.environ}`) see it; a child started with the inherited C
+    environment (subprocess without `env=`) and C code calling getenv do not. `main()` removes any
+    inherited value from the C environment once, so they see nothing rather than a stale header.
+    """
+    environ = os.environ
+    key = environ.encodekey(_TRACE_KEY)  # type: ignore[attr-defined]  # os._Environ's own encoding
+    if trace_id:
+        environ._data[key] = environ.encodevalue(trace_id)  # type: ignore[attr-defined]
+    else:
+        environ._data.pop(key, None)  # type: ignore[attr-defined]
+
+
 def _handle(client: RuntimeClient, handler: object, headers: dict, body: bytes, json_logs: bool,
             ensure_ascii: bool) -> None:
     global _request_id
     request_id = headers.get("lambda-runtime-aws-request-id", "")
     _request_id = request_id
-    trace_id = headers.get("lambda-runtime-trace-id")
-    if trace_id:
-        os.environ["_X_AMZN_TRACE_ID"] = trace_id
-    else:
-        os.environ.pop("_X_AMZN_TRACE_ID", None)
+    _set_trace_id(headers.get("lambda-runtime-trace-id"))
     try:
         deadline = int(headers.get("lambda-runtime-deadline-ms", "0") or 0)
     except ValueError:
@@ -609,6 +652,7 @@ def _snapshot_and_restore(client: RuntimeClient) -> tuple[RuntimeClient, dict | 
 def main() -> None:
     """Run the runtime until the process is killed. Reads the environment now, not at import."""
     env = dict(os.environ)
+    os.environ.pop(_TRACE_KEY, None)  # a real unsetenv, once: the per-invocation value never reaches C
     _unbuffered_stdio()
     _build_sys_path(env)
     task_root = env.get("LAMBDA_TASK_ROOT")
