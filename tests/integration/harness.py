@@ -45,6 +45,7 @@ class HearthServer:
     port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     extra_env: dict[str, str] = field(default_factory=dict)
+    make_role: bool = True  # the tests' execution role (ROLE) is made at start; the quick start makes its own
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -82,7 +83,8 @@ class HearthServer:
             try:
                 with urllib.request.urlopen(f"{self.endpoint}/_hearth/health", timeout=1) as resp:
                     if json.load(resp).get("status") == "running":
-                        self.ensure_role()
+                        if self.make_role:
+                            self.ensure_role()
                         return
             except OSError:
                 pass

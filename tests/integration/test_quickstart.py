@@ -37,7 +37,7 @@ def quick_start_commands() -> str:
 
 @pytest.fixture(scope="module")
 def new_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HearthServer]:
-    srv = HearthServer(tmp_path_factory.mktemp("quickstart") / "data")
+    srv = HearthServer(tmp_path_factory.mktemp("quickstart") / "data", make_role=False)  # the README makes it
     srv.start()
     yield srv
     srv.stop()

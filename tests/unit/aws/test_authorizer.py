@@ -90,3 +90,11 @@ def test_handing_a_role_to_lambda_needs_pass_role() -> None:
          "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}}))
     with_pass.authorize(_ctx(USER, "lambda", "CreateFunction"), params, secure=False)
     with_pass.authorize(_ctx(USER, "lambda", "UpdateFunctionConfiguration"), {"FunctionName": "f"}, secure=False)
+
+
+def test_actions_named_otherwise_than_their_operation() -> None:
+    from hearth.aws.authz.resources import action_name
+
+    assert action_name("lambda", "Invoke") == "lambda:InvokeFunction"  # the Service Authorization Reference
+    assert action_name("lambda", "InvokeWithResponseStream") == "lambda:InvokeFunction"
+    assert action_name("sqs", "SendMessage") == "sqs:SendMessage"

@@ -16,8 +16,18 @@ from urllib.parse import urlsplit
 _PREFIX = {"monitoring": "cloudwatch", "email": "ses"}
 
 
+# Operations whose IAM action is not named after them (the Service Authorization Reference's tables).
+_ACTIONS = {
+    ("lambda", "Invoke"): "lambda:InvokeFunction",
+    ("lambda", "InvokeWithResponseStream"): "lambda:InvokeFunction",
+    ("lambda", "GetLayerVersionByArn"): "lambda:GetLayerVersion",
+    ("lambda", "GetFunctionConfiguration"): "lambda:GetFunctionConfiguration",
+}
+
+
 def action_name(service: str, operation: str) -> str:
-    return f"{_PREFIX.get(service, service)}:{operation}"
+    found = _ACTIONS.get((service, operation))
+    return found if found is not None else f"{_PREFIX.get(service, service)}:{operation}"
 
 
 def resource_arn(service: str, operation: str, params: Mapping[str, Any], region: str, account: str) -> str:
