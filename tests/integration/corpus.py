@@ -283,7 +283,8 @@ class Application:
         self.server.client("sns").publish(TopicArn=spec["topic"], Message=message)
 
     def step_events_put(self, spec: dict[str, Any]) -> None:
-        answer = self.server.client("events").put_events(Entries=spec["entries"])
+        entries = json.loads(self._file(spec["entries_file"])) if "entries_file" in spec else spec["entries"]
+        answer = self.server.client("events").put_events(Entries=entries)
         if answer["FailedEntryCount"]:
             raise StepFailed(str(answer))
 

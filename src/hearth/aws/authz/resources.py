@@ -153,5 +153,35 @@ def _events(operation: str, params: Mapping[str, Any], region: str, account: str
     return None
 
 
+def _dynamodb(operation: str, params: Mapping[str, Any], region: str, account: str) -> str | None:
+    """A table (or its index, or its stream) by name or ARN; a batch or transaction by its first table
+    (decision: the evaluator judges one resource per request)."""
+    name = params.get("TableName") or params.get("ResourceArn") or params.get("StreamArn")
+    if not name:
+        items = params.get("RequestItems") or params.get("TransactItems")
+        if isinstance(items, dict) and items:
+            name = next(iter(items))
+        elif isinstance(items, list) and items and isinstance(items[0], dict):
+            first: Any = next(iter(items[0].values()), {})
+            name = first.get("TableName") if isinstance(first, dict) else None
+    if not isinstance(name, str) or not name:
+        return None
+    if name.startswith("arn:"):
+        return name
+    index = params.get("IndexName")
+    table = f"arn:aws:dynamodb:{region}:{account}:table/{name}"
+    return f"{table}/index/{index}" if isinstance(index, str) and index else table
+
+
+def _ssm(operation: str, params: Mapping[str, Any], region: str, account: str) -> str | None:
+    name = params.get("Name") or params.get("Path") or params.get("ResourceId")
+    if not isinstance(name, str) or not name:
+        return None
+    if name.startswith("arn:"):
+        return name
+    return f"arn:aws:ssm:{region}:{account}:parameter{name if name.startswith('/') else '/' + name}"
+
+
 _BUILDERS = {"lambda": _lambda, "sqs": _sqs, "sns": _sns, "iam": _iam, "sts": _sts, "logs": _logs,
-             "kinesis": _kinesis, "events": _events}
+             "kinesis": _kinesis, "events": _events, "dynamodb": _dynamodb, "dynamodbstreams": _dynamodb,
+             "ssm": _ssm}

@@ -16,7 +16,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from botocore.model import ListShape, MapShape, Shape, StructureShape
+
 from hearth.aws.errors import AwsError
+from hearth.aws.models import service_api
 
 Call = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -34,12 +37,41 @@ class ServiceClient:
     region: str
 
     async def __call__(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        return await self.call_fn(service, operation, _drop_none(params), account_id=self.account,
-                                  region=self.region, caller="cloudformation")
+        api = service_api(service)
+        op = api.operation(operation) if api is not None else None
+        params = _drop_none(params)
+        if op is not None and op.input_shape is not None:
+            params = coerce(op.input_shape, params)
+        return await self.call_fn(service, operation, params, account_id=self.account, region=self.region,
+                                  caller="cloudformation")
 
 
 def _drop_none(value: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in value.items() if v is not None}
+
+
+def coerce(shape: Shape, value: Any) -> Any:
+    """A template's scalar as the type the API's model wants, as CloudFormation converts them
+    (`Variable1: 1234` in a template reaches Lambda as the string "1234"; "true" reaches a boolean)."""
+    kind = shape.type_name
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        return {k: coerce(shape.members[k], v) if k in shape.members else v for k, v in value.items()}
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        return [coerce(shape.member, v) for v in value]
+    if isinstance(shape, MapShape) and isinstance(value, dict):
+        return {str(k): coerce(shape.value, v) for k, v in value.items()}
+    if kind == "string" and isinstance(value, (bool, int, float)):
+        return ("true" if value else "false") if isinstance(value, bool) else str(value)
+    if kind in ("integer", "long") and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if kind in ("float", "double") and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if kind == "boolean" and isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
 
 
 @dataclass
