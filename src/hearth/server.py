@@ -28,6 +28,7 @@ from urllib.parse import parse_qs
 import uvicorn
 
 from hearth import __version__
+from hearth.asgi import BodyTooLarge, read_body
 from hearth.aws.authz.authorizer import Authorizer
 from hearth.aws.authz.usage import UsageRecorder, smallest_policy
 from hearth.aws.gateway import AwsGateway
@@ -62,6 +63,7 @@ from hearth.services.apigateway.store import ApiStore
 from hearth.services.apigateway.v2 import HttpApiProvider
 from hearth.services.apigateway.websocket import Connections, ManagementProvider
 from hearth.services.cloudformation.component import CloudFormation
+from hearth.services.cloudformation.resources.custom import ROUTE as CFN_RESPONSE_ROUTE
 from hearth.services.dynamodb.esm_source import DynamoDBStreamSource
 from hearth.services.dynamodb.items_api import ItemsProvider
 from hearth.services.dynamodb.partiql import PartiqlProvider
@@ -330,7 +332,7 @@ class Hearth:
         }, authorizer=Authorizer(policy_source(self.iam_store), mode=s.iam_mode, usage=self.usage))
         # CloudFormation creates resources through the gateway's other services, so it joins it last and
         # stops first (its running stack operations end before the services they call).
-        self.cloudformation = CloudFormation(s.data_dir, self.gateway, self.parameters)
+        self.cloudformation = CloudFormation(s.data_dir, self.gateway, self.parameters, pool.sandbox_endpoint)
         on_stop.push_async_callback(self.cloudformation.close)
         self.gateway.add_service("cloudformation", [self.cloudformation.provider])
         self.cloudformation.start()
@@ -499,6 +501,9 @@ class HearthApp:
         if url_target is not None and self.hearth.url_front is not None:
             await self.hearth.url_front(scope, receive, send, url_target)
             return
+        if path.startswith(CFN_RESPONSE_ROUTE) and scope["method"] == "PUT" and self.hearth.started:
+            await self._cfn_response(scope, receive, send)
+            return
         api_target = api_match(scope)  # API Gateway APIs (execute-api host or /_hearth/api/ form)
         if api_target is not None and self.hearth.api_front is not None:
             await self.hearth.api_front(scope, receive, send, api_target)
@@ -511,6 +516,17 @@ class HearthApp:
             await _send(send, 503, {"content-type": "application/json"}, b'{"message": "starting"}')
             return
         await gateway(scope, receive, send)
+
+    async def _cfn_response(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A custom resource's answer (the cfn-response protocol): the token in the path is the credential."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        try:
+            body = await read_body(receive, headers, 1_000_000)  # AWS caps a response object at 4 KB of Data
+        except BodyTooLarge:
+            await _send(send, 413, {"content-type": "text/plain"}, b"response too large")
+            return
+        status, message = self.hearth.cloudformation.responses.answer(scope["path"][len(CFN_RESPONSE_ROUTE):], body)
+        await _send(send, status, {"content-type": "text/plain"}, message.encode())
 
     async def _hearth_route(self, scope: Scope, send: Send) -> None:
         path: str = scope["path"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.harness import ACCOUNT, ROLE, HearthServer
+from tests.integration.harness import ACCOUNT, ROLE, HearthServer, make_zip, wait_active
 
 pytestmark = pytest.mark.integration
 
@@ -308,3 +308,77 @@ def test_the_sam_transform_runs_as_aws_runs_it(server: HearthServer, cfn: Any) -
     processed = cfn.get_template(StackName=name, TemplateStage="Processed")["TemplateBody"]  # botocore decodes it
     assert processed["Resources"]["Consumer"]["Properties"]["Timeout"] == 5
     assert cfn.get_template(StackName=name)["TemplateBody"] == body
+
+
+CUSTOM_SOURCE = """
+import json, urllib.request
+
+def handler(event, context):
+    props = event["ResourceProperties"]
+    status = "FAILED" if props.get("Fail") == "yes" else "SUCCESS"
+    answer = {"Status": status, "Reason": "asked to fail" if status == "FAILED" else "",
+              "PhysicalResourceId": event.get("PhysicalResourceId") or "custom-" + props["Name"],
+              "StackId": event["StackId"], "RequestId": event["RequestId"],
+              "LogicalResourceId": event["LogicalResourceId"],
+              "Data": {"Greeting": "hello " + props["Name"], "Seen": event["RequestType"]}}
+    request = urllib.request.Request(event["ResponseURL"], data=json.dumps(answer).encode(), method="PUT",
+                                     headers={"Content-Type": ""})
+    urllib.request.urlopen(request, timeout=10).read()
+"""
+
+
+def test_lambda_backed_custom_resources(server: HearthServer, cfn: Any) -> None:
+    lam = server.client("lambda")
+    provider = f"cr-{uuid.uuid4().hex[:6]}"
+    arn = lam.create_function(FunctionName=provider, Runtime="python3.11", Handler="index.handler", Role=ROLE,
+                              Code={"ZipFile": make_zip({"index.py": CUSTOM_SOURCE})})["FunctionArn"]
+    wait_active(lam, provider)
+    name = _stack_name()
+
+    def template(fail: str) -> str:
+        return json.dumps({"Resources": {
+            "Thing": {"Type": "Custom::Greeter", "Properties": {"ServiceToken": arn, "Name": "world", "Fail": fail}},
+            "Param": {"Type": "AWS::SSM::Parameter", "Properties": {
+                "Type": "String", "Value": {"Fn::GetAtt": ["Thing", "Greeting"]}}}},
+            "Outputs": {"Id": {"Value": {"Ref": "Thing"}}, "Seen": {"Value": {"Fn::GetAtt": "Thing.Seen"}}}})
+
+    cfn.create_stack(StackName=name, TemplateBody=template("no"))
+    stack = _wait(cfn, name)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, name)
+    assert {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]} == {"Id": "custom-world", "Seen": "Create"}
+    cfn.update_stack(StackName=name, TemplateBody=template("yes"))
+    stack = _wait(cfn, name)
+    assert stack["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+    assert any("Thing UPDATE_FAILED asked to fail" in r for r in _reasons(cfn, name))
+    cfn.delete_stack(StackName=name)
+    cfn.get_waiter("stack_delete_complete").wait(StackName=name, WaiterConfig={"Delay": 1})
+
+
+def test_template_urls_on_hearths_s3_and_nested_stacks(server: HearthServer, cfn: Any) -> None:
+    s3 = server.client("s3")
+    bucket = f"templates-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    child = {"Parameters": {"Suffix": {"Type": "String"}},
+             "Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {
+                 "Fn::Sub": "${AWS::StackName}-${Suffix}"}}}},
+             "Outputs": {"Url": {"Value": {"Ref": "Q"}}}}
+    s3.put_object(Bucket=bucket, Key="child.json", Body=json.dumps(child).encode())
+    parent = {"Resources": {"Child": {"Type": "AWS::CloudFormation::Stack", "Properties": {
+        "TemplateURL": f"https://{bucket}.s3.us-east-1.amazonaws.com/child.json",
+        "Parameters": {"Suffix": "nested"}}}},
+        "Outputs": {"ChildQueue": {"Value": {"Fn::GetAtt": ["Child", "Outputs.Url"]}}}}
+    s3.put_object(Bucket=bucket, Key="parent.json", Body=json.dumps(parent).encode())
+    name = _stack_name()
+    cfn.create_stack(StackName=name, TemplateURL=f"https://s3.us-east-1.amazonaws.com/{bucket}/parent.json")
+    stack = _wait(cfn, name)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, name)
+    url = stack["Outputs"][0]["OutputValue"]
+    assert url.endswith("-nested")
+    assert server.client("sqs").get_queue_url(QueueName=url.rsplit("/", 1)[-1])["QueueUrl"] == url
+    with pytest.raises(ClientError) as err:
+        cfn.create_stack(StackName=_stack_name(), TemplateURL=f"https://s3.amazonaws.com/{bucket}/missing.json")
+    assert err.value.response["Error"]["Code"] == "ValidationError"
+    cfn.delete_stack(StackName=name)
+    cfn.get_waiter("stack_delete_complete").wait(StackName=name, WaiterConfig={"Delay": 1})
+    with pytest.raises(ClientError):
+        server.client("sqs").get_queue_url(QueueName=url.rsplit("/", 1)[-1])

@@ -230,6 +230,10 @@ class EnvironmentPool:
                 return  # the slot stays counted: the waiter owns it now
         self._creating -= 1
 
+    def sandbox_endpoint(self) -> str:
+        """The API's URL as an environment sees it (custom resources' response URLs use it)."""
+        return self._sandbox_endpoint()
+
     def _sandbox_endpoint(self) -> str:
         """The API's URL as an environment sees it: isolated ones reach it through their own loopback proxy."""
         if not self.isolated:

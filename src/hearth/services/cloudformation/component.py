@@ -8,6 +8,7 @@ the bytes of an S3 object (for `TemplateURL`s). Both go through Hearth's own API
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from hearth.aws.errors import AwsError
 from hearth.aws.gateway import AwsGateway
 from hearth.services.cloudformation.engine import StackEngine
 from hearth.services.cloudformation.provider import CloudFormationProvider
+from hearth.services.cloudformation.resources.custom import CustomResource, Responses
 from hearth.services.cloudformation.stacks import StackStore
 from hearth.services.ssm.parameters import ParameterStore
 
@@ -22,11 +24,16 @@ TEMPLATE_LIMIT = 1_000_000  # CloudFormation's limit for a template in S3
 
 
 class CloudFormation:
-    def __init__(self, data_dir: Path, gateway: AwsGateway, parameters: ParameterStore) -> None:
+    def __init__(self, data_dir: Path, gateway: AwsGateway, parameters: ParameterStore,
+                 function_endpoint: Callable[[], str]) -> None:
+        """`function_endpoint`: Hearth's API as a function's environment reaches it (custom resources'
+        response URLs point there)."""
         self._gateway = gateway
         self._parameters = parameters
         self.store = StackStore(data_dir)
-        self.engine = StackEngine(self.store, gateway.call, lookup=self._ssm_value)
+        self.responses = Responses()
+        self.engine = StackEngine(self.store, gateway.call, lookup=self._ssm_value,
+                                  custom=CustomResource(self.responses, function_endpoint))
         self.provider = CloudFormationProvider(self.store, self.engine, self._s3_object)
 
     def start(self) -> None:

@@ -29,7 +29,13 @@ from hearth.aws.errors import AwsError
 from hearth.services.cloudformation import intrinsics, template
 from hearth.services.cloudformation.intrinsics import NO_VALUE, NotReady, Scope
 from hearth.services.cloudformation.resources import REGISTRY
-from hearth.services.cloudformation.resources.base import Outcome, ResourceFailed, ResourceRequest, ServiceClient
+from hearth.services.cloudformation.resources.base import (
+    Handler,
+    Outcome,
+    ResourceFailed,
+    ResourceRequest,
+    ServiceClient,
+)
 from hearth.services.cloudformation.stacks import StackRecord, StackStore
 from hearth.services.cloudformation.template import Template, TemplateError
 
@@ -314,8 +320,9 @@ class StackEngine:
     """Runs stack operations in the background, one at a time per stack, and records their progress."""
 
     def __init__(self, store: StackStore, call: CallFn, *, lookup: ParameterLookup,
-                 clock: Callable[[], float] = time.time) -> None:
+                 custom: Handler | None = None, clock: Callable[[], float] = time.time) -> None:
         self.store = store
+        self._custom = custom  # Lambda-backed custom resources (the cfn-response protocol)
         self._call = call
         self.lookup = lookup
         self._clock = clock
@@ -360,6 +367,11 @@ class StackEngine:
         task = self._tasks.get(stack_id)
         if task is not None:
             await asyncio.shield(task)
+
+    def _handler(self, kind: str) -> Handler | None:
+        if kind.startswith("Custom::") or kind == "AWS::CloudFormation::CustomResource":
+            return self._custom
+        return REGISTRY.get(kind)
 
     # -- events and status ------------------------------------------------------------------------------
 
@@ -540,9 +552,7 @@ class StackEngine:
             raise
         if props is NO_VALUE:
             props = {}
-        handler = REGISTRY.get(kind)
-        if kind.startswith("Custom::") or kind == "AWS::CloudFormation::CustomResource":
-            handler = None
+        handler = self._handler(kind)
         if previous is not None and previous.get("Type") == kind and previous.get("Properties") == props:
             return  # nothing changed for this resource
         if kind in _WAIT_CONDITION_TYPES:
@@ -615,7 +625,9 @@ class StackEngine:
             done[logical] = old
             self.store.save_resource(stack.stack_id, logical, old)
         for logical, old in updated.items():
-            handler = REGISTRY[old["Type"]]
+            handler = self._handler(old["Type"])
+            if handler is None:
+                continue
             current = done[logical]
             request = ResourceRequest(logical, old["Type"], old.get("Properties") or {}, stack.name, stack.stack_id,
                                       client, str(current["PhysicalResourceId"]), current.get("Attributes") or {})
@@ -636,7 +648,7 @@ class StackEngine:
             if forget:
                 self.store.drop_resource(stack.stack_id, logical)
             return True
-        handler = REGISTRY.get(kind)
+        handler = self._handler(kind)
         self.event(stack, logical, physical, kind, "DELETE_IN_PROGRESS")
         if handler is not None and physical:
             request = ResourceRequest(logical, kind, doc.get("Properties") or {}, stack.name, stack.stack_id,
