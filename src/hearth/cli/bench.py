@@ -19,7 +19,7 @@ from hearth.bench.check import Verdict, evaluate, missed
 from hearth.bench.progress import Progress
 from hearth.cli.main import main
 
-SECTIONS = ("latency", "scale", "keepalive", "esm", "schedule", "apigw", "dynamodb", "s3", "soak")
+SECTIONS = ("latency", "scale", "keepalive", "esm", "schedule", "apigw", "dynamodb", "s3", "deploy", "soak")
 # The soak runs only when asked; so do the services' sections (each starts servers of its own).
 DEFAULT_SECTIONS = ("latency", "scale", "keepalive", "esm", "schedule")
 
@@ -77,6 +77,8 @@ def bench(runs: int, warm_runs: int, endpoint: str | None, output: Path | None, 
             _dynamodb(console, results)
         if "s3" in chosen:
             _s3(console, results, seconds)
+        if "deploy" in chosen:
+            _deploy(console, results)
         if "soak" in chosen:
             _soak(console, results, minutes, progress)
     verdicts = evaluate(results)
@@ -252,4 +254,19 @@ def _s3(console: Console, results: dict[str, Any], seconds: float) -> None:
     table.add_row(f"peak RSS moving {rss['mib_moved']} MiB", f"+{rss['peak_above_idle_mib']:.0f} MiB above idle "
                   f"({rss['peak_rss_mib']:.0f} MiB peak)", "<= 100 MiB above idle",
                   _met(rss["peak_above_idle_mib"] <= 100))
+    console.print(table)
+
+
+def _deploy(console: Console, results: dict[str, Any]) -> None:
+    from hearth.bench import deploy
+
+    r = results["deploy"] = deploy.run()
+    if "skipped" in r:
+        console.print(f"deploy: not measured: {r['skipped']}")
+        return
+    table = Table("figure", "seconds", "per resource", title=f"sam deploy of {r['application']} "
+                  f"({r['resources']} resources)")
+    table.add_row("sam deploy, start to end", f"{r['sam_deploy_s']:.1f}", f"{r['sam_deploy_s_per_resource']:.2f}")
+    table.add_row("CloudFormation: CREATE_IN_PROGRESS to CREATE_COMPLETE", f"{r['create_s']:.1f}",
+                  f"{r['create_s_per_resource']:.2f}")
     console.print(table)
