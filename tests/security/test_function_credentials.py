@@ -4,6 +4,7 @@ when the role is deleted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -85,6 +86,7 @@ def _probe(server: HearthServer, queues: dict[str, str]) -> str:
             {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": f"arn:aws:sqs:us-east-1:{ACCOUNT}:allowed-q"},
             {"Effect": "Allow", "Action": "lambda:GetFunctionConfiguration",
              "Resource": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"},
+            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::allowed-b/*"},
         ]}))
     create_function(server.client("lambda"), name, {"app.py": PROBE}, Role=role, Timeout=60, MemorySize=256)
     return name
@@ -127,6 +129,23 @@ def test_role_credentials_do_what_the_role_allows_and_nothing_else(server: Heart
         assert _call(server, fn, "lambda", op, FunctionName=f"victim-{fn}")["error"] == "AccessDeniedException"
     assert _call(server, fn, "iam", "create_user", UserName="escalate")["error"] == "AccessDenied"
     assert _call(server, fn, "lambda", "list_functions")["error"] == "AccessDeniedException"
+
+
+def test_role_credentials_reach_only_the_objects_the_role_allows(server: HearthServer,
+                                                                 queues: dict[str, str]) -> None:
+    s3 = server.client("s3")
+    for bucket in ("allowed-b", "other-b"):
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="k", Body=b"secret")
+    fn = _probe(server, queues)
+    assert "ok" in _call(server, fn, "s3", "put_object", Bucket="allowed-b", Key="mine", Body="x")
+    assert "ok" in _call(server, fn, "s3", "get_object", Bucket="allowed-b", Key="k")
+    denied = _call(server, fn, "s3", "get_object", Bucket="other-b", Key="k")
+    assert denied["error"] == "AccessDenied"
+    assert "is not authorized to perform: s3:GetObject on resource: arn:aws:s3:::other-b/k" in denied["message"]
+    assert _call(server, fn, "s3", "delete_object", Bucket="allowed-b", Key="k")["error"] == "AccessDenied"
+    assert _call(server, fn, "s3", "list_buckets")["error"] == "AccessDenied"
 
 
 def test_credentials_stop_working_when_the_role_is_deleted(server: HearthServer, queues: dict[str, str]) -> None:

@@ -62,7 +62,7 @@ class AwsGateway:
         self._signing: dict[str, list[str]] | None = None
         s3_api = service_api("s3") if "s3" in providers else None
         # S3 has its own path: addressing by Host, streamed bodies, its signature rules (s3_front).
-        self._s3 = (S3Front(s3_api, self._verifier, providers["s3"], settings.region)
+        self._s3 = (S3Front(s3_api, self._verifier, providers["s3"], settings.region, authorizer)
                     if s3_api is not None else None)
 
     # -- ASGI -------------------------------------------------------------------------------------

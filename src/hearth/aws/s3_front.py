@@ -25,6 +25,7 @@ from urllib.parse import quote, unquote
 from botocore.model import OperationModel
 
 from hearth.asgi import BodyTooLarge, read_body
+from hearth.aws.authz.authorizer import Authorizer
 from hearth.aws.body_stream import BodyStream, ChunkSigning
 from hearth.aws.context import Principal, RequestContext
 from hearth.aws.errors import AwsError
@@ -109,8 +110,11 @@ def _resolve_shared(name: str, method: str, query: dict[str, list[str]], headers
 class S3Front:
     """Serves S3 requests for the gateway (one instance, built when an "s3" provider is configured)."""
 
-    def __init__(self, api: ServiceApi, verifier: SigV4Verifier, providers: list[object], region: str) -> None:
+    def __init__(self, api: ServiceApi, verifier: SigV4Verifier, providers: list[object], region: str,
+                 authorizer: Authorizer | None = None) -> None:
         self._api = api
+        self._authorizer = authorizer  # IAM's identity side for signed, non-root callers (their bucket policy
+        #                                is S3's own judgment, for other accounts and anonymous callers)
         self._verifier = verifier
         self._providers = providers
         self._region = region
@@ -227,6 +231,8 @@ class S3Front:
             principal=principal, request_id=request_id, headers=req.headers, raw_body=req.body,
             source_ip=client[0] if client else "127.0.0.1",
         )
+        if self._authorizer is not None and verified is not None and not principal.is_root:
+            self._authorizer.authorize(ctx, params, secure=scope.get("scheme") == "https")
         result = handler(ctx, params)
         if inspect.isawaitable(result):
             result = await result

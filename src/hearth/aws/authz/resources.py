@@ -25,7 +25,30 @@ _ACTIONS = {
 }
 
 
+# S3's actions (the Service Authorization Reference): most operations act as one of a few actions.
+_S3_ACTIONS = {
+    "HeadObject": "GetObject", "CopyObject": "PutObject", "UploadPart": "PutObject", "UploadPartCopy": "PutObject",
+    "CreateMultipartUpload": "PutObject", "CompleteMultipartUpload": "PutObject", "DeleteObjects": "DeleteObject",
+    "ListParts": "ListMultipartUploadParts", "ListMultipartUploads": "ListBucketMultipartUploads",
+    "ListObjects": "ListBucket", "ListObjectsV2": "ListBucket", "HeadBucket": "ListBucket",
+    "ListObjectVersions": "ListBucketVersions", "ListBuckets": "ListAllMyBuckets",
+    "DeleteBucketTagging": "PutBucketTagging", "GetBucketCors": "GetBucketCORS", "PutBucketCors": "PutBucketCORS",
+    "DeleteBucketCors": "PutBucketCORS", "GetBucketEncryption": "GetEncryptionConfiguration",
+    "PutBucketEncryption": "PutEncryptionConfiguration", "DeleteBucketEncryption": "PutEncryptionConfiguration",
+    "GetBucketLifecycleConfiguration": "GetLifecycleConfiguration",
+    "PutBucketLifecycleConfiguration": "PutLifecycleConfiguration",
+    "DeleteBucketLifecycle": "PutLifecycleConfiguration",
+    "GetBucketNotificationConfiguration": "GetBucketNotification",
+    "PutBucketNotificationConfiguration": "PutBucketNotification",
+    "GetPublicAccessBlock": "GetBucketPublicAccessBlock", "PutPublicAccessBlock": "PutBucketPublicAccessBlock",
+    "DeletePublicAccessBlock": "PutBucketPublicAccessBlock", "DeleteBucketOwnershipControls":
+    "PutBucketOwnershipControls",
+}
+
+
 def action_name(service: str, operation: str) -> str:
+    if service == "s3":
+        return f"s3:{_S3_ACTIONS.get(operation, operation)}"
     found = _ACTIONS.get((service, operation))
     return found if found is not None else f"{_PREFIX.get(service, service)}:{operation}"
 
@@ -153,6 +176,14 @@ def _events(operation: str, params: Mapping[str, Any], region: str, account: str
     return None
 
 
+def _s3(operation: str, params: Mapping[str, Any], region: str, account: str) -> str | None:
+    bucket = params.get("Bucket")
+    if not isinstance(bucket, str) or not bucket:
+        return None
+    key = params.get("Key")
+    return f"arn:aws:s3:::{bucket}/{key}" if isinstance(key, str) and key else f"arn:aws:s3:::{bucket}"
+
+
 def _dynamodb(operation: str, params: Mapping[str, Any], region: str, account: str) -> str | None:
     """A table (or its index, or its stream) by name or ARN; a batch or transaction by its first table
     (decision: the evaluator judges one resource per request)."""
@@ -184,4 +215,4 @@ def _ssm(operation: str, params: Mapping[str, Any], region: str, account: str) -
 
 _BUILDERS = {"lambda": _lambda, "sqs": _sqs, "sns": _sns, "iam": _iam, "sts": _sts, "logs": _logs,
              "kinesis": _kinesis, "events": _events, "dynamodb": _dynamodb, "dynamodbstreams": _dynamodb,
-             "ssm": _ssm}
+             "ssm": _ssm, "s3": _s3}
