@@ -109,6 +109,8 @@ def build_spec(
         if node_sdk is not None and isolated:
             mounts.append((node_sdk, NODE_SDK_MOUNT))
         argv = [str(runtime.executable), f"{runtime_dir}/bootstrap.mjs"]
+        if node_sdk is not None and not isolated:
+            argv += ["--esm-sdk", str(node_sdk)]  # ES modules ignore NODE_PATH: a resolve hook falls back to it
         if runtime.prefix and not str(runtime.prefix).startswith("/usr"):
             mounts.append((runtime.prefix, str(runtime.prefix)))
     else:

@@ -40,6 +40,16 @@ if (nodePathDirs.has("/node_modules") && typeof Module._nodeModulePaths === "fun
   const parentPaths = Module._nodeModulePaths;
   Module._nodeModulePaths = (from) => parentPaths(from).filter((dir) => !nodePathDirs.has(dir));
 }
+// Without a root of its own (the process backend) the SDK cannot be a parent's node_modules: the launcher
+// names its directory after `--esm-sdk`, and a resolve hook lets ES modules fall back to it. The argument
+// is taken out of process.argv so that functions see the argv AWS gives them.
+const esmSdkFlag = process.argv.indexOf("--esm-sdk");
+if (esmSdkFlag > 1) {
+  const [, sdk] = process.argv.splice(esmSdkFlag, 2);
+  if (sdk && typeof Module.register === "function") {
+    Module.register("./sdk_resolve.mjs", import.meta.url, { data: { sdk } });
+  }
+}
 // AWS's runtime requires user modules from /var/runtime/index.mjs; "Require stack" messages name it.
 const runtimeRequire = createRequire(path.join(RUNTIME_DIR, "index.mjs"));
 
