@@ -12,6 +12,8 @@ from hearth.runtimes.registry import (
     PYTHON_IDS,
     fallback_mode,
     installed_runtimes,
+    node_sdk_dir,
+    node_sdk_version,
     runtime_for,
 )
 
@@ -33,3 +35,11 @@ def runtimes() -> None:
     if fallback_mode() == "nearest":
         Console().print(f"{FALLBACK_ENV}=nearest: a runtime id this host lacks runs on the nearest installed "
                         "version of its language.")
+    if any(info.kind == "nodejs" for info in installed_runtimes().values()):
+        sdk = node_sdk_dir()
+        if sdk is None:
+            Console().print("AWS SDK for JavaScript v3: absent (./run setup installs it); Node.js functions "
+                            "that import @aws-sdk/* fail unless they bring it.")
+        else:
+            Console().print(f"AWS SDK for JavaScript v3: {node_sdk_version()} at {sdk} (read-only in every "
+                            "Node.js environment)")

@@ -13,13 +13,17 @@ from pathlib import Path
 import botocore
 
 from hearth.functions.model import FunctionVersion
-from hearth.runtimes.registry import RUNTIMES_DIR, RuntimeInfo, runtime_for
+from hearth.runtimes.registry import RUNTIMES_DIR, RuntimeInfo, node_sdk_dir, runtime_for
 from hearth.sandbox.types import PythonForkSpec, SandboxSpec
 
 # 1,769 MB buys one full vCPU on AWS; CPU is proportional to memory.
 MB_PER_VCPU = 1769
 # Where Hearth's SDK (boto3 and friends) appears inside an environment, as in AWS's managed runtimes.
 SDK_MOUNT = "/var/lang/lib/site-packages"
+# Where the shared AWS SDK for JavaScript v3 appears inside an environment: the `node_modules` of the new
+# root, because ES modules ignore NODE_PATH and find packages only in the parents' node_modules (the
+# bootstrap keeps CommonJS from finding it there, so that layers in NODE_PATH win over it, as on AWS).
+NODE_SDK_MOUNT = "/node_modules"
 # Where Hearth's local CA certificate (`hearth serve --https-port`) appears inside an environment.
 CA_MOUNT = "/var/hearth/ca"
 # The site-packages directory Hearth itself runs from: it carries boto3 and botocore.
@@ -96,9 +100,17 @@ def build_spec(
         mounts.append((SDK_DIR, SDK_MOUNT))
     elif runtime.kind == "nodejs":
         assert runtime.executable is not None
+        # AWS's NODE_PATH, with the bundled SDK where AWS keeps its own: after the layers' packages.
+        node_sdk = node_sdk_dir()
+        sdk_path = "" if node_sdk is None else f"{NODE_SDK_MOUNT if isolated else node_sdk}:"
         env["NODE_PATH"] = (f"/opt/nodejs/node{runtime.version.split('.')[0]}/node_modules:"
-                            f"/opt/nodejs/node_modules:{runtime_dir}/node_modules:{runtime_dir}:{task_root}")
+                            f"/opt/nodejs/node_modules:{runtime_dir}/node_modules:{sdk_path}"
+                            f"{runtime_dir}:{task_root}")
+        if node_sdk is not None and isolated:
+            mounts.append((node_sdk, NODE_SDK_MOUNT))
         argv = [str(runtime.executable), f"{runtime_dir}/bootstrap.mjs"]
+        if node_sdk is not None and not isolated:
+            argv += ["--esm-sdk", str(node_sdk)]  # ES modules ignore NODE_PATH: a resolve hook falls back to it
         if runtime.prefix and not str(runtime.prefix).startswith("/usr"):
             mounts.append((runtime.prefix, str(runtime.prefix)))
     else:

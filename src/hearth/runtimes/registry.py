@@ -165,3 +165,35 @@ def runtime_unavailable_reason(runtime_id: str) -> str | None:
     runtimes = installed_runtimes()
     names = ", ".join(sorted(runtimes))
     return f"The runtime {runtime_id} is not installed on this Hearth host. Installed runtimes: {names}."
+
+
+# The AWS SDK for JavaScript v3 that AWS bundles in its nodejs18.x and later runtimes. `./run setup`
+# installs it once (pins: nodejs/sdk/package.json) into the repository's .tools/node-sdk; every Node.js
+# environment sees that one directory read-only. HEARTH_NODE_SDK_DIR names another `node_modules`.
+NODE_SDK_ENV = "HEARTH_NODE_SDK_DIR"
+NODE_SDK_DEFAULT = RUNTIMES_DIR.parents[2] / ".tools" / "node-sdk" / "node_modules"
+
+
+def node_sdk_dir() -> Path | None:
+    """The `node_modules` directory holding `@aws-sdk/*`, or None when set-up has not installed it
+    (functions still start; only their imports of the SDK fail, as on a runtime without it)."""
+    configured = os.environ.get(NODE_SDK_ENV)
+    candidate = Path(configured) if configured else NODE_SDK_DEFAULT
+    return candidate.resolve() if (candidate / "@aws-sdk").is_dir() else None
+
+
+def node_sdk_version() -> str | None:
+    """The installed version of the bundled SDK (that of @aws-sdk/client-sts), None when absent."""
+    sdk = node_sdk_dir()
+    if sdk is None:
+        return None
+    match = re.search(r'"version"\s*:\s*"([^"]+)"',
+                      _read_text(sdk / "@aws-sdk" / "client-sts" / "package.json"))
+    return match.group(1) if match else "unknown"
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

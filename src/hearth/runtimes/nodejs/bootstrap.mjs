@@ -22,7 +22,7 @@ import net from "node:net";
 import fs from "node:fs";
 import path from "node:path";
 import util from "node:util";
-import { createRequire } from "node:module";
+import Module, { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import { Writable } from "node:stream";
 import { installTraceEnv, setTraceId } from "./trace_env.mjs";
@@ -31,6 +31,25 @@ const RUNTIME_PATH = "/2018-06-01/runtime";
 const env = process.env; // the real environment object: read at start, never written per invocation
 installTraceEnv();
 const RUNTIME_DIR = env.LAMBDA_RUNTIME_DIR || "/var/runtime";
+// The bundled AWS SDK sits in the root's node_modules so that ES modules find it (they ignore NODE_PATH
+// and search only the parents' node_modules). CommonJS must find it where AWS's NODE_PATH puts it, after
+// the layers' /opt/nodejs/node_modules, so a layer's own SDK wins: a node_modules listed in NODE_PATH is
+// dropped from require's parent-directory walk and searched at its NODE_PATH position.
+const nodePathDirs = new Set((env.NODE_PATH || "").split(path.delimiter).filter(Boolean));
+if (nodePathDirs.has("/node_modules") && typeof Module._nodeModulePaths === "function") {
+  const parentPaths = Module._nodeModulePaths;
+  Module._nodeModulePaths = (from) => parentPaths(from).filter((dir) => !nodePathDirs.has(dir));
+}
+// Without a root of its own (the process backend) the SDK cannot be a parent's node_modules: the launcher
+// names its directory after `--esm-sdk`, and a resolve hook lets ES modules fall back to it. The argument
+// is taken out of process.argv so that functions see the argv AWS gives them.
+const esmSdkFlag = process.argv.indexOf("--esm-sdk");
+if (esmSdkFlag > 1) {
+  const [, sdk] = process.argv.splice(esmSdkFlag, 2);
+  if (sdk && typeof Module.register === "function") {
+    Module.register("./sdk_resolve.mjs", import.meta.url, { data: { sdk } });
+  }
+}
 // AWS's runtime requires user modules from /var/runtime/index.mjs; "Require stack" messages name it.
 const runtimeRequire = createRequire(path.join(RUNTIME_DIR, "index.mjs"));
 
