@@ -19,10 +19,7 @@ pytestmark = pytest.mark.integration
 
 RECIPES = recipes()
 # Applications that cannot pass yet, each with what it waits for (strict: a pass must remove it from here).
-PENDING: dict[str, str] = {
-    "serverless-multi-tenant-api": "its Node functions import @aws-sdk/client-sts from the runtime, which Hearth's "
-                                   "Node runtime does not bundle yet (issue 16, deliverable 3)",
-}
+PENDING: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
