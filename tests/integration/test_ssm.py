@@ -36,6 +36,8 @@ def test_put_get_versions_and_arn(ssm: Any) -> None:
     assert got["ARN"] == f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/{name}"
     assert "Selector" not in got
     assert ssm.get_parameter(Name=got["ARN"])["Parameter"]["Name"] == name
+    slashed = ssm.get_parameter(Name=f"/{name}")["Parameter"]  # a top-level name, with or without its slash
+    assert (slashed["Name"], slashed["Value"], slashed["ARN"]) == (f"/{name}", "one", got["ARN"])
 
     with pytest.raises(ClientError) as err:
         ssm.put_parameter(Name=name, Value="two", Type="String")

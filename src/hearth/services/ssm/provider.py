@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,6 +136,16 @@ class SsmProvider:
             out["KeyId"] = p.key_id
         return out
 
+    def _stored_name(self, ctx: RequestContext, name: str) -> str:
+        """A top-level name is one parameter with or without its leading slash (`x` and `/x`), as on AWS:
+        the spelling it was stored under, when either exists."""
+        if self.store.latest(ctx.account_id, ctx.region, name) is not None:
+            return name
+        other = name[1:] if name.startswith("/") else "/" + name
+        if "/" not in other[1:] and self.store.latest(ctx.account_id, ctx.region, other) is not None:
+            return other
+        return name
+
     def _find(self, ctx: RequestContext, text: str) -> tuple[ParameterVersion, str | None]:
         """Resolve `name`, an ARN, `name:version` or `name:label` to a stored version and the selector."""
         name, selector = text, None
@@ -146,6 +157,11 @@ class SsmProvider:
         if name.startswith(SECRETS_PREFIX):
             raise _not_found(f"Secret {name} not found.")  # Hearth has no Secrets Manager
         check_name(name, creating=False)
+        asked, name = name, self._stored_name(ctx, name)
+        found, selector = self._version(ctx, name, selector)
+        return (replace(found, name=asked) if asked != name else found), selector  # answered as it was asked
+
+    def _version(self, ctx: RequestContext, name: str, selector: str | None) -> tuple[ParameterVersion, str | None]:
         if selector is None:
             latest = self.store.latest(ctx.account_id, ctx.region, name)
             if latest is None:
@@ -169,6 +185,7 @@ class SsmProvider:
     def _existing_name(self, ctx: RequestContext, text: str) -> str:
         name = _name_from_arn(text)
         check_name(name, creating=False)
+        name = self._stored_name(ctx, name)
         if self.store.latest(ctx.account_id, ctx.region, name) is None:
             raise _not_found()
         return name
@@ -190,6 +207,7 @@ class SsmProvider:
             raise _validation("Invalid request: tags and overwrite can't be used together. To create a parameter "
                               "with tags, please remove overwrite flag. To update tags for an existing parameter, "
                               "please use AddTagsToResource or RemoveTagsFromResource.")
+        name = self._stored_name(ctx, name)
         previous = self.store.latest(ctx.account_id, ctx.region, name)
         kind = params.get("Type")
         if kind is None:
