@@ -90,6 +90,8 @@ def _sam_transform(body: Template, parameters: dict[str, Any], pseudo: dict[str,
     from samtranslator.translator.translator import Translator
     from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
 
+    # The library warns of "unpublished metrics" on every transform: its metrics go nowhere here, by design.
+    logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)
     fragment = copy.deepcopy(body)
     values = {**parameters, **{k: v for k, v in pseudo.items() if k != "AWS::NotificationARNs"}}
     to_py27_compatible_template(fragment, values)
