@@ -15,13 +15,13 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 from botocore.model import OperationModel
 
-from hearth.asgi import BodyTooLarge, read_body
+from hearth.asgi import BodyTooLarge, read_body, send_stream
 from hearth.aws.authz.authorizer import Authorizer
 from hearth.aws.context import Principal, RequestContext
 from hearth.aws.errors import AwsError
@@ -415,13 +415,4 @@ async def _send_response(send: Send, response: HttpResponse) -> None:
         await send({"type": "http.response.body", "body": bytes(body)})
         return
     await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
-    await _stream(send, body)
-
-
-async def _stream(send: Send, body: AsyncIterator[bytes]) -> None:
-    try:
-        async for chunk in body:
-            if chunk:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    finally:
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    await send_stream(send, body)

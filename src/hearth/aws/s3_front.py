@@ -18,13 +18,13 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, unquote
 
 from botocore.model import OperationModel
 
-from hearth.asgi import BodyTooLarge, read_body
+from hearth.asgi import BodyTooLarge, read_body, send_stream
 from hearth.aws.authz.authorizer import Authorizer
 from hearth.aws.body_stream import BodyStream, ChunkSigning
 from hearth.aws.context import Principal, RequestContext
@@ -309,15 +309,4 @@ async def _send(send: Send, response: HttpResponse, head: bool) -> None:
     if length is not None:
         raw_headers.append((b"content-length", length.encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
-    await _stream(send, body)
-
-
-async def _stream(send: Send, body: AsyncIterator[bytes]) -> None:
-    try:
-        async for chunk in body:
-            if chunk:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    finally:
-        if isinstance(body, AsyncGenerator):
-            await body.aclose()  # the file behind a download is closed even when the client went away
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    await send_stream(send, body)

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from hearth.asgi import BodyTooLarge, read_body
+from hearth.asgi import BodyTooLarge, host_or_path_target, read_body
 from hearth.aws.keys import KeyStore
 from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
 from hearth.config import Settings
@@ -88,18 +88,7 @@ class FunctionAccess(Protocol):
 
 def match(scope: Scope) -> tuple[str, str | None, str] | None:
     """(url-id, region or None, raw path for the event) when the request is a URL invocation."""
-    raw = scope.get("raw_path")
-    raw_path = raw.decode("latin-1").partition("?")[0] if raw else scope.get("path", "/")
-    for name, value in scope.get("headers", ()):
-        if name == b"host":
-            m = _HOST_RX.match(value.decode("latin-1").lower())
-            if m is not None:
-                return m.group(1), m.group(2), raw_path or "/"
-            break
-    if raw_path.startswith(PATH_PREFIX):
-        url_id, _, rest = raw_path[len(PATH_PREFIX):].partition("/")
-        return url_id, None, "/" + rest
-    return None
+    return host_or_path_target(scope, _HOST_RX, PATH_PREFIX)
 
 
 

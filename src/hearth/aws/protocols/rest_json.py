@@ -88,6 +88,36 @@ def plans(op: OperationModel) -> tuple[_Plan, _Plan]:
 
 def parse_request(op: OperationModel, req: HttpRequest, labels: dict[str, str]) -> dict[str, Any]:
     plan = plans(op)[0]
+    params = bind_http_members(plan, req, labels)
+    if plan.payload is not None:
+        name, shape = plan.payload
+        if shape.type_name == "blob":
+            params[name] = req.body
+        elif shape.type_name == "string":
+            if req.body:
+                params[name] = text_payload(req.body)
+        elif req.body:
+            params[name] = from_json(shape, _load_json(req.body), name)
+    elif plan.has_body_members and req.body.strip():
+        doc = _load_json(req.body)
+        if not isinstance(doc, dict):
+            raise BadRequest("Start of structure or map found where not expected.")
+        for wire, item in doc.items():
+            member = plan.body.get(wire)
+            if member is not None and item is not None:
+                params[member[0]] = from_json(member[1], item, member[0])
+    return params
+
+
+def text_payload(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("payload is not UTF-8 text") from None
+
+
+def bind_http_members(plan: _Plan, req: HttpRequest, labels: dict[str, str]) -> dict[str, Any]:
+    """The members a REST protocol (rest-json, rest-xml) carries in the URI, the query and the headers."""
     params: dict[str, Any] = {}
     for name, wire, shape in plan.uri:
         if wire in labels:
@@ -121,26 +151,6 @@ def parse_request(op: OperationModel, req: HttpRequest, labels: dict[str, str]) 
         found = {k[len(prefix):]: v for k, v in req.headers.items() if k.startswith(prefix)}
         if found:
             params[name] = found
-    if plan.payload is not None:
-        name, shape = plan.payload
-        if shape.type_name == "blob":
-            params[name] = req.body
-        elif shape.type_name == "string":
-            if req.body:
-                try:
-                    params[name] = req.body.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise BadRequest("payload is not UTF-8 text") from None
-        elif req.body:
-            params[name] = from_json(shape, _load_json(req.body), name)
-    elif plan.has_body_members and req.body.strip():
-        doc = _load_json(req.body)
-        if not isinstance(doc, dict):
-            raise BadRequest("Start of structure or map found where not expected.")
-        for wire, item in doc.items():
-            member = plan.body.get(wire)
-            if member is not None and item is not None:
-                params[member[0]] = from_json(member[1], item, member[0])
     return params
 
 

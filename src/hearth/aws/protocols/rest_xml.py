@@ -29,7 +29,7 @@ from hearth.aws.protocols.common import (
     scalar_to_text,
     timestamp_format,
 )
-from hearth.aws.protocols.rest_json import plans
+from hearth.aws.protocols.rest_json import bind_http_members, plans, text_payload
 
 CONTENT_TYPE = "application/xml"
 S3_NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -80,40 +80,14 @@ def is_streaming_input(op: OperationModel) -> bool:
 def parse_request(op: OperationModel, req: HttpRequest, labels: dict[str, str],
                   stream: AsyncIterable[bytes] | None = None) -> dict[str, Any]:
     plan = plans(op)[0]
-    params: dict[str, Any] = {}
-    for name, wire, shape in plan.uri:
-        if wire in labels:
-            params[name] = scalar_from_text(shape, labels[wire], "iso8601")
-    for name, wire, shape in plan.query:
-        values = req.query.get(wire)
-        if values is None:
-            continue
-        if isinstance(shape, ListShape):
-            params[name] = [scalar_from_text(shape.member, v, "iso8601") for v in values]
-        else:
-            params[name] = scalar_from_text(shape, values[0], "iso8601")
-    for name, wire, shape in plan.headers:
-        value = req.headers.get(wire)
-        if value is None:
-            continue
-        if isinstance(shape, ListShape):
-            params[name] = [scalar_from_text(shape.member, v.strip(), "rfc822") for v in value.split(",")]
-        else:
-            params[name] = scalar_from_text(shape, value, "rfc822")
-    for name, prefix, _ in plan.header_maps:
-        found = {k[len(prefix):]: v for k, v in req.headers.items() if k.startswith(prefix)}
-        if found:
-            params[name] = found
+    params = bind_http_members(plan, req, labels)
     if plan.payload is not None:
         name, shape = plan.payload
         if shape.type_name == "blob":
             params[name] = stream if stream is not None else req.body
         elif shape.type_name == "string":
             if req.body:
-                try:
-                    params[name] = req.body.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise BadRequest("payload is not UTF-8 text") from None
+                params[name] = text_payload(req.body)
         elif req.body.strip():
             params[name] = from_xml(shape, _parse_xml(req.body))
     return params

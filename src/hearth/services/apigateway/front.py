@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from hearth.asgi import BodyTooLarge, read_body
+from hearth.asgi import BodyTooLarge, host_or_path_target, read_body
 from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
 from hearth.functions.errors import FunctionsError
 from hearth.functions.model import FunctionVersion
@@ -73,18 +73,7 @@ class FunctionAccess(Protocol):
 
 def match(scope: Scope) -> tuple[str, str | None, str] | None:
     """(api-id, region or None, raw path after the api) when the request is for an API."""
-    raw = scope.get("raw_path")
-    raw_path = raw.decode("latin-1").partition("?")[0] if raw else scope.get("path", "/")
-    for name, value in scope.get("headers", ()):
-        if name == b"host":
-            m = _HOST_RX.match(value.decode("latin-1").lower())
-            if m is not None:
-                return m.group(1), m.group(2), raw_path or "/"
-            break
-    if raw_path.startswith(PATH_PREFIX):
-        api_id, _, rest = raw_path[len(PATH_PREFIX):].partition("/")
-        return api_id, None, "/" + rest
-    return None
+    return host_or_path_target(scope, _HOST_RX, PATH_PREFIX)
 
 
 def lambda_arn(uri: str, stage_vars: dict[str, str]) -> str | None:

@@ -7,15 +7,14 @@ the bytes of an S3 object (for `TemplateURL`s). Both go through Hearth's own API
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from hearth.aws.errors import AwsError
 from hearth.aws.gateway import AwsGateway
 from hearth.services.cloudformation.engine import StackEngine
 from hearth.services.cloudformation.provider import CloudFormationProvider
+from hearth.services.cloudformation.resources.base import read_all
 from hearth.services.cloudformation.resources.custom import CustomResource, Responses
 from hearth.services.cloudformation.stacks import StackStore
 from hearth.services.ssm.parameters import ParameterStore
@@ -53,25 +52,6 @@ class CloudFormation:
                                            region=region, caller="cloudformation")
         except AwsError:
             return None
-        return await _read(out.get("Body"))
+        body = out.get("Body")
+        return None if body is None else await read_all(body, TEMPLATE_LIMIT)
 
-
-async def _read(body: Any) -> bytes | None:
-    if body is None:
-        return None
-    if isinstance(body, (bytes, bytearray)):
-        return bytes(body)
-    chunks: list[bytes] = []
-    size = 0
-    if hasattr(body, "__aiter__"):
-        async for chunk in body:
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > TEMPLATE_LIMIT:
-                break
-    elif inspect.isawaitable(body):
-        return await _read(await body)
-    else:
-        for chunk in body:
-            chunks.append(chunk)
-    return b"".join(chunks)

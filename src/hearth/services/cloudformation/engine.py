@@ -152,7 +152,7 @@ def prepare(body: str, given: dict[str, str], previous: dict[str, str], *, accou
     all_names = frozenset(resources)
     for logical, resource in resources.items():
         refs = intrinsics.references({"P": resource.get("Properties"), "M": resource.get("Metadata")}, all_names)
-        unresolved = sorted(n for n in _plain_refs(resource.get("Properties")) if n not in known)
+        unresolved = sorted(n for n in plain_refs(resource.get("Properties")) if n not in known)
         if unresolved:
             raise TemplateError(f"Template format error: Unresolved resource dependencies [{', '.join(unresolved)}] "
                                 "in the Resources block of the template")
@@ -164,7 +164,7 @@ def prepare(body: str, given: dict[str, str], previous: dict[str, str], *, accou
                                     "Resources block of the template")
         dependencies[logical] = {n for n in refs | set(depends) if n in resources and n != logical}
     for output in (processed.get("Outputs") or {}).values():
-        unresolved = sorted(n for n in _plain_refs(output.get("Value")) if n not in known)
+        unresolved = sorted(n for n in plain_refs(output.get("Value")) if n not in known)
         if unresolved:
             raise TemplateError(f"Unresolved resource dependencies [{', '.join(unresolved)}] in the Outputs block "
                                 "of the template")
@@ -183,7 +183,7 @@ def prepare(body: str, given: dict[str, str], previous: dict[str, str], *, accou
                     conditions=conditions, active=active, dependencies=dependencies, capabilities_needed=needed)
 
 
-def _plain_refs(value: Any) -> set[str]:
+def plain_refs(value: Any) -> set[str]:
     """Every name a `Ref` (or a GetAtt's resource) in `value` names, resources or not."""
     found: set[str] = set()
 

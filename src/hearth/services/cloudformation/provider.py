@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
 from hearth.services.cloudformation import intrinsics, template
-from hearth.services.cloudformation.engine import NO_UPDATES, Prepared, StackEngine, prepare
+from hearth.services.cloudformation.engine import NO_UPDATES, Prepared, StackEngine, plain_refs, prepare
 from hearth.services.cloudformation.intrinsics import NotReady
 from hearth.services.cloudformation.resources import REGISTRY
 from hearth.services.cloudformation.stacks import StackRecord, StackStore
@@ -369,10 +369,8 @@ class CloudFormationProvider:
             template.check_structure(parsed)
             names = frozenset(parsed.get("Resources") or {})
             known = names | set(parsed.get("Parameters") or {}) | set(intrinsics.PSEUDO)
-            from hearth.services.cloudformation.engine import _plain_refs
-
             for resource in parsed["Resources"].values():
-                missing = sorted(n for n in _plain_refs(resource.get("Properties")) if n not in known)
+                missing = sorted(n for n in plain_refs(resource.get("Properties")) if n not in known)
                 if missing:
                     raise TemplateError(f"Template format error: Unresolved resource dependencies "
                                         f"[{', '.join(missing)}] in the Resources block of the template")

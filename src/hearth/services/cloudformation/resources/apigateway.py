@@ -13,8 +13,11 @@ from hearth.services.cloudformation.resources.base import (
     ResourceRequest,
     as_json,
     ignore_missing,
+    read_all,
     tags_dict,
 )
+
+BODY_LIMIT = 6 * 1024 * 1024  # API Gateway's limit for an imported definition
 
 
 def _lower(props: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
@@ -62,8 +65,7 @@ class RestApi(Handler):
     async def _s3_body(self, r: ResourceRequest, location: dict[str, Any]) -> bytes:
         out = await r.client("s3", "GetObject", {"Bucket": location["Bucket"], "Key": location["Key"],
                                                  "VersionId": location.get("Version")})
-        chunks = [chunk async for chunk in out["Body"]] if hasattr(out["Body"], "__aiter__") else [out["Body"]]
-        return b"".join(chunks)
+        return await read_all(out["Body"], BODY_LIMIT)
 
     async def _rename(self, r: ResourceRequest, api_id: str, p: dict[str, Any]) -> None:
         patches = [_patch("/name", p["Name"])] if p.get("Name") else []

@@ -12,7 +12,7 @@ import json
 import secrets
 import string
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -173,3 +173,18 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float, wha
             raise ResourceFailed(f"Timed out waiting for {what}")
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
+
+
+async def read_all(body: bytes | AsyncIterable[bytes], limit: int) -> bytes:
+    """An object body as S3's GetObject hands it (bytes, or chunks as they are read), at most `limit`
+    bytes of it."""
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body[:limit])
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in body:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(chunks)
