@@ -1,12 +1,12 @@
-"""The CloudFormation engine: from a template to resources, and back, one stack operation at a time.
+"""The CloudFormation engine: from a prepared template to resources, and back, one stack operation at
+a time.
 
-It owns preparing a template (transforms, structure, parameters, conditions, references and the
-dependency graph, with CloudFormation's ValidationError texts before anything is created) and
-running an operation: create, update and delete resources in dependency order (independent ones
-in parallel), the stack's and resources' status and events, outputs and exports, rollback on failure
-(CREATE → ROLLBACK_COMPLETE, UPDATE → UPDATE_ROLLBACK_COMPLETE), DeletionPolicy and
-UpdateReplacePolicy. It never speaks the API's wire format (`provider.py`) and never touches another
-service's storage: resources are made through `resources/` handlers, which call Hearth's APIs.
+It owns running an operation (`prepare.py` readies the template): create, update and delete resources
+in dependency order (independent ones in parallel), the stack's and resources' status and events,
+outputs and exports, rollback on failure (CREATE → ROLLBACK_COMPLETE, UPDATE →
+UPDATE_ROLLBACK_COMPLETE), DeletionPolicy and UpdateReplacePolicy. It never speaks the API's wire
+format (`provider.py`) and never touches another service's storage: resources are made through
+`resources/` handlers, which call Hearth's APIs.
 
 Decision: an operation that was running when the server stopped is not resumed; the stack is marked
 failed at start (`*_FAILED`, with a reason saying so), as a CloudFormation operation whose handler
@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from hearth.aws.errors import AwsError
-from hearth.services.cloudformation import intrinsics, template
+from hearth.services.cloudformation import intrinsics
 from hearth.services.cloudformation.intrinsics import NO_VALUE, NotReady, Scope
+from hearth.services.cloudformation.prepare import ParameterLookup, Prepared, as_text, pseudo_parameters
 from hearth.services.cloudformation.resources import REGISTRY
 from hearth.services.cloudformation.resources.base import (
     Handler,
@@ -37,282 +35,16 @@ from hearth.services.cloudformation.resources.base import (
     ServiceClient,
 )
 from hearth.services.cloudformation.stacks import StackRecord, StackStore
-from hearth.services.cloudformation.template import Template, TemplateError
+from hearth.services.cloudformation.template import TemplateError
 
 log = logging.getLogger(__name__)
 
-SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
-LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
-IAM_TYPES = ("AWS::IAM::",)
 NO_UPDATES = "No updates are to be performed."
 
 # Resources that CloudFormation itself handles (no service behind them).
 _WAIT_CONDITION_TYPES = ("AWS::CloudFormation::WaitConditionHandle",)
 
 CallFn = Callable[..., Awaitable[dict[str, Any]]]
-ParameterLookup = Callable[[str, str, str], str | None]  # (account, region, name) -> SSM value
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-@dataclass
-class Prepared:
-    """A template ready to run: transformed, checked, with its parameters and conditions resolved."""
-
-    original: str
-    template: Template
-    parameters: dict[str, Any]               # name -> resolved value (lists for list types)
-    parameter_records: list[dict[str, Any]]  # as DescribeStacks shows them
-    conditions: dict[str, bool]
-    active: list[str]                        # logical ids whose Condition holds
-    dependencies: dict[str, set[str]]
-    capabilities_needed: list[str] = field(default_factory=list)
-
-
-class _ManagedPolicies:
-    """SAM's managed-policy map: the names and ARNs bundled with aws-sam-translator."""
-
-    def load(self) -> dict[str, str]:
-        from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
-
-        return dict(get_bundled_managed_policy_map("aws") or {})
-
-
-def _sam_transform(body: Template, parameters: dict[str, Any], pseudo: dict[str, Any]) -> Template:
-    """The SAM transform by aws-sam-translator, with the stack's region (it would ask boto3's config)."""
-    import copy
-
-    import boto3
-    from samtranslator.model.exceptions import InvalidDocumentException
-    from samtranslator.parser.parser import Parser
-    from samtranslator.translator.translator import Translator
-    from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
-
-    # The library warns of "unpublished metrics" on every transform: its metrics go nowhere here, by design.
-    logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)
-    fragment = copy.deepcopy(body)
-    values = {**parameters, **{k: v for k, v in pseudo.items() if k != "AWS::NotificationARNs"}}
-    to_py27_compatible_template(fragment, values)
-    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=pseudo["AWS::Region"]))
-    policies = _ManagedPolicies().load()
-    try:
-        result: Template = undo_mark_unicode_str_in_template(translator.translate(
-            fragment, parameter_values=values, get_managed_policy_map=lambda: policies))
-    except InvalidDocumentException as exc:
-        causes = "; ".join(str(getattr(c, "message", c)) for c in exc.causes)
-        raise TemplateError(f"Transform AWS::Serverless-2016-10-31 failed with: {exc.message} {causes}".strip()) \
-            from None
-    return result
-
-
-_PARAMETER_TYPES = re.compile(r"^(String|Number|List<Number>|CommaDelimitedList|AWS::[A-Za-z0-9:]+|"
-                              r"List<AWS::[A-Za-z0-9:]+>|AWS::SSM::Parameter::Value<.+>)$")
-
-
-def prepare(body: str, given: dict[str, str], previous: dict[str, str], *, account: str, region: str,
-            stack_name: str, stack_id: str, lookup: ParameterLookup,
-            use_previous: frozenset[str] = frozenset()) -> Prepared:
-    """Everything CloudFormation checks before it creates a resource, raising TemplateError."""
-    raw = template.parse(body)
-    names = template.transforms(raw)
-    declared = raw.get("Parameters") or {}
-    values = _parameter_values(declared, given, previous, use_previous, account, region, lookup)
-    processed = raw
-    for name in names:
-        if name == SAM_TRANSFORM:
-            processed = _sam_transform(processed, {k: v["raw"] for k, v in values.items()},
-                                       pseudo_parameters(account, region, stack_name, stack_id))
-        elif name == LANGUAGE_EXTENSIONS:
-            pass  # Fn::Length, Fn::ToJsonString and FindInMap defaults are evaluated natively
-        else:
-            raise TemplateError(f"Template format error: Unrecognized transform {name} (Hearth has no macros)")
-    processed = dict(processed)
-    processed.pop("Transform", None)
-    template.check_structure(processed)
-    if processed is not raw:  # the transform may add parameters (e.g. SAM's stage names)
-        for key in (processed.get("Parameters") or {}).keys() - values.keys():
-            values.update(_parameter_values({key: processed["Parameters"][key]}, given, previous, use_previous,
-                                            account, region, lookup))
-    parameters = {k: v["value"] for k, v in values.items()}
-    pseudo = pseudo_parameters(account, region, stack_name, stack_id)
-    scope = Scope(parameters=parameters, pseudo=pseudo, mappings=processed.get("Mappings") or {},
-                  condition_definitions=processed.get("Conditions") or {})
-    conditions = {name: scope.condition(name) for name in scope.condition_definitions}
-    resources: dict[str, Any] = processed["Resources"]
-    for resource in resources.values():
-        cond = resource.get("Condition")
-        if cond is not None and cond not in conditions:
-            raise TemplateError(f"Template format error: Unresolved dependencies [{cond}]. Cannot reference "
-                                "resources in the Conditions block of the template")
-    active = [k for k, r in resources.items() if r.get("Condition") is None or conditions[r["Condition"]]]
-    known = set(resources) | set(parameters) | set(intrinsics.PSEUDO)
-    dependencies: dict[str, set[str]] = {}
-    all_names = frozenset(resources)
-    for logical, resource in resources.items():
-        refs = intrinsics.references({"P": resource.get("Properties"), "M": resource.get("Metadata")}, all_names)
-        unresolved = sorted(n for n in plain_refs(resource.get("Properties")) if n not in known)
-        if unresolved:
-            raise TemplateError(f"Template format error: Unresolved resource dependencies [{', '.join(unresolved)}] "
-                                "in the Resources block of the template")
-        depends = resource.get("DependsOn") or []
-        depends = [depends] if isinstance(depends, str) else list(depends)
-        for d in depends:
-            if d not in resources:
-                raise TemplateError(f"Template format error: Unresolved resource dependencies [{d}] in the "
-                                    "Resources block of the template")
-        dependencies[logical] = {n for n in refs | set(depends) if n in resources and n != logical}
-    for output in (processed.get("Outputs") or {}).values():
-        unresolved = sorted(n for n in plain_refs(output.get("Value")) if n not in known)
-        if unresolved:
-            raise TemplateError(f"Unresolved resource dependencies [{', '.join(unresolved)}] in the Outputs block "
-                                "of the template")
-    _check_cycles({k: v & set(active) for k, v in dependencies.items() if k in active})
-    needed = []
-    if any(str(resources[k].get("Type", "")).startswith(IAM_TYPES) for k in active):
-        named = any(resources[k].get("Properties", {}).get(p) for k in active
-                    for p in ("RoleName", "UserName", "GroupName", "ManagedPolicyName", "InstanceProfileName"))
-        needed.append("CAPABILITY_NAMED_IAM" if named else "CAPABILITY_IAM")
-    if names:
-        needed.append("CAPABILITY_AUTO_EXPAND")
-    records = [{"ParameterKey": k, "ParameterValue": "****" if v["no_echo"] else v["raw"],
-                **({"ResolvedValue": v["resolved"]} if v.get("resolved") is not None else {})}
-               for k, v in values.items()]
-    return Prepared(original=body, template=processed, parameters=parameters, parameter_records=records,
-                    conditions=conditions, active=active, dependencies=dependencies, capabilities_needed=needed)
-
-
-def plain_refs(value: Any) -> set[str]:
-    """Every name a `Ref` (or a GetAtt's resource) in `value` names, resources or not."""
-    found: set[str] = set()
-
-    def walk(v: Any) -> None:
-        if isinstance(v, dict):
-            if len(v) == 1 and "Ref" in v and isinstance(v["Ref"], str):
-                found.add(v["Ref"])
-                return
-            if len(v) == 1 and "Fn::GetAtt" in v:
-                arg = v["Fn::GetAtt"]
-                target = arg.split(".", 1)[0] if isinstance(arg, str) else (arg[0] if isinstance(arg, list) and arg
-                                                                              else None)
-                if isinstance(target, str):
-                    found.add(target)
-                return
-            for x in v.values():
-                walk(x)
-        elif isinstance(v, list):
-            for x in v:
-                walk(x)
-
-    walk(value)
-    return found
-
-
-def _check_cycles(graph: dict[str, set[str]]) -> None:
-    state: dict[str, int] = {}
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == 1:
-                cycle = path[path.index(nxt):] if nxt in path else [node, nxt]
-                raise TemplateError(f"Circular dependency between resources: [{', '.join(sorted(set(cycle)))}]")
-            if state.get(nxt) is None:
-                visit(nxt, [*path, nxt])
-        state[node] = 2
-
-    for node in sorted(graph):
-        if state.get(node) is None:
-            visit(node, [node])
-
-
-def pseudo_parameters(account: str, region: str, stack_name: str, stack_id: str) -> dict[str, Any]:
-    return {"AWS::AccountId": account, "AWS::Region": region, "AWS::StackName": stack_name,
-            "AWS::StackId": stack_id, "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com",
-            "AWS::NotificationARNs": []}
-
-
-def _parameter_values(declared: dict[str, Any], given: dict[str, str], previous: dict[str, str],
-                      use_previous: frozenset[str], account: str, region: str,
-                      lookup: ParameterLookup) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    missing = []
-    for name, spec in declared.items():
-        if not isinstance(spec, dict) or "Type" not in spec:
-            raise TemplateError("Template format error: Every Parameters object must contain a Type member.")
-        kind = str(spec["Type"])
-        if not _PARAMETER_TYPES.match(kind):
-            raise TemplateError(f"Template format error: Unrecognized parameter type: {kind}")
-        if name in use_previous and name in previous:
-            raw: Any = previous[name]
-        elif name in given:
-            raw = given[name]
-        elif "Default" in spec:
-            raw = spec["Default"]
-        else:
-            missing.append(name)
-            continue
-        raw = _string(raw) if not isinstance(raw, list) else ",".join(_string(x) for x in raw)
-        _check_parameter(name, spec, raw)
-        value: Any = raw
-        resolved = None
-        if kind.startswith("AWS::SSM::Parameter::Value<"):
-            found = lookup(account, region, raw)
-            if found is None:
-                raise TemplateError(f"Unable to fetch parameters [{raw}] from parameter store for this account.")
-            resolved = found
-            value = found.split(",") if "List<" in kind else found
-        elif kind in ("CommaDelimitedList", "List<Number>") or kind.startswith("List<"):
-            value = [x.strip() for x in raw.split(",")] if raw else []
-        out[name] = {"raw": raw, "value": value, "resolved": resolved, "no_echo": _truthy(spec.get("NoEcho"))}
-    if missing:
-        raise TemplateError(f"Parameters: [{', '.join(missing)}] must have values")
-    unknown = [k for k in given if k not in declared]
-    if unknown and declared is not None and not any(k.startswith("__") for k in unknown):
-        raise TemplateError(f"Parameters: [{', '.join(unknown)}] do not exist in the template")
-    return out
-
-
-def _truthy(value: Any) -> bool:
-    return str(value).lower() == "true"
-
-
-def _string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _check_parameter(name: str, spec: dict[str, Any], raw: str) -> None:
-    kind = str(spec["Type"])
-    if kind == "Number":
-        try:
-            float(raw)
-        except ValueError:
-            raise TemplateError(f"Parameter '{name}' must be a number.") from None
-    allowed = spec.get("AllowedValues")
-    if allowed is not None:
-        items = raw.split(",") if kind.startswith("List<") or kind == "CommaDelimitedList" else [raw]
-        if any(item not in [_string(a) for a in allowed] for item in items):
-            raise TemplateError(spec.get("ConstraintDescription") or
-                                f"Parameter '{name}' must be one of AllowedValues")
-    pattern = spec.get("AllowedPattern")
-    if pattern is not None and not re.fullmatch(str(pattern), raw):
-        raise TemplateError(spec.get("ConstraintDescription") or
-                            f"Parameter '{name}' must match pattern {pattern}")
-    if "MinLength" in spec and len(raw) < int(spec["MinLength"]):
-        raise TemplateError(spec.get("ConstraintDescription") or
-                            f"Parameter '{name}' must contain at least {spec['MinLength']} characters")
-    if "MaxLength" in spec and len(raw) > int(spec["MaxLength"]):
-        raise TemplateError(spec.get("ConstraintDescription") or
-                            f"Parameter '{name}' must contain at most {spec['MaxLength']} characters")
-    if kind == "Number" and "MinValue" in spec and float(raw) < float(spec["MinValue"]):
-        raise TemplateError(spec.get("ConstraintDescription") or
-                            f"Parameter '{name}' must be a number not less than {spec['MinValue']}")
-    if kind == "Number" and "MaxValue" in spec and float(raw) > float(spec["MaxValue"]):
-        raise TemplateError(spec.get("ConstraintDescription") or
-                            f"Parameter '{name}' must be a number not greater than {spec['MaxValue']}")
 
 
 # -- running an operation ----------------------------------------------------------------------------------
@@ -741,8 +473,8 @@ def _list(value: Any) -> list[str]:
 
 def _output_text(value: Any) -> str:
     if isinstance(value, list):
-        return ",".join(_string(v) for v in value)
-    return _string(value)
+        return ",".join(as_text(v) for v in value)
+    return as_text(value)
 
 
 def _reason(exc: BaseException) -> str:

@@ -19,8 +19,9 @@ from urllib.parse import unquote, urlparse
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
 from hearth.services.cloudformation import intrinsics, template
-from hearth.services.cloudformation.engine import NO_UPDATES, Prepared, StackEngine, plain_refs, prepare
+from hearth.services.cloudformation.engine import NO_UPDATES, StackEngine
 from hearth.services.cloudformation.intrinsics import NotReady
+from hearth.services.cloudformation.prepare import Prepared, plain_refs, prepare
 from hearth.services.cloudformation.resources import REGISTRY
 from hearth.services.cloudformation.stacks import StackRecord, StackStore
 from hearth.services.cloudformation.template import TemplateError
