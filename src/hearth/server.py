@@ -329,7 +329,11 @@ class Hearth:
             "iam": [IamProvider(self.iam_store), IamPolicyProvider(self.iam_store)],
             "sts": [self.sts],
             "s3": [self.s3],
-        }, authorizer=Authorizer(policy_source(self.iam_store), mode=s.iam_mode, usage=self.usage))
+        }, authorizer=Authorizer(policy_source(self.iam_store), mode=s.iam_mode, usage=self.usage,
+                                 # resource-based policies the authorizer weighs itself (Lambda judges its own)
+                                 resource_policies={"sqs": self.queues.resource_policy,
+                                                    "sns": self.topics.resource_policy,
+                                                    "s3": self.s3_store.resource_policy}))
         # CloudFormation creates resources through the gateway's other services, so it joins it last and
         # stops first (its running stack operations end before the services they call).
         self.cloudformation = CloudFormation(s.data_dir, self.gateway, self.parameters, pool.sandbox_endpoint)

@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.integration.harness import ACCOUNT, LAMBDA_TRUST, HearthServer, make_zip
+from tests.integration.harness import ACCOUNT, LAMBDA_TRUST, OTHER_ACCOUNT, HearthServer, make_zip
 
 pytestmark = pytest.mark.integration
 
@@ -251,6 +251,84 @@ def test_user_keys_are_judged_by_policies_and_deactivated_at_once(server: Hearth
         _client(server, "sts", key).get_caller_identity()
     assert _error(exc)[0] == "InvalidClientTokenId"
     server.client("sqs").delete_queue(QueueUrl=url)
+
+
+def test_resource_policies_join_the_decision(server: HearthServer, iam: Any) -> None:
+    # IAM User Guide, "Policy evaluation logic" and "Cross-account policy evaluation logic": in one account a
+    # resource-based policy naming the user grants on its own and an explicit Deny in it wins; across accounts
+    # both sides must allow (the other account's root has an identity side that allows everything).
+    user = _name("rp")
+    user_arn = f"arn:aws:iam::{ACCOUNT}:user/{user}"
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    owner_sqs = server.client("sqs")
+    url = owner_sqs.create_queue(QueueName=_name("rp-q"))["QueueUrl"]
+    arn = owner_sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs = _client(server, "sqs", key)
+    with pytest.raises(ClientError) as exc:
+        sqs.send_message(QueueUrl=url, MessageBody="no policy allows it yet")
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+    owner_sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": _doc(
+        {"Effect": "Allow", "Principal": {"AWS": user_arn}, "Action": "sqs:SendMessage", "Resource": arn},
+        {"Effect": "Allow", "Principal": {"AWS": OTHER_ACCOUNT}, "Action": "sqs:SendMessage", "Resource": arn})})
+    sqs.send_message(QueueUrl=url, MessageBody="granted by the queue's policy")  # no identity policy at all
+    with pytest.raises(ClientError) as exc:
+        sqs.receive_message(QueueUrl=url)
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+
+    # Another account: its root reaches the queue only for what the policy grants.
+    other = server.client("sqs", account=OTHER_ACCOUNT)
+    other.send_message(QueueUrl=url, MessageBody="from the other account")
+    with pytest.raises(ClientError) as exc:
+        other.purge_queue(QueueUrl=url)
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+    assert "because no resource-based policy allows the sqs:PurgeQueue action" in \
+        exc.value.response["Error"]["Message"]
+    bodies = {m["Body"] for m in owner_sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                                           WaitTimeSeconds=1).get("Messages", [])}
+    assert bodies == {"granted by the queue's policy", "from the other account"}
+
+    # An explicit Deny in the resource's policy beats the user's own Allow.
+    iam.put_user_policy(UserName=user, PolicyName="all-sqs", PolicyDocument=_doc(
+        {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}))
+    sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+    owner_sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": _doc(
+        {"Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Resource": arn,
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}})})
+    with pytest.raises(ClientError) as exc:
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+    assert "with an explicit deny in a resource-based policy" in exc.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as exc:  # and the other account's grant is gone with the old policy
+        other.send_message(QueueUrl=url, MessageBody="refused")
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+
+    # Topics: another account publishes once the topic's policy lets it.
+    owner_sns = server.client("sns")
+    topic = owner_sns.create_topic(Name=_name("rp-t"))["TopicArn"]
+    other_sns = server.client("sns", account=OTHER_ACCOUNT)
+    with pytest.raises(ClientError) as exc:
+        other_sns.publish(TopicArn=topic, Message="refused")
+    assert exc.value.response["Error"]["Code"] == "AuthorizationError"
+    owner_sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=_doc(
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{OTHER_ACCOUNT}:root"}, "Action": "sns:Publish",
+         "Resource": topic}))
+    assert other_sns.publish(TopicArn=topic, Message="allowed")["MessageId"]
+
+    # Buckets: the bucket policy grants a user of the account reads of one prefix.
+    s3 = server.client("s3")
+    bucket = _name("rp-b")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="shared/a.txt", Body=b"shared")
+    s3.put_object(Bucket=bucket, Key="private/b.txt", Body=b"private")
+    s3.put_bucket_policy(Bucket=bucket, Policy=_doc(
+        {"Effect": "Allow", "Principal": {"AWS": user_arn}, "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{bucket}/shared/*"}))
+    user_s3 = _client(server, "s3", key)
+    assert user_s3.get_object(Bucket=bucket, Key="shared/a.txt")["Body"].read() == b"shared"
+    with pytest.raises(ClientError) as exc:
+        user_s3.get_object(Bucket=bucket, Key="private/b.txt")
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+    owner_sqs.delete_queue(QueueUrl=url)
 
 
 def test_simulate_policies_use_the_evaluator(iam: Any) -> None:

@@ -60,7 +60,14 @@ class RequestContext:
     headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
     raw_body: bytes = b""
     source_ip: str = "127.0.0.1"
+    # Another account whose resource this request may use because that resource's policy allowed the
+    # caller (decided by the gateway's authorizer before the operation runs); None: only its own.
+    granted_owner: str | None = None
 
     @property
     def account_id(self) -> str:
         return self.principal.account_id
+
+    def may_use(self, owner: str) -> bool:
+        """Whether a resource owned by `owner` is the caller's own, or another account's that let it in."""
+        return owner == self.principal.account_id or owner == self.granted_owner

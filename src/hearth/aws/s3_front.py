@@ -231,8 +231,8 @@ class S3Front:
             principal=principal, request_id=request_id, headers=req.headers, raw_body=req.body,
             source_ip=client[0] if client else "127.0.0.1",
         )
-        if self._authorizer is not None and verified is not None and not principal.is_root:
-            self._authorizer.authorize(ctx, params, secure=scope.get("scheme") == "https")
+        if self._authorizer is not None and verified is not None:
+            ctx.granted_owner = self._authorizer.authorize(ctx, params, secure=scope.get("scheme") == "https")
         result = handler(ctx, params)
         if inspect.isawaitable(result):
             result = await result

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 
 import pytest
 
 from hearth.aws.authz import evaluate as ev
-from hearth.aws.authz.authorizer import Authorizer, PolicySource
+from hearth.aws.authz.authorizer import Authorizer, PolicySource, ResourcePolicy
 from hearth.aws.authz.usage import UsageRecorder
 from hearth.aws.context import Principal, RequestContext, Session
 from hearth.aws.errors import AwsError
@@ -98,3 +99,31 @@ def test_actions_named_otherwise_than_their_operation() -> None:
     assert action_name("lambda", "Invoke") == "lambda:InvokeFunction"  # the Service Authorization Reference
     assert action_name("lambda", "InvokeWithResponseStream") == "lambda:InvokeFunction"
     assert action_name("sqs", "SendMessage") == "sqs:SendMessage"
+
+
+def test_resource_policies_grant_deny_and_admit_other_accounts() -> None:
+    other = "111111111111"
+    queue = f"arn:aws:sqs:us-east-1:{ACCT}:q"
+    held: dict[str, ResourcePolicy] = {}
+    authorizer = Authorizer(_source(), resource_policies={"sqs": held.get})
+    params = {"QueueUrl": f"http://h/{ACCT}/q"}
+    held[queue] = ResourcePolicy(ACCT, json.dumps({"Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": USER.arn}, "Action": "sqs:SendMessage", "Resource": "*"}]}))
+    assert authorizer.authorize(_ctx(USER, "sqs", "SendMessage"), params, secure=False) is None  # same account
+    with pytest.raises(AwsError):
+        authorizer.authorize(_ctx(USER, "sqs", "DeleteQueue"), params, secure=False)
+    root = Principal("AKIAOTHER", other)
+    with pytest.raises(AwsError) as exc:  # another account's root: the queue's policy does not name it
+        authorizer.authorize(_ctx(root, "sqs", "SendMessage"), params, secure=False)
+    assert "no resource-based policy allows" in exc.value.message
+    held[queue] = ResourcePolicy(ACCT, json.dumps({"Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": other}, "Action": "sqs:*", "Resource": "*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "sqs:DeleteQueue", "Resource": "*"}]}))
+    assert authorizer.authorize(_ctx(root, "sqs", "SendMessage"), params, secure=False) == ACCT
+    with pytest.raises(AwsError) as exc:
+        authorizer.authorize(_ctx(root, "sqs", "DeleteQueue"), params, secure=False)
+    assert "explicit deny in a resource-based policy" in exc.value.message
+    # The owner's own root is never judged and never looked up.
+    held.clear()
+    assert authorizer.authorize(_ctx(Principal("AKIAROOT", ACCT), "sqs", "DeleteQueue"), params, secure=False) \
+        is None

@@ -4,9 +4,15 @@ by the policy evaluator before its operation runs.
 It owns the request's side of the decision: the IAM action (`<service prefix>:<Operation>`), the
 resource ARN the operation acts on (`resources.resource_arn`), the global condition keys, and the
 AccessDenied error each service answers with AWS's message. Which policies apply to a principal is
-asked of a `PolicySource` (IAM's store), so this module never reads IAM's tables. A request on
-another account's resource is judged here on the caller's identity side only; the owning service
-judges its resource-based policy (Lambda's function policies), as AWS evaluates both sides.
+asked of a `PolicySource` (IAM's store), so this module never reads IAM's tables.
+
+Resource-based policies: for the services that register a `ResourcePolicyLookup` (queues, topics,
+buckets), the resource's owner and policy join the decision here, as AWS evaluates them: an explicit
+Deny in it wins for any signed caller but its own account's root; in the same account it may grant on
+its own; for another account's resource both sides must allow, and the account's root is judged on
+the resource side only (its identity side allows everything). `authorize` returns the owner of
+another account's resource it let the caller reach, so that the service serves it (a service that
+registers no lookup keeps judging other accounts itself, as Lambda judges its function policies).
 
 Modes: "enforce" answers AccessDenied; "audit" lets the request through and logs the denial with
 the statement that would have allowed it.
@@ -18,6 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,29 +46,65 @@ UNGATED = frozenset({"sts:GetCallerIdentity", "sts:GetSessionToken", "sts:Assume
 PolicySource = Callable[[Principal], tuple[ev.PolicySet, Mapping[str, str]] | None]
 
 
+@dataclass(frozen=True)
+class ResourcePolicy:
+    """A resource's owning account and its resource-based policy document (None: it has none)."""
+
+    owner: str
+    document: str | None
+
+
+# A resource's ARN -> its owner and policy, or None when no such resource exists (the service then
+# answers its own NotFound).
+ResourcePolicyLookup = Callable[[str], ResourcePolicy | None]
+
+
 class Authorizer:
     def __init__(self, policies: PolicySource, *, mode: str = "enforce",
-                 clock: Callable[[], float] = time.time, usage: UsageRecorder | None = None) -> None:
+                 clock: Callable[[], float] = time.time, usage: UsageRecorder | None = None,
+                 resource_policies: Mapping[str, ResourcePolicyLookup] | None = None) -> None:
         self._policies = policies
+        self._resource_policies = dict(resource_policies or {})  # service -> lookup
         self._mode = mode
         self._clock = clock
         self._usage = usage  # what each role and user did, for `hearth policy suggest`
 
-    def authorize(self, ctx: RequestContext, params: Mapping[str, Any], *, secure: bool) -> None:
+    def authorize(self, ctx: RequestContext, params: Mapping[str, Any], *, secure: bool) -> str | None:
+        """Raise the service's AccessDenied unless the request is allowed; return the owning account
+        when the caller was let into another account's resource by that resource's policy."""
         principal = ctx.principal
-        if principal.is_root:
-            return
         action = action_name(ctx.service, ctx.operation)
-        if action in UNGATED:
-            return
+        lookup = self._resource_policies.get(ctx.service)
+        if (principal.is_root and lookup is None) or action in UNGATED:
+            return None
         resource = resource_arn(ctx.service, ctx.operation, params, ctx.region, ctx.account_id)
+        if principal.is_root:
+            # The account's root may do anything with its own resources; another account's needs the
+            # resource's consent. (Only ARNs naming another account are looked up: the root's requests
+            # on its own resources stay free of a lookup. S3's ARNs name no account: S3 judges other
+            # accounts' roots itself.)
+            if lookup is None or _account_of(resource) in (None, principal.account_id):
+                return None
+            held = lookup(resource)
+            if held is None or held.owner == principal.account_id:
+                return None
+            self._judge_root(ctx, held, action, resource, secure)
+            return held.owner
+        held = lookup(resource) if lookup is not None and resource != "*" else None
         found = self._policies(principal)
-        self._judge(ctx, found, action, resource, {}, secure)
+        self._judge(ctx, found, action, resource, {}, secure, held)
         for implied, implied_resource, keys in implied_actions(ctx.service, ctx.operation, params):
-            self._judge(ctx, found, implied, implied_resource, keys, secure)
+            self._judge(ctx, found, implied, implied_resource, keys, secure, None)
+        return held.owner if held is not None and held.owner != principal.account_id else None
+
+    def _judge_root(self, ctx: RequestContext, held: ResourcePolicy, action: str, resource: str,
+                    secure: bool) -> None:
+        """Another account's root: its identity side allows everything, the resource's policy decides."""
+        allow_all = ev.Policy("root", {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+        self._judge(ctx, (ev.PolicySet(identity=(allow_all,)), {}), action, resource, {}, secure, held)
 
     def _judge(self, ctx: RequestContext, found: tuple[ev.PolicySet, Mapping[str, str]] | None, action: str,
-               resource: str, keys: Mapping[str, list[str]], secure: bool) -> None:
+               resource: str, keys: Mapping[str, list[str]], secure: bool, held: ResourcePolicy | None) -> None:
         principal = ctx.principal
         if self._usage is not None:
             session = principal.session
@@ -71,9 +114,17 @@ class Authorizer:
             decision = ev.Decision(ev.IMPLICIT_DENY, missing=ev.NO_IDENTITY)
         else:
             policies, tags = found
-            context = self._context(ctx, tags, secure, _account_of(resource))
+            owner = held.owner if held is not None else None
+            context = self._context(ctx, tags, secure, owner or _account_of(resource))
             context.update(keys)
-            decision = ev.evaluate(ev.Request(action, resource, _caller(principal), context), policies)
+            if held is not None and held.document:
+                try:
+                    policies = replace(policies, resource=ev.Policy.parse("resource", held.document,
+                                                                          "Resource Policy"))
+                except ValueError:  # stored unparsable: it grants and denies nothing
+                    pass
+            decision = ev.evaluate(ev.Request(action, resource, _caller(principal), context, resource_account=owner),
+                                   policies)
         if decision.allowed:
             return
         error = access_denied(ctx.service, principal.caller_arn, action, resource, decision)

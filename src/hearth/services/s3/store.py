@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hearth.aws.authz.authorizer import ResourcePolicy
 from hearth.store.component import ComponentDb
 from hearth.store.engine import Connection, Row
 
@@ -166,6 +167,13 @@ class S3Store:
     def bucket(self, name: str) -> Bucket | None:
         rows = self._reader.query("SELECT * FROM s3_buckets WHERE name = ?", (name,))
         return _bucket(rows[0]) if rows else None
+
+    def resource_policy(self, arn: str) -> ResourcePolicy | None:
+        """The owner and bucket policy of the bucket an `arn:aws:s3:::bucket[/key]` ARN names, for the
+        gateway's authorizer."""
+        name = arn.removeprefix("arn:aws:s3:::").split("/", 1)[0]
+        bucket = self.bucket(name) if arn.startswith("arn:aws:s3:::") else None
+        return None if bucket is None else ResourcePolicy(bucket.account_id, bucket.config.get("policy") or None)
 
     def create_bucket(self, name: str, account_id: str, region: str, now: float) -> Bucket | None:
         """None when created; the existing bucket when the name is taken."""

@@ -2,8 +2,8 @@
 
 It owns the API surface: ARN checks, request validation with SNS's messages (`Invalid parameter: ...`),
 message attribute rules, batch rules, pagination and output shapes. Topics, subscriptions and
-delivery live in `TopicService`. A caller only sees topics of its own account; another account's
-topic is answered as NotFound.
+delivery live in `TopicService`. A caller only sees topics of its own account, and another account's
+whose policy let it in (judged by the gateway's authorizer); any other topic is answered as NotFound.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from hearth.services.sns.topics import (
     Topic,
     TopicService,
     invalid,
+    topic_not_found,
 )
 
 PAGE_SIZE = 100
@@ -85,7 +86,10 @@ class SnsProvider:
         parts = arn.split(":")
         if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sns":
             raise invalid(param)
-        return self.topics.topic(ctx.account_id, arn)
+        topic = self.topics.find_topic(arn)
+        if topic is None or not ctx.may_use(topic.account):  # another account's only when its policy lets in
+            raise topic_not_found()
+        return topic
 
     # -- topics -----------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hearth.aws.authz.authorizer import ResourcePolicy
 from hearth.aws.errors import AwsError
 from hearth.events.delivery import DeliveryError, DeliveryRouter, Message
 from hearth.services.sns import filter_policy
@@ -223,6 +224,12 @@ class TopicService:
     def find_topic(self, arn: str) -> Topic | None:
         rows = self.db.query("SELECT * FROM sns_topics WHERE arn = ?", (arn,))
         return _topic(rows[0]) if rows else None
+
+    def resource_policy(self, arn: str) -> ResourcePolicy | None:
+        """The topic's owner and the `Policy` it was given (AWS's default one grants only its owner), for
+        the gateway's authorizer."""
+        topic = self.find_topic(arn)
+        return None if topic is None else ResourcePolicy(topic.account, topic.attributes.get("Policy") or None)
 
     def topic(self, account: str, arn: str) -> Topic:
         topic = self.find_topic(arn)

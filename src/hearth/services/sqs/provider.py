@@ -2,8 +2,9 @@
 
 It owns the API surface: resolving queue URLs to queues of the caller's account, request-level checks
 (batch sizes and ids, receive parameters), and the output shapes. Queue and message rules live in
-`QueueService`. It never lets a caller reach another account's queue: a URL naming another account is
-answered as "does not exist" (Hearth has no queue policies yet).
+`QueueService`. It lets a caller reach another account's queue only when the queue's policy let it in
+(judged by the gateway's authorizer, which sets `ctx.granted_owner`); any other account's queue is
+answered as "does not exist".
 
 Queue URLs are `{endpoint}/{account}/{name}`. Like AWS, any host is accepted as long as the path is
 `/{account}/{name}` (AWS's own `https://sqs.{region}.amazonaws.com/...` URLs work too; their region
@@ -58,7 +59,7 @@ class SqsProvider:
         host = _AWS_HOST.match(parts.hostname or "")
         if host:
             region = host.group(1) or host.group(2)
-        if account != ctx.account_id:
+        if not ctx.may_use(account):  # another account's queue only when its policy let the caller in
             raise errors.queue_does_not_exist()
         return self.queues.get(account, region, name)
 
@@ -71,9 +72,9 @@ class SqsProvider:
 
     def get_queue_url(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         owner = params.get("QueueOwnerAWSAccountId") or ctx.account_id
-        if owner != ctx.account_id:
+        if not ctx.may_use(owner):
             raise errors.queue_does_not_exist()
-        return {"QueueUrl": self.url(self.queues.get(ctx.account_id, ctx.region, params["QueueName"]))}
+        return {"QueueUrl": self.url(self.queues.get(owner, ctx.region, params["QueueName"]))}
 
     def list_queues(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         queues = self.queues.list_queues(ctx.account_id, ctx.region, params.get("QueueNamePrefix") or "")

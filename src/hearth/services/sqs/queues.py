@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hearth.aws.authz.authorizer import ResourcePolicy
 from hearth.aws.errors import AwsError
 from hearth.services.sqs import errors
 from hearth.services.sqs.messages import (
@@ -290,6 +291,11 @@ class QueueService:
     def by_arn(self, arn: str) -> Queue | None:
         rows = self.db.query("SELECT * FROM sqs_queues WHERE arn = ?", (arn,))
         return _queue(rows[0]) if rows else None
+
+    def resource_policy(self, arn: str) -> ResourcePolicy | None:
+        """The queue's owner and its `Policy` attribute, for the gateway's authorizer."""
+        queue = self.by_arn(arn)
+        return None if queue is None else ResourcePolicy(queue.account, queue.attributes.get("Policy") or None)
 
     def require_arn(self, arn: str, account: str | None = None) -> Queue:
         queue = self.by_arn(arn)
