@@ -382,3 +382,50 @@ def test_template_urls_on_hearths_s3_and_nested_stacks(server: HearthServer, cfn
     cfn.get_waiter("stack_delete_complete").wait(StackName=name, WaiterConfig={"Delay": 1})
     with pytest.raises(ClientError):
         server.client("sqs").get_queue_url(QueueName=url.rsplit("/", 1)[-1])
+
+
+def test_stacks_act_with_the_callers_permissions_or_their_service_role(server: HearthServer, cfn: Any) -> None:
+    # CloudFormation makes resources with the permissions of who asked, or of the stack's service role
+    # (RoleARN, which must trust cloudformation.amazonaws.com): a user allowed only CloudFormation cannot
+    # make an IAM role through a template.
+    iam = server.client("iam")
+    user = f"cfn-user-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="cfn-only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "cloudformation:*", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    user_cfn = server.client("cloudformation", key=key["AccessKeyId"], secret=key["SecretAccessKey"])
+    body = json.dumps({"Resources": {"Admin": {"Type": "AWS::IAM::Role", "Properties": {
+        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"}]},
+        "ManagedPolicyArns": ["arn:aws:iam::aws:policy/AdministratorAccess"]}}}})
+    escalation = _stack_name()
+    user_cfn.create_stack(StackName=escalation, TemplateBody=body, Capabilities=["CAPABILITY_IAM"])
+    assert _wait(cfn, escalation)["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert any("Admin CREATE_FAILED" in r and "iam:CreateRole" in r and "is not authorized" in r
+               for r in _reasons(cfn, escalation)), _reasons(cfn, escalation)
+
+    def service_role(service: str) -> str:
+        name = f"cfn-svc-{uuid.uuid4().hex[:6]}"
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+        iam.attach_role_policy(RoleName=name, PolicyArn="arn:aws:iam::aws:policy/IAMFullAccess")
+        return str(arn)
+
+    untrusting = service_role("lambda.amazonaws.com")
+    with pytest.raises(ClientError) as exc:
+        user_cfn.create_stack(StackName=_stack_name(), TemplateBody=body, Capabilities=["CAPABILITY_IAM"],
+                              RoleARN=untrusting)
+    assert exc.value.response["Error"]["Code"] == "ValidationError"
+    assert exc.value.response["Error"]["Message"] == f"Role {untrusting} is invalid or cannot be assumed"
+    role_arn = service_role("cloudformation.amazonaws.com")
+    granted = _stack_name()
+    granted_id = user_cfn.create_stack(StackName=granted, TemplateBody=body, Capabilities=["CAPABILITY_IAM"],
+                                       RoleARN=role_arn)["StackId"]
+    stack = _wait(cfn, granted)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, granted)
+    assert stack["RoleARN"] == role_arn
+    user_cfn.delete_stack(StackName=granted)  # deleted with the stack's role too
+    assert _wait(cfn, granted_id)["StackStatus"] == "DELETE_COMPLETE"
+    cfn.delete_stack(StackName=escalation)

@@ -81,10 +81,12 @@ class AwsGateway:
         self._signing = None
 
     async def call(self, service: str, operation: str, params: dict[str, Any], *, account_id: str,
-                   region: str, caller: str) -> dict[str, Any]:
+                   region: str, caller: str, principal: Principal | None = None) -> dict[str, Any]:
         """One operation called in-process, as an API caller of `account_id` would make it (no HTTP, no
         signature): the same model validation and provider method, the provider's `AwsError` raised as is.
-        `caller` names who calls (it becomes the principal's key id, e.g. `cloudformation`)."""
+        `caller` names who calls (it becomes the root principal's key id, e.g. `cloudformation`); with
+        `principal`, the call is made as that principal and judged by the authorizer like a request it
+        signed (CloudFormation acting as the stack's role or its operator)."""
         api = service_api(service)
         op = api.operation(operation) if api is not None else None
         if api is None or op is None:
@@ -95,7 +97,9 @@ class AwsGateway:
         if handler is None:
             raise AwsError("UnknownOperationException", f"The operation {operation} is not supported by Hearth.", 501)
         ctx = RequestContext(service=service, operation=operation, region=region,
-                             principal=Principal(caller, account_id), request_id=str(uuid.uuid4()))
+                             principal=principal or Principal(caller, account_id), request_id=str(uuid.uuid4()))
+        if principal is not None and self._authorizer is not None:
+            ctx.granted_owner = self._authorizer.authorize(ctx, params, secure=True)  # in-process: never on the wire
         result = handler(ctx, params)
         if inspect.isawaitable(result):
             result = await result

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from hearth.aws.context import Principal
 from hearth.aws.errors import AwsError
 from hearth.services.cloudformation import intrinsics
 from hearth.services.cloudformation.intrinsics import NO_VALUE, NotReady, Scope
@@ -57,10 +58,11 @@ class StackEngine:
                  custom: Handler | None = None, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self._custom = custom  # Lambda-backed custom resources (the cfn-response protocol)
-        self._call = call
+        self.call = call  # Hearth's APIs, in-process (the gateway's `call`)
         self.lookup = lookup
         self._clock = clock
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._operators: dict[str, Principal | None] = {}  # stack id -> who its running operation acts as
 
     def recover(self) -> None:
         """Operations cut short by a stop are not resumed: their stacks are marked failed."""
@@ -84,7 +86,11 @@ class StackEngine:
         task = self._tasks.get(stack_id)
         return task is not None and not task.done()
 
-    def start(self, stack: StackRecord, work: Callable[[], Awaitable[None]]) -> None:
+    def start(self, stack: StackRecord, work: Callable[[], Awaitable[None]], operator: Principal | None = None,
+              ) -> None:
+        """Run `work` as the stack's operation; its resources are made as `operator` (`operator.py`)."""
+        self._operators[stack.stack_id] = operator
+
         async def run() -> None:
             try:
                 await work()
@@ -94,6 +100,7 @@ class StackEngine:
                 log.exception("stack operation of %s failed", stack.name)
             finally:
                 self._tasks.pop(stack.stack_id, None)
+                self._operators.pop(stack.stack_id, None)
 
         self._tasks[stack.stack_id] = asyncio.get_running_loop().create_task(run())
 
@@ -138,7 +145,7 @@ class StackEngine:
     # -- one operation ----------------------------------------------------------------------------------
 
     def _client(self, stack: StackRecord) -> ServiceClient:
-        return ServiceClient(self._call, stack.account, stack.region)
+        return ServiceClient(self.call, stack.account, stack.region, self._operators.get(stack.stack_id))
 
     def _scope(self, stack: StackRecord, prepared: Prepared, resources: dict[str, dict[str, Any]]) -> Scope:
         processed = prepared.template

@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from hearth.aws.context import RequestContext
+from hearth.aws.context import Principal, RequestContext
 from hearth.aws.errors import AwsError
 from hearth.services.cloudformation import intrinsics, template
 from hearth.services.cloudformation.engine import NO_UPDATES, StackEngine
 from hearth.services.cloudformation.intrinsics import NotReady
+from hearth.services.cloudformation.operator import operator_for
 from hearth.services.cloudformation.prepare import Prepared, plain_refs, prepare
 from hearth.services.cloudformation.resources import REGISTRY
 from hearth.services.cloudformation.stacks import StackRecord, StackStore
@@ -122,7 +123,8 @@ class CloudFormationProvider:
         if params.get("Tags") is not None:
             stack.doc["Tags"] = params["Tags"]
 
-    def _run_deploy(self, stack: StackRecord, prepared: Prepared, *, creating: bool) -> None:
+    def _run_deploy(self, stack: StackRecord, prepared: Prepared, operator: Principal | None, *,
+                    creating: bool) -> None:
         rollback = not stack.doc.get("DisableRollback")
         on_failure = stack.doc.get("OnFailure")
 
@@ -131,7 +133,7 @@ class CloudFormationProvider:
             if creating and on_failure == "DELETE" and stack.status == "ROLLBACK_COMPLETE":
                 await self.engine.delete(stack)
 
-        self.engine.start(stack, work)
+        self.engine.start(stack, work, operator)
 
     def _ensure_idle(self, stack: StackRecord) -> None:
         if self.engine.busy(stack.stack_id) or (stack.status.endswith("_IN_PROGRESS") and \
@@ -153,8 +155,9 @@ class CloudFormationProvider:
         self._remember(stack, prepared, params)
         stack.doc["TemplateBody"] = body
         stack.doc["Parameters"] = prepared.parameter_records
+        operator = await operator_for(self.engine.call, ctx, stack.doc.get("RoleARN"))
         self.store.save_stack(stack)
-        self._run_deploy(stack, prepared, creating=True)
+        self._run_deploy(stack, prepared, operator, creating=True)
         return {"StackId": stack.stack_id}
 
     async def update_stack(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -168,9 +171,12 @@ class CloudFormationProvider:
         self._check_capabilities(prepared, params.get("Capabilities") or [])
         if not self._changes(stack, prepared) and self._same_settings(stack, prepared, params):
             raise _validation(NO_UPDATES)
+        operator = await operator_for(self.engine.call, ctx, params.get("RoleARN") or stack.doc.get("RoleARN"))
+        if params.get("RoleARN"):
+            stack.doc["RoleARN"] = params["RoleARN"]  # AWS keeps the role for the stack's later operations
         self._remember(stack, prepared, params)
         self.store.save_stack(stack)
-        self._run_deploy(stack, prepared, creating=False)
+        self._run_deploy(stack, prepared, operator, creating=False)
         return {"StackId": stack.stack_id}
 
     def _same_settings(self, stack: StackRecord, prepared: Prepared, params: dict[str, Any]) -> bool:
@@ -191,9 +197,10 @@ class CloudFormationProvider:
                 return {}
             await self.engine.wait(stack.stack_id)
         retain = frozenset(params.get("RetainResources") or [])
+        operator = await operator_for(self.engine.call, ctx, params.get("RoleARN") or stack.doc.get("RoleARN"))
         if stack.status == "REVIEW_IN_PROGRESS" and not self.store.resources(stack.stack_id):
             self.store.drop_change_sets(stack.stack_id)
-        self.engine.start(stack, lambda: self.engine.delete(stack, retain))
+        self.engine.start(stack, lambda: self.engine.delete(stack, retain), operator)
         return {}
 
     def describe_stacks(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -463,7 +470,7 @@ class CloudFormationProvider:
             "ExecutionStatus": "UNAVAILABLE", "Status": "CREATE_PENDING", "ChangeSetType": kind,
             "Capabilities": params.get("Capabilities") or [], "Tags": params.get("Tags"),
             "NotificationARNs": params.get("NotificationARNs") or [], "TemplateBody": body,
-            "RequestParameters": params.get("Parameters") or [], "Changes": []}
+            "RequestParameters": params.get("Parameters") or [], "Changes": [], "RoleARN": params.get("RoleARN")}
         try:
             prepared = self._prepare(ctx, body, params, stack.name, stack.stack_id,
                                      stack if kind == "UPDATE" else None)
@@ -538,6 +545,9 @@ class CloudFormationProvider:
         creating = doc["ChangeSetType"] == "CREATE"
         prepared = self._prepare(ctx, doc["TemplateBody"], request, stack.name, stack.stack_id,
                                  None if creating else stack)
+        role_arn = doc.get("RoleARN") or stack.doc.get("RoleARN")
+        operator = await operator_for(self.engine.call, ctx, role_arn)
+        stack.doc["RoleARN"] = role_arn
         if params.get("DisableRollback") is not None:
             stack.doc["DisableRollback"] = bool(params["DisableRollback"])
         self._remember(stack, prepared, request)
@@ -547,7 +557,7 @@ class CloudFormationProvider:
         for other in self.store.change_sets(stack.stack_id):  # executing one makes the others obsolete
             self.store.drop_change_set(other["ChangeSetId"])
         doc.update(ExecutionStatus="EXECUTE_IN_PROGRESS")
-        self._run_deploy(stack, prepared, creating=creating)
+        self._run_deploy(stack, prepared, operator, creating=creating)
         return {}
 
     def delete_change_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

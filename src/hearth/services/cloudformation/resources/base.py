@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 
+from hearth.aws.context import Principal
 from hearth.aws.errors import AwsError
 from hearth.aws.models import service_api
 
@@ -35,6 +36,7 @@ class ServiceClient:
     call_fn: Callable[..., Awaitable[dict[str, Any]]]
     account: str
     region: str
+    principal: Principal | None = None  # who the stack operation acts as (None: the account's root)
 
     async def __call__(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         api = service_api(service)
@@ -43,7 +45,7 @@ class ServiceClient:
         if op is not None and op.input_shape is not None:
             params = coerce(op.input_shape, params)
         return await self.call_fn(service, operation, params, account_id=self.account, region=self.region,
-                                  caller="cloudformation")
+                                  caller="cloudformation", principal=self.principal)
 
 
 def _drop_none(value: dict[str, Any]) -> dict[str, Any]:
