@@ -137,7 +137,8 @@ class EnvironmentPool:
         self._provisioned_idle: dict[PoolKey, list[Environment]] = {}
         self._provisioned_ids: set[str] = set()
         self.snapshots = SnapshotTemplates(backend if isinstance(backend, Snapshots) else None, self._new_env,
-                                           write_logs=init_logs, latest=config.snapstart_latest)
+                                           write_logs=init_logs, latest=config.snapstart_latest,
+                                           max_age_s=config.max_env_age_s)
         self.restored_starts = 0  # cold starts restored from a snapshot
 
     @property

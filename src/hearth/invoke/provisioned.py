@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,8 +148,13 @@ class ProvisionedManager:
         reconcile_interval_s: float = 1.0,
         max_parallel: int = 2,
         registry: metrics.Registry | None = None,
+        max_env_age_s: float | None = None,
     ) -> None:
         self._pool = pool
+        # Environments older than this are replaced (a new one first, then the old one goes), so that a
+        # provisioned environment's role session is renewed before it ends, as the pool does for
+        # on-demand ones; AWS recycles provisioned environments periodically too.
+        self._max_age = max_env_age_s
         self._resolve = resolve
         self._limiter = limiter
         self._store = store
@@ -330,11 +336,20 @@ class ProvisionedManager:
         allocation.envs = [env for env in allocation.envs if env.alive]
         if allocation.ready_once is False and len(allocation.envs) >= config.requested:
             allocation.ready_once = True
+        aged = [env for env in allocation.envs if self._aged(env)]
+        if aged and len(allocation.envs) > config.requested:
+            # Its replacement is up: the oldest goes now (when released, if it is serving).
+            oldest = min(aged, key=lambda env: env.created_at)
+            allocation.envs.remove(oldest)
+            aged.remove(oldest)
+            self._pool.discard_provisioned(oldest)
         surplus = len(allocation.envs) - config.requested
         while surplus > 0:
             self._pool.discard_provisioned(allocation.envs.pop())
             surplus -= 1
         missing = config.requested - len(allocation.envs) - allocation.starting
+        if missing <= 0 and aged and allocation.starting == 0:
+            missing = 1  # renew one at a time: never fewer ready environments than requested
         if allocation.failed is not None or self._closing:
             return
         for _ in range(max(0, missing)):
@@ -342,6 +357,9 @@ class ProvisionedManager:
             task = asyncio.create_task(self._start_one(allocation, fv, key))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _aged(self, env: Environment) -> bool:
+        return self._max_age is not None and time.monotonic() - env.created_at > self._max_age
 
     async def _start_one(self, allocation: _Allocation, fv: FunctionVersion, key: PoolKey) -> None:
         try:

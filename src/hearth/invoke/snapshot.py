@@ -82,11 +82,14 @@ def supported_runtime(runtime: str) -> bool:
 
 class SnapshotTemplates:
     def __init__(self, backend: Snapshots | None, make_env: EnvFactory, *, write_logs: LogWriter | None = None,
-                 latest: bool = False) -> None:
+                 latest: bool = False, max_age_s: float | None = None) -> None:
         self._backend = backend  # None: the isolation backend cannot snapshot; nothing is restored
         self._make_env = make_env
         self.latest = latest  # also restore $LATEST environments (HEARTH_SNAPSTART_LATEST)
         self._write_logs = write_logs  # where template INIT logs go
+        # A template older than this serves no new clone: clones inherit its environment, role session
+        # included, so a new snapshot (with a new session) is taken before that session could end.
+        self._max_age_s = max_age_s
         self._templates: dict[TemplateKey, Template] = {}
         self._by_clone: dict[str, Template] = {}
         self._retired: set[Template] = set()
@@ -115,6 +118,9 @@ class SnapshotTemplates:
             if env is None or not env.alive:
                 self._templates.pop(key, None)
                 self._end(current)
+                current = None
+            elif self._max_age_s is not None and time.monotonic() - env.created_at > self._max_age_s:
+                self.discard(current)  # its clones keep running; it ends with the last of them
                 current = None
         if current is None:
             current = Template(key, asyncio.ensure_future(self._create(fv)))

@@ -35,6 +35,7 @@ def make_pool(max_inits: int, policy: KeepAlivePolicy | None = None) -> tuple[En
         env.alive = True
         env.env_id = f"e{len(created)}"
         env.last_used = 0.0
+        env.created_at = time.monotonic()
         env.shutdown = mock.AsyncMock()
         created.append(env)
         pool._keys[env.env_id] = (f.function_arn, f.version, f.revision_id)

@@ -70,14 +70,15 @@ async def test_busy_provisioned_env_is_shut_down_when_released_after_discard() -
 
 
 def manager_for(pool: Any, versions: dict[str, FunctionVersion], aliases: dict[str, str],
-                limiter: ConcurrencyLimiter | None = None, store: ProvisionedStore | None = None) -> ProvisionedManager:
+                limiter: ConcurrencyLimiter | None = None, store: ProvisionedStore | None = None,
+                max_env_age_s: float | None = None) -> ProvisionedManager:
     def resolve(account: str, region: str, name: str, qualifier: str) -> FunctionVersion:
         version = aliases.get(qualifier, qualifier)
         if version not in versions:
             raise NotFound("gone")
         return versions[version]
 
-    return ProvisionedManager(pool, resolve, limiter, store, registry=Registry())
+    return ProvisionedManager(pool, resolve, limiter, store, registry=Registry(), max_env_age_s=max_env_age_s)
 
 
 async def settle() -> None:
@@ -110,6 +111,36 @@ async def test_manager_reaches_ready_and_follows_alias() -> None:
     await settle()
     assert all(env.shutdown.await_count for env in created)
     assert limiter.provisioned(v1.function_arn) == 0
+
+
+async def test_aged_environments_are_replaced_one_at_a_time_before_they_go() -> None:
+    # A provisioned environment's role session must be renewed before it ends: past the age limit a new
+    # environment is started first, and only then does the old one go, so READY never drops below the request.
+    pool, created = make_pool(8)
+    pool.gate.set()  # type: ignore[attr-defined]
+    manager = manager_for(pool, {"1": fv()}, {}, max_env_age_s=3600.0)
+    key = ("000000000000", "us-east-1", "f", "1")
+    manager.put(*key, 2)
+    manager.reconcile()
+    await settle()
+    assert len(created) == 2
+    manager.reconcile()
+    await settle()
+    assert len(created) == 2  # young: nothing to renew
+    created[0].created_at -= 7200.0
+    manager.reconcile()  # starts the replacement; the aged one still serves
+    await settle()
+    assert len(created) == 3 and not created[0].shutdown.await_count
+    status = manager.status(key)
+    assert status is not None and status.allocated >= 2
+    manager.reconcile()  # the replacement is up: the aged one goes
+    await settle()
+    assert created[0].shutdown.await_count == 1 and not created[1].shutdown.await_count
+    status = manager.status(key)
+    assert status is not None and status.status == "READY" and status.allocated == 2
+    manager.reconcile()
+    await settle()
+    assert len(created) == 3  # nothing aged any more
 
 
 async def test_manager_marks_init_failure() -> None:

@@ -1,0 +1,54 @@
+"""Snapshot templates: one per version, re-made when it died or grew older than its age limit (its clones
+inherit its role session, which must be renewed before it ends)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from unittest import mock
+
+from tests.unit.invoke.test_provisioned import fv
+
+from hearth.invoke.snapshot import SnapshotTemplates
+
+
+def _templates(max_age_s: float | None) -> tuple[SnapshotTemplates, list[Any]]:
+    made: list[Any] = []
+
+    def make_env(*args: Any) -> Any:
+        env = mock.MagicMock()
+        env.start, env.kill = mock.AsyncMock(), mock.AsyncMock()
+        env.alive, env.sandbox, env.created_at = True, None, time.monotonic()
+        env.take_init_log.return_value = []
+        made.append(env)
+        return env
+
+    return SnapshotTemplates(mock.MagicMock(), make_env, max_age_s=max_age_s), made
+
+
+async def test_a_template_is_reused_until_it_ages_then_replaced() -> None:
+    templates, made = _templates(max_age_s=100.0)
+    f = fv()
+    key = (f.function_arn, f.version, f.revision_id)
+    first = await templates.template(f, key)
+    assert await templates.template(f, key) is first and len(made) == 1
+    templates.clone_started(first, "clone-1")
+    made[0].created_at -= 200.0
+    second = await templates.template(f, key)
+    assert second is not first and len(made) == 2
+    await asyncio.sleep(0)
+    made[0].kill.assert_not_awaited()  # its clone still runs from it
+    templates.clone_gone("clone-1")
+    await asyncio.sleep(0)
+    made[0].kill.assert_awaited_once()
+    assert await templates.template(f, key) is second
+
+
+async def test_without_an_age_limit_a_template_lives_on() -> None:
+    templates, made = _templates(max_age_s=None)
+    f = fv()
+    key = (f.function_arn, f.version, f.revision_id)
+    first = await templates.template(f, key)
+    made[0].created_at -= 1e6
+    assert await templates.template(f, key) is first
