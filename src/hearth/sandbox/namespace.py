@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from hearth.sandbox.cgroups import (
     favor_dynamic_modifications,
     instance_key,
 )
-from hearth.sandbox.process import status_kb, wait_pid
+from hearth.sandbox.process import peak_rss_kb, wait_pid
 from hearth.sandbox.types import SandboxSpec, SandboxStartError, SandboxStats
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ START_TIMEOUT_S = 10.0
 ZYGOTE_START_TIMEOUT_S = 30.0
 NOFILE_LIMIT = 1024
 SHM_MB = 64
+PIDS_REFRESH_S = 1.0  # how often Max Memory Used re-lists the runtime's processes (see _runtime_peak_rss)
 # CPU follows memory (memory / 1,769 MB cores), with no floor, so that the ratio between two memory
 # sizes is what AWS gives. Two things keep small functions usable: a sandbox starts with the whole
 # host's CPU for INIT (AWS boosts INIT too; the interpreter's start and imports are the bulk of a cold
@@ -266,6 +268,9 @@ class NamespaceSandbox:
     _final_stats: SandboxStats | None = None
     _killed: bool = False
     template_sock: socket.socket | None = None  # a SnapStart template's socket for clone requests
+    # The runtime's processes, for Max Memory Used, and when they were last listed (see _runtime_peak_rss).
+    _runtime_pids: list[int] = field(default_factory=list)
+    _pids_listed_at: float = -1e18
 
     def __post_init__(self) -> None:
         self._status = asyncio.ensure_future(self._watch())
@@ -305,7 +310,15 @@ class NamespaceSandbox:
         return max(self._cgroup.memory_peak(), self._runtime_peak_rss())
 
     def _runtime_peak_rss(self) -> int:
-        return sum(status_kb(pid, "VmHWM:") * 1024 for pid in self._cgroup.pids() if pid != self.pid)
+        # Listing the sandbox's processes costs a read per cgroup directory after every invocation, and
+        # they rarely change between invocations: the list is refreshed at most every PIDS_REFRESH_S. A
+        # process started since counts from the next refresh; its own pages are in the cgroup's peak
+        # meanwhile (only pages shared with the zygote are not).
+        now = time.monotonic()
+        if now - self._pids_listed_at > PIDS_REFRESH_S:
+            self._runtime_pids = [pid for pid in self._cgroup.pids() if pid != self.pid]
+            self._pids_listed_at = now
+        return sum(peak_rss_kb(pid) for pid in self._runtime_pids) * 1024
 
     def raise_memory_limit(self, memory_bytes: int) -> None:
         """A SnapStart template's headroom: each clone's page tables are charged to it (see snapshot.py)."""

@@ -83,6 +83,26 @@ def status_kb(pid: int, field: str) -> int:
     return 0
 
 
+def peak_rss_kb(pid: int) -> int:
+    """`pid`'s peak resident size (VmHWM) in kB, 0 when it is gone; raw reads, as it runs after every
+    invocation (a text file object and a line loop cost several times the system calls)."""
+    try:
+        fd = os.open(f"/proc/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        data = os.read(fd, 8192)
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
+    start = data.find(b"\nVmHWM:")
+    if start < 0:
+        return 0
+    fields = data[start + 7:data.find(b"\n", start + 7)].split()
+    return int(fields[0]) if fields and fields[0].isdigit() else 0
+
+
 def tree_rss_bytes(pid: int) -> int:
     """Resident memory of `pid` and all its descendants (best effort, racy by nature)."""
     total, todo, seen = 0, [pid], set()

@@ -14,7 +14,7 @@ import pytest
 from tests.unit.sandbox.sandbox_support import py, read_all, run, sh
 
 from hearth.sandbox.backends import PROCESS_WARNING, choose_backend
-from hearth.sandbox.process import ProcessBackend
+from hearth.sandbox.process import ProcessBackend, peak_rss_kb
 
 
 async def test_exit_status_output_and_workdir(proc_backend: ProcessBackend, code_dir: Path) -> None:
@@ -180,3 +180,15 @@ async def test_read_all_sees_eof(proc_backend: ProcessBackend, code_dir: Path) -
     finally:
         sandbox.kill()
         os.close(sandbox.output_fd)
+
+
+def test_peak_rss_is_read_from_proc_and_zero_for_a_gone_process() -> None:
+    with open(f"/proc/{os.getpid()}/status") as f:
+        line = next(x for x in f if x.startswith("VmHWM:"))
+    expected = int(line.split()[1])
+    assert abs(peak_rss_kb(os.getpid()) - expected) <= 1024  # a high-water mark only grows, by little here
+    proc = os.fork()
+    if proc == 0:
+        os._exit(0)
+    os.waitpid(proc, 0)
+    assert peak_rss_kb(proc) == 0
