@@ -233,3 +233,66 @@ def test_functions_reach_hearth_over_https(server: HearthServer) -> None:
     resp, body = invoke_json(lam, "tls-fn")
     assert "FunctionError" not in resp, body
     assert body["endpoint"].startswith("https://") and body["ca"].endswith("/ca.pem")
+
+
+def test_federation_tokens_are_limited_to_their_session_policy(server: HearthServer) -> None:
+    root_token = server.client("sts").get_federation_token(Name="fed-root", DurationSeconds=3600)
+    assert root_token["FederatedUser"] == {"FederatedUserId": f"{ACCOUNT}:fed-root",
+                                           "Arn": f"arn:aws:sts::{ACCOUNT}:federated-user/fed-root"}
+    assert root_token["PackedPolicySize"] == 0
+    iam = server.client("iam")
+    user = f"fed-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["sqs:*", "sts:GetFederationToken"], "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    user_sts = _client(server, "sts", key)
+    only_list = json.dumps({"Version": "2012-10-17",
+                            "Statement": [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}]})
+    # 129,600 s is 144 s on this module's accelerated clock.
+    token = user_sts.get_federation_token(Name="fed-user", Policy=only_list, DurationSeconds=129600)
+    creds = token["Credentials"]
+    ident = _client(server, "sts", creds).get_caller_identity()
+    assert ident["Arn"] == f"arn:aws:sts::{ACCOUNT}:federated-user/fed-user"
+    assert ident["UserId"] == f"{ACCOUNT}:fed-user"
+    sqs = _client(server, "sqs", creds)
+    sqs.list_queues()
+    with pytest.raises(ClientError) as exc:
+        sqs.create_queue(QueueName="fed-not-allowed")
+    assert "because no session policy allows the sqs:CreateQueue action" in exc.value.response["Error"]["Message"]
+    bare = user_sts.get_federation_token(Name="fed-bare", DurationSeconds=129600)["Credentials"]
+    with pytest.raises(ClientError) as exc:  # no session policy: no permissions at all
+        _client(server, "sqs", bare).list_queues()
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+    with pytest.raises(ClientError) as exc:
+        _client(server, "sts", creds).get_federation_token(Name="fed-again")
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+    denied_user = f"fed-denied-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=denied_user)
+    with pytest.raises(ClientError) as exc:
+        _client(server, "sts", iam.create_access_key(UserName=denied_user)["AccessKey"]).get_federation_token(
+            Name="nope")
+    assert exc.value.response["Error"]["Message"] == (
+        f"User: arn:aws:iam::{ACCOUNT}:user/{denied_user} is not authorized to perform: sts:GetFederationToken on "
+        f"resource: arn:aws:sts::{ACCOUNT}:federated-user/nope because no identity-based policy allows the "
+        "sts:GetFederationToken action")
+
+
+def test_transitive_session_tags_pass_along_a_role_chain(server: HearthServer) -> None:
+    second = _role(server, _trust({"AWS": ACCOUNT}))
+    first = _role(server, _trust({"AWS": ACCOUNT}), {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": second}]},
+        MaxSessionDuration=43200)
+    creds = server.client("sts").assume_role(
+        RoleArn=first, RoleSessionName="s1", DurationSeconds=43200, Tags=[{"Key": "Team", "Value": "a"}],
+        TransitiveTagKeys=["Team"])["Credentials"]
+    chained = _client(server, "sts", creds)
+    for key in ("Team", "team"):
+        with pytest.raises(ClientError) as exc:
+            chained.assume_role(RoleArn=second, RoleSessionName="s2", Tags=[{"Key": key, "Value": "b"}])
+        assert exc.value.response["Error"] == {
+            "Type": "Sender", "Code": "InvalidParameterValue",
+            "Message": "One of the specified transitive tag keys can't be set because it conflicts with a transitive "
+                       "tag key from the calling session."}
+    assert chained.assume_role(RoleArn=second, RoleSessionName="s2",
+                               Tags=[{"Key": "Other", "Value": "c"}])["Credentials"]["SessionToken"]

@@ -17,6 +17,8 @@ class Session:
     tags: tuple[tuple[str, str], ...]
     issued: float
     expires: float
+    transitive: tuple[str, ...] = ()  # tag keys carried into sessions this one assumes (role chaining)
+    source_arn: str | None = None  # a federated user's session: the user (or root) who asked for it
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,8 @@ class Principal:
     """Who signed the request: an access key that belongs to one account, and whose it is.
 
     `kind` is "root" (the account's admin keys: never subject to policies), "user" (an IAM user's
-    long-term key, or its GetSessionToken session) or "assumed-role" (an AssumeRole session).
+    long-term key, or its GetSessionToken session), "assumed-role" (an AssumeRole session) or
+    "federated-user" (a GetFederationToken session).
     """
 
     access_key_id: str

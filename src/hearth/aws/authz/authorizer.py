@@ -141,7 +141,7 @@ class Authorizer:
         context: dict[str, list[str]] = {
             "aws:principalarn": [p.session.role_arn if p.session and p.session.role_arn else p.caller_arn],
             "aws:principalaccount": [p.account_id],
-            "aws:principaltype": ["AssumedRole" if p.kind == "assumed-role" else "User"],
+            "aws:principaltype": [_PRINCIPAL_TYPES.get(p.kind, "User")],
             "aws:userid": [p.user_id],
             "aws:requestedregion": [ctx.region],
             "aws:securetransport": ["true" if secure else "false"],
@@ -165,6 +165,10 @@ class Authorizer:
         for key, value in merged.items():
             context[f"aws:principaltag/{key.lower()}"] = [value]
         return context
+
+
+# aws:PrincipalType of each kind of signed caller (the root is never judged).
+_PRINCIPAL_TYPES = {"assumed-role": "AssumedRole", "federated-user": "FederatedUser"}
 
 
 def _caller(principal: Principal) -> ev.Caller:

@@ -142,6 +142,8 @@ def _iam(operation: str, params: Mapping[str, Any], region: str, account: str) -
 
 
 def _sts(operation: str, params: Mapping[str, Any], region: str, account: str) -> str | None:
+    if operation == "GetFederationToken" and isinstance(params.get("Name"), str):
+        return f"arn:aws:sts::{account}:federated-user/{params['Name']}"
     arn = params.get("RoleArn")
     return arn if isinstance(arn, str) else None
 

@@ -142,6 +142,16 @@ def policy_source(store: IamStore) -> Callable[[Principal], tuple[PolicySet, Map
             found = role(store, principal.account_id, role_name(session.role_arn))
         elif principal.kind == "user":
             found = policies_of_arn(store, principal.arn)
+        elif principal.kind == "federated-user" and session is not None and session.source_arn:
+            # Within what the user who asked for it may do (its root: anything), and only what its
+            # session policies grant: without any, nothing.
+            if not (session.policy or session.policy_arns):
+                return None
+            if session.source_arn.endswith(":root"):
+                return PolicySet(identity=[Policy("root", {"Statement": [
+                    {"Effect": "Allow", "Action": "*", "Resource": "*"}]})],
+                    session=session_policies(store, session)), dict(session.tags)
+            found = policies_of_arn(store, session.source_arn)
         else:
             return None
         if found is None:

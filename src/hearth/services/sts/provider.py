@@ -1,4 +1,5 @@
-"""The STS provider: GetCallerIdentity, AssumeRole, GetSessionToken; and role sessions for AWS services.
+"""The STS provider: GetCallerIdentity, AssumeRole, GetSessionToken, GetFederationToken; and role sessions
+for AWS services.
 
 It owns STS's rules: who may assume a role (the role's trust policy, evaluated by the one evaluator in
 `hearth.aws.authz`, together with the caller's own identity policies when the trust policy names
@@ -67,7 +68,8 @@ class StsProvider:
         role = self._iam.get(match.group(1), ROLE, match.group(2)) if match else None
         if role is None or role["Arn"] != role_arn:
             raise denied
-        tags = self._session_tags(params)
+        tags, transitive = self._chained_tags(caller, self._session_tags(params),
+                                              tuple(params.get("TransitiveTagKeys") or ()))
         context = {
             "aws:principalarn": [caller.caller_arn], "aws:principalaccount": [caller.account_id],
             "aws:principaltype": [{"root": "Account", "user": "User"}.get(caller.kind, "AssumedRole")],
@@ -93,7 +95,7 @@ class StsProvider:
                                "smaller policy.", 400)
         policy_arns = tuple(p["arn"] for p in params.get("PolicyArns") or [])
         issued, session_arn, assumed_id = self._issue(role, params["RoleSessionName"], duration, policy, policy_arns,
-                                                      tags)
+                                                      tags, transitive)
         out: dict[str, Any] = {"Credentials": _credentials(issued),
                                "AssumedRoleUser": {"AssumedRoleId": assumed_id, "Arn": session_arn}}
         if policy is not None or policy_arns or tags:
@@ -145,12 +147,28 @@ class StsProvider:
                                "requested tags.", 400)
         return tags
 
+    @staticmethod
+    def _chained_tags(caller: Principal, tags: tuple[tuple[str, str], ...], transitive: tuple[str, ...],
+                      ) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+        """Role chaining: the calling session's transitive tags pass into the new session and stay
+        transitive; the request may not set them again (keys compared without case)."""
+        session = caller.session
+        if session is None or not session.transitive:
+            return tags, transitive
+        carried = {k.lower() for k in session.transitive}
+        if any(k.lower() in carried for k, _ in tags):
+            raise AwsError("InvalidParameterValue", "One of the specified transitive tag keys can't be set because "
+                           "it conflicts with a transitive tag key from the calling session.", 400)
+        inherited = tuple((k, v) for k, v in session.tags if k.lower() in carried)
+        return inherited + tags, tuple(session.transitive) + transitive
+
     def _issue(self, role: dict[str, Any], name: str, duration: int, policy: str | None,
-               policy_arns: tuple[str, ...], tags: tuple[tuple[str, str], ...],
+               policy_arns: tuple[str, ...], tags: tuple[tuple[str, str], ...], transitive: tuple[str, ...] = (),
                ) -> tuple[IssuedCredentials, str, str]:
         account = role["Arn"].split(":")[4]
         now = self._clock()
-        session = Session(role["Arn"], role["RoleId"], name, policy, policy_arns, tags, now, now + duration)
+        session = Session(role["Arn"], role["RoleId"], name, policy, policy_arns, tags, now, now + duration,
+                          transitive)
         session_arn = f"arn:aws:sts::{account}:assumed-role/{role['RoleName']}/{name}"
         assumed_id = f"{role['RoleId']}:{name}"
         issued = self._sessions.issue(account, "assumed-role", session_arn, assumed_id, session)
@@ -171,6 +189,38 @@ class StsProvider:
         session = Session(None, None, "", None, (), (), now, now + duration)
         issued = self._sessions.issue(caller.account_id, caller.kind, caller.arn, caller.user_id, session)
         return {"Credentials": _credentials(issued)}
+
+    # -- GetFederationToken -----------------------------------------------------------------------
+
+    def get_federation_token(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        """A federated user's session: its permissions are the session policies passed here, within the
+        calling user's own (none passed: none at all, as AWS documents)."""
+        caller = ctx.principal
+        if caller.kind not in ("root", "user") or caller.session is not None:
+            raise access_denied("Cannot call GetFederationToken with session credentials")
+        limit = 3600 if caller.is_root else 129600
+        duration = params.get("DurationSeconds") or (3600 if caller.is_root else 43200)
+        if not 900 <= duration <= limit:
+            raise AwsError("ValidationError", f"1 validation error detected: Value '{duration}' at 'durationSeconds' "
+                           f"failed to satisfy constraint: Member must have value less than or equal to {limit}", 400)
+        name: str = params["Name"]
+        policy = params.get("Policy")
+        if policy is not None:
+            documents.validate_permissions(policy)
+            if len("".join(policy.split())) > MAX_SESSION_POLICY:
+                raise AwsError("PackedPolicyTooLarge", "Packed policy consumes 100% of allotted space, please use "
+                               "smaller policy.", 400)
+        policy_arns = tuple(p["arn"] for p in params.get("PolicyArns") or [])
+        tags = self._session_tags(params)
+        now = self._clock()
+        session = Session(None, None, name, policy, policy_arns, tags, now, now + duration,
+                          source_arn=caller.caller_arn)
+        arn = f"arn:aws:sts::{caller.account_id}:federated-user/{name}"
+        user_id = f"{caller.account_id}:{name}"
+        issued = self._sessions.issue(caller.account_id, "federated-user", arn, user_id, session)
+        return {"Credentials": _credentials(issued), "FederatedUser": {"FederatedUserId": user_id, "Arn": arn},
+                "PackedPolicySize": min(100, (len(policy or "") + 64 * (len(policy_arns) + len(tags))) * 100
+                                        // MAX_SESSION_POLICY)}
 
     # -- sessions for AWS services ----------------------------------------------------------------
 

@@ -85,7 +85,8 @@ class SessionStore:
         data = json.loads(row["principal"])
         raw = data["session"]
         session = Session(raw["role_arn"], raw["role_id"], raw["name"], raw["policy"], tuple(raw["policy_arns"]),
-                          tuple((k, v) for k, v in raw["tags"]), raw["issued"], raw["expires"])
+                          tuple((k, v) for k, v in raw["tags"]), raw["issued"], raw["expires"],
+                          tuple(raw.get("transitive", ())), raw.get("source_arn"))
         if session.role_arn is not None:
             role = self._iam.get(row["account"], ROLE, session.role_arn.rsplit("/", 1)[-1])
             if role is None or role["RoleId"] != session.role_id:
