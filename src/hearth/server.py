@@ -73,6 +73,7 @@ from hearth.services.dynamodb.streams_api import StreamsProvider
 from hearth.services.dynamodb.tables_api import TablesProvider
 from hearth.services.dynamodb.ttl import TtlSweeper
 from hearth.services.events.component import EventBridge, clock_for
+from hearth.services.iam.credentials import ServiceCredentialsProvider
 from hearth.services.iam.policies import IamPolicyProvider
 from hearth.services.iam.principals import key_source, policy_source
 from hearth.services.iam.provider import IamProvider
@@ -327,7 +328,8 @@ class Hearth:
             "dynamodb": [TablesProvider(self.tables), ItemsProvider(self.tables), ReadsProvider(self.tables),
                          PartiqlProvider(self.tables)],
             "dynamodbstreams": [StreamsProvider(self.tables)],
-            "iam": [IamProvider(self.iam_store), IamPolicyProvider(self.iam_store)],
+            "iam": [IamProvider(self.iam_store), IamPolicyProvider(self.iam_store),
+                    ServiceCredentialsProvider(self.iam_store)],
             "sts": [self.sts],
             "s3": [self.s3],
         }, authorizer=Authorizer(policy_source(self.iam_store), mode=s.iam_mode, usage=self.usage,

@@ -11,7 +11,15 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.integration.harness import ACCOUNT, LAMBDA_TRUST, OTHER_ACCOUNT, HearthServer, make_zip
+from tests.integration.harness import (
+    ACCESS_KEY,
+    ACCOUNT,
+    LAMBDA_TRUST,
+    OTHER_ACCOUNT,
+    SECRET_KEY,
+    HearthServer,
+    make_zip,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -380,3 +388,49 @@ def test_identities_survive_a_restart(fresh_server: HearthServer) -> None:
     fresh_server.start()
     assert _client(fresh_server, "sts", key).get_caller_identity()["Arn"].endswith(":user/durable")
     assert fresh_server.client("iam").get_role(RoleName="lambda-role")["Role"]["RoleName"] == "lambda-role"
+
+
+def test_service_specific_credentials_and_instance_profile_tags(server: HearthServer, iam: Any) -> None:
+    unchecked = boto3.client("iam", endpoint_url=server.endpoint, region_name="us-east-1",
+                             aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                             config=Config(parameter_validation=False, retries={"max_attempts": 1}))
+    user = _name("git")
+    iam.create_user(UserName=user)
+    with pytest.raises(ClientError) as exc:
+        iam.create_service_specific_credential(UserName=user, ServiceName="lambda.amazonaws.com")
+    assert _error(exc) == ("NoSuchEntity", "No such service lambda.amazonaws.com is supported for Service Specific "
+                                           "Credentials", 404)
+    created = iam.create_service_specific_credential(UserName=user, ServiceName="codecommit.amazonaws.com")
+    credential = created["ServiceSpecificCredential"]
+    assert credential["ServiceUserName"] == f"{user}-at-{ACCOUNT}" and credential["Status"] == "Active"
+    cid = credential["ServiceSpecificCredentialId"]
+    listed = iam.list_service_specific_credentials(UserName=user)["ServiceSpecificCredentials"]
+    assert [c["ServiceSpecificCredentialId"] for c in listed] == [cid] and "ServicePassword" not in listed[0]
+    assert iam.list_service_specific_credentials(UserName=user, ServiceName="cassandra.amazonaws.com")[
+        "ServiceSpecificCredentials"] == []
+    iam.update_service_specific_credential(UserName=user, ServiceSpecificCredentialId=cid, Status="Inactive")
+    reset = iam.reset_service_specific_credential(UserName=user, ServiceSpecificCredentialId=cid)
+    assert reset["ServiceSpecificCredential"]["Status"] == "Inactive"
+    assert reset["ServiceSpecificCredential"]["ServicePassword"] != credential["ServicePassword"]
+    with pytest.raises(ClientError) as exc:
+        iam.delete_user(UserName=user)
+    assert _error(exc) == ("DeleteConflict", "Cannot delete entity, must remove referenced objects first.", 409)
+    with pytest.raises(ClientError) as exc:
+        unchecked.delete_service_specific_credential(UserName=user, ServiceSpecificCredentialId="not-an-id-with-dashes")
+    assert _error(exc)[0] == "ValidationError"
+    with pytest.raises(ClientError) as exc:
+        unchecked.update_service_specific_credential(UserName=user, ServiceSpecificCredentialId=cid, Status="Bad")
+    assert _error(exc) == ("ValidationError", "1 validation error detected: Value at 'status' failed to satisfy "
+                                              "constraint: Member must satisfy enum value set", 400)
+    with pytest.raises(ClientError) as exc:
+        iam.delete_service_specific_credential(UserName=user, ServiceSpecificCredentialId="A" * 24)
+    assert _error(exc) == ("NoSuchEntity", f"No such credential {'A' * 24} exists", 404)
+    iam.delete_service_specific_credential(UserName=user, ServiceSpecificCredentialId=cid)
+    iam.delete_user(UserName=user)
+
+    profile = _name("ip")
+    iam.create_instance_profile(InstanceProfileName=profile, Tags=[{"Key": "team", "Value": "a"}])
+    iam.tag_instance_profile(InstanceProfileName=profile, Tags=[{"Key": "env", "Value": "dev"}])
+    tags = iam.list_instance_profile_tags(InstanceProfileName=profile)["Tags"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("env", "dev"), ("team", "a")]
+    iam.delete_instance_profile(InstanceProfileName=profile)

@@ -358,7 +358,9 @@ def _is_query_request(headers: dict[str, str], first_query: dict[str, str]) -> b
 # Lambda answers an unknown `Runtime` with InvalidParameterValueException ("Value … at 'runtime' failed
 # to satisfy constraint: … or be a valid ARN", listing the runtimes it accepts today), not with the
 # framework's ValidationException over botocore's longer enum (services/lambda_/validation.py).
-_JUDGED_BY_SERVICE: dict[str, frozenset[str]] = {"lambda": frozenset({"runtime"})}
+# IAM words a credential id's pattern failure without the value (services/iam/credentials.py).
+_JUDGED_BY_SERVICE: dict[str, frozenset[str]] = {"lambda": frozenset({"runtime"}),
+                                                 "iam": frozenset({"serviceSpecificCredentialId"})}
 
 
 def _framework_checks_enums(api: ServiceApi) -> bool:

@@ -86,6 +86,8 @@ class IamProvider(IamOperations):
                 raise delete_conflict("Cannot delete entity, must detach all policies first.")
             if user["groups"]:
                 raise delete_conflict("Cannot delete entity, must remove users from group first.")
+            if user.get("service_credentials"):
+                raise delete_conflict("Cannot delete entity, must remove referenced objects first.")
             IamStore.remove(conn, ctx.account_id, USER, name)
         return {}
 
@@ -409,3 +411,7 @@ class IamProvider(IamOperations):
 
     def untag_instance_profile(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         return self._untag(ctx, INSTANCE_PROFILE, params["InstanceProfileName"], params["TagKeys"])
+
+    def list_instance_profile_tags(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        profile = self._get(ctx.account_id, INSTANCE_PROFILE, params["InstanceProfileName"])
+        return paged(profile.get("Tags") or [], params, "Tags")
