@@ -429,3 +429,52 @@ def test_stacks_act_with_the_callers_permissions_or_their_service_role(server: H
     user_cfn.delete_stack(StackName=granted)  # deleted with the stack's role too
     assert _wait(cfn, granted_id)["StackStatus"] == "DELETE_COMPLETE"
     cfn.delete_stack(StackName=escalation)
+
+
+def test_iam_identity_resource_types(server: HearthServer, cfn: Any) -> None:
+    # Users with groups, policies and keys, group membership, instance profiles: created, updated and
+    # deleted with their stack.
+    name = _stack_name()
+    resources: dict[str, Any] = {
+        "Readers": {"Type": "AWS::IAM::Group", "Properties": {
+            "ManagedPolicyArns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"]}},
+        "Writers": {"Type": "AWS::IAM::Group", "Properties": {"Policies": [{"PolicyName": "sqs", "PolicyDocument": {
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}}]}},
+        "Dev": {"Type": "AWS::IAM::User", "Properties": {"Groups": [{"Ref": "Readers"}], "Path": "/team/",
+                                                         "Tags": [{"Key": "team", "Value": "a"}]}},
+        "Key": {"Type": "AWS::IAM::AccessKey", "Properties": {"UserName": {"Ref": "Dev"}}},
+        "Membership": {"Type": "AWS::IAM::UserToGroupAddition", "Properties": {
+            "GroupName": {"Ref": "Writers"}, "Users": [{"Ref": "Dev"}]}},
+        "Profile": {"Type": "AWS::IAM::InstanceProfile", "Properties": {"Roles": [ROLE.rsplit("/", 1)[1]]}},
+    }
+    outputs = {"KeyId": {"Value": {"Ref": "Key"}}, "Secret": {"Value": {"Fn::GetAtt": ["Key", "SecretAccessKey"]}},
+               "UserArn": {"Value": {"Fn::GetAtt": ["Dev", "Arn"]}},
+               "ProfileArn": {"Value": {"Fn::GetAtt": ["Profile", "Arn"]}}}
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=json.dumps({"Resources": resources, "Outputs": outputs}),
+                                Capabilities=["CAPABILITY_IAM"])["StackId"]
+    stack = _wait(cfn, name)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, name)
+    out = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    iam = server.client("iam")
+    user = out["UserArn"].rsplit("/", 1)[1]
+    assert out["UserArn"] == f"arn:aws:iam::{ACCOUNT}:user/team/{user}"
+    groups = {g["GroupName"] for g in iam.list_groups_for_user(UserName=user)["Groups"]}
+    assert len(groups) == 2
+    key_creds = {"aws_access_key_id": out["KeyId"], "aws_secret_access_key": out["Secret"]}
+    assert server.client("sts", key=key_creds["aws_access_key_id"], secret=key_creds["aws_secret_access_key"]) \
+        .get_caller_identity()["Arn"] == out["UserArn"]
+    profile = out["ProfileArn"].rsplit("/", 1)[1]
+    assert [r["RoleName"] for r in iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"]["Roles"]] \
+        == [ROLE.rsplit("/", 1)[1]]
+    # Update: the user leaves the readers group; the access key is deactivated.
+    resources["Dev"]["Properties"]["Groups"] = []
+    resources["Key"]["Properties"]["Status"] = "Inactive"
+    cfn.update_stack(StackName=name, TemplateBody=json.dumps({"Resources": resources, "Outputs": outputs}),
+                     Capabilities=["CAPABILITY_IAM"])
+    assert _wait(cfn, name)["StackStatus"] == "UPDATE_COMPLETE", _reasons(cfn, name)
+    assert len(iam.list_groups_for_user(UserName=user)["Groups"]) == 1
+    assert iam.list_access_keys(UserName=user)["AccessKeyMetadata"][0]["Status"] == "Inactive"
+    cfn.delete_stack(StackName=name)
+    assert _wait(cfn, stack_id)["StackStatus"] == "DELETE_COMPLETE", _reasons(cfn, stack_id)
+    with pytest.raises(ClientError):
+        iam.get_user(UserName=user)

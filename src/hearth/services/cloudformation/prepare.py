@@ -22,6 +22,9 @@ from hearth.services.cloudformation.template import Template, TemplateError
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
 LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
 IAM_TYPES = ("AWS::IAM::",)
+_IAM_NAME_PROPERTY = {"AWS::IAM::Role": "RoleName", "AWS::IAM::User": "UserName", "AWS::IAM::Group": "GroupName",
+                      "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+                      "AWS::IAM::InstanceProfile": "InstanceProfileName"}
 
 ParameterLookup = Callable[[str, str, str], str | None]  # (account, region, name) -> SSM value
 
@@ -140,8 +143,9 @@ def prepare(body: str, given: dict[str, str], previous: dict[str, str], *, accou
     _check_cycles({k: v & set(active) for k, v in dependencies.items() if k in active})
     needed = []
     if any(str(resources[k].get("Type", "")).startswith(IAM_TYPES) for k in active):
-        named = any(resources[k].get("Properties", {}).get(p) for k in active
-                    for p in ("RoleName", "UserName", "GroupName", "ManagedPolicyName", "InstanceProfileName"))
+        # Named: an IAM resource given its own name (an access key's UserName names whose key it is).
+        named = any((resources[k].get("Properties") or {}).get(
+            _IAM_NAME_PROPERTY.get(str(resources[k].get("Type")), "")) for k in active)
         needed.append("CAPABILITY_NAMED_IAM" if named else "CAPABILITY_IAM")
     if names:
         needed.append("CAPABILITY_AUTO_EXPAND")
