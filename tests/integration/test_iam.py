@@ -434,3 +434,22 @@ def test_service_specific_credentials_and_instance_profile_tags(server: HearthSe
     tags = iam.list_instance_profile_tags(InstanceProfileName=profile)["Tags"]
     assert sorted((t["Key"], t["Value"]) for t in tags) == [("env", "dev"), ("team", "a")]
     iam.delete_instance_profile(InstanceProfileName=profile)
+
+
+def test_simulating_a_group_and_get_user_as_a_role(server: HearthServer, iam: Any) -> None:
+    group = _name("sim-g")
+    arn = iam.create_group(GroupName=group)["Group"]["Arn"]
+    iam.put_group_policy(GroupName=group, PolicyName="p", PolicyDocument=_doc(
+        {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}))
+    results = iam.simulate_principal_policy(PolicySourceArn=arn, ActionNames=["sqs:SendMessage", "sqs:DeleteQueue"])
+    assert {r["EvalActionName"]: r["EvalDecision"] for r in results["EvaluationResults"]} == {
+        "sqs:SendMessage": "allowed", "sqs:DeleteQueue": "implicitDeny"}
+    role = _name("who")
+    role_arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=_doc(
+        {"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"}))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=role, PolicyName="p", PolicyDocument=_doc(
+        {"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}))
+    creds = server.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="session")["Credentials"]
+    with pytest.raises(ClientError) as exc:
+        _client(server, "iam", creds).get_user()
+    assert _error(exc) == ("ValidationError", "Must specify userName when calling with non-User credentials", 400)

@@ -37,6 +37,7 @@ REQUIREMENTS = [
     "httpx[http2]",
     "websocket-client",
     "pyotp",
+    "pymongo",                # its `bson`: DynamoDB's tests import LocalStack's dynamodbstreams_api, which needs it
 ]
 # Pinned by localstack-core==2026.3.0 itself, at other versions than the shared constraints.
 _DROPPED_PINS = ("awscli", "boto3", "botocore", "s3transfer")

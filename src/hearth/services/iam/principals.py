@@ -83,7 +83,7 @@ def _boundary(store: IamStore, entity: dict[str, Any]) -> Policy | None:
 
 
 def policies_of_arn(store: IamStore, arn: str) -> Identity | None:
-    """The identity of a user or role ARN (`arn:aws:iam::<acct>:role/path/name`)."""
+    """The identity of a user, role or group ARN (`arn:aws:iam::<acct>:role/path/name`)."""
     parts = arn.split(":", 5)
     if len(parts) != 6 or parts[2] != "iam":
         return None
@@ -93,6 +93,9 @@ def policies_of_arn(store: IamStore, arn: str) -> Identity | None:
         return role(store, parts[4], name)
     if kind == "user":
         return user(store, parts[4], name)
+    if kind == "group":  # SimulatePrincipalPolicy takes a group: its own policies
+        found = store.get(parts[4], GROUP, name)
+        return None if found is None else Identity(found["Arn"], found, tuple(_gather(store, found, name)), None)
     return None
 
 

@@ -52,9 +52,11 @@ class IamProvider(IamOperations):
             principal = ctx.principal
             if principal.kind == "user":
                 name = principal.arn.rsplit("/", 1)[1]
-            else:
+            elif principal.is_root:
                 return {"User": {"UserId": ctx.account_id, "Arn": f"arn:aws:iam::{ctx.account_id}:root",
                                  "CreateDate": as_datetime(0), "Path": "/", "UserName": ""}}
+            else:  # a role or federated session is no user
+                raise AwsError("ValidationError", "Must specify userName when calling with non-User credentials", 400)
         return {"User": self._user_out(self._get(ctx.account_id, USER, name))}
 
     def list_users(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

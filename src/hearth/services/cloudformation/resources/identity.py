@@ -53,11 +53,12 @@ class User(Handler):
     async def _apply(self, r: ResourceRequest, name: str, old: dict[str, Any]) -> None:
         p = r.properties
         await _sync_policies(r, "User", name, p, old)
-        groups, had = set(p.get("Groups") or []), set(old.get("Groups") or [])
-        for group in had - groups:
+        groups, had = list(p.get("Groups") or []), set(old.get("Groups") or [])
+        for group in had - set(groups):
             await ignore_missing(r.client("iam", "RemoveUserFromGroup", {"GroupName": group, "UserName": name}))
-        for group in sorted(groups - had):
-            await r.client("iam", "AddUserToGroup", {"GroupName": group, "UserName": name})
+        for group in groups:  # in the template's order: IAM lists a user's groups in the order joined
+            if group not in had:
+                await r.client("iam", "AddUserToGroup", {"GroupName": group, "UserName": name})
 
     async def update(self, r: ResourceRequest, old: dict[str, Any]) -> Outcome:
         name = str(r.physical_id)
