@@ -29,6 +29,7 @@ from hearth.invoke.errors import Throttled
 from hearth.invoke.launch import LaunchError
 from hearth.invoke.limiter import ConcurrencyLimiter, Lease
 from hearth.invoke.logs import FunctionLogs
+from hearth.invoke.platform_log import LogStyle
 from hearth.invoke.pool import EnvironmentPool
 from hearth.invoke.request import InvokeOutcome, InvokeRequest
 from hearth.observability.metrics import InvokeMetrics
@@ -82,7 +83,10 @@ class Invoker:
             env, cold = await self._pool.acquire(fv)
         except InitFailure as failure:
             self.errors += 1
-            events = [*failure.init_log, (int(time.time() * 1000), logs.init_report_line(failure.error_type))]
+            report = LogStyle.of(fv).render(logs.init_report_record("on-demand", error_type=failure.error_type))
+            events = [*failure.init_log]
+            if report is not None:
+                events.append((int(time.time() * 1000), report))
             self._logs.write(fv, f"{logs.log_stream_name(fv.version, uuid.uuid4().hex)}", events)
             return InvokeOutcome(request_id, failure.payload, "Unhandled", failure.error_type, fv.version,
                                  logs.tail(events) if tail else None, 0.0, True)
