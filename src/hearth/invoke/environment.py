@@ -90,6 +90,10 @@ class RunResult:
     duration_ms: float
     init_duration_ms: float | None
     env_dead: bool
+    restore_ms: float | None = None  # a SnapStart environment's restore, reported on its first invocation
+    # PostRuntimeExtensionsDuration: how long extensions worked after the runtime answered (the
+    # Extensions API sets it; None: no extension ran). Spans export it as the Overhead phase.
+    extensions_ms: float | None = None
 
 
 AwsProxyStarter = Callable[[Sandbox], "asyncio.Task[None] | None"]
@@ -323,7 +327,8 @@ class Environment:
         dead = not self.alive
         if not dead:
             self._to(EnvState.READY)
-        return RunResult(result, events, duration_ms, init_ms, dead)
+        return RunResult(result, events, duration_ms, init_ms, dead,
+                         restore_ms=restore_ms[0] if restore_ms is not None else None)
 
     def _exit_error(self, request_id: str, status: int) -> tuple[str, bytes]:
         """AWS's report for a runtime that went away: out of memory, or an exit with or without a code."""

@@ -24,7 +24,7 @@ def test_next_hop_keeps_root_and_other_fields_and_counts_per_function() -> None:
     three = lineage.next_hop(two, F)
     parsed = lineage.TraceHeader.parse(three)
     assert parsed.root == "1-5759e988-bd862e3fe1be46a994272793"
-    assert parsed.parent != "53995c3f42cd8ad8"
+    assert parsed.parent == "53995c3f42cd8ad8"  # the caller's span stays the parent (no span of our own)
     assert parsed.sampled == "1"
     assert ("Foo", "bar") in parsed.extra
     assert lineage.hops(three, F) == 2

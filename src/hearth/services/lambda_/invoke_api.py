@@ -81,7 +81,8 @@ class LambdaInvokeProvider:
         """202 only once the event is committed; its request id is this request's (x-amzn-RequestId),
         which the function later sees as context.aws_request_id."""
         if self._queue is None:
-            self._invoker.invoke_in_background(InvokeRequest(fv, payload, request_id=ctx.request_id))
+            self._invoker.invoke_in_background(InvokeRequest(
+                fv, payload, request_id=ctx.request_id, trace_id=lineage.next_hop(trace, fv.function_arn)))
             return {"StatusCode": 202, "Payload": b""}
         qualifier = params.get("Qualifier")
         if qualifier is None:
