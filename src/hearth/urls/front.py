@@ -165,7 +165,8 @@ class UrlFront:
         task = asyncio.create_task(self._invoker.invoke(InvokeRequest(
             fv, json.dumps(event).encode(), request_id=request_id, stream=sink,
             # A caller's X-Amzn-Trace-Id is continued (its loop lineage too), as for Invoke.
-            trace_id=lineage.next_hop(folded.get("x-amzn-trace-id"), fv.function_arn))))
+            trace_id=lineage.next_hop(folded.get("x-amzn-trace-id"), fv.function_arn,
+                                      active=fv.tracing_mode == "Active"))))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         if not await sink.started_or_done(task):

@@ -63,3 +63,10 @@ def test_percent_encoded_header_from_botocore_is_read() -> None:
     digest = lineage.function_hash(F)
     other = lineage.function_hash(G)
     assert lineage.hops(f"Root=1-a-b;Lineage={other}:1%7C{digest}:4", F) == 4
+
+
+def test_active_tracing_samples_only_undecided_traces() -> None:
+    assert "Sampled=1" in lineage.next_hop(None, F, active=True)
+    assert "Sampled=1" in lineage.next_hop("Root=1-a-b;Sampled=?", F, active=True)
+    assert "Sampled=0" in lineage.next_hop("Root=1-a-b;Sampled=0", F, active=True)  # the caller decided
+    assert "Sampled=0" in lineage.next_hop(None, F)  # PassThrough never decides

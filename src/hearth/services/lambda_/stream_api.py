@@ -92,7 +92,8 @@ class LambdaStreamProvider:
         sink = ResponseStream()
         task = asyncio.create_task(self._invoker.invoke(InvokeRequest(
             fv, payload or b"{}", tail=tail, client_context=client_context, request_id=ctx.request_id, stream=sink,
-            trace_id=lineage.next_hop(ctx.headers.get("x-amzn-trace-id"), fv.function_arn))))
+            trace_id=lineage.next_hop(ctx.headers.get("x-amzn-trace-id"), fv.function_arn,
+                                      active=fv.tracing_mode == "Active"))))
         if not await sink.started_or_done(task):
             outcome = task.result()  # an AwsError (throttling) is the operation's error
             headers["Content-Type"] = "application/json"
