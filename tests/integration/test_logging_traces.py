@@ -299,3 +299,15 @@ def test_the_trace_flows_through_event_invokes_sns_eventbridge_and_sqs_mappings(
     body = json.loads(_receive(sqs, out)["Body"])
     assert body["seen"] == header
     assert _root(body["trace"]) == _root(header)
+
+
+def test_a_failed_init_is_exported_as_an_initialization_span_in_error(srv: HearthServer,
+                                                                      receiver: OtlpReceiver) -> None:
+    lam = srv.client("lambda")
+    create_function(lam, "broken", {"app.py": "import not_a_module\n"})
+    resp, body = invoke_json(_traced(lam, "Invoke"), "broken", {})
+    assert resp["FunctionError"] == "Unhandled" and body["errorType"] == "Runtime.ImportModuleError"
+    spans = receiver.wait_for(resp["ResponseMetadata"]["RequestId"], {"broken", "Initialization"})
+    assert "Invocation" not in spans
+    assert spans["broken"]["parent_id"] == "53995c3f42cd8ad8"
+    assert spans["broken"]["attributes"]["aws.lambda.error_type"] == "Runtime.ImportModuleError"

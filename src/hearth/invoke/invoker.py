@@ -86,10 +86,17 @@ class Invoker:
             span_ids = self._spans.begin(trace_id)
             trace_id = span_ids.header
         self.invocations += 1
+        acquiring_ns = time.time_ns() if self._spans is not None else 0
         try:
             env, cold = await self._pool.acquire(fv)
         except InitFailure as failure:
             self.errors += 1
+            if self._spans is not None and span_ids is not None:  # the failed INIT, as its own span
+                now = time.time_ns()
+                self._record_spans(request, span_ids, Phases(now, now, init_ms=(now - acquiring_ns) / 1e6,
+                                                             invoked=False),
+                                   request_id=request_id, cold=True, invoked_arn=request.invoked_arn,
+                                   error_type=failure.error_type)
             report = LogStyle.of(fv).render(logs.init_report_record("on-demand", error_type=failure.error_type))
             events = [*failure.init_log]
             if report is not None:
@@ -138,11 +145,17 @@ class Invoker:
         end = time.time_ns()
         phases = Phases(invoke_start_ns=end - int(run.duration_ms * 1_000_000), invoke_end_ns=end,
                         init_ms=run.init_duration_ms, restore_ms=run.restore_ms, extensions_ms=run.extensions_ms)
+        self._record_spans(request, ids, phases, request_id=invocation.request_id, cold=cold,
+                           invoked_arn=invocation.invoked_function_arn, error_type=run.result.error_type)
+
+    def _record_spans(self, request: InvokeRequest, ids: SpanIds, phases: Phases, *, request_id: str, cold: bool,
+                      invoked_arn: str | None, error_type: str | None) -> None:
+        assert self._spans is not None
         try:
-            self._spans.record(request.version, ids, phases, request_id=invocation.request_id, cold=cold,
-                               invoked_arn=invocation.invoked_function_arn, error_type=run.result.error_type)
+            self._spans.record(request.version, ids, phases, request_id=request_id, cold=cold,
+                               invoked_arn=invoked_arn, error_type=error_type)
         except Exception:  # tracing must never fail an invocation
-            log.exception("recording the spans of %s failed", invocation.request_id)
+            log.exception("recording the spans of %s failed", request_id)
 
     def invoke_in_background(self, request: InvokeRequest) -> None:
         """`InvocationType=Event` without the durable async queue (unit rigs): run once, in the

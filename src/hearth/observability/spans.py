@@ -56,6 +56,7 @@ class Phases:
     init_ms: float | None = None
     restore_ms: float | None = None
     extensions_ms: float | None = None  # PostRuntimeExtensionsDuration, when extensions ran
+    invoked: bool = True  # False: INIT failed, the event never reached the function
 
 
 def _hex_id(text: str | None, digits: int) -> int | None:
@@ -145,7 +146,8 @@ class InvocationSpans:
             children.append(("Restore", start - int(phases.restore_ms * ns), start))
         elif phases.init_ms is not None:
             children.append(("Initialization", start - int(phases.init_ms * ns), start))
-        children.append(("Invocation", start, end))
+        if phases.invoked:
+            children.append(("Invocation", start, end))
         if phases.extensions_ms:
             children.append(("Overhead", end, end + int(phases.extensions_ms * ns)))
         first, last = children[0][1], children[-1][2]
@@ -176,7 +178,7 @@ class InvocationSpans:
         for name, begin, finish in children:
             child = self._tracer.start_span(name, context=inside, start_time=begin,
                                             attributes={"faas.invocation_id": request_id})
-            if name == "Invocation" and error_type:
+            if error_type and (name == "Invocation" or not phases.invoked):
                 child.set_status(Status(StatusCode.ERROR, error_type))
             child.end(end_time=finish)
         root.end(end_time=last)

@@ -53,3 +53,19 @@ def test_an_invocation_exports_the_function_span_and_its_phases() -> None:
         assert child.parent is not None and child.parent.span_id == ids.span_id
         assert child.context.trace_id == ids.trace_id
     assert got["Invocation"].start_time == end - 5_000_000 and got["Invocation"].end_time == end
+
+
+def test_a_failed_init_is_an_initialization_span_in_error_without_an_invocation() -> None:
+    memory = InMemorySpanExporter()
+    spans = InvocationSpans("unused", exporter=memory, export_delay_ms=10)
+    end = 2_000_000_000_000_000_000
+    spans.record(FV, ids_for("Root=1-5759e988-bd862e3fe1be46a994272793"),
+                 Phases(end, end, init_ms=50.0, invoked=False),
+                 request_id="req-2", cold=True, error_type="Runtime.ImportModuleError")
+    spans.close()
+    got = {s.name: s for s in memory.get_finished_spans()}
+    assert set(got) == {"traced", "Initialization"}
+    assert got["traced"].parent is None  # no caller span: the function span is the trace's root
+    assert got["traced"].context.trace_id == 0x5759e988bd862e3fe1be46a994272793
+    assert not got["Initialization"].status.is_ok and got["Initialization"].status.description == (
+        "Runtime.ImportModuleError")
