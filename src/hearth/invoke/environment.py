@@ -276,7 +276,8 @@ class Environment:
         init_capture, self._capture = self._capture, logs.LogCapture(self._style)
         init_capture.close()
         capture = self._capture
-        capture.platform(logs.start_record(invocation.request_id, self.version, invocation.trace_id))
+        json_logs = self._style.json
+        capture.platform(logs.start_record(invocation.request_id, self.version, invocation.trace_id, json=json_logs))
         started = time.perf_counter()
         status: str | None = None
         try:
@@ -316,11 +317,12 @@ class Environment:
             done_status = "error"
         capture.platform(logs.runtime_done_record(
             invocation.request_id, status=done_status, duration_ms=duration_ms,
-            produced_bytes=len(result.payload), error_type=result.error_type, trace_id=invocation.trace_id))
+            produced_bytes=len(result.payload), error_type=result.error_type, trace_id=invocation.trace_id,
+            json=json_logs))
         capture.platform(logs.report_record(
             invocation.request_id, duration_ms=duration_ms, memory_mb=self.memory_mb,
             max_memory_used_mb=max_used, init_duration_ms=init_ms, status=status, restore_ms=restore_ms,
-            error_type=result.error_type if status else None, trace_id=invocation.trace_id,
+            error_type=result.error_type if status else None, trace_id=invocation.trace_id, json=json_logs,
         ))
         events = init_capture.events + capture.events
         self._capture = logs.LogCapture(self._style)

@@ -152,7 +152,13 @@ def _tracing(trace_id: str | None) -> dict[str, str] | None:
     return {"spanId": parent, "type": "X-Amzn-Trace-Id", "value": trace_id}
 
 
-def start_record(request_id: str, version: str, trace_id: str | None = None) -> PlatformRecord:
+# The per-invocation builders below take `json`: False builds the Text format's line alone (the warm
+# path of a Text-format function pays for no record it would never write).
+
+
+def start_record(request_id: str, version: str, trace_id: str | None = None, *, json: bool = True) -> PlatformRecord:
+    if not json:
+        return PlatformRecord("platform.start", {}, start_line(request_id, version))
     record: dict[str, object] = {"requestId": request_id, "version": version}
     tracing = _tracing(trace_id)
     if tracing is not None:
@@ -161,9 +167,12 @@ def start_record(request_id: str, version: str, trace_id: str | None = None) -> 
 
 
 def runtime_done_record(request_id: str, *, status: str, duration_ms: float, produced_bytes: int,
-                        error_type: str | None = None, trace_id: str | None = None) -> PlatformRecord:
+                        error_type: str | None = None, trace_id: str | None = None,
+                        json: bool = True) -> PlatformRecord:
     """The runtime finished the invocation (END in the Text format). `status`: success, error (the
     function failed), failure (the runtime went away) or timeout."""
+    if not json:
+        return PlatformRecord("platform.runtimeDone", {}, end_line(request_id))
     record: dict[str, object] = {"requestId": request_id, "status": status}
     if error_type and status != "success":
         record["errorType"] = error_type
@@ -185,8 +194,14 @@ def report_record(
     error_type: str | None = None,
     restore_ms: tuple[float, float] | None = None,
     trace_id: str | None = None,
+    json: bool = True,
 ) -> PlatformRecord:
     """REPORT, and its JSON form: `status` is the Text format's (None: success)."""
+    text = report_line(request_id, duration_ms=duration_ms, memory_mb=memory_mb,
+                       max_memory_used_mb=max_memory_used_mb, init_duration_ms=init_duration_ms, status=status,
+                       error_type=error_type, restore_ms=restore_ms)
+    if not json:
+        return PlatformRecord("platform.report", {}, text)
     metrics: dict[str, object] = {
         "durationMs": round(duration_ms, 3), "billedDurationMs": max(1, math.ceil(duration_ms)),
         "memorySizeMB": memory_mb, "maxMemoryUsedMB": max_memory_used_mb,
@@ -203,9 +218,6 @@ def report_record(
     record["status"] = status or "success"
     if status and error_type:
         record["errorType"] = error_type
-    text = report_line(request_id, duration_ms=duration_ms, memory_mb=memory_mb,
-                       max_memory_used_mb=max_memory_used_mb, init_duration_ms=init_duration_ms, status=status,
-                       error_type=error_type, restore_ms=restore_ms)
     return PlatformRecord("platform.report", record, text)
 
 
