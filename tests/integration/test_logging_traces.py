@@ -110,7 +110,7 @@ def _traced(client: Any, operation: str, header: str = CALLER) -> Any:
     def add(request: Any, **_: Any) -> None:
         request.headers["X-Amzn-Trace-Id"] = header
 
-    client.meta.events.register(f"before-sign.{client.meta.service_model.endpoint_prefix}.{operation}", add)
+    client.meta.events.register(f"before-sign.{client.meta.service_model.service_id.hyphenize()}.{operation}", add)
     return client
 
 
