@@ -4,9 +4,13 @@ ApplicationLogLevel filtering (docs/design.md, "Logging controls")."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from unittest import mock
 
 from hearth.invoke import logs
+from hearth.invoke.environment import Environment
 from hearth.invoke.platform_log import LogStyle, application_level_of
+from hearth.sandbox.types import SandboxSpec
 
 JSON_INFO = LogStyle(json=True)
 TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
@@ -108,3 +112,22 @@ def test_init_failure_report_in_both_formats() -> None:
     assert rendered is not None
     assert json.loads(rendered)["record"] == {"initializationType": "on-demand", "phase": "init",
                                               "status": "error", "errorType": "Runtime.ImportModuleError"}
+
+
+def _environment(*, restored: bool, style: LogStyle) -> Environment:
+    env = {"AWS_EXECUTION_ENV": "AWS_Lambda_provided.al2023", "AWS_LAMBDA_FUNCTION_NAME": "f",
+           "AWS_REGION": "eu-west-1", "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start" if restored else "on-demand"}
+    spec = SandboxSpec(env_id="e1", argv=["/var/task/bootstrap"], env=env, code_dir=Path("/x"), runtime_dir=None,
+                       opt_dirs=(), extra_ro_mounts=(), memory_mb=128, cpu_fraction=0.1, tmp_mb=512)
+    return Environment(env_id="e1", spec=spec, backend=mock.Mock(), version="3", memory_mb=128, log_stream="s",
+                       restored=restored, log_style=style)
+
+
+async def test_an_environment_opens_its_log_with_init_start_or_restore_start_in_json() -> None:
+    (fresh,) = [json.loads(line) for _, line in _environment(restored=False, style=JSON_INFO).take_init_log()]
+    assert fresh["type"] == "platform.initStart"
+    assert fresh["record"]["functionName"] == "f" and fresh["record"]["functionVersion"] == "3"
+    assert fresh["record"]["runtimeVersionArn"].startswith("arn:aws:lambda:eu-west-1::runtime:")
+    (restored,) = [json.loads(line) for _, line in _environment(restored=True, style=JSON_INFO).take_init_log()]
+    assert restored["type"] == "platform.restoreStart" and "phase" not in restored["record"]
+    assert _environment(restored=False, style=LogStyle()).take_init_log() == []  # Text: no INIT_START line
