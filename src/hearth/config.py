@@ -62,6 +62,9 @@ class Settings:
     https_port: int | None = None
     # IAM enforcement for non-root callers: "enforce" (AccessDenied) or "audit" (allow, log the denial).
     iam_mode: str = "enforce"
+    # OTLP/HTTP endpoint receiving every invocation's platform spans (hearth.observability.spans);
+    # None: no spans, nothing imported.
+    otlp_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -106,6 +109,8 @@ class Settings:
             values["https_port"] = int(env["HEARTH_HTTPS_PORT"])
         if "HEARTH_IAM" in env:
             values["iam_mode"] = env["HEARTH_IAM"]
+        if env.get("HEARTH_OTLP_ENDPOINT", "").strip():
+            values["otlp_endpoint"] = env["HEARTH_OTLP_ENDPOINT"].strip()
         if "HEARTH_TEST_TIME_SCALE" in env:
             values["schedule_time_scale"] = float(env["HEARTH_TEST_TIME_SCALE"])
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -53,6 +53,7 @@ from hearth.invoke.logwriter import BackgroundLogSink
 from hearth.invoke.pool import EnvironmentPool, PoolConfig
 from hearth.invoke.provisioned import ProvisionedManager, ProvisionedStore
 from hearth.observability import metrics
+from hearth.observability.spans import exporter_for
 from hearth.runtimes.registry import fallback_mode, installed_runtimes
 from hearth.sandbox.backends import choose_backend
 from hearth.sandbox.types import IsolationBackend, Sandbox
@@ -217,7 +218,12 @@ class Hearth:
         self.limiter = ConcurrencyLimiter(s.account_concurrency, ConcurrencyStore(s.data_dir))
         on_stop.callback(self.limiter.close)
         on_stop.callback(metrics.REGISTRY.add_collector(self._collect_metrics))
-        self.invoker = Invoker(pool, function_logs, limiter=self.limiter, metrics=self.invoke_metrics)
+        # Issue 16: OpenTelemetry spans of every invocation's platform phases (HEARTH_OTLP_ENDPOINT).
+        spans = exporter_for(s.otlp_endpoint)
+        if spans is not None:
+            on_stop.callback(spans.close)  # after the invoker (callbacks run in reverse): nothing is lost
+        self.invoker = Invoker(pool, function_logs, limiter=self.limiter, metrics=self.invoke_metrics,
+                               spans=spans)
         on_stop.push_async_callback(self.invoker.close)
         # The control plane: SnapStart versions wait for their snapshot (the data plane's) while Pending.
         self.functions = FunctionService(s, self.store, self.blobs, snapshots=self.invoker)

@@ -90,7 +90,8 @@ class PlatformInvoke:
         if fv is None:
             return InvokeResult(b'{"errorType": "ResourceNotFoundException"}', "Unhandled", missing=True)
         try:
-            trace = lineage.next_hop(trace_header, fv.function_arn)  # a run without a chain starts one
+            trace = lineage.next_hop(trace_header, fv.function_arn,  # a run without a chain starts one
+                                     active=fv.tracing_mode == "Active")
             outcome = await self._invoker.invoke(InvokeRequest(fv, payload, wait_for_capacity=True, trace_id=trace))
         except InvokeError as err:
             code = "TooManyRequestsException" if isinstance(err, Throttled) else type(err).__name__

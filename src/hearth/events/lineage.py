@@ -120,9 +120,18 @@ def is_loop(header: str | None, function_arn: str) -> bool:
     return hops(header, function_arn) >= MAX_HOPS
 
 
-def next_hop(header: str | None, function_arn: str) -> str:
-    """The trace header of one more run of `function_arn` in this chain: same Root, new Parent,
-    this function's count incremented. No header starts a new chain."""
+def next_hop(header: str | None, function_arn: str, *, active: bool = False) -> str:
+    """The trace header of one more run of `function_arn` in this chain: Root, Parent and Sampled
+    kept, this function's count incremented. No header starts a new chain (with a new Parent).
+
+    Why the caller's Parent: a function's own spans (X-Ray SDK, OpenTelemetry) then nest under the
+    caller's span, as they do on AWS under an untraced (PassThrough) invocation. Hearth records no
+    span for the invocation unless it exports spans (HEARTH_OTLP_ENDPOINT); then the invoker makes
+    its own function span the Parent (hearth.observability.spans).
+
+    `active`: the function's TracingConfig is Active, so a trace no caller decided on (no header, or
+    `Sampled=?`) is sampled. Decision: every such invocation, where AWS samples the first each second
+    and 5% of the rest (Hearth is for development: every trace is wanted). A caller's decision wins."""
     parsed = TraceHeader.parse(header)
     key = function_hash(function_arn)
     lineage = dict(parsed.lineage)
@@ -132,8 +141,8 @@ def next_hop(header: str | None, function_arn: str) -> str:
         lineage = dict(keep)
     return TraceHeader(
         root=parsed.root or new_root(),
-        parent=_new_parent(),
-        sampled=parsed.sampled or "0",
+        parent=parsed.parent or _new_parent(),
+        sampled=parsed.sampled if parsed.sampled in ("0", "1") else ("1" if active else "0"),
         lineage=lineage,
         extra=parsed.extra,
     ).render()

@@ -35,6 +35,7 @@ class FunctionVersion:
     log_group: str = ""
     application_log_level: str | None = None
     system_log_level: str | None = None
+    tracing_mode: str = "PassThrough"  # TracingConfig.Mode: Active samples traces no caller decided on
     architectures: tuple[str, ...] = ("x86_64",)
     layer_dirs: tuple[Path, ...] = field(default_factory=tuple)  # extracted layers, in order
     reserved_concurrency: int | None = None

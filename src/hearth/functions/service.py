@@ -284,6 +284,7 @@ class FunctionService:
             log_group=cfg.effective_log_group,
             application_log_level=cfg.application_log_level,
             system_log_level=cfg.system_log_level,
+            tracing_mode=cfg.tracing_mode,
             architectures=cfg.architectures,
             layer_dirs=tuple(self._blobs.code_path(sha) for sha in cfg.layer_shas),
             snap_start_apply_on=cfg.snap_start_apply_on,

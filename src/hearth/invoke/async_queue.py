@@ -437,7 +437,7 @@ class AsyncQueue:
         if fv.state != "Active":
             self._retry_later(ev, policy, f"the function is {fv.state}")
             return
-        trace = lineage.next_hop(ev.trace_header, fv.function_arn)
+        trace = lineage.next_hop(ev.trace_header, fv.function_arn, active=fv.tracing_mode == "Active")
         try:
             outcome = await self._invoker.invoke(InvokeRequest(fv, ev.payload, request_id=ev.id, trace_id=trace))
         except Throttled as err:

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from hearth.invoke import logs
+from hearth.invoke.platform_log import LogStyle, PlatformRecord
 from hearth.runtime_api.channel import (
     EnvironmentChannel,
     InitError,
@@ -37,7 +38,7 @@ from hearth.runtime_api.channel import (
     RuntimeExited,
 )
 from hearth.runtime_api.server import RuntimeApiServer
-from hearth.runtimes.registry import fallback_note
+from hearth.runtimes.registry import fallback_note, runtime_for
 from hearth.sandbox.types import IsolationBackend, MemoryPeak, Sandbox, SandboxSpec
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,10 @@ class RunResult:
     duration_ms: float
     init_duration_ms: float | None
     env_dead: bool
+    restore_ms: float | None = None  # a SnapStart environment's restore, reported on its first invocation
+    # PostRuntimeExtensionsDuration: how long extensions worked after the runtime answered (the
+    # Extensions API sets it; None: no extension ran). Spans export it as the Overhead phase.
+    extensions_ms: float | None = None
 
 
 AwsProxyStarter = Callable[[Sandbox], "asyncio.Task[None] | None"]
@@ -115,6 +120,7 @@ class Environment:
         until_ready: ReadyWaiter | None = None,
         restored: bool = False,
         init_timeout_s: float = INIT_TIMEOUT_S,
+        log_style: LogStyle | None = None,
     ) -> None:
         self.env_id = env_id
         self.spec = spec
@@ -140,10 +146,18 @@ class Environment:
         self._channel = EnvironmentChannel(env_id)
         self._server = RuntimeApiServer(self._channel)
         self._tasks: list[asyncio.Task[None]] = []
-        self._capture = logs.LogCapture()  # INIT output until the first invocation
-        note = fallback_note(spec.env.get("AWS_EXECUTION_ENV", "").removeprefix("AWS_Lambda_"))
-        if note is not None:  # the function runs on another version of its runtime: say so first
-            self._capture.add(f"INIT_START {note}\n")
+        self._style = log_style or LogStyle()  # the function's LoggingConfig
+        self._capture = logs.LogCapture(self._style)  # INIT output until the first invocation
+        runtime_id = spec.env.get("AWS_EXECUTION_ENV", "").removeprefix("AWS_Lambda_")
+        info = runtime_for(runtime_id)
+        # INIT_START; in the Text format only when the function runs on another version of its
+        # runtime (fallback_note), to say so first.
+        self._init_type = spec.env.get("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+        self._capture.platform(logs.init_start_record(
+            function_name=spec.env.get("AWS_LAMBDA_FUNCTION_NAME", ""), function_version=version,
+            initialization_type=self._init_type,
+            runtime_version=f"{info.kind}:{info.version}" if info is not None else runtime_id,
+            region=spec.env.get("AWS_REGION", ""), note=fallback_note(runtime_id), restore=restored))
         self._output_fd: int | None = None
         self._dead = asyncio.Event()
 
@@ -201,8 +215,12 @@ class Environment:
             }).encode()
             await self._fail_init("Sandbox.Timedout", payload)
         now = time.perf_counter()
+        self._capture.platform(logs.init_runtime_done_record(self._init_type, restore=self.restored))
         if self.restored:
             self.restore_ms = ((now - started) * 1000, (now - sandbox_ready) * 1000)
+            self._capture.platform(PlatformRecord(
+                "platform.restoreReport",
+                {"status": "success", "metrics": {"durationMs": round(self.restore_ms[0], 3)}}, None))
         else:
             self.init_duration_ms = (now - started) * 1000
         self._to(EnvState.READY)
@@ -229,7 +247,7 @@ class Environment:
         """What the runtime wrote during INIT, for an environment that serves no invocation itself (a
         SnapStart template): its log events, once."""
         self._drain_output()
-        capture, self._capture = self._capture, logs.LogCapture()
+        capture, self._capture = self._capture, logs.LogCapture(self._style)
         capture.close()
         return capture.events
 
@@ -239,6 +257,8 @@ class Environment:
 
     async def _fail_init(self, error_type: str, payload: bytes) -> None:
         self._drain_output()
+        self._capture.platform(logs.init_runtime_done_record(self._init_type, error_type=error_type,
+                                                             restore=self.restored))
         self._capture.close()
         events = self._capture.events
         await self.kill()
@@ -253,10 +273,11 @@ class Environment:
         self._to(EnvState.INVOKING)
         init_ms, self.init_duration_ms = self.init_duration_ms, None  # reported once, on the cold start
         restore_ms, self.restore_ms = self.restore_ms, None
-        init_capture, self._capture = self._capture, logs.LogCapture()
+        init_capture, self._capture = self._capture, logs.LogCapture(self._style)
         init_capture.close()
         capture = self._capture
-        capture.add(logs.start_line(invocation.request_id, self.version))
+        json_logs = self._style.json
+        capture.platform(logs.start_record(invocation.request_id, self.version, invocation.trace_id, json=json_logs))
         started = time.perf_counter()
         status: str | None = None
         try:
@@ -267,7 +288,9 @@ class Environment:
                 f"RequestId: {invocation.request_id} Error: Task timed out after {timeout_s:.2f} seconds",
             )
             status = "timeout"
-            capture.add(f"{_iso_now()} {invocation.request_id} Task timed out after {timeout_s:.2f} seconds\n")
+            # JSON format: the timeout is in platform.report's status and errorType.
+            capture.platform(logs.text_only(
+                f"{_iso_now()} {invocation.request_id} Task timed out after {timeout_s:.2f} seconds\n"))
             await self.kill()
         except RuntimeExited as exc:
             error_type, payload = self._exit_error(invocation.request_id, exc.status)
@@ -289,18 +312,25 @@ class Environment:
         self.invocations += 1
         self.last_used = time.monotonic()
         max_used = self._max_memory_used_mb()
-        capture.add(logs.end_line(invocation.request_id))
-        capture.add(logs.report_line(
+        done_status = {"timeout": "timeout", "error": "failure"}.get(status or "", "success")
+        if done_status == "success" and result.error_type is not None:
+            done_status = "error"
+        capture.platform(logs.runtime_done_record(
+            invocation.request_id, status=done_status, duration_ms=duration_ms,
+            produced_bytes=len(result.payload), error_type=result.error_type, trace_id=invocation.trace_id,
+            json=json_logs))
+        capture.platform(logs.report_record(
             invocation.request_id, duration_ms=duration_ms, memory_mb=self.memory_mb,
             max_memory_used_mb=max_used, init_duration_ms=init_ms, status=status, restore_ms=restore_ms,
-            error_type=result.error_type if status else None,
+            error_type=result.error_type if status else None, trace_id=invocation.trace_id, json=json_logs,
         ))
         events = init_capture.events + capture.events
-        self._capture = logs.LogCapture()
+        self._capture = logs.LogCapture(self._style)
         dead = not self.alive
         if not dead:
             self._to(EnvState.READY)
-        return RunResult(result, events, duration_ms, init_ms, dead)
+        return RunResult(result, events, duration_ms, init_ms, dead,
+                         restore_ms=restore_ms[0] if restore_ms is not None else None)
 
     def _exit_error(self, request_id: str, status: int) -> tuple[str, bytes]:
         """AWS's report for a runtime that went away: out of memory, or an exit with or without a code."""

@@ -24,14 +24,16 @@ import uuid
 
 from hearth.functions.model import FunctionVersion
 from hearth.invoke import logs
-from hearth.invoke.environment import InitFailure
+from hearth.invoke.environment import InitFailure, RunResult
 from hearth.invoke.errors import Throttled
 from hearth.invoke.launch import LaunchError
 from hearth.invoke.limiter import ConcurrencyLimiter, Lease
 from hearth.invoke.logs import FunctionLogs
+from hearth.invoke.platform_log import LogStyle
 from hearth.invoke.pool import EnvironmentPool
 from hearth.invoke.request import InvokeOutcome, InvokeRequest
 from hearth.observability.metrics import InvokeMetrics
+from hearth.observability.spans import InvocationSpans, Phases, SpanIds
 from hearth.runtime_api.channel import Invocation
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,8 @@ __all__ = ["InvokeOutcome", "InvokeRequest", "Invoker"]
 
 class Invoker:
     def __init__(self, pool: EnvironmentPool, function_logs: FunctionLogs, *,
-                 limiter: ConcurrencyLimiter | None = None, metrics: InvokeMetrics | None = None) -> None:
+                 limiter: ConcurrencyLimiter | None = None, metrics: InvokeMetrics | None = None,
+                 spans: InvocationSpans | None = None) -> None:
         self._pool = pool
         self._logs = function_logs
         self._background: set[asyncio.Task[None]] = set()
@@ -49,6 +52,7 @@ class Invoker:
         self.errors = 0
         self._limiter = limiter  # admission (None: every invocation is admitted, as in unit tests)
         self._metrics = metrics
+        self._spans = spans  # OTLP export of the platform phases (None: HEARTH_OTLP_ENDPOINT unset)
 
     async def invoke(self, request: InvokeRequest) -> InvokeOutcome:
         """Admit (a concurrency lease: `Throttled` when none is free and `wait_for_capacity` is off), run,
@@ -77,12 +81,26 @@ class Invoker:
         fv, tail = request.version, request.tail
         request_id = request.request_id or str(uuid.uuid4())
         trace_id = request.trace_id or _trace_id()
+        span_ids = None
+        if self._spans is not None:  # the function's Parent becomes Hearth's function span
+            span_ids = self._spans.begin(trace_id)
+            trace_id = span_ids.header
         self.invocations += 1
+        acquiring_ns = time.time_ns() if self._spans is not None else 0
         try:
             env, cold = await self._pool.acquire(fv)
         except InitFailure as failure:
             self.errors += 1
-            events = [*failure.init_log, (int(time.time() * 1000), logs.init_report_line(failure.error_type))]
+            if self._spans is not None and span_ids is not None:  # the failed INIT, as its own span
+                now = time.time_ns()
+                self._record_spans(request, span_ids, Phases(now, now, init_ms=(now - acquiring_ns) / 1e6,
+                                                             invoked=False),
+                                   request_id=request_id, cold=True, invoked_arn=request.invoked_arn,
+                                   error_type=failure.error_type)
+            report = LogStyle.of(fv).render(logs.init_report_record("on-demand", error_type=failure.error_type))
+            events = [*failure.init_log]
+            if report is not None:
+                events.append((int(time.time() * 1000), report))
             self._logs.write(fv, f"{logs.log_stream_name(fv.version, uuid.uuid4().hex)}", events)
             return InvokeOutcome(request_id, failure.payload, "Unhandled", failure.error_type, fv.version,
                                  logs.tail(events) if tail else None, 0.0, True)
@@ -108,6 +126,8 @@ class Invoker:
         error_type = run.result.error_type
         if error_type is not None:
             self.errors += 1
+        if self._spans is not None and span_ids is not None:
+            self._export_spans(request, invocation, span_ids, run, cold)
         return InvokeOutcome(
             request_id=request_id,
             payload=run.result.payload,
@@ -118,6 +138,24 @@ class Invoker:
             duration_ms=run.duration_ms,
             cold=cold,
         )
+
+    def _export_spans(self, request: InvokeRequest, invocation: Invocation, ids: SpanIds, run: RunResult,
+                      cold: bool) -> None:
+        assert self._spans is not None
+        end = time.time_ns()
+        phases = Phases(invoke_start_ns=end - int(run.duration_ms * 1_000_000), invoke_end_ns=end,
+                        init_ms=run.init_duration_ms, restore_ms=run.restore_ms, extensions_ms=run.extensions_ms)
+        self._record_spans(request, ids, phases, request_id=invocation.request_id, cold=cold,
+                           invoked_arn=invocation.invoked_function_arn, error_type=run.result.error_type)
+
+    def _record_spans(self, request: InvokeRequest, ids: SpanIds, phases: Phases, *, request_id: str, cold: bool,
+                      invoked_arn: str | None, error_type: str | None) -> None:
+        assert self._spans is not None
+        try:
+            self._spans.record(request.version, ids, phases, request_id=request_id, cold=cold,
+                               invoked_arn=invoked_arn, error_type=error_type)
+        except Exception:  # tracing must never fail an invocation
+            log.exception("recording the spans of %s failed", request_id)
 
     def invoke_in_background(self, request: InvokeRequest) -> None:
         """`InvocationType=Event` without the durable async queue (unit rigs): run once, in the

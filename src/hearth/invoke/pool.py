@@ -43,6 +43,7 @@ from hearth.invoke import launch, logs
 from hearth.invoke.environment import INIT_TIMEOUT_S, Environment, EnvState, InitFailure, Launcher, ReadyWaiter
 from hearth.invoke.keepalive import FixedKeepAlive, KeepAlivePolicy, Window
 from hearth.invoke.launch import LaunchError
+from hearth.invoke.platform_log import LogStyle
 from hearth.invoke.snapshot import LogWriter, SnapshotTemplates
 from hearth.observability.metrics import InvokeMetrics
 from hearth.sandbox.types import CpuShares, IsolationBackend, Sandbox, SandboxStartError, Snapshots
@@ -256,6 +257,7 @@ class EnvironmentPool:
             env_id=env_id, spec=spec, backend=self._backend, version=fv.version, memory_mb=fv.memory_mb,
             log_stream=stream, start_aws_proxy=self._start_aws_proxy, on_dead=self._forget,
             launcher=launcher, until_ready=until_ready, restored=restored, init_timeout_s=init_timeout_s,
+            log_style=LogStyle.of(fv),
         )
 
     async def _create(self, fv: FunctionVersion, initialization_type: str = "on-demand") -> Environment:

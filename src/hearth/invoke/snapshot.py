@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hearth.functions.model import FunctionVersion
+from hearth.invoke import logs
 from hearth.invoke.environment import Environment, Launcher, ReadyWaiter
+from hearth.invoke.platform_log import LogStyle
 from hearth.runtimes.registry import runtime_for
 from hearth.sandbox.types import MemoryLimit, Sandbox, SandboxSpec, Snapshots
 
@@ -148,8 +150,11 @@ class SnapshotTemplates:
         _quietly(env.sandbox, _freeze)
         events = env.take_init_log()
         took_ms = (time.time() - started) * 1000
-        events.append((int(time.time() * 1000),
-                       f"INIT_REPORT Init Duration: {took_ms:.2f} ms\tPhase: init\tStatus: success\n"))
+        report = LogStyle.of(fv).render(logs.init_report_record(
+            "snap-start", duration_ms=took_ms,
+            text=f"INIT_REPORT Init Duration: {took_ms:.2f} ms\tPhase: init\tStatus: success\n"))
+        if report is not None:
+            events.append((int(time.time() * 1000), report))
         if self._write_logs is not None:
             self._write_logs(fv, env.log_stream, events)
         return env

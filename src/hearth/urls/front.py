@@ -29,6 +29,7 @@ from hearth.asgi import BodyTooLarge, host_or_path_target, read_body
 from hearth.aws.keys import KeyStore
 from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
 from hearth.config import Settings
+from hearth.events import lineage
 from hearth.functions.errors import FunctionsError
 from hearth.functions.model import FunctionVersion
 from hearth.invoke.errors import InvokeError, Throttled
@@ -162,7 +163,10 @@ class UrlFront:
                             caller=caller)
         sink = ResponseStream()
         task = asyncio.create_task(self._invoker.invoke(InvokeRequest(
-            fv, json.dumps(event).encode(), request_id=request_id, stream=sink)))
+            fv, json.dumps(event).encode(), request_id=request_id, stream=sink,
+            # A caller's X-Amzn-Trace-Id is continued (its loop lineage too), as for Invoke.
+            trace_id=lineage.next_hop(folded.get("x-amzn-trace-id"), fv.function_arn,
+                                      active=fv.tracing_mode == "Active"))))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         if not await sink.started_or_done(task):

@@ -24,7 +24,7 @@ def test_next_hop_keeps_root_and_other_fields_and_counts_per_function() -> None:
     three = lineage.next_hop(two, F)
     parsed = lineage.TraceHeader.parse(three)
     assert parsed.root == "1-5759e988-bd862e3fe1be46a994272793"
-    assert parsed.parent != "53995c3f42cd8ad8"
+    assert parsed.parent == "53995c3f42cd8ad8"  # the caller's span stays the parent (no span of our own)
     assert parsed.sampled == "1"
     assert ("Foo", "bar") in parsed.extra
     assert lineage.hops(three, F) == 2
@@ -63,3 +63,10 @@ def test_percent_encoded_header_from_botocore_is_read() -> None:
     digest = lineage.function_hash(F)
     other = lineage.function_hash(G)
     assert lineage.hops(f"Root=1-a-b;Lineage={other}:1%7C{digest}:4", F) == 4
+
+
+def test_active_tracing_samples_only_undecided_traces() -> None:
+    assert "Sampled=1" in lineage.next_hop(None, F, active=True)
+    assert "Sampled=1" in lineage.next_hop("Root=1-a-b;Sampled=?", F, active=True)
+    assert "Sampled=0" in lineage.next_hop("Root=1-a-b;Sampled=0", F, active=True)  # the caller decided
+    assert "Sampled=0" in lineage.next_hop(None, F)  # PassThrough never decides

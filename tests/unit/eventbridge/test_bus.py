@@ -310,3 +310,18 @@ async def test_rules_targets_and_outbox_survive_restart(tmp_path: Path) -> None:
         assert rec.bodies()[0]["detail"] == {"k": 1}
     finally:
         eb2.store.close()
+
+
+async def test_the_senders_trace_header_reaches_the_targets(env: Any) -> None:
+    eb, rec, _ = env
+    call(eb, "put_rule", Name="all", EventPattern=json.dumps({"source": ["com.shop"]}))
+    call(eb, "put_targets", Rule="all", Targets=[{"Id": "q", "Arn": QUEUE}, {"Id": "f", "Arn": FN}])
+    trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    traced = ctx("PutEvents")
+    traced.headers["x-amzn-trace-id"] = trace
+    entry = {"Source": "com.shop", "DetailType": "Order", "Detail": "{}"}
+    eb.provider.put_events(traced, {"Entries": [entry]})
+    put(eb, {})  # no header: no trace
+    assert await eb.dispatcher.run_once() == 4
+    assert sorted((arn, m.trace_header or "") for arn, m in rec.got) == [(FN, ""), (FN, trace), (QUEUE, ""),
+                                                                         (QUEUE, trace)]

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from hearth.asgi import BodyTooLarge, host_or_path_target, read_body
 from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
+from hearth.events import lineage
 from hearth.functions.errors import FunctionsError
 from hearth.functions.model import FunctionVersion
 from hearth.invoke.errors import InvokeError, Throttled
@@ -638,8 +639,11 @@ class ApiFront:
             return _json(500, internal)
         if fv.state != "Active":
             return _json(500, internal)
-        task = asyncio.create_task(self._invoker.invoke(
-            InvokeRequest(fv, json.dumps(event).encode(), request_id=request_id)))
+        # A client's X-Amzn-Trace-Id is continued into the function, as API Gateway passes it on.
+        incoming = next((v for k, v in req.headers if k.lower() == "x-amzn-trace-id"), None) if req else None
+        task = asyncio.create_task(self._invoker.invoke(InvokeRequest(
+            fv, json.dumps(event).encode(), request_id=request_id,
+            trace_id=lineage.next_hop(incoming, fv.function_arn, active=fv.tracing_mode == "Active"))))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         started = time.monotonic()

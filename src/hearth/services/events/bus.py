@@ -66,8 +66,10 @@ class EventBus:
 
     # -- events -------------------------------------------------------------------------------------
 
-    def route(self, account: str, region: str, bus: str, events: list[dict[str, Any]]) -> None:
-        """Match `events` (already accepted) against the bus's enabled rules and enqueue deliveries."""
+    def route(self, account: str, region: str, bus: str, events: list[dict[str, Any]],
+              trace_header: str | None = None) -> None:
+        """Match `events` (already accepted) against the bus's enabled rules and enqueue deliveries,
+        each carrying `trace_header` (the sender's X-Amzn-Trace-Id) to its target."""
         rules = [r for r in self.store.list_rules(account, region, bus) if r.state != "DISABLED" and r.pattern]
         deliveries: list[Delivery] = []
         for event in events:
@@ -75,10 +77,10 @@ class EventBus:
                 pattern = cached_pattern(rule.pattern or "")
                 if pattern is not None and pattern.matches(event):
                     self.matched += 1
-                    deliveries.extend(self._deliveries(rule, event))
+                    deliveries.extend(self._deliveries(rule, event, trace_header))
         self.dispatcher.enqueue(deliveries)
 
-    def _deliveries(self, rule: Rule, event: dict[str, Any]) -> list[Delivery]:
+    def _deliveries(self, rule: Rule, event: dict[str, Any], trace_header: str | None = None) -> list[Delivery]:
         out: list[Delivery] = []
         now = time.time()
         ingestion = event_time(datetime.now(UTC))
@@ -93,6 +95,7 @@ class EventBus:
                 max_attempts=int(policy.get("MaximumRetryAttempts", DEFAULT_MAX_ATTEMPTS)),
                 expires_at=now + int(policy.get("MaximumEventAgeInSeconds", DEFAULT_MAX_AGE_S)),
                 dlq_arn=(target.get("DeadLetterConfig") or {}).get("Arn"),
+                trace_header=trace_header,
             ))
         return out
 
@@ -153,4 +156,4 @@ class EventBus:
             event = envelope(source="lambda", detail_type=f"Lambda Function Invocation Result - {outcome}",
                              detail=record, account=account, region=region,
                              resources=[target_arn, function_arn] if function_arn else [target_arn], moment=now)
-        self.route(account, region, bus, [event])
+        self.route(account, region, bus, [event], message.trace_header)

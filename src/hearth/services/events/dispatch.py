@@ -49,7 +49,7 @@ class Dispatcher:
         return len(due)
 
     async def _attempt(self, d: Delivery) -> None:
-        message = Message(body=d.body, source_arn=d.source_arn, group_id=d.group_id)
+        message = Message(body=d.body, source_arn=d.source_arn, group_id=d.group_id, trace_header=d.trace_header)
         try:
             await self._router.deliver(d.target_arn, message)
         except (DeliveryError, Exception) as exc:  # any target failure is retried, never raised

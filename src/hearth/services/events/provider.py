@@ -214,7 +214,7 @@ class EventsProvider:
             accepted.setdefault(bus, []).append(event)
             results.append({"EventId": event["id"]})
         for bus, events in accepted.items():
-            self.bus.route(ctx.account_id, ctx.region, bus, events)
+            self.bus.route(ctx.account_id, ctx.region, bus, events, ctx.headers.get("x-amzn-trace-id"))
         failed = sum(1 for r in results if "ErrorCode" in r)
         return {"FailedEntryCount": failed, "Entries": results}
 

@@ -37,6 +37,11 @@ MIGRATIONS = [
         expires_at REAL NOT NULL, next_at REAL NOT NULL, dlq_arn TEXT);
     CREATE INDEX eb_outbox_next ON eb_outbox (next_at);
     """,
+    # The X-Amzn-Trace-Id of the PutEvents call (or delivery) that produced the event: targets continue
+    # its trace (and its loop-detection lineage), as AWS's EventBridge propagates it.
+    """
+    ALTER TABLE eb_outbox ADD COLUMN trace_header TEXT;
+    """,
 ]
 
 
@@ -90,6 +95,7 @@ class Delivery:
     dlq_arn: str | None
     id: int = 0
     attempts: int = 0
+    trace_header: str | None = None
 
 
 class EventStore:
@@ -207,14 +213,14 @@ class EventStore:
         with self.db.tx() as db:
             db.executemany(
                 "INSERT INTO eb_outbox (target_arn, body, source_arn, group_id, max_attempts, expires_at, next_at, "
-                "dlq_arn) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(d.target_arn, d.body, d.source_arn, d.group_id, d.max_attempts, d.expires_at, now, d.dlq_arn)
-                 for d in deliveries])
+                "dlq_arn, trace_header) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(d.target_arn, d.body, d.source_arn, d.group_id, d.max_attempts, d.expires_at, now, d.dlq_arn,
+                  d.trace_header) for d in deliveries])
 
     def due(self, now: float, limit: int = 100) -> list[Delivery]:
         rows = self.db.query("SELECT * FROM eb_outbox WHERE next_at <= ? ORDER BY next_at, id LIMIT ?", (now, limit))
         return [Delivery(r["target_arn"], r["body"], r["source_arn"], r["group_id"], r["max_attempts"],
-                         r["expires_at"], r["dlq_arn"], r["id"], r["attempts"]) for r in rows]
+                         r["expires_at"], r["dlq_arn"], r["id"], r["attempts"], r["trace_header"]) for r in rows]
 
     def next_due(self) -> float | None:
         rows = self.db.query("SELECT MIN(next_at) AS t FROM eb_outbox")

@@ -62,7 +62,8 @@ class LambdaInvokeProvider:
             return self._enqueue(ctx, params, fv, payload or b"{}", incoming_trace)
         outcome = await self._invoker.invoke(InvokeRequest(
             fv, payload or b"{}", tail=params.get("LogType") == "Tail", client_context=client_context,
-            request_id=ctx.request_id, trace_id=lineage.next_hop(incoming_trace, fv.function_arn),
+            request_id=ctx.request_id,
+            trace_id=lineage.next_hop(incoming_trace, fv.function_arn, active=fv.tracing_mode == "Active"),
             invoked_arn=invoked_arn(fv, params.get("Qualifier"), params["FunctionName"]),
         ))
         result: dict[str, Any] = {
@@ -81,7 +82,9 @@ class LambdaInvokeProvider:
         """202 only once the event is committed; its request id is this request's (x-amzn-RequestId),
         which the function later sees as context.aws_request_id."""
         if self._queue is None:
-            self._invoker.invoke_in_background(InvokeRequest(fv, payload, request_id=ctx.request_id))
+            self._invoker.invoke_in_background(InvokeRequest(
+                fv, payload, request_id=ctx.request_id,
+                trace_id=lineage.next_hop(trace, fv.function_arn, active=fv.tracing_mode == "Active")))
             return {"StatusCode": 202, "Payload": b""}
         qualifier = params.get("Qualifier")
         if qualifier is None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
+from hearth.events import lineage
 from hearth.invoke.invoker import Invoker
 from hearth.invoke.request import InvokeOutcome, InvokeRequest
 from hearth.runtime_api.channel import ResponseStream
@@ -90,7 +91,9 @@ class LambdaStreamProvider:
         tail = params.get("LogType") == "Tail"
         sink = ResponseStream()
         task = asyncio.create_task(self._invoker.invoke(InvokeRequest(
-            fv, payload or b"{}", tail=tail, client_context=client_context, request_id=ctx.request_id, stream=sink)))
+            fv, payload or b"{}", tail=tail, client_context=client_context, request_id=ctx.request_id, stream=sink,
+            trace_id=lineage.next_hop(ctx.headers.get("x-amzn-trace-id"), fv.function_arn,
+                                      active=fv.tracing_mode == "Active"))))
         if not await sink.started_or_done(task):
             outcome = task.result()  # an AwsError (throttling) is the operation's error
             headers["Content-Type"] = "application/json"
