@@ -69,22 +69,28 @@ class ServiceCredentialsProvider(IamOperations):
         return {"ServiceSpecificCredential": self._shape(name, ctx.account_id, credential, password=True)}
 
     def list_service_specific_credentials(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = params.get("UserName") or (ctx.principal.arn.rsplit("/", 1)[-1] if ctx.principal.kind == "user"
-                                          else None)
         service = params.get("ServiceName")
         if service is not None and service not in SERVICES:
             raise _unsupported(service)
-        if name is None:
-            return {"ServiceSpecificCredentials": []}
+        name = self._user(ctx, params)
         user = self._get(ctx.account_id, USER, name)
         return {"ServiceSpecificCredentials": [
             self._shape(name, ctx.account_id, c, password=False) for c in user.get("service_credentials", [])
             if service is None or c["service"] == service]}
 
+    @staticmethod
+    def _user(ctx: RequestContext, params: dict[str, Any]) -> str:
+        """The named user, or the calling user when none is named (as for access keys)."""
+        if params.get("UserName"):
+            return str(params["UserName"])
+        if ctx.principal.kind == "user":
+            return ctx.principal.arn.rsplit("/", 1)[-1]
+        raise AwsError("ValidationError", "Must specify userName when calling with non-User credentials", 400)
+
     def _change(self, ctx: RequestContext, params: dict[str, Any], change: str) -> dict[str, Any] | None:
         credential_id = params["ServiceSpecificCredentialId"]
         _check_id(credential_id)
-        name = params["UserName"]
+        name = self._user(ctx, params)
         with self._store.tx() as conn:
             user = self._need(conn, ctx.account_id, USER, name)
             held = user.get("service_credentials", [])
@@ -101,7 +107,7 @@ class ServiceCredentialsProvider(IamOperations):
         return found if change == "reset" else None
 
     def update_service_specific_credential(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        if params.get("Status") not in ("Active", "Inactive"):
+        if params.get("Status") not in ("Active", "Inactive", "Expired"):
             raise AwsError("ValidationError", "1 validation error detected: Value at 'status' failed to satisfy "
                            "constraint: Member must satisfy enum value set", 400)
         self._change(ctx, params, params["Status"])
@@ -110,7 +116,8 @@ class ServiceCredentialsProvider(IamOperations):
     def reset_service_specific_credential(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         found = self._change(ctx, params, "reset")
         assert found is not None
-        return {"ServiceSpecificCredential": self._shape(params["UserName"], ctx.account_id, found, password=True)}
+        return {"ServiceSpecificCredential": self._shape(self._user(ctx, params), ctx.account_id, found,
+                                                         password=True)}
 
     def delete_service_specific_credential(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         self._change(ctx, params, "delete")
