@@ -255,6 +255,7 @@ class EnvironmentPool:
             env_id=env_id, spec=spec, backend=self._backend, version=fv.version, memory_mb=fv.memory_mb,
             log_stream=stream, start_aws_proxy=self._start_aws_proxy, on_dead=self._forget,
             launcher=launcher, until_ready=until_ready, restored=restored, init_timeout_s=init_timeout_s,
+            account_id=fv.account_id,
         )
 
     async def _create(self, fv: FunctionVersion, initialization_type: str = "on-demand") -> Environment:
