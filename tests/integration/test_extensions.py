@@ -6,6 +6,7 @@ extension fails INIT with Extension.Crash; AWS_LAMBDA_EXEC_WRAPPER wraps the Pyt
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -106,6 +107,9 @@ def test_an_external_extension_gets_invoke_shutdown_and_telemetry(srv: HearthSer
         resp, body = invoke_json(lam, "with-extension")
         assert "FunctionError" not in resp, body
         request_ids.append(resp["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"])
+        # The invocation ends (REPORT) once the extension asked for its next event: the next one then
+        # finds this environment free instead of starting another.
+        _wait_report(srv.client("logs"), request_ids[-1])
     lam.delete_function(FunctionName="with-extension")  # its environment shuts down: SHUTDOWN, spindown
 
     report = _receive(sqs, queue)
@@ -133,6 +137,18 @@ def test_an_external_extension_gets_invoke_shutdown_and_telemetry(srv: HearthSer
     function_lines = [r["record"] for r in records if r["type"] == "function"]
     assert any(f"function says hello {request_ids[0]}" in line for line in function_lines)
     assert "extension says hello" in [r["record"] for r in records if r["type"] == "extension"]
+
+
+def _wait_report(logs: Any, request_id: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(logs.exceptions.ResourceNotFoundException):
+            found = logs.filter_log_events(logGroupName="/aws/lambda/with-extension",
+                                           filterPattern=f'"REPORT RequestId: {request_id}"')["events"]
+            if found:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"no REPORT for {request_id}")
 
 
 def _receive(sqs: Any, queue: str) -> dict[str, Any]:

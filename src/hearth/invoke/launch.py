@@ -123,7 +123,7 @@ def build_spec(
     wrapper = fv.environment.get("AWS_LAMBDA_EXEC_WRAPPER")
     if wrapper and runtime.kind in ("python", "nodejs"):
         # As AWS's bootstraps do: the wrapper is exec'd with the runtime's command as its arguments.
-        argv = [wrapper, *argv]
+        argv = [wrapper if isolated else _host_opt_path(fv.layer_dirs, wrapper), *argv]
         python_fork = None
     if has_extensions(fv.layer_dirs):
         launcher = _launcher_python(runtime)
@@ -134,7 +134,11 @@ def build_spec(
             if launcher.prefix is not None and all(target != str(launcher.prefix) for _, target in mounts):
                 mounts.append((launcher.prefix, str(launcher.prefix)))
             mounts.append((LAUNCHER, LAUNCHER_MOUNT))
-        argv = [str(launcher.executable), "-I", "-S", LAUNCHER_MOUNT if isolated else str(LAUNCHER), *argv]
+        dirs: list[str] = [] if isolated else [
+            arg for layer in fv.layer_dirs if (layer / "extensions").is_dir()
+            for arg in ("--dir", str(layer / "extensions"))]
+        argv = [str(launcher.executable), "-I", "-S", LAUNCHER_MOUNT if isolated else str(LAUNCHER), *dirs, "--",
+                *argv]
         python_fork = None
     return SandboxSpec(
         env_id=env_id,
@@ -159,6 +163,17 @@ def has_extensions(layer_dirs: tuple[Path, ...]) -> bool:
         if ext_dir.is_dir() and any(ext_dir.iterdir()):
             return True
     return False
+
+
+def _host_opt_path(layer_dirs: tuple[Path, ...], path: str) -> str:
+    """A path under /opt as a sandbox without its own root sees it: in the last layer that has it."""
+    if not path.startswith("/opt/"):
+        return path
+    for layer in reversed(layer_dirs):
+        candidate = layer / path.removeprefix("/opt/")
+        if candidate.exists():
+            return str(candidate)
+    return path
 
 
 def _launcher_python(runtime: RuntimeInfo) -> RuntimeInfo | None:

@@ -1,7 +1,7 @@
 """The start of an execution environment whose layers bring external extensions (/opt/extensions/*).
 
-Run inside the sandbox as ``python -I -S extensions_launcher.py <runtime argv...>`` in place of the
-runtime, only for functions that have extensions (the no-extension path never runs it). It owns the
+Run inside the sandbox as ``python -I -S extensions_launcher.py [--dir D]... -- <runtime argv...>`` in
+place of the runtime (`--dir`: where the extensions are when the sandbox has no /opt of its own), only for functions that have extensions (the no-extension path never runs it). It owns the
 order AWS documents for the INIT phase: every executable in /opt/extensions starts first (sorted by
 name, at most MAX_EXTENSIONS), the runtime starts once every one of them has registered with the
 Extensions API, then it supervises: it reaps every child, tells Hearth when an extension exits
@@ -77,27 +77,35 @@ def _spawn(argv: list[str], out_fd: int) -> int:
     return os.posix_spawn(argv[0], argv, dict(os.environ), file_actions=actions)
 
 
-def _extensions() -> list[str]:
-    try:
-        names = sorted(os.listdir(EXTENSIONS_DIR))
-    except OSError:
-        return []
-    found = []
-    for name in names:
-        path = os.path.join(EXTENSIONS_DIR, name)
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            found.append(name)
+def _extensions(dirs: list[str]) -> dict[str, str]:
+    """name -> path of every executable extension (a later directory's wins, as a later layer's)."""
+    found: dict[str, str] = {}
+    for directory in dirs:
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(directory, name)
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                found[name] = path
     return found
 
 
 def main() -> None:
-    runtime_argv = sys.argv[1:]
-    names = _extensions()[:MAX_EXTENSIONS]
+    args = sys.argv[1:]
+    dirs: list[str] = []
+    while args and args[0] == "--dir":
+        dirs.append(args[1])
+        args = args[2:]
+    runtime_argv = args[1:] if args[:1] == ["--"] else args
+    found = _extensions(dirs or [EXTENSIONS_DIR])
+    names = sorted(found)[:MAX_EXTENSIONS]
     pids: dict[int, str] = {}
     for name in names:
         r, w = os.pipe()
         try:
-            pid = _spawn([os.path.join(EXTENSIONS_DIR, name)], w)
+            pid = _spawn([found[name]], w)
         except OSError as exc:
             os.close(r)
             os.close(w)
