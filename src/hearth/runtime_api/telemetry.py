@@ -237,7 +237,10 @@ class TelemetryHub:
             return  # sent on thaw, or when the batch in flight is done
         if not sub.items and not sub.dropped_records:
             return
-        sub.sending = asyncio.get_running_loop().create_task(self._send(sub))
+        sub.sending = asyncio.get_running_loop().create_task(self._deliver(sub))
+
+    async def _deliver(self, sub: Subscription) -> None:
+        await self._send(sub)
 
     def _take_batch(self, sub: Subscription) -> list[bytes]:
         batch: list[bytes] = []
@@ -259,19 +262,23 @@ class TelemetryHub:
         sub.size -= size
         return batch
 
-    async def _send(self, sub: Subscription) -> None:
+    async def _send(self, sub: Subscription) -> bool:
+        """Deliver one batch; False when it failed (and was counted as dropped)."""
         batch = self._take_batch(sub)
+        delivered = True
         try:
             await asyncio.wait_for(self._post(sub, batch), DELIVERY_TIMEOUT_S)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
             log.debug("telemetry delivery to %s failed: %s", sub.name, exc)
             sub.dropped_records += len(batch)
             sub.dropped_bytes += sum(len(b) for b in batch)
+            delivered = False
         finally:
             sub.sending = None
         if sub.items and not self._closed:
             self._flush_soon(sub, 0 if len(sub.items) >= sub.max_items or sub.size >= sub.max_bytes
                              else sub.timeout_ms / 1000)
+        return delivered
 
     async def _post(self, sub: Subscription, batch: list[bytes]) -> None:
         reader, writer = await self._connect(sub.host, sub.port)
@@ -303,10 +310,9 @@ class TelemetryHub:
             if sub.timer is not None:
                 sub.timer.cancel()
                 sub.timer = None
+            # Until empty; a failed delivery ends the attempt (a subscriber that is gone stays gone).
             while (sub.items or sub.dropped_records) and not self._closed:
-                before = len(sub.items)
-                await self._send(sub)
-                if len(sub.items) >= before and not sub.dropped_records:
+                if not await self._send(sub):
                     break
 
     def freeze(self) -> None:

@@ -1,14 +1,16 @@
 """The start of an execution environment whose layers bring external extensions (/opt/extensions/*).
 
 Run inside the sandbox as ``python -I -S extensions_launcher.py [--dir D]... -- <runtime argv...>`` in
-place of the runtime (`--dir`: where the extensions are when the sandbox has no /opt of its own), only for functions that have extensions (the no-extension path never runs it). It owns the
-order AWS documents for the INIT phase: every executable in /opt/extensions starts first (sorted by
-name, at most MAX_EXTENSIONS), the runtime starts once every one of them has registered with the
-Extensions API, then it supervises: it reaps every child, tells Hearth when an extension exits
-(`Extension.Crash` during INIT) and exits with the runtime's own status, so the sandbox's backend sees
-the runtime's exit exactly as without extensions. SIGTERM is passed on to the runtime.
+place of the runtime (`--dir`: where the extensions are when the sandbox has no /opt of its own), only
+for functions that have extensions (the no-extension path never runs it). It owns the order AWS
+documents for the INIT phase: every executable in /opt/extensions starts first (sorted by name, at
+most MAX_EXTENSIONS), the runtime starts once every one of them has registered with the Extensions
+API, then it supervises: it reaps every child, tells Hearth when an extension exits (`Extension.Crash`
+during INIT) and exits with the runtime's own status, so the sandbox's backend sees the runtime's exit
+exactly as without extensions. SIGTERM is passed on to the runtime; during SHUTDOWN the extensions
+keep running after the runtime exits, until they are done or Hearth kills the sandbox.
 
-Hearth's private routes it uses (answered by `hearth.runtime_api.extensions`)::
+Hearth's private routes it uses (answered by `hearth.runtime_api.ext_routes`)::
 
     POST /2020-01-01/hearth/launched   {"extensions": [names]}  answered 200 when all registered
     POST /2020-01-01/hearth/exited     {"name": name, "status": int}
@@ -17,7 +19,7 @@ Extension output is relayed line by line to stdout with a marker (`MARK name NUL
 can tell extension log lines from function log lines (the Telemetry API's `extension` type) and strips
 the marker before the line reaches CloudWatch Logs.
 
-It is stdlib-only, runs on Python 3.8+, never imports hearth and never runs as root.
+It is stdlib-only, runs on Python 3.9+, never imports hearth and never runs as root.
 """
 
 from __future__ import annotations
