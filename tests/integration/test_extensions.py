@@ -66,6 +66,7 @@ while True:
     event = json.load(call("GET", "/2020-01-01/extension/event/next", None, {{"Lambda-Extension-Identifier": ext_id}}))
     events.append(event)
     if event["eventType"] == "SHUTDOWN":
+        print("extension shutting down:", event["shutdownReason"], flush=True)
         break
 sqs.send_message(QueueUrl=os.environ["QUEUE_URL"], MessageBody=json.dumps(
     {{"registered": registered, "events": events, "batches": batches}}))
@@ -113,6 +114,8 @@ def test_an_external_extension_gets_invoke_shutdown_and_telemetry(srv: HearthSer
     lam.delete_function(FunctionName="with-extension")  # its environment shuts down: SHUTDOWN, spindown
 
     report = _receive(sqs, queue)
+    # What the extension wrote during SHUTDOWN reaches the function's log stream too.
+    _wait_log(srv.client("logs"), "with-extension", '"extension shutting down: spindown"')
     assert report["registered"]["functionName"] == "with-extension"
     assert report["registered"]["functionVersion"] == "$LATEST"
     assert report["registered"]["handler"] == "app.handler"
@@ -140,15 +143,17 @@ def test_an_external_extension_gets_invoke_shutdown_and_telemetry(srv: HearthSer
 
 
 def _wait_report(logs: Any, request_id: str) -> None:
+    _wait_log(logs, "with-extension", f'"REPORT RequestId: {request_id}"')
+
+
+def _wait_log(logs: Any, function: str, pattern: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with contextlib.suppress(logs.exceptions.ResourceNotFoundException):
-            found = logs.filter_log_events(logGroupName="/aws/lambda/with-extension",
-                                           filterPattern=f'"REPORT RequestId: {request_id}"')["events"]
-            if found:
+            if logs.filter_log_events(logGroupName=f"/aws/lambda/{function}", filterPattern=pattern)["events"]:
                 return
         time.sleep(0.05)
-    raise AssertionError(f"no REPORT for {request_id}")
+    raise AssertionError(f"no log event {pattern} in {function}'s log")
 
 
 def _receive(sqs: Any, queue: str) -> dict[str, Any]:

@@ -128,6 +128,7 @@ class Environment:
         restored: bool = False,
         init_timeout_s: float = INIT_TIMEOUT_S,
         account_id: str = "",
+        write_logs: Callable[[list[tuple[int, str]]], None] | None = None,
     ) -> None:
         self.env_id = env_id
         self.spec = spec
@@ -155,6 +156,7 @@ class Environment:
         # Extensions (issue 16), built only when something uses them: the launcher (layers with
         # /opt/extensions) or the first request of an internal extension.
         self._account_id = account_id
+        self._write_logs = write_logs  # what extensions write during SHUTDOWN goes to the log stream too
         self._ext: ExtensionsApi | None = None
         self._telemetry: TelemetryHub | None = None
         self._splitter: OutputSplitter | None = None
@@ -557,7 +559,14 @@ class Environment:
         if sandbox is not None and self._ext is not None:
             sandbox.terminate()  # the runtime's SIGTERM, while the extensions get SHUTDOWN
             await self._shutdown_extensions("spindown")
-        elif sandbox is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dead.wait(), SHUTDOWN_GRACE_S)
+            await self.kill()
+            self._capture.close()
+            if self._capture.events and self._write_logs is not None:
+                self._write_logs(self._capture.events)
+            return
+        if sandbox is not None:
             sandbox.terminate()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dead.wait(), SHUTDOWN_GRACE_S)

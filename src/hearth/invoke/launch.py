@@ -156,6 +156,12 @@ def build_spec(
     )
 
 
+def starts_by_exec(fv: FunctionVersion) -> bool:
+    """Whether `fv`'s environments start through an exec'd command rather than a zygote's fork:
+    external extensions (the launcher) or an `AWS_LAMBDA_EXEC_WRAPPER`."""
+    return bool(fv.environment.get("AWS_LAMBDA_EXEC_WRAPPER")) or has_extensions(fv.layer_dirs)
+
+
 def has_extensions(layer_dirs: tuple[Path, ...]) -> bool:
     """Whether the layers bring external extensions (anything in /opt/extensions)."""
     for layer in layer_dirs:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hearth.functions.model import FunctionVersion
+from hearth.invoke import launch
 from hearth.invoke.environment import Environment, Launcher, ReadyWaiter
 from hearth.runtimes.registry import runtime_for
 from hearth.sandbox.types import MemoryLimit, Sandbox, SandboxSpec, Snapshots
@@ -102,6 +103,8 @@ class SnapshotTemplates:
         """Whether new environments of `fv` are restored from a snapshot."""
         if self._backend is None or not supported_runtime(fv.runtime):
             return False
+        if launch.starts_by_exec(fv):
+            return False  # extensions or an exec wrapper: INIT runs on demand (design.md, Extensions)
         if fv.version == "$LATEST":
             return self.latest
         return fv.snap_start_apply_on == "PublishedVersions"
