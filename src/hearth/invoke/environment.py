@@ -233,9 +233,18 @@ class Environment:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(telemetry.flush(), limit / 2)
         remaining = deadline - time.time()
-        if ext.deliver_shutdown(reason, int(deadline * 1000)) and remaining > 0:
-            with contextlib.suppress(TimeoutError, ExtensionFailure):
-                await asyncio.wait_for(ext.wait_ready(), remaining)
+        if ext.deliver_shutdown(reason, int(deadline * 1000)) and remaining > 0 and not self._dead.is_set():
+            # Over when they are done, at the deadline, or when the sandbox is gone (a crashed runtime
+            # takes its sandbox, and the extensions in it, along).
+            ready = asyncio.ensure_future(ext.wait_ready())
+            dead = asyncio.ensure_future(self._dead.wait())
+            try:
+                await asyncio.wait({ready, dead}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in (ready, dead):
+                    waiter.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ExtensionFailure):
+                    await ready
 
     def _feed(self, data: bytes) -> None:
         if self._splitter is not None:
@@ -400,6 +409,8 @@ class Environment:
             after = asyncio.create_task(self._after_extensions(
                 invocation, init_capture, result, started, duration_ms, init_ms, restore_ms, timeout_s))
             return RunResult(result, so_far, duration_ms, init_ms, False, after)
+        if ext is not None:
+            ext.invoke_done()
         events = self._end_invocation(invocation, init_capture, result, status, duration_ms, init_ms, restore_ms)
         dead = not self.alive
         if not dead:
