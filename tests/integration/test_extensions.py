@@ -2,7 +2,8 @@
 here registers, subscribes to the Telemetry API, takes INVOKE and SHUTDOWN events and, at SHUTDOWN,
 sends everything it saw to an SQS queue; its Telemetry batches validate against the telemetry schema
 (tests/integration/fixtures/telemetry_schema.json, written from AWS's schema reference). A crashing
-extension fails INIT with Extension.Crash; AWS_LAMBDA_EXEC_WRAPPER wraps the Python runtime."""
+extension fails INIT with Extension.Crash; AWS_LAMBDA_EXEC_WRAPPER wraps the Python runtime; an
+internal extension (a thread of the function's own process) takes INVOKE events."""
 
 from __future__ import annotations
 
@@ -110,7 +111,7 @@ def test_an_external_extension_gets_invoke_shutdown_and_telemetry(srv: HearthSer
         request_ids.append(resp["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"])
         # The invocation ends (REPORT) once the extension asked for its next event: the next one then
         # finds this environment free instead of starting another.
-        _wait_report(srv.client("logs"), request_ids[-1])
+        _wait_report(srv.client("logs"), "with-extension", request_ids[-1])
     lam.delete_function(FunctionName="with-extension")  # its environment shuts down: SHUTDOWN, spindown
 
     report = _receive(sqs, queue)
@@ -142,8 +143,8 @@ def test_an_external_extension_gets_invoke_shutdown_and_telemetry(srv: HearthSer
     assert "extension says hello" in [r["record"] for r in records if r["type"] == "extension"]
 
 
-def _wait_report(logs: Any, request_id: str) -> None:
-    _wait_log(logs, "with-extension", f'"REPORT RequestId: {request_id}"')
+def _wait_report(logs: Any, function: str, request_id: str) -> None:
+    _wait_log(logs, function, f'"REPORT RequestId: {request_id}"')
 
 
 def _wait_log(logs: Any, function: str, pattern: str) -> None:
@@ -183,3 +184,43 @@ def test_exec_wrapper_runs_the_python_runtime(srv: HearthServer) -> None:
     assert "FunctionError" not in resp, body
     assert body["wrapped"] == "yes"
     assert "bootstrap" in body["args"]  # the runtime's own command came as the wrapper's arguments
+
+
+INTERNAL = """
+import json, os, threading, urllib.request
+
+API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2020-01-01/extension"
+seen = []
+
+
+def call(method, path, body=None, headers=None):
+    req = urllib.request.Request(API + path, data=body, headers=headers or {}, method=method)
+    return urllib.request.urlopen(req, timeout=None)
+
+
+resp = call("POST", "/register", json.dumps({"events": ["INVOKE"]}).encode(), {"Lambda-Extension-Name": "inside"})
+ext_id = resp.headers["Lambda-Extension-Identifier"]
+
+
+def loop():
+    while True:
+        event = json.load(call("GET", "/event/next", None, {"Lambda-Extension-Identifier": ext_id}))
+        seen.append(event["requestId"])
+
+
+threading.Thread(target=loop, daemon=True).start()
+
+
+def handler(event, context):
+    return {"seen": list(seen), "me": context.aws_request_id}
+"""
+
+
+def test_an_internal_extension_registers_from_the_runtime_process(srv: HearthServer) -> None:
+    lam = srv.client("lambda")
+    create_function(lam, "internal-extension", {"app.py": INTERNAL}, MemorySize=512)
+    _, first = invoke_json(lam, "internal-extension")
+    _wait_report(srv.client("logs"), "internal-extension", first["me"])
+    _, second = invoke_json(lam, "internal-extension")
+    # The second invocation ran in the same environment, after the extension took the first one's INVOKE.
+    assert first["me"] in second["seen"], (first, second)
