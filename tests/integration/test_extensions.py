@@ -114,6 +114,7 @@ def test_an_external_extension_gets_invoke_shutdown_and_telemetry(srv: HearthSer
         _wait_report(srv.client("logs"), "with-extension", request_ids[-1])
     lam.delete_function(FunctionName="with-extension")  # its environment shuts down: SHUTDOWN, spindown
 
+    _wait_log(srv.client("logs"), "with-extension", '"Name: telemetry-ext"')
     report = _receive(sqs, queue)
     # What the extension wrote during SHUTDOWN reaches the function's log stream too.
     _wait_log(srv.client("logs"), "with-extension", '"extension shutting down: spindown"')
@@ -172,7 +173,7 @@ def test_a_crashing_extension_fails_init_with_extension_crash(srv: HearthServer)
     create_function(lam, "crashing-extension", {"app.py": FUNCTION}, Layers=[layer])
     resp, body = invoke_json(lam, "crashing-extension")
     assert resp.get("FunctionError") == "Unhandled"
-    assert body["errorType"] == "Extension.Crash", body
+    assert body == {"errorType": "Extension.Crash", "errorMessage": "Error: exit code 3"}, body
 
 
 def test_exec_wrapper_runs_the_python_runtime(srv: HearthServer) -> None:

@@ -200,6 +200,8 @@ class Environment:
         return await netns.open_connection(self._sandbox.pid, port)
 
     def _extension_registered(self, name: str, events: list[str]) -> None:
+        # AWS's INIT log line for each extension.
+        self._capture.add(f"EXTENSION\tName: {name}\tState: Ready\tEvents: [{','.join(events)}]\n")
         if self._telemetry is not None:
             self._telemetry.emit("platform.extension", {"name": name, "state": "Ready", "events": events})
 

@@ -215,8 +215,9 @@ class ExtensionsApi:
         if self.phase is Phase.SHUTDOWN:
             self._notify()
             return
-        reason = f"exit status {status}" if status >= 0 else f"signal {-status}"
-        self._fail(ExtensionFailure("Extension.Crash", f"Extension {name} exited: {reason}"))
+        # AWS's text ("Error: exit code 1"); the invocation's request id is not known here.
+        reason = f"exit code {status}" if status >= 0 else f"signal {-status}"
+        self._fail(ExtensionFailure("Extension.Crash", f"Error: {reason}"))
 
     # -- what the environment calls ------------------------------------------------------------
 

@@ -154,7 +154,7 @@ async def test_a_crash_during_init_fails_it_with_extension_crash() -> None:
     assert [f.error_type for f in failures] == ["Extension.Crash"]
     with pytest.raises(ExtensionFailure) as exc:
         await api.wait_ready()
-    assert exc.value.error_type == "Extension.Crash" and "exit status 3" in exc.value.message
+    assert exc.value.error_type == "Extension.Crash" and exc.value.message == "Error: exit code 3"
     assert isinstance(launched.exception(), ExtensionFailure)
 
 
