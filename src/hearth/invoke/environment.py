@@ -192,6 +192,10 @@ class Environment:
                 record.update(initializationType=env.get("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
                               phase="init")
                 self._telemetry.emit("platform.initStart", record, iso_time(self._init_started))
+            if self.state not in (EnvState.STARTING, EnvState.INITIALIZING):
+                # A first request after INIT (registration is refused then, as on AWS).
+                self._ext.init_done()
+                self._telemetry.init_ended()
         return ExtensionRoutes(self._ext, self._telemetry)
 
     async def _connect_in_sandbox(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
