@@ -71,8 +71,9 @@ class ExtraRoutes(Protocol):
                body: bytes) -> ExtraAnswer | asyncio.Future[ExtraAnswer]: ...
 
 
-_REASONS = {200: b"OK", 409: b"Conflict", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found",
-            405: b"Method Not Allowed", 413: b"Request Entity Too Large", 500: b"Internal Server Error"}
+_REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found",
+            405: b"Method Not Allowed", 409: b"Conflict", 413: b"Request Entity Too Large",
+            500: b"Internal Server Error"}
 _NOT_FOUND = b'{"errorMessage":"Not Found","errorType":"NotFound"}'
 _NOT_ALLOWED = b'{"errorMessage":"Method Not Allowed","errorType":"MethodNotAllowed"}'
 _BAD_REQUEST = b'{"errorMessage":"Bad Request","errorType":"BadRequest"}'
