@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -319,7 +318,3 @@ class ExtensionsApi:
         if self._changed is None:
             self._changed = asyncio.get_running_loop().create_future()
         await asyncio.shield(self._changed)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
