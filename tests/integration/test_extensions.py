@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,11 @@ def test_an_external_extension_gets_invoke_shutdown_and_telemetry(srv: HearthSer
         # The invocation ends (REPORT) once the extension asked for its next event: the next one then
         # finds this environment free instead of starting another.
         _wait_report(srv.client("logs"), "with-extension", request_ids[-1])
+    with urllib.request.urlopen(f"{srv.endpoint}/_hearth/metrics", timeout=5) as metrics:
+        counts = [line for line in metrics.read().decode().splitlines()
+                  if line.startswith("hearth_post_runtime_extensions_duration_seconds_count")
+                  and 'function="with-extension"' in line]
+    assert counts and counts[0].endswith(" 2"), counts  # AWS's PostRuntimeExtensionsDuration, per invocation
     lam.delete_function(FunctionName="with-extension")  # its environment shuts down: SHUTDOWN, spindown
 
     _wait_log(srv.client("logs"), "with-extension", '"Name: telemetry-ext"')

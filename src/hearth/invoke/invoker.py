@@ -137,6 +137,9 @@ class Invoker:
         try:
             events = await after
             self._logs.write(fv, env.log_stream, events)
+            if self._metrics is not None:
+                self._metrics.post_runtime_extensions.observe(env.post_runtime_extensions_ms / 1000,
+                                                              self._metrics.labels(fv.name, fv.version))
         except Exception:
             log.exception("finishing invocation on environment %s failed", env.env_id)
         finally:
