@@ -11,7 +11,8 @@ phase rule itself.
     POST /2020-01-01/extension/exit/error
     PUT  /2022-07-01/telemetry                the Telemetry API subscription
     PUT  /2020-08-15/logs                     the Logs API subscription
-    POST /2020-01-01/hearth/launched          the extensions launcher (private)
+    POST /2020-01-01/hearth/launching         the extensions launcher (private): names, before they start
+    POST /2020-01-01/hearth/launched          the extensions launcher (private): parks until all registered
     POST /2020-01-01/hearth/exited            the extensions launcher (private)
 """
 
@@ -39,6 +40,7 @@ _ROUTES: dict[bytes, bytes] = {
     b"/2020-01-01/extension/exit/error": b"POST",
     b"/2022-07-01/telemetry": b"PUT",
     b"/2020-08-15/logs": b"PUT",
+    b"/2020-01-01/hearth/launching": b"POST",
     b"/2020-01-01/hearth/launched": b"POST",
     b"/2020-01-01/hearth/exited": b"POST",
 }
@@ -141,6 +143,9 @@ class ExtensionRoutes:
             self.api.process_exited(str(req.get("name", "")), status if isinstance(status, int) else 1)
             return _ACCEPTED
         names = [n for n in req.get("extensions", []) if isinstance(n, str)]
+        if path.endswith(b"/launching"):
+            self.api.expect(names)
+            return _OK
         waiter = self.api.launched_future(names)
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
 

@@ -195,6 +195,11 @@ class ExtensionsApi:
 
     # -- what the launcher calls ---------------------------------------------------------------
 
+    def expect(self, names: list[str]) -> None:
+        """The launcher is about to start `names`: they are external extensions (told before they
+        start, so that one registering at once is not taken for an internal one)."""
+        self.launched.update(names)
+
     def launched_future(self, names: list[str]) -> asyncio.Future[None]:
         """The launcher started `names`: resolved when all of them registered (the runtime may start)."""
         self.launched.update(names)

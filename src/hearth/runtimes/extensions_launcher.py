@@ -12,6 +12,7 @@ keep running after the runtime exits, until they are done or Hearth kills the sa
 
 Hearth's private routes it uses (answered by `hearth.runtime_api.ext_routes`)::
 
+    POST /2020-01-01/hearth/launching  {"extensions": [names]}  before they start (they are external)
     POST /2020-01-01/hearth/launched   {"extensions": [names]}  answered 200 when all registered
     POST /2020-01-01/hearth/exited     {"name": name, "status": int}
 
@@ -104,6 +105,10 @@ def main() -> None:
     found = _extensions(dirs or [EXTENSIONS_DIR])
     names = sorted(found)[:MAX_EXTENSIONS]
     pids: dict[int, str] = {}
+    try:
+        _post("/2020-01-01/hearth/launching", {"extensions": names}, 5)
+    except OSError:
+        pass  # Hearth is gone: the sandbox ends soon
     for name in names:
         r, w = os.pipe()
         try:
