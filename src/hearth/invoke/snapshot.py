@@ -103,11 +103,10 @@ class SnapshotTemplates:
         """Whether new environments of `fv` are restored from a snapshot."""
         if self._backend is None or not supported_runtime(fv.runtime):
             return False
-        if launch.starts_by_exec(fv):
-            return False  # extensions or an exec wrapper: INIT runs on demand (design.md, Extensions)
-        if fv.version == "$LATEST":
-            return self.latest
-        return fv.snap_start_apply_on == "PublishedVersions"
+        wanted = self.latest if fv.version == "$LATEST" else fv.snap_start_apply_on == "PublishedVersions"
+        # Extensions or an exec wrapper: INIT runs on demand (design.md, Extensions). Asked last: it
+        # looks at the layers' files.
+        return wanted and not launch.starts_by_exec(fv)
 
     async def template(self, fv: FunctionVersion, key: TemplateKey) -> Template:
         """The ready template of `fv`, made now if there is none. Raises what INIT raises
