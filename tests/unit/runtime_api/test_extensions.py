@@ -347,3 +347,24 @@ def test_the_splitter_tells_extension_lines_from_function_lines() -> None:
     assert splitter.close() == b"part\n"
     assert seen == [("function", "plain"), ("extension", "from the extension"), ("function", {"level": "INFO"}),
                     ("function", "part")]
+
+
+async def test_a_tcp_destination_gets_newline_delimited_records() -> None:
+    lines: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            lines.put_nowait(line)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hub = TelemetryHub(lambda host, p: asyncio.open_connection("127.0.0.1", p))
+    hub.init_ended()
+    hub.subscribe("ext", "telemetry", _subscription(destination={"protocol": "TCP", "port": port}))
+    hub.emit("function", "over tcp")
+    await hub.flush()
+    record = json.loads(await lines.get())
+    assert (record["type"], record["record"]) == ("function", "over tcp")
+    hub.close()
+    server.close()
