@@ -23,6 +23,7 @@ import enum
 import errno
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -37,14 +38,22 @@ from hearth.runtime_api.channel import (
     InvocationResult,
     RuntimeExited,
 )
+from hearth.runtime_api.ext_routes import ExtensionRoutes
+from hearth.runtime_api.extensions import ExtensionFailure, ExtensionsApi, FunctionInfo
 from hearth.runtime_api.server import RuntimeApiServer
+from hearth.runtime_api.telemetry import OutputSplitter, TelemetryHub, iso_time
 from hearth.runtimes.registry import fallback_note, runtime_for
+from hearth.sandbox import netns
 from hearth.sandbox.types import IsolationBackend, MemoryPeak, Sandbox, SandboxSpec
 
 log = logging.getLogger(__name__)
 
 INIT_TIMEOUT_S = 10.0  # AWS's limit on the INIT phase of an on-demand environment
 SHUTDOWN_GRACE_S = 0.5  # SIGTERM → SIGKILL grace when an environment is reclaimed
+# AWS's SHUTDOWN phase with extensions: 2,000 ms when external extensions registered, 500 ms when only
+# internal ones did (the runtime's own share of it, 300 ms or 500 ms, is inside these).
+SHUTDOWN_EXTERNAL_S = 2.0
+SHUTDOWN_INTERNAL_S = 0.5
 
 
 class EnvState(enum.Enum):
@@ -94,6 +103,9 @@ class RunResult:
     # PostRuntimeExtensionsDuration: how long extensions worked after the runtime answered (the
     # Extensions API sets it; None: no extension ran). Spans export it as the Overhead phase.
     extensions_ms: float | None = None
+    # With extensions that registered for INVOKE, the invocation is not over when the runtime answers:
+    # this task ends it (waits for the extensions, writes END/REPORT) and returns the whole log events.
+    after: asyncio.Task[list[tuple[int, str]]] | None = None
 
 
 AwsProxyStarter = Callable[[Sandbox], "asyncio.Task[None] | None"]
@@ -121,6 +133,8 @@ class Environment:
         restored: bool = False,
         init_timeout_s: float = INIT_TIMEOUT_S,
         log_style: LogStyle | None = None,
+        account_id: str = "",
+        write_logs: Callable[[list[tuple[int, str]]], None] | None = None,
     ) -> None:
         self.env_id = env_id
         self.spec = spec
@@ -144,7 +158,16 @@ class Environment:
         self._on_dead = on_dead
         self._sandbox: Sandbox | None = None
         self._channel = EnvironmentChannel(env_id)
-        self._server = RuntimeApiServer(self._channel)
+        self._server = RuntimeApiServer(self._channel, self._extra_routes)
+        # Extensions (issue 16), built only when something uses them: the launcher (layers with
+        # /opt/extensions) or the first request of an internal extension.
+        self._account_id = account_id
+        self._write_logs = write_logs  # what extensions write during SHUTDOWN goes to the log stream too
+        self._ext: ExtensionsApi | None = None
+        self._telemetry: TelemetryHub | None = None
+        self._splitter: OutputSplitter | None = None
+        self._init_started = time.time()
+        self.post_runtime_extensions_ms = 0.0  # the last invocation's (AWS's PostRuntimeExtensionsDuration)
         self._tasks: list[asyncio.Task[None]] = []
         self._style = log_style or LogStyle()  # the function's LoggingConfig
         self._capture = logs.LogCapture(self._style)  # INIT output until the first invocation
@@ -160,6 +183,93 @@ class Environment:
             region=spec.env.get("AWS_REGION", ""), note=fallback_note(runtime_id), restore=restored))
         self._output_fd: int | None = None
         self._dead = asyncio.Event()
+        if any(arg.endswith("extensions_launcher.py") for arg in spec.argv[:4]):
+            self._extra_routes()  # marks on extension output must be stripped from the first byte
+
+    # -- extensions -----------------------------------------------------------------------------
+
+    def _extra_routes(self) -> ExtensionRoutes:
+        """Build the Extensions and Telemetry APIs of this environment (once)."""
+        if self._ext is None or self._telemetry is None:
+            env = self.spec.env
+            info = FunctionInfo(env.get("AWS_LAMBDA_FUNCTION_NAME", ""), env.get("AWS_LAMBDA_FUNCTION_VERSION", ""),
+                                env.get("_HANDLER", ""), self._account_id)
+            self._telemetry = TelemetryHub(self._connect_in_sandbox)
+            self._ext = ExtensionsApi(info, on_registered=self._extension_registered,
+                                      on_init_failure=self._extension_init_failed)
+            self._splitter = OutputSplitter(self._telemetry, json_format=env.get("AWS_LAMBDA_LOG_FORMAT") == "JSON")
+            record: dict[str, object] = {"functionName": info.function_name, "functionVersion": info.function_version,
+                                         "instanceMaxMemory": self.memory_mb << 20}
+            if self.restored:
+                self._telemetry.emit("platform.restoreStart", record, iso_time(self._init_started))
+            else:
+                record.update(initializationType=env.get("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+                              phase="init")
+                self._telemetry.emit("platform.initStart", record, iso_time(self._init_started))
+            if self.state not in (EnvState.STARTING, EnvState.INITIALIZING):
+                # A first request after INIT (registration is refused then, as on AWS).
+                self._ext.init_done()
+                self._telemetry.init_ended()
+        return ExtensionRoutes(self._ext, self._telemetry)
+
+    async def _connect_in_sandbox(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._sandbox is None:
+            raise OSError("the sandbox is gone")
+        return await netns.open_connection(self._sandbox.pid, port)
+
+    def _extension_registered(self, name: str, events: list[str]) -> None:
+        # AWS's INIT log line for each extension.
+        self._capture.add(f"EXTENSION\tName: {name}\tState: Ready\tEvents: [{','.join(events)}]\n")
+        if self._telemetry is not None:
+            self._telemetry.emit("platform.extension", {"name": name, "state": "Ready", "events": events})
+
+    def _extension_init_failed(self, failure: ExtensionFailure) -> None:
+        # Ends the wait for the runtime too (it may not even have started: the launcher holds it back).
+        self._channel.post_init_error(failure.error_type, failure.payload())
+
+    async def _extensions_ready(self, timeout_s: float) -> None:
+        """INIT: after the runtime's first next, until every extension waits in next too."""
+        ext, telemetry = self._ext, self._telemetry
+        if ext is None or telemetry is None:
+            return
+        phase = "restore" if self.restored else "init"
+        init_type = self.spec.env.get("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+        base: dict[str, object] = {} if self.restored else {"initializationType": init_type, "phase": "init"}
+        telemetry.emit(f"platform.{phase}RuntimeDone", {**base, "status": "success"})
+        await asyncio.wait_for(ext.wait_ready(), max(0.001, timeout_s))
+        ext.init_done()
+        duration = (time.time() - self._init_started) * 1000
+        telemetry.emit(f"platform.{phase}Report", {**base, "status": "success",
+                                                   "metrics": {"durationMs": round(duration, 3)}})
+        telemetry.init_ended()
+
+    async def _shutdown_extensions(self, reason: str) -> None:
+        """SHUTDOWN for the extensions: telemetry first, then the event, then at most AWS's limit."""
+        ext, telemetry = self._ext, self._telemetry
+        if ext is None or telemetry is None:
+            return
+        limit = SHUTDOWN_EXTERNAL_S if ext.has_external() else SHUTDOWN_INTERNAL_S
+        deadline = time.time() + limit
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(telemetry.flush(), limit / 2)
+        remaining = deadline - time.time()
+        if ext.deliver_shutdown(reason, int(deadline * 1000)) and remaining > 0 and not self._dead.is_set():
+            # Over when they are done, at the deadline, or when the sandbox is gone (a crashed runtime
+            # takes its sandbox, and the extensions in it, along).
+            ready = asyncio.ensure_future(ext.wait_ready())
+            dead = asyncio.ensure_future(self._dead.wait())
+            try:
+                await asyncio.wait({ready, dead}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in (ready, dead):
+                    waiter.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ExtensionFailure):
+                    await ready
+
+    def _feed(self, data: bytes) -> None:
+        if self._splitter is not None:
+            data = self._splitter.feed(data)
+        self._capture.feed(data)
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -181,6 +291,7 @@ class Environment:
     async def start(self) -> None:
         """Start the sandbox and wait for INIT to finish. Raises InitFailure (environment is dead)."""
         started = time.perf_counter()
+        self._init_started = time.time()
         try:
             if self._launcher is not None:
                 self._sandbox = await self._launcher(self.spec)
@@ -203,6 +314,10 @@ class Environment:
         self._tasks.append(asyncio.create_task(self._watch_exit(sandbox)))
         try:
             await asyncio.wait_for(self._initialized(sandbox), self._init_timeout_s)
+            if self._ext is not None:
+                await self._extensions_ready(self._init_timeout_s - (time.perf_counter() - started))
+        except ExtensionFailure as exc:
+            await self._fail_init(exc.error_type, exc.payload())
         except InitError as exc:
             await self._fail_init(exc.error_type, exc.payload)
         except RuntimeExited as exc:
@@ -267,7 +382,8 @@ class Environment:
     # -- INVOKE ---------------------------------------------------------------------------------
 
     async def invoke(self, invocation: Invocation, timeout_s: float) -> RunResult:
-        """Run one invocation. The caller owns this environment exclusively until it returns."""
+        """Run one invocation. The caller owns this environment exclusively until it returns (or, when
+        the result has an `after` task, until that task is done)."""
         if self.state is EnvState.FROZEN:
             self.thaw()
         self._to(EnvState.INVOKING)
@@ -278,6 +394,10 @@ class Environment:
         capture = self._capture
         json_logs = self._style.json
         capture.platform(logs.start_record(invocation.request_id, self.version, invocation.trace_id, json=json_logs))
+        ext = self._ext
+        extensions_invoked = False
+        if ext is not None:
+            extensions_invoked = self._extensions_invoke(ext, invocation)
         started = time.perf_counter()
         status: str | None = None
         try:
@@ -291,11 +411,13 @@ class Environment:
             # JSON format: the timeout is in platform.report's status and errorType.
             capture.platform(logs.text_only(
                 f"{_iso_now()} {invocation.request_id} Task timed out after {timeout_s:.2f} seconds\n"))
+            await self._shutdown_extensions("timeout")
             await self.kill()
         except RuntimeExited as exc:
             error_type, payload = self._exit_error(invocation.request_id, exc.status)
             result = InvocationResult(payload=payload, error_type=error_type)
             status = "error"
+            await self._shutdown_extensions("failure")
             await self.kill()
         except asyncio.CancelledError:
             # The caller went away (a client that hung up on a stream): the sink must not wait forever.
@@ -307,11 +429,36 @@ class Environment:
             # A stream cut short (timeout, crash) ends with the invocation's error; a finished one is
             # left as it is (finish is idempotent). A buffered answer leaves the sink unstarted.
             invocation.sink.finish(result.error_type, result.payload if result.error_type else None)
+        if ext is not None:
+            self._runtime_done(invocation, result, status, duration_ms)
+        if extensions_invoked and self.alive:
+            # The caller has its answer now; the invocation ends when the extensions are done with it.
+            self._drain_output()
+            so_far = init_capture.events + capture.events
+            after = asyncio.create_task(self._after_extensions(
+                invocation, init_capture, result, started, duration_ms, init_ms, restore_ms, timeout_s))
+            return RunResult(result, so_far, duration_ms, init_ms, False,
+                             restore_ms=restore_ms[0] if restore_ms is not None else None, after=after)
+        if ext is not None:
+            ext.invoke_done()
+        events = self._end_invocation(invocation, init_capture, result, status, duration_ms, init_ms, restore_ms)
+        dead = not self.alive
+        if not dead:
+            self._to(EnvState.READY)
+        return RunResult(result, events, duration_ms, init_ms, dead,
+                         restore_ms=restore_ms[0] if restore_ms is not None else None)
+
+    def _end_invocation(self, invocation: Invocation, init_capture: logs.LogCapture, result: InvocationResult,
+                        status: str | None, duration_ms: float, init_ms: float | None,
+                        restore_ms: tuple[float, float] | None) -> list[tuple[int, str]]:
+        """END and REPORT: the invocation's whole log events."""
+        capture = self._capture
         self._drain_output()
         capture.close()
         self.invocations += 1
         self.last_used = time.monotonic()
         max_used = self._max_memory_used_mb()
+        json_logs = self._style.json
         done_status = {"timeout": "timeout", "error": "failure"}.get(status or "", "success")
         if done_status == "success" and result.error_type is not None:
             done_status = "error"
@@ -324,13 +471,85 @@ class Environment:
             max_memory_used_mb=max_used, init_duration_ms=init_ms, status=status, restore_ms=restore_ms,
             error_type=result.error_type if status else None, trace_id=invocation.trace_id, json=json_logs,
         ))
+        if self._telemetry is not None:
+            self._report(invocation, result, status, duration_ms, max_used, init_ms, restore_ms)
         events = init_capture.events + capture.events
         self._capture = logs.LogCapture(self._style)
-        dead = not self.alive
-        if not dead:
+        return events
+
+    def _extensions_invoke(self, ext: ExtensionsApi, invocation: Invocation) -> bool:
+        if self._telemetry is not None:
+            self._telemetry.emit("platform.start", {
+                "requestId": invocation.request_id, "version": self.version,
+                "tracing": {"type": "X-Amzn-Trace-Id", "value": invocation.trace_id}})
+        return ext.deliver_invoke(invocation.request_id, invocation.deadline_ms, invocation.invoked_function_arn,
+                                  invocation.trace_id)
+
+    def _runtime_done(self, invocation: Invocation, result: InvocationResult, status: str | None,
+                      duration_ms: float) -> None:
+        if self._telemetry is None:
+            return
+        done_status = status or ("error" if result.error_type else "success")
+        start = time.time() - duration_ms / 1000
+        record: dict[str, object] = {
+            "requestId": invocation.request_id, "status": done_status,
+            "metrics": {"durationMs": round(duration_ms, 3), "producedBytes": len(result.payload)},
+            "spans": [{"name": "responseLatency", "start": iso_time(start), "durationMs": round(duration_ms, 3)},
+                      {"name": "responseDuration", "start": iso_time(), "durationMs": 0.0}],
+            "tracing": {"type": "X-Amzn-Trace-Id", "value": invocation.trace_id},
+        }
+        if result.error_type:
+            record["errorType"] = result.error_type
+        self._telemetry.emit("platform.runtimeDone", record)
+
+    def _report(self, invocation: Invocation, result: InvocationResult, status: str | None, duration_ms: float,
+                max_used: int, init_ms: float | None, restore_ms: tuple[float, float] | None) -> None:
+        assert self._telemetry is not None
+        metrics: dict[str, object] = {
+            "durationMs": round(duration_ms, 3), "billedDurationMs": max(1, math.ceil(duration_ms)),
+            "memorySizeMB": self.memory_mb, "maxMemoryUsedMB": max_used}
+        if init_ms is not None:
+            metrics["initDurationMs"] = round(init_ms, 3)
+        if restore_ms is not None:
+            metrics["restoreDurationMs"] = round(restore_ms[0], 3)
+            metrics["billedRestoreDurationMs"] = max(1, math.ceil(restore_ms[1]))
+        record: dict[str, object] = {
+            "requestId": invocation.request_id, "status": status or ("error" if result.error_type else "success"),
+            "metrics": metrics, "tracing": {"type": "X-Amzn-Trace-Id", "value": invocation.trace_id}}
+        if result.error_type:
+            record["errorType"] = result.error_type
+        self._telemetry.emit("platform.report", record)
+
+    async def _after_extensions(self, invocation: Invocation, init_capture: logs.LogCapture,
+                                result: InvocationResult, started: float, runtime_ms: float,
+                                init_ms: float | None, restore_ms: tuple[float, float] | None,
+                                timeout_s: float) -> list[tuple[int, str]]:
+        """The rest of an invocation once the runtime answered: until every extension that took the
+        INVOKE asks for its next event. Their time (AWS's PostRuntimeExtensionsDuration) counts in the
+        REPORT's Duration; past the function's timeout the environment is reset."""
+        assert self._ext is not None
+        status: str | None = None
+        try:
+            await asyncio.wait_for(self._ext.wait_ready(), max(0.001, timeout_s - runtime_ms / 1000))
+        except TimeoutError:
+            status = "timeout"
+            self._capture.platform(logs.text_only(
+                f"{_iso_now()} {invocation.request_id} Task timed out after {timeout_s:.2f} seconds\n"))
+            await self._shutdown_extensions("timeout")
+            await self.kill()
+        except ExtensionFailure as exc:
+            status = "error"
+            self._capture.add(f"{_iso_now()} {invocation.request_id} {exc.error_type}: {exc.message}\n")
+            await self._shutdown_extensions("failure")
+            await self.kill()
+        duration_ms = (time.perf_counter() - started) * 1000
+        self.post_runtime_extensions_ms = duration_ms - runtime_ms
+        if self._ext is not None:
+            self._ext.invoke_done()
+        events = self._end_invocation(invocation, init_capture, result, status, duration_ms, init_ms, restore_ms)
+        if self.alive:
             self._to(EnvState.READY)
-        return RunResult(result, events, duration_ms, init_ms, dead,
-                         restore_ms=restore_ms[0] if restore_ms is not None else None)
+        return events
 
     def _exit_error(self, request_id: str, status: int) -> tuple[str, bytes]:
         """AWS's report for a runtime that went away: out of memory, or an exit with or without a code."""
@@ -369,11 +588,15 @@ class Environment:
         if self.state is EnvState.READY and self._sandbox is not None:
             _FREEZER.submit(_quietly, self._sandbox.freeze, self.env_id)
             self._to(EnvState.FROZEN)
+            if self._telemetry is not None:
+                self._telemetry.freeze()
 
     def thaw(self) -> None:
         if self.state is EnvState.FROZEN and self._sandbox is not None:
             _FREEZER.submit(_quietly, self._sandbox.thaw, self.env_id)
             self._to(EnvState.READY)
+            if self._telemetry is not None:
+                self._telemetry.thaw()
 
     async def shutdown(self) -> None:
         """SHUTDOWN: ask the runtime to stop (SIGTERM), then kill after a short grace."""
@@ -383,6 +606,16 @@ class Environment:
             self.thaw()
         self._to(EnvState.SHUTTING_DOWN)
         sandbox = self._sandbox
+        if sandbox is not None and self._ext is not None:
+            sandbox.terminate()  # the runtime's SIGTERM, while the extensions get SHUTDOWN
+            await self._shutdown_extensions("spindown")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dead.wait(), SHUTDOWN_GRACE_S)
+            await self.kill()
+            self._capture.close()
+            if self._capture.events and self._write_logs is not None:
+                self._write_logs(self._capture.events)
+            return
         if sandbox is not None:
             sandbox.terminate()
             with contextlib.suppress(TimeoutError):
@@ -408,6 +641,9 @@ class Environment:
                 os.close(self._output_fd)
             self._output_fd = None
         await self._server.close()
+        if self._ext is not None and self._telemetry is not None:
+            self._ext.close()
+            self._telemetry.close()
         current = asyncio.current_task()
         for task in self._tasks:
             if task is not current:
@@ -435,7 +671,7 @@ class Environment:
         if not data:  # every writer closed the pipe
             asyncio.get_running_loop().remove_reader(fd)
             return
-        self._capture.feed(data)
+        self._feed(data)
 
     def _drain_output(self) -> None:
         """Read what the runtime wrote before it answered: those bytes are already in the pipe."""
@@ -449,7 +685,7 @@ class Environment:
                 return
             if not data:
                 return
-            self._capture.feed(data)
+            self._feed(data)
 
     def statistics(self) -> dict[str, object]:
         return {

@@ -24,7 +24,7 @@ import uuid
 
 from hearth.functions.model import FunctionVersion
 from hearth.invoke import logs
-from hearth.invoke.environment import InitFailure, RunResult
+from hearth.invoke.environment import Environment, InitFailure, RunResult
 from hearth.invoke.errors import Throttled
 from hearth.invoke.launch import LaunchError
 from hearth.invoke.limiter import ConcurrencyLimiter, Lease
@@ -67,17 +67,18 @@ class Invoker:
                 if self._metrics is not None:
                     self._metrics.throttled(fv.name, fv.version)
                 raise
+        holder = [lease]  # _run takes the lease when the invocation outlives its answer (extensions)
         try:
-            outcome = await self._run(request)
+            outcome = await self._run(request, holder)
         finally:
-            if lease is not None:
-                lease.release()
+            if holder[0] is not None:
+                holder[0].release()
         if self._metrics is not None:
             self._metrics.invoked(fv.name, fv.version, duration_s=outcome.duration_ms / 1000,
                                   error=outcome.function_error is not None, cold=outcome.cold)
         return outcome
 
-    async def _run(self, request: InvokeRequest) -> InvokeOutcome:
+    async def _run(self, request: InvokeRequest, holder: list[Lease | None] | None = None) -> InvokeOutcome:
         fv, tail = request.version, request.tail
         request_id = request.request_id or str(uuid.uuid4())
         trace_id = request.trace_id or _trace_id()
@@ -120,9 +121,21 @@ class Invoker:
         )
         try:
             run = await env.invoke(invocation, float(fv.timeout_s))
-        finally:
+        except BaseException:
             self._pool.release(fv, env)
-        self._logs.write(fv, env.log_stream, run.events)
+            raise
+        if run.after is None:
+            self._pool.release(fv, env)
+            self._logs.write(fv, env.log_stream, run.events)
+        else:
+            # Extensions still work on this invocation: the caller gets its answer now; the environment,
+            # the concurrency lease and the log (with its REPORT) follow when they are done.
+            lease = holder[0] if holder else None
+            if holder:
+                holder[0] = None
+            task = asyncio.create_task(self._finish_later(fv, env, run.after, lease))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         error_type = run.result.error_type
         if error_type is not None:
             self.errors += 1
@@ -156,6 +169,21 @@ class Invoker:
                                invoked_arn=invoked_arn, error_type=error_type)
         except Exception:  # tracing must never fail an invocation
             log.exception("recording the spans of %s failed", request_id)
+
+    async def _finish_later(self, fv: FunctionVersion, env: Environment,
+                            after: asyncio.Task[list[tuple[int, str]]], lease: Lease | None) -> None:
+        try:
+            events = await after
+            self._logs.write(fv, env.log_stream, events)
+            if self._metrics is not None:
+                self._metrics.post_runtime_extensions.observe(env.post_runtime_extensions_ms / 1000,
+                                                              self._metrics.labels(fv.name, fv.version))
+        except Exception:
+            log.exception("finishing invocation on environment %s failed", env.env_id)
+        finally:
+            self._pool.release(fv, env)
+            if lease is not None:
+                lease.release()
 
     def invoke_in_background(self, request: InvokeRequest) -> None:
         """`InvocationType=Event` without the durable async queue (unit rigs): run once, in the

@@ -13,7 +13,7 @@ from pathlib import Path
 import botocore
 
 from hearth.functions.model import FunctionVersion
-from hearth.runtimes.registry import RUNTIMES_DIR, RuntimeInfo, node_sdk_dir, runtime_for
+from hearth.runtimes.registry import RUNTIMES_DIR, RuntimeInfo, installed_runtimes, node_sdk_dir, runtime_for
 from hearth.sandbox.types import PythonForkSpec, SandboxSpec
 
 # 1,769 MB buys one full vCPU on AWS; CPU is proportional to memory.
@@ -26,6 +26,9 @@ SDK_MOUNT = "/var/lang/lib/site-packages"
 NODE_SDK_MOUNT = "/node_modules"
 # Where Hearth's local CA certificate (`hearth serve --https-port`) appears inside an environment.
 CA_MOUNT = "/var/hearth/ca"
+# Where the extensions launcher (runtimes/extensions_launcher.py) appears inside an environment.
+LAUNCHER_MOUNT = "/var/hearth/extensions_launcher.py"
+LAUNCHER = RUNTIMES_DIR / "extensions_launcher.py"
 # The site-packages directory Hearth itself runs from: it carries boto3 and botocore.
 SDK_DIR = Path(botocore.__file__).resolve().parent.parent
 
@@ -116,6 +119,27 @@ def build_spec(
     else:
         bootstrap = _provided_bootstrap(fv, task_root, isolated)
         argv = [bootstrap]
+    # Extensions (issue 16): only functions that use them take these paths; the others start as before.
+    wrapper = fv.environment.get("AWS_LAMBDA_EXEC_WRAPPER")
+    if wrapper and runtime.kind in ("python", "nodejs"):
+        # As AWS's bootstraps do: the wrapper is exec'd with the runtime's command as its arguments.
+        argv = [wrapper if isolated else _host_opt_path(fv.layer_dirs, wrapper), *argv]
+        python_fork = None
+    if has_extensions(fv.layer_dirs):
+        launcher = _launcher_python(runtime)
+        if launcher is None:
+            raise LaunchError("Extension.LaunchError",
+                              "External extensions need a Python 3.9 or later interpreter on this host.")
+        if isolated:
+            if launcher.prefix is not None and all(target != str(launcher.prefix) for _, target in mounts):
+                mounts.append((launcher.prefix, str(launcher.prefix)))
+            mounts.append((LAUNCHER, LAUNCHER_MOUNT))
+        dirs: list[str] = [] if isolated else [
+            arg for layer in fv.layer_dirs if (layer / "extensions").is_dir()
+            for arg in ("--dir", str(layer / "extensions"))]
+        argv = [str(launcher.executable), "-I", "-S", LAUNCHER_MOUNT if isolated else str(LAUNCHER), *dirs, "--",
+                *argv]
+        python_fork = None
     return SandboxSpec(
         env_id=env_id,
         argv=argv,
@@ -130,6 +154,48 @@ def build_spec(
         python_fork=python_fork,
         workdir=task_root,
     )
+
+
+def starts_by_exec(fv: FunctionVersion) -> bool:
+    """Whether `fv`'s environments start through an exec'd command rather than a zygote's fork:
+    external extensions (the launcher) or an `AWS_LAMBDA_EXEC_WRAPPER`."""
+    return bool(fv.environment.get("AWS_LAMBDA_EXEC_WRAPPER")) or has_extensions(fv.layer_dirs)
+
+
+def has_extensions(layer_dirs: tuple[Path, ...]) -> bool:
+    """Whether the layers bring external extensions (anything in /opt/extensions)."""
+    for layer in layer_dirs:
+        ext_dir = layer / "extensions"
+        if ext_dir.is_dir() and any(ext_dir.iterdir()):
+            return True
+    return False
+
+
+def _host_opt_path(layer_dirs: tuple[Path, ...], path: str) -> str:
+    """A path under /opt as a sandbox without its own root sees it: in the last layer that has it."""
+    if not path.startswith("/opt/"):
+        return path
+    for layer in reversed(layer_dirs):
+        candidate = layer / path.removeprefix("/opt/")
+        if candidate.exists():
+            return str(candidate)
+    return path
+
+
+def _launcher_python(runtime: RuntimeInfo) -> RuntimeInfo | None:
+    """The interpreter that runs the extensions launcher: the function's own Python if it can."""
+    if runtime.kind == "python" and _minor(runtime.version) >= 9:
+        return runtime
+    pythons = [info for info in installed_runtimes().values()
+               if info.kind == "python" and info.executable is not None and _minor(info.version) >= 9]
+    return max(pythons, key=lambda info: _minor(info.version), default=None)
+
+
+def _minor(version: str) -> int:
+    try:
+        return int(version.split(".")[-1])
+    except ValueError:
+        return 0
 
 
 def _provided_bootstrap(fv: FunctionVersion, task_root: str, isolated: bool) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -111,6 +112,7 @@ class EnvironmentPool:
     ) -> None:
         self._backend = backend
         self._config = config
+        self._init_logs = init_logs
         self.policy: KeepAlivePolicy = policy or FixedKeepAlive(config.keep_alive_s)
         self._metrics = metrics
         self._max_inits = config.max_parallel_inits or default_parallel_inits()
@@ -258,6 +260,8 @@ class EnvironmentPool:
             log_stream=stream, start_aws_proxy=self._start_aws_proxy, on_dead=self._forget,
             launcher=launcher, until_ready=until_ready, restored=restored, init_timeout_s=init_timeout_s,
             log_style=LogStyle.of(fv),
+            account_id=fv.account_id,
+            write_logs=functools.partial(self._init_logs, fv, stream) if self._init_logs is not None else None,
         )
 
     async def _create(self, fv: FunctionVersion, initialization_type: str = "on-demand") -> Environment:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hearth.functions.model import FunctionVersion
-from hearth.invoke import logs
+from hearth.invoke import launch, logs
 from hearth.invoke.environment import Environment, Launcher, ReadyWaiter
 from hearth.invoke.platform_log import LogStyle
 from hearth.runtimes.registry import runtime_for
@@ -107,9 +107,10 @@ class SnapshotTemplates:
         """Whether new environments of `fv` are restored from a snapshot."""
         if self._backend is None or not supported_runtime(fv.runtime):
             return False
-        if fv.version == "$LATEST":
-            return self.latest
-        return fv.snap_start_apply_on == "PublishedVersions"
+        wanted = self.latest if fv.version == "$LATEST" else fv.snap_start_apply_on == "PublishedVersions"
+        # Extensions or an exec wrapper: INIT runs on demand (design.md, Extensions). Asked last: it
+        # looks at the layers' files.
+        return wanted and not launch.starts_by_exec(fv)
 
     async def template(self, fv: FunctionVersion, key: TemplateKey) -> Template:
         """The ready template of `fv`, made now if there is none. Raises what INIT raises

@@ -254,6 +254,9 @@ class InvokeMetrics:
         self.init_duration = r.histogram("hearth_init_duration_seconds", "INIT phase of new environments.")
         self.restore_duration = r.histogram("hearth_restore_duration_seconds",
                                             "Restores of new environments from a SnapStart snapshot.")
+        self.post_runtime_extensions = r.histogram(
+            "hearth_post_runtime_extensions_duration_seconds",
+            "Extensions' time after the runtime answered (Lambda: PostRuntimeExtensionsDuration).")
         self.concurrent = r.gauge("hearth_concurrent_executions",
                                   "Invocations running now (Lambda: ConcurrentExecutions).")
         self.environments = r.gauge("hearth_environments", "Execution environments by state.")

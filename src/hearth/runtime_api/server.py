@@ -22,9 +22,10 @@ Routes (everything else is 404; a known path with the wrong method is 405)::
     POST /2018-06-01/runtime/invocation/{id}/error
     POST /2018-06-01/runtime/init/error
 
-The Extensions API (2020-01-01: /extension/register, /extension/event/next, /extension/init/error,
-/extension/exit/error) and the Telemetry API will be further prefixes in `_route`, each with its own
-state object beside the channel; connections and parsing are shared.
+Every other path (the Extensions API 2020-01-01, the Telemetry API 2022-07-01, the Logs API 2020-08-15)
+goes to the environment's `ExtraRoutes`, built on first use by the factory the server was given: an
+environment nothing registers in never builds one. Such a route may answer later (a future: the
+extension's `event/next`), and the connection is parked until it does; connections and parsing are shared.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import binascii
 import contextlib
 import logging
 import socket
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 from hearth.runtime_api.channel import (
     ACCEPTED_BODY,
@@ -58,8 +60,20 @@ _NEXT = b"invocation/next"
 _INIT_ERROR = b"init/error"
 _INVOCATION = b"invocation/"
 
+# (status, extra header lines each ending in CRLF, body): what an extra route answers.
+ExtraAnswer = tuple[int, bytes, bytes]
+
+
+class ExtraRoutes(Protocol):
+    """The routes beside the Runtime API (see ext_routes.py)."""
+
+    def handle(self, method: bytes, path: bytes, headers: dict[bytes, bytes],
+               body: bytes) -> ExtraAnswer | asyncio.Future[ExtraAnswer]: ...
+
+
 _REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found",
-            405: b"Method Not Allowed", 413: b"Request Entity Too Large", 500: b"Internal Server Error"}
+            405: b"Method Not Allowed", 409: b"Conflict", 413: b"Request Entity Too Large",
+            500: b"Internal Server Error"}
 _NOT_FOUND = b'{"errorMessage":"Not Found","errorType":"NotFound"}'
 _NOT_ALLOWED = b'{"errorMessage":"Method Not Allowed","errorType":"MethodNotAllowed"}'
 _BAD_REQUEST = b'{"errorMessage":"Bad Request","errorType":"BadRequest"}'
@@ -131,6 +145,7 @@ class _Connection(asyncio.Protocol):
         self._buf = bytearray()
         self._req: _Request | None = None
         self._parked: asyncio.Future[Invocation] | None = None  # a /next waiting for an invocation
+        self._parked_extra: asyncio.Future[ExtraAnswer] | None = None  # an extension's event/next
         self._closing = False
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
@@ -153,13 +168,16 @@ class _Connection(asyncio.Protocol):
         parked, self._parked = self._parked, None
         if parked is not None:
             self._channel.abandon_next(parked)
+        extra, self._parked_extra = self._parked_extra, None
+        if extra is not None and not extra.done():
+            extra.cancel()
         self._transport = None
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
         self._buf += data
-        if self._parked is None:
+        if self._parked is None and self._parked_extra is None:
             self._process()
 
     def eof_received(self) -> bool | None:
@@ -168,7 +186,7 @@ class _Connection(asyncio.Protocol):
     # -- parsing ---------------------------------------------------------------------------------
 
     def _process(self) -> None:
-        while not self._closing and self._parked is None:
+        while not self._closing and self._parked is None and self._parked_extra is None:
             req = self._req
             if req is None:
                 req = self._parse_head()
@@ -341,7 +359,7 @@ class _Connection(asyncio.Protocol):
             return
         target = req.target
         if not target.startswith(_PREFIX):
-            self._send(404, _NOT_FOUND, req.close)
+            self._extra(req)
             return
         path = target[len(_PREFIX):].split(b"?", 1)[0]
         if path == _NEXT:
@@ -374,6 +392,47 @@ class _Connection(asyncio.Protocol):
                 self._answer(status, req.close)
                 return
         self._send(404, _NOT_FOUND, req.close)
+
+    def _extra(self, req: _Request) -> None:
+        routes = self._server.extra_routes()
+        if routes is None:
+            self._send(404, _NOT_FOUND, req.close)
+            return
+        if req.overflow:
+            self._send(413, TOO_LARGE_BODY, req.close)
+            return
+        answer = routes.handle(req.method, req.target, req.headers, bytes(req.body))
+        if isinstance(answer, tuple):
+            self._send_extra(answer, req.close)
+            return
+        self._parked_extra = answer
+        close = req.close
+        answer.add_done_callback(lambda f: self._extra_done(f, close))
+
+    def _extra_done(self, fut: asyncio.Future[ExtraAnswer], close: bool) -> None:
+        if self._parked_extra is not fut:
+            return
+        self._parked_extra = None
+        if fut.cancelled() or self._transport is None or self._transport.is_closing():
+            if self._transport is not None:
+                self._closing = True
+                self._transport.close()
+            return
+        self._send_extra(fut.result(), close)
+        if self._buf and not self._closing:
+            self._process()
+
+    def _send_extra(self, answer: ExtraAnswer, close: bool) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        status, headers, body = answer
+        transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n%s\r\n" % (
+            status, _REASONS.get(status, b"Unknown"), headers, len(body), b"Connection: close\r\n" if close else b"")
+            + body)
+        if close:
+            self._closing = True
+            transport.close()
 
     def _answer(self, status: int, close: bool) -> None:
         self._send(status, ACCEPTED_BODY if status == 202 else self._channel.last_rejection, close)
@@ -448,11 +507,20 @@ class _Connection(asyncio.Protocol):
 class RuntimeApiServer:
     """Serves one environment's Runtime API on a listening socket until `close()`."""
 
-    def __init__(self, channel: EnvironmentChannel) -> None:
+    def __init__(self, channel: EnvironmentChannel,
+                 extra_routes: Callable[[], ExtraRoutes | None] | None = None) -> None:
         self.channel = channel
+        self._extra_factory = extra_routes
+        self._extra: ExtraRoutes | None = None
         self.connections: set[_Connection] = set()
         self._server: asyncio.AbstractServer | None = None
         self._closed = asyncio.Event()
+
+    def extra_routes(self) -> ExtraRoutes | None:
+        """The Extensions/Telemetry routes, built on the first request that needs them."""
+        if self._extra is None and self._extra_factory is not None:
+            self._extra = self._extra_factory()
+        return self._extra
 
     async def serve(self, listener: socket.socket) -> None:
         """Accept connections on `listener` (already bound and listening) until `close()`."""

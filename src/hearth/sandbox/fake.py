@@ -38,6 +38,9 @@ class FakeFunction:
     handler: Handler
     init_error: str | None = None  # INIT fails with this errorType (posted to init/error, then exit 1)
     init_delay_s: float = 0.0
+    # Awaited with the Runtime API's port before the runtime asks for its first invocation (where an
+    # extension registers, in tests of the Extensions API).
+    before_init: Callable[[int], Awaitable[None]] | None = None
 
 
 class FakeSandbox:
@@ -65,6 +68,8 @@ class FakeSandbox:
         status = 0
         try:
             await asyncio.sleep(self._function.init_delay_s)
+            if self._function.before_init is not None:
+                await self._function.before_init(port)
             self._print("INIT\n")
             if self._function.init_error is not None:
                 body = b'{"errorType":"%s","errorMessage":"fake"}' % self._function.init_error.encode()

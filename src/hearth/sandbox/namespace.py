@@ -83,7 +83,8 @@ def _etc_files() -> dict[str, str]:
         "passwd": f"root:x:0:0:root:/root:/sbin/nologin\n"
                   f"{SANDBOX_USER}:x:{SANDBOX_UID}:{SANDBOX_GID}::/tmp:/sbin/nologin\n",
         "group": f"root:x:0:\n{SANDBOX_USER}:x:{SANDBOX_GID}:\n",
-        "hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+        # sandbox.localdomain: where extensions' Telemetry API listeners are, as on AWS.
+        "hosts": "127.0.0.1\tlocalhost sandbox.localdomain\n::1\tlocalhost ip6-localhost ip6-loopback\n",
         "resolv.conf": "",
         "hostname": "localhost\n",
     }
