@@ -41,6 +41,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import httptools
 from hyperframe.frame import Frame, GoAwayFrame
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -114,19 +115,49 @@ class HttpProtocol(asyncio.Protocol):
 
 
 class Http1Protocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, plus the `Upgrade: h2c` switch (RFC 7540 3.2) for requests without a body.
+    """uvicorn's httptools protocol, plus `Upgrade: h2c` (RFC 7540 3.2).
 
-    The two hooks below run only when a request carries `Upgrade` (httptools flags it), so the ordinary
-    HTTP/1.1 path is uvicorn's, unchanged. A request with a body that asks for h2c is answered over HTTP/1.1,
-    as RFC 7540 allows (RFC 9113 deprecates the upgrade; curl still offers it).
+    A request without a body that asks for h2c is answered `101 Switching Protocols`, then over HTTP/2 as
+    stream 1. One with a body is served over HTTP/1.1 as if it had not asked (RFC 7540 lets a server
+    ignore the upgrade; RFC 9113 deprecates it, curl --http2 still sends it): llhttp treats whatever
+    follows an upgrade request's headers as the new protocol, so the request is handed, without its
+    Upgrade, to a fresh HTTP/1.1 protocol together with those bytes.
+
+    `data_received` is uvicorn's own, except that it keeps where the upgraded bytes begin; the hooks run
+    only for requests that carry `Upgrade`, so every other request takes uvicorn's path at uvicorn's cost.
     """
 
-    def _should_upgrade(self) -> bool:
-        return self._h2c_upgrade() or super()._should_upgrade()
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+        except httptools.HttpParserUpgrade as upgrade:
+            if self._h2c_requested():
+                self._h2c(data[upgrade.args[0]:] if upgrade.args else b"")
+            elif self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
 
-    def handle_websocket_upgrade(self) -> None:
-        if not self._h2c_upgrade():
-            super().handle_websocket_upgrade()
+    def _should_upgrade(self) -> bool:
+        # True keeps uvicorn from starting the request's ASGI call on HTTP/1.1 (on_headers_complete)
+        return self._h2c_requested() or super()._should_upgrade()
+
+    def _h2c_requested(self) -> bool:
+        upgrade = self._get_upgrade()
+        return (upgrade is not None and b"h2c" in [token.strip() for token in upgrade.split(b",")]
+                and any(name == b"http2-settings" for name, _ in self.headers))
+
+    def _h2c(self, rest: bytes) -> None:
+        self.connections.discard(self)
+        self._unset_keepalive_if_required()
+        if any((name == b"content-length" and value.strip() not in (b"", b"0")) or name == b"transfer-encoding"
+               for name, value in self.headers):
+            self._replay_without_upgrade(rest)
             return
         settings = b""
         headers: list[tuple[bytes, bytes]] = []
@@ -136,8 +167,6 @@ class Http1Protocol(HttpToolsProtocol):
             elif name not in _HOP_BY_HOP and name != b"host":
                 headers.append((name, value))
         host = next((value for name, value in self.headers if name == b"host"), b"")
-        self.connections.discard(self)
-        self._unset_keepalive_if_required()
         self.transport.write(_UPGRADE_RESPONSE)
         protocol = Http2Protocol(config=self.config, server_state=self.server_state, app_state=self.app_state,
                                  _loop=self.loop)
@@ -146,18 +175,28 @@ class Http1Protocol(HttpToolsProtocol):
                    *headers]
         protocol.connection_made(self.transport, upgrade=(settings, request))
         self.transport.set_protocol(protocol)
+        if rest:  # a client should wait for the 101 before its preface; one that did not is still heard
+            protocol.data_received(rest)
 
-    def _h2c_upgrade(self) -> bool:
-        upgrade = self._get_upgrade()
-        if upgrade is None or b"h2c" not in [token.strip() for token in upgrade.split(b",")]:
-            return False
-        has_settings = any(name == b"http2-settings" for name, _ in self.headers)
-        has_body = any((name == b"content-length" and value.strip() not in (b"", b"0"))
-                       or name == b"transfer-encoding" for name, value in self.headers)
-        return has_settings and not has_body
+    def _replay_without_upgrade(self, rest: bytes) -> None:
+        lines = [self.scope["method"].encode("ascii"), b" ", self.url, b" HTTP/1.1\r\n"]
+        for name, value in self.headers:
+            if name == b"connection":
+                tokens = [t.strip() for t in value.split(b",")
+                          if t.strip().lower() not in (b"upgrade", b"http2-settings")]
+                if tokens:
+                    lines += [b"connection: ", b", ".join(tokens), b"\r\n"]
+            elif name not in (b"upgrade", b"http2-settings"):
+                lines += [name, b": ", value, b"\r\n"]
+        lines.append(b"\r\n")
+        protocol = Http1Protocol(config=self.config, server_state=self.server_state, app_state=self.app_state,
+                                 _loop=self.loop)
+        protocol.connection_made(self.transport)
+        self.transport.set_protocol(protocol)
+        protocol.data_received(b"".join(lines) + rest)
 
 
-class _Connection(h2.connection.H2Connection):
+class H2Connection(h2.connection.H2Connection):
     """h2's connection, except that a GOAWAY from the client lets the streams it already opened finish.
 
     h2 moves to CLOSED on any GOAWAY received and then rejects every later frame as a protocol error,
@@ -209,7 +248,7 @@ class Http2Protocol(asyncio.Protocol):
         self.server_state = server_state
         self.app_state = app_state
         self.loop = _loop or asyncio.get_event_loop()
-        self.conn = _Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+        self.conn = H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
         self.streams: dict[int, _Stream] = {}
         self.transport: asyncio.Transport | None = None
         self.server: tuple[str, int | None] | None = None
