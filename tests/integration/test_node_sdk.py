@@ -99,6 +99,25 @@ const { tour } = require("./tour.js");
 exports.handler = async () => tour("inside", process.env.AWS_LAMBDA_FUNCTION_NAME);
 """
 
+# A response-streaming function URL read with Node's own http2 client (prior knowledge, cleartext).
+STREAM_APP = """
+def handler(event, context):
+    yield {"statusCode": 201, "headers": {"content-type": "text/plain", "x-streamed": "yes"}}
+    yield "first,"
+    yield "second"
+"""
+H2_GET = """
+const http2 = require("node:http2");
+const [url, authority] = process.argv.slice(2);
+const session = http2.connect(url);
+const req = session.request({ ":path": "/", ":authority": authority });
+const out = { chunks: [] };
+req.on("response", (h) => { out.status = h[":status"]; out.streamed = h["x-streamed"]; });
+req.on("data", (d) => out.chunks.push(d.toString()));
+req.on("end", () => { session.close(); process.stdout.write(JSON.stringify(out)); });
+req.end();
+"""
+
 
 def _expected(tag: str, only: tuple[str, ...] = ()) -> dict[str, Any]:
     text = json.dumps({name: calls for name, calls in EXPECTED.items() if not only or name in only})
@@ -228,3 +247,15 @@ def test_kinesis_client_over_https_negotiates_h2(lam: Any, server: HearthServer)
     got = _node(server, TOUR, "tls", "-", "sts,kinesis", endpoint=f"https://localhost:{https_port}",
                 NODE_EXTRA_CA_CERTS=str(ca))
     assert got == _expected("tls", ("sts", "kinesis"))
+
+
+def test_streamed_function_url_over_http2(lam: Any, server: HearthServer, tmp_path: Path) -> None:
+    create_function(lam, "node-sdk-h2-stream", {"app.py": STREAM_APP})
+    url = lam.create_function_url_config(FunctionName="node-sdk-h2-stream", AuthType="NONE",
+                                         InvokeMode="RESPONSE_STREAM")["FunctionUrl"]
+    lam.add_permission(FunctionName="node-sdk-h2-stream", StatementId="public", Action="lambda:InvokeFunctionUrl",
+                       Principal="*", FunctionUrlAuthType="NONE")
+    script = tmp_path / "h2get.js"
+    script.write_text(H2_GET)
+    got = _node(server, script, server.endpoint, url.split("//", 1)[1].rstrip("/"))
+    assert (got["status"], got["streamed"], "".join(got["chunks"])) == (201, "yes", "first,second")
