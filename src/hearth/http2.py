@@ -4,18 +4,17 @@ driver for the HTTP/2 ones (the sans-io `h2` library does the framing, HPACK and
 Why: the AWS SDK for JavaScript v3's Kinesis client speaks only HTTP/2 — cleartext with prior knowledge
 against an `http://` endpoint, over TLS by ALPN against `https://`.
 
-Which protocol (`HttpProtocol`, the class uvicorn is given; it creates one per accepted connection):
+Which protocol: uvicorn is given `HttpProtocol` (uvicorn's httptools protocol, unchanged on its request
+path) and creates one per accepted connection; it hands the connection to `Http2Protocol` when
 
-    cleartext, first bytes == "PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n"  -> Http2Protocol (prior knowledge)
-    cleartext, anything else                                       -> Http1Protocol (uvicorn's httptools
-                                                                      protocol; `Upgrade: h2c` on a request
-                                                                      without a body -> 101, Http2Protocol)
-    TLS, ALPN selected "h2"                                        -> Http2Protocol
-    TLS, anything else                                             -> Http1Protocol
+    cleartext, the first bytes are "PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n"   (prior knowledge)
+    cleartext, a request without a body asks `Upgrade: h2c`         (101, then its answer on stream 1)
+    TLS, ALPN selected "h2"                                          (decided when the handshake is done)
 
-The decision is made once per connection and the transport is then handed to the chosen protocol
-(`transport.set_protocol`), so an HTTP/1.1 connection costs one extra small object at accept time and
-nothing per request: every byte after the first read goes straight to uvicorn's parser.
+and otherwise stays HTTP/1.1. The first read of a cleartext connection goes to `_first_read` (an instance
+attribute shadowing `data_received`, which the transport caches when it is given the protocol); it looks
+at the bytes once, removes itself and gives the transport the protocol again, so every later read goes
+straight to uvicorn's parser: nothing is added per request, and per connection one prefix comparison.
 
 Http2Protocol, one per HTTP/2 connection, one asyncio task per stream (the ASGI app's call):
 - request bodies are acknowledged to the peer (WINDOW_UPDATE) only as the app receives them, so a client
@@ -61,71 +60,56 @@ _UPGRADE_RESPONSE = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\
 logger = logging.getLogger("uvicorn.error")
 
 
-class HttpProtocol(asyncio.Protocol):
-    """Decides what a new connection speaks and hands its transport to that protocol (see the module doc)."""
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, plus the three ways into HTTP/2 (see the module doc).
+
+    `Upgrade: h2c` (RFC 7540 3.2; RFC 9113 deprecates it, curl --http2 still sends it): a request without
+    a body is answered `101 Switching Protocols`, then over HTTP/2 as stream 1. One with a body is served
+    over HTTP/1.1 as if it had not asked (RFC 7540 lets a server ignore the upgrade): llhttp treats whatever
+    follows an upgrade request's headers as the new protocol, so the request is handed, without its
+    Upgrade, to a fresh protocol together with those bytes. `data_received` is uvicorn's, except that it
+    keeps where the upgraded bytes begin; the upgrade hooks run only for requests that carry `Upgrade`.
+    """
 
     # uvicorn offers these by ALPN when it builds its TLS context from the protocol class.
     alpn_protocols: ClassVar[list[str]] = ["h2", "http/1.1"]
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
-        if not config.loaded:
-            config.load()
-        self.config = config
-        self.server_state = server_state
-        self.app_state = app_state
-        self.loop = _loop
-        self.transport: asyncio.Transport | None = None
-        self.buffer = b""
+        super().__init__(config, server_state, app_state, _loop)
+        self._preface = b""  # the first bytes while they could still be HTTP/2's preface
+        self.data_received = self._first_read  # type: ignore[method-assign]
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio's classes
-        if is_ssl(self.transport):
-            ssl_object = self.transport.get_extra_info("ssl_object")
-            alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-            self._hand_over(http2=alpn == "h2")
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if self.scheme == "https":  # TLS: ALPN has decided by now, and nothing needs sniffing
+            self.__dict__.pop("data_received", None)
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+                self._to_http2()
+
+    def _first_read(self, data: bytes) -> None:
+        data = self._preface + data
+        if len(data) < len(PREFACE) and PREFACE.startswith(data):
+            self._preface = data  # a split first read: wait for the rest
             return
-        # Until its first bytes, uvicorn's graceful shutdown must still be able to close it.
-        self.server_state.connections.add(self)  # type: ignore[arg-type]
+        if data.startswith(PREFACE):
+            self._to_http2(data)
+            return
+        # HTTP/1.1: drop the shadowing attribute and give the transport the protocol again, which makes it
+        # look data_received up anew (uvloop stores the bound method when it is given a protocol).
+        self.__dict__.pop("data_received", None)
+        self.transport.set_protocol(self)
+        self.data_received(data)
 
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) < len(PREFACE) and PREFACE.startswith(self.buffer):
-            return  # could still be the preface (a split first read)
-        self.server_state.connections.discard(self)
-        self._hand_over(http2=self.buffer.startswith(PREFACE), first=self.buffer)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.server_state.connections.discard(self)
-
-    def shutdown(self) -> None:
-        """uvicorn's graceful shutdown: nothing was asked on this connection yet."""
-        if self.transport is not None:
-            self.transport.close()
-
-    def _hand_over(self, *, http2: bool, first: bytes = b"") -> None:
-        assert self.transport is not None
-        cls: type[Http2Protocol | Http1Protocol] = Http2Protocol if http2 else Http1Protocol
-        protocol = cls(config=self.config, server_state=self.server_state, app_state=self.app_state,
-                       _loop=self.loop)
+    def _to_http2(self, first: bytes = b"") -> None:
+        self.connections.discard(self)
+        protocol = Http2Protocol(config=self.config, server_state=self.server_state, app_state=self.app_state,
+                                 _loop=self.loop)
         protocol.connection_made(self.transport)
         self.transport.set_protocol(protocol)
         if first:
             protocol.data_received(first)
-
-
-class Http1Protocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, plus `Upgrade: h2c` (RFC 7540 3.2).
-
-    A request without a body that asks for h2c is answered `101 Switching Protocols`, then over HTTP/2 as
-    stream 1. One with a body is served over HTTP/1.1 as if it had not asked (RFC 7540 lets a server
-    ignore the upgrade; RFC 9113 deprecates it, curl --http2 still sends it): llhttp treats whatever
-    follows an upgrade request's headers as the new protocol, so the request is handed, without its
-    Upgrade, to a fresh HTTP/1.1 protocol together with those bytes.
-
-    `data_received` is uvicorn's own, except that it keeps where the upgraded bytes begin; the hooks run
-    only for requests that carry `Upgrade`, so every other request takes uvicorn's path at uvicorn's cost.
-    """
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
@@ -189,8 +173,9 @@ class Http1Protocol(HttpToolsProtocol):
             elif name not in (b"upgrade", b"http2-settings"):
                 lines += [name, b": ", value, b"\r\n"]
         lines.append(b"\r\n")
-        protocol = Http1Protocol(config=self.config, server_state=self.server_state, app_state=self.app_state,
-                                 _loop=self.loop)
+        protocol = HttpProtocol(config=self.config, server_state=self.server_state, app_state=self.app_state,
+                                _loop=self.loop)
+        protocol.__dict__.pop("data_received", None)  # it continues an HTTP/1.1 connection: nothing to look for
         protocol.connection_made(self.transport)
         self.transport.set_protocol(protocol)
         protocol.data_received(b"".join(lines) + rest)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from hearth.http2 import STREAM_WINDOW, H2Connection, Http1Protocol, Http2Protocol, HttpProtocol
+from hearth.http2 import STREAM_WINDOW, H2Connection, Http2Protocol, HttpProtocol
 from hearth.tls import default_hosts, ensure_tls
 
 BIG = bytes(range(256)) * 12_000  # ~3 MB: more than a stream's window, so the client must wait for ours
@@ -80,14 +80,18 @@ async def _serve(app: App, **tls: str) -> Server:
     return Server(app, server.sockets[0].getsockname()[1], state, server)
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[Server]:
-    srv = await _serve(App())
-    yield srv
+async def _stop(srv: Server) -> None:
     for conn in list(srv.state.connections):
         conn.shutdown()
     srv.server.close()
     await srv.server.wait_closed()
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Server]:
+    srv = await _serve(App())
+    yield srv
+    await _stop(srv)
 
 
 class Client:
@@ -263,7 +267,7 @@ async def test_http11_is_still_uvicorns_and_upgrade_with_a_body_stays_http11(ser
     assert head.startswith(b"HTTP/1.1 200 ") and b"x-version: 1.1" in head
     assert await asyncio.wait_for(reader.readexactly(23), 10) == b"GET /plain example.test"
     protocols = {type(conn) for conn in served.state.connections}
-    assert Http1Protocol in protocols and Http2Protocol not in protocols
+    assert HttpProtocol in protocols and Http2Protocol not in protocols
     writer.close()
 
 
@@ -303,3 +307,55 @@ async def test_alpn_h2_on_tls(tmp_path: Path) -> None:
         srv.server.close()
         await srv.server.wait_closed()
 
+
+
+@pytest.mark.parametrize("scenario", [test_prior_knowledge_request, test_flow_control_both_ways,
+                                      test_upgrade_h2c_without_a_body,
+                                      test_http11_is_still_uvicorns_and_upgrade_with_a_body_stays_http11,
+                                      test_preface_split_over_reads_is_still_http2])
+def test_under_uvloop(scenario: Callable[[Server], Awaitable[None]]) -> None:
+    """uvloop (what `hearth serve` runs) keeps a protocol's data_received from when it was given the protocol:
+    the first-read check must hand over to uvicorn's parser there too."""
+    import uvloop
+
+    async def main() -> None:
+        srv = await _serve(App())
+        try:
+            await scenario(srv)
+        finally:
+            await _stop(srv)
+
+    uvloop.run(main())
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_only_the_first_read_of_a_connection_is_looked_at(loop: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    looked_at: list[bytes] = []
+    first_read = HttpProtocol._first_read
+
+    def counting(self: HttpProtocol, data: bytes) -> None:
+        looked_at.append(data)
+        first_read(self, data)
+
+    monkeypatch.setattr(HttpProtocol, "_first_read", counting)
+
+    async def main() -> None:
+        srv = await _serve(App())
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            for path in (b"/one", b"/two"):  # two reads: the second request waits for the first answer
+                writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: example.test\r\n\r\n")
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                assert await reader.readexactly(length) == b"GET " + path + b" example.test"
+            writer.close()
+        finally:
+            await _stop(srv)
+
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
+    assert len(looked_at) == 1 and looked_at[0].startswith(b"GET /one ")
