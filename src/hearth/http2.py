@@ -89,7 +89,8 @@ class HttpProtocol(HttpToolsProtocol):
                 self._to_http2()
 
     def _first_read(self, data: bytes) -> None:
-        data = self._preface + data
+        if self._preface:
+            data = self._preface + data
         if len(data) < len(PREFACE) and PREFACE.startswith(data):
             self._preface = data  # a split first read: wait for the rest
             return
