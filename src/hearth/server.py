@@ -42,6 +42,7 @@ from hearth.events.delivery import DeliveryRouter
 from hearth.functions.model import FunctionVersion
 from hearth.functions.service import FunctionService
 from hearth.functions.store import open_store
+from hearth.http2 import HttpProtocol  # HTTP/2 on the API ports
 from hearth.invoke.async_queue import AsyncQueue, AsyncQueueConfig
 from hearth.invoke.aws_proxy import serve_proxy
 from hearth.invoke.invoker import Invoker
@@ -610,7 +611,9 @@ def serve(settings: Settings) -> None:
         log_level="warning" if settings.log_level == "info" else settings.log_level,
         access_log=False,
         loop="uvloop" if sys.platform == "linux" else "asyncio",
-        http="httptools",
+        # HTTP/2 beside HTTP/1.1 (hearth.http2): a connection that opens with the HTTP/2 preface, asks for
+        # `Upgrade: h2c` or picks h2 by ALPN is served by h2; every other one by uvicorn's httptools protocol.
+        http=HttpProtocol,
         ws="wsproto",  # WebSocket APIs (uvicorn's sans-io wsproto implementation)
         timeout_graceful_shutdown=10,
         server_header=False,
@@ -622,7 +625,7 @@ def serve(settings: Settings) -> None:
         tls = ensure_tls(settings.data_dir, default_hosts(settings.host))
         companion = _Companion(uvicorn.Config(
             HearthApp(hearth), host=settings.host, port=settings.https_port, lifespan="off",
-            log_level=config.log_level, access_log=False, loop=config.loop, http="httptools", ws="wsproto",
+            log_level=config.log_level, access_log=False, loop=config.loop, http=HttpProtocol, ws="wsproto",
             timeout_graceful_shutdown=10, server_header=False, date_header=True,
             ssl_certfile=str(tls.server_cert), ssl_keyfile=str(tls.server_key)))
     server = _Server(config, on_shutdown=hearth.begin_shutdown, companion=companion)

@@ -1,18 +1,32 @@
 """The AWS SDK for JavaScript v3 inside Node.js environments, as AWS bundles it: importable from ES
 modules and CommonJS handlers, reaching Hearth through AWS_ENDPOINT_URL, read-only, and never in the way
-of a function's own packages or a layer's."""
+of a function's own packages or a layer's. And the same SDK as a client of every service Hearth serves
+(node_sdk_tour.js), from outside and from inside a function: its Kinesis client speaks only HTTP/2
+(cleartext with prior knowledge on the API port, h2 by ALPN on the HTTPS port)."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import subprocess
 import zipfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hearth.runtimes.registry import installed_runtimes, node_sdk_dir
-from tests.integration.harness import HearthServer, create_function, invoke_json
+from hearth.runtimes.registry import NODE_SDK_ENV, installed_runtimes, node_sdk_dir
+from tests.integration.harness import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    HearthServer,
+    create_function,
+    free_port,
+    invoke_json,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +75,80 @@ import { marker } from "@aws-sdk/client-sns";
 const require = createRequire(import.meta.url);
 export const handler = async () => ({ own: marker, layer: require("@aws-sdk/client-sts").marker });
 """
+
+
+TOUR = Path(__file__).with_name("node_sdk_tour.js")
+# What each service's calls in node_sdk_tour.js answer, `{tag}` being the run's tag.
+EXPECTED = {
+    "sts": {"account": "000000000000"},
+    "iam": {"arn": "arn:aws:iam::000000000000:role/tour-{tag}"},
+    "ssm": {"value": "v-{tag}"},
+    "s3": {"body": "body-{tag}"},
+    "dynamodb": {"item": {"pk": "a", "n": 7}},
+    "sqs": {"body": "m-{tag}"},
+    "sns": {"arn": "arn:aws:sns:us-east-1:000000000000:tour-{tag}", "published": True},
+    "kinesis": {"data": "r-{tag}", "handler": "NodeHttp2Handler"},
+    "eventbridge": {"failed": 0, "id": True},
+    "logs": {"message": "line-{tag}"},
+    "lambda": {"state": "Active"},
+    "apigateway": {"rest": "tour-{tag}", "http": "tour-{tag}"},
+    "cloudformation": {"status": "CREATE_COMPLETE"},
+}
+TOUR_HANDLER = """
+const { tour } = require("./tour.js");
+exports.handler = async () => tour("inside", process.env.AWS_LAMBDA_FUNCTION_NAME);
+"""
+
+# A response-streaming function URL read with Node's own http2 client (prior knowledge, cleartext).
+STREAM_APP = """
+def handler(event, context):
+    yield {"statusCode": 201, "headers": {"content-type": "text/plain", "x-streamed": "yes"}}
+    yield "first,"
+    yield "second"
+"""
+H2_GET = """
+const http2 = require("node:http2");
+const [url, authority] = process.argv.slice(2);
+const session = http2.connect(url);
+const req = session.request({ ":path": "/", ":authority": authority });
+const out = { chunks: [] };
+req.on("response", (h) => { out.status = h[":status"]; out.streamed = h["x-streamed"]; });
+req.on("data", (d) => out.chunks.push(d.toString()));
+req.on("end", () => { session.close(); process.stdout.write(JSON.stringify(out)); });
+req.end();
+"""
+
+
+def _expected(tag: str, only: tuple[str, ...] = ()) -> dict[str, Any]:
+    text = json.dumps({name: calls for name, calls in EXPECTED.items() if not only or name in only})
+    return dict(json.loads(text.replace("{tag}", tag)))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HearthServer]:
+    """This module's own server, with the HTTPS port (h2 by ALPN) beside the API port."""
+    extra_env = {NODE_SDK_ENV: os.environ[NODE_SDK_ENV]} if os.environ.get(NODE_SDK_ENV) else {}
+    srv = HearthServer(tmp_path_factory.mktemp("node-sdk") / "data",
+                       extra_args=("--https-port", str(free_port())), extra_env=extra_env)
+    srv.start()
+    yield srv
+    code = srv.stop()
+    assert code == 0, f"hearth did not shut down cleanly ({code}):\n{srv.log()}"
+
+
+def _node(server: HearthServer, script: Path, *args: str, endpoint: str | None = None,
+          **env: str) -> Any:
+    """Run `node script args…` outside Hearth, as a user would, with the bundled SDK on its path."""
+    sdk = node_sdk_dir()
+    node = shutil.which("node")
+    if node is None or sdk is None:
+        pytest.skip("Node.js or the Node.js AWS SDK is missing: ./run setup installs them")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    base.update(NODE_PATH=str(sdk), NODE_NO_WARNINGS="1", AWS_ENDPOINT_URL=endpoint or server.endpoint,
+                AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_REGION="us-east-1", **env)
+    done = subprocess.run([node, str(script), *args], env=base, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def _zip(files: dict[str, str]) -> bytes:
@@ -138,3 +226,36 @@ def test_own_and_layer_packages_win_over_the_bundled_sdk(lam: Any, server: Heart
     resp, body = invoke_json(lam, "node-sdk-override")
     assert "FunctionError" not in resp, body
     assert body == {"own": "own", "layer": "layer"}
+
+
+def test_sdk_from_outside_reaches_every_service(lam: Any, server: HearthServer) -> None:
+    create_function(lam, "node-sdk-target", {"app.py": "def handler(event, context):\n    return event\n"})
+    assert _node(server, TOUR, "outside", "node-sdk-target") == _expected("outside")
+
+
+def test_sdk_inside_a_function_reaches_every_service(lam: Any) -> None:
+    create_function(lam, "node-sdk-tour", {"index.js": TOUR_HANDLER, "tour.js": TOUR.read_text()},
+                    runtime=RUNTIME, handler="index.handler", Timeout=120, MemorySize=1024)
+    resp, body = invoke_json(lam, "node-sdk-tour")
+    assert "FunctionError" not in resp, body
+    assert body == _expected("inside")
+
+
+def test_kinesis_client_over_https_negotiates_h2(lam: Any, server: HearthServer) -> None:
+    https_port = server.extra_args[server.extra_args.index("--https-port") + 1]
+    ca = server.data_dir / "ca" / "ca.pem"
+    got = _node(server, TOUR, "tls", "-", "sts,kinesis", endpoint=f"https://localhost:{https_port}",
+                NODE_EXTRA_CA_CERTS=str(ca))
+    assert got == _expected("tls", ("sts", "kinesis"))
+
+
+def test_streamed_function_url_over_http2(lam: Any, server: HearthServer, tmp_path: Path) -> None:
+    create_function(lam, "node-sdk-h2-stream", {"app.py": STREAM_APP})
+    url = lam.create_function_url_config(FunctionName="node-sdk-h2-stream", AuthType="NONE",
+                                         InvokeMode="RESPONSE_STREAM")["FunctionUrl"]
+    lam.add_permission(FunctionName="node-sdk-h2-stream", StatementId="public", Action="lambda:InvokeFunctionUrl",
+                       Principal="*", FunctionUrlAuthType="NONE")
+    script = tmp_path / "h2get.js"
+    script.write_text(H2_GET)
+    got = _node(server, script, server.endpoint, url.split("//", 1)[1].rstrip("/"))
+    assert (got["status"], got["streamed"], "".join(got["chunks"])) == (201, "yes", "first,second")

@@ -219,6 +219,10 @@ def canonical_query(query_string: str, *, drop_signature: bool = False) -> str:
 
 
 def canonical_headers(headers: dict[str, str], signed: list[str]) -> str:
+    if ":authority" in signed and ":authority" not in headers:
+        # Over HTTP/2 the AWS SDK for JavaScript signs the :authority pseudo-header where HTTP/1.1 has
+        # Host; the ASGI scope carries it as `host` (hearth.http2), as AWS's endpoints accept it.
+        headers = {**headers, ":authority": headers.get("host", "")}
     return "".join(f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in signed)
 
 

@@ -77,6 +77,30 @@ def test_presigned_url_expired(tmp_path: Path) -> None:
     assert b"Signature expired" in result.body
 
 
+class _Http2Signer(SigV4Auth):
+    """Signs as the AWS SDK for JavaScript does over HTTP/2: the :authority pseudo-header instead of Host."""
+
+    def headers_to_sign(self, request: AWSRequest) -> Any:
+        headers = super().headers_to_sign(request)
+        authority = headers["host"]
+        del headers["host"]
+        headers[":authority"] = authority
+        return headers
+
+
+def test_http2_authority_signature_checked_against_host(gw: Any) -> None:
+    # hearth.http2 gives the ASGI app :authority as `host`; the signature must hold against it, and only it
+    req = AWSRequest(method="GET", url=FN_URL.format(name="f"))
+    _Http2Signer(Credentials(ACCESS_KEY, SECRET_KEY), "lambda", "eu-west-1").add_auth(req)
+    assert "SignedHeaders=:authority;" in req.headers["Authorization"]
+    headers = [(k, v) for k, v in req.headers.items()]
+    parts = urlsplit(FN_URL.format(name="f"))
+    ok = asyncio.run(call_asgi(gw, "GET", parts.path, headers=[*headers, ("host", parts.netloc)]))
+    assert ok.status == 200, ok.body
+    moved = asyncio.run(call_asgi(gw, "GET", parts.path, headers=[*headers, ("host", "elsewhere.test")]))
+    assert moved.status == 403
+
+
 def test_wrong_secret(gw: Any) -> None:
     result = _run(gw, _signed(FN_URL.format(name="f"), secret="nope"))
     assert result.status == 403
