@@ -127,6 +127,14 @@ class S3Front:
         bucket = unquote(raw_path.lstrip("/").partition("/")[0])
         return bool(bucket) and exists is not None and bool(exists(bucket))
 
+    def _owner_of(self, arn: str) -> str | None:
+        """The account owning the bucket of an `arn:aws:s3:::bucket[/key]` (S3's ARNs name none)."""
+        owner = self._method("bucket_owner")
+        if owner is None or not arn.startswith("arn:aws:s3:::"):
+            return None
+        found = owner(arn.removeprefix("arn:aws:s3:::").partition("/")[0])
+        return str(found) if found else None
+
     def _method(self, name: str) -> Callable[..., Any] | None:
         if name not in self._methods:
             attr = method_name(name) if name[:1].isupper() else name
@@ -232,7 +240,8 @@ class S3Front:
             source_ip=client[0] if client else "127.0.0.1",
         )
         if self._authorizer is not None and verified is not None and not principal.is_root:
-            self._authorizer.authorize(ctx, params, secure=scope.get("scheme") == "https")
+            self._authorizer.authorize(ctx, params, secure=scope.get("scheme") == "https",
+                                       owner_of=self._owner_of)
         result = handler(ctx, params)
         if inspect.isawaitable(result):
             result = await result

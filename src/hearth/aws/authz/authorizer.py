@@ -47,7 +47,10 @@ class Authorizer:
         self._clock = clock
         self._usage = usage  # what each role and user did, for `hearth policy suggest`
 
-    def authorize(self, ctx: RequestContext, params: Mapping[str, Any], *, secure: bool) -> None:
+    def authorize(self, ctx: RequestContext, params: Mapping[str, Any], *, secure: bool,
+                  owner_of: Callable[[str], str | None] | None = None) -> None:
+        """Judge the request; `owner_of` says which account owns a resource whose ARN names none (an S3
+        bucket's), for `aws:ResourceAccount`."""
         principal = ctx.principal
         if principal.is_root:
             return
@@ -56,12 +59,13 @@ class Authorizer:
             return
         resource = resource_arn(ctx.service, ctx.operation, params, ctx.region, ctx.account_id)
         found = self._policies(principal)
-        self._judge(ctx, found, action, resource, {}, secure)
+        self._judge(ctx, found, action, resource, {}, secure, owner_of)
         for implied, implied_resource, keys in implied_actions(ctx.service, ctx.operation, params):
-            self._judge(ctx, found, implied, implied_resource, keys, secure)
+            self._judge(ctx, found, implied, implied_resource, keys, secure, owner_of)
 
     def _judge(self, ctx: RequestContext, found: tuple[ev.PolicySet, Mapping[str, str]] | None, action: str,
-               resource: str, keys: Mapping[str, list[str]], secure: bool) -> None:
+               resource: str, keys: Mapping[str, list[str]], secure: bool,
+               owner_of: Callable[[str], str | None] | None = None) -> None:
         principal = ctx.principal
         if self._usage is not None:
             session = principal.session
@@ -71,7 +75,8 @@ class Authorizer:
             decision = ev.Decision(ev.IMPLICIT_DENY, missing=ev.NO_IDENTITY)
         else:
             policies, tags = found
-            context = self._context(ctx, tags, secure, _account_of(resource))
+            owner = _account_of(resource) or (owner_of(resource) if owner_of is not None else None)
+            context = self._context(ctx, tags, secure, owner)
             context.update(keys)
             decision = ev.evaluate(ev.Request(action, resource, _caller(principal), context), policies)
         if decision.allowed:

@@ -424,6 +424,11 @@ class S3Core:
     def has_bucket(self, name: str) -> bool:
         return self._store.bucket(name) is not None
 
+    def bucket_owner(self, name: str) -> str | None:
+        """The account that owns a bucket (an S3 ARN does not say; IAM's `aws:ResourceAccount` needs it)."""
+        bucket = self._store.bucket(name)
+        return bucket.account_id if bucket is not None else None
+
 
 def _http_method(operation: str) -> str:
     for prefix, method in (("Put", "PUT"), ("Delete", "DELETE"), ("Head", "HEAD"), ("Post", "POST")):
