@@ -6,7 +6,10 @@ const { SQSClient, SendMessageCommand } = require('@aws-sdk/client-sqs');
 
 const dynamodb = new DynamoDBClient({});
 const s3 = new S3Client({});
-const sqs = new SQSClient({});
+// Hearth's queue URLs name its address as the host sees it (http://127.0.0.1:<port>/…), which a
+// function's sandbox does not reach; the SDK then must send to its endpoint (AWS_ENDPOINT_URL) rather
+// than to the queue URL's host, as with any endpoint other than AWS's own.
+const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
 
 exports.handler = async (event) => {
   const id = (event.queryStringParameters && event.queryStringParameters.id) || 'none';
