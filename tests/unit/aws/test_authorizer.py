@@ -98,3 +98,17 @@ def test_actions_named_otherwise_than_their_operation() -> None:
     assert action_name("lambda", "Invoke") == "lambda:InvokeFunction"  # the Service Authorization Reference
     assert action_name("lambda", "InvokeWithResponseStream") == "lambda:InvokeFunction"
     assert action_name("sqs", "SendMessage") == "sqs:SendMessage"
+
+
+def test_resource_account_of_an_arn_without_one_comes_from_its_owner() -> None:
+    # An S3 ARN names no account: the bucket's owner answers for aws:ResourceAccount (the CDK
+    # bootstrap roles' policies allow their bucket only with `aws:ResourceAccount` = their account).
+    source = _source({"Effect": "Allow", "Action": "s3:*", "Resource": "*",
+                      "Condition": {"StringEquals": {"aws:ResourceAccount": ACCT}}})
+    authorizer = Authorizer(source)
+    ctx = _ctx(SESSION, "s3", "GetBucketLocation")
+    authorizer.authorize(ctx, {"Bucket": "mine"}, secure=True, owner_of=lambda arn: ACCT)
+    with pytest.raises(AwsError):
+        authorizer.authorize(ctx, {"Bucket": "theirs"}, secure=True, owner_of=lambda arn: "999999999999")
+    with pytest.raises(AwsError):
+        authorizer.authorize(ctx, {"Bucket": "mine"}, secure=True)
