@@ -87,7 +87,7 @@ def test_bootstrap_deploy_invoke_destroy(cdk: Path, server: HearthServer, tmp_pa
     shutil.copytree(APP, app)
 
     # Bootstrap: the CDKToolkit stack with its staging bucket, container repository, roles and version.
-    _run(cdk, server, app, "bootstrap", f"aws://{ACCOUNT}/us-east-1")
+    _run(cdk, server, app, "bootstrap")  # the account and region the credentials and app name
     cfn = server.client("cloudformation")
     toolkit = cfn.describe_stacks(StackName="CDKToolkit")["Stacks"][0]
     assert toolkit["StackStatus"] == "CREATE_COMPLETE"
