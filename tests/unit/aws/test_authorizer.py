@@ -46,6 +46,8 @@ def test_root_is_never_judged() -> None:
      f"arn:aws:sns:us-east-1:{ACCT}:t"),
     ("logs", "CreateLogGroup", {"logGroupName": "g"}, "AccessDeniedException",
      f"arn:aws:logs:us-east-1:{ACCT}:log-group:g:*"),
+    ("ecr", "CreateRepository", {"repositoryName": "r"}, "AccessDeniedException",
+     f"arn:aws:ecr:us-east-1:{ACCT}:repository/r"),
 ])
 def test_denials_name_the_action_and_resource(service: str, operation: str, params: dict[str, str], code: str,
                                               resource: str) -> None:
