@@ -87,7 +87,7 @@ def test_bootstrap_deploy_invoke_destroy(cdk: Path, server: HearthServer, tmp_pa
     shutil.copytree(APP, app)
 
     # Bootstrap: the CDKToolkit stack with its staging bucket, container repository, roles and version.
-    _run(cdk, server, app, "bootstrap")  # the account and region the credentials and app name
+    _run(cdk, server, app, "bootstrap")  # no environment named: the CLI asks STS for the account
     cfn = server.client("cloudformation")
     toolkit = cfn.describe_stacks(StackName="CDKToolkit")["Stacks"][0]
     assert toolkit["StackStatus"] == "CREATE_COMPLETE"
@@ -109,8 +109,9 @@ def test_bootstrap_deploy_invoke_destroy(cdk: Path, server: HearthServer, tmp_pa
     assert any(o["Key"].endswith(".zip") for o in staged), staged
 
     # A request through the API reaches the function, which writes to the table, bucket and queue.
-    status, body = _get(f"{server.endpoint}/_hearth/api/{deployed['ApiId']}/prod/items?id=from-cdk")
-    assert (status, body) == (200, {"id": "from-cdk", "path": "/items"})
+    api = f"{server.endpoint}/_hearth/api/{deployed['ApiId']}/prod"
+    status, body = _get(f"{api}/items?id=from-cdk")
+    assert (status, body) == (200, {"id": "from-cdk", "path": "/items", "release": "first"})
     item = server.client("dynamodb").get_item(TableName=deployed["TableName"], Key={"id": {"S": "from-cdk"}})
     assert item["Item"] == {"id": {"S": "from-cdk"}}
     s3 = server.client("s3")
@@ -119,10 +120,18 @@ def test_bootstrap_deploy_invoke_destroy(cdk: Path, server: HearthServer, tmp_pa
     sqs = server.client("sqs")
     messages = sqs.receive_message(QueueUrl=deployed["QueueUrl"], WaitTimeSeconds=10)["Messages"]
     assert [json.loads(m["Body"]) for m in messages] == [body]
+    sqs.delete_message(QueueUrl=deployed["QueueUrl"], ReceiptHandle=messages[0]["ReceiptHandle"])
+
+    # A second deploy with a change updates the stack in place through a new change set (the CLI first
+    # deletes the previous one by name).
+    _run(cdk, server, app, "deploy", "--require-approval", "never", "-c", "release=second")
+    assert cfn.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
+    assert _get(f"{api}/items?id=again")[1]["release"] == "second"
 
     # Destroy. A bucket must be empty to be deleted (the app does not use autoDeleteObjects: see
     # docs/design.md, "AWS CDK"), as in AWS.
-    s3.delete_object(Bucket=deployed["BucketName"], Key="requests/from-cdk.json")
+    for key in ("requests/from-cdk.json", "requests/again.json"):
+        s3.delete_object(Bucket=deployed["BucketName"], Key=key)
     _run(cdk, server, app, "destroy", "--force")
     with pytest.raises(ClientError, match="does not exist"):
         cfn.describe_stacks(StackName=STACK)

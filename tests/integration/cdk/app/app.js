@@ -22,7 +22,10 @@ class HearthCdkStack extends cdk.Stack {
       runtime: lambda.Runtime.NODEJS_20_X,
       code: lambda.Code.fromAsset(path.join(__dirname, 'handler')),
       handler: 'index.handler',
-      environment: { TABLE: table.tableName, BUCKET: bucket.bucketName, QUEUE: queue.queueUrl },
+      environment: {
+        TABLE: table.tableName, BUCKET: bucket.bucketName, QUEUE: queue.queueUrl,
+        RELEASE: this.node.tryGetContext('release') || 'first',
+      },
     });
     table.grantReadWriteData(fn);
     bucket.grantReadWrite(fn);

@@ -13,7 +13,7 @@ const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
 
 exports.handler = async (event) => {
   const id = (event.queryStringParameters && event.queryStringParameters.id) || 'none';
-  const body = JSON.stringify({ id, path: event.path });
+  const body = JSON.stringify({ id, path: event.path, release: process.env.RELEASE });
   await dynamodb.send(new PutItemCommand({ TableName: process.env.TABLE, Item: { id: { S: id } } }));
   await s3.send(new PutObjectCommand({ Bucket: process.env.BUCKET, Key: `requests/${id}.json`, Body: body }));
   await sqs.send(new SendMessageCommand({ QueueUrl: process.env.QUEUE, MessageBody: body }));
