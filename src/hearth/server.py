@@ -74,6 +74,8 @@ from hearth.services.dynamodb.store import TableStore
 from hearth.services.dynamodb.streams_api import StreamsProvider
 from hearth.services.dynamodb.tables_api import TablesProvider
 from hearth.services.dynamodb.ttl import TtlSweeper
+from hearth.services.ecr.provider import EcrProvider
+from hearth.services.ecr.repositories import RepositoryStore
 from hearth.services.events.component import EventBridge, clock_for
 from hearth.services.iam.credentials import ServiceCredentialsProvider
 from hearth.services.iam.policies import IamPolicyProvider
@@ -313,6 +315,9 @@ class Hearth:
         # SSM Parameter Store (CloudFormation's SSM parameter types and CDK's bootstrap read it too).
         self.parameters = ParameterStore(s.data_dir)
         on_stop.callback(self.parameters.close)
+        # ECR: repositories and their settings, no images (CDK's bootstrap stack makes one).
+        self.repositories = RepositoryStore(s.data_dir)
+        on_stop.callback(self.repositories.close)
         # API Gateway: REST and HTTP API definitions, both control planes, and the execute-api front.
         self.api_store = ApiStore(s.data_dir)
         on_stop.callback(self.api_store.close)
@@ -329,6 +334,7 @@ class Hearth:
             "events": [self.eventbridge.provider],
             "kinesis": [KinesisProvider(self.streams)],
             "ssm": [SsmProvider(self.parameters)],
+            "ecr": [EcrProvider(self.repositories)],
             "apigateway": [RestApiProvider(self.api_store, self.api_front.test_invoke)],
             "apigatewayv2": [HttpApiProvider(self.api_store, s.endpoint_url)],
             "apigatewaymanagementapi": [ManagementProvider(ws_connections)],

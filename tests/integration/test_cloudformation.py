@@ -222,6 +222,16 @@ def test_change_sets_as_deploy_tools_use_them(server: HearthServer, cfn: Any) ->
     with pytest.raises(ClientError) as err:
         cfn.execute_change_set(ChangeSetName=same["Id"])
     assert err.value.response["Error"]["Code"] == "InvalidChangeSetStatus"
+    # By name, a change set that is not there is already deleted (AWS CDK deletes its change set's name
+    # before making it); a stack that is not there is an error.
+    cfn.delete_change_set(StackName=name, ChangeSetName="two")
+    cfn.delete_change_set(StackName=name, ChangeSetName="two")
+    with pytest.raises(ClientError) as err:
+        cfn.describe_change_set(ChangeSetName=same["Id"])
+    assert err.value.response["Error"]["Code"] == "ChangeSetNotFound"
+    with pytest.raises(ClientError) as err:
+        cfn.delete_change_set(StackName=f"{name}-missing", ChangeSetName="two")
+    assert err.value.response["Error"]["Message"] == f"Stack [{name}-missing] does not exist"
 
     renamed = template.replace("-q'", "-r'")
     change = cfn.create_change_set(StackName=name, ChangeSetName="three", TemplateBody=renamed)

@@ -47,6 +47,8 @@ def test_root_is_never_judged() -> None:
      f"arn:aws:sns:us-east-1:{ACCT}:t"),
     ("logs", "CreateLogGroup", {"logGroupName": "g"}, "AccessDeniedException",
      f"arn:aws:logs:us-east-1:{ACCT}:log-group:g:*"),
+    ("ecr", "CreateRepository", {"repositoryName": "r"}, "AccessDeniedException",
+     f"arn:aws:ecr:us-east-1:{ACCT}:repository/r"),
 ])
 def test_denials_name_the_action_and_resource(service: str, operation: str, params: dict[str, str], code: str,
                                               resource: str) -> None:
@@ -127,3 +129,22 @@ def test_resource_policies_grant_deny_and_admit_other_accounts() -> None:
     held.clear()
     assert authorizer.authorize(_ctx(Principal("AKIAROOT", ACCT), "sqs", "DeleteQueue"), params, secure=False) \
         is None
+
+
+def test_resource_account_of_an_arn_without_one_comes_from_its_owner() -> None:
+    # An S3 ARN names no account: the bucket's owner answers for aws:ResourceAccount (the CDK
+    # bootstrap roles' policies allow their bucket only with `aws:ResourceAccount` = their account).
+    source = _source({"Effect": "Allow", "Action": "s3:*", "Resource": "*",
+                      "Condition": {"StringEquals": {"aws:ResourceAccount": ACCT}}})
+    owners = {"arn:aws:s3:::mine": ACCT, "arn:aws:s3:::theirs": "999999999999"}
+
+    def bucket(arn: str) -> ResourcePolicy | None:
+        return ResourcePolicy(owners[arn], None) if arn in owners else None
+
+    authorizer = Authorizer(source, resource_policies={"s3": bucket})
+    ctx = _ctx(SESSION, "s3", "GetBucketLocation")
+    authorizer.authorize(ctx, {"Bucket": "mine"}, secure=True)
+    with pytest.raises(AwsError):
+        authorizer.authorize(ctx, {"Bucket": "theirs"}, secure=True)
+    with pytest.raises(AwsError):  # no owner known: the condition on aws:ResourceAccount fails
+        Authorizer(source).authorize(ctx, {"Bucket": "mine"}, secure=True)

@@ -55,7 +55,7 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/fuzz"
 # with fewer examples each (there are ~1,000 of their operations; the suite's time is bounded).
 DEEP = ("events", "kinesis", "lambda", "logs", "sns", "sqs")
 WIDE = ("apigateway", "apigatewaymanagementapi", "apigatewayv2", "cloudformation", "dynamodb", "dynamodbstreams",
-        "iam", "s3", "ssm", "sts")
+        "ecr", "iam", "s3", "ssm", "sts")
 SERVICES = tuple(sorted(DEEP + WIDE))
 _SESSION = botocore.session.get_session()
 MODELS = {name: _SESSION.get_service_model(name) for name in SERVICES}

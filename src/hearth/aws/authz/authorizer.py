@@ -189,6 +189,7 @@ _DENIED: dict[str, tuple[str, int, str, dict[str, str]]] = {
     "logs": ("AccessDeniedException", 400, "message", {}),
     "events": ("AccessDeniedException", 400, "message", {}),
     "kinesis": ("AccessDeniedException", 400, "message", {}),
+    "ecr": ("AccessDeniedException", 400, "message", {}),
 }
 
 

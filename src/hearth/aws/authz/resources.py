@@ -215,6 +215,17 @@ def _ssm(operation: str, params: Mapping[str, Any], region: str, account: str) -
     return f"arn:aws:ssm:{region}:{account}:parameter{name if name.startswith('/') else '/' + name}"
 
 
+def _ecr(operation: str, params: Mapping[str, Any], region: str, account: str) -> str | None:
+    arn = params.get("resourceArn")
+    if isinstance(arn, str) and arn:
+        return arn
+    name = params.get("repositoryName")
+    if not isinstance(name, str) or not name:
+        return None
+    registry = params.get("registryId") or account
+    return f"arn:aws:ecr:{region}:{registry}:repository/{name}"
+
+
 _BUILDERS = {"lambda": _lambda, "sqs": _sqs, "sns": _sns, "iam": _iam, "sts": _sts, "logs": _logs,
              "kinesis": _kinesis, "events": _events, "dynamodb": _dynamodb, "dynamodbstreams": _dynamodb,
-             "ssm": _ssm, "s3": _s3}
+             "ssm": _ssm, "s3": _s3, "ecr": _ecr}

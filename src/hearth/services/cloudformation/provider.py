@@ -561,7 +561,16 @@ class CloudFormationProvider:
         return {}
 
     def delete_change_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        _, doc = self._change_set(ctx, str(params["ChangeSetName"]), params.get("StackName"))
+        name, stack_name = str(params["ChangeSetName"]), params.get("StackName")
+        if not name.startswith("arn:") and stack_name:
+            # By name, AWS answers for the stack only: a change set that is not there is already deleted
+            # (AWS CDK's deploy deletes `cdk-deploy-change-set` before making it, and relies on this).
+            stack = self.store.stack(ctx.account_id, ctx.region, str(stack_name))
+            if stack is None:
+                raise _validation(f"Stack [{stack_name}] does not exist")
+            if self.store.change_set_by_name(stack.stack_id, name) is None:
+                return {}
+        _, doc = self._change_set(ctx, name, stack_name)
         self.store.drop_change_set(doc["ChangeSetId"])
         return {}
 

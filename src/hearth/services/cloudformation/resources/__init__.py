@@ -5,10 +5,20 @@ A type that is not here fails its stack with a reason naming it: never a silent 
 
 from __future__ import annotations
 
-from hearth.services.cloudformation.resources import apigateway, identity, lambda_, messaging, nested, storage
+from hearth.services.cloudformation.resources import (
+    apigateway,
+    containers,
+    identity,
+    lambda_,
+    messaging,
+    metadata,
+    nested,
+    storage,
+)
 from hearth.services.cloudformation.resources.base import Handler
 
 REGISTRY: dict[str, Handler] = {
     handler.type: handler() for handler in (*lambda_.HANDLERS, *messaging.HANDLERS, *storage.HANDLERS, *nested.HANDLERS,
-                                    *apigateway.HANDLERS, *identity.HANDLERS)
+                                    *apigateway.HANDLERS, *containers.HANDLERS, *metadata.HANDLERS,
+                                    *identity.HANDLERS)
 }

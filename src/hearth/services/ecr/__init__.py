@@ -1,0 +1,1 @@
+"""Amazon ECR-compatible repositories (no image storage): see repositories.py and provider.py."""
