@@ -62,6 +62,15 @@ class Settings:
     https_port: int | None = None
     # IAM enforcement for non-root callers: "enforce" (AccessDenied) or "audit" (allow, log the denial).
     iam_mode: str = "enforce"
+    # Sandbox networking (hearth.sandbox.network): "egress" gives every isolated environment an
+    # interface onto Hearth's bridge with address translation to the host's routes; "none" keeps the
+    # loopback-only sandboxes (functions reach only Hearth's AWS API).
+    network: str = "egress"
+    # Prepared network namespaces kept ready per network, and tracked connections per environment.
+    network_pool: int = 4
+    network_conn_limit: int = 1024
+    # VPC subnets → operator-named host networks: "subnet-id-or-CIDR=bridge" each (see docs/design.md).
+    vpc_networks: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -106,9 +115,15 @@ class Settings:
             values["https_port"] = int(env["HEARTH_HTTPS_PORT"])
         if "HEARTH_IAM" in env:
             values["iam_mode"] = env["HEARTH_IAM"]
+        if "HEARTH_NETWORK" in env:
+            values["network"] = env["HEARTH_NETWORK"]
+        if "HEARTH_NETWORK_POOL" in env:
+            values["network_pool"] = int(env["HEARTH_NETWORK_POOL"])
+        if "HEARTH_VPC_NETWORKS" in env:
+            values["vpc_networks"] = tuple(v for v in env["HEARTH_VPC_NETWORKS"].split(",") if v.strip())
         if "HEARTH_TEST_TIME_SCALE" in env:
             values["schedule_time_scale"] = float(env["HEARTH_TEST_TIME_SCALE"])
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
         if "data_dir" in values:
             values["data_dir"] = Path(str(values["data_dir"])).expanduser().absolute()
         return cls(**values)  # type: ignore[arg-type]

@@ -55,6 +55,8 @@ from hearth.invoke.provisioned import ProvisionedManager, ProvisionedStore
 from hearth.observability import metrics
 from hearth.runtimes.registry import fallback_mode, installed_runtimes
 from hearth.sandbox.backends import choose_backend
+from hearth.sandbox.netsetup import network_collector, open_network
+from hearth.sandbox.network import NetworkPool
 from hearth.sandbox.types import IsolationBackend, Sandbox
 from hearth.services.apigateway.front import ApiFront
 from hearth.services.apigateway.front import match as api_match
@@ -138,6 +140,7 @@ class Hearth:
         self.isolation_warning: str | None = None
         # What the ASGI app and health() read before start has finished: set as they are built.
         self.backend: IsolationBackend | None = None
+        self.network: NetworkPool | None = None
         self.gateway: AwsGateway | None = None
         self.pool: EnvironmentPool | None = None
         self.url_front: UrlFront | None = None
@@ -187,8 +190,16 @@ class Hearth:
         # Pending while every interpreter is probed.
         fallback_mode()  # an unknown HEARTH_RUNTIME_FALLBACK stops the start, not a function later
         runtimes_probed = asyncio.create_task(asyncio.to_thread(installed_runtimes))
+        # -- Sandbox networking (issue 19): the egress bridge, its packet filter and the pools of
+        # prepared network namespaces; only the namespace backend uses them (see hearth.sandbox.network).
+        self.network = await open_network(s) if s.network == "egress" and s.isolation != "process" else None
+        if self.network is not None:
+            on_stop.push_async_callback(self.network.close)
+            on_stop.callback(metrics.REGISTRY.add_collector(network_collector(self.network)))
+        # -- end of sandbox networking
         backend, self.isolation_warning = await choose_backend(s.isolation, s.data_dir,
-                                                               favor_dynmods=s.cgroup_favor_dynmods)
+                                                               favor_dynmods=s.cgroup_favor_dynmods,
+                                                               network=self.network)
         await runtimes_probed
         self.backend = backend
         on_stop.push_async_callback(backend.close)
@@ -448,6 +459,7 @@ class Hearth:
             "services": {},
             "isolation": self.backend.name if self.backend else "unknown",
             "isolation_warning": self.isolation_warning,
+            "network": self.network.statistics() if self.network else None,  # sandbox networking (issue 19)
             "environments": self.pool.statistics() if self.pool else {},
             "async_events": {},
             "provisioned": {},

@@ -1,0 +1,221 @@
+"""The packet filter policy of sandbox networks, as nftables script text.
+
+It owns what a sandbox may send: the rules of Hearth's egress bridge (masquerade to the host's routes,
+forbidden destinations refused, spoofed sources dropped, a connection-tracking limit per environment,
+byte counters per environment address) and, for VPC networks, the security groups' egress rules.
+It only builds text: `network.py` hands it to the `nft` command (one atomic transaction per change).
+It never builds a rule from a string a caller did not validate: names and addresses come from
+`ipaddress` objects and Hearth's own naming, ports from integers.
+
+Why the `nft` command and a script ruleset rather than a Python binding: Debian's `python3-nftables`
+(libnftables' ctypes wrapper) lives in the system interpreter's dist-packages, not in Hearth's
+virtualenv, and PyPI carries only unofficial copies of it. The command is the standard, maintained
+front end; a whole table is loaded in one atomic transaction, and counters are read back as JSON
+(`nft -j`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+# Destinations no sandbox may reach through any network: link-local (the cloud metadata service
+# lives at 169.254.169.254), loopback, "this network", multicast and limited broadcast.
+FORBIDDEN = ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "255.255.255.255/32")
+
+
+@dataclass(frozen=True)
+class EgressPolicy:
+    """Hearth's own bridge: every environment without VpcConfig has a port on it."""
+
+    table: str  # the instance's table name, in both the inet and the bridge family
+    bridge: str
+    port_glob: str  # every environment port of this instance matches it ("h1234e*")
+    subnet: ipaddress.IPv4Network
+    gateway: ipaddress.IPv4Address
+    ports: tuple[tuple[str, ipaddress.IPv4Address], ...]  # (port, the only source address it may use)
+    conn_limit: int  # concurrent tracked connections per environment
+    also_forbidden: tuple[ipaddress.IPv4Network, ...] = ()  # other Hearth networks (VPC subnets)
+
+
+def _elements(items: Iterable[str]) -> str:
+    joined = ", ".join(items)
+    return "{ " + joined + " }" if joined else ""
+
+
+def egress_ruleset(p: EgressPolicy) -> str:
+    """The instance's tables, replaced as a whole (declare, flush, refill: one transaction)."""
+    forbidden = [*FORBIDDEN, str(p.subnet), *(str(n) for n in p.also_forbidden)]
+    ports = _elements(f'"{port}" . {addr}' for port, addr in p.ports)
+    br = f'"{p.bridge}"'
+    glob = f'"{p.port_glob}"'
+    lines = [
+        f"table inet {p.table} {{}}",
+        f"flush table inet {p.table}",
+        f"table inet {p.table} {{",
+        # One element per environment address: the per-environment connection limit, and the
+        # bytes it sent and received (read for /_hearth/metrics).
+        "  set connlimit { type ipv4_addr; size 65535; flags dynamic; }",
+        "  set tx { type ipv4_addr; size 65535; flags dynamic; counter; }",
+        "  set rx { type ipv4_addr; size 65535; flags dynamic; counter; }",
+        # Traffic from a sandbox to the host itself (any of its addresses: the bridge's gateway,
+        # the host's own interfaces, services bound to 0.0.0.0, Hearth's ports): refused at once.
+        # Functions reach Hearth's AWS API through the proxy inside their own namespace instead.
+        "  chain input {",
+        "    type filter hook input priority -10; policy accept;",
+        f"    iifname {br} meta l4proto tcp reject with tcp reset",
+        f"    iifname {br} reject with icmpx admin-prohibited",
+        "  }",
+        "  chain forward {",
+        "    type filter hook forward priority -10; policy accept;",
+        f"    iifname {br} ip saddr != {p.subnet} drop",
+        f"    iifname {br} meta nfproto ipv6 drop",
+        f"    iifname {br} update @tx {{ ip saddr }}",
+        f"    oifname {br} update @rx {{ ip daddr }}",
+        f"    oifname {br} ct state established,related accept",
+        f"    oifname {br} drop",
+        f"    iifname {br} ct state established,related accept",
+        f"    iifname {br} ip daddr {_elements(forbidden)} reject with icmpx admin-prohibited",
+        f"    iifname {br} ct state new add @connlimit {{ ip saddr ct count over {p.conn_limit} }} "
+        "reject with icmpx admin-prohibited",
+        f"    iifname {br} accept",
+        "  }",
+        "  chain postrouting {",
+        "    type nat hook postrouting priority 100; policy accept;",
+        f"    ip saddr {p.subnet} oifname != {br} masquerade",
+        "  }",
+        "}",
+        f"table bridge {p.table} {{}}",
+        f"flush table bridge {p.table}",
+        f"table bridge {p.table} {{",
+        "  set ports { type ifname . ipv4_addr; " + (f"elements = {ports}; " if ports else "") + "}",
+        # Environment to environment on the same bridge: never (the ports are also isolated).
+        "  chain forward {",
+        "    type filter hook forward priority -10; policy accept;",
+        f"    iifname {glob} drop",
+        "  }",
+        # Spoofing: a port may only send from its own address (IPv4 and ARP); no IPv6 at all.
+        "  chain input {",
+        "    type filter hook input priority -10; policy accept;",
+        f"    iifname {glob} ether type ip6 drop",
+        f"    iifname {glob} ether type ip iifname . ip saddr != @ports drop",
+        f"    iifname {glob} ether type arp iifname . arp saddr ip != @ports drop",
+        "  }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def delete_tables(table: str) -> str:
+    return "".join(f"table {family} {table} {{}}\ndelete table {family} {table}\n" for family in ("inet", "bridge"))
+
+
+# -- VPC networks: security group egress --------------------------------------------------------
+
+@dataclass(frozen=True)
+class SgRule:
+    """One egress permission of a security group, validated by the EC2 service."""
+
+    protocol: str  # "-1" (all), "tcp", "udp", "icmp" or a protocol number
+    from_port: int | None
+    to_port: int | None
+    cidrs: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()  # referenced security group ids: their members' addresses
+
+
+_PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "1": "icmp"}
+
+
+def _match(rule: SgRule, group_sets: dict[str, str]) -> list[str]:
+    """The nft match expressions of one rule: one per destination (a CIDR or a group's set)."""
+    proto = _PROTOCOL_NAMES.get(rule.protocol, rule.protocol).lower()
+    if proto in ("-1", "all"):
+        l4 = ""
+    elif proto in ("tcp", "udp"):
+        lo = 0 if rule.from_port is None or rule.from_port < 0 else rule.from_port
+        hi = 65535 if rule.to_port is None or rule.to_port < 0 else rule.to_port
+        l4 = f"{proto} dport {lo}-{hi} " if (lo, hi) != (0, 65535) else f"meta l4proto {proto} "
+    elif proto == "icmp":
+        l4 = "meta l4proto icmp "
+    elif proto.isdigit():
+        l4 = f"meta l4proto {int(proto)} "
+    else:
+        return []
+    out: list[str] = []
+    for cidr in rule.cidrs:
+        net = ipaddress.ip_network(cidr, strict=False)
+        if net.version == 4:
+            out.append(f"ip daddr {net} {l4}".rstrip())
+    for group in rule.groups:
+        if group in group_sets:
+            out.append(f"ip daddr @{group_sets[group]} {l4}".rstrip())
+    return out
+
+
+@dataclass(frozen=True)
+class VpcAttachment:
+    """One prepared VPC interface: its port, its address and the security groups it is a member of."""
+
+    port: str
+    address: ipaddress.IPv4Address
+    groups: tuple[str, ...]
+
+
+def vpc_ruleset(table: str, port_glob: str, attachments: Sequence[VpcAttachment],
+                groups: dict[str, tuple[SgRule, ...]], conn_limit: int) -> str:
+    """The instance's VPC table (bridge family: the operator's networks are layer-2 segments, so a
+    function's packets to its subnet's hosts are bridged, not routed). Per environment port: only
+    its own source address, only what one of its groups' egress rules allows, replies always."""
+    set_names = {g: "sg_" + g.replace("-", "_") for g in groups}
+    members: dict[str, list[str]] = {g: [] for g in groups}
+    for a in attachments:
+        for g in a.groups:
+            if g in members:
+                members[g].append(str(a.address))
+    lines = [f"table bridge {table} {{}}", f"flush table bridge {table}", f"table bridge {table} {{"]
+    lines.append("  set ports { type ifname . ipv4_addr; "
+                 + (f"elements = {_elements(f'{chr(34)}{a.port}{chr(34)} . {a.address}' for a in attachments)}; "
+                    if attachments else "") + "}")
+    lines.append("  set connlimit { type ipv4_addr; size 65535; flags dynamic; }")
+    lines.append("  set tx { type ipv4_addr; size 65535; flags dynamic; counter; }")
+    lines.append("  set rx { type ipv4_addr; size 65535; flags dynamic; counter; }")
+    for g, name in set_names.items():
+        lines.append(f"  set {name} {{ type ipv4_addr; "
+                     + (f"elements = {_elements(members[g])}; " if members[g] else "") + "}")
+    glob = f'"{port_glob}"'
+    lines += [
+        "  chain forward {",
+        "    type filter hook forward priority -10; policy accept;",
+        f"    oifname {glob} update @rx {{ ip daddr }}",
+        f"    oifname {glob} ct state established,related accept",
+        f"    oifname {glob} ether type arp accept",
+        f"    oifname {glob} drop",
+        f"    iifname {glob} ether type ip6 drop",
+        f"    iifname {glob} ether type ip iifname . ip saddr != @ports drop",
+        f"    iifname {glob} ether type arp iifname . arp saddr ip != @ports drop",
+        f"    iifname {glob} ether type arp accept",
+        f"    iifname {glob} update @tx {{ ip saddr }}",
+        f"    iifname {glob} ct state established,related accept",
+        f"    iifname {glob} ip daddr {{ {', '.join(FORBIDDEN)} }} reject",
+        f"    iifname {glob} ct state new add @connlimit {{ ip saddr ct count over {conn_limit} }} reject",
+    ]
+    for g, rules in groups.items():
+        for rule in rules:
+            for match in _match(rule, set_names):
+                lines.append(f"    iifname {glob} ip saddr @{set_names[g]} {match} accept")
+    lines += [
+        # Nothing an egress rule allows: refused at once (a TCP reset or an ICMP error), never a hang.
+        f"    iifname {glob} meta l4proto tcp reject with tcp reset",
+        f"    iifname {glob} reject",
+        "  }",
+        # The host itself is not a VPC destination: nothing from a VPC port goes up to the host.
+        "  chain input {",
+        "    type filter hook input priority -10; policy accept;",
+        f"    iifname {glob} ether type arp accept",
+        f"    iifname {glob} ether type ip meta l4proto tcp reject with tcp reset",
+        f"    iifname {glob} drop",
+        "  }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
