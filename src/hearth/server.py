@@ -74,6 +74,9 @@ from hearth.services.dynamodb.store import TableStore
 from hearth.services.dynamodb.streams_api import StreamsProvider
 from hearth.services.dynamodb.tables_api import TablesProvider
 from hearth.services.dynamodb.ttl import TtlSweeper
+from hearth.services.ec2.lambda_vpc import LambdaVpc
+from hearth.services.ec2.provider import Ec2Provider
+from hearth.services.ec2.store import Ec2Store
 from hearth.services.events.component import EventBridge, clock_for
 from hearth.services.iam.policies import IamPolicyProvider
 from hearth.services.iam.principals import key_source, policy_source
@@ -230,7 +233,15 @@ class Hearth:
         self.invoker = Invoker(pool, function_logs, limiter=self.limiter, metrics=self.invoke_metrics)
         on_stop.push_async_callback(self.invoker.close)
         # The control plane: SnapStart versions wait for their snapshot (the data plane's) while Pending.
-        self.functions = FunctionService(s, self.store, self.blobs, snapshots=self.invoker)
+        # -- EC2 networking and Lambda's VPC side (issue 19): subnets map to host networks (--vpc-network);
+        # a VPC function's network is prepared while it is Pending.
+        self.ec2_store = Ec2Store(s.data_dir)
+        on_stop.callback(self.ec2_store.close)
+        self.lambda_vpc = LambdaVpc(self.ec2_store, s.vpc_networks, self.network)
+        self.ec2 = Ec2Provider(self.ec2_store, on_groups_changed=self.lambda_vpc.groups_changed)
+        # -- end of EC2 networking
+        self.functions = FunctionService(s, self.store, self.blobs, snapshots=self.invoker,
+                                         vpc_networks=self.lambda_vpc)
         on_stop.push_async_callback(self.functions.close)
         self.functions.add_listener(self._on_function_change)
         await self.functions.recover()
@@ -266,7 +277,7 @@ class Hearth:
             ConcurrencyProvider(self.functions, self.limiter),
             LambdaProvider(s, self.store, self.functions, self.code_signer, reserved_concurrency=self.limiter.reserved,
                            role_assumable=lambda arn: role_trusts_service(self.iam_store, arn, LAMBDA_SERVICE),
-                           s3_code=self.s3.read_bytes),
+                           s3_code=self.s3.read_bytes, vpc_check=self.lambda_vpc.validate),
             LambdaInvokeProvider(self.functions, self.invoker, self.async_queue),
             EventInvokeConfigProvider(self.functions, self.event_configs),
             LambdaVersionsProvider(self.functions),
@@ -340,6 +351,7 @@ class Hearth:
             "iam": [IamProvider(self.iam_store), IamPolicyProvider(self.iam_store)],
             "sts": [self.sts],
             "s3": [self.s3],
+            "ec2": [self.ec2],  # networking subset (issue 19)
         }, authorizer=Authorizer(policy_source(self.iam_store), mode=s.iam_mode, usage=self.usage))
         # CloudFormation creates resources through the gateway's other services, so it joins it last and
         # stops first (its running stack operations end before the services they call).

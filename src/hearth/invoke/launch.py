@@ -16,9 +16,6 @@ from hearth.functions.model import FunctionVersion
 from hearth.runtimes.registry import RUNTIMES_DIR, RuntimeInfo, node_sdk_dir, runtime_for
 from hearth.sandbox.types import NetworkRequest, PythonForkSpec, SandboxSpec
 
-# The network of an environment without VpcConfig: Hearth's egress bridge (hearth.sandbox.network).
-EGRESS_NETWORK = "egress"
-
 # 1,769 MB buys one full vCPU on AWS; CPU is proportional to memory.
 MB_PER_VCPU = 1769
 # Where Hearth's SDK (boto3 and friends) appears inside an environment, as in AWS's managed runtimes.
@@ -132,7 +129,7 @@ def build_spec(
         tmp_mb=fv.ephemeral_mb,
         python_fork=python_fork,
         workdir=task_root,
-        network=NetworkRequest(EGRESS_NETWORK, fv.name),
+        network=NetworkRequest(fv.network_key, fv.name),
     )
 
 

@@ -162,6 +162,7 @@ class NetworkPool:
             EGRESS, self._bridge, f"h{tag}e", egress_subnet, gateway, 2, egress_subnet.num_addresses - 2,
             isolated_ports=True, target=pool_size)}
         self._vpc_counter = 0
+        self._isolated: set[str] = set()
         self._vpc_rules: dict[str, tuple[netpolicy.SgRule, ...]] = {}
         # One thread makes every namespace: its own network namespace changes while it works.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-netns")
@@ -313,8 +314,15 @@ class NetworkPool:
 
     # -- leases ---------------------------------------------------------------------------------------
 
-    async def lease(self, key: str, owner: str) -> Lease:
-        """A prepared namespace of network `key` (ready at once from the pool; made now on a miss)."""
+    def add_isolated(self, key: str) -> None:
+        """A VPC configuration whose subnet no host network was named for: no interface at all."""
+        self._isolated.add(key)
+
+    async def lease(self, key: str, owner: str) -> Lease | None:
+        """A prepared namespace of network `key` (ready at once from the pool; made now on a miss), or
+        None for a network with no interface (an unmapped VPC subnet): the sandbox keeps an empty one."""
+        if key in self._isolated:
+            return None
         net = self._nets.get(key)
         if net is None:
             raise NetworkUnavailable(f"no network {key!r}")
