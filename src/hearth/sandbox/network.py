@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hearth.sandbox import netpolicy
+from hearth.sandbox.netlink import Rtnl
 
 log = logging.getLogger(__name__)
 
@@ -363,52 +364,68 @@ class NetworkPool:
 
     def _prepare(self, net: _Net, slot: int) -> Lease:
         """In the network thread: a new namespace with its veth, address, routes and lo up; the host
-        side of the veth on the network's bridge."""
+        side of the veth on the network's bridge (rtnetlink requests, no process started)."""
         port, address = net.port(slot), net.address(slot)
+        fd = -1
         try:
             if _libc.unshare(CLONE_NEWNET) != 0:
                 raise NetworkUnavailable(f"unshare: {os.strerror(ctypes.get_errno())}")
             try:
                 fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-                script = (f"link set lo up\nlink add eth0 type veth peer name {port} netns {os.getpid()}\n"
-                          f"addr add {address}/{net.subnet.prefixlen} dev eth0\nlink set eth0 up\n")
-                if net.gateway is not None:
-                    script += f"route add default via {net.gateway} dev eth0 onlink\n"
-                try:
-                    _run(["ip", "-batch", "-"], script)
-                except BaseException:
-                    os.close(fd)
-                    raise
+                with Rtnl() as inside:
+                    inside.set_up("lo")
+                    inside.add_veth("eth0", port, self._host_ns_fd)
+                    self._configure(inside, net, address)
             finally:
-                if _libc.setns(self._host_ns_fd, CLONE_NEWNET) != 0:  # pragma: no cover - cannot happen as root
-                    raise SystemExit("hearth-netns: cannot return to the host's network namespace")
-            try:
-                host = f"link set {port} master {net.bridge}\n"
-                if net.isolated_ports:
-                    host += f"link set {port} type bridge_slave isolated on\n"
-                _run(["ip", "-batch", "-"], host + f"link set {port} up\n")
-            except BaseException:
-                os.close(fd)
-                raise
+                self._back_home()
+            with Rtnl() as host:
+                host.set_master(port, net.bridge)
+                if net.isolated_ports:  # no traffic between two ports of this bridge, even at layer 2
+                    Path(f"/sys/class/net/{port}/brport/isolated").write_text("1\n")
+                host.set_up(port)
             return Lease(net.key, slot, port, address, fd)
+        except (OSError, NetworkUnavailable) as exc:
+            if fd >= 0:
+                os.close(fd)
+            if _link_exists(port):
+                with contextlib.suppress(NetworkUnavailable):
+                    _run(["ip", "link", "del", port])
+            raise exc if isinstance(exc, NetworkUnavailable) else NetworkUnavailable(f"{port}: {exc}") from exc
         finally:
             with self._lock:
                 net.pending.discard(slot)
 
+    @staticmethod
+    def _configure(inside: Rtnl, net: _Net, address: ipaddress.IPv4Address) -> None:
+        inside.add_address("eth0", address, net.subnet.prefixlen)
+        inside.set_up("eth0")
+        if net.gateway is not None:
+            inside.add_default_route("eth0", net.gateway)
+
+    def _back_home(self) -> None:
+        if _libc.setns(self._host_ns_fd, CLONE_NEWNET) != 0:  # pragma: no cover - cannot fail as root
+            raise SystemExit("hearth-netns: cannot return to the host's network namespace")
+
     def attach(self, lease: Lease, pid: int) -> None:
         """Move a prepared interface into the network namespace of process `pid` (a SnapStart clone's
-        init), with its address and routes (moving a link clears them). Blocking: run in a thread."""
+        init) and give it its address and routes again (moving a link clears them). Blocking, about a
+        millisecond: run in a thread (it changes that thread's namespace and restores it)."""
         net = self._nets[lease.key]
         ns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            script = (f"link set eth0 netns /proc/self/fd/{ns}\n")
-            _run(["nsenter", f"--net=/proc/self/fd/{lease.fd}", "ip", "-batch", "-"], script,
-                 pass_fds=(lease.fd, ns))
-            inner = (f"link set lo up\naddr add {lease.address}/{net.subnet.prefixlen} dev eth0\n"
-                     "link set eth0 up\n")
-            if net.gateway is not None:
-                inner += f"route add default via {net.gateway} dev eth0 onlink\n"
-            _run(["nsenter", f"--net=/proc/self/fd/{ns}", "ip", "-batch", "-"], inner, pass_fds=(ns,))
+            if _libc.setns(lease.fd, CLONE_NEWNET) != 0:
+                raise NetworkUnavailable(f"setns: {os.strerror(ctypes.get_errno())}")
+            try:
+                with Rtnl() as prepared:
+                    prepared.move_to_netns("eth0", ns)
+                if _libc.setns(ns, CLONE_NEWNET) != 0:
+                    raise NetworkUnavailable(f"setns: {os.strerror(ctypes.get_errno())}")
+                with Rtnl() as inside:
+                    self._configure(inside, net, lease.address)
+            finally:
+                self._back_home()
+        except OSError as exc:
+            raise NetworkUnavailable(f"{lease.port}: {exc}") from exc
         finally:
             os.close(ns)
 
