@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import HearthServer, create_function, invoke_json
+from tests.integration.harness import ROLE, HearthServer, create_function, invoke_json, make_zip, wait_active
 from tests.netns_hosts import Hosts, OutsideHost, unavailable_reason
 
 CALLER = r'''
@@ -110,3 +110,107 @@ def test_dns_configuration(net_server: HearthServer) -> None:
                     if line.startswith("nameserver") and not line.split()[1].startswith("127.")]
     for server in host_servers:
         assert f"nameserver {server}" in out["resolv"]
+
+
+# -- VPC ---------------------------------------------------------------------------------------------
+
+VPC_CIDR, SUBNET_CIDR, DB_ADDRESS = "10.252.0.0/16", "10.252.1.0/24", "10.252.1.10"
+
+
+@pytest.fixture(scope="module")
+def vpc_bridge(hosts: Hosts) -> str:
+    bridge = hosts.bridge(1, SUBNET_CIDR)
+    hosts.bridged_host("db", bridge, 1, DB_ADDRESS, 24, (5432, 80))
+    return bridge
+
+
+@pytest.fixture(scope="module")
+def vpc_server(tmp_path_factory: pytest.TempPathFactory, hosts: Hosts, vpc_bridge: str,
+               internet: OutsideHost) -> Iterator[HearthServer]:
+    srv = HearthServer(tmp_path_factory.mktemp("hearth-vpc") / "data",
+                       extra_env={"HEARTH_NETWORK": "egress", "HEARTH_ISOLATION": "namespace",
+                                  "HEARTH_VPC_NETWORKS": f"{SUBNET_CIDR}={vpc_bridge}"})
+    srv.start()
+    try:
+        if not srv.health().get("network"):
+            pytest.skip(f"sandbox networking is off on this server: {srv.log()[-400:]}")
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def vpc(vpc_server: HearthServer) -> dict[str, str]:
+    ec2 = vpc_server.client("ec2")
+    vpc_id = ec2.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=SUBNET_CIDR)["Subnet"]["SubnetId"]
+    everything = ec2.create_security_group(GroupName="all-out", Description="all egress", VpcId=vpc_id)["GroupId"]
+    db_only = ec2.create_security_group(GroupName="db-only", Description="postgres only", VpcId=vpc_id)["GroupId"]
+    ec2.authorize_security_group_egress(GroupId=db_only, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": SUBNET_CIDR}]}])
+    ec2.revoke_security_group_egress(GroupId=db_only, IpPermissions=[
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    return {"vpc": vpc_id, "subnet": subnet, "all": everything, "db_only": db_only}
+
+
+def _vpc_caller(server: HearthServer, name: str, subnet: str, group: str) -> dict[str, object]:
+    lam = server.client("lambda")
+    lam.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler", Role=ROLE, Timeout=15,
+                        Code={"ZipFile": make_zip({"app.py": CALLER})},
+                        VpcConfig={"SubnetIds": [subnet], "SecurityGroupIds": [group]})
+    cfg = wait_active(lam, name)
+    assert cfg["State"] == "Active", (cfg.get("StateReasonCode"), cfg.get("StateReason"))
+    return cfg
+
+
+def test_vpc_function_reaches_its_subnet_and_not_the_internet(vpc_server: HearthServer, vpc: dict[str, str],
+                                                               internet: OutsideHost) -> None:
+    cfg = _vpc_caller(vpc_server, "vpc-all", vpc["subnet"], vpc["all"])
+    assert cfg["VpcConfig"] == {"SubnetIds": [vpc["subnet"]], "SecurityGroupIds": [vpc["all"]],
+                                "VpcId": vpc["vpc"], "Ipv6AllowedForDualStack": False}
+    lam = vpc_server.client("lambda")
+    _, db = invoke_json(lam, "vpc-all", {"host": DB_ADDRESS, "port": 5432})
+    assert db["ok"], db
+    assert db["body"].startswith("db:5432 from 10.252.1.")  # the function's own subnet address, no translation
+    _, outside = invoke_json(lam, "vpc-all", {"host": internet.address, "port": 80})
+    assert not outside["ok"] and outside["error"] != "TimeoutError", outside
+    enis = vpc_server.client("ec2").describe_network_interfaces(
+        Filters=[{"Name": "subnet-id", "Values": [vpc["subnet"]]}])["NetworkInterfaces"]
+    assert [e["InterfaceType"] for e in enis] == ["lambda"]
+    assert enis[0]["Description"].startswith("AWS Lambda VPC ENI-vpc-all-")
+    assert enis[0]["Groups"][0]["GroupId"] == vpc["all"] and enis[0]["Status"] == "in-use"
+
+
+def test_security_group_egress_rule_is_enforced(vpc_server: HearthServer, vpc: dict[str, str]) -> None:
+    _vpc_caller(vpc_server, "vpc-db-only", vpc["subnet"], vpc["db_only"])
+    lam = vpc_server.client("lambda")
+    _, allowed = invoke_json(lam, "vpc-db-only", {"host": DB_ADDRESS, "port": 5432})
+    assert allowed["ok"], allowed
+    _, blocked = invoke_json(lam, "vpc-db-only", {"host": DB_ADDRESS, "port": 80})
+    assert not blocked["ok"] and blocked["error"] == "ConnectionRefusedError", blocked
+    # Rules follow changes at once, for running environments too.
+    ec2 = vpc_server.client("ec2")
+    rule = [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": f"{DB_ADDRESS}/32"}]}]
+    ec2.authorize_security_group_egress(GroupId=vpc["db_only"], IpPermissions=rule)
+    try:
+        _, now_allowed = invoke_json(lam, "vpc-db-only", {"host": DB_ADDRESS, "port": 80})
+        assert now_allowed["ok"], now_allowed
+    finally:
+        ec2.revoke_security_group_egress(GroupId=vpc["db_only"], IpPermissions=rule)
+
+
+def test_vpc_config_naming_unknown_resources_is_refused(vpc_server: HearthServer, vpc: dict[str, str]) -> None:
+    lam = vpc_server.client("lambda")
+    code = {"ZipFile": make_zip({"app.py": CALLER})}
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as missing_subnet:
+        lam.create_function(FunctionName="vpc-bad", Runtime="python3.11", Handler="app.handler", Role=ROLE, Code=code,
+                            VpcConfig={"SubnetIds": ["subnet-0123456789abcdef0"], "SecurityGroupIds": [vpc["all"]]})
+    assert missing_subnet.value.response["Error"]["Message"] == (
+        "Error occurred while DescribeSubnets. EC2 Error Code: InvalidSubnetID.NotFound. "
+        "EC2 Error Message: The subnet ID 'subnet-0123456789abcdef0' does not exist")
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as missing_group:
+        lam.create_function(FunctionName="vpc-bad", Runtime="python3.11", Handler="app.handler", Role=ROLE, Code=code,
+                            VpcConfig={"SubnetIds": [vpc["subnet"]], "SecurityGroupIds": ["sg-0123456789abcdef0"]})
+    assert missing_group.value.response["Error"]["Message"] == (
+        "Error occurred while DescribeSecurityGroups. EC2 Error Code: InvalidGroup.NotFound. "
+        "EC2 Error Message: The security group 'sg-0123456789abcdef0' does not exist")

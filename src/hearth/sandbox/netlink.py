@@ -24,7 +24,8 @@ IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_PID, IFLA_NET_NS_FD = 3, 10
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_OIF, RTA_GATEWAY = 4, 5
+RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
+RT_SCOPE_LINK = 253
 IFF_UP = 0x1
 RT_TABLE_MAIN, RTPROT_BOOT, RTN_UNICAST, RTNH_F_ONLINK = 254, 3, 1, 4
 NLA_F_NESTED = 0x8000
@@ -116,4 +117,12 @@ class Rtnl:
         body = (struct.pack("=BBBBBBBBI", socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, 0, RTN_UNICAST,
                             RTNH_F_ONLINK)
                 + _attr(RTA_GATEWAY, gateway.packed) + _attr(RTA_OIF, struct.pack("=I", socket.if_nametoindex(name))))
+        self._request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body)
+
+    def add_link_route(self, destination: ipaddress.IPv4Network, name: str) -> None:
+        """`destination` reached directly on link `name` (scope link, no gateway)."""
+        body = (struct.pack("=BBBBBBBBI", socket.AF_INET, destination.prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT,
+                            RT_SCOPE_LINK, RTN_UNICAST, 0)
+                + _attr(RTA_DST, destination.network_address.packed)
+                + _attr(RTA_OIF, struct.pack("=I", socket.if_nametoindex(name))))
         self._request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body)

@@ -155,28 +155,33 @@ def _match(rule: SgRule, group_sets: dict[str, str]) -> list[str]:
 
 @dataclass(frozen=True)
 class VpcAttachment:
-    """One prepared VPC interface: its port, its address and the security groups it is a member of."""
+    """One prepared VPC interface: its port, its address, its security groups, and the operator's
+    bridge its subnet maps to (the only way out it has)."""
 
     port: str
     address: ipaddress.IPv4Address
     groups: tuple[str, ...]
+    bridge: str
 
 
 def vpc_ruleset(table: str, port_glob: str, attachments: Sequence[VpcAttachment],
                 groups: dict[str, tuple[SgRule, ...]], conn_limit: int) -> str:
-    """The instance's VPC table (bridge family: the operator's networks are layer-2 segments, so a
-    function's packets to its subnet's hosts are bridged, not routed). Per environment port: only
-    its own source address, only what one of its groups' egress rules allows, replies always."""
+    """The instance's VPC table. VPC ports are routed (the host proxies ARP between a port and its
+    subnet's bridge, see network.py), so the inet family sees every packet with connection tracking.
+    Per environment port: only its own source address, only out through its subnet's bridge, only
+    what one of its groups' egress rules allows, replies always; nothing to the host itself."""
     set_names = {g: "sg_" + g.replace("-", "_") for g in groups}
     members: dict[str, list[str]] = {g: [] for g in groups}
     for a in attachments:
         for g in a.groups:
             if g in members:
                 members[g].append(str(a.address))
-    lines = [f"table bridge {table} {{}}", f"flush table bridge {table}", f"table bridge {table} {{"]
-    lines.append("  set ports { type ifname . ipv4_addr; "
-                 + (f"elements = {_elements(f'{chr(34)}{a.port}{chr(34)} . {a.address}' for a in attachments)}; "
-                    if attachments else "") + "}")
+    q = chr(34)
+    lines = [f"table inet {table} {{}}", f"flush table inet {table}", f"table inet {table} {{"]
+    ports = _elements(f"{q}{a.port}{q} . {a.address}" for a in attachments)
+    routes = _elements(f"{q}{a.port}{q} . {q}{a.bridge}{q}" for a in attachments)
+    lines.append("  set ports { type ifname . ipv4_addr; " + (f"elements = {ports}; " if ports else "") + "}")
+    lines.append("  set routes { type ifname . ifname; " + (f"elements = {routes}; " if routes else "") + "}")
     lines.append("  set connlimit { type ipv4_addr; size 65535; flags dynamic; }")
     lines.append("  set tx { type ipv4_addr; size 65535; flags dynamic; counter; }")
     lines.append("  set rx { type ipv4_addr; size 65535; flags dynamic; counter; }")
@@ -189,16 +194,16 @@ def vpc_ruleset(table: str, port_glob: str, attachments: Sequence[VpcAttachment]
         "    type filter hook forward priority -10; policy accept;",
         f"    oifname {glob} update @rx {{ ip daddr }}",
         f"    oifname {glob} ct state established,related accept",
-        f"    oifname {glob} ether type arp accept",
         f"    oifname {glob} drop",
-        f"    iifname {glob} ether type ip6 drop",
-        f"    iifname {glob} ether type ip iifname . ip saddr != @ports drop",
-        f"    iifname {glob} ether type arp iifname . arp saddr ip != @ports drop",
-        f"    iifname {glob} ether type arp accept",
+        f"    iifname {glob} meta nfproto ipv6 drop",
+        f"    iifname {glob} iifname . ip saddr != @ports drop",
         f"    iifname {glob} update @tx {{ ip saddr }}",
         f"    iifname {glob} ct state established,related accept",
-        f"    iifname {glob} ip daddr {{ {', '.join(FORBIDDEN)} }} reject",
-        f"    iifname {glob} ct state new add @connlimit {{ ip saddr ct count over {conn_limit} }} reject",
+        f"    iifname {glob} ip daddr {{ {', '.join(FORBIDDEN)} }} reject with icmpx admin-prohibited",
+        # A private subnet: its own segment and nothing else (no way to the host's other routes).
+        f"    iifname {glob} iifname . oifname != @routes reject with icmpx no-route",
+        f"    iifname {glob} ct state new add @connlimit {{ ip saddr ct count over {conn_limit} }} "
+        "reject with icmpx admin-prohibited",
     ]
     for g, rules in groups.items():
         for rule in rules:
@@ -207,14 +212,13 @@ def vpc_ruleset(table: str, port_glob: str, attachments: Sequence[VpcAttachment]
     lines += [
         # Nothing an egress rule allows: refused at once (a TCP reset or an ICMP error), never a hang.
         f"    iifname {glob} meta l4proto tcp reject with tcp reset",
-        f"    iifname {glob} reject",
+        f"    iifname {glob} reject with icmpx admin-prohibited",
         "  }",
-        # The host itself is not a VPC destination: nothing from a VPC port goes up to the host.
+        # The host itself is not a VPC destination.
         "  chain input {",
         "    type filter hook input priority -10; policy accept;",
-        f"    iifname {glob} ether type arp accept",
-        f"    iifname {glob} ether type ip meta l4proto tcp reject with tcp reset",
-        f"    iifname {glob} drop",
+        f"    iifname {glob} meta l4proto tcp reject with tcp reset",
+        f"    iifname {glob} reject with icmpx admin-prohibited",
         "  }",
         "}",
     ]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import ipaddress
 import json
 import logging
@@ -128,7 +129,7 @@ class _Net:
     gateway: ipaddress.IPv4Address | None
     first_host: int  # slots are host numbers within the subnet
     last_host: int
-    isolated_ports: bool
+    routed: bool  # VPC: the host routes between the port and the operator's bridge (see _prepare)
     groups: tuple[str, ...] = ()
     ready: list[Lease] = field(default_factory=list)
     live: dict[int, Lease] = field(default_factory=dict)  # slot -> lease handed to a sandbox
@@ -161,8 +162,10 @@ class NetworkPool:
         gateway = egress_subnet.network_address + 1
         self._nets: dict[str, _Net] = {EGRESS: _Net(
             EGRESS, self._bridge, f"h{tag}e", egress_subnet, gateway, 2, egress_subnet.num_addresses - 2,
-            isolated_ports=True, target=pool_size)}
+            routed=False, target=pool_size)}
         self._vpc_counter = 0
+        self._bridges_set_up: dict[str, ipaddress.IPv4Network | None] = {}  # bridge -> the route we added
+        self._proxy_arp_before: dict[str, str] = {}
         self._isolated: set[str] = set()
         self._vpc_rules: dict[str, tuple[netpolicy.SgRule, ...]] = {}
         # One thread makes every namespace: its own network namespace changes while it works.
@@ -252,7 +255,18 @@ class NetworkPool:
                 net.ready.clear()
         self._thread.shutdown(wait=True)
         await asyncio.to_thread(self._remove_leftovers, self._instance, self._bridge)
+        await asyncio.to_thread(self._restore_vpc_bridges)
         os.close(self._host_ns_fd)
+
+    def _restore_vpc_bridges(self) -> None:
+        """The operator's bridges as they were: our routes gone, proxy ARP back to its old value."""
+        for bridge, subnet in self._bridges_set_up.items():
+            if subnet is not None and _link_exists(bridge):
+                with contextlib.suppress(NetworkUnavailable):
+                    _run(["ip", "route", "del", str(subnet), "dev", bridge])
+        for bridge, value in self._proxy_arp_before.items():
+            with contextlib.suppress(OSError):
+                Path(f"/proc/sys/net/ipv4/conf/{bridge}/proxy_arp").write_text(value + "\n")
 
     # -- facts ----------------------------------------------------------------------------------------
 
@@ -292,14 +306,33 @@ class NetworkPool:
                 last = network.subnet.num_addresses - 2
                 first = max(4, network.subnet.num_addresses // 2)
                 self._nets[key] = _Net(key, network.bridge, f"h{tag}v{self._vpc_counter:x}x", network.subnet,
-                                       network.gateway, first, last, isolated_ports=False,
+                                       None, first, last, routed=True,
                                        groups=groups, target=max(1, self._pool_size // 2))
+        self._route_to(network)
         self._load_vpc_policy()
         self._wake.set()
 
+    def _route_to(self, network: VpcNetwork) -> None:
+        """The host's way to the subnet's segment: a link route on the operator's bridge (unless one
+        exists, e.g. the bridge has an address there) and proxy ARP there for the environments."""
+        with self._lock:
+            if network.bridge in self._bridges_set_up:
+                return
+            self._bridges_set_up[network.bridge] = None
+        try:
+            with Rtnl() as host:
+                host.add_link_route(network.subnet, network.bridge)
+            self._bridges_set_up[network.bridge] = network.subnet
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise NetworkUnavailable(f"route to {network.subnet} on {network.bridge}: {exc}") from exc
+        proxy = Path(f"/proc/sys/net/ipv4/conf/{network.bridge}/proxy_arp")
+        self._proxy_arp_before.setdefault(network.bridge, proxy.read_text().strip())
+        proxy.write_text("1\n")
+
     def _load_vpc_policy(self) -> None:
         with self._lock:
-            attachments = [netpolicy.VpcAttachment(lease.port, lease.address, net.groups)
+            attachments = [netpolicy.VpcAttachment(lease.port, lease.address, net.groups, net.bridge)
                            for net in self._nets.values() if net.key != EGRESS
                            for lease in [*net.ready, *net.live.values(), *net.released]]
             rules = dict(self._vpc_rules)
@@ -354,8 +387,12 @@ class NetworkPool:
 
     def _reserve(self, net: _Net) -> int:
         with self._lock:
-            used = {lease.slot for lease in [*net.ready, *net.live.values(), *net.released]}
-            used |= net.pending
+            # Several VPC configurations may share a subnet: its addresses are shared among them.
+            used: set[int] = set()
+            for other in self._nets.values():
+                if other.subnet == net.subnet:
+                    used |= {lease.slot for lease in [*other.ready, *other.live.values(), *other.released]}
+                    used |= other.pending
             for slot in range(net.first_host, net.last_host + 1):
                 if slot not in used and not _link_exists(net.port(slot)):
                     net.pending.add(slot)
@@ -379,10 +416,18 @@ class NetworkPool:
             finally:
                 self._back_home()
             with Rtnl() as host:
-                host.set_master(port, net.bridge)
-                if net.isolated_ports:  # no traffic between two ports of this bridge, even at layer 2
+                if net.routed:
+                    # A VPC port is routed, not bridged: the host answers ARP for the subnet's hosts on
+                    # it (proxy ARP) and forwards to the operator's bridge, so that the packet filter's
+                    # inet family (connection tracking, reject) sees every packet.
+                    Path(f"/proc/sys/net/ipv4/conf/{port}/proxy_arp").write_text("1\n")
+                    host.set_up(port)
+                    host.add_link_route(ipaddress.IPv4Network(f"{address}/32"), port)
+                else:
+                    host.set_master(port, net.bridge)
+                    # No traffic between two ports of this bridge, even at layer 2.
                     Path(f"/sys/class/net/{port}/brport/isolated").write_text("1\n")
-                host.set_up(port)
+                    host.set_up(port)
             return Lease(net.key, slot, port, address, fd)
         except (OSError, NetworkUnavailable) as exc:
             if fd >= 0:
@@ -462,7 +507,7 @@ class NetworkPool:
         """Read the byte counters and credit each address's growth to the function holding it (or that
         held it last: released slots are read before they are reused)."""
         counters: dict[tuple[str, str], int] = {}
-        for table, family in ((self._table, "inet"), (self._vpc_table, "bridge")):
+        for table, family in ((self._table, "inet"), (self._vpc_table, "inet")):
             for name in ("tx", "rx"):
                 try:
                     out = json.loads(_run(["nft", "-j", "list", "set", family, table, name]))
