@@ -5,10 +5,10 @@ A type that is not here fails its stack with a reason naming it: never a silent 
 
 from __future__ import annotations
 
-from hearth.services.cloudformation.resources import apigateway, lambda_, messaging, nested, storage
+from hearth.services.cloudformation.resources import apigateway, lambda_, messaging, nested, network, storage
 from hearth.services.cloudformation.resources.base import Handler
 
 REGISTRY: dict[str, Handler] = {
     handler.type: handler() for handler in (*lambda_.HANDLERS, *messaging.HANDLERS, *storage.HANDLERS, *nested.HANDLERS,
-                                    *apigateway.HANDLERS)
+                                    *apigateway.HANDLERS, *network.HANDLERS)
 }
