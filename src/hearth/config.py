@@ -119,6 +119,8 @@ class Settings:
             values["network"] = env["HEARTH_NETWORK"]
         if "HEARTH_NETWORK_POOL" in env:
             values["network_pool"] = int(env["HEARTH_NETWORK_POOL"])
+        if "HEARTH_NETWORK_CONN_LIMIT" in env:
+            values["network_conn_limit"] = int(env["HEARTH_NETWORK_CONN_LIMIT"])
         if "HEARTH_VPC_NETWORKS" in env:
             values["vpc_networks"] = tuple(v for v in env["HEARTH_VPC_NETWORKS"].split(",") if v.strip())
         if "HEARTH_TEST_TIME_SCALE" in env:

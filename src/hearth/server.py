@@ -55,6 +55,7 @@ from hearth.invoke.provisioned import ProvisionedManager, ProvisionedStore
 from hearth.observability import metrics
 from hearth.runtimes.registry import fallback_mode, installed_runtimes
 from hearth.sandbox.backends import choose_backend
+from hearth.sandbox.namespace import NamespaceBackend
 from hearth.sandbox.netsetup import network_collector, open_network
 from hearth.sandbox.network import NetworkPool
 from hearth.sandbox.types import IsolationBackend, Sandbox
@@ -292,7 +293,7 @@ class Hearth:
         lambda_providers.append(ProvisionedConcurrencyProvider(self.functions, self.provisioned, self.limiter))
         self.provisioned.start()
         # Function URLs: configurations (a provider), InvokeWithResponseStream, and the HTTP front.
-        self.url_configs = UrlConfigStore(s.data_dir)
+        self.url_configs = UrlConfigStore(s.data_dir, on_hosts=self._sandbox_names)  # DNS in sandboxes (issue 19)
         on_stop.callback(self.url_configs.close)
         self.functions.add_listener(self.url_configs.on_function_change)
         lambda_providers += [FunctionUrlProvider(self.url_configs, self.functions, s.endpoint_url),
@@ -430,6 +431,11 @@ class Hearth:
     def _loopback_url(self) -> str:
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
         return f"http://{host}:{self.settings.port}"
+
+    def _sandbox_names(self, names: tuple[str, ...]) -> None:
+        """Function URL hosts resolve inside sandboxes to their loopback, where the AWS API proxy is."""
+        if isinstance(self.backend, NamespaceBackend):
+            self.backend.set_names(names)
 
     def _start_aws_proxy(self, sandbox: Sandbox) -> asyncio.Task[None] | None:
         if sandbox.aws_api_sock is None:

@@ -62,7 +62,8 @@ def internet(hosts: Hosts) -> OutsideHost:
 @pytest.fixture(scope="module")
 def net_server(tmp_path_factory: pytest.TempPathFactory, hosts: Hosts) -> Iterator[HearthServer]:
     srv = HearthServer(tmp_path_factory.mktemp("hearth-net") / "data",
-                       extra_env={"HEARTH_NETWORK": "egress", "HEARTH_ISOLATION": "namespace"})
+                       extra_env={"HEARTH_NETWORK": "egress", "HEARTH_ISOLATION": "namespace",
+                                  "HEARTH_NETWORK_CONN_LIMIT": "16"})
     srv.start()
     try:
         health = srv.health()
@@ -71,6 +72,26 @@ def net_server(tmp_path_factory: pytest.TempPathFactory, hosts: Hosts) -> Iterat
         yield srv
     finally:
         srv.stop()
+
+
+HOLDER = r'''
+import socket
+
+def handler(event, context):
+    held, refused = [], []
+    for _ in range(event["count"]):
+        s = socket.socket()
+        s.settimeout(5)
+        try:
+            s.connect((event["host"], event["port"]))
+            held.append(s)
+        except OSError as exc:
+            refused.append(type(exc).__name__)
+            s.close()
+    for s in held:
+        s.close()
+    return {"held": len(held), "refused": refused}
+'''
 
 
 def _caller(server: HearthServer, name: str, **kwargs: object) -> None:
@@ -103,9 +124,13 @@ def test_bytes_are_counted_per_function(net_server: HearthServer, internet: Outs
 
 def test_dns_configuration(net_server: HearthServer) -> None:
     _caller(net_server, "egress-dns")
-    _, out = invoke_json(net_server.client("lambda"), "egress-dns",
-                         {"resolve": ["sandbox.localdomain", "localhost"]})
-    assert out["resolved"] == {"sandbox.localdomain": "127.0.0.1", "localhost": "127.0.0.1"}
+    lam = net_server.client("lambda")
+    url = lam.create_function_url_config(FunctionName="egress-dns", AuthType="NONE")["FunctionUrl"]
+    url_host = url.split("//", 1)[1].split(":", 1)[0].split("/", 1)[0]
+    assert url_host.endswith(".lambda-url.us-east-1.localhost")
+    _, out = invoke_json(lam, "egress-dns", {"resolve": ["sandbox.localdomain", "localhost", url_host]})
+    # Hearth's own names are on the sandbox's loopback, where the AWS API proxy listens.
+    assert out["resolved"] == {"sandbox.localdomain": "127.0.0.1", "localhost": "127.0.0.1", url_host: "127.0.0.1"}
     host_servers = [line.split()[1] for line in Path("/etc/resolv.conf").read_text().splitlines()
                     if line.startswith("nameserver") and not line.split()[1].startswith("127.")]
     for server in host_servers:
@@ -214,3 +239,16 @@ def test_vpc_config_naming_unknown_resources_is_refused(vpc_server: HearthServer
     assert missing_group.value.response["Error"]["Message"] == (
         "Error occurred while DescribeSecurityGroups. EC2 Error Code: InvalidGroup.NotFound. "
         "EC2 Error Message: The security group 'sg-0123456789abcdef0' does not exist")
+
+
+def test_connection_tracking_limit_per_environment(net_server: HearthServer, internet: OutsideHost) -> None:
+    # The server runs with HEARTH_NETWORK_CONN_LIMIT=16: an environment holding 16 connections is refused
+    # a 17th at once, without taking anything from other environments.
+    create_function(net_server.client("lambda"), "egress-holder", {"app.py": HOLDER}, Timeout=30)
+    _, out = invoke_json(net_server.client("lambda"), "egress-holder",
+                         {"host": internet.address, "port": 80, "count": 24})
+    assert out["held"] == 16, out
+    assert set(out["refused"]) <= {"OSError", "ConnectionRefusedError"} and len(out["refused"]) == 8, out
+    _caller(net_server, "egress-after-holder")
+    _, other = invoke_json(net_server.client("lambda"), "egress-after-holder", {"host": internet.address, "port": 80})
+    assert other["ok"], other

@@ -629,6 +629,13 @@ class NamespaceBackend:
         except NetworkUnavailable as exc:
             raise SandboxStartError(f"network: {exc}") from exc
 
+    def set_names(self, names: tuple[str, ...]) -> None:
+        """Host names every sandbox resolves to its own loopback (function URL hosts), from now on."""
+        try:
+            write_hosts(self._etc_dir, names)
+        except OSError as exc:
+            log.warning("cannot update the sandboxes' /etc/hosts: %s", exc)
+
     def release_network(self, lease: Lease) -> None:
         if self._network is not None:
             self._network.release(lease)

@@ -90,6 +90,7 @@ def egress_ruleset(p: EgressPolicy) -> str:
         f"flush table bridge {p.table}",
         f"table bridge {p.table} {{",
         "  set ports { type ifname . ipv4_addr; " + (f"elements = {ports}; " if ports else "") + "}",
+        "  counter spoofed {}",
         # Environment to environment on the same bridge: never (the ports are also isolated).
         "  chain forward {",
         "    type filter hook forward priority -10; policy accept;",
@@ -99,8 +100,8 @@ def egress_ruleset(p: EgressPolicy) -> str:
         "  chain input {",
         "    type filter hook input priority -10; policy accept;",
         f"    iifname {glob} ether type ip6 drop",
-        f"    iifname {glob} ether type ip iifname . ip saddr != @ports drop",
-        f"    iifname {glob} ether type arp iifname . arp saddr ip != @ports drop",
+        f'    iifname {glob} ether type ip iifname . ip saddr != @ports counter name "spoofed" drop',
+        f'    iifname {glob} ether type arp iifname . arp saddr ip != @ports counter name "spoofed" drop',
         "  }",
         "}",
     ]
@@ -185,6 +186,7 @@ def vpc_ruleset(table: str, port_glob: str, attachments: Sequence[VpcAttachment]
     lines.append("  set connlimit { type ipv4_addr; size 65535; flags dynamic; }")
     lines.append("  set tx { type ipv4_addr; size 65535; flags dynamic; counter; }")
     lines.append("  set rx { type ipv4_addr; size 65535; flags dynamic; counter; }")
+    lines.append("  counter spoofed {}")
     for g, name in set_names.items():
         lines.append(f"  set {name} {{ type ipv4_addr; "
                      + (f"elements = {_elements(members[g])}; " if members[g] else "") + "}")
@@ -196,7 +198,7 @@ def vpc_ruleset(table: str, port_glob: str, attachments: Sequence[VpcAttachment]
         f"    oifname {glob} ct state established,related accept",
         f"    oifname {glob} drop",
         f"    iifname {glob} meta nfproto ipv6 drop",
-        f"    iifname {glob} iifname . ip saddr != @ports drop",
+        f'    iifname {glob} iifname . ip saddr != @ports counter name "spoofed" drop',
         f"    iifname {glob} update @tx {{ ip saddr }}",
         f"    iifname {glob} ct state established,related accept",
         f"    iifname {glob} ip daddr {{ {', '.join(FORBIDDEN)} }} reject with icmpx admin-prohibited",

@@ -149,7 +149,7 @@ class NetworkPool:
 
     def __init__(self, instance: str, egress_subnet: ipaddress.IPv4Network, *, pool_size: int,
                  conn_limit: int, host_ns_fd: int) -> None:
-        tag = instance[-4:]
+        tag = instance[-6:]
         self._instance = instance
         self._table = f"hearth_{instance}"
         self._vpc_table = f"hearth_{instance}_vpc"
@@ -200,7 +200,7 @@ class NetworkPool:
 
     @classmethod
     def _setup(cls, instance: str, pool_size: int, conn_limit: int, host_ns_fd: int) -> NetworkPool:
-        tag = instance[-4:]
+        tag = instance[-6:]
         bridge = f"h{tag}br"
         cls._remove_leftovers(instance, bridge)
         subnet = pick_subnet(_host_routes())
@@ -224,7 +224,7 @@ class NetworkPool:
         if _link_exists(bridge):
             with contextlib.suppress(NetworkUnavailable):
                 _run(["ip", "link", "del", bridge])
-        tag = instance[-4:]
+        tag = instance[-6:]
         for name in os.listdir("/sys/class/net"):
             if name.startswith((f"h{tag}e", f"h{tag}v")):
                 with contextlib.suppress(NetworkUnavailable):
@@ -300,7 +300,7 @@ class NetworkPool:
             self._vpc_rules.update(rules)
             if key not in self._nets:
                 self._vpc_counter += 1
-                tag = self._instance[-4:]
+                tag = self._instance[-6:]
                 # Addresses from the top of the subnet down to its middle: AWS reserves the first four
                 # and the last; the operator's own hosts usually sit low.
                 last = network.subnet.num_addresses - 2
@@ -533,6 +533,18 @@ class NetworkPool:
                 if delta > 0 and owner:
                     direction = "sent" if name == "tx" else "received"
                     self._bytes[(owner, direction)] = self._bytes.get((owner, direction), 0) + delta
+
+    def spoofed_packets(self) -> int:
+        """Packets dropped because their source was not their port's own address (blocking: runs nft)."""
+        total = 0
+        for family, table in (("bridge", self._table), ("inet", self._vpc_table)):
+            try:
+                out = json.loads(_run(["nft", "-j", "list", "counter", family, table, "spoofed"]))
+            except (NetworkUnavailable, ValueError):
+                continue
+            for item in out.get("nftables", []):
+                total += int(item.get("counter", {}).get("packets", 0))
+        return total
 
     def bytes_by_function(self) -> dict[tuple[str, str], int]:
         """(function, "sent"|"received") -> bytes, read fresh (blocking: a scrape's collector)."""
