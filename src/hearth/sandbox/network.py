@@ -63,7 +63,6 @@ class VpcNetwork:
 
     bridge: str
     subnet: ipaddress.IPv4Network  # the EC2 subnet's CIDR: environments get addresses from it
-    gateway: ipaddress.IPv4Address | None = None  # a router on that segment, if the operator named one
 
 
 @dataclass

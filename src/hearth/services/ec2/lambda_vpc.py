@@ -30,18 +30,17 @@ from hearth.services.ec2.store import Ec2Store, Resource
 log = logging.getLogger(__name__)
 
 
-def parse_mappings(items: Sequence[str]) -> dict[str, tuple[str, ipaddress.IPv4Address | None]]:
-    """`SUBNET=BRIDGE[/GATEWAY]` items: subnet id or CIDR -> (bridge, the segment's router if named)."""
-    out: dict[str, tuple[str, ipaddress.IPv4Address | None]] = {}
+def parse_mappings(items: Sequence[str]) -> dict[str, str]:
+    """`SUBNET=BRIDGE` items: subnet id or CIDR -> the host bridge that leads to its hosts."""
+    out: dict[str, str] = {}
     for item in items:
-        subnet, sep, target = item.partition("=")
-        if not sep or not subnet.strip() or not target.strip():
+        subnet, sep, bridge = item.partition("=")
+        if not sep or not subnet.strip() or not bridge.strip():
             raise ValueError(f"--vpc-network {item!r}: expected SUBNET=BRIDGE (a subnet id or CIDR, a host bridge)")
-        bridge, _, gateway = target.strip().partition("/")
         key = subnet.strip()
         if not key.startswith("subnet-"):
             key = str(ipaddress.IPv4Network(key, strict=False))
-        out[key] = (bridge, ipaddress.IPv4Address(gateway) if gateway else None)
+        out[key] = bridge.strip()
     return out
 
 
@@ -90,14 +89,14 @@ class LambdaVpc:
         key = vpc_network_key(account, region, subnet_ids, group_ids)
         groups = tuple(sorted(group_ids))
         self._keys[key] = (account, region, groups)
-        chosen: tuple[Resource, str, ipaddress.IPv4Address | None] | None = None
+        chosen: tuple[Resource, str] | None = None
         for sid in subnet_ids:
             sub = self._store.get(account, region, sid)
             if sub is None:
                 return f"The subnet ID '{sid}' does not exist"
             mapped = self._mappings.get(sid) or self._mappings.get(sub.attrs["CidrBlock"])
             if mapped is not None and chosen is None:
-                chosen = (sub, *mapped)
+                chosen = (sub, mapped)
         first = self._store.get(account, region, subnet_ids[0]) if subnet_ids else None
         subnet = chosen[0] if chosen is not None else first
         if subnet is None:
@@ -112,9 +111,8 @@ class LambdaVpc:
             # nothing in it — no interface at all (see docs/design.md).
             self._network.add_isolated(key)
             return None
-        _, bridge, gateway = chosen
         try:
-            self._network.add_vpc(key, VpcNetwork(bridge, net, gateway), groups, self.rules(account, region, groups))
+            self._network.add_vpc(key, VpcNetwork(chosen[1], net), groups, self.rules(account, region, groups))
         except NetworkUnavailable as exc:
             return f"Hearth could not attach the function to its subnet's network: {exc}"
         return None
