@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 CLONE_NEWNET = 0x40000000
 EGRESS = "egress"
 DEFAULT_POOL_SIZE = 4
+MAX_POOL_SIZE = 64
 DEFAULT_CONN_LIMIT = 1024
 # Where instances' egress subnets are picked from (a /22 each: 1,021 environments), skipping any
 # that a route of the host already covers (another instance, a container network).
@@ -363,6 +364,9 @@ class NetworkPool:
             lease = net.ready.pop() if net.ready else None
         if lease is None:
             self.misses += 1
+            # A burst outran the pool: keep more ready from now on (a prepared namespace is a few
+            # hundred KiB of kernel memory).
+            net.target = min(MAX_POOL_SIZE, max(net.target * 2, 1))
             slot = await asyncio.to_thread(self._reserve, net)
             lease = await asyncio.get_running_loop().run_in_executor(self._thread, self._prepare, net, slot)
             if net.key != EGRESS:
