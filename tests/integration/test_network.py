@@ -252,3 +252,13 @@ def test_connection_tracking_limit_per_environment(net_server: HearthServer, int
     _caller(net_server, "egress-after-holder")
     _, other = invoke_json(net_server.client("lambda"), "egress-after-holder", {"host": internet.address, "port": 80})
     assert other["ok"], other
+
+
+def test_function_outside_the_vpc_cannot_reach_its_hosts(vpc_server: HearthServer, vpc: dict[str, str],
+                                                         internet: OutsideHost) -> None:
+    _caller(vpc_server, "outside-vpc")
+    lam = vpc_server.client("lambda")
+    _, db = invoke_json(lam, "outside-vpc", {"host": DB_ADDRESS, "port": 5432})
+    assert not db["ok"] and db["error"] != "TimeoutError", db
+    _, outside = invoke_json(lam, "outside-vpc", {"host": internet.address, "port": 80})
+    assert outside["ok"], outside

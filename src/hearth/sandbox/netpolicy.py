@@ -46,7 +46,7 @@ def _elements(items: Iterable[str]) -> str:
 
 def egress_ruleset(p: EgressPolicy) -> str:
     """The instance's tables, replaced as a whole (declare, flush, refill: one transaction)."""
-    forbidden = [*FORBIDDEN, str(p.subnet), *(str(n) for n in p.also_forbidden)]
+    forbidden = [*FORBIDDEN, str(p.subnet)]
     ports = _elements(f'"{port}" . {addr}' for port, addr in p.ports)
     br = f'"{p.bridge}"'
     glob = f'"{p.port_glob}"'
@@ -59,6 +59,10 @@ def egress_ruleset(p: EgressPolicy) -> str:
         "  set connlimit { type ipv4_addr; size 65535; flags dynamic; }",
         "  set tx { type ipv4_addr; size 65535; flags dynamic; counter; }",
         "  set rx { type ipv4_addr; size 65535; flags dynamic; counter; }",
+        # The VPC subnets Hearth serves (added as functions are attached to them): a function outside
+        # a VPC never reaches a VPC's private hosts, as on AWS.
+        "  set vpc_subnets { type ipv4_addr; flags interval; "
+        + (f"elements = {_elements(str(n) for n in p.also_forbidden)}; " if p.also_forbidden else "") + "}",
         # Traffic from a sandbox to the host itself (any of its addresses: the bridge's gateway,
         # the host's own interfaces, services bound to 0.0.0.0, Hearth's ports): refused at once.
         # Functions reach Hearth's AWS API through the proxy inside their own namespace instead.
@@ -77,6 +81,7 @@ def egress_ruleset(p: EgressPolicy) -> str:
         f"    oifname {br} drop",
         f"    iifname {br} ct state established,related accept",
         f"    iifname {br} ip daddr {_elements(forbidden)} reject with icmpx admin-prohibited",
+        f"    iifname {br} ip daddr @vpc_subnets reject with icmpx admin-prohibited",
         f"    iifname {br} ct state new add @connlimit {{ ip saddr ct count over {p.conn_limit} }} "
         "reject with icmpx admin-prohibited",
         f"    iifname {br} accept",
@@ -170,7 +175,11 @@ def vpc_ruleset(table: str, port_glob: str, attachments: Sequence[VpcAttachment]
     """The instance's VPC table. VPC ports are routed (the host proxies ARP between a port and its
     subnet's bridge, see network.py), so the inet family sees every packet with connection tracking.
     Per environment port: only its own source address, only out through its subnet's bridge, only
-    what one of its groups' egress rules allows, replies always; nothing to the host itself."""
+    what one of its groups' egress rules allows, replies always; nothing to the host itself.
+
+    Reloaded on every change (a port prepared, a group's rules changed) without flushing the table:
+    the chains and the membership sets are refilled, the per-address counters and connection counts
+    (`tx`, `rx`, `connlimit`) and the `spoofed` counter keep running."""
     set_names = {g: "sg_" + g.replace("-", "_") for g in groups}
     members: dict[str, list[str]] = {g: [] for g in groups}
     for a in attachments:
@@ -178,50 +187,56 @@ def vpc_ruleset(table: str, port_glob: str, attachments: Sequence[VpcAttachment]
             if g in members:
                 members[g].append(str(a.address))
     q = chr(34)
-    lines = [f"table inet {table} {{}}", f"flush table inet {table}", f"table inet {table} {{"]
-    ports = _elements(f"{q}{a.port}{q} . {a.address}" for a in attachments)
-    routes = _elements(f"{q}{a.port}{q} . {q}{a.bridge}{q}" for a in attachments)
-    lines.append("  set ports { type ifname . ipv4_addr; " + (f"elements = {ports}; " if ports else "") + "}")
-    lines.append("  set routes { type ifname . ifname; " + (f"elements = {routes}; " if routes else "") + "}")
-    lines.append("  set connlimit { type ipv4_addr; size 65535; flags dynamic; }")
-    lines.append("  set tx { type ipv4_addr; size 65535; flags dynamic; counter; }")
-    lines.append("  set rx { type ipv4_addr; size 65535; flags dynamic; counter; }")
-    lines.append("  counter spoofed {}")
+    t = f"inet {table}"
+    lines = [
+        f"table {t} {{",
+        "  set ports { type ifname . ipv4_addr; }",
+        "  set routes { type ifname . ifname; }",
+        "  set connlimit { type ipv4_addr; size 65535; flags dynamic; }",
+        "  set tx { type ipv4_addr; size 65535; flags dynamic; counter; }",
+        "  set rx { type ipv4_addr; size 65535; flags dynamic; counter; }",
+        "  counter spoofed {}",
+        *(f"  set {name} {{ type ipv4_addr; }}" for name in set_names.values()),
+        "  chain forward { type filter hook forward priority -10; policy accept; }",
+        "  chain input { type filter hook input priority -10; policy accept; }",
+        "}",
+        f"flush chain {t} forward",
+        f"flush chain {t} input",
+        f"flush set {t} ports",
+        f"flush set {t} routes",
+        *(f"flush set {t} {name}" for name in set_names.values()),
+    ]
+    if attachments:
+        lines.append(f"add element {t} ports {_elements(f'{q}{a.port}{q} . {a.address}' for a in attachments)}")
+        lines.append(f"add element {t} routes {_elements(f'{q}{a.port}{q} . {q}{a.bridge}{q}' for a in attachments)}")
     for g, name in set_names.items():
-        lines.append(f"  set {name} {{ type ipv4_addr; "
-                     + (f"elements = {_elements(members[g])}; " if members[g] else "") + "}")
+        if members[g]:
+            lines.append(f"add element {t} {name} {_elements(members[g])}")
     glob = f'"{port_glob}"'
-    lines += [
-        "  chain forward {",
-        "    type filter hook forward priority -10; policy accept;",
-        f"    oifname {glob} update @rx {{ ip daddr }}",
-        f"    oifname {glob} ct state established,related accept",
-        f"    oifname {glob} drop",
-        f"    iifname {glob} meta nfproto ipv6 drop",
-        f'    iifname {glob} iifname . ip saddr != @ports counter name "spoofed" drop',
-        f"    iifname {glob} update @tx {{ ip saddr }}",
-        f"    iifname {glob} ct state established,related accept",
-        f"    iifname {glob} ip daddr {{ {', '.join(FORBIDDEN)} }} reject with icmpx admin-prohibited",
+    forward = [
+        f"oifname {glob} update @rx {{ ip daddr }}",
+        f"oifname {glob} ct state established,related accept",
+        f"oifname {glob} drop",
+        f"iifname {glob} meta nfproto ipv6 drop",
+        f'iifname {glob} iifname . ip saddr != @ports counter name "spoofed" drop',
+        f"iifname {glob} update @tx {{ ip saddr }}",
+        f"iifname {glob} ct state established,related accept",
+        f"iifname {glob} ip daddr {{ {', '.join(FORBIDDEN)} }} reject with icmpx admin-prohibited",
         # A private subnet: its own segment and nothing else (no way to the host's other routes).
-        f"    iifname {glob} iifname . oifname != @routes reject with icmpx no-route",
-        f"    iifname {glob} ct state new add @connlimit {{ ip saddr ct count over {conn_limit} }} "
+        f"iifname {glob} iifname . oifname != @routes reject with icmpx no-route",
+        f"iifname {glob} ct state new add @connlimit {{ ip saddr ct count over {conn_limit} }} "
         "reject with icmpx admin-prohibited",
     ]
     for g, rules in groups.items():
         for rule in rules:
             for match in _match(rule, set_names):
-                lines.append(f"    iifname {glob} ip saddr @{set_names[g]} {match} accept")
-    lines += [
-        # Nothing an egress rule allows: refused at once (a TCP reset or an ICMP error), never a hang.
-        f"    iifname {glob} meta l4proto tcp reject with tcp reset",
-        f"    iifname {glob} reject with icmpx admin-prohibited",
-        "  }",
-        # The host itself is not a VPC destination.
-        "  chain input {",
-        "    type filter hook input priority -10; policy accept;",
-        f"    iifname {glob} meta l4proto tcp reject with tcp reset",
-        f"    iifname {glob} reject with icmpx admin-prohibited",
-        "  }",
-        "}",
-    ]
+                forward.append(f"iifname {glob} ip saddr @{set_names[g]} {match} accept")
+    # Nothing an egress rule allows: refused at once (a TCP reset or an ICMP error), never a hang.
+    forward += [f"iifname {glob} meta l4proto tcp reject with tcp reset",
+                f"iifname {glob} reject with icmpx admin-prohibited"]
+    # The host itself is not a VPC destination.
+    inbound = [f"iifname {glob} meta l4proto tcp reject with tcp reset",
+               f"iifname {glob} reject with icmpx admin-prohibited"]
+    lines += [f"add rule {t} forward {rule}" for rule in forward]
+    lines += [f"add rule {t} input {rule}" for rule in inbound]
     return "\n".join(lines) + "\n"

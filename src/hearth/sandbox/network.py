@@ -167,6 +167,7 @@ class NetworkPool:
         self._bridges_set_up: dict[str, ipaddress.IPv4Network | None] = {}  # bridge -> the route we added
         self._proxy_arp_before: dict[str, str] = {}
         self._isolated: set[str] = set()
+        self._forbidden: set[ipaddress.IPv4Network] = set()  # VPC subnets, in the egress table's set
         self._vpc_rules: dict[str, tuple[netpolicy.SgRule, ...]] = {}
         # One thread makes every namespace: its own network namespace changes while it works.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-netns")
@@ -309,8 +310,17 @@ class NetworkPool:
                                        None, first, last, routed=True,
                                        groups=groups, target=max(1, self._pool_size // 2))
         self._route_to(network)
+        self.forbid_for_egress(network.subnet)
         self._load_vpc_policy()
         self._wake.set()
+
+    def forbid_for_egress(self, subnet: ipaddress.IPv4Network) -> None:
+        """A VPC subnet's hosts are never reached from outside the VPC (through the egress bridge)."""
+        with self._lock:
+            if subnet in self._forbidden:
+                return
+            self._forbidden.add(subnet)
+        nft(f"add element inet {self._table} vpc_subnets {{ {subnet} }}\n")
 
     def _route_to(self, network: VpcNetwork) -> None:
         """The host's way to the subnet's segment: a link route on the operator's bridge (unless one
@@ -484,10 +494,15 @@ class NetworkPool:
         while not self._closed:
             self._wake.clear()
             try:
-                await asyncio.to_thread(self._account)
-                for net in list(self._nets.values()):
+                # Slots whose interface is gone are free again, once their last bytes are credited.
+                with self._lock:
+                    gone = {id(le) for n in self._nets.values() for le in n.released if not _link_exists(le.port)}
+                if gone:
+                    await asyncio.to_thread(self._account)
                     with self._lock:
-                        net.released = [le for le in net.released if _link_exists(le.port)]
+                        for n in self._nets.values():
+                            n.released = [le for le in n.released if id(le) not in gone]
+                for net in list(self._nets.values()):
                     while len(net.ready) < net.target and not self._closed:
                         slot = await asyncio.to_thread(self._reserve, net)
                         lease = await loop.run_in_executor(self._thread, self._prepare, net, slot)
@@ -510,20 +525,24 @@ class NetworkPool:
         """Read the byte counters and credit each address's growth to the function holding it (or that
         held it last: released slots are read before they are reused)."""
         counters: dict[tuple[str, str], int] = {}
-        for table, family in ((self._table, "inet"), (self._vpc_table, "inet")):
-            for name in ("tx", "rx"):
-                try:
-                    out = json.loads(_run(["nft", "-j", "list", "set", family, table, name]))
-                except (NetworkUnavailable, ValueError):
+        tables = [self._table] + ([self._vpc_table] if len(self._nets) > 1 else [])
+        for table in tables:
+            try:
+                out = json.loads(_run(["nft", "-j", "list", "table", "inet", table]))
+            except (NetworkUnavailable, ValueError):
+                continue
+            for item in out.get("nftables", []):
+                found = item.get("set", {})
+                name = found.get("name")
+                if name not in ("tx", "rx"):
                     continue
-                for item in out.get("nftables", []):
-                    for elem in item.get("set", {}).get("elem", []) or []:
-                        e = elem.get("elem", {}) if isinstance(elem, dict) else {}
-                        addr = e.get("val")
-                        counter = e.get("counter", {})
-                        if isinstance(addr, str) and isinstance(counter, dict):
-                            key = (name, addr)
-                            counters[key] = counters.get(key, 0) + int(counter.get("bytes", 0))
+                for elem in found.get("elem", []) or []:
+                    e = elem.get("elem", {}) if isinstance(elem, dict) else {}
+                    addr = e.get("val")
+                    counter = e.get("counter", {})
+                    if isinstance(addr, str) and isinstance(counter, dict):
+                        key = (name, addr)
+                        counters[key] = counters.get(key, 0) + int(counter.get("bytes", 0))
         with self._lock:
             holders: dict[str, str] = {}
             for net in self._nets.values():

@@ -58,6 +58,15 @@ class LambdaVpc:
         self._store = store
         self._mappings = parse_mappings(mappings)
         self._network = network
+        # Subnets named by CIDR are off limits to functions outside any VPC from the start; those named
+        # by id, once a function is attached to them (their CIDR is known then).
+        if network is not None:
+            for key in self._mappings:
+                if not key.startswith("subnet-"):
+                    try:
+                        network.forbid_for_egress(ipaddress.IPv4Network(key))
+                    except NetworkUnavailable as exc:
+                        log.warning("cannot keep %s from functions outside a VPC: %s", key, exc)
         self._keys: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # network key -> (account, region, groups)
 
     # -- the control plane ----------------------------------------------------------------------------
