@@ -6,6 +6,7 @@ routing table; nothing else is ever contacted.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from tests.integration.harness import ROLE, HearthServer, create_function, invok
 from tests.netns_hosts import Hosts, OutsideHost, unavailable_reason
 
 CALLER = r'''
-import socket, time
+import os, socket, time
 
 def fetch(host, port):
     t0 = time.monotonic()
@@ -25,9 +26,10 @@ def fetch(host, port):
             data = b""
             while chunk := s.recv(4096):
                 data += chunk
-        return {"ok": True, "body": data.split(b"\r\n\r\n", 1)[-1].decode(), "s": time.monotonic() - t0}
+        return {"ok": True, "body": data.split(b"\r\n\r\n", 1)[-1].decode(),
+                "init": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")}
     except OSError as exc:
-        return {"ok": False, "error": type(exc).__name__, "s": time.monotonic() - t0}
+        return {"ok": False, "error": type(exc).__name__, "init": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")}
 
 def handler(event, context):
     if "resolve" in event:
@@ -106,6 +108,22 @@ def test_function_without_vpc_reaches_the_internet(net_server: HearthServer, int
     assert body.startswith("inet:80 from ")
     # Address translation: the internet host sees the host's address on its link, not the sandbox's.
     assert body.endswith(" from 10.251.1.1")
+
+
+def test_restored_environment_reaches_the_internet(net_server: HearthServer, internet: OutsideHost) -> None:
+    lam = net_server.client("lambda")
+    create_function(lam, "egress-restored", {"app.py": CALLER}, runtime="python3.12", Timeout=15,
+                    SnapStart={"ApplyOn": "PublishedVersions"})
+    lam.publish_version(FunctionName="egress-restored")
+    deadline = time.monotonic() + 60
+    while (cfg := lam.get_function_configuration(FunctionName="egress-restored", Qualifier="1"))["State"] == "Pending":
+        assert time.monotonic() < deadline, "the snapshot was not taken"
+        time.sleep(0.05)
+    assert cfg["State"] == "Active", cfg.get("StateReason")
+    _, out = invoke_json(lam, "egress-restored", {"host": internet.address, "port": 80}, Qualifier="1")
+    assert out["init"] == "snap-start"  # the environment really was restored from the snapshot
+    assert out["ok"], out
+    assert out["body"] == "inet:80 from 10.251.1.1"
 
 
 def test_bytes_are_counted_per_function(net_server: HearthServer, internet: OutsideHost) -> None:

@@ -722,18 +722,14 @@ class NamespaceBackend:
             handed_over = True
             sandbox = await self._setup_done(spec, group, ctl, out_r, clone=True)
             # A clone made its network namespace itself (in its own user namespace, which cannot join
-            # one of the host's): its prepared interface is moved in now, before it is handed out.
-            lease = await self._lease(spec)
-            if lease is not None:
-                assert self._network is not None
-                sandbox.network_lease = lease
+            # one of the host's): its interface is made in it now, before it is handed out.
+            if self._network is not None and spec.network is not None:
                 try:
-                    await asyncio.to_thread(self._network.attach, lease, sandbox.pid)
+                    sandbox.network_lease = await asyncio.to_thread(
+                        self._network.attach, spec.network.key, spec.network.owner, sandbox.pid)
                 except NetworkUnavailable as exc:
                     sandbox.kill()
                     raise SandboxStartError(f"network: {exc}") from exc
-                finally:
-                    lease.close_fd()
             return sandbox
         except BaseException:
             if not handed_over:

@@ -1,12 +1,12 @@
 """The few rtnetlink requests sandbox networking makes, spoken directly on a netlink socket.
 
-It owns the encoding of: a veth pair with its peer created in another network namespace, moving a
-link into another namespace, an IPv4 address, a link up, a link's bridge master, and a default route.
+It owns the encoding of: a veth pair with its peer created in another network namespace, an IPv4
+address, a link up, a link's bridge master, a link route and a default route.
 Each is one request acknowledged by the kernel (an error raises `NetlinkError` with the kernel's
 errno), on a socket of the calling thread's network namespace: the namespace the request acts in is
 the one the thread is in when it opens the socket. Doing this in-process instead of running `ip`
-takes a namespace's preparation from ~10 ms to well under one, which is what lets a restored
-(SnapStart) environment get its interface on the restore path. It never decides addresses or names.
+takes a namespace's preparation from ~10 ms to about one, which is what lets a restored (SnapStart)
+environment get its interface on the restore path. It never decides addresses or names.
 """
 
 from __future__ import annotations
@@ -98,10 +98,6 @@ class Rtnl:
     def set_master(self, name: str, master: str) -> None:
         master_index = struct.pack("=I", socket.if_nametoindex(master))
         body = _ifinfo(socket.if_nametoindex(name)) + _attr(IFLA_MASTER, master_index)
-        self._request(RTM_NEWLINK, 0, body)
-
-    def move_to_netns(self, name: str, netns_fd: int) -> None:
-        body = _ifinfo(socket.if_nametoindex(name)) + _attr(IFLA_NET_NS_FD, struct.pack("=I", netns_fd))
         self._request(RTM_NEWLINK, 0, body)
 
     # -- addresses and routes -----------------------------------------------------------------------

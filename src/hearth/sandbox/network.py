@@ -7,8 +7,8 @@ translation to the host's routes; the nftables tables that enforce what sandboxe
 veth interface with its address, its routes and `lo` up. A sandbox's init joins one with setns(2)
 (see zygote.py) instead of creating an empty one, so the network costs nothing on the invoke path.
 A SnapStart clone cannot join a namespace owned by the host (it isolates itself in a user namespace
-of its own, with no privilege over the host's): its interface is moved into the clone's own network
-namespace right after the clone reports (`attach`).
+of its own, with no privilege over the host's): its interface is created directly in the clone's own
+network namespace right after the clone reports (`attach`, about a millisecond).
 
 It never lets an address or a port name be reused while the previous holder's interface still
 exists, never touches a table, bridge or interface that is not named after its own instance (the
@@ -429,18 +429,7 @@ class NetworkPool:
             finally:
                 self._back_home()
             with Rtnl() as host:
-                if net.routed:
-                    # A VPC port is routed, not bridged: the host answers ARP for the subnet's hosts on
-                    # it (proxy ARP) and forwards to the operator's bridge, so that the packet filter's
-                    # inet family (connection tracking, reject) sees every packet.
-                    Path(f"/proc/sys/net/ipv4/conf/{port}/proxy_arp").write_text("1\n")
-                    host.set_up(port)
-                    host.add_link_route(ipaddress.IPv4Network(f"{address}/32"), port)
-                else:
-                    host.set_master(port, net.bridge)
-                    # No traffic between two ports of this bridge, even at layer 2.
-                    Path(f"/sys/class/net/{port}/brport/isolated").write_text("1\n")
-                    host.set_up(port)
+                self._host_side(host, net, port, address)
             return Lease(net.key, slot, port, address, fd)
         except (OSError, NetworkUnavailable) as exc:
             if fd >= 0:
@@ -454,6 +443,21 @@ class NetworkPool:
                 net.pending.discard(slot)
 
     @staticmethod
+    def _host_side(host: Rtnl, net: _Net, port: str, address: ipaddress.IPv4Address) -> None:
+        if net.routed:
+            # A VPC port is routed, not bridged: the host answers ARP for the subnet's hosts on it
+            # (proxy ARP) and forwards to the operator's bridge, so that the packet filter's inet
+            # family (connection tracking, reject) sees every packet.
+            Path(f"/proc/sys/net/ipv4/conf/{port}/proxy_arp").write_text("1\n")
+            host.set_up(port)
+            host.add_link_route(ipaddress.IPv4Network(f"{address}/32"), port)
+        else:
+            host.set_master(port, net.bridge)
+            # No traffic between two ports of this bridge, even at layer 2.
+            Path(f"/sys/class/net/{port}/brport/isolated").write_text("1\n")
+            host.set_up(port)
+
+    @staticmethod
     def _configure(inside: Rtnl, net: _Net, address: ipaddress.IPv4Address) -> None:
         inside.add_address("eth0", address, net.subnet.prefixlen)
         inside.set_up("eth0")
@@ -464,28 +468,47 @@ class NetworkPool:
         if _libc.setns(self._host_ns_fd, CLONE_NEWNET) != 0:  # pragma: no cover - cannot fail as root
             raise SystemExit("hearth-netns: cannot return to the host's network namespace")
 
-    def attach(self, lease: Lease, pid: int) -> None:
-        """Move a prepared interface into the network namespace of process `pid` (a SnapStart clone's
-        init) and give it its address and routes again (moving a link clears them). Blocking, about a
-        millisecond: run in a thread (it changes that thread's namespace and restores it)."""
-        net = self._nets[lease.key]
+    def attach(self, key: str, owner: str, pid: int) -> Lease | None:
+        """An interface of network `key` for process `pid` (a SnapStart clone's init), made now: a veth
+        created with its inside end directly in the clone's network namespace, then given its address
+        and route from inside. A clone cannot join a namespace made ahead (see the module docstring),
+        and moving a prepared link between namespaces waits for an RCU grace period (tens of ms on a
+        busy host), while creating one there costs about a millisecond. Blocking: run in a thread (it
+        changes that thread's namespace and restores it). None for a network without interfaces."""
+        if key in self._isolated:
+            return None
+        net = self._nets.get(key)
+        if net is None:
+            raise NetworkUnavailable(f"no network {key!r}")
+        slot = self._reserve(net)
+        port, address = net.port(slot), net.address(slot)
         ns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            if _libc.setns(lease.fd, CLONE_NEWNET) != 0:
+            with Rtnl() as host:
+                host.add_veth(port, "eth0", ns)
+                self._host_side(host, net, port, address)
+            if _libc.setns(ns, CLONE_NEWNET) != 0:
                 raise NetworkUnavailable(f"setns: {os.strerror(ctypes.get_errno())}")
             try:
-                with Rtnl() as prepared:
-                    prepared.move_to_netns("eth0", ns)
-                if _libc.setns(ns, CLONE_NEWNET) != 0:
-                    raise NetworkUnavailable(f"setns: {os.strerror(ctypes.get_errno())}")
                 with Rtnl() as inside:
-                    self._configure(inside, net, lease.address)
+                    self._configure(inside, net, address)
             finally:
                 self._back_home()
-        except OSError as exc:
-            raise NetworkUnavailable(f"{lease.port}: {exc}") from exc
+        except (OSError, NetworkUnavailable) as exc:
+            if _link_exists(port):
+                with contextlib.suppress(NetworkUnavailable):
+                    _run(["ip", "link", "del", port])
+            raise exc if isinstance(exc, NetworkUnavailable) else NetworkUnavailable(f"{port}: {exc}") from exc
         finally:
             os.close(ns)
+            with self._lock:
+                net.pending.discard(slot)
+        lease = Lease(key, slot, port, address, -1, owner)
+        with self._lock:
+            net.live[slot] = lease
+        if net.routed:
+            self._load_vpc_policy()
+        return lease
 
     # -- the refill loop -------------------------------------------------------------------------------
 
