@@ -204,12 +204,27 @@ class NetworkPool:
         tag = instance[-6:]
         bridge = f"h{tag}br"
         cls._remove_leftovers(instance, bridge)
-        subnet = pick_subnet(_host_routes())
-        pool = cls(instance, subnet, pool_size=pool_size, conn_limit=conn_limit, host_ns_fd=host_ns_fd)
-        gateway = subnet.network_address + 1
+        taken = _host_routes()
         try:
-            _run(["ip", "-batch", "-"], f"link add {bridge} type bridge\n"
-                 f"addr add {gateway}/{subnet.prefixlen} dev {bridge}\nlink set {bridge} up\n")
+            for _ in range(8):
+                subnet = pick_subnet(taken)
+                gateway = subnet.network_address + 1
+                _run(["ip", "-batch", "-"], f"link add {bridge} type bridge\n"
+                     f"addr add {gateway}/{subnet.prefixlen} dev {bridge}\nlink set {bridge} up\n")
+                # Another server may have picked the same range at the same moment: the one whose
+                # bridge is not the only way there moves on to the next range.
+                routes = json.loads(_run(["ip", "-j", "-4", "route", "show", "table", "all", str(subnet)]) or "[]")
+                if all(r.get("dev") == bridge for r in routes):
+                    break
+                _run(["ip", "link", "del", bridge])
+                taken.append(subnet)
+            else:
+                raise NetworkUnavailable("no free range for the egress bridge after 8 tries")
+        except (NetworkUnavailable, OSError) as exc:
+            cls._remove_leftovers(instance, bridge)
+            raise NetworkUnavailable(f"cannot set up the egress bridge: {exc}") from exc
+        pool = cls(instance, subnet, pool_size=pool_size, conn_limit=conn_limit, host_ns_fd=host_ns_fd)
+        try:
             # Routing between the bridge and the host's interfaces (the kernel's global switch; left on
             # at close, since other software on the host may rely on it too).
             Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
