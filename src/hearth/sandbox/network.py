@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 CLONE_NEWNET = 0x40000000
 EGRESS = "egress"
 DEFAULT_POOL_SIZE = 4
-MAX_POOL_SIZE = 64
+MAX_POOL_SIZE = 16
+POOL_GROWTH = 2
+REFILL_NICE = 10
 DEFAULT_CONN_LIMIT = 1024
 # Where instances' egress subnets are picked from (a /22 each: 1,021 environments), skipping any
 # that a route of the host already covers (another instance, a container network).
@@ -52,6 +54,12 @@ EGRESS_PREFIX = 22
 CMD_TIMEOUT_S = 10.0
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _lower_priority() -> None:
+    """The refill thread's niceness (Linux: per thread, by its thread id)."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), REFILL_NICE)
 
 
 class NetworkUnavailable(Exception):
@@ -169,8 +177,13 @@ class NetworkPool:
         self._isolated: set[str] = set()
         self._forbidden: set[ipaddress.IPv4Network] = set()  # VPC subnets, in the egress table's set
         self._vpc_rules: dict[str, tuple[netpolicy.SgRule, ...]] = {}
-        # One thread makes every namespace: its own network namespace changes while it works.
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-netns")
+        # Two threads make the namespaces (each one's own network namespace changes while it works):
+        # the refill thread runs at a low priority, so that keeping the pools full never takes CPU
+        # from environments starting (the kernel work of making a namespace is charged to it); the
+        # urgent one serves pool misses, which an environment start is waiting for.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-netns",
+                                          initializer=_lower_priority)
+        self._urgent = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-netns-urgent")
         self._lock = threading.Lock()  # _nets' lists, touched by the loop and the thread
         self._wake = asyncio.Event()
         self._refill: asyncio.Task[None] | None = None
@@ -270,6 +283,7 @@ class NetworkPool:
                     lease.close_fd()
                 net.ready.clear()
         self._thread.shutdown(wait=True)
+        self._urgent.shutdown(wait=True)
         await asyncio.to_thread(self._remove_leftovers, self._instance, self._bridge)
         await asyncio.to_thread(self._restore_vpc_bridges)
         os.close(self._host_ns_fd)
@@ -389,11 +403,11 @@ class NetworkPool:
             lease = net.ready.pop() if net.ready else None
         if lease is None:
             self.misses += 1
-            # A burst outran the pool: keep more ready from now on (a prepared namespace is a few
-            # hundred KiB of kernel memory).
-            net.target = min(MAX_POOL_SIZE, max(net.target * 2, 1))
+            # A burst outran the pool: keep a few more ready from now on (a prepared namespace is a few
+            # hundred KiB of kernel memory, and making one is kernel work).
+            net.target = min(MAX_POOL_SIZE, net.target + POOL_GROWTH)
             slot = await asyncio.to_thread(self._reserve, net)
-            lease = await asyncio.get_running_loop().run_in_executor(self._thread, self._prepare, net, slot)
+            lease = await asyncio.get_running_loop().run_in_executor(self._urgent, self._prepare, net, slot)
             if net.key != EGRESS:
                 await asyncio.to_thread(self._load_vpc_policy)
         lease.owner = owner
