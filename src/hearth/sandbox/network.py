@@ -14,8 +14,9 @@ It never lets an address or a port name be reused while the previous holder's in
 exists, never touches a table, bridge or interface that is not named after its own instance (the
 operator's VPC bridges are only given ports), and never leaves them behind on close.
 
-Namespaces are made in one dedicated thread: unshare(CLONE_NEWNET) there changes that thread's network
-namespace only; the `ip` it runs inherits it; the thread then returns to the host's namespace.
+Namespaces are made in dedicated threads (a low-priority one keeps the pools full, another serves
+misses): unshare(CLONE_NEWNET) there changes that thread's network namespace only; the thread speaks
+rtnetlink (`netlink.py`) from inside, then returns to the host's namespace.
 """
 
 from __future__ import annotations
