@@ -23,6 +23,16 @@ from dataclasses import dataclass
 # Destinations no sandbox may reach through any network: link-local (the cloud metadata service
 # lives at 169.254.169.254), loopback, "this network", multicast and limited broadcast.
 FORBIDDEN = ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "255.255.255.255/32")
+# Packets per second one environment may send through the host (a flood beyond it is dropped, so that
+# it cannot take the host's forwarding from the others); far above what a function's real traffic needs.
+FLOOD_PPS = 20000
+FLOOD_BURST = 2000
+_FLOOD_SET = "  set flood { type ipv4_addr; size 65535; flags dynamic,timeout; timeout 10s; }"
+
+
+def _flood_rule(iif: str) -> str:
+    return (f"iifname {iif} update @flood {{ ip saddr limit rate over {FLOOD_PPS}/second burst {FLOOD_BURST} "
+            "packets } drop")
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ def egress_ruleset(p: EgressPolicy) -> str:
         "  set connlimit { type ipv4_addr; size 65535; flags dynamic; }",
         "  set tx { type ipv4_addr; size 65535; flags dynamic; counter; }",
         "  set rx { type ipv4_addr; size 65535; flags dynamic; counter; }",
+        _FLOOD_SET,
         # The VPC subnets Hearth serves (added as functions are attached to them): a function outside
         # a VPC never reaches a VPC's private hosts, as on AWS.
         "  set vpc_subnets { type ipv4_addr; flags interval; "
@@ -75,6 +86,7 @@ def egress_ruleset(p: EgressPolicy) -> str:
         "    type filter hook forward priority -10; policy accept;",
         f"    iifname {br} ip saddr != {p.subnet} drop",
         f"    iifname {br} meta nfproto ipv6 drop",
+        f"    {_flood_rule(br)}",
         f"    iifname {br} update @tx {{ ip saddr }}",
         f"    oifname {br} update @rx {{ ip daddr }}",
         f"    oifname {br} ct state established,related accept",
@@ -196,6 +208,7 @@ def vpc_ruleset(table: str, port_glob: str, attachments: Sequence[VpcAttachment]
         "  set tx { type ipv4_addr; size 65535; flags dynamic; counter; }",
         "  set rx { type ipv4_addr; size 65535; flags dynamic; counter; }",
         "  counter spoofed {}",
+        _FLOOD_SET,
         *(f"  set {name} {{ type ipv4_addr; }}" for name in set_names.values()),
         "  chain forward { type filter hook forward priority -10; policy accept; }",
         "  chain input { type filter hook input priority -10; policy accept; }",
@@ -219,6 +232,7 @@ def vpc_ruleset(table: str, port_glob: str, attachments: Sequence[VpcAttachment]
         f"oifname {glob} drop",
         f"iifname {glob} meta nfproto ipv6 drop",
         f'iifname {glob} iifname . ip saddr != @ports counter name "spoofed" drop',
+        _flood_rule(glob),
         f"iifname {glob} update @tx {{ ip saddr }}",
         f"iifname {glob} ct state established,related accept",
         f"iifname {glob} ip daddr {{ {', '.join(FORBIDDEN)} }} reject with icmpx admin-prohibited",

@@ -59,6 +59,7 @@ def test_rulesets_name_what_they_enforce() -> None:
     assert "masquerade" in egress and "169.254.0.0/16" in egress
     assert "set vpc_subnets { type ipv4_addr; flags interval; elements = { 10.252.1.0/24 }; }" in egress
     assert '"hunite2" . 10.180.4.2' in egress and "ct count over 64" in egress
+    assert "limit rate over 20000/second" in egress and "limit rate over 20000/second" in _vpc()
     vpc = _vpc()
     assert "ip saddr @sg_sg_a ip daddr 10.252.1.0/24 tcp dport 5432-5432 accept" in vpc
     assert '"hunitv1x80" . "brdb"' in vpc and "add element inet hearth_unit_check_vpc sg_sg_a { 10.252.1.128 }" in vpc
