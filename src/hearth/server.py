@@ -243,6 +243,7 @@ class Hearth:
         # -- end of EC2 networking
         self.functions = FunctionService(s, self.store, self.blobs, snapshots=self.invoker,
                                          vpc_networks=self.lambda_vpc)
+        self.functions.add_listener(self.lambda_vpc.on_function_change)  # Lambda's interfaces go with it
         on_stop.push_async_callback(self.functions.close)
         self.functions.add_listener(self._on_function_change)
         await self.functions.recover()

@@ -127,7 +127,11 @@ def test_a_vpc_function_shows_its_configuration_and_interface(server: HearthServ
     lam.update_function_configuration(FunctionName="ec2-vpc-fn", VpcConfig={"SubnetIds": [], "SecurityGroupIds": []})
     cfg = wait_active(lam, "ec2-vpc-fn")
     assert cfg["VpcConfig"] == {"SubnetIds": [], "SecurityGroupIds": [], "VpcId": "", "Ipv6AllowedForDualStack": False}
+    # No function needs the interface any more: it goes, and the subnet and group can be deleted.
+    assert ec2.describe_network_interfaces(Filters=[{"Name": "group-id", "Values": [group]}])["NetworkInterfaces"] == []
     lam.delete_function(FunctionName="ec2-vpc-fn")
+    ec2.delete_security_group(GroupId=group)
+    ec2.delete_subnet(SubnetId=subnet)
 
 
 def test_cloudformation_network_resources(server: HearthServer, ec2: Any) -> None:

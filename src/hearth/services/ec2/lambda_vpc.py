@@ -128,16 +128,45 @@ class LambdaVpc:
 
     def _record_eni(self, account: str, region: str, function: str, subnet: Resource, groups: tuple[str, ...],
                     address: str) -> None:
+        self._drop_function(account, region, function, keep=(subnet.id, groups))
         for eni in self._store.of_kind(account, region, ENI):
             if eni.attrs.get("SubnetId") == subnet.id and tuple(eni.attrs.get("Groups", [])) == groups:
+                if function not in eni.attrs.get("Functions", []):
+                    eni.attrs["Functions"] = [*eni.attrs.get("Functions", []), function]
+                    eni.tags = {}
+                    self._store.put(account, region, eni, time.time())
                 return
         eni_id = new_id(ENI)
         mac = "02:" + ":".join(f"{b:02x}" for b in bytes.fromhex(eni_id[-10:]))
         self._store.put(account, region, Resource(eni_id, ENI, subnet.vpc_id, {
             "SubnetId": subnet.id, "Groups": list(groups), "PrivateIpAddress": address,
             "AvailabilityZone": subnet.attrs["AvailabilityZone"], "MacAddress": mac,
-            "Description": f"AWS Lambda VPC ENI-{function}-{eni_id[4:12]}",
+            "Description": f"AWS Lambda VPC ENI-{function}-{eni_id[4:12]}", "Functions": [function],
         }, {}), time.time())
+
+    def _drop_function(self, account: str, region: str, function: str,
+                       keep: tuple[str, tuple[str, ...]] | None = None) -> None:
+        """`function` no longer uses its other interfaces: one no function uses any more is deleted (AWS
+        deletes a Lambda interface once no function's configuration needs it)."""
+        for eni in self._store.of_kind(account, region, ENI):
+            users = list(eni.attrs.get("Functions", []))
+            if function not in users or (eni.attrs.get("SubnetId"), tuple(eni.attrs.get("Groups", []))) == keep:
+                continue
+            users.remove(function)
+            if users:
+                eni.attrs["Functions"] = users
+                eni.tags = {}
+                self._store.put(account, region, eni, time.time())
+            else:
+                self._store.delete(account, region, eni.id)
+
+    def on_function_change(self, event: str, fv: FunctionVersion) -> None:
+        """A FunctionService listener: a deleted function, or one whose $LATEST left its VPC, frees its
+        interfaces (published versions keep no interface of their own here)."""
+        if fv.version != "$LATEST":
+            return
+        if event == "deleted" or (event == "updated" and not fv.vpc_subnet_ids):
+            self._drop_function(fv.account_id, fv.region, fv.name)
 
     async def prepare(self, fv: FunctionVersion) -> str | None:
         """`VpcNetworks.prepare` for the function service (the host work runs in a thread)."""
