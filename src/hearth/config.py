@@ -65,6 +65,15 @@ class Settings:
     # OTLP/HTTP endpoint receiving every invocation's platform spans (hearth.observability.spans);
     # None: no spans, nothing imported.
     otlp_endpoint: str | None = None
+    # Sandbox networking (hearth.sandbox.network): "egress" gives every isolated environment an
+    # interface onto Hearth's bridge with address translation to the host's routes; "none" keeps the
+    # loopback-only sandboxes (functions reach only Hearth's AWS API).
+    network: str = "egress"
+    # Prepared network namespaces kept ready per network, and tracked connections per environment.
+    network_pool: int = 4
+    network_conn_limit: int = 1024
+    # VPC subnets → operator-named host networks: "subnet-id-or-CIDR=bridge" each (see docs/design.md).
+    vpc_networks: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -111,9 +120,17 @@ class Settings:
             values["iam_mode"] = env["HEARTH_IAM"]
         if env.get("HEARTH_OTLP_ENDPOINT", "").strip():
             values["otlp_endpoint"] = env["HEARTH_OTLP_ENDPOINT"].strip()
+        if "HEARTH_NETWORK" in env:
+            values["network"] = env["HEARTH_NETWORK"]
+        if "HEARTH_NETWORK_POOL" in env:
+            values["network_pool"] = int(env["HEARTH_NETWORK_POOL"])
+        if "HEARTH_NETWORK_CONN_LIMIT" in env:
+            values["network_conn_limit"] = int(env["HEARTH_NETWORK_CONN_LIMIT"])
+        if "HEARTH_VPC_NETWORKS" in env:
+            values["vpc_networks"] = tuple(v for v in env["HEARTH_VPC_NETWORKS"].split(",") if v.strip())
         if "HEARTH_TEST_TIME_SCALE" in env:
             values["schedule_time_scale"] = float(env["HEARTH_TEST_TIME_SCALE"])
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
         if "data_dir" in values:
             values["data_dir"] = Path(str(values["data_dir"])).expanduser().absolute()
         return cls(**values)  # type: ignore[arg-type]

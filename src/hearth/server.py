@@ -57,6 +57,9 @@ from hearth.observability import metrics
 from hearth.observability.spans import exporter_for
 from hearth.runtimes.registry import fallback_mode, installed_runtimes
 from hearth.sandbox.backends import choose_backend
+from hearth.sandbox.namespace import NamespaceBackend
+from hearth.sandbox.netsetup import network_collector, open_network
+from hearth.sandbox.network import NetworkPool
 from hearth.sandbox.types import IsolationBackend, Sandbox
 from hearth.services.apigateway.front import ApiFront
 from hearth.services.apigateway.front import match as api_match
@@ -74,6 +77,9 @@ from hearth.services.dynamodb.store import TableStore
 from hearth.services.dynamodb.streams_api import StreamsProvider
 from hearth.services.dynamodb.tables_api import TablesProvider
 from hearth.services.dynamodb.ttl import TtlSweeper
+from hearth.services.ec2.lambda_vpc import LambdaVpc
+from hearth.services.ec2.provider import Ec2Provider
+from hearth.services.ec2.store import Ec2Store
 from hearth.services.ecr.provider import EcrProvider
 from hearth.services.ecr.repositories import RepositoryStore
 from hearth.services.events.component import EventBridge, clock_for
@@ -143,6 +149,7 @@ class Hearth:
         self.isolation_warning: str | None = None
         # What the ASGI app and health() read before start has finished: set as they are built.
         self.backend: IsolationBackend | None = None
+        self.network: NetworkPool | None = None
         self.gateway: AwsGateway | None = None
         self.pool: EnvironmentPool | None = None
         self.url_front: UrlFront | None = None
@@ -192,8 +199,16 @@ class Hearth:
         # Pending while every interpreter is probed.
         fallback_mode()  # an unknown HEARTH_RUNTIME_FALLBACK stops the start, not a function later
         runtimes_probed = asyncio.create_task(asyncio.to_thread(installed_runtimes))
+        # -- Sandbox networking (issue 19): the egress bridge, its packet filter and the pools of
+        # prepared network namespaces; only the namespace backend uses them (see hearth.sandbox.network).
+        self.network = await open_network(s) if s.network == "egress" and s.isolation != "process" else None
+        if self.network is not None:
+            on_stop.push_async_callback(self.network.close)
+            on_stop.callback(metrics.REGISTRY.add_collector(network_collector(self.network)))
+        # -- end of sandbox networking
         backend, self.isolation_warning = await choose_backend(s.isolation, s.data_dir,
-                                                               favor_dynmods=s.cgroup_favor_dynmods)
+                                                               favor_dynmods=s.cgroup_favor_dynmods,
+                                                               network=self.network)
         await runtimes_probed
         self.backend = backend
         on_stop.push_async_callback(backend.close)
@@ -229,7 +244,16 @@ class Hearth:
                                spans=spans)
         on_stop.push_async_callback(self.invoker.close)
         # The control plane: SnapStart versions wait for their snapshot (the data plane's) while Pending.
-        self.functions = FunctionService(s, self.store, self.blobs, snapshots=self.invoker)
+        # -- EC2 networking and Lambda's VPC side (issue 19): subnets map to host networks (--vpc-network);
+        # a VPC function's network is prepared while it is Pending.
+        self.ec2_store = Ec2Store(s.data_dir)
+        on_stop.callback(self.ec2_store.close)
+        self.lambda_vpc = LambdaVpc(self.ec2_store, s.vpc_networks, self.network)
+        self.ec2 = Ec2Provider(self.ec2_store, on_groups_changed=self.lambda_vpc.groups_changed)
+        # -- end of EC2 networking
+        self.functions = FunctionService(s, self.store, self.blobs, snapshots=self.invoker,
+                                         vpc_networks=self.lambda_vpc)
+        self.functions.add_listener(self.lambda_vpc.on_function_change)  # Lambda's interfaces go with it
         on_stop.push_async_callback(self.functions.close)
         self.functions.add_listener(self._on_function_change)
         await self.functions.recover()
@@ -265,7 +289,7 @@ class Hearth:
             ConcurrencyProvider(self.functions, self.limiter),
             LambdaProvider(s, self.store, self.functions, self.code_signer, reserved_concurrency=self.limiter.reserved,
                            role_assumable=lambda arn: role_trusts_service(self.iam_store, arn, LAMBDA_SERVICE),
-                           s3_code=self.s3.read_bytes),
+                           s3_code=self.s3.read_bytes, vpc_check=self.lambda_vpc.validate),
             LambdaInvokeProvider(self.functions, self.invoker, self.async_queue),
             EventInvokeConfigProvider(self.functions, self.event_configs),
             LambdaVersionsProvider(self.functions),
@@ -281,7 +305,7 @@ class Hearth:
         lambda_providers.append(ProvisionedConcurrencyProvider(self.functions, self.provisioned, self.limiter))
         self.provisioned.start()
         # Function URLs: configurations (a provider), InvokeWithResponseStream, and the HTTP front.
-        self.url_configs = UrlConfigStore(s.data_dir)
+        self.url_configs = UrlConfigStore(s.data_dir, on_hosts=self._sandbox_names)  # DNS in sandboxes (issue 19)
         on_stop.callback(self.url_configs.close)
         self.functions.add_listener(self.url_configs.on_function_change)
         lambda_providers += [FunctionUrlProvider(self.url_configs, self.functions, s.endpoint_url),
@@ -345,6 +369,7 @@ class Hearth:
                     ServiceCredentialsProvider(self.iam_store)],
             "sts": [self.sts],
             "s3": [self.s3],
+            "ec2": [self.ec2],  # networking subset (issue 19)
         }, authorizer=Authorizer(policy_source(self.iam_store), mode=s.iam_mode, usage=self.usage,
                                  # resource-based policies the authorizer weighs itself (Lambda judges its own)
                                  resource_policies={"sqs": self.queues.resource_policy,
@@ -428,6 +453,11 @@ class Hearth:
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
         return f"http://{host}:{self.settings.port}"
 
+    def _sandbox_names(self, names: tuple[str, ...]) -> None:
+        """Function URL hosts resolve inside sandboxes to their loopback, where the AWS API proxy is."""
+        if isinstance(self.backend, NamespaceBackend):
+            self.backend.set_names(names)
+
     def _start_aws_proxy(self, sandbox: Sandbox) -> asyncio.Task[None] | None:
         if sandbox.aws_api_sock is None:
             return None
@@ -468,6 +498,7 @@ class Hearth:
             "services": {},
             "isolation": self.backend.name if self.backend else "unknown",
             "isolation_warning": self.isolation_warning,
+            "network": self.network.statistics() if self.network else None,  # sandbox networking (issue 19)
             "environments": self.pool.statistics() if self.pool else {},
             "async_events": {},
             "provisioned": {},

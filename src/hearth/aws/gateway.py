@@ -27,7 +27,7 @@ from hearth.aws.context import Principal, RequestContext
 from hearth.aws.errors import AwsError
 from hearth.aws.keys import KeyStore
 from hearth.aws.models import ServiceApi, service_api
-from hearth.aws.protocols import json_, query, rest_json
+from hearth.aws.protocols import ec2, json_, query, rest_json
 from hearth.aws.protocols.common import BadRequest, HttpRequest, HttpResponse
 from hearth.aws.query_compat import query_view
 from hearth.aws.s3_front import S3Front, host_bucket
@@ -145,7 +145,7 @@ class AwsGateway:
         api = service_api(service) if service is not None else None
         if api is not None and api.query_compatible and _is_query_request(headers, first_query):
             api = query_view(api.name) or api  # SQS over the query protocol: same operations, XML answers
-        if api is None or api.protocol not in ("rest-json", "json", "query"):
+        if api is None or api.protocol not in ("rest-json", "json", "query", "ec2"):
             return await self._unknown_service(scope, receive, headers, first_query, service, request_id)
         req = HttpRequest(method, raw_path, query_string, query_params, headers, b"")
         try:
@@ -172,7 +172,7 @@ class AwsGateway:
         except AuthFailure as failure:
             raise failure.for_protocol(api.protocol) from None
         form: dict[str, str] = {}
-        if api.protocol == "query":
+        if api.protocol in ("query", "ec2"):  # ec2: query's form, its own names and answers (protocols/ec2.py)
             try:
                 form = query.form_params(req)
             except BadRequest as exc:
@@ -188,6 +188,8 @@ class AwsGateway:
                 params = rest_json.parse_request(op, req, labels)
             elif api.protocol == "json":
                 params = json_.parse_request(op, req.body)
+            elif api.protocol == "ec2":
+                params = ec2.parse_request(op, form)
             else:
                 params = query.parse_request(op, form)
         except BadRequest as exc:
@@ -196,7 +198,7 @@ class AwsGateway:
                  judged_by_service=_JUDGED_BY_SERVICE.get(api.name, frozenset()))
         handler = self._method(api.name, op.name)
         if handler is None:
-            if api.protocol == "query":
+            if api.protocol in ("query", "ec2"):
                 raise AwsError("InvalidAction", f"The action {op.name} is not valid for this web service.",
                                400)
             raise AwsError("UnknownOperationException",
@@ -221,6 +223,8 @@ class AwsGateway:
             return rest_json.render(op, result, request_id)
         if api.protocol == "json":
             return json_.render(api, op, result, request_id)
+        if api.protocol == "ec2":
+            return ec2.render(api, op, result, request_id)
         return query.render(api, op, result, request_id)
 
     # -- routing ----------------------------------------------------------------------------------
@@ -339,6 +343,8 @@ class AwsGateway:
     def _render_error(self, api: ServiceApi, err: AwsError, request_id: str) -> HttpResponse:
         if api.protocol == "json":
             return json_.render_error(api, err, request_id)
+        if api.protocol == "ec2":
+            return ec2.render_error(err, request_id)
         if api.protocol == "query":
             if api.name in ("iam", "sts") and err.code == "ValidationException":
                 # IAM and STS spell the framework's model validation failure `ValidationError`.
@@ -373,7 +379,7 @@ def _framework_checks_enums(api: ServiceApi) -> bool:
     message system attribute names in ReceiveMessage's `AttributeNames`, whose model enum lists only
     queue attributes). So for those the model's enums are documentation, not constraints.
     """
-    return api.protocol != "query" and not api.query_compatible
+    return api.protocol not in ("query", "ec2") and not api.query_compatible
 
 
 def _internal_error() -> AwsError:

@@ -91,7 +91,7 @@ class AuthFailure(AwsError):
             code, s3_status, text = _S3_CODES[self.kind]
             return AwsError(code, text or self.message, s3_status, fields=self.fields)
         rest, json_, query, status = _CODES[self.kind]
-        if protocol == "query":
+        if protocol in ("query", "ec2"):
             code = query
         elif protocol == "json":
             code = json_

@@ -55,6 +55,7 @@ PROMISES: tuple[Promise, ...] = (
     Promise("scale", "density.pss_mib_p50", "<=", 10.0, "PSS MiB per idle warm Python environment"),
     Promise("esm", "send_to_handler.p50_ms", "<=", 5.0, "SendMessage -> handler p50 ms through a queue mapping"),
     Promise("esm", "send_to_handler.p99_ms", "<=", 20.0, "SendMessage -> handler p99 ms through a queue mapping"),
+    Promise("network", "vpc_cold_ratio", "<=", 1.1, "VPC function cold start p50 / non-VPC cold start p50"),
     Promise("soak", "errors", "<=", 0.0, "failed calls outside the restart window"),
     Promise("soak", "lost", "<=", 0.0, "acknowledged events or messages never delivered"),
     Promise("soak", "fd_growth", "<=", 16.0, "server open files growth over the run (after warm-up)"),

@@ -19,7 +19,8 @@ from hearth.bench.check import Verdict, evaluate, missed
 from hearth.bench.progress import Progress
 from hearth.cli.main import main
 
-SECTIONS = ("latency", "scale", "keepalive", "esm", "schedule", "apigw", "dynamodb", "s3", "deploy", "soak")
+SECTIONS = ("latency", "scale", "keepalive", "esm", "schedule", "apigw", "dynamodb", "s3", "deploy", "network",
+            "soak")
 # The soak runs only when asked; so do the services' sections (each starts servers of its own).
 DEFAULT_SECTIONS = ("latency", "scale", "keepalive", "esm", "schedule")
 
@@ -79,6 +80,8 @@ def bench(runs: int, warm_runs: int, endpoint: str | None, output: Path | None, 
             _s3(console, results, seconds)
         if "deploy" in chosen:
             _deploy(console, results)
+        if "network" in chosen:
+            _network(console, results, runs, progress)
         if "soak" in chosen:
             _soak(console, results, minutes, progress)
     verdicts = evaluate(results)
@@ -254,6 +257,22 @@ def _s3(console: Console, results: dict[str, Any], seconds: float) -> None:
     table.add_row(f"peak RSS moving {rss['mib_moved']} MiB", f"+{rss['peak_above_idle_mib']:.0f} MiB above idle "
                   f"({rss['peak_rss_mib']:.0f} MiB peak)", "<= 100 MiB above idle",
                   _met(rss["peak_above_idle_mib"] <= 100))
+    console.print(table)
+
+
+def _network(console: Console, results: dict[str, Any], runs: int, progress: Progress) -> None:
+    from hearth.bench import network
+
+    r = results["network"] = network.run(runs=runs, progress=progress)
+    if "skipped" in r:
+        console.print(f"network: not measured: {r['skipped']}")
+        return
+    table = Table("figure", "p50 ms", "p99 ms", title="cold starts with sandbox networking (Python, 1,769 MB)")
+    for label, key in (("no VpcConfig (egress bridge)", "python_egress_cold_start_ms"),
+                       ("VpcConfig (subnet on a host bridge)", "python_vpc_cold_start_ms")):
+        table.add_row(label, f"{r[key]['p50']:.1f}", f"{r[key]['p99']:.1f}")
+    table.add_row("VPC / no VPC", f"{r['vpc_cold_ratio']:.2f}", "")
+    table.add_row("pool misses", str(r["pool_misses"]), "")
     console.print(table)
 
 

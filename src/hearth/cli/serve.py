@@ -31,6 +31,16 @@ from hearth.config import Settings
 @click.option("--iam", "iam_mode", type=click.Choice(["enforce", "audit"]), default=None,
               help="IAM policies for non-root callers: enforce (default) answers AccessDenied; audit allows "
                    "the call and logs the denial with the statement that would be needed ($HEARTH_IAM).")
+@click.option("--network", type=click.Choice(["egress", "none"]), default=None,
+              help="egress (default): functions reach what the host reaches, through Hearth's bridge and "
+                   "packet filter; none: functions reach only Hearth's AWS API ($HEARTH_NETWORK).")
+@click.option("--network-pool", "network_pool", type=int, default=None,
+              help="Network namespaces kept prepared per network (default 4) ($HEARTH_NETWORK_POOL).")
+@click.option("--network-conn-limit", "network_conn_limit", type=int, default=None,
+              help="Tracked connections per environment (default 1024) ($HEARTH_NETWORK_CONN_LIMIT).")
+@click.option("--vpc-network", "vpc_networks", multiple=True,
+              help="Map a VPC subnet (its id or CIDR) to a host bridge: SUBNET=BRIDGE, repeatable. A function "
+                   "in that subnet gets an interface on that bridge and nothing else ($HEARTH_VPC_NETWORKS).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 def serve(**options: object) -> None:
     """Start Hearth (the AWS API on http://HOST:PORT)."""

@@ -23,7 +23,7 @@ from typing import Any
 
 PENDING_REASON = "The function is being created."
 PENDING_CODE = "Creating"
-_TUPLES = ("layers", "layer_shas", "layer_sizes")
+_TUPLES = ("layers", "layer_shas", "layer_sizes", "vpc_subnet_ids", "vpc_security_group_ids")
 
 
 def aws_timestamp(when: dt.datetime | None = None) -> str:
@@ -70,6 +70,13 @@ class FunctionConfig:
     dead_letter_target: str | None = None
     kms_key_arn: str | None = None
     snap_start_apply_on: str = "None"
+    # VpcConfig: the subnets and security groups, their VPC (found at create/update), and whether the
+    # caller ever sent one (AWS shows the member then, empty once the configuration is removed).
+    vpc_subnet_ids: tuple[str, ...] = ()
+    vpc_security_group_ids: tuple[str, ...] = ()
+    vpc_id: str = ""
+    vpc_ipv6_dual_stack: bool = False
+    vpc_set: bool = False
     state: str = "Pending"
     state_reason: str | None = PENDING_REASON
     state_reason_code: str | None = PENDING_CODE

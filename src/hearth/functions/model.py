@@ -7,8 +7,20 @@ how it is stored.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# The sandbox network of a function outside any VPC: Hearth's egress bridge (hearth.sandbox.network).
+EGRESS_NETWORK = "egress"
+
+
+def vpc_network_key(account: str, region: str, subnet_ids: Sequence[str], group_ids: Sequence[str]) -> str:
+    """The name of the sandbox network one VPC configuration's environments share."""
+    if not subnet_ids:
+        return EGRESS_NETWORK
+    return f"vpc:{account}:{region}:{','.join(subnet_ids)}:{','.join(sorted(group_ids))}"
+
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,13 @@ class FunctionVersion:
     reserved_concurrency: int | None = None
     snap_start_apply_on: str = "None"  # SnapStart.ApplyOn: "PublishedVersions" or "None"
     role: str = ""  # the execution role ARN: its session's credentials are the environment's
+    vpc_subnet_ids: tuple[str, ...] = ()  # VpcConfig: empty for a function outside any VPC
+    vpc_security_group_ids: tuple[str, ...] = ()
+
+    @property
+    def network_key(self) -> str:
+        """The sandbox network its environments get: Hearth's egress bridge, or its VPC configuration's."""
+        return vpc_network_key(self.account_id, self.region, self.vpc_subnet_ids, self.vpc_security_group_ids)
 
     @property
     def qualified_arn(self) -> str:

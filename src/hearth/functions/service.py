@@ -45,7 +45,7 @@ from hearth.functions.config import PENDING_CODE, PENDING_REASON, FunctionConfig
 from hearth.functions.layers import LayerService
 from hearth.functions.model import FunctionVersion
 from hearth.functions.names import LATEST, FunctionRef, InvalidFunctionRef, function_arn, parse_function_ref
-from hearth.functions.snapstart import SnapshotFailed, SnapshotTaker
+from hearth.functions.snapstart import SnapshotFailed, SnapshotTaker, VpcNetworks
 from hearth.functions.store import AliasRow, AlreadyExists, FunctionStore, PolicyRow, RevisionMismatch, VersionRow
 from hearth.runtimes.registry import runtime_unavailable_reason
 from hearth.store.blobs import UNZIPPED_LIMIT, BlobStore, ZipRejected, inspect_zip
@@ -93,6 +93,7 @@ class FunctionService:
         layers: LayerService | None = None,
         draw: Callable[[], float] = random.random,
         snapshots: SnapshotTaker | None = None,
+        vpc_networks: VpcNetworks | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
@@ -110,6 +111,8 @@ class FunctionService:
         # SnapStart (the environment pool): a SnapStart version stays Pending until its snapshot is
         # taken, as on AWS. None: nothing is snapshotted (unit tests, backends that cannot).
         self._snapshots = snapshots
+        # VPC functions: their network is made ready while Pending, as AWS creates their interfaces.
+        self._vpc_networks = vpc_networks
 
     # -- listeners and the invoke path ------------------------------------------------------------
 
@@ -289,6 +292,8 @@ class FunctionService:
             layer_dirs=tuple(self._blobs.code_path(sha) for sha in cfg.layer_shas),
             snap_start_apply_on=cfg.snap_start_apply_on,
             role=cfg.role,
+            vpc_subnet_ids=cfg.vpc_subnet_ids,
+            vpc_security_group_ids=cfg.vpc_security_group_ids,
         )
 
     # -- reads -------------------------------------------------------------------------------------
@@ -769,6 +774,10 @@ class FunctionService:
         except Exception as exc:
             log.exception("finishing %s failed", key)
             failure = ("InternalError", f"Hearth could not prepare the function's code: {exc}")
+        if failure is None and cfg.vpc_subnet_ids and self._vpc_networks is not None:
+            reason = await self._vpc_networks.prepare(self._to_fv(cfg))
+            if reason is not None:
+                failure = ("InvalidSubnet", reason)
         # Something may have changed while we were extracting; the CAS below settles it.
         done = _settled(cfg, failure)
         if failure is None and cfg.version != LATEST and self._snapshot_applies(self._to_fv(done)):

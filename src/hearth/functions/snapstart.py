@@ -31,3 +31,11 @@ class SnapshotTaker(Protocol):
     async def prepare(self, fv: FunctionVersion) -> None:
         """Take `fv`'s snapshot now. Raises SnapshotFailed."""
         ...
+
+
+class VpcNetworks(Protocol):
+    """What the control plane asks of the networking side for a function with VpcConfig."""
+
+    async def prepare(self, fv: FunctionVersion) -> str | None:
+        """Make `fv`'s network ready (its interfaces, its hosts' pool): None, or why the function fails."""
+        ...

@@ -14,7 +14,7 @@ import botocore
 
 from hearth.functions.model import FunctionVersion
 from hearth.runtimes.registry import RUNTIMES_DIR, RuntimeInfo, installed_runtimes, node_sdk_dir, runtime_for
-from hearth.sandbox.types import PythonForkSpec, SandboxSpec
+from hearth.sandbox.types import NetworkRequest, PythonForkSpec, SandboxSpec
 
 # 1,769 MB buys one full vCPU on AWS; CPU is proportional to memory.
 MB_PER_VCPU = 1769
@@ -153,6 +153,7 @@ def build_spec(
         tmp_mb=fv.ephemeral_mb,
         python_fork=python_fork,
         workdir=task_root,
+        network=NetworkRequest(fv.network_key, fv.name),
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from hearth.sandbox.namespace import NamespaceBackend, NamespaceUnavailable
+from hearth.sandbox.network import NetworkPool
 from hearth.sandbox.process import ProcessBackend
 from hearth.sandbox.types import IsolationBackend
 
@@ -24,15 +25,17 @@ PROCESS_WARNING = (
 
 
 async def choose_backend(
-    choice: Literal["auto", "namespace", "process"] | str, data_dir: Path, *, favor_dynmods: bool = True
+    choice: Literal["auto", "namespace", "process"] | str, data_dir: Path, *, favor_dynmods: bool = True,
+    network: NetworkPool | None = None,
 ) -> tuple[IsolationBackend, str | None]:
-    """The backend to run environments with, and a warning for the operator (None when isolated)."""
+    """The backend to run environments with, and a warning for the operator (None when isolated).
+    `network` (sandbox networking) is used by the namespace backend only."""
     if choice == "process":
         return ProcessBackend(), PROCESS_WARNING
     if choice not in ("auto", "namespace"):
         raise ValueError(f"unknown isolation {choice!r}: expected auto, namespace or process")
     try:
-        backend = await NamespaceBackend.open(data_dir, favor_dynmods=favor_dynmods)
+        backend = await NamespaceBackend.open(data_dir, favor_dynmods=favor_dynmods, network=network)
     except NamespaceUnavailable as exc:
         if choice == "namespace":
             raise RuntimeError(f"namespace isolation is unavailable: {exc}") from exc

@@ -36,6 +36,7 @@ from hearth.sandbox.cgroups import (
     favor_dynamic_modifications,
     instance_key,
 )
+from hearth.sandbox.network import Lease, NetworkPool, NetworkUnavailable
 from hearth.sandbox.process import peak_rss_kb, wait_pid
 from hearth.sandbox.types import SandboxSpec, SandboxStartError, SandboxStats
 
@@ -78,14 +79,53 @@ class NamespaceUnavailable(Exception):
     """Namespaces + cgroups cannot be used here; the message says why."""
 
 
-def _etc_files() -> dict[str, str]:
+# The names a sandbox resolves to its own loopback, where the AWS API proxy listens (port 4566):
+# Hearth's API host and `sandbox.localdomain` (AWS's name for the environment itself).
+SANDBOX_NAMES = ("localhost", "sandbox.localdomain", "sandbox", "localhost.localdomain")
+
+
+def host_resolvers(resolv_conf: Path = Path("/etc/resolv.conf")) -> str:
+    """The host's resolver configuration as a sandbox needs it: its `nameserver`, `search` and
+    `options` lines, minus loopback servers (a sandbox cannot reach the host's loopback: a local
+    stub resolver such as systemd-resolved's must be named by its upstream address instead)."""
+    try:
+        text = resolv_conf.read_text()
+    except OSError:
+        return ""
+    keep: list[str] = []
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0] not in ("nameserver", "search", "options", "domain"):
+            continue
+        if words[0] == "nameserver" and (len(words) < 2 or words[1].startswith("127.") or words[1] == "::1"):
+            continue
+        keep.append(" ".join(words))
+    return "\n".join(keep) + ("\n" if keep else "")
+
+
+def hosts_file(extra_names: tuple[str, ...] = ()) -> str:
+    """/etc/hosts of every sandbox: loopback names, Hearth's own names (the AWS API proxy and
+    function URL hosts are on the sandbox's loopback) and `sandbox.localdomain`."""
+    names = " ".join(dict.fromkeys((*SANDBOX_NAMES, *extra_names)))
+    return f"127.0.0.1\t{names}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+def write_hosts(etc_dir: Path, extra_names: tuple[str, ...]) -> None:
+    """Replace the sandboxes' /etc/hosts atomically: the bind of /etc shows the directory's current
+    files, so running sandboxes see new function URL hosts at once."""
+    tmp = etc_dir / ".hosts.tmp"
+    tmp.write_text(hosts_file(extra_names))
+    tmp.chmod(0o644)
+    os.replace(tmp, etc_dir / "hosts")
+
+
+def _etc_files(resolv: str = "") -> dict[str, str]:
     return {
         "passwd": f"root:x:0:0:root:/root:/sbin/nologin\n"
                   f"{SANDBOX_USER}:x:{SANDBOX_UID}:{SANDBOX_GID}::/tmp:/sbin/nologin\n",
         "group": f"root:x:0:\n{SANDBOX_USER}:x:{SANDBOX_GID}:\n",
-        # sandbox.localdomain: where extensions' Telemetry API listeners are, as on AWS.
-        "hosts": "127.0.0.1\tlocalhost sandbox.localdomain\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-        "resolv.conf": "",
+        "hosts": hosts_file(),
+        "resolv.conf": resolv,
         "hostname": "localhost\n",
     }
 
@@ -117,7 +157,7 @@ class HostLayout:
         return cls(tuple(binds), tuple(links), devices, tuple(etc))
 
 
-def build_etc(target: Path, layout: HostLayout) -> None:
+def build_etc(target: Path, layout: HostLayout, *, resolv: str = "") -> None:
     """The sandboxes' /etc, built once per server start and bind-mounted read-only as a whole.
 
     One bind instead of one per entry: mounts take a kernel-wide lock, and during a burst of cold
@@ -127,7 +167,7 @@ def build_etc(target: Path, layout: HostLayout) -> None:
         shutil.rmtree(target)
     target.mkdir(mode=0o755, parents=True)
     target.chmod(0o755)
-    for name, content in _etc_files().items():
+    for name, content in _etc_files(resolv).items():
         (target / name).write_text(content)
         (target / name).chmod(0o644)
     for real, name in layout.etc_entries:
@@ -272,6 +312,7 @@ class NamespaceSandbox:
     # The runtime's processes, for Max Memory Used, and when they were last listed (see _runtime_peak_rss).
     _runtime_pids: list[int] = field(default_factory=list)
     _pids_listed_at: float = -1e18
+    network_lease: Lease | None = None  # its interface (hearth.sandbox.network), released at kill
 
     def __post_init__(self) -> None:
         self._status = asyncio.ensure_future(self._watch())
@@ -358,13 +399,18 @@ class NamespaceSandbox:
                 with contextlib.suppress(OSError):
                     s.close()
         self._backend.forget(self)
+        if self.network_lease is not None:
+            self._backend.release_network(self.network_lease)
+            self.network_lease = None
 
 
 class NamespaceBackend:
     name = "namespace"
 
-    def __init__(self, data_dir: Path, tree: CgroupTree, root_dir: Path) -> None:
+    def __init__(self, data_dir: Path, tree: CgroupTree, root_dir: Path,
+                 network: NetworkPool | None = None) -> None:
         self._data_dir = data_dir
+        self._network = network
         self._tree = tree
         self._root_dir = root_dir
         self._layout = HostLayout.probe()
@@ -382,7 +428,7 @@ class NamespaceBackend:
 
     @classmethod
     async def open(cls, data_dir: Path, *, self_test: bool = True, cgroup_version: int | None = None,
-                   favor_dynmods: bool = True) -> NamespaceBackend:
+                   favor_dynmods: bool = True, network: NetworkPool | None = None) -> NamespaceBackend:
         """Probe and prepare: root, cgroups (leftovers of a killed run removed), a zygote, one real
         sandbox started and reaped. Raises NamespaceUnavailable with the reason."""
         if sys.platform != "linux":
@@ -400,11 +446,11 @@ class NamespaceBackend:
         # one directory serves all). Named after the instance so that a killed server's is reused.
         root_dir = Path(tempfile.gettempdir()) / f"hearth-sandbox-root-{instance_key(data_dir)}"
         root_dir.mkdir(mode=0o700, exist_ok=True)
-        backend = cls(data_dir, tree, root_dir)
+        backend = cls(data_dir, tree, root_dir, network)
         if favor_dynmods:
             backend._dynmods_fd = favor_dynamic_modifications()
         try:
-            build_etc(backend._etc_dir, backend._layout)
+            build_etc(backend._etc_dir, backend._layout, resolv=host_resolvers() if network else "")
             await backend._zygote(sys.executable, None)
             if self_test:
                 await backend._self_test()
@@ -545,10 +591,15 @@ class NamespaceBackend:
     async def _start_in(self, zygote: Zygote, spec: SandboxSpec, group: Cgroup, python_fork: bool,
                         template: bool) -> NamespaceSandbox:
         request = self._request(spec, group, python_fork)
+        lease = await self._lease(spec)
+        if lease is not None:
+            request["netns"] = True  # the prepared namespace's fd comes last (see zygote.serve)
         ctl, ctl_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         tmpl, tmpl_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) if template else (None, None)
         out_r, out_w = os.pipe()
         fds = [ctl_theirs.fileno(), out_w] + ([tmpl_theirs.fileno()] if tmpl_theirs is not None else [])
+        if lease is not None:
+            fds.append(lease.fd)
         try:
             try:
                 zygote.send(request, fds)
@@ -560,17 +611,47 @@ class NamespaceBackend:
             os.close(out_r)
             if tmpl is not None:
                 tmpl.close()
+            if lease is not None:
+                self.release_network(lease)
             raise
         finally:
             ctl_theirs.close()
             os.close(out_w)
             if tmpl_theirs is not None:
                 tmpl_theirs.close()
-        sandbox = await self._setup_done(spec, group, ctl, out_r)
+            if lease is not None:
+                lease.close_fd()  # the sandbox's init holds the namespace from now on
+        try:
+            sandbox = await self._setup_done(spec, group, ctl, out_r)
+        except BaseException:
+            if lease is not None:
+                self.release_network(lease)
+            raise
+        sandbox.network_lease = lease
         if tmpl is not None:
             tmpl.setblocking(False)
             sandbox.template_sock = tmpl
         return sandbox
+
+    async def _lease(self, spec: SandboxSpec) -> Lease | None:
+        """The prepared network namespace `spec` asks for (None: an empty one of its own, loopback only)."""
+        if self._network is None or spec.network is None:
+            return None
+        try:
+            return await self._network.lease(spec.network.key, spec.network.owner)
+        except NetworkUnavailable as exc:
+            raise SandboxStartError(f"network: {exc}") from exc
+
+    def set_names(self, names: tuple[str, ...]) -> None:
+        """Host names every sandbox resolves to its own loopback (function URL hosts), from now on."""
+        try:
+            write_hosts(self._etc_dir, names)
+        except OSError as exc:
+            log.warning("cannot update the sandboxes' /etc/hosts: %s", exc)
+
+    def release_network(self, lease: Lease) -> None:
+        if self._network is not None:
+            self._network.release(lease)
 
     async def _setup_done(self, spec: SandboxSpec, group: Cgroup, ctl: socket.socket, out_r: int,
                           *, clone: bool = False) -> NamespaceSandbox:
@@ -652,7 +733,17 @@ class NamespaceBackend:
                 for fd in procs:
                     os.close(fd)
             handed_over = True
-            return await self._setup_done(spec, group, ctl, out_r, clone=True)
+            sandbox = await self._setup_done(spec, group, ctl, out_r, clone=True)
+            # A clone made its network namespace itself (in its own user namespace, which cannot join
+            # one of the host's): its interface is made in it now, before it is handed out.
+            if self._network is not None and spec.network is not None:
+                try:
+                    sandbox.network_lease = await asyncio.to_thread(
+                        self._network.attach, spec.network.key, spec.network.owner, sandbox.pid)
+                except NetworkUnavailable as exc:
+                    sandbox.kill()
+                    raise SandboxStartError(f"network: {exc}") from exc
+            return sandbox
         except BaseException:
             if not handed_over:
                 if ctl is not None:

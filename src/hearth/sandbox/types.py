@@ -29,6 +29,16 @@ class PythonForkSpec:
 
 
 @dataclass(frozen=True)
+class NetworkRequest:
+    """Which network a sandbox's interface is on: "egress" (Hearth's bridge to the host's routes) or a
+    VPC configuration's key, and the function its traffic is counted for. Backends without networks
+    ignore it (the process backend shares the host's network)."""
+
+    key: str
+    owner: str
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
     env_id: str
     argv: list[str]  # what to exec (absolute paths as seen inside the sandbox)
@@ -43,6 +53,7 @@ class SandboxSpec:
     python_fork: PythonForkSpec | None = None
     workdir: str = "/var/task"
     pids_limit: int = 1024
+    network: NetworkRequest | None = None
 
 
 class SandboxStartError(RuntimeError):

@@ -25,7 +25,8 @@ I, in order:
   1. PR_SET_PDEATHSIG(SIGKILL) (dies with the zygote), own session, default signal handlers.
   2. Join the cgroups the server created (cgroup.procs), so every descendant is limited; then
      unshare(NEWNS|NEWUTS|NEWIPC|NEWNET|NEWCGROUP) (the cgroup namespace rooted at our groups); make
-     every mount private.
+     every mount private. With networking on, the network namespace is not new but joined: setns(2)
+     into the one the server prepared (its veth, address and routes ready; hearth.sandbox.network).
   3. Hostname; bring `lo` up (ioctl); bind the listeners 127.0.0.1:9001 and :4566 inside the netns.
   4. Build the new root on a tmpfs: symlinks (/bin -> usr/bin, /dev/fd ...); binds of the system
      dirs, a minimal /etc, /var/task, /var/runtime, /opt (overlay of layers), extra read-only mounts;
@@ -121,6 +122,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 # The same C library, called with the GIL held: a raw clone(2) must not let another thread run between
 # the interpreter's before-fork and after-fork bookkeeping.
@@ -188,11 +190,18 @@ def recv_msg(sock: socket.socket) -> tuple[Any | None, list[int]]:
 
 # -- the sandbox ------------------------------------------------------------------------------------
 
-def _own_namespaces(hostname: str) -> None:
+def _own_namespaces(hostname: str, netns_fd: int | None = None) -> None:
     """New mount, UTS, IPC, network and cgroup namespaces for a process already in its own pid
     namespace and its own cgroups (so the cgroup namespace is rooted at them); every mount private,
-    the hostname set, `lo` up."""
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP), "unshare")
+    the hostname set, `lo` up. With `netns_fd`, the network namespace is that one (prepared by the
+    server with its interface, address and routes) instead of a new, empty one."""
+    flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP
+    if netns_fd is not None:
+        _check(_libc.setns(netns_fd, CLONE_NEWNET), "setns")
+        os.close(netns_fd)
+    else:
+        flags |= CLONE_NEWNET
+    _check(_libc.unshare(flags), "unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     socket.sethostname(hostname)
     _lo_up()
@@ -288,7 +297,7 @@ def _build_root(req: dict[str, Any]) -> str:
 
 
 def _sandbox(zygote_sock: socket.socket, req: dict[str, Any], ctl: socket.socket, out_fd: int,
-             template_fd: int | None) -> NoReturn:
+             template_fd: int | None, netns_fd: int | None = None) -> NoReturn:
     """I: the zygote's child, born in new mount/uts/ipc/net/pid namespaces (pid 1 there); sets the
     sandbox up as root, forks the runtime, then stays as its init. Never returns."""
     try:
@@ -304,7 +313,7 @@ def _sandbox(zygote_sock: socket.socket, req: dict[str, Any], ctl: socket.socket
                 with open(path, "w") as f:
                     f.write("0")  # the writer itself
             step = "namespaces"
-            _own_namespaces(req["hostname"])
+            _own_namespaces(req["hostname"], netns_fd)
             trace.append(["namespaces", time.monotonic()])
             step = "listen"
             listeners = [_listen(host, port) for host, port in req["listen"]]
@@ -805,8 +814,10 @@ def serve(sock: socket.socket) -> None:
             return
         if req is None:
             return
+        # A prepared network namespace (see hearth.sandbox.network) comes last, when "netns" says so.
+        netns_fd = fds.pop() if req.get("netns") and fds else None
         if len(fds) not in (2, 3):
-            for fd in fds:
+            for fd in fds + ([netns_fd] if netns_fd is not None else []):
                 os.close(fd)
             continue
         ctl = socket.socket(fileno=fds[0])
@@ -819,9 +830,9 @@ def serve(sock: socket.socket) -> None:
             send_msg(ctl, {"error": f"clone: {exc}"})
             pid = -1
         if pid == 0:
-            _sandbox(sock, req, ctl, fds[1], template_fd)
+            _sandbox(sock, req, ctl, fds[1], template_fd, netns_fd)
         ctl.close()
-        for fd in fds[1:]:
+        for fd in fds[1:] + ([netns_fd] if netns_fd is not None else []):
             os.close(fd)
         _reap()
 

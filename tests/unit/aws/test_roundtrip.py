@@ -253,3 +253,49 @@ def test_sns_empty_list_and_unknown_action(tmp_path: Path) -> None:
     client, echo = _setup(tmp_path, "sns")
     client.tag_resource(ResourceArn="arn:aws:sns:us-east-1:1:t", Tags=[])
     assert echo.calls[-1][1] == {"ResourceArn": "arn:aws:sns:us-east-1:1:t", "Tags": []}
+
+
+# -- ec2 protocol --------------------------------------------------------------------------------
+
+EC2_CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("create_vpc", {"CidrBlock": "10.0.0.0/16", "TagSpecifications": [
+        {"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": "a & <b>"}, {"Key": "empty", "Value": ""}]}]}),
+    ("describe_vpcs", {"VpcIds": ["vpc-1", "vpc-2"], "Filters": [
+        {"Name": "tag:Name", "Values": ["x", "y"]}, {"Name": "is-default", "Values": ["false"]}]}),
+    ("authorize_security_group_egress", {"GroupId": "sg-1", "IpPermissions": [
+        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5433, "IpRanges": [{"CidrIp": "10.0.0.0/24",
+                                                                              "Description": "db"}],
+         "UserIdGroupPairs": [{"GroupId": "sg-2"}]}]}),
+    ("create_security_group", {"GroupName": "g", "Description": "d", "VpcId": "vpc-1"}),
+    ("delete_tags", {"Resources": ["vpc-1"], "Tags": [{"Key": "k"}]}),
+]
+
+
+@pytest.mark.parametrize(("method", "params"), EC2_CALLS, ids=[f"{m}-{i}" for i, (m, _) in enumerate(EC2_CALLS)])
+def test_ec2_params_arrive_as_given(tmp_path: Path, method: str, params: dict[str, Any]) -> None:
+    client, echo = _setup(tmp_path, "ec2")
+    getattr(client, method)(**params)
+    assert echo.calls[-1][0] == method
+    assert echo.calls[-1][1] == params
+
+
+def test_ec2_answers_and_errors(tmp_path: Path) -> None:
+    vpc = {"VpcId": "vpc-1", "CidrBlock": "10.0.0.0/16", "IsDefault": False, "State": "available",
+           "Tags": [{"Key": "Name", "Value": "n"}],
+           "CidrBlockAssociationSet": [{"AssociationId": "a", "CidrBlock": "10.0.0.0/16",
+                                        "CidrBlockState": {"State": "associated"}}]}
+    group = {"GroupId": "sg-1", "GroupName": "g", "Description": "d", "VpcId": "vpc-1", "IpPermissions": [],
+             "IpPermissionsEgress": [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                                      "UserIdGroupPairs": [], "Ipv6Ranges": [], "PrefixListIds": []}]}
+    client, _ = _setup(tmp_path, "ec2", {
+        "describe_vpcs": {"Vpcs": [vpc]}, "describe_security_groups": {"SecurityGroups": [group]},
+        "delete_vpc": AwsError("InvalidVpcID.NotFound", "The vpc ID 'vpc-9' does not exist", 400)})
+    out = client.describe_vpcs()
+    assert out["Vpcs"] == [vpc]
+    assert out["ResponseMetadata"]["RequestId"]
+    assert client.describe_security_groups()["SecurityGroups"] == [group]
+    with pytest.raises(ClientError) as info:
+        client.delete_vpc(VpcId="vpc-9")
+    assert info.value.response["Error"] == {"Code": "InvalidVpcID.NotFound",
+                                            "Message": "The vpc ID 'vpc-9' does not exist"}
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400

@@ -55,11 +55,20 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/fuzz"
 # with fewer examples each (there are ~1,000 of their operations; the suite's time is bounded).
 DEEP = ("events", "kinesis", "lambda", "logs", "sns", "sqs")
 WIDE = ("apigateway", "apigatewaymanagementapi", "apigatewayv2", "cloudformation", "dynamodb", "dynamodbstreams",
-        "ecr", "iam", "s3", "ssm", "sts")
+        "ec2", "ecr", "iam", "s3", "ssm", "sts")
 SERVICES = tuple(sorted(DEEP + WIDE))
 _SESSION = botocore.session.get_session()
 MODELS = {name: _SESSION.get_service_model(name) for name in SERVICES}
-CASES = [(service, op) for service in SERVICES for op in sorted(MODELS[service].operation_names)]
+# EC2's model has ~750 operations and Hearth serves its networking subset: those are fuzzed, with a
+# few it does not serve (each must still get a clean answer, as in the other services).
+SUBSETS = {"ec2": (
+    "AuthorizeSecurityGroupEgress", "AuthorizeSecurityGroupIngress", "CreateSecurityGroup", "CreateSubnet",
+    "CreateTags", "CreateVpc", "DeleteSecurityGroup", "DeleteSubnet", "DeleteTags", "DeleteVpc",
+    "DescribeNetworkInterfaces", "DescribeSecurityGroups", "DescribeSubnets", "DescribeTags", "DescribeVpcs",
+    "RevokeSecurityGroupEgress", "RevokeSecurityGroupIngress", "DescribeInstances", "RunInstances",
+    "CreateNatGateway")}
+CASES = [(service, op) for service in SERVICES
+         for op in sorted(SUBSETS.get(service) or MODELS[service].operation_names)]
 EXAMPLES_PER_OPERATION = 6
 EXAMPLES_TO_REACH = 60
 EXAMPLES_WIDE = 2

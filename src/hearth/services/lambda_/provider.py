@@ -27,6 +27,8 @@ from hearth.services.lambda_.errors import maps_domain_errors
 from hearth.store.blobs import ZipRejected, inspect_zip
 
 TOTAL_CODE_SIZE_LIMIT = 80_530_636_800
+# (account, region, subnet ids, security group ids) -> the VPC they are in; raises Lambda's error.
+VpcCheck = Callable[[str, str, list[str], list[str]], str]
 _ALIAS_LIKE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -82,6 +84,9 @@ def render_configuration(cfg: FunctionConfig, arn_qualifier: str | None = None) 
         out["DeadLetterConfig"] = {"TargetArn": cfg.dead_letter_target}
     if cfg.kms_key_arn:
         out["KMSKeyArn"] = cfg.kms_key_arn
+    if cfg.vpc_set:
+        out["VpcConfig"] = {"SubnetIds": list(cfg.vpc_subnet_ids), "SecurityGroupIds": list(cfg.vpc_security_group_ids),
+                            "VpcId": cfg.vpc_id, "Ipv6AllowedForDualStack": cfg.vpc_ipv6_dual_stack}
     return out
 
 
@@ -151,6 +156,7 @@ class LambdaProvider:
         self, settings: Settings, store: FunctionStore, functions: FunctionService, code_signer: CodeUrlSigner,
         *, reserved_concurrency: Callable[[str], int | None] | None = None,
         role_assumable: Callable[[str], bool] | None = None, s3_code: S3Reader | None = None,
+        vpc_check: VpcCheck | None = None,
     ) -> None:
         self._s3_code = s3_code
         self._settings = settings
@@ -161,6 +167,22 @@ class LambdaProvider:
         self._reserved = reserved_concurrency or (lambda arn: None)
         # IAM owns roles: whether a role exists and trusts lambda.amazonaws.com (None: no IAM, any role).
         self._role_assumable = role_assumable
+        # EC2 owns subnets and security groups: a VpcConfig's VPC, or Lambda's error naming what is missing.
+        self._vpc_check = vpc_check
+
+    def _vpc_fields(self, ctx: RequestContext, vpc: dict[str, Any] | None) -> dict[str, Any]:
+        """FunctionConfig fields from a VpcConfig parameter (an empty one removes the configuration)."""
+        vpc = vpc or {}
+        subnets = list(vpc.get("SubnetIds") or [])
+        groups = list(vpc.get("SecurityGroupIds") or [])
+        if subnets and not groups:
+            raise errors.invalid_parameter("SecurityGroupIds are required when SubnetIds are specified.")
+        vpc_id = ""
+        if subnets and self._vpc_check is not None:
+            vpc_id = self._vpc_check(ctx.account_id, ctx.region, subnets, groups)
+        return {"vpc_subnet_ids": tuple(subnets), "vpc_security_group_ids": tuple(groups) if subnets else (),
+                "vpc_id": vpc_id, "vpc_ipv6_dual_stack": bool(vpc.get("Ipv6AllowedForDualStack")) if subnets else False,
+                "vpc_set": True}
 
     def _check_role(self, role: str) -> None:
         if self._role_assumable is not None and not self._role_assumable(role):
@@ -248,6 +270,8 @@ class LambdaProvider:
         )
         cfg = cfg.replace(**_logging_changes(params.get("LoggingConfig"), None), **layer_fields,
                           code_unzipped_size=unzipped)
+        if "VpcConfig" in params:
+            cfg = cfg.replace(**self._vpc_fields(ctx, params["VpcConfig"]))
         validation.check_snap_start(cfg.snap_start_apply_on, cfg.runtime)
         created = await self._functions.create(cfg, zip_file, tags, publish=bool(params.get("Publish")))
         return render_configuration(created)
@@ -343,6 +367,8 @@ class LambdaProvider:
             changes["environment_set"] = True
         if "TracingConfig" in params:
             changes["tracing_mode"] = (params["TracingConfig"] or {}).get("Mode") or "PassThrough"
+        if "VpcConfig" in params:
+            changes.update(self._vpc_fields(ctx, params["VpcConfig"]))
         if "EphemeralStorage" in params:
             changes["ephemeral_storage"] = (params["EphemeralStorage"] or {}).get("Size") or 512
         if "DeadLetterConfig" in params:

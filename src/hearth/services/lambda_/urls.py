@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,12 +108,19 @@ def not_found(message: str) -> AwsError:
 class UrlConfigStore:
     """Durable URL configurations, with every row also in memory (a URL request looks one up)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, on_hosts: Callable[[tuple[str, ...]], None] | None = None) -> None:
         self._db = ComponentDb(data_dir, COMPONENT, MIGRATIONS)
         self._by_id: dict[str, UrlConfig] = {}
         for row in self._db.query("SELECT * FROM function_urls"):
             cfg = _from_row(row)
             self._by_id[cfg.url_id] = cfg
+        # Told every URL host whenever they change: sandboxes resolve them (hearth.sandbox.namespace).
+        self._on_hosts = on_hosts or (lambda hosts: None)
+        self._on_hosts(self.hosts())
+
+    def hosts(self) -> tuple[str, ...]:
+        """Every URL's host name (`<url-id>.lambda-url.<region>.localhost`)."""
+        return tuple(sorted(f"{c.url_id}.lambda-url.{c.region}.localhost" for c in self._by_id.values()))
 
     def lookup(self, url_id: str) -> UrlConfig | None:
         return self._by_id.get(url_id)
@@ -135,20 +143,27 @@ class UrlConfigStore:
                 (cfg.url_id, cfg.account, cfg.region, cfg.function_name, cfg.qualifier, cfg.auth_type,
                  json.dumps(cfg.cors) if cfg.cors is not None else None, cfg.invoke_mode, cfg.creation_time,
                  cfg.last_modified_time))
+        new = cfg.url_id not in self._by_id
         self._by_id[cfg.url_id] = cfg
+        if new:
+            self._on_hosts(self.hosts())
 
     def delete(self, url_id: str) -> None:
         with self._db.tx() as db:
             db.execute("DELETE FROM function_urls WHERE url_id = ?", (url_id,))
-        self._by_id.pop(url_id, None)
+        if self._by_id.pop(url_id, None) is not None:
+            self._on_hosts(self.hosts())
 
     def delete_function(self, account: str, region: str, name: str) -> None:
         """The function is gone: so are its URLs (AWS deletes them with it)."""
         with self._db.tx() as db:
             db.execute("DELETE FROM function_urls WHERE account = ? AND region = ? AND function_name = ?",
                        (account, region, name))
-        for cfg in self.list_for(account, region, name):
+        gone = self.list_for(account, region, name)
+        for cfg in gone:
             self._by_id.pop(cfg.url_id, None)
+        if gone:
+            self._on_hosts(self.hosts())
 
     def on_function_change(self, event: str, fv: FunctionVersion) -> None:
         """A FunctionService listener."""

@@ -13,6 +13,7 @@ from hearth.services.cloudformation.resources import (
     messaging,
     metadata,
     nested,
+    network,
     storage,
 )
 from hearth.services.cloudformation.resources.base import Handler
@@ -20,5 +21,5 @@ from hearth.services.cloudformation.resources.base import Handler
 REGISTRY: dict[str, Handler] = {
     handler.type: handler() for handler in (*lambda_.HANDLERS, *messaging.HANDLERS, *storage.HANDLERS, *nested.HANDLERS,
                                     *apigateway.HANDLERS, *containers.HANDLERS, *metadata.HANDLERS,
-                                    *identity.HANDLERS)
+                                    *identity.HANDLERS, *network.HANDLERS)
 }
