@@ -62,6 +62,11 @@ class Settings:
     https_port: int | None = None
     # IAM enforcement for non-root callers: "enforce" (AccessDenied) or "audit" (allow, log the denial).
     iam_mode: str = "enforce"
+    # Every component's state in this PostgreSQL database (postgresql://...) instead of SQLite files in
+    # data_dir; several nodes on one database are one Hearth (hearth.store.postgres, hearth.cluster).
+    database_url: str | None = None
+    # This node's id in the cluster (default: the host name and port).
+    node_id: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -106,6 +111,10 @@ class Settings:
             values["https_port"] = int(env["HEARTH_HTTPS_PORT"])
         if "HEARTH_IAM" in env:
             values["iam_mode"] = env["HEARTH_IAM"]
+        if "HEARTH_DATABASE_URL" in env:
+            values["database_url"] = env["HEARTH_DATABASE_URL"]
+        if "HEARTH_NODE_ID" in env:
+            values["node_id"] = env["HEARTH_NODE_ID"]
         if "HEARTH_TEST_TIME_SCALE" in env:
             values["schedule_time_scale"] = float(env["HEARTH_TEST_TIME_SCALE"])
         values.update({k: v for k, v in overrides.items() if v is not None})

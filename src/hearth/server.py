@@ -107,6 +107,8 @@ from hearth.services.ssm.provider import SsmProvider
 from hearth.services.sts.provider import StsProvider, role_trusts_service
 from hearth.services.sts.sessions import SessionStore
 from hearth.store.blobs import BlobStore
+from hearth.store.engine import use_engine
+from hearth.store.postgres import DatabaseUnavailable, PostgresEngine, is_postgres_url
 from hearth.tls import default_hosts, ensure_tls
 from hearth.urls.front import UrlFront
 from hearth.urls.front import match as url_match
@@ -150,6 +152,11 @@ class Hearth:
         on_stop = self._stack
         s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         s.data_dir.chmod(0o700)
+        # --- scale-out (issue 18): with --database, every ComponentDb opened on the data directory from
+        # here on keeps its state in PostgreSQL (one schema per component) instead of SQLite files.
+        if s.database_url is not None:
+            use_engine(s.data_dir, PostgresEngine(s.database_url))
+        # --- end scale-out
         # Identity: IAM's entities and STS's sessions; their keys verify like the root keys do.
         self.iam_store = IamStore(s.data_dir)
         on_stop.callback(self.iam_store.close)
@@ -585,6 +592,13 @@ def is_loopback(host: str) -> bool:
 
 def serve(settings: Settings) -> None:
     """Run Hearth until SIGINT/SIGTERM."""
+    if settings.database_url is not None:  # scale-out: an unreachable database is a clear error, not a trace
+        if not is_postgres_url(settings.database_url):
+            raise SystemExit("hearth: --database takes a postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE URL")
+        try:
+            PostgresEngine(settings.database_url).check()
+        except DatabaseUnavailable as exc:
+            raise SystemExit(f"hearth: {exc}") from None
     if settings.auth == "any" and not is_loopback(settings.host):
         raise SystemExit("hearth: --auth any is only allowed when bound to a loopback address")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -31,6 +31,11 @@ from hearth.config import Settings
 @click.option("--iam", "iam_mode", type=click.Choice(["enforce", "audit"]), default=None,
               help="IAM policies for non-root callers: enforce (default) answers AccessDenied; audit allows "
                    "the call and logs the denial with the statement that would be needed ($HEARTH_IAM).")
+@click.option("--database", "database_url", default=None, metavar="URL",
+              help="Keep every component's state in this PostgreSQL database (postgresql://USER@HOST/DB) "
+                   "instead of SQLite files in the data directory; several servers on one database are one "
+                   "Hearth cluster ($HEARTH_DATABASE_URL).")
+@click.option("--node-id", default=None, help="This server's id in a cluster (default HOST:PORT; $HEARTH_NODE_ID).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 def serve(**options: object) -> None:
     """Start Hearth (the AWS API on http://HOST:PORT)."""

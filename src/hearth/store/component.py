@@ -45,7 +45,8 @@ class ComponentDb:
         self.component = component
         self.database = database
         self.location = self.engine.location(database)
-        self._conn = self.engine.connect(database)
+        self._conn = self.engine.connect(database, component)
+        self._write_lock = self.engine.write_lock(component)
         self._lock = threading.RLock()
         self._closed = False
         try:
@@ -80,6 +81,8 @@ class ComponentDb:
             try:
                 self._conn.execute(self.engine.dialect.begin_write)
                 try:
+                    if self._write_lock is not None:
+                        self._conn.execute(*self._write_lock)
                     yield self._conn
                 except BaseException:
                     self._conn.execute("ROLLBACK")
@@ -118,7 +121,8 @@ class ComponentDb:
                        "(component TEXT PRIMARY KEY, version INTEGER NOT NULL, applied_at REAL NOT NULL)")
             known = db.execute("SELECT version FROM component_schema WHERE component = ?",
                                (self.component,)).fetchone()
-            if known is None and adopt is not None:
+            # Only a SQLite file can hold a layout older than `component_schema`.
+            if known is None and adopt is not None and self.engine.dialect.name == "sqlite":
                 adopted = adopt(db)
                 if adopted:
                     _record_version(db, self.component, adopted)

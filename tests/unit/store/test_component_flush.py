@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 from hearth.store.component import ComponentDb
+from tests import pgcluster
+
+# SQLite's PRAGMA: PostgreSQL's synchronous_commit switch is tests/unit/store/test_postgres.py's.
+pytestmark = pytest.mark.skipif(pgcluster.enabled(), reason="SQLite's synchronous pragma")
 
 MIGRATIONS = ("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)",)
 FULL = 2  # PRAGMA synchronous values: 0 OFF, 1 NORMAL, 2 FULL
