@@ -21,6 +21,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Generator
+from datetime import datetime
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
@@ -34,6 +35,7 @@ from hearth.aws.authz.usage import UsageRecorder, smallest_policy
 from hearth.aws.gateway import AwsGateway
 from hearth.aws.keys import KeyStore
 from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
+from hearth.cluster.membership import ONCE_ONLY_LEASES, Membership, default_node_id
 from hearth.config import DEFAULT_PORT, Settings
 from hearth.esm.manager import MappingManager
 from hearth.esm.store import MappingStore
@@ -145,6 +147,7 @@ class Hearth:
         self.url_front: UrlFront | None = None
         self.api_front: ApiFront | None = None
         self.queues: QueueService | None = None
+        self.membership: Membership | None = None  # scale-out: a cluster's node (with --database)
         self._stack = contextlib.AsyncExitStack()
 
     async def start(self) -> None:
@@ -154,8 +157,15 @@ class Hearth:
         s.data_dir.chmod(0o700)
         # --- scale-out (issue 18): with --database, every ComponentDb opened on the data directory from
         # here on keeps its state in PostgreSQL (one schema per component) instead of SQLite files.
+        # Membership (this node's row and heartbeat) and leases for work that must run once per cluster.
         if s.database_url is not None:
             use_engine(s.data_dir, PostgresEngine(s.database_url))
+            self.membership = Membership(s.data_dir, s.node_id or default_node_id(s.host, s.port),
+                                         s.endpoint_url, s.account_concurrency)
+            on_stop.callback(self.membership.close)
+            self.membership.want(ONCE_ONLY_LEASES)
+            self.membership.start()
+            on_stop.push_async_callback(self.membership.stop)  # leases handed back after the work stopped
         # --- end scale-out
         # Identity: IAM's entities and STS's sessions; their keys verify like the root keys do.
         self.iam_store = IamStore(s.data_dir)
@@ -183,6 +193,7 @@ class Hearth:
         self.store = open_store(s.data_dir)
         on_stop.callback(self.store.close)
         self.blobs = BlobStore(s.data_dir)
+        on_stop.callback(self.blobs.close)  # scale-out: its shared archive store (PostgreSQL engine)
         self.code_signer = CodeUrlSigner.load(s.data_dir)
         self.log_store = LogStore(s.data_dir)
         on_stop.callback(self.log_store.close)
@@ -285,7 +296,8 @@ class Hearth:
         self.url_front = UrlFront(s, self.keys, self.url_configs, self.functions, self.invoker)
         on_stop.push_async_callback(self.url_front.close)  # in-flight URL invocations finish before the invoker
         # The bus registers the router's "events" handler; it stops before what it delivers to.
-        self.eventbridge = EventBridge(s.data_dir, self.router, clock_for(s.schedule_time_scale))
+        self.eventbridge = EventBridge(s.data_dir, self.router, clock_for(s.schedule_time_scale),
+                                       fire_gate=self._schedule_gate())  # scale-out: once per cluster
         on_stop.push_async_callback(self.eventbridge.stop)
         # DynamoDB: tables, items and their stream records in one store; TTL deletions in the background.
         self.tables = TableStore(s.data_dir)
@@ -350,6 +362,17 @@ class Hearth:
         self.s3_dispatcher.start()  # queued notifications (also those a crash left undelivered)
         self.s3.start()  # lifecycle expiration
         self.started = True
+
+    def _schedule_gate(self) -> Callable[[str, datetime], bool] | None:
+        """Scale-out: in a cluster, a schedule fires on the holder of the schedules lease only, and once
+        per moment cluster-wide (a node taking the lease over never fires a moment again)."""
+        membership = self.membership
+        if membership is None:
+            return None
+
+        def gate(key: str, moment: datetime) -> bool:
+            return membership.holds("schedules") is not None and membership.once(f"schedule:{key}:{moment.isoformat()}")
+        return gate
 
     def begin_shutdown(self) -> None:
         """Before uvicorn waits for in-flight requests: end the waits that would hold them (SQS long polls)."""
@@ -472,6 +495,8 @@ class Hearth:
                 "sqs": self.queues.statistics(),
                 "event_source_mappings": self.esm.statistics(),
             })
+        # Scale-out: the nodes sharing this database and the leases (None: one node on SQLite).
+        state["cluster"] = self.membership.status() if self.membership is not None else None
         return state
 
 

@@ -4,11 +4,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from tests import pgcluster
 
 from hearth.functions.store import open_store
 from hearth.store.component import ComponentDb, ComponentDbError, table_exists
 from hearth.store.engine import Connection
-from tests import pgcluster
 
 sqlite_only = pytest.mark.skipif(pgcluster.enabled(), reason="SQLite files and pragmas")
 

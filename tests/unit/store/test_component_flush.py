@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests import pgcluster
 
 from hearth.store.component import ComponentDb
-from tests import pgcluster
 
 # SQLite's PRAGMA: PostgreSQL's synchronous_commit switch is tests/unit/store/test_postgres.py's.
 pytestmark = pytest.mark.skipif(pgcluster.enabled(), reason="SQLite's synchronous pragma")

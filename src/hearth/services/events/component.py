@@ -9,6 +9,7 @@ than real time, so an end-to-end test can see `rate(1 minute)` fire in about a s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -25,8 +26,15 @@ def clock_for(scale: float) -> Clock:
     return ScaledClock(scale) if scale > 1.0 else SystemClock()
 
 
+# Whether this node fires schedule `key` at `moment` (a cluster: only the holder of the schedules lease,
+# once per moment cluster-wide); None: always (one node).
+FireGate = Callable[[str, datetime], bool]
+
+
 class EventBridge:
-    def __init__(self, data_dir: Path, router: DeliveryRouter, clock: Clock | None = None) -> None:
+    def __init__(self, data_dir: Path, router: DeliveryRouter, clock: Clock | None = None,
+                 fire_gate: FireGate | None = None) -> None:
+        self._fire_gate = fire_gate
         self.store = EventStore(data_dir)
         self.dispatcher = Dispatcher(self.store, router)
         self.bus = EventBus(self.store, self.dispatcher, ScheduleEngine(self._fire, clock or SystemClock()))
@@ -34,6 +42,8 @@ class EventBridge:
         router.register("events", self.bus.deliver_to_bus)
 
     async def _fire(self, key: str, moment: datetime) -> None:
+        if self._fire_gate is not None and not self._fire_gate(key, moment):
+            return
         await self.bus.fire(key, moment)
 
     def start(self) -> None:

@@ -352,8 +352,11 @@ class QueueService:
         now = self.clock()
         self._expire(queue, now)
         rows = self.db.query(
-            "SELECT SUM(visible_at <= ?) AS visible, SUM(visible_at > ? AND receive_count > 0) AS inflight, "
-            "SUM(visible_at > ? AND receive_count = 0) AS delayed FROM sqs_messages WHERE queue_id = ?",
+            # CASE, not SUM of a comparison: PostgreSQL has no SUM(boolean).
+            "SELECT SUM(CASE WHEN visible_at <= ? THEN 1 ELSE 0 END) AS visible, "
+            "SUM(CASE WHEN visible_at > ? AND receive_count > 0 THEN 1 ELSE 0 END) AS inflight, "
+            "SUM(CASE WHEN visible_at > ? AND receive_count = 0 THEN 1 ELSE 0 END) AS delayed "
+            "FROM sqs_messages WHERE queue_id = ?",
             (now, now, now, queue.id))
         row = rows[0]
         return {"ApproximateNumberOfMessages": int(row["visible"] or 0),
