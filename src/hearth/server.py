@@ -256,7 +256,10 @@ class Hearth:
         on_stop.callback(self.event_configs.close)
         self.functions.add_listener(self._on_function_change_async)
         self.async_queue = AsyncQueue(s.data_dir, self.invoker, self.functions, self.router,
-                                      policies=self.event_configs, config=AsyncQueueConfig.from_settings(s))
+                                      policies=self.event_configs, config=AsyncQueueConfig.from_settings(s),
+                                      node_id=self.membership.node_id if self.membership else None)
+        if self.membership is not None:  # scale-out: the events of a node that died or left run here
+            self.membership.on_departure(self.async_queue.adopt)
         on_stop.push_async_callback(self.async_queue.close)  # running events drain briefly; the rest stay stored
         self.router.register("lambda", self.async_queue.deliver_to_function)
         # S3: metadata in the component db, bodies in <data-dir>/s3, notifications through the router.
@@ -356,6 +359,8 @@ class Hearth:
         self.gateway.add_service("cloudformation", [self.cloudformation.provider])
         self.cloudformation.start()
         self.async_queue.start()  # last: resumed events may deliver to any registered component
+        if self.membership is not None:
+            self.membership.report_departures()  # scale-out: take over what departed nodes left
         self.esm.start()  # queue and stream pollers, now that queues, streams and the invoker are up
         self.ttl_sweeper.start()
         self.eventbridge.start()  # schedules and pending deliveries, now that every target handler is registered

@@ -26,7 +26,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,8 @@ class Membership:
         self._held: dict[str, Lease] = {}
         self._task: asyncio.Task[None] | None = None
         self._once_pruned = 0.0
+        self._departure_listeners: list[Callable[[list[str]], object]] = []
+        self._departed: set[str] = set()  # nodes already reported dead or left
 
     # -- the database's clock ----------------------------------------------------------------------
 
@@ -177,8 +179,26 @@ class Membership:
             await asyncio.sleep(self.heartbeat_s)
             try:
                 await asyncio.to_thread(self.tick)
+                self.report_departures()  # on the event loop: listeners may touch their own loop state
             except Exception:  # an outage: holds() turns false by itself as the local deadlines pass
                 log.warning("cluster heartbeat failed", exc_info=True)
+
+    def on_departure(self, listener: Callable[[list[str]], object]) -> None:
+        """Call `listener(node_ids)` on the event loop for nodes that died or left (each once per
+        departure; at start, for every node already gone), so that their work is taken over."""
+        self._departure_listeners.append(listener)
+
+    def report_departures(self) -> None:
+        gone = {n.node_id for n in self.nodes() if n.state in ("dead", "left") and n.node_id != self.node_id}
+        new = sorted(gone - self._departed)
+        self._departed = gone  # a node that came back and goes again is reported again
+        if new:
+            log.info("cluster: %s no longer running", ", ".join(new))
+            for listener in self._departure_listeners:
+                try:
+                    listener(new)
+                except Exception:
+                    log.exception("taking over the work of %s failed", ", ".join(new))
 
     def tick(self) -> None:
         """One heartbeat: refresh this node's row, renew (or try to take) every wanted lease."""

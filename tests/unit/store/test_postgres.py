@@ -6,6 +6,7 @@ Runs on a throwaway cluster (tests/pgcluster.py); skipped where no PostgreSQL se
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -154,3 +155,25 @@ def test_an_outage_fails_calls_then_recovers_without_a_restart(tmp_path: Path) -
         db.close()
     finally:
         own.stop()
+
+
+def test_text_sorts_bytewise_whatever_the_databases_locale(tmp_path: Path) -> None:
+    """Listings page and DynamoDB sort keys order by bytes, as on SQLite, also in a database whose default
+    collation is a language's (ICU English puts 'a' before 'B'; bytes put 'B' first)."""
+    base = pgcluster.cluster().url("postgres")
+    name = f"icu_{os.getpid()}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        try:
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
+                         "LOCALE 'C.UTF-8'")
+        except psycopg.Error as exc:
+            pytest.skip(f"no ICU collations here: {exc}")
+        assert conn.execute("SELECT 'a' < 'B' COLLATE \"en-US-x-icu\"").fetchone() == (True,)
+    db = ComponentDb(tmp_path, "items", ITEMS, engine=PostgresEngine(base.rsplit("/", 1)[0] + f"/{name}"))
+    try:
+        with db.tx() as c:
+            c.executemany("INSERT INTO items (name) VALUES (?)", [("a",), ("B",), ("_",), ("Z",)])
+        assert [r[0] for r in db.query("SELECT name FROM items ORDER BY name")] == ["B", "Z", "_", "a"]
+        assert [r[0] for r in db.query("SELECT name FROM items WHERE name > ? ORDER BY name", ("Z",))] == ["_", "a"]
+    finally:
+        db.close()

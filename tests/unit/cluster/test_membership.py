@@ -1,0 +1,93 @@
+"""Membership and leases (hearth.cluster.membership), on SQLite (one node) and on PostgreSQL (the
+database's clock): one holder per lease, takeover only after expiry with a new fencing token, the
+old holder fenced, work done once per key, a silent node declared dead, a clean stop handing back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from tests import pgcluster
+
+from hearth.cluster.membership import Membership
+from hearth.store.engine import use_engine
+from hearth.store.postgres import PostgresEngine
+
+Make = Callable[..., Membership]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Make]:
+    if request.param == "postgresql":
+        if not pgcluster.available():
+            pytest.skip("no PostgreSQL server binaries")
+        use_engine(tmp_path, PostgresEngine(pgcluster.cluster().new_database("membership")))
+    made: list[Membership] = []
+
+    def make(node_id: str, **kwargs: float) -> Membership:
+        member = Membership(tmp_path, node_id, f"http://{node_id}", 10, **kwargs)
+        member.register()
+        made.append(member)
+        return member
+
+    yield make
+    for member in made:
+        member.close()
+
+
+def _until(condition: Callable[[], object]) -> None:
+    """Wait for an event (a lease's expiry, a heartbeat's age), never assert on time itself."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "the awaited state never came"
+        time.sleep(0.02)
+
+
+def test_one_holder_and_a_fenced_takeover_after_expiry(make: Make) -> None:
+    a = make("a", lease_s=0.3, dead_after_s=5)
+    b = make("b", lease_s=0.3, dead_after_s=5)
+    first = a.acquire("schedules")
+    assert first is not None and first.token == 1
+    assert b.acquire("schedules") is None  # held by a
+    renewed = a.acquire("schedules")
+    assert renewed is not None and renewed.token == 1  # a renewal keeps the token
+    _until(lambda: b.acquire("schedules") is not None)
+    taken = b.holds("schedules")
+    assert taken is not None and taken.token == 2
+    # a (cut off, say) stopped acting before b could take over, and its token no longer writes.
+    assert a.holds("schedules") is None
+    assert not a.still_holder(renewed)
+    assert b.still_holder(taken)
+
+
+def test_work_is_done_once_per_key_across_nodes(make: Make) -> None:
+    a, b = make("a"), make("b")
+    assert a.once("schedule:r:2026-01-01T00:00:00")
+    assert not b.once("schedule:r:2026-01-01T00:00:00")
+    assert not a.once("schedule:r:2026-01-01T00:00:00")
+    assert b.once("schedule:r:2026-01-01T00:01:00")
+
+
+def test_a_silent_node_is_dead_and_a_stopped_one_has_left(make: Make) -> None:
+    a = make("a", heartbeat_s=0.05, lease_s=0.1, dead_after_s=0.2)
+    b = make("b", heartbeat_s=0.05, lease_s=0.1, dead_after_s=0.2)
+    assert {n.node_id: n.state for n in a.nodes()} == {"a": "alive", "b": "alive"}
+    _until(lambda: {n.node_id: n.state for n in a.nodes()}.get("b") == "dead")  # b stopped heartbeating
+    b.tick()  # it is back
+    assert {n.node_id: n.state for n in a.nodes()}["b"] == "alive"
+
+
+async def test_a_clean_stop_hands_the_leases_back_at_once(make: Make) -> None:
+    a = make("a", lease_s=60, dead_after_s=60)
+    b = make("b", lease_s=60, dead_after_s=60)
+    a.want(["schedules"])
+    a.start()
+    assert a.holds("schedules") is not None and b.acquire("schedules") is None
+    await a.stop()
+    taken = b.acquire("schedules")
+    assert taken is not None and taken.token == 2
+    assert {n.node_id: n.state for n in b.nodes()}["a"] == "left"
+    status = b.status()
+    assert [(lease["name"], lease["holder"]) for lease in status["leases"]] == [("schedules", "b")]
