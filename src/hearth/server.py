@@ -271,7 +271,8 @@ class Hearth:
         on_stop.push_async_callback(self.s3_dispatcher.close)
         self.s3 = S3Provider(self.s3_store, self.s3_files, self.s3_dispatcher, region=s.region,
                              service_allows=lambda arn, principal, source, account: self.functions is not None
-                             and self.functions.allows_service(arn, principal, source, source_account=account))
+                             and self.functions.allows_service(arn, principal, source, source_account=account),
+                             sweep_gate=self._lease_gate("s3-lifecycle"))  # scale-out: one node sweeps
         lambda_providers: list[object] = [
             ConcurrencyProvider(self.functions, self.limiter),
             LambdaProvider(s, self.store, self.functions, self.code_signer, reserved_concurrency=self.limiter.reserved,
@@ -305,7 +306,7 @@ class Hearth:
         # DynamoDB: tables, items and their stream records in one store; TTL deletions in the background.
         self.tables = TableStore(s.data_dir)
         on_stop.callback(self.tables.close)
-        self.ttl_sweeper = TtlSweeper(self.tables)
+        self.ttl_sweeper = TtlSweeper(self.tables, gate=self._lease_gate("dynamodb-ttl"))  # scale-out: one node
         on_stop.push_async_callback(self.ttl_sweeper.close)
         # Event source mappings: durable mappings and their pollers (first to stop: no batch starts into
         # components that are stopping).
@@ -367,6 +368,13 @@ class Hearth:
         self.s3_dispatcher.start()  # queued notifications (also those a crash left undelivered)
         self.s3.start()  # lifecycle expiration
         self.started = True
+
+    def _lease_gate(self, lease: str) -> Callable[[], bool] | None:
+        """Scale-out: in a cluster, a background sweep runs on the holder of its lease only."""
+        membership = self.membership
+        if membership is None:
+            return None
+        return lambda: membership.holds(lease) is not None
 
     def _schedule_gate(self) -> Callable[[str, datetime], bool] | None:
         """Scale-out: in a cluster, a schedule fires on the holder of the schedules lease only, and once
