@@ -228,6 +228,7 @@ class Hearth:
             policy=make_policy(s.keep_alive_policy, s.keep_alive_s),
             metrics=self.invoke_metrics,
             init_logs=function_logs.write,  # SnapStart templates' INIT logs, written like an invocation's
+            prepare_code=self._fetch_code if s.database_url is not None else None,  # scale-out: shared archives
         )
         pool.start()
         on_stop.push_async_callback(pool.close)
@@ -368,6 +369,13 @@ class Hearth:
         self.s3_dispatcher.start()  # queued notifications (also those a crash left undelivered)
         self.s3.start()  # lifecycle expiration
         self.started = True
+
+    async def _fetch_code(self, fv: FunctionVersion) -> None:
+        """Scale-out: a version created through another node has its archives in the database only; fetch
+        and extract them here before its first environment starts (a no-op once they are)."""
+        missing = [d.name for d in (fv.code_dir, *fv.layer_dirs) if not d.is_dir()]
+        for sha in missing:
+            await asyncio.to_thread(self.blobs.extract, sha)
 
     def _lease_gate(self, lease: str) -> Callable[[], bool] | None:
         """Scale-out: in a cluster, a background sweep runs on the holder of its lease only."""

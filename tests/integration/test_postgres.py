@@ -78,6 +78,10 @@ def test_a_second_node_on_the_database_is_the_same_hearth(node1: HearthServer, d
         assert {"pg-fn", "pg-shared"} <= names
         _, body = invoke_json(node2.client("lambda"), "pg-shared", {"from": 2})
         assert body == {"got": {"from": 2}, "fn": "pg-shared"}
+        # A function created through node 1 while node 2 runs: node 2 fetches its archive at first start.
+        create_function(lam1, "pg-late", {"app.py": HANDLER})
+        _, body = invoke_json(node2.client("lambda"), "pg-late", {"late": True})
+        assert body == {"got": {"late": True}, "fn": "pg-late"}
         assert node2.client("ssm").get_parameter(Name="/pg/p")["Parameter"]["Value"] == "v"
         cluster = node2.health()["cluster"]
         nodes = {n["id"]: n["state"] for n in cluster["nodes"]}
