@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +19,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests import pgcluster
-from tests.integration.harness import HearthServer, create_function, invoke_json
+from tests.integration.harness import HearthServer, create_function, invoke_json, make_zip, wait_active
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not pgcluster.available(), reason="no PostgreSQL server binaries")]
 
+NEW_HANDLER = "def handler(event, context):\n    return {'new': True}\n"
 HANDLER = "def handler(event, context):\n    return {'got': event, 'fn': context.function_name}\n"
 
 
@@ -82,6 +84,13 @@ def test_a_second_node_on_the_database_is_the_same_hearth(node1: HearthServer, d
         create_function(lam1, "pg-late", {"app.py": HANDLER})
         _, body = invoke_json(node2.client("lambda"), "pg-late", {"late": True})
         assert body == {"got": {"late": True}, "fn": "pg-late"}
+        # New code through node 1: node 2 drops its cached configuration and runs the new revision.
+        lam1.update_function_code(FunctionName="pg-late", ZipFile=make_zip({"app.py": NEW_HANDLER}))
+        wait_active(lam1, "pg-late")
+        deadline = time.monotonic() + 30
+        while invoke_json(node2.client("lambda"), "pg-late", {})[1] != {"new": True}:
+            assert time.monotonic() < deadline, "node 2 kept running the old code"
+            time.sleep(0.1)
         assert node2.client("ssm").get_parameter(Name="/pg/p")["Parameter"]["Value"] == "v"
         cluster = node2.health()["cluster"]
         nodes = {n["id"]: n["state"] for n in cluster["nodes"]}

@@ -177,3 +177,25 @@ def test_text_sorts_bytewise_whatever_the_databases_locale(tmp_path: Path) -> No
         assert [r[0] for r in db.query("SELECT name FROM items WHERE name > ? ORDER BY name", ("Z",))] == ["_", "a"]
     finally:
         db.close()
+
+
+def test_a_tracked_component_learns_of_other_connections_writes_only(engine: PostgresEngine, tmp_path: Path) -> None:
+    """What a node caches from a component (the functions' resolve cache) is dropped when another node
+    wrote it; its own writes do not count."""
+    here = ComponentDb(tmp_path, "tracked", ITEMS, engine=engine, track_changes=True)
+    there = ComponentDb(tmp_path, "tracked", ITEMS, engine=engine, track_changes=True)
+    try:
+        assert not here.changed_elsewhere()
+        with here.tx() as db:
+            db.execute("INSERT INTO items (name) VALUES ('mine')")
+        assert not here.changed_elsewhere()
+        assert there.changed_elsewhere()
+        assert not there.changed_elsewhere()  # once per change
+        with there.tx() as db:
+            db.execute("INSERT INTO items (name) VALUES ('theirs')")
+        with here.tx() as db:  # a write of its own after theirs still reveals theirs
+            db.execute("INSERT INTO items (name) VALUES ('mine again')")
+        assert here.changed_elsewhere()
+    finally:
+        here.close()
+        there.close()
