@@ -317,7 +317,8 @@ class Hearth:
                                   PlatformInvoke(self.functions, self.invoker,
                                                  recursion_allowed=self.event_configs.recursion_allowed),
                                   self.router.deliver,
-                                  stream_sources={"dynamodb": partial(DynamoDBStreamSource, self.tables)})
+                                  stream_sources={"dynamodb": partial(DynamoDBStreamSource, self.tables)},
+                                  gate=self._lease_gate("event-source-mappings"))  # scale-out: one poller each
         on_stop.push_async_callback(self.esm.stop)
         lambda_providers.append(EventSourceMappingProvider(self.functions, self.queues, self.streams, self.esm))
         # Code signing configurations: stored and reported as AWS does; signatures are never checked.

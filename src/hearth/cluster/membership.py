@@ -66,7 +66,7 @@ MIGRATIONS = (
 
 # The work a node takes a lease on to run it alone in the cluster (the rest runs on every node; see
 # docs/design.md, "Scale-out").
-ONCE_ONLY_LEASES = ("schedules", "s3-lifecycle", "dynamodb-ttl")
+ONCE_ONLY_LEASES = ("schedules", "s3-lifecycle", "dynamodb-ttl", "event-source-mappings")
 
 HEARTBEAT_S = 2.0
 LEASE_S = 10.0
@@ -247,7 +247,9 @@ class Membership:
     def holds(self, name: str) -> Lease | None:
         """The lease if this node may act on `name` now (held and not past its local deadline)."""
         lease = self._held.get(name)
-        if lease is None or time.monotonic() >= lease.local_deadline:
+        # A heartbeat's margin before the local deadline: work that checks once per turn (pollers
+        # follow the lease every second) has stopped before another node can take the lease over.
+        if lease is None or time.monotonic() >= lease.local_deadline - self.heartbeat_s:
             return None
         return lease
 

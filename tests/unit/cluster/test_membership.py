@@ -46,8 +46,8 @@ def _until(condition: Callable[[], object]) -> None:
 
 
 def test_one_holder_and_a_fenced_takeover_after_expiry(make: Make) -> None:
-    a = make("a", lease_s=0.3, dead_after_s=5)
-    b = make("b", lease_s=0.3, dead_after_s=5)
+    a = make("a", heartbeat_s=0.05, lease_s=0.3, dead_after_s=5)
+    b = make("b", heartbeat_s=0.05, lease_s=0.3, dead_after_s=5)
     first = a.acquire("schedules")
     assert first is not None and first.token == 1
     assert b.acquire("schedules") is None  # held by a
