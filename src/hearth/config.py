@@ -67,6 +67,11 @@ class Settings:
     database_url: str | None = None
     # This node's id in the cluster (default: the host name and port).
     node_id: str | None = None
+    # Cluster timing (hearth.cluster.membership): heartbeat period, lease time (renewed every heartbeat),
+    # and how long a silent node is alive before it is declared dead (its work then moves elsewhere).
+    cluster_heartbeat_s: float = 2.0
+    cluster_lease_s: float = 10.0
+    cluster_dead_after_s: float = 15.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -115,6 +120,9 @@ class Settings:
             values["database_url"] = env["HEARTH_DATABASE_URL"]
         if "HEARTH_NODE_ID" in env:
             values["node_id"] = env["HEARTH_NODE_ID"]
+        if "HEARTH_CLUSTER_TIMES" in env:  # "HEARTBEAT,LEASE,DEAD_AFTER" in seconds
+            beat, lease, dead = (float(v) for v in env["HEARTH_CLUSTER_TIMES"].split(","))
+            values.update(cluster_heartbeat_s=beat, cluster_lease_s=lease, cluster_dead_after_s=dead)
         if "HEARTH_TEST_TIME_SCALE" in env:
             values["schedule_time_scale"] = float(env["HEARTH_TEST_TIME_SCALE"])
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -161,7 +161,8 @@ class Hearth:
         if s.database_url is not None:
             use_engine(s.data_dir, PostgresEngine(s.database_url))
             self.membership = Membership(s.data_dir, s.node_id or default_node_id(s.host, s.port),
-                                         s.endpoint_url, s.account_concurrency)
+                                         s.endpoint_url, s.account_concurrency, heartbeat_s=s.cluster_heartbeat_s,
+                                         lease_s=s.cluster_lease_s, dead_after_s=s.cluster_dead_after_s)
             on_stop.callback(self.membership.close)
             self.membership.want(ONCE_ONLY_LEASES)
             self.membership.start()

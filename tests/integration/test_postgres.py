@@ -126,3 +126,44 @@ def test_a_database_outage_is_a_service_exception_and_heals(tmp_path: Path) -> N
     finally:
         srv.stop()
         own.stop()
+
+
+SLOW_HANDLER = "import time\ndef handler(event, context):\n    time.sleep(1)\n    return event\n"
+FAST_CLUSTER = {"HEARTH_CLUSTER_TIMES": "0.3,1.5,2.5"}  # heartbeat, lease, dead after (seconds)
+
+
+def test_a_killed_nodes_async_events_run_on_another_node(database: str, tmp_path: Path) -> None:
+    """kill -9 of the node that accepted asynchronous invocations: another node declares it dead, takes
+    its events over and runs every one (at least once); nothing acknowledged is lost."""
+    a = HearthServer(tmp_path / "a", extra_args=("--database", database),
+                     extra_env={"HEARTH_NODE_ID": "killed", **FAST_CLUSTER})
+    b = HearthServer(tmp_path / "b", extra_args=("--database", database),
+                     extra_env={"HEARTH_NODE_ID": "survivor", **FAST_CLUSTER}, make_role=False)
+    a.start()
+    b.start()
+    try:
+        lam = a.client("lambda")
+        create_function(lam, "pg-async", {"app.py": SLOW_HANDLER})
+        sqs = b.client("sqs")
+        url = sqs.create_queue(QueueName="pg-async-done")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        lam.put_function_event_invoke_config(FunctionName="pg-async",
+                                             DestinationConfig={"OnSuccess": {"Destination": arn}})
+        for n in range(6):
+            assert lam.invoke(FunctionName="pg-async", InvocationType="Event",
+                              Payload=json.dumps({"n": n}))["StatusCode"] == 202
+        a.kill9()  # acknowledged, some running, most queued: all stored, owned by the dead node
+        seen: set[int] = set()
+        deadline = time.monotonic() + 90
+        while seen != set(range(6)):
+            assert time.monotonic() < deadline, f"only {sorted(seen)} ran after the takeover:\n{b.log()}"
+            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                               WaitTimeSeconds=1).get("Messages", []):
+                seen.add(json.loads(message["Body"])["requestPayload"]["n"])
+        nodes = {n["id"]: n["state"] for n in b.health()["cluster"]["nodes"]}
+        assert nodes["killed"] == "dead" and nodes["survivor"] == "alive"
+        assert "asynchronous event(s) of killed" in b.log()  # they ran because the survivor took them over
+    finally:
+        a.stop()
+        assert b.stop() == 0, b.log()
+
