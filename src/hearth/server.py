@@ -245,7 +245,8 @@ class Hearth:
         await self.functions.recover()
         # The router is how every component delivers to every other (queues, topics, functions, buses).
         self.router = DeliveryRouter()
-        self.queues = QueueService(s.data_dir)
+        # Scale-out: in a cluster, waiters look again every half second (a send through another node wakes none).
+        self.queues = QueueService(s.data_dir, recheck_s=0.5 if self.membership is not None else None)
         on_stop.callback(self.queues.close)
         self.router.register("sqs", SqsDelivery(self.queues))
         self.topics = TopicService(s.data_dir, self.router, s.endpoint_url)

@@ -3,7 +3,7 @@ second node on the same database sees it and runs the same functions, the cluste
 `/_hearth/health` and `hearth cluster status`, and a database outage fails calls with ServiceException
 until the database returns.
 
-Runs on a throwaway cluster (tests/pgcluster.py); skipped where no PostgreSQL server is installed.
+Runs on a throwaway cluster (tests/pgcluster.py) in `./run test-postgresql` (CI's PostgreSQL part).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,11 @@ from botocore.exceptions import ClientError
 from tests import pgcluster
 from tests.integration.harness import HearthServer, create_function, invoke_json, make_zip, wait_active
 
+# Part of the PostgreSQL run (`./run test-postgresql`, HEARTH_TEST_DATABASE=postgresql): several servers
+# each, too many for the main run's budget.
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not pgcluster.available(), reason="no PostgreSQL server binaries")]
+              pytest.mark.skipif(not pgcluster.available(), reason="no PostgreSQL server binaries"),
+              pytest.mark.skipif(not pgcluster.enabled(), reason="the PostgreSQL run's (./run test-postgresql)")]
 
 NEW_HANDLER = "def handler(event, context):\n    return {'new': True}\n"
 HANDLER = "def handler(event, context):\n    return {'got': event, 'fn': context.function_name}\n"
@@ -92,6 +96,12 @@ def test_a_second_node_on_the_database_is_the_same_hearth(node1: HearthServer, d
             assert time.monotonic() < deadline, "node 2 kept running the old code"
             time.sleep(0.1)
         assert node2.client("ssm").get_parameter(Name="/pg/p")["Parameter"]["Value"] == "v"
+        # A long poll on node 2 answers a message sent through node 1 (no shared wake-up: it looks again).
+        url = node1.client("sqs").create_queue(QueueName="pg-across")["QueueUrl"]
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(node2.client("sqs").receive_message, QueueUrl=url, WaitTimeSeconds=20)
+            node1.client("sqs").send_message(QueueUrl=url, MessageBody="across")
+            assert [m["Body"] for m in waiting.result()["Messages"]] == ["across"]
         cluster = node2.health()["cluster"]
         nodes = {n["id"]: n["state"] for n in cluster["nodes"]}
         assert nodes == {"node-1": "alive", "node-2": "alive"}

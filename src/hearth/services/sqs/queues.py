@@ -216,9 +216,12 @@ def _query_code(err: AwsError) -> str:
 class QueueService:
     """Durable queues. Methods are synchronous except the waits; call them on the event loop thread."""
 
-    def __init__(self, data_dir: Path, *, clock: Clock = time.time) -> None:
+    def __init__(self, data_dir: Path, *, clock: Clock = time.time, recheck_s: float | None = None) -> None:
         self.db = ComponentDb(data_dir, "sqs", MIGRATIONS)
         self.clock = clock
+        # In a cluster a send through another node wakes no waiter here: a long poll looks again at
+        # least this often (None: one node, every send wakes its waiters).
+        self._recheck_s = recheck_s
         self._events: dict[str, asyncio.Event] = {}
         self._closed = False  # closing: long polls answer at once with what is there
         self._db_closed = False
@@ -731,6 +734,8 @@ class QueueService:
         deletion of the queue) or `timeout` seconds pass. True if woken. Callers re-check by receiving."""
         if self._closed or timeout <= 0:
             return False
+        if self._recheck_s is not None:
+            timeout = min(timeout, self._recheck_s)  # a cluster: another node's send wakes nobody here
         event = self._events.get(queue_arn)
         if event is None:
             event = self._events[queue_arn] = asyncio.Event()
