@@ -233,7 +233,8 @@ class Hearth:
         )
         pool.start()
         on_stop.push_async_callback(pool.close)
-        self.limiter = ConcurrencyLimiter(s.account_concurrency, ConcurrencyStore(s.data_dir))
+        self.limiter = ConcurrencyLimiter(s.account_concurrency, ConcurrencyStore(s.data_dir),
+                                          cluster=self.membership)  # scale-out: reserved concurrency cluster-wide
         on_stop.callback(self.limiter.close)
         on_stop.callback(metrics.REGISTRY.add_collector(self._collect_metrics))
         self.invoker = Invoker(pool, function_logs, limiter=self.limiter, metrics=self.invoke_metrics)

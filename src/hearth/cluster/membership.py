@@ -62,6 +62,16 @@ MIGRATIONS = (
     );
     CREATE INDEX cluster_once_by_time ON cluster_once (done_at)
     """,
+    # Reserved-concurrency slots each node holds (cluster-wide reserved concurrency).
+    """
+    CREATE TABLE cluster_slots (
+        node_id TEXT NOT NULL,
+        function_arn TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (node_id, function_arn)
+    );
+    CREATE INDEX cluster_slots_by_function ON cluster_slots (function_arn)
+    """,
 )
 
 # The work a node takes a lease on to run it alone in the cluster (the rest runs on every node; see
@@ -148,6 +158,8 @@ class Membership:
                 "pid = excluded.pid, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, "
                 "state = 'alive'",
                 (self.node_id, self.address, self.capacity, self.load, os.getpid(), now, now))
+            # Slots this node held before a crash are not in flight any more.
+            db.execute("DELETE FROM cluster_slots WHERE node_id = ?", (self.node_id,))
 
     def start(self) -> None:
         self.register()
@@ -265,6 +277,30 @@ class Membership:
             done = db.execute("INSERT INTO cluster_once (key, node_id, done_at) VALUES (?, ?, ?) "
                               "ON CONFLICT (key) DO NOTHING", (key, self.node_id, self._now(db)))
             return done.rowcount == 1
+
+    # -- cluster-wide concurrency ------------------------------------------------------------------------
+
+    def take_slot(self, function_arn: str, limit: int) -> bool:
+        """One of a function's `limit` cluster-wide slots for this node, or False when every one is in
+        flight somewhere. Slots of nodes that are dead (silent longer than `dead_after_s`) or left do
+        not count: a crashed node's invocations are over."""
+        with self._db.tx() as db:
+            now = self._now(db)
+            used = db.execute(
+                "SELECT COALESCE(SUM(s.n), 0) FROM cluster_slots s JOIN cluster_nodes c ON c.node_id = s.node_id "
+                "WHERE s.function_arn = ? AND c.state = 'alive' AND c.heartbeat_at > ?",
+                (function_arn, now - self.dead_after_s)).fetchone()[0]
+            if int(used) >= limit:
+                return False
+            db.execute("INSERT INTO cluster_slots (node_id, function_arn, n) VALUES (?, ?, 1) "
+                       "ON CONFLICT (node_id, function_arn) DO UPDATE SET n = cluster_slots.n + 1",
+                       (self.node_id, function_arn))
+        return True
+
+    def give_slot(self, function_arn: str) -> None:
+        with self._db.tx(flush=False) as db:  # lost in a power cut: the node restarts and clears its slots
+            db.execute("UPDATE cluster_slots SET n = n - 1 WHERE node_id = ? AND function_arn = ? AND n > 0",
+                       (self.node_id, function_arn))
 
     # -- what the cluster looks like -------------------------------------------------------------------
 

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 from tests import pgcluster
+from tests.unit.async_.helpers import fv
 
 from hearth.cluster.membership import Membership
+from hearth.invoke.limiter import ConcurrencyLimiter, ConcurrencyStore
 from hearth.store.engine import use_engine
 from hearth.store.postgres import PostgresEngine
 
@@ -91,3 +93,29 @@ async def test_a_clean_stop_hands_the_leases_back_at_once(make: Make) -> None:
     assert {n.node_id: n.state for n in b.nodes()}["a"] == "left"
     status = b.status()
     assert [(lease["name"], lease["holder"]) for lease in status["leases"]] == [("schedules", "b")]
+
+
+def test_reserved_concurrency_holds_across_nodes(make: Make, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Two nodes' limiters on one database: a reservation of 2 set through one node admits two
+    invocations in the whole cluster; a slot freed on one node admits one on the other; a dead node's
+    slots stop counting."""
+    if request.node.callspec.params["make"] != "postgresql":
+        pytest.skip("a reservation set through one node reaches the other through a shared engine")
+    a, b = (make(n, heartbeat_s=0.05, lease_s=0.5, dead_after_s=1.0) for n in ("a", "b"))
+    on_a = ConcurrencyLimiter(100, ConcurrencyStore(tmp_path), cluster=a, min_unreserved=0)
+    on_b = ConcurrencyLimiter(100, ConcurrencyStore(tmp_path), cluster=b, min_unreserved=0)
+    function = fv("reserved")
+    on_a.set_reserved(function.function_arn, function.account_id, function.region, 2)
+    _until(lambda: on_b.reserved(function.function_arn) == 2)  # within the reload period
+    a.tick()
+    b.tick()  # both alive (a node silent for dead_after_s is not counted)
+    first, second = on_a.try_acquire(function), on_b.try_acquire(function)
+    assert first is not None and second is not None
+    assert on_a.try_acquire(function) is None and on_b.try_acquire(function) is None
+    assert on_b.throttle_reason(function) is None  # b's own count is 1: only the cluster says no
+    first.release()
+    assert on_b.try_acquire(function) is not None
+    assert on_a.try_acquire(function) is None
+    _until(lambda: {n.node_id: n.state for n in a.nodes()}["b"] == "dead")  # b stopped heartbeating
+    a.tick()
+    assert on_a.try_acquire(function) is not None  # b's two slots died with it
