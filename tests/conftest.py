@@ -20,18 +20,16 @@ def _postgres_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     if not pgcluster.enabled():
         yield
         return
-    from hearth.store import component, engine
+    from hearth.store import engine
     from hearth.store.postgres import PostgresEngine
 
-    engines: dict[Path, engine.Engine] = {}
+    def on_postgresql(data_dir: Path) -> engine.Engine:
+        return PostgresEngine(pgcluster.database_for(data_dir))
 
-    def engine_for(data_dir: Path) -> engine.Engine:
-        key = data_dir.resolve()
-        if key in engine._engines:  # a test chose its engine (use_engine), as the server would
-            return engine._engines[key]
-        if key not in engines:
-            engines[key] = PostgresEngine(pgcluster.database_for(data_dir))
-        return engines[key]
-
-    monkeypatch.setattr(component, "engine_for", engine_for)
+    # Every data directory nobody chose an engine for gets its own database (engine_for remembers it
+    # per directory, so a store reopened on it finds its data).
+    monkeypatch.setattr(engine, "_default_engine", on_postgresql)
     yield
+    with engine._engines_lock:
+        for key in [k for k, v in engine._engines.items() if isinstance(v, PostgresEngine)]:
+            del engine._engines[key]

@@ -35,6 +35,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeAlias
@@ -163,6 +164,9 @@ class SqliteEngine:
 
 _engines: dict[Path, Engine] = {}
 _engines_lock = threading.Lock()
+# The engine of a data directory nobody chose one for (the test suite's HEARTH_TEST_DATABASE=postgresql
+# replaces it: tests/conftest.py).
+_default_engine: Callable[[Path], Engine] = SqliteEngine
 
 
 def engine_for(data_dir: Path) -> Engine:
@@ -171,7 +175,7 @@ def engine_for(data_dir: Path) -> Engine:
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = _engines[key] = SqliteEngine(data_dir)
+            engine = _engines[key] = _default_engine(data_dir)
         return engine
 
 
