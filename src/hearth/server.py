@@ -162,7 +162,8 @@ class Hearth:
             use_engine(s.data_dir, PostgresEngine(s.database_url))
             self.membership = Membership(s.data_dir, s.node_id or default_node_id(s.host, s.port),
                                          s.endpoint_url, s.account_concurrency, heartbeat_s=s.cluster_heartbeat_s,
-                                         lease_s=s.cluster_lease_s, dead_after_s=s.cluster_dead_after_s)
+                                         lease_s=s.cluster_lease_s, dead_after_s=s.cluster_dead_after_s,
+                                         load=self._cluster_load)
             on_stop.callback(self.membership.close)
             self.membership.want(ONCE_ONLY_LEASES)
             self.membership.start()
@@ -373,6 +374,10 @@ class Hearth:
         self.s3_dispatcher.start()  # queued notifications (also those a crash left undelivered)
         self.s3.start()  # lifecycle expiration
         self.started = True
+
+    def _cluster_load(self) -> int:
+        """Scale-out: this node's load in its heartbeat (invocations running now)."""
+        return self.limiter.in_flight() if self.started else 0
 
     async def _fetch_code(self, fv: FunctionVersion) -> None:
         """Scale-out: a version created through another node has its archives in the database only; fetch

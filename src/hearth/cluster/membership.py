@@ -120,7 +120,7 @@ class Membership:
 
     def __init__(self, data_dir: Path, node_id: str, address: str, capacity: int, *,
                  heartbeat_s: float = HEARTBEAT_S, lease_s: float = LEASE_S,
-                 dead_after_s: float = DEAD_AFTER_S) -> None:
+                 dead_after_s: float = DEAD_AFTER_S, load: Callable[[], int] | None = None) -> None:
         if lease_s > dead_after_s:
             raise ValueError("a lease must expire before its holder is declared dead")
         self._db = ComponentDb(data_dir, COMPONENT, MIGRATIONS)
@@ -131,6 +131,7 @@ class Membership:
         self.heartbeat_s = heartbeat_s
         self.lease_s = lease_s
         self.dead_after_s = dead_after_s
+        self._load = load or (lambda: 0)  # invocations running on this node now, sent with each heartbeat
         self.load = 0
         self._wanted: set[str] = set()
         self._held: dict[str, Lease] = {}
@@ -190,6 +191,7 @@ class Membership:
         while True:
             await asyncio.sleep(self.heartbeat_s)
             try:
+                self.load = self._load()  # read on the event loop, where the counts change
                 await asyncio.to_thread(self.tick)
                 self.report_departures()  # on the event loop: listeners may touch their own loop state
             except Exception:  # an outage: holds() turns false by itself as the local deadlines pass
