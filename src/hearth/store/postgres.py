@@ -11,7 +11,7 @@ knows whether its work may be repeated).
 Write transactions. SQLite's `BEGIN IMMEDIATE` lets one writer at a time into a database file, and
 every component was written for that: it reads, decides, then writes, and nobody changes its rows in
 between. Here a write transaction is `BEGIN` (READ COMMITTED) followed by a transaction-scoped
-advisory lock on the component (`pg_advisory_xact_lock(WRITE_LOCK_CLASS, hashtext(schema))`): the
+advisory lock on the component (`pg_advisory_xact_lock(WRITE_LOCK_CLASS, stable_key(schema))`): the
 writers of one component queue behind each other across every node, as they queued behind SQLite's
 file lock, and a component's reads-then-writes inside `tx()` see no concurrent change. Writers of
 different components run in parallel. SERIALIZABLE was the alternative: it would let writers of one
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -287,9 +286,6 @@ class PostgresEngine:
     url: str
     dialect: Dialect = POSTGRESQL
     integrity_error: type[Exception] = psycopg.IntegrityError
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
 
     def raw_connection(self) -> psycopg.Connection[Any]:
         """A plain autocommit connection (for the engine's own adapters and for cluster bookkeeping)."""
