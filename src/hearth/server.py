@@ -21,7 +21,6 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Generator
-from datetime import datetime
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
@@ -305,8 +304,9 @@ class Hearth:
         self.url_front = UrlFront(s, self.keys, self.url_configs, self.functions, self.invoker)
         on_stop.push_async_callback(self.url_front.close)  # in-flight URL invocations finish before the invoker
         # The bus registers the router's "events" handler; it stops before what it delivers to.
+        # Scale-out: in a cluster a schedule fires on one node, once per moment.
         self.eventbridge = EventBridge(s.data_dir, self.router, clock_for(s.schedule_time_scale),
-                                       fire_gate=self._schedule_gate())  # scale-out: once per cluster
+                                       fire_gate=self.membership.fires_schedule if self.membership else None)
         on_stop.push_async_callback(self.eventbridge.stop)
         # DynamoDB: tables, items and their stream records in one store; TTL deletions in the background.
         self.tables = TableStore(s.data_dir)
@@ -387,22 +387,8 @@ class Hearth:
             await asyncio.to_thread(self.blobs.extract, sha)
 
     def _lease_gate(self, lease: str) -> Callable[[], bool] | None:
-        """Scale-out: in a cluster, a background sweep runs on the holder of its lease only."""
-        membership = self.membership
-        if membership is None:
-            return None
-        return lambda: membership.holds(lease) is not None
-
-    def _schedule_gate(self) -> Callable[[str, datetime], bool] | None:
-        """Scale-out: in a cluster, a schedule fires on the holder of the schedules lease only, and once
-        per moment cluster-wide (a node taking the lease over never fires a moment again)."""
-        membership = self.membership
-        if membership is None:
-            return None
-
-        def gate(key: str, moment: datetime) -> bool:
-            return membership.holds("schedules") is not None and membership.once(f"schedule:{key}:{moment.isoformat()}")
-        return gate
+        """Scale-out: in a cluster, background work runs on the holder of its lease only."""
+        return self.membership.gate(lease) if self.membership is not None else None
 
     def begin_shutdown(self) -> None:
         """Before uvicorn waits for in-flight requests: end the waits that would hold them (SQS long polls)."""

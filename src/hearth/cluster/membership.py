@@ -28,6 +28,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +272,15 @@ class Membership:
         """Whether `lease`'s token is still the current one in the database (a fenced write's check)."""
         rows = self._db.query("SELECT token, holder FROM cluster_leases WHERE name = ?", (lease.name,))
         return bool(rows) and int(rows[0]["token"]) == lease.token and rows[0]["holder"] == self.node_id
+
+    def gate(self, name: str) -> Callable[[], bool]:
+        """Whether this node may do the work of lease `name` now: for a component's background loop."""
+        return lambda: self.holds(name) is not None
+
+    def fires_schedule(self, key: str, moment: datetime) -> bool:
+        """A schedule fires on the holder of the schedules lease only, and once per moment cluster-wide:
+        a node taking the lease over never fires a moment the old holder fired."""
+        return self.holds("schedules") is not None and self.once(f"schedule:{key}:{moment.isoformat()}")
 
     def once(self, key: str) -> bool:
         """True exactly once cluster-wide for `key` (remembered for a week): for work that must not be
