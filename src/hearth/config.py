@@ -74,6 +74,16 @@ class Settings:
     network_conn_limit: int = 1024
     # VPC subnets → operator-named host networks: "subnet-id-or-CIDR=bridge" each (see docs/design.md).
     vpc_networks: tuple[str, ...] = ()
+    # Every component's state in this PostgreSQL database (postgresql://...) instead of SQLite files in
+    # data_dir; several nodes on one database are one Hearth (hearth.store.postgres, hearth.cluster).
+    database_url: str | None = None
+    # This node's id in the cluster (default: the host name and port).
+    node_id: str | None = None
+    # Cluster timing (hearth.cluster.membership): heartbeat period, lease time (renewed every heartbeat),
+    # and how long a silent node is alive before it is declared dead (its work then moves elsewhere).
+    cluster_heartbeat_s: float = 2.0
+    cluster_lease_s: float = 10.0
+    cluster_dead_after_s: float = 15.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -128,6 +138,13 @@ class Settings:
             values["network_conn_limit"] = int(env["HEARTH_NETWORK_CONN_LIMIT"])
         if "HEARTH_VPC_NETWORKS" in env:
             values["vpc_networks"] = tuple(v for v in env["HEARTH_VPC_NETWORKS"].split(",") if v.strip())
+        if "HEARTH_DATABASE_URL" in env:
+            values["database_url"] = env["HEARTH_DATABASE_URL"]
+        if "HEARTH_NODE_ID" in env:
+            values["node_id"] = env["HEARTH_NODE_ID"]
+        if "HEARTH_CLUSTER_TIMES" in env:  # "HEARTBEAT,LEASE,DEAD_AFTER" in seconds
+            beat, lease, dead = (float(v) for v in env["HEARTH_CLUSTER_TIMES"].split(","))
+            values.update(cluster_heartbeat_s=beat, cluster_lease_s=lease, cluster_dead_after_s=dead)
         if "HEARTH_TEST_TIME_SCALE" in env:
             values["schedule_time_scale"] = float(env["HEARTH_TEST_TIME_SCALE"])
         values.update({k: v for k, v in overrides.items() if v is not None and v != ()})

@@ -34,6 +34,7 @@ from hearth.aws.authz.usage import UsageRecorder, smallest_policy
 from hearth.aws.gateway import AwsGateway
 from hearth.aws.keys import KeyStore
 from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
+from hearth.cluster.membership import ONCE_ONLY_LEASES, Membership, default_node_id
 from hearth.config import DEFAULT_PORT, Settings
 from hearth.esm.manager import MappingManager
 from hearth.esm.store import MappingStore
@@ -118,6 +119,8 @@ from hearth.services.ssm.provider import SsmProvider
 from hearth.services.sts.provider import StsProvider, role_trusts_service
 from hearth.services.sts.sessions import SessionStore
 from hearth.store.blobs import BlobStore
+from hearth.store.engine import use_engine
+from hearth.store.postgres import DatabaseUnavailable, PostgresEngine, is_postgres_url
 from hearth.tls import default_hosts, ensure_tls
 from hearth.urls.front import UrlFront
 from hearth.urls.front import match as url_match
@@ -155,6 +158,7 @@ class Hearth:
         self.url_front: UrlFront | None = None
         self.api_front: ApiFront | None = None
         self.queues: QueueService | None = None
+        self.membership: Membership | None = None  # scale-out: a cluster's node (with --database)
         self._stack = contextlib.AsyncExitStack()
 
     async def start(self) -> None:
@@ -162,6 +166,20 @@ class Hearth:
         on_stop = self._stack
         s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         s.data_dir.chmod(0o700)
+        # --- scale-out (issue 18): with --database, every ComponentDb opened on the data directory from
+        # here on keeps its state in PostgreSQL (one schema per component) instead of SQLite files.
+        # Membership (this node's row and heartbeat) and leases for work that must run once per cluster.
+        if s.database_url is not None:
+            use_engine(s.data_dir, PostgresEngine(s.database_url))
+            self.membership = Membership(s.data_dir, s.node_id or default_node_id(s.host, s.port),
+                                         s.endpoint_url, s.account_concurrency, heartbeat_s=s.cluster_heartbeat_s,
+                                         lease_s=s.cluster_lease_s, dead_after_s=s.cluster_dead_after_s,
+                                         load=self._cluster_load)
+            on_stop.callback(self.membership.close)
+            self.membership.want(ONCE_ONLY_LEASES)
+            self.membership.start()
+            on_stop.push_async_callback(self.membership.stop)  # leases handed back after the work stopped
+        # --- end scale-out
         # Identity: IAM's entities and STS's sessions; their keys verify like the root keys do.
         self.iam_store = IamStore(s.data_dir)
         on_stop.callback(self.iam_store.close)
@@ -188,6 +206,7 @@ class Hearth:
         self.store = open_store(s.data_dir)
         on_stop.callback(self.store.close)
         self.blobs = BlobStore(s.data_dir)
+        on_stop.callback(self.blobs.close)  # scale-out: its shared archive store (PostgreSQL engine)
         self.code_signer = CodeUrlSigner.load(s.data_dir)
         self.log_store = LogStore(s.data_dir)
         on_stop.callback(self.log_store.close)
@@ -230,10 +249,12 @@ class Hearth:
             policy=make_policy(s.keep_alive_policy, s.keep_alive_s),
             metrics=self.invoke_metrics,
             init_logs=function_logs.write,  # SnapStart templates' INIT logs, written like an invocation's
+            prepare_code=self._fetch_code if s.database_url is not None else None,  # scale-out: shared archives
         )
         pool.start()
         on_stop.push_async_callback(pool.close)
-        self.limiter = ConcurrencyLimiter(s.account_concurrency, ConcurrencyStore(s.data_dir))
+        self.limiter = ConcurrencyLimiter(s.account_concurrency, ConcurrencyStore(s.data_dir),
+                                          cluster=self.membership)  # scale-out: reserved concurrency cluster-wide
         on_stop.callback(self.limiter.close)
         on_stop.callback(metrics.REGISTRY.add_collector(self._collect_metrics))
         # Issue 16: OpenTelemetry spans of every invocation's platform phases (HEARTH_OTLP_ENDPOINT).
@@ -259,7 +280,8 @@ class Hearth:
         await self.functions.recover()
         # The router is how every component delivers to every other (queues, topics, functions, buses).
         self.router = DeliveryRouter()
-        self.queues = QueueService(s.data_dir)
+        # Scale-out: in a cluster, waiters look again every half second (a send through another node wakes none).
+        self.queues = QueueService(s.data_dir, recheck_s=0.5 if self.membership is not None else None)
         on_stop.callback(self.queues.close)
         self.router.register("sqs", SqsDelivery(self.queues))
         self.topics = TopicService(s.data_dir, self.router, s.endpoint_url)
@@ -272,7 +294,10 @@ class Hearth:
         on_stop.callback(self.event_configs.close)
         self.functions.add_listener(self._on_function_change_async)
         self.async_queue = AsyncQueue(s.data_dir, self.invoker, self.functions, self.router,
-                                      policies=self.event_configs, config=AsyncQueueConfig.from_settings(s))
+                                      policies=self.event_configs, config=AsyncQueueConfig.from_settings(s),
+                                      node_id=self.membership.node_id if self.membership else None)
+        if self.membership is not None:  # scale-out: the events of a node that died or left run here
+            self.membership.on_departure(self.async_queue.adopt)
         on_stop.push_async_callback(self.async_queue.close)  # running events drain briefly; the rest stay stored
         self.router.register("lambda", self.async_queue.deliver_to_function)
         # S3: metadata in the component db, bodies in <data-dir>/s3, notifications through the router.
@@ -284,7 +309,8 @@ class Hearth:
         on_stop.push_async_callback(self.s3_dispatcher.close)
         self.s3 = S3Provider(self.s3_store, self.s3_files, self.s3_dispatcher, region=s.region,
                              service_allows=lambda arn, principal, source, account: self.functions is not None
-                             and self.functions.allows_service(arn, principal, source, source_account=account))
+                             and self.functions.allows_service(arn, principal, source, source_account=account),
+                             sweep_gate=self._lease_gate("s3-lifecycle"))  # scale-out: one node sweeps
         lambda_providers: list[object] = [
             ConcurrencyProvider(self.functions, self.limiter),
             LambdaProvider(s, self.store, self.functions, self.code_signer, reserved_concurrency=self.limiter.reserved,
@@ -313,12 +339,14 @@ class Hearth:
         self.url_front = UrlFront(s, self.keys, self.url_configs, self.functions, self.invoker)
         on_stop.push_async_callback(self.url_front.close)  # in-flight URL invocations finish before the invoker
         # The bus registers the router's "events" handler; it stops before what it delivers to.
-        self.eventbridge = EventBridge(s.data_dir, self.router, clock_for(s.schedule_time_scale))
+        # Scale-out: in a cluster a schedule fires on one node, once per moment.
+        self.eventbridge = EventBridge(s.data_dir, self.router, clock_for(s.schedule_time_scale),
+                                       fire_gate=self.membership.fires_schedule if self.membership else None)
         on_stop.push_async_callback(self.eventbridge.stop)
         # DynamoDB: tables, items and their stream records in one store; TTL deletions in the background.
         self.tables = TableStore(s.data_dir)
         on_stop.callback(self.tables.close)
-        self.ttl_sweeper = TtlSweeper(self.tables)
+        self.ttl_sweeper = TtlSweeper(self.tables, gate=self._lease_gate("dynamodb-ttl"))  # scale-out: one node
         on_stop.push_async_callback(self.ttl_sweeper.close)
         # Event source mappings: durable mappings and their pollers (first to stop: no batch starts into
         # components that are stopping).
@@ -328,7 +356,8 @@ class Hearth:
                                   PlatformInvoke(self.functions, self.invoker,
                                                  recursion_allowed=self.event_configs.recursion_allowed),
                                   self.router.deliver,
-                                  stream_sources={"dynamodb": partial(DynamoDBStreamSource, self.tables)})
+                                  stream_sources={"dynamodb": partial(DynamoDBStreamSource, self.tables)},
+                                  gate=self._lease_gate("event-source-mappings"))  # scale-out: one poller each
         on_stop.push_async_callback(self.esm.stop)
         lambda_providers.append(EventSourceMappingProvider(self.functions, self.queues, self.streams, self.esm))
         # Code signing configurations: stored and reported as AWS does; signatures are never checked.
@@ -382,12 +411,29 @@ class Hearth:
         self.gateway.add_service("cloudformation", [self.cloudformation.provider])
         self.cloudformation.start()
         self.async_queue.start()  # last: resumed events may deliver to any registered component
+        if self.membership is not None:
+            self.membership.report_departures()  # scale-out: take over what departed nodes left
         self.esm.start()  # queue and stream pollers, now that queues, streams and the invoker are up
         self.ttl_sweeper.start()
         self.eventbridge.start()  # schedules and pending deliveries, now that every target handler is registered
         self.s3_dispatcher.start()  # queued notifications (also those a crash left undelivered)
         self.s3.start()  # lifecycle expiration
         self.started = True
+
+    def _cluster_load(self) -> int:
+        """Scale-out: this node's load in its heartbeat (invocations running now)."""
+        return self.limiter.in_flight() if self.started else 0
+
+    async def _fetch_code(self, fv: FunctionVersion) -> None:
+        """Scale-out: a version created through another node has its archives in the database only; fetch
+        and extract them here before its first environment starts (a no-op once they are)."""
+        missing = [d.name for d in (fv.code_dir, *fv.layer_dirs) if not d.is_dir()]
+        for sha in missing:
+            await asyncio.to_thread(self.blobs.extract, sha)
+
+    def _lease_gate(self, lease: str) -> Callable[[], bool] | None:
+        """Scale-out: in a cluster, background work runs on the holder of its lease only."""
+        return self.membership.gate(lease) if self.membership is not None else None
 
     def begin_shutdown(self) -> None:
         """Before uvicorn waits for in-flight requests: end the waits that would hold them (SQS long polls)."""
@@ -516,6 +562,8 @@ class Hearth:
                 "sqs": self.queues.statistics(),
                 "event_source_mappings": self.esm.statistics(),
             })
+        # Scale-out: the nodes sharing this database and the leases (None: one node on SQLite).
+        state["cluster"] = self.membership.status() if self.membership is not None else None
         return state
 
 
@@ -636,6 +684,13 @@ def is_loopback(host: str) -> bool:
 
 def serve(settings: Settings) -> None:
     """Run Hearth until SIGINT/SIGTERM."""
+    if settings.database_url is not None:  # scale-out: an unreachable database is a clear error, not a trace
+        if not is_postgres_url(settings.database_url):
+            raise SystemExit("hearth: --database takes a postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE URL")
+        try:
+            PostgresEngine(settings.database_url).check()
+        except DatabaseUnavailable as exc:
+            raise SystemExit(f"hearth: {exc}") from None
     if settings.auth == "any" and not is_loopback(settings.host):
         raise SystemExit("hearth: --auth any is only allowed when bound to a loopback address")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -19,6 +19,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from tests import pgcluster
+
 ACCOUNT = "000000000000"
 ACCESS_KEY = "AKIAHEARTHTESTADMIN0"
 SECRET_KEY = "hearth-test-secret-key-0000000000000000"
@@ -68,12 +70,17 @@ class HearthServer:
         # HEARTH_TEST_ISOLATION=process runs the suite on the fallback backend (default: auto).
         if os.environ.get("HEARTH_TEST_ISOLATION"):
             env["HEARTH_ISOLATION"] = os.environ["HEARTH_TEST_ISOLATION"]
+        # HEARTH_TEST_DATABASE=postgresql: the server keeps its state on the throwaway test PostgreSQL (one
+        # database per data directory, so that a restarted server finds its state).
+        database: tuple[str, ...] = ()
+        if pgcluster.enabled() and "--database" not in self.extra_args and "HEARTH_DATABASE_URL" not in self.extra_env:
+            database = ("--database", pgcluster.database_for(self.data_dir))
         env.update(self.extra_env)
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         log_file = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hearth", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
-             *self.extra_args],
+             *database, *self.extra_args],
             env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + timeout

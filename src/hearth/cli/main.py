@@ -22,7 +22,7 @@ def _register() -> None:
     # Commands register themselves on import; importing here keeps `hearth --help` complete.
     import importlib
 
-    for module in ("serve", "runtimes", "env", "logs", "invoke", "deploy", "bench", "policy"):
+    for module in ("serve", "runtimes", "env", "logs", "invoke", "deploy", "bench", "policy", "cluster"):
         try:
             importlib.import_module(f"hearth.cli.{module}")
         except ModuleNotFoundError as exc:

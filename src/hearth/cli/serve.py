@@ -41,6 +41,11 @@ from hearth.config import Settings
 @click.option("--vpc-network", "vpc_networks", multiple=True,
               help="Map a VPC subnet (its id or CIDR) to a host bridge: SUBNET=BRIDGE, repeatable. A function "
                    "in that subnet gets an interface on that bridge and nothing else ($HEARTH_VPC_NETWORKS).")
+@click.option("--database", "database_url", default=None, metavar="URL",
+              help="Keep every component's state in this PostgreSQL database (postgresql://USER@HOST/DB) "
+                   "instead of SQLite files in the data directory; several servers on one database are one "
+                   "Hearth cluster ($HEARTH_DATABASE_URL).")
+@click.option("--node-id", default=None, help="This server's id in a cluster (default HOST:PORT; $HEARTH_NODE_ID).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 def serve(**options: object) -> None:
     """Start Hearth (the AWS API on http://HOST:PORT)."""

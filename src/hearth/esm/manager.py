@@ -30,6 +30,8 @@ from hearth.services.sqs.queues import QueueService
 
 log = logging.getLogger(__name__)
 
+FOLLOW_S = 1.0  # cluster: how often the pollers' lease holder compares its pollers with the stored mappings
+
 SourceOpener = Callable[[str], StreamSource]  # a stream source by its ARN (kinds other than sqs/kinesis)
 
 
@@ -43,8 +45,15 @@ class MappingManager:
     def __init__(self, store: MappingStore, queues: QueueService, streams: StreamService, invoke: Invoke,
                  deliver: Deliver, *, clock: Callable[[], float] = time.time,
                  sqs_poll_wait_s: float | None = None,
-                 stream_sources: MappingOf[str, SourceOpener] | None = None) -> None:
+                 stream_sources: MappingOf[str, SourceOpener] | None = None,
+                 gate: Callable[[], bool] | None = None) -> None:
         self.store = store
+        # In a cluster: whether this node runs the pollers now (it holds their lease); None: always. The
+        # holder follows the stored mappings (`_follow`), so mappings changed through any node are polled
+        # here, and a node that loses the lease stops its pollers within FOLLOW_S.
+        self._gate = gate
+        self._follower: asyncio.Task[None] | None = None
+        self._started_with: dict[str, tuple[object, ...]] = {}
         self._queues = queues
         self._streams = streams
         self._invoke = invoke
@@ -64,10 +73,41 @@ class MappingManager:
         self._started = True
         for mapping in self.store.list():
             self.settle(mapping.uuid)
+        if self._gate is not None:
+            self._follower = asyncio.get_running_loop().create_task(self._follow())
+
+    def _active(self) -> bool:
+        return self._gate is None or self._gate()
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(FOLLOW_S)
+            try:
+                self.reconcile()
+            except Exception:  # a database outage: try again at the next turn
+                log.warning("following the event source mappings failed", exc_info=True)
+
+    def reconcile(self) -> None:
+        """Cluster: run exactly the pollers the stored mappings call for while this node holds the lease,
+        none while it does not."""
+        if not self._active():
+            for uuid in list(self._pollers):
+                self.settle(uuid)  # stops it (and starts nothing while inactive)
+            return
+        stored = {m.uuid: m for m in self.store.list()}
+        for uuid in set(stored) | set(self._pollers):
+            mapping = stored.get(uuid)
+            running = uuid in self._pollers
+            if mapping is None or mapping.fires != running or (
+                    running and self._started_with.get(uuid) != _poller_inputs(mapping)):
+                self.settle(uuid)
 
     async def stop(self) -> None:
         """Stop every poller (first in the server's shutdown: no batch starts into a closing invoker)."""
         self._started = False
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -114,7 +154,7 @@ class MappingManager:
             if mapping.state != target:
                 mapping = mapping.moved(target)
                 self.store.put(mapping)
-            if mapping.fires:
+            if mapping.fires and self._active():
                 self._start_poller(mapping)
 
     def _start_poller(self, mapping: Mapping) -> None:
@@ -137,6 +177,7 @@ class MappingManager:
                                    on_result=on_result, clock=self._clock)
         poller.start()
         self._pollers[mapping.uuid] = poller
+        self._started_with[mapping.uuid] = _poller_inputs(mapping)
 
     # -- reads --------------------------------------------------------------------------------------
 
@@ -163,3 +204,8 @@ class MappingManager:
     def statistics(self) -> dict[str, object]:
         return {"mappings": len(self.store.list()), "running": len(self._pollers),
                 "pollers": {uuid: p.statistics() for uuid, p in self._pollers.items()}}
+
+
+def _poller_inputs(mapping: Mapping) -> tuple[object, ...]:
+    """What a running poller was built from: a stored mapping that differs was changed (by any node)."""
+    return (mapping.source_arn, mapping.function_arn, mapping.config, mapping.last_modified)

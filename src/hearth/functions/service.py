@@ -34,6 +34,7 @@ import base64
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -56,6 +57,8 @@ Key = tuple[str, str, str]  # (account, region, name)
 VKey = tuple[str, str, str, str]  # (account, region, name, version)
 Listener = Callable[[str, FunctionVersion], None]
 
+# How stale another node's change to a function may be here, at most (cluster only; see resolve_ref).
+CLUSTER_CHECK_S = 0.5
 MAX_PAGE = 50  # AWS returns at most 50 functions (versions, aliases) per page
 # The function operations AWS lets another account perform when the function's policy allows it
 # (AWS's "resource-based policies" page lists them).
@@ -105,6 +108,7 @@ class FunctionService:
         self._live: dict[Key, FunctionVersion] = {}
         self._published: dict[VKey, FunctionVersion] = {}
         self._aliases: dict[VKey, Alias] = {}
+        self._next_cluster_check = 0.0
         self._listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -135,6 +139,16 @@ class FunctionService:
 
     def resolve_ref(self, ref: FunctionRef) -> FunctionVersion:
         """Like `resolve` for an already parsed and authorized reference (ref.account is the owner)."""
+        now = time.monotonic()
+        if now >= self._next_cluster_check:
+            # In a cluster, another node may have changed a function: at most every CLUSTER_CHECK_S, one
+            # indexed read says so, and the whole cache is dropped (re-read on the next misses). Warm
+            # environments of an old revision are not reused (the pool keys them by revision).
+            self._next_cluster_check = now + CLUSTER_CHECK_S
+            if self._store.changed_elsewhere():
+                self._live.clear()
+                self._published.clear()
+                self._aliases.clear()
         account, region = ref.account or "", ref.region or ""
         q = ref.qualifier
         if q in (None, LATEST):

@@ -170,8 +170,13 @@ class FunctionStore:
     """Functions, versions, aliases, policies and tags (used from the event loop thread)."""
 
     def __init__(self, data_dir: Path) -> None:
-        self._db = ComponentDb(data_dir, COMPONENT, MIGRATIONS, adopt=_adopt_schema_version)
+        # track_changes: in a cluster, FunctionService's resolve cache learns of other nodes' writes.
+        self._db = ComponentDb(data_dir, COMPONENT, MIGRATIONS, adopt=_adopt_schema_version, track_changes=True)
         self.path = self._db.path
+
+    def changed_elsewhere(self) -> bool:
+        """Whether another node (same database) changed any function since the last call."""
+        return self._db.changed_elsewhere()
 
     # -- plumbing ----------------------------------------------------------------------------------
 

@@ -94,6 +94,11 @@ MIGRATIONS = [
     );
     CREATE INDEX async_events_due ON async_events (next_attempt_at);
     """,
+    # Scale-out: the node that runs the event (NULL: any, a single node's events before this version).
+    """
+    ALTER TABLE async_events ADD COLUMN owner TEXT;
+    CREATE INDEX async_events_owner ON async_events (owner);
+    """,
 ]
 
 
@@ -273,8 +278,13 @@ class AsyncQueue:
         policies: PolicySource | None = None,
         clock: Clock | None = None,
         config: AsyncQueueConfig | None = None,
+        node_id: str | None = None,
     ) -> None:
         self.config = config or AsyncQueueConfig()
+        # In a cluster (hearth.cluster): this node's id. Each event is owned by the node that accepted it
+        # (column `owner`), runs there only, and passes to another node when its owner dies or leaves
+        # (`adopt`). None: one node, every stored event is this queue's.
+        self._node_id = node_id
         self._db = ComponentDb(data_dir, COMPONENT, MIGRATIONS)
         self._invoker = invoker
         self._functions = functions
@@ -293,8 +303,15 @@ class AsyncQueue:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Queue every stored event again (crash recovery) and start dispatching."""
-        for row in self._db.query("SELECT id, next_attempt_at FROM async_events"):
+        """Queue every stored event again (crash recovery) and start dispatching. In a cluster: this
+        node's own events (from before a restart) and those no node owns."""
+        if self._node_id is None:
+            rows = self._db.query("SELECT id, next_attempt_at FROM async_events")
+        else:
+            with self._db.tx() as db:
+                rows = db.execute("UPDATE async_events SET owner = ? WHERE owner IS NULL OR owner = ? "
+                                  "RETURNING id, next_attempt_at", (self._node_id, self._node_id)).fetchall()
+        for row in rows:
             self._schedule(str(row["id"]), float(row["next_attempt_at"]))
         if self._due:
             log.info("resuming %d asynchronous event(s)", len(self._due))
@@ -315,6 +332,23 @@ class AsyncQueue:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
         self._db.close()
+
+    def adopt(self, node_ids: list[str]) -> int:
+        """Take over the stored events of nodes that died or left (cluster): they run here from now on.
+        Two nodes adopting at once cannot both get an event (one UPDATE under the write lock wins)."""
+        if self._node_id is None or self._closed or not node_ids:
+            return 0
+        with self._db.tx() as db:
+            rows = []
+            for node in node_ids:
+                if node != self._node_id:
+                    rows += db.execute("UPDATE async_events SET owner = ? WHERE owner = ? "
+                                       "RETURNING id, next_attempt_at", (self._node_id, node)).fetchall()
+        for row in rows:
+            self._schedule(str(row["id"]), float(row["next_attempt_at"]))
+        if rows:
+            log.info("took over %d asynchronous event(s) of %s", len(rows), ", ".join(node_ids))
+        return len(rows)
 
     # -- accepting events ---------------------------------------------------------------------------
 
@@ -337,8 +371,10 @@ class AsyncQueue:
         with self._db.tx() as db:
             inserted = db.execute(
                 "INSERT INTO async_events (id, account, region, function_name, qualifier, payload, trace_header, "
-                "enqueued_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                (request_id, account, region, function_name, qualifier, payload, trace_header, now, now),
+                "enqueued_at, next_attempt_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                (request_id, account, region, function_name, qualifier, payload, trace_header, now, now,
+                 self._node_id),
             ).rowcount
         if inserted:  # a repeated request id is the same event, already queued
             self.stats.enqueued += 1
@@ -601,6 +637,10 @@ class AsyncQueue:
     def _load(self, event_id: str) -> _Event | None:
         rows = self._db.query("SELECT * FROM async_events WHERE id = ?", (event_id,))
         if not rows:
+            return None
+        if self._node_id is not None and rows[0]["owner"] not in (None, self._node_id):
+            # Fenced: another node took the event over while this one was cut off (declared dead).
+            self._due.pop(event_id, None)
             return None
         r = rows[0]
         return _Event(

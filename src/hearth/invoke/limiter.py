@@ -28,14 +28,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+import logging
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from hearth.functions.model import FunctionVersion
 from hearth.invoke.errors import Throttled, ThrottleReason
 from hearth.store.component import ComponentDb
+
+log = logging.getLogger(__name__)
 
 MIN_UNRESERVED = 100  # AWS keeps at least this much of the account limit unreserved
 
@@ -67,6 +71,17 @@ class Lease:
             self.limiter._release(self)
 
 
+class ClusterSlots(Protocol):
+    """Cluster-wide slots of functions with reserved concurrency (hearth.cluster.membership)."""
+
+    def take_slot(self, function_arn: str, limit: int) -> bool: ...
+    def give_slot(self, function_arn: str) -> None: ...
+
+
+# In a cluster: how often, at most, the limiter looks whether another node changed a reservation.
+CLUSTER_RELOAD_S = 0.5
+
+
 class ConcurrencyStore:
     """Reserved concurrency per function, durable (survives restarts), in hearth.db."""
 
@@ -82,7 +97,11 @@ class ConcurrencyStore:
     )
 
     def __init__(self, data_dir: Path) -> None:
-        self._db = ComponentDb(data_dir, "concurrency", self.MIGRATIONS)
+        # track_changes: in a cluster, a reservation set through another node reaches this node's limiter.
+        self._db = ComponentDb(data_dir, "concurrency", self.MIGRATIONS, track_changes=True)
+
+    def changed_elsewhere(self) -> bool:
+        return self._db.changed_elsewhere()
 
     def load(self) -> list[tuple[str, str, str, int]]:
         rows = self._db.query("SELECT function_arn, account, region, reserved FROM reserved_concurrency")
@@ -110,8 +129,12 @@ class _Waiter:
 
 class ConcurrencyLimiter:
     def __init__(self, account_limit: int = 1000, store: ConcurrencyStore | None = None,
-                 *, min_unreserved: int = MIN_UNRESERVED) -> None:
+                 *, min_unreserved: int = MIN_UNRESERVED, cluster: ClusterSlots | None = None) -> None:
         self.account_limit = account_limit
+        # In a cluster: reserved concurrency holds across every node (a slot is taken in the database
+        # for each invocation of a function with a reservation); the account limit stays per node.
+        self._cluster = cluster
+        self._next_reload = 0.0
         self.min_unreserved = min_unreserved
         self._store = store
         self._reserved: dict[str, int] = {}
@@ -138,6 +161,8 @@ class ConcurrencyLimiter:
     # -- configuration --------------------------------------------------------------------------
 
     def reserved(self, function_arn: str) -> int | None:
+        if self._cluster is not None:
+            self._reload_if_changed()  # GetFunctionConcurrency answers what any node set
         return self._reserved.get(function_arn)
 
     def unreserved_capacity(self, account: str, region: str) -> int:
@@ -274,7 +299,23 @@ class ConcurrencyLimiter:
         """Callers that refuse on their own after `try_acquire` failed (async queue) count it here."""
         self.throttles[(fv.function_arn, reason.value)] += 1
 
+    def _reload_if_changed(self) -> None:
+        """Cluster: another node's PutFunctionConcurrency reaches this limiter within CLUSTER_RELOAD_S."""
+        now = time.monotonic()
+        if self._store is None or now < self._next_reload:
+            return
+        self._next_reload = now + CLUSTER_RELOAD_S
+        if self._store.changed_elsewhere():
+            stored = {arn: (account, region, reserved) for arn, account, region, reserved in self._store.load()}
+            for arn in list(self._reserved):
+                if arn not in stored:
+                    self._set_reserved_memory(arn, self._reserved_account[arn], None)
+            for arn, (account, region, reserved) in stored.items():
+                self._set_reserved_memory(arn, (account, region), reserved)
+
     def _grant(self, fv: FunctionVersion) -> Lease | ThrottleReason:
+        if self._cluster is not None:
+            self._reload_if_changed()
         reason = self.throttle_reason(fv)
         if reason is not None:
             return reason
@@ -286,6 +327,9 @@ class ConcurrencyLimiter:
             self._provisioned_in_flight[arn] += 1
             self._provisioned_in_flight_version[slot] += 1
         elif arn in self._reserved:
+            if self._cluster is not None and not self._cluster.take_slot(
+                    arn, self._reserved[arn] - self._provisioned.get(arn, 0)):
+                return ThrottleReason.RESERVED  # every slot is in flight, somewhere in the cluster
             bucket = Bucket.RESERVED
         else:
             bucket = Bucket.UNRESERVED
@@ -305,6 +349,11 @@ class ConcurrencyLimiter:
             _decrement(self._provisioned_in_flight_version, (lease.function_arn, lease.slot or "*"))
         elif lease.bucket is Bucket.UNRESERVED:
             _decrement(self._unreserved_in_flight, lease.account)
+        elif lease.bucket is Bucket.RESERVED and self._cluster is not None:
+            try:
+                self._cluster.give_slot(lease.function_arn)
+            except Exception:  # the database is away: the slot is freed when this node restarts or dies
+                log.warning("could not give back a cluster slot of %s", lease.function_arn, exc_info=True)
         self._wake()
 
     def _wake(self) -> None:

@@ -33,7 +33,7 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,8 +109,12 @@ class EnvironmentPool:
         policy: KeepAlivePolicy | None = None,
         metrics: InvokeMetrics | None = None,
         init_logs: LogWriter | None = None,  # where snapshot templates' INIT logs go
+        # Makes sure a version's code (and layers) exist on this host before an environment starts: in
+        # a cluster, a function created through another node is fetched and extracted here first.
+        prepare_code: Callable[[FunctionVersion], Awaitable[None]] | None = None,
     ) -> None:
         self._backend = backend
+        self._prepare_code = prepare_code
         self._config = config
         self._init_logs = init_logs
         self.policy: KeepAlivePolicy = policy or FixedKeepAlive(config.keep_alive_s)
@@ -266,6 +270,8 @@ class EnvironmentPool:
 
     async def _create(self, fv: FunctionVersion, initialization_type: str = "on-demand") -> Environment:
         key = pool_key(fv)
+        if self._prepare_code is not None:
+            await self._prepare_code(fv)
         restore = initialization_type == "on-demand" and self.snapshots.applies(fv)
         for attempt in (1, 2):
             if restore:

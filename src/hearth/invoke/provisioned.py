@@ -99,7 +99,11 @@ class ProvisionedStore:
     )
 
     def __init__(self, data_dir: Path) -> None:
-        self._db = ComponentDb(data_dir, "provisioned", self.MIGRATIONS)
+        # track_changes: in a cluster, a configuration put through another node reaches this node.
+        self._db = ComponentDb(data_dir, "provisioned", self.MIGRATIONS, track_changes=True)
+
+    def changed_elsewhere(self) -> bool:
+        return self._db.changed_elsewhere()
 
     def load(self) -> list[ProvisionedConfig]:
         rows = self._db.query("SELECT account, region, function_name, qualifier, requested, last_modified "
@@ -293,11 +297,32 @@ class ProvisionedManager:
         while not self._closing:
             self._kick.clear()
             try:
+                self.follow_store()
                 self.reconcile()
             except Exception:
                 log.exception("reconciling provisioned concurrency failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), self._interval)
+
+    def follow_store(self) -> None:
+        """Cluster: take up configurations put or deleted through other nodes (every node keeps the
+        requested environments of each configuration warm for the invocations it receives)."""
+        if self._store is None or not self._store.changed_elsewhere():
+            return
+        stored = {config.key: config for config in self._store.load()}
+        for key in [k for k in self._allocations if k not in stored]:
+            self.delete(key)
+        for key, config in stored.items():
+            current = self._allocations.get(key)
+            if current is not None and current.config == config:
+                continue
+            if current is None:
+                self._allocations[key] = _Allocation(config)
+            else:
+                current.config = config
+                current.failed = None
+                current.ready_once = False
+            self._update_limiter(*key[:3])
 
     def reconcile(self) -> None:
         """Move every allocation towards its requested count for its current target version."""

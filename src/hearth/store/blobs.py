@@ -13,6 +13,12 @@ Guarantees:
 - Extracted trees are world-readable and not writable: directories 0755, files 0644, or 0755 when
   the archive marks them executable (a `bootstrap` must stay executable), so the unprivileged
   sandbox user can read them and no function can change them.
+
+On a shared database engine (PostgreSQL: several nodes are one Hearth) every archive is also kept in
+the database, in `CHUNK`-sized rows of the `code_blobs` component, written before `put` returns: a
+node that never saw the upload fetches the archive into its own `blobs/` directory (a cache) the first
+time it reads or extracts it. Archives are small (AWS: 50 MB zipped through the API), so the database
+holds them without strain; extracted trees are never shared, each node extracts its own.
 """
 
 from __future__ import annotations
@@ -26,8 +32,17 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from hearth.store.component import ComponentDb
+from hearth.store.engine import engine_for
+
 UNZIPPED_LIMIT = 262_144_000  # AWS's CodeSizeUnzipped
 _CHUNK = 1024 * 1024
+CHUNK = 4 * 1024 * 1024  # one database row of a shared archive
+
+_SHARED_MIGRATIONS = (
+    "CREATE TABLE code_blobs (sha TEXT NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, "
+    "PRIMARY KEY (sha, part))",
+)
 
 MSG_UNZIP = "Could not unzip uploaded file. Please check your file, then try to upload again."
 MSG_UNZIPPED_SIZE = f"Unzipped size must be smaller than {UNZIPPED_LIMIT} bytes"
@@ -96,6 +111,13 @@ class BlobStore:
         # The sandbox user must traverse into code/<hex>/; the data dir itself stays private
         # (0700) and the sandbox reaches code through a bind mount, so 0755 here leaks nothing.
         self.code_root.chmod(0o755)
+        # Archives every node must read (a shared engine); None on SQLite, where the files are all.
+        self._shared = (ComponentDb(data_dir, "code_blobs", _SHARED_MIGRATIONS)
+                        if engine_for(data_dir).dialect.name != "sqlite" else None)
+
+    def close(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
 
     @staticmethod
     def sha256_hex(data: bytes) -> str:
@@ -110,14 +132,39 @@ class BlobStore:
         return self.code_root / sha
 
     def exists(self, sha: str) -> bool:
-        return self.path(sha).is_file()
+        if self.path(sha).is_file():
+            return True
+        return self._shared is not None and bool(
+            self._shared.query("SELECT 1 FROM code_blobs WHERE sha = ? AND part = 0", (sha,)))
 
     def put(self, data: bytes) -> str:
-        """Store an archive durably; return its hex SHA-256. Idempotent."""
+        """Store an archive durably (and, on a shared engine, in the database); return its hex SHA-256.
+        Idempotent."""
         sha = self.sha256_hex(data)
+        if self._shared is not None:
+            with self._shared.tx() as db:
+                for part, start in enumerate(range(0, max(len(data), 1), CHUNK)):
+                    db.execute("INSERT INTO code_blobs (sha, part, data) VALUES (?, ?, ?) "
+                               "ON CONFLICT (sha, part) DO NOTHING", (sha, part, data[start:start + CHUNK]))
+        self._write_file(sha, data)
+        return sha
+
+    def _fetch(self, sha: str) -> None:
+        """Bring a shared archive this node has not seen into its blobs directory (no-op when present)."""
+        if self._shared is None or self.path(sha).is_file():
+            return
+        parts = self._shared.query("SELECT data FROM code_blobs WHERE sha = ? ORDER BY part", (sha,))
+        if not parts:
+            raise FileNotFoundError(f"no archive {sha} in the shared store")
+        data = b"".join(bytes(row[0]) for row in parts)
+        if self.sha256_hex(data) != sha:
+            raise ValueError(f"the shared archive {sha} does not match its digest")
+        self._write_file(sha, data)
+
+    def _write_file(self, sha: str, data: bytes) -> None:
         final = self.path(sha)
         if final.is_file():
-            return sha
+            return
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".zip", dir=self.root)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -130,13 +177,17 @@ class BlobStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         _fsync_dir(self.root)
-        return sha
 
     def read(self, sha: str) -> bytes:
+        self._fetch(sha)
         return self.path(sha).read_bytes()
 
     def delete(self, sha: str) -> None:
-        """Remove an archive and its extracted tree (the caller knows nothing references them)."""
+        """Remove an archive and its extracted tree (the caller knows nothing references them). Other
+        nodes' cached copies stay until their data directory is cleared: nothing names them any more."""
+        if self._shared is not None:
+            with self._shared.tx() as db:
+                db.execute("DELETE FROM code_blobs WHERE sha = ?", (sha,))
         self.path(sha).unlink(missing_ok=True)
         code = self.code_path(sha)
         if code.exists():
@@ -152,6 +203,7 @@ class BlobStore:
         final = self.code_path(sha)
         if final.is_dir():
             return final
+        self._fetch(sha)
         blob = self.path(sha)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{sha[:16]}-", dir=self.code_root))
         try:

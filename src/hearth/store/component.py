@@ -40,16 +40,25 @@ class ComponentDb:
 
     def __init__(self, data_dir: Path, component: str, migrations: Sequence[str], *,
                  database: str = MAIN_DATABASE, adopt: Adopt | None = None,
-                 engine: Engine | None = None) -> None:
+                 engine: Engine | None = None, track_changes: bool = False) -> None:
         self.engine = engine if engine is not None else engine_for(data_dir)
         self.component = component
         self.database = database
         self.location = self.engine.location(database)
-        self._conn = self.engine.connect(database)
+        self._conn = self.engine.connect(database, component)
+        self._write_lock = self.engine.write_lock(component)
         self._lock = threading.RLock()
         self._closed = False
+        # A component that caches its rows in memory asks for `changed_elsewhere()`: on an engine other
+        # nodes write to too (PostgreSQL), every write transaction counts a generation, and a count
+        # this connection did not make is another node's write. Never on SQLite (one node).
+        self._tracking = False
+        self._generation = 0
+        self._changed = False
         try:
             self._migrate(migrations, adopt)
+            if track_changes and self.engine.dialect.name != "sqlite":
+                self._start_tracking()
         except BaseException:
             self.close()
             raise
@@ -80,11 +89,18 @@ class ComponentDb:
             try:
                 self._conn.execute(self.engine.dialect.begin_write)
                 try:
+                    if self._write_lock is not None:
+                        self._conn.execute(*self._write_lock)
                     yield self._conn
+                    generation = self._count_generation() if self._tracking else None
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
                 self._conn.execute("COMMIT")
+                if generation is not None:
+                    if generation != self._generation + 1:
+                        self._changed = True  # another node wrote since this connection last looked
+                    self._generation = generation
             finally:
                 if restore:
                     self._conn.execute(restore)
@@ -108,6 +124,35 @@ class ComponentDb:
             finally:
                 cursor.close()
 
+    def _start_tracking(self) -> None:
+        with self.tx() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS component_generation "
+                       "(component TEXT PRIMARY KEY, generation INTEGER NOT NULL)")
+            db.execute("INSERT INTO component_generation (component, generation) VALUES (?, 0) "
+                       "ON CONFLICT (component) DO NOTHING", (self.component,))
+        self._generation = int(self.query("SELECT generation FROM component_generation WHERE component = ?",
+                                          (self.component,))[0][0])
+        self._tracking = True
+
+    def _count_generation(self) -> int:
+        row = self._conn.execute("UPDATE component_generation SET generation = generation + 1 "
+                                 "WHERE component = ? RETURNING generation", (self.component,)).fetchone()
+        return int(row[0])
+
+    def changed_elsewhere(self) -> bool:
+        """Whether another node wrote this component since the last call (or since it was opened):
+        time to drop what is cached from it. Always False unless opened with `track_changes` on a shared
+        engine. One indexed read."""
+        if not self._tracking:
+            return False
+        generation = int(self.query("SELECT generation FROM component_generation WHERE component = ?",
+                                    (self.component,))[0][0])
+        with self._lock:
+            changed = self._changed or generation != self._generation
+            self._changed = False
+            self._generation = max(self._generation, generation)
+        return changed
+
     def schema_version(self) -> int:
         rows = self.query("SELECT version FROM component_schema WHERE component = ?", (self.component,))
         return int(rows[0]["version"]) if rows else 0
@@ -118,7 +163,8 @@ class ComponentDb:
                        "(component TEXT PRIMARY KEY, version INTEGER NOT NULL, applied_at REAL NOT NULL)")
             known = db.execute("SELECT version FROM component_schema WHERE component = ?",
                                (self.component,)).fetchone()
-            if known is None and adopt is not None:
+            # Only a SQLite file can hold a layout older than `component_schema`.
+            if known is None and adopt is not None and self.engine.dialect.name == "sqlite":
                 adopted = adopt(db)
                 if adopted:
                     _record_version(db, self.component, adopted)

@@ -60,3 +60,33 @@ async def test_a_restart_finishes_interrupted_transitions(tmp_path: Path, queues
     assert store.get("m-1").state == ENABLED and manager.poller("m-1") is not None  # type: ignore[union-attr]
     await manager.stop()
     store.close()
+
+
+async def test_in_a_cluster_only_the_lease_holder_polls_and_it_follows_other_nodes_changes(
+        tmp_path: Path, queues: QueueService, streams: StreamService) -> None:
+    """Two managers on one store (two nodes): the one whose gate is open runs the poller, including for
+    a mapping saved through the other; losing the gate stops it, gaining it starts it."""
+    store = MappingStore(tmp_path)
+    queue = queues.create_queue(ACCOUNT, REGION, "q", {})
+    holder = {"a": False, "b": True}
+    a = MappingManager(store, queues, streams, FakeInvoke(), FakeDeliver(), sqs_poll_wait_s=0.05,
+                       gate=lambda: holder["a"])
+    b = MappingManager(store, queues, streams, FakeInvoke(), FakeDeliver(), sqs_poll_wait_s=0.05,
+                       gate=lambda: holder["b"])
+    a.start()
+    b.start()
+    a.save(_mapping(queue.arn, enabled=True))  # through the node that does not poll
+    await a.wait_settled()
+    assert store.get("m-1").state == ENABLED and a.poller("m-1") is None  # type: ignore[union-attr]
+    b.reconcile()
+    await b.wait_settled()
+    assert b.poller("m-1") is not None
+    holder.update(a=True, b=False)  # the lease moved
+    b.reconcile()
+    a.reconcile()
+    await b.wait_settled()
+    await a.wait_settled()
+    assert (a.poller("m-1") is not None, b.poller("m-1") is None) == (True, True)
+    await a.stop()
+    await b.stop()
+    store.close()

@@ -325,3 +325,22 @@ async def test_the_senders_trace_header_reaches_the_targets(env: Any) -> None:
     assert await eb.dispatcher.run_once() == 4
     assert sorted((arn, m.trace_header or "") for arn, m in rec.got) == [(FN, ""), (FN, trace), (QUEUE, ""),
                                                                          (QUEUE, trace)]
+
+
+def test_a_cluster_node_follows_scheduled_rules_changed_through_another(tmp_path: Path) -> None:
+    """Two nodes' EventBridge on one store: the node that fires schedules registers a rule put through
+    the other when it reloads, and drops it once deleted there."""
+    clock = ManualClock(datetime(2024, 1, 1, tzinfo=UTC))
+    here, there = EventBridge(tmp_path, DeliveryRouter(), clock), EventBridge(tmp_path, DeliveryRouter(), clock)
+    try:
+        call(there, "put_rule", Name="tick", ScheduleExpression="rate(5 minutes)")
+        [key] = [r.key for r in here.store.scheduled_rules()]
+        assert here.bus.schedules.next_fire(key) is None
+        here.bus.reload_schedules()
+        assert here.bus.schedules.next_fire(key) is not None
+        call(there, "delete_rule", Name="tick")
+        here.bus.reload_schedules()
+        assert here.bus.schedules.next_fire(key) is None
+    finally:
+        here.store.close()
+        there.store.close()

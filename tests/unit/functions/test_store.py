@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from tests import pgcluster
 
 from hearth.functions import store as db_mod
 from hearth.functions.store import AlreadyExists, FunctionStore, RevisionMismatch, VersionRow, open_store
@@ -107,6 +108,7 @@ def test_unfinished_versions_and_tags(store: FunctionStore) -> None:
     assert store.all_code_hashes() == {"ab" * 32}
 
 
+@pytest.mark.skipif(pgcluster.enabled(), reason="an old SQLite layout")
 def test_a_data_directory_from_before_component_schema_is_carried_forward(tmp_path: Path) -> None:
     # The layout older Hearths wrote: the functions' migrations with their own schema_version table.
     old = sqlite3.connect(tmp_path / "hearth.db")

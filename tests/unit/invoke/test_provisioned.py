@@ -9,6 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+from tests import pgcluster
 from tests.unit.invoke.test_pool import make_pool
 
 from hearth.functions.errors import NotFound
@@ -19,6 +21,8 @@ from hearth.invoke.limiter import ConcurrencyLimiter
 from hearth.invoke.pool import pool_key
 from hearth.invoke.provisioned import ProvisionedManager, ProvisionedStore
 from hearth.observability.metrics import Registry
+from hearth.store.engine import use_engine
+from hearth.store.postgres import PostgresEngine
 
 
 def fv(version: str = "1") -> FunctionVersion:
@@ -206,3 +210,28 @@ def test_provisioned_without_reservation_spills_into_shared_pool() -> None:
     assert all(leases)
     assert limiter.try_acquire(v1) is None
     assert limiter.throttle_reason(v1) is ThrottleReason.ACCOUNT
+
+
+async def test_a_cluster_node_takes_up_configurations_put_through_another(tmp_path: Path) -> None:
+    """Two nodes on one PostgreSQL database: a configuration put (and deleted) through one is followed
+    by the other, which then keeps its own provisioned environments."""
+    if not pgcluster.available():
+        pytest.skip("no PostgreSQL server binaries")
+    use_engine(tmp_path, PostgresEngine(pgcluster.cluster().new_database("provisioned")))
+    versions = {"1": fv("1")}
+    (pool_a, _), (pool_b, _) = make_pool(4), make_pool(4)
+    here = manager_for(pool_a, versions, {}, store=ProvisionedStore(tmp_path))
+    there = manager_for(pool_b, versions, {}, store=ProvisionedStore(tmp_path))
+    key = ("000000000000", "us-east-1", "f", "1")
+    try:
+        there.put(*key, 2)
+        assert here.get(key) is None
+        here.follow_store()
+        config = here.get(key)
+        assert config is not None and config.requested == 2
+        there.delete(key)
+        here.follow_store()
+        assert here.get(key) is None
+    finally:
+        await here.close()
+        await there.close()

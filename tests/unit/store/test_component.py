@@ -4,10 +4,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from tests import pgcluster
 
 from hearth.functions.store import open_store
 from hearth.store.component import ComponentDb, ComponentDbError, table_exists
 from hearth.store.engine import Connection
+
+sqlite_only = pytest.mark.skipif(pgcluster.enabled(), reason="SQLite files and pragmas")
 
 V1 = "CREATE TABLE q_items (id INTEGER PRIMARY KEY, body TEXT NOT NULL);"
 V2 = "ALTER TABLE q_items ADD COLUMN extra TEXT -- added later;"
@@ -34,6 +37,7 @@ def test_components_share_the_file_without_sharing_versions(tmp_path: Path) -> N
         closable.close()
 
 
+@sqlite_only
 def test_connections_make_acknowledged_writes_durable(tmp_path: Path) -> None:
     db = ComponentDb(tmp_path, "queues", [V1])
     conn = db._conn
@@ -43,6 +47,7 @@ def test_connections_make_acknowledged_writes_durable(tmp_path: Path) -> None:
     db.close()
 
 
+@sqlite_only
 def test_a_component_may_keep_its_own_database_and_adopt_an_old_layout(tmp_path: Path) -> None:
     old = sqlite3.connect(tmp_path / "side.db")
     old.execute("CREATE TABLE q_items (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")

@@ -6,8 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests import pgcluster
 
 from hearth.store.component import ComponentDb
+
+# SQLite's PRAGMA: PostgreSQL's synchronous_commit switch is tests/unit/store/test_postgres.py's.
+pytestmark = pytest.mark.skipif(pgcluster.enabled(), reason="SQLite's synchronous pragma")
 
 MIGRATIONS = ("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)",)
 FULL = 2  # PRAGMA synchronous values: 0 OFF, 1 NORMAL, 2 FULL

@@ -151,8 +151,8 @@ class _TracingEngine(SqliteEngine):
         super().__init__(data_dir)
         self.seen: list[str] = []
 
-    def connect(self, database: str) -> Connection:
-        conn = super().connect(database)
+    def connect(self, database: str, component: str | None = None) -> Connection:
+        conn = super().connect(database, component)
         conn.set_trace_callback(self.seen.append)
         return conn
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 
 from hearth.background import BackgroundTask
@@ -27,8 +28,11 @@ BATCH = 100
 
 
 class TtlSweeper:
-    def __init__(self, store: TableStore, *, interval_s: float = SWEEP_INTERVAL_S) -> None:
+    def __init__(self, store: TableStore, *, interval_s: float = SWEEP_INTERVAL_S,
+                 gate: Callable[[], bool] | None = None) -> None:
         self.store = store
+        # In a cluster: whether this node sweeps now (it holds the lease); None: always.
+        self._gate = gate
         self.interval_s = interval_s
         self._task = BackgroundTask(self._loop)
         self.deleted = 0
@@ -43,7 +47,8 @@ class TtlSweeper:
     async def _loop(self) -> None:
         while True:
             try:
-                self.sweep()
+                if self._gate is None or self._gate():
+                    self.sweep()
             except Exception:  # a failed sweep is retried at the next interval; reads are unaffected
                 log.exception("the TTL sweep failed")
             await asyncio.sleep(self.interval_s)

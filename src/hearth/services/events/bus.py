@@ -63,6 +63,8 @@ class EventBus:
         self.dispatcher = dispatcher
         self.schedules = schedules
         self.matched = 0
+        # What each rule was registered with the engine as (schedule, state, created): see reload_schedules.
+        self._scheduled_as: dict[str, tuple[object, ...]] = {}
 
     # -- events -------------------------------------------------------------------------------------
 
@@ -105,8 +107,20 @@ class EventBus:
         for rule in self.store.scheduled_rules():
             self.schedule(rule)
 
+    def reload_schedules(self) -> None:
+        """Cluster: follow rules changed through other nodes. Only a new, changed or removed rule is
+        (un)registered: re-registering an unchanged one could skip a moment that is due but not fired."""
+        rules = {rule.key: rule for rule in self.store.scheduled_rules()}
+        for key in set(self._scheduled_as) - set(rules):
+            self._scheduled_as.pop(key, None)
+            self.schedules.remove(key)
+        for key, rule in rules.items():
+            if self._scheduled_as.get(key) != (rule.schedule, rule.state, rule.created):
+                self.schedule(rule)
+
     def schedule(self, rule: Rule) -> None:
         """(Re)register `rule` with the engine if it is an enabled scheduled rule, else unregister it."""
+        self._scheduled_as[rule.key] = (rule.schedule, rule.state, rule.created)
         if rule.schedule is None or rule.state == "DISABLED":
             self.schedules.remove(rule.key)
             return
@@ -118,6 +132,7 @@ class EventBus:
         self.schedules.set(rule.key, parsed)
 
     def unschedule(self, rule: Rule) -> None:
+        self._scheduled_as.pop(rule.key, None)
         self.schedules.remove(rule.key)
 
     async def fire(self, key: str, moment: datetime) -> None:

@@ -9,6 +9,9 @@ than real time, so an end-to-end test can see `rate(1 minute)` fire in about a s
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -25,8 +28,20 @@ def clock_for(scale: float) -> Clock:
     return ScaledClock(scale) if scale > 1.0 else SystemClock()
 
 
+log = logging.getLogger(__name__)
+
+FOLLOW_S = 1.0  # cluster: how often a node looks for rules changed through other nodes
+
+# Whether this node fires schedule `key` at `moment` (a cluster: only the holder of the schedules lease,
+# once per moment cluster-wide); None: always (one node).
+FireGate = Callable[[str, datetime], bool]
+
+
 class EventBridge:
-    def __init__(self, data_dir: Path, router: DeliveryRouter, clock: Clock | None = None) -> None:
+    def __init__(self, data_dir: Path, router: DeliveryRouter, clock: Clock | None = None,
+                 fire_gate: FireGate | None = None) -> None:
+        self._fire_gate = fire_gate
+        self._follower: asyncio.Task[None] | None = None
         self.store = EventStore(data_dir)
         self.dispatcher = Dispatcher(self.store, router)
         self.bus = EventBus(self.store, self.dispatcher, ScheduleEngine(self._fire, clock or SystemClock()))
@@ -34,14 +49,30 @@ class EventBridge:
         router.register("events", self.bus.deliver_to_bus)
 
     async def _fire(self, key: str, moment: datetime) -> None:
+        if self._fire_gate is not None and not self._fire_gate(key, moment):
+            return
         await self.bus.fire(key, moment)
 
     def start(self) -> None:
         self.bus.load_schedules()
         self.bus.schedules.start()
         self.dispatcher.start()
+        if self._fire_gate is not None:  # a cluster: rules change through other nodes too
+            self._follower = asyncio.get_running_loop().create_task(self._follow_rules())
+
+    async def _follow_rules(self) -> None:
+        while True:
+            await asyncio.sleep(FOLLOW_S)
+            try:
+                if self.store.changed_elsewhere():
+                    self.bus.reload_schedules()
+            except Exception:  # a database outage: look again at the next turn
+                log.warning("following the scheduled rules failed", exc_info=True)
 
     async def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
         await self.bus.schedules.close()
         await self.dispatcher.close()
         self.store.close()

@@ -100,7 +100,11 @@ class Delivery:
 
 class EventStore:
     def __init__(self, data_dir: Path) -> None:
-        self.db = ComponentDb(data_dir, "eventbridge", MIGRATIONS)
+        # track_changes: in a cluster, the schedules' lease holder learns of rules changed through other nodes.
+        self.db = ComponentDb(data_dir, "eventbridge", MIGRATIONS, track_changes=True)
+
+    def changed_elsewhere(self) -> bool:
+        return self.db.changed_elsewhere()
 
     def close(self) -> None:
         self.db.close()

@@ -52,8 +52,10 @@ from hearth.services.s3.store import NULL_VERSION, Bucket, ObjectRow, Outgoing, 
 
 class S3Core:
     def __init__(self, store: S3Store, files: ObjectFiles, dispatcher: Dispatcher, *, region: str,
-                 service_allows: ServiceAllows) -> None:
+                 service_allows: ServiceAllows, sweep_gate: Callable[[], bool] | None = None) -> None:
         self._store = store
+        # In a cluster: whether this node runs the lifecycle sweep now (it holds the lease); None: always.
+        self._sweep_gate = sweep_gate
         self._files = files
         self._dispatcher = dispatcher
         self._region = region

@@ -41,7 +41,8 @@ class LifecycleOps(S3Core):
         while True:
             self._lifecycle_wake.clear()
             try:
-                self.expire_lifecycle(wall_clock())
+                if self._sweep_gate is None or self._sweep_gate():
+                    self.expire_lifecycle(wall_clock())
             except Exception:
                 log.exception("s3 lifecycle sweep failed")
             with contextlib.suppress(TimeoutError):

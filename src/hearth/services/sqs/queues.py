@@ -217,9 +217,12 @@ def _query_code(err: AwsError) -> str:
 class QueueService:
     """Durable queues. Methods are synchronous except the waits; call them on the event loop thread."""
 
-    def __init__(self, data_dir: Path, *, clock: Clock = time.time) -> None:
+    def __init__(self, data_dir: Path, *, clock: Clock = time.time, recheck_s: float | None = None) -> None:
         self.db = ComponentDb(data_dir, "sqs", MIGRATIONS)
         self.clock = clock
+        # In a cluster a send through another node wakes no waiter here: a long poll looks again at
+        # least this often (None: one node, every send wakes its waiters).
+        self._recheck_s = recheck_s
         self._events: dict[str, asyncio.Event] = {}
         self._closed = False  # closing: long polls answer at once with what is there
         self._db_closed = False
@@ -358,8 +361,11 @@ class QueueService:
         now = self.clock()
         self._expire(queue, now)
         rows = self.db.query(
-            "SELECT SUM(visible_at <= ?) AS visible, SUM(visible_at > ? AND receive_count > 0) AS inflight, "
-            "SUM(visible_at > ? AND receive_count = 0) AS delayed FROM sqs_messages WHERE queue_id = ?",
+            # CASE, not SUM of a comparison: PostgreSQL has no SUM(boolean).
+            "SELECT SUM(CASE WHEN visible_at <= ? THEN 1 ELSE 0 END) AS visible, "
+            "SUM(CASE WHEN visible_at > ? AND receive_count > 0 THEN 1 ELSE 0 END) AS inflight, "
+            "SUM(CASE WHEN visible_at > ? AND receive_count = 0 THEN 1 ELSE 0 END) AS delayed "
+            "FROM sqs_messages WHERE queue_id = ?",
             (now, now, now, queue.id))
         row = rows[0]
         return {"ApproximateNumberOfMessages": int(row["visible"] or 0),
@@ -734,6 +740,8 @@ class QueueService:
         deletion of the queue) or `timeout` seconds pass. True if woken. Callers re-check by receiving."""
         if self._closed or timeout <= 0:
             return False
+        if self._recheck_s is not None:
+            timeout = min(timeout, self._recheck_s)  # a cluster: another node's send wakes nobody here
         event = self._events.get(queue_arn)
         if event is None:
             event = self._events[queue_arn] = asyncio.Event()

@@ -1,0 +1,134 @@
+"""Cluster takeover: time from a node's death (kill -9) to its accepted asynchronous invocation having run
+on another node (the OnSuccess record in a queue), with the cluster's timing settings.
+
+Run: `.venv/bin/python benchmarks/cluster_takeover.py --database postgresql://USER@HOST/DB [--times 2,10,15]
+[--runs 3]` against an empty PostgreSQL database you own (each run makes its own functions and queues).
+The design's target is at most twice the lease time (docs/design.md, "Scale-out on PostgreSQL"): a node is
+declared dead after DEAD_AFTER seconds of silence, the survivors notice at their next heartbeat, and the
+adopted event then pays a cold start there. On one shared machine the cold start is what varies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from hearth.bench.servers import BENCH_KEY, free_port
+
+HANDLER = "def handler(event, context):\n    return event\n"
+TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+
+
+def _zip(source: str) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("app.py", source)
+    return buf.getvalue()
+
+
+class Node:
+    def __init__(self, database: str, node_id: str, times: str, root: Path) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HEARTH_"))}
+        env.update(HEARTH_ACCESS_KEY_ID=BENCH_KEY[0], HEARTH_SECRET_ACCESS_KEY=BENCH_KEY[1],
+                   HEARTH_ACCOUNT_ID=BENCH_KEY[2], HEARTH_NODE_ID=node_id, HEARTH_CLUSTER_TIMES=times)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hearth", "serve", "--port", str(self.port), "--data-dir", str(root / node_id),
+             "--database", database], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/_hearth/health", timeout=1) as resp:
+                    if json.load(resp).get("status") == "running":
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"node {node_id} did not start")
+            time.sleep(0.1)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id=BENCH_KEY[0], aws_secret_access_key=BENCH_KEY[1],
+                            config=Config(retries={"max_attempts": 1}))
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def one_run(database: str, times: str, run: int) -> float:
+    with tempfile.TemporaryDirectory(prefix="hearth-takeover-") as tmp:
+        root = Path(tmp)
+        doomed = Node(database, f"doomed-{run}", times, root)
+        survivor = Node(database, f"survivor-{run}", times, root)
+        try:
+            iam, lam, sqs = doomed.client("iam"), doomed.client("lambda"), survivor.client("sqs")
+            role = f"takeover-{run}"
+            arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+            iam.attach_role_policy(RoleName=role, PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+            name = f"takeover-{run}"
+            lam.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler", Role=arn,
+                                Code={"ZipFile": _zip(HANDLER)})
+            while lam.get_function_configuration(FunctionName=name)["State"] == "Pending":
+                time.sleep(0.05)
+            url = sqs.create_queue(QueueName=f"takeover-done-{run}")["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            lam.put_function_event_invoke_config(FunctionName=name,
+                                                 DestinationConfig={"OnSuccess": {"Destination": queue_arn}})
+            # Accepted and stored, owned by the doomed node, which dies before its cold start is over.
+            lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"run": %d}' % run)
+            killed = time.monotonic()
+            doomed.stop(signal.SIGKILL)
+            while not sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages"):
+                if time.monotonic() - killed > 300:
+                    raise RuntimeError("the event never ran elsewhere")
+            return time.monotonic() - killed
+        finally:
+            doomed.stop(signal.SIGKILL)
+            survivor.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", required=True, help="an empty PostgreSQL database URL")
+    parser.add_argument("--times", default="2,10,15", help="HEARTBEAT,LEASE,DEAD_AFTER seconds (default 2,10,15)")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    lease = float(args.times.split(",")[1])
+    results = [one_run(args.database, args.times, run) for run in range(args.runs)]
+    for run, seconds in enumerate(results):
+        print(f"run {run}: {seconds:.2f} s from kill -9 to the event's success record on the survivor")
+    worst = max(results)
+    print(f"worst {worst:.2f} s; target <= 2 x lease = {2 * lease:.1f} s: {'met' if worst <= 2 * lease else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

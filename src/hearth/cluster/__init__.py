@@ -1,0 +1,1 @@
+"""Several Hearth nodes on one database are one Hearth: membership, leases (hearth.cluster.membership)."""
