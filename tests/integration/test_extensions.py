@@ -193,6 +193,21 @@ def test_exec_wrapper_runs_the_python_runtime(srv: HearthServer) -> None:
     assert "bootstrap" in body["args"]  # the runtime's own command came as the wrapper's arguments
 
 
+NODE_FUNCTION = """
+exports.handler = async () => ({wrapped: process.env.WRAPPED, args: process.env.WRAPPER_ARGS});
+"""
+
+
+def test_exec_wrapper_runs_the_node_runtime(srv: HearthServer) -> None:
+    lam = srv.client("lambda")
+    layer = _layer(lam, "node-wrapper", {"wrapper": WRAPPER})
+    create_function(lam, "node-wrapped", {"index.js": NODE_FUNCTION}, runtime="nodejs20.x", handler="index.handler",
+                    Layers=[layer], Environment={"Variables": {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/wrapper"}})
+    resp, body = invoke_json(lam, "node-wrapped")
+    assert "FunctionError" not in resp, body
+    assert body["wrapped"] == "yes" and body["args"]  # the Node runtime's command, as the wrapper's arguments
+
+
 INTERNAL = """
 import json, os, threading, urllib.request
 
