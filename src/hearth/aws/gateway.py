@@ -24,7 +24,7 @@ from botocore.model import OperationModel
 from hearth.asgi import BodyTooLarge, read_body, send_stream
 from hearth.aws.authz.authorizer import Authorizer
 from hearth.aws.context import Principal, RequestContext
-from hearth.aws.errors import AwsError
+from hearth.aws.errors import AwsError, ValidationError
 from hearth.aws.keys import KeyStore
 from hearth.aws.models import ServiceApi, service_api
 from hearth.aws.protocols import json_, query, rest_json
@@ -188,8 +188,11 @@ class AwsGateway:
                 params = query.parse_request(op, form)
         except BadRequest as exc:
             raise _bad_request(api, exc) from None
-        validate(op.input_shape, params, enums=_framework_checks_enums(api),
-                 judged_by_service=_JUDGED_BY_SERVICE.get(api.name, frozenset()))
+        try:
+            validate(op.input_shape, params, enums=_framework_checks_enums(api),
+                     judged_by_service=_JUDGED_BY_SERVICE.get(api.name, frozenset()))
+        except ValidationError as invalid:
+            raise _as_service_validation_error(api, op.name, invalid) from None
         handler = self._method(api.name, op.name)
         if handler is None:
             if api.protocol == "query":
@@ -355,6 +358,17 @@ def _is_query_request(headers: dict[str, str], first_query: dict[str, str]) -> b
 # to satisfy constraint: … or be a valid ARN", listing the runtimes it accepts today), not with the
 # framework's ValidationException over botocore's longer enum (services/lambda_/validation.py).
 _JUDGED_BY_SERVICE: dict[str, frozenset[str]] = {"lambda": frozenset({"runtime"})}
+
+
+def _as_service_validation_error(api: ServiceApi, operation: str, err: ValidationError) -> AwsError:
+    """The framework's model validation failure as the service spells it.
+
+    CloudWatch Logs' classic operations answer a constraint violation (a `limit` above its maximum, a
+    name too long) as InvalidParameterException with the framework's text; its newer delivery
+    operations answer ValidationException like every other json service (recorded by AWS)."""
+    if api.name == "logs" and "Delivery" not in operation:
+        return AwsError("InvalidParameterException", err.message, err.status)
+    return err
 
 
 def _framework_checks_enums(api: ServiceApi) -> bool:

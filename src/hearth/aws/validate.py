@@ -74,8 +74,13 @@ _AWS_ENUM_ORDER: dict[frozenset[str], tuple[str, ...]] = {
         ("LATEST", "AT_TIMESTAMP", "TRIM_HORIZON"),
         ("x86_64", "arm64"),
         ("PublishedVersions", "None"),
+        ("w3c", "raw", "json", "plain", "parquet"),  # CloudWatch Logs' delivery outputFormat
     )
 }
+
+# botocore patterns AWS does not enforce (recorded by LocalStack's AWS-validated tests): CloudWatch Logs
+# accepts a metric namespace with a colon ("A.B-c_d/1#2:metricNamespace") although its model says `[^:*$]*`.
+_UNENFORCED_PATTERNS = frozenset({"[^:*$]*"})
 
 
 # Likewise AWS prints some patterns as its own server-side model has them, which botocore's newer or
@@ -169,7 +174,7 @@ def constraint_failures(shape: Shape, value: Any, enums: bool = True) -> list[st
                 out.append(f"Member must have length greater than or equal to {int(meta['min'])}")
         if t == "string" and isinstance(value, str):
             pattern = meta.get("pattern")
-            if pattern is not None:
+            if pattern is not None and pattern not in _UNENFORCED_PATTERNS:
                 rx = _compiled(pattern)
                 if rx is not None and rx.fullmatch(value) is None:
                     out.append(f"Member must satisfy regular expression pattern: {pattern_text(pattern)}")

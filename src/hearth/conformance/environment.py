@@ -37,6 +37,7 @@ REQUIREMENTS = [
     "httpx[http2]",
     "websocket-client",
     "pyotp",
+    "crontab",                # localstack.services.events.scheduler, imported by the EventBridge tests
 ]
 # Pinned by localstack-core==2026.3.0 itself, at other versions than the shared constraints.
 _DROPPED_PINS = ("awscli", "boto3", "botocore", "s3transfer")

@@ -183,3 +183,12 @@ async def test_reader_api_wakes_on_put_and_renders_lambda_records(kin: Any) -> N
     model = KinesisDataStreamModel.model_validate(event)
     assert model.Records[0].kinesis.data == b'{"hello": 1}'
     assert model.Records[0].kinesis.partitionKey == "pk"
+
+
+def test_a_stream_without_shard_count_or_mode_is_on_demand_with_four_shards(kin: Any) -> None:
+    p, _ = kin
+    call(p, "create_stream", StreamName="s")
+    summary = call(p, "describe_stream_summary", StreamName="s")["StreamDescriptionSummary"]
+    assert summary["StreamModeDetails"] == {"StreamMode": "ON_DEMAND"} and summary["OpenShardCount"] == 4
+    assert error(p, "create_stream", StreamName="t", StreamModeDetails={"StreamMode": "PROVISIONED"}) == (
+        "InvalidArgumentException", "ShardCount is required for PROVISIONED streams.")

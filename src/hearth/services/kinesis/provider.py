@@ -92,12 +92,15 @@ class KinesisProvider:
 
     def create_stream(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         name = params["StreamName"]
-        mode = (params.get("StreamModeDetails") or {}).get("StreamMode", "PROVISIONED")
         count = params.get("ShardCount")
+        # Without a mode and without a shard count AWS creates an on-demand stream (4 shards, recorded
+        # by LocalStack's test_create_stream_without_shard_count); a shard count alone means provisioned.
+        mode = (params.get("StreamModeDetails") or {}).get(
+            "StreamMode", "PROVISIONED" if count is not None else "ON_DEMAND")
         if mode == "ON_DEMAND":
             count = ON_DEMAND_SHARDS
         elif count is None:
-            raise _invalid("ShardCount is required for PROVISIONED streams.")  # boto3 sends it
+            raise _invalid("ShardCount is required for PROVISIONED streams.")
         if not 1 <= int(count) <= 500:
             raise AwsError("LimitExceededException", f"This request would exceed the shard limit for the account "
                                                      f"{ctx.account_id} in {ctx.region}. Current shard count for the "

@@ -17,6 +17,10 @@ from typing import Any
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
+from hearth.services.logs.delivery import DeliveryOperations
+from hearth.services.logs.filters import FilterOperations
+from hearth.services.logs.policies import PolicyOperations
+from hearth.services.logs.queries import QueryOperations
 from hearth.services.logs.store import (
     MAX_PAGE_BYTES,
     RETENTION_DAYS,
@@ -54,8 +58,10 @@ def _aws_errors() -> Iterator[None]:
         raise AwsError(_ERROR_CODES[exc.kind], exc.message, 400) from None
 
 
-class LogsProvider:
-    """CloudWatch Logs operations over a `LogStore`, scoped to the caller's account and region."""
+class LogsProvider(FilterOperations, PolicyOperations, DeliveryOperations, QueryOperations):
+    """CloudWatch Logs operations over a `LogStore`, scoped to the caller's account and region (filters
+    in `filters`, resource policies and destinations in `policies`, vended-log delivery in `delivery`,
+    Logs Insights in `queries`)."""
 
     def __init__(self, store: LogStore) -> None:
         self._store = store
@@ -85,7 +91,8 @@ class LogsProvider:
             groups, token = self._store.describe_groups(
                 ctx.account_id, ctx.region, prefix=prefix, pattern=pattern, names=names,
                 limit=params.get("limit", 50), token=params.get("nextToken"))
-        out: dict[str, Any] = {"logGroups": [_group_shape(group) for group in groups]}
+        counts = self.metric_filter_counts(ctx)
+        out: dict[str, Any] = {"logGroups": [_group_shape(group, counts.get(group.name, 0)) for group in groups]}
         if params.get("logGroupClass"):
             wanted = params["logGroupClass"]
             out["logGroups"] = [g for g in out["logGroups"] if g["logGroupClass"] == wanted]
@@ -248,7 +255,9 @@ class LogsProvider:
         """The group a request names by `logGroupName` or `logGroupIdentifier` (a name or an ARN)."""
         name, ident = params.get("logGroupName"), params.get("logGroupIdentifier")
         if name and ident:
-            raise invalid("LogGroup name and LogGroup ARN are mutually exclusive parameters.")
+            # Recorded by AWS as a ValidationException, unlike the service's other parameter errors.
+            raise AwsError("ValidationException", "LogGroup name and LogGroup ARN are mutually exclusive "
+                                                  "parameters.", 400)
         if name:
             return str(name)
         if ident:
@@ -277,11 +286,11 @@ class LogsProvider:
         return name
 
 
-def _group_shape(group: LogGroupInfo) -> dict[str, Any]:
+def _group_shape(group: LogGroupInfo, metric_filters: int) -> dict[str, Any]:
     shape: dict[str, Any] = {
         "logGroupName": group.name,
         "creationTime": group.created_ms,
-        "metricFilterCount": 0,
+        "metricFilterCount": metric_filters,
         "arn": group.arn,
         "storedBytes": group.stored_bytes,
         "logGroupClass": "STANDARD",
