@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -368,7 +369,20 @@ def _as_service_validation_error(api: ServiceApi, operation: str, err: Validatio
     operations answer ValidationException like every other json service (recorded by AWS)."""
     if api.name == "logs" and "Delivery" not in operation:
         return AwsError("InvalidParameterException", err.message, err.status)
+    if api.name == "sns":
+        # SNS names a missing top-level parameter its own way; deeper violations keep the framework's text
+        # under the query services' `ValidationError` code.
+        missing = _MISSING_TOP_LEVEL.match(err.message)
+        if missing is not None:
+            name = missing.group(1)
+            return AwsError("InvalidParameter", f"Invalid parameter: {name[:1].upper()}{name[1:]} Reason: no value "
+                                                "for required parameter", err.status)
+        return AwsError("ValidationError", err.message, err.status)
     return err
+
+
+_MISSING_TOP_LEVEL = re.compile(r"^1 validation error detected: Value null at '(\w+)' failed to satisfy constraint: "
+                                r"Member must not be null$")
 
 
 def _framework_checks_enums(api: ServiceApi) -> bool:
