@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -111,9 +112,49 @@ def _stub_uninstallable_imports() -> None:
         import aws_cdk  # noqa: F401
     except ImportError:
         sys.modules["aws_cdk"] = types.ModuleType("aws_cdk")
+    # `test_events_targets.py` imports two Firehose helpers from folders the shared copy leaves out
+    # (LocalStack's scenario tests, its Firehose tests); only its Firehose target test calls them, and
+    # that test needs Firehose itself, which decides its verdict.
+    if not Path("tests/aws/scenario").exists():
+        helpers: dict[str, dict[str, object]] = {"tests.aws.scenario": {}, "tests.aws.scenario.kinesis_firehose": {},
+                   "tests.aws.scenario.kinesis_firehose.conftest": {
+                       "get_all_expected_messages_from_s3": _not_in_shared_copy},
+                   "tests.aws.services.firehose": {},
+                   "tests.aws.services.firehose.helper_functions": {
+                       "get_firehose_iam_documents": _firehose_documents}}
+        for name, members in helpers.items():
+            module = types.ModuleType(name)
+            module.__dict__.update(members)
+            sys.modules.setdefault(name, module)
+
+
+def _not_in_shared_copy(*args: object, **kwargs: object) -> object:
+    raise NotImplementedError("LocalStack's Firehose scenario helpers are not in the shared copy of the tests")
+
+
+def _firehose_documents(bucket_arn: str, stream_arn: str) -> tuple[dict[str, object], dict[str, object]]:
+    """A role Firehose may assume, and what it may do: write to the bucket, read the stream."""
+    trust: dict[str, object] = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "firehose.amazonaws.com"}}]}
+    allowed: dict[str, object] = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:*"], "Resource": [bucket_arn, f"{bucket_arn}/*"]},
+        {"Effect": "Allow", "Action": ["kinesis:*"], "Resource": [stream_arn]}]}
+    return trust, allowed
 
 
 _stub_uninstallable_imports()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Point LocalStack's `internal_service_url()` at the Hearth under test: LocalStack's conftest sets its
+    listen address to port 4566 in `pytest_configure`, before the session starts."""
+    listen = os.environ.get("HEARTH_CONFORMANCE_GATEWAY")
+    if not listen:
+        return
+    from localstack import config  # only in the conformance environment, never in Hearth's
+
+    host, _, port = listen.rpartition(":")
+    config.GATEWAY_LISTEN = config.UniqueHostAndPortList([config.HostAndPort(host=host, port=int(port))])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

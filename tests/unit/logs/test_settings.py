@@ -3,6 +3,10 @@ destinations, vended-log delivery and Insights queries, with AWS's texts (LocalS
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import gzip
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +15,10 @@ import pytest
 
 from hearth.aws.context import Principal, RequestContext
 from hearth.aws.errors import AwsError
+from hearth.events.delivery import DeliveryRouter, Message
 from hearth.services.logs.provider import LogsProvider
 from hearth.services.logs.store import LogStore
+from hearth.services.logs.subscriptions import SubscriptionDelivery
 
 G = "/aws/lambda/fn"
 FN = "arn:aws:lambda:us-east-1:111111111111:function:fn"
@@ -154,3 +160,48 @@ def test_insights_query_runs_at_once(provider: LogsProvider) -> None:
     assert error(provider.start_query, c, {**window, "logGroupName": "nope", "queryString": "fields @message"}) == (
         "ResourceNotFoundException", "Log group 'nope' does not exist for account ID '111111111111'")
     assert error(provider.start_query, c, {**window, "queryString": "stats count(*)"})[0] == "MalformedQueryException"
+
+
+async def test_subscription_filters_deliver_new_events_to_functions(tmp_path: Path) -> None:
+    got: list[tuple[str, Message]] = []
+    arrived = asyncio.Event()
+
+    async def function(arn: str, message: Message) -> None:
+        got.append((arn, message))
+        arrived.set()
+
+    router = DeliveryRouter()
+    router.register("lambda", function)
+    store = LogStore(tmp_path)
+    try:
+        p = LogsProvider(store, SubscriptionDelivery(router))
+        c = ctx()
+        p.create_log_group(c, {"logGroupName": G})
+        p.create_log_stream(c, {"logGroupName": G, "logStreamName": "s"})
+        p.put_subscription_filter(c, {"logGroupName": G, "filterName": "errors", "filterPattern": "ERROR",
+                                      "destinationArn": FN})
+        now = int(time.time() * 1000)
+        p.put_log_events(c, {"logGroupName": G, "logStreamName": "s", "logEvents": [
+            {"timestamp": now, "message": "ERROR one"}, {"timestamp": now, "message": "fine"}]})
+        await asyncio.wait_for(arrived.wait(), 10)
+    finally:
+        store.close()
+    arn, message = got[0]
+    data = json.loads(gzip.decompress(base64.b64decode(json.loads(message.body)["awslogs"]["data"])))
+    assert arn == FN and message.source_arn == f"arn:aws:logs:us-east-1:111111111111:log-group:{G}:*"
+    assert (data["messageType"], data["logGroup"], data["logStream"], data["subscriptionFilters"]) == (
+        "DATA_MESSAGE", G, "s", ["errors"])
+    assert [(e["message"], e["id"].isdigit()) for e in data["logEvents"]] == [("ERROR one", True)]
+
+
+def test_list_log_groups_and_delivery_destinations_in_creation_order(provider: LogsProvider) -> None:
+    c = ctx()
+    provider.create_log_group(c, {"logGroupName": "other-group"})
+    assert [g["logGroupName"] for g in provider.list_log_groups(c, {"logGroupNamePattern": "other"})["logGroups"]] \
+        == ["other-group"]
+    assert provider.list_log_groups(c, {"logGroupNamePattern": "no-such-group"}) == {"logGroups": []}
+    for name in ("zz", "aa"):
+        provider.put_delivery_destination(c, {"name": name, "deliveryDestinationConfiguration": {
+            "destinationResourceArn": "arn:aws:s3:::bucket"}})
+    listed = provider.describe_delivery_destinations(c, {})["deliveryDestinations"]
+    assert [d["name"] for d in listed] == ["zz", "aa"] and all("_created" not in d for d in listed)

@@ -10,6 +10,7 @@ it cannot read logs from ("Cannot access provided service."), and no delivery ev
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from hearth.aws.context import RequestContext
@@ -27,6 +28,11 @@ def _destination_not_found() -> AwsError:
 
 def _source_not_found() -> AwsError:
     return AwsError("ResourceNotFoundException", "Requested Delivery Source does not exist in this account.", 400)
+
+
+def _shape(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored delivery destination as Get/Describe answer it: without its policy, tags and order key."""
+    return {k: v for k, v in stored.items() if k not in ("policy", "tags", "_created")}
 
 
 class DeliveryOperations:
@@ -51,7 +57,8 @@ class DeliveryOperations:
         if params.get("tags"):
             body["tags"] = params["tags"]
         old = self._store.resources.get(ctx.account_id, ctx.region, "delivery_destination", name)
-        stored = dict(body)
+        # `_created` orders DescribeDeliveryDestinations as AWS does: oldest first.
+        stored = {**body, "_created": old["_created"] if old else time.time_ns()}
         if old is not None and "policy" in old:
             stored["policy"] = old["policy"]
         self._store.resources.put(ctx.account_id, ctx.region, "delivery_destination", name, stored)
@@ -64,17 +71,12 @@ class DeliveryOperations:
         return found
 
     def get_delivery_destination(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        found = self._delivery_destination(ctx, params["name"])
-        found.pop("policy", None)
-        found.pop("tags", None)
-        return {"deliveryDestination": found}
+        return {"deliveryDestination": _shape(self._delivery_destination(ctx, params["name"]))}
 
     def describe_delivery_destinations(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         found = self._store.resources.list(ctx.account_id, ctx.region, "delivery_destination")
-        for each in found:
-            each.pop("policy", None)
-            each.pop("tags", None)
-        return {"deliveryDestinations": found}
+        found.sort(key=lambda each: int(each.get("_created", 0)))
+        return {"deliveryDestinations": [_shape(each) for each in found]}
 
     def delete_delivery_destination(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         if not self._store.resources.delete(ctx.account_id, ctx.region, "delivery_destination", params["name"]):

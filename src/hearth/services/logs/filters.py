@@ -65,9 +65,6 @@ class FilterOperations:
     def describe_metric_filters(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         group, prefix = params.get("logGroupName"), params.get("filterNamePrefix")
         metric, namespace = params.get("metricName"), params.get("metricNamespace")
-        if prefix and not group:
-            raise AwsError("InvalidParameterException",
-                           "If filterNamePrefix is provided, logGroupName must also be provided.", 400)
         if bool(metric) != bool(namespace):
             raise AwsError("InvalidParameterException",
                            "If you specify either metricName or metricNamespace, you must specify both.", 400)
@@ -75,6 +72,8 @@ class FilterOperations:
             self._require_group(ctx, group)
         found = self._store.resources.list(ctx.account_id, ctx.region, "metric_filter",
                                            scoped_name(group, prefix or "") if group else "")
+        if prefix and not group:  # a name prefix alone looks through every group's filters
+            found = [f for f in found if str(f["filterName"]).startswith(prefix)]
         if metric:
             found = [f for f in found if any(t["metricName"] == metric and t["metricNamespace"] == namespace
                                              for t in f["metricTransformations"])]

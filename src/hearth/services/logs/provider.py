@@ -21,6 +21,7 @@ from hearth.services.logs.delivery import DeliveryOperations
 from hearth.services.logs.filters import FilterOperations
 from hearth.services.logs.policies import PolicyOperations
 from hearth.services.logs.queries import QueryOperations
+from hearth.services.logs.resources import scoped_name
 from hearth.services.logs.store import (
     MAX_PAGE_BYTES,
     RETENTION_DAYS,
@@ -29,6 +30,7 @@ from hearth.services.logs.store import (
     LogStoreError,
     LogStreamInfo,
 )
+from hearth.services.logs.subscriptions import SubscriptionDelivery
 
 _ERROR_CODES = {
     "group_not_found": "ResourceNotFoundException",
@@ -63,8 +65,10 @@ class LogsProvider(FilterOperations, PolicyOperations, DeliveryOperations, Query
     in `filters`, resource policies and destinations in `policies`, vended-log delivery in `delivery`,
     Logs Insights in `queries`)."""
 
-    def __init__(self, store: LogStore) -> None:
+    def __init__(self, store: LogStore, subscriptions: SubscriptionDelivery | None = None) -> None:
         self._store = store
+        # Where subscription filters' destinations get new events (None: filters are kept, not delivered).
+        self._subscriptions = subscriptions
 
     # -- log groups ------------------------------------------------------------------------------
 
@@ -96,6 +100,19 @@ class LogsProvider(FilterOperations, PolicyOperations, DeliveryOperations, Query
         if params.get("logGroupClass"):
             wanted = params["logGroupClass"]
             out["logGroups"] = [g for g in out["logGroups"] if g["logGroupClass"] == wanted]
+        if token:
+            out["nextToken"] = token
+        return out
+
+    def list_log_groups(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        """The newer listing: names matching a pattern (a substring, as DescribeLogGroups' pattern)."""
+        with _aws_errors():
+            groups, token = self._store.describe_groups(
+                ctx.account_id, ctx.region, pattern=params.get("logGroupNamePattern") or None,
+                limit=params.get("limit", 50), token=params.get("nextToken"))
+        out: dict[str, Any] = {"logGroups": [
+            {"logGroupName": g.name, "logGroupArn": g.log_group_arn, "logGroupClass": "STANDARD"} for g in groups
+            if params.get("logGroupClass") in (None, "STANDARD")]}
         if token:
             out["nextToken"] = token
         return out
@@ -206,6 +223,12 @@ class LogsProvider(FilterOperations, PolicyOperations, DeliveryOperations, Query
         with _aws_errors():
             # put_events checks that the stream exists even when every event was rejected.
             self._store.put_events(ctx.account_id, ctx.region, group, stream, accepted)
+        if self._subscriptions is not None and accepted:
+            filters = self._store.resources.list(ctx.account_id, ctx.region, "subscription_filter",
+                                                 scoped_name(group, ""))
+            if filters:
+                numbered = [(f"{ts:015d}{now:015d}{i:06d}", ts, text) for i, (ts, text) in enumerate(accepted)]
+                self._subscriptions.submit(ctx.account_id, ctx.region, group, stream, filters, numbered)
         out: dict[str, Any] = {"nextSequenceToken": f"{now:056d}"}
         if rejected:
             out["rejectedLogEventsInfo"] = rejected
