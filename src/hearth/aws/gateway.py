@@ -145,13 +145,14 @@ class AwsGateway:
         if api is None or api.protocol not in ("rest-json", "json", "query"):
             return await self._unknown_service(scope, receive, headers, first_query, service, request_id)
         req = HttpRequest(method, raw_path, query_string, query_params, headers, b"")
+        as_cbor = api.protocol == "json" and json_.is_cbor(headers)
         try:
             return await self._serve(api, req, scope, receive, first_query, request_id)
         except AwsError as err:
-            return self._render_error(api, err, request_id)
+            return self._render_error(api, err, request_id, as_cbor=as_cbor)
         except Exception:
             log.exception("internal error in %s %s %s", service, method, raw_path)
-            return self._render_error(api, _internal_error(), request_id)
+            return self._render_error(api, _internal_error(), request_id, as_cbor=as_cbor)
 
     async def _serve(self, api: ServiceApi, req: HttpRequest, scope: Scope, receive: Receive,
                      first_query: dict[str, str], request_id: str) -> HttpResponse:
@@ -184,7 +185,7 @@ class AwsGateway:
             if api.protocol == "rest-json":
                 params = rest_json.parse_request(op, req, labels)
             elif api.protocol == "json":
-                params = json_.parse_request(op, req.body)
+                params = json_.parse_request(op, req.body, as_cbor=json_.is_cbor(req.headers))
             else:
                 params = query.parse_request(op, form)
         except BadRequest as exc:
@@ -220,7 +221,7 @@ class AwsGateway:
         if api.protocol == "rest-json":
             return rest_json.render(op, result, request_id)
         if api.protocol == "json":
-            return json_.render(api, op, result, request_id)
+            return json_.render(api, op, result, request_id, as_cbor=json_.is_cbor(req.headers))
         return query.render(api, op, result, request_id)
 
     # -- routing ----------------------------------------------------------------------------------
@@ -336,9 +337,10 @@ class AwsGateway:
                 return api
         return None
 
-    def _render_error(self, api: ServiceApi, err: AwsError, request_id: str) -> HttpResponse:
+    def _render_error(self, api: ServiceApi, err: AwsError, request_id: str, *, as_cbor: bool = False,
+                      ) -> HttpResponse:
         if api.protocol == "json":
-            return json_.render_error(api, err, request_id)
+            return json_.render_error(api, err, request_id, as_cbor=as_cbor)
         if api.protocol == "query":
             if api.name in ("iam", "sts") and err.code == "ValidationException":
                 # IAM and STS spell the framework's model validation failure `ValidationError`.

@@ -1,9 +1,9 @@
 """The Kinesis Data Streams API (boto3's `kinesis` client, json protocol 1.1).
 
 It owns the operations' business rules, shard iterators and AWS's error codes and texts. boto3 and
-the AWS CLI send JSON to Kinesis (botocore's model says `"protocol": "json"`); SDKs that default to
-CBOR (the Java SDK) must be configured to send JSON. It never stores anything itself (`StreamService`
-does).
+the AWS CLI send JSON to Kinesis (botocore's model says `"protocol": "json"`); the Java SDK's default
+CBOR is read and answered by the protocol layer (`hearth.aws.protocols.cbor`). It never stores anything
+itself (`StreamService` does).
 
 A shard iterator is an opaque base64 token naming the account, stream, shard, the next record
 counter and when it was issued; it expires after 5 minutes, as AWS's do. It is checked against the
