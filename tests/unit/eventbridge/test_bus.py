@@ -106,12 +106,14 @@ def test_put_events_entry_errors(env: Any) -> None:
         {"Source": "s", "DetailType": "t", "Detail": "{}", "EventBusName": "nope"},
         {"Source": "s", "DetailType": "t", "Detail": "{}"},
     ])
-    assert result["FailedEntryCount"] == 5
+    assert result["FailedEntryCount"] == 4
+    # An event for a bus that does not exist is accepted (and dropped), as AWS does (recorded by LocalStack's
+    # AWS-validated test_put_events_nonexistent_event_bus).
     assert [e.get("ErrorCode") for e in result["Entries"]] == [
-        "InvalidArgument", "InvalidArgument", "InvalidArgument", "MalformedDetail", "ResourceNotFoundException", None]
+        "InvalidArgument", "InvalidArgument", "InvalidArgument", "MalformedDetail", None, None]
     assert result["Entries"][0]["ErrorMessage"] == (
         "Parameter Source is not valid. Reason: Source is a required argument.")
-    assert result["Entries"][4]["ErrorMessage"] == "Event bus nope does not exist."
+    assert result["Entries"][4]["EventId"]
     with pytest.raises(AwsError) as info:
         call(eb, "put_events", Entries=[{"Source": "s", "DetailType": "t", "Detail": json.dumps({"x": "a" * 262144})}])
     assert info.value.code == "ValidationException"
@@ -310,3 +312,38 @@ async def test_rules_targets_and_outbox_survive_restart(tmp_path: Path) -> None:
         assert rec.bodies()[0]["detail"] == {"k": 1}
     finally:
         eb2.store.close()
+
+
+def test_tags_permissions_and_rules_by_target(env: Any) -> None:
+    eb, _, _ = env
+    bus_arn = call(eb, "create_event_bus", Name="b", Tags=[{"Key": "k1", "Value": "v1"}])["EventBusArn"]
+    rule_arn = call(eb, "put_rule", Name="r", EventBusName="b", EventPattern='{"source": ["s"]}',
+                    Tags=[{"Key": "k", "Value": "v"}])["RuleArn"]
+    call(eb, "tag_resource", ResourceARN=bus_arn, Tags=[{"Key": "k2", "Value": "v2"}])
+    assert call(eb, "list_tags_for_resource", ResourceARN=bus_arn)["Tags"] == [
+        {"Key": "k1", "Value": "v1"}, {"Key": "k2", "Value": "v2"}]
+    call(eb, "untag_resource", ResourceARN=bus_arn, TagKeys=["k1", "absent"])
+    assert call(eb, "list_tags_for_resource", ResourceARN=rule_arn)["Tags"] == [{"Key": "k", "Value": "v"}]
+    with pytest.raises(AwsError) as info:
+        call(eb, "list_tags_for_resource", ResourceARN=rule_arn.replace("/r", "/nope"))
+    assert info.value.message == "Rule nope does not exist on EventBus b."
+    call(eb, "put_permission", EventBusName="b", StatementId="s1", Action="events:PutEvents", Principal="222222222222")
+    call(eb, "put_permission", EventBusName="b", StatementId="s2", Action="events:PutEvents", Principal="*")
+    policy = json.loads(call(eb, "describe_event_bus", Name="b")["Policy"])
+    assert [(s["Sid"], s["Principal"]) for s in policy["Statement"]] == [
+        ("s1", {"AWS": "arn:aws:iam::222222222222:root"}), ("s2", "*")]
+    with pytest.raises(AwsError) as info:
+        call(eb, "remove_permission", EventBusName="b", StatementId="nope")
+    assert info.value.message == "Statement with the provided id does not exist."
+    call(eb, "remove_permission", EventBusName="b", RemoveAllPermissions=True)
+    assert "Policy" not in call(eb, "describe_event_bus", Name="b")
+    queue = "arn:aws:sqs:us-east-1:000000000000:q"
+    for name in ("r1", "r2", "r3"):
+        call(eb, "put_rule", Name=name, EventPattern='{"source": ["s"]}')
+        call(eb, "put_targets", Rule=name, Targets=[{"Id": "t", "Arn": queue}])
+    first = call(eb, "list_rule_names_by_target", TargetArn=queue, Limit=2)
+    assert first["RuleNames"] == ["r1", "r2"]
+    assert call(eb, "list_rule_names_by_target", TargetArn=queue, NextToken=first["NextToken"]) == {"RuleNames": ["r3"]}
+    call(eb, "delete_event_bus", Name="b")
+    call(eb, "create_event_bus", Name="b")
+    assert call(eb, "list_tags_for_resource", ResourceARN=bus_arn)["Tags"] == []

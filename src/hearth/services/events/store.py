@@ -37,6 +37,14 @@ MIGRATIONS = [
         expires_at REAL NOT NULL, next_at REAL NOT NULL, dlq_arn TEXT);
     CREATE INDEX eb_outbox_next ON eb_outbox (next_at);
     """,
+    """
+    CREATE TABLE eb_tags (
+        account TEXT NOT NULL, region TEXT NOT NULL, arn TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (account, region, arn, key));
+    CREATE TABLE eb_bus_policies (
+        account TEXT NOT NULL, region TEXT NOT NULL, bus TEXT NOT NULL, policy TEXT NOT NULL,
+        PRIMARY KEY (account, region, bus));
+    """,
 ]
 
 
@@ -135,6 +143,53 @@ class EventStore:
             db.execute("DELETE FROM eb_targets WHERE account = ? AND region = ? AND bus = ?", key)
             db.execute("DELETE FROM eb_rules WHERE account = ? AND region = ? AND bus = ?", key)
             db.execute("DELETE FROM eb_buses WHERE account = ? AND region = ? AND name = ?", key)
+            db.execute("DELETE FROM eb_bus_policies WHERE account = ? AND region = ? AND bus = ?", key)
+            # The bus's tags and its rules' tags go with it.
+            bus_arn = f"arn:aws:events:{region}:{account}:event-bus/{name}"
+            rules_prefix = f"arn:aws:events:{region}:{account}:rule/{name}/"
+            for (arn,) in db.execute("SELECT DISTINCT arn FROM eb_tags WHERE account = ? AND region = ?",
+                                     (account, region)).fetchall():
+                if arn == bus_arn or str(arn).startswith(rules_prefix):
+                    db.execute("DELETE FROM eb_tags WHERE account = ? AND region = ? AND arn = ?",
+                               (account, region, arn))
+
+    # -- tags and bus policies ----------------------------------------------------------------------
+
+    def tags(self, account: str, region: str, arn: str) -> dict[str, str]:
+        rows = self.db.query("SELECT key, value FROM eb_tags WHERE account = ? AND region = ? AND arn = ? "
+                             "ORDER BY key", (account, region, arn))
+        return {str(r["key"]): str(r["value"]) for r in rows}
+
+    def tag(self, account: str, region: str, arn: str, tags: dict[str, str]) -> None:
+        with self.db.tx() as db:
+            for key, value in tags.items():
+                db.execute("INSERT INTO eb_tags (account, region, arn, key, value) VALUES (?, ?, ?, ?, ?) "
+                           "ON CONFLICT (account, region, arn, key) DO UPDATE SET value = excluded.value",
+                           (account, region, arn, key, value))
+
+    def untag(self, account: str, region: str, arn: str, keys: list[str] | None = None) -> None:
+        """Remove some tags of a resource, or (keys None) all of them."""
+        with self.db.tx() as db:
+            if keys is None:
+                db.execute("DELETE FROM eb_tags WHERE account = ? AND region = ? AND arn = ?", (account, region, arn))
+            for key in keys or []:
+                db.execute("DELETE FROM eb_tags WHERE account = ? AND region = ? AND arn = ? AND key = ?",
+                           (account, region, arn, key))
+
+    def bus_policy(self, account: str, region: str, bus: str) -> str | None:
+        rows = self.db.query("SELECT policy FROM eb_bus_policies WHERE account = ? AND region = ? AND bus = ?",
+                             (account, region, bus))
+        return str(rows[0]["policy"]) if rows else None
+
+    def set_bus_policy(self, account: str, region: str, bus: str, policy: str | None) -> None:
+        with self.db.tx() as db:
+            if policy is None:
+                db.execute("DELETE FROM eb_bus_policies WHERE account = ? AND region = ? AND bus = ?",
+                           (account, region, bus))
+            else:
+                db.execute("INSERT INTO eb_bus_policies (account, region, bus, policy) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT (account, region, bus) DO UPDATE SET policy = excluded.policy",
+                           (account, region, bus, policy))
 
     # -- rules --------------------------------------------------------------------------------------
 
@@ -174,6 +229,9 @@ class EventStore:
         with self.db.tx() as db:
             db.execute("DELETE FROM eb_rules WHERE account = ? AND region = ? AND bus = ? AND name = ?",
                        (account, region, bus, name))
+            path = name if bus == "default" else f"{bus}/{name}"
+            db.execute("DELETE FROM eb_tags WHERE account = ? AND region = ? AND arn = ?",
+                       (account, region, f"arn:aws:events:{region}:{account}:rule/{path}"))
 
     # -- targets ------------------------------------------------------------------------------------
 
