@@ -347,3 +347,38 @@ def test_tags_permissions_and_rules_by_target(env: Any) -> None:
     call(eb, "delete_event_bus", Name="b")
     call(eb, "create_event_bus", Name="b")
     assert call(eb, "list_tags_for_resource", ResourceARN=bus_arn)["Tags"] == []
+
+
+async def test_archives_keep_matching_events_and_replays_send_them_back(env: Any) -> None:
+    eb, rec, _ = env
+    bus_arn = f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default"
+    call(eb, "create_archive", ArchiveName="a", EventSourceArn=bus_arn, EventPattern='{"source": ["keep"]}',
+         RetentionDays=1)
+    with pytest.raises(AwsError) as info:
+        call(eb, "create_archive", ArchiveName="a", EventSourceArn=bus_arn)
+    assert info.value.message == "Archive a already exists."
+    before = datetime.now(UTC) - timedelta(minutes=1)
+    call(eb, "put_events", Entries=[{"Source": source, "DetailType": "t", "Detail": "{}"}
+                                    for source in ("keep", "drop", "keep")])
+    described = call(eb, "describe_archive", ArchiveName="a")
+    assert described["EventCount"] == 2 and described["EventSourceArn"] == bus_arn
+    call(eb, "put_rule", Name="r", EventPattern='{"source": ["keep"]}')
+    call(eb, "put_targets", Rule="r", Targets=[{"Id": "t", "Arn": QUEUE}])
+    started = call(eb, "start_replay", ReplayName="p", EventSourceArn=described["ArchiveArn"],
+                   EventStartTime=before, EventEndTime=datetime.now(UTC) + timedelta(minutes=1),
+                   Destination={"Arn": bus_arn})
+    assert started["State"] == "STARTING"
+    await eb.dispatcher.run_once()
+    replayed = rec.bodies(QUEUE)
+    assert len(replayed) == 2 and all(b["replay-name"] == "p" for b in replayed)
+    assert list(replayed[0])[:8] == ["version", "id", "detail-type", "source", "account", "time", "region",
+                                     "replay-name"]
+    assert call(eb, "describe_archive", ArchiveName="a")["EventCount"] == 2  # replays are not archived again
+    assert call(eb, "describe_replay", ReplayName="p")["State"] == "COMPLETED"
+    assert [r["ReplayName"] for r in call(eb, "list_replays", NamePrefix="p")["Replays"]] == ["p"]
+    with pytest.raises(AwsError) as info:
+        call(eb, "start_replay", ReplayName="q", EventSourceArn=described["ArchiveArn"].replace("/a", "/x"),
+             EventStartTime=before, EventEndTime=datetime.now(UTC), Destination={"Arn": bus_arn})
+    assert info.value.message == "Parameter EventSourceArn is not valid. Reason: Archive x does not exist."
+    call(eb, "delete_archive", ArchiveName="a")
+    assert call(eb, "list_archives") == {"Archives": []}

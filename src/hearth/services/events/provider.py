@@ -14,6 +14,7 @@ from typing import Any
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
+from hearth.services.events.archives import ArchiveOperations
 from hearth.services.events.bus import EventBus, envelope
 from hearth.services.events.patterns import PatternError, compile_pattern
 from hearth.services.events.resource_ops import ResourceOperations, decode_token, encode_token
@@ -54,7 +55,7 @@ def _epoch(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-class EventsProvider(ResourceOperations):
+class EventsProvider(ResourceOperations, ArchiveOperations):
     def __init__(self, store: EventStore, bus: EventBus) -> None:
         self.store = store
         self.bus = bus

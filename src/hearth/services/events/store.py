@@ -1,4 +1,5 @@
-"""Durable EventBridge state: event buses, rules, targets, and the delivery outbox.
+"""Durable EventBridge state: event buses, rules, targets, tags, bus policies, archives (with their
+events) and replays, and the delivery outbox.
 
 It owns the `eventbridge` component's tables in hearth.db and their SQL. It never validates business
 rules (the provider does) and never delivers (the dispatcher does). Every write is one transaction,
@@ -44,6 +45,17 @@ MIGRATIONS = [
     CREATE TABLE eb_bus_policies (
         account TEXT NOT NULL, region TEXT NOT NULL, bus TEXT NOT NULL, policy TEXT NOT NULL,
         PRIMARY KEY (account, region, bus));
+    CREATE TABLE eb_archives (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, bus TEXT NOT NULL, pattern TEXT,
+        description TEXT, retention_days INTEGER NOT NULL, created REAL NOT NULL,
+        PRIMARY KEY (account, region, name));
+    CREATE TABLE eb_archived (
+        account TEXT NOT NULL, region TEXT NOT NULL, archive TEXT NOT NULL, seq INTEGER NOT NULL,
+        at REAL NOT NULL, event TEXT NOT NULL,
+        PRIMARY KEY (account, region, archive, seq));
+    CREATE TABLE eb_replays (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, started REAL NOT NULL,
+        PRIMARY KEY (account, region, name));
     """,
 ]
 
@@ -83,6 +95,26 @@ class Rule:
     @property
     def key(self) -> str:
         return f"{self.account}|{self.region}|{self.bus}|{self.name}"
+
+
+@dataclass(frozen=True)
+class Archive:
+    account: str
+    region: str
+    name: str
+    bus: str
+    pattern: str | None
+    description: str | None
+    retention_days: int  # 0: kept indefinitely
+    created: float
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:events:{self.region}:{self.account}:archive/{self.name}"
+
+    @property
+    def bus_arn(self) -> str:
+        return f"arn:aws:events:{self.region}:{self.account}:event-bus/{self.bus}"
 
 
 @dataclass(frozen=True)
@@ -152,6 +184,65 @@ class EventStore:
                 if arn == bus_arn or str(arn).startswith(rules_prefix):
                     db.execute("DELETE FROM eb_tags WHERE account = ? AND region = ? AND arn = ?",
                                (account, region, arn))
+
+    # -- archives and replays -----------------------------------------------------------------------
+
+    def create_archive(self, archive: Archive) -> bool:
+        with self.db.tx() as db:
+            return db.execute(
+                "INSERT INTO eb_archives (account, region, name, bus, pattern, description, retention_days, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, region, name) DO NOTHING",
+                (archive.account, archive.region, archive.name, archive.bus, archive.pattern, archive.description,
+                 archive.retention_days, archive.created)).rowcount == 1
+
+    def update_archive(self, archive: Archive) -> None:
+        with self.db.tx() as db:
+            db.execute("UPDATE eb_archives SET pattern = ?, description = ?, retention_days = ? "
+                       "WHERE account = ? AND region = ? AND name = ?",
+                       (archive.pattern, archive.description, archive.retention_days, archive.account,
+                        archive.region, archive.name))
+
+    def archives(self, account: str, region: str, bus: str | None = None) -> list[Archive]:
+        rows = self.db.query("SELECT * FROM eb_archives WHERE account = ? AND region = ? ORDER BY name",
+                             (account, region))
+        found = [Archive(account=r["account"], region=r["region"], name=r["name"], bus=r["bus"],
+                         pattern=r["pattern"], description=r["description"], retention_days=int(r["retention_days"]),
+                         created=float(r["created"])) for r in rows]
+        return [a for a in found if bus is None or a.bus == bus]
+
+    def delete_archive(self, account: str, region: str, name: str) -> None:
+        with self.db.tx() as db:
+            db.execute("DELETE FROM eb_archives WHERE account = ? AND region = ? AND name = ?", (account, region, name))
+            db.execute("DELETE FROM eb_archived WHERE account = ? AND region = ? AND archive = ?",
+                       (account, region, name))
+
+    def archive_events(self, archive: Archive, events: list[dict[str, Any]], now: float) -> None:
+        with self.db.tx() as db:
+            (last,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM eb_archived WHERE account = ? AND region = ? "
+                                 "AND archive = ?", (archive.account, archive.region, archive.name)).fetchone()
+            for offset, event in enumerate(events, start=1):
+                db.execute("INSERT INTO eb_archived (account, region, archive, seq, at, event) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           (archive.account, archive.region, archive.name, int(last) + offset, now, json.dumps(event)))
+
+    def archived(self, archive: Archive, start: float = 0.0, end: float = float("inf")) -> list[dict[str, Any]]:
+        """The archive's events received in [start, end], oldest first (expired ones are left out)."""
+        horizon = time.time() - archive.retention_days * 86_400 if archive.retention_days else 0.0
+        rows = self.db.query("SELECT at, event FROM eb_archived WHERE account = ? AND region = ? AND archive = ? "
+                             "ORDER BY seq", (archive.account, archive.region, archive.name))
+        return [json.loads(r["event"]) for r in rows if max(start, horizon) <= float(r["at"]) <= end]
+
+    def put_replay(self, account: str, region: str, name: str, body: dict[str, Any], started: float) -> bool:
+        """Store a new replay; False when one of that name exists."""
+        with self.db.tx() as db:
+            return db.execute("INSERT INTO eb_replays (account, region, name, body, started) VALUES (?, ?, ?, ?, ?) "
+                              "ON CONFLICT (account, region, name) DO NOTHING",
+                              (account, region, name, json.dumps(body), started)).rowcount == 1
+
+    def replays(self, account: str, region: str) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT body FROM eb_replays WHERE account = ? AND region = ? ORDER BY started, name",
+                             (account, region))
+        return [json.loads(r["body"]) for r in rows]
 
     # -- tags and bus policies ----------------------------------------------------------------------
 
