@@ -16,7 +16,7 @@ from hearth.aws.errors import AwsError
 from hearth.events.delivery import DeliveryError, Message
 from hearth.services.sqs.messages import lambda_record, md5_of_attributes
 from hearth.services.sqs.provider import SqsDelivery
-from hearth.services.sqs.queues import OutgoingMessage, Queue, QueueService
+from hearth.services.sqs.queues import OutgoingMessage, Queue, QueueService, query_code
 
 ACCOUNT, REGION = "000000000000", "us-east-1"
 
@@ -168,7 +168,7 @@ def test_receipt_handle_checks(svc: QueueService) -> None:
     svc.delete_message(q, handle)
     with pytest.raises(AwsError) as deleted:
         svc.change_visibility(q, handle, 10)
-    assert (deleted.value.code, deleted.value.message) == (
+    assert (query_code(deleted.value), deleted.value.message) == (
         "InvalidParameterValue", f"Value {handle} for parameter ReceiptHandle is invalid. Reason: Message does not "
                                  "exist or is not available for visibility timeout change.")
 

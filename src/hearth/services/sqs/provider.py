@@ -179,7 +179,7 @@ class SqsProvider:
         for result in results:
             # A FIFO entry without its group or deduplication id fails the whole request (recorded by AWS).
             if isinstance(result, AwsError) and queue.fifo and (
-                    result.code == "MissingParameter" or "ContentBasedDeduplication" in result.message):
+                    query_code(result) == "MissingParameter" or "ContentBasedDeduplication" in result.message):
                 raise errors.invalid_parameter(result.message)
         successful: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []

@@ -97,13 +97,14 @@ MIGRATIONS = [
 
 DEDUP_WINDOW_S = 300.0
 PURGE_INTERVAL_S = 60.0
-MAX_BATCH_BYTES = 262_144
+# 1 MiB per message and per batch: AWS's limits since August 2025 (recorded by LocalStack's AWS tests).
+MAX_BATCH_BYTES = 1_048_576
 SEQUENCE_BASE = 18_000_000_000_000_000_000  # 20 digits, as AWS's sequence numbers are
 
 # Settable attributes: name -> (default, validator). Ranges are AWS's.
 _INT_RANGES: dict[str, tuple[int, int]] = {
     "DelaySeconds": (0, 900),
-    "MaximumMessageSize": (1024, 262_144),
+    "MaximumMessageSize": (1024, 1_048_576),
     "MessageRetentionPeriod": (60, 1_209_600),
     "ReceiveMessageWaitTimeSeconds": (0, 20),
     "VisibilityTimeout": (0, 43_200),
@@ -111,7 +112,7 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
 }
 DEFAULTS: dict[str, str] = {
     "VisibilityTimeout": "30",
-    "MaximumMessageSize": "262144",
+    "MaximumMessageSize": "1048576",
     "MessageRetentionPeriod": "345600",
     "DelaySeconds": "0",
     "ReceiveMessageWaitTimeSeconds": "0",
