@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, quote
 from botocore.model import OperationModel
 
 from hearth.asgi import BodyTooLarge, read_body, send_stream
+from hearth.aws import query_compat
 from hearth.aws.authz.authorizer import Authorizer
 from hearth.aws.context import Principal, RequestContext
 from hearth.aws.errors import AwsError, ValidationError
@@ -140,7 +141,8 @@ class AwsGateway:
                 await self._s3(scope, receive, send, req, first_query, vhost, request_id)
                 return None
         api = service_api(service) if service is not None else None
-        if api is not None and api.query_compatible and _is_query_request(headers, first_query):
+        if api is not None and api.query_compatible and (
+                _is_query_request(headers, first_query) or (method == "GET" and "x-amz-target" not in headers)):
             api = query_view(api.name) or api  # SQS over the query protocol: same operations, XML answers
         if api is None or api.protocol not in ("rest-json", "json", "query"):
             return await self._unknown_service(scope, receive, headers, first_query, service, request_id)
@@ -176,6 +178,13 @@ class AwsGateway:
             except BadRequest as exc:
                 raise _bad_request(api, exc) from None
             action = form.get("Action")
+            if api.query_compatible:  # SQS's query API: a GET without an Action, queue URLs as paths
+                if not action and req.method == "GET":
+                    return HttpResponse(404, {"x-amzn-RequestId": request_id, "Content-Type": "text/xml"},
+                                        b"<UnknownOperationException/>")
+                refused = query_compat.refused_action(api, action, req.path)
+                if refused is not None:
+                    raise refused
             op = api.operation(action) if action else None
             if op is None:
                 raise AwsError("InvalidAction", f"The action {action} is not valid for this web service.", 400)
@@ -188,6 +197,9 @@ class AwsGateway:
                 params = json_.parse_request(op, req.body, as_cbor=json_.is_cbor(req.headers))
             else:
                 params = query.parse_request(op, form)
+                if api.query_compatible:
+                    params = query_compat.with_queue_url(op, params, req.headers.get("host", "localhost"),
+                                                         scope.get("scheme", "http"), req.path)
         except BadRequest as exc:
             raise _bad_request(api, exc) from None
         try:
@@ -342,6 +354,8 @@ class AwsGateway:
         if api.protocol == "json":
             return json_.render_error(api, err, request_id, as_cbor=as_cbor)
         if api.protocol == "query":
+            if api.query_compatible:
+                err = query_compat.as_query_error(err)
             if api.name in ("iam", "sts") and err.code == "ValidationException":
                 # IAM and STS spell the framework's model validation failure `ValidationError`.
                 err = AwsError("ValidationError", err.message, err.status)
@@ -371,6 +385,8 @@ def _as_service_validation_error(api: ServiceApi, operation: str, err: Validatio
     operations answer ValidationException like every other json service (recorded by AWS)."""
     if api.name == "logs" and "Delivery" not in operation:
         return AwsError("InvalidParameterException", err.message, err.status)
+    if api.protocol == "query" and api.query_compatible:
+        return query_compat.missing_parameter(err.message) or err
     if api.name == "sns":
         # SNS names a missing top-level parameter its own way; deeper violations keep the framework's text
         # under the query services' `ValidationError` code.
