@@ -391,8 +391,13 @@ def _as_service_validation_error(api: ServiceApi, operation: str, err: Validatio
         # SNS names a missing top-level parameter its own way; deeper violations keep the framework's text
         # under the query services' `ValidationError` code.
         missing = _MISSING_TOP_LEVEL.match(err.message)
-        if missing is not None:
-            name = missing.group(1)
+        op = api.operation(operation)
+        members = op.input_shape.members if op is not None and op.input_shape is not None else {}
+        name = missing.group(1) if missing is not None else ""
+        member = members.get(name[:1].upper() + name[1:])
+        # Only a missing text parameter is SNS's own "no value for required parameter" (a missing map, such
+        # as CreatePlatformApplication's Attributes, keeps the framework's text: both recorded by AWS).
+        if missing is not None and member is not None and member.type_name == "string":
             return AwsError("InvalidParameter", f"Invalid parameter: {name[:1].upper()}{name[1:]} Reason: no value "
                                                 "for required parameter", err.status)
         return AwsError("ValidationError", err.message, err.status)

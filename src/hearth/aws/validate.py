@@ -263,7 +263,9 @@ def _check(shape: Shape, value: Any, path: str, out: _Collector) -> None:
         if isinstance(value_shape, (StructureShape, ListShape, MapShape)):
             for k, item in value.items():
                 if item is not None:
-                    _check(value_shape, item, f"{path}.{k}", out)
+                    # A map's structured value is "<key>.member", as a list's ("messageAttributes.attr1.member
+                    # .dataType", recorded by AWS for SNS).
+                    _check(value_shape, item, f"{path}.{k}.member", out)
         elif any(out.element_fails(value_shape, v) for v in value.values()):
             out.add(shown, path,
                     "Map value must satisfy constraint: [" + ", ".join(out.all_constraints(value_shape)) + "]")

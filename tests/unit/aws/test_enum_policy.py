@@ -85,3 +85,20 @@ def test_logs_metric_namespace_may_hold_a_colon(tmp_path: Path) -> None:
     client.put_metric_filter(logGroupName="g", filterName="f", filterPattern="x", metricTransformations=[
         {"metricNamespace": "A.B-c_d/1#2:metricNamespace", "metricName": "m", "metricValue": "1"}])
     assert echo.calls[-1][0] == "put_metric_filter"
+
+
+def test_sns_spells_missing_parameters_and_nested_violations_as_aws(tmp_path: Path) -> None:
+    client, echo = _setup(tmp_path, "sns")
+    with pytest.raises(ClientError) as missing:
+        client.unsubscribe()
+    assert missing.value.response["Error"]["Code"] == "InvalidParameter"
+    assert missing.value.response["Error"]["Message"] == (
+        "Invalid parameter: SubscriptionArn Reason: no value for required parameter")
+    with pytest.raises(ClientError) as nested:
+        client.publish(TopicArn="arn:aws:sns:us-east-1:111122223333:t", Message="m",
+                       MessageAttributes={"attr1": {"StringValue": "v"}})
+    assert nested.value.response["Error"] == {
+        "Type": "Sender", "Code": "ValidationError",
+        "Message": "1 validation error detected: Value null at 'messageAttributes.attr1.member.dataType' failed to "
+                   "satisfy constraint: Member must not be null"}
+    assert echo.calls == []
