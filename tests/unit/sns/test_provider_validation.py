@@ -137,3 +137,15 @@ async def test_batches_and_fifo_rules(sns: SnsProvider, recorder: Recorder) -> N
     await sns.publish(ctx(), {"TopicArn": fifo, "Message": "m", "MessageGroupId": "g"})
     envelope = json.loads(recorder.got[-1][1].body)
     assert "Signature" not in envelope and "SigningCertURL" not in envelope  # FIFO notifications are unsigned
+
+
+async def test_sms_subscriptions_are_kept_not_sent(sns: SnsProvider, recorder: Recorder) -> None:
+    arn = sns.create_topic(ctx(), {"Name": "t"})["TopicArn"]
+    for bad in ("+15--551234567", "NAA+15551234567", "+15551234567.", "/+15551234567"):
+        assert await error(sns.subscribe, ctx(), {"TopicArn": arn, "Protocol": "sms", "Endpoint": bad}) == (
+            "InvalidParameter", f"Invalid SMS endpoint: {bad}")
+    sub = sns.subscribe(ctx(), {"TopicArn": arn, "Protocol": "sms", "Endpoint": "+12/34-567.890"})
+    assert sns.list_subscriptions_by_topic(ctx(), {"TopicArn": arn})["Subscriptions"][0]["Protocol"] == "sms"
+    await sns.publish(ctx(), {"TopicArn": arn, "Message": "m"})
+    assert recorder.got == []
+    assert sns.get_subscription_attributes(ctx(), sub)["Attributes"]["PendingConfirmation"] == "false"

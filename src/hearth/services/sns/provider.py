@@ -31,6 +31,8 @@ from hearth.services.sns.topics import (
 PAGE_SIZE = 100
 _ENTRY_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _LAMBDA_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$")
+# A phone number as SNS accepts it: digits with single separators ("+12/34-567.890"; recorded by AWS).
+_PHONE = re.compile(r"^\+?\d+([./-]\d+)*$")
 _SQS_ARN = re.compile(r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+(\.fifo)?$")
 
 
@@ -178,13 +180,15 @@ class SnsProvider:
         endpoint = params.get("Endpoint") or ""
         if protocol not in PROTOCOLS:
             if protocol in AWS_PROTOCOLS:
-                raise invalid(f"Hearth supports only the lambda and sqs protocols, not {protocol}")
+                raise invalid(f"Hearth supports only the lambda, sqs and sms protocols, not {protocol}")
             raise invalid(f"Amazon SNS does not support this protocol string: {params['Protocol']}")
         if protocol == "sqs" and not _SQS_ARN.match(endpoint):
             raise invalid("SQS endpoint ARN")
         if protocol == "sqs" and endpoint.endswith(".fifo") and not topic.fifo:
             raise invalid("Invalid parameter: Endpoint Reason: FIFO SQS Queues can not be subscribed to standard "
                           "SNS topics")  # sic: AWS says "Invalid parameter" twice
+        if protocol == "sms" and not _PHONE.match(endpoint):
+            raise AwsError("InvalidParameter", f"Invalid SMS endpoint: {endpoint}", 400)
         if protocol == "lambda" and not _LAMBDA_ARN.match(endpoint):
             raise invalid("Lambda endpoint ARN")
         if topic.fifo and protocol == "lambda":

@@ -72,8 +72,9 @@ MIGRATIONS = [
 DEDUP_WINDOW_S = 300.0
 SEQUENCE_BASE = 10_000_000_000_000_000_000
 MAX_MESSAGE_BYTES = 262_144
-PROTOCOLS = ("lambda", "sqs")
-AWS_PROTOCOLS = ("http", "https", "email", "email-json", "sms", "application", "firehose")
+# `sms` subscriptions are kept and listed but never delivered: Hearth sends no text messages.
+PROTOCOLS = ("lambda", "sqs", "sms")
+AWS_PROTOCOLS = ("http", "https", "email", "email-json", "application", "firehose")
 
 TOPIC_ATTRIBUTES = {"DisplayName", "Policy", "DeliveryPolicy", "KmsMasterKeyId", "TracingConfig", "SignatureVersion",
                     "ContentBasedDeduplication", "ArchivePolicy", "DataProtectionPolicy", "FifoThroughputScope",
@@ -408,6 +409,8 @@ class TopicService:
     async def fan_out(self, topic: Topic, pub: Publication, message_id: str, sequence: str | None) -> None:
         timestamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         for sub in self.subscriptions(topic.arn):
+            if sub.protocol == "sms":
+                continue  # kept, never sent (see PROTOCOLS)
             text = message_for(pub, sub.protocol)
             policy = sub.attributes.get("FilterPolicy")
             if policy:
