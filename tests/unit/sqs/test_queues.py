@@ -257,3 +257,13 @@ def test_state_survives_reopen(tmp_path: Path, clock: Clock) -> None:
         assert reopened.receive_now(queue)[0]["MessageId"] == message_id
     finally:
         reopened.close()
+
+
+def test_standard_queues_refuse_fifo_attributes_with_aws_texts(svc: QueueService) -> None:
+    for attributes, text in (({"FifoQueue": "false"}, "Unknown Attribute FifoQueue."),
+                             ({"ContentBasedDeduplication": "false"}, "Unknown Attribute ContentBasedDeduplication."),
+                             ({"DeduplicationScope": "queue"},
+                              "You can specify the DeduplicationScope only when FifoQueue is set to true.")):
+        with pytest.raises(AwsError) as info:
+            svc.create_queue(ACCOUNT, REGION, "std", attributes)
+        assert (info.value.code, info.value.message) == ("InvalidAttributeName", text)

@@ -246,6 +246,8 @@ class QueueService:
         if fifo_raw is not None and fifo_raw.lower() not in ("true", "false"):
             raise errors.invalid_attribute_value("FifoQueue")
         fifo = fifo_raw is not None and fifo_raw.lower() == "true"
+        if fifo_raw is not None and not fifo and not name.endswith(".fifo"):
+            raise errors.invalid_attribute_name("FifoQueue")  # a standard queue takes no FifoQueue, even "false"
         if not valid_queue_name(name, fifo):
             if fifo:
                 raise errors.invalid_parameter(
@@ -406,6 +408,9 @@ class QueueService:
                 if value.lower() != "true":
                     raise errors.invalid_attribute_value("FifoQueue", "Modifying queue type is not supported.")
                 continue
+            if key in ("DeduplicationScope", "FifoThroughputLimit") and not fifo:
+                raise errors.sqs_error("InvalidAttributeName", "InvalidAttributeName",
+                                       f"You can specify the {key} only when FifoQueue is set to true.")
             if key not in _SETTABLE or (key in _FIFO_ONLY and not fifo):
                 raise errors.invalid_attribute_name(key)
             if key in _INT_RANGES:
