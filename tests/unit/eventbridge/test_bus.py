@@ -375,7 +375,13 @@ async def test_archives_keep_matching_events_and_replays_send_them_back(env: Any
                                      "replay-name"]
     assert call(eb, "describe_archive", ArchiveName="a")["EventCount"] == 2  # replays are not archived again
     assert call(eb, "describe_replay", ReplayName="p")["State"] == "COMPLETED"
-    assert [r["ReplayName"] for r in call(eb, "list_replays", NamePrefix="p")["Replays"]] == ["p"]
+    listed = call(eb, "list_replays", NamePrefix="p")["Replays"]
+    assert [r["ReplayName"] for r in listed] == ["p"] and "EventLastReplayedTime" not in listed[0]
+    call(eb, "create_event_bus", Name="other")
+    with pytest.raises(AwsError) as info:
+        call(eb, "start_replay", ReplayName="o", EventSourceArn=described["ArchiveArn"], EventStartTime=before,
+             EventEndTime=datetime.now(UTC), Destination={"Arn": bus_arn.replace("/default", "/other")})
+    assert info.value.code == "ValidationException"
     with pytest.raises(AwsError) as info:
         call(eb, "start_replay", ReplayName="q", EventSourceArn=described["ArchiveArn"].replace("/a", "/x"),
              EventStartTime=before, EventEndTime=datetime.now(UTC), Destination={"Arn": bus_arn})

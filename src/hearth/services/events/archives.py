@@ -128,6 +128,10 @@ class ArchiveOperations:
                                                   "be before EventEndTime.")
         destination = params["Destination"]
         target_bus = self._bus(ctx, str(destination["Arn"]).split(":event-bus/", 1)[-1])
+        if target_bus.name != archive.bus:
+            # A replay goes back to the bus its archive records (AWS refuses any other).
+            raise AwsError("ValidationException", "Parameter Destination.Arn is not valid. Reason: Cross event bus "
+                                                  "replay is not permitted.")
         if any(r.get("ReplayName") == name for r in self.store.replays(ctx.account_id, ctx.region)):
             raise AwsError("ResourceAlreadyExistsException", f"Replay {name} already exists.")
         now = time.time()
@@ -160,8 +164,8 @@ class ArchiveOperations:
                  and params.get("State") in (None, r["State"])]
         start = decode_token(params.get("NextToken"))
         limit = int(params.get("Limit") or 100)
-        keys = ("ReplayName", "EventSourceArn", "State", "EventStartTime", "EventEndTime", "EventLastReplayedTime",
-                "ReplayStartTime", "ReplayEndTime")
+        keys = ("ReplayName", "EventSourceArn", "State", "EventStartTime", "EventEndTime", "ReplayStartTime",
+                "ReplayEndTime")  # ListReplays leaves EventLastReplayedTime out (recorded by AWS)
         out: dict[str, Any] = {"Replays": [
             {k: _epoch(float(r[k])) if k.endswith("Time") else r[k] for k in keys if r.get(k) is not None}
             for r in found[start:start + limit]]}
