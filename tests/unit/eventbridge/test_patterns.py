@@ -136,3 +136,10 @@ def test_anything_but_empty_prefix_text() -> None:
     with pytest.raises(PatternError) as info:
         compile_pattern(json.dumps({"a": [{"anything-but": {"suffix": ""}}]}))
     assert str(info.value) == "Null prefix/suffix not allowed"
+
+
+def test_objects_and_arrays_inside_template_text_lose_their_quotes() -> None:
+    from hearth.services.events.transform import render_template
+
+    rendered = render_template('"Payload of <p> with <l>"', {"p": {"acc_id": "a-1", "n": 2}, "l": ["HIGH", "LOW"]})
+    assert json.loads(rendered) == "Payload of {acc_id:a-1,n:2} with [HIGH,LOW]"
