@@ -285,7 +285,8 @@ def _check_target(target: dict[str, Any]) -> None:
         raise _validation(f"Parameter {arn} is not valid. Reason: Provided Arn is not in correct format.")
     given = [k for k in ("Input", "InputPath", "InputTransformer") if target.get(k) is not None]
     if len(given) > 1:
-        raise _validation("Only one of Input, InputPath, or InputTransformer must be provided.")
+        raise _validation(f"Only one of Input, InputPath, or InputTransformer must be provided for target "
+                          f"{target.get('Id')}.")
     if "Input" in target:
         try:
             json.loads(target["Input"])
