@@ -120,10 +120,10 @@ def queue_path(path: str) -> bool:
 
 
 def refused_action(view: ServiceApi, action: str | None, path: str) -> AwsError | None:
-    """AWS's answer to an Action the query view does not take here: unknown, or an operation that names
-    no queue (CreateQueue, ListQueues) sent to a queue's URL."""
+    """AWS's answer to an Action the query view does not take here: unknown, or CreateQueue and ListQueues
+    sent to a queue's URL (GetQueueUrl is answered there, even for another queue: recorded by AWS)."""
     op = view.operation(action) if action else None
-    if op is None or (queue_path(path) and "QueueUrl" not in (op.input_shape.members if op.input_shape else {})):
+    if op is None or (queue_path(path) and action in ("CreateQueue", "ListQueues")):
         return AwsError("InvalidAction", f"The action {action} is not valid for this endpoint.", 400)
     return None
 

@@ -202,3 +202,5 @@ async def test_a_queue_url_path_addresses_its_queue(gateway: AwsGateway) -> None
     _, root = await query(gateway, "CreateQueue", {"QueueName": "other"}, path=path)
     assert (text(root, "q:Error/q:Code"), text(root, "q:Error/q:Message")) == (
         "InvalidAction", "The action CreateQueue is not valid for this endpoint.")
+    result, root = await query(gateway, "GetQueueUrl", {"QueueName": "p"}, path=path)  # answered at a queue's URL
+    assert result.status == 200 and text(root, "q:GetQueueUrlResult/q:QueueUrl").endswith("/p")
