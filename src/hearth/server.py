@@ -106,6 +106,7 @@ from hearth.services.lambda_.urls import FunctionUrlProvider, UrlConfigStore
 from hearth.services.lambda_.versions import LambdaVersionsProvider
 from hearth.services.logs.provider import LogsProvider
 from hearth.services.logs.store import LogStore
+from hearth.services.logs.subscriptions import SubscriptionDelivery
 from hearth.services.s3.files import ObjectFiles
 from hearth.services.s3.notifications import Dispatcher
 from hearth.services.s3.provider import S3Provider
@@ -381,7 +382,8 @@ class Hearth:
         on_stop.push_async_callback(self.api_front.close)  # in-flight API invocations finish before the invoker
         self.gateway = AwsGateway(s, self.keys, {
             "lambda": lambda_providers,
-            "logs": [LogsProvider(self.log_store)],
+            # confsvc: subscription filters deliver new PutLogEvents events through the router.
+            "logs": [LogsProvider(self.log_store, SubscriptionDelivery(self.router))],
             "sqs": [SqsProvider(self.queues, s.endpoint_url)],
             "sns": [SnsProvider(self.topics)],
             "events": [self.eventbridge.provider],

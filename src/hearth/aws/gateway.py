@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,9 +23,10 @@ from urllib.parse import parse_qs, quote
 from botocore.model import OperationModel
 
 from hearth.asgi import BodyTooLarge, read_body, send_stream
+from hearth.aws import query_compat
 from hearth.aws.authz.authorizer import Authorizer
 from hearth.aws.context import Principal, RequestContext
-from hearth.aws.errors import AwsError
+from hearth.aws.errors import AwsError, ValidationError
 from hearth.aws.keys import KeyStore
 from hearth.aws.models import ServiceApi, service_api
 from hearth.aws.protocols import ec2, json_, query, rest_json
@@ -143,18 +145,20 @@ class AwsGateway:
                 await self._s3(scope, receive, send, req, first_query, vhost, request_id)
                 return None
         api = service_api(service) if service is not None else None
-        if api is not None and api.query_compatible and _is_query_request(headers, first_query):
+        if api is not None and api.query_compatible and (
+                _is_query_request(headers, first_query) or (method == "GET" and "x-amz-target" not in headers)):
             api = query_view(api.name) or api  # SQS over the query protocol: same operations, XML answers
         if api is None or api.protocol not in ("rest-json", "json", "query", "ec2"):
             return await self._unknown_service(scope, receive, headers, first_query, service, request_id)
         req = HttpRequest(method, raw_path, query_string, query_params, headers, b"")
+        as_cbor = api.protocol == "json" and json_.is_cbor(headers)
         try:
             return await self._serve(api, req, scope, receive, first_query, request_id)
         except AwsError as err:
-            return self._render_error(api, err, request_id)
+            return self._render_error(api, err, request_id, as_cbor=as_cbor)
         except Exception:
             log.exception("internal error in %s %s %s", service, method, raw_path)
-            return self._render_error(api, _internal_error(), request_id)
+            return self._render_error(api, _internal_error(), request_id, as_cbor=as_cbor)
 
     async def _serve(self, api: ServiceApi, req: HttpRequest, scope: Scope, receive: Receive,
                      first_query: dict[str, str], request_id: str) -> HttpResponse:
@@ -178,6 +182,13 @@ class AwsGateway:
             except BadRequest as exc:
                 raise _bad_request(api, exc) from None
             action = form.get("Action")
+            if api.query_compatible:  # SQS's query API: a GET without an Action, queue URLs as paths
+                if not action and req.method == "GET":
+                    return HttpResponse(404, {"x-amzn-RequestId": request_id, "Content-Type": "text/xml"},
+                                        b"<UnknownOperationException/>")
+                refused = query_compat.refused_action(api, action, req.path)
+                if refused is not None:
+                    raise refused
             op = api.operation(action) if action else None
             if op is None:
                 raise AwsError("InvalidAction", f"The action {action} is not valid for this web service.", 400)
@@ -187,15 +198,21 @@ class AwsGateway:
             if api.protocol == "rest-json":
                 params = rest_json.parse_request(op, req, labels)
             elif api.protocol == "json":
-                params = json_.parse_request(op, req.body)
+                params = json_.parse_request(op, req.body, as_cbor=json_.is_cbor(req.headers))
             elif api.protocol == "ec2":
                 params = ec2.parse_request(op, form)
             else:
                 params = query.parse_request(op, form)
+                if api.query_compatible:
+                    params = query_compat.with_queue_url(op, params, req.headers.get("host", "localhost"),
+                                                         scope.get("scheme", "http"), req.path)
         except BadRequest as exc:
             raise _bad_request(api, exc) from None
-        validate(op.input_shape, params, enums=_framework_checks_enums(api),
-                 judged_by_service=_JUDGED_BY_SERVICE.get(api.name, frozenset()))
+        try:
+            validate(op.input_shape, params, enums=_framework_checks_enums(api),
+                     judged_by_service=_JUDGED_BY_SERVICE.get(api.name, frozenset()))
+        except ValidationError as invalid:
+            raise _as_service_validation_error(api, op.name, invalid) from None
         handler = self._method(api.name, op.name)
         if handler is None:
             if api.protocol in ("query", "ec2"):
@@ -222,7 +239,7 @@ class AwsGateway:
         if api.protocol == "rest-json":
             return rest_json.render(op, result, request_id)
         if api.protocol == "json":
-            return json_.render(api, op, result, request_id)
+            return json_.render(api, op, result, request_id, as_cbor=json_.is_cbor(req.headers))
         if api.protocol == "ec2":
             return ec2.render(api, op, result, request_id)
         return query.render(api, op, result, request_id)
@@ -340,12 +357,15 @@ class AwsGateway:
                 return api
         return None
 
-    def _render_error(self, api: ServiceApi, err: AwsError, request_id: str) -> HttpResponse:
+    def _render_error(self, api: ServiceApi, err: AwsError, request_id: str, *, as_cbor: bool = False,
+                      ) -> HttpResponse:
         if api.protocol == "json":
-            return json_.render_error(api, err, request_id)
+            return json_.render_error(api, err, request_id, as_cbor=as_cbor)
         if api.protocol == "ec2":
             return ec2.render_error(err, request_id)
         if api.protocol == "query":
+            if api.query_compatible:
+                err = query_compat.as_query_error(err)
             if api.name in ("iam", "sts") and err.code == "ValidationException":
                 # IAM and STS spell the framework's model validation failure `ValidationError`.
                 err = AwsError("ValidationError", err.message, err.status)
@@ -367,6 +387,37 @@ def _is_query_request(headers: dict[str, str], first_query: dict[str, str]) -> b
 # IAM words a credential id's pattern failure without the value (services/iam/credentials.py).
 _JUDGED_BY_SERVICE: dict[str, frozenset[str]] = {"lambda": frozenset({"runtime"}),
                                                  "iam": frozenset({"serviceSpecificCredentialId"})}
+
+
+def _as_service_validation_error(api: ServiceApi, operation: str, err: ValidationError) -> AwsError:
+    """The framework's model validation failure as the service spells it.
+
+    CloudWatch Logs' classic operations answer a constraint violation (a `limit` above its maximum, a
+    name too long) as InvalidParameterException with the framework's text; its newer delivery
+    operations answer ValidationException like every other json service (recorded by AWS)."""
+    if api.name == "logs" and "Delivery" not in operation:
+        return AwsError("InvalidParameterException", err.message, err.status)
+    if api.protocol == "query" and api.query_compatible:
+        return query_compat.missing_parameter(err.message) or err
+    if api.name == "sns":
+        # SNS names a missing top-level parameter its own way; deeper violations keep the framework's text
+        # under the query services' `ValidationError` code.
+        missing = _MISSING_TOP_LEVEL.match(err.message)
+        op = api.operation(operation)
+        members = op.input_shape.members if op is not None and op.input_shape is not None else {}
+        name = missing.group(1) if missing is not None else ""
+        member = members.get(name[:1].upper() + name[1:])
+        # Only a missing text parameter is SNS's own "no value for required parameter" (a missing map, such
+        # as CreatePlatformApplication's Attributes, keeps the framework's text: both recorded by AWS).
+        if missing is not None and member is not None and member.type_name == "string":
+            return AwsError("InvalidParameter", f"Invalid parameter: {name[:1].upper()}{name[1:]} Reason: no value "
+                                                "for required parameter", err.status)
+        return AwsError("ValidationError", err.message, err.status)
+    return err
+
+
+_MISSING_TOP_LEVEL = re.compile(r"^1 validation error detected: Value null at '(\w+)' failed to satisfy constraint: "
+                                r"Member must not be null$")
 
 
 def _framework_checks_enums(api: ServiceApi) -> bool:

@@ -15,8 +15,9 @@ responses with repeated `<Message>`, `<QueueUrl>`, `<Attribute><Name/><Value/></
   (`Key`/`Value` for tag maps);
 - the few names that follow no rule are listed in `_EXCEPTIONS`.
 
-It never changes the shared json model (it works on a deep copy) and never decides routing: the
-gateway picks this view when a query-compatible service receives a form-encoded Action.
+It also owns the query API's addressing: a request sent to a queue's URL (`/<account>/<name>`, GET or
+POST) is about that queue. It never changes the shared json model (it works on a deep copy) and never
+decides routing: the gateway picks this view when a query-compatible service receives an Action.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import copy
 from functools import cache
 from typing import Any
 
-from botocore.model import ServiceModel
+from botocore.model import OperationModel, ServiceModel
 
+from hearth.aws.errors import AwsError
 from hearth.aws.models import ServiceApi, load_model_data, service_api
 
 # (structure shape, member) -> query name, where AWS's name follows none of the rules above.
@@ -108,3 +110,48 @@ def query_view(name: str) -> ServiceApi | None:
     for op_name in view.model.operation_names:
         view.operations[op_name] = view.model.operation_model(op_name)
     return view
+
+
+# -- the query API's addressing: a queue's URL is the request's path ----------------------------------
+
+def queue_path(path: str) -> bool:
+    """Whether a request path names a queue (`/<account>/<name>`): the query API's queue URL."""
+    return len([s for s in path.split("/") if s]) == 2
+
+
+def refused_action(view: ServiceApi, action: str | None, path: str) -> AwsError | None:
+    """AWS's answer to an Action the query view does not take here: unknown, or CreateQueue and ListQueues
+    sent to a queue's URL (GetQueueUrl is answered there, even for another queue: recorded by AWS)."""
+    op = view.operation(action) if action else None
+    if op is None or (queue_path(path) and action in ("CreateQueue", "ListQueues")):
+        return AwsError("InvalidAction", f"The action {action} is not valid for this endpoint.", 400)
+    return None
+
+
+def with_queue_url(op: OperationModel, params: dict[str, Any], host: str, scheme: str, path: str) -> dict[str, Any]:
+    """An operation sent to a queue's URL without a QueueUrl parameter is about that queue."""
+    if "QueueUrl" in params or not queue_path(path) or op.input_shape is None \
+            or "QueueUrl" not in op.input_shape.members:
+        return params
+    return {**params, "QueueUrl": f"{scheme}://{host}{path}"}
+
+
+def missing_parameter(message: str) -> AwsError | None:
+    """The query API's MissingParameter for the framework's "Value null at 'x'" (a required parameter)."""
+    prefix, suffix = "1 validation error detected: Value null at '", "' failed to satisfy constraint: Member " \
+                                                                    "must not be null"
+    if not (message.startswith(prefix) and message.endswith(suffix)):
+        return None
+    name = message[len(prefix):-len(suffix)]
+    if not name.isidentifier():
+        return None
+    return AwsError("MissingParameter", f"The request must contain the parameter {name[:1].upper()}{name[1:]}.",
+                    400, headers={"x-amzn-query-error": "MissingParameter;Sender"})
+
+
+def as_query_error(err: AwsError) -> AwsError:
+    """An error as the query API words it: a missing queue is "… for this wsdl version." (recorded by AWS)."""
+    if err.headers.get("x-amzn-query-error", "").startswith("AWS.SimpleQueueService.NonExistentQueue;"):
+        return AwsError(err.code, "The specified queue does not exist for this wsdl version.", err.status,
+                        headers=err.headers)
+    return err

@@ -74,8 +74,13 @@ _AWS_ENUM_ORDER: dict[frozenset[str], tuple[str, ...]] = {
         ("LATEST", "AT_TIMESTAMP", "TRIM_HORIZON"),
         ("x86_64", "arm64"),
         ("PublishedVersions", "None"),
+        ("w3c", "raw", "json", "plain", "parquet"),  # CloudWatch Logs' delivery outputFormat
     )
 }
+
+# botocore patterns AWS does not enforce (recorded by LocalStack's AWS-validated tests): CloudWatch Logs
+# accepts a metric namespace with a colon ("A.B-c_d/1#2:metricNamespace") although its model says `[^:*$]*`.
+_UNENFORCED_PATTERNS = frozenset({"[^:*$]*"})
 
 
 # Likewise AWS prints some patterns as its own server-side model has them, which botocore's newer or
@@ -169,7 +174,7 @@ def constraint_failures(shape: Shape, value: Any, enums: bool = True) -> list[st
                 out.append(f"Member must have length greater than or equal to {int(meta['min'])}")
         if t == "string" and isinstance(value, str):
             pattern = meta.get("pattern")
-            if pattern is not None:
+            if pattern is not None and pattern not in _UNENFORCED_PATTERNS:
                 rx = _compiled(pattern)
                 if rx is not None and rx.fullmatch(value) is None:
                     out.append(f"Member must satisfy regular expression pattern: {pattern_text(pattern)}")
@@ -258,7 +263,9 @@ def _check(shape: Shape, value: Any, path: str, out: _Collector) -> None:
         if isinstance(value_shape, (StructureShape, ListShape, MapShape)):
             for k, item in value.items():
                 if item is not None:
-                    _check(value_shape, item, f"{path}.{k}", out)
+                    # A map's structured value is "<key>.member", as a list's ("messageAttributes.attr1.member
+                    # .dataType", recorded by AWS for SNS).
+                    _check(value_shape, item, f"{path}.{k}.member", out)
         elif any(out.element_fails(value_shape, v) for v in value.values()):
             out.add(shown, path,
                     "Map value must satisfy constraint: [" + ", ".join(out.all_constraints(value_shape)) + "]")

@@ -66,6 +66,9 @@ def run_pytest(python: Path, scratch: Path, paths: list[str], junit: Path, log: 
         TEST_SKIP_LOCALSTACK_START="1", TEST_AWS_ENDPOINT_URL=endpoint,
         # Where LocalStack's helpers build URLs to (function URLs by host name, `*.localhost`).
         LOCALSTACK_HOST=f"localhost:{endpoint.rsplit(':', 1)[1]}",
+        # Where tests that sign raw HTTP requests send them (`config.internal_service_url()`: Kinesis' CBOR);
+        # the plugin sets it after LocalStack's conftest has reset it to port 4566.
+        HEARTH_CONFORMANCE_GATEWAY=f"127.0.0.1:{endpoint.rsplit(':', 1)[1]}",
         AWS_ACCESS_KEY_ID=PRIMARY["access_key_id"], AWS_SECRET_ACCESS_KEY=PRIMARY["secret_access_key"],
         AWS_DEFAULT_REGION="us-east-1", PYTHONPATH=str(scratch), PYTHONDONTWRITEBYTECODE="1",
         # What the plugin judges runtime-parametrised tests by: the runtimes the server can run.

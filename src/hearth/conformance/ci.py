@@ -11,6 +11,10 @@ from hearth.conformance.results import CaseResult
 
 _LAMBDA_API = "tests/aws/services/lambda_/test_lambda_api.py"
 _SQS = "tests/aws/services/sqs/test_sqs.py"
+_LOGS = "tests/aws/services/logs"
+_KINESIS = "tests/aws/services/kinesis/test_kinesis.py"
+_SNS = "tests/aws/services/sns/test_sns.py"
+_EVENTS = "tests/aws/services/events"
 
 TESTS: dict[str, tuple[str, ...]] = {
     "lambda": tuple(f"{_LAMBDA_API}::{test}" for test in (
@@ -65,6 +69,34 @@ TESTS: dict[str, tuple[str, ...]] = {
         "TestSqsProvider::test_send_message_with_binary_attributes[sqs]",
         "TestSqsProvider::test_receive_message_attribute_names_filters[sqs]",
         "TestSqsQueryApi::test_get_queue_url_work_for_different_queue[path]",
+        "TestSqsProvider::test_posting_to_queue_via_queue_name[sqs]",
+        "TestSqsProvider::test_send_message_with_delay_0_works_for_fifo[sqs]",
+        "TestSqsQueryApi::test_invalid_action_raises_exception",
+    )),
+    "logs": tuple(f"{_LOGS}/{test}" for test in (
+        "test_logs_metric_filters.py::TestMetricFilters::test_put_metric_filter_basic",
+        "test_logs_resource_policies.py::TestResourcePolicies::test_put_resource_policy",
+        "test_logs_subscription_filters.py::TestSubscriptionFilters::"
+        "test_describe_subscription_filters_log_group_not_found",
+        "test_logs_events.py::TestLogsEvents::test_get_log_events_limit_validation",
+        "test_logs_delivery.py::TestDeliveryDestinations::test_get_delivery_destination_not_found",
+        "test_logs_queries.py::TestCloudWatchLogsInsightsQueries::test_describe_queries_empty",
+    )),
+    "kinesis": tuple(f"{_KINESIS}::{test}" for test in (
+        "TestKinesis::test_create_stream_without_shard_count",
+        "TestKinesis::test_resource_policy_crud",
+        "TestKinesis::test_cbor_exceptions",
+    )),
+    "sns": tuple(f"{_SNS}::{test}" for test in (
+        "TestSNSTopicCrud::test_tags",
+        "TestSNSTopicCrudV2::test_create_topic_name_constraints",
+        "TestSNSPublishCrud::test_publish_wrong_arn_format",
+        "TestSNSSubscriptionCrud::test_unsubscribe_wrong_arn_format",
+    )),
+    "events": tuple(f"{_EVENTS}/{test}" for test in (
+        "test_events_tags.py::tests_tag_untag_resource[event_bus-event_bus_custom]",
+        "test_events.py::TestEventBus::test_put_permission_non_existing_event_bus",
+        "test_archive_and_replay.py::TestArchive::test_describe_archive_error_unknown_archive",
     )),
 }
 

@@ -38,6 +38,7 @@ REQUIREMENTS = [
     "websocket-client",
     "pyotp",
     "pymongo",                # its `bson`: DynamoDB's tests import LocalStack's dynamodbstreams_api, which needs it
+    "crontab",                # localstack.services.events.scheduler, imported by the EventBridge tests
 ]
 # Pinned by localstack-core==2026.3.0 itself, at other versions than the shared constraints.
 _DROPPED_PINS = ("awscli", "boto3", "botocore", "s3transfer")

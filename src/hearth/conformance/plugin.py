@@ -21,6 +21,7 @@ import os
 import re
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -45,6 +46,12 @@ LOCALSTACK_ASSERTIONS = {
     "test_lambda_url_invocation_custom_id_aliased": "asserts LocalStack's `_custom_id_` URL tag off AWS (an extension)",
 }
 
+# Tests that deploy their resources with the AWS CDK (aws-cdk-lib and Node's jsii runtime, hundreds of MB),
+# which the conformance environment does not install; their modules import `aws_cdk` at the top.
+NEEDS_CDK = {
+    "test_put_events_with_target_statefunction_machine": "deploys with the AWS CDK (not installed here)",
+}
+
 # Parametrised runtimes whose test functions are built with a toolchain these machines lack.
 _TOOLCHAIN_RUNTIME = re.compile(r"[\[-](java\d+(\.al2)?|dotnet\d*|dotnetcore[\d.]*)(?=[\]-])")
 # What a Lambda runtime identifier looks like among a test's parameters (LocalStack's Runtime enum values).
@@ -62,6 +69,8 @@ def not_judgeable_reason(name: str, marker_names: set[str], params: list[str] | 
         return "never validated against AWS (no aws.validated marker)"
     if name.split("[", 1)[0] in LOCALSTACK_ASSERTIONS:
         return LOCALSTACK_ASSERTIONS[name.split("[", 1)[0]]
+    if name.split("[", 1)[0] in NEEDS_CDK:
+        return NEEDS_CDK[name.split("[", 1)[0]]
     match = _TOOLCHAIN_RUNTIME.search(name)
     if match:
         return f"builds a {match.group(1)} function (no Java or .NET toolchain here)"
@@ -114,6 +123,69 @@ def provide_missing_internals() -> list[str]:
 
 def pytest_configure(config: pytest.Config) -> None:
     provide_missing_internals()
+
+
+def _stub_uninstallable_imports() -> None:
+    """Empty stand-ins for packages test modules import at the top but only a few of their tests use,
+    so that the module's other tests are collected:
+    - `amazon_kclpy` (LocalStack's KCL connector, imported by `test_kinesis.py`) cannot be installed here:
+      its build fetches Java archives. Only the LocalStack-only `test_run_kcl` uses it.
+    - `aws_cdk` (imported by `test_events_targets.py`): only the tests in NEEDS_CDK use it."""
+    try:
+        import amazon_kclpy  # noqa: F401
+    except ImportError:
+        root, kcl, v2, processor = (types.ModuleType(n) for n in (
+            "amazon_kclpy", "amazon_kclpy.kcl", "amazon_kclpy.v2", "amazon_kclpy.v2.processor"))
+        processor.RecordProcessorBase = type("RecordProcessorBase", (), {})  # type: ignore[attr-defined]
+        root.kcl, root.v2, v2.processor = kcl, v2, processor  # type: ignore[attr-defined]
+        sys.modules.update({m.__name__: m for m in (root, kcl, v2, processor)})
+    try:
+        import aws_cdk  # noqa: F401
+    except ImportError:
+        sys.modules["aws_cdk"] = types.ModuleType("aws_cdk")
+    # `test_events_targets.py` imports two Firehose helpers from folders the shared copy leaves out
+    # (LocalStack's scenario tests, its Firehose tests); only its Firehose target test calls them, and
+    # that test needs Firehose itself, which decides its verdict.
+    if not Path("tests/aws/scenario").exists():
+        helpers: dict[str, dict[str, object]] = {"tests.aws.scenario": {}, "tests.aws.scenario.kinesis_firehose": {},
+                   "tests.aws.scenario.kinesis_firehose.conftest": {
+                       "get_all_expected_messages_from_s3": _not_in_shared_copy},
+                   "tests.aws.services.firehose": {},
+                   "tests.aws.services.firehose.helper_functions": {
+                       "get_firehose_iam_documents": _firehose_documents}}
+        for name, members in helpers.items():
+            module = types.ModuleType(name)
+            module.__dict__.update(members)
+            sys.modules.setdefault(name, module)
+
+
+def _not_in_shared_copy(*args: object, **kwargs: object) -> object:
+    raise NotImplementedError("LocalStack's Firehose scenario helpers are not in the shared copy of the tests")
+
+
+def _firehose_documents(bucket_arn: str, stream_arn: str) -> tuple[dict[str, object], dict[str, object]]:
+    """A role Firehose may assume, and what it may do: write to the bucket, read the stream."""
+    trust: dict[str, object] = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "firehose.amazonaws.com"}}]}
+    allowed: dict[str, object] = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:*"], "Resource": [bucket_arn, f"{bucket_arn}/*"]},
+        {"Effect": "Allow", "Action": ["kinesis:*"], "Resource": [stream_arn]}]}
+    return trust, allowed
+
+
+_stub_uninstallable_imports()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Point LocalStack's `internal_service_url()` at the Hearth under test: LocalStack's conftest sets its
+    listen address to port 4566 in `pytest_configure`, before the session starts."""
+    listen = os.environ.get("HEARTH_CONFORMANCE_GATEWAY")
+    if not listen:
+        return
+    from localstack import config  # only in the conformance environment, never in Hearth's
+
+    host, _, port = listen.rpartition(":")
+    config.GATEWAY_LISTEN = config.UniqueHostAndPortList([config.HostAndPort(host=host, port=int(port))])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

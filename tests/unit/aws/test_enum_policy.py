@@ -34,19 +34,26 @@ def test_sqs_unknown_enum_values_reach_the_operation(tmp_path: Path) -> None:
     assert [c[0] for c in echo.calls] == ["get_queue_attributes", "create_queue"]
 
 
-@pytest.mark.parametrize(("service", "call", "params", "path"), [
-    ("lambda", "put_function_recursion_config", {"FunctionName": "f", "RecursiveLoop": "Bad"}, "recursiveLoop"),
+@pytest.mark.parametrize(("service", "call", "params", "path", "code"), [
+    ("lambda", "put_function_recursion_config", {"FunctionName": "f", "RecursiveLoop": "Bad"}, "recursiveLoop",
+     "ValidationException"),
     ("kinesis", "get_shard_iterator", {"StreamName": "s", "ShardId": "shardId-0", "ShardIteratorType": "BAD"},
-     "shardIteratorType"),
-    ("logs", "describe_log_streams", {"logGroupName": "g", "orderBy": "Newest"}, "orderBy"),
+     "shardIteratorType", "ValidationException"),
+    # CloudWatch Logs' classic operations spell the framework's refusal InvalidParameterException, its
+    # newer delivery operations ValidationException (both recorded against AWS by LocalStack's tests).
+    ("logs", "describe_log_streams", {"logGroupName": "g", "orderBy": "Newest"}, "orderBy",
+     "InvalidParameterException"),
+    ("logs", "put_delivery_destination", {"name": "d", "outputFormat": "foobar", "deliveryDestinationConfiguration":
+                                          {"destinationResourceArn": "arn:aws:s3:::b"}}, "outputFormat",
+     "ValidationException"),
 ])
 def test_json_services_still_refuse_unknown_enum_values(tmp_path: Path, service: str, call: str,
-                                                        params: dict[str, Any], path: str) -> None:
+                                                        params: dict[str, Any], path: str, code: str) -> None:
     client, echo = _setup(tmp_path, service)
     with pytest.raises(ClientError) as info:
         getattr(client, call)(**params)
     error = info.value.response["Error"]
-    assert error["Code"] == "ValidationException"
+    assert error["Code"] == code
     assert f"at '{path}' failed to satisfy constraint: Member must satisfy enum value set: [" in error["Message"]
     assert echo.calls == []
 
@@ -60,3 +67,38 @@ def test_validation_without_enums_keeps_other_constraints() -> None:
     without = validation_errors(shape, params, enums=False)
     assert len(with_enums) == 2 and len(without) == 1
     assert "memorySize" in without[0] and "enum" not in without[0]
+
+
+def test_logs_limit_out_of_range_is_an_invalid_parameter(tmp_path: Path) -> None:
+    client, echo = _setup(tmp_path, "logs")
+    with pytest.raises(ClientError) as info:
+        client.get_log_events(logGroupName="g", logStreamName="s", limit=10001)
+    assert info.value.response["Error"] == {
+        "Code": "InvalidParameterException",
+        "Message": "1 validation error detected: Value '10001' at 'limit' failed to satisfy constraint: Member "
+                   "must have value less than or equal to 10000"}
+    assert echo.calls == []
+
+
+def test_logs_metric_namespace_may_hold_a_colon(tmp_path: Path) -> None:
+    client, echo = _setup(tmp_path, "logs")
+    client.put_metric_filter(logGroupName="g", filterName="f", filterPattern="x", metricTransformations=[
+        {"metricNamespace": "A.B-c_d/1#2:metricNamespace", "metricName": "m", "metricValue": "1"}])
+    assert echo.calls[-1][0] == "put_metric_filter"
+
+
+def test_sns_spells_missing_parameters_and_nested_violations_as_aws(tmp_path: Path) -> None:
+    client, echo = _setup(tmp_path, "sns")
+    with pytest.raises(ClientError) as missing:
+        client.unsubscribe()
+    assert missing.value.response["Error"]["Code"] == "InvalidParameter"
+    assert missing.value.response["Error"]["Message"] == (
+        "Invalid parameter: SubscriptionArn Reason: no value for required parameter")
+    with pytest.raises(ClientError) as nested:
+        client.publish(TopicArn="arn:aws:sns:us-east-1:111122223333:t", Message="m",
+                       MessageAttributes={"attr1": {"StringValue": "v"}})
+    assert nested.value.response["Error"] == {
+        "Type": "Sender", "Code": "ValidationError",
+        "Message": "1 validation error detected: Value null at 'messageAttributes.attr1.member.dataType' failed to "
+                   "satisfy constraint: Member must not be null"}
+    assert echo.calls == []

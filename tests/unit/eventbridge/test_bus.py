@@ -106,12 +106,14 @@ def test_put_events_entry_errors(env: Any) -> None:
         {"Source": "s", "DetailType": "t", "Detail": "{}", "EventBusName": "nope"},
         {"Source": "s", "DetailType": "t", "Detail": "{}"},
     ])
-    assert result["FailedEntryCount"] == 5
+    assert result["FailedEntryCount"] == 4
+    # An event for a bus that does not exist is accepted (and dropped), as AWS does (recorded by LocalStack's
+    # AWS-validated test_put_events_nonexistent_event_bus).
     assert [e.get("ErrorCode") for e in result["Entries"]] == [
-        "InvalidArgument", "InvalidArgument", "InvalidArgument", "MalformedDetail", "ResourceNotFoundException", None]
+        "InvalidArgument", "InvalidArgument", "InvalidArgument", "MalformedDetail", None, None]
     assert result["Entries"][0]["ErrorMessage"] == (
         "Parameter Source is not valid. Reason: Source is a required argument.")
-    assert result["Entries"][4]["ErrorMessage"] == "Event bus nope does not exist."
+    assert result["Entries"][4]["EventId"]
     with pytest.raises(AwsError) as info:
         call(eb, "put_events", Entries=[{"Source": "s", "DetailType": "t", "Detail": json.dumps({"x": "a" * 262144})}])
     assert info.value.code == "ValidationException"
@@ -193,7 +195,8 @@ async def test_input_path_input_and_transformer(env: Any) -> None:
     by_arn = {arn: m.body for arn, m in rec.got}
     assert json.loads(by_arn[QUEUE + "1"]) == {"fixed": True}
     assert json.loads(by_arn[QUEUE + "2"]) == {"id": "o-1", "n": 3}
-    assert json.loads(by_arn[QUEUE + "3"]) == {"order": "o-1", "text": "order o-1 has 3 items", "n": 3, "x": None,
+    # A path that selects nothing is "" (recorded by AWS: test_put_events_with_input_transformer_input_template_json).
+    assert json.loads(by_arn[QUEUE + "3"]) == {"order": "o-1", "text": "order o-1 has 3 items", "n": 3, "x": "",
                                                "rule": "r"}
     assert by_arn[QUEUE + "4"] == "o-1 is placed"
 
@@ -344,3 +347,79 @@ def test_a_cluster_node_follows_scheduled_rules_changed_through_another(tmp_path
     finally:
         here.store.close()
         there.store.close()
+
+
+def test_tags_permissions_and_rules_by_target(env: Any) -> None:
+    eb, _, _ = env
+    bus_arn = call(eb, "create_event_bus", Name="b", Tags=[{"Key": "k1", "Value": "v1"}])["EventBusArn"]
+    rule_arn = call(eb, "put_rule", Name="r", EventBusName="b", EventPattern='{"source": ["s"]}',
+                    Tags=[{"Key": "k", "Value": "v"}])["RuleArn"]
+    call(eb, "tag_resource", ResourceARN=bus_arn, Tags=[{"Key": "k2", "Value": "v2"}])
+    assert call(eb, "list_tags_for_resource", ResourceARN=bus_arn)["Tags"] == [
+        {"Key": "k1", "Value": "v1"}, {"Key": "k2", "Value": "v2"}]
+    call(eb, "untag_resource", ResourceARN=bus_arn, TagKeys=["k1", "absent"])
+    assert call(eb, "list_tags_for_resource", ResourceARN=rule_arn)["Tags"] == [{"Key": "k", "Value": "v"}]
+    with pytest.raises(AwsError) as info:
+        call(eb, "list_tags_for_resource", ResourceARN=rule_arn.replace("/r", "/nope"))
+    assert info.value.message == "Rule nope does not exist on EventBus b."
+    call(eb, "put_permission", EventBusName="b", StatementId="s1", Action="events:PutEvents", Principal="222222222222")
+    call(eb, "put_permission", EventBusName="b", StatementId="s2", Action="events:PutEvents", Principal="*")
+    policy = json.loads(call(eb, "describe_event_bus", Name="b")["Policy"])
+    assert [(s["Sid"], s["Principal"]) for s in policy["Statement"]] == [
+        ("s1", {"AWS": "arn:aws:iam::222222222222:root"}), ("s2", "*")]
+    with pytest.raises(AwsError) as info:
+        call(eb, "remove_permission", EventBusName="b", StatementId="nope")
+    assert info.value.message == "Statement with the provided id does not exist."
+    call(eb, "remove_permission", EventBusName="b", RemoveAllPermissions=True)
+    assert "Policy" not in call(eb, "describe_event_bus", Name="b")
+    queue = "arn:aws:sqs:us-east-1:000000000000:q"
+    for name in ("r1", "r2", "r3"):
+        call(eb, "put_rule", Name=name, EventPattern='{"source": ["s"]}')
+        call(eb, "put_targets", Rule=name, Targets=[{"Id": "t", "Arn": queue}])
+    first = call(eb, "list_rule_names_by_target", TargetArn=queue, Limit=2)
+    assert first["RuleNames"] == ["r1", "r2"]
+    assert call(eb, "list_rule_names_by_target", TargetArn=queue, NextToken=first["NextToken"]) == {"RuleNames": ["r3"]}
+    call(eb, "delete_event_bus", Name="b")
+    call(eb, "create_event_bus", Name="b")
+    assert call(eb, "list_tags_for_resource", ResourceARN=bus_arn)["Tags"] == []
+
+
+async def test_archives_keep_matching_events_and_replays_send_them_back(env: Any) -> None:
+    eb, rec, _ = env
+    bus_arn = f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default"
+    call(eb, "create_archive", ArchiveName="a", EventSourceArn=bus_arn, EventPattern='{"source": ["keep"]}',
+         RetentionDays=1)
+    with pytest.raises(AwsError) as info:
+        call(eb, "create_archive", ArchiveName="a", EventSourceArn=bus_arn)
+    assert info.value.message == "Archive a already exists."
+    before = datetime.now(UTC) - timedelta(minutes=1)
+    call(eb, "put_events", Entries=[{"Source": source, "DetailType": "t", "Detail": "{}"}
+                                    for source in ("keep", "drop", "keep")])
+    described = call(eb, "describe_archive", ArchiveName="a")
+    assert described["EventCount"] == 2 and described["EventSourceArn"] == bus_arn
+    call(eb, "put_rule", Name="r", EventPattern='{"source": ["keep"]}')
+    call(eb, "put_targets", Rule="r", Targets=[{"Id": "t", "Arn": QUEUE}])
+    started = call(eb, "start_replay", ReplayName="p", EventSourceArn=described["ArchiveArn"],
+                   EventStartTime=before, EventEndTime=datetime.now(UTC) + timedelta(minutes=1),
+                   Destination={"Arn": bus_arn})
+    assert started["State"] == "STARTING"
+    await eb.dispatcher.run_once()
+    replayed = rec.bodies(QUEUE)
+    assert len(replayed) == 2 and all(b["replay-name"] == "p" for b in replayed)
+    assert list(replayed[0])[:8] == ["version", "id", "detail-type", "source", "account", "time", "region",
+                                     "replay-name"]
+    assert call(eb, "describe_archive", ArchiveName="a")["EventCount"] == 2  # replays are not archived again
+    assert call(eb, "describe_replay", ReplayName="p")["State"] == "COMPLETED"
+    listed = call(eb, "list_replays", NamePrefix="p")["Replays"]
+    assert [r["ReplayName"] for r in listed] == ["p"] and "EventLastReplayedTime" not in listed[0]
+    call(eb, "create_event_bus", Name="other")
+    with pytest.raises(AwsError) as info:
+        call(eb, "start_replay", ReplayName="o", EventSourceArn=described["ArchiveArn"], EventStartTime=before,
+             EventEndTime=datetime.now(UTC), Destination={"Arn": bus_arn.replace("/default", "/other")})
+    assert info.value.code == "ValidationException"
+    with pytest.raises(AwsError) as info:
+        call(eb, "start_replay", ReplayName="q", EventSourceArn=described["ArchiveArn"].replace("/a", "/x"),
+             EventStartTime=before, EventEndTime=datetime.now(UTC), Destination={"Arn": bus_arn})
+    assert info.value.message == "Parameter EventSourceArn is not valid. Reason: Archive x does not exist."
+    call(eb, "delete_archive", ArchiveName="a")
+    assert call(eb, "list_archives") == {"Archives": []}

@@ -113,3 +113,33 @@ def test_malformed_patterns(text: str, reason: str) -> None:
     with pytest.raises(PatternError) as info:
         compile_pattern(text)
     assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    # anything-but of a string pattern matches values that are not strings (AWS-validated templates).
+    ({"detail": {"amount": [{"anything-but": {"prefix": "init"}}]}}, True),
+    ({"detail": {"nothing": [{"anything-but": {"suffix": ["a", "b"]}}]}}, True),
+    ({"detail": {"nothing": [{"anything-but": {"wildcard": "*/dir/*"}}]}}, True),
+    ({"detail": {"amount": [{"anything-but": {"equals-ignore-case": "x"}}]}}, True),
+    ({"detail": {"state": [{"anything-but": {"prefix": "run"}}]}}, False),
+    # Dots join field names both ways.
+    ({"detail": {"nested.deep": {"x": ["y"]}}}, True),
+    ({"detail": {"nested.deep.x": ["y"]}}, True),
+    ({"detail": {"dotted": {"name": ["v"]}}}, True),
+])
+def test_anything_but_non_strings_and_dotted_names(pattern: dict[str, Any], expected: bool) -> None:
+    event = {**EVENT, "detail": {**EVENT["detail"], "dotted.name": "v"}}
+    assert match(pattern, event) is expected
+
+
+def test_anything_but_empty_prefix_text() -> None:
+    with pytest.raises(PatternError) as info:
+        compile_pattern(json.dumps({"a": [{"anything-but": {"suffix": ""}}]}))
+    assert str(info.value) == "Null prefix/suffix not allowed"
+
+
+def test_objects_and_arrays_inside_template_text_lose_their_quotes() -> None:
+    from hearth.services.events.transform import render_template
+
+    rendered = render_template('"Payload of <p> with <l>"', {"p": {"acc_id": "a-1", "n": 2}, "l": ["HIGH", "LOW"]})
+    assert json.loads(rendered) == "Payload of {acc_id:a-1,n:2} with [HIGH,LOW]"

@@ -183,3 +183,43 @@ async def test_reader_api_wakes_on_put_and_renders_lambda_records(kin: Any) -> N
     model = KinesisDataStreamModel.model_validate(event)
     assert model.Records[0].kinesis.data == b'{"hello": 1}'
     assert model.Records[0].kinesis.partitionKey == "pk"
+
+
+def test_a_stream_without_shard_count_or_mode_is_on_demand_with_four_shards(kin: Any) -> None:
+    p, _ = kin
+    call(p, "create_stream", StreamName="s")
+    summary = call(p, "describe_stream_summary", StreamName="s")["StreamDescriptionSummary"]
+    assert summary["StreamModeDetails"] == {"StreamMode": "ON_DEMAND"} and summary["OpenShardCount"] == 4
+    assert error(p, "create_stream", StreamName="t", StreamModeDetails={"StreamMode": "PROVISIONED"}) == (
+        "InvalidArgumentException", "ShardCount is required for PROVISIONED streams.")
+
+
+def test_resource_policy_and_registered_consumers(kin: Any) -> None:
+    p, _ = kin
+    call(p, "create_stream", StreamName="s", ShardCount=1)
+    arn = f"arn:aws:kinesis:us-east-1:{ACCOUNT}:stream/s"
+    assert call(p, "get_resource_policy", ResourceARN=arn) == {"Policy": "{}"}
+    call(p, "put_resource_policy", ResourceARN=arn, Policy='{"Version": "2012-10-17"}')
+    assert call(p, "get_resource_policy", ResourceARN=arn) == {"Policy": '{"Version": "2012-10-17"}'}
+    call(p, "delete_resource_policy", ResourceARN=arn)
+    assert error(p, "delete_resource_policy", ResourceARN=arn)[0] == "ResourceNotFoundException"
+    assert error(p, "put_resource_policy", ResourceARN=f"arn:aws:kinesis:us-east-1:{ACCOUNT}:stream/nope",
+                 Policy="{}")[0] == "ResourceNotFoundException"
+    consumer = call(p, "register_stream_consumer", StreamARN=arn, ConsumerName="c")["Consumer"]
+    assert consumer["ConsumerARN"].startswith(f"{arn}/consumer/c:") and consumer["ConsumerStatus"] == "ACTIVE"
+    assert error(p, "register_stream_consumer", StreamARN=arn, ConsumerName="c")[0] == "ResourceInUseException"
+    assert [c["ConsumerName"] for c in call(p, "list_stream_consumers", StreamARN=arn)["Consumers"]] == ["c"]
+    described = call(p, "describe_stream_consumer", ConsumerARN=consumer["ConsumerARN"])["ConsumerDescription"]
+    assert described["StreamARN"] == arn and described["ConsumerName"] == "c"
+    assert call(p, "describe_stream_summary", StreamName="s")["StreamDescriptionSummary"]["ConsumerCount"] == 1
+    call(p, "deregister_stream_consumer", StreamARN=arn, ConsumerName="c")
+    assert call(p, "list_stream_consumers", StreamARN=arn) == {"Consumers": []}
+
+
+def test_a_quoted_shard_iterator_is_accepted(kin: Any) -> None:
+    p, _ = kin
+    call(p, "create_stream", StreamName="s", ShardCount=1)
+    call(p, "put_record", StreamName="s", Data=b"x", PartitionKey="k")
+    iterator = call(p, "get_shard_iterator", StreamName="s", ShardId="shardId-000000000000",
+                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    assert [r["Data"] for r in call(p, "get_records", ShardIterator=f'"{iterator}"')["Records"]] == [b"x"]

@@ -8,7 +8,7 @@ import hashlib
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from botocore.auth import SigV4Auth
@@ -34,15 +34,15 @@ async def gateway(tmp_path: Path) -> AsyncIterator[AwsGateway]:
 
 
 async def query(app: AwsGateway, action: str, params: dict[str, str] | None = None,
-                *, secret: str = SECRET_KEY) -> tuple[AsgiResult, ET.Element]:
+                *, secret: str = SECRET_KEY, path: str = "/") -> tuple[AsgiResult, ET.Element]:
     """POST one signed query request the way a query-era SDK does, and parse the XML answer."""
     body = urlencode({"Action": action, "Version": "2012-11-05", **(params or {})})
-    request = AWSRequest(method="POST", url=f"{ENDPOINT}/", data=body.encode(),
+    request = AWSRequest(method="POST", url=f"{ENDPOINT}{path}", data=body.encode(),
                          headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
     SigV4Auth(Credentials(ACCESS_KEY, secret), "sqs", "us-east-1").add_auth(request)
     headers = [(k, v if isinstance(v, str) else v.decode()) for k, v in request.headers.items()]
     headers.append(("host", "hearth.test:4566"))
-    result = await call_asgi(app, "POST", "/", headers=headers, body=body.encode())
+    result = await call_asgi(app, "POST", path, headers=headers, body=body.encode())
     return result, ET.fromstring(result.body)
 
 
@@ -155,7 +155,8 @@ async def test_errors_carry_the_query_codes(gateway: AwsGateway) -> None:
     assert root.tag == "{http://queue.amazonaws.com/doc/2012-11-05/}ErrorResponse"
     assert text(root, "q:Error/q:Type") == "Sender"
     assert text(root, "q:Error/q:Code") == "AWS.SimpleQueueService.NonExistentQueue"
-    assert text(root, "q:Error/q:Message") == "The specified queue does not exist."
+    # The query API's words (recorded by AWS); the JSON protocol says "The specified queue does not exist."
+    assert text(root, "q:Error/q:Message") == "The specified queue does not exist for this wsdl version."
     assert text(root, "q:RequestId") == result.headers["x-amzn-requestid"]
     assert "x-amzn-query-error" not in result.headers
 
@@ -188,3 +189,18 @@ def test_query_names_follow_the_sqs_query_api() -> None:
     assert names[("AddPermissionRequest", "AWSAccountIds")] == "AWSAccountId"
     assert names[("AddPermissionRequest", "Actions")] == "ActionName"
     assert query_view("lambda") is None and query_view("sns") is None
+
+
+async def test_a_queue_url_path_addresses_its_queue(gateway: AwsGateway) -> None:
+    _, root = await query(gateway, "CreateQueue", {"QueueName": "p"})
+    path = urlsplit(text(root, "q:CreateQueueResult/q:QueueUrl")).path
+    result, root = await query(gateway, "GetQueueAttributes", {"AttributeName.1": "QueueArn"}, path=path)
+    assert result.status == 200 and text(root, "q:GetQueueAttributesResult/q:Attribute/q:Name") == "QueueArn"
+    _, root = await query(gateway, "SendMessage", {}, path=path)
+    assert (text(root, "q:Error/q:Code"), text(root, "q:Error/q:Message")) == (
+        "MissingParameter", "The request must contain the parameter MessageBody.")
+    _, root = await query(gateway, "CreateQueue", {"QueueName": "other"}, path=path)
+    assert (text(root, "q:Error/q:Code"), text(root, "q:Error/q:Message")) == (
+        "InvalidAction", "The action CreateQueue is not valid for this endpoint.")
+    result, root = await query(gateway, "GetQueueUrl", {"QueueName": "p"}, path=path)  # answered at a queue's URL
+    assert result.status == 200 and text(root, "q:GetQueueUrlResult/q:QueueUrl").endswith("/p")

@@ -16,7 +16,7 @@ from hearth.aws.errors import AwsError
 from hearth.events.delivery import DeliveryError, Message
 from hearth.services.sqs.messages import lambda_record, md5_of_attributes
 from hearth.services.sqs.provider import SqsDelivery
-from hearth.services.sqs.queues import OutgoingMessage, Queue, QueueService
+from hearth.services.sqs.queues import OutgoingMessage, Queue, QueueService, query_code
 
 ACCOUNT, REGION = "000000000000", "us-east-1"
 
@@ -162,9 +162,27 @@ def test_receipt_handle_checks(svc: QueueService) -> None:
     assert exc.value.message == 'The input receipt handle "garbage" is not a valid receipt handle.'
     _send(svc, q, "m")
     handle = svc.receive_now(q, 1, 0)[0]["ReceiptHandle"]
-    with pytest.raises(AwsError) as inflight:
-        svc.change_visibility(q, handle, 10)  # visibility 0: no longer in flight
-    assert inflight.value.code == "MessageNotInflight"
+    # Visibility 0: no longer in flight, yet its latest handle may still change it (recorded by AWS).
+    svc.change_visibility(q, handle, 10)
+    assert svc.receive_now(q) == []
+    svc.delete_message(q, handle)
+    with pytest.raises(AwsError) as deleted:
+        svc.change_visibility(q, handle, 10)
+    assert (query_code(deleted.value), deleted.value.message) == (
+        "InvalidParameterValue", f"Value {handle} for parameter ReceiptHandle is invalid. Reason: Message does not "
+                                 "exist or is not available for visibility timeout change.")
+
+
+def test_fifo_receive_hands_out_groups_together_and_takes_true_in_any_case(svc: QueueService) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "q.fifo", {"FifoQueue": "True", "ContentBasedDeduplication": "TRUE"})
+    assert q.fifo and q.attributes["ContentBasedDeduplication"] == "true"
+    for body, group in (("g1-m1", "g1"), ("g2-m1", "g2"), ("g1-m2", "g1")):
+        svc.send(q, OutgoingMessage(body=body, group_id=group, delay=0))
+    assert [m["Body"] for m in svc.receive_now(q, 10)] == ["g1-m1", "g1-m2", "g2-m1"]
+    with pytest.raises(AwsError) as info:
+        svc.set_attributes(q, {"FifoQueue": "false"})
+    assert info.value.message == "Invalid value for the parameter FifoQueue. Reason: Modifying queue type is not " \
+                                 "supported."
 
 
 def test_md5_of_attributes_matches_aws_algorithm() -> None:
@@ -239,3 +257,13 @@ def test_state_survives_reopen(tmp_path: Path, clock: Clock) -> None:
         assert reopened.receive_now(queue)[0]["MessageId"] == message_id
     finally:
         reopened.close()
+
+
+def test_standard_queues_refuse_fifo_attributes_with_aws_texts(svc: QueueService) -> None:
+    for attributes, text in (({"FifoQueue": "false"}, "Unknown Attribute FifoQueue."),
+                             ({"ContentBasedDeduplication": "false"}, "Unknown Attribute ContentBasedDeduplication."),
+                             ({"DeduplicationScope": "queue"},
+                              "You can specify the DeduplicationScope only when FifoQueue is set to true.")):
+        with pytest.raises(AwsError) as info:
+            svc.create_queue(ACCOUNT, REGION, "std", attributes)
+        assert (info.value.code, info.value.message) == ("InvalidAttributeName", text)

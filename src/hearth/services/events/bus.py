@@ -69,10 +69,15 @@ class EventBus:
     # -- events -------------------------------------------------------------------------------------
 
     def route(self, account: str, region: str, bus: str, events: list[dict[str, Any]],
-              trace_header: str | None = None) -> None:
-        """Match `events` (already accepted) against the bus's enabled rules and enqueue deliveries,
-        each carrying `trace_header` (the sender's X-Amzn-Trace-Id) to its target."""
-        rules = [r for r in self.store.list_rules(account, region, bus) if r.state != "DISABLED" and r.pattern]
+              trace_header: str | None = None, *, only_rules: set[str] | None = None) -> None:
+        """Match `events` (already accepted) against the bus's enabled rules and enqueue deliveries, each
+        carrying `trace_header` (the sender's X-Amzn-Trace-Id) to its target; keep them in the bus's
+        archives whose pattern they match. A replay passes `only_rules` (the ARNs it may reach, None: all)
+        and its events are not archived again."""
+        rules = [r for r in self.store.list_rules(account, region, bus) if r.state != "DISABLED" and r.pattern
+                 and (only_rules is None or r.arn in only_rules)]
+        if not any("replay-name" in event for event in events):
+            self._archive(account, region, bus, events)
         deliveries: list[Delivery] = []
         for event in events:
             for rule in rules:
@@ -81,6 +86,14 @@ class EventBus:
                     self.matched += 1
                     deliveries.extend(self._deliveries(rule, event, trace_header))
         self.dispatcher.enqueue(deliveries)
+
+    def _archive(self, account: str, region: str, bus: str, events: list[dict[str, Any]]) -> None:
+        now = time.time()
+        for archive in self.store.archives(account, region, bus):
+            pattern = cached_pattern(archive.pattern) if archive.pattern else None
+            kept = [e for e in events if pattern is None or pattern.matches(e)]
+            if kept:
+                self.store.archive_events(archive, kept, now)
 
     def _deliveries(self, rule: Rule, event: dict[str, Any], trace_header: str | None = None) -> list[Delivery]:
         out: list[Delivery] = []

@@ -237,20 +237,21 @@ def _anything_but(arg: Any) -> Leaf:
             if not all(isinstance(x, str) for x in values):
                 raise PatternError("prefix/suffix match pattern must be a string")
             if any(x == "" for x in values):
-                raise PatternError(f"Null {kind} not allowed with anything-but")
+                raise PatternError("Null prefix/suffix not allowed")
             fn = str.startswith if kind == "prefix" else str.endswith
-            return lambda v: isinstance(v, str) and not any(fn(v, x) for x in values)
+            # A value that is not a string (a number, null) is "anything but" a string pattern: AWS matches it.
+            return lambda v: not isinstance(v, str) or not any(fn(v, x) for x in values)
         if kind == "equals-ignore-case":
             values = inner if isinstance(inner, list) else [inner]
             if not values or not all(isinstance(x, str) for x in values):
                 raise PatternError("Inside anything-but/equals-ignore-case list, number|start|null|boolean is "
                                    "not supported.")
             folded = {x.casefold() for x in values}
-            return lambda v: isinstance(v, str) and v.casefold() not in folded
+            return lambda v: not isinstance(v, str) or v.casefold() not in folded
         if kind == "wildcard":
             values = inner if isinstance(inner, list) else [inner]
             regexes = [_wildcard_regex(x) for x in values]
-            return lambda v: isinstance(v, str) and not any(r.fullmatch(v) for r in regexes)
+            return lambda v: not isinstance(v, str) or not any(r.fullmatch(v) for r in regexes)
         if kind == "numeric":
             inside = _numeric(inner)
             return lambda v: _is_number(v) and not inside(v)
@@ -318,9 +319,24 @@ def _match_node(node: _Node, value: Any) -> bool:
     return any(_match_object(node, obj) for obj in candidates)
 
 
+def _lookup(obj: dict[str, Any], key: str, nested: bool) -> Any:
+    """A field of an event object. Dots join names both ways, as in AWS: a pattern's `a.b` finds the
+    event's {"a": {"b": …}}, and a nested pattern {"a": {"b": …}} finds the event's "a.b" field."""
+    if key in obj:
+        return obj[key]
+    first, dot, rest = key.partition(".")
+    if dot and isinstance(obj.get(first), dict):
+        return _lookup(obj[first], rest, nested)
+    if nested:
+        joined = {k[len(key) + 1:]: v for k, v in obj.items() if k.startswith(f"{key}.")}
+        if joined:
+            return joined
+    return _MISSING
+
+
 def _match_object(node: _Node, obj: dict[str, Any]) -> bool:
     for key, spec in node.fields:
-        value = obj.get(key, _MISSING)
+        value = _lookup(obj, key, isinstance(spec, _Node))
         if isinstance(spec, _Node):
             if not _match_node(spec, {} if value is _MISSING else value):
                 return False

@@ -14,8 +14,10 @@ from typing import Any
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
+from hearth.services.events.archives import ArchiveOperations
 from hearth.services.events.bus import EventBus, envelope
 from hearth.services.events.patterns import PatternError, compile_pattern
+from hearth.services.events.resource_ops import ResourceOperations, decode_token, encode_token
 from hearth.services.events.schedules import parse_schedule
 from hearth.services.events.store import Bus, EventStore, Rule
 from hearth.services.events.transform import valid_path
@@ -43,18 +45,17 @@ def bus_name(value: str | None) -> str:
 
 
 def _page(items: list[Any], params: dict[str, Any], default_limit: int = 100) -> tuple[list[Any], str | None]:
-    token = params.get("NextToken")
-    start = int(token) if token and str(token).isdigit() else 0
+    start = decode_token(params.get("NextToken"))
     limit = int(params.get("Limit") or default_limit)
     end = start + limit
-    return items[start:end], (str(end) if end < len(items) else None)
+    return items[start:end], (encode_token(end) if end < len(items) else None)
 
 
 def _epoch(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-class EventsProvider:
+class EventsProvider(ResourceOperations, ArchiveOperations):
     def __init__(self, store: EventStore, bus: EventBus) -> None:
         self.store = store
         self.bus = bus
@@ -75,13 +76,17 @@ class EventsProvider:
         if not self.store.create_bus(ctx.account_id, ctx.region, name, params.get("Description")):
             raise AwsError("ResourceAlreadyExistsException", f"Event bus {name} already exists.")
         bus = self._bus(ctx, name)
+        if params.get("Tags"):
+            self.store.tag(ctx.account_id, ctx.region, bus.arn, {t["Key"]: t["Value"] for t in params["Tags"]})
         out: dict[str, Any] = {"EventBusArn": bus.arn}
         if bus.description:
             out["Description"] = bus.description
         return out
 
     def describe_event_bus(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        return self._describe_bus(self._bus(ctx, params.get("Name")))
+        bus = self._bus(ctx, params.get("Name"))
+        policy = self.store.bus_policy(ctx.account_id, ctx.region, bus.name)
+        return {**self._describe_bus(bus), **({"Policy": policy} if policy else {})}
 
     @staticmethod
     def _describe_bus(bus: Bus) -> dict[str, Any]:
@@ -129,6 +134,8 @@ class EventsProvider:
             schedule=schedule, state=params.get("State") or "ENABLED", description=params.get("Description"),
             role_arn=params.get("RoleArn"), created=existing.created if existing else time.time()))
         self.bus.schedule(rule)
+        if params.get("Tags"):
+            self.store.tag(ctx.account_id, ctx.region, rule.arn, {t["Key"]: t["Value"] for t in params["Tags"]})
         return {"RuleArn": rule.arn}
 
     @staticmethod
@@ -229,9 +236,8 @@ class EventsProvider:
             detail = None
         if not isinstance(detail, dict):
             raise _EntryError("MalformedDetail", "Detail is malformed.")
+        # An event for a bus that does not exist is accepted and dropped, as AWS does (no rule can match it).
         name = bus_name(entry.get("EventBusName"))
-        if self.store.get_bus(ctx.account_id, ctx.region, name) is None:
-            raise _EntryError("ResourceNotFoundException", f"Event bus {name} does not exist.")
         moment = entry.get("Time") or now
         event = envelope(source=entry["Source"], detail_type=entry["DetailType"], detail=detail,
                          account=ctx.account_id, region=ctx.region, resources=list(entry.get("Resources") or []),
@@ -279,7 +285,8 @@ def _check_target(target: dict[str, Any]) -> None:
         raise _validation(f"Parameter {arn} is not valid. Reason: Provided Arn is not in correct format.")
     given = [k for k in ("Input", "InputPath", "InputTransformer") if target.get(k) is not None]
     if len(given) > 1:
-        raise _validation("Only one of Input, InputPath, or InputTransformer must be provided.")
+        raise _validation(f"Only one of Input, InputPath, or InputTransformer must be provided for target "
+                          f"{target.get('Id')}.")
     if "Input" in target:
         try:
             json.loads(target["Input"])

@@ -1,4 +1,5 @@
-"""Durable EventBridge state: event buses, rules, targets, and the delivery outbox.
+"""Durable EventBridge state: event buses, rules, targets, tags, bus policies, archives (with their
+events) and replays, and the delivery outbox.
 
 It owns the `eventbridge` component's tables in hearth.db and their SQL. It never validates business
 rules (the provider does) and never delivers (the dispatcher does). Every write is one transaction,
@@ -42,6 +43,26 @@ MIGRATIONS = [
     """
     ALTER TABLE eb_outbox ADD COLUMN trace_header TEXT;
     """,
+    # Tags, bus policies, archives and replays.
+    """
+    CREATE TABLE eb_tags (
+        account TEXT NOT NULL, region TEXT NOT NULL, arn TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (account, region, arn, key));
+    CREATE TABLE eb_bus_policies (
+        account TEXT NOT NULL, region TEXT NOT NULL, bus TEXT NOT NULL, policy TEXT NOT NULL,
+        PRIMARY KEY (account, region, bus));
+    CREATE TABLE eb_archives (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, bus TEXT NOT NULL, pattern TEXT,
+        description TEXT, retention_days INTEGER NOT NULL, created REAL NOT NULL,
+        PRIMARY KEY (account, region, name));
+    CREATE TABLE eb_archived (
+        account TEXT NOT NULL, region TEXT NOT NULL, archive TEXT NOT NULL, seq INTEGER NOT NULL,
+        at REAL NOT NULL, event TEXT NOT NULL,
+        PRIMARY KEY (account, region, archive, seq));
+    CREATE TABLE eb_replays (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, started REAL NOT NULL,
+        PRIMARY KEY (account, region, name));
+    """,
 ]
 
 
@@ -80,6 +101,26 @@ class Rule:
     @property
     def key(self) -> str:
         return f"{self.account}|{self.region}|{self.bus}|{self.name}"
+
+
+@dataclass(frozen=True)
+class Archive:
+    account: str
+    region: str
+    name: str
+    bus: str
+    pattern: str | None
+    description: str | None
+    retention_days: int  # 0: kept indefinitely
+    created: float
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:events:{self.region}:{self.account}:archive/{self.name}"
+
+    @property
+    def bus_arn(self) -> str:
+        return f"arn:aws:events:{self.region}:{self.account}:event-bus/{self.bus}"
 
 
 @dataclass(frozen=True)
@@ -145,6 +186,112 @@ class EventStore:
             db.execute("DELETE FROM eb_targets WHERE account = ? AND region = ? AND bus = ?", key)
             db.execute("DELETE FROM eb_rules WHERE account = ? AND region = ? AND bus = ?", key)
             db.execute("DELETE FROM eb_buses WHERE account = ? AND region = ? AND name = ?", key)
+            db.execute("DELETE FROM eb_bus_policies WHERE account = ? AND region = ? AND bus = ?", key)
+            # The bus's tags and its rules' tags go with it.
+            bus_arn = f"arn:aws:events:{region}:{account}:event-bus/{name}"
+            rules_prefix = f"arn:aws:events:{region}:{account}:rule/{name}/"
+            for (arn,) in db.execute("SELECT DISTINCT arn FROM eb_tags WHERE account = ? AND region = ?",
+                                     (account, region)).fetchall():
+                if arn == bus_arn or str(arn).startswith(rules_prefix):
+                    db.execute("DELETE FROM eb_tags WHERE account = ? AND region = ? AND arn = ?",
+                               (account, region, arn))
+
+    # -- archives and replays -----------------------------------------------------------------------
+
+    def create_archive(self, archive: Archive) -> bool:
+        with self.db.tx() as db:
+            return db.execute(
+                "INSERT INTO eb_archives (account, region, name, bus, pattern, description, retention_days, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, region, name) DO NOTHING",
+                (archive.account, archive.region, archive.name, archive.bus, archive.pattern, archive.description,
+                 archive.retention_days, archive.created)).rowcount == 1
+
+    def update_archive(self, archive: Archive) -> None:
+        with self.db.tx() as db:
+            db.execute("UPDATE eb_archives SET pattern = ?, description = ?, retention_days = ? "
+                       "WHERE account = ? AND region = ? AND name = ?",
+                       (archive.pattern, archive.description, archive.retention_days, archive.account,
+                        archive.region, archive.name))
+
+    def archives(self, account: str, region: str, bus: str | None = None) -> list[Archive]:
+        rows = self.db.query("SELECT * FROM eb_archives WHERE account = ? AND region = ? ORDER BY name",
+                             (account, region))
+        found = [Archive(account=r["account"], region=r["region"], name=r["name"], bus=r["bus"],
+                         pattern=r["pattern"], description=r["description"], retention_days=int(r["retention_days"]),
+                         created=float(r["created"])) for r in rows]
+        return [a for a in found if bus is None or a.bus == bus]
+
+    def delete_archive(self, account: str, region: str, name: str) -> None:
+        with self.db.tx() as db:
+            db.execute("DELETE FROM eb_archives WHERE account = ? AND region = ? AND name = ?", (account, region, name))
+            db.execute("DELETE FROM eb_archived WHERE account = ? AND region = ? AND archive = ?",
+                       (account, region, name))
+
+    def archive_events(self, archive: Archive, events: list[dict[str, Any]], now: float) -> None:
+        with self.db.tx() as db:
+            (last,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM eb_archived WHERE account = ? AND region = ? "
+                                 "AND archive = ?", (archive.account, archive.region, archive.name)).fetchone()
+            for offset, event in enumerate(events, start=1):
+                db.execute("INSERT INTO eb_archived (account, region, archive, seq, at, event) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           (archive.account, archive.region, archive.name, int(last) + offset, now, json.dumps(event)))
+
+    def archived(self, archive: Archive, start: float = 0.0, end: float = float("inf")) -> list[dict[str, Any]]:
+        """The archive's events received in [start, end], oldest first (expired ones are left out)."""
+        horizon = time.time() - archive.retention_days * 86_400 if archive.retention_days else 0.0
+        rows = self.db.query("SELECT at, event FROM eb_archived WHERE account = ? AND region = ? AND archive = ? "
+                             "ORDER BY seq", (archive.account, archive.region, archive.name))
+        return [json.loads(r["event"]) for r in rows if max(start, horizon) <= float(r["at"]) <= end]
+
+    def put_replay(self, account: str, region: str, name: str, body: dict[str, Any], started: float) -> bool:
+        """Store a new replay; False when one of that name exists."""
+        with self.db.tx() as db:
+            return db.execute("INSERT INTO eb_replays (account, region, name, body, started) VALUES (?, ?, ?, ?, ?) "
+                              "ON CONFLICT (account, region, name) DO NOTHING",
+                              (account, region, name, json.dumps(body), started)).rowcount == 1
+
+    def replays(self, account: str, region: str) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT body FROM eb_replays WHERE account = ? AND region = ? ORDER BY started, name",
+                             (account, region))
+        return [json.loads(r["body"]) for r in rows]
+
+    # -- tags and bus policies ----------------------------------------------------------------------
+
+    def tags(self, account: str, region: str, arn: str) -> dict[str, str]:
+        rows = self.db.query("SELECT key, value FROM eb_tags WHERE account = ? AND region = ? AND arn = ? "
+                             "ORDER BY key", (account, region, arn))
+        return {str(r["key"]): str(r["value"]) for r in rows}
+
+    def tag(self, account: str, region: str, arn: str, tags: dict[str, str]) -> None:
+        with self.db.tx() as db:
+            for key, value in tags.items():
+                db.execute("INSERT INTO eb_tags (account, region, arn, key, value) VALUES (?, ?, ?, ?, ?) "
+                           "ON CONFLICT (account, region, arn, key) DO UPDATE SET value = excluded.value",
+                           (account, region, arn, key, value))
+
+    def untag(self, account: str, region: str, arn: str, keys: list[str] | None = None) -> None:
+        """Remove some tags of a resource, or (keys None) all of them."""
+        with self.db.tx() as db:
+            if keys is None:
+                db.execute("DELETE FROM eb_tags WHERE account = ? AND region = ? AND arn = ?", (account, region, arn))
+            for key in keys or []:
+                db.execute("DELETE FROM eb_tags WHERE account = ? AND region = ? AND arn = ? AND key = ?",
+                           (account, region, arn, key))
+
+    def bus_policy(self, account: str, region: str, bus: str) -> str | None:
+        rows = self.db.query("SELECT policy FROM eb_bus_policies WHERE account = ? AND region = ? AND bus = ?",
+                             (account, region, bus))
+        return str(rows[0]["policy"]) if rows else None
+
+    def set_bus_policy(self, account: str, region: str, bus: str, policy: str | None) -> None:
+        with self.db.tx() as db:
+            if policy is None:
+                db.execute("DELETE FROM eb_bus_policies WHERE account = ? AND region = ? AND bus = ?",
+                           (account, region, bus))
+            else:
+                db.execute("INSERT INTO eb_bus_policies (account, region, bus, policy) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT (account, region, bus) DO UPDATE SET policy = excluded.policy",
+                           (account, region, bus, policy))
 
     # -- rules --------------------------------------------------------------------------------------
 
@@ -184,6 +331,9 @@ class EventStore:
         with self.db.tx() as db:
             db.execute("DELETE FROM eb_rules WHERE account = ? AND region = ? AND bus = ? AND name = ?",
                        (account, region, bus, name))
+            path = name if bus == "default" else f"{bus}/{name}"
+            db.execute("DELETE FROM eb_tags WHERE account = ? AND region = ? AND arn = ?",
+                       (account, region, f"arn:aws:events:{region}:{account}:rule/{path}"))
 
     # -- targets ------------------------------------------------------------------------------------
 

@@ -8,9 +8,10 @@ Placeholder rules (as AWS documents them): `<name>` refers to an InputPathsMap k
 variable (`aws.events.rule-arn`, `aws.events.rule-name`, `aws.events.event.ingestion-time`,
 `aws.events.event`, `aws.events.event.json`). Inside a JSON string literal of the template the value
 is inserted as text (strings without their quotes, JSON-escaped); outside string literals it is
-inserted as JSON (strings quoted). A path that selects nothing inserts `null` (or nothing inside a
-string literal). A template that is not a JSON object or array is plain text, and string values go
-into it without quotes. Unknown `<words>` are left as they are.
+inserted as JSON (strings quoted), and inside a string literal an object or array is written without
+its quotes (`{a:b}`). A path that selects nothing inserts `""` (or nothing inside a string literal).
+A template that is not a JSON object or array is plain text, and string values go into it without
+quotes. Unknown `<words>` are left as they are.
 """
 
 from __future__ import annotations
@@ -93,16 +94,26 @@ def render_template(template: str, values: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _unquoted(value: Any) -> str:
+    """An object or array as AWS writes it into text: JSON's shape without its quotes
+    (`{acc_id:0a787ecb,sf_id:baz}`, `[ACTIVE,INACTIVE]`; recorded by AWS)."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_unquoted(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_unquoted(v) for v in value) + "]"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _inserted(value: Any, in_string: bool, json_mode: bool) -> str:
     if not in_string and not json_mode and isinstance(value, str):
         return value
     if in_string:
         if value is _MISSING or value is None:
             return "" if value is _MISSING else "null"
-        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        text = value if isinstance(value, str) else _unquoted(value)
         return json.dumps(text, ensure_ascii=False)[1:-1]
     if value is _MISSING:
-        return "null"
+        return '""'  # a path that selects nothing is an empty string (recorded by AWS)
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 

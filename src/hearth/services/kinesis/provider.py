@@ -1,9 +1,9 @@
 """The Kinesis Data Streams API (boto3's `kinesis` client, json protocol 1.1).
 
 It owns the operations' business rules, shard iterators and AWS's error codes and texts. boto3 and
-the AWS CLI send JSON to Kinesis (botocore's model says `"protocol": "json"`); SDKs that default to
-CBOR (the Java SDK) must be configured to send JSON. It never stores anything itself (`StreamService`
-does).
+the AWS CLI send JSON to Kinesis (botocore's model says `"protocol": "json"`); the Java SDK's default
+CBOR is read and answered by the protocol layer (`hearth.aws.protocols.cbor`). It never stores anything
+itself (`StreamService` does).
 
 A shard iterator is an opaque base64 token naming the account, stream, shard, the next record
 counter and when it was issued; it expires after 5 minutes, as AWS's do. It is checked against the
@@ -92,12 +92,15 @@ class KinesisProvider:
 
     def create_stream(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         name = params["StreamName"]
-        mode = (params.get("StreamModeDetails") or {}).get("StreamMode", "PROVISIONED")
         count = params.get("ShardCount")
+        # Without a mode and without a shard count AWS creates an on-demand stream (4 shards, recorded
+        # by LocalStack's test_create_stream_without_shard_count); a shard count alone means provisioned.
+        mode = (params.get("StreamModeDetails") or {}).get(
+            "StreamMode", "PROVISIONED" if count is not None else "ON_DEMAND")
         if mode == "ON_DEMAND":
             count = ON_DEMAND_SHARDS
         elif count is None:
-            raise _invalid("ShardCount is required for PROVISIONED streams.")  # boto3 sends it
+            raise _invalid("ShardCount is required for PROVISIONED streams.")
         if not 1 <= int(count) <= 500:
             raise AwsError("LimitExceededException", f"This request would exceed the shard limit for the account "
                                                      f"{ctx.account_id} in {ctx.region}. Current shard count for the "
@@ -136,7 +139,7 @@ class KinesisProvider:
             "StreamModeDetails": self._mode(stream), "RetentionPeriodHours": stream.retention_hours,
             "StreamCreationTimestamp": datetime.fromtimestamp(stream.created, UTC),
             "EnhancedMonitoring": [{"ShardLevelMetrics": []}], "EncryptionType": "NONE",
-            "OpenShardCount": stream.shard_count, "ConsumerCount": 0,
+            "OpenShardCount": stream.shard_count, "ConsumerCount": len(self.streams.consumers(stream)),
         }}
 
     def list_streams(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -286,13 +289,92 @@ class KinesisProvider:
             raise _invalid(f"Invalid ShardIteratorType: {kind}")
         return {"ShardIterator": self._iterator(ctx, stream, shard, counter)}
 
+    # -- resource policies ----------------------------------------------------------------------------
+
+    def _stream_of_arn(self, ctx: RequestContext, arn: str) -> Stream:
+        # arn:aws:kinesis:<region>:<account>:stream/<name>; another account's or region's stream is not found
+        parts = arn.split(":", 5)
+        name = parts[5].removeprefix("stream/") if len(parts) == 6 else arn
+        stream = (self.streams.get(ctx.account_id, ctx.region, name)
+                  if len(parts) == 6 and parts[3] == ctx.region and parts[4] == ctx.account_id else None)
+        if stream is None:
+            raise AwsError("ResourceNotFoundException", f"Stream {name} under account {ctx.account_id} not found.")
+        return stream
+
+    def put_resource_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream_of_arn(ctx, params["ResourceARN"])
+        try:
+            json.loads(params["Policy"])
+        except ValueError:
+            raise _invalid("Invalid policy document: the policy is not valid JSON.") from None
+        self.streams.set_policy(stream, params["Policy"])
+        return {}
+
+    def get_resource_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        # A stream without a policy answers an empty document, not an error (recorded by AWS).
+        return {"Policy": self.streams.policy(self._stream_of_arn(ctx, params["ResourceARN"])) or "{}"}
+
+    def delete_resource_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream_of_arn(ctx, params["ResourceARN"])
+        if not self.streams.set_policy(stream, None):
+            raise AwsError("ResourceNotFoundException", f"No resource policy found for resource ARN "
+                                                        f"{params['ResourceARN']}.")
+        return {}
+
+    # -- registered consumers (their records are read with GetRecords; SubscribeToShard is not served) ---
+
+    @staticmethod
+    def _consumer(stream: Stream, name: str, created: float) -> dict[str, Any]:
+        return {"ConsumerName": name, "ConsumerARN": f"{stream.arn}/consumer/{name}:{int(created)}",
+                "ConsumerStatus": "ACTIVE", "ConsumerCreationTimestamp": created}
+
+    def register_stream_consumer(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream_of_arn(ctx, params["StreamARN"])
+        name = params["ConsumerName"]
+        if not self.streams.register_consumer(stream, name):
+            raise AwsError("ResourceInUseException", f"Consumer {name} under stream {stream.name} under account "
+                                                      f"{ctx.account_id} already exists.")
+        created = dict(self.streams.consumers(stream))[name]
+        return {"Consumer": self._consumer(stream, name, created)}
+
+    def list_stream_consumers(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream_of_arn(ctx, params["StreamARN"])
+        found = self.streams.consumers(stream)
+        return {"Consumers": [self._consumer(stream, name, created) for name, created in found]}
+
+    def _named_consumer(self, ctx: RequestContext, params: dict[str, Any]) -> tuple[Stream, str, float]:
+        arn = params.get("ConsumerARN")
+        if arn:
+            stream_arn, _, rest = str(arn).partition("/consumer/")
+            name = rest.rpartition(":")[0]
+        else:
+            stream_arn, name = str(params.get("StreamARN") or ""), str(params.get("ConsumerName") or "")
+            if not stream_arn or not name:
+                raise _invalid("Either ConsumerARN or both ConsumerName and StreamARN must be provided.")
+        stream = self._stream_of_arn(ctx, stream_arn)
+        created = dict(self.streams.consumers(stream)).get(name)
+        if created is None:
+            raise AwsError("ResourceNotFoundException", f"Consumer {name} under stream {stream.name} under account "
+                                                        f"{ctx.account_id} not found.")
+        return stream, name, created
+
+    def describe_stream_consumer(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stream, name, created = self._named_consumer(ctx, params)
+        return {"ConsumerDescription": {**self._consumer(stream, name, created), "StreamARN": stream.arn}}
+
+    def deregister_stream_consumer(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stream, name, _ = self._named_consumer(ctx, params)
+        self.streams.deregister_consumer(stream, name)
+        return {}
+
     def _iterator(self, ctx: RequestContext, stream: Stream, shard: int, counter: int) -> str:
         state = {"a": ctx.account_id, "r": ctx.region, "s": stream.name, "c": stream.created_ms, "h": shard,
                  "n": counter, "t": int(self._clock() * 1000)}
         return base64.b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
 
     def get_records(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        token = params["ShardIterator"]
+        # AWS accepts an iterator wrapped in double quotes (recorded by LocalStack's AWS-validated tests).
+        token = str(params["ShardIterator"]).removeprefix('"').removesuffix('"')
         try:
             state = json.loads(base64.b64decode(token, validate=True))
             account, region, name = str(state["a"]), str(state["r"]), str(state["s"])

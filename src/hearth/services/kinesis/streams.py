@@ -47,6 +47,15 @@ MIGRATIONS = [
         account TEXT NOT NULL, region TEXT NOT NULL, stream TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
         PRIMARY KEY (account, region, stream, key));
     """,
+    """
+    CREATE TABLE ks_policies (
+        account TEXT NOT NULL, region TEXT NOT NULL, stream TEXT NOT NULL, policy TEXT NOT NULL,
+        PRIMARY KEY (account, region, stream));
+    CREATE TABLE ks_consumers (
+        account TEXT NOT NULL, region TEXT NOT NULL, stream TEXT NOT NULL, name TEXT NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (account, region, stream, name));
+    """,
 ]
 
 
@@ -157,7 +166,46 @@ class StreamService:
             db.execute("DELETE FROM ks_records WHERE account = ? AND region = ? AND stream = ?", key)
             db.execute("DELETE FROM ks_counters WHERE account = ? AND region = ? AND stream = ?", key)
             db.execute("DELETE FROM ks_tags WHERE account = ? AND region = ? AND stream = ?", key)
+            db.execute("DELETE FROM ks_policies WHERE account = ? AND region = ? AND stream = ?", key)
+            db.execute("DELETE FROM ks_consumers WHERE account = ? AND region = ? AND stream = ?", key)
         self._notify(key)
+
+    # -- resource policies and registered (enhanced fan-out) consumers ------------------------------
+
+    def set_policy(self, stream: Stream, policy: str | None) -> bool:
+        """Store (or with None, remove) the stream's resource policy; False when there was none to remove."""
+        key = (stream.account, stream.region, stream.name)
+        with self.db.tx() as db:
+            if policy is None:
+                return db.execute("DELETE FROM ks_policies WHERE account = ? AND region = ? AND stream = ?",
+                                  key).rowcount > 0
+            db.execute("INSERT INTO ks_policies (account, region, stream, policy) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (account, region, stream) DO UPDATE SET policy = excluded.policy", (*key, policy))
+        return True
+
+    def policy(self, stream: Stream) -> str | None:
+        rows = self.db.query("SELECT policy FROM ks_policies WHERE account = ? AND region = ? AND stream = ?",
+                             (stream.account, stream.region, stream.name))
+        return str(rows[0]["policy"]) if rows else None
+
+    def register_consumer(self, stream: Stream, name: str) -> bool:
+        """False when the stream has a consumer of that name already."""
+        key = (stream.account, stream.region, stream.name)
+        with self.db.tx() as db:
+            return db.execute("INSERT INTO ks_consumers (account, region, stream, name, created) "
+                              "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, region, stream, name) DO NOTHING",
+                              (*key, name, self._clock())).rowcount > 0
+
+    def consumers(self, stream: Stream) -> list[tuple[str, float]]:
+        """(name, registration time) of each registered consumer, oldest first."""
+        rows = self.db.query("SELECT name, created FROM ks_consumers WHERE account = ? AND region = ? AND stream = ? "
+                             "ORDER BY created, name", (stream.account, stream.region, stream.name))
+        return [(str(r["name"]), float(r["created"])) for r in rows]
+
+    def deregister_consumer(self, stream: Stream, name: str) -> bool:
+        with self.db.tx() as db:
+            return db.execute("DELETE FROM ks_consumers WHERE account = ? AND region = ? AND stream = ? AND name = ?",
+                              (stream.account, stream.region, stream.name, name)).rowcount > 0
 
     def set_retention(self, stream: Stream, hours: int) -> None:
         with self.db.tx() as db:

@@ -17,6 +17,11 @@ from typing import Any
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
+from hearth.services.logs.delivery import DeliveryOperations
+from hearth.services.logs.filters import FilterOperations
+from hearth.services.logs.policies import PolicyOperations
+from hearth.services.logs.queries import QueryOperations
+from hearth.services.logs.resources import scoped_name
 from hearth.services.logs.store import (
     MAX_PAGE_BYTES,
     RETENTION_DAYS,
@@ -25,6 +30,7 @@ from hearth.services.logs.store import (
     LogStoreError,
     LogStreamInfo,
 )
+from hearth.services.logs.subscriptions import SubscriptionDelivery
 
 _ERROR_CODES = {
     "group_not_found": "ResourceNotFoundException",
@@ -54,11 +60,15 @@ def _aws_errors() -> Iterator[None]:
         raise AwsError(_ERROR_CODES[exc.kind], exc.message, 400) from None
 
 
-class LogsProvider:
-    """CloudWatch Logs operations over a `LogStore`, scoped to the caller's account and region."""
+class LogsProvider(FilterOperations, PolicyOperations, DeliveryOperations, QueryOperations):
+    """CloudWatch Logs operations over a `LogStore`, scoped to the caller's account and region (filters
+    in `filters`, resource policies and destinations in `policies`, vended-log delivery in `delivery`,
+    Logs Insights in `queries`)."""
 
-    def __init__(self, store: LogStore) -> None:
+    def __init__(self, store: LogStore, subscriptions: SubscriptionDelivery | None = None) -> None:
         self._store = store
+        # Where subscription filters' destinations get new events (None: filters are kept, not delivered).
+        self._subscriptions = subscriptions
 
     # -- log groups ------------------------------------------------------------------------------
 
@@ -85,10 +95,24 @@ class LogsProvider:
             groups, token = self._store.describe_groups(
                 ctx.account_id, ctx.region, prefix=prefix, pattern=pattern, names=names,
                 limit=params.get("limit", 50), token=params.get("nextToken"))
-        out: dict[str, Any] = {"logGroups": [_group_shape(group) for group in groups]}
+        counts = self.metric_filter_counts(ctx)
+        out: dict[str, Any] = {"logGroups": [_group_shape(group, counts.get(group.name, 0)) for group in groups]}
         if params.get("logGroupClass"):
             wanted = params["logGroupClass"]
             out["logGroups"] = [g for g in out["logGroups"] if g["logGroupClass"] == wanted]
+        if token:
+            out["nextToken"] = token
+        return out
+
+    def list_log_groups(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        """The newer listing: names matching a pattern (a substring, as DescribeLogGroups' pattern)."""
+        with _aws_errors():
+            groups, token = self._store.describe_groups(
+                ctx.account_id, ctx.region, pattern=params.get("logGroupNamePattern") or None,
+                limit=params.get("limit", 50), token=params.get("nextToken"))
+        out: dict[str, Any] = {"logGroups": [
+            {"logGroupName": g.name, "logGroupArn": g.log_group_arn, "logGroupClass": "STANDARD"} for g in groups
+            if params.get("logGroupClass") in (None, "STANDARD")]}
         if token:
             out["nextToken"] = token
         return out
@@ -199,6 +223,12 @@ class LogsProvider:
         with _aws_errors():
             # put_events checks that the stream exists even when every event was rejected.
             self._store.put_events(ctx.account_id, ctx.region, group, stream, accepted)
+        if self._subscriptions is not None and accepted:
+            filters = self._store.resources.list(ctx.account_id, ctx.region, "subscription_filter",
+                                                 scoped_name(group, ""))
+            if filters:
+                numbered = [(f"{ts:015d}{now:015d}{i:06d}", ts, text) for i, (ts, text) in enumerate(accepted)]
+                self._subscriptions.submit(ctx.account_id, ctx.region, group, stream, filters, numbered)
         out: dict[str, Any] = {"nextSequenceToken": f"{now:056d}"}
         if rejected:
             out["rejectedLogEventsInfo"] = rejected
@@ -248,7 +278,9 @@ class LogsProvider:
         """The group a request names by `logGroupName` or `logGroupIdentifier` (a name or an ARN)."""
         name, ident = params.get("logGroupName"), params.get("logGroupIdentifier")
         if name and ident:
-            raise invalid("LogGroup name and LogGroup ARN are mutually exclusive parameters.")
+            # Recorded by AWS as a ValidationException, unlike the service's other parameter errors.
+            raise AwsError("ValidationException", "LogGroup name and LogGroup ARN are mutually exclusive "
+                                                  "parameters.", 400)
         if name:
             return str(name)
         if ident:
@@ -277,11 +309,11 @@ class LogsProvider:
         return name
 
 
-def _group_shape(group: LogGroupInfo) -> dict[str, Any]:
+def _group_shape(group: LogGroupInfo, metric_filters: int) -> dict[str, Any]:
     shape: dict[str, Any] = {
         "logGroupName": group.name,
         "creationTime": group.created_ms,
-        "metricFilterCount": 0,
+        "metricFilterCount": metric_filters,
         "arn": group.arn,
         "storedBytes": group.stored_bytes,
         "logGroupClass": "STANDARD",

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hearth.services.logs.resources import LogResources
 from hearth.store.component import ComponentDb, table_exists
 from hearth.store.engine import Connection
 
@@ -87,7 +88,16 @@ CREATE TABLE IF NOT EXISTS log_events (
 );
 CREATE INDEX IF NOT EXISTS log_events_by_stream ON log_events (stream_id, ts, id);
 CREATE INDEX IF NOT EXISTS log_events_by_group ON log_events (group_id, ts, id);
-""",)
+""", """
+CREATE TABLE IF NOT EXISTS log_resources (
+    account TEXT NOT NULL,
+    region TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (account, region, kind, name)
+);
+""")
 
 
 def _adopt(db: Connection) -> int:
@@ -224,6 +234,8 @@ class LogStore:
         self._db = ComponentDb(data_dir, COMPONENT, MIGRATIONS, database=DATABASE, adopt=_adopt)
         if self._db.path.exists():
             self._db.path.chmod(0o600)  # what functions print may be secret
+        # Metric and subscription filters, resource policies, destinations: settings kept beside the groups.
+        self.resources = LogResources(self._db)
         self._groups: dict[tuple[str, str, str], int] = {}
         self._streams: dict[tuple[int, str], int] = {}
         self._last_purge: dict[int, float] = {}
@@ -294,6 +306,8 @@ class LogStore:
             db.execute("DELETE FROM log_events WHERE group_id = ?", (group_id,))
             db.execute("DELETE FROM log_streams WHERE group_id = ?", (group_id,))
             db.execute("DELETE FROM log_groups WHERE id = ?", (group_id,))
+            # The group's metric and subscription filters go with it.
+            self.resources.delete_group_scoped(db, account, region, group)
         self._groups.pop((account, region, group), None)
         for key in [k for k in self._streams if k[0] == group_id]:
             del self._streams[key]

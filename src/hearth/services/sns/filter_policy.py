@@ -27,12 +27,23 @@ class FilterPolicyError(Exception):
     """The policy is not valid; str(exc) is the reason AWS gives after "FilterPolicy: "."""
 
 
+def json_failure(exc: json.JSONDecodeError) -> str:
+    """SNS's text for a policy that is not JSON: its parser's (Jackson's) words where Python's parser
+    failed for the same reason (a field name without its double quotes), else the short form."""
+    if exc.msg.startswith("Expecting property name") and exc.pos < len(exc.doc):
+        char = exc.doc[exc.pos]
+        return (f"failed to parse JSON. Unexpected character ('{char}' (code {ord(char)})): was expecting "
+                f"double-quote to start field name\n at [Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_"
+                f"LOCATION` disabled); line: {exc.lineno}, column: {exc.colno}]")
+    return "failed to parse JSON."
+
+
 def parse(text: str, scope: str = "MessageAttributes") -> dict[str, Any]:
     """Parse and validate a policy; raises FilterPolicyError."""
     try:
         doc = json.loads(text)
-    except ValueError:
-        raise FilterPolicyError("failed to parse JSON.") from None
+    except json.JSONDecodeError as exc:
+        raise FilterPolicyError(json_failure(exc)) from None
     if not isinstance(doc, dict):
         raise FilterPolicyError("Filter policy must be a JSON object")
     _check_object(doc, nested_allowed=scope == "MessageBody", depth=0)

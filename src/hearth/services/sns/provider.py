@@ -32,6 +32,8 @@ from hearth.services.sns.topics import (
 PAGE_SIZE = 100
 _ENTRY_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _LAMBDA_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$")
+# A phone number as SNS accepts it: digits with single separators ("+12/34-567.890"; recorded by AWS).
+_PHONE = re.compile(r"^\+?\d+([./-]\d+)*$")
 _SQS_ARN = re.compile(r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+(\.fifo)?$")
 
 
@@ -39,25 +41,58 @@ def _attribute_error(message: str) -> AwsError:
     return AwsError("ParameterValueInvalid", message, 400)
 
 
+def _check_attribute_name(name: str) -> None:
+    """SNS's rules for a message attribute name, each with AWS's text, in the order AWS applies them."""
+    if len(name.encode()) > 256:
+        raise _attribute_error("Length of message attribute name must be less than 256 bytes.")
+    bad = next((c for c in name if not (c.isascii() and (c.isalnum() or c in "-_."))), None)
+    if bad is not None:
+        raise _attribute_error(f"Invalid non-alphanumeric character '#x{ord(bad):X}' was found in the message "
+                               "attribute name. Can only include alphanumeric characters, hyphens, underscores, "
+                               "or dots.")
+    if name.startswith("."):
+        raise _attribute_error("Invalid message attribute name starting with character '.' was found.")
+    if name.endswith("."):
+        raise _attribute_error("Invalid message attribute name ending with character '.' was found.")
+    if ".." in name:
+        raise _attribute_error("Message attribute name can not have successive '.' character.")
+    if not name or name.startswith(("AWS.", "Amazon.")):
+        raise _attribute_error(f"The message attribute name '{name}' is invalid.")
+
+
+def attributes_size(attributes: dict[str, Any] | None) -> int:
+    """The bytes SNS counts for message attributes against the 256 KiB message limit: each name, data type
+    and value."""
+    total = 0
+    for name, attr in (attributes or {}).items():
+        total += len(name.encode()) + len(str(attr.get("DataType") or "").encode())
+        value = attr.get("StringValue") if attr.get("StringValue") is not None else attr.get("BinaryValue")
+        total += len(value) if isinstance(value, (bytes, bytearray)) else len(str(value or "").encode())
+    return total
+
+
 def normalize_attributes(attributes: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     """Validate SNS message attributes; return them in SQS shape with BinaryValue as base64 text."""
     out: dict[str, dict[str, Any]] = {}
     for name, attr in (attributes or {}).items():
-        if not name or len(name) > 256 or name.startswith(("AWS.", "Amazon.")) or ".." in name:
-            raise _attribute_error(f"The message attribute name '{name}' is invalid.")
+        _check_attribute_name(name)
         data_type = str(attr.get("DataType") or "")
-        base = data_type.split(".", 1)[0]
-        if base not in ("String", "Number", "Binary"):
+        base, dot, custom = data_type.partition(".")
+        if base not in ("String", "Number", "Binary") or (dot and not custom):
             raise _attribute_error(f"The message attribute '{name}' has an invalid message attribute type, the set "
                                    "of supported type prefixes is Binary, Number, and String.")
         if base == "Binary":
             value = attr.get("BinaryValue")
+            if not value and attr.get("StringValue"):
+                raise _attribute_error(f"The message attribute '{name}' with type 'Binary' must use field 'Binary'.")
             if not value:
                 raise _attribute_error(f"The message attribute '{name}' must contain non-empty message attribute "
                                        "value for message attribute type 'Binary'.")
             out[name] = {"DataType": data_type, "BinaryValue": base64.b64encode(value).decode()}
             continue
         text = attr.get("StringValue")
+        if not text and attr.get("BinaryValue"):
+            raise _attribute_error(f"The message attribute '{name}' with type '{base}' must use field 'String'.")
         if text is None or text == "":
             raise _attribute_error(f"The message attribute '{name}' must contain non-empty message attribute value "
                                    f"for message attribute type '{base}'.")
@@ -83,8 +118,9 @@ class SnsProvider:
         self.topics = topics
 
     def _topic(self, ctx: RequestContext, arn: str, param: str = "TopicArn") -> Topic:
-        parts = arn.split(":")
-        if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sns":
+        parts = _arn_parts(arn, param)
+        if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sns" or parts[3] != ctx.region:
+            # A topic of another region is named by an ARN this region's endpoint does not accept (AWS).
             raise invalid(param)
         topic = self.topics.find_topic(arn)
         if topic is None or not ctx.may_use(topic.account):  # another account's only when its policy lets in
@@ -123,6 +159,9 @@ class SnsProvider:
 
     def tag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         topic = self._topic(ctx, params["ResourceArn"], "ResourceArn")
+        keys = [t["Key"] for t in params.get("Tags") or []]
+        if len(set(keys)) != len(keys):
+            raise invalid("Duplicated keys are not allowed.")
         tags = {**topic.tags, **{t["Key"]: t["Value"] for t in params.get("Tags") or []}}
         self.topics.set_tags(topic, tags)
         return {}
@@ -145,10 +184,15 @@ class SnsProvider:
         endpoint = params.get("Endpoint") or ""
         if protocol not in PROTOCOLS:
             if protocol in AWS_PROTOCOLS:
-                raise invalid(f"Hearth supports only the lambda and sqs protocols, not {protocol}")
-            raise invalid("Amazon SNS does not support this protocol")
+                raise invalid(f"Hearth supports only the lambda, sqs and sms protocols, not {protocol}")
+            raise invalid(f"Amazon SNS does not support this protocol string: {params['Protocol']}")
         if protocol == "sqs" and not _SQS_ARN.match(endpoint):
             raise invalid("SQS endpoint ARN")
+        if protocol == "sqs" and endpoint.endswith(".fifo") and not topic.fifo:
+            raise invalid("Invalid parameter: Endpoint Reason: FIFO SQS Queues can not be subscribed to standard "
+                          "SNS topics")  # sic: AWS says "Invalid parameter" twice
+        if protocol == "sms" and not _PHONE.match(endpoint):
+            raise AwsError("InvalidParameter", f"Invalid SMS endpoint: {endpoint}", 400)
         if protocol == "lambda" and not _LAMBDA_ARN.match(endpoint):
             raise invalid("Lambda endpoint ARN")
         if topic.fifo and protocol == "lambda":
@@ -157,13 +201,21 @@ class SnsProvider:
         return {"SubscriptionArn": sub.arn}
 
     def _subscription_arn(self, ctx: RequestContext, arn: str) -> Subscription:
-        parts = arn.split(":")
-        if len(parts) != 7 or parts[0] != "arn" or parts[2] != "sns":
+        parts = _arn_parts(arn, "SubscriptionArn")
+        if parts[0] != "arn" or parts[2] != "sns":
             raise invalid("SubscriptionArn")
+        if len(parts) != 7:
+            raise invalid("SubscriptionId")  # a topic's ARN, or one without the subscription's id
         return self.topics.subscription(ctx.account_id, arn)
 
     def unsubscribe(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        self.topics.unsubscribe(self._subscription_arn(ctx, params["SubscriptionArn"]))
+        try:
+            sub = self._subscription_arn(ctx, params["SubscriptionArn"])
+        except AwsError as err:
+            if err.code == "NotFound":
+                return {}  # unsubscribing twice succeeds, as in AWS
+            raise
+        self.topics.unsubscribe(sub)
         return {}
 
     def list_subscriptions(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -193,9 +245,9 @@ class SnsProvider:
     def _publication(self, ctx: RequestContext, topic: Topic, entry: dict[str, Any]) -> Publication:
         message = entry.get("Message")
         if message is None or message == "":
-            raise invalid("Empty message")
-        if len(message.encode("utf-8")) > MAX_MESSAGE_BYTES:
-            raise invalid("Message too long")
+            raise _EntryFailure("InvalidParameter", "Invalid parameter: Empty message", 400)
+        if len(message.encode("utf-8")) + attributes_size(entry.get("MessageAttributes")) > MAX_MESSAGE_BYTES:
+            raise invalid("Message too long")  # attributes count against the limit too
         subject = entry.get("Subject")
         if subject is not None and (subject == "" or len(subject) > 100 or
                                     any(not (32 <= ord(c) < 127) for c in subject)):
@@ -208,7 +260,7 @@ class SnsProvider:
                 doc = json.loads(message)
             except ValueError:
                 raise invalid("Message Structure - JSON message body failed to parse") from None
-            if not isinstance(doc, dict) or "default" not in doc:
+            if not isinstance(doc, dict) or not isinstance(doc.get("default"), str):
                 raise invalid("Message Structure - No default entry in JSON message body")
         group = entry.get("MessageGroupId")
         dedup = entry.get("MessageDeduplicationId")
@@ -228,10 +280,15 @@ class SnsProvider:
     async def publish(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("PhoneNumber"):
             raise invalid("PhoneNumber Reason: Hearth does not send SMS")
-        arn = params.get("TopicArn") or params.get("TargetArn")
-        if not arn:
+        if "TopicArn" in params:
+            arn, param = str(params["TopicArn"]), "TopicArn"
+        elif params.get("TargetArn"):
+            arn, param = str(params["TargetArn"]), "TargetArn"
+            if ":endpoint/" in arn:  # a mobile push endpoint: Hearth has no platform applications
+                raise invalid("TargetArn Reason: No endpoint found for the target arn specified")
+        else:
             raise invalid("TopicArn or TargetArn Reason: no value for required parameter")
-        topic = self._topic(ctx, arn, "TopicArn" if params.get("TopicArn") else "TargetArn")
+        topic = self._topic(ctx, arn, param)
         message_id, sequence = await self.topics.publish(topic, self._publication(ctx, topic, params))
         out: dict[str, Any] = {"MessageId": message_id}
         if sequence is not None:
@@ -247,23 +304,34 @@ class SnsProvider:
             raise AwsError("TooManyEntriesInBatchRequest", "The batch request contains more entries than "
                            "permissible.", 400)
         ids = [str(e.get("Id", "")) for e in entries]
-        if any(not _ENTRY_ID.match(i) for i in ids):
-            raise AwsError("InvalidBatchEntryId", "The Id of a batch entry in a batch request doesn't abide by the "
-                           "specification.", 400)
+        for entry_id in ids:
+            if len(entry_id) > 80:
+                raise AwsError("InvalidBatchEntryId", "The Id of a batch entry in the batch request is too long: "
+                               f"{entry_id}", 400)
+            if not _ENTRY_ID.match(entry_id):
+                raise AwsError("InvalidBatchEntryId", "The Id of a batch entry in the batch request contains an "
+                               f"impermissible character: {entry_id}", 400)
         if len(set(ids)) != len(ids):
             raise AwsError("BatchEntryIdsNotDistinct", "Two or more batch entries in the request have the same Id.",
                            400)
-        if sum(len(str(e.get("Message", "")).encode()) for e in entries) > MAX_MESSAGE_BYTES:
+        if sum(len(str(e.get("Message", "")).encode()) + attributes_size(e.get("MessageAttributes"))
+               for e in entries) > MAX_MESSAGE_BYTES:
             raise AwsError("BatchRequestTooLong", "The length of all the messages put together is more than the "
                            "limit.", 400)
         successful: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
+        # An entry AWS refuses (no group id on a FIFO topic, a bad message structure, bad attributes) fails
+        # the whole request, before anything is published: AWS answers it as the request's error.
+        publications: list[Publication | None] = []
         for entry in entries:
             try:
-                pub = self._publication(ctx, topic, entry)
-            except AwsError as err:
+                publications.append(self._publication(ctx, topic, entry))
+            except _EntryFailure as err:  # an empty message fails its entry only
                 failed.append({"Id": entry["Id"], "Code": err.code, "Message": err.message,
                                "SenderFault": err.sender_fault})
+                publications.append(None)
+        for entry, pub in zip(entries, publications, strict=True):
+            if pub is None:
                 continue
             message_id, sequence = await self.topics.publish(topic, pub)
             result: dict[str, Any] = {"Id": entry["Id"], "MessageId": message_id}
@@ -271,6 +339,17 @@ class SnsProvider:
                 result["SequenceNumber"] = sequence
             successful.append(result)
         return {"Successful": successful, "Failed": failed}
+
+
+class _EntryFailure(AwsError):
+    """A message PublishBatch reports in `Failed` instead of refusing the whole request."""
+
+
+def _arn_parts(arn: str, param: str) -> list[str]:
+    parts = arn.split(":")
+    if len(parts) < 6:
+        raise invalid(f"{param} Reason: An ARN must have at least 6 elements, not {len(parts)}")
+    return parts
 
 
 def _subscription_entry(sub: Subscription) -> dict[str, Any]:

@@ -73,8 +73,9 @@ MIGRATIONS = [
 DEDUP_WINDOW_S = 300.0
 SEQUENCE_BASE = 10_000_000_000_000_000_000
 MAX_MESSAGE_BYTES = 262_144
-PROTOCOLS = ("lambda", "sqs")
-AWS_PROTOCOLS = ("http", "https", "email", "email-json", "sms", "application", "firehose")
+# `sms` subscriptions are kept and listed but never delivered: Hearth sends no text messages.
+PROTOCOLS = ("lambda", "sqs", "sms")
+AWS_PROTOCOLS = ("http", "https", "email", "email-json", "application", "firehose")
 
 TOPIC_ATTRIBUTES = {"DisplayName", "Policy", "DeliveryPolicy", "KmsMasterKeyId", "TracingConfig", "SignatureVersion",
                     "ContentBasedDeduplication", "ArchivePolicy", "DataProtectionPolicy", "FifoThroughputScope",
@@ -179,11 +180,7 @@ class TopicService:
             raise invalid("FifoTopic")
         fifo = fifo_raw == "true"
         if not valid_topic_name(name, fifo):
-            if fifo or name.endswith(".fifo"):
-                raise invalid("Fifo Topic names must end with .fifo and must be made up of only uppercase and "
-                              "lowercase ASCII letters, numbers, underscores, and hyphens, and must be between 1 "
-                              "and 256 characters long.")
-            raise invalid("Topic Name")
+            raise invalid("Topic Name")  # the same text for FIFO names (recorded by AWS)
         arn = f"arn:aws:sns:{region}:{account}:{name}"
         requested = {k: v for k, v in attributes.items() if k != "FifoTopic"}
         self._check_topic_attributes(requested, fifo)
@@ -300,29 +297,39 @@ class TopicService:
         return found
 
     @staticmethod
-    def _check_subscription_attributes(protocol: str, attributes: dict[str, str]) -> dict[str, str]:
+    def _check_subscription_attributes(protocol: str, attributes: dict[str, str],
+                                       reason: str = "Attributes Reason: ") -> dict[str, str]:
+        """The attributes as stored, or AWS's error; `reason` prefixes the texts at Subscribe ("Attributes
+        Reason: "), not at SetSubscriptionAttributes."""
         clean: dict[str, str] = {}
         for key, value in attributes.items():
             if key not in SUBSCRIPTION_ATTRIBUTES:
                 raise invalid("Attributes Reason: Unknown attribute " + key)
             if key == "RawMessageDelivery":
                 if value.lower() not in ("true", "false"):
-                    raise invalid("Attributes Reason: RawMessageDelivery: Invalid value [" + value + "]. "
-                                  "Must be true or false.")
+                    raise invalid(f"{reason}RawMessageDelivery: Invalid value [{value}]. Must be true or false.")
                 if protocol == "lambda" and value.lower() == "true":
                     raise invalid("Attributes Reason: Delivery protocol [lambda] does not support raw message "
                                   "delivery.")
                 value = value.lower()
+            if key == "RedrivePolicy" and value:
+                try:
+                    redrive = json.loads(value)
+                except json.JSONDecodeError as exc:
+                    raise invalid(f"{reason}RedrivePolicy: {filter_policy.json_failure(exc)}") from None
+                target = str(redrive.get("deadLetterTargetArn", "")) if isinstance(redrive, dict) else ""
+                if len(target.split(":")) < 6 or not target.startswith("arn:"):
+                    raise invalid(f"{reason}RedrivePolicy: deadLetterTargetArn is an invalid arn")
             if key == "FilterPolicyScope" and value not in ("MessageAttributes", "MessageBody"):
-                raise invalid("Attributes Reason: FilterPolicyScope: Invalid filter policy scope, allowed values "
-                              "are: MessageAttributes, MessageBody")
+                raise invalid(f"{reason}FilterPolicyScope: Invalid value [{value}]. Please use either MessageBody "
+                              "or MessageAttributes")
             clean[key] = value
         policy = clean.get("FilterPolicy")
         if policy:
             try:
                 filter_policy.parse(policy, clean.get("FilterPolicyScope", "MessageAttributes"))
             except filter_policy.FilterPolicyError as exc:
-                raise invalid(f"FilterPolicy: {exc}") from None
+                raise invalid(f"{reason}FilterPolicy: {exc}") from None
             clean.setdefault("FilterPolicyScope", "MessageAttributes")
         return clean
 
@@ -369,7 +376,11 @@ class TopicService:
         if name == "FilterPolicy" and value == "":
             merged.pop("FilterPolicy")
             merged.pop("FilterPolicyScope", None)
-        clean = self._check_subscription_attributes(sub.protocol, merged)
+        clean = self._check_subscription_attributes(sub.protocol, merged, reason="")
+        fifo_pair = sub.topic_arn.endswith(".fifo") and sub.endpoint.endswith(".fifo")
+        if (name == "RedrivePolicy" and value and fifo_pair
+                and not str(json.loads(value)["deadLetterTargetArn"]).endswith(".fifo")):
+            raise invalid("RedrivePolicy: must use a FIFO queue as DLQ for a FIFO Subscription to a FIFO Topic.")
         with self.db.tx() as db:
             db.execute("UPDATE sns_subscriptions SET attributes = ? WHERE arn = ?", (json.dumps(clean), sub.arn))
 
@@ -405,6 +416,8 @@ class TopicService:
     async def fan_out(self, topic: Topic, pub: Publication, message_id: str, sequence: str | None) -> None:
         timestamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         for sub in self.subscriptions(topic.arn):
+            if sub.protocol == "sms":
+                continue  # kept, never sent (see PROTOCOLS)
             text = message_for(pub, sub.protocol)
             policy = sub.attributes.get("FilterPolicy")
             if policy:
@@ -442,8 +455,9 @@ def message_for(pub: Publication, protocol: str) -> str:
     if pub.structure != "json":
         return pub.message
     doc = json.loads(pub.message)
-    value = doc.get(protocol, doc["default"])
-    return value if isinstance(value, str) else json.dumps(value)
+    value = doc.get(protocol)
+    # A protocol's entry that is not a string is ignored: the subscriber gets the default text (AWS).
+    return value if isinstance(value, str) else str(doc["default"])
 
 
 def _attributes_for_envelope(attributes: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, str]]:
@@ -480,14 +494,15 @@ def sqs_envelope(endpoint: str, topic: Topic, sub: Subscription, pub: Publicatio
     doc["TopicArn"] = topic.arn
     if pub.subject is not None:
         doc["Subject"] = pub.subject
-    doc.update({
-        "Message": text,
-        "Timestamp": timestamp,
-        "SignatureVersion": topic.attributes.get("SignatureVersion", "1"),
-        "Signature": _signature(message_id, text, timestamp, topic.arn),
-        "SigningCertURL": cert,
-        "UnsubscribeURL": unsubscribe,
-    })
+    doc.update({"Message": text, "Timestamp": timestamp})
+    if not topic.fifo:
+        # AWS signs standard topics' notifications only: a FIFO topic's carry no signature fields.
+        doc.update({
+            "SignatureVersion": topic.attributes.get("SignatureVersion", "1"),
+            "Signature": _signature(message_id, text, timestamp, topic.arn),
+            "SigningCertURL": cert,
+        })
+    doc["UnsubscribeURL"] = unsubscribe
     attributes = _attributes_for_envelope(pub.attributes)
     if attributes:
         doc["MessageAttributes"] = attributes

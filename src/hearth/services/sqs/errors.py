@@ -23,7 +23,8 @@ def queue_does_not_exist() -> AwsError:
 
 
 def invalid_parameter(message: str) -> AwsError:
-    return sqs_error("InvalidParameterValue", "InvalidParameterValue", message)
+    # The JSON protocol's __type is AWS's exception name, the query code the legacy one (recorded by AWS).
+    return sqs_error("InvalidParameterValueException", "InvalidParameterValue", message)
 
 
 def invalid_parameter_value(name: str, value: object, reason: str) -> AwsError:
@@ -31,7 +32,8 @@ def invalid_parameter_value(name: str, value: object, reason: str) -> AwsError:
 
 
 def missing_parameter(name: str) -> AwsError:
-    return sqs_error("MissingParameter", "MissingParameter", f"The request must contain the parameter {name}.")
+    return sqs_error("MissingRequiredParameterException", "MissingParameter",
+                     f"The request must contain the parameter {name}.")
 
 
 def invalid_attribute_name(name: str) -> AwsError:

@@ -52,6 +52,9 @@ class SqsProvider:
     def _resolve(self, ctx: RequestContext, queue_url: str) -> Queue:
         parts = urlsplit(queue_url)
         segments = [s for s in parts.path.split("/") if s]
+        if len(segments) == 1 and not parts.scheme and not parts.netloc:
+            # A bare queue name names the caller's queue in this region (AWS accepts it as a QueueUrl).
+            return self.queues.get(ctx.account_id, ctx.region, segments[0])
         if len(segments) != 2:
             raise errors.invalid_address(queue_url)
         account, name = segments
@@ -174,6 +177,11 @@ class SqsProvider:
         if size > MAX_BATCH_BYTES:
             raise errors.batch_too_long(size, MAX_BATCH_BYTES)
         results = self.queues.send_batch(queue, [self._outgoing(ctx, e) for e in entries])
+        for result in results:
+            # A FIFO entry without its group or deduplication id fails the whole request (recorded by AWS).
+            if isinstance(result, AwsError) and queue.fifo and (
+                    query_code(result) == "MissingParameter" or "ContentBasedDeduplication" in result.message):
+                raise errors.invalid_parameter(result.message)
         successful: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         for entry, result in zip(entries, results, strict=True):

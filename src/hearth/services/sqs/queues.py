@@ -98,13 +98,14 @@ MIGRATIONS = [
 
 DEDUP_WINDOW_S = 300.0
 PURGE_INTERVAL_S = 60.0
-MAX_BATCH_BYTES = 262_144
+# 1 MiB per message and per batch: AWS's limits since August 2025 (recorded by LocalStack's AWS tests).
+MAX_BATCH_BYTES = 1_048_576
 SEQUENCE_BASE = 18_000_000_000_000_000_000  # 20 digits, as AWS's sequence numbers are
 
 # Settable attributes: name -> (default, validator). Ranges are AWS's.
 _INT_RANGES: dict[str, tuple[int, int]] = {
     "DelaySeconds": (0, 900),
-    "MaximumMessageSize": (1024, 262_144),
+    "MaximumMessageSize": (1024, 1_048_576),
     "MessageRetentionPeriod": (60, 1_209_600),
     "ReceiveMessageWaitTimeSeconds": (0, 20),
     "VisibilityTimeout": (0, 43_200),
@@ -112,7 +113,7 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
 }
 DEFAULTS: dict[str, str] = {
     "VisibilityTimeout": "30",
-    "MaximumMessageSize": "262144",
+    "MaximumMessageSize": "1048576",
     "MessageRetentionPeriod": "345600",
     "DelaySeconds": "0",
     "ReceiveMessageWaitTimeSeconds": "0",
@@ -245,9 +246,12 @@ class QueueService:
     def create_queue(self, account: str, region: str, name: str, attributes: dict[str, str],
                      tags: dict[str, str] | None = None) -> Queue:
         fifo_raw = attributes.get("FifoQueue")
-        if fifo_raw is not None and fifo_raw not in ("true", "false"):
+        # Booleans are read without regard to case ("True" creates a FIFO queue, recorded by AWS).
+        if fifo_raw is not None and fifo_raw.lower() not in ("true", "false"):
             raise errors.invalid_attribute_value("FifoQueue")
-        fifo = fifo_raw == "true"
+        fifo = fifo_raw is not None and fifo_raw.lower() == "true"
+        if fifo_raw is not None and not fifo and not name.endswith(".fifo"):
+            raise errors.invalid_attribute_name("FifoQueue")  # a standard queue takes no FifoQueue, even "false"
         if not valid_queue_name(name, fifo):
             if fifo:
                 raise errors.invalid_parameter(
@@ -263,6 +267,7 @@ class QueueService:
                 current = existing.attributes.get(key, "false" if key == "FifoQueue" else None)
                 if key == "FifoQueue":
                     current = "true" if existing.fifo else "false"
+                    value = value.lower()
                 if current != self._normalize_value(key, value):
                     raise errors.queue_name_exists(key)
             return existing
@@ -410,6 +415,14 @@ class QueueService:
                              account: str) -> dict[str, str]:
         clean: dict[str, str] = {}
         for key, value in attributes.items():
+            if key == "FifoQueue" and fifo and not creating:
+                # A FIFO queue may be told it is one; it cannot become a standard queue.
+                if value.lower() != "true":
+                    raise errors.invalid_attribute_value("FifoQueue", "Modifying queue type is not supported.")
+                continue
+            if key in ("DeduplicationScope", "FifoThroughputLimit") and not fifo:
+                raise errors.sqs_error("InvalidAttributeName", "InvalidAttributeName",
+                                       f"You can specify the {key} only when FifoQueue is set to true.")
             if key not in _SETTABLE or (key in _FIFO_ONLY and not fifo):
                 raise errors.invalid_attribute_name(key)
             if key in _INT_RANGES:
@@ -418,9 +431,9 @@ class QueueService:
                     raise errors.invalid_attribute_value(key)
                 clean[key] = str(int(value))
             elif key in ("ContentBasedDeduplication", "SqsManagedSseEnabled"):
-                if value not in ("true", "false"):
+                if value.lower() not in ("true", "false"):
                     raise errors.invalid_attribute_value(key)
-                clean[key] = value
+                clean[key] = value.lower()
             elif key == "DeduplicationScope":
                 if value not in ("messageGroup", "queue"):
                     raise errors.invalid_attribute_value(key)
@@ -540,7 +553,7 @@ class QueueService:
             raise errors.invalid_parameter(
                 f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
         if message.delay is not None:
-            if queue.fifo:
+            if queue.fifo and message.delay != 0:  # 0 is accepted: it asks for no delay
                 raise errors.invalid_parameter_value(
                     "DelaySeconds", message.delay,
                     "The request include parameter that is not valid for this queue type.")
@@ -584,7 +597,8 @@ class QueueService:
                 return SendResult(seen["message_id"], md5_of_body(message.body), md5_attrs, md5_system,
                                   seen["sequence"])
         message_id = str(uuid.uuid4())
-        delay = message.delay if message.delay is not None else queue.int_attr("DelaySeconds")
+        # A FIFO queue's messages take the queue's delay (a message may only say 0).
+        delay = message.delay if message.delay is not None and not queue.fifo else queue.int_attr("DelaySeconds")
         row_id = db.execute(
             "INSERT INTO sqs_messages (queue_id, message_id, body, attributes, system, sender_id, sent, visible_at, "
             "group_id, dedup_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -622,7 +636,10 @@ class QueueService:
                     "SELECT DISTINCT group_id FROM sqs_messages WHERE queue_id = ? AND visible_at > ? AND "
                     "receive_count > 0", (queue.id, now))}
             last_id = 0
-            while len(picked) < max_messages:
+            # A FIFO receive hands out a group's messages together, first groups first (AWS: g1-m1, g1-m2,
+            # g2-m1 for messages sent g1-m1, g2-m1, g1-m2): it looks further than `max_messages` to find them.
+            wanted = _FIFO_SCAN if queue.fifo else max_messages
+            while len(picked) < wanted:
                 rows = db.execute("SELECT * FROM sqs_messages WHERE queue_id = ? AND visible_at <= ? AND id > ? "
                                   "ORDER BY id LIMIT 64", (queue.id, now, last_id)).fetchall()
                 if not rows:
@@ -636,8 +653,13 @@ class QueueService:
                         moved = True
                         continue
                     picked.append(row)
-                    if len(picked) >= max_messages:
+                    if len(picked) >= wanted:
                         break
+            if queue.fifo:
+                first_seen: dict[str, int] = {}
+                for index, row in enumerate(picked):
+                    first_seen.setdefault(row["group_id"], index)
+                picked = sorted(picked, key=lambda r: first_seen[r["group_id"]])[:max_messages]
             out: list[Row] = []
             for row in picked:
                 receipt = _new_receipt(row["message_id"])
@@ -702,8 +724,11 @@ class QueueService:
         with self.db.tx() as db:
             row = db.execute("SELECT id, visible_at FROM sqs_messages WHERE queue_id = ? AND receipt = ?",
                              (queue.id, receipt)).fetchone()
-            if row is None or row["visible_at"] <= now:
-                raise errors.message_not_inflight()
+            if row is None:
+                # The handle is well-formed but its message is gone (deleted): AWS's text for that.
+                raise errors.invalid_parameter_value("ReceiptHandle", receipt, "Message does not exist or is not "
+                                                     "available for visibility timeout change.")
+            # A message whose visibility timeout expired may still be changed with its latest handle (AWS).
             db.execute("UPDATE sqs_messages SET visible_at = ? WHERE id = ?", (now + timeout, row["id"]))
         if timeout == 0:
             self._notify(queue.arn)
@@ -839,6 +864,10 @@ def _redrive_allow_policy(raw: str) -> str:
 
 
 _RECEIPT_PREFIX = b"hearth1:"
+
+
+# How many available messages a FIFO receive looks at to hand out whole groups.
+_FIFO_SCAN = 1000
 
 
 def _new_receipt(message_id: str) -> str:
