@@ -40,6 +40,7 @@ from hearth.esm.store import MappingStore
 from hearth.esm.target import PlatformInvoke
 from hearth.events.delivery import DeliveryRouter
 from hearth.functions.model import FunctionVersion
+from hearth.functions.names import role_session_name
 from hearth.functions.service import FunctionService
 from hearth.functions.store import open_store
 from hearth.invoke.async_queue import AsyncQueue, AsyncQueueConfig
@@ -367,7 +368,7 @@ class Hearth:
         if cached is not None and now < cached[1] and self.sessions.lookup(cached[0].access_key_id) is not None:
             return cached[0]
         try:
-            issued = self.sts.service_session(fv.role, LAMBDA_SERVICE, fv.name, FUNCTION_SESSION_S)
+            issued = self.sts.service_session(fv.role, LAMBDA_SERVICE, role_session_name(fv.name), FUNCTION_SESSION_S)
         except LookupError:
             raise LaunchError("Lambda.InvalidRole",
                               "The role defined for the function cannot be assumed by Lambda.") from None

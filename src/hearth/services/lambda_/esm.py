@@ -149,6 +149,9 @@ class EventSourceMappingProvider:
             if position is None:
                 raise invalid("1 validation error detected: Value null at 'startingPosition' failed to satisfy "
                               "constraint: Member must not be null.")
+            if position == "AT_TIMESTAMP" and kind == "dynamodb":
+                # DynamoDB streams are read from TRIM_HORIZON or LATEST only.
+                raise invalid(f"Unsupported starting position for arn type: {params.get('EventSourceArn')}")
             if position == "AT_TIMESTAMP" and params.get("StartingPositionTimestamp") is None:
                 raise invalid("StartingPositionTimestamp must be set when StartingPosition is AT_TIMESTAMP.")
 
