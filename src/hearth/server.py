@@ -252,11 +252,14 @@ class Hearth:
         self.s3 = S3Provider(self.s3_store, self.s3_files, self.s3_dispatcher, region=s.region,
                              service_allows=lambda arn, principal, source, account: self.functions is not None
                              and self.functions.allows_service(arn, principal, source, source_account=account))
+        # Event source mappings' store, opened here because LambdaProvider tags mappings by their ARN.
+        mappings = MappingStore(s.data_dir)
+        on_stop.callback(mappings.close)
         lambda_providers: list[object] = [
             ConcurrencyProvider(self.functions, self.limiter),
             LambdaProvider(s, self.store, self.functions, self.code_signer, reserved_concurrency=self.limiter.reserved,
                            role_assumable=lambda arn: role_trusts_service(self.iam_store, arn, LAMBDA_SERVICE),
-                           s3_code=self.s3.read_bytes),
+                           s3_code=self.s3.read_bytes, mappings=mappings),
             LambdaInvokeProvider(self.functions, self.invoker, self.async_queue),
             EventInvokeConfigProvider(self.functions, self.event_configs),
             LambdaVersionsProvider(self.functions),
@@ -288,8 +291,6 @@ class Hearth:
         on_stop.push_async_callback(self.ttl_sweeper.close)
         # Event source mappings: durable mappings and their pollers (first to stop: no batch starts into
         # components that are stopping).
-        mappings = MappingStore(s.data_dir)
-        on_stop.callback(mappings.close)
         self.esm = MappingManager(mappings, self.queues, self.streams,
                                   PlatformInvoke(self.functions, self.invoker,
                                                  recursion_allowed=self.event_configs.recursion_allowed),
