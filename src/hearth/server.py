@@ -428,6 +428,8 @@ class Hearth:
         m.environments.replace({(("state", str(state)),): float(n) for state, n in by_state.items()})
 
     def _on_function_change(self, event: str, fv: FunctionVersion) -> None:
+        if event == "alias-deleted":  # an alias has no environments of its own
+            return
         whole_function = event == "deleted" and fv.version == "$LATEST"
         # Only the changed (or deleted) version's idle environments go; other versions keep theirs.
         keep = fv.revision_id if event == "updated" else None
@@ -438,6 +440,8 @@ class Hearth:
     def _on_function_change_provisioned(self, event: str, fv: FunctionVersion) -> None:
         if event == "deleted" and fv.version == "$LATEST":
             self.provisioned.forget_function(fv.account_id, fv.region, fv.name)
+        elif event == "alias-deleted":  # fv.version is the alias's name
+            self.provisioned.forget_qualifier(fv.account_id, fv.region, fv.name, fv.version)
 
     def _on_function_change_async(self, event: str, fv: FunctionVersion) -> None:
         if event == "deleted" and fv.version == "$LATEST":

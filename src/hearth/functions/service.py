@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import random
@@ -54,6 +55,8 @@ log = logging.getLogger("hearth.functions")
 
 Key = tuple[str, str, str]  # (account, region, name)
 VKey = tuple[str, str, str, str]  # (account, region, name, version)
+# (event, version): "updated" and "deleted" (a whole function when the version is $LATEST), and
+# "alias-deleted", whose version is $LATEST's with `version` set to the deleted alias's name.
 Listener = Callable[[str, FunctionVersion], None]
 
 MAX_PAGE = 50  # AWS returns at most 50 functions (versions, aliases) per page
@@ -626,8 +629,12 @@ class FunctionService:
 
     def delete_alias(self, account: str, region: str, name: str, alias: str) -> None:
         self.get(account, region, name)
+        existed = self._alias(account, region, name, alias) is not None
         self._store.delete_alias(account, region, name, alias)  # a missing alias is no error (AWS: 204)
         self._aliases.pop((account, region, name, alias), None)
+        if existed:  # what was configured for the alias goes with it (its provisioned concurrency)
+            self._notify("alias-deleted", dataclasses.replace(self._latest_fv(account, region, name, None),
+                                                              version=alias))
 
     def list_aliases(self, account: str, region: str, name: str, version: str | None) -> list[Alias]:
         self.get(account, region, name)
