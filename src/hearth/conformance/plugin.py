@@ -42,6 +42,11 @@ LOCALSTACK_ASSERTIONS = {
     "test_lambda_url_invocation_custom_id_aliased": "asserts LocalStack's `_custom_id_` URL tag off AWS (an extension)",
 }
 
+# AWS-validated tests that create a function of one fixed runtime in their body (not a parameter).
+FIXED_RUNTIMES = {
+    "test_function_url_with_response_streaming": "nodejs18.x",
+}
+
 # Parametrised runtimes whose test functions are built with a toolchain these machines lack.
 _TOOLCHAIN_RUNTIME = re.compile(r"[\[-](java\d+(\.al2)?|dotnet\d*|dotnetcore[\d.]*)(?=[\]-])")
 # What a Lambda runtime identifier looks like among a test's parameters (LocalStack's Runtime enum values).
@@ -63,6 +68,9 @@ def not_judgeable_reason(name: str, marker_names: set[str], params: list[str] | 
     if match:
         return f"builds a {match.group(1)} function (no Java or .NET toolchain here)"
     if installed is not None:
+        fixed = FIXED_RUNTIMES.get(name.split("[", 1)[0])
+        if fixed is not None and fixed not in installed:
+            return f"runtime {fixed} is not installed on this host"
         for value in params or []:
             if _RUNTIME_ID.match(value) and value not in installed:
                 return f"runtime {value} is not installed on this host"

@@ -91,3 +91,6 @@ def test_what_the_plugin_cannot_judge() -> None:
         "runtime nodejs16.x is not installed on this host"
     assert not_judgeable_reason("test_y[b]", validated, ["python3.12", "other"], installed) is None
     assert not_judgeable_reason("test_y[c]", validated, ["nodejs16.x"], None) is None  # unknown: not checked
+    # A runtime fixed in the test's body counts too.
+    assert not_judgeable_reason("test_function_url_with_response_streaming", validated, [], installed) == \
+        "runtime nodejs18.x is not installed on this host"
