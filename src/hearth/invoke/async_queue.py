@@ -8,6 +8,7 @@ It owns the `async_events` component tables and the state machine of one event:
        ^      |---> function error, retries left -> queued (after ~1 min, then ~2 min)
        |      |---> function error, none left ---> RetriesExhausted -> OnFailure / DLQ
        |      |---> throttled / system error ----> queued (back-off 1 s .. 5 min)
+       |      |---> reserved concurrency 0 -------> ZeroReservedConcurrency -> OnFailure / DLQ
        |      '---> older than MaximumEventAgeInSeconds -> EventAgeExceeded -> OnFailure / DLQ
        |      '---> 17th run of a function in one chain -> RecursiveInvocationException -> OnFailure / DLQ
        '-- restart: every stored event is queued again (stage `run`) or re-delivered (stage `deliver`)
@@ -46,7 +47,7 @@ from hearth.events.delivery import DeliveryError, DeliveryRouter, Message
 from hearth.functions.errors import AccessDenied, Conflict, FunctionsError, InvalidParameter, NotFound
 from hearth.functions.model import FunctionVersion
 from hearth.functions.names import InvalidFunctionRef, parse_function_ref
-from hearth.invoke.errors import NotAccepting, Throttled
+from hearth.invoke.errors import NotAccepting, Throttled, ThrottleReason
 from hearth.invoke.request import InvokeOutcome, InvokeRequest
 from hearth.store.component import ComponentDb
 
@@ -441,6 +442,10 @@ class AsyncQueue:
         try:
             outcome = await self._invoker.invoke(InvokeRequest(fv, ev.payload, request_id=ev.id, trace_id=trace))
         except Throttled as err:
+            if err.reason is ThrottleReason.RESERVED and err.reserved == 0:
+                # A function reserved at 0 can never run: AWS does not retry its events.
+                await self._fail(ev, fv, policy, "ZeroReservedConcurrency", trace)
+                return
             self._retry_later(ev, policy, f"TooManyRequestsException: {err.reason.value}", throttled=True)
             return
         ev.invoke_count += 1

@@ -26,6 +26,8 @@ from tests.unit.async_.helpers import (
 from hearth.events import lineage
 from hearth.events.delivery import Message
 from hearth.invoke.async_queue import AsyncPolicy, ManualClock
+from hearth.invoke.errors import Throttled, ThrottleReason
+from hearth.invoke.request import InvokeOutcome
 
 FN_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fn"
 
@@ -155,6 +157,21 @@ async def test_throttled_until_too_old_expires_without_a_response(rigs: list[Rig
     [dlq] = [m for a, m in rig.sqs.received if a == DLQ_ARN]
     assert dlq.attributes["ErrorCode"]["StringValue"] == "429"
     assert rig.queue.pending() == 0
+
+
+async def test_zero_reserved_concurrency_fails_at_once(rigs: list[Rig], tmp_path: Path) -> None:
+    # As AWS (LocalStack's test_reserved_concurrency): no retry, condition ZeroReservedConcurrency.
+    def refused() -> InvokeOutcome:
+        raise Throttled(ThrottleReason.RESERVED, reserved=0)
+
+    rig = await started(rigs, tmp_path, ScriptedInvoker(refused))
+    rig.policies.policy = AsyncPolicy(on_failure=QUEUE_ARN)
+    rig.enqueue()
+    await rig.queue.wait_idle()
+    [record] = rig.sqs.bodies(QUEUE_ARN)
+    assert record["requestContext"]["condition"] == "ZeroReservedConcurrency"  # type: ignore[index]
+    assert record["requestContext"]["approximateInvokeCount"] == 0  # type: ignore[index]
+    assert "responseContext" not in record and len(rig.invoker.calls) == 1 and rig.queue.pending() == 0
 
 
 async def test_invocation_trace_carries_incremented_lineage(rigs: list[Rig], tmp_path: Path) -> None:
