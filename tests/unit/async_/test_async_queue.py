@@ -159,6 +159,19 @@ async def test_throttled_until_too_old_expires_without_a_response(rigs: list[Rig
     assert rig.queue.pending() == 0
 
 
+async def test_a_throttled_event_runs_as_soon_as_an_invocation_of_its_function_ends(
+        rigs: list[Rig], tmp_path: Path) -> None:
+    # Not at the end of its back-off: a queue of a function reserved at 1 drains one after another
+    # (LocalStack's test_async_invoke_queue_upon_function_update).
+    rig = await started(rigs, tmp_path, ScriptedInvoker(throttled(), ok("a"), ok("b")))
+    first = rig.enqueue(payload=b'{"n": 1}')
+    await rig.queue.wait_idle()
+    assert len(rig.invoker.calls) == 1 and rig.queue.pending() == 1  # throttled, backing off
+    rig.enqueue(payload=b'{"n": 2}')
+    await rig.queue.wait_idle()  # the clock has not moved: no back-off ended
+    assert [c.request_id for c in rig.invoker.calls][2] == first and rig.queue.pending() == 0
+
+
 async def test_zero_reserved_concurrency_fails_at_once(rigs: list[Rig], tmp_path: Path) -> None:
     # As AWS (LocalStack's test_reserved_concurrency): no retry, condition ZeroReservedConcurrency.
     def refused() -> InvokeOutcome:
