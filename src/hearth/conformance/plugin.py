@@ -72,6 +72,8 @@ def not_judgeable_reason(name: str, marker_names: set[str], params: list[str] | 
     match = _TOOLCHAIN_RUNTIME.search(name)
     if match:
         return f"builds a {match.group(1)} function (no Java or .NET toolchain here)"
+    if name.startswith(("test_java_", "test_dotnet_")):  # TestJavaRuntimes' tests without a runtime in the id
+        return "builds a Java or .NET function (no Java or .NET toolchain here)"
     if installed is not None:
         fixed = FIXED_RUNTIMES.get(name.split("[", 1)[0])
         if fixed is not None and fixed not in installed:
