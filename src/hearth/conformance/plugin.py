@@ -7,10 +7,10 @@ to the tests and loads it with `-p`.
 A test is not judgeable here when it was never validated against AWS (no `aws.validated` marker), when
 LocalStack marks it as LocalStack-only, in-process, needing Docker or a container, or as not matching
 AWS itself (`aws.needs_fixing`), when it builds a Java or .NET function (no Maven or .NET toolchain
-on these machines), or when one of its parameters is a runtime this host does not have (the runner
-lists the installed ones in $HEARTH_CONFORMANCE_RUNTIMES). Such tests are skipped before they run, with
-a reason that starts with `NOT_JUDGEABLE`, so that `results` can tell them from LocalStack's own skips;
-their time is saved.
+on these machines), or when one of its parameters (or the runtime its body fixes, `FIXED_RUNTIMES`) is
+a runtime this host does not have (the runner lists the installed ones in $HEARTH_CONFORMANCE_RUNTIMES).
+Such tests are skipped before they run, with a reason that starts with `NOT_JUDGEABLE`, so that
+`results` can tell them from LocalStack's own skips; their time is saved.
 It never skips a test for any other reason: a missing operation or a wrong answer must show as such.
 """
 
