@@ -275,7 +275,13 @@ class KinesisPoller:
 
     async def _call(self, part: list[StoredRecord], shard: int) -> InvokeResult:
         m = self.mapping
-        event: dict[str, Any] = {"Records": [self._source.event_record(r) for r in part]}
+        records = [self._source.event_record(r) for r in part]
+        if any("invokeIdentityArn" in r for r in records):  # Kinesis records name the function's role
+            role = self._invoke.role(m.account, m.region, m.function_arn)
+            for r in records:
+                if "invokeIdentityArn" in r:
+                    r["invokeIdentityArn"] = role
+        event: dict[str, Any] = {"Records": records}
         if self._windows is not None:
             event.update(self._windows.fields(shard, self._source.shard_id(shard), m.source_arn, final=False))
         payload = json.dumps(event).encode()

@@ -60,6 +60,8 @@ async def test_bisection_isolates_a_poison_record_and_retries_count_only_unsplit
     poller.start()
     await until(lambda: store.checkpoint("m-1", 0) == 9)
     await poller.stop()
+    # Each record names the function's role, as AWS's (LocalStack's Kinesis ESM snapshots).
+    assert {r["invokeIdentityArn"] for b in invoke.batches for r in b} == {"arn:aws:iam::000000000000:role/fn-role"}
     # 8 -> 4+4 -> (2+2) -> 1+1: the poison record alone, tried 1 + 2 retries, then given up.
     assert [_values(b) for b in invoke.batches] == [
         [0, 1, 2, 3, 4, 5, 6, 7], [0, 1, 2, 3], [4, 5, 6, 7], [4, 5], [4], [5], [5], [5], [6, 7]]
@@ -152,11 +154,15 @@ async def test_tumbling_windows_carry_state_and_end_with_a_final_invocation(tmp_
     streams = StreamService(tmp_path / "s", clock=lambda: now[0])
     events: list[dict[str, Any]] = []
 
-    async def invoke(account: str, region: str, function_arn: str, payload: bytes) -> InvokeResult:
-        event = json.loads(payload)
-        events.append(event)
-        total = event["state"].get("sum", 0) + sum(_values(event["Records"]))
-        return InvokeResult(json.dumps({"state": {"sum": total}}).encode())
+    class WindowedInvoke(FakeInvoke):
+        async def __call__(self, account: str, region: str, function_arn: str, payload: bytes, *,
+                           trace_header: str | None = None) -> InvokeResult:
+            event = json.loads(payload)
+            events.append(event)
+            total = event["state"].get("sum", 0) + sum(_values(event["Records"]))
+            return InvokeResult(json.dumps({"state": {"sum": total}}).encode())
+
+    invoke = WindowedInvoke()
 
     try:
         streams.create(ACCOUNT, REGION, "s", 1, "PROVISIONED")
