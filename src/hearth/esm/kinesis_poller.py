@@ -325,7 +325,9 @@ class KinesisPoller:
             "responseContext": {
                 "statusCode": 200,
                 "executedVersion": result.executed_version if result is not None else "$LATEST",
-                "functionError": (result.function_error or "") if result is not None else "",
+                # null when the function answered without error (its batch item failures failed the
+                # records), as AWS's record; "" when no answer came at all.
+                "functionError": result.function_error if result is not None else "",
             },
             "version": "1.0",
             "timestamp": iso(self._clock()),

@@ -184,3 +184,23 @@ async def test_tumbling_windows_carry_state_and_end_with_a_final_invocation(tmp_
     assert final["Records"] == [] and final["isFinalInvokeForWindow"] is True and final["state"] == {"sum": 3}
     assert fresh["state"] == {} and fresh["window"]["start"] == "1970-01-12T13:47:00Z" and _values(
         fresh["Records"]) == [4]
+
+
+async def test_records_failed_by_batch_item_failures_report_a_null_function_error(streams: StreamService,
+                                                                                   store: MappingStore) -> None:
+    # The function answered without error: AWS's on-failure record has "functionError": null
+    # (LocalStack's test_kinesis_report_batch_item_failures).
+    streams.create(ACCOUNT, REGION, "s", 1, "PROVISIONED")
+    seqs = _put(streams, [{"n": 0}])
+
+    def respond(records: list[dict[str, Any]]) -> InvokeResult:
+        return InvokeResult(json.dumps({"batchItemFailures": [{"itemIdentifier": seqs[0]}]}).encode())
+
+    invoke, deliver = FakeInvoke(respond), FakeDeliver()
+    poller = _poller(streams, store, invoke, deliver, report_failures=True, max_retries=0,
+                     on_failure="arn:aws:sqs:r:a:dlq")
+    poller.start()
+    await until(lambda: len(deliver.sent) == 1)
+    await poller.stop()
+    (_, record), = deliver.sent
+    assert record["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST", "functionError": None}
