@@ -41,6 +41,7 @@ from hearth.esm.store import MappingStore
 from hearth.esm.target import PlatformInvoke
 from hearth.events.delivery import DeliveryRouter
 from hearth.functions.model import FunctionVersion
+from hearth.functions.names import role_session_name
 from hearth.functions.service import FunctionService
 from hearth.functions.store import open_store
 from hearth.http2 import HttpProtocol  # HTTP/2 on the API ports
@@ -312,11 +313,14 @@ class Hearth:
                              service_allows=lambda arn, principal, source, account: self.functions is not None
                              and self.functions.allows_service(arn, principal, source, source_account=account),
                              sweep_gate=self._lease_gate("s3-lifecycle"))  # scale-out: one node sweeps
+        # Event source mappings' store, opened here because LambdaProvider tags mappings by their ARN.
+        mappings = MappingStore(s.data_dir)
+        on_stop.callback(mappings.close)
         lambda_providers: list[object] = [
             ConcurrencyProvider(self.functions, self.limiter),
             LambdaProvider(s, self.store, self.functions, self.code_signer, reserved_concurrency=self.limiter.reserved,
                            role_assumable=lambda arn: role_trusts_service(self.iam_store, arn, LAMBDA_SERVICE),
-                           s3_code=self.s3.read_bytes, vpc_check=self.lambda_vpc.validate),
+                           s3_code=self.s3.read_bytes, vpc_check=self.lambda_vpc.validate, mappings=mappings),
             LambdaInvokeProvider(self.functions, self.invoker, self.async_queue),
             EventInvokeConfigProvider(self.functions, self.event_configs),
             LambdaVersionsProvider(self.functions),
@@ -351,8 +355,6 @@ class Hearth:
         on_stop.push_async_callback(self.ttl_sweeper.close)
         # Event source mappings: durable mappings and their pollers (first to stop: no batch starts into
         # components that are stopping).
-        mappings = MappingStore(s.data_dir)
-        on_stop.callback(mappings.close)
         self.esm = MappingManager(mappings, self.queues, self.streams,
                                   PlatformInvoke(self.functions, self.invoker,
                                                  recursion_allowed=self.event_configs.recursion_allowed),
@@ -460,7 +462,7 @@ class Hearth:
         if cached is not None and now < cached[1] and self.sessions.lookup(cached[0].access_key_id) is not None:
             return cached[0]
         try:
-            issued = self.sts.service_session(fv.role, LAMBDA_SERVICE, fv.name, FUNCTION_SESSION_S)
+            issued = self.sts.service_session(fv.role, LAMBDA_SERVICE, role_session_name(fv.name), FUNCTION_SESSION_S)
         except LookupError:
             raise LaunchError("Lambda.InvalidRole",
                               "The role defined for the function cannot be assumed by Lambda.") from None
@@ -524,6 +526,8 @@ class Hearth:
         m.environments.replace({(("state", str(state)),): float(n) for state, n in by_state.items()})
 
     def _on_function_change(self, event: str, fv: FunctionVersion) -> None:
+        if event == "alias-deleted":  # an alias has no environments of its own
+            return
         whole_function = event == "deleted" and fv.version == "$LATEST"
         # Only the changed (or deleted) version's idle environments go; other versions keep theirs.
         keep = fv.revision_id if event == "updated" else None
@@ -534,6 +538,8 @@ class Hearth:
     def _on_function_change_provisioned(self, event: str, fv: FunctionVersion) -> None:
         if event == "deleted" and fv.version == "$LATEST":
             self.provisioned.forget_function(fv.account_id, fv.region, fv.name)
+        elif event == "alias-deleted":  # fv.version is the alias's name
+            self.provisioned.forget_qualifier(fv.account_id, fv.region, fv.name, fv.version)
 
     def _on_function_change_async(self, event: str, fv: FunctionVersion) -> None:
         if event == "deleted" and fv.version == "$LATEST":

@@ -93,7 +93,7 @@ def test_reserved_concurrency_errors(server: HearthServer, sleeper: str) -> None
         f"Function not found: arn:aws:lambda:us-east-1:{ACCOUNT}:function:conc-doesnotexist:$LATEST")
 
 
-def test_reserved_zero_throttles_sync_and_keeps_async(server: HearthServer) -> None:
+def test_reserved_zero_throttles_sync_and_fails_async(server: HearthServer) -> None:
     lam = server.client("lambda")
     name = "conc-disabled"
     create_function(lam, name, {"app.py": SLEEPER})
@@ -106,21 +106,16 @@ def test_reserved_zero_throttles_sync_and_keeps_async(server: HearthServer) -> N
     assert err["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
     assert err["Type"] == "User"
     assert 'hearth_throttles_total{function="conc-disabled",qualifier="$LATEST"}' in metrics_text(server)
-    # An event sent while the function is disabled is kept, and runs once it is enabled again. Its
-    # first attempt is awaited (the queue counts it throttled): it did not run.
-    throttled_before = server.health()["async_events"]["throttled"]
+    # An event sent while the function is reserved at 0 can never run: as AWS (LocalStack's
+    # test_reserved_concurrency), it fails at once with ZeroReservedConcurrency, without retries.
+    failed = server.health()["async_events"]["failed"].get("ZeroReservedConcurrency", 0)
     assert lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"sleep": 0}')["StatusCode"] == 202
     deadline = time.monotonic() + 30
-    while server.health()["async_events"]["throttled"] <= throttled_before:
-        assert time.monotonic() < deadline, "the event was never attempted"
+    while server.health()["async_events"]["failed"].get("ZeroReservedConcurrency", 0) <= failed:
+        assert time.monotonic() < deadline, "the event was never failed"
         time.sleep(0.05)
     ran = 'hearth_invocations_total{function="conc-disabled",qualifier="$LATEST"}'
     assert ran not in metrics_text(server)
-    lam.delete_function_concurrency(FunctionName=name)
-    deadline = time.monotonic() + 30
-    while ran not in metrics_text(server):
-        assert time.monotonic() < deadline, "the throttled event never ran"
-        time.sleep(0.1)
 
 
 def test_reserved_one_throttles_the_second_concurrent_invoke(server: HearthServer) -> None:

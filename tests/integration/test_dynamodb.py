@@ -91,6 +91,8 @@ def test_table_lifecycle(ddb: Any) -> None:
     updated = ddb.update_table(TableName="crud", BillingMode="PAY_PER_REQUEST")["TableDescription"]
     assert updated["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert "LastUpdateToPayPerRequestDateTime" in updated["BillingModeSummary"]
+    # UpdateTable's UPDATING description carries the warm throughput too, as AWS's.
+    assert updated["WarmThroughput"] == {"ReadUnitsPerSecond": 12000, "WriteUnitsPerSecond": 4000, "Status": "ACTIVE"}
     ddb.update_time_to_live(TableName="crud", TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
     assert ddb.describe_time_to_live(TableName="crud")["TimeToLiveDescription"] == {
         "TimeToLiveStatus": "ENABLED", "AttributeName": "exp"}

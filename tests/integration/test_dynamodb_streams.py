@@ -136,6 +136,11 @@ def test_stream_triggers_a_function_with_bisection(srv: HearthServer) -> None:
         if n == 5:
             item["poison"] = {"BOOL": True}
         ddb.put_item(TableName=name, Item=item)
+    # A table's stream is read from TRIM_HORIZON or LATEST only (LocalStack's test_create_event_source_validation).
+    with pytest.raises(ClientError) as exc:
+        lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn, StartingPosition="AT_TIMESTAMP",
+                                        StartingPositionTimestamp=1741010802)
+    assert exc.value.response["Error"]["Message"] == f"Unsupported starting position for arn type: {arn}"
     created = lam.create_event_source_mapping(
         EventSourceArn=arn, FunctionName=fn, StartingPosition="TRIM_HORIZON", BatchSize=8,
         BisectBatchOnFunctionError=True, MaximumRetryAttempts=1,

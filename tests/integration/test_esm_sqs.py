@@ -159,8 +159,13 @@ def test_mapping_api_lifecycle_and_errors(lam: Any, sqs: Any, observer: tuple[st
     src_url = sqs.create_queue(QueueName=_name("api"), Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
     src_arn = _arn(sqs, src_url)
     created = lam.create_event_source_mapping(EventSourceArn=src_arn, FunctionName=fn, Enabled=False,
-                                              ScalingConfig={"MaximumConcurrency": 2})
+                                              ScalingConfig={"MaximumConcurrency": 2}, Tags={"team": "a"})
     assert created["ResponseMetadata"]["HTTPStatusCode"] == 202
+    # A mapping is tagged by its ARN, as a function (LocalStack's TestLambdaTag, event_source_mapping).
+    esm_arn = created["EventSourceMappingArn"]
+    lam.tag_resource(Resource=esm_arn, Tags={"b": "1", "c": "2"})
+    lam.untag_resource(Resource=esm_arn, TagKeys=["c", "missing"])
+    assert lam.list_tags(Resource=esm_arn)["Tags"] == {"team": "a", "b": "1"}
     assert created["BatchSize"] == 10 and created["MaximumBatchingWindowInSeconds"] == 0
     assert created["StateTransitionReason"] == "USER_INITIATED"
     assert created["ScalingConfig"] == {"MaximumConcurrency": 2}
@@ -211,3 +216,5 @@ def test_mapping_api_lifecycle_and_errors(lam: Any, sqs: Any, observer: tuple[st
     deleted = lam.delete_event_source_mapping(UUID=mid)
     assert deleted["State"] == "Deleting"
     _wait(lambda: not lam.list_event_source_mappings(FunctionName=fn)["EventSourceMappings"], 10, "deletion")
+    assert error(lam.list_tags, Resource=esm_arn) == {"Code": "ResourceNotFoundException", "status": 404,
+                                                      "Message": f"Event source mapping not found: {esm_arn}"}

@@ -217,6 +217,19 @@ def _has_runtime(runtime: str) -> bool:
     return runtime in installed_runtimes()
 
 
+@pytest.mark.parametrize("runtime", ["python3.8", "python3.9"])
+def test_oldest_python_runtimes_invoke(lam: Any, runtime: str) -> None:
+    # The sandbox zygote runs under the function's own interpreter: it must stay Python 3.8 code
+    # (a zip(strict=True) broke every 3.8/3.9 function; LocalStack's test_echo_invoke[python3.8]).
+    if not _has_runtime(runtime):
+        pytest.skip(f"{runtime} is not installed here")
+    name = f"old-{runtime.replace('.', '')}"
+    create_function(lam, name, {"app.py": "import sys\ndef handler(e, c):\n    return [e, sys.version_info[:2]]\n"},
+                    runtime=runtime)
+    _, body = invoke_json(lam, name, {"x": 1})
+    assert body == [{"x": 1}, [int(n) for n in runtime[len("python"):].split(".")]]
+
+
 CUSTOM_BOOTSTRAP = """#!/bin/sh
 # A custom runtime in POSIX shell + python's http.client would be cheating; use python as a plain program.
 exec {python} -I -S "$LAMBDA_TASK_ROOT/runtime.py"

@@ -183,6 +183,9 @@ def test_alias_config_serves_and_init_failure(server: HearthServer) -> None:
     wait_status(lam, name, "live", "READY")
     body, tail = invoke_tail(lam, name, "live", {})
     assert body["init"] == "provisioned-concurrency" and "Init Duration" not in tail
+    # Deleting the alias deletes its configuration (LocalStack's test_lambda_provisioned_lifecycle).
+    lam.delete_alias(FunctionName=name, Name="live")
+    assert lam.list_provisioned_concurrency_configs(FunctionName=name)["ProvisionedConcurrencyConfigs"] == []
     lam.delete_function(FunctionName=name)
 
     broken = "pc-broken"

@@ -55,6 +55,14 @@ TESTS: dict[str, tuple[str, ...]] = {
         "TestLambdaLayer::test_layer_lifecycle",
         "TestLambdaLayer::test_layer_policy_lifecycle",
         "TestLambdaSnapStart::test_snapstart_exceptions",
+        # Passing since the Lambda conformance round of 2026-12-06 (each about a second or two).
+        "TestLambdaTag::test_create_tag_on_esm_create",
+        "TestLambdaTag::test_tag_lifecycle[event_source_mapping]",
+        "TestLambdaTags::test_tag_lifecycle",
+        "TestLambdaRevisions::test_function_revisions_version_and_alias",
+        "TestCodeSigningConfig::test_code_signing_not_found_excs",
+        "TestLambdaLayer::test_layer_s3_content",
+        "TestLambdaProvisionedConcurrency::test_lambda_provisioned_lifecycle",
     )),
     "sqs": tuple(f"{_SQS}::{test}" for test in (
         "TestSqsProvider::test_list_queues",

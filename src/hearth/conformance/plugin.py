@@ -7,10 +7,10 @@ to the tests and loads it with `-p`.
 A test is not judgeable here when it was never validated against AWS (no `aws.validated` marker), when
 LocalStack marks it as LocalStack-only, in-process, needing Docker or a container, or as not matching
 AWS itself (`aws.needs_fixing`), when it builds a Java or .NET function (no Maven or .NET toolchain
-on these machines), or when one of its parameters is a runtime this host does not have (the runner
-lists the installed ones in $HEARTH_CONFORMANCE_RUNTIMES). Such tests are skipped before they run, with
-a reason that starts with `NOT_JUDGEABLE`, so that `results` can tell them from LocalStack's own skips;
-their time is saved.
+on these machines), or when one of its parameters (or the runtime its body fixes, `FIXED_RUNTIMES`) is
+a runtime this host does not have (the runner lists the installed ones in $HEARTH_CONFORMANCE_RUNTIMES).
+Such tests are skipped before they run, with a reason that starts with `NOT_JUDGEABLE`, so that
+`results` can tell them from LocalStack's own skips; their time is saved.
 It never skips a test for any other reason: a missing operation or a wrong answer must show as such.
 """
 
@@ -44,6 +44,16 @@ MARKER_REASONS = {
 # (`if not is_aws_cloud(): assert …`): what they judge is LocalStack's, not AWS's.
 LOCALSTACK_ASSERTIONS = {
     "test_lambda_url_invocation_custom_id_aliased": "asserts LocalStack's `_custom_id_` URL tag off AWS (an extension)",
+    # Its `secondary_aws_client` is a second account here (LocalStack's 000000000002 credentials); AWS
+    # itself denies GetFunction across accounts without a resource policy, so its AWS run can only have
+    # passed with a secondary profile of the same account.
+    "test_cross_region_arn_function_access": "needs its secondary client in the primary account (a second "
+                                             "account here, which AWS denies without a policy)",
+}
+
+# AWS-validated tests that create a function of one fixed runtime in their body (not a parameter).
+FIXED_RUNTIMES = {
+    "test_function_url_with_response_streaming": "nodejs18.x",
 }
 
 # Tests that deploy their resources with the AWS CDK (aws-cdk-lib and Node's jsii runtime, hundreds of MB),
@@ -74,7 +84,12 @@ def not_judgeable_reason(name: str, marker_names: set[str], params: list[str] | 
     match = _TOOLCHAIN_RUNTIME.search(name)
     if match:
         return f"builds a {match.group(1)} function (no Java or .NET toolchain here)"
+    if name.startswith(("test_java_", "test_dotnet_")):  # TestJavaRuntimes' tests without a runtime in the id
+        return "builds a Java or .NET function (no Java or .NET toolchain here)"
     if installed is not None:
+        fixed = FIXED_RUNTIMES.get(name.split("[", 1)[0])
+        if fixed is not None and fixed not in installed:
+            return f"runtime {fixed} is not installed on this host"
         for value in params or []:
             if _RUNTIME_ID.match(value) and value not in installed:
                 return f"runtime {value} is not installed on this host"

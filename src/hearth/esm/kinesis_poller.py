@@ -275,7 +275,13 @@ class KinesisPoller:
 
     async def _call(self, part: list[StoredRecord], shard: int) -> InvokeResult:
         m = self.mapping
-        event: dict[str, Any] = {"Records": [self._source.event_record(r) for r in part]}
+        records = [self._source.event_record(r) for r in part]
+        if any("invokeIdentityArn" in r for r in records):  # Kinesis records name the function's role
+            role = self._invoke.role(m.account, m.region, m.function_arn)
+            for r in records:
+                if "invokeIdentityArn" in r:
+                    r["invokeIdentityArn"] = role
+        event: dict[str, Any] = {"Records": records}
         if self._windows is not None:
             event.update(self._windows.fields(shard, self._source.shard_id(shard), m.source_arn, final=False))
         payload = json.dumps(event).encode()
@@ -319,7 +325,9 @@ class KinesisPoller:
             "responseContext": {
                 "statusCode": 200,
                 "executedVersion": result.executed_version if result is not None else "$LATEST",
-                "functionError": (result.function_error or "") if result is not None else "",
+                # null when the function answered without error (its batch item failures failed the
+                # records), as AWS's record; "" when no answer came at all.
+                "functionError": result.function_error if result is not None else "",
             },
             "version": "1.0",
             "timestamp": iso(self._clock()),

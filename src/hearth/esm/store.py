@@ -1,6 +1,6 @@
 """Durable event source mappings and stream checkpoints (ComponentDb component "esm").
 
-It owns the `esm_mappings` and `esm_checkpoints` tables. A checkpoint is the per-shard counter of
+It owns the `esm_mappings`, `esm_checkpoints` and `esm_tags` tables. A checkpoint is the per-shard counter of
 the next record a stream mapping must deliver: written only after the records before it were
 delivered (or sent to the on-failure destination), so a restart redelivers at most one batch per
 shard. It never decides states or polls anything.
@@ -9,6 +9,7 @@ shard. It never decides states or polls anything.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from hearth.esm.model import Mapping, MappingConfig, SourceKind
@@ -40,6 +41,15 @@ MIGRATIONS = [
         shard INTEGER NOT NULL,
         next_counter INTEGER NOT NULL,
         PRIMARY KEY (uuid, shard)
+    );
+    """,
+    # A mapping's tags (TagResource on its ARN, Tags at creation), apart from the row `put` rewrites.
+    """
+    CREATE TABLE esm_tags (
+        uuid TEXT NOT NULL,
+        tag_key TEXT NOT NULL,
+        tag_value TEXT NOT NULL,
+        PRIMARY KEY (uuid, tag_key)
     );
     """,
 ]
@@ -85,6 +95,25 @@ class MappingStore:
         with self._db.tx() as db:
             db.execute("DELETE FROM esm_mappings WHERE uuid = ?", (uuid,))
             db.execute("DELETE FROM esm_checkpoints WHERE uuid = ?", (uuid,))
+            db.execute("DELETE FROM esm_tags WHERE uuid = ?", (uuid,))
+
+    # -- tags ----------------------------------------------------------------------------------------
+
+    def tags(self, uuid: str) -> dict[str, str]:
+        rows = self._db.query("SELECT tag_key, tag_value FROM esm_tags WHERE uuid = ? ORDER BY tag_key", (uuid,))
+        return {r["tag_key"]: r["tag_value"] for r in rows}
+
+    def set_tags(self, uuid: str, tags: dict[str, str]) -> None:
+        with self._db.tx() as db:
+            for key, value in tags.items():
+                db.execute("INSERT INTO esm_tags (uuid, tag_key, tag_value) VALUES (?, ?, ?) "
+                           "ON CONFLICT (uuid, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
+                           (uuid, key, value))
+
+    def remove_tags(self, uuid: str, keys: Sequence[str]) -> None:
+        with self._db.tx() as db:
+            for key in keys:
+                db.execute("DELETE FROM esm_tags WHERE uuid = ? AND tag_key = ?", (uuid, key))
 
     # -- stream checkpoints -------------------------------------------------------------------------
 

@@ -54,6 +54,11 @@ class Invoke(Protocol):
         """Whether a record with this trace header must not run the function (a recursive loop)."""
         ...
 
+    def role(self, account: str, region: str, function_arn: str) -> str:
+        """The function's execution role ARN ("" when the function is gone): Kinesis records name it
+        as their `invokeIdentityArn`."""
+        ...
+
 
 class PlatformInvoke:
     """The real `Invoke`: FunctionService + Invoker."""
@@ -72,6 +77,10 @@ class PlatformInvoke:
         if not trace_header or not lineage.is_loop(trace_header, unqualified):
             return False
         return not self._recursion_allowed(account, region, ref.name)
+
+    def role(self, account: str, region: str, function_arn: str) -> str:
+        fv = self._resolve(account, region, function_arn)
+        return fv.role if fv is not None else ""
 
     def _resolve(self, account: str, region: str, function_arn: str) -> FunctionVersion | None:
         try:

@@ -77,8 +77,9 @@ class LayerVersion:
     created_date: str
     description: str = ""
     license_info: str | None = None
-    compatible_runtimes: tuple[str, ...] = ()
-    compatible_architectures: tuple[str, ...] = ()
+    # None: the publisher named none (AWS then leaves the member out); () : it named an empty list.
+    compatible_runtimes: tuple[str, ...] | None = None
+    compatible_architectures: tuple[str, ...] | None = None
     statements: list[dict[str, Any]] = field(default_factory=list)
     policy_revision: str | None = None
 
@@ -91,8 +92,8 @@ class LayerVersion:
         return layer_arn(self.region, self.account_id, self.name, self.version)
 
     def matches(self, runtime: str | None, architecture: str | None) -> bool:
-        return (runtime is None or runtime in self.compatible_runtimes) and (
-            architecture is None or architecture in self.compatible_architectures
+        return (runtime is None or runtime in (self.compatible_runtimes or ())) and (
+            architecture is None or architecture in (self.compatible_architectures or ())
         )
 
 
@@ -100,9 +101,17 @@ def _document(lv: LayerVersion) -> str:
     return json.dumps({
         "code_sha256": lv.code_sha256, "code_size": lv.code_size, "unzipped_size": lv.unzipped_size,
         "created_date": lv.created_date, "description": lv.description, "license_info": lv.license_info,
-        "compatible_runtimes": list(lv.compatible_runtimes),
-        "compatible_architectures": list(lv.compatible_architectures),
+        "compatible_runtimes": _listed(lv.compatible_runtimes),
+        "compatible_architectures": _listed(lv.compatible_architectures),
     })
+
+
+def _listed(values: tuple[str, ...] | None) -> list[str] | None:
+    return None if values is None else list(values)
+
+
+def _tupled(values: list[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)
 
 
 def _from_row(r: Any) -> LayerVersion:
@@ -111,8 +120,8 @@ def _from_row(r: Any) -> LayerVersion:
         account_id=r["account_id"], region=r["region"], name=r["layer_name"], version=int(r["version"]),
         code_sha256=d["code_sha256"], code_size=int(d["code_size"]), unzipped_size=int(d["unzipped_size"]),
         created_date=d["created_date"], description=d.get("description") or "",
-        license_info=d.get("license_info"), compatible_runtimes=tuple(d.get("compatible_runtimes") or ()),
-        compatible_architectures=tuple(d.get("compatible_architectures") or ()),
+        license_info=d.get("license_info"), compatible_runtimes=_tupled(d.get("compatible_runtimes")),
+        compatible_architectures=_tupled(d.get("compatible_architectures")),
         statements=json.loads(r["statements"]), policy_revision=r["policy_revision"],
     )
 
@@ -158,8 +167,8 @@ class LayerService:
         *,
         description: str = "",
         license_info: str | None = None,
-        runtimes: Sequence[str] = (),
-        architectures: Sequence[str] = (),
+        runtimes: Sequence[str] | None = None,
+        architectures: Sequence[str] | None = None,
     ) -> LayerVersion:
         try:
             unzipped = inspect_zip(zip_file)
@@ -185,8 +194,9 @@ class LayerService:
             lv = LayerVersion(
                 account_id=account, region=region, name=name, version=number, code_sha256=sha,
                 code_size=len(zip_file), unzipped_size=unzipped, created_date=aws_timestamp(),
-                description=description, license_info=license_info, compatible_runtimes=tuple(runtimes),
-                compatible_architectures=tuple(architectures),
+                description=description, license_info=license_info,
+                compatible_runtimes=None if runtimes is None else tuple(runtimes),
+                compatible_architectures=None if architectures is None else tuple(architectures),
             )
             db.execute(
                 "INSERT INTO layer_versions (account_id, region, layer_name, version, document, statements, "

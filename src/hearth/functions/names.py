@@ -60,3 +60,10 @@ def runtime_version_arn(region: str, runtime: str) -> str:
 
     digest = hashlib.sha256(f"hearth:{runtime}".encode()).hexdigest()
     return f"arn:aws:lambda:{region}::runtime:{digest}"
+
+
+def role_session_name(function_name: str) -> str:
+    """The session name of the role session a function's environments run with: the function's name,
+    as AWS, except that a role session name needs two characters, so a one-character name gets AWS's
+    `@lambda_function` suffix (`f@lambda_function`)."""
+    return function_name if len(function_name) >= 2 else f"{function_name}@lambda_function"

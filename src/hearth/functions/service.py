@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import random
@@ -55,6 +56,8 @@ log = logging.getLogger("hearth.functions")
 
 Key = tuple[str, str, str]  # (account, region, name)
 VKey = tuple[str, str, str, str]  # (account, region, name, version)
+# (event, version): "updated" and "deleted" (a whole function when the version is $LATEST), and
+# "alias-deleted", whose version is $LATEST's with `version` set to the deleted alias's name.
 Listener = Callable[[str, FunctionVersion], None]
 
 # How stale another node's change to a function may be here, at most (cluster only; see resolve_ref).
@@ -542,7 +545,9 @@ class FunctionService:
         published = [c for c in self.list_versions(account, region, name) if c.version != LATEST]
         if published and _unchanged_since(published[-1], latest):
             return published[-1]
-        return self._insert_published(latest, description)
+        version = self._insert_published(latest, description)
+        self._new_latest_revision(latest)
+        return version
 
     def _insert_published(self, latest: FunctionConfig, description: str | None) -> FunctionConfig:
         number = self._store.last_version_number(latest.account_id, latest.region, latest.name)
@@ -644,8 +649,12 @@ class FunctionService:
 
     def delete_alias(self, account: str, region: str, name: str, alias: str) -> None:
         self.get(account, region, name)
+        existed = self._alias(account, region, name, alias) is not None
         self._store.delete_alias(account, region, name, alias)  # a missing alias is no error (AWS: 204)
         self._aliases.pop((account, region, name, alias), None)
+        if existed:  # what was configured for the alias goes with it (its provisioned concurrency)
+            self._notify("alias-deleted", dataclasses.replace(self._latest_fv(account, region, name, None),
+                                                              version=alias))
 
     def list_aliases(self, account: str, region: str, name: str, version: str | None) -> list[Alias]:
         self.get(account, region, name)
@@ -747,12 +756,27 @@ class FunctionService:
         return self._store.get_tags(account, region, name)
 
     def tag(self, account: str, region: str, name: str, tags: dict[str, str]) -> None:
-        self.get(account, region, name)
+        latest = self.get(account, region, name)
         self._store.set_tags(account, region, name, tags)
+        self._new_latest_revision(latest)
 
     def untag(self, account: str, region: str, name: str, keys: list[str]) -> None:
-        self.get(account, region, name)
+        latest = self.get(account, region, name)
         self._store.remove_tags(account, region, name, keys)
+        self._new_latest_revision(latest)
+
+    def _new_latest_revision(self, latest: FunctionConfig) -> None:
+        """Give $LATEST a new RevisionId after a change that is not a configuration update (tags, a
+        published version), as AWS does. Environments are not touched: the configuration they run is
+        the same. Skipped while an update or creation is being finished (its completion is keyed by
+        the revision) and when $LATEST changed meanwhile (that change gave it a new revision anyway)."""
+        if latest.busy:
+            return
+        try:
+            self._store.put_version(_to_row(latest.replace(revision_id=new_revision())),
+                                    expected_revision=latest.revision_id)
+        except RevisionMismatch:
+            pass
 
     # -- background completion ---------------------------------------------------------------------
 

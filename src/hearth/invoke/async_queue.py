@@ -7,7 +7,9 @@ It owns the `async_events` component tables and the state machine of one event:
     queued --run--> succeeded ............. -> OnSuccess destination, then forgotten
        ^      |---> function error, retries left -> queued (after ~1 min, then ~2 min)
        |      |---> function error, none left ---> RetriesExhausted -> OnFailure / DLQ
-       |      |---> throttled / system error ----> queued (back-off 1 s .. 5 min)
+       |      |---> throttled / system error ----> queued (back-off 1 s .. 5 min; a throttled event runs
+       |      |                                     sooner when an invocation of its function ends)
+       |      |---> reserved concurrency 0 -------> ZeroReservedConcurrency -> OnFailure / DLQ
        |      '---> older than MaximumEventAgeInSeconds -> EventAgeExceeded -> OnFailure / DLQ
        |      '---> 17th run of a function in one chain -> RecursiveInvocationException -> OnFailure / DLQ
        '-- restart: every stored event is queued again (stage `run`) or re-delivered (stage `deliver`)
@@ -46,7 +48,7 @@ from hearth.events.delivery import DeliveryError, DeliveryRouter, Message
 from hearth.functions.errors import AccessDenied, Conflict, FunctionsError, InvalidParameter, NotFound
 from hearth.functions.model import FunctionVersion
 from hearth.functions.names import InvalidFunctionRef, parse_function_ref
-from hearth.invoke.errors import NotAccepting, Throttled
+from hearth.invoke.errors import NotAccepting, Throttled, ThrottleReason
 from hearth.invoke.request import InvokeOutcome, InvokeRequest
 from hearth.store.component import ComponentDb
 
@@ -296,6 +298,10 @@ class AsyncQueue:
         self._due: dict[str, float] = {}  # event id -> its current heap entry (older entries are stale)
         self._seq = itertools.count()
         self._running: dict[str, asyncio.Task[None]] = {}
+        # Throttled events per function, oldest first: when one of the function's invocations ends, a
+        # slot is free and the first of them runs at once instead of at the end of its back-off (without
+        # this, events of a function reserved at N drain N per back-off period, ever further apart).
+        self._parked: dict[str, list[str]] = {}
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
         self._closed = False
@@ -477,8 +483,16 @@ class AsyncQueue:
         try:
             outcome = await self._invoker.invoke(InvokeRequest(fv, ev.payload, request_id=ev.id, trace_id=trace))
         except Throttled as err:
+            if err.reason is ThrottleReason.RESERVED and err.reserved == 0:
+                # A function reserved at 0 can never run: AWS does not retry its events.
+                await self._fail(ev, fv, policy, "ZeroReservedConcurrency", trace)
+                return
             self._retry_later(ev, policy, f"TooManyRequestsException: {err.reason.value}", throttled=True)
+            parked = self._parked.setdefault(fv.function_arn, [])
+            if ev.id not in parked:
+                parked.append(ev.id)
             return
+        self._unpark(fv.function_arn)
         ev.invoke_count += 1
         ev.last_version = outcome.executed_version
         ev.last_error = outcome.function_error
@@ -495,6 +509,17 @@ class AsyncQueue:
         delay = delays[min(ev.function_errors - 1, len(delays) - 1)]
         self.stats.retried += 1
         self._persist_retry(ev, min(now + delay, ev.enqueued_at + policy.max_age_s))
+
+    def _unpark(self, function_arn: str) -> None:
+        """One of the function's invocations ended: its oldest throttled event still waiting runs now."""
+        parked = self._parked.get(function_arn)
+        while parked:
+            event_id = parked.pop(0)
+            if event_id in self._due:  # still waiting for its back-off (not running, not finished)
+                self._schedule(event_id, self.clock.now())
+                break
+        if not parked:
+            self._parked.pop(function_arn, None)
 
     def _retry_later(self, ev: _Event, policy: AsyncPolicy, reason: str, *, throttled: bool = False) -> None:
         """Throttles and system errors: exponential back-off, until the event is too old."""

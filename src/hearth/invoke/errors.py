@@ -30,9 +30,12 @@ class InvokeError(Exception):
 class Throttled(InvokeError):
     """A synchronous invocation that found no free slot."""
 
-    def __init__(self, reason: ThrottleReason) -> None:
+    def __init__(self, reason: ThrottleReason, *, reserved: int | None = None) -> None:
         super().__init__(reason.value)
         self.reason = reason
+        # The function's reserved concurrency when that refused it: 0 means it can never run (an
+        # asynchronous event then fails at once with AWS's condition ZeroReservedConcurrency).
+        self.reserved = reserved
 
 
 class NotAccepting(InvokeError):

@@ -254,7 +254,7 @@ class ConcurrencyLimiter:
             return granted
         if not wait:
             self.throttles[(fv.function_arn, granted.value)] += 1
-            raise Throttled(granted)
+            raise Throttled(granted, reserved=self._reserved.get(fv.function_arn))
         future: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(fv, future)
         self._waiters.append(waiter)

@@ -289,7 +289,10 @@ def _build_root(req: dict[str, Any]) -> str:
         _mount("overlay", path, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, "lowerdir=" + lower)
     _readonly_tree(root, binds)
     # Mounted after the tree went read-only: devices must stay usable, /tmp and /dev/shm writable.
-    for dev, path in zip(req["devices"], devices, strict=True):
+    if len(req["devices"]) != len(devices):
+        raise ValueError("devices and their mount points differ in number")
+    # No zip(strict=): this runs under Python 3.8 and 3.9 too (the lengths are checked above).
+    for dev, path in zip(req["devices"], devices):  # noqa: B905
         _mount(dev, path, None, MS_BIND)
     _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(req['tmp_mb'])}m,mode=1777")
     _mount("tmpfs", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(req['shm_mb'])}m,mode=1777")

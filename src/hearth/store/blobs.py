@@ -95,7 +95,7 @@ def inspect_zip(data: bytes) -> int:
     for info in infos:
         _safe_member_path(info)
         total += info.file_size
-    if total > UNZIPPED_LIMIT:
+    if total >= UNZIPPED_LIMIT:  # "must be smaller than": the limit itself is refused, as AWS
         raise ZipRejected(MSG_UNZIPPED_SIZE)
     return total
 

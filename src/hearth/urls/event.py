@@ -1,10 +1,11 @@
 """The payload format 2.0 event AWS builds for a function URL request.
 
 It owns the event's shape and encodings: lower-cased headers with repeated values comma-joined, the
-`cookie` header moved to the `cookies` list, query parameters decoded with repeats comma-joined, the
-body base64-encoded unless its content type is text, and the request context (time in AWS's
-`27/Nov/2026:01:02:03 +0000` form, always in English and UTC). It never reads sockets and never
-decides whether the request may run.
+`cookie` header moved to the `cookies` list, hop-by-hop headers dropped, `host` the URL's domain
+with the client's port in `x-forwarded-port`, `http.path` percent-decoded (rawPath as sent), query
+parameters decoded with repeats comma-joined, the body base64-encoded unless its content type is
+text, and the request context (time in AWS's `27/Nov/2026:01:02:03 +0000` form, always in English
+and UTC). It never reads sockets and never decides whether the request may run.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import base64
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # Content types whose bodies AWS passes as text; everything else (including a missing type and
 # application/x-www-form-urlencoded) arrives base64-encoded with isBase64Encoded true.
+# Headers of one connection, never passed on by AWS's front (`connection: keep-alive` …).
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+                         "upgrade"})
 _TEXT_SUBTYPES = frozenset({"json", "xml", "javascript", "ecmascript", "x-javascript", "graphql", "yaml",
                             "x-yaml"})
 
@@ -84,9 +88,17 @@ def build_event(
         if key == "cookie":
             cookies += [c.strip() for c in value.split(";") if c.strip()]
             continue
+        if key in _HOP_BY_HOP:
+            continue
         headers[key] = f"{headers[key]},{value}" if key in headers else value
     headers.setdefault("x-forwarded-proto", "http")
     headers.setdefault("x-forwarded-for", req.source_ip)
+    # As AWS's front: `host` is the URL's domain, and the port the client connected to is in
+    # x-forwarded-port (a handler rebuilding its own URL combines the two with x-forwarded-proto).
+    _, colon, port = headers.get("host", "").rpartition(":")
+    default_port = "443" if headers["x-forwarded-proto"] == "https" else "80"
+    headers.setdefault("x-forwarded-port", port if colon and port.isdigit() else default_port)
+    headers["host"] = domain_name
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": "$default",
@@ -118,7 +130,7 @@ def build_event(
         "domainPrefix": url_id,
         "http": {
             "method": req.method,
-            "path": req.raw_path,
+            "path": unquote(req.raw_path),  # decoded, as AWS (rawPath stays as sent)
             "protocol": "HTTP/1.1",
             "sourceIp": req.source_ip,
             "userAgent": headers.get("user-agent", ""),

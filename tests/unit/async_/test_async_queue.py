@@ -26,6 +26,8 @@ from tests.unit.async_.helpers import (
 from hearth.events import lineage
 from hearth.events.delivery import Message
 from hearth.invoke.async_queue import AsyncPolicy, ManualClock
+from hearth.invoke.errors import Throttled, ThrottleReason
+from hearth.invoke.request import InvokeOutcome
 
 FN_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fn"
 
@@ -155,6 +157,34 @@ async def test_throttled_until_too_old_expires_without_a_response(rigs: list[Rig
     [dlq] = [m for a, m in rig.sqs.received if a == DLQ_ARN]
     assert dlq.attributes["ErrorCode"]["StringValue"] == "429"
     assert rig.queue.pending() == 0
+
+
+async def test_a_throttled_event_runs_as_soon_as_an_invocation_of_its_function_ends(
+        rigs: list[Rig], tmp_path: Path) -> None:
+    # Not at the end of its back-off: a queue of a function reserved at 1 drains one after another
+    # (LocalStack's test_async_invoke_queue_upon_function_update).
+    rig = await started(rigs, tmp_path, ScriptedInvoker(throttled(), ok("a"), ok("b")))
+    first = rig.enqueue(payload=b'{"n": 1}')
+    await rig.queue.wait_idle()
+    assert len(rig.invoker.calls) == 1 and rig.queue.pending() == 1  # throttled, backing off
+    rig.enqueue(payload=b'{"n": 2}')
+    await rig.queue.wait_idle()  # the clock has not moved: no back-off ended
+    assert [c.request_id for c in rig.invoker.calls][2] == first and rig.queue.pending() == 0
+
+
+async def test_zero_reserved_concurrency_fails_at_once(rigs: list[Rig], tmp_path: Path) -> None:
+    # As AWS (LocalStack's test_reserved_concurrency): no retry, condition ZeroReservedConcurrency.
+    def refused() -> InvokeOutcome:
+        raise Throttled(ThrottleReason.RESERVED, reserved=0)
+
+    rig = await started(rigs, tmp_path, ScriptedInvoker(refused))
+    rig.policies.policy = AsyncPolicy(on_failure=QUEUE_ARN)
+    rig.enqueue()
+    await rig.queue.wait_idle()
+    [record] = rig.sqs.bodies(QUEUE_ARN)
+    assert record["requestContext"]["condition"] == "ZeroReservedConcurrency"  # type: ignore[index]
+    assert record["requestContext"]["approximateInvokeCount"] == 0  # type: ignore[index]
+    assert "responseContext" not in record and len(rig.invoker.calls) == 1 and rig.queue.pending() == 0
 
 
 async def test_invocation_trace_carries_incremented_lineage(rigs: list[Rig], tmp_path: Path) -> None:

@@ -86,8 +86,12 @@ def test_what_the_plugin_cannot_judge() -> None:
     assert not_judgeable_reason("test_x", set()) is not None  # never validated against AWS
     assert "LocalStack-only" in (not_judgeable_reason("test_x", {"aws_validated", "aws_only_localstack"}) or "")
     assert "java17" in (not_judgeable_reason("test_snapstart[java17]", validated) or "")
+    assert "Java" in (not_judgeable_reason("test_java_runtime_with_lib", validated) or "")
     installed = frozenset({"python3.12", "nodejs20.x"})
     assert not_judgeable_reason("test_y[a]", validated, ["nodejs16.x"], installed) == \
         "runtime nodejs16.x is not installed on this host"
     assert not_judgeable_reason("test_y[b]", validated, ["python3.12", "other"], installed) is None
     assert not_judgeable_reason("test_y[c]", validated, ["nodejs16.x"], None) is None  # unknown: not checked
+    # A runtime fixed in the test's body counts too.
+    assert not_judgeable_reason("test_function_url_with_response_streaming", validated, [], installed) == \
+        "runtime nodejs18.x is not installed on this host"

@@ -28,6 +28,9 @@ class FakeInvoke:
     def stops_loop(self, account: str, region: str, function_arn: str, trace_header: str | None) -> bool:
         return False
 
+    def role(self, account: str, region: str, function_arn: str) -> str:
+        return "arn:aws:iam::000000000000:role/fn-role"
+
     async def __call__(self, account: str, region: str, function_arn: str, payload: bytes, *,
                        trace_header: str | None = None) -> InvokeResult:
         records = json.loads(payload)["Records"]

@@ -60,6 +60,8 @@ async def test_bisection_isolates_a_poison_record_and_retries_count_only_unsplit
     poller.start()
     await until(lambda: store.checkpoint("m-1", 0) == 9)
     await poller.stop()
+    # Each record names the function's role, as AWS's (LocalStack's Kinesis ESM snapshots).
+    assert {r["invokeIdentityArn"] for b in invoke.batches for r in b} == {"arn:aws:iam::000000000000:role/fn-role"}
     # 8 -> 4+4 -> (2+2) -> 1+1: the poison record alone, tried 1 + 2 retries, then given up.
     assert [_values(b) for b in invoke.batches] == [
         [0, 1, 2, 3, 4, 5, 6, 7], [0, 1, 2, 3], [4, 5, 6, 7], [4, 5], [4], [5], [5], [5], [6, 7]]
@@ -152,11 +154,15 @@ async def test_tumbling_windows_carry_state_and_end_with_a_final_invocation(tmp_
     streams = StreamService(tmp_path / "s", clock=lambda: now[0])
     events: list[dict[str, Any]] = []
 
-    async def invoke(account: str, region: str, function_arn: str, payload: bytes) -> InvokeResult:
-        event = json.loads(payload)
-        events.append(event)
-        total = event["state"].get("sum", 0) + sum(_values(event["Records"]))
-        return InvokeResult(json.dumps({"state": {"sum": total}}).encode())
+    class WindowedInvoke(FakeInvoke):
+        async def __call__(self, account: str, region: str, function_arn: str, payload: bytes, *,
+                           trace_header: str | None = None) -> InvokeResult:
+            event = json.loads(payload)
+            events.append(event)
+            total = event["state"].get("sum", 0) + sum(_values(event["Records"]))
+            return InvokeResult(json.dumps({"state": {"sum": total}}).encode())
+
+    invoke = WindowedInvoke()
 
     try:
         streams.create(ACCOUNT, REGION, "s", 1, "PROVISIONED")
@@ -178,3 +184,23 @@ async def test_tumbling_windows_carry_state_and_end_with_a_final_invocation(tmp_
     assert final["Records"] == [] and final["isFinalInvokeForWindow"] is True and final["state"] == {"sum": 3}
     assert fresh["state"] == {} and fresh["window"]["start"] == "1970-01-12T13:47:00Z" and _values(
         fresh["Records"]) == [4]
+
+
+async def test_records_failed_by_batch_item_failures_report_a_null_function_error(streams: StreamService,
+                                                                                   store: MappingStore) -> None:
+    # The function answered without error: AWS's on-failure record has "functionError": null
+    # (LocalStack's test_kinesis_report_batch_item_failures).
+    streams.create(ACCOUNT, REGION, "s", 1, "PROVISIONED")
+    seqs = _put(streams, [{"n": 0}])
+
+    def respond(records: list[dict[str, Any]]) -> InvokeResult:
+        return InvokeResult(json.dumps({"batchItemFailures": [{"itemIdentifier": seqs[0]}]}).encode())
+
+    invoke, deliver = FakeInvoke(respond), FakeDeliver()
+    poller = _poller(streams, store, invoke, deliver, report_failures=True, max_retries=0,
+                     on_failure="arn:aws:sqs:r:a:dlq")
+    poller.start()
+    await until(lambda: len(deliver.sent) == 1)
+    await poller.stop()
+    (_, record), = deliver.sent
+    assert record["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST", "functionError": None}

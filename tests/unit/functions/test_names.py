@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from hearth.functions.names import FunctionRef, InvalidFunctionRef, function_arn, parse_function_ref
+from hearth.functions.names import (
+    FunctionRef,
+    InvalidFunctionRef,
+    function_arn,
+    parse_function_ref,
+    role_session_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -45,3 +51,8 @@ def test_arn() -> None:
         function_arn("us-east-1", "000000000000", "f") == "arn:aws:lambda:us-east-1:000000000000:function:f"
     )
     assert function_arn("us-east-1", "000000000000", "f", "$LATEST").endswith(":function:f:$LATEST")
+
+
+def test_role_session_name() -> None:
+    # A role session name needs two characters: AWS suffixes a one-character function's (test_assume_role[1]).
+    assert (role_session_name("f"), role_session_name("fn")) == ("f@lambda_function", "fn")

@@ -390,6 +390,20 @@ async def test_accounts_and_regions_are_isolated(env: Env) -> None:
     env.provider.get_function(ctx(), {"FunctionName": "private"})
 
 
+async def test_tagging_gives_latest_a_new_revision(env: Env) -> None:
+    # As AWS (LocalStack's TestLambdaTags::test_tag_lifecycle): each TagResource and UntagResource
+    # changes $LATEST's RevisionId, and nothing else of its configuration.
+    arn = (await env.create("rev"))["FunctionArn"]
+    await env.settle()
+    seen = [env.provider.get_function(ctx(), {"FunctionName": "rev"})["Configuration"]]
+    env.provider.tag_resource(ctx(), {"Resource": arn, "Tags": {"a": "1"}})
+    seen.append(env.provider.get_function(ctx(), {"FunctionName": "rev"})["Configuration"])
+    env.provider.untag_resource(ctx(), {"Resource": arn, "TagKeys": ["a"]})
+    seen.append(env.provider.get_function(ctx(), {"FunctionName": "rev"})["Configuration"])
+    assert len({c["RevisionId"] for c in seen}) == 3
+    assert {c["LastModified"] for c in seen} == {seen[0]["LastModified"]} and seen[2]["State"] == "Active"
+
+
 async def test_tags_and_account_settings(env: Env) -> None:
     cfg = await env.create("tagged")
     arn = cfg["FunctionArn"]

@@ -79,7 +79,7 @@ async def test_result_and_context(start: Start) -> None:
     body = json.loads(result.payload)
     assert body["event"] == {"x": 1} and body["rid"] == "rid-a" and body["n"] == 1
     assert body["name"] == "fn" and body["version"] == "$LATEST" and body["arn"].endswith(":function:fn")
-    assert body["memory"] == 256 and body["group"] == "/aws/lambda/fn"
+    assert body["memory"] == "256" and body["group"] == "/aws/lambda/fn"
     assert body["stream"] == "2024/01/01/[$LATEST]abc"
     assert 0 < body["remaining"] <= 30000
     assert body["custom"] == {"k": "v"} and body["cc_env"] == {"e": 1} and body["installation"] == "inst"

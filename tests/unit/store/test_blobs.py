@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hearth.store import blobs as blobs_mod
+from hearth.store import blobs as blobs_module
 from hearth.store.blobs import MSG_UNZIP, MSG_UNZIPPED_SIZE, BlobStore, ZipRejected, inspect_zip
 
 
@@ -129,3 +130,13 @@ def test_cleanup_temporaries(blobs: BlobStore) -> None:
     (blobs.code_root / ".tmp-abc").mkdir()
     blobs.cleanup_temporaries()
     assert list(blobs.root.iterdir()) == [] and list(blobs.code_root.iterdir()) == []
+
+
+def test_an_archive_of_exactly_the_unzipped_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # AWS: "Unzipped size must be smaller than 262144000 bytes" refuses the limit itself
+    # (LocalStack's test_oversized_unzipped_lambda); one byte less is accepted (test_large_lambda).
+    monkeypatch.setattr(blobs_module, "UNZIPPED_LIMIT", 10)
+    assert inspect_zip(make_zip([("a.txt", b"x" * 9, 0o100644)])) == 9
+    with pytest.raises(ZipRejected) as exc:
+        inspect_zip(make_zip([("a.txt", b"x" * 10, 0o100644)]))
+    assert str(exc.value) == MSG_UNZIPPED_SIZE

@@ -36,6 +36,22 @@ def test_event_headers_query_cookies() -> None:
     assert event["requestContext"]["time"] == aws_time(1_795_568_523_000)  # type: ignore[index]
 
 
+def test_event_host_port_and_hop_by_hop_headers_as_aws() -> None:
+    # LocalStack's test_lambda_url_form_payload / echo_http_fixture tests: AWS's event names the URL's
+    # domain as host (the port goes to x-forwarded-port) and passes no `connection` header.
+    event = _event(headers=[("Host", "d:4566"), ("Connection", "keep-alive"), ("Accept", "*/*")])
+    headers = event["headers"]
+    assert headers == {"host": "d", "accept": "*/*", "x-forwarded-proto": "http",  # type: ignore[comparison-overlap]
+                       "x-forwarded-for": "10.0.0.1", "x-forwarded-port": "4566"}
+    assert _event(headers=[("Host", "d")])["headers"]["x-forwarded-port"] == "80"  # type: ignore[index]
+
+
+def test_event_http_path_is_decoded() -> None:
+    req = UrlRequest(method="GET", raw_path="/pa2%25Fth/1", raw_query="", headers=[], body=b"", source_ip="1.2.3.4")
+    event = build_event(req, url_id="u" * 32, domain_name="d", request_id="rid", epoch_ms=0, caller=None)
+    assert (event["rawPath"], event["requestContext"]["http"]["path"]) == ("/pa2%25Fth/1", "/pa2%Fth/1")
+
+
 def test_event_time_format() -> None:
     assert aws_time(1_795_568_523_000) == "25/Nov/2026:01:02:03 +0000"
 

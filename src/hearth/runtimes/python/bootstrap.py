@@ -108,8 +108,8 @@ class LambdaContext:
         self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
         self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
         self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
-        memory = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
-        self.memory_limit_in_mb = int(memory) if memory.isdigit() else memory
+        # A string, as AWS's runtime interface client has it (handlers that echo it answer "128").
+        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
         self.client_context = ClientContext(client_context) if isinstance(client_context, dict) else None
         self.identity = CognitoIdentity(cognito_identity if isinstance(cognito_identity, dict) else None)
         self._deadline_ms = deadline_ms

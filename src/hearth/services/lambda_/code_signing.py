@@ -66,7 +66,7 @@ _ID_ALPHABET = string.ascii_lowercase + string.digits  # the model's pattern: cs
 def _csc_not_found(arn: str) -> AwsError:
     # AWS's body for this one carries `Message` and no `Type`.
     return AwsError("ResourceNotFoundException", f"The Lambda code signing configuration {arn} can not be found.",
-                    404, message_key="Message")
+                    404, fields={"Type": None}, message_key="Message")  # None: the renderer leaves it out
 
 
 def _csc_missing_for_function(arn: str) -> AwsError:

@@ -13,7 +13,12 @@ from typing import Any
 from hearth.aws.errors import AwsError
 from hearth.functions import errors
 from hearth.services.lambda_ import validation
-from hearth.services.lambda_.validation import ZIPPED_LIMIT
+from hearth.store.blobs import MSG_UNZIPPED_SIZE, UNZIPPED_LIMIT
+
+# The largest archive read from S3: AWS bounds an S3 package by its unzipped size only, and a stored
+# (uncompressed) archive is its content plus headers, so allow the unzipped limit plus room for them;
+# the unzipped size itself is checked afterwards from the archive's directory.
+S3_ARCHIVE_LIMIT = UNZIPPED_LIMIT + 16 * 1024 * 1024
 
 # (account, bucket, key, version or None, size limit) -> the object's bytes; raises AwsError as S3 does.
 S3Reader = Callable[[str, str, str, str | None, int], Awaitable[bytes]]
@@ -26,10 +31,10 @@ async def package(code: Mapping[str, Any], account_id: str, s3: S3Reader | None)
         if not bucket or not key:
             raise errors.invalid_parameter("Please provide a source for function code.")
         try:
-            return await s3(account_id, str(bucket), str(key), code.get("S3ObjectVersion"), ZIPPED_LIMIT)
+            return await s3(account_id, str(bucket), str(key), code.get("S3ObjectVersion"), S3_ARCHIVE_LIMIT)
         except AwsError as err:
             if err.code == "EntityTooLarge":
-                raise errors.too_large(f"Zipped size must be smaller than {ZIPPED_LIMIT} bytes") from None
+                raise errors.invalid_parameter(MSG_UNZIPPED_SIZE) from None
             raise errors.invalid_parameter(
                 f"Error occurred while GetObject. S3 Error Code: {err.code}. S3 Error Message: {err.message}"
             ) from None

@@ -149,6 +149,9 @@ class EventSourceMappingProvider:
             if position is None:
                 raise invalid("1 validation error detected: Value null at 'startingPosition' failed to satisfy "
                               "constraint: Member must not be null.")
+            if position == "AT_TIMESTAMP" and kind == "dynamodb":
+                # DynamoDB streams are read from TRIM_HORIZON or LATEST only.
+                raise invalid(f"Unsupported starting position for arn type: {params.get('EventSourceArn')}")
             if position == "AT_TIMESTAMP" and params.get("StartingPositionTimestamp") is None:
                 raise invalid("StartingPositionTimestamp must be set when StartingPosition is AT_TIMESTAMP.")
 
@@ -226,7 +229,10 @@ class EventSourceMappingProvider:
         mapping = Mapping(uuid=str(uuidlib.uuid4()), account=ctx.account_id, region=ctx.region, source_arn=source,
                           kind=kind, function_arn=fn_arn, enabled=params.get("Enabled", True) is not False,
                           state=CREATING, config=cfg, last_modified=self._manager.now(), extra=extra)
-        return self._manager.save(mapping).to_api()
+        saved = self._manager.save(mapping)
+        if params.get("Tags"):
+            self._manager.store.set_tags(saved.uuid, dict(params["Tags"]))
+        return saved.to_api()
 
     def _owned(self, ctx: RequestContext, uuid: str) -> Mapping:
         mapping = self._manager.get(uuid)

@@ -34,9 +34,12 @@ def _version_item(lv: LayerVersion) -> dict[str, Any]:
         "Version": lv.version,
         "Description": lv.description,
         "CreatedDate": lv.created_date,
-        "CompatibleRuntimes": list(lv.compatible_runtimes),
-        "CompatibleArchitectures": list(lv.compatible_architectures),
     }
+    # AWS leaves out what the publisher did not name, and answers an empty list it was given.
+    if lv.compatible_runtimes is not None:
+        out["CompatibleRuntimes"] = list(lv.compatible_runtimes)
+    if lv.compatible_architectures is not None:
+        out["CompatibleArchitectures"] = list(lv.compatible_architectures)
     if lv.license_info is not None:
         out["LicenseInfo"] = lv.license_info
     return out
@@ -96,11 +99,10 @@ class LambdaLayersProvider:
         validation.check_request_size(ctx.raw_body, "PublishLayerVersion")
         name = self._own(ctx, params["LayerName"])
         zip_file = await code_source.package(params.get("Content") or {}, ctx.account_id, self._s3_code)
-        validation.check_zipped_size(zip_file)
         lv = await self._layers.publish(
             ctx.account_id, ctx.region, name, zip_file, description=params.get("Description") or "",
-            license_info=params.get("LicenseInfo"), runtimes=list(params.get("CompatibleRuntimes") or []),
-            architectures=list(params.get("CompatibleArchitectures") or []),
+            license_info=params.get("LicenseInfo"), runtimes=params.get("CompatibleRuntimes"),
+            architectures=params.get("CompatibleArchitectures"),
         )
         return self._render(lv)
 

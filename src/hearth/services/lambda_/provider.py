@@ -15,6 +15,8 @@ from typing import Any
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError, ValidationError
 from hearth.config import Settings
+from hearth.esm.model import DELETING
+from hearth.esm.store import MappingStore
 from hearth.functions import errors
 from hearth.functions.config import FunctionConfig
 from hearth.functions.names import LATEST, FunctionRef, function_arn, runtime_version_arn
@@ -142,8 +144,7 @@ def _logging_changes(logging: dict[str, Any] | None, current: FunctionConfig | N
 
 
 def _check_zip(zip_file: bytes) -> int:
-    """Check an uploaded archive; return its declared unzipped size."""
-    validation.check_zipped_size(zip_file)
+    """Check an archive (its zipped size was checked where it came from); return its declared unzipped size."""
     try:
         return inspect_zip(zip_file)
     except ZipRejected as exc:
@@ -157,8 +158,11 @@ class LambdaProvider:
         *, reserved_concurrency: Callable[[str], int | None] | None = None,
         role_assumable: Callable[[str], bool] | None = None, s3_code: S3Reader | None = None,
         vpc_check: VpcCheck | None = None,
+        mappings: MappingStore | None = None,
     ) -> None:
         self._s3_code = s3_code
+        # Event source mappings are taggable by their ARN too; their tags live with the mappings.
+        self._mappings = mappings
         self._settings = settings
         self._store = store
         self._functions = functions
@@ -200,6 +204,17 @@ class LambdaProvider:
         qualifier: str | None = None,
     ) -> FunctionRef:
         return self._functions.parse_ref(ctx.account_id, ctx.region, params[key], qualifier, action=action)
+
+    def _mapping_uuid(self, resource: str) -> str | None:
+        """The UUID of the caller's event source mapping `resource` names, None when it names no
+        mapping; raises AWS's not-found error for a mapping that does not exist (here)."""
+        if ":event-source-mapping:" not in resource or self._mappings is None:
+            return None
+        mapping = self._mappings.get(resource.rsplit(":", 1)[1])
+        if mapping is None or mapping.arn != resource or mapping.state == DELETING:
+            raise AwsError("ResourceNotFoundException", f"Event source mapping not found: {resource}", 404,
+                           fields={"Type": "User"}, message_key="Message")
+        return mapping.uuid
 
     def _tag_target(self, ctx: RequestContext, resource: str, action: str) -> tuple[str, str]:
         """The owner and name of the function `resource` names (another account's when its policy allows)."""
@@ -406,8 +421,15 @@ class LambdaProvider:
     # -- tags --------------------------------------------------------------------------------------
 
     def tag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        owner, name = self._tag_target(ctx, params["Resource"], "TagResource")
+        mapping = self._mapping_uuid(params["Resource"])
         tags = dict(params.get("Tags") or {})
+        if mapping is not None and self._mappings is not None:
+            if not tags:
+                raise errors.invalid_parameter("An error occurred and the request cannot be processed.")
+            validation.check_tags(len(set(self._mappings.tags(mapping)) | set(tags)))
+            self._mappings.set_tags(mapping, tags)
+            return {}
+        owner, name = self._tag_target(ctx, params["Resource"], "TagResource")
         if not tags:
             raise errors.invalid_parameter("An error occurred and the request cannot be processed.")
         existing = self._functions.tags(owner, ctx.region, name)
@@ -422,10 +444,17 @@ class LambdaProvider:
                 "1 validation error detected: Value null at 'tagKeys' failed to satisfy "
                 "constraint: Member must not be null"
             )
+        mapping = self._mapping_uuid(params["Resource"])
+        if mapping is not None and self._mappings is not None:
+            self._mappings.remove_tags(mapping, keys)
+            return {}
         owner, name = self._tag_target(ctx, params["Resource"], "UntagResource")
         self._functions.untag(owner, ctx.region, name, keys)
         return {}
 
     def list_tags(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        mapping = self._mapping_uuid(params["Resource"])
+        if mapping is not None and self._mappings is not None:
+            return {"Tags": self._mappings.tags(mapping)}
         owner, name = self._tag_target(ctx, params["Resource"], "ListTags")
         return {"Tags": self._functions.tags(owner, ctx.region, name)}

@@ -186,6 +186,9 @@ def check_code_source(code: Mapping[str, Any]) -> bytes:
     zip_file = code.get("ZipFile")
     if not zip_file:
         raise errors.invalid_parameter("Please provide a source for function code.")
+    # The 50 MB zipped limit is the limit of a direct upload; an archive from S3 is bounded by its
+    # unzipped size only, as AWS.
+    check_zipped_size(zip_file)
     return bytes(zip_file)
 
 
