@@ -112,6 +112,19 @@ def test_stream_records_in_aws_shape(srv: HearthServer) -> None:
         "Code": "ResourceNotFoundException", "Message": f"Requested resource not found: Stream: {arn}x not found"}
 
 
+def test_binary_values_come_back_as_written(srv: HearthServer) -> None:
+    ddb, streams = srv.client("dynamodb"), srv.client("dynamodbstreams")
+    name, arn = _table(ddb, "NEW_IMAGE")
+    item = {"id": {"S": "b"}, "data": {"B": b"\x90"}, "set": {"BS": [b"\x01", b"\xff"]},
+            "nested": {"M": {"inner": {"L": [{"B": b"\x00x"}]}}}}
+    ddb.put_item(TableName=name, Item=item)
+    [record] = _records(streams, arn)
+    assert record["dynamodb"]["NewImage"] == item  # raw bytes, not their base64 text
+    # A write-only PartiQL transaction answers an empty Responses list, as AWS does.
+    assert ddb.execute_transaction(TransactStatements=[
+        {"Statement": f"UPDATE \"{name}\" SET v = 1 WHERE id = 'b'"}])["Responses"] == []
+
+
 def test_ttl_deletion_is_a_service_remove(srv: HearthServer) -> None:
     ddb, streams = srv.client("dynamodb"), srv.client("dynamodbstreams")
     name, arn = _table(ddb, "KEYS_ONLY")

@@ -461,7 +461,7 @@ class PartiqlProvider:
                 raise AwsError("TransactionCanceledException",
                                "Transaction cancelled, please refer cancellation reasons for specific reasons "
                                f"[{codes}]", fields={"CancellationReasons": reasons}, message_key="Message")
-        return {}
+        return {"Responses": []}  # AWS answers a write transaction with an empty list, not without one
 
     def _select(self, t: Table, stmt: Statement) -> list[Item]:
         index = t.index(stmt.index) if stmt.index else None

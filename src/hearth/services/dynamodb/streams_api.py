@@ -42,11 +42,29 @@ def api_record(record: dict[str, Any]) -> dict[str, Any]:
     out = {k: val for k, val in record.items() if k != "userIdentity"}
     body = dict(record["dynamodb"])
     body["ApproximateCreationDateTime"] = datetime.fromtimestamp(body["ApproximateCreationDateTime"], UTC)
+    for image in ("Keys", "NewImage", "OldImage"):
+        if image in body:
+            # Stored as Lambda's JSON event carries them (binary values base64 text); the API's blobs are
+            # bytes, which its JSON protocol encodes once.
+            body[image] = {name: _blobs_as_bytes(value) for name, value in body[image].items()}
     out["dynamodb"] = body
     identity = record.get("userIdentity")
     if identity:
         out["userIdentity"] = {"PrincipalId": identity["principalId"], "Type": identity["type"]}
     return out
+
+
+def _blobs_as_bytes(value: dict[str, Any]) -> dict[str, Any]:
+    """An attribute value with its B / BS members decoded from base64 (nested in M and L too)."""
+    if "B" in value and isinstance(value["B"], str):
+        return {"B": base64.b64decode(value["B"])}
+    if "BS" in value:
+        return {"BS": [base64.b64decode(b) if isinstance(b, str) else b for b in value["BS"]]}
+    if "M" in value:
+        return {"M": {k: _blobs_as_bytes(v) for k, v in value["M"].items()}}
+    if "L" in value:
+        return {"L": [_blobs_as_bytes(v) for v in value["L"]]}
+    return value
 
 
 class StreamsProvider:
