@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -19,6 +20,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from hearth.sandbox.cgroups import instance_key
+from hearth.sandbox.network import NetworkPool
 from tests import pgcluster
 
 ACCOUNT = "000000000000"
@@ -50,12 +53,14 @@ class HearthServer:
     make_role: bool = True  # the tests' execution role (ROLE) is made at start; the quick start makes its own
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    _crashed: bool = False  # kill9'd and not started again since
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> None:
+        self._crashed = False  # a start removes what a killed server of this data directory left
         self.data_dir.mkdir(parents=True, exist_ok=True)
         keys = [
             {"access_key_id": OTHER_ACCESS_KEY, "secret_access_key": OTHER_SECRET_KEY, "account_id": OTHER_ACCOUNT},
@@ -114,6 +119,10 @@ class HearthServer:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
         if self.proc is None:
+            if self._crashed:  # killed and not started again: what its network left on the host goes
+                self._crashed = False
+                with contextlib.suppress(Exception):  # no networking here (not root, no tools): nothing left
+                    NetworkPool.remove_leftovers(instance_key(self.data_dir))
             return None
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -133,6 +142,7 @@ class HearthServer:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         self.proc = None
+        self._crashed = True
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-20000:] if self.log_path else ""

@@ -248,6 +248,12 @@ class NetworkPool:
             raise NetworkUnavailable(f"cannot set up the egress bridge: {exc}") from exc
         return pool
 
+    @classmethod
+    def remove_leftovers(cls, instance: str) -> None:
+        """What a killed server of `instance` left on the host (bridge, ports, tables), for one that will
+        not start again on its data directory (a start removes them itself)."""
+        cls._remove_leftovers(instance, f"h{instance[-6:]}br")
+
     @staticmethod
     def _remove_leftovers(instance: str, bridge: str) -> None:
         """A killed server's bridge, ports and tables (its namespaces died with its sandboxes)."""
