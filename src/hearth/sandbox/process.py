@@ -73,34 +73,30 @@ def _children(pid: int) -> list[int]:
 
 
 def status_kb(pid: int, field: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def peak_rss_kb(pid: int) -> int:
-    """`pid`'s peak resident size (VmHWM) in kB, 0 when it is gone; raw reads, as it runs after every
-    invocation (a text file object and a line loop cost several times the system calls)."""
+    """A kB field of `pid`'s /proc status (`"VmRSS:"`), 0 when it is gone; raw reads, as Max Memory Used
+    reads it after every invocation (a text file object and a line loop cost several times the system
+    calls)."""
     try:
         fd = os.open(f"/proc/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return 0
     try:
-        data = os.read(fd, 8192)
+        data = b"\n" + os.read(fd, 8192)
     except OSError:
         return 0
     finally:
         os.close(fd)
-    start = data.find(b"\nVmHWM:")
+    start = data.find(b"\n" + field.encode())
     if start < 0:
         return 0
-    fields = data[start + 7:data.find(b"\n", start + 7)].split()
+    start += len(field) + 1
+    fields = data[start:data.find(b"\n", start)].split()
     return int(fields[0]) if fields and fields[0].isdigit() else 0
+
+
+def peak_rss_kb(pid: int) -> int:
+    """`pid`'s peak resident size (VmHWM) in kB, 0 when it is gone."""
+    return status_kb(pid, "VmHWM:")
 
 
 def tree_rss_bytes(pid: int) -> int:

@@ -180,6 +180,16 @@ class IamOperations:
             raise no_such_entity(f"The {KIND_TITLE[kind]} with name {name} cannot be found.")
         return found
 
+    @staticmethod
+    def _key_user(ctx: RequestContext, params: dict[str, Any]) -> str:
+        """The named user, or the calling user when none is named (access keys, service credentials)."""
+        name = params.get("UserName")
+        if name:
+            return str(name)
+        if ctx.principal.kind == "user":
+            return ctx.principal.arn.rsplit("/", 1)[1]
+        raise AwsError("ValidationError", "Must specify userName when calling with non-User credentials", 400)
+
     def _get(self, account: str, kind: str, name: str) -> dict[str, Any]:
         with self._store.tx() as conn:
             return self._need(conn, account, kind, name)

@@ -72,25 +72,16 @@ class ServiceCredentialsProvider(IamOperations):
         service = params.get("ServiceName")
         if service is not None and service not in SERVICES:
             raise _unsupported(service)
-        name = self._user(ctx, params)
+        name = self._key_user(ctx, params)
         user = self._get(ctx.account_id, USER, name)
         return {"ServiceSpecificCredentials": [
             self._shape(name, ctx.account_id, c, password=False) for c in user.get("service_credentials", [])
             if service is None or c["service"] == service]}
 
-    @staticmethod
-    def _user(ctx: RequestContext, params: dict[str, Any]) -> str:
-        """The named user, or the calling user when none is named (as for access keys)."""
-        if params.get("UserName"):
-            return str(params["UserName"])
-        if ctx.principal.kind == "user":
-            return ctx.principal.arn.rsplit("/", 1)[-1]
-        raise AwsError("ValidationError", "Must specify userName when calling with non-User credentials", 400)
-
     def _change(self, ctx: RequestContext, params: dict[str, Any], change: str) -> dict[str, Any] | None:
         credential_id = params["ServiceSpecificCredentialId"]
         _check_id(credential_id)
-        name = self._user(ctx, params)
+        name = self._key_user(ctx, params)
         with self._store.tx() as conn:
             user = self._need(conn, ctx.account_id, USER, name)
             held = user.get("service_credentials", [])
@@ -116,7 +107,7 @@ class ServiceCredentialsProvider(IamOperations):
     def reset_service_specific_credential(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         found = self._change(ctx, params, "reset")
         assert found is not None
-        return {"ServiceSpecificCredential": self._shape(self._user(ctx, params), ctx.account_id, found,
+        return {"ServiceSpecificCredential": self._shape(self._key_user(ctx, params), ctx.account_id, found,
                                                          password=True)}
 
     def delete_service_specific_credential(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

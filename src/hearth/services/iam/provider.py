@@ -95,14 +95,6 @@ class IamProvider(IamOperations):
 
     # -- access keys ------------------------------------------------------------------------------
 
-    def _key_user(self, ctx: RequestContext, params: dict[str, Any]) -> str:
-        name = params.get("UserName")
-        if name:
-            return str(name)
-        if ctx.principal.kind == "user":
-            return ctx.principal.arn.rsplit("/", 1)[1]
-        raise AwsError("ValidationError", "Must specify userName when calling with non-User credentials", 400)
-
     def create_access_key(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         name = self._key_user(ctx, params)
         with self._store.tx() as conn:
