@@ -34,7 +34,10 @@ from hearth.aws.authz.usage import UsageRecorder, smallest_policy
 from hearth.aws.gateway import AwsGateway
 from hearth.aws.keys import KeyStore
 from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
+from hearth.cluster.forwarding import ROUTE as FORWARD_ROUTE
+from hearth.cluster.forwarding import ForwardedInvokes, Forwarder
 from hearth.cluster.membership import ONCE_ONLY_LEASES, Membership, default_node_id
+from hearth.cluster.placement import Placement
 from hearth.config import DEFAULT_PORT, Settings
 from hearth.esm.manager import MappingManager
 from hearth.esm.store import MappingStore
@@ -161,6 +164,8 @@ class Hearth:
         self.api_front: ApiFront | None = None
         self.queues: QueueService | None = None
         self.membership: Membership | None = None  # scale-out: a cluster's node (with --database)
+        self.forwarded_invokes: ForwardedInvokes | None = None  # scale-out: invocations other nodes send here
+        self.placement: Placement | None = None  # scale-out: where a synchronous invocation runs
         self._stack = contextlib.AsyncExitStack()
 
     async def start(self) -> None:
@@ -176,7 +181,7 @@ class Hearth:
             self.membership = Membership(s.data_dir, s.node_id or default_node_id(s.host, s.port),
                                          s.endpoint_url, s.account_concurrency, heartbeat_s=s.cluster_heartbeat_s,
                                          lease_s=s.cluster_lease_s, dead_after_s=s.cluster_dead_after_s,
-                                         load=self._cluster_load)
+                                         load=self._cluster_load, warm=self._cluster_warm)
             on_stop.callback(self.membership.close)
             self.membership.want(ONCE_ONLY_LEASES)
             self.membership.start()
@@ -263,8 +268,14 @@ class Hearth:
         spans = exporter_for(s.otlp_endpoint)
         if spans is not None:
             on_stop.callback(spans.close)  # after the invoker (callbacks run in reverse): nothing is lost
+        # Scale-out: a synchronous invocation runs where an environment is warm or load is least, forwarded
+        # between nodes with the cluster's token (hearth.cluster.placement, .forwarding).
+        if self.membership is not None:
+            forwarder = Forwarder(self.membership.forward_token)
+            on_stop.push_async_callback(forwarder.close)
+            self.placement = Placement(self.membership, pool, self.limiter.in_flight, forwarder)
         self.invoker = Invoker(pool, function_logs, limiter=self.limiter, metrics=self.invoke_metrics,
-                               spans=spans)
+                               spans=spans, elsewhere=self.placement)
         on_stop.push_async_callback(self.invoker.close)
         # The control plane: SnapStart versions wait for their snapshot (the data plane's) while Pending.
         # -- EC2 networking and Lambda's VPC side (issue 19): subnets map to host networks (--vpc-network);
@@ -280,6 +291,8 @@ class Hearth:
         on_stop.push_async_callback(self.functions.close)
         self.functions.add_listener(self._on_function_change)
         await self.functions.recover()
+        self.forwarded_invokes = (ForwardedInvokes(self.membership.forward_token, self.functions, self.invoker)
+                                  if self.membership is not None else None)  # scale-out: runs what others forward
         # The router is how every component delivers to every other (queues, topics, functions, buses).
         self.router = DeliveryRouter()
         # Scale-out: in a cluster, waiters look again every half second (a send through another node wakes none).
@@ -423,6 +436,10 @@ class Hearth:
         self.s3_dispatcher.start()  # queued notifications (also those a crash left undelivered)
         self.s3.start()  # lifecycle expiration
         self.started = True
+
+    def _cluster_warm(self) -> dict[tuple[str, str], int]:
+        """Scale-out: the versions this node has idle environments of, in its heartbeat."""
+        return self.pool.warm_versions() if self.started and self.pool is not None else {}
 
     def _cluster_load(self) -> int:
         """Scale-out: this node's load in its heartbeat (invocations running now)."""
@@ -572,6 +589,8 @@ class Hearth:
             })
         # Scale-out: the nodes sharing this database and the leases (None: one node on SQLite).
         state["cluster"] = self.membership.status() if self.membership is not None else None
+        if state["cluster"] is not None and self.placement is not None:
+            state["cluster"]["placement"] = self.placement.statistics()
         return state
 
 
@@ -614,6 +633,9 @@ class HearthApp:
         api_target = api_match(scope)  # API Gateway APIs (execute-api host or /_hearth/api/ form)
         if api_target is not None and self.hearth.api_front is not None:
             await self.hearth.api_front(scope, receive, send, api_target)
+            return
+        if path == FORWARD_ROUTE and scope["method"] == "POST" and self.hearth.forwarded_invokes is not None:
+            await self.hearth.forwarded_invokes(scope, receive, send)
             return
         if path.startswith("/_hearth/"):
             await self._hearth_route(scope, send)

@@ -2,9 +2,12 @@
 are alive, and which node owns each piece of work that must run once.
 
 It owns the `cluster` component's tables: `cluster_nodes` (one row per node: id, address, capacity,
-load, heartbeat), `cluster_leases` (one row per named piece of work: holder, fencing token, expiry) and
-`cluster_once` (keys of things done once cluster-wide, e.g. a schedule's firing at one moment). It never
-decides what a lease protects: the owners of the work ask `Membership.holds(name)` before acting.
+load, heartbeat), `cluster_leases` (one row per named piece of work: holder, fencing token, expiry),
+`cluster_once` (keys of things done once cluster-wide, e.g. a schedule's firing at one moment),
+`cluster_warm` (which versions each node holds environments of) and `cluster_config` (the token
+nodes forward invocations with). It keeps the last heartbeat's picture of the cluster (`view`) for
+placement to read without a query per invocation. It never decides what a lease protects: the owners
+of the work ask `Membership.holds(name)` before acting.
 
 Clocks. Expiry times are the database's clock on PostgreSQL (`clock_timestamp()`), so nodes' clocks
 need not agree; on SQLite (one node) it is the node's own. A node also keeps its own deadline for each
@@ -24,10 +27,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -73,6 +77,21 @@ MIGRATIONS = (
     );
     CREATE INDEX cluster_slots_by_function ON cluster_slots (function_arn)
     """,
+    # Forwarded invocations (hearth.cluster.forwarding): the token nodes present to one another, and the
+    # versions each node has environments of, idle or busy (published with its heartbeat).
+    """
+    CREATE TABLE cluster_config (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE cluster_warm (
+        node_id TEXT NOT NULL,
+        function_arn TEXT NOT NULL,
+        version TEXT NOT NULL,
+        idle INTEGER NOT NULL,
+        PRIMARY KEY (node_id, function_arn, version)
+    )
+    """,
 )
 
 # The work a node takes a lease on to run it alone in the cluster (the rest runs on every node; see
@@ -103,6 +122,15 @@ class NodeInfo:
 
 
 @dataclass(frozen=True)
+class ClusterView:
+    """The cluster as the last heartbeat saw it: what placement decides on (seconds old at most)."""
+
+    nodes: tuple[NodeInfo, ...] = ()  # alive nodes other than this one
+    warm: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)  # (ARN, version) -> node ids
+    share: float = 1.0  # this node's part of the account concurrency limit (its capacity / all capacity)
+
+
+@dataclass(frozen=True)
 class Lease:
     name: str
     token: int  # the fencing token: grows at every change of holder
@@ -121,7 +149,8 @@ class Membership:
 
     def __init__(self, data_dir: Path, node_id: str, address: str, capacity: int, *,
                  heartbeat_s: float = HEARTBEAT_S, lease_s: float = LEASE_S,
-                 dead_after_s: float = DEAD_AFTER_S, load: Callable[[], int] | None = None) -> None:
+                 dead_after_s: float = DEAD_AFTER_S, load: Callable[[], int] | None = None,
+                 warm: Callable[[], dict[tuple[str, str], int]] | None = None) -> None:
         if lease_s > dead_after_s:
             raise ValueError("a lease must expire before its holder is declared dead")
         self._db = ComponentDb(data_dir, COMPONENT, MIGRATIONS)
@@ -134,6 +163,11 @@ class Membership:
         self.dead_after_s = dead_after_s
         self._load = load or (lambda: 0)  # invocations running on this node now, sent with each heartbeat
         self.load = 0
+        self._warm = warm or dict  # environments by (ARN, version), published with each heartbeat
+        self._warm_now: dict[tuple[str, str], int] = {}
+        self._warm_published: dict[tuple[str, str], int] | None = None
+        self.view = ClusterView()
+        self.forward_token = ""  # set at register: shared by every node through the database
         self._wanted: set[str] = set()
         self._held: dict[str, Lease] = {}
         self._task: asyncio.Task[None] | None = None
@@ -160,8 +194,16 @@ class Membership:
                 "pid = excluded.pid, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, "
                 "state = 'alive'",
                 (self.node_id, self.address, self.capacity, self.load, os.getpid(), now, now))
-            # Slots this node held before a crash are not in flight any more.
+            # Slots this node held before a crash are not in flight any more, nor its environments warm.
             db.execute("DELETE FROM cluster_slots WHERE node_id = ?", (self.node_id,))
+            db.execute("DELETE FROM cluster_warm WHERE node_id = ?", (self.node_id,))
+            # The first node makes the forwarding token; the others read it (anyone who can read the
+            # database is inside the cluster's trust already).
+            db.execute("INSERT INTO cluster_config (name, value) VALUES ('forward-token', ?) "
+                       "ON CONFLICT (name) DO NOTHING", (secrets.token_hex(32),))
+            self.forward_token = str(db.execute(
+                "SELECT value FROM cluster_config WHERE name = 'forward-token'").fetchone()[0])
+        self._warm_published = {}
 
     def start(self) -> None:
         self.register()
@@ -181,6 +223,7 @@ class Membership:
                     db.execute("UPDATE cluster_leases SET holder = NULL, expires_at = 0 "
                                "WHERE name = ? AND holder = ?", (name, self.node_id))
                 db.execute("UPDATE cluster_nodes SET state = 'left', load = 0 WHERE node_id = ?", (self.node_id,))
+                db.execute("DELETE FROM cluster_warm WHERE node_id = ?", (self.node_id,))
         except Exception:  # the database is gone: the leases expire on their own
             log.warning("could not hand the leases back at stop", exc_info=True)
         self._held.clear()
@@ -193,6 +236,7 @@ class Membership:
             await asyncio.sleep(self.heartbeat_s)
             try:
                 self.load = self._load()  # read on the event loop, where the counts change
+                self._warm_now = self._warm()
                 await asyncio.to_thread(self.tick)
                 self.report_departures()  # on the event loop: listeners may touch their own loop state
             except Exception:  # an outage: holds() turns false by itself as the local deadlines pass
@@ -221,12 +265,38 @@ class Membership:
             now = self._now(db)
             db.execute("UPDATE cluster_nodes SET heartbeat_at = ?, load = ?, state = 'alive' WHERE node_id = ?",
                        (now, self.load, self.node_id))
+        self._publish_warm()
+        self.view = self._read_view()
         for name in sorted(self._wanted):
             self.acquire(name)
         if time.monotonic() - self._once_pruned > 3600:
             self._once_pruned = time.monotonic()
             with self._db.tx() as db:
                 db.execute("DELETE FROM cluster_once WHERE done_at < ?", (self._now(db) - ONCE_KEPT_S,))
+
+    def _publish_warm(self) -> None:
+        """This node's warm versions, written only when they changed since the last heartbeat."""
+        warm = dict(self._warm_now)
+        if warm == self._warm_published:
+            return
+        with self._db.tx(flush=False) as db:  # a hint: lost in a power cut, re-published at start
+            db.execute("DELETE FROM cluster_warm WHERE node_id = ?", (self.node_id,))
+            for (arn, version), idle in sorted(warm.items()):
+                db.execute("INSERT INTO cluster_warm (node_id, function_arn, version, idle) VALUES (?, ?, ?, ?)",
+                           (self.node_id, arn, version, idle))
+        self._warm_published = warm
+
+    def _read_view(self) -> ClusterView:
+        nodes = self.nodes()
+        alive = {n.node_id: n for n in nodes if n.state == "alive"}
+        warm: dict[tuple[str, str], set[str]] = {}
+        for r in self._db.query("SELECT node_id, function_arn, version FROM cluster_warm WHERE idle > 0"):
+            if r["node_id"] in alive and r["node_id"] != self.node_id:
+                warm.setdefault((r["function_arn"], r["version"]), set()).add(r["node_id"])
+        total = sum(n.capacity for n in alive.values()) + (0 if self.node_id in alive else self.capacity)
+        return ClusterView(nodes=tuple(n for n in alive.values() if n.node_id != self.node_id),
+                           warm={k: frozenset(v) for k, v in warm.items()},
+                           share=self.capacity / total if total > 0 else 1.0)
 
     # -- leases --------------------------------------------------------------------------------------
 
@@ -308,6 +378,10 @@ class Membership:
                        "ON CONFLICT (node_id, function_arn) DO UPDATE SET n = cluster_slots.n + 1",
                        (self.node_id, function_arn))
         return True
+
+    def account_share(self) -> float:
+        """This node's part of an account's unreserved concurrency: its capacity over the alive nodes'."""
+        return self.view.share
 
     def give_slot(self, function_arn: str) -> None:
         with self._db.tx(flush=False) as db:  # lost in a power cut: the node restarts and clears its slots

@@ -21,11 +21,12 @@ import logging
 import os
 import time
 import uuid
+from typing import Protocol
 
 from hearth.functions.model import FunctionVersion
 from hearth.invoke import logs
 from hearth.invoke.environment import Environment, InitFailure, RunResult
-from hearth.invoke.errors import Throttled
+from hearth.invoke.errors import Throttled, ThrottleReason
 from hearth.invoke.launch import LaunchError
 from hearth.invoke.limiter import ConcurrencyLimiter, Lease
 from hearth.invoke.logs import FunctionLogs
@@ -41,10 +42,16 @@ log = logging.getLogger(__name__)
 __all__ = ["InvokeOutcome", "InvokeRequest", "Invoker"]
 
 
+class Elsewhere(Protocol):
+    """Scale-out: runs an invocation on another node when that is the better place (hearth.cluster.placement)."""
+
+    async def run_elsewhere(self, request: InvokeRequest, *, throttled: bool = False) -> InvokeOutcome | None: ...
+
+
 class Invoker:
     def __init__(self, pool: EnvironmentPool, function_logs: FunctionLogs, *,
                  limiter: ConcurrencyLimiter | None = None, metrics: InvokeMetrics | None = None,
-                 spans: InvocationSpans | None = None) -> None:
+                 spans: InvocationSpans | None = None, elsewhere: Elsewhere | None = None) -> None:
         self._pool = pool
         self._logs = function_logs
         self._background: set[asyncio.Task[None]] = set()
@@ -53,6 +60,7 @@ class Invoker:
         self._limiter = limiter  # admission (None: every invocation is admitted, as in unit tests)
         self._metrics = metrics
         self._spans = spans  # OTLP export of the platform phases (None: HEARTH_OTLP_ENDPOINT unset)
+        self._elsewhere = elsewhere  # a cluster's other nodes (None: one node)
 
     async def invoke(self, request: InvokeRequest) -> InvokeOutcome:
         """Admit (a concurrency lease: `Throttled` when none is free and `wait_for_capacity` is off), run,
@@ -60,10 +68,19 @@ class Invoker:
         it is released here either way."""
         fv = request.version
         lease: Lease | None = request.lease
+        if self._elsewhere is not None and lease is None and not request.local:
+            forwarded = await self._elsewhere.run_elsewhere(request)
+            if forwarded is not None:
+                return forwarded
         if lease is None and self._limiter is not None:
             try:
                 lease = await self._limiter.acquire(fv, wait=request.wait_for_capacity)
-            except Throttled:
+            except Throttled as exc:
+                # Past this node's share of the account limit: another node may have room for it.
+                if self._elsewhere is not None and exc.reason is ThrottleReason.ACCOUNT and not request.local:
+                    forwarded = await self._elsewhere.run_elsewhere(request, throttled=True)
+                    if forwarded is not None:
+                        return forwarded
                 if self._metrics is not None:
                     self._metrics.throttled(fv.name, fv.version)
                 raise

@@ -29,6 +29,7 @@ import asyncio
 import collections
 import enum
 import logging
+import math
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -72,10 +73,12 @@ class Lease:
 
 
 class ClusterSlots(Protocol):
-    """Cluster-wide slots of functions with reserved concurrency (hearth.cluster.membership)."""
+    """Cluster-wide concurrency (hearth.cluster.membership): slots of functions with reserved
+    concurrency, and this node's share of the account's unreserved pool."""
 
     def take_slot(self, function_arn: str, limit: int) -> bool: ...
     def give_slot(self, function_arn: str) -> None: ...
+    def account_share(self) -> float: ...
 
 
 # In a cluster: how often, at most, the limiter looks whether another node changed a reservation.
@@ -132,7 +135,9 @@ class ConcurrencyLimiter:
                  *, min_unreserved: int = MIN_UNRESERVED, cluster: ClusterSlots | None = None) -> None:
         self.account_limit = account_limit
         # In a cluster: reserved concurrency holds across every node (a slot is taken in the database
-        # for each invocation of a function with a reservation); the account limit stays per node.
+        # for each invocation of a function with a reservation); the unreserved pool is divided between
+        # the alive nodes by capacity (no database write per invocation), and placement sends work
+        # past a node's share to another node (hearth.cluster.placement).
         self._cluster = cluster
         self._next_reload = 0.0
         self.min_unreserved = min_unreserved
@@ -291,7 +296,10 @@ class ConcurrencyLimiter:
             spilled = self._in_flight[arn] - self._provisioned_in_flight[arn]
             return ThrottleReason.RESERVED if spilled >= reserved - self._provisioned.get(arn, 0) else None
         key = (fv.account_id, fv.region)
-        if self._unreserved_in_flight[key] >= self.unreserved_capacity(*key):
+        capacity = self.unreserved_capacity(*key)
+        if self._cluster is not None:  # this node's part: the parts of all nodes never add up to more
+            capacity = math.floor(capacity * self._cluster.account_share())
+        if self._unreserved_in_flight[key] >= capacity:
             return ThrottleReason.ACCOUNT
         return None
 

@@ -529,6 +529,23 @@ class EnvironmentPool:
             "snapshots": self.snapshots.statistics(),
         }
 
+    def has_idle(self, fv: FunctionVersion) -> bool:
+        """Whether an invocation of `fv` would find a warm (or provisioned) environment here now."""
+        key = pool_key(fv)
+        return bool(self._idle.get(key) or self._provisioned_idle.get(key))
+
+    def warm_versions(self) -> dict[tuple[str, str], int]:
+        """(function ARN, version) -> environments here, idle or busy: what a cluster node tells the
+        others, so that a version's invocations go where its environments are (hearth.cluster.placement).
+        Busy ones count: a heartbeat that caught the only environment mid-invocation must not send the
+        next invocation elsewhere into a cold start."""
+        out: dict[tuple[str, str], int] = {}
+        for env_id, env in self._all.items():
+            key = self._keys.get(env_id)
+            if key is not None and env.alive:
+                out[(key[0], key[1])] = out.get((key[0], key[1]), 0) + 1
+        return out
+
     def environments(self) -> list[Environment]:
         return list(self._all.values())
 

@@ -32,6 +32,8 @@ class InvokeRequest:
     lease: Lease | None = field(default=None, compare=False)
     # Takes a streamed response as it is produced (function URLs, InvokeWithResponseStream).
     stream: ResponseStream | None = field(default=None, compare=False)
+    # Scale-out: runs on this node whatever placement would choose (another node forwarded it here).
+    local: bool = False
 
 
 @dataclass(frozen=True)
