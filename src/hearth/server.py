@@ -457,7 +457,12 @@ class Hearth:
         return self.membership.gate(lease) if self.membership is not None else None
 
     def begin_shutdown(self) -> None:
-        """Before uvicorn waits for in-flight requests: end the waits that would hold them (SQS long polls)."""
+        """Before uvicorn waits for in-flight requests: end the waits that would hold them (SQS long polls);
+        in a cluster, take no more forwarded invocations and tell the other nodes (draining)."""
+        if self.forwarded_invokes is not None:
+            self.forwarded_invokes.accepting = False
+        if self.membership is not None:
+            self.membership.drain()
         if self.queues is not None:
             self.queues.stop_waiting()
 
@@ -591,6 +596,8 @@ class Hearth:
         state["cluster"] = self.membership.status() if self.membership is not None else None
         if state["cluster"] is not None and self.placement is not None:
             state["cluster"]["placement"] = self.placement.statistics()
+        if state["cluster"] is not None and self.forwarded_invokes is not None:
+            state["cluster"]["placement"]["received"] = self.forwarded_invokes.received
         return state
 
 

@@ -1,7 +1,8 @@
 """Synchronous invocations across nodes (issue 18, hearth.cluster.placement and .forwarding): an
 invocation received by one node runs where its version's environment is warm, responses streamed
 included; a node killed mid-invocation turns into AWS's answer for a lost environment, not a hang; the
-node that received it then runs new invocations itself.
+node that received it then runs new invocations itself; a rolling restart (SIGTERM drains) fails no
+request.
 
 Runs on a throwaway PostgreSQL cluster (tests/pgcluster.py) in `./run test-postgresql`.
 """
@@ -9,6 +10,7 @@ Runs on a throwaway PostgreSQL cluster (tests/pgcluster.py) in `./run test-postg
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -129,7 +131,10 @@ def test_a_node_killed_mid_invocation_is_a_lost_environment(tmp_path: Path) -> N
         _until(lambda: _sees_warm(b, "fwd-kill", "doomed"), "node b learns of node a's warm environment")
         with ThreadPoolExecutor(1) as pool:
             answer = pool.submit(invoke_json, b.client("lambda"), "fwd-kill", {"sleep": 50})
-            _until(lambda: _placement(b)["in_flight_elsewhere"].get("doomed"), "the invocation runs on node a")
+            # Node a accepted it and its environment runs it (a kill before the acceptance would leave
+            # node b to run it itself, correctly).
+            _until(lambda: _placement(a)["received"] >= 1
+                   and a.health()["environments"]["by_state"].get("Invoking"), "the invocation runs on node a")
             a.kill9()
             started = time.monotonic()
             resp, body = answer.result(timeout=90)
@@ -142,3 +147,37 @@ def test_a_node_killed_mid_invocation_is_a_lost_environment(tmp_path: Path) -> N
     finally:
         a.stop()
         assert b.stop() == 0, b.log()
+
+
+def test_a_rolling_restart_fails_no_request(nodes: tuple[HearthServer, HearthServer]) -> None:
+    """Each node in turn is stopped (SIGTERM: it drains) and started again while a client keeps invoking
+    through the other one, whose invocations were going to the restarting node's environment: not one
+    request fails."""
+    a, b = nodes
+    create_function(a.client("lambda"), "fwd-roll", {"app.py": HANDLER})
+    invoke_json(a.client("lambda"), "fwd-roll", {})
+    for restarting, serving in ((a, b), (b, a)):
+        lam = serving.client("lambda")
+        answers: list[Any] = []
+        stop = threading.Event()
+
+        def load(lam: Any = lam, answers: list[Any] = answers, stop: threading.Event = stop) -> None:
+            while not stop.is_set():
+                try:
+                    resp, body = invoke_json(lam, "fwd-roll", {"sleep": 0.05})
+                    answers.append(body if "FunctionError" not in resp else ("failed", body))
+                except Exception as exc:  # any failure is the test's failure
+                    answers.append(("failed", repr(exc)))
+
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(load)
+            _until(lambda answers=answers: len(answers) >= 5, "the client's first invocations")
+            if restarting is a:  # node b sends them to node a's environment until node a drains
+                assert _placement(b)["forwarded"].get("node-a")
+            assert restarting.stop() == 0, restarting.log()
+            restarting.start()
+            seen = len(answers)
+            _until(lambda answers=answers, seen=seen: len(answers) >= seen + 5, "invocations after the restart")
+            stop.set()
+            running.result()
+        assert [x for x in answers if isinstance(x, tuple)] == []

@@ -7,17 +7,19 @@ node that runs it.
 It owns the exchange's format and its failure rules. A request carries the resolved version (function
 ARN and version), the payload as the body and the rest in one JSON header, over kept-alive HTTP/1.1
 connections (h11); nodes prove membership with the cluster's token (`Membership.forward_token`, kept
-in the shared database). The answer is the payload with the outcome in a header, or — when the caller
-streams — frames: `S` (the stream began, content type), `D` (bytes), `E` (the stream's end and
-error), `O` (the outcome, JSON) and `P` (a buffered payload), each a type byte and a 4-byte length
-before its data.
+in the shared database). The running node answers `200` at once, before it runs anything (its
+*acceptance*, with an empty `A` frame so that the head leaves at once), then frames, each a type byte
+and a 4-byte length before its data: `S` (a stream
+began; its content type), `D` (streamed bytes), `E` (the stream's end and error), `P` (a buffered
+payload), `T` (throttled there: the reason), `R` (refused before running: the reason) and last `O`
+(the outcome, JSON).
 
-Failure rules. A node that cannot be connected to has run nothing: the caller runs the invocation
-itself (`None`); a kept-alive connection is reused only while the node has not closed it and for less
-than the server's keep-alive time. A node lost after the request was sent (killed, cut off) may have
-run part of it: the caller gets what AWS answers when an environment dies mid-invocation,
-`Runtime.ExitError` — never a hang (the read waits at most the function's timeout plus an INIT
-allowance).
+Failure rules, which keep "at most what AWS allows": an invocation the node never accepted (no
+connection, a reset or close before the `200`, a refusal) ran nowhere, so the caller runs it itself
+(`None`) — a node restarting or draining costs no request. A node lost after it accepted (killed, cut
+off) may have run part of it: the caller gets what AWS answers when an environment dies
+mid-invocation, `Runtime.ExitError`, never a hang (the read waits at most the function's timeout plus
+an INIT allowance).
 
 It never chooses the node (hearth.cluster.placement does) and never admits or runs anything itself
 (the receiving node's invoker does, under its own concurrency limits).
@@ -49,7 +51,7 @@ log = logging.getLogger(__name__)
 ROUTE = "/_hearth/cluster/invoke"
 TOKEN_HEADER = "x-hearth-cluster-token"
 REQUEST_HEADER = "x-hearth-invoke"
-OUTCOME_HEADER = "x-hearth-outcome"
+FRAMES = "application/x-hearth-frames"
 INIT_ALLOWANCE_S = 15.0  # beyond the function's timeout: a cold start's INIT (10 s) and the hop
 CONNECT_TIMEOUT_S = 2.0
 IDLE_REUSE_S = 4.0  # a kept-alive connection idle longer is not reused (uvicorn closes them after 5 s)
@@ -144,10 +146,9 @@ class _Connection:
 
 
 class _Response:
-    def __init__(self, connection: _Connection, status: int, headers: dict[str, str], timeout: float) -> None:
+    def __init__(self, connection: _Connection, status: int, timeout: float) -> None:
         self._connection = connection
         self.status = status
-        self.headers = headers
         self._timeout = timeout
         self.complete = False
 
@@ -206,8 +207,8 @@ class Forwarder:
 
     async def forward(self, address: str, request: InvokeRequest) -> InvokeOutcome | None:
         """Run `request` on the node at `address`: its outcome (a streamed one fed into `request.stream`),
-        `Throttled` as that node's limits answer, or None when the node was not reached or refused the
-        request before running it (nothing ran: the caller runs it itself)."""
+        `Throttled` as that node's limits answer, or None when the node did not accept it (nothing ran
+        there: the caller runs it itself)."""
         fv = request.version
         request_id = request.request_id or str(uuid.uuid4())
         meta = {"function_arn": fv.function_arn, "version": fv.version, "request_id": request_id,
@@ -216,66 +217,84 @@ class Forwarder:
                 "stream": request.stream is not None}
         parts = urlsplit(address)
         key = (parts.hostname or "127.0.0.1", parts.port or 80)
+        timeout = fv.timeout_s + INIT_ALLOWANCE_S
         try:
             connection = await self._connect(*key)
         except (TimeoutError, OSError) as exc:
             log.info("cluster: could not reach %s (%r); running %s here", address, exc, request_id)
             return None
-        timeout = fv.timeout_s + INIT_ALLOWANCE_S
-        response: _Response | None = None
         try:
             await connection.send(parts.netloc, ROUTE, {TOKEN_HEADER: self._token, REQUEST_HEADER: json.dumps(meta)},
                                   request.payload)
             head = await connection.event(timeout)
             if not isinstance(head, h11.Response):
                 raise NodeLost(f"unexpected {type(head).__name__}")
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in head.headers}
-            response = _Response(connection, head.status_code, headers, timeout)
-            if response.status == 429:
-                doc = json.loads(await response.read())
-                raise Throttled(ThrottleReason(doc["reason"]), reserved=doc.get("reserved"))
-            if response.status != 200:  # refused before running anything (unknown version, stopping)
+        except (TimeoutError, OSError, NodeLost, h11.ProtocolError) as exc:
+            # Not accepted (a kept-alive connection the node had just closed, a node going away): nothing
+            # ran there.
+            connection.close()
+            log.info("cluster: %s did not take %s (%r); running it here", address, request_id, exc)
+            return None
+        response = _Response(connection, head.status_code, timeout)
+        kept = False
+        try:
+            if response.status != 200:  # refused before running anything (unknown version, bad token)
                 text = (await response.read())[:500].decode(errors="replace")
                 log.warning("cluster: %s refused %s (%s: %s); running it here", address, request_id,
                             response.status, text)
                 return None
-            if request.stream is None:
-                payload = await response.read()
-                return _outcome_from(json.loads(headers[OUTCOME_HEADER]), payload)
-            return await self._streamed(response, request.stream, request_id)
+            outcome = await _read_answer(response, request.stream, request_id, address)
+            kept = True
+            return outcome
+        except Throttled:
+            kept = True
+            raise
         except (TimeoutError, OSError, NodeLost, h11.ProtocolError, ValueError, KeyError) as exc:
-            # A reset, a silent node, a broken answer: the node was lost mid-way, or its answer was.
+            # Accepted, then a reset, a silent node or a broken answer: lost mid-way.
             log.warning("cluster: lost %s while it ran %s: %r", address, request_id, exc)
             lost = lost_environment(request_id, fv.version)
             if request.stream is not None and not request.stream.finished:
                 request.stream.finish("Runtime.ExitError", lost.payload)
-            response = None
             return lost
         finally:
-            if response is not None:
+            if kept:
                 self._give_back(key, connection, response)
             else:
                 connection.close()
 
-    @staticmethod
-    async def _streamed(response: _Response, sink: ResponseStream, request_id: str) -> InvokeOutcome:
-        payload = b""
-        async for kind, data in _frames(response.chunks()):
-            if kind == b"S":
-                sink.start(data.decode())
-            elif kind == b"D":
-                sink.write(data)
-            elif kind == b"E":
-                doc = json.loads(data)
-                body = doc.get("error_body")
-                sink.finish(doc.get("error_type"), body.encode() if body is not None else None)
-            elif kind == b"P":
-                payload = data
-            elif kind == b"O":
-                outcome = _outcome_from(json.loads(data), payload)
-                await response.read()  # the end of the message, so that the connection can be kept
-                return outcome
-        raise NodeLost(f"the forwarded answer of {request_id} ended without its outcome")
+
+async def _read_answer(response: _Response, sink: ResponseStream | None, request_id: str,
+                       address: str) -> InvokeOutcome | None:
+    """The frames after an acceptance, up to the outcome (or a throttle, or a refusal)."""
+    payload = b""
+    async for kind, data in _frames(response.chunks()):
+        if kind == b"O":
+            outcome = _outcome_from(json.loads(data), payload)
+            await response.read()  # the end of the message, so that the connection can be kept
+            return outcome
+        if kind == b"A":  # accepted (the head already said so)
+            continue
+        if kind == b"P":
+            payload = data
+        elif kind == b"T":
+            await response.read()
+            doc = json.loads(data)
+            raise Throttled(ThrottleReason(doc["reason"]), reserved=doc.get("reserved"))
+        elif kind == b"R":
+            await response.read()
+            log.warning("cluster: %s refused %s (%s); running it here", address, request_id, data.decode())
+            return None
+        elif sink is None:
+            raise NodeLost(f"a {kind!r} frame for an invocation that does not stream")
+        elif kind == b"S":
+            sink.start(data.decode())
+        elif kind == b"D":
+            sink.write(data)
+        elif kind == b"E":
+            doc = json.loads(data)
+            body = doc.get("error_body")
+            sink.finish(doc.get("error_type"), body.encode() if body is not None else None)
+    raise NodeLost(f"the forwarded answer of {request_id} ended without its outcome")
 
 
 class ForwardedInvokes:
@@ -285,12 +304,16 @@ class ForwardedInvokes:
         self._token = token.encode()
         self._functions = functions
         self._invoker = invoker
+        self.accepting = True  # False while the node drains: others run their invocations themselves
         self.received = 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
         if not hmac.compare_digest(headers.get(TOKEN_HEADER, "").encode(), self._token):
-            await _answer(send, 403, {}, b'{"message": "not a member of this cluster"}')
+            await _answer(send, 403, b'{"message": "not a member of this cluster"}')
+            return
+        if not self.accepting:
+            await _answer(send, 503, b'{"message": "draining"}')
             return
         try:
             meta = json.loads(headers[REQUEST_HEADER])
@@ -298,7 +321,7 @@ class ForwardedInvokes:
             parts = arn.split(":")  # arn:aws:lambda:REGION:ACCOUNT:function:NAME
             fv = self._functions.resolve(parts[4], parts[3], parts[6], meta["version"])
         except Exception as exc:  # a version deleted meanwhile, a malformed request
-            await _answer(send, 404, {}, json.dumps({"message": f"{type(exc).__name__}: {exc}"}).encode())
+            await _answer(send, 404, json.dumps({"message": f"{type(exc).__name__}: {exc}"}).encode())
             return
         payload = bytearray()
         while True:
@@ -307,55 +330,46 @@ class ForwardedInvokes:
             if not message.get("more_body"):
                 break
         self.received += 1
+        # Accepted: from here on the sender treats a lost connection as a lost environment.
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", FRAMES.encode())]})
+        await _more(send, _frame(b"A", b""))  # the server writes the head with the first body bytes: now
         sink = ResponseStream() if meta.get("stream") else None
         request = InvokeRequest(fv, bytes(payload), request_id=meta["request_id"], trace_id=meta.get("trace_id"),
                                 client_context=meta.get("client_context"), tail=bool(meta.get("tail")),
                                 invoked_arn=meta.get("invoked_arn"), wait_for_capacity=bool(meta.get("wait")),
                                 stream=sink, local=True)
-        if sink is None:
-            try:
-                outcome = await self._invoker.invoke(request)
-            except Throttled as exc:
-                await _throttled(send, exc)
-                return
-            await _answer(send, 200, {OUTCOME_HEADER: json.dumps(_outcome_json(outcome))}, outcome.payload)
-            return
         task = asyncio.create_task(self._invoker.invoke(request))
-        streams = await sink.started_or_done(task)
-        failure = task.exception() if not streams else None
-        if isinstance(failure, Throttled):
-            await _throttled(send, failure)
-            return
-        if failure is not None:  # nothing ran (stopping, unknown runtime...): the sender runs it itself
-            await _answer(send, 500, {}, json.dumps({"message": repr(failure)}).encode())
-            return
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/octet-stream")]})
+        streams = await sink.started_or_done(task) if sink is not None else False
         if streams:
-            await send({"type": "http.response.body", "body": _frame(b"S", (sink.content_type or "").encode()),
-                        "more_body": True})
+            assert sink is not None
+            await _more(send, _frame(b"S", (sink.content_type or "").encode()))
             async for chunk in sink.chunks():
-                await send({"type": "http.response.body", "body": _frame(b"D", chunk), "more_body": True})
+                await _more(send, _frame(b"D", chunk))
             end = {"error_type": sink.error_type,
                    "error_body": sink.error_body.decode(errors="replace") if sink.error_body is not None else None}
-            await send({"type": "http.response.body", "body": _frame(b"E", json.dumps(end).encode()),
-                        "more_body": True})
+            await _more(send, _frame(b"E", json.dumps(end).encode()))
         try:
             outcome = await task
-        except Exception:  # the invocation failed after it began streaming: the caller's lost environment
+        except Throttled as exc:
+            doc = {"reason": exc.reason.value, "reserved": exc.reserved}
+            await send({"type": "http.response.body", "body": _frame(b"T", json.dumps(doc).encode())})
+            return
+        except Exception as exc:
+            if not streams:  # nothing ran (a stopping data plane...): the sender runs it itself
+                await send({"type": "http.response.body", "body": _frame(b"R", repr(exc).encode())})
+                return
             log.exception("forwarded invocation %s failed", meta["request_id"])
             outcome = lost_environment(meta["request_id"], fv.version)
-        tail = b"" if streams else _frame(b"P", outcome.payload)
-        await send({"type": "http.response.body",
-                    "body": tail + _frame(b"O", json.dumps(_outcome_json(outcome)).encode())})
+        body = b"" if streams else _frame(b"P", outcome.payload)
+        body += _frame(b"O", json.dumps(_outcome_json(outcome)).encode())
+        await send({"type": "http.response.body", "body": body})
 
 
-async def _throttled(send: Any, exc: Throttled) -> None:
-    await _answer(send, 429, {}, json.dumps({"reason": exc.reason.value, "reserved": exc.reserved}).encode())
+async def _more(send: Any, body: bytes) -> None:
+    await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
-async def _answer(send: Any, status: int, headers: dict[str, str], body: bytes) -> None:
-    raw = [(k.encode(), v.encode()) for k, v in headers.items()]
-    raw += [(b"content-type", b"application/octet-stream"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
+async def _answer(send: Any, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

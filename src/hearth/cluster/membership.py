@@ -112,7 +112,7 @@ class NodeInfo:
     load: int
     started_at: float
     heartbeat_at: float
-    state: str  # "alive", "dead" (missed its heartbeats), "left" (stopped cleanly)
+    state: str  # "alive", "draining" (stopping), "dead" (missed its heartbeats), "left" (stopped cleanly)
     heartbeat_age_s: float  # on the database's clock
 
     def as_json(self) -> dict[str, Any]:
@@ -168,6 +168,7 @@ class Membership:
         self._warm_published: dict[tuple[str, str], int] | None = None
         self.view = ClusterView()
         self.forward_token = ""  # set at register: shared by every node through the database
+        self._state = "alive"  # "draining" from a SIGTERM on: the others send this node no more work
         self._wanted: set[str] = set()
         self._held: dict[str, Lease] = {}
         self._task: asyncio.Task[None] | None = None
@@ -242,6 +243,16 @@ class Membership:
             except Exception:  # an outage: holds() turns false by itself as the local deadlines pass
                 log.warning("cluster heartbeat failed", exc_info=True)
 
+    def drain(self) -> None:
+        """A SIGTERM: from now on the other nodes forward no invocation here (they see `draining` at their
+        next heartbeat); this node finishes what it has, then `stop` hands its leases back."""
+        self._state = "draining"
+        try:
+            with self._db.tx(flush=False) as db:
+                db.execute("UPDATE cluster_nodes SET state = 'draining' WHERE node_id = ?", (self.node_id,))
+        except Exception:  # the database is away: the others find this node dead or left soon enough
+            log.warning("could not mark this node draining", exc_info=True)
+
     def on_departure(self, listener: Callable[[list[str]], object]) -> None:
         """Call `listener(node_ids)` on the event loop for nodes that died or left (each once per
         departure; at start, for every node already gone), so that their work is taken over."""
@@ -263,8 +274,8 @@ class Membership:
         """One heartbeat: refresh this node's row, renew (or try to take) every wanted lease."""
         with self._db.tx(flush=False) as db:
             now = self._now(db)
-            db.execute("UPDATE cluster_nodes SET heartbeat_at = ?, load = ?, state = 'alive' WHERE node_id = ?",
-                       (now, self.load, self.node_id))
+            db.execute("UPDATE cluster_nodes SET heartbeat_at = ?, load = ?, state = ? WHERE node_id = ?",
+                       (now, self.load, self._state, self.node_id))
         self._publish_warm()
         self.view = self._read_view()
         for name in sorted(self._wanted):
@@ -293,7 +304,9 @@ class Membership:
         for r in self._db.query("SELECT node_id, function_arn, version FROM cluster_warm WHERE idle > 0"):
             if r["node_id"] in alive and r["node_id"] != self.node_id:
                 warm.setdefault((r["function_arn"], r["version"]), set()).add(r["node_id"])
-        total = sum(n.capacity for n in alive.values()) + (0 if self.node_id in alive else self.capacity)
+        # A draining node still runs what it has: its capacity still counts against the account's limit.
+        running = [n for n in nodes if n.state in ("alive", "draining") and n.node_id != self.node_id]
+        total = sum(n.capacity for n in running) + self.capacity
         return ClusterView(nodes=tuple(n for n in alive.values() if n.node_id != self.node_id),
                            warm={k: frozenset(v) for k, v in warm.items()},
                            share=self.capacity / total if total > 0 else 1.0)
@@ -370,7 +383,7 @@ class Membership:
             now = self._now(db)
             used = db.execute(
                 "SELECT COALESCE(SUM(s.n), 0) FROM cluster_slots s JOIN cluster_nodes c ON c.node_id = s.node_id "
-                "WHERE s.function_arn = ? AND c.state = 'alive' AND c.heartbeat_at > ?",
+                "WHERE s.function_arn = ? AND c.state IN ('alive', 'draining') AND c.heartbeat_at > ?",
                 (function_arn, now - self.dead_after_s)).fetchone()[0]
             if int(used) >= limit:
                 return False
@@ -398,7 +411,7 @@ class Membership:
         out = []
         for r in rows:
             state = r["state"]
-            if state == "alive" and now - r["heartbeat_at"] > self.dead_after_s:
+            if state in ("alive", "draining") and now - r["heartbeat_at"] > self.dead_after_s:
                 state = "dead"
             out.append(NodeInfo(r["node_id"], r["address"], int(r["capacity"]), int(r["load"]),
                                 float(r["started_at"]), float(r["heartbeat_at"]), state,

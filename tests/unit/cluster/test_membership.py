@@ -119,3 +119,18 @@ def test_reserved_concurrency_holds_across_nodes(make: Make, tmp_path: Path, req
     _until(lambda: {n.node_id: n.state for n in a.nodes()}["b"] == "dead")  # b stopped heartbeating
     a.tick()
     assert on_a.try_acquire(function) is not None  # b's two slots died with it
+
+
+def test_a_draining_node_gets_no_work_but_its_slots_and_capacity_count(make: Make) -> None:
+    a = make("a", heartbeat_s=0.05, lease_s=0.3, dead_after_s=5)
+    b = make("b", heartbeat_s=0.05, lease_s=0.3, dead_after_s=5)
+    a.tick()
+    assert [n.node_id for n in a.view.nodes] == ["b"] and a.view.share == 0.5
+    assert b.take_slot("arn:fn", 1)
+    b.drain()
+    b.tick()  # its heartbeats keep saying so
+    a.tick()
+    assert a.view.nodes == ()  # nothing is forwarded to it any more
+    assert a.view.share == 0.5  # what it still runs counts against the account's limit
+    assert {n.node_id: n.state for n in a.nodes()}["b"] == "draining"
+    assert not a.take_slot("arn:fn", 1)  # its reserved slot is still in flight
