@@ -37,6 +37,7 @@ from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
 from hearth.cluster.forwarding import ROUTE as FORWARD_ROUTE
 from hearth.cluster.forwarding import ForwardedInvokes, Forwarder
 from hearth.cluster.membership import ONCE_ONLY_LEASES, Membership, default_node_id
+from hearth.cluster.notices import ClusterNotices
 from hearth.cluster.placement import Placement
 from hearth.config import DEFAULT_PORT, Settings
 from hearth.esm.manager import MappingManager
@@ -176,8 +177,10 @@ class Hearth:
         # --- scale-out (issue 18): with --database, every ComponentDb opened on the data directory from
         # here on keeps its state in PostgreSQL (one schema per component) instead of SQLite files.
         # Membership (this node's row and heartbeat) and leases for work that must run once per cluster.
+        database: PostgresEngine | None = None
         if s.database_url is not None:
-            use_engine(s.data_dir, PostgresEngine(s.database_url))
+            database = PostgresEngine(s.database_url)
+            use_engine(s.data_dir, database)
             self.membership = Membership(s.data_dir, s.node_id or default_node_id(s.host, s.port),
                                          s.endpoint_url, s.account_concurrency, heartbeat_s=s.cluster_heartbeat_s,
                                          lease_s=s.cluster_lease_s, dead_after_s=s.cluster_dead_after_s,
@@ -295,9 +298,16 @@ class Hearth:
                                   if self.membership is not None else None)  # scale-out: runs what others forward
         # The router is how every component delivers to every other (queues, topics, functions, buses).
         self.router = DeliveryRouter()
-        # Scale-out: in a cluster, waiters look again every half second (a send through another node wakes none).
-        self.queues = QueueService(s.data_dir, recheck_s=0.5 if self.membership is not None else None)
+        # Scale-out: in a cluster, a send through another node wakes the waiters here through LISTEN/NOTIFY
+        # (hearth.cluster.notices); they also look again every 5 s in case a notice was lost.
+        notices = ClusterNotices(database, self.membership.node_id) if database and self.membership else None
+        self.queues = QueueService(s.data_dir, recheck_s=5.0 if self.membership is not None else None,
+                                   announce=partial(notices.announce, "sqs") if notices is not None else None)
         on_stop.callback(self.queues.close)
+        if notices is not None:
+            notices.on("sqs", self.queues.wake)
+            notices.start()
+            on_stop.callback(notices.close)  # before the queues close (callbacks run in reverse)
         self.router.register("sqs", SqsDelivery(self.queues))
         self.topics = TopicService(s.data_dir, self.router, s.endpoint_url)
         on_stop.callback(self.topics.close)

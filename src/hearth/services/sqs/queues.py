@@ -218,12 +218,15 @@ def _query_code(err: AwsError) -> str:
 class QueueService:
     """Durable queues. Methods are synchronous except the waits; call them on the event loop thread."""
 
-    def __init__(self, data_dir: Path, *, clock: Clock = time.time, recheck_s: float | None = None) -> None:
+    def __init__(self, data_dir: Path, *, clock: Clock = time.time, recheck_s: float | None = None,
+                 announce: Callable[[str], None] | None = None) -> None:
         self.db = ComponentDb(data_dir, "sqs", MIGRATIONS)
         self.clock = clock
-        # In a cluster a send through another node wakes no waiter here: a long poll looks again at
-        # least this often (None: one node, every send wakes its waiters).
+        # In a cluster a change through another node reaches the waiters here as a notice (`wake`, from
+        # hearth.cluster.notices); a long poll also looks again at least this often, in case a notice was
+        # lost (None: one node, every send wakes its waiters).
         self._recheck_s = recheck_s
+        self._announce = announce  # tells the other nodes of a change on a queue (a cluster)
         self._events: dict[str, asyncio.Event] = {}
         self._closed = False  # closing: long polls answer at once with what is there
         self._db_closed = False
@@ -756,6 +759,12 @@ class QueueService:
     # -- waiting ----------------------------------------------------------------------------------
 
     def _notify(self, arn: str) -> None:
+        self.wake(arn)
+        if self._announce is not None:
+            self._announce(arn)
+
+    def wake(self, arn: str) -> None:
+        """Wake this node's waiters on the queue `arn` (they re-read it)."""
         event = self._events.pop(arn, None)
         if event is not None:
             event.set()
