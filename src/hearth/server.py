@@ -37,6 +37,7 @@ from hearth.aws.sigv4 import AuthFailure, SignedRequest, SigV4Verifier
 from hearth.cluster.forwarding import ROUTE as FORWARD_ROUTE
 from hearth.cluster.forwarding import ForwardedInvokes, Forwarder
 from hearth.cluster.membership import ONCE_ONLY_LEASES, Membership, default_node_id
+from hearth.cluster.metrics import cluster_collector
 from hearth.cluster.notices import ClusterNotices
 from hearth.cluster.placement import Placement
 from hearth.config import DEFAULT_PORT, Settings
@@ -294,8 +295,11 @@ class Hearth:
         on_stop.push_async_callback(self.functions.close)
         self.functions.add_listener(self._on_function_change)
         await self.functions.recover()
-        self.forwarded_invokes = (ForwardedInvokes(self.membership.forward_token, self.functions, self.invoker)
-                                  if self.membership is not None else None)  # scale-out: runs what others forward
+        if self.membership is not None:  # scale-out: runs what other nodes forward; the cluster's metrics
+            forwarded = self.forwarded_invokes = ForwardedInvokes(self.membership.forward_token, self.functions,
+                                                                  self.invoker)
+            on_stop.callback(metrics.REGISTRY.add_collector(
+                cluster_collector(self.membership, self.placement, lambda: forwarded.received)))
         # The router is how every component delivers to every other (queues, topics, functions, buses).
         self.router = DeliveryRouter()
         # Scale-out: in a cluster, a send through another node wakes the waiters here through LISTEN/NOTIFY

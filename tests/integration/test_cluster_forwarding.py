@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -95,6 +96,12 @@ def test_an_invocation_runs_where_its_environment_is_warm(nodes: tuple[HearthSer
     assert second == {"count": 2, "pid": first["pid"]}
     assert resp["ExecutedVersion"] == "$LATEST" and "LogResult" in resp
     assert _placement(b)["forwarded"] == {"node-a": 1}
+    with urllib.request.urlopen(f"{b.endpoint}/_hearth/metrics", timeout=10) as resp:
+        scraped = resp.read().decode()
+    assert 'hearth_cluster_forwarded_invocations{node="node-a"} 1' in scraped
+    assert 'hearth_cluster_nodes{state="alive"} 2' in scraped
+    with urllib.request.urlopen(f"{a.endpoint}/_hearth/metrics", timeout=10) as resp:
+        assert "hearth_cluster_received_invocations 1" in resp.read().decode()
     # A function error travels back as it is.
     resp, body = invoke_json(b.client("lambda"), "fwd-warm", {"sleep": "not a number"})
     assert resp["FunctionError"] == "Unhandled" and body["errorType"] == "TypeError"

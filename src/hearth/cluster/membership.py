@@ -426,6 +426,10 @@ class Membership:
                  "token": int(r["token"]), "expires_in_s": round(max(0.0, r["expires_at"] - now), 3)}
                 for r in rows]
 
+    def held(self) -> list[str]:
+        """The leases this node may act on now."""
+        return sorted(name for name in self._held if self.holds(name))
+
     def status(self) -> dict[str, Any]:
         """The cluster as `GET /_hearth/health` shows it."""
         try:
@@ -436,4 +440,4 @@ class Membership:
         return {"node": self.node_id, "database": self._db.location,
                 "nodes": [n.as_json() for n in nodes],
                 "leases": leases,
-                "held": sorted(name for name in self._held if self.holds(name))}
+                "held": self.held()}
