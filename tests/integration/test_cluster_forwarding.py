@@ -2,7 +2,7 @@
 invocation received by one node runs where its version's environment is warm, responses streamed
 included; a node killed mid-invocation turns into AWS's answer for a lost environment, not a hang; the
 node that received it then runs new invocations itself; a rolling restart (SIGTERM drains) fails no
-request.
+request; a function's reserved concurrency holds for invocations received by both nodes.
 
 Runs on a throwaway PostgreSQL cluster (tests/pgcluster.py) in `./run test-postgresql`.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests import pgcluster
 from tests.integration.harness import HearthServer, create_function, invoke_json
@@ -188,3 +189,25 @@ def test_a_rolling_restart_fails_no_request(nodes: tuple[HearthServer, HearthSer
             stop.set()
             running.result()
         assert [x for x in answers if isinstance(x, tuple)] == []
+
+
+def test_reserved_concurrency_holds_under_invocations_through_both_nodes(
+        nodes: tuple[HearthServer, HearthServer]) -> None:
+    """A reservation of 2 and six concurrent 3-second invocations, three through each node: two run,
+    four get AWS's 429, whichever node received them and wherever they would have run."""
+    a, b = nodes
+    create_function(a.client("lambda"), "fwd-reserved", {"app.py": HANDLER}, Timeout=30)
+    a.client("lambda").put_function_concurrency(FunctionName="fwd-reserved", ReservedConcurrentExecutions=2)
+    _until(lambda: b.client("lambda").get_function_concurrency(FunctionName="fwd-reserved")
+           .get("ReservedConcurrentExecutions") == 2, "node b knows the reservation")
+
+    def call(server: HearthServer) -> str:
+        try:
+            resp, body = invoke_json(server.client("lambda"), "fwd-reserved", {"sleep": 3})
+        except ClientError as exc:
+            return str(exc.response["Error"]["Code"])
+        return "ran" if "FunctionError" not in resp else f"failed: {body}"
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(call, [a, b, a, b, a, b]))
+    assert sorted(outcomes) == ["TooManyRequestsException"] * 4 + ["ran"] * 2, outcomes
