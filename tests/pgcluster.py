@@ -51,7 +51,8 @@ def _free_port() -> int:
 
 
 class Cluster:
-    def __init__(self) -> None:
+    def __init__(self, hosts: tuple[str, ...] = ("127.0.0.1",)) -> None:
+        self.hosts = hosts  # where it listens: loopback, and for namespaced nodes a bridge's address
         binaries = bin_dir()
         if binaries is None:
             raise RuntimeError("no PostgreSQL server binaries (apt-get install postgresql)")
@@ -69,6 +70,10 @@ class Cluster:
         subprocess.run([str(binaries / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "--auth=trust",
                         "-E", "UTF8", "--no-sync", "--locale=C"],
                        check=True, capture_output=True, user=user, cwd=self.root)
+        with (self.data / "pg_hba.conf").open("a") as hba:  # nodes on a test bridge: its /24, trusted
+            for host in hosts:
+                if host != "127.0.0.1":
+                    hba.write(f"host all all {host}/24 trust\n")
         self._start(binaries, user)
 
     def _start(self, binaries: Path, user: str | None) -> None:
@@ -78,7 +83,7 @@ class Cluster:
                 entry = pwd.getpwnam(user)
                 os.chown(log_path, entry.pw_uid, entry.pw_gid)
             self.proc = subprocess.Popen(
-                [str(binaries / "postgres"), "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1",
+                [str(binaries / "postgres"), "-D", str(self.data), "-p", str(self.port), "-h", ",".join(self.hosts),
                  "-k", str(self.root), "-c", "fsync=off", "-c", "full_page_writes=off",
                  "-c", "max_connections=400", "-c", "shared_buffers=32MB"],
                 stdout=log, stderr=subprocess.STDOUT, user=user, cwd=self.root, start_new_session=True,
@@ -94,8 +99,8 @@ class Cluster:
                                        + log_path.read_text(errors="replace")) from None
                 time.sleep(0.1)
 
-    def url(self, database: str) -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str, host: str = "127.0.0.1") -> str:
+        return f"postgresql://{SUPERUSER}@{host}:{self.port}/{database}"
 
     def new_database(self, hint: str = "t") -> str:
         """A fresh, empty database; its URL."""

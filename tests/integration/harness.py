@@ -51,13 +51,15 @@ class HearthServer:
     extra_args: tuple[str, ...] = ()
     extra_env: dict[str, str] = field(default_factory=dict)
     make_role: bool = True  # the tests' execution role (ROLE) is made at start; the quick start makes its own
+    host: str = "127.0.0.1"  # where it listens (a namespaced node: its own address)
+    wrap: tuple[str, ...] = ()  # a command the server runs under (`ip netns exec NAME` for a namespaced node)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     _crashed: bool = False  # kill9'd and not started again since
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> None:
         self._crashed = False  # a start removes what a killed server of this data directory left
@@ -84,7 +86,8 @@ class HearthServer:
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         log_file = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hearth", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
+            [*self.wrap, sys.executable, "-m", "hearth", "serve", "--port", str(self.port),
+             "--data-dir", str(self.data_dir), *(("--host", self.host) if self.host != "127.0.0.1" else ()),
              *database, *self.extra_args],
             env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )

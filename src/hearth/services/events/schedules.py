@@ -279,12 +279,16 @@ class SystemClock:
 
 
 class ScaledClock:
-    """Time that runs `scale` times faster than real time from the moment it is made (tests only)."""
+    """Time that runs `scale` times faster than real time (tests only), from the start of the current UTC
+    day: every node of a cluster on one machine shows the same moment, as real clocks do, so a schedule's
+    moment is one key cluster-wide (`Membership.fires_schedule`)."""
 
     def __init__(self, scale: float) -> None:
         self.scale = scale
-        self._origin_wall = datetime.now(UTC)
+        wall = datetime.now(UTC)
         self._origin_mono = time.monotonic()
+        day = wall.replace(hour=0, minute=0, second=0, microsecond=0)
+        self._origin_wall = day + (wall - day) * scale  # the scaled moment at _origin_mono
 
     def now(self) -> datetime:
         return self._origin_wall + timedelta(seconds=(time.monotonic() - self._origin_mono) * self.scale)
