@@ -79,6 +79,9 @@ class Settings:
     database_url: str | None = None
     # This node's id in the cluster (default: the host name and port).
     node_id: str | None = None
+    # Where the other nodes reach this one (forwarded invocations): default its endpoint, or with a
+    # wildcard --host the address of the interface that carries the default route.
+    node_address: str | None = None
     # Cluster timing (hearth.cluster.membership): heartbeat period, lease time (renewed every heartbeat),
     # and how long a silent node is alive before it is declared dead (its work then moves elsewhere).
     cluster_heartbeat_s: float = 2.0
@@ -142,6 +145,8 @@ class Settings:
             values["database_url"] = env["HEARTH_DATABASE_URL"]
         if "HEARTH_NODE_ID" in env:
             values["node_id"] = env["HEARTH_NODE_ID"]
+        if "HEARTH_NODE_ADDRESS" in env:
+            values["node_address"] = env["HEARTH_NODE_ADDRESS"]
         if "HEARTH_CLUSTER_TIMES" in env:  # "HEARTBEAT,LEASE,DEAD_AFTER" in seconds
             beat, lease, dead = (float(v) for v in env["HEARTH_CLUSTER_TIMES"].split(","))
             values.update(cluster_heartbeat_s=beat, cluster_lease_s=lease, cluster_dead_after_s=dead)
@@ -151,6 +156,23 @@ class Settings:
         if "data_dir" in values:
             values["data_dir"] = Path(str(values["data_dir"])).expanduser().absolute()
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def cluster_address(self) -> str:
+        """The URL other nodes of a cluster send forwarded invocations to."""
+        if self.node_address:
+            return self.node_address.rstrip("/")
+        if self.host not in ("0.0.0.0", "::"):
+            return self.endpoint_url
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:  # a datagram socket's connect sends nothing: it only picks the outgoing interface
+                probe.connect(("192.0.2.1", 9))
+                address = str(probe.getsockname()[0])
+            except OSError:
+                address = "127.0.0.1"
+        return f"http://{address}:{self.port}"
 
     @property
     def endpoint_url(self) -> str:

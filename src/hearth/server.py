@@ -183,7 +183,7 @@ class Hearth:
             database = PostgresEngine(s.database_url)
             use_engine(s.data_dir, database)
             self.membership = Membership(s.data_dir, s.node_id or default_node_id(s.host, s.port),
-                                         s.endpoint_url, s.account_concurrency, heartbeat_s=s.cluster_heartbeat_s,
+                                         s.cluster_address, s.account_concurrency, heartbeat_s=s.cluster_heartbeat_s,
                                          lease_s=s.cluster_lease_s, dead_after_s=s.cluster_dead_after_s,
                                          load=self._cluster_load, warm=self._cluster_warm)
             on_stop.callback(self.membership.close)

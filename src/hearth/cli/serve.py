@@ -46,6 +46,9 @@ from hearth.config import Settings
                    "instead of SQLite files in the data directory; several servers on one database are one "
                    "Hearth cluster ($HEARTH_DATABASE_URL).")
 @click.option("--node-id", default=None, help="This server's id in a cluster (default HOST:PORT; $HEARTH_NODE_ID).")
+@click.option("--node-address", default=None, metavar="URL",
+              help="Where the other nodes of a cluster reach this one, e.g. http://10.0.0.5:4566 (default: the "
+                   "endpoint, or with --host 0.0.0.0 the default route's interface; $HEARTH_NODE_ADDRESS).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 def serve(**options: object) -> None:
     """Start Hearth (the AWS API on http://HOST:PORT)."""

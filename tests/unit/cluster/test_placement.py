@@ -166,3 +166,13 @@ def test_the_unreserved_pool_is_divided_between_nodes() -> None:
     assert limiter.unreserved_capacity(FN.account_id, FN.region) == 10  # the account's figure is whole
     cluster.share = 1.0  # the other node left
     assert limiter.try_acquire(FN) is not None
+
+
+def test_the_address_other_nodes_use() -> None:
+    from hearth.config import Settings
+
+    assert Settings(port=4600).cluster_address == "http://127.0.0.1:4600"
+    assert Settings(host="10.1.2.3", port=4600).cluster_address == "http://10.1.2.3:4600"
+    assert Settings(host="0.0.0.0", node_address="http://node7:4566/").cluster_address == "http://node7:4566"
+    wildcard = Settings(host="0.0.0.0", port=4600).cluster_address  # the default route's interface
+    assert wildcard.startswith("http://") and wildcard.endswith(":4600") and "0.0.0.0" not in wildcard
