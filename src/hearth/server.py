@@ -357,7 +357,8 @@ class Hearth:
         # Provisioned concurrency: durable configurations; their environments are re-created now.
         self.provisioned = ProvisionedManager(pool, target_resolver(self.functions), self.limiter,
                                               ProvisionedStore(s.data_dir),
-                                              max_env_age_s=FUNCTION_SESSION_S / s.session_time_scale * 10 / 12)
+                                              max_env_age_s=FUNCTION_SESSION_S / s.session_time_scale * 10 / 12,
+                                              gate=self._lease_gate("provisioned-concurrency"))  # scale-out
         on_stop.push_async_callback(self.provisioned.close)  # before the pool: no re-creation while it stops
         self.functions.add_listener(self._on_function_change_provisioned)
         lambda_providers.append(ProvisionedConcurrencyProvider(self.functions, self.provisioned, self.limiter))

@@ -96,6 +96,20 @@ class ProvisionedStore:
             PRIMARY KEY (account, region, function_name, qualifier)
         );
         """,
+        # Scale-out: the node holding the provisioned-concurrency lease keeps the environments and
+        # publishes each configuration's status here, for every other node to answer with.
+        """
+        CREATE TABLE provisioned_status (
+            account TEXT NOT NULL,
+            region TEXT NOT NULL,
+            function_name TEXT NOT NULL,
+            qualifier TEXT NOT NULL,
+            allocated INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT,
+            PRIMARY KEY (account, region, function_name, qualifier)
+        );
+        """,
     )
 
     def __init__(self, data_dir: Path) -> None:
@@ -123,6 +137,21 @@ class ProvisionedStore:
         with self._db.tx() as db:
             db.execute("DELETE FROM provisioned_config WHERE account = ? AND region = ? AND function_name = ? "
                        "AND qualifier = ?", key)
+            db.execute("DELETE FROM provisioned_status WHERE account = ? AND region = ? AND function_name = ? "
+                       "AND qualifier = ?", key)
+
+    def publish(self, statuses: dict[ConfigKey, tuple[int, str, str | None]]) -> None:
+        """The lease holder's allocations: (allocated, status, reason) per configuration."""
+        with self._db.tx(flush=False) as db:  # derived from the environments: re-published after a crash
+            db.execute("DELETE FROM provisioned_status")
+            for key, (allocated, status, reason) in statuses.items():
+                db.execute("INSERT INTO provisioned_status (account, region, function_name, qualifier, allocated, "
+                           "status, reason) VALUES (?, ?, ?, ?, ?, ?, ?)", (*key, allocated, status, reason))
+
+    def published(self, key: ConfigKey) -> tuple[int, str, str | None] | None:
+        rows = self._db.query("SELECT allocated, status, reason FROM provisioned_status WHERE account = ? AND "
+                              "region = ? AND function_name = ? AND qualifier = ?", key)
+        return (int(rows[0]["allocated"]), str(rows[0]["status"]), rows[0]["reason"]) if rows else None
 
     def close(self) -> None:
         self._db.close()
@@ -153,8 +182,14 @@ class ProvisionedManager:
         max_parallel: int = 2,
         registry: metrics.Registry | None = None,
         max_env_age_s: float | None = None,
+        gate: Callable[[], bool] | None = None,
     ) -> None:
         self._pool = pool
+        # Scale-out: whether this node holds the provisioned-concurrency lease (None: one node). Only the
+        # holder keeps environments; the others answer with the status it publishes, and placement sends
+        # invocations to its environments.
+        self._gate = gate
+        self._published: dict[ConfigKey, tuple[int, str, str | None]] | None = None
         # Environments older than this are replaced (a new one first, then the old one goes), so that a
         # provisioned environment's role session is renewed before it ends, as the pool does for
         # on-demand ones; AWS recycles provisioned environments periodically too.
@@ -277,6 +312,18 @@ class ProvisionedManager:
         allocation = self._allocations.get(key)
         if allocation is None:
             return None
+        if self._gate is not None and self._store is not None and not self._gate():
+            published = self._store.published(key)  # the lease holder's, or nothing yet
+            allocated, state, reason = published if published is not None else (0, IN_PROGRESS, None)
+            requested = allocation.config.requested
+            return AllocationStatus(requested, min(allocated, requested), min(allocated, requested), state, reason,
+                                    allocation.config.last_modified)
+        return self._local_status(key)
+
+    def _local_status(self, key: ConfigKey) -> AllocationStatus | None:
+        allocation = self._allocations.get(key)
+        if allocation is None:
+            return None
         alive = [env for env in allocation.envs if env.alive]
         requested = allocation.config.requested
         allocated = min(len(alive), requested)
@@ -298,7 +345,11 @@ class ProvisionedManager:
             self._kick.clear()
             try:
                 self.follow_store()
-                self.reconcile()
+                if self._gate is None or self._gate():
+                    self.reconcile()
+                    self._publish()
+                else:
+                    self._let_go()
             except Exception:
                 log.exception("reconciling provisioned concurrency failed")
             with contextlib.suppress(TimeoutError):
@@ -323,6 +374,25 @@ class ProvisionedManager:
                 current.failed = None
                 current.ready_once = False
             self._update_limiter(*key[:3])
+
+    def _publish(self) -> None:
+        if self._gate is None or self._store is None:
+            return
+        statuses = {key: (st.allocated, st.status, st.reason) for key in self._allocations
+                    if (st := self._local_status(key)) is not None}
+        if statuses != self._published:
+            self._store.publish(statuses)
+            self._published = statuses
+
+    def _let_go(self) -> None:
+        """Not (or no longer) the lease holder: this node keeps no provisioned environment."""
+        self._published = None
+        for allocation in self._allocations.values():
+            for env in allocation.envs:
+                self._pool.discard_provisioned(env)
+            allocation.envs = []
+            allocation.target = None
+            allocation.ready_once = False
 
     def reconcile(self) -> None:
         """Move every allocation towards its requested count for its current target version."""

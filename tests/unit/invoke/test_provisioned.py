@@ -235,3 +235,46 @@ async def test_a_cluster_node_takes_up_configurations_put_through_another(tmp_pa
     finally:
         await here.close()
         await there.close()
+
+
+async def test_in_a_cluster_only_the_lease_holder_keeps_the_environments(tmp_path: Path) -> None:
+    """Provisioned concurrency is work that runs once: the holder of its lease keeps the environments and
+    publishes each configuration's status; another node keeps none and answers with that status; a node
+    losing the lease lets its environments go."""
+    if not pgcluster.available():
+        pytest.skip("no PostgreSQL server binaries")
+    use_engine(tmp_path, PostgresEngine(pgcluster.cluster().new_database("provisioned-lease")))
+    versions = {"1": fv("1")}
+    (pool_a, created_a), (pool_b, created_b) = make_pool(4), make_pool(4)
+    pool_a.gate.set()  # type: ignore[attr-defined]
+    pool_b.gate.set()  # type: ignore[attr-defined]
+    holds = {"a": True, "b": False}
+
+    def manager(pool: Any, node: str) -> ProvisionedManager:
+        def resolve(account: str, region: str, name: str, qualifier: str) -> FunctionVersion:
+            return versions[qualifier]
+        return ProvisionedManager(pool, resolve, None, ProvisionedStore(tmp_path), registry=Registry(),
+                                  reconcile_interval_s=0.01, gate=lambda: holds[node])
+
+    a, b = manager(pool_a, "a"), manager(pool_b, "b")
+    key = ("000000000000", "us-east-1", "f", "1")
+    a.start()
+    b.start()
+    try:
+        b.put(*key, 2)  # through the node without the lease
+        for _ in range(500):
+            status = b.status(key)
+            if status is not None and status.status == "READY":
+                break
+            await asyncio.sleep(0.01)
+        assert status is not None and (status.status, status.allocated) == ("READY", 2)
+        assert len(created_a) == 2 and created_b == []
+        holds.update(a=False, b=True)  # the lease moves
+        for _ in range(500):
+            if len(created_b) == 2 and all(env.shutdown.await_count for env in created_a):
+                break
+            await asyncio.sleep(0.01)
+        assert len(created_b) == 2 and all(env.shutdown.await_count for env in created_a)
+    finally:
+        await a.close()
+        await b.close()
