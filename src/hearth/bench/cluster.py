@@ -23,15 +23,16 @@ from hearth.bench.servers import BENCH_KEY, free_port
 
 
 class Node:
-    def __init__(self, database: str, node_id: str, times: str, root: Path) -> None:
+    def __init__(self, database: str | None, node_id: str, times: str, root: Path) -> None:
+        """`database` None: a single node on SQLite (the baseline)."""
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HEARTH_"))}
         env.update(HEARTH_ACCESS_KEY_ID=BENCH_KEY[0], HEARTH_SECRET_ACCESS_KEY=BENCH_KEY[1],
                    HEARTH_ACCOUNT_ID=BENCH_KEY[2], HEARTH_NODE_ID=node_id, HEARTH_CLUSTER_TIMES=times)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hearth", "serve", "--port", str(self.port), "--data-dir", str(root / node_id),
-             "--database", database], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+             *(("--database", database) if database else ())],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 120
         while True:
             try:
