@@ -645,6 +645,9 @@ class HearthApp:
         if scope["type"] != "http":
             return
         path: str = scope["path"]
+        if path == FORWARD_ROUTE and self.hearth.forwarded_invokes is not None and scope["method"] == "POST":
+            await self.hearth.forwarded_invokes(scope, receive, send)  # scale-out: another node's invocation
+            return
         url_target = url_match(scope)  # function URLs (host or /_hearth/url/ form) before anything else
         if url_target is not None and self.hearth.url_front is not None:
             await self.hearth.url_front(scope, receive, send, url_target)
@@ -655,9 +658,6 @@ class HearthApp:
         api_target = api_match(scope)  # API Gateway APIs (execute-api host or /_hearth/api/ form)
         if api_target is not None and self.hearth.api_front is not None:
             await self.hearth.api_front(scope, receive, send, api_target)
-            return
-        if path == FORWARD_ROUTE and scope["method"] == "POST" and self.hearth.forwarded_invokes is not None:
-            await self.hearth.forwarded_invokes(scope, receive, send)
             return
         if path.startswith("/_hearth/"):
             await self._hearth_route(scope, send)
