@@ -217,7 +217,9 @@ class NetworkPool:
     def _setup(cls, instance: str, pool_size: int, conn_limit: int, host_ns_fd: int) -> NetworkPool:
         tag = instance[-6:]
         bridge = f"h{tag}br"
+        cls.sweep_orphans()
         cls._remove_leftovers(instance, bridge)
+        _claim(instance)
         taken = _host_routes()
         try:
             for _ in range(8):
@@ -247,6 +249,23 @@ class NetworkPool:
             cls._remove_leftovers(instance, bridge)
             raise NetworkUnavailable(f"cannot set up the egress bridge: {exc}") from exc
         return pool
+
+    @classmethod
+    def sweep_orphans(cls) -> list[str]:
+        """Remove what servers killed and never started again left on the host: each server records
+        itself (pid and start time) under OWNERS while its network is up; a record whose process is gone
+        names an instance whose bridge, ports and tables nobody will remove otherwise. The instances swept."""
+        swept = []
+        with contextlib.suppress(FileNotFoundError):
+            for record in OWNERS.iterdir():
+                if _owner_alive(record):
+                    continue
+                cls.remove_leftovers(record.name)
+                record.unlink(missing_ok=True)
+                swept.append(record.name)
+        if swept:
+            log.info("removed the networks of %d server(s) that were killed: %s", len(swept), ", ".join(swept))
+        return swept
 
     @classmethod
     def remove_leftovers(cls, instance: str) -> None:
@@ -293,6 +312,7 @@ class NetworkPool:
         self._urgent.shutdown(wait=True)
         await asyncio.to_thread(self._remove_leftovers, self._instance, self._bridge)
         await asyncio.to_thread(self._restore_vpc_bridges)
+        _release(self._instance)
         os.close(self._host_ns_fd)
 
     def _restore_vpc_bridges(self) -> None:
@@ -633,3 +653,36 @@ class NetworkPool:
         with self._lock:
             return dict(self._bytes)
 
+
+
+# Which server owns which instance's host network while it runs (see NetworkPool.sweep_orphans).
+OWNERS = Path("/run/hearth/networks")
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, after the command's parenthesis
+
+
+def _claim(instance: str) -> None:
+    OWNERS.mkdir(parents=True, exist_ok=True)
+    (OWNERS / instance).write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
+
+
+def _release(instance: str) -> None:
+    with contextlib.suppress(OSError):
+        record = OWNERS / instance
+        if record.read_text().split()[0] == str(os.getpid()):
+            record.unlink()
+
+
+def _owner_alive(record: Path) -> bool:
+    try:
+        pid_text, started = record.read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return False
+    return _start_time(pid) == started  # the same process (a reused pid has another start time)
