@@ -77,7 +77,7 @@ MIGRATIONS = (
 
 # The work a node takes a lease on to run it alone in the cluster (the rest runs on every node; see
 # docs/design.md, "Scale-out").
-ONCE_ONLY_LEASES = ("schedules", "s3-lifecycle", "dynamodb-ttl", "event-source-mappings")
+ONCE_ONLY_LEASES = ("schedules", "s3-lifecycle", "dynamodb-ttl", "dynamodb-kinesis", "event-source-mappings")
 
 HEARTBEAT_S = 2.0
 LEASE_S = 10.0
