@@ -656,3 +656,45 @@ def test_global_table_replica_gets_every_write_and_its_own_stream(srv: HearthSer
     assert keys[-2:] == ["after", "from-west"]
     west.delete_table(TableName="global")
     assert "Replicas" not in ddb.describe_table(TableName="global")["Table"]
+
+
+def test_partiql_select_pages_with_next_token(ddb: Any) -> None:
+    make_table(ddb, "pql-pages", range_key="sk", range_type="N")
+    for n in range(5):
+        ddb.put_item(TableName="pql-pages", Item={"pk": {"S": "p"}, "sk": {"N": str(n)}})
+    seen: list[str] = []
+    kwargs: dict[str, Any] = {"Statement": "SELECT sk FROM \"pql-pages\" WHERE pk = 'p'", "Limit": 2}
+    pages = 0
+    while True:
+        page = ddb.execute_statement(**kwargs)
+        pages += 1
+        seen += [i["sk"]["N"] for i in page["Items"]]
+        if "NextToken" not in page:
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    assert seen == ["0", "1", "2", "3", "4"] and pages == 3
+    with pytest.raises(ClientError) as info:
+        ddb.execute_statement(Statement="SELECT * FROM \"pql-pages\"", NextToken=kwargs["NextToken"])
+    assert error(info)[0] == "ValidationException"  # a token pages its own statement only
+
+
+def test_consumed_capacity_per_index(ddb: Any) -> None:
+    make_table(ddb, "cap-ix", extra_defs=[{"AttributeName": "g", "AttributeType": "S"}],
+               GlobalSecondaryIndexes=[{"IndexName": "by-g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                                        "Projection": {"ProjectionType": "KEYS_ONLY"}}])
+    put = ddb.put_item(TableName="cap-ix", Item={"pk": {"S": "a"}, "g": {"S": "x"}}, ReturnConsumedCapacity="INDEXES")
+    assert put["ConsumedCapacity"] == {
+        "TableName": "cap-ix", "CapacityUnits": 2.0, "WriteCapacityUnits": 2.0,
+        "Table": {"CapacityUnits": 1.0, "WriteCapacityUnits": 1.0},
+        "GlobalSecondaryIndexes": {"by-g": {"CapacityUnits": 1.0, "WriteCapacityUnits": 1.0}}}
+    moved = ddb.put_item(TableName="cap-ix", Item={"pk": {"S": "a"}, "g": {"S": "y"}}, ReturnConsumedCapacity="TOTAL")
+    assert moved["ConsumedCapacity"]["CapacityUnits"] == 3.0  # the entry is deleted and written again
+    same = ddb.put_item(TableName="cap-ix", Item={"pk": {"S": "a"}, "g": {"S": "y"}, "other": {"S": "1"}},
+                        ReturnConsumedCapacity="TOTAL")
+    assert same["ConsumedCapacity"]["CapacityUnits"] == 1.0  # KEYS_ONLY: the index entry did not change
+    query = ddb.query(TableName="cap-ix", IndexName="by-g", KeyConditionExpression="g = :g",
+                      ExpressionAttributeValues={":g": {"S": "y"}}, ReturnConsumedCapacity="INDEXES")
+    assert query["ConsumedCapacity"] == {
+        "TableName": "cap-ix", "CapacityUnits": 0.5, "ReadCapacityUnits": 0.5,
+        "Table": {"CapacityUnits": 0.0, "ReadCapacityUnits": 0.0},
+        "GlobalSecondaryIndexes": {"by-g": {"CapacityUnits": 0.5, "ReadCapacityUnits": 0.5}}}
