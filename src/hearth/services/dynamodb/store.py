@@ -570,7 +570,8 @@ class TableStore:
         """The oldest changes waiting for their Kinesis stream, each table's in the order they were written."""
         rows = self.db.query("SELECT account, region, tname, id, stream_arn, partition_key, record FROM "
                              "ddb_kinesis_outbox ORDER BY account, region, tname, id LIMIT ?", (limit,))
-        return [dict(r) for r in rows]
+        return [{k: r[k] for k in ("account", "region", "tname", "id", "stream_arn", "partition_key", "record")}
+                for r in rows]
 
     def drop_outbox(self, rows: list[dict[str, Any]]) -> None:
         with self.db.tx() as db:
