@@ -631,6 +631,10 @@ def test_sse_with_the_aws_managed_key(srv: HearthServer, ddb: Any) -> None:
     with pytest.raises(ClientError) as info:
         kms.describe_key(KeyId="alias/aws/nothing")
     assert error(info)[0] == "NotFoundException"
+    with pytest.raises(ClientError) as info:
+        kms.describe_key(KeyId="0b7ee9e6-0000-4000-8000-000000000000")
+    assert error(info) == ("NotFoundException", f"Key '{key_arn.rsplit('/', 1)[0]}/0b7ee9e6-0000-4000-8000-"
+                                                "000000000000' does not exist")
 
 
 def test_global_table_replica_gets_every_write_and_its_own_stream(srv: HearthServer, ddb: Any) -> None:

@@ -34,8 +34,10 @@ class KmsProvider:
         elif not local.startswith(("alias/", "arn:")):
             found = self.keys.by_id(ctx.account_id, ctx.region, local.removeprefix("key/"))
         if found is None:
-            raise AwsError("NotFoundException", f"Key '{arn_prefix}key/{local.removeprefix('key/')}' does not exist"
-                           if not local.startswith("alias/") else f"Alias {arn_prefix}{local} is not found.")
+            if local.startswith("alias/"):
+                raise AwsError("NotFoundException", f"Alias {arn_prefix}{local} is not found.")
+            arn = local if local.startswith("arn:") else f"{arn_prefix}key/{local.removeprefix('key/')}"
+            raise AwsError("NotFoundException", f"Key '{arn}' does not exist")
         return found
 
     def describe_key(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
