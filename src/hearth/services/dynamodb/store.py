@@ -12,6 +12,9 @@ entries (so several items may share index keys). A Query is then an indexed rang
 (idx, hk, sk); a Scan walks `seg` (a hash of the partition key in [0, 2^20), so that a parallel
 Scan's segment is a range), then the key. `expires` (base rows only) is the item's TTL time when
 the table has TTL enabled. Stream records are rows of `ddb_stream_records`, numbered per table.
+Changes bound for a Kinesis streaming destination wait in `ddb_kinesis_outbox` (written in the
+item's transaction) until `kinesis_destinations.KinesisForwarder` has appended them to the stream.
+A write to a global table is made in each replica (same name, other region) in the same transaction.
 
 It never parses requests or expressions and never decides whether a write may happen (the
 provider evaluates conditions inside the transaction `tx()` hands out).

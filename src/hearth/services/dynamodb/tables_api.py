@@ -1,5 +1,6 @@
 """DynamoDB's table operations: Create/Describe/Update/Delete/ListTables, tags, time to live, limits,
-endpoints.
+endpoints, continuous backups, contributor insights, and global tables' replicas (UpdateTable's
+ReplicaUpdates; the writes themselves reach every replica through the store's `Writer.put`).
 
 It owns the table description as AWS shows it (checked against shared/reference/aws-recorded
 21_dynamodb_shapes.json: CreateTable answers CREATING, DescribeTable ACTIVE with WarmThroughput,
