@@ -696,6 +696,9 @@ def test_consumed_capacity_per_index(ddb: Any) -> None:
     same = ddb.put_item(TableName="cap-ix", Item={"pk": {"S": "a"}, "g": {"S": "y"}, "other": {"S": "1"}},
                         ReturnConsumedCapacity="TOTAL")
     assert same["ConsumedCapacity"]["CapacityUnits"] == 1.0  # KEYS_ONLY: the index entry did not change
+    entry = {"PutRequest": {"Item": {"pk": {"S": "b"}, "g": {"S": "z"}}}}
+    batch = ddb.batch_write_item(RequestItems={"cap-ix": [entry]}, ReturnConsumedCapacity="TOTAL")
+    assert batch["ConsumedCapacity"] == [{"TableName": "cap-ix", "CapacityUnits": 2.0}]
     query = ddb.query(TableName="cap-ix", IndexName="by-g", KeyConditionExpression="g = :g",
                       ExpressionAttributeValues={":g": {"S": "y"}}, ReturnConsumedCapacity="INDEXES")
     assert query["ConsumedCapacity"] == {

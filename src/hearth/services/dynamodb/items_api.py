@@ -239,7 +239,8 @@ class ItemsProvider:
                 old = w.get(t, key)
                 w.put(t, old, new)
                 if (params.get("ReturnConsumedCapacity") or "NONE") != "NONE":
-                    units[t.name] = units.get(t.name, 0.0) + rq.write_units(old, new)
+                    units[t.name] = (units.get(t.name, 0.0) + rq.write_units(old, new)
+                                     + sum(rq.index_write_units(t, old, new).values()))  # indexes count too
         out: dict[str, Any] = {"UnprocessedItems": {}}
         if (params.get("ReturnConsumedCapacity") or "NONE") != "NONE":
             out["ConsumedCapacity"] = [{"TableName": n, "CapacityUnits": u} for n, u in units.items()]
