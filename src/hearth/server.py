@@ -78,6 +78,7 @@ from hearth.services.cloudformation.component import CloudFormation
 from hearth.services.cloudformation.resources.custom import ROUTE as CFN_RESPONSE_ROUTE
 from hearth.services.dynamodb.esm_source import DynamoDBStreamSource
 from hearth.services.dynamodb.items_api import ItemsProvider
+from hearth.services.dynamodb.kinesis_destinations import KinesisDestinationsProvider, KinesisForwarder
 from hearth.services.dynamodb.partiql import PartiqlProvider
 from hearth.services.dynamodb.reads_api import ReadsProvider
 from hearth.services.dynamodb.store import TableStore
@@ -97,6 +98,8 @@ from hearth.services.iam.provider import IamProvider
 from hearth.services.iam.store import IamStore
 from hearth.services.kinesis.provider import KinesisProvider
 from hearth.services.kinesis.streams import StreamService
+from hearth.services.kms.keys import KeyRegistry
+from hearth.services.kms.provider import KmsProvider
 from hearth.services.lambda_.code_signing import CodeSigningProvider, CodeSigningStore
 from hearth.services.lambda_.code_url import CodeUrlSigner, serve_code_download
 from hearth.services.lambda_.concurrency import ConcurrencyProvider
@@ -381,6 +384,13 @@ class Hearth:
         on_stop.callback(self.tables.close)
         self.ttl_sweeper = TtlSweeper(self.tables, gate=self._lease_gate("dynamodb-ttl"))  # scale-out: one node
         on_stop.push_async_callback(self.ttl_sweeper.close)
+        # DynamoDB's Kinesis streaming destinations: queued item changes appended to Kinesis streams; and
+        # the KMS registry of AWS managed keys (tables encrypted "with the AWS managed key" name one).
+        self.kinesis_forwarder = KinesisForwarder(self.tables, self.streams,
+                                                  gate=self._lease_gate("dynamodb-kinesis"))  # scale-out: one node
+        on_stop.push_async_callback(self.kinesis_forwarder.close)
+        self.kms_keys = KeyRegistry(s.data_dir)
+        on_stop.callback(self.kms_keys.close)
         # Event source mappings: durable mappings and their pollers (first to stop: no batch starts into
         # components that are stopping).
         self.esm = MappingManager(mappings, self.queues, self.streams,
@@ -423,8 +433,10 @@ class Hearth:
             "apigateway": [RestApiProvider(self.api_store, self.api_front.test_invoke)],
             "apigatewayv2": [HttpApiProvider(self.api_store, s.endpoint_url)],
             "apigatewaymanagementapi": [ManagementProvider(ws_connections)],
-            "dynamodb": [TablesProvider(self.tables), ItemsProvider(self.tables), ReadsProvider(self.tables),
-                         PartiqlProvider(self.tables)],
+            "dynamodb": [TablesProvider(self.tables, self.kms_keys.managed_key_arn), ItemsProvider(self.tables),
+                         ReadsProvider(self.tables), PartiqlProvider(self.tables),
+                         KinesisDestinationsProvider(self.tables, self.streams)],
+            "kms": [KmsProvider(self.kms_keys)],
             "dynamodbstreams": [StreamsProvider(self.tables)],
             "iam": [IamProvider(self.iam_store), IamPolicyProvider(self.iam_store),
                     ServiceCredentialsProvider(self.iam_store)],
@@ -447,6 +459,7 @@ class Hearth:
             self.membership.report_departures()  # scale-out: take over what departed nodes left
         self.esm.start()  # queue and stream pollers, now that queues, streams and the invoker are up
         self.ttl_sweeper.start()
+        self.kinesis_forwarder.start()
         self.eventbridge.start()  # schedules and pending deliveries, now that every target handler is registered
         self.s3_dispatcher.start()  # queued notifications (also those a crash left undelivered)
         self.s3.start()  # lifecycle expiration

@@ -3,6 +3,7 @@ against one real server: tables, items, expressions, reads, batches, transaction
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -528,3 +529,179 @@ def test_pages_end_at_one_megabyte(ddb: Any) -> None:
     assert [i["sk"]["N"] for i in rest["Items"]] == ["6"] and "LastEvaluatedKey" not in rest
     scanned = ddb.scan(TableName="pages", Select="COUNT")
     assert scanned["ScannedCount"] == 6 and "LastEvaluatedKey" in scanned
+
+
+# -- Kinesis streaming destinations, contributor insights, warm throughput, SSE keys, replicas ----------
+
+def _kinesis_records(kinesis: Any, stream: str, want: int) -> list[dict[str, Any]]:
+    """Records of a one-shard stream from its start, polled until `want` arrived (the forwarder is async)."""
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard,
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while len(records) < want and time.monotonic() < deadline:
+        page = kinesis.get_records(ShardIterator=iterator)
+        records += page["Records"]
+        iterator = page["NextShardIterator"]
+        if len(records) < want:
+            time.sleep(0.1)
+    return [json.loads(r["Data"]) for r in records]
+
+
+def test_kinesis_streaming_destination_receives_item_changes(srv: HearthServer, ddb: Any) -> None:
+    kinesis = srv.client("kinesis")
+    kinesis.create_stream(StreamName="ddb-changes", ShardCount=1)
+    arn = kinesis.describe_stream(StreamName="ddb-changes")["StreamDescription"]["StreamARN"]
+    make_table(ddb, "to-kinesis")
+    with pytest.raises(ClientError) as info:
+        ddb.enable_kinesis_streaming_destination(TableName="nope", StreamArn=arn)
+    assert error(info) == ("ResourceNotFoundException", "Requested resource not found: Table: nope not found")
+    enabled = ddb.enable_kinesis_streaming_destination(TableName="to-kinesis", StreamArn=arn)
+    assert enabled["DestinationStatus"] == "ENABLING" and enabled["EnableKinesisStreamingConfiguration"] == {}
+    assert ddb.describe_kinesis_streaming_destination(TableName="to-kinesis")["KinesisDataStreamDestinations"] == [
+        {"StreamArn": arn, "DestinationStatus": "ACTIVE"}]
+    ddb.put_item(TableName="to-kinesis", Item={"pk": {"S": "a"}, "n": {"N": "1"}})
+    ddb.update_item(TableName="to-kinesis", Key={"pk": {"S": "a"}}, UpdateExpression="SET n = :n",
+                    ExpressionAttributeValues={":n": {"N": "2"}})
+    ddb.delete_item(TableName="to-kinesis", Key={"pk": {"S": "a"}})
+    records = _kinesis_records(kinesis, "ddb-changes", 3)
+    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY", "REMOVE"]
+    insert, modify, remove = records
+    assert insert["tableName"] == "to-kinesis" and insert["recordFormat"] == "application/json"
+    assert insert["eventSource"] == "aws:dynamodb" and "eventSourceARN" not in insert
+    assert insert["dynamodb"]["NewImage"] == {"pk": {"S": "a"}, "n": {"N": "1"}} and "OldImage" not in insert[
+        "dynamodb"]
+    assert modify["dynamodb"]["OldImage"]["n"] == {"N": "1"} and modify["dynamodb"]["NewImage"]["n"] == {"N": "2"}
+    assert remove["dynamodb"]["Keys"] == {"pk": {"S": "a"}} and "NewImage" not in remove["dynamodb"]
+    assert insert["dynamodb"]["ApproximateCreationDateTimePrecision"] == "MILLISECOND"
+    with pytest.raises(ClientError) as info:
+        ddb.update_kinesis_streaming_destination(TableName="to-kinesis", StreamArn=arn)
+    assert error(info)[1].endswith("UpdateKinesisStreamingConfiguration cannot be null or contain only null values")
+    updated = ddb.update_kinesis_streaming_destination(
+        TableName="to-kinesis", StreamArn=arn,
+        UpdateKinesisStreamingConfiguration={"ApproximateCreationDateTimePrecision": "MICROSECOND"})
+    assert updated["DestinationStatus"] == "UPDATING"
+    with pytest.raises(ClientError) as info:
+        ddb.update_kinesis_streaming_destination(
+            TableName="to-kinesis", StreamArn=arn,
+            UpdateKinesisStreamingConfiguration={"ApproximateCreationDateTimePrecision": "MICROSECOND"})
+    assert "Precision is already set to the desired value of MICROSECOND" in error(info)[1]
+    assert ddb.disable_kinesis_streaming_destination(TableName="to-kinesis",
+                                                     StreamArn=arn)["DestinationStatus"] == "DISABLING"
+    assert ddb.describe_kinesis_streaming_destination(TableName="to-kinesis")["KinesisDataStreamDestinations"][0][
+        "DestinationStatus"] == "DISABLED"
+
+
+def test_contributor_insights_and_warm_throughput_are_stored(ddb: Any) -> None:
+    created = ddb.create_table(TableName="warm", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                               AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                               ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+                               WarmThroughput={"ReadUnitsPerSecond": 1000, "WriteUnitsPerSecond": 1200})
+    assert created["TableDescription"]["WarmThroughput"] == {"ReadUnitsPerSecond": 1000, "WriteUnitsPerSecond": 1200,
+                                                             "Status": "UPDATING"}
+    assert ddb.describe_table(TableName="warm")["Table"]["WarmThroughput"] == {
+        "ReadUnitsPerSecond": 1000, "WriteUnitsPerSecond": 1200, "Status": "ACTIVE"}
+    described = ddb.describe_contributor_insights(TableName="warm")
+    assert (described["TableName"], described["ContributorInsightsStatus"]) == ("warm", "DISABLED")
+    assert ddb.update_contributor_insights(TableName="warm", ContributorInsightsAction="ENABLE")[
+        "ContributorInsightsStatus"] == "ENABLING"
+    enabled = ddb.describe_contributor_insights(TableName="warm")
+    assert enabled["ContributorInsightsStatus"] == "ENABLED" and len(enabled["ContributorInsightsRuleList"]) == 2
+    assert {"TableName": "warm", "ContributorInsightsStatus": "ENABLED",
+            "ContributorInsightsMode": "ACCESSED_AND_THROTTLED_KEYS"} in ddb.list_contributor_insights()[
+        "ContributorInsightsSummaries"]
+
+
+def test_sse_with_the_aws_managed_key(srv: HearthServer, ddb: Any) -> None:
+    created = ddb.create_table(TableName="sse", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                               AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                               BillingMode="PAY_PER_REQUEST", SSESpecification={"Enabled": True})
+    key_arn = created["TableDescription"]["SSEDescription"]["KMSMasterKeyArn"]
+    kms = srv.client("kms")
+    meta = kms.describe_key(KeyId=key_arn)["KeyMetadata"]
+    assert meta["Arn"] == key_arn and meta["KeyManager"] == "AWS" and meta["KeyState"] == "Enabled"
+    assert meta["Description"] == "Default key that protects my DynamoDB data when no other key is defined"
+    assert kms.describe_key(KeyId="alias/aws/dynamodb")["KeyMetadata"]["KeyId"] == meta["KeyId"]
+    again = make_table(ddb, "sse-too", SSESpecification={"Enabled": True})
+    assert again["TableDescription"]["SSEDescription"]["KMSMasterKeyArn"] == key_arn  # one managed key per account
+    disabled = ddb.update_table(TableName="sse", SSESpecification={"Enabled": False})["TableDescription"]
+    assert disabled["SSEDescription"] == {"Status": "UPDATING", "SSEType": "KMS", "KMSMasterKeyArn": key_arn}
+    assert "SSEDescription" not in ddb.describe_table(TableName="sse")["Table"]
+    with pytest.raises(ClientError) as info:
+        kms.describe_key(KeyId="alias/aws/nothing")
+    assert error(info)[0] == "NotFoundException"
+    with pytest.raises(ClientError) as info:
+        kms.describe_key(KeyId="0b7ee9e6-0000-4000-8000-000000000000")
+    assert error(info) == ("NotFoundException", f"Key '{key_arn.rsplit('/', 1)[0]}/0b7ee9e6-0000-4000-8000-"
+                                                "000000000000' does not exist")
+
+
+def test_global_table_replica_gets_every_write_and_its_own_stream(srv: HearthServer, ddb: Any) -> None:
+    west = boto3.client("dynamodb", endpoint_url=srv.endpoint, region_name="us-west-2",
+                        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    make_table(ddb, "global", StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
+    ddb.put_item(TableName="global", Item={"pk": {"S": "before"}})
+    ddb.update_table(TableName="global", ReplicaUpdates=[{"Create": {"RegionName": "us-west-2"}}])
+    assert ddb.describe_table(TableName="global")["Table"]["Replicas"] == [{"RegionName": "us-west-2",
+                                                                            "ReplicaStatus": "ACTIVE"}]
+    replica = west.describe_table(TableName="global")["Table"]
+    assert ":us-west-2:" in replica["LatestStreamArn"] and replica["Replicas"][0]["RegionName"] == "us-east-1"
+    assert west.get_item(TableName="global", Key={"pk": {"S": "before"}})["Item"] == {"pk": {"S": "before"}}
+    ddb.put_item(TableName="global", Item={"pk": {"S": "after"}})
+    west.put_item(TableName="global", Item={"pk": {"S": "from-west"}})
+    assert ddb.get_item(TableName="global", Key={"pk": {"S": "from-west"}})["Item"] == {"pk": {"S": "from-west"}}
+    streams = boto3.client("dynamodbstreams", endpoint_url=srv.endpoint, region_name="us-west-2",
+                           aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    shard = streams.describe_stream(StreamArn=replica["LatestStreamArn"])["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(StreamArn=replica["LatestStreamArn"], ShardId=shard["ShardId"],
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in streams.get_records(ShardIterator=iterator)["Records"]]
+    assert keys[-2:] == ["after", "from-west"]
+    west.delete_table(TableName="global")
+    assert "Replicas" not in ddb.describe_table(TableName="global")["Table"]
+
+
+def test_partiql_select_pages_with_next_token(ddb: Any) -> None:
+    make_table(ddb, "pql-pages", range_key="sk", range_type="N")
+    for n in range(5):
+        ddb.put_item(TableName="pql-pages", Item={"pk": {"S": "p"}, "sk": {"N": str(n)}})
+    seen: list[str] = []
+    kwargs: dict[str, Any] = {"Statement": "SELECT sk FROM \"pql-pages\" WHERE pk = 'p'", "Limit": 2}
+    pages = 0
+    while True:
+        page = ddb.execute_statement(**kwargs)
+        pages += 1
+        seen += [i["sk"]["N"] for i in page["Items"]]
+        if "NextToken" not in page:
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    assert seen == ["0", "1", "2", "3", "4"] and pages == 3
+    with pytest.raises(ClientError) as info:
+        ddb.execute_statement(Statement="SELECT * FROM \"pql-pages\"", NextToken=kwargs["NextToken"])
+    assert error(info)[0] == "ValidationException"  # a token pages its own statement only
+
+
+def test_consumed_capacity_per_index(ddb: Any) -> None:
+    make_table(ddb, "cap-ix", extra_defs=[{"AttributeName": "g", "AttributeType": "S"}],
+               GlobalSecondaryIndexes=[{"IndexName": "by-g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                                        "Projection": {"ProjectionType": "KEYS_ONLY"}}])
+    put = ddb.put_item(TableName="cap-ix", Item={"pk": {"S": "a"}, "g": {"S": "x"}}, ReturnConsumedCapacity="INDEXES")
+    assert put["ConsumedCapacity"] == {
+        "TableName": "cap-ix", "CapacityUnits": 2.0, "WriteCapacityUnits": 2.0,
+        "Table": {"CapacityUnits": 1.0, "WriteCapacityUnits": 1.0},
+        "GlobalSecondaryIndexes": {"by-g": {"CapacityUnits": 1.0, "WriteCapacityUnits": 1.0}}}
+    moved = ddb.put_item(TableName="cap-ix", Item={"pk": {"S": "a"}, "g": {"S": "y"}}, ReturnConsumedCapacity="TOTAL")
+    assert moved["ConsumedCapacity"]["CapacityUnits"] == 3.0  # the entry is deleted and written again
+    same = ddb.put_item(TableName="cap-ix", Item={"pk": {"S": "a"}, "g": {"S": "y"}, "other": {"S": "1"}},
+                        ReturnConsumedCapacity="TOTAL")
+    assert same["ConsumedCapacity"]["CapacityUnits"] == 1.0  # KEYS_ONLY: the index entry did not change
+    entry = {"PutRequest": {"Item": {"pk": {"S": "b"}, "g": {"S": "z"}}}}
+    batch = ddb.batch_write_item(RequestItems={"cap-ix": [entry]}, ReturnConsumedCapacity="TOTAL")
+    assert batch["ConsumedCapacity"] == [{"TableName": "cap-ix", "CapacityUnits": 2.0}]
+    query = ddb.query(TableName="cap-ix", IndexName="by-g", KeyConditionExpression="g = :g",
+                      ExpressionAttributeValues={":g": {"S": "y"}}, ReturnConsumedCapacity="INDEXES")
+    assert query["ConsumedCapacity"] == {
+        "TableName": "cap-ix", "CapacityUnits": 0.5, "ReadCapacityUnits": 0.5,
+        "Table": {"CapacityUnits": 0.0, "ReadCapacityUnits": 0.0},
+        "GlobalSecondaryIndexes": {"by-g": {"CapacityUnits": 0.5, "ReadCapacityUnits": 0.5}}}

@@ -96,7 +96,8 @@ MIGRATIONS = (
 
 # The work a node takes a lease on to run it alone in the cluster (the rest runs on every node; see
 # docs/design.md, "Scale-out").
-ONCE_ONLY_LEASES = ("schedules", "s3-lifecycle", "dynamodb-ttl", "event-source-mappings", "provisioned-concurrency")
+ONCE_ONLY_LEASES = ("schedules", "s3-lifecycle", "dynamodb-ttl", "dynamodb-kinesis", "event-source-mappings",
+                    "provisioned-concurrency")
 
 HEARTBEAT_S = 2.0
 LEASE_S = 10.0

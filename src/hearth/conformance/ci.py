@@ -15,6 +15,7 @@ _LOGS = "tests/aws/services/logs"
 _KINESIS = "tests/aws/services/kinesis/test_kinesis.py"
 _SNS = "tests/aws/services/sns/test_sns.py"
 _EVENTS = "tests/aws/services/events"
+_DYNAMODB = "tests/aws/services/dynamodb/test_dynamodb.py"
 
 TESTS: dict[str, tuple[str, ...]] = {
     "lambda": tuple(f"{_LAMBDA_API}::{test}" for test in (
@@ -105,6 +106,17 @@ TESTS: dict[str, tuple[str, ...]] = {
         "test_events_tags.py::tests_tag_untag_resource[event_bus-event_bus_custom]",
         "test_events.py::TestEventBus::test_put_permission_non_existing_event_bus",
         "test_archive_and_replay.py::TestArchive::test_describe_archive_error_unknown_archive",
+    )),
+    "dynamodb": tuple(f"{_DYNAMODB}::TestDynamoDB::{test}" for test in (
+        "test_table_crud",
+        "test_transaction_write_canceled",
+        "test_dynamodb_execute_transaction",
+        "test_kinesis_streaming_destination_crud",
+        "test_dynamodb_describe_contributor_insights",
+        "test_table_warm_throughput",
+        "test_dynamodb_create_table_with_partial_sse_specification",
+        "test_streams_on_global_tables",
+        "test_transact_write_items_streaming",
     )),
 }
 

@@ -29,7 +29,7 @@ CTX = RequestContext(service="dynamodb", operation="x", region="us-east-1", prin
 def providers() -> Iterator[tuple[ItemsProvider, ReadsProvider]]:
     data = Path(tempfile.mkdtemp(prefix="hearth-ddb-items-fuzz-"))
     store = TableStore(data)
-    TablesProvider(store).create_table(CTX, {
+    TablesProvider(store, lambda a, r, s: f"arn:aws:kms:{r}:{a}:key/managed-{s}").create_table(CTX, {
         "TableName": "f", "BillingMode": "PAY_PER_REQUEST",
         "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}, {"AttributeName": "s", "KeyType": "RANGE"}],
         "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"},

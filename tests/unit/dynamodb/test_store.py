@@ -3,13 +3,16 @@ retention with a manual clock."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hearth.services.dynamodb.kinesis_destinations import KinesisForwarder
 from hearth.services.dynamodb.store import STREAM_RETENTION_S, Table, TableStore
 from hearth.services.dynamodb.ttl import TtlSweeper
+from hearth.services.kinesis.streams import StreamService
 
 
 class Clock:
@@ -85,3 +88,32 @@ def test_stream_records_are_kept_24_hours(store: TableStore) -> None:
     assert len(_records(store)) == 1
     clock.now += 2
     assert _records(store) == [] and store.expire_records() == 1
+
+
+def test_kinesis_destination_changes_commit_with_the_item_and_are_forwarded(store: TableStore,
+                                                                             tmp_path: Path) -> None:
+    streams = StreamService(tmp_path / "kinesis")
+    try:
+        assert streams.create("1", "us-east-1", "dest", 1, "PROVISIONED")
+        stream = streams.get("1", "us-east-1", "dest")
+        assert stream is not None
+        base = _table(store)
+        table = Table(base.account, base.region, base.name,
+                      {**base.doc, "_kinesis": [{"StreamArn": stream.arn, "DestinationStatus": "ACTIVE"}]})
+        store.update_table(base, table)
+        with pytest.raises(RuntimeError), store.tx() as w:
+            w.put(table, None, {"id": {"S": "lost"}})
+            raise RuntimeError("crash before the commit")
+        assert store.outbox(10) == []  # nothing queued for a write that did not happen
+        with store.tx() as w:
+            w.put(table, None, {"id": {"S": "a"}})
+            w.put(table, {"id": {"S": "a"}}, None, identity={"type": "Service", "principalId": "x"})
+        assert len(store.outbox(10)) == 2 and store.outbox_ready.is_set()
+        forwarder = KinesisForwarder(store, streams)
+        assert forwarder.forward() == 2 and store.outbox(10) == [] and forwarder.forward() == 0
+        records = [json.loads(r.data) for r in streams.read(stream, 0, 0, 10)]
+        assert [r["eventName"] for r in records] == ["INSERT", "REMOVE"]
+        assert records[0]["userIdentity"] is None and records[1]["userIdentity"]["principalId"] == "x"
+        assert records[0]["dynamodb"]["ApproximateCreationDateTime"] == int(store.clock() * 1000)
+    finally:
+        streams.close()

@@ -46,7 +46,8 @@ def clients() -> Iterator[dict[str, Any]]:
     store = TableStore(data)
     keys = KeyStore([AccessKey(KEY, SECRET, ACCOUNT)], AccessKey(KEY, SECRET, ACCOUNT))
     gateway = AwsGateway(Settings(data_dir=data, account_id=ACCOUNT), keys, {  # type: ignore[call-arg]
-        "dynamodb": [TablesProvider(store), ItemsProvider(store), ReadsProvider(store), PartiqlProvider(store)],
+        "dynamodb": [TablesProvider(store, lambda a, r, s: f"arn:aws:kms:{r}:{a}:key/managed-{s}"),
+                     ItemsProvider(store), ReadsProvider(store), PartiqlProvider(store)],
         "dynamodbstreams": [StreamsProvider(store)]})
 
     def before_send(request: AWSPreparedRequest, **_: Any) -> AWSResponse:

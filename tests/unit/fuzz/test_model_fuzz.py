@@ -55,7 +55,7 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/fuzz"
 # with fewer examples each (there are ~1,000 of their operations; the suite's time is bounded).
 DEEP = ("events", "kinesis", "lambda", "logs", "sns", "sqs")
 WIDE = ("apigateway", "apigatewaymanagementapi", "apigatewayv2", "cloudformation", "dynamodb", "dynamodbstreams",
-        "ec2", "ecr", "iam", "s3", "ssm", "sts")
+        "ec2", "ecr", "iam", "kms", "s3", "ssm", "sts")
 SERVICES = tuple(sorted(DEEP + WIDE))
 _SESSION = botocore.session.get_session()
 MODELS = {name: _SESSION.get_service_model(name) for name in SERVICES}
@@ -66,7 +66,9 @@ SUBSETS = {"ec2": (
     "CreateTags", "CreateVpc", "DeleteSecurityGroup", "DeleteSubnet", "DeleteTags", "DeleteVpc",
     "DescribeNetworkInterfaces", "DescribeSecurityGroups", "DescribeSubnets", "DescribeTags", "DescribeVpcs",
     "RevokeSecurityGroupEgress", "RevokeSecurityGroupIngress", "DescribeInstances", "RunInstances",
-    "CreateNatGateway")}
+    "CreateNatGateway"),
+    # KMS: the AWS managed keys' registry (three operations), and two it does not serve.
+    "kms": ("DescribeKey", "ListAliases", "ListKeys", "CreateKey", "Encrypt")}
 CASES = [(service, op) for service in SERVICES
          for op in sorted(SUBSETS.get(service) or MODELS[service].operation_names)]
 EXAMPLES_PER_OPERATION = 6

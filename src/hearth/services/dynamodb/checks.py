@@ -152,16 +152,46 @@ def projection(params: dict[str, Any], subs: Substitutions) -> list[Path] | None
     return None
 
 
-def capacity(params: dict[str, Any], t: Table, units: float, *, read: bool = False) -> dict[str, Any] | None:
+def capacity(params: dict[str, Any], t: Table, units: float, *, read: bool = False,
+             indexes: dict[str, float] | None = None) -> dict[str, Any] | None:
+    """ConsumedCapacity as AWS reports it: the total (the table's `units` plus each index's), and with
+    INDEXES the table's and each index's share (a read through an index costs the index, not the table)."""
     mode = params.get("ReturnConsumedCapacity") or "NONE"
     if mode == "NONE":
         return None
-    out: dict[str, Any] = {"TableName": t.name, "CapacityUnits": units}
-    out["ReadCapacityUnits" if read else "WriteCapacityUnits"] = units
+    kind = "ReadCapacityUnits" if read else "WriteCapacityUnits"
+    total = units + sum((indexes or {}).values())
+    out: dict[str, Any] = {"TableName": t.name, "CapacityUnits": total, kind: total}
     if mode == "INDEXES":
-        out["Table"] = {"CapacityUnits": units,
-                        "ReadCapacityUnits" if read else "WriteCapacityUnits": units}
+        out["Table"] = {"CapacityUnits": units, kind: units}
+        for name, used in (indexes or {}).items():
+            found = t.index(name)
+            field = "GlobalSecondaryIndexes" if found is None or found.kind == "GSI" else "LocalSecondaryIndexes"
+            out.setdefault(field, {})[name] = {"CapacityUnits": used, kind: used}
     return out
+
+
+def index_write_units(t: Table, old: Item | None, new: Item | None) -> dict[str, float]:
+    """Write units each index spends on an item write (AWS: an index entry written or deleted costs its
+    projected size in 1 KB units; an entry whose index key changed is deleted and written again; an
+    index the write leaves unchanged costs nothing)."""
+    out: dict[str, float] = {}
+    for index in t.indexes:
+        before = TableStore.index_entry(t, index, old) if old is not None else None
+        after = TableStore.index_entry(t, index, new) if new is not None else None
+        if before is None and after is None:
+            continue
+        if before is not None and after is not None and before[:2] == after[:2]:
+            if before[2] == after[2]:
+                continue
+            out[index.name] = _kb(after[2])
+        else:
+            out[index.name] = sum(_kb(e[2]) for e in (before, after) if e is not None)
+    return out
+
+
+def _kb(item: Item) -> float:
+    return float(max(1, math.ceil(v.item_size(item) / 1024)))
 
 
 def write_units(*items: Item | None) -> float:

@@ -115,7 +115,7 @@ class ItemsProvider:
         out: dict[str, Any] = {}
         if rv == "ALL_OLD" and old:
             out["Attributes"] = old
-        self._capacity(out, params, op.table, lambda: rq.write_units(old, new))
+        self._capacity(out, params, op.table, lambda: rq.write_units(old, new), written=(old, new))
         return out
 
     def delete_item(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +125,7 @@ class ItemsProvider:
         out: dict[str, Any] = {}
         if rv == "ALL_OLD" and old:
             out["Attributes"] = old
-        self._capacity(out, params, op.table, lambda: rq.write_units(old))
+        self._capacity(out, params, op.table, lambda: rq.write_units(old), written=(old, None))
         return out
 
     def update_item(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -146,16 +146,18 @@ class ItemsProvider:
             attrs = None
         if attrs:
             out["Attributes"] = attrs
-        self._capacity(out, params, op.table, lambda: rq.write_units(old, new))
+        self._capacity(out, params, op.table, lambda: rq.write_units(old, new), written=(old, new))
         return out
 
     @staticmethod
     def _capacity(out: dict[str, Any], params: dict[str, Any], t: Table, units: Callable[[], float],
-                  read: bool = False) -> None:
-        """ConsumedCapacity when asked for (`units` is only computed then: sizing an item costs)."""
+                  read: bool = False, written: tuple[Item | None, Item | None] | None = None) -> None:
+        """ConsumedCapacity when asked for (`units` is only computed then: sizing an item costs); for a
+        write, its (old, new) item says what each index spent."""
         if (params.get("ReturnConsumedCapacity") or "NONE") == "NONE":
             return
-        consumed = rq.capacity(params, t, units(), read=read)
+        indexes = rq.index_write_units(t, *written) if written is not None else None
+        consumed = rq.capacity(params, t, units(), read=read, indexes=indexes)
         if consumed is not None:
             out["ConsumedCapacity"] = consumed
 
@@ -237,7 +239,8 @@ class ItemsProvider:
                 old = w.get(t, key)
                 w.put(t, old, new)
                 if (params.get("ReturnConsumedCapacity") or "NONE") != "NONE":
-                    units[t.name] = units.get(t.name, 0.0) + rq.write_units(old, new)
+                    units[t.name] = (units.get(t.name, 0.0) + rq.write_units(old, new)
+                                     + sum(rq.index_write_units(t, old, new).values()))  # indexes count too
         out: dict[str, Any] = {"UnprocessedItems": {}}
         if (params.get("ReturnConsumedCapacity") or "NONE") != "NONE":
             out["ConsumedCapacity"] = [{"TableName": n, "CapacityUnits": u} for n, u in units.items()]

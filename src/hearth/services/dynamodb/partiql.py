@@ -14,12 +14,16 @@ MISSING and the functions begins_with/contains/attribute_type/size. Conditions b
 syntax tree as expressions (evaluate.py runs them). A SELECT whose WHERE fixes the partition key
 reads that partition; any other SELECT scans (as DynamoDB does). UPDATE and DELETE must name the
 whole primary key with equalities; an UPDATE of an absent item, or one whose other conditions fail,
-is a ConditionalCheckFailedException; INSERT of an existing key is a DuplicateItemException. It never
-pages past one 1 MB read (no NextToken) — a documented limit.
+is a ConditionalCheckFailedException; INSERT of an existing key is a DuplicateItemException. A SELECT
+through ExecuteStatement pages as AWS does: a page ends after `Limit` items were evaluated or 1 MB
+was read, and its NextToken (opaque, bound to the statement's text) starts the next.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +53,24 @@ from hearth.services.dynamodb.store import SEGMENT_SPACE, Row, Table, TableStore
 from hearth.services.dynamodb.values import Item
 
 PAGE_BYTES = 1024 * 1024
+FETCH = 256  # rows read from the store per step of a page
+
+
+def _token(after: tuple[int, str, str, str], statement: str) -> str:
+    """An opaque NextToken: where the next page starts, bound to the statement it pages."""
+    body = json.dumps([list(after), hashlib.sha256(statement.encode()).hexdigest()[:16]])
+    return base64.urlsafe_b64encode(body.encode()).decode()
+
+
+def _read_token(token: str, statement: str) -> tuple[int, str, str, str]:
+    try:
+        after, digest = json.loads(base64.urlsafe_b64decode(token.encode()))
+        seg, hk, sk, pk = after
+        if digest != hashlib.sha256(statement.encode()).hexdigest()[:16]:
+            raise ValueError("another statement's token")
+        return int(seg), str(hk), str(sk), str(pk)
+    except (ValueError, TypeError):
+        raise AwsError("ValidationException", "Invalid NextToken") from None
 BATCH_ERROR_CODES = {"ValidationException": "ValidationError", "ResourceNotFoundException": "ResourceNotFound",
                      "ConditionalCheckFailedException": "ConditionalCheckFailed",
                      "DuplicateItemException": "DuplicateItem"}
@@ -392,7 +414,7 @@ class PartiqlProvider:
         stmt = _Parser(text, params).statement()
         t = self._table(ctx, stmt.table)
         if stmt.verb == "SELECT":
-            return {"Items": self._select(t, stmt), "TableName": t.name}
+            return {"Items": self._select(t, stmt)[0], "TableName": t.name}
         with self.store.tx() as w:
             self._write(w, t, stmt, on_failure)
         return {"Items": [], "TableName": t.name}
@@ -440,7 +462,7 @@ class PartiqlProvider:
         if all(reads):
             responses = []
             for stmt, t, _ in parsed:
-                items = self._select(t, stmt)
+                items = self._select(t, stmt)[0]
                 responses.append({"Item": items[0]} if items else {})
             return {"Responses": responses}
         with self.store.tx() as w:
@@ -463,7 +485,10 @@ class PartiqlProvider:
                                f"[{codes}]", fields={"CancellationReasons": reasons}, message_key="Message")
         return {"Responses": []}  # AWS answers a write transaction with an empty list, not without one
 
-    def _select(self, t: Table, stmt: Statement) -> list[Item]:
+    def _select(self, t: Table, stmt: Statement, limit: int | None = None,
+                start: tuple[int, str, str, str] | None = None) -> tuple[list[Item], tuple[int, str, str, str] | None]:
+        """The items of one page and where the next page starts (None: this was the last). A page ends
+        when `limit` items were evaluated (before the WHERE filter, as AWS counts) or 1 MB was read."""
         index = t.index(stmt.index) if stmt.index else None
         if stmt.index and index is None:
             raise AwsError("ValidationException", f"The table does not have the specified index: {stmt.index}")
@@ -472,26 +497,47 @@ class PartiqlProvider:
         idx = index.name if index else ""
         rows: list[Row] = []
         size = 0
-        after: tuple[int, str, str, str] | None = None
-        while size < PAGE_BYTES:
+        after = start
+        stopped = False
+        while not stopped:
+            want = FETCH if limit is None else min(FETCH, limit - len(rows))
             if hash_key in eq:
                 batch = self.store.query(t, idx, v.encode_key(eq[hash_key]), None, None, True,
-                                         (after[2], after[3]) if after else None, 256)
+                                         (after[2], after[3]) if after else None, want)
             else:
-                batch = self.store.scan(t, idx, (0, SEGMENT_SPACE), after, 256)
-            rows += batch
-            size += sum(r.size for r in batch)
-            if len(batch) < 256:
+                batch = self.store.scan(t, idx, (0, SEGMENT_SPACE), after, want)
+            for row in batch:
+                rows.append(row)
+                size += row.size
+                if (limit is not None and len(rows) >= limit) or size >= PAGE_BYTES:
+                    stopped = True
+                    break
+            if len(batch) < want:
                 break
-            last = batch[-1]
+            last = rows[-1]
             after = (last.seg, last.hk, last.sk, last.pk)
         items = [r.item for r in rows if stmt.where is None or check(r.item, stmt.where)]
-        return [project(i, stmt.columns) for i in items] if stmt.columns else items
+        items = [project(i, stmt.columns) for i in items] if stmt.columns else items
+        if not stopped or not rows:
+            return items, None
+        last = rows[-1]
+        return items, (last.seg, last.hk, last.sk, last.pk)
 
     def execute_statement(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        out = self._run(ctx, params["Statement"], list(params.get("Parameters") or []),
-                        params.get("ReturnValuesOnConditionCheckFailure"))
-        return {"Items": out["Items"]}
+        text = params["Statement"]
+        stmt = _Parser(text, list(params.get("Parameters") or [])).statement()
+        t = self._table(ctx, stmt.table)
+        if stmt.verb != "SELECT":
+            with self.store.tx() as w:
+                self._write(w, t, stmt, params.get("ReturnValuesOnConditionCheckFailure"))
+            return {"Items": []}
+        limit = int(params["Limit"]) if params.get("Limit") is not None else None
+        start = _read_token(params["NextToken"], text) if params.get("NextToken") else None
+        items, after = self._select(t, stmt, limit, start)
+        out: dict[str, Any] = {"Items": items}
+        if after is not None:
+            out["NextToken"] = _token(after, text)
+        return out
 
     def batch_execute_statement(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         responses: list[dict[str, Any]] = []

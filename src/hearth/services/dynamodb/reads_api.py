@@ -220,7 +220,11 @@ class ReadsProvider:
         if stopped and last is not None:
             names = t.index_key_names(index) if index else t.key_names
             out["LastEvaluatedKey"] = {k: last.item[k] for k in names if k in last.item}
-        consumed = rq.capacity(params, t, rq.read_units(size, bool(params.get("ConsistentRead"))), read=True)
+        units = rq.read_units(size, bool(params.get("ConsistentRead")))
+        # Through an index, the index spends the units (an LSI fetching unprojected attributes reads the
+        # table too; Hearth counts the index's share only).
+        consumed = (rq.capacity(params, t, 0.0, read=True, indexes={index.name: units}) if index is not None else
+                    rq.capacity(params, t, units, read=True))
         if consumed is not None:
             out["ConsumedCapacity"] = consumed
         return out

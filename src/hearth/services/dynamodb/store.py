@@ -12,6 +12,9 @@ entries (so several items may share index keys). A Query is then an indexed rang
 (idx, hk, sk); a Scan walks `seg` (a hash of the partition key in [0, 2^20), so that a parallel
 Scan's segment is a range), then the key. `expires` (base rows only) is the item's TTL time when
 the table has TTL enabled. Stream records are rows of `ddb_stream_records`, numbered per table.
+Changes bound for a Kinesis streaming destination wait in `ddb_kinesis_outbox` (written in the
+item's transaction) until `kinesis_destinations.KinesisForwarder` has appended them to the stream.
+A write to a global table is made in each replica (same name, other region) in the same transaction.
 
 It never parses requests or expressions and never decides whether a write may happen (the
 provider evaluates conditions inside the transaction `tx()` hands out).
@@ -65,6 +68,14 @@ MIGRATIONS = [
         account TEXT NOT NULL, region TEXT NOT NULL, token TEXT NOT NULL, digest TEXT NOT NULL,
         created REAL NOT NULL,
         PRIMARY KEY (account, region, token));
+    """,
+    # Kinesis streaming destinations: each item change bound for a destination stream, written in the
+    # item's transaction and removed once the forwarder has appended it to the Kinesis stream.
+    """
+    CREATE TABLE ddb_kinesis_outbox (
+        account TEXT NOT NULL, region TEXT NOT NULL, tname TEXT NOT NULL, id INTEGER NOT NULL,
+        stream_arn TEXT NOT NULL, partition_key TEXT NOT NULL, record TEXT NOT NULL, created REAL NOT NULL,
+        PRIMARY KEY (account, region, tname, id));
     """,
 ]
 
@@ -133,6 +144,16 @@ class Table:
         return self.doc.get("LatestStreamLabel")
 
     @property
+    def kinesis_destinations(self) -> list[dict[str, str]]:
+        """The Kinesis streaming destinations item changes go to now (ACTIVE ones)."""
+        return [d for d in self.doc.get("_kinesis") or [] if d["DestinationStatus"] == "ACTIVE"]
+
+    @property
+    def replica_regions(self) -> list[str]:
+        """The other regions of this table's global table (version 2019.11.21), where its writes go too."""
+        return [r for r in self.doc.get("_replicas") or [] if r != self.region]
+
+    @property
     def ttl_attribute(self) -> str | None:
         ttl = self.doc.get("_ttl") or {}
         return ttl.get("AttributeName") if ttl.get("Enabled") else None
@@ -185,6 +206,7 @@ class Writer:
         self.store = store
         self.conn = conn
         self.touched: set[tuple[str, str, str]] = set()
+        self.outbox = False  # whether this transaction queued changes for a Kinesis destination
 
     def get(self, table: Table, key: Item) -> Item | None:
         hk, sk = self.store.encode(table, key)
@@ -194,8 +216,9 @@ class Writer:
         return v.load_item(row[0]) if row else None
 
     def put(self, table: Table, old: Item | None, new: Item | None, *, identity: dict[str, str] | None = None,
-            ) -> bool:
-        """Write `new` in place of `old` (None: absent); index entries and the stream record follow.
+            replicate: bool = True) -> bool:
+        """Write `new` in place of `old` (None: absent); index entries and the stream record follow, and
+        so does the same write in each replica of a global table (with its own stream record).
         Returns False (and writes nothing) when the write changes nothing."""
         if old is None and new is None:
             return False
@@ -231,7 +254,14 @@ class Writer:
                                        v.dump_item(projected), v.item_size(projected)))
         if table.stream_view is not None and table.stream_label is not None:
             self._record(table, base, old, new, identity)
+        if table.kinesis_destinations:
+            self._kinesis_records(table, base, old, new, identity)
         self.touched.add(key)
+        if replicate:
+            for region in table.replica_regions:
+                replica = self.store.get_table(table.account, region, table.name)
+                if replica is not None:
+                    self.put(replica, self.get(replica, base), new, identity=identity, replicate=False)
         return True
 
     def save_token(self, account: str, region: str, token: str, digest: str) -> None:
@@ -271,6 +301,45 @@ class Writer:
             record["userIdentity"] = identity
         self.conn.execute("INSERT INTO ddb_stream_records VALUES (?, ?, ?, ?, ?, ?, ?)",
                           (*key, table.stream_label, seq, now, json.dumps(record, separators=(",", ":"))))
+
+
+    def _kinesis_records(self, table: Table, keys: Item, old: Item | None, new: Item | None,
+                         identity: dict[str, str] | None) -> None:
+        """The change in the record format AWS writes to a Kinesis streaming destination: always both
+        images, the table's name, no sequence number or view type, the time in the destination's precision."""
+        key = (table.account, table.region, table.name)
+        now = self.store.clock()
+        (last,) = self.conn.execute("SELECT MAX(id) FROM ddb_kinesis_outbox WHERE account = ? AND region = ? AND "
+                                    "tname = ?", key).fetchone()
+        next_id = int(last or 0) + 1
+        # One item's changes share a partition key, hence a shard: they stay in order as AWS keeps them.
+        partition_key = hashlib.md5(json.dumps(v.to_wire(keys), sort_keys=True).encode(),
+                                    usedforsecurity=False).hexdigest().upper()
+        size = v.item_size(keys)
+        body: dict[str, Any] = {"Keys": v.to_wire(keys)}
+        if new is not None:
+            body["NewImage"] = v.to_wire(new)
+            size += v.item_size(new)
+        if old is not None:
+            body["OldImage"] = v.to_wire(old)
+            size += v.item_size(old)
+        body["SizeBytes"] = size
+        for destination in table.kinesis_destinations:
+            precision = destination.get("ApproximateCreationDateTimePrecision") or "MILLISECOND"
+            stamp = int(now * 1_000_000) if precision == "MICROSECOND" else int(now * 1000)
+            record = {
+                "awsRegion": table.region, "eventID": str(uuid.uuid4()),
+                "eventName": "INSERT" if old is None else "REMOVE" if new is None else "MODIFY",
+                "userIdentity": identity, "recordFormat": "application/json", "tableName": table.name,
+                "dynamodb": {"ApproximateCreationDateTime": stamp, **body,
+                             "ApproximateCreationDateTimePrecision": precision},
+                "eventSource": "aws:dynamodb",
+            }
+            self.conn.execute("INSERT INTO ddb_kinesis_outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              (*key, next_id, destination["StreamArn"], partition_key,
+                               json.dumps(record, separators=(",", ":")), now))
+            next_id += 1
+        self.outbox = True
 
 
 def sequence_number(seq: int) -> str:
@@ -316,6 +385,8 @@ class TableStore:
         # change goes through create/update/delete_table below), so a cache is exact. A PostgreSQL
         # engine shared by several nodes must check a version column instead.
         self._tables: dict[tuple[str, str, str], Table | None] = {}
+        # Set when a committed write queued changes for a Kinesis streaming destination (the forwarder waits).
+        self.outbox_ready = asyncio.Event()
 
     def close(self) -> None:
         self.db.close()
@@ -327,6 +398,8 @@ class TableStore:
             yield writer
         for key in writer.touched:
             self._notify(key)
+        if writer.outbox:
+            self.outbox_ready.set()
 
     # -- keys ---------------------------------------------------------------------------------------
 
@@ -421,6 +494,13 @@ class TableStore:
                                        (*key, index.name, ihk, isk, row[0] + "|" + row[1], segment_of(ihk),
                                         v.dump_item(projected), v.item_size(projected)))
 
+    def copy_items(self, source: Table, target: Table) -> None:
+        """Fill a new replica with the source table's items (one transaction)."""
+        with self.tx() as w:
+            for row in w.conn.execute("SELECT item FROM ddb_items WHERE account = ? AND region = ? AND tname = ? "
+                                      "AND idx = ''", (source.account, source.region, source.name)).fetchall():
+                w.put(target, None, v.load_item(row[0]), replicate=False)
+
     def delete_table(self, table: Table) -> None:
         key = (table.account, table.region, table.name)
         self._tables.pop(key, None)
@@ -486,6 +566,20 @@ class TableStore:
             if table is not None:
                 out.append((table, v.load_item(r["item"])))
         return out
+
+    # -- Kinesis streaming destinations' outbox --------------------------------------------------------
+
+    def outbox(self, limit: int) -> list[dict[str, Any]]:
+        """The oldest changes waiting for their Kinesis stream, each table's in the order they were written."""
+        rows = self.db.query("SELECT account, region, tname, id, stream_arn, partition_key, record FROM "
+                             "ddb_kinesis_outbox ORDER BY account, region, tname, id LIMIT ?", (limit,))
+        return [{k: r[k] for k in ("account", "region", "tname", "id", "stream_arn", "partition_key", "record")}
+                for r in rows]
+
+    def drop_outbox(self, rows: list[dict[str, Any]]) -> None:
+        with self.db.tx() as db:
+            db.executemany("DELETE FROM ddb_kinesis_outbox WHERE account = ? AND region = ? AND tname = ? AND id = ?",
+                           [(r["account"], r["region"], r["tname"], r["id"]) for r in rows])
 
     # -- idempotency tokens (TransactWriteItems) ------------------------------------------------------
 

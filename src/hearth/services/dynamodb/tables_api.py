@@ -1,5 +1,6 @@
 """DynamoDB's table operations: Create/Describe/Update/Delete/ListTables, tags, time to live, limits,
-endpoints.
+endpoints, continuous backups, contributor insights, and global tables' replicas (UpdateTable's
+ReplicaUpdates; the writes themselves reach every replica through the store's `Writer.put`).
 
 It owns the table description as AWS shows it (checked against shared/reference/aws-recorded
 21_dynamodb_shapes.json: CreateTable answers CREATING, DescribeTable ACTIVE with WarmThroughput,
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +25,8 @@ from hearth.services.dynamodb import values as v
 from hearth.services.dynamodb.store import Table, TableStore, stream_arn
 
 MAX_TAGS = 50
+
+ManagedKey = Callable[[str, str, str], str]  # (account, region, service) -> key ARN
 
 
 def _stream_label(now: float) -> str:
@@ -37,8 +41,10 @@ def _key_check(schema: list[dict[str, str]], defined: set[str], where: str) -> N
 
 
 class TablesProvider:
-    def __init__(self, store: TableStore) -> None:
+    def __init__(self, store: TableStore, managed_key: ManagedKey) -> None:
         self.store = store
+        # The ARN of an account's AWS managed KMS key for a service (server-side encryption by default).
+        self.managed_key = managed_key
 
     # -- rendering ----------------------------------------------------------------------------------
 
@@ -63,10 +69,19 @@ class TablesProvider:
         if doc.get("BillingModeSummary") and status != "CREATING":
             since = t.doc.get("_on_demand_since", t.doc["_created"])
             doc["BillingModeSummary"]["LastUpdateToPayPerRequestDateTime"] = datetime.fromtimestamp(since, UTC)
-        if status in (None, "UPDATING"):  # UpdateTable's answer carries it too (AWS, LocalStack's ESM tests)
+        warm = t.doc.get("_warm")
+        if status in (None, "UPDATING") or (warm and status == "CREATING"):
+            # UpdateTable's answer carries it too (AWS, LocalStack's ESM tests); CreateTable's only when the
+            # request asked for a warm throughput, then still UPDATING (AWS).
             pt = doc["ProvisionedThroughput"]
             doc["WarmThroughput"] = {"ReadUnitsPerSecond": pt["ReadCapacityUnits"] or 12000,
-                                     "WriteUnitsPerSecond": pt["WriteCapacityUnits"] or 4000, "Status": "ACTIVE"}
+                                     "WriteUnitsPerSecond": pt["WriteCapacityUnits"] or 4000,
+                                     "Status": "UPDATING" if status == "CREATING" else "ACTIVE"}
+            if warm:
+                doc["WarmThroughput"].update(warm)
+        if t.replica_regions:
+            doc["GlobalTableVersion"] = "2019.11.21"
+            doc["Replicas"] = [{"RegionName": r, "ReplicaStatus": "ACTIVE"} for r in t.replica_regions]
         if status == "DELETING":
             for field in ("KeySchema", "AttributeDefinitions", "WarmThroughput"):
                 doc.pop(field, None)
@@ -135,15 +150,25 @@ class TablesProvider:
         self._stream_spec(doc, params.get("StreamSpecification"), now, ctx)
         sse = params.get("SSESpecification")
         if sse and sse.get("Enabled"):
-            doc["SSEDescription"] = {"Status": "ENABLED", "SSEType": sse.get("SSEType") or "KMS",
-                                     "KMSMasterKeyArn": sse.get("KMSMasterKeyId") or
-                                     f"arn:aws:kms:{ctx.region}:{ctx.account_id}:key/aws-dynamodb"}
+            doc["SSEDescription"] = self._sse(ctx, sse)
         if params.get("TableClass"):
             doc["TableClassSummary"] = {"TableClass": params["TableClass"]}
+        self._warm_throughput(doc, params.get("WarmThroughput"))
         table = Table(ctx.account_id, ctx.region, name, doc)
         if not self.store.create_table(table):
             raise AwsError("ResourceInUseException", f"Table already exists: {name}")
         return {"TableDescription": self.describe(table, "CREATING")}
+
+    @staticmethod
+    def _warm_throughput(doc: dict[str, Any], given: dict[str, Any] | None) -> None:
+        """Store the warm throughput a request asked for (nothing is provisioned: it is reported as asked)."""
+        if not given:
+            return
+        warm = dict(doc.get("_warm") or {})
+        for field in ("ReadUnitsPerSecond", "WriteUnitsPerSecond"):
+            if given.get(field) is not None:
+                warm[field] = int(given[field])
+        doc["_warm"] = warm
 
     @staticmethod
     def _throughput(billing: str, given: dict[str, Any] | None) -> dict[str, Any]:
@@ -183,6 +208,18 @@ class TablesProvider:
             if current.get("StreamEnabled"):
                 doc["StreamSpecification"] = {"StreamEnabled": False}
 
+    def _sse(self, ctx: RequestContext, sse: dict[str, Any]) -> dict[str, Any]:
+        """The SSEDescription of encryption with a KMS key: the one asked for (a key id becomes its ARN), or
+        the account's AWS managed key for DynamoDB (`alias/aws/dynamodb`)."""
+        key = sse.get("KMSMasterKeyId")
+        if not key:
+            arn = self.managed_key(ctx.account_id, ctx.region, "dynamodb")
+        elif key.startswith("arn:"):
+            arn = key
+        else:
+            arn = f"arn:aws:kms:{ctx.region}:{ctx.account_id}:{key if key.startswith('alias/') else 'key/' + key}"
+        return {"Status": "ENABLED", "SSEType": sse.get("SSEType") or "KMS", "KMSMasterKeyArn": arn}
+
     def describe_table(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         t = rq.table(self.store, ctx, params["TableName"], detailed=True)
         return {"Table": self.describe(t)}
@@ -194,7 +231,65 @@ class TablesProvider:
                             "deletion protection first.")
         described = self.describe(t, "DELETING")
         self.store.delete_table(t)
+        for region in t.replica_regions:  # the rest of the global table no longer writes here
+            self._set_replicas(ctx.account_id, region, t.name, [r for r in t.doc["_replicas"] if r != t.region])
         return {"TableDescription": described}
+
+    def _set_replicas(self, account: str, region: str, name: str, regions: list[str]) -> None:
+        member = self.store.get_table(account, region, name)
+        if member is None:
+            return
+        doc = copy.deepcopy(member.doc)
+        if len(regions) > 1:
+            doc["_replicas"] = sorted(regions)
+        else:
+            doc.pop("_replicas", None)
+        self.store.update_table(member, Table(account, region, name, doc))
+
+    def _replica_updates(self, ctx: RequestContext, t: Table, updates: list[dict[str, Any]]) -> Table:
+        """Global tables (version 2019.11.21): a replica is a table of the same name in another region of
+        the account, created with the table's schema and items; every write to one is made in all of them
+        (`store.Writer.put`), each replica with its own stream."""
+        regions = list(t.doc.get("_replicas") or [t.region])
+        for update in updates:
+            if "Create" in update:
+                region = update["Create"]["RegionName"]
+                if region in regions or self.store.get_table(t.account, region, t.name) is not None:
+                    raise v.invalid(f"Failed to create a the new replica of table with name: '{t.name}' because one "
+                                    "or more replicas already existed as tables.")
+                now = self.store.clock()
+                doc = {k: copy.deepcopy(val) for k, val in t.doc.items() if k not in ("_kinesis", "_insights",
+                                                                                      "_tags")}
+                doc.update(TableArn=f"arn:aws:dynamodb:{region}:{t.account}:table/{t.name}",
+                           TableId=str(uuid.uuid4()), _created=now)
+                if t.stream_view is not None:
+                    label = _stream_label(now)
+                    doc.update(LatestStreamLabel=label, LatestStreamArn=stream_arn(doc["TableArn"], label))
+                else:
+                    doc.pop("LatestStreamLabel", None)
+                    doc.pop("LatestStreamArn", None)
+                replica = Table(t.account, region, t.name, doc)
+                if not self.store.create_table(replica):
+                    raise v.invalid(f"Failed to create a the new replica of table with name: '{t.name}' because one "
+                                    "or more replicas already existed as tables.")
+                self.store.copy_items(t, replica)
+                regions.append(region)
+            elif "Delete" in update:
+                region = update["Delete"]["RegionName"]
+                if region not in regions or region == t.region:
+                    raise v.invalid(f"Failed to remove replica in region {region} for table {t.name}: the replica "
+                                    "does not exist")
+                regions.remove(region)
+                gone = self.store.get_table(t.account, region, t.name)
+                if gone is not None:
+                    self.store.delete_table(gone)
+        for region in regions:
+            if region != t.region:
+                self._set_replicas(t.account, region, t.name, regions)
+        self._set_replicas(t.account, t.region, t.name, regions)
+        found = self.store.get_table(t.account, t.region, t.name)
+        assert found is not None  # the caller's table
+        return found
 
     def list_tables(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         names = self.store.table_names(ctx.account_id, ctx.region)
@@ -209,6 +304,8 @@ class TablesProvider:
 
     def update_table(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         t = rq.table(self.store, ctx, params["TableName"], detailed=True)
+        if params.get("ReplicaUpdates"):
+            t = self._replica_updates(ctx, t, params["ReplicaUpdates"])
         doc = copy.deepcopy(t.doc)
         now = self.store.clock()
         billing = params.get("BillingMode")
@@ -267,17 +364,21 @@ class TablesProvider:
             doc["DeletionProtectionEnabled"] = bool(params["DeletionProtectionEnabled"])
         if params.get("TableClass"):
             doc["TableClassSummary"] = {"TableClass": params["TableClass"]}
+        self._warm_throughput(doc, params.get("WarmThroughput"))
         sse = params.get("SSESpecification")
+        disabled_sse = None
         if sse is not None:
             if sse.get("Enabled"):
-                doc["SSEDescription"] = {"Status": "ENABLED", "SSEType": sse.get("SSEType") or "KMS",
-                                         "KMSMasterKeyArn": sse.get("KMSMasterKeyId") or
-                                         f"arn:aws:kms:{ctx.region}:{ctx.account_id}:key/aws-dynamodb"}
+                doc["SSEDescription"] = self._sse(ctx, sse)
             else:
-                doc.pop("SSEDescription", None)
+                # AWS answers the key being let go (UPDATING) and describes the table without it afterwards.
+                disabled_sse = doc.pop("SSEDescription", None)
         new = Table(t.account, t.region, t.name, doc)
         self.store.update_table(t, new)
-        return {"TableDescription": self.describe(new, "UPDATING")}
+        described = self.describe(new, "UPDATING")
+        if disabled_sse is not None:
+            described["SSEDescription"] = {**disabled_sse, "Status": "UPDATING"}
+        return {"TableDescription": described}
 
     # -- tags ---------------------------------------------------------------------------------------
 
@@ -368,3 +469,74 @@ class TablesProvider:
             "PointInTimeRecoveryStatus": "ENABLED", "RecoveryPeriodInDays": pitr["Days"],
             "EarliestRestorableDateTime": datetime.fromtimestamp(pitr["Since"], UTC),
             "LatestRestorableDateTime": datetime.fromtimestamp(now, UTC)}}
+
+    # -- contributor insights -------------------------------------------------------------------------
+    # Stored and reported as AWS does; Hearth publishes no CloudWatch Contributor Insights rules' data.
+
+    def _insights_target(self, ctx: RequestContext, params: dict[str, Any]) -> tuple[Table, str]:
+        t = rq.table(self.store, ctx, params["TableName"], detailed=True)
+        index = params.get("IndexName") or ""
+        if index and t.index(index) is None:
+            raise rq.not_found(f"Index: {index} not found for table: {t.name}")
+        return t, index
+
+    def _insights(self, t: Table, index: str) -> dict[str, Any]:
+        state = (t.doc.get("_insights") or {}).get(index)
+        out: dict[str, Any] = {"TableName": t.name}
+        if index:
+            out["IndexName"] = index
+        if not state or state["Status"] == "DISABLED":
+            out["ContributorInsightsStatus"] = "DISABLED"
+            if state:
+                out["LastUpdateDateTime"] = datetime.fromtimestamp(state["Updated"], UTC)
+            return out
+        prefix = f"DynamoDBContributorInsights-{{}}-{t.name}{'-' + index if index else ''}-{state['Id']}"
+        found = t.index(index) if index else None
+        has_range = (found.range_key if found is not None else t.range_key) is not None
+        kinds = ["PKC", "PKT"] + (["SKC", "SKT"] if has_range else [])
+        out.update(ContributorInsightsRuleList=[prefix.format(k) for k in kinds], ContributorInsightsStatus="ENABLED",
+                   LastUpdateDateTime=datetime.fromtimestamp(state["Updated"], UTC),
+                   ContributorInsightsMode=state["Mode"])
+        return out
+
+    def describe_contributor_insights(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        t, index = self._insights_target(ctx, params)
+        return self._insights(t, index)
+
+    def update_contributor_insights(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        t, index = self._insights_target(ctx, params)
+        enable = params["ContributorInsightsAction"] == "ENABLE"
+        doc = copy.deepcopy(t.doc)
+        now = self.store.clock()
+        mode = params.get("ContributorInsightsMode") or "ACCESSED_AND_THROTTLED_KEYS"
+        doc.setdefault("_insights", {})[index] = {"Status": "ENABLED" if enable else "DISABLED", "Updated": now,
+                                                  "Mode": mode, "Id": int(now * 1000)}
+        self.store.update_table(t, Table(t.account, t.region, t.name, doc))
+        out: dict[str, Any] = {"TableName": t.name}
+        if index:
+            out["IndexName"] = index
+        out["ContributorInsightsStatus"] = "ENABLING" if enable else "DISABLING"
+        if enable:
+            out["ContributorInsightsMode"] = mode
+        return out
+
+    def list_contributor_insights(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        names = [params["TableName"]] if params.get("TableName") else self.store.table_names(ctx.account_id,
+                                                                                              ctx.region)
+        summaries = []
+        for name in names:
+            t = rq.table(self.store, ctx, name, detailed=True)
+            for index, state in sorted((t.doc.get("_insights") or {}).items()):
+                summary: dict[str, Any] = {"TableName": t.name}
+                if index:
+                    summary["IndexName"] = index
+                summary["ContributorInsightsStatus"] = state["Status"]
+                if state["Status"] == "ENABLED":
+                    summary["ContributorInsightsMode"] = state["Mode"]
+                summaries.append(summary)
+        start = int(params["NextToken"]) if str(params.get("NextToken") or "").isdigit() else 0
+        limit = int(params.get("MaxResults") or 100)
+        out: dict[str, Any] = {"ContributorInsightsSummaries": summaries[start:start + limit]}
+        if start + limit < len(summaries):
+            out["NextToken"] = str(start + limit)
+        return out
