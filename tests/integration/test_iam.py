@@ -220,6 +220,38 @@ def test_groups_instance_profiles_tags_and_service_linked_roles(iam: Any) -> Non
     assert iam.get_service_linked_role_deletion_status(DeletionTaskId=task)["Status"] == "SUCCEEDED"
 
 
+def test_service_linked_roles_follow_the_catalog(iam: Any) -> None:
+    # Names, attached policies and suffix rules as AWS answers them (recorded in the conformance snapshots).
+    role = iam.create_service_linked_role(AWSServiceName="eks.amazonaws.com")["Role"]["RoleName"]
+    assert role == "AWSServiceRoleForAmazonEKS"
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == [
+        {"PolicyName": "AmazonEKSServiceRolePolicy",
+         "PolicyArn": "arn:aws:iam::aws:policy/aws-service-role/AmazonEKSServiceRolePolicy"}]
+    with pytest.raises(ClientError) as exc:
+        iam.delete_role(RoleName=role)
+    assert _error(exc) == ("UnmodifiableEntity", f"Cannot perform the operation on the protected role '{role}' - "
+                           "this role is only modifiable by AWS", 400)
+    iam.delete_service_linked_role(RoleName=role)
+    with pytest.raises(ClientError) as exc:
+        iam.create_service_linked_role(AWSServiceName="batch.amazonaws.com", CustomSuffix="x")
+    assert _error(exc) == ("InvalidInput", "Custom suffix is not allowed for batch.amazonaws.com", 400)
+    suffixed = iam.create_service_linked_role(AWSServiceName="lexv2.amazonaws.com", CustomSuffix="bot1")["Role"]
+    assert suffixed["RoleName"] == "AWSServiceRoleForLexV2Bots_bot1"
+    iam.delete_service_linked_role(RoleName=suffixed["RoleName"])
+
+
+def test_trust_policy_effect_in_any_case(server: HearthServer, iam: Any) -> None:
+    # CloudFormation templates that deploy on AWS write "ALLOW"; Lambda must still see the role as assumable.
+    role = _name("upper")
+    trust = _doc({"Effect": "ALLOW", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"})
+    arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    name = _name("fn")
+    server.client("lambda").create_function(FunctionName=name, Runtime="python3.12", Role=arn,
+                                            Handler="index.handler", Code={"ZipFile": make_zip({"index.py": ""})})
+    server.client("lambda").delete_function(FunctionName=name)
+    iam.delete_role(RoleName=role)
+
+
 def test_user_keys_are_judged_by_policies_and_deactivated_at_once(server: HearthServer, iam: Any) -> None:
     user = _name("dev")
     iam.create_user(UserName=user)
