@@ -85,6 +85,7 @@ from hearth.services.ec2.store import Ec2Store
 from hearth.services.ecr.provider import EcrProvider
 from hearth.services.ecr.repositories import RepositoryStore
 from hearth.services.events.component import EventBridge, clock_for
+from hearth.services.iam.certificates import ServerCertificatesProvider
 from hearth.services.iam.credentials import ServiceCredentialsProvider
 from hearth.services.iam.policies import IamPolicyProvider
 from hearth.services.iam.principals import key_source, policy_source
@@ -399,7 +400,7 @@ class Hearth:
                          PartiqlProvider(self.tables)],
             "dynamodbstreams": [StreamsProvider(self.tables)],
             "iam": [IamProvider(self.iam_store), IamPolicyProvider(self.iam_store),
-                    ServiceCredentialsProvider(self.iam_store)],
+                    ServiceCredentialsProvider(self.iam_store), ServerCertificatesProvider(self.iam_store)],
             "sts": [self.sts],
             "s3": [self.s3],
             "ec2": [self.ec2],  # networking subset (issue 19)

@@ -252,6 +252,44 @@ def test_trust_policy_effect_in_any_case(server: HearthServer, iam: Any) -> None
     iam.delete_role(RoleName=role)
 
 
+def _self_signed() -> tuple[str, str]:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.com")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(datetime(2024, 1, 1, tzinfo=UTC))
+            .not_valid_after(datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=3650))
+            .sign(key, hashes.SHA256()))
+    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), pem_key.decode()
+
+
+def test_server_certificates(iam: Any) -> None:
+    body, key = _self_signed()
+    name = _name("cert")
+    meta = iam.upload_server_certificate(ServerCertificateName=name, CertificateBody=body,
+                                         PrivateKey=key)["ServerCertificateMetadata"]
+    assert meta["Arn"] == f"arn:aws:iam::{ACCOUNT}:server-certificate/{name}"
+    assert meta["ServerCertificateId"].startswith("ASCA") and meta["Expiration"].year == 2033
+    got = iam.get_server_certificate(ServerCertificateName=name)["ServerCertificate"]
+    assert got["CertificateBody"] == body.strip() and "PrivateKey" not in got
+    assert name in [c["ServerCertificateName"] for c in iam.list_server_certificates()["ServerCertificateMetadataList"]]
+    with pytest.raises(ClientError) as exc:
+        iam.upload_server_certificate(ServerCertificateName=_name("bad"), CertificateBody="nope", PrivateKey=key)
+    assert _error(exc)[0] == "MalformedCertificate"
+    iam.delete_server_certificate(ServerCertificateName=name)
+    with pytest.raises(ClientError) as exc:
+        iam.get_server_certificate(ServerCertificateName=name)
+    assert _error(exc) == ("NoSuchEntity", f"The Server Certificate with name {name} cannot be found.", 404)
+
+
 def test_user_keys_are_judged_by_policies_and_deactivated_at_once(server: HearthServer, iam: Any) -> None:
     user = _name("dev")
     iam.create_user(UserName=user)
