@@ -408,7 +408,9 @@ class Hearth:
                                  # resource-based policies the authorizer weighs itself (Lambda judges its own)
                                  resource_policies={"sqs": self.queues.resource_policy,
                                                     "sns": self.topics.resource_policy,
-                                                    "s3": self.s3_store.resource_policy}))
+                                                    "s3": self.s3_store.resource_policy},
+                                 # function policies grant users and roles of the function's own account
+                                 own_account_policies={"lambda": self.functions.resource_policy}))
         # CloudFormation creates resources through the gateway's other services, so it joins it last and
         # stops first (its running stack operations end before the services they call).
         self.cloudformation = CloudFormation(s.data_dir, self.gateway, self.parameters, pool.sandbox_endpoint)

@@ -430,6 +430,34 @@ def test_simulate_policies_use_the_evaluator(iam: Any) -> None:
     iam.delete_role(RoleName=role)
 
 
+def test_function_policy_grants_a_user_of_its_account(server: HearthServer, iam: Any) -> None:
+    # A function policy naming a user of the function's own account grants it with no identity policy
+    # (IAM User Guide, "Policy evaluation logic": a same-account resource-based policy may grant alone).
+    user = _name("invoker")
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    role = iam.create_role(RoleName=_name("fn-role"), AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]
+    owner = server.client("lambda")
+    name = _name("granted")
+    owner.create_function(FunctionName=name, Runtime="python3.12", Handler="app.handler", Role=role["Arn"],
+                          Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 7\n"})})
+    owner.get_waiter("function_active_v2").wait(FunctionName=name)
+    lam = _client(server, "lambda", key)
+    with pytest.raises(ClientError) as exc:
+        lam.invoke(FunctionName=name)
+    assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
+    owner.add_permission(FunctionName=name, StatementId="user", Action="lambda:InvokeFunction",
+                         Principal=f"arn:aws:iam::{ACCOUNT}:user/{user}")
+    assert lam.invoke(FunctionName=name)["Payload"].read() == b"7"
+    with pytest.raises(ClientError) as exc:  # the statement grants invocation only
+        lam.get_function(FunctionName=name)
+    assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
+    owner.delete_function(FunctionName=name)
+    iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+    iam.delete_user(UserName=user)
+    iam.delete_role(RoleName=role["RoleName"])
+
+
 def test_create_function_needs_a_role_lambda_can_assume(server: HearthServer, iam: Any) -> None:
     lam = server.client("lambda")
     code = {"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})}

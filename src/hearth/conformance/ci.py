@@ -15,6 +15,7 @@ _LOGS = "tests/aws/services/logs"
 _KINESIS = "tests/aws/services/kinesis/test_kinesis.py"
 _SNS = "tests/aws/services/sns/test_sns.py"
 _EVENTS = "tests/aws/services/events"
+_IAM = "tests/aws/services/iam/test_iam.py"
 
 TESTS: dict[str, tuple[str, ...]] = {
     "lambda": tuple(f"{_LAMBDA_API}::{test}" for test in (
@@ -105,6 +106,12 @@ TESTS: dict[str, tuple[str, ...]] = {
         "test_events_tags.py::tests_tag_untag_resource[event_bus-event_bus_custom]",
         "test_events.py::TestEventBus::test_put_permission_non_existing_event_bus",
         "test_archive_and_replay.py::TestArchive::test_describe_archive_error_unknown_archive",
+    )),
+    "iam": tuple(f"{_IAM}::{test}" for test in (
+        "TestIAMServiceRoles::test_service_role_lifecycle[eks.amazonaws.com]",
+        "TestIAMServiceRoles::test_service_role_lifecycle_custom_suffix[lexv2.amazonaws.com]",
+        "TestIAMServiceRoles::test_service_role_lifecycle_custom_suffix_not_allowed[batch.amazonaws.com]",
+        "TestIAMServiceRoles::test_service_role_deletion",
     )),
 }
 
