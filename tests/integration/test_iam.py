@@ -238,6 +238,9 @@ def test_service_linked_roles_follow_the_catalog(iam: Any) -> None:
     suffixed = iam.create_service_linked_role(AWSServiceName="lexv2.amazonaws.com", CustomSuffix="bot1")["Role"]
     assert suffixed["RoleName"] == "AWSServiceRoleForLexV2Bots_bot1"
     iam.delete_service_linked_role(RoleName=suffixed["RoleName"])
+    with pytest.raises(ClientError) as exc:
+        iam.get_service_linked_role_deletion_status(DeletionTaskId="task/unknown")
+    assert _error(exc)[0] == "NoSuchEntity"
 
 
 def test_trust_policy_effect_in_any_case(server: HearthServer, iam: Any) -> None:

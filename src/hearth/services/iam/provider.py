@@ -326,15 +326,15 @@ class IamProvider(IamOperations):
         # hands out has already SUCCEEDED.
         with self._store.tx() as conn:
             role = self._need(conn, ctx.account_id, ROLE, params["RoleName"])
-            if not role.get("service_linked"):
-                raise AwsError("InvalidInput", f"Role {role['RoleName']} is not a service-linked role.", 400)
+            if not role.get("service_linked"):  # AWS looks among service-linked roles only
+                raise no_such_entity(f"The role with name {role['RoleName']} cannot be found.")
             IamStore.remove(conn, ctx.account_id, ROLE, role["RoleName"])
         return {"DeletionTaskId": f"task{role['Path']}{role['RoleName']}/{uuid.uuid4()}"}
 
     def get_service_linked_role_deletion_status(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         task = str(params["DeletionTaskId"])
-        if not task.startswith("task/aws-service-role/"):
-            raise AwsError("InvalidInput", f"Invalid deletion task id: {task}", 400)
+        if not task.startswith("task/aws-service-role/"):  # AWS: an unknown task is NoSuchEntity (404)
+            raise no_such_entity(f"Deletion task {task} cannot be found.")
         return {"Status": "SUCCEEDED"}
 
     # -- instance profiles ------------------------------------------------------------------------
