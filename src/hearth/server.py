@@ -91,6 +91,7 @@ from hearth.services.ec2.store import Ec2Store
 from hearth.services.ecr.provider import EcrProvider
 from hearth.services.ecr.repositories import RepositoryStore
 from hearth.services.events.component import EventBridge, clock_for
+from hearth.services.iam.certificates import ServerCertificatesProvider
 from hearth.services.iam.credentials import ServiceCredentialsProvider
 from hearth.services.iam.policies import IamPolicyProvider
 from hearth.services.iam.principals import key_source, policy_source
@@ -439,7 +440,7 @@ class Hearth:
             "kms": [KmsProvider(self.kms_keys)],
             "dynamodbstreams": [StreamsProvider(self.tables)],
             "iam": [IamProvider(self.iam_store), IamPolicyProvider(self.iam_store),
-                    ServiceCredentialsProvider(self.iam_store)],
+                    ServiceCredentialsProvider(self.iam_store), ServerCertificatesProvider(self.iam_store)],
             "sts": [self.sts],
             "s3": [self.s3],
             "ec2": [self.ec2],  # networking subset (issue 19)
@@ -447,7 +448,9 @@ class Hearth:
                                  # resource-based policies the authorizer weighs itself (Lambda judges its own)
                                  resource_policies={"sqs": self.queues.resource_policy,
                                                     "sns": self.topics.resource_policy,
-                                                    "s3": self.s3_store.resource_policy}))
+                                                    "s3": self.s3_store.resource_policy},
+                                 # function policies grant users and roles of the function's own account
+                                 own_account_policies={"lambda": self.functions.resource_policy}))
         # CloudFormation creates resources through the gateway's other services, so it joins it last and
         # stops first (its running stack operations end before the services they call).
         self.cloudformation = CloudFormation(s.data_dir, self.gateway, self.parameters, pool.sandbox_endpoint)

@@ -220,6 +220,79 @@ def test_groups_instance_profiles_tags_and_service_linked_roles(iam: Any) -> Non
     assert iam.get_service_linked_role_deletion_status(DeletionTaskId=task)["Status"] == "SUCCEEDED"
 
 
+def test_service_linked_roles_follow_the_catalog(iam: Any) -> None:
+    # Names, attached policies and suffix rules as AWS answers them (recorded in the conformance snapshots).
+    role = iam.create_service_linked_role(AWSServiceName="eks.amazonaws.com")["Role"]["RoleName"]
+    assert role == "AWSServiceRoleForAmazonEKS"
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == [
+        {"PolicyName": "AmazonEKSServiceRolePolicy",
+         "PolicyArn": "arn:aws:iam::aws:policy/aws-service-role/AmazonEKSServiceRolePolicy"}]
+    with pytest.raises(ClientError) as exc:
+        iam.delete_role(RoleName=role)
+    assert _error(exc) == ("UnmodifiableEntity", f"Cannot perform the operation on the protected role '{role}' - "
+                           "this role is only modifiable by AWS", 400)
+    iam.delete_service_linked_role(RoleName=role)
+    with pytest.raises(ClientError) as exc:
+        iam.create_service_linked_role(AWSServiceName="batch.amazonaws.com", CustomSuffix="x")
+    assert _error(exc) == ("InvalidInput", "Custom suffix is not allowed for batch.amazonaws.com", 400)
+    suffixed = iam.create_service_linked_role(AWSServiceName="lexv2.amazonaws.com", CustomSuffix="bot1")["Role"]
+    assert suffixed["RoleName"] == "AWSServiceRoleForLexV2Bots_bot1"
+    iam.delete_service_linked_role(RoleName=suffixed["RoleName"])
+    with pytest.raises(ClientError) as exc:
+        iam.get_service_linked_role_deletion_status(DeletionTaskId="task/unknown")
+    assert _error(exc)[0] == "NoSuchEntity"
+
+
+def test_trust_policy_effect_in_any_case(server: HearthServer, iam: Any) -> None:
+    # CloudFormation templates that deploy on AWS write "ALLOW"; Lambda must still see the role as assumable.
+    role = _name("upper")
+    trust = _doc({"Effect": "ALLOW", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"})
+    arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    name = _name("fn")
+    server.client("lambda").create_function(FunctionName=name, Runtime="python3.12", Role=arn,
+                                            Handler="index.handler", Code={"ZipFile": make_zip({"index.py": ""})})
+    server.client("lambda").delete_function(FunctionName=name)
+    iam.delete_role(RoleName=role)
+
+
+def _self_signed() -> tuple[str, str]:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.com")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(datetime(2024, 1, 1, tzinfo=UTC))
+            .not_valid_after(datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=3650))
+            .sign(key, hashes.SHA256()))
+    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), pem_key.decode()
+
+
+def test_server_certificates(iam: Any) -> None:
+    body, key = _self_signed()
+    name = _name("cert")
+    meta = iam.upload_server_certificate(ServerCertificateName=name, CertificateBody=body,
+                                         PrivateKey=key)["ServerCertificateMetadata"]
+    assert meta["Arn"] == f"arn:aws:iam::{ACCOUNT}:server-certificate/{name}"
+    assert meta["ServerCertificateId"].startswith("ASCA") and meta["Expiration"].year == 2033
+    got = iam.get_server_certificate(ServerCertificateName=name)["ServerCertificate"]
+    assert got["CertificateBody"] == body.strip() and "PrivateKey" not in got
+    assert name in [c["ServerCertificateName"] for c in iam.list_server_certificates()["ServerCertificateMetadataList"]]
+    with pytest.raises(ClientError) as exc:
+        iam.upload_server_certificate(ServerCertificateName=_name("bad"), CertificateBody="nope", PrivateKey=key)
+    assert _error(exc)[0] == "MalformedCertificate"
+    iam.delete_server_certificate(ServerCertificateName=name)
+    with pytest.raises(ClientError) as exc:
+        iam.get_server_certificate(ServerCertificateName=name)
+    assert _error(exc) == ("NoSuchEntity", f"The Server Certificate with name {name} cannot be found.", 404)
+
+
 def test_user_keys_are_judged_by_policies_and_deactivated_at_once(server: HearthServer, iam: Any) -> None:
     user = _name("dev")
     iam.create_user(UserName=user)
@@ -358,6 +431,34 @@ def test_simulate_policies_use_the_evaluator(iam: Any) -> None:
     assert custom[0]["EvalDecision"] == "implicitDeny"
     iam.delete_role_policy(RoleName=role, PolicyName="p")
     iam.delete_role(RoleName=role)
+
+
+def test_function_policy_grants_a_user_of_its_account(server: HearthServer, iam: Any) -> None:
+    # A function policy naming a user of the function's own account grants it with no identity policy
+    # (IAM User Guide, "Policy evaluation logic": a same-account resource-based policy may grant alone).
+    user = _name("invoker")
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    role = iam.create_role(RoleName=_name("fn-role"), AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]
+    owner = server.client("lambda")
+    name = _name("granted")
+    owner.create_function(FunctionName=name, Runtime="python3.12", Handler="app.handler", Role=role["Arn"],
+                          Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 7\n"})})
+    owner.get_waiter("function_active_v2").wait(FunctionName=name)
+    lam = _client(server, "lambda", key)
+    with pytest.raises(ClientError) as exc:
+        lam.invoke(FunctionName=name)
+    assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
+    owner.add_permission(FunctionName=name, StatementId="user", Action="lambda:InvokeFunction",
+                         Principal=f"arn:aws:iam::{ACCOUNT}:user/{user}")
+    assert lam.invoke(FunctionName=name)["Payload"].read() == b"7"
+    with pytest.raises(ClientError) as exc:  # the statement grants invocation only
+        lam.get_function(FunctionName=name)
+    assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
+    owner.delete_function(FunctionName=name)
+    iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+    iam.delete_user(UserName=user)
+    iam.delete_role(RoleName=role["RoleName"])
 
 
 def test_create_function_needs_a_role_lambda_can_assume(server: HearthServer, iam: Any) -> None:

@@ -16,6 +16,7 @@ _KINESIS = "tests/aws/services/kinesis/test_kinesis.py"
 _SNS = "tests/aws/services/sns/test_sns.py"
 _EVENTS = "tests/aws/services/events"
 _DYNAMODB = "tests/aws/services/dynamodb/test_dynamodb.py"
+_IAM = "tests/aws/services/iam/test_iam.py"
 
 TESTS: dict[str, tuple[str, ...]] = {
     "lambda": tuple(f"{_LAMBDA_API}::{test}" for test in (
@@ -117,6 +118,12 @@ TESTS: dict[str, tuple[str, ...]] = {
         "test_dynamodb_create_table_with_partial_sse_specification",
         "test_streams_on_global_tables",
         "test_transact_write_items_streaming",
+    )),
+    "iam": tuple(f"{_IAM}::{test}" for test in (
+        "TestIAMServiceRoles::test_service_role_lifecycle[eks.amazonaws.com]",
+        "TestIAMServiceRoles::test_service_role_lifecycle_custom_suffix[lexv2.amazonaws.com]",
+        "TestIAMServiceRoles::test_service_role_lifecycle_custom_suffix_not_allowed[batch.amazonaws.com]",
+        "TestIAMServiceRoles::test_service_role_deletion",
     )),
 }
 

@@ -54,6 +54,7 @@ LOCALSTACK_ASSERTIONS = {
 # AWS-validated tests that create a function of one fixed runtime in their body (not a parameter).
 FIXED_RUNTIMES = {
     "test_function_url_with_response_streaming": "nodejs18.x",
+    "test_updating_stack_with_iam_role": "nodejs18.x",  # IAM: its CloudFormation template's function
 }
 
 # Tests that deploy their resources with the AWS CDK (aws-cdk-lib and Node's jsii runtime, hundreds of MB),

@@ -40,6 +40,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hearth.aws.authz.authorizer import ResourcePolicy
 from hearth.config import Settings
 from hearth.functions import errors, policy, states
 from hearth.functions.aliases import Alias, check_routing
@@ -740,6 +741,16 @@ class FunctionService:
             self._store.put_policy(new, expected_revision=row.revision_id)
         except RevisionMismatch:
             raise errors.precondition_failed_for("GetPolicy") from None
+
+    def resource_policy(self, arn: str) -> ResourcePolicy | None:
+        """A function's owner and its (unqualified) resource policy, for the gateway's authorizer: a
+        statement naming a user or role of the function's own account grants it there."""
+        parts = arn.split(":")
+        if len(parts) < 7 or parts[5] != "function":
+            return None
+        account, region, name = parts[4], parts[3], parts[6]
+        row = self._store.get_policy(account, region, name, "")
+        return ResourcePolicy(account, policy.document(row.statements) if row is not None and row.statements else None)
 
     def get_policy(self, account: str, region: str, name: str, qualifier: str | None) -> tuple[str, str]:
         """(policy document JSON, RevisionId)."""

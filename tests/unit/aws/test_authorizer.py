@@ -131,6 +131,29 @@ def test_resource_policies_grant_deny_and_admit_other_accounts() -> None:
         is None
 
 
+def test_own_account_policies_grant_only_in_their_account() -> None:
+    # Lambda: a function policy naming a user of its account grants it; other accounts stay Lambda's to judge.
+    function = f"arn:aws:lambda:us-east-1:{ACCT}:function:f"
+    looked_up: list[str] = []
+
+    def lookup(arn: str) -> ResourcePolicy | None:
+        looked_up.append(arn)
+        return ResourcePolicy(ACCT, json.dumps({"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": USER.arn}, "Action": "lambda:InvokeFunction",
+             "Resource": function}]}))
+
+    authorizer = Authorizer(_source(), own_account_policies={"lambda": lookup})
+    assert authorizer.authorize(_ctx(USER, "lambda", "Invoke"), {"FunctionName": "f"}, secure=False) is None
+    with pytest.raises(AwsError):
+        authorizer.authorize(_ctx(USER, "lambda", "GetFunction"), {"FunctionName": "f"}, secure=False)
+    looked_up.clear()
+    other_user = Principal("AKIAOTHER", "111111111111", kind="user", arn="arn:aws:iam::111111111111:user/x",
+                           user_id="AIDA2")
+    with pytest.raises(AwsError):  # its identity side allows nothing; the function's policy is not consulted
+        authorizer.authorize(_ctx(other_user, "lambda", "Invoke"), {"FunctionName": function}, secure=False)
+    assert looked_up == []
+
+
 def test_resource_account_of_an_arn_without_one_comes_from_its_owner() -> None:
     # An S3 ARN names no account: the bucket's owner answers for aws:ResourceAccount (the CDK
     # bootstrap roles' policies allow their bucket only with `aws:ResourceAccount` = their account).

@@ -18,6 +18,14 @@ ROOT = AccessKey("AKIAROOT000000000000", "root-secret", "000000000000")
 NOW = time.time()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_now() -> None:
+    # Requests are signed with the real clock: NOW must be the test's own moment, not the module's import
+    # (a long suite run put more than SigV4's 15 minutes between the two).
+    global NOW
+    NOW = time.time()
+
+
 def _request(key_id: str, secret: str, token: str | None) -> SignedRequest:
     aws = AWSRequest(method="POST", url="http://127.0.0.1:4566/", data=b"Action=GetCallerIdentity",
                      headers={"Content-Type": "application/x-www-form-urlencoded"})

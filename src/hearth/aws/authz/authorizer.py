@@ -13,6 +13,9 @@ its own; for another account's resource both sides must allow, and the account's
 the resource side only (its identity side allows everything). `authorize` returns the owner of
 another account's resource it let the caller reach, so that the service serves it (a service that
 registers no lookup keeps judging other accounts itself, as Lambda judges its function policies).
+A service may instead register an own-account lookup (Lambda): its resource policy then joins the
+decision only for callers of the resource's own account (a function policy naming a user of that
+account grants that user), and other accounts stay the service's to judge.
 
 Modes: "enforce" answers AccessDenied; "audit" lets the request through and logs the denial with
 the statement that would have allowed it.
@@ -62,9 +65,11 @@ ResourcePolicyLookup = Callable[[str], ResourcePolicy | None]
 class Authorizer:
     def __init__(self, policies: PolicySource, *, mode: str = "enforce",
                  clock: Callable[[], float] = time.time, usage: UsageRecorder | None = None,
-                 resource_policies: Mapping[str, ResourcePolicyLookup] | None = None) -> None:
+                 resource_policies: Mapping[str, ResourcePolicyLookup] | None = None,
+                 own_account_policies: Mapping[str, ResourcePolicyLookup] | None = None) -> None:
         self._policies = policies
         self._resource_policies = dict(resource_policies or {})  # service -> lookup
+        self._own_account_policies = dict(own_account_policies or {})  # service -> lookup, same account only
         self._mode = mode
         self._clock = clock
         self._usage = usage  # what each role and user did, for `hearth policy suggest`
@@ -91,6 +96,10 @@ class Authorizer:
             self._judge_root(ctx, held, action, resource, secure)
             return held.owner
         held = lookup(resource) if lookup is not None and resource != "*" else None
+        own = self._own_account_policies.get(ctx.service)
+        if held is None and own is not None and _account_of(resource) == principal.account_id:
+            mine = own(resource)
+            held = mine if mine is not None and mine.owner == principal.account_id else None
         found = self._policies(principal)
         self._judge(ctx, found, action, resource, {}, secure, held)
         for implied, implied_resource, keys in implied_actions(ctx.service, ctx.operation, params):

@@ -128,7 +128,7 @@ def evaluate(request: Request, policies: PolicySet) -> Decision:
     direct = False  # the resource policy named the caller itself, not its account
     if policies.resource is not None:
         for statement in policies.resource.statements():
-            if statement.get("Effect") == "Allow" and statement_matches(statement, request, principal=True):
+            if effect_of(statement) == "Allow" and statement_matches(statement, request, principal=True):
                 resource_allows.append(_matched(policies.resource, statement))
                 direct = direct or _names_caller_directly(statement, request.caller)
 
@@ -177,11 +177,20 @@ def _principal_values(matched: list[Matched], policies: PolicySet) -> set[str]:
     return out
 
 
+def effect_of(statement: Mapping[str, Any]) -> str:
+    """A statement's Effect as "Allow" or "Deny" (IAM accepts trust policies written "ALLOW", "allow", ...);
+    anything else is returned as written and matches neither."""
+    effect = statement.get("Effect")
+    if isinstance(effect, str) and effect.lower() in ("allow", "deny"):
+        return effect.capitalize()
+    return str(effect)
+
+
 def _matching(group: Iterable[Policy], effect: str, request: Request, *, principal: bool = False) -> list[Matched]:
     out: list[Matched] = []
     for policy in group:
         for statement in policy.statements():
-            if statement.get("Effect") == effect and statement_matches(statement, request, principal=principal):
+            if effect_of(statement) == effect and statement_matches(statement, request, principal=principal):
                 out.append(_matched(policy, statement))
     return out
 

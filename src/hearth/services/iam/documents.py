@@ -54,7 +54,9 @@ def validate_permissions(text: str) -> dict[str, Any]:
 
 def validate_trust(text: str) -> dict[str, Any]:
     """A role's trust policy: statements name principals and sts actions, never resources."""
-    doc = _common(text)
+    # IAM takes a trust policy's Effect in any letter case ("ALLOW" in CloudFormation templates that
+    # deploy on AWS); permissions policies must spell it "Allow" or "Deny".
+    doc = _common(text, any_case_effect=True)
     for statement in _statements(doc):
         if "Resource" in statement or "NotResource" in statement:
             raise malformed("Has prohibited field Resource.")
@@ -66,7 +68,7 @@ def validate_trust(text: str) -> dict[str, Any]:
     return doc
 
 
-def _common(text: str) -> dict[str, Any]:
+def _common(text: str, *, any_case_effect: bool = False) -> dict[str, Any]:
     doc = parse(text)
     if set(doc) - _TOP_LEVEL or "Statement" not in doc:
         raise malformed("Syntax errors in policy.")
@@ -77,7 +79,10 @@ def _common(text: str) -> dict[str, Any]:
     for statement in statements:
         if set(statement) - _STATEMENT_KEYS:
             raise malformed("Syntax errors in policy.")
-        if statement.get("Effect") not in ("Allow", "Deny"):
+        effect = statement.get("Effect")
+        if any_case_effect and isinstance(effect, str):
+            effect = effect.capitalize()
+        if effect not in ("Allow", "Deny"):
             raise malformed("Syntax errors in policy.")
         if "Action" in statement and "NotAction" in statement:
             raise malformed("Syntax errors in policy.")

@@ -16,7 +16,7 @@ from typing import Any
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
-from hearth.services.iam import documents
+from hearth.services.iam import documents, service_roles
 from hearth.services.iam.common import (
     ACCESS_KEYS_PER_USER,
     IamOperations,
@@ -262,6 +262,9 @@ class IamProvider(IamOperations):
         name = params["RoleName"]
         with self._store.tx() as conn:
             role = self._need(conn, ctx.account_id, ROLE, name)
+            if role.get("service_linked"):
+                raise AwsError("UnmodifiableEntity", f"Cannot perform the operation on the protected role '{name}' "
+                               "- this role is only modifiable by AWS", 400)
             if any(name in p["roles"] for p in IamStore.all_of(conn, ctx.account_id, INSTANCE_PROFILE)):
                 raise delete_conflict("Cannot delete entity, must remove roles from instance profile first.")
             if role["inline"]:
@@ -296,21 +299,22 @@ class IamProvider(IamOperations):
 
     def create_service_linked_role(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         service = params["AWSServiceName"]
-        prefix = service.split(".")[0]
-        label = {"ecs": "ECS", "lambda": "Lambda", "autoscaling": "AutoScaling",
-                 "elasticloadbalancing": "ElasticLoadBalancing", "batch": "Batch"}.get(
-            prefix, prefix[:1].upper() + prefix[1:])
-        name = f"AWSServiceRoleFor{label}"
+        entry = service_roles.lookup(service)
+        name = entry.role_name
         if params.get("CustomSuffix"):
+            if not entry.custom_suffix:
+                raise AwsError("InvalidInput", f"Custom suffix is not allowed for {service}", 400)
             name += f"_{params['CustomSuffix']}"
         path = f"/aws-service-role/{service}/"
         trust = json.dumps({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
+        # The service's own managed policies are attached by AWS, not through AttachRolePolicy: no
+        # attachability check and no per-role quota apply.
         role: dict[str, Any] = {
                 "RoleName": name, "RoleId": new_id(ROLE), "Path": path, "created": clock_now(),
                 "Arn": self._arn(ctx.account_id, "role", path, name), "trust": trust,
                 "Description": params.get("Description") or "", "MaxSessionDuration": 3600, "Tags": [],
-                "inline": {}, "attached": [], "boundary": None, "service_linked": True}
+                "inline": {}, "attached": list(entry.policy_arns), "boundary": None, "service_linked": True}
         with self._store.tx() as conn:
             if not IamStore.insert(conn, ctx.account_id, ROLE, name, role):
                 raise AwsError("InvalidInput", f"Service role name {name} has been taken in this account, please "
@@ -318,12 +322,19 @@ class IamProvider(IamOperations):
         return {"Role": self._role_out(role, full=False)}
 
     def delete_service_linked_role(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        # AWS deletes asynchronously and reports through the task; Hearth deletes at once, so every task it
+        # hands out has already SUCCEEDED.
         with self._store.tx() as conn:
             role = self._need(conn, ctx.account_id, ROLE, params["RoleName"])
+            if not role.get("service_linked"):  # AWS looks among service-linked roles only
+                raise no_such_entity(f"The role with name {role['RoleName']} cannot be found.")
             IamStore.remove(conn, ctx.account_id, ROLE, role["RoleName"])
         return {"DeletionTaskId": f"task{role['Path']}{role['RoleName']}/{uuid.uuid4()}"}
 
     def get_service_linked_role_deletion_status(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        task = str(params["DeletionTaskId"])
+        if not task.startswith("task/aws-service-role/"):  # AWS: an unknown task is NoSuchEntity (404)
+            raise no_such_entity(f"Deletion task {task} cannot be found.")
         return {"Status": "SUCCEEDED"}
 
     # -- instance profiles ------------------------------------------------------------------------

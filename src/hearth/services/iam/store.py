@@ -1,4 +1,5 @@
-"""IAM's durable state: users, groups, roles, customer managed policies, instance profiles, access keys.
+"""IAM's durable state: users, groups, roles, customer managed policies, instance profiles, server
+certificates, access keys.
 
 It owns the `iam` component database. Each entity is one row (account, kind, name) whose `data` is
 the entity as a JSON object (its attributes, inline policies, attached policy ARNs, tags, group
@@ -24,6 +25,7 @@ from hearth.store.component import ComponentDb
 from hearth.store.engine import Connection
 
 USER, GROUP, ROLE, POLICY, INSTANCE_PROFILE = "user", "group", "role", "policy", "instance-profile"
+SERVER_CERTIFICATE = "server-certificate"
 
 MIGRATIONS = (
     """
@@ -39,7 +41,8 @@ MIGRATIONS = (
     """,
 )
 
-_ID_PREFIX = {USER: "AIDA", GROUP: "AGPA", ROLE: "AROA", POLICY: "ANPA", INSTANCE_PROFILE: "AIPA"}
+_ID_PREFIX = {USER: "AIDA", GROUP: "AGPA", ROLE: "AROA", POLICY: "ANPA", INSTANCE_PROFILE: "AIPA",
+              SERVER_CERTIFICATE: "ASCA"}
 
 
 def new_id(kind: str) -> str:

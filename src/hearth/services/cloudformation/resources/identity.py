@@ -1,5 +1,5 @@
 """CloudFormation resource types of IAM identities: users, groups, access keys, group membership,
-instance profiles and service-linked roles, written against IAM's API (roles and policies are in
+instance profiles, service-linked roles and server certificates, written against IAM's API (roles and policies are in
 `storage.py`)."""
 
 from __future__ import annotations
@@ -213,4 +213,32 @@ class ServiceLinkedRole(Handler):
         await ignore_missing(r.client("iam", "DeleteServiceLinkedRole", {"RoleName": str(r.physical_id)}))
 
 
-HANDLERS: tuple[type[Handler], ...] = (User, Group, AccessKey, UserToGroupAddition, InstanceProfile, ServiceLinkedRole)
+class ServerCertificate(Handler):
+    type = "AWS::IAM::ServerCertificate"
+    attributes = ("Arn",)
+    replace_on = frozenset({"ServerCertificateName", "CertificateBody", "CertificateChain", "PrivateKey"})
+
+    async def create(self, r: ResourceRequest) -> Outcome:
+        p = r.properties
+        name = r.name("ServerCertificateName", 128)
+        meta = (await r.client("iam", "UploadServerCertificate", {
+            "ServerCertificateName": name, "Path": p.get("Path"), "CertificateBody": p.get("CertificateBody"),
+            "PrivateKey": p.get("PrivateKey"), "CertificateChain": p.get("CertificateChain"),
+            "Tags": tags_list(p.get("Tags")) or None}))["ServerCertificateMetadata"]
+        r.created = name
+        return Outcome(name, {"Arn": meta["Arn"]})
+
+    async def update(self, r: ResourceRequest, old: dict[str, Any]) -> Outcome:
+        name = str(r.physical_id)
+        if r.properties.get("Path") != old.get("Path"):
+            await r.client("iam", "UpdateServerCertificate", {"ServerCertificateName": name,
+                                                              "NewPath": r.properties.get("Path") or "/"})
+        meta = (await r.client("iam", "GetServerCertificate", {"ServerCertificateName": name}))["ServerCertificate"]
+        return Outcome(name, {"Arn": meta["ServerCertificateMetadata"]["Arn"]})
+
+    async def delete(self, r: ResourceRequest) -> None:
+        await ignore_missing(r.client("iam", "DeleteServerCertificate", {"ServerCertificateName": str(r.physical_id)}))
+
+
+HANDLERS: tuple[type[Handler], ...] = (User, Group, AccessKey, UserToGroupAddition, InstanceProfile, ServiceLinkedRole,
+                                       ServerCertificate)
