@@ -116,7 +116,7 @@ class AwsGateway:
             log.exception("internal error answering %s %s", scope.get("method"), scope.get("path"))
             response = rest_json.render_error(_internal_error(), request_id)
         if response is not None:  # None: answered already (S3 streams its answers itself)
-            await _send_response(send, response)
+            await _send_response(send, response, receive)
 
     # -- one request ------------------------------------------------------------------------------
 
@@ -468,7 +468,7 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-async def _send_response(send: Send, response: HttpResponse) -> None:
+async def _send_response(send: Send, response: HttpResponse, receive: Receive) -> None:
     raw_headers = [(k.lower().encode("latin-1"), str(v).encode("latin-1", "replace"))
                    for k, v in response.headers.items() if k.lower() != "content-length"]
     body = response.body
@@ -478,4 +478,5 @@ async def _send_response(send: Send, response: HttpResponse) -> None:
         await send({"type": "http.response.body", "body": bytes(body)})
         return
     await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
-    await send_stream(send, body)
+    # The request's body was read before any streamed answer: `receive` now only reports the client leaving.
+    await send_stream(send, body, receive)

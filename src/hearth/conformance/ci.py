@@ -94,6 +94,8 @@ TESTS: dict[str, tuple[str, ...]] = {
         "TestKinesis::test_create_stream_without_shard_count",
         "TestKinesis::test_resource_policy_crud",
         "TestKinesis::test_cbor_exceptions",
+        "TestKinesis::test_subscribe_to_shard",
+        "TestKinesis::test_subscribe_to_shard_with_sequence_number_as_iterator",
     )),
     "sns": tuple(f"{_SNS}::{test}" for test in (
         "TestSNSTopicCrud::test_tags",
