@@ -380,13 +380,15 @@ def _is_query_request(headers: dict[str, str], first_query: dict[str, str]) -> b
     return "x-www-form-urlencoded" in headers.get("content-type", "") or "Action" in first_query
 
 
-# Top-level members a service checks itself, with its own error, before AWS's request framework would:
+# Members (by path) a service checks itself, with its own error, before AWS's request framework would:
 # Lambda answers an unknown `Runtime` with InvalidParameterValueException ("Value … at 'runtime' failed
 # to satisfy constraint: … or be a valid ARN", listing the runtimes it accepts today), not with the
 # framework's ValidationException over botocore's longer enum (services/lambda_/validation.py).
 # IAM words a credential id's pattern failure without the value (services/iam/credentials.py).
+# EventBridge accepts an OAuth connection's method in any case (services/events/connections.py).
 _JUDGED_BY_SERVICE: dict[str, frozenset[str]] = {"lambda": frozenset({"runtime"}),
-                                                 "iam": frozenset({"serviceSpecificCredentialId"})}
+                                                 "iam": frozenset({"serviceSpecificCredentialId"}),
+                                                 "events": frozenset({"authParameters.oAuthParameters.httpMethod"})}
 
 
 def _as_service_validation_error(api: ServiceApi, operation: str, err: ValidationError) -> AwsError:

@@ -16,6 +16,7 @@ from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
 from hearth.services.events.archives import ArchiveOperations
 from hearth.services.events.bus import EventBus, envelope
+from hearth.services.events.connections import ConnectionOperations
 from hearth.services.events.patterns import PatternError, compile_pattern
 from hearth.services.events.resource_ops import ResourceOperations, decode_token, encode_token
 from hearth.services.events.schedules import parse_schedule
@@ -55,7 +56,7 @@ def _epoch(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-class EventsProvider(ResourceOperations, ArchiveOperations):
+class EventsProvider(ResourceOperations, ArchiveOperations, ConnectionOperations):
     def __init__(self, store: EventStore, bus: EventBus) -> None:
         self.store = store
         self.bus = bus
