@@ -207,6 +207,26 @@ def test_template_escapes_quoted_values() -> None:
     assert render_template('{"a": "<unknown>"}', {}) == '{"a": "<unknown>"}'
 
 
+async def test_transformer_placeholders_and_json_validity(env: Any) -> None:
+    eb, rec, _ = env
+    call(eb, "put_rule", Name="r", EventPattern='{"source": ["com.shop"]}')
+    with pytest.raises(AwsError) as info:  # a placeholder neither mapped nor predefined (recorded by AWS)
+        call(eb, "put_targets", Rule="r", Targets=[{"Id": "t", "Arn": QUEUE, "InputTransformer": {
+            "InputPathsMap": {"id": "$.detail.order.id"}, "InputTemplate": '"<id> and <nope>"'}}])
+    assert info.value.message == "InputTemplate for target t contains invalid placeholder nope."
+    call(eb, "put_targets", Rule="r", Targets=[
+        # An object inside a JSON string would be invalid JSON: AWS sends that target nothing.
+        {"Id": "bad", "Arn": QUEUE + "1", "InputTransformer": {
+            "InputPathsMap": {"o": "$.detail.order"}, "InputTemplate": '{"order": "<o>"}'}},
+        {"Id": "event", "Arn": QUEUE + "2", "InputTransformer": {"InputTemplate": '{"e": <aws.events.event>}'}},
+    ])
+    put(eb, {"order": {"id": "o-1"}})
+    await eb.dispatcher.run_once()
+    assert [arn for arn, _ in rec.got] == [QUEUE + "2"]
+    event = json.loads(rec.got[0][1].body)["e"]  # without detail, its detail-type as detailType (recorded)
+    assert "detail" not in event and "detail-type" not in event and event["detailType"]
+
+
 def test_invalid_targets(env: Any) -> None:
     eb, _, _ = env
     call(eb, "put_rule", Name="r", EventPattern="{}")

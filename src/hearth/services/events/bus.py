@@ -22,7 +22,7 @@ from hearth.services.events.dispatch import Dispatcher
 from hearth.services.events.patterns import EventPattern, PatternError, compile_pattern
 from hearth.services.events.schedules import ScheduleEngine, parse_schedule
 from hearth.services.events.store import Delivery, EventStore, Rule
-from hearth.services.events.transform import target_input
+from hearth.services.events.transform import TemplateError, target_input
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,14 @@ class EventBus:
         for target in self.store.targets(rule.account, rule.region, rule.bus, rule.name):
             policy = target.get("RetryPolicy") or {}
             sqs = target.get("SqsParameters") or {}
+            try:
+                body = target_input(target, event, rule.name, rule.arn, ingestion)
+            except TemplateError as exc:  # AWS sends such a target nothing (recorded)
+                log.info("rule %s target %s: input template gives no valid JSON (%s)", rule.arn, target.get("Id"), exc)
+                continue
             out.append(Delivery(
                 target_arn=str(target["Arn"]),
-                body=target_input(target, event, rule.name, rule.arn, ingestion),
+                body=body,
                 source_arn=rule.arn,
                 group_id=sqs.get("MessageGroupId"),
                 max_attempts=int(policy.get("MaximumRetryAttempts", DEFAULT_MAX_ATTEMPTS)),

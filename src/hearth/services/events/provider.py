@@ -21,7 +21,7 @@ from hearth.services.events.patterns import PatternError, compile_pattern
 from hearth.services.events.resource_ops import ResourceOperations, decode_token, encode_token
 from hearth.services.events.schedules import parse_schedule
 from hearth.services.events.store import Bus, EventStore, Rule
-from hearth.services.events.transform import valid_path
+from hearth.services.events.transform import PREDEFINED, placeholders, valid_path
 
 PUT_EVENTS_LIMIT = 256 * 1024
 TARGETS_PER_RULE = 5
@@ -301,3 +301,8 @@ def _check_target(target: dict[str, Any]) -> None:
         for key, path in (transformer.get("InputPathsMap") or {}).items():
             if key.startswith("aws.") or not valid_path(str(path)):
                 raise _validation(f"Parameter InputPathsMap is not valid. Reason: invalid entry {key}.")
+        known = set(transformer.get("InputPathsMap") or {}) | set(PREDEFINED)
+        unknown = [name for name in placeholders(str(transformer.get("InputTemplate") or "")) if name not in known]
+        if unknown:
+            raise _validation(f"InputTemplate for target {target.get('Id')} contains invalid placeholder "
+                              f"{unknown[0]}.")
