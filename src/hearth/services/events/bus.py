@@ -180,7 +180,9 @@ class EventBus:
             doc = message.body
         now = datetime.now(UTC)
         if isinstance(doc, dict) and {"source", "detail-type", "detail"} <= doc.keys():
-            event = dict(doc)  # an event forwarded bus to bus keeps its envelope
+            # An event forwarded bus to bus keeps its envelope; into another region under a new id, into
+            # another account of the same region under the same one (recorded by AWS).
+            event = dict(doc) if doc.get("region") == region else {**doc, "id": str(uuid.uuid4())}
         else:
             record = doc if isinstance(doc, dict) else {"payload": doc}
             condition = str((record.get("requestContext") or {}).get("condition", "Success"))
