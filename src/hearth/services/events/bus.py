@@ -22,7 +22,7 @@ from hearth.services.events.dispatch import Dispatcher
 from hearth.services.events.patterns import EventPattern, PatternError, compile_pattern
 from hearth.services.events.schedules import ScheduleEngine, parse_schedule
 from hearth.services.events.store import Delivery, EventStore, Rule
-from hearth.services.events.transform import TemplateError, target_input
+from hearth.services.events.transform import MISSING, TemplateError, select, target_input
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class EventBus:
                 target_arn=str(target["Arn"]),
                 body=body,
                 source_arn=rule.arn,
-                group_id=sqs.get("MessageGroupId"),
+                group_id=sqs.get("MessageGroupId") or _partition_key(target, event),
                 max_attempts=int(policy.get("MaximumRetryAttempts", DEFAULT_MAX_ATTEMPTS)),
                 expires_at=now + int(policy.get("MaximumEventAgeInSeconds", DEFAULT_MAX_AGE_S)),
                 dlq_arn=(target.get("DeadLetterConfig") or {}).get("Arn"),
@@ -192,3 +192,15 @@ class EventBus:
                              detail=record, account=account, region=region,
                              resources=[target_arn, function_arn] if function_arn else [target_arn], moment=now)
         self.route(account, region, bus, [event], message.trace_header)
+
+
+def _partition_key(target: dict[str, Any], event: dict[str, Any]) -> str | None:
+    """A Kinesis target's partition key: what `KinesisParameters.PartitionKeyPath` selects in the event,
+    else the event's id (AWS's default); None for other targets."""
+    if not str(target.get("Arn", "")).startswith("arn:aws:kinesis:"):
+        return None
+    path = (target.get("KinesisParameters") or {}).get("PartitionKeyPath")
+    selected = select(event, str(path)) if path else MISSING
+    if selected is MISSING or selected is None:
+        return str(event.get("id") or "")
+    return selected if isinstance(selected, str) else json.dumps(selected, separators=(",", ":"))
