@@ -4,6 +4,8 @@ Host header or a `/_hearth/<kind>/<id>/` path names. It never interprets what it
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -39,16 +41,54 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> by
     return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
-async def send_stream(send: Send, body: AsyncIterator[bytes]) -> None:
-    """Send a response body chunk by chunk (after its `http.response.start`), and always end it."""
+async def send_stream(send: Send, body: AsyncIterator[bytes], receive: Receive | None = None) -> None:
+    """Send a response body chunk by chunk (after its `http.response.start`), and always end it.
+
+    With `receive` (the request's body read already), the body also stops when the client leaves:
+    uvicorn drops writes to a closed connection without a word, so a body that only ends when its
+    reader stops (an event-stream subscription) would otherwise be produced for nobody until it times out."""
     try:
-        async for chunk in body:
-            if chunk:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if receive is None:
+            async for chunk in body:
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        else:
+            async with contextlib.aclosing(_until_disconnect(body, receive)) as chunks:
+                async for chunk in chunks:
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
     finally:
         if isinstance(body, AsyncGenerator):
             await body.aclose()  # what feeds it (a file behind a download) is closed even when the client left
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _until_disconnect(body: AsyncIterator[bytes], receive: Receive) -> AsyncGenerator[bytes, None]:
+    """`body`'s chunks until it ends or `receive` reports the client gone (then the pending chunk is
+    cancelled: the producer sees CancelledError where it waited)."""
+    gone = asyncio.ensure_future(_disconnect(receive))
+    chunks = body.__aiter__()
+    try:
+        while True:
+            pending = asyncio.ensure_future(chunks.__anext__())
+            await asyncio.wait((pending, gone), return_when=asyncio.FIRST_COMPLETED)
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await pending
+                return
+            try:
+                chunk = pending.result()
+            except StopAsyncIteration:
+                return
+            yield chunk
+    finally:
+        gone.cancel()
+
+
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def host_or_path_target(scope: dict[str, Any], host_rx: re.Pattern[str],

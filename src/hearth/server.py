@@ -97,6 +97,7 @@ from hearth.services.iam.policies import IamPolicyProvider
 from hearth.services.iam.principals import key_source, policy_source
 from hearth.services.iam.provider import IamProvider
 from hearth.services.iam.store import IamStore
+from hearth.services.kinesis.delivery import KinesisDelivery
 from hearth.services.kinesis.provider import KinesisProvider
 from hearth.services.kinesis.streams import StreamService
 from hearth.services.kms.keys import KeyRegistry
@@ -117,6 +118,7 @@ from hearth.services.lambda_.versions import LambdaVersionsProvider
 from hearth.services.logs.provider import LogsProvider
 from hearth.services.logs.store import LogStore
 from hearth.services.logs.subscriptions import SubscriptionDelivery
+from hearth.services.logs.targets import LogsDelivery
 from hearth.services.s3.files import ObjectFiles
 from hearth.services.s3.notifications import Dispatcher
 from hearth.services.s3.provider import S3Provider
@@ -322,6 +324,9 @@ class Hearth:
         self.router.register("sns", SnsDelivery(self.topics))
         self.streams = StreamService(s.data_dir)
         on_stop.callback(self.streams.close)
+        # EventBridge rule targets: Kinesis streams and CloudWatch Logs groups take deliveries too.
+        self.router.register("kinesis", KinesisDelivery(self.streams))
+        self.router.register("logs", LogsDelivery(self.log_store))
         # Asynchronous invocation: the durable event queue, its configs, the router's "lambda" handler.
         self.event_configs = EventInvokeConfigStore(s.data_dir)
         on_stop.callback(self.event_configs.close)

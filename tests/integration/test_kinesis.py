@@ -61,3 +61,42 @@ def test_records_survive_a_restart(fresh_server: HearthServer) -> None:
     assert (record["Data"], record["SequenceNumber"]) == (b"kept", seq)
     nxt = kinesis.put_record(StreamName="durable", PartitionKey="k", Data=b"after")["SequenceNumber"]
     assert int(nxt) > int(seq)
+
+
+def test_subscribe_to_shard_pushes_records(server: HearthServer) -> None:
+    kinesis = server.client("kinesis")
+    kinesis.create_stream(StreamName="fanout", ShardCount=1)
+    arn = kinesis.describe_stream(StreamName="fanout")["StreamDescription"]["StreamARN"]
+    consumer = kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="c1")["Consumer"]["ConsumerARN"]
+    before = kinesis.put_record(StreamName="fanout", PartitionKey="k", Data=b"before")["SequenceNumber"]
+    subscribed = kinesis.subscribe_to_shard(ConsumerARN=consumer, ShardId="shardId-000000000000",
+                                            StartingPosition={"Type": "TRIM_HORIZON"})
+    stream = subscribed["EventStream"]
+    try:
+        events = iter(stream)
+        first = next(events)["SubscribeToShardEvent"]  # the backlog, at once
+        assert [r["Data"] for r in first["Records"]] == [b"before"]
+        assert first["ContinuationSequenceNumber"] == before and first["MillisBehindLatest"] == 0
+        put = kinesis.put_records(StreamName="fanout", Records=[
+            {"PartitionKey": "k", "Data": f"after-{i}".encode()} for i in range(3)])
+        pushed: list[dict[str, object]] = []
+        while len(pushed) < 3:
+            event = next(events)["SubscribeToShardEvent"]
+            pushed += event["Records"]
+        assert [r["Data"] for r in pushed] == [b"after-0", b"after-1", b"after-2"]
+        assert [r["SequenceNumber"] for r in pushed] == [r["SequenceNumber"] for r in put["Records"]]
+        assert event["ContinuationSequenceNumber"] == put["Records"][-1]["SequenceNumber"]
+    finally:
+        stream.close()
+    # Where an event left off: subscribing after its continuation number starts at the next record.
+    again = kinesis.subscribe_to_shard(ConsumerARN=consumer, ShardId="shardId-000000000000", StartingPosition={
+        "Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": before})["EventStream"]
+    try:
+        assert next(iter(again))["SubscribeToShardEvent"]["Records"][0]["Data"] == b"after-0"
+    finally:
+        again.close()
+    with pytest.raises(ClientError) as info:
+        kinesis.subscribe_to_shard(ConsumerARN=f"{arn}/consumer/missing:1", ShardId="shardId-000000000000",
+                                   StartingPosition={"Type": "LATEST"})
+    assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    kinesis.delete_stream(StreamName="fanout")

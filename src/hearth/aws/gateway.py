@@ -116,7 +116,7 @@ class AwsGateway:
             log.exception("internal error answering %s %s", scope.get("method"), scope.get("path"))
             response = rest_json.render_error(_internal_error(), request_id)
         if response is not None:  # None: answered already (S3 streams its answers itself)
-            await _send_response(send, response)
+            await _send_response(send, response, receive)
 
     # -- one request ------------------------------------------------------------------------------
 
@@ -380,13 +380,15 @@ def _is_query_request(headers: dict[str, str], first_query: dict[str, str]) -> b
     return "x-www-form-urlencoded" in headers.get("content-type", "") or "Action" in first_query
 
 
-# Top-level members a service checks itself, with its own error, before AWS's request framework would:
+# Members (by path) a service checks itself, with its own error, before AWS's request framework would:
 # Lambda answers an unknown `Runtime` with InvalidParameterValueException ("Value … at 'runtime' failed
 # to satisfy constraint: … or be a valid ARN", listing the runtimes it accepts today), not with the
 # framework's ValidationException over botocore's longer enum (services/lambda_/validation.py).
 # IAM words a credential id's pattern failure without the value (services/iam/credentials.py).
+# EventBridge accepts an OAuth connection's method in any case (services/events/connections.py).
 _JUDGED_BY_SERVICE: dict[str, frozenset[str]] = {"lambda": frozenset({"runtime"}),
-                                                 "iam": frozenset({"serviceSpecificCredentialId"})}
+                                                 "iam": frozenset({"serviceSpecificCredentialId"}),
+                                                 "events": frozenset({"authParameters.oAuthParameters.httpMethod"})}
 
 
 def _as_service_validation_error(api: ServiceApi, operation: str, err: ValidationError) -> AwsError:
@@ -468,7 +470,7 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-async def _send_response(send: Send, response: HttpResponse) -> None:
+async def _send_response(send: Send, response: HttpResponse, receive: Receive) -> None:
     raw_headers = [(k.lower().encode("latin-1"), str(v).encode("latin-1", "replace"))
                    for k, v in response.headers.items() if k.lower() != "content-length"]
     body = response.body
@@ -478,4 +480,5 @@ async def _send_response(send: Send, response: HttpResponse) -> None:
         await send({"type": "http.response.body", "body": bytes(body)})
         return
     await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
-    await send_stream(send, body)
+    # The request's body was read before any streamed answer: `receive` now only reports the client leaving.
+    await send_stream(send, body, receive)

@@ -75,12 +75,17 @@ _AWS_ENUM_ORDER: dict[frozenset[str], tuple[str, ...]] = {
         ("x86_64", "arm64"),
         ("PublishedVersions", "None"),
         ("w3c", "raw", "json", "plain", "parquet"),  # CloudWatch Logs' delivery outputFormat
+        ("HEAD", "POST", "PATCH", "DELETE", "PUT", "GET", "OPTIONS"),  # EventBridge API destinations' HttpMethod
     )
 }
 
 # botocore patterns AWS does not enforce (recorded by LocalStack's AWS-validated tests): CloudWatch Logs
 # accepts a metric namespace with a colon ("A.B-c_d/1#2:metricNamespace") although its model says `[^:*$]*`.
 _UNENFORCED_PATTERNS = frozenset({"[^:*$]*"})
+
+# Patterns AWS lists before a length failure of the same value, where it otherwise lists the length first
+# (recorded: EventBridge's connection names, `[\.\-_A-Za-z0-9]+`).
+_PATTERN_BEFORE_LENGTH = frozenset({r"[\.\-_A-Za-z0-9]+"})
 
 
 # Likewise AWS prints some patterns as its own server-side model has them, which botocore's newer or
@@ -177,7 +182,8 @@ def constraint_failures(shape: Shape, value: Any, enums: bool = True) -> list[st
             if pattern is not None and pattern not in _UNENFORCED_PATTERNS:
                 rx = _compiled(pattern)
                 if rx is not None and rx.fullmatch(value) is None:
-                    out.append(f"Member must satisfy regular expression pattern: {pattern_text(pattern)}")
+                    failure = f"Member must satisfy regular expression pattern: {pattern_text(pattern)}"
+                    out.insert(0 if pattern in _PATTERN_BEFORE_LENGTH else len(out), failure)
             enum = shape.enum if enums else None
             if enum and value not in enum:
                 out.append("Member must satisfy enum value set: [" + ", ".join(enum_order(list(enum))) + "]")
@@ -230,10 +236,34 @@ class _Collector:
         self.errors.append(f"Value {shown} at '{path}' failed to satisfy constraint: {constraint}")
 
 
+# Structures AWS prints as its own Java classes' toString() (`Name(field=value, ...)`, its fields in its
+# order, internal ones included) rather than as a map: shape name -> the fields (recorded: PutEvents with
+# more than 10 entries lists each `PutEventsRequestEntry(time=null, source=..., ...)`).
+_JAVA_TO_STRING: dict[str, tuple[str, ...]] = {
+    "PutEventsRequestEntry": ("time", "source", "resources", "detailType", "detail", "eventBusName", "traceHeader",
+                              "kmsKeyIdentifier", "internalMetadata"),
+}
+
+
+class _JavaObject:
+    """A structure printed as AWS's Java class prints itself (see _JAVA_TO_STRING)."""
+
+    def __init__(self, name: str, fields: list[tuple[str, Any]]) -> None:
+        self.name, self.fields = name, fields
+
+    def __str__(self) -> str:
+        return f"{self.name}(" + ", ".join(f"{k}={java_repr(v)}" for k, v in self.fields) + ")"
+
+
 def _as_modelled(shape: Shape, value: Any) -> Any:
     """`value` with its numbers as the model types them: AWS (Java) prints a double 2 as 2.0."""
     if shape.type_name in ("double", "float") and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(shape, StructureShape) and isinstance(value, dict) and shape.name in _JAVA_TO_STRING:
+        members = shape.members
+        return _JavaObject(shape.name, [
+            (field, _as_modelled(members[name], value.get(name)) if name in members else None)
+            for field, name in ((f, f[:1].upper() + f[1:]) for f in _JAVA_TO_STRING[shape.name])])
     if isinstance(shape, ListShape) and isinstance(value, list):
         return [_as_modelled(shape.member, item) for item in value]
     if isinstance(shape, MapShape) and isinstance(value, dict):

@@ -96,6 +96,8 @@ TESTS: dict[str, tuple[str, ...]] = {
         "TestKinesis::test_create_stream_without_shard_count",
         "TestKinesis::test_resource_policy_crud",
         "TestKinesis::test_cbor_exceptions",
+        "TestKinesis::test_subscribe_to_shard",
+        "TestKinesis::test_subscribe_to_shard_with_sequence_number_as_iterator",
     )),
     "sns": tuple(f"{_SNS}::{test}" for test in (
         "TestSNSTopicCrud::test_tags",
@@ -107,6 +109,11 @@ TESTS: dict[str, tuple[str, ...]] = {
         "test_events_tags.py::tests_tag_untag_resource[event_bus-event_bus_custom]",
         "test_events.py::TestEventBus::test_put_permission_non_existing_event_bus",
         "test_archive_and_replay.py::TestArchive::test_describe_archive_error_unknown_archive",
+        "test_api_destinations_and_connection.py::TestEventBridgeApiDestinations::test_api_destinations[auth0]",
+        "test_api_destinations_and_connection.py::TestEventBridgeConnections::test_create_connection",
+        "test_events.py::TestEvents::test_put_events_exceed_limit_ten_entries[default]",
+        "test_events_inputs.py::TestInputTransformer::test_put_events_with_input_transformer_missing_keys",
+        "test_events_cross_account_region.py::TestEventsCrossAccountRegion::test_put_events[custom-account]",
     )),
     "dynamodb": tuple(f"{_DYNAMODB}::TestDynamoDB::{test}" for test in (
         "test_table_crud",

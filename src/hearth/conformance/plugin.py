@@ -64,6 +64,11 @@ NEEDS_CDK = {
     "test_table_v2_stream": "deploys with the AWS CDK (not installed here)",
 }
 
+# Tests that build a Java function with Maven in their body (`make build`; no Java toolchain here).
+BUILDS_JAVA = {
+    "test_subscribe_to_shard_with_java_sdk_v2_lambda": "builds a java17 function with Maven (no Java toolchain here)",
+}
+
 # Parametrised runtimes whose test functions are built with a toolchain these machines lack.
 _TOOLCHAIN_RUNTIME = re.compile(r"[\[-](java\d+(\.al2)?|dotnet\d*|dotnetcore[\d.]*)(?=[\]-])")
 # What a Lambda runtime identifier looks like among a test's parameters (LocalStack's Runtime enum values).
@@ -83,6 +88,8 @@ def not_judgeable_reason(name: str, marker_names: set[str], params: list[str] | 
         return LOCALSTACK_ASSERTIONS[name.split("[", 1)[0]]
     if name.split("[", 1)[0] in NEEDS_CDK:
         return NEEDS_CDK[name.split("[", 1)[0]]
+    if name.split("[", 1)[0] in BUILDS_JAVA:
+        return BUILDS_JAVA[name.split("[", 1)[0]]
     match = _TOOLCHAIN_RUNTIME.search(name)
     if match:
         return f"builds a {match.group(1)} function (no Java or .NET toolchain here)"

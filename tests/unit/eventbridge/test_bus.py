@@ -207,6 +207,26 @@ def test_template_escapes_quoted_values() -> None:
     assert render_template('{"a": "<unknown>"}', {}) == '{"a": "<unknown>"}'
 
 
+async def test_transformer_placeholders_and_json_validity(env: Any) -> None:
+    eb, rec, _ = env
+    call(eb, "put_rule", Name="r", EventPattern='{"source": ["com.shop"]}')
+    with pytest.raises(AwsError) as info:  # a placeholder neither mapped nor predefined (recorded by AWS)
+        call(eb, "put_targets", Rule="r", Targets=[{"Id": "t", "Arn": QUEUE, "InputTransformer": {
+            "InputPathsMap": {"id": "$.detail.order.id"}, "InputTemplate": '"<id> and <nope>"'}}])
+    assert info.value.message == "InputTemplate for target t contains invalid placeholder nope."
+    call(eb, "put_targets", Rule="r", Targets=[
+        # An object inside a JSON string would be invalid JSON: AWS sends that target nothing.
+        {"Id": "bad", "Arn": QUEUE + "1", "InputTransformer": {
+            "InputPathsMap": {"o": "$.detail.order"}, "InputTemplate": '{"order": "<o>"}'}},
+        {"Id": "event", "Arn": QUEUE + "2", "InputTransformer": {"InputTemplate": '{"e": <aws.events.event>}'}},
+    ])
+    put(eb, {"order": {"id": "o-1"}})
+    await eb.dispatcher.run_once()
+    assert [arn for arn, _ in rec.got] == [QUEUE + "2"]
+    event = json.loads(rec.got[0][1].body)["e"]  # without detail, its detail-type as detailType (recorded)
+    assert "detail" not in event and "detail-type" not in event and event["detailType"]
+
+
 def test_invalid_targets(env: Any) -> None:
     eb, _, _ = env
     call(eb, "put_rule", Name="r", EventPattern="{}")
@@ -423,3 +443,35 @@ async def test_archives_keep_matching_events_and_replays_send_them_back(env: Any
     assert info.value.message == "Parameter EventSourceArn is not valid. Reason: Archive x does not exist."
     call(eb, "delete_archive", ArchiveName="a")
     assert call(eb, "list_archives") == {"Archives": []}
+
+
+async def test_events_to_other_regions_and_accounts(env: Any) -> None:
+    eb, rec, _ = env
+    other = "222233334444"
+
+    def as_(account: str, region: str, op: str, **params: Any) -> Any:
+        context = RequestContext("events", op, region, Principal("AK", account), "rid")
+        return getattr(eb.provider, op)(context, params)
+
+    as_(other, "us-east-1", "create_event_bus", Name="shared")
+    as_(other, "us-east-1", "put_rule", Name="r", EventBusName="shared", EventPattern='{"source": ["com.shop"]}')
+    as_(other, "us-east-1", "put_targets", Rule="r", EventBusName="shared", Targets=[{"Id": "q", "Arn": QUEUE}])
+    shared = f"arn:aws:events:us-east-1:{other}:event-bus/shared"
+    refused = put(eb, {"n": 1}, EventBusName=shared)  # another account's bus, no permission yet
+    assert refused["FailedEntryCount"] == 1 and refused["Entries"][0]["ErrorCode"] == "AccessDeniedException"
+    as_(other, "us-east-1", "put_permission", EventBusName="shared", StatementId="all", Action="events:PutEvents",
+        Principal="*")
+    put(eb, {"n": 2}, EventBusName=shared)
+    await eb.dispatcher.run_once()
+    (body,) = rec.bodies(QUEUE)
+    assert (body["account"], body["detail"]) == (ACCOUNT, {"n": 2})  # the sender's account (recorded by AWS)
+    # Forwarded bus to bus: the same id into another account of the region, a new one into another region.
+    event = {**body, "region": "us-east-1"}
+    as_(ACCOUNT, "eu-west-1", "put_rule", Name="r", EventPattern='{"source": ["com.shop"]}')
+    as_(ACCOUNT, "eu-west-1", "put_targets", Rule="r", Targets=[{"Id": "q", "Arn": QUEUE + "-eu"}])
+    await eb.bus.deliver_to_bus(f"arn:aws:events:eu-west-1:{ACCOUNT}:event-bus/default",
+                                Message(body=json.dumps(event)))
+    await eb.bus.deliver_to_bus(shared, Message(body=json.dumps(event)))
+    await eb.dispatcher.run_once()
+    assert rec.bodies(QUEUE + "-eu")[0]["id"] != event["id"]
+    assert rec.bodies(QUEUE)[-1]["id"] == event["id"]

@@ -22,7 +22,7 @@ from hearth.services.events.dispatch import Dispatcher
 from hearth.services.events.patterns import EventPattern, PatternError, compile_pattern
 from hearth.services.events.schedules import ScheduleEngine, parse_schedule
 from hearth.services.events.store import Delivery, EventStore, Rule
-from hearth.services.events.transform import target_input
+from hearth.services.events.transform import MISSING, TemplateError, select, target_input
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +102,16 @@ class EventBus:
         for target in self.store.targets(rule.account, rule.region, rule.bus, rule.name):
             policy = target.get("RetryPolicy") or {}
             sqs = target.get("SqsParameters") or {}
+            try:
+                body = target_input(target, event, rule.name, rule.arn, ingestion)
+            except TemplateError as exc:  # AWS sends such a target nothing (recorded)
+                log.info("rule %s target %s: input template gives no valid JSON (%s)", rule.arn, target.get("Id"), exc)
+                continue
             out.append(Delivery(
                 target_arn=str(target["Arn"]),
-                body=target_input(target, event, rule.name, rule.arn, ingestion),
+                body=body,
                 source_arn=rule.arn,
-                group_id=sqs.get("MessageGroupId"),
+                group_id=sqs.get("MessageGroupId") or _partition_key(target, event),
                 max_attempts=int(policy.get("MaximumRetryAttempts", DEFAULT_MAX_ATTEMPTS)),
                 expires_at=now + int(policy.get("MaximumEventAgeInSeconds", DEFAULT_MAX_AGE_S)),
                 dlq_arn=(target.get("DeadLetterConfig") or {}).get("Arn"),
@@ -175,7 +180,9 @@ class EventBus:
             doc = message.body
         now = datetime.now(UTC)
         if isinstance(doc, dict) and {"source", "detail-type", "detail"} <= doc.keys():
-            event = dict(doc)  # an event forwarded bus to bus keeps its envelope
+            # An event forwarded bus to bus keeps its envelope; into another region under a new id, into
+            # another account of the same region under the same one (recorded by AWS).
+            event = dict(doc) if doc.get("region") == region else {**doc, "id": str(uuid.uuid4())}
         else:
             record = doc if isinstance(doc, dict) else {"payload": doc}
             condition = str((record.get("requestContext") or {}).get("condition", "Success"))
@@ -185,3 +192,15 @@ class EventBus:
                              detail=record, account=account, region=region,
                              resources=[target_arn, function_arn] if function_arn else [target_arn], moment=now)
         self.route(account, region, bus, [event], message.trace_header)
+
+
+def _partition_key(target: dict[str, Any], event: dict[str, Any]) -> str | None:
+    """A Kinesis target's partition key: what `KinesisParameters.PartitionKeyPath` selects in the event,
+    else the event's id (AWS's default); None for other targets."""
+    if not str(target.get("Arn", "")).startswith("arn:aws:kinesis:"):
+        return None
+    path = (target.get("KinesisParameters") or {}).get("PartitionKeyPath")
+    selected = select(event, str(path)) if path else MISSING
+    if selected is MISSING or selected is None:
+        return str(event.get("id") or "")
+    return selected if isinstance(selected, str) else json.dumps(selected, separators=(",", ":"))

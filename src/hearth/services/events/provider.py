@@ -16,11 +16,12 @@ from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
 from hearth.services.events.archives import ArchiveOperations
 from hearth.services.events.bus import EventBus, envelope
+from hearth.services.events.connections import ConnectionOperations
 from hearth.services.events.patterns import PatternError, compile_pattern
 from hearth.services.events.resource_ops import ResourceOperations, decode_token, encode_token
 from hearth.services.events.schedules import parse_schedule
 from hearth.services.events.store import Bus, EventStore, Rule
-from hearth.services.events.transform import valid_path
+from hearth.services.events.transform import PREDEFINED, placeholders, valid_path
 
 PUT_EVENTS_LIMIT = 256 * 1024
 TARGETS_PER_RULE = 5
@@ -55,7 +56,7 @@ def _epoch(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-class EventsProvider(ResourceOperations, ArchiveOperations):
+class EventsProvider(ResourceOperations, ArchiveOperations, ConnectionOperations):
     def __init__(self, store: EventStore, bus: EventBus) -> None:
         self.store = store
         self.bus = bus
@@ -210,22 +211,23 @@ class EventsProvider(ResourceOperations, ArchiveOperations):
         if sum(_entry_size(e) for e in entries) > PUT_EVENTS_LIMIT:
             raise _validation("Total size of the entries in the request is over the limit.")
         results: list[dict[str, Any]] = []
-        accepted: dict[str, list[dict[str, Any]]] = {}
+        accepted: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         now = datetime.now(UTC)
         for entry in entries:
             try:
-                bus, event = self._accept(ctx, entry, now)
+                target, event = self._accept(ctx, entry, now)
             except _EntryError as err:
                 results.append({"ErrorCode": err.code, "ErrorMessage": err.message})
                 continue
-            accepted.setdefault(bus, []).append(event)
+            accepted.setdefault(target, []).append(event)
             results.append({"EventId": event["id"]})
-        for bus, events in accepted.items():
-            self.bus.route(ctx.account_id, ctx.region, bus, events, ctx.headers.get("x-amzn-trace-id"))
+        for (account, region, name), events in accepted.items():
+            self.bus.route(account, region, name, events, ctx.headers.get("x-amzn-trace-id"))
         failed = sum(1 for r in results if "ErrorCode" in r)
         return {"FailedEntryCount": failed, "Entries": results}
 
-    def _accept(self, ctx: RequestContext, entry: dict[str, Any], now: datetime) -> tuple[str, dict[str, Any]]:
+    def _accept(self, ctx: RequestContext, entry: dict[str, Any],
+                now: datetime) -> tuple[tuple[str, str, str], dict[str, Any]]:
         for member in ("Source", "DetailType", "Detail"):
             if not entry.get(member):
                 raise _EntryError("InvalidArgument",
@@ -237,12 +239,26 @@ class EventsProvider(ResourceOperations, ArchiveOperations):
         if not isinstance(detail, dict):
             raise _EntryError("MalformedDetail", "Detail is malformed.")
         # An event for a bus that does not exist is accepted and dropped, as AWS does (no rule can match it).
-        name = bus_name(entry.get("EventBusName"))
+        target = self._target_bus(ctx, entry.get("EventBusName"))
         moment = entry.get("Time") or now
         event = envelope(source=entry["Source"], detail_type=entry["DetailType"], detail=detail,
                          account=ctx.account_id, region=ctx.region, resources=list(entry.get("Resources") or []),
                          moment=moment)
-        return name, event
+        return target, event
+
+    def _target_bus(self, ctx: RequestContext, given: str | None) -> tuple[str, str, str]:
+        """(account, region, bus) an entry goes to. A bus ARN may name another region or account: the event
+        keeps the sender's account and region (recorded by AWS); another account's bus takes it only when
+        its policy lets the sender put events (PutPermission)."""
+        parts = given.split(":", 5) if given and given.startswith("arn:") else []
+        if len(parts) < 6 or (parts[3] == ctx.region and parts[4] == ctx.account_id):
+            return ctx.account_id, ctx.region, bus_name(given)
+        account, region, name = parts[4], parts[3], bus_name(given)
+        if account != ctx.account_id and not _allows_put_events(
+                self.store.bus_policy(account, region, name), ctx.account_id):
+            raise _EntryError("AccessDeniedException", f"Account {ctx.account_id} is not authorized to put events "
+                                                       f"to event bus {given}.")
+        return account, region, name
 
     def test_event_pattern(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         pattern = _compile(params["EventPattern"])
@@ -253,6 +269,24 @@ class EventsProvider(ResourceOperations, ArchiveOperations):
         if not isinstance(event, dict) or any(f not in event for f in _TEST_EVENT_FIELDS):
             raise _validation("Parameter Event is not valid.")
         return {"Result": pattern.matches(event)}
+
+
+def _allows_put_events(policy: str | None, account: str) -> bool:
+    """Whether a bus policy has an Allow statement for events:PutEvents naming `account` or everyone."""
+    try:
+        statements = json.loads(policy).get("Statement", []) if policy else []
+    except (ValueError, AttributeError):
+        return False
+    for statement in statements if isinstance(statements, list) else [statements]:
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        principal = statement.get("Principal")
+        named = principal.get("AWS") if isinstance(principal, dict) else principal
+        names = [named] if isinstance(named, str) else list(named or [])
+        if statement.get("Effect") == "Allow" and any(a in ("events:PutEvents", "events:*", "*") for a in actions) \
+                and any(n == "*" or n == account or n.startswith(f"arn:aws:iam::{account}:") for n in names):
+            return True
+    return False
 
 
 class _EntryError(Exception):
@@ -300,3 +334,8 @@ def _check_target(target: dict[str, Any]) -> None:
         for key, path in (transformer.get("InputPathsMap") or {}).items():
             if key.startswith("aws.") or not valid_path(str(path)):
                 raise _validation(f"Parameter InputPathsMap is not valid. Reason: invalid entry {key}.")
+        known = set(transformer.get("InputPathsMap") or {}) | set(PREDEFINED)
+        unknown = [name for name in placeholders(str(transformer.get("InputTemplate") or "")) if name not in known]
+        if unknown:
+            raise _validation(f"InputTemplate for target {target.get('Id')} contains invalid placeholder "
+                              f"{unknown[0]}.")

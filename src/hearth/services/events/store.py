@@ -63,7 +63,20 @@ MIGRATIONS = [
         account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, started REAL NOT NULL,
         PRIMARY KEY (account, region, name));
     """,
+    # Connections and API destinations (their bodies as JSON: what Describe answers, plus a connection's
+    # secret authorization values, which it never answers).
+    """
+    CREATE TABLE eb_connections (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (account, region, name));
+    CREATE TABLE eb_api_destinations (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (account, region, name));
+    """,
 ]
+
+# The tables of the resources stored as JSON documents by name (connections, API destinations).
+_DOCUMENT_TABLES = {"connection": "eb_connections", "api-destination": "eb_api_destinations"}
 
 
 @dataclass(frozen=True)
@@ -254,6 +267,35 @@ class EventStore:
         rows = self.db.query("SELECT body FROM eb_replays WHERE account = ? AND region = ? ORDER BY started, name",
                              (account, region))
         return [json.loads(r["body"]) for r in rows]
+
+    # -- connections and API destinations -----------------------------------------------------------
+
+    def create_document(self, kind: str, account: str, region: str, name: str, body: dict[str, Any]) -> bool:
+        """Store a new connection or API destination (`kind`); False when one of that name exists."""
+        with self.db.tx() as db:
+            return db.execute(f"INSERT INTO {_DOCUMENT_TABLES[kind]} (account, region, name, body) "
+                              "VALUES (?, ?, ?, ?) ON CONFLICT (account, region, name) DO NOTHING",
+                              (account, region, name, json.dumps(body))).rowcount == 1
+
+    def update_document(self, kind: str, account: str, region: str, name: str, body: dict[str, Any]) -> None:
+        with self.db.tx() as db:
+            db.execute(f"UPDATE {_DOCUMENT_TABLES[kind]} SET body = ? "
+                       "WHERE account = ? AND region = ? AND name = ?", (json.dumps(body), account, region, name))
+
+    def document(self, kind: str, account: str, region: str, name: str) -> dict[str, Any] | None:
+        rows = self.db.query(f"SELECT body FROM {_DOCUMENT_TABLES[kind]} "
+                             "WHERE account = ? AND region = ? AND name = ?", (account, region, name))
+        return json.loads(rows[0]["body"]) if rows else None
+
+    def documents(self, kind: str, account: str, region: str) -> list[dict[str, Any]]:
+        rows = self.db.query(f"SELECT body FROM {_DOCUMENT_TABLES[kind]} "
+                             "WHERE account = ? AND region = ? ORDER BY name", (account, region))
+        return [json.loads(r["body"]) for r in rows]
+
+    def delete_document(self, kind: str, account: str, region: str, name: str) -> None:
+        with self.db.tx() as db:
+            db.execute(f"DELETE FROM {_DOCUMENT_TABLES[kind]} "
+                       "WHERE account = ? AND region = ? AND name = ?", (account, region, name))
 
     # -- tags and bus policies ----------------------------------------------------------------------
 

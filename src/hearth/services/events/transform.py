@@ -11,7 +11,13 @@ is inserted as text (strings without their quotes, JSON-escaped); outside string
 inserted as JSON (strings quoted), and inside a string literal an object or array is written without
 its quotes (`{a:b}`). A path that selects nothing inserts `""` (or nothing inside a string literal).
 A template that is not a JSON object or array is plain text, and string values go into it without
-quotes. Unknown `<words>` are left as they are.
+quotes. In a JSON template, an object or array inside a string literal would make invalid JSON: AWS
+then delivers nothing to that target (recorded), and `render_template` raises TemplateError. PutTargets
+refuses a template naming a placeholder that is neither an InputPathsMap key nor predefined
+(`placeholders`); other `<words>` are left as they are.
+
+`<aws.events.event>` is the event without its `detail`, its `detail-type` spelled `detailType` (recorded
+by AWS); `<aws.events.event.json>` is the whole event.
 """
 
 from __future__ import annotations
@@ -25,8 +31,21 @@ _PATH_TOKEN = re.compile(r"\.([^.\[\]]+)|\['([^']*)'\]|\[\"([^\"]*)\"\]|\[(\d+)\
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
 
 
+PREDEFINED = ("aws.events.rule-arn", "aws.events.rule-name", "aws.events.event.ingestion-time", "aws.events.event",
+              "aws.events.event.json")
+
+
 class PathError(ValueError):
     pass
+
+
+class TemplateError(ValueError):
+    """The rendered input would not be valid JSON: the target gets nothing."""
+
+
+def placeholders(template: str) -> list[str]:
+    """The `<name>` placeholders of an input template, in order."""
+    return _PLACEHOLDER.findall(template)
 
 
 def select(doc: Any, path: str) -> Any:
@@ -86,7 +105,10 @@ def render_template(template: str, values: dict[str, Any]) -> str:
         if ch == "<":
             m = _PLACEHOLDER.match(template, i)
             if m and m.group(1) in values:
-                out.append(_inserted(values[m.group(1)], in_string, json_mode))
+                value = values[m.group(1)]
+                if json_mode and in_string and isinstance(value, (dict, list)):
+                    raise TemplateError(f"<{m.group(1)}> is an object or array inside a string")
+                out.append(_inserted(value, in_string, json_mode))
                 i = m.end()
                 continue
         out.append(ch)
@@ -131,10 +153,17 @@ def target_input(target: dict[str, Any], event: dict[str, Any], rule_name: str, 
             "aws.events.rule-arn": rule_arn,
             "aws.events.rule-name": rule_name,
             "aws.events.event.ingestion-time": ingestion_time,
-            "aws.events.event": event,
+            "aws.events.event": _event_variable(event),
             "aws.events.event.json": event,
         }
         for name, path in (transformer.get("InputPathsMap") or {}).items():
             values[name] = select(event, path)
         return render_template(str(transformer["InputTemplate"]), values)
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+def _event_variable(event: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in event.items() if k not in ("detail", "detail-type")}
+    if "detail-type" in event:
+        out["detailType"] = event["detail-type"]
+    return out

@@ -19,8 +19,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from hearth.aws import eventstream
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
+from hearth.services.base import RawResponse
 from hearth.services.kinesis.streams import (
     HASH_SPACE,
     ON_DEMAND_SHARDS,
@@ -31,6 +33,7 @@ from hearth.services.kinesis.streams import (
     shard_id,
     shard_index,
 )
+from hearth.services.kinesis.subscriptions import subscription
 
 ITERATOR_TTL_S = 300
 MAX_RETENTION_HOURS = 8760
@@ -264,30 +267,33 @@ class KinesisProvider:
     def get_shard_iterator(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         stream = self._stream(ctx, params)
         shard = self._shard(stream, params["ShardId"])
-        kind = params["ShardIteratorType"]
+        counter = self._start_counter(ctx, stream, shard, params["ShardId"], params["ShardIteratorType"],
+                                      params.get("StartingSequenceNumber"), params.get("Timestamp"))
+        return {"ShardIterator": self._iterator(ctx, stream, shard, counter)}
+
+    def _start_counter(self, ctx: RequestContext, stream: Stream, shard: int, shard_text: str, kind: str,
+                       sequence: Any, stamp: Any) -> int:
+        """The record counter a reader starting at `kind` (GetShardIterator's types, SubscribeToShard's
+        StartingPosition) reads first."""
         if kind == "TRIM_HORIZON":
             records = self.streams.read(stream, shard, 0, 1)
-            counter = records[0].counter if records else self.streams.next_counter(stream, shard)
-        elif kind == "LATEST":
-            counter = self.streams.next_counter(stream, shard)
-        elif kind in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
-            sequence = params.get("StartingSequenceNumber")
+            return records[0].counter if records else self.streams.next_counter(stream, shard)
+        if kind == "LATEST":
+            return self.streams.next_counter(stream, shard)
+        if kind in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
             if not sequence:
                 raise _invalid(f"The StartingSequenceNumber must be specified for ShardIteratorType {kind}.")
             found = stream.counter_of(str(sequence), shard)
             if found is None:
                 raise _invalid(f"StartingSequenceNumber {sequence} used in GetShardIterator on shard "
-                               f"{params['ShardId']} in stream {stream.name} under account {ctx.account_id} is "
+                               f"{shard_text} in stream {stream.name} under account {ctx.account_id} is "
                                "invalid because it did not come from this stream.")
-            counter = found + (1 if kind == "AFTER_SEQUENCE_NUMBER" else 0)
-        elif kind == "AT_TIMESTAMP":
-            stamp = params.get("Timestamp")
+            return found + (1 if kind == "AFTER_SEQUENCE_NUMBER" else 0)
+        if kind == "AT_TIMESTAMP":
             if stamp is None:
                 raise _invalid("The timestampInMillis parameter cannot be null for ShardIteratorType AT_TIMESTAMP.")
-            counter = self.streams.first_counter_at(stream, shard, stamp.timestamp())
-        else:
-            raise _invalid(f"Invalid ShardIteratorType: {kind}")
-        return {"ShardIterator": self._iterator(ctx, stream, shard, counter)}
+            return self.streams.first_counter_at(stream, shard, stamp.timestamp())
+        raise _invalid(f"Invalid ShardIteratorType: {kind}")
 
     # -- resource policies ----------------------------------------------------------------------------
 
@@ -321,7 +327,7 @@ class KinesisProvider:
                                                         f"{params['ResourceARN']}.")
         return {}
 
-    # -- registered consumers (their records are read with GetRecords; SubscribeToShard is not served) ---
+    # -- registered consumers (SubscribeToShard pushes to them: subscriptions.py) ------------------
 
     @staticmethod
     def _consumer(stream: Stream, name: str, created: float) -> dict[str, Any]:
@@ -366,6 +372,15 @@ class KinesisProvider:
         stream, name, _ = self._named_consumer(ctx, params)
         self.streams.deregister_consumer(stream, name)
         return {}
+
+    async def subscribe_to_shard(self, ctx: RequestContext, params: dict[str, Any]) -> RawResponse:
+        stream, _, _ = self._named_consumer(ctx, {"ConsumerARN": params["ConsumerARN"]})
+        shard = self._shard(stream, params["ShardId"])
+        position = params["StartingPosition"]
+        counter = self._start_counter(ctx, stream, shard, params["ShardId"], position["Type"],
+                                      position.get("SequenceNumber"), position.get("Timestamp"))
+        return RawResponse(200, {"Content-Type": eventstream.CONTENT_TYPE},
+                           subscription(self.streams, stream, shard, counter, clock=self._clock))
 
     def _iterator(self, ctx: RequestContext, stream: Stream, shard: int, counter: int) -> str:
         state = {"a": ctx.account_id, "r": ctx.region, "s": stream.name, "c": stream.created_ms, "h": shard,

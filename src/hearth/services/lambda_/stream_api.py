@@ -7,22 +7,19 @@ payload when the function answered without streaming) and a final `InvokeComplet
 Request checks are Invoke's (payload size and JSON, client context, function state). It never runs
 code itself (the invoker does).
 
-Event-stream framing (application/vnd.amazon.eventstream), per message: total length (4 bytes,
-big-endian), headers length (4), CRC32 of those 8 bytes (4), headers, payload, CRC32 of everything
-before it (4). A header: name length (1), name, type 7 (string), value length (2), value.
+Its events are framed by `hearth.aws.eventstream` (application/vnd.amazon.eventstream).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import struct
-import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
+from hearth.aws.eventstream import encode_message
 from hearth.events import lineage
 from hearth.invoke.invoker import Invoker
 from hearth.invoke.request import InvokeOutcome, InvokeRequest
@@ -36,16 +33,6 @@ from hearth.services.lambda_.invoke_api import (
     check_state,
     decode_client_context,
 )
-
-
-def encode_message(headers: list[tuple[str, str]], payload: bytes) -> bytes:
-    encoded = b"".join(
-        struct.pack(">B", len(n)) + n + b"\x07" + struct.pack(">H", len(v)) + v
-        for n, v in ((name.encode(), value.encode()) for name, value in headers)
-    )
-    prelude = struct.pack(">II", 16 + len(encoded) + len(payload), len(encoded))
-    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + encoded + payload
-    return message + struct.pack(">I", zlib.crc32(message))
 
 
 def payload_chunk(data: bytes) -> bytes:
