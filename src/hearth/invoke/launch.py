@@ -93,6 +93,7 @@ def build_spec(
         if isolated:
             mounts.append((ca_dir, CA_MOUNT))
     python_fork: PythonForkSpec | None = None
+    restore_argv: tuple[str, ...] = ()
     if runtime.kind == "python":
         assert runtime.executable is not None and runtime.prefix is not None
         env["PYTHONPATH"] = f"{runtime_dir}:{sdk}"
@@ -137,9 +138,14 @@ def build_spec(
         dirs: list[str] = [] if isolated else [
             arg for layer in fv.layer_dirs if (layer / "extensions").is_dir()
             for arg in ("--dir", str(layer / "extensions"))]
-        argv = [str(launcher.executable), "-I", "-S", LAUNCHER_MOUNT if isolated else str(LAUNCHER), *dirs, "--",
-                *argv]
-        python_fork = None
+        if initialization_type == "snap-start" and isolated and python_fork is not None:
+            # SnapStart (design.md, "Extensions and SnapStart"): the template is the runtime alone,
+            # forked by the zygote; each clone starts the extensions anew beside its runtime.
+            restore_argv = (str(launcher.executable), "-I", "-S", LAUNCHER_MOUNT, "--restore")
+        else:
+            argv = [str(launcher.executable), "-I", "-S", LAUNCHER_MOUNT if isolated else str(LAUNCHER), *dirs,
+                    "--", *argv]
+            python_fork = None
     return SandboxSpec(
         env_id=env_id,
         argv=argv,
@@ -154,13 +160,8 @@ def build_spec(
         python_fork=python_fork,
         workdir=task_root,
         network=NetworkRequest(fv.network_key, fv.name),
+        restore_argv=restore_argv,
     )
-
-
-def starts_by_exec(fv: FunctionVersion) -> bool:
-    """Whether `fv`'s environments start through an exec'd command rather than a zygote's fork:
-    external extensions (the launcher) or an `AWS_LAMBDA_EXEC_WRAPPER`."""
-    return bool(fv.environment.get("AWS_LAMBDA_EXEC_WRAPPER")) or has_extensions(fv.layer_dirs)
 
 
 def has_extensions(layer_dirs: tuple[Path, ...]) -> bool:

@@ -715,6 +715,8 @@ class NamespaceBackend:
                 "shm_mb": min(SHM_MB, max(1, spec.memory_mb)),
                 "listen": [["127.0.0.1", RUNTIME_API_PORT], ["127.0.0.1", AWS_API_PORT]],
             }
+            if spec.restore_argv:  # started by the clone's init beside its runtime (zygote.py, SnapStart)
+                request["extensions"] = list(spec.restore_argv)
             ctl, ctl_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             out_r, out_w = os.pipe()
             # Opened here, as root: the clone (the sandbox user, no capabilities) joins its cgroups

@@ -54,6 +54,10 @@ class SandboxSpec:
     workdir: str = "/var/task"
     pids_limit: int = 1024
     network: NetworkRequest | None = None
+    # What a SnapStart clone of this spec's template starts beside its runtime: the extensions launcher
+    # in restore mode (the template itself never runs it). Empty: nothing (every function without
+    # extensions).
+    restore_argv: tuple[str, ...] = ()
 
 
 class SandboxStartError(RuntimeError):
