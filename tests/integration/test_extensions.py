@@ -9,6 +9,7 @@ restoreReport) instead of INIT's."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import time
@@ -208,6 +209,39 @@ def test_a_snapstart_version_restores_with_its_extension(srv: HearthServer) -> N
     restore_report = next(r["record"] for r in records if r["type"] == "platform.restoreReport")
     assert restore_report["status"] == "success" and restore_report["metrics"]["durationMs"] > 0
     assert [r["record"]["requestId"] for r in records if r["type"] == "platform.report"] == request_ids
+
+
+SNAP_WRAPPED = """
+import os
+import snapshot_restore_py
+
+HOOKS = []
+snapshot_restore_py.register_after_restore(lambda: HOOKS.append("after-restore"))
+
+
+def handler(event, context):
+    return {"wrapped": os.environ.get("WRAPPED"), "args": os.environ.get("WRAPPER_ARGS"), "hooks": HOOKS,
+            "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")}
+"""
+
+
+def test_a_snapstart_version_with_an_exec_wrapper_is_restored(srv: HearthServer) -> None:
+    if srv.health().get("isolation") == "process":
+        pytest.skip("snapshots need the namespace backend (the process fallback starts on demand)")
+    lam = srv.client("lambda")
+    layer = _layer(lam, "snap-wrapper", {"wrapper": WRAPPER})
+    create_function(lam, "snap-wrapped", {"app.py": SNAP_WRAPPED}, runtime="python3.12", Layers=[layer],
+                    Environment={"Variables": {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/wrapper"}},
+                    SnapStart={"ApplyOn": "PublishedVersions"})
+    version = lam.publish_version(FunctionName="snap-wrapped")["Version"]
+    _wait_version(lam, "snap-wrapped", version)
+    assert lam.get_function_configuration(FunctionName="snap-wrapped", Qualifier=version)["State"] == "Active"
+    resp, body = invoke_json(lam, "snap-wrapped", Qualifier=version, LogType="Tail")
+    assert "FunctionError" not in resp, body
+    # The wrapper ran once, before the snapshot; what it exported is in the restored environment.
+    assert body["wrapped"] == "yes" and "bootstrap" in body["args"]
+    assert body["hooks"] == ["after-restore"] and body["init_type"] == "snap-start"
+    assert "Restore Duration" in base64.b64decode(resp["LogResult"]).decode()
 
 
 def _wait_version(lam: Any, name: str, version: str) -> None:

@@ -108,10 +108,9 @@ class SnapshotTemplates:
         if self._backend is None or not supported_runtime(fv.runtime):
             return False
         wanted = self.latest if fv.version == "$LATEST" else fv.snap_start_apply_on == "PublishedVersions"
-        # An exec wrapper replaces the runtime's command, which a template (the zygote's fork) never
-        # runs: INIT runs on demand. Extensions are started anew in each clone (design.md, "Extensions
-        # and SnapStart").
-        return wanted and not fv.environment.get("AWS_LAMBDA_EXEC_WRAPPER")
+        # Extensions (started anew in each clone) and an exec wrapper (the bootstrap it ends in is the
+        # template): design.md, "Extensions and SnapStart".
+        return wanted
 
     async def template(self, fv: FunctionVersion, key: TemplateKey) -> Template:
         """The ready template of `fv`, made now if there is none. Raises what INIT raises

@@ -563,6 +563,7 @@ class NamespaceBackend:
             "workdir": spec.workdir,
             "python_fork": python_fork,
             "nofile": NOFILE_LIMIT,
+            "snapshot_module": spec.snapshot_module,  # an exec'd template's bootstrap loads it (zygote.py)
         }
 
     async def start(self, spec: SandboxSpec, *, template: bool = False) -> NamespaceSandbox:
@@ -571,7 +572,7 @@ class NamespaceBackend:
         if self._closed:
             raise SandboxStartError("the namespace backend is closed")
         zygote, python_fork = await self._zygote_for(spec)
-        if template and not python_fork:
+        if template and not python_fork and not spec.snapshot_module:
             raise SandboxStartError("a snapshot template needs the Python runtime's zygote")
         group = self._new_group(spec)
         try:

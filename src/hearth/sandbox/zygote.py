@@ -114,6 +114,7 @@ MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
 MAX_MESSAGE = 1 << 20
+SNAPSHOT_VARIABLE = "_HEARTH_SNAPSHOT"  # an exec'd template's instructions (see _runtime)
 TEMPLATE_FD = 3  # in a SnapStart template's runtime: the socket clone requests arrive on
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                      signal.SIGUSR2)
@@ -472,6 +473,13 @@ def _runtime(req: dict[str, Any], out_fd: int, template_fd: int | None) -> NoRet
         if template_fd is not None:
             _bootstrap._snapshot = lambda: _template(req)
         _run_bootstrap(env, argv)
+    if template_fd is not None and req.get("snapshot_module"):
+        # An exec'd template (AWS_LAMBDA_EXEC_WRAPPER): the bootstrap the wrapper ends in loads this
+        # module and waits on the socket itself (see the SnapStart section). It learns how from
+        # _HEARTH_SNAPSHOT, which it removes before the function's code runs.
+        os.set_inheritable(TEMPLATE_FD, True)
+        env = {**env, SNAPSHOT_VARIABLE: json.dumps({
+            "module": req["snapshot_module"], "uid": req["uid"], "gid": req["gid"], "env": env})}
     _exec(argv, env)
 
 
@@ -564,6 +572,11 @@ def _run_bootstrap(env: dict[str, str], argv: list[str]) -> NoReturn:
 # (/tmp starts as a copy of the template's), cgroup, stdout, log stream and environment variables.
 # Sockets the template's INIT opened are replaced by /dev/null in each clone (a connection cannot be
 # shared by several environments; clients reconnect, as after an AWS restore).
+#
+# A runtime exec'd through AWS_LAMBDA_EXEC_WRAPPER is no fork of ours: there the template socket stays
+# open (fd 3) across the exec, the bootstrap the wrapper ends in imports this file (mounted read-only
+# inside the sandbox) and calls `_template` itself, with what _HEARTH_SNAPSHOT tells it. Everything
+# above then holds as for a forked template.
 
 def _write_file(path: str, content: str) -> None:
     fd = os.open(path, os.O_WRONLY)

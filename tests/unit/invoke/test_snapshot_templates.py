@@ -57,7 +57,7 @@ async def test_without_an_age_limit_a_template_lives_on() -> None:
     assert await templates.template(f, key) is first
 
 
-def test_extensions_are_restored_and_an_exec_wrapper_starts_on_demand(tmp_path: Path) -> None:
+def test_versions_with_extensions_or_an_exec_wrapper_are_restored(tmp_path: Path) -> None:
     layer = tmp_path / "layer"
     (layer / "extensions").mkdir(parents=True)
     (layer / "extensions" / "ext").write_text("#!/bin/sh\n")
@@ -66,7 +66,7 @@ def test_extensions_are_restored_and_an_exec_wrapper_starts_on_demand(tmp_path: 
                                    snap_start_apply_on="PublishedVersions")
     assert templates.applies(with_ext)
     wrapped = dataclasses.replace(with_ext, environment={"AWS_LAMBDA_EXEC_WRAPPER": "/opt/wrapper"})
-    assert not templates.applies(wrapped)
+    assert templates.applies(wrapped)
 
 
 def test_a_snapstart_spec_keeps_the_zygote_runtime_and_starts_extensions_in_clones(tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ def test_a_snapstart_spec_keeps_the_zygote_runtime_and_starts_extensions_in_clon
     f = dataclasses.replace(fv(), runtime="python3.12", layer_dirs=(layer,), code_dir=tmp_path)
     creds = launch.Credentials("AKID", "secret")
 
-    def spec(init_type: str) -> Any:
+    def spec(init_type: str, f: Any = f) -> Any:
         return launch.build_spec(f, env_id="e", log_stream="s", credentials=creds, endpoint_url="http://x",
                                  isolated=True, initialization_type=init_type)
 
@@ -86,3 +86,10 @@ def test_a_snapstart_spec_keeps_the_zygote_runtime_and_starts_extensions_in_clon
     assert (launch.LAUNCHER, launch.LAUNCHER_MOUNT) in snap.extra_ro_mounts
     on_demand = spec("on-demand")  # the launcher starts the runtime itself
     assert on_demand.python_fork is None and launch.LAUNCHER_MOUNT in on_demand.argv and not on_demand.restore_argv
+    # With an exec wrapper the runtime is exec'd, and the bootstrap it ends in is the template itself.
+    wrapped = spec("snap-start", dataclasses.replace(f, environment={"AWS_LAMBDA_EXEC_WRAPPER": "/opt/wrapper"}))
+    assert wrapped.python_fork is None and wrapped.argv[0] == "/opt/wrapper"
+    assert wrapped.snapshot_module == launch.ZYGOTE_MOUNT
+    assert (launch.ZYGOTE, launch.ZYGOTE_MOUNT) in wrapped.extra_ro_mounts
+    assert wrapped.restore_argv == snap.restore_argv
+    assert not spec("on-demand", dataclasses.replace(f, environment={"AWS_LAMBDA_EXEC_WRAPPER": "/w"})).snapshot_module
