@@ -3,10 +3,13 @@ here registers, subscribes to the Telemetry API, takes INVOKE and SHUTDOWN event
 sends everything it saw to an SQS queue; its Telemetry batches validate against the telemetry schema
 (tests/integration/fixtures/telemetry_schema.json, written from AWS's schema reference). A crashing
 extension fails INIT with Extension.Crash; AWS_LAMBDA_EXEC_WRAPPER wraps the Python runtime; an
-internal extension (a thread of the function's own process) takes INVOKE events."""
+internal extension (a thread of the function's own process) takes INVOKE events. The same extension
+beside a SnapStart version gets the restore's Telemetry records (restoreStart, restoreRuntimeDone,
+restoreReport) instead of INIT's."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import time
@@ -71,7 +74,8 @@ while True:
         print("extension shutting down:", event["shutdownReason"], flush=True)
         break
 sqs.send_message(QueueUrl=os.environ["QUEUE_URL"], MessageBody=json.dumps(
-    {{"registered": registered, "events": events, "batches": batches}}))
+    {{"registered": registered, "events": events, "batches": batches,
+      "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")}}))
 '''
 
 FUNCTION = """
@@ -148,6 +152,103 @@ def test_an_external_extension_gets_invoke_shutdown_and_telemetry(srv: HearthSer
     function_lines = [r["record"] for r in records if r["type"] == "function"]
     assert any(f"function says hello {request_ids[0]}" in line for line in function_lines)
     assert "extension says hello" in [r["record"] for r in records if r["type"] == "extension"]
+
+
+SNAP_FUNCTION = """
+import snapshot_restore_py
+
+HOOKS = []
+snapshot_restore_py.register_after_restore(lambda: HOOKS.append("after-restore"))
+
+
+def handler(event, context):
+    print("function says hello", context.aws_request_id)
+    return {"hooks": HOOKS}
+"""
+
+
+def test_a_snapstart_version_restores_with_its_extension(srv: HearthServer) -> None:
+    if srv.health().get("isolation") == "process":
+        pytest.skip("snapshots need the namespace backend (the process fallback starts on demand)")
+    lam, sqs = srv.client("lambda"), srv.client("sqs")
+    queue = sqs.create_queue(QueueName="snap-extension-report")["QueueUrl"]
+    python = installed_runtimes()["python3.12"].executable
+    layer = _layer(lam, "snap-telemetry-ext", {"extensions/telemetry-ext": EXTENSION.format(python=python)})
+    create_function(lam, "snap-extension", {"app.py": SNAP_FUNCTION}, runtime="python3.12", Layers=[layer],
+                    Timeout=10, MemorySize=1024, Environment={"Variables": {"QUEUE_URL": queue}},
+                    SnapStart={"ApplyOn": "PublishedVersions"})
+    version = lam.publish_version(FunctionName="snap-extension")["Version"]
+    _wait_version(lam, "snap-extension", version)
+    assert lam.get_function_configuration(FunctionName="snap-extension", Qualifier=version)["SnapStart"] == {
+        "ApplyOn": "PublishedVersions", "OptimizationStatus": "On"}
+    request_ids = []
+    for _ in range(2):
+        resp, body = invoke_json(lam, "snap-extension", Qualifier=version)
+        assert "FunctionError" not in resp, body
+        assert body == {"hooks": ["after-restore"]}
+        request_ids.append(resp["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"])
+        _wait_report(srv.client("logs"), "snap-extension", request_ids[-1])
+    lam.delete_function(FunctionName="snap-extension")  # SHUTDOWN (spindown) for the restored environment
+
+    report = _receive(sqs, queue)
+    assert report["init_type"] == "snap-start"
+    assert report["registered"]["functionVersion"] == version
+    invokes = [e for e in report["events"] if e["eventType"] == "INVOKE"]
+    assert [e["requestId"] for e in invokes] == request_ids
+    assert report["events"][-1] == {**report["events"][-1], "eventType": "SHUTDOWN", "shutdownReason": "spindown"}
+    for batch in report["batches"]:
+        jsonschema.validate(batch, SCHEMA)
+    records = [record for batch in report["batches"] for record in batch]
+    types = [record["type"] for record in records]
+    assert {"platform.restoreStart", "platform.restoreRuntimeDone", "platform.restoreReport",
+            "platform.start", "platform.report", "platform.extension", "function"} <= set(types), types
+    assert not {"platform.initStart", "platform.initRuntimeDone", "platform.initReport"} & set(types), types
+    assert types.index("platform.restoreStart") < types.index("platform.restoreReport") < types.index("platform.start")
+    restore_start = next(r["record"] for r in records if r["type"] == "platform.restoreStart")
+    assert restore_start["functionName"] == "snap-extension" and restore_start["functionVersion"] == version
+    restore_report = next(r["record"] for r in records if r["type"] == "platform.restoreReport")
+    assert restore_report["status"] == "success" and restore_report["metrics"]["durationMs"] > 0
+    assert [r["record"]["requestId"] for r in records if r["type"] == "platform.report"] == request_ids
+
+
+SNAP_WRAPPED = """
+import os
+import snapshot_restore_py
+
+HOOKS = []
+snapshot_restore_py.register_after_restore(lambda: HOOKS.append("after-restore"))
+
+
+def handler(event, context):
+    return {"wrapped": os.environ.get("WRAPPED"), "args": os.environ.get("WRAPPER_ARGS"), "hooks": HOOKS,
+            "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")}
+"""
+
+
+def test_a_snapstart_version_with_an_exec_wrapper_is_restored(srv: HearthServer) -> None:
+    if srv.health().get("isolation") == "process":
+        pytest.skip("snapshots need the namespace backend (the process fallback starts on demand)")
+    lam = srv.client("lambda")
+    layer = _layer(lam, "snap-wrapper", {"wrapper": WRAPPER})
+    create_function(lam, "snap-wrapped", {"app.py": SNAP_WRAPPED}, runtime="python3.12", Layers=[layer],
+                    Environment={"Variables": {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/wrapper"}},
+                    SnapStart={"ApplyOn": "PublishedVersions"})
+    version = lam.publish_version(FunctionName="snap-wrapped")["Version"]
+    _wait_version(lam, "snap-wrapped", version)
+    assert lam.get_function_configuration(FunctionName="snap-wrapped", Qualifier=version)["State"] == "Active"
+    resp, body = invoke_json(lam, "snap-wrapped", Qualifier=version, LogType="Tail")
+    assert "FunctionError" not in resp, body
+    # The wrapper ran once, before the snapshot; what it exported is in the restored environment.
+    assert body["wrapped"] == "yes" and "bootstrap" in body["args"]
+    assert body["hooks"] == ["after-restore"] and body["init_type"] == "snap-start"
+    assert "Restore Duration" in base64.b64decode(resp["LogResult"]).decode()
+
+
+def _wait_version(lam: Any, name: str, version: str) -> None:
+    deadline = time.monotonic() + 60
+    while lam.get_function_configuration(FunctionName=name, Qualifier=version)["State"] == "Pending":
+        assert time.monotonic() < deadline, f"{name}:{version} is still Pending"
+        time.sleep(0.05)
 
 
 def _wait_report(logs: Any, function: str, request_id: str) -> None:

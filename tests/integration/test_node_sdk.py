@@ -45,6 +45,18 @@ export const handler = async (event) => {
 };
 """
 
+# The default client, as a user writes it: the queue URL comes from GetQueueUrl inside the function, so
+# it names the endpoint the function used (its sandbox's own), and the client may send to its origin.
+LOOKUP_SQS = """
+import { SQSClient, GetQueueUrlCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+const sqs = new SQSClient({});
+export const handler = async (event) => {
+  const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: event.name }));
+  const out = await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: "looked up" }));
+  return { id: out.MessageId, url: QueueUrl, endpoint: process.env.AWS_ENDPOINT_URL };
+};
+"""
+
 CJS_SQS_STS = """
 const { SQSClient, SendMessageCommand } = require("@aws-sdk/client-sqs");
 const { STSClient, GetCallerIdentityCommand } = require("@aws-sdk/client-sts");
@@ -187,6 +199,17 @@ def test_es_module_imports_the_sdk_and_sends_to_a_queue(lam: Any, queue: tuple[A
     assert "FunctionError" not in resp, body
     msg = _receive(sqs, url)
     assert msg["Body"] == "from esm" and msg["MessageId"] == body["id"]
+
+
+def test_a_queue_url_looked_up_inside_a_function_is_reachable_from_it(lam: Any, queue: tuple[Any, str]) -> None:
+    sqs, url = queue  # created outside the function: its URL names the host's endpoint
+    create_function(lam, "node-sdk-lookup", {"index.mjs": LOOKUP_SQS}, runtime=RUNTIME, handler="index.handler",
+                    Timeout=30)
+    resp, body = invoke_json(lam, "node-sdk-lookup", {"name": "node-sdk"})
+    assert "FunctionError" not in resp, body
+    assert body["url"] == body["endpoint"] + "/000000000000/node-sdk"  # built from the endpoint it used
+    msg = _receive(sqs, url)
+    assert msg["Body"] == "looked up" and msg["MessageId"] == body["id"]
 
 
 def test_commonjs_requires_the_sdk_which_is_read_only(lam: Any, queue: tuple[Any, str],

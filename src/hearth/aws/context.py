@@ -63,6 +63,7 @@ class RequestContext:
     headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
     raw_body: bytes = b""
     source_ip: str = "127.0.0.1"
+    scheme: str = "http"  # of the connection the request came on ("https" on the TLS listener)
     # Another account whose resource this request may use because that resource's policy allowed the
     # caller (decided by the gateway's authorizer before the operation runs); None: only its own.
     granted_owner: str | None = None

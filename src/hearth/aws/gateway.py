@@ -224,7 +224,7 @@ class AwsGateway:
         ctx = RequestContext(
             service=api.name, operation=op.name, region=cred.region, principal=principal,
             request_id=request_id, headers=req.headers, raw_body=req.body,
-            source_ip=client[0] if client else "127.0.0.1",
+            source_ip=client[0] if client else "127.0.0.1", scheme=str(scope.get("scheme", "http")),
         )
         if self._authorizer is not None:
             ctx.granted_owner = self._authorizer.authorize(ctx, params, secure=scope.get("scheme") == "https")

@@ -183,7 +183,7 @@ class Environment:
             region=spec.env.get("AWS_REGION", ""), note=fallback_note(runtime_id), restore=restored))
         self._output_fd: int | None = None
         self._dead = asyncio.Event()
-        if any(arg.endswith("extensions_launcher.py") for arg in spec.argv[:4]):
+        if any(arg.endswith("extensions_launcher.py") for arg in spec.argv[:4]) or (restored and spec.restore_argv):
             self._extra_routes()  # marks on extension output must be stripped from the first byte
 
     # -- extensions -----------------------------------------------------------------------------
@@ -196,7 +196,8 @@ class Environment:
                                 env.get("_HANDLER", ""), self._account_id)
             self._telemetry = TelemetryHub(self._connect_in_sandbox)
             self._ext = ExtensionsApi(info, on_registered=self._extension_registered,
-                                      on_init_failure=self._extension_init_failed)
+                                      on_init_failure=self._extension_init_failed,
+                                      awaiting_launcher=self.restored and bool(self.spec.restore_argv))
             self._splitter = OutputSplitter(self._telemetry, json_format=env.get("AWS_LAMBDA_LOG_FORMAT") == "JSON")
             record: dict[str, object] = {"functionName": info.function_name, "functionVersion": info.function_version,
                                          "instanceMaxMemory": self.memory_mb << 20}

@@ -29,6 +29,9 @@ CA_MOUNT = "/var/hearth/ca"
 # Where the extensions launcher (runtimes/extensions_launcher.py) appears inside an environment.
 LAUNCHER_MOUNT = "/var/hearth/extensions_launcher.py"
 LAUNCHER = RUNTIMES_DIR / "extensions_launcher.py"
+# Where the zygote module appears inside a SnapStart environment whose runtime is exec'd by a wrapper.
+ZYGOTE_MOUNT = "/var/hearth/zygote.py"
+ZYGOTE = Path(__file__).resolve().parent.parent / "sandbox" / "zygote.py"
 # The site-packages directory Hearth itself runs from: it carries boto3 and botocore.
 SDK_DIR = Path(botocore.__file__).resolve().parent.parent
 
@@ -93,6 +96,7 @@ def build_spec(
         if isolated:
             mounts.append((ca_dir, CA_MOUNT))
     python_fork: PythonForkSpec | None = None
+    restore_argv: tuple[str, ...] = ()
     if runtime.kind == "python":
         assert runtime.executable is not None and runtime.prefix is not None
         env["PYTHONPATH"] = f"{runtime_dir}:{sdk}"
@@ -121,9 +125,15 @@ def build_spec(
         argv = [bootstrap]
     # Extensions (issue 16): only functions that use them take these paths; the others start as before.
     wrapper = fv.environment.get("AWS_LAMBDA_EXEC_WRAPPER")
+    snapshot_module = ""
     if wrapper and runtime.kind in ("python", "nodejs"):
         # As AWS's bootstraps do: the wrapper is exec'd with the runtime's command as its arguments.
         argv = [wrapper if isolated else _host_opt_path(fv.layer_dirs, wrapper), *argv]
+        if initialization_type == "snap-start" and isolated and python_fork is not None:
+            # SnapStart (design.md, "Extensions and SnapStart"): the bootstrap the wrapper ends in
+            # becomes the template itself, with the zygote's code mounted beside it.
+            mounts.append((ZYGOTE, ZYGOTE_MOUNT))
+            snapshot_module = ZYGOTE_MOUNT
         python_fork = None
     if has_extensions(fv.layer_dirs):
         launcher = _launcher_python(runtime)
@@ -137,9 +147,15 @@ def build_spec(
         dirs: list[str] = [] if isolated else [
             arg for layer in fv.layer_dirs if (layer / "extensions").is_dir()
             for arg in ("--dir", str(layer / "extensions"))]
-        argv = [str(launcher.executable), "-I", "-S", LAUNCHER_MOUNT if isolated else str(LAUNCHER), *dirs, "--",
-                *argv]
-        python_fork = None
+        if initialization_type == "snap-start" and isolated and (python_fork is not None or snapshot_module):
+            # SnapStart (design.md, "Extensions and SnapStart"): the template is the runtime alone
+            # (the zygote's fork, or the bootstrap an exec wrapper ends in); each clone starts the
+            # extensions anew beside its restored runtime.
+            restore_argv = (str(launcher.executable), "-I", "-S", LAUNCHER_MOUNT, "--restore")
+        else:
+            argv = [str(launcher.executable), "-I", "-S", LAUNCHER_MOUNT if isolated else str(LAUNCHER), *dirs,
+                    "--", *argv]
+            python_fork = None
     return SandboxSpec(
         env_id=env_id,
         argv=argv,
@@ -154,13 +170,9 @@ def build_spec(
         python_fork=python_fork,
         workdir=task_root,
         network=NetworkRequest(fv.network_key, fv.name),
+        restore_argv=restore_argv,
+        snapshot_module=snapshot_module,
     )
-
-
-def starts_by_exec(fv: FunctionVersion) -> bool:
-    """Whether `fv`'s environments start through an exec'd command rather than a zygote's fork:
-    external extensions (the launcher) or an `AWS_LAMBDA_EXEC_WRAPPER`."""
-    return bool(fv.environment.get("AWS_LAMBDA_EXEC_WRAPPER")) or has_extensions(fv.layer_dirs)
 
 
 def has_extensions(layer_dirs: tuple[Path, ...]) -> bool:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hearth.functions.model import FunctionVersion
-from hearth.invoke import launch, logs
+from hearth.invoke import logs
 from hearth.invoke.environment import Environment, Launcher, ReadyWaiter
 from hearth.invoke.platform_log import LogStyle
 from hearth.runtimes.registry import runtime_for
@@ -108,9 +108,9 @@ class SnapshotTemplates:
         if self._backend is None or not supported_runtime(fv.runtime):
             return False
         wanted = self.latest if fv.version == "$LATEST" else fv.snap_start_apply_on == "PublishedVersions"
-        # Extensions or an exec wrapper: INIT runs on demand (design.md, Extensions). Asked last: it
-        # looks at the layers' files.
-        return wanted and not launch.starts_by_exec(fv)
+        # Extensions (started anew in each clone) and an exec wrapper (the bootstrap it ends in is the
+        # template): design.md, "Extensions and SnapStart".
+        return wanted
 
     async def template(self, fv: FunctionVersion, key: TemplateKey) -> Template:
         """The ready template of `fv`, made now if there is none. Raises what INIT raises

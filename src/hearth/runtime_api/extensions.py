@@ -98,8 +98,12 @@ class ExtensionsApi:
     `platform.extension`; `on_init_failure(failure)` lets the environment end INIT at once."""
 
     def __init__(self, info: FunctionInfo, *, on_registered: Callable[[str, list[str]], None] | None = None,
-                 on_init_failure: Callable[[ExtensionFailure], None] | None = None) -> None:
+                 on_init_failure: Callable[[ExtensionFailure], None] | None = None,
+                 awaiting_launcher: bool = False) -> None:
         self.info = info
+        # A SnapStart clone's launcher starts beside the runtime, not before it: INIT (the restore)
+        # also waits for its `launched` (which it would otherwise not know to wait for).
+        self._awaiting_launcher = awaiting_launcher
         self.phase = Phase.INIT
         self.extensions: dict[str, Extension] = {}
         self.failure: ExtensionFailure | None = None
@@ -293,7 +297,9 @@ class ExtensionsApi:
         return any_
 
     def _launch_open(self) -> bool:
-        return self._launch_waiter is not None and not self._launch_waiter.done()
+        if self._launch_waiter is None:
+            return self._awaiting_launcher and self.failure is None
+        return not self._launch_waiter.done()
 
     def _check_launched(self) -> None:
         waiter = self._launch_waiter

@@ -1,14 +1,16 @@
 """The start of an execution environment whose layers bring external extensions (/opt/extensions/*).
 
 Run inside the sandbox as ``python -I -S extensions_launcher.py [--dir D]... -- <runtime argv...>`` in
-place of the runtime (`--dir`: where the extensions are when the sandbox has no /opt of its own), only
-for functions that have extensions (the no-extension path never runs it). It owns the order AWS
-documents for the INIT phase: every executable in /opt/extensions starts first (sorted by name, at
-most MAX_EXTENSIONS), the runtime starts once every one of them has registered with the Extensions
-API, then it supervises: it reaps every child, tells Hearth when an extension exits (`Extension.Crash`
-during INIT) and exits with the runtime's own status, so the sandbox's backend sees the runtime's exit
-exactly as without extensions. SIGTERM is passed on to the runtime; during SHUTDOWN the extensions
-keep running after the runtime exits, until they are done or Hearth kills the sandbox.
+place of the runtime (`--dir`: where the extensions are when the sandbox has no /opt of its own), or as
+``python -I -S extensions_launcher.py --restore`` beside the runtime of a SnapStart clone (started by
+the clone's init; the runtime already runs: it starts and supervises the extensions only and ends when
+the last of them has), only for functions that have extensions (the no-extension path never runs it).
+It owns the order AWS documents for the INIT phase: every executable in /opt/extensions starts first
+(sorted by name, at most MAX_EXTENSIONS), the runtime starts once every one of them has registered with
+the Extensions API, then it supervises: it reaps every child, tells Hearth when an extension exits
+(`Extension.Crash` during INIT) and exits with the runtime's own status, so the sandbox's backend sees
+the runtime's exit exactly as without extensions. SIGTERM is passed on to the runtime; during SHUTDOWN
+the extensions keep running after the runtime exits, until they are done or Hearth kills the sandbox.
 
 Hearth's private routes it uses (answered by `hearth.runtime_api.ext_routes`)::
 
@@ -98,6 +100,9 @@ def _extensions(dirs: list[str]) -> dict[str, str]:
 def main() -> None:
     args = sys.argv[1:]
     dirs: list[str] = []
+    restore = args[:1] == ["--restore"]
+    if restore:
+        args = args[1:]
     while args and args[0] == "--dir":
         dirs.append(args[1])
         args = args[2:]
@@ -105,6 +110,7 @@ def main() -> None:
     found = _extensions(dirs or [EXTENSIONS_DIR])
     names = sorted(found)[:MAX_EXTENSIONS]
     pids: dict[int, str] = {}
+    relays: list[threading.Thread] = []
     try:
         _post("/2020-01-01/hearth/launching", {"extensions": names}, 5)
     except OSError:
@@ -121,7 +127,9 @@ def main() -> None:
             continue
         os.close(w)
         pids[pid] = name
-        threading.Thread(target=_relay, args=(name.encode(), r), daemon=True).start()
+        relay = threading.Thread(target=_relay, args=(name.encode(), r), daemon=True)
+        relay.start()
+        relays.append(relay)
     lock = threading.Lock()
     runtime: list[int] = []
     terminating: list[int] = []
@@ -142,8 +150,8 @@ def main() -> None:
             status = _post("/2020-01-01/hearth/launched", {"extensions": list(pids.values())}, None)
         except OSError:
             status = 0
-        if status != 200:
-            return  # INIT failed (an extension crashed): Hearth ends the sandbox
+        if status != 200 or restore:
+            return  # INIT failed (an extension crashed): Hearth ends the sandbox; or no runtime to start
         with lock:
             runtime.append(os.posix_spawn(runtime_argv[0], runtime_argv, dict(os.environ)))
 
@@ -154,6 +162,8 @@ def main() -> None:
         except ChildProcessError:
             if runtime_code:
                 _exit_like(runtime_code[0])
+            if restore:
+                _exit_after(relays)  # every extension is gone; the runtime is not ours
             # No child left (every extension gone before the runtime started): wait for the runtime.
             threading.Event().wait(0.05)
             continue
@@ -176,6 +186,15 @@ def main() -> None:
                 pass
         if runtime_code and not pids:
             _exit_like(runtime_code[0])
+        if restore and not pids:
+            _exit_after(relays)
+
+
+def _exit_after(relays: list[threading.Thread]) -> None:
+    """Restore mode, once every extension is gone: their last lines relayed, then exit 0."""
+    for relay in relays:
+        relay.join(1.0)
+    os._exit(0)
 
 
 def _exit_like(code: int) -> None:

@@ -563,6 +563,7 @@ class NamespaceBackend:
             "workdir": spec.workdir,
             "python_fork": python_fork,
             "nofile": NOFILE_LIMIT,
+            "snapshot_module": spec.snapshot_module,  # an exec'd template's bootstrap loads it (zygote.py)
         }
 
     async def start(self, spec: SandboxSpec, *, template: bool = False) -> NamespaceSandbox:
@@ -571,7 +572,7 @@ class NamespaceBackend:
         if self._closed:
             raise SandboxStartError("the namespace backend is closed")
         zygote, python_fork = await self._zygote_for(spec)
-        if template and not python_fork:
+        if template and not python_fork and not spec.snapshot_module:
             raise SandboxStartError("a snapshot template needs the Python runtime's zygote")
         group = self._new_group(spec)
         try:
@@ -715,6 +716,8 @@ class NamespaceBackend:
                 "shm_mb": min(SHM_MB, max(1, spec.memory_mb)),
                 "listen": [["127.0.0.1", RUNTIME_API_PORT], ["127.0.0.1", AWS_API_PORT]],
             }
+            if spec.restore_argv:  # started by the clone's init beside its runtime (zygote.py, SnapStart)
+                request["extensions"] = list(spec.restore_argv)
             ctl, ctl_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             out_r, out_w = os.pipe()
             # Opened here, as root: the clone (the sandbox user, no capabilities) joins its cgroups

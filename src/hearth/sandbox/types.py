@@ -54,6 +54,14 @@ class SandboxSpec:
     workdir: str = "/var/task"
     pids_limit: int = 1024
     network: NetworkRequest | None = None
+    # What a SnapStart clone of this spec's template starts beside its runtime: the extensions launcher
+    # in restore mode (the template itself never runs it). Empty: nothing (every function without
+    # extensions).
+    restore_argv: tuple[str, ...] = ()
+    # Where the zygote module is mounted when the runtime is exec'd (through AWS_LAMBDA_EXEC_WRAPPER)
+    # and may be a SnapStart template: the Python bootstrap it ends in waits for clone requests itself,
+    # with the zygote's code. Empty: a template must be a fork of the runtime's zygote.
+    snapshot_module: str = ""
 
 
 class SandboxStartError(RuntimeError):

@@ -114,6 +114,7 @@ MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
 MAX_MESSAGE = 1 << 20
+SNAPSHOT_VARIABLE = "_HEARTH_SNAPSHOT"  # an exec'd template's instructions (see _runtime)
 TEMPLATE_FD = 3  # in a SnapStart template's runtime: the socket clone requests arrive on
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                      signal.SIGUSR2)
@@ -132,6 +133,7 @@ _pyapi = ctypes.pythonapi
 
 _bootstrap: Any = None  # the pre-imported runtime bootstrap module, when there is one
 _base_sys_path: list[str] = list(sys.path)
+_terminated: list[int] = []  # in a sandbox's init: the SIGTERM it forwarded (SHUTDOWN has begun)
 
 
 class SetupError(Exception):
@@ -375,6 +377,8 @@ def _report_started(ctl: socket.socket, pid: int, trace: list[list[Any]], listen
 
 def _forward_signals(runtime: int) -> None:
     def forward(signum: int, _frame: object) -> None:
+        if signum == signal.SIGTERM:
+            _terminated.append(signum)
         try:
             os.kill(runtime, signum)
         except OSError:
@@ -384,9 +388,13 @@ def _forward_signals(runtime: int) -> None:
         signal.signal(sig, forward)
 
 
-def _supervise(ctl: socket.socket, runtime: int) -> NoReturn:
-    """Init's life after setup: reap every orphan, report the runtime's exit status, then exit."""
+def _supervise(ctl: socket.socket, runtime: int, extensions: int = 0) -> NoReturn:
+    """Init's life after setup: reap every orphan, report the runtime's exit status, then exit.
+    `extensions` (a SnapStart clone's extensions launcher): after a SIGTERM (SHUTDOWN) the runtime's
+    exit is reported once it is gone too, so that the extensions keep their SHUTDOWN time, as the
+    launcher gives them when it starts the runtime itself."""
     status = 0
+    runtime_done = False
     while True:
         try:
             pid, raw = os.waitpid(-1, 0)
@@ -394,7 +402,13 @@ def _supervise(ctl: socket.socket, runtime: int) -> NoReturn:
             break
         if pid == runtime:
             status = _exit_code(raw)
-            break
+            runtime_done = True
+            if not (extensions and _terminated):
+                break
+        elif pid == extensions:
+            extensions = 0
+            if runtime_done:
+                break
     try:
         send_msg(ctl, {"exit": status})
     except OSError:
@@ -459,6 +473,13 @@ def _runtime(req: dict[str, Any], out_fd: int, template_fd: int | None) -> NoRet
         if template_fd is not None:
             _bootstrap._snapshot = lambda: _template(req)
         _run_bootstrap(env, argv)
+    if template_fd is not None and req.get("snapshot_module"):
+        # An exec'd template (AWS_LAMBDA_EXEC_WRAPPER): the bootstrap the wrapper ends in loads this
+        # module and waits on the socket itself (see the SnapStart section). It learns how from
+        # _HEARTH_SNAPSHOT, which it removes before the function's code runs.
+        os.set_inheritable(TEMPLATE_FD, True)
+        env = {**env, SNAPSHOT_VARIABLE: json.dumps({
+            "module": req["snapshot_module"], "uid": req["uid"], "gid": req["gid"], "env": env})}
     _exec(argv, env)
 
 
@@ -551,6 +572,11 @@ def _run_bootstrap(env: dict[str, str], argv: list[str]) -> NoReturn:
 # (/tmp starts as a copy of the template's), cgroup, stdout, log stream and environment variables.
 # Sockets the template's INIT opened are replaced by /dev/null in each clone (a connection cannot be
 # shared by several environments; clients reconnect, as after an AWS restore).
+#
+# A runtime exec'd through AWS_LAMBDA_EXEC_WRAPPER is no fork of ours: there the template socket stays
+# open (fd 3) across the exec, the bootstrap the wrapper ends in imports this file (mounted read-only
+# inside the sandbox) and calls `_template` itself, with what _HEARTH_SNAPSHOT tells it. Everything
+# above then holds as for a forked template.
 
 def _write_file(path: str, content: str) -> None:
     fd = os.open(path, os.O_WRONLY)
@@ -743,6 +769,9 @@ def _clone(base: dict[str, Any], req: dict[str, Any], fds: list[int], handlers: 
 def _clone_init(req: dict[str, Any], ctl: socket.socket, out_fd: int, listeners: list[socket.socket],
                 trace: list[list[Any]], handlers: dict[int, Any]) -> dict[str, str]:
     """I' after setup: forks the runtime, reports, then reaps and forwards signals; returns only in R'."""
+    # The extensions first (functions with extensions only): they are what the snapshot would have
+    # held running beside the runtime.
+    extensions = _start_extensions(req, out_fd, ctl, listeners) if req.get("extensions") else 0
     runtime = os.fork()
     if runtime == 0:
         ctl.close()
@@ -755,7 +784,41 @@ def _clone_init(req: dict[str, Any], ctl: socket.socket, out_fd: int, listeners:
         _drop_capabilities()
     except (OSError, SetupError):
         os.kill(runtime, signal.SIGKILL)
-    _supervise(ctl, runtime)
+    _supervise(ctl, runtime, extensions)
+
+
+def _start_extensions(req: dict[str, Any], out_fd: int, ctl: socket.socket, listeners: list[socket.socket]
+                      ) -> int:
+    """I': start the clone's extensions launcher in restore mode (``req["extensions"]``, its argv) with
+    the clone's environment and output, as an unprivileged process; its pid (0: it could not fork; the
+    Extensions API then never hears from it and the restore times out as INIT would)."""
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        os.write(2, (f"hearth sandbox: extensions launcher: {exc}\n").encode())
+        return 0
+    if pid != 0:
+        return pid
+    try:
+        ctl.close()
+        for s in listeners:
+            s.close()
+        os.setsid()
+        for sig in (*FORWARDED_SIGNALS, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        null = os.open("/dev/null", os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        _close_fds_from(3)
+        _drop_capabilities()
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)
+        os.chdir("/var/task")
+    except BaseException as exc:
+        os.write(2, (f"hearth sandbox: extensions launcher setup failed: {exc}\n").encode())
+        os._exit(126)
+    _exec(list(req["extensions"]), dict(req["env"]))
 
 
 def _clone_runtime(req: dict[str, Any], out_fd: int, handlers: dict[int, Any]) -> dict[str, str]:

@@ -91,6 +91,19 @@ async def test_the_launcher_waits_until_every_extension_registered() -> None:
     assert not api.has_internal() and api.has_external()
 
 
+async def test_a_restore_waits_for_the_launcher_that_starts_beside_the_runtime() -> None:
+    # A SnapStart clone: the runtime may ask for its first invocation before the launcher said anything.
+    api = _api(awaiting_launcher=True)
+    assert not await _done_soon(api.wait_ready())
+    launched = api.launched_future(["a"])
+    a, _ = api.register("a", ["INVOKE"], accept_account_id=False)
+    await asyncio.sleep(0)
+    assert launched.done()
+    assert not await _done_soon(api.wait_ready())  # registered, not yet waiting in next
+    api.next_future(a)
+    assert await _done_soon(api.wait_ready())
+
+
 async def test_init_ends_when_every_extension_waits_in_next() -> None:
     api = _api()
     a, _ = api.register("a", ["INVOKE"], accept_account_id=False)

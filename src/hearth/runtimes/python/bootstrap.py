@@ -649,9 +649,36 @@ def _snapshot_and_restore(client: RuntimeClient) -> tuple[RuntimeClient, dict | 
     return client, _run_hooks(list(hooks.get_after_restore()), "Runtime.AfterRestoreError")
 
 
+def _exec_template(instructions: str, env: dict) -> None:
+    """SnapStart through AWS_LAMBDA_EXEC_WRAPPER: this process (exec'd by the wrapper, not forked by the
+    zygote) is the template. The zygote's code, mounted in the sandbox, waits for clone requests; each
+    clone keeps what the wrapper changed in the environment (as a snapshot would), over its own
+    variables."""
+    global _snapshot
+    import importlib.util
+
+    spec = json.loads(instructions)
+    module_spec = importlib.util.spec_from_file_location("_hearth_zygote", spec["module"])
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"cannot load {spec['module']}")
+    zygote = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(zygote)
+    started = spec["env"]
+    by_wrapper = {k: v for k, v in env.items() if started.get(k) != v}
+    base = {"uid": spec["uid"], "gid": spec["gid"]}
+
+    def snapshot() -> dict:
+        return {**zygote._template(base), **by_wrapper}
+
+    _snapshot = snapshot
+
+
 def main() -> None:
     """Run the runtime until the process is killed. Reads the environment now, not at import."""
+    snapshot = os.environ.pop("_HEARTH_SNAPSHOT", None)  # set by the zygote for an exec'd template only
     env = dict(os.environ)
+    if snapshot is not None and _snapshot is None:
+        _exec_template(snapshot, env)
     os.environ.pop(_TRACE_KEY, None)  # a real unsetenv, once: the per-invocation value never reaches C
     _unbuffered_stdio()
     _build_sys_path(env)

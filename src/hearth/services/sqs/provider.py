@@ -6,9 +6,13 @@ It owns the API surface: resolving queue URLs to queues of the caller's account,
 (judged by the gateway's authorizer, which sets `ctx.granted_owner`); any other account's queue is
 answered as "does not exist".
 
-Queue URLs are `{endpoint}/{account}/{name}`. Like AWS, any host is accepted as long as the path is
-`/{account}/{name}` (AWS's own `https://sqs.{region}.amazonaws.com/...` URLs work too; their region
-wins over the signing region).
+Queue URLs are `{endpoint}/{account}/{name}`, where the endpoint is the one the client used (its
+scheme and Host header), as AWS builds them from the endpoint a request reached: a function in a
+sandbox, whose endpoint is its own loopback proxy, gets URLs it can reach (the SDK for JavaScript v3
+sends to a queue URL's own origin). Requests without a Host (in-process callers such as
+CloudFormation) get the server's configured endpoint. Like AWS, any host is accepted as long as the
+path is `/{account}/{name}` (AWS's own `https://sqs.{region}.amazonaws.com/...` URLs work too; their
+region wins over the signing region).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from hearth.services.sqs.queues import (
 )
 
 _ENTRY_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+# A Host header fit to be a URL's authority: a name or IPv4 address, or a bracketed IPv6 one, and a port.
+_AUTHORITY = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 _AWS_HOST = re.compile(r"^(?:sqs\.([a-z0-9-]+)\.amazonaws\.com|([a-z0-9-]+)\.queue\.amazonaws\.com)$")
 
 
@@ -46,8 +52,10 @@ class SqsProvider:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def url(self, queue: Queue) -> str:
-        return f"{self.endpoint_url}/{queue.account}/{queue.name}"
+    def url(self, ctx: RequestContext, queue: Queue) -> str:
+        host = ctx.headers.get("host", "")
+        base = f"{ctx.scheme}://{host}" if _AUTHORITY.match(host) else self.endpoint_url
+        return f"{base}/{queue.account}/{queue.name}"
 
     def _resolve(self, ctx: RequestContext, queue_url: str) -> Queue:
         parts = urlsplit(queue_url)
@@ -71,21 +79,21 @@ class SqsProvider:
     def create_queue(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         queue = self.queues.create_queue(ctx.account_id, ctx.region, params["QueueName"],
                                          params.get("Attributes") or {}, params.get("tags"))
-        return {"QueueUrl": self.url(queue)}
+        return {"QueueUrl": self.url(ctx, queue)}
 
     def get_queue_url(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         owner = params.get("QueueOwnerAWSAccountId") or ctx.account_id
         if not ctx.may_use(owner):
             raise errors.queue_does_not_exist()
-        return {"QueueUrl": self.url(self.queues.get(owner, ctx.region, params["QueueName"]))}
+        return {"QueueUrl": self.url(ctx, self.queues.get(owner, ctx.region, params["QueueName"]))}
 
     def list_queues(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         queues = self.queues.list_queues(ctx.account_id, ctx.region, params.get("QueueNamePrefix") or "")
-        return self._page([self.url(q) for q in queues], params, "QueueUrls")
+        return self._page([self.url(ctx, q) for q in queues], params, "QueueUrls")
 
     def list_dead_letter_source_queues(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         dlq = self._resolve(ctx, params["QueueUrl"])
-        out = self._page([self.url(q) for q in self.queues.dead_letter_sources(dlq)], params, "queueUrls")
+        out = self._page([self.url(ctx, q) for q in self.queues.dead_letter_sources(dlq)], params, "queueUrls")
         out.setdefault("queueUrls", [])
         return out
 
