@@ -61,6 +61,12 @@ FIXED_RUNTIMES = {
 NEEDS_CDK = {
     "test_put_events_with_target_statefunction_machine": "deploys with the AWS CDK (not installed here)",
     "test_table_v2_stream": "deploys with the AWS CDK (not installed here)",
+    # CloudFormation's resource tests (resources/test_sns.py, test_dynamodb.py, test_secretsmanager.py).
+    "test_sns_topic_with_attributes": "deploys with the AWS CDK (not installed here)",
+    "test_sns_topic_policy_resets_to_default": "deploys with the AWS CDK (not installed here)",
+    "test_ttl_cdk": "deploys with the AWS CDK (not installed here)",
+    "test_cdk_deployment_generates_secret_value_if_no_value_is_provided":
+        "deploys with the AWS CDK (not installed here)",
 }
 
 # Parametrised runtimes whose test functions are built with a toolchain these machines lack.
@@ -146,7 +152,8 @@ def _stub_uninstallable_imports() -> None:
     so that the module's other tests are collected:
     - `amazon_kclpy` (LocalStack's KCL connector, imported by `test_kinesis.py`) cannot be installed here:
       its build fetches Java archives. Only the LocalStack-only `test_run_kcl` uses it.
-    - `aws_cdk` (imported by `test_events_targets.py`): only the tests in NEEDS_CDK use it."""
+    - `aws_cdk` (imported by `test_events_targets.py` and CloudFormation's resource tests): only the tests
+      in NEEDS_CDK use it."""
     try:
         import amazon_kclpy  # noqa: F401
     except ImportError:
@@ -158,7 +165,11 @@ def _stub_uninstallable_imports() -> None:
     try:
         import aws_cdk  # noqa: F401
     except ImportError:
-        sys.modules["aws_cdk"] = types.ModuleType("aws_cdk")
+        cdk = sys.modules["aws_cdk"] = types.ModuleType("aws_cdk")
+        # CloudFormation's `resources/test_dynamodb.py` imports a construct module and one of its names.
+        dynamodb = sys.modules["aws_cdk.aws_dynamodb"] = types.ModuleType("aws_cdk.aws_dynamodb")
+        dynamodb.BillingMode = type("BillingMode", (), {})  # type: ignore[attr-defined]
+        cdk.aws_dynamodb = dynamodb  # type: ignore[attr-defined]
     # `test_events_targets.py` imports two Firehose helpers from folders the shared copy leaves out
     # (LocalStack's scenario tests, its Firehose tests); only its Firehose target test calls them, and
     # that test needs Firehose itself, which decides its verdict.
