@@ -213,6 +213,11 @@ def test_change_sets_as_deploy_tools_use_them(server: HearthServer, cfn: Any) ->
     cfn.execute_change_set(ChangeSetName=created["Id"])
     cfn.get_waiter("stack_create_complete").wait(StackName=name, WaiterConfig={"Delay": 1})
     assert server.client("sqs").get_queue_url(QueueName=f"{name}-q")["QueueUrl"]
+    # The executed change set stays, with how its execution ended.
+    assert cfn.describe_change_set(ChangeSetName=created["Id"])["ExecutionStatus"] == "EXECUTE_COMPLETE"
+    with pytest.raises(ClientError) as err:  # by name, a stack that is not there is named
+        cfn.describe_change_set(StackName=f"{name}-missing", ChangeSetName="one")
+    assert err.value.response["Error"]["Message"] == f"Stack [{name}-missing] does not exist"
 
     same = cfn.create_change_set(StackName=name, ChangeSetName="two", TemplateBody=template)
     described = cfn.describe_change_set(ChangeSetName=same["Id"])

@@ -69,6 +69,17 @@ NEEDS_CDK = {
         "deploys with the AWS CDK (not installed here)",
 }
 
+# CloudFormation's resource tests, one file per service: the files whose every test deploys resources of a
+# service Hearth does not serve (its stacks would fail with "Resource type … is not supported by Hearth").
+# What they judge is that service, not CloudFormation.
+UNSERVED_RESOURCE_FILES = {
+    "test_acm.py": "ACM", "test_cloudwatch.py": "CloudWatch (metrics and alarms)",
+    "test_elasticsearch.py": "Elasticsearch", "test_firehose.py": "Kinesis Data Firehose", "test_kms.py": "KMS",
+    "test_opensearch.py": "OpenSearch", "test_redshift.py": "Redshift", "test_resource_groups.py": "Resource Groups",
+    "test_secretsmanager.py": "Secrets Manager", "test_stepfunctions.py": "Step Functions",
+}
+RESOURCE_TESTS_DIR = "services/cloudformation/resources/"
+
 # Parametrised runtimes whose test functions are built with a toolchain these machines lack.
 _TOOLCHAIN_RUNTIME = re.compile(r"[\[-](java\d+(\.al2)?|dotnet\d*|dotnetcore[\d.]*)(?=[\]-])")
 # What a Lambda runtime identifier looks like among a test's parameters (LocalStack's Runtime enum values).
@@ -221,5 +232,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         reason = not_judgeable_reason(item.name, {mark.name for mark in item.iter_markers()},
                                       _param_values(item), installed)
+        path = item.nodeid.split("::", 1)[0]
+        unserved = UNSERVED_RESOURCE_FILES.get(path.rsplit("/", 1)[-1]) if RESOURCE_TESTS_DIR in path else None
+        if reason is None and unserved is not None:
+            reason = f"deploys resources of {unserved}, which Hearth does not serve"
         if reason is not None:
             item.add_marker(pytest.mark.skip(reason=NOT_JUDGEABLE + reason))

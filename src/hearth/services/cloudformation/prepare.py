@@ -17,7 +17,7 @@ from typing import Any
 
 from hearth.services.cloudformation import intrinsics, template
 from hearth.services.cloudformation.intrinsics import Scope
-from hearth.services.cloudformation.template import Template, TemplateError
+from hearth.services.cloudformation.template import ParameterError, Template, TemplateError
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
 LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
@@ -79,7 +79,8 @@ def _sam_transform(body: Template, parameters: dict[str, Any], pseudo: dict[str,
     return result
 
 
-_PARAMETER_TYPES = re.compile(r"^(String|Number|List<Number>|CommaDelimitedList|AWS::[A-Za-z0-9:]+|"
+# `List<String>` works in AWS though its documentation does not list it.
+_PARAMETER_TYPES = re.compile(r"^(String|Number|List<Number>|List<String>|CommaDelimitedList|AWS::[A-Za-z0-9:]+|"
                               r"List<AWS::[A-Za-z0-9:]+>|AWS::SSM::Parameter::Value<.+>)$")
 
 
@@ -240,10 +241,10 @@ def _parameter_values(declared: dict[str, Any], given: dict[str, str], previous:
             value = [x.strip() for x in raw.split(",")] if raw else []
         out[name] = {"raw": raw, "value": value, "resolved": resolved, "no_echo": _truthy(spec.get("NoEcho"))}
     if missing:
-        raise TemplateError(f"Parameters: [{', '.join(missing)}] must have values")
+        raise ParameterError(f"Parameters: [{', '.join(missing)}] must have values")
     unknown = [k for k in given if k not in declared]
     if unknown and declared is not None and not any(k.startswith("__") for k in unknown):
-        raise TemplateError(f"Parameters: [{', '.join(unknown)}] do not exist in the template")
+        raise ParameterError(f"Parameters: [{', '.join(unknown)}] do not exist in the template")
     return out
 
 

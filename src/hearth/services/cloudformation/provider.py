@@ -25,7 +25,7 @@ from hearth.services.cloudformation.operator import operator_for
 from hearth.services.cloudformation.prepare import Prepared, plain_refs, prepare
 from hearth.services.cloudformation.resources import REGISTRY
 from hearth.services.cloudformation.stacks import StackRecord, StackStore
-from hearth.services.cloudformation.template import TemplateError
+from hearth.services.cloudformation.template import ParameterError, TemplateError
 
 FetchObject = Callable[[str, str, str, str], Awaitable[bytes | None]]  # (account, region, bucket, key)
 
@@ -124,12 +124,19 @@ class CloudFormationProvider:
             stack.doc["Tags"] = params["Tags"]
 
     def _run_deploy(self, stack: StackRecord, prepared: Prepared, operator: Principal | None, *,
-                    creating: bool) -> None:
+                    creating: bool, change_set: dict[str, Any] | None = None) -> None:
         rollback = not stack.doc.get("DisableRollback")
         on_failure = stack.doc.get("OnFailure")
 
         async def work() -> None:
-            await self.engine.deploy(stack, prepared, creating=creating, rollback=rollback)
+            try:
+                await self.engine.deploy(stack, prepared, creating=creating, rollback=rollback)
+            finally:
+                if change_set is not None:  # the executed change set stays, with how its execution ended
+                    done = stack.status in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+                    change_set["ExecutionStatus"] = "EXECUTE_COMPLETE" if done else "EXECUTE_FAILED"
+                    self.store.save_change_set(change_set["ChangeSetId"], stack.stack_id,
+                                               change_set["ChangeSetName"], change_set)
             if creating and on_failure == "DELETE" and stack.status == "ROLLBACK_COMPLETE":
                 await self.engine.delete(stack)
 
@@ -169,12 +176,15 @@ class CloudFormationProvider:
         body = await self._body(ctx, params, previous=stack)
         prepared = self._prepare(ctx, body, params, stack.name, stack.stack_id, stack)
         self._check_capabilities(prepared, params.get("Capabilities") or [])
-        if not self._changes(stack, prepared) and self._same_settings(stack, prepared, params):
+        # A template with macros is always updated, changed or not (AWS cannot tell before it runs them).
+        if not self._changes(stack, prepared) and self._same_settings(stack, prepared, params) \
+                and not template.transforms(template.parse(body)):
             raise _validation(NO_UPDATES)
         operator = await operator_for(self.engine.call, ctx, params.get("RoleARN") or stack.doc.get("RoleARN"))
         if params.get("RoleARN"):
             stack.doc["RoleARN"] = params["RoleARN"]  # AWS keeps the role for the stack's later operations
         self._remember(stack, prepared, params)
+        stack.doc["Updated"] = True
         self.store.save_stack(stack)
         self._run_deploy(stack, prepared, operator, creating=False)
         return {"StackId": stack.stack_id}
@@ -216,17 +226,19 @@ class CloudFormationProvider:
         out: dict[str, Any] = {
             "StackId": s.stack_id, "StackName": s.name, "CreationTime": _time(s.created_at),
             "StackStatus": s.status, "DisableRollback": bool(d.get("DisableRollback")),
-            "NotificationARNs": d.get("NotificationARNs") or [], "Capabilities": d.get("Capabilities") or [],
-            "Tags": d.get("Tags") or [], "EnableTerminationProtection": bool(d.get("EnableTerminationProtection")),
+            "NotificationARNs": d.get("NotificationARNs") or [], "Tags": d.get("Tags") or [],
+            "EnableTerminationProtection": bool(d.get("EnableTerminationProtection")),
             "RollbackConfiguration": {}, "DriftInformation": {"StackDriftStatus": "NOT_CHECKED"},
         }
+        if d.get("Capabilities"):  # AWS leaves out an empty list
+            out["Capabilities"] = d["Capabilities"]
         if d.get("Parameters"):
             out["Parameters"] = [{k: v for k, v in p.items()} for p in d["Parameters"]]
         if d.get("Description"):
             out["Description"] = d["Description"]
         if d.get("StackStatusReason"):
             out["StackStatusReason"] = d["StackStatusReason"]
-        if d.get("LastUpdatedTime") and s.status not in ("CREATE_IN_PROGRESS", "CREATE_COMPLETE", "REVIEW_IN_PROGRESS"):
+        if _shows_last_update(s):
             out["LastUpdatedTime"] = _time(d["LastUpdatedTime"])
         if d.get("DeletionTime"):
             out["DeletionTime"] = _time(d["DeletionTime"])
@@ -254,13 +266,13 @@ class CloudFormationProvider:
                 item["StackStatusReason"] = s.doc["StackStatusReason"]
             if s.doc.get("DeletionTime"):
                 item["DeletionTime"] = _time(s.doc["DeletionTime"])
-            if s.doc.get("LastUpdatedTime") and s.status not in ("CREATE_COMPLETE", "CREATE_IN_PROGRESS"):
+            if _shows_last_update(s):
                 item["LastUpdatedTime"] = _time(s.doc["LastUpdatedTime"])
             summaries.append(item)
         return {"StackSummaries": summaries}
 
     def describe_stack_events(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        stack = self._stack(ctx, str(params["StackName"]))
+        stack = self._stack(ctx, str(params["StackName"]), text="name")
         events = []
         for e in self.store.events(stack.stack_id):
             item = dict(e)
@@ -346,7 +358,9 @@ class CloudFormationProvider:
             stack = self._stack(ctx, str(params["StackName"]))
             body, processed = stack.doc.get("TemplateBody", "{}"), stack.doc.get("ProcessedTemplate")
         stages = ["Original", "Processed"] if processed is not None else ["Original"]
-        if params.get("TemplateStage") == "Processed" and processed is not None:
+        # Without macros the processed template is the original, in its own format (YAML stays YAML).
+        if params.get("TemplateStage") == "Processed" and processed is not None \
+                and template.transforms(template.parse(body)):
             return {"TemplateBody": json.dumps(processed), "StagesAvailable": stages}
         return {"TemplateBody": body, "StagesAvailable": stages}
 
@@ -431,7 +445,7 @@ class CloudFormationProvider:
             raise _validation("StackName must be specified if ChangeSetName is not specified as an ARN.")
         stack = self.store.stack(ctx.account_id, ctx.region, stack_name)
         if stack is None:
-            raise AwsError("ChangeSetNotFound", f"ChangeSet [{name}] does not exist", 404)
+            raise _validation(f"Stack [{stack_name}] does not exist")
         by_name = self.store.change_set_by_name(stack.stack_id, name)
         if by_name is None:
             raise AwsError("ChangeSetNotFound", f"ChangeSet [{name}] does not exist", 404)
@@ -442,15 +456,17 @@ class CloudFormationProvider:
         cs_name = str(params["ChangeSetName"])
         kind = params.get("ChangeSetType", "UPDATE")
         stack = self.store.stack(ctx.account_id, ctx.region, name)
+        new_stack = False
         if kind == "CREATE":
             if stack is not None and stack.status != "REVIEW_IN_PROGRESS":
                 raise _validation(f"Stack [{stack.stack_id}] already exists and cannot be created again with the "
                                   f"changeSet [{cs_name}].")
             if stack is None:
-                stack = self._new_stack(ctx, name, params, "REVIEW_IN_PROGRESS")
-                self.store.save_stack(stack)
-                self.engine.event(stack, name, stack.stack_id, "AWS::CloudFormation::Stack", "REVIEW_IN_PROGRESS",
-                                  "User Initiated")
+                # Tags and capabilities are the stack's from the execution on; until then it has none. It is
+                # saved once the request's parameters are known to fit.
+                stack = self._new_stack(ctx, name, {"StackName": name}, "REVIEW_IN_PROGRESS")
+                stack.doc["StackStatusReason"] = "User Initiated"
+                new_stack = True
         elif kind == "UPDATE":
             if stack is None:
                 raise _validation(f"Stack [{name}] does not exist")
@@ -458,11 +474,33 @@ class CloudFormationProvider:
                 raise _validation(f"Stack [{name}] does not exist")
         else:
             raise _validation(f"ChangeSetType {kind} is not supported by Hearth")
-        if self.store.change_set_by_name(stack.stack_id, cs_name) is not None:
-            raise AwsError("AlreadyExistsException", f"ChangeSet {cs_name} cannot be created due to a mismatch with "
-                                                     "existing attribute Template", 400)
+        same_name = self.store.change_set_by_name(stack.stack_id, cs_name)
+        if same_name is not None:
+            if not str(same_name[1].get("ExecutionStatus", "")).startswith("EXECUTE_"):
+                raise AwsError("AlreadyExistsException", f"ChangeSet {cs_name} cannot be created due to a mismatch "
+                                                         "with existing attribute Template", 400)
+            self.store.drop_change_set(same_name[0])  # an executed change set's name is free again
         body = await self._body(ctx, params, previous=stack)
-        template.parse(body)  # a body that cannot be read is refused at once; other errors fail the change set
+        # A body that cannot be read, a format error in a template without macros and parameter values that
+        # do not fit are refused at once, as AWS does; other errors (a macro's) fail the change set.
+        macros = template.transforms(template.parse(body))
+        prepared: Prepared | None = None
+        failure: AwsError | None = None
+        try:
+            prepared = self._prepare(ctx, body, params, stack.name, stack.stack_id,
+                                     stack if kind == "UPDATE" else None)
+        except ParameterError:
+            raise
+        except TemplateError as err:
+            if not macros and err.message.startswith("Template format error"):
+                raise
+            failure = err
+        except AwsError as err:
+            failure = err
+        if new_stack:
+            self.store.save_stack(stack)
+            self.engine.event(stack, name, stack.stack_id, "AWS::CloudFormation::Stack", "REVIEW_IN_PROGRESS",
+                              "User Initiated")
         change_set_id = f"arn:aws:cloudformation:{ctx.region}:{ctx.account_id}:changeSet/{cs_name}/{uuid.uuid4()}"
         doc: dict[str, Any] = {
             "ChangeSetName": cs_name, "ChangeSetId": change_set_id, "StackId": stack.stack_id, "StackName": stack.name,
@@ -472,8 +510,9 @@ class CloudFormationProvider:
             "NotificationARNs": params.get("NotificationARNs") or [], "TemplateBody": body,
             "RequestParameters": params.get("Parameters") or [], "Changes": [], "RoleARN": params.get("RoleARN")}
         try:
-            prepared = self._prepare(ctx, body, params, stack.name, stack.stack_id,
-                                     stack if kind == "UPDATE" else None)
+            if failure is not None:
+                raise failure
+            assert prepared is not None
             self._check_capabilities(prepared, params.get("Capabilities") or [], change_set=True)
             changes = self._changes(stack, prepared) if kind == "UPDATE" else self._changes(None, prepared)
             doc["Parameters"] = prepared.parameter_records
@@ -526,6 +565,8 @@ class CloudFormationProvider:
         out = {k: v for k, v in doc.items() if k not in ("TemplateBody", "ProcessedTemplate", "RequestParameters",
                                                          "ChangeSetType") and v is not None}
         out["CreationTime"] = _time(doc["CreationTime"])
+        if not out.get("Parameters"):  # AWS leaves out an empty list
+            out.pop("Parameters", None)
         out.setdefault("NotificationARNs", [])
         out["RollbackConfiguration"] = {}
         out["IncludeNestedStacks"] = False
@@ -548,16 +589,23 @@ class CloudFormationProvider:
         role_arn = doc.get("RoleARN") or stack.doc.get("RoleARN")
         operator = await operator_for(self.engine.call, ctx, role_arn)
         stack.doc["RoleARN"] = role_arn
+        if doc.get("NotificationARNs"):
+            stack.doc["NotificationARNs"] = doc["NotificationARNs"]
         if params.get("DisableRollback") is not None:
             stack.doc["DisableRollback"] = bool(params["DisableRollback"])
         self._remember(stack, prepared, request)
         stack.doc["ChangeSetId"] = doc["ChangeSetId"]
+        stack.doc["Updated"] = True  # a stack made by a change set shows LastUpdatedTime from its execution on
         stack.doc["Parameters"] = prepared.parameter_records
         self.store.save_stack(stack)
-        for other in self.store.change_sets(stack.stack_id):  # executing one makes the others obsolete
-            self.store.drop_change_set(other["ChangeSetId"])
+        # Executing one deletes the stack's other change sets; the executed one stays (DescribeChangeSet
+        # answers EXECUTE_IN_PROGRESS, then EXECUTE_COMPLETE or EXECUTE_FAILED), as in AWS.
+        for other in self.store.change_sets(stack.stack_id):
+            if other["ChangeSetId"] != doc["ChangeSetId"]:
+                self.store.drop_change_set(other["ChangeSetId"])
         doc.update(ExecutionStatus="EXECUTE_IN_PROGRESS")
-        self._run_deploy(stack, prepared, operator, creating=creating)
+        self.store.save_change_set(doc["ChangeSetId"], stack.stack_id, doc["ChangeSetName"], doc)
+        self._run_deploy(stack, prepared, operator, creating=creating, change_set=doc)
         return {}
 
     def delete_change_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -627,6 +675,12 @@ class CloudFormationProvider:
         stack = self._stack(ctx, str(params["StackName"]))
         body = stack.doc.get("StackPolicyBody")
         return {"StackPolicyBody": body} if body else {}
+
+
+def _shows_last_update(s: StackRecord) -> bool:
+    """AWS shows LastUpdatedTime once a stack has been updated or a change set executed on it: never for a
+    stack CreateStack made and nothing changed since (even rolled back or deleted)."""
+    return bool(s.doc.get("LastUpdatedTime")) and bool(s.doc.get("Updated")) and s.status != "REVIEW_IN_PROGRESS"
 
 
 def _raw(record: dict[str, Any]) -> str:

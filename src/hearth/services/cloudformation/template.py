@@ -30,6 +30,11 @@ class TemplateError(AwsError):
         super().__init__("ValidationError", message, 400)
 
 
+class ParameterError(TemplateError):
+    """Parameter values that do not fit the template (missing, unknown): CreateChangeSet refuses them at
+    once, as AWS does, instead of failing the change set."""
+
+
 def _fn(name: str) -> Any:
     def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
         if isinstance(node, yaml.ScalarNode):
