@@ -493,3 +493,61 @@ def test_iam_identity_resource_types(server: HearthServer, cfn: Any) -> None:
     assert _wait(cfn, stack_id)["StackStatus"] == "DELETE_COMPLETE", _reasons(cfn, stack_id)
     with pytest.raises(ClientError):
         iam.get_user(UserName=user)
+
+
+def test_stack_and_change_set_shapes_as_aws_answers(cfn: Any) -> None:
+    """Fields and texts LocalStack's AWS-validated CloudFormation tests recorded (conformance, issue 20)."""
+    param = ("Parameters:\n  Items:\n    Type: List<String>\nResources:\n  P:\n    Type: AWS::SSM::Parameter\n"
+             "    Properties:\n      Type: String\n      Value: !Join ['|', !Ref Items]\nOutputs:\n  V:\n"
+             "    Value: !GetAtt P.Value\n")
+    name = _stack_name()
+    # Parameter values that do not fit, and format errors, are refused at once; no stack is left behind.
+    with pytest.raises(ClientError, match=r"Parameters: \[Items\] must have values"):
+        cfn.create_change_set(StackName=name, ChangeSetName="cs", ChangeSetType="CREATE", TemplateBody=param)
+    bad = json.dumps({"Resources": {"AWS::NoValue": {"Type": "AWS::SNS::Topic"}}})
+    with pytest.raises(ClientError, match="Resource name AWS::NoValue is non alphanumeric"):
+        cfn.create_change_set(StackName=name, ChangeSetName="cs", ChangeSetType="CREATE", TemplateBody=bad)
+    with pytest.raises(ClientError, match=f"Stack with id {name} does not exist"):
+        cfn.describe_stacks(StackName=name)
+
+    created = cfn.create_change_set(StackName=name, ChangeSetName="cs", ChangeSetType="CREATE", TemplateBody=param,
+                                    Parameters=[{"ParameterKey": "Items", "ParameterValue": "a,b"}],
+                                    Tags=[{"Key": "k", "Value": "v"}])
+    review = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    assert (review["StackStatus"], review["StackStatusReason"], review["Tags"]) == ("REVIEW_IN_PROGRESS",
+                                                                                     "User Initiated", [])
+    assert "Capabilities" not in review and "LastUpdatedTime" not in review
+    cfn.get_waiter("change_set_create_complete").wait(ChangeSetName=created["Id"], WaiterConfig={"Delay": 1})
+    cfn.execute_change_set(ChangeSetName=created["Id"])
+    cfn.get_waiter("stack_create_complete").wait(StackName=name, WaiterConfig={"Delay": 1})
+    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    assert stack["Outputs"][0]["OutputValue"] == "a|b" and stack["Tags"] == [{"Key": "k", "Value": "v"}]
+    assert "LastUpdatedTime" in stack  # made by a change set: updated by its execution
+    # Without macros the processed template is the original text.
+    assert cfn.get_template(StackName=name, TemplateStage="Processed")["TemplateBody"] == param
+    with pytest.raises(ClientError, match="StackName is a required parameter"):
+        cfn.get_template(ChangeSetName="cs")
+    with pytest.raises(ClientError, match=f"Resource Nope does not exist for stack {stack['StackId']}"):
+        cfn.describe_stack_resource(StackName=stack["StackId"], LogicalResourceId="Nope")
+    with pytest.raises(ClientError, match="Stack 'nope-stack' does not exist"):
+        cfn.describe_stack_resource(StackName="nope-stack", LogicalResourceId="P")
+    with pytest.raises(ClientError, match=r"Stack \[nope-stack\] does not exist"):
+        cfn.describe_stack_events(StackName="nope-stack")
+    summary = cfn.get_template_summary(StackName=name)
+    assert summary["ResourceIdentifierSummaries"] == [
+        {"ResourceType": "AWS::SSM::Parameter", "LogicalResourceIds": ["P"], "ResourceIdentifiers": ["Name"]}]
+    assert "Capabilities" not in summary and "DeclaredTransforms" not in summary
+    with pytest.raises(ClientError, match="At least one Resources member must be defined"):
+        cfn.get_template_summary(TemplateBody="{}")
+    with pytest.raises(ClientError, match="S3 error: Domain name specified in b is not a valid S3 domain"):
+        cfn.create_stack(StackName=_stack_name(), TemplateURL="s3://b/t.yml")
+
+    cfn.delete_stack(StackName=name)
+    cfn.get_waiter("stack_delete_complete").wait(StackName=name, WaiterConfig={"Delay": 1})
+    # The executed change set outlives its stack, by ARN.
+    assert cfn.describe_change_set(ChangeSetName=created["Id"])["ExecutionStatus"] == "EXECUTE_COMPLETE"
+    # A stack CreateStack made and never updated shows no LastUpdatedTime, even deleted.
+    other = _stack_name()
+    cfn.create_stack(StackName=other, TemplateBody=param, Parameters=[{"ParameterKey": "Items", "ParameterValue": "x"}])
+    assert "LastUpdatedTime" not in _wait(cfn, other)
+    cfn.delete_stack(StackName=other)

@@ -31,6 +31,13 @@ FetchObject = Callable[[str, str, str, str], Awaitable[bytes | None]]  # (accoun
 
 EMPTY_CHANGE_SET = ("The submitted information didn't contain changes. Submit different information to create a "
                     "change set.")
+# The properties that identify a resource of a type for a resource import (GetTemplateSummary's
+# ResourceIdentifierSummaries); a type not listed here is named without identifiers.
+IMPORT_IDENTIFIERS = {
+    "AWS::SSM::Parameter": ("Name",), "AWS::S3::Bucket": ("BucketName",), "AWS::DynamoDB::Table": ("TableName",),
+    "AWS::Lambda::Function": ("FunctionName",), "AWS::IAM::Role": ("RoleName",),
+    "AWS::Logs::LogGroup": ("LogGroupName",), "AWS::SQS::Queue": ("QueueUrl",),
+}
 _TERMINAL_OK = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "ROLLBACK_COMPLETE",
                 "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE")
 
@@ -292,11 +299,14 @@ class CloudFormationProvider:
         return "CREATE_COMPLETE", None
 
     def describe_stack_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        stack = self._stack(ctx, str(params["StackName"]))
+        given = str(params["StackName"])
+        stack = self.store.stack(ctx.account_id, ctx.region, given)
+        if stack is None:
+            raise _validation(f"Stack '{given}' does not exist")
         logical = str(params["LogicalResourceId"])
         resources = self.store.resources(stack.stack_id)
-        if logical not in resources:
-            raise _validation(f"Resource {logical} does not exist for stack {stack.name}")
+        if logical not in resources:  # AWS names the stack as the request did (name or id)
+            raise _validation(f"Resource {logical} does not exist for stack {given}")
         doc = resources[logical].doc
         status, reason = self._status_of(stack, logical)
         out = {"StackName": stack.name, "StackId": stack.stack_id, "LogicalResourceId": logical,
@@ -350,6 +360,8 @@ class CloudFormationProvider:
     def get_template(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         change_set = params.get("ChangeSetName")
         if change_set:
+            if not str(change_set).startswith("arn:") and not params.get("StackName"):
+                raise _validation("StackName is a required parameter.")
             _, doc = self._change_set(ctx, str(change_set), params.get("StackName"))
             body, processed = doc["TemplateBody"], doc.get("ProcessedTemplate")
         else:
@@ -373,15 +385,26 @@ class CloudFormationProvider:
         else:
             body = await self._body(ctx, params)
         parsed = template.parse(body)
+        resources = parsed.get("Resources")
+        if not isinstance(resources, dict) or not resources:
+            raise TemplateError("Template format error: At least one Resources member must be defined.")
         out = self._parameter_summary(parsed, with_type=True)
         declared = template.transforms(parsed)
-        types = sorted({str(r.get("Type")) for r in (parsed.get("Resources") or {}).values() if isinstance(r, dict)})
+        types = sorted({str(r.get("Type")) for r in resources.values() if isinstance(r, dict)})
         out["ResourceTypes"] = types
         out["Version"] = parsed.get("AWSTemplateFormatVersion", "2010-09-09")
-        out["DeclaredTransforms"] = declared
+        if declared:
+            out["DeclaredTransforms"] = declared
         if parsed.get("Metadata") is not None:
             out["Metadata"] = json.dumps(parsed["Metadata"])
-        out["ResourceIdentifierSummaries"] = []
+        summaries = []
+        for kind in types:
+            item: dict[str, Any] = {"ResourceType": kind, "LogicalResourceIds": [
+                k for k, r in resources.items() if isinstance(r, dict) and r.get("Type") == kind]}
+            if kind in IMPORT_IDENTIFIERS:
+                item["ResourceIdentifiers"] = list(IMPORT_IDENTIFIERS[kind])
+            summaries.append(item)
+        out["ResourceIdentifierSummaries"] = summaries
         return out
 
     async def validate_template(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -397,7 +420,8 @@ class CloudFormationProvider:
                     raise TemplateError(f"Template format error: Unresolved resource dependencies "
                                         f"[{', '.join(missing)}] in the Resources block of the template")
         out = self._parameter_summary(parsed, with_type=False)
-        out["DeclaredTransforms"] = template.transforms(parsed)
+        if template.transforms(parsed):  # AWS leaves out an empty list
+            out["DeclaredTransforms"] = template.transforms(parsed)
         return out
 
     @staticmethod
@@ -429,8 +453,6 @@ class CloudFormationProvider:
         elif template.transforms(parsed):
             out["Capabilities"] = ["CAPABILITY_AUTO_EXPAND"]
             out["CapabilitiesReason"] = "The following resource(s) require capabilities: [AWS::Serverless-2016-10-31]"
-        else:
-            out["Capabilities"] = []
         return out
 
     # -- change sets ------------------------------------------------------------------------------------
@@ -595,6 +617,8 @@ class CloudFormationProvider:
             stack.doc["DisableRollback"] = bool(params["DisableRollback"])
         self._remember(stack, prepared, request)
         stack.doc["ChangeSetId"] = doc["ChangeSetId"]
+        if creating:  # a stack whose creation fails keeps the template it was made from
+            stack.doc["TemplateBody"] = doc["TemplateBody"]
         stack.doc["Updated"] = True  # a stack made by a change set shows LastUpdatedTime from its execution on
         stack.doc["Parameters"] = prepared.parameter_records
         self.store.save_stack(stack)
@@ -722,6 +746,8 @@ def s3_location(url: str) -> tuple[str, str]:
     parsed = urlparse(url)
     host = (parsed.hostname or "").lower()
     path = unquote(parsed.path).lstrip("/")
+    if parsed.scheme == "s3" and host:
+        raise _validation(f"S3 error: Domain name specified in {parsed.hostname} is not a valid S3 domain")
     if parsed.scheme not in ("http", "https") or not host:
         raise _validation("TemplateURL must be a supported URL.")
     marker = next((m for m in (".s3.", ".s3-") if m in host), None)
