@@ -550,4 +550,9 @@ def test_stack_and_change_set_shapes_as_aws_answers(cfn: Any) -> None:
     other = _stack_name()
     cfn.create_stack(StackName=other, TemplateBody=param, Parameters=[{"ParameterKey": "Items", "ParameterValue": "x"}])
     assert "LastUpdatedTime" not in _wait(cfn, other)
+    # A change to a resource's attributes alone (here UpdateReplacePolicy) is an update, not "No updates".
+    cfn.update_stack(StackName=other, TemplateBody=param.replace("    Properties:", "    UpdateReplacePolicy: Retain\n"
+                                                                 "    Properties:"),
+                     Parameters=[{"ParameterKey": "Items", "UsePreviousValue": True}])
+    assert _wait(cfn, other)["StackStatus"] == "UPDATE_COMPLETE"
     cfn.delete_stack(StackName=other)

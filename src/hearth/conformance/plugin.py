@@ -54,6 +54,9 @@ LOCALSTACK_ASSERTIONS = {
 # AWS-validated tests that create a function of one fixed runtime in their body (not a parameter).
 FIXED_RUNTIMES = {
     "test_function_url_with_response_streaming": "nodejs18.x",
+    # CloudFormation's resources/test_lambda.py: its template (lambda_function_update.yml) fixes the runtime.
+    "test_update_lambda_function": "nodejs18.x",
+    "test_update_lambda_function_name": "nodejs18.x",
 }
 
 # Tests that deploy their resources with the AWS CDK (aws-cdk-lib and Node's jsii runtime, hundreds of MB),

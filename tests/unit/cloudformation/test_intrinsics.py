@@ -101,3 +101,13 @@ Resources:
     assert props["QueueName"] == {"Fn::Sub": "${AWS::StackName}-q"}
     assert props["Tags"][0]["Value"] == {"Fn::GetAtt": ["Other", "Arn"]}
     assert props["Tags"][1]["Value"] == {"Fn::Join": [",", [{"Ref": "A"}, {"Fn::Select": [0, {"Fn::GetAZs": ""}]}]]}
+
+
+def test_a_parameter_valued_aws_novalue_drops_the_property() -> None:
+    # AWS reads a parameter whose value is `AWS::NoValue` as no value (an optional property's default).
+    assert intrinsics.evaluate({"LogGroupName": {"Ref": "Name"}, "Days": 7}, scope(Name="AWS::NoValue")) == {"Days": 7}
+
+
+def test_a_template_indented_as_a_whole_reads() -> None:
+    body = "\n    Resources:\n      A:\n        Type: AWS::SNS::Topic\n"
+    assert template.parse(body) == {"Resources": {"A": {"Type": "AWS::SNS::Topic"}}}

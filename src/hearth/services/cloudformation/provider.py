@@ -201,7 +201,8 @@ class CloudFormationProvider:
             stack.doc["ProcessedTemplate"].get("Outputs"))) or "null"))
         same_outputs = outputs_before == prepared.template.get("Outputs")
         same_tags = params.get("Tags") is None or params.get("Tags") == stack.doc.get("Tags")
-        return same_outputs and same_tags
+        return same_outputs and same_tags and _attributes(stack.doc.get("ProcessedTemplate")) == _attributes(
+            prepared.template)
 
     async def delete_stack(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         stack = self.store.stack(ctx.account_id, ctx.region, str(params["StackName"]))
@@ -481,7 +482,7 @@ class CloudFormationProvider:
         new_stack = False
         if kind == "CREATE":
             if stack is not None and stack.status != "REVIEW_IN_PROGRESS":
-                raise _validation(f"Stack [{stack.stack_id}] already exists and cannot be created again with the "
+                raise _validation(f"Stack [{name}] already exists and cannot be created again with the "
                                   f"changeSet [{cs_name}].")
             if stack is None:
                 # Tags and capabilities are the stack's from the execution on; until then it has none. It is
@@ -505,7 +506,7 @@ class CloudFormationProvider:
         body = await self._body(ctx, params, previous=stack)
         # A body that cannot be read, a format error in a template without macros and parameter values that
         # do not fit are refused at once, as AWS does; other errors (a macro's) fail the change set.
-        macros = template.transforms(template.parse(body))
+        macros = bool(template.transforms(template.parse(body))) or "Fn::Transform" in body
         prepared: Prepared | None = None
         failure: AwsError | None = None
         try:
@@ -699,6 +700,14 @@ class CloudFormationProvider:
         stack = self._stack(ctx, str(params["StackName"]))
         body = stack.doc.get("StackPolicyBody")
         return {"StackPolicyBody": body} if body else {}
+
+
+def _attributes(processed: Any) -> dict[str, Any]:
+    """Each resource's attributes other than its properties (DeletionPolicy, UpdateReplacePolicy, Metadata,
+    DependsOn…): a change to one alone is an update for AWS, though no resource changes."""
+    resources = processed.get("Resources") if isinstance(processed, dict) else None
+    return {k: {a: v for a, v in r.items() if a != "Properties"}
+            for k, r in (resources or {}).items() if isinstance(r, dict)}
 
 
 def _shows_last_update(s: StackRecord) -> bool:

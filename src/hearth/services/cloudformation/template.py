@@ -77,7 +77,8 @@ def parse(body: str) -> Template:
                                 f"{exc.colno})") from None
     else:
         try:
-            loaded = yaml.load(text, Loader=_Loader)
+            # The body as sent: stripping would unindent only its first line of a document indented as a whole.
+            loaded = yaml.load(body, Loader=_Loader)
         except yaml.YAMLError:
             raise TemplateError("Template format error: YAML not well-formed.") from None
     if not isinstance(loaded, dict):
