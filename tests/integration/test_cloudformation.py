@@ -556,3 +556,30 @@ def test_stack_and_change_set_shapes_as_aws_answers(cfn: Any) -> None:
                      Parameters=[{"ParameterKey": "Items", "UsePreviousValue": True}])
     assert _wait(cfn, other)["StackStatus"] == "UPDATE_COMPLETE"
     cfn.delete_stack(StackName=other)
+
+
+def test_event_bus_policies_and_log_streams(server: HearthServer, cfn: Any) -> None:
+    name = _stack_name()
+    bus = f"{name}-bus"
+    body = json.dumps({"Resources": {
+        "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": bus}},
+        "ByPrincipal": {"Type": "AWS::Events::EventBusPolicy", "Properties": {
+            "EventBusName": {"Ref": "Bus"}, "StatementId": "one", "Action": "events:PutEvents",
+            "Principal": "111122223333"}},
+        "ByStatement": {"Type": "AWS::Events::EventBusPolicy", "Properties": {
+            "EventBusName": {"Ref": "Bus"}, "StatementId": "two", "Statement": {
+                "Effect": "Allow", "Principal": "*", "Action": "events:PutEvents",
+                "Resource": {"Fn::GetAtt": ["Bus", "Arn"]}}}},
+        "Group": {"Type": "AWS::Logs::LogGroup"},
+        "Stream": {"Type": "AWS::Logs::LogStream", "Properties": {"LogGroupName": {"Ref": "Group"}}}},
+        "Outputs": {"Group": {"Value": {"Ref": "Group"}}, "Stream": {"Value": {"Ref": "Stream"}}}})
+    cfn.create_stack(StackName=name, TemplateBody=body)
+    stack = _wait(cfn, name)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, name)
+    policy = json.loads(server.client("events").describe_event_bus(Name=bus)["Policy"])
+    assert sorted(s["Sid"] for s in policy["Statement"]) == ["one", "two"]
+    out = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    streams = server.client("logs").describe_log_streams(logGroupName=out["Group"])["logStreams"]
+    assert [s["logStreamName"] for s in streams] == [out["Stream"]]
+    cfn.delete_stack(StackName=name)
+    assert _wait(cfn, stack["StackId"])["StackStatus"] == "DELETE_COMPLETE"
