@@ -152,6 +152,7 @@ def test_a_failing_resource_rolls_the_stack_back(server: HearthServer, cfn: Any)
     cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
     stack = _wait(cfn, name)
     assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert "DeletionTime" in stack  # the rollback deleted what the creation made
     failed = [e for e in cfn.describe_stack_events(StackName=name)["StackEvents"]
               if e["ResourceStatus"] == "CREATE_FAILED"]
     assert failed[0]["LogicalResourceId"] == "Bad" and "Resource handler returned message" in \

@@ -139,6 +139,8 @@ class StackEngine:
         if status == "DELETE_COMPLETE":
             stack.deleted = True
             stack.doc["DeletionTime"] = self._clock()
+        elif status == "ROLLBACK_IN_PROGRESS":  # a failed creation's rollback deletes: AWS shows DeletionTime
+            stack.doc["DeletionTime"] = self._clock()
         self.store.save_stack(stack)
         self.event(stack, stack.name, stack.stack_id, "AWS::CloudFormation::Stack", status, reason)
 

@@ -256,7 +256,7 @@ class CloudFormationProvider:
             out["RoleARN"] = d["RoleARN"]
         if d.get("TimeoutInMinutes"):
             out["TimeoutInMinutes"] = d["TimeoutInMinutes"]
-        if d.get("ChangeSetId"):
+        if d.get("ChangeSetId") and not s.status.startswith("ROLLBACK_"):  # not after a failed creation, as AWS
             out["ChangeSetId"] = d["ChangeSetId"]
         return out
 

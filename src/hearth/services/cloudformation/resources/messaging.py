@@ -359,7 +359,15 @@ class Parameter(Handler):
         return Outcome(name, {"Type": p["Type"], "Value": str(p["Value"])})
 
     async def update(self, r: ResourceRequest, old: dict[str, Any]) -> Outcome:
-        return await self._put(r, str(r.physical_id), overwrite=True)
+        outcome = await self._put(r, str(r.physical_id), overwrite=True)
+        # PutParameter with Overwrite takes no tags: the template's tags are applied apart.
+        before, after = tags_dict(old.get("Tags")), tags_dict(r.properties.get("Tags"))
+        target = {"ResourceType": "Parameter", "ResourceId": str(r.physical_id)}
+        if gone := [k for k in before if k not in after]:
+            await r.client("ssm", "RemoveTagsFromResource", {**target, "TagKeys": gone})
+        if after and after != before:
+            await r.client("ssm", "AddTagsToResource", {**target, "Tags": tags_list(after)})
+        return outcome
 
     async def delete(self, r: ResourceRequest) -> None:
         await ignore_missing(r.client("ssm", "DeleteParameter", {"Name": str(r.physical_id)}))
