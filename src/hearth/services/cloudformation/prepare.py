@@ -110,6 +110,10 @@ def prepare(body: str, given: dict[str, str], previous: dict[str, str], *, accou
                                             account, region, lookup))
     parameters = {k: v["value"] for k, v in values.items()}
     pseudo = pseudo_parameters(account, region, stack_name, stack_id)
+    if LANGUAGE_EXTENSIONS in names:  # the processed template shows what these functions gave, as AWS's does
+        processed["Resources"] = _fold_extensions(processed["Resources"], Scope(
+            parameters=parameters, pseudo=pseudo, mappings=processed.get("Mappings") or {},
+            condition_definitions=processed.get("Conditions") or {}))
     scope = Scope(parameters=parameters, pseudo=pseudo, mappings=processed.get("Mappings") or {},
                   condition_definitions=processed.get("Conditions") or {})
     conditions = {name: scope.condition(name) for name in scope.condition_definitions}
@@ -246,6 +250,24 @@ def _parameter_values(declared: dict[str, Any], given: dict[str, str], previous:
     if unknown and declared is not None and not any(k.startswith("__") for k in unknown):
         raise ParameterError(f"Parameters: [{', '.join(unknown)}] do not exist in the template")
     return out
+
+
+_FOLDED = ("Fn::Length", "Fn::ToJsonString")
+
+
+def _fold_extensions(value: Any, scope: Scope) -> Any:
+    """`value` with each Fn::Length / Fn::ToJsonString that needs no resource replaced by its result
+    (the others stay, evaluated at deploy time when their resources exist)."""
+    if isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)) in _FOLDED:
+            try:
+                return intrinsics.evaluate(value, scope)
+            except (intrinsics.NotReady, TemplateError):
+                return value
+        return {k: _fold_extensions(v, scope) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fold_extensions(v, scope) for v in value]
+    return value
 
 
 def _truthy(value: Any) -> bool:
