@@ -128,3 +128,35 @@ def test_language_extensions_show_their_results_in_the_processed_template() -> N
     # What needs a resource (the queue's URL) is left for deploy time.
     assert props == {"Type": "String", "Value": 3, "Description": '{"a":"foo"}',
                      "AllowedPattern": {"Fn::ToJsonString": [{"Ref": "Q"}]}}
+
+
+def test_for_each_expands_nested_loops_and_folds_literal_functions() -> None:
+    body = """
+Transform: AWS::LanguageExtensions
+Parameters:
+  Names:
+    Type: CommaDelimitedList
+Resources:
+  Fn::ForEach::Outer:
+    - Prefix
+    - !Ref Names
+    - My${Prefix}:
+        Type: AWS::SNS::Topic
+        Properties:
+          TopicName: !Join ['.', [!Ref Prefix, fifo]]
+      Fn::ForEach::Inner:
+        - Suffix
+        - [A, B]
+        - My${Prefix}${Suffix}:
+            Type: AWS::SSM::Parameter
+            Properties:
+              Type: String
+              Value: !Sub "${Prefix} ${Suffix} ${AWS::Region}"
+"""
+    prepared = prepare(body, {"Names": "x,y"}, {}, account="111111111111", region="us-east-1", stack_name="s",
+                       stack_id="id", lookup=lambda *a: None)
+    resources = prepared.template["Resources"]
+    assert sorted(resources) == ["Myx", "MyxA", "MyxB", "Myy", "MyyA", "MyyB"]
+    assert resources["Myy"]["Properties"]["TopicName"] == "y.fifo"
+    # A pseudo parameter is left for deploy time.
+    assert resources["MyxB"]["Properties"]["Value"] == {"Fn::Sub": "x B ${AWS::Region}"}

@@ -98,7 +98,11 @@ def prepare(body: str, given: dict[str, str], previous: dict[str, str], *, accou
             processed = _sam_transform(processed, {k: v["raw"] for k, v in values.items()},
                                        pseudo_parameters(account, region, stack_name, stack_id))
         elif name == LANGUAGE_EXTENSIONS:
-            pass  # Fn::Length, Fn::ToJsonString and FindInMap defaults are evaluated natively
+            # Fn::ForEach is expanded here; Fn::Length, Fn::ToJsonString and FindInMap defaults are evaluated
+            # natively (and shown folded in the processed template, below).
+            lists = {k: v["value"] for k, v in values.items()}
+            processed = {k: _expand_for_each(v, lists) if k in ("Resources", "Outputs", "Conditions") else v
+                         for k, v in processed.items()}
         else:
             raise TemplateError(f"Template format error: Unrecognized transform {name} (Hearth has no macros)")
     processed = dict(processed)
@@ -253,20 +257,69 @@ def _parameter_values(declared: dict[str, Any], given: dict[str, str], previous:
 
 
 _FOLDED = ("Fn::Length", "Fn::ToJsonString")
+# Functions AWS's language extensions fold when every argument is a literal (after Fn::ForEach's
+# substitution): `!Join ['.', [name, fifo]]` shows as `name.fifo` in the processed template.
+_FOLDED_LITERAL = ("Fn::Join", "Fn::Sub", "Fn::Select", "Fn::Split")
 
 
 def _fold_extensions(value: Any, scope: Scope) -> Any:
-    """`value` with each Fn::Length / Fn::ToJsonString that needs no resource replaced by its result
-    (the others stay, evaluated at deploy time when their resources exist)."""
+    """`value` with each Fn::Length / Fn::ToJsonString that needs no resource replaced by its result, and
+    each Fn::Join / Fn::Sub / Fn::Select / Fn::Split of literals only (the others stay, evaluated at deploy
+    time when their resources exist)."""
     if isinstance(value, dict):
-        if len(value) == 1 and next(iter(value)) in _FOLDED:
+        if len(value) == 1 and next(iter(value)) in (*_FOLDED, *_FOLDED_LITERAL):
+            literal_only = next(iter(value)) in _FOLDED_LITERAL
             try:
-                return intrinsics.evaluate(value, scope)
-            except (intrinsics.NotReady, TemplateError):
-                return value
+                return intrinsics.evaluate(value, Scope(parameters={}, pseudo={}) if literal_only else scope)
+            except (intrinsics.NotReady, TemplateError, KeyError):
+                return {k: _fold_extensions(v, scope) for k, v in value.items()}
         return {k: _fold_extensions(v, scope) for k, v in value.items()}
     if isinstance(value, list):
         return [_fold_extensions(v, scope) for v in value]
+    return value
+
+
+def _expand_for_each(section: Any, lists: dict[str, Any]) -> Any:
+    """A template section with every `Fn::ForEach::<loop>: [Identifier, Collection, {KeyTemplate: value}]`
+    replaced by one entry per item of the collection (a list, or a Ref to a list parameter)."""
+    if not isinstance(section, dict):
+        return section
+    out: dict[str, Any] = {}
+    for key, value in section.items():
+        if not str(key).startswith("Fn::ForEach::"):
+            out[key] = value
+            continue
+        if not isinstance(value, list) or len(value) != 3 or not isinstance(value[0], str) \
+                or not isinstance(value[2], dict):
+            raise TemplateError(f"Template format error: {key} must be a list of an identifier, a collection "
+                                "and a template fragment")
+        identifier, collection, fragment = value
+        if isinstance(collection, dict) and set(collection) == {"Ref"}:
+            collection = lists.get(str(collection["Ref"]))
+        if not isinstance(collection, list):
+            raise TemplateError(f"Template format error: the collection of {key} must be a list")
+        for item in collection:
+            out.update(_expand_for_each(_substitute(fragment, identifier, str(item)), lists))
+    return out
+
+
+def _substitute(value: Any, identifier: str, item: str) -> Any:
+    """`value` with the loop's identifier replaced: `Ref`s to it, `${id}` / `&{id}` in keys and Fn::Sub texts."""
+    def text(s: str) -> str:
+        return s.replace("${" + identifier + "}", item).replace("&{" + identifier + "}", re.sub(r"\W", "", item))
+
+    if isinstance(value, dict):
+        if value == {"Ref": identifier}:
+            return item
+        if len(value) == 1 and "Fn::Sub" in value:
+            sub = value["Fn::Sub"]
+            if isinstance(sub, str):
+                return {"Fn::Sub": text(sub)}
+            if isinstance(sub, list) and sub and isinstance(sub[0], str):
+                return {"Fn::Sub": [text(sub[0]), *(_substitute(v, identifier, item) for v in sub[1:])]}
+        return {text(str(k)): _substitute(v, identifier, item) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, identifier, item) for v in value]
     return value
 
 
