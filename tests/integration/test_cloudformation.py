@@ -584,3 +584,16 @@ def test_event_bus_policies_and_log_streams(server: HearthServer, cfn: Any) -> N
     assert [s["logStreamName"] for s in streams] == [out["Stream"]]
     cfn.delete_stack(StackName=name)
     assert _wait(cfn, stack["StackId"])["StackStatus"] == "DELETE_COMPLETE"
+
+
+def test_a_change_set_may_create_a_stack_without_resources(cfn: Any) -> None:
+    name = _stack_name()
+    body = json.dumps({"Parameters": {"Create": {"Type": "String", "Default": "False"}},
+                       "Conditions": {"Yes": {"Fn::Equals": [{"Ref": "Create"}, "True"]}},
+                       "Resources": {"Q": {"Type": "AWS::SQS::Queue", "Condition": "Yes"}}})
+    created = cfn.create_change_set(StackName=name, ChangeSetName="cs", ChangeSetType="CREATE", TemplateBody=body)
+    cfn.get_waiter("change_set_create_complete").wait(ChangeSetName=created["Id"], WaiterConfig={"Delay": 1})
+    cfn.execute_change_set(ChangeSetName=created["Id"])
+    assert _wait(cfn, name)["StackStatus"] == "CREATE_COMPLETE"
+    assert cfn.list_stack_resources(StackName=name)["StackResourceSummaries"] == []
+    cfn.delete_stack(StackName=name)

@@ -541,7 +541,8 @@ class CloudFormationProvider:
             doc["Parameters"] = prepared.parameter_records
             doc["ProcessedTemplate"] = prepared.template
             doc["Changes"] = changes
-            if not changes and (kind == "CREATE" or self._same_settings(stack, prepared, params)):
+            # A CREATE change set may make a stack without resources (every Condition false), as in AWS.
+            if not changes and kind == "UPDATE" and self._same_settings(stack, prepared, params):
                 doc.update(Status="FAILED", StatusReason=EMPTY_CHANGE_SET)
             else:
                 doc.update(Status="CREATE_COMPLETE", ExecutionStatus="AVAILABLE")
