@@ -597,3 +597,37 @@ def test_a_change_set_may_create_a_stack_without_resources(cfn: Any) -> None:
     assert _wait(cfn, name)["StackStatus"] == "CREATE_COMPLETE"
     assert cfn.list_stack_resources(StackName=name)["StackResourceSummaries"] == []
     cfn.delete_stack(StackName=name)
+
+
+def test_aws_include_snippets_from_s3(server: HearthServer, cfn: Any) -> None:
+    s3 = server.client("s3")
+    bucket = f"inc-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="value.yaml", Body=b"Value: from-snippet\n")
+    s3.put_object(Bucket=bucket, Key="topic.yaml", Body=b"Type: AWS::SNS::Topic\n")
+    include = {"Fn::Transform": {"Name": "AWS::Include",
+                                 "Parameters": {"Location": {"Fn::Sub": "s3://${Bucket}/KEY"}}}}
+    body = json.dumps({
+        "Parameters": {"Bucket": {"Type": "String"}},
+        "Resources": {
+            "P": {"Type": "AWS::SSM::Parameter", "Properties": {
+                "Type": "String", **json.loads(json.dumps(include).replace("KEY", "value.yaml"))}},
+            "T": json.loads(json.dumps(include).replace("KEY", "topic.yaml"))},
+        "Outputs": {"P": {"Value": {"Ref": "P"}}, "T": {"Value": {"Ref": "T"}}}})
+    name = _stack_name()
+    cfn.create_stack(StackName=name, TemplateBody=body,
+                     Parameters=[{"ParameterKey": "Bucket", "ParameterValue": bucket}])
+    stack = _wait(cfn, name)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, name)
+    out = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert server.client("ssm").get_parameter(Name=out["P"])["Parameter"]["Value"] == "from-snippet"
+    assert server.client("sns").get_topic_attributes(TopicArn=out["T"])["Attributes"]["TopicArn"] == out["T"]
+    cfn.delete_stack(StackName=name)
+    # A snippet that is not there fails the change set with AWS's reason.
+    failed = cfn.create_change_set(StackName=_stack_name(), ChangeSetName="cs", ChangeSetType="CREATE",
+                                   TemplateBody=body.replace("value.yaml", "absent.yaml"),
+                                   Parameters=[{"ParameterKey": "Bucket", "ParameterValue": "no-such-bucket-x"}])
+    described = cfn.describe_change_set(ChangeSetName=failed["Id"])
+    assert described["Status"] == "FAILED"
+    assert described["StatusReason"] == ("Transform AWS::Include failed with: S3 bucket [no-such-bucket-x] does "
+                                         "not exist.")

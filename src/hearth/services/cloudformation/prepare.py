@@ -84,15 +84,92 @@ _PARAMETER_TYPES = re.compile(r"^(String|Number|List<Number>|List<String>|CommaD
                               r"List<AWS::[A-Za-z0-9:]+>|AWS::SSM::Parameter::Value<.+>)$")
 
 
+INCLUDE = "AWS::Include"
+
+
+@dataclass(frozen=True)
+class IncludeFailed:
+    """A snippet that could not be fetched or read: why, in AWS's words."""
+
+    reason: str
+
+
+def include_locations(body: str, given: dict[str, str], previous: dict[str, str], *, account: str, region: str,
+                      stack_name: str, stack_id: str, lookup: ParameterLookup,
+                      use_previous: frozenset[str] = frozenset()) -> list[str]:
+    """The S3 locations of the template's `Fn::Transform: {Name: AWS::Include}` snippets, evaluated with the
+    stack's parameters (the caller fetches them for `prepare`); none when the template cannot be read yet."""
+    try:
+        raw = template.parse(body)
+        values = _parameter_values(raw.get("Parameters") or {}, given, previous, use_previous, account, region,
+                                   lookup)
+    except TemplateError:
+        return []  # prepare reports it
+    scope = Scope(parameters={k: v["value"] for k, v in values.items()},
+                  pseudo=pseudo_parameters(account, region, stack_name, stack_id))
+    found: list[str] = []
+    _walk_includes(raw, lambda location: found.append(_location(location, scope)))
+    return found
+
+
+def _walk_includes(value: Any, visit: Callable[[Any], None]) -> None:
+    if isinstance(value, dict):
+        transform = value.get("Fn::Transform")
+        if isinstance(transform, dict) and transform.get("Name") == INCLUDE:
+            visit((transform.get("Parameters") or {}).get("Location"))
+        for v in value.values():
+            _walk_includes(v, visit)
+    elif isinstance(value, list):
+        for v in value:
+            _walk_includes(v, visit)
+
+
+def _location(location: Any, scope: Scope) -> str:
+    try:
+        return str(intrinsics.evaluate(location, scope))
+    except (intrinsics.NotReady, TemplateError):
+        raise TemplateError("Transform AWS::Include failed with: the Location must be an S3 URI") from None
+
+
+def _apply_includes(value: Any, snippets: dict[str, Any], scope: Scope) -> Any:
+    """`value` with each AWS::Include replaced by its snippet: merged into the map that holds it (a resource,
+    a property set) or standing for the value it is (a property)."""
+    if isinstance(value, dict):
+        transform = value.get("Fn::Transform")
+        out = {k: _apply_includes(v, snippets, scope) for k, v in value.items() if k != "Fn::Transform"}
+        if isinstance(transform, dict) and transform.get("Name") == INCLUDE:
+            location = _location((transform.get("Parameters") or {}).get("Location"), scope)
+            found = snippets.get(location, IncludeFailed(f"{location} could not be read."))
+            if isinstance(found, IncludeFailed):
+                raise TemplateError(f"Transform AWS::Include failed with: {found.reason}")
+            snippet = _apply_includes(found, snippets, scope)
+            if not out:
+                return snippet
+            if isinstance(snippet, dict):
+                return {**out, **snippet}
+            raise TemplateError("Transform AWS::Include failed with: the snippet must be a map here")
+        if transform is not None:
+            out["Fn::Transform"] = transform
+        return out
+    if isinstance(value, list):
+        return [_apply_includes(v, snippets, scope) for v in value]
+    return value
+
+
 def prepare(body: str, given: dict[str, str], previous: dict[str, str], *, account: str, region: str,
             stack_name: str, stack_id: str, lookup: ParameterLookup,
-            use_previous: frozenset[str] = frozenset()) -> Prepared:
-    """Everything CloudFormation checks before it creates a resource, raising TemplateError."""
+            use_previous: frozenset[str] = frozenset(), snippets: dict[str, Any] | None = None) -> Prepared:
+    """Everything CloudFormation checks before it creates a resource, raising TemplateError. `snippets`:
+    the AWS::Include snippets by location (see `include_locations`), parsed."""
     raw = template.parse(body)
     names = template.transforms(raw)
     declared = raw.get("Parameters") or {}
     values = _parameter_values(declared, given, previous, use_previous, account, region, lookup)
     processed = raw
+    if snippets is not None:
+        processed = _apply_includes(raw, snippets, Scope(
+            parameters={k: v["value"] for k, v in values.items()},
+            pseudo=pseudo_parameters(account, region, stack_name, stack_id)))
     for name in names:
         if name == SAM_TRANSFORM:
             processed = _sam_transform(processed, {k: v["raw"] for k, v in values.items()},

@@ -22,7 +22,14 @@ from hearth.services.cloudformation import intrinsics, template
 from hearth.services.cloudformation.engine import NO_UPDATES, StackEngine
 from hearth.services.cloudformation.intrinsics import NotReady
 from hearth.services.cloudformation.operator import operator_for
-from hearth.services.cloudformation.prepare import Prepared, plain_refs, prepare
+from hearth.services.cloudformation.prepare import (
+    INCLUDE,
+    IncludeFailed,
+    Prepared,
+    include_locations,
+    plain_refs,
+    prepare,
+)
 from hearth.services.cloudformation.resources import REGISTRY
 from hearth.services.cloudformation.stacks import StackRecord, StackStore
 from hearth.services.cloudformation.template import ParameterError, TemplateError
@@ -87,8 +94,26 @@ class CloudFormationProvider:
                               f"http://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html ({url})")
         return data.decode("utf-8")
 
-    def _prepare(self, ctx: RequestContext, body: str, params: dict[str, Any], name: str, stack_id: str,
-                 previous: StackRecord | None) -> Prepared:
+    async def _snippets(self, ctx: RequestContext, locations: list[str]) -> dict[str, Any]:
+        """AWS::Include's snippets from Hearth's S3, parsed (or why not, for the change set's reason)."""
+        out: dict[str, Any] = {}
+        for location in dict.fromkeys(locations):
+            parsed = urlparse(location)
+            if parsed.scheme != "s3" or not parsed.hostname:
+                out[location] = IncludeFailed(f"{location} is not an S3 URI.")
+                continue
+            data = await self._fetch_object(ctx.account_id, ctx.region, parsed.hostname, parsed.path.lstrip("/"))
+            if data is None:
+                out[location] = IncludeFailed(f"S3 bucket [{parsed.hostname}] does not exist.")
+                continue
+            try:
+                out[location] = template.parse_snippet(data.decode("utf-8"))
+            except (TemplateError, UnicodeDecodeError):
+                out[location] = IncludeFailed(f"the snippet at {location} is not well-formed YAML or JSON.")
+        return out
+
+    async def _prepare(self, ctx: RequestContext, body: str, params: dict[str, Any], name: str, stack_id: str,
+                       previous: StackRecord | None) -> Prepared:
         given: dict[str, str] = {}
         use_previous: set[str] = set()
         for p in params.get("Parameters") or []:
@@ -97,8 +122,12 @@ class CloudFormationProvider:
             elif "ParameterValue" in p:
                 given[p["ParameterKey"]] = str(p["ParameterValue"])
         old_values = dict((previous.doc.get("RawParameters") or {}) if previous else {})
-        return prepare(body, given, old_values, account=ctx.account_id, region=ctx.region, stack_name=name,
-                       stack_id=stack_id, lookup=self.engine.lookup, use_previous=frozenset(use_previous))
+        common: dict[str, Any] = dict(account=ctx.account_id, region=ctx.region, stack_name=name, stack_id=stack_id,
+                                      lookup=self.engine.lookup, use_previous=frozenset(use_previous))
+        snippets = None
+        if INCLUDE in body:
+            snippets = await self._snippets(ctx, include_locations(body, given, old_values, **common))
+        return prepare(body, given, old_values, snippets=snippets, **common)
 
     @staticmethod
     def _check_capabilities(prepared: Prepared, given: list[str], *, change_set: bool = False) -> None:
@@ -164,7 +193,7 @@ class CloudFormationProvider:
             raise _validation("You cannot specify both OnFailure and DisableRollback")
         body = await self._body(ctx, params)
         stack = self._new_stack(ctx, name, params, "CREATE_IN_PROGRESS")
-        prepared = self._prepare(ctx, body, params, name, stack.stack_id, None)
+        prepared = await self._prepare(ctx, body, params, name, stack.stack_id, None)
         self._check_capabilities(prepared, params.get("Capabilities") or [])
         self._remember(stack, prepared, params)
         stack.doc["TemplateBody"] = body
@@ -181,7 +210,7 @@ class CloudFormationProvider:
                             "REVIEW_IN_PROGRESS"):
             raise _validation(f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated.")
         body = await self._body(ctx, params, previous=stack)
-        prepared = self._prepare(ctx, body, params, stack.name, stack.stack_id, stack)
+        prepared = await self._prepare(ctx, body, params, stack.name, stack.stack_id, stack)
         self._check_capabilities(prepared, params.get("Capabilities") or [])
         # A template with macros is always updated, changed or not (AWS cannot tell before it runs them).
         if not self._changes(stack, prepared) and self._same_settings(stack, prepared, params) \
@@ -510,7 +539,7 @@ class CloudFormationProvider:
         prepared: Prepared | None = None
         failure: AwsError | None = None
         try:
-            prepared = self._prepare(ctx, body, params, stack.name, stack.stack_id,
+            prepared = await self._prepare(ctx, body, params, stack.name, stack.stack_id,
                                      stack if kind == "UPDATE" else None)
         except ParameterError:
             raise
@@ -608,7 +637,7 @@ class CloudFormationProvider:
         request = {"Parameters": doc.get("RequestParameters"), "Capabilities": doc.get("Capabilities"),
                    "Tags": doc.get("Tags")}
         creating = doc["ChangeSetType"] == "CREATE"
-        prepared = self._prepare(ctx, doc["TemplateBody"], request, stack.name, stack.stack_id,
+        prepared = await self._prepare(ctx, doc["TemplateBody"], request, stack.name, stack.stack_id,
                                  None if creating else stack)
         role_arn = doc.get("RoleARN") or stack.doc.get("RoleARN")
         operator = await operator_for(self.engine.call, ctx, role_arn)

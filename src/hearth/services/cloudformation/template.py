@@ -86,6 +86,14 @@ def parse(body: str) -> Template:
     return loaded
 
 
+def parse_snippet(body: str) -> Any:
+    """An AWS::Include snippet: YAML or JSON like a template, but any value (a map, a list, a scalar)."""
+    try:
+        return json.loads(body) if body.strip().startswith(("{", "[")) else yaml.load(body, Loader=_Loader)
+    except (ValueError, yaml.YAMLError):
+        raise TemplateError("Template format error: snippet not well-formed.") from None
+
+
 def check_structure(template: Template) -> None:
     """The checks CloudFormation makes on a (transformed) template before anything is created."""
     for key in template:
