@@ -631,3 +631,22 @@ def test_aws_include_snippets_from_s3(server: HearthServer, cfn: Any) -> None:
     assert described["Status"] == "FAILED"
     assert described["StatusReason"] == ("Transform AWS::Include failed with: S3 bucket [no-such-bucket-x] does "
                                          "not exist.")
+
+
+def test_rest_apis_carry_cloudformations_tags(server: HearthServer, cfn: Any) -> None:
+    name = _stack_name()
+    body = json.dumps({"Resources": {
+        "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": name, "Tags": [{"Key": "k", "Value": "v"}]}},
+        "Imported": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Body": {
+            "openapi": "3.0.1", "info": {"title": f"{name}-i", "version": "1"}, "paths": {}}}}},
+        "Outputs": {"Api": {"Value": {"Ref": "Api"}}, "Imported": {"Value": {"Ref": "Imported"}}}})
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=body)["StackId"]
+    stack = _wait(cfn, name)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, name)
+    apigw = server.client("apigateway")
+    for logical in ("Api", "Imported"):
+        api_id = next(o["OutputValue"] for o in stack["Outputs"] if o["OutputKey"] == logical)
+        tags = apigw.get_rest_api(restApiId=api_id)["tags"]
+        assert tags["aws:cloudformation:logical-id"] == logical
+        assert (tags["aws:cloudformation:stack-id"], tags["aws:cloudformation:stack-name"]) == (stack_id, name)
+    cfn.delete_stack(StackName=name)
