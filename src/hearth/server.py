@@ -51,7 +51,7 @@ from hearth.functions.service import FunctionService
 from hearth.functions.store import open_store
 from hearth.http2 import HttpProtocol  # HTTP/2 on the API ports
 from hearth.invoke.async_queue import AsyncQueue, AsyncQueueConfig
-from hearth.invoke.aws_proxy import serve_proxy
+from hearth.invoke.aws_proxy import serve_proxies
 from hearth.invoke.invoker import Invoker
 from hearth.invoke.keepalive import make_policy
 from hearth.invoke.launch import Credentials, LaunchError
@@ -571,7 +571,15 @@ class Hearth:
             return None
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
         port = self.settings.https_port if self.settings.https_port is not None else self.settings.port
-        return asyncio.create_task(serve_proxy(sandbox.aws_api_sock, host, port))
+        listeners = [sandbox.aws_api_sock]
+        # 127.0.0.1:443 inside (HTTPS clients that drop the URL's port, as CDK's custom-resource
+        # handlers do) leads to the HTTPS port too; without HTTPS it is closed: connections are refused.
+        if sandbox.aws_https_sock is not None:
+            if self.settings.https_port is not None:
+                listeners.append(sandbox.aws_https_sock)
+            else:
+                sandbox.aws_https_sock.close()
+        return asyncio.create_task(serve_proxies(listeners, host, port))
 
     def _collect_metrics(self) -> None:
         """Gauges from the owners' statistics, just before a scrape."""

@@ -152,6 +152,7 @@ def test_a_failing_resource_rolls_the_stack_back(server: HearthServer, cfn: Any)
     cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
     stack = _wait(cfn, name)
     assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert "DeletionTime" in stack  # the rollback deleted what the creation made
     failed = [e for e in cfn.describe_stack_events(StackName=name)["StackEvents"]
               if e["ResourceStatus"] == "CREATE_FAILED"]
     assert failed[0]["LogicalResourceId"] == "Bad" and "Resource handler returned message" in \
@@ -213,6 +214,11 @@ def test_change_sets_as_deploy_tools_use_them(server: HearthServer, cfn: Any) ->
     cfn.execute_change_set(ChangeSetName=created["Id"])
     cfn.get_waiter("stack_create_complete").wait(StackName=name, WaiterConfig={"Delay": 1})
     assert server.client("sqs").get_queue_url(QueueName=f"{name}-q")["QueueUrl"]
+    # The executed change set stays, with how its execution ended.
+    assert cfn.describe_change_set(ChangeSetName=created["Id"])["ExecutionStatus"] == "EXECUTE_COMPLETE"
+    with pytest.raises(ClientError) as err:  # by name, a stack that is not there is named
+        cfn.describe_change_set(StackName=f"{name}-missing", ChangeSetName="one")
+    assert err.value.response["Error"]["Message"] == f"Stack [{name}-missing] does not exist"
 
     same = cfn.create_change_set(StackName=name, ChangeSetName="two", TemplateBody=template)
     described = cfn.describe_change_set(ChangeSetName=same["Id"])
@@ -488,3 +494,159 @@ def test_iam_identity_resource_types(server: HearthServer, cfn: Any) -> None:
     assert _wait(cfn, stack_id)["StackStatus"] == "DELETE_COMPLETE", _reasons(cfn, stack_id)
     with pytest.raises(ClientError):
         iam.get_user(UserName=user)
+
+
+def test_stack_and_change_set_shapes_as_aws_answers(cfn: Any) -> None:
+    """Fields and texts LocalStack's AWS-validated CloudFormation tests recorded (conformance, issue 20)."""
+    param = ("Parameters:\n  Items:\n    Type: List<String>\nResources:\n  P:\n    Type: AWS::SSM::Parameter\n"
+             "    Properties:\n      Type: String\n      Value: !Join ['|', !Ref Items]\nOutputs:\n  V:\n"
+             "    Value: !GetAtt P.Value\n")
+    name = _stack_name()
+    # Parameter values that do not fit, and format errors, are refused at once; no stack is left behind.
+    with pytest.raises(ClientError, match=r"Parameters: \[Items\] must have values"):
+        cfn.create_change_set(StackName=name, ChangeSetName="cs", ChangeSetType="CREATE", TemplateBody=param)
+    bad = json.dumps({"Resources": {"AWS::NoValue": {"Type": "AWS::SNS::Topic"}}})
+    with pytest.raises(ClientError, match="Resource name AWS::NoValue is non alphanumeric"):
+        cfn.create_change_set(StackName=name, ChangeSetName="cs", ChangeSetType="CREATE", TemplateBody=bad)
+    with pytest.raises(ClientError, match=f"Stack with id {name} does not exist"):
+        cfn.describe_stacks(StackName=name)
+
+    created = cfn.create_change_set(StackName=name, ChangeSetName="cs", ChangeSetType="CREATE", TemplateBody=param,
+                                    Parameters=[{"ParameterKey": "Items", "ParameterValue": "a,b"}],
+                                    Tags=[{"Key": "k", "Value": "v"}])
+    review = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    assert (review["StackStatus"], review["StackStatusReason"], review["Tags"]) == ("REVIEW_IN_PROGRESS",
+                                                                                     "User Initiated", [])
+    assert "Capabilities" not in review and "LastUpdatedTime" not in review
+    cfn.get_waiter("change_set_create_complete").wait(ChangeSetName=created["Id"], WaiterConfig={"Delay": 1})
+    cfn.execute_change_set(ChangeSetName=created["Id"])
+    cfn.get_waiter("stack_create_complete").wait(StackName=name, WaiterConfig={"Delay": 1})
+    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    assert stack["Outputs"][0]["OutputValue"] == "a|b" and stack["Tags"] == [{"Key": "k", "Value": "v"}]
+    assert "LastUpdatedTime" in stack  # made by a change set: updated by its execution
+    # Without macros the processed template is the original text.
+    assert cfn.get_template(StackName=name, TemplateStage="Processed")["TemplateBody"] == param
+    with pytest.raises(ClientError, match="StackName is a required parameter"):
+        cfn.get_template(ChangeSetName="cs")
+    with pytest.raises(ClientError, match=f"Resource Nope does not exist for stack {stack['StackId']}"):
+        cfn.describe_stack_resource(StackName=stack["StackId"], LogicalResourceId="Nope")
+    with pytest.raises(ClientError, match="Stack 'nope-stack' does not exist"):
+        cfn.describe_stack_resource(StackName="nope-stack", LogicalResourceId="P")
+    with pytest.raises(ClientError, match=r"Stack \[nope-stack\] does not exist"):
+        cfn.describe_stack_events(StackName="nope-stack")
+    summary = cfn.get_template_summary(StackName=name)
+    assert summary["ResourceIdentifierSummaries"] == [
+        {"ResourceType": "AWS::SSM::Parameter", "LogicalResourceIds": ["P"], "ResourceIdentifiers": ["Name"]}]
+    assert "Capabilities" not in summary and "DeclaredTransforms" not in summary
+    with pytest.raises(ClientError, match="At least one Resources member must be defined"):
+        cfn.get_template_summary(TemplateBody="{}")
+    with pytest.raises(ClientError, match="S3 error: Domain name specified in b is not a valid S3 domain"):
+        cfn.create_stack(StackName=_stack_name(), TemplateURL="s3://b/t.yml")
+
+    cfn.delete_stack(StackName=name)
+    cfn.get_waiter("stack_delete_complete").wait(StackName=name, WaiterConfig={"Delay": 1})
+    # The executed change set outlives its stack, by ARN.
+    assert cfn.describe_change_set(ChangeSetName=created["Id"])["ExecutionStatus"] == "EXECUTE_COMPLETE"
+    # A stack CreateStack made and never updated shows no LastUpdatedTime, even deleted.
+    other = _stack_name()
+    cfn.create_stack(StackName=other, TemplateBody=param, Parameters=[{"ParameterKey": "Items", "ParameterValue": "x"}])
+    assert "LastUpdatedTime" not in _wait(cfn, other)
+    # A change to a resource's attributes alone (here UpdateReplacePolicy) is an update, not "No updates".
+    cfn.update_stack(StackName=other, TemplateBody=param.replace("    Properties:", "    UpdateReplacePolicy: Retain\n"
+                                                                 "    Properties:"),
+                     Parameters=[{"ParameterKey": "Items", "UsePreviousValue": True}])
+    assert _wait(cfn, other)["StackStatus"] == "UPDATE_COMPLETE"
+    cfn.delete_stack(StackName=other)
+
+
+def test_event_bus_policies_and_log_streams(server: HearthServer, cfn: Any) -> None:
+    name = _stack_name()
+    bus = f"{name}-bus"
+    body = json.dumps({"Resources": {
+        "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": bus}},
+        "ByPrincipal": {"Type": "AWS::Events::EventBusPolicy", "Properties": {
+            "EventBusName": {"Ref": "Bus"}, "StatementId": "one", "Action": "events:PutEvents",
+            "Principal": "111122223333"}},
+        "ByStatement": {"Type": "AWS::Events::EventBusPolicy", "Properties": {
+            "EventBusName": {"Ref": "Bus"}, "StatementId": "two", "Statement": {
+                "Effect": "Allow", "Principal": "*", "Action": "events:PutEvents",
+                "Resource": {"Fn::GetAtt": ["Bus", "Arn"]}}}},
+        "Group": {"Type": "AWS::Logs::LogGroup"},
+        "Stream": {"Type": "AWS::Logs::LogStream", "Properties": {"LogGroupName": {"Ref": "Group"}}}},
+        "Outputs": {"Group": {"Value": {"Ref": "Group"}}, "Stream": {"Value": {"Ref": "Stream"}}}})
+    cfn.create_stack(StackName=name, TemplateBody=body)
+    stack = _wait(cfn, name)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, name)
+    policy = json.loads(server.client("events").describe_event_bus(Name=bus)["Policy"])
+    assert sorted(s["Sid"] for s in policy["Statement"]) == ["one", "two"]
+    out = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    streams = server.client("logs").describe_log_streams(logGroupName=out["Group"])["logStreams"]
+    assert [s["logStreamName"] for s in streams] == [out["Stream"]]
+    cfn.delete_stack(StackName=name)
+    assert _wait(cfn, stack["StackId"])["StackStatus"] == "DELETE_COMPLETE"
+
+
+def test_a_change_set_may_create_a_stack_without_resources(cfn: Any) -> None:
+    name = _stack_name()
+    body = json.dumps({"Parameters": {"Create": {"Type": "String", "Default": "False"}},
+                       "Conditions": {"Yes": {"Fn::Equals": [{"Ref": "Create"}, "True"]}},
+                       "Resources": {"Q": {"Type": "AWS::SQS::Queue", "Condition": "Yes"}}})
+    created = cfn.create_change_set(StackName=name, ChangeSetName="cs", ChangeSetType="CREATE", TemplateBody=body)
+    cfn.get_waiter("change_set_create_complete").wait(ChangeSetName=created["Id"], WaiterConfig={"Delay": 1})
+    cfn.execute_change_set(ChangeSetName=created["Id"])
+    assert _wait(cfn, name)["StackStatus"] == "CREATE_COMPLETE"
+    assert cfn.list_stack_resources(StackName=name)["StackResourceSummaries"] == []
+    cfn.delete_stack(StackName=name)
+
+
+def test_aws_include_snippets_from_s3(server: HearthServer, cfn: Any) -> None:
+    s3 = server.client("s3")
+    bucket = f"inc-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="value.yaml", Body=b"Value: from-snippet\n")
+    s3.put_object(Bucket=bucket, Key="topic.yaml", Body=b"Type: AWS::SNS::Topic\n")
+    include = {"Fn::Transform": {"Name": "AWS::Include",
+                                 "Parameters": {"Location": {"Fn::Sub": "s3://${Bucket}/KEY"}}}}
+    body = json.dumps({
+        "Parameters": {"Bucket": {"Type": "String"}},
+        "Resources": {
+            "P": {"Type": "AWS::SSM::Parameter", "Properties": {
+                "Type": "String", **json.loads(json.dumps(include).replace("KEY", "value.yaml"))}},
+            "T": json.loads(json.dumps(include).replace("KEY", "topic.yaml"))},
+        "Outputs": {"P": {"Value": {"Ref": "P"}}, "T": {"Value": {"Ref": "T"}}}})
+    name = _stack_name()
+    cfn.create_stack(StackName=name, TemplateBody=body,
+                     Parameters=[{"ParameterKey": "Bucket", "ParameterValue": bucket}])
+    stack = _wait(cfn, name)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, name)
+    out = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert server.client("ssm").get_parameter(Name=out["P"])["Parameter"]["Value"] == "from-snippet"
+    assert server.client("sns").get_topic_attributes(TopicArn=out["T"])["Attributes"]["TopicArn"] == out["T"]
+    cfn.delete_stack(StackName=name)
+    # A snippet that is not there fails the change set with AWS's reason.
+    failed = cfn.create_change_set(StackName=_stack_name(), ChangeSetName="cs", ChangeSetType="CREATE",
+                                   TemplateBody=body.replace("value.yaml", "absent.yaml"),
+                                   Parameters=[{"ParameterKey": "Bucket", "ParameterValue": "no-such-bucket-x"}])
+    described = cfn.describe_change_set(ChangeSetName=failed["Id"])
+    assert described["Status"] == "FAILED"
+    assert described["StatusReason"] == ("Transform AWS::Include failed with: S3 bucket [no-such-bucket-x] does "
+                                         "not exist.")
+
+
+def test_rest_apis_carry_cloudformations_tags(server: HearthServer, cfn: Any) -> None:
+    name = _stack_name()
+    body = json.dumps({"Resources": {
+        "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": name, "Tags": [{"Key": "k", "Value": "v"}]}},
+        "Imported": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Body": {
+            "openapi": "3.0.1", "info": {"title": f"{name}-i", "version": "1"}, "paths": {}}}}},
+        "Outputs": {"Api": {"Value": {"Ref": "Api"}}, "Imported": {"Value": {"Ref": "Imported"}}}})
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=body)["StackId"]
+    stack = _wait(cfn, name)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, name)
+    apigw = server.client("apigateway")
+    for logical in ("Api", "Imported"):
+        api_id = next(o["OutputValue"] for o in stack["Outputs"] if o["OutputKey"] == logical)
+        tags = apigw.get_rest_api(restApiId=api_id)["tags"]
+        assert tags["aws:cloudformation:logical-id"] == logical
+        assert (tags["aws:cloudformation:stack-id"], tags["aws:cloudformation:stack-name"]) == (stack_id, name)
+    cfn.delete_stack(StackName=name)

@@ -55,6 +55,9 @@ LOCALSTACK_ASSERTIONS = {
 FIXED_RUNTIMES = {
     "test_function_url_with_response_streaming": "nodejs18.x",
     "test_updating_stack_with_iam_role": "nodejs18.x",  # IAM: its CloudFormation template's function
+    # CloudFormation's resources/test_lambda.py: its template (lambda_function_update.yml) fixes the runtime.
+    "test_update_lambda_function": "nodejs18.x",
+    "test_update_lambda_function_name": "nodejs18.x",
 }
 
 # Tests that deploy their resources with the AWS CDK (aws-cdk-lib and Node's jsii runtime, hundreds of MB),
@@ -62,12 +65,28 @@ FIXED_RUNTIMES = {
 NEEDS_CDK = {
     "test_put_events_with_target_statefunction_machine": "deploys with the AWS CDK (not installed here)",
     "test_table_v2_stream": "deploys with the AWS CDK (not installed here)",
+    # CloudFormation's resource tests (resources/test_sns.py, test_dynamodb.py, test_secretsmanager.py).
+    "test_sns_topic_with_attributes": "deploys with the AWS CDK (not installed here)",
+    "test_sns_topic_policy_resets_to_default": "deploys with the AWS CDK (not installed here)",
+    "test_ttl_cdk": "deploys with the AWS CDK (not installed here)",
+    "test_cdk_deployment_generates_secret_value_if_no_value_is_provided":
+        "deploys with the AWS CDK (not installed here)",
 }
 
 # Tests that build a Java function with Maven in their body (`make build`; no Java toolchain here).
 BUILDS_JAVA = {
     "test_subscribe_to_shard_with_java_sdk_v2_lambda": "builds a java17 function with Maven (no Java toolchain here)",
 }
+# CloudFormation's resource tests, one file per service: the files whose every test deploys resources of a
+# service Hearth does not serve (its stacks would fail with "Resource type … is not supported by Hearth").
+# What they judge is that service, not CloudFormation.
+UNSERVED_RESOURCE_FILES = {
+    "test_acm.py": "ACM", "test_cloudwatch.py": "CloudWatch (metrics and alarms)",
+    "test_elasticsearch.py": "Elasticsearch", "test_firehose.py": "Kinesis Data Firehose", "test_kms.py": "KMS",
+    "test_opensearch.py": "OpenSearch", "test_redshift.py": "Redshift", "test_resource_groups.py": "Resource Groups",
+    "test_secretsmanager.py": "Secrets Manager", "test_stepfunctions.py": "Step Functions",
+}
+RESOURCE_TESTS_DIR = "services/cloudformation/resources/"
 
 # Parametrised runtimes whose test functions are built with a toolchain these machines lack.
 _TOOLCHAIN_RUNTIME = re.compile(r"[\[-](java\d+(\.al2)?|dotnet\d*|dotnetcore[\d.]*)(?=[\]-])")
@@ -154,7 +173,8 @@ def _stub_uninstallable_imports() -> None:
     so that the module's other tests are collected:
     - `amazon_kclpy` (LocalStack's KCL connector, imported by `test_kinesis.py`) cannot be installed here:
       its build fetches Java archives. Only the LocalStack-only `test_run_kcl` uses it.
-    - `aws_cdk` (imported by `test_events_targets.py`): only the tests in NEEDS_CDK use it."""
+    - `aws_cdk` (imported by `test_events_targets.py` and CloudFormation's resource tests): only the tests
+      in NEEDS_CDK use it."""
     try:
         import amazon_kclpy  # noqa: F401
     except ImportError:
@@ -166,7 +186,11 @@ def _stub_uninstallable_imports() -> None:
     try:
         import aws_cdk  # noqa: F401
     except ImportError:
-        sys.modules["aws_cdk"] = types.ModuleType("aws_cdk")
+        cdk = sys.modules["aws_cdk"] = types.ModuleType("aws_cdk")
+        # CloudFormation's `resources/test_dynamodb.py` imports a construct module and one of its names.
+        dynamodb = sys.modules["aws_cdk.aws_dynamodb"] = types.ModuleType("aws_cdk.aws_dynamodb")
+        dynamodb.BillingMode = type("BillingMode", (), {})  # type: ignore[attr-defined]
+        cdk.aws_dynamodb = dynamodb  # type: ignore[attr-defined]
     # `test_events_targets.py` imports two Firehose helpers from folders the shared copy leaves out
     # (LocalStack's scenario tests, its Firehose tests); only its Firehose target test calls them, and
     # that test needs Firehose itself, which decides its verdict.
@@ -218,5 +242,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         reason = not_judgeable_reason(item.name, {mark.name for mark in item.iter_markers()},
                                       _param_values(item), installed)
+        path = item.nodeid.split("::", 1)[0]
+        unserved = UNSERVED_RESOURCE_FILES.get(path.rsplit("/", 1)[-1]) if RESOURCE_TESTS_DIR in path else None
+        if reason is None and unserved is not None:
+            reason = f"deploys resources of {unserved}, which Hearth does not serve"
         if reason is not None:
             item.add_marker(pytest.mark.skip(reason=NOT_JUDGEABLE + reason))

@@ -1,4 +1,4 @@
-"""Carries connections made inside an environment to 127.0.0.1:4566 over to Hearth's AWS API.
+"""Carries connections made inside an environment to 127.0.0.1:4566 (and :443) over to Hearth's AWS API.
 
 Inside its network namespace an environment sees only its own loopback. The sandbox hands the server
 a listening socket bound there; this module accepts on it and splices each connection to the real
@@ -15,6 +15,11 @@ import socket
 
 log = logging.getLogger(__name__)
 MAX_CONNECTIONS = 64  # per environment: a function cannot exhaust the server's file descriptors
+
+
+async def serve_proxies(listeners: list[socket.socket], host: str, port: int) -> None:
+    """Every listener of one environment to the same endpoint, until cancelled."""
+    await asyncio.gather(*(serve_proxy(listener, host, port) for listener in listeners))
 
 
 async def serve_proxy(listener: socket.socket, host: str, port: int) -> None:

@@ -50,6 +50,7 @@ class FakeSandbox:
         self.runtime_api_sock = socket.create_server(("127.0.0.1", 0))
         self.runtime_api_sock.setblocking(False)
         self.aws_api_sock: socket.socket | None = None
+        self.aws_https_sock: socket.socket | None = None
         self.output_fd, self._out = os.pipe()
         self.frozen = False
         self.cpu_fraction = spec.cpu_fraction

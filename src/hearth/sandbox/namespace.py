@@ -48,6 +48,11 @@ SANDBOX_GID = 990
 SANDBOX_USER = "sbx_user1051"
 RUNTIME_API_PORT = 9001
 AWS_API_PORT = 4566
+# HTTPS clients that drop a URL's port (CDK's custom-resource handlers send their cfn-response with
+# `https.request({hostname, path})`) reach 127.0.0.1:443: a second listener there carries them to the
+# same API (see hearth.invoke.aws_proxy).
+AWS_HTTPS_PORT = 443
+LISTEN = [["127.0.0.1", RUNTIME_API_PORT], ["127.0.0.1", AWS_API_PORT], ["127.0.0.1", AWS_HTTPS_PORT]]
 START_TIMEOUT_S = 10.0
 ZYGOTE_START_TIMEOUT_S = 30.0
 NOFILE_LIMIT = 1024
@@ -301,6 +306,7 @@ class NamespaceSandbox:
     pid: int
     runtime_api_sock: socket.socket
     aws_api_sock: socket.socket | None
+    aws_https_sock: socket.socket | None
     output_fd: int
     _ctl: socket.socket
     _cgroup: Cgroup
@@ -394,7 +400,7 @@ class NamespaceSandbox:
             self._final_stats = SandboxStats(0, False)
         if not self._cgroup.destroy():
             self._backend.remove_later(self._cgroup)
-        for s in (self.runtime_api_sock, self.aws_api_sock, self.template_sock):
+        for s in (self.runtime_api_sock, self.aws_api_sock, self.aws_https_sock, self.template_sock):
             if s is not None:
                 with contextlib.suppress(OSError):
                     s.close()
@@ -557,7 +563,7 @@ class NamespaceBackend:
             "symlinks": list(self._layout.symlinks),
             "tmp_mb": max(1, spec.tmp_mb),
             "shm_mb": min(SHM_MB, max(1, spec.memory_mb)),
-            "listen": [["127.0.0.1", RUNTIME_API_PORT], ["127.0.0.1", AWS_API_PORT]],
+            "listen": LISTEN,
             "argv": spec.argv,
             "env": env,
             "workdir": spec.workdir,
@@ -663,7 +669,7 @@ class NamespaceBackend:
                 message, fds = await asyncio.wait_for(_recv(ctl), START_TIMEOUT_S)
             except TimeoutError:
                 message, fds = {"error": "timed out setting up the sandbox"}, []
-            if message is None or "pid" not in message or len(fds) != 2:
+            if message is None or "pid" not in message or len(fds) != len(LISTEN):
                 for fd in fds:
                     os.close(fd)
                 reason = (message or {}).get("error", "the sandbox setup process died")
@@ -678,7 +684,8 @@ class NamespaceBackend:
                 f"{step} {(t - message['trace'][0][1]) * 1000:.1f}" for step, t in message["trace"]))
         runtime_sock = socket.socket(fileno=fds[0])
         aws_sock = socket.socket(fileno=fds[1])
-        sandbox = NamespaceSandbox(pid, runtime_sock, aws_sock, out_r, ctl, group, self)
+        https_sock = socket.socket(fileno=fds[2])
+        sandbox = NamespaceSandbox(pid, runtime_sock, aws_sock, https_sock, out_r, ctl, group, self)
         self._live.add(sandbox)
         return sandbox
 
@@ -714,7 +721,7 @@ class NamespaceBackend:
                 "env": env,
                 "tmp_mb": max(1, spec.tmp_mb),
                 "shm_mb": min(SHM_MB, max(1, spec.memory_mb)),
-                "listen": [["127.0.0.1", RUNTIME_API_PORT], ["127.0.0.1", AWS_API_PORT]],
+                "listen": LISTEN,
             }
             if spec.restore_argv:  # started by the clone's init beside its runtime (zygote.py, SnapStart)
                 request["extensions"] = list(spec.restore_argv)

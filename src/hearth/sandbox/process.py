@@ -119,6 +119,7 @@ class ProcessSandbox:
         self.pid = proc.pid
         self.runtime_api_sock = listener
         self.aws_api_sock: socket.socket | None = None
+        self.aws_https_sock: socket.socket | None = None
         self.output_fd = output_fd
         self._memory_limit = memory_limit
         self._peak = 0

@@ -81,6 +81,7 @@ class Sandbox(Protocol):
     pid: int  # the host pid the backend waits on (the sandbox's init or the runtime itself)
     runtime_api_sock: socket.socket  # listening socket for the Runtime API
     aws_api_sock: socket.socket | None  # listening socket at 127.0.0.1:4566 inside, or None
+    aws_https_sock: socket.socket | None  # listening socket at 127.0.0.1:443 inside, or None
     output_fd: int  # read end of the runtime's stdout+stderr pipe; the caller closes it
 
     async def wait(self) -> int:

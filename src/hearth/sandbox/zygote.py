@@ -13,7 +13,7 @@ Messages on the zygote socket (SOCK_SEQPACKET, one JSON object per message):
                    section below: templates and their clones).
 Messages on a sandbox's `ctl` socket (SOCK_SEQPACKET), sent by the sandbox:
   {"pid": <host pid of init>, "trace": [[step, CLOCK_MONOTONIC s]...]}
-      + fds [runtime listener, aws listener]                            setup finished
+      + fds [runtime listener, aws listener, aws https listener]        setup finished
   {"error": "<step>: <reason>"}                                          setup failed
   {"exit": <status>}   the runtime exited (status, or -signal); the sandbox ends with it
 
@@ -27,7 +27,7 @@ I, in order:
      unshare(NEWNS|NEWUTS|NEWIPC|NEWNET|NEWCGROUP) (the cgroup namespace rooted at our groups); make
      every mount private. With networking on, the network namespace is not new but joined: setns(2)
      into the one the server prepared (its veth, address and routes ready; hearth.sandbox.network).
-  3. Hostname; bring `lo` up (ioctl); bind the listeners 127.0.0.1:9001 and :4566 inside the netns.
+  3. Hostname; bring `lo` up (ioctl); bind the listeners 127.0.0.1:9001, :4566 and :443 inside the netns.
   4. Build the new root on a tmpfs: symlinks (/bin -> usr/bin, /dev/fd ...); binds of the system
      dirs, a minimal /etc, /var/task, /var/runtime, /opt (overlay of layers), extra read-only mounts;
      then the whole tree read-only, nosuid, nodev at once (mount_setattr); then device binds and a

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from hearth.services.cloudformation import intrinsics, template
 from hearth.services.cloudformation.intrinsics import NO_VALUE, Scope
+from hearth.services.cloudformation.prepare import prepare
 from hearth.services.cloudformation.template import TemplateError
 
 PSEUDO = {"AWS::AccountId": "123456789012", "AWS::Region": "eu-west-1", "AWS::StackName": "app",
@@ -101,3 +103,60 @@ Resources:
     assert props["QueueName"] == {"Fn::Sub": "${AWS::StackName}-q"}
     assert props["Tags"][0]["Value"] == {"Fn::GetAtt": ["Other", "Arn"]}
     assert props["Tags"][1]["Value"] == {"Fn::Join": [",", [{"Ref": "A"}, {"Fn::Select": [0, {"Fn::GetAZs": ""}]}]]}
+
+
+def test_a_parameter_valued_aws_novalue_drops_the_property() -> None:
+    # AWS reads a parameter whose value is `AWS::NoValue` as no value (an optional property's default).
+    assert intrinsics.evaluate({"LogGroupName": {"Ref": "Name"}, "Days": 7}, scope(Name="AWS::NoValue")) == {"Days": 7}
+
+
+def test_a_template_indented_as_a_whole_reads() -> None:
+    body = "\n    Resources:\n      A:\n        Type: AWS::SNS::Topic\n"
+    assert template.parse(body) == {"Resources": {"A": {"Type": "AWS::SNS::Topic"}}}
+
+
+def test_language_extensions_show_their_results_in_the_processed_template() -> None:
+    body = json.dumps({"Transform": "AWS::LanguageExtensions", "Parameters": {"L": {"Type": "CommaDelimitedList"}},
+                       "Resources": {"Q": {"Type": "AWS::SQS::Queue"},
+                                     "P": {"Type": "AWS::SSM::Parameter", "Properties": {
+                           "Type": "String", "Value": {"Fn::Length": {"Ref": "L"}},
+                           "Description": {"Fn::ToJsonString": {"a": "foo"}},
+                           "AllowedPattern": {"Fn::ToJsonString": [{"Ref": "Q"}]}}}}})
+    prepared = prepare(body, {"L": "a,b,c"}, {}, account="111111111111", region="us-east-1", stack_name="s",
+                       stack_id="id", lookup=lambda *a: None)
+    props = prepared.template["Resources"]["P"]["Properties"]
+    # What needs a resource (the queue's URL) is left for deploy time.
+    assert props == {"Type": "String", "Value": 3, "Description": '{"a":"foo"}',
+                     "AllowedPattern": {"Fn::ToJsonString": [{"Ref": "Q"}]}}
+
+
+def test_for_each_expands_nested_loops_and_folds_literal_functions() -> None:
+    body = """
+Transform: AWS::LanguageExtensions
+Parameters:
+  Names:
+    Type: CommaDelimitedList
+Resources:
+  Fn::ForEach::Outer:
+    - Prefix
+    - !Ref Names
+    - My${Prefix}:
+        Type: AWS::SNS::Topic
+        Properties:
+          TopicName: !Join ['.', [!Ref Prefix, fifo]]
+      Fn::ForEach::Inner:
+        - Suffix
+        - [A, B]
+        - My${Prefix}${Suffix}:
+            Type: AWS::SSM::Parameter
+            Properties:
+              Type: String
+              Value: !Sub "${Prefix} ${Suffix} ${AWS::Region}"
+"""
+    prepared = prepare(body, {"Names": "x,y"}, {}, account="111111111111", region="us-east-1", stack_name="s",
+                       stack_id="id", lookup=lambda *a: None)
+    resources = prepared.template["Resources"]
+    assert sorted(resources) == ["Myx", "MyxA", "MyxB", "Myy", "MyyA", "MyyB"]
+    assert resources["Myy"]["Properties"]["TopicName"] == "y.fifo"
+    # A pseudo parameter is left for deploy time.
+    assert resources["MyxB"]["Properties"]["Value"] == {"Fn::Sub": "x B ${AWS::Region}"}

@@ -176,7 +176,7 @@ async def test_listeners_live_in_the_sandbox_network(ns_backend: NamespaceBacken
     host_port = host_listener.getsockname()[1]
     script = f"""
 import socket
-for port, text in ((9001, b"to-runtime-api"), (4566, b"to-aws-api")):
+for port, text in ((9001, b"to-runtime-api"), (4566, b"to-aws-api"), (443, b"to-aws-https")):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(text)
         print(port, s.recv(100).decode(), flush=True)
@@ -189,9 +189,10 @@ except OSError as exc:
     sandbox = await ns_backend.start(py(code_dir, script))
     loop = asyncio.get_running_loop()
     try:
-        assert sandbox.aws_api_sock is not None
+        assert sandbox.aws_api_sock is not None and sandbox.aws_https_sock is not None
         for listener, expected in ((sandbox.runtime_api_sock, b"to-runtime-api"),
-                                   (sandbox.aws_api_sock, b"to-aws-api")):
+                                   (sandbox.aws_api_sock, b"to-aws-api"),
+                                   (sandbox.aws_https_sock, b"to-aws-https")):
             listener.setblocking(False)
             conn, _ = await asyncio.wait_for(loop.sock_accept(listener), 10)
             with conn:
@@ -203,7 +204,7 @@ except OSError as exc:
         sandbox.kill()
         os.close(sandbox.output_fd)
         host_listener.close()
-    assert "9001 ok" in out and "4566 ok" in out
+    assert "9001 ok" in out and "4566 ok" in out and "443 ok" in out
     assert "host unreachable" in out and "REACHED-HOST" not in out
 
 

@@ -139,6 +139,8 @@ class StackEngine:
         if status == "DELETE_COMPLETE":
             stack.deleted = True
             stack.doc["DeletionTime"] = self._clock()
+        elif status == "ROLLBACK_IN_PROGRESS":  # a failed creation's rollback deletes: AWS shows DeletionTime
+            stack.doc["DeletionTime"] = self._clock()
         self.store.save_stack(stack)
         self.event(stack, stack.name, stack.stack_id, "AWS::CloudFormation::Stack", status, reason)
 
@@ -468,7 +470,10 @@ class StackEngine:
                                                        f"[{', '.join(self.store.resources(stack.stack_id))}]. ")
             return
         self.store.set_exports(stack.account, stack.region, stack.stack_id, {})
-        self.store.drop_change_sets(stack.stack_id)
+        # The executed change set outlives its stack (DescribeChangeSet by ARN answers, as in AWS); the rest go.
+        for change_set in self.store.change_sets(stack.stack_id):
+            if not str(change_set.get("ExecutionStatus", "")).startswith("EXECUTE_"):
+                self.store.drop_change_set(change_set["ChangeSetId"])
         self._stack_status(stack, "DELETE_COMPLETE")
 
 

@@ -113,7 +113,10 @@ def _ref(name: Any, scope: Scope) -> Any:
     if name in scope.pseudo:
         return scope.pseudo[name]
     if name in scope.parameters:
-        return scope.parameters[name]
+        # A parameter whose value is the text `AWS::NoValue` stands for no value, as in AWS (a
+        # `Default: AWS::NoValue` makes an optional property).
+        value = scope.parameters[name]
+        return NO_VALUE if value == "AWS::NoValue" else value
     return scope.ref(name)
 
 

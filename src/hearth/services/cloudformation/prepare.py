@@ -17,7 +17,7 @@ from typing import Any
 
 from hearth.services.cloudformation import intrinsics, template
 from hearth.services.cloudformation.intrinsics import Scope
-from hearth.services.cloudformation.template import Template, TemplateError
+from hearth.services.cloudformation.template import ParameterError, Template, TemplateError
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
 LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
@@ -79,25 +79,107 @@ def _sam_transform(body: Template, parameters: dict[str, Any], pseudo: dict[str,
     return result
 
 
-_PARAMETER_TYPES = re.compile(r"^(String|Number|List<Number>|CommaDelimitedList|AWS::[A-Za-z0-9:]+|"
+# `List<String>` works in AWS though its documentation does not list it.
+_PARAMETER_TYPES = re.compile(r"^(String|Number|List<Number>|List<String>|CommaDelimitedList|AWS::[A-Za-z0-9:]+|"
                               r"List<AWS::[A-Za-z0-9:]+>|AWS::SSM::Parameter::Value<.+>)$")
+
+
+INCLUDE = "AWS::Include"
+
+
+@dataclass(frozen=True)
+class IncludeFailed:
+    """A snippet that could not be fetched or read: why, in AWS's words."""
+
+    reason: str
+
+
+def include_locations(body: str, given: dict[str, str], previous: dict[str, str], *, account: str, region: str,
+                      stack_name: str, stack_id: str, lookup: ParameterLookup,
+                      use_previous: frozenset[str] = frozenset()) -> list[str]:
+    """The S3 locations of the template's `Fn::Transform: {Name: AWS::Include}` snippets, evaluated with the
+    stack's parameters (the caller fetches them for `prepare`); none when the template cannot be read yet."""
+    try:
+        raw = template.parse(body)
+        values = _parameter_values(raw.get("Parameters") or {}, given, previous, use_previous, account, region,
+                                   lookup)
+    except TemplateError:
+        return []  # prepare reports it
+    scope = Scope(parameters={k: v["value"] for k, v in values.items()},
+                  pseudo=pseudo_parameters(account, region, stack_name, stack_id))
+    found: list[str] = []
+    _walk_includes(raw, lambda location: found.append(_location(location, scope)))
+    return found
+
+
+def _walk_includes(value: Any, visit: Callable[[Any], None]) -> None:
+    if isinstance(value, dict):
+        transform = value.get("Fn::Transform")
+        if isinstance(transform, dict) and transform.get("Name") == INCLUDE:
+            visit((transform.get("Parameters") or {}).get("Location"))
+        for v in value.values():
+            _walk_includes(v, visit)
+    elif isinstance(value, list):
+        for v in value:
+            _walk_includes(v, visit)
+
+
+def _location(location: Any, scope: Scope) -> str:
+    try:
+        return str(intrinsics.evaluate(location, scope))
+    except (intrinsics.NotReady, TemplateError):
+        raise TemplateError("Transform AWS::Include failed with: the Location must be an S3 URI") from None
+
+
+def _apply_includes(value: Any, snippets: dict[str, Any], scope: Scope) -> Any:
+    """`value` with each AWS::Include replaced by its snippet: merged into the map that holds it (a resource,
+    a property set) or standing for the value it is (a property)."""
+    if isinstance(value, dict):
+        transform = value.get("Fn::Transform")
+        out = {k: _apply_includes(v, snippets, scope) for k, v in value.items() if k != "Fn::Transform"}
+        if isinstance(transform, dict) and transform.get("Name") == INCLUDE:
+            location = _location((transform.get("Parameters") or {}).get("Location"), scope)
+            found = snippets.get(location, IncludeFailed(f"{location} could not be read."))
+            if isinstance(found, IncludeFailed):
+                raise TemplateError(f"Transform AWS::Include failed with: {found.reason}")
+            snippet = _apply_includes(found, snippets, scope)
+            if not out:
+                return snippet
+            if isinstance(snippet, dict):
+                return {**out, **snippet}
+            raise TemplateError("Transform AWS::Include failed with: the snippet must be a map here")
+        if transform is not None:
+            out["Fn::Transform"] = transform
+        return out
+    if isinstance(value, list):
+        return [_apply_includes(v, snippets, scope) for v in value]
+    return value
 
 
 def prepare(body: str, given: dict[str, str], previous: dict[str, str], *, account: str, region: str,
             stack_name: str, stack_id: str, lookup: ParameterLookup,
-            use_previous: frozenset[str] = frozenset()) -> Prepared:
-    """Everything CloudFormation checks before it creates a resource, raising TemplateError."""
+            use_previous: frozenset[str] = frozenset(), snippets: dict[str, Any] | None = None) -> Prepared:
+    """Everything CloudFormation checks before it creates a resource, raising TemplateError. `snippets`:
+    the AWS::Include snippets by location (see `include_locations`), parsed."""
     raw = template.parse(body)
     names = template.transforms(raw)
     declared = raw.get("Parameters") or {}
     values = _parameter_values(declared, given, previous, use_previous, account, region, lookup)
     processed = raw
+    if snippets is not None:
+        processed = _apply_includes(raw, snippets, Scope(
+            parameters={k: v["value"] for k, v in values.items()},
+            pseudo=pseudo_parameters(account, region, stack_name, stack_id)))
     for name in names:
         if name == SAM_TRANSFORM:
             processed = _sam_transform(processed, {k: v["raw"] for k, v in values.items()},
                                        pseudo_parameters(account, region, stack_name, stack_id))
         elif name == LANGUAGE_EXTENSIONS:
-            pass  # Fn::Length, Fn::ToJsonString and FindInMap defaults are evaluated natively
+            # Fn::ForEach is expanded here; Fn::Length, Fn::ToJsonString and FindInMap defaults are evaluated
+            # natively (and shown folded in the processed template, below).
+            lists = {k: v["value"] for k, v in values.items()}
+            processed = {k: _expand_for_each(v, lists) if k in ("Resources", "Outputs", "Conditions") else v
+                         for k, v in processed.items()}
         else:
             raise TemplateError(f"Template format error: Unrecognized transform {name} (Hearth has no macros)")
     processed = dict(processed)
@@ -109,6 +191,10 @@ def prepare(body: str, given: dict[str, str], previous: dict[str, str], *, accou
                                             account, region, lookup))
     parameters = {k: v["value"] for k, v in values.items()}
     pseudo = pseudo_parameters(account, region, stack_name, stack_id)
+    if LANGUAGE_EXTENSIONS in names:  # the processed template shows what these functions gave, as AWS's does
+        processed["Resources"] = _fold_extensions(processed["Resources"], Scope(
+            parameters=parameters, pseudo=pseudo, mappings=processed.get("Mappings") or {},
+            condition_definitions=processed.get("Conditions") or {}))
     scope = Scope(parameters=parameters, pseudo=pseudo, mappings=processed.get("Mappings") or {},
                   condition_definitions=processed.get("Conditions") or {})
     conditions = {name: scope.condition(name) for name in scope.condition_definitions}
@@ -240,11 +326,78 @@ def _parameter_values(declared: dict[str, Any], given: dict[str, str], previous:
             value = [x.strip() for x in raw.split(",")] if raw else []
         out[name] = {"raw": raw, "value": value, "resolved": resolved, "no_echo": _truthy(spec.get("NoEcho"))}
     if missing:
-        raise TemplateError(f"Parameters: [{', '.join(missing)}] must have values")
+        raise ParameterError(f"Parameters: [{', '.join(missing)}] must have values")
     unknown = [k for k in given if k not in declared]
     if unknown and declared is not None and not any(k.startswith("__") for k in unknown):
-        raise TemplateError(f"Parameters: [{', '.join(unknown)}] do not exist in the template")
+        raise ParameterError(f"Parameters: [{', '.join(unknown)}] do not exist in the template")
     return out
+
+
+_FOLDED = ("Fn::Length", "Fn::ToJsonString")
+# Functions AWS's language extensions fold when every argument is a literal (after Fn::ForEach's
+# substitution): `!Join ['.', [name, fifo]]` shows as `name.fifo` in the processed template.
+_FOLDED_LITERAL = ("Fn::Join", "Fn::Sub", "Fn::Select", "Fn::Split")
+
+
+def _fold_extensions(value: Any, scope: Scope) -> Any:
+    """`value` with each Fn::Length / Fn::ToJsonString that needs no resource replaced by its result, and
+    each Fn::Join / Fn::Sub / Fn::Select / Fn::Split of literals only (the others stay, evaluated at deploy
+    time when their resources exist)."""
+    if isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)) in (*_FOLDED, *_FOLDED_LITERAL):
+            literal_only = next(iter(value)) in _FOLDED_LITERAL
+            try:
+                return intrinsics.evaluate(value, Scope(parameters={}, pseudo={}) if literal_only else scope)
+            except (intrinsics.NotReady, TemplateError, KeyError):
+                return {k: _fold_extensions(v, scope) for k, v in value.items()}
+        return {k: _fold_extensions(v, scope) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fold_extensions(v, scope) for v in value]
+    return value
+
+
+def _expand_for_each(section: Any, lists: dict[str, Any]) -> Any:
+    """A template section with every `Fn::ForEach::<loop>: [Identifier, Collection, {KeyTemplate: value}]`
+    replaced by one entry per item of the collection (a list, or a Ref to a list parameter)."""
+    if not isinstance(section, dict):
+        return section
+    out: dict[str, Any] = {}
+    for key, value in section.items():
+        if not str(key).startswith("Fn::ForEach::"):
+            out[key] = value
+            continue
+        if not isinstance(value, list) or len(value) != 3 or not isinstance(value[0], str) \
+                or not isinstance(value[2], dict):
+            raise TemplateError(f"Template format error: {key} must be a list of an identifier, a collection "
+                                "and a template fragment")
+        identifier, collection, fragment = value
+        if isinstance(collection, dict) and set(collection) == {"Ref"}:
+            collection = lists.get(str(collection["Ref"]))
+        if not isinstance(collection, list):
+            raise TemplateError(f"Template format error: the collection of {key} must be a list")
+        for item in collection:
+            out.update(_expand_for_each(_substitute(fragment, identifier, str(item)), lists))
+    return out
+
+
+def _substitute(value: Any, identifier: str, item: str) -> Any:
+    """`value` with the loop's identifier replaced: `Ref`s to it, `${id}` / `&{id}` in keys and Fn::Sub texts."""
+    def text(s: str) -> str:
+        return s.replace("${" + identifier + "}", item).replace("&{" + identifier + "}", re.sub(r"\W", "", item))
+
+    if isinstance(value, dict):
+        if value == {"Ref": identifier}:
+            return item
+        if len(value) == 1 and "Fn::Sub" in value:
+            sub = value["Fn::Sub"]
+            if isinstance(sub, str):
+                return {"Fn::Sub": text(sub)}
+            if isinstance(sub, list) and sub and isinstance(sub[0], str):
+                return {"Fn::Sub": [text(sub[0]), *(_substitute(v, identifier, item) for v in sub[1:])]}
+        return {text(str(k)): _substitute(v, identifier, item) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, identifier, item) for v in value]
+    return value
 
 
 def _truthy(value: Any) -> bool:

@@ -22,15 +22,29 @@ from hearth.services.cloudformation import intrinsics, template
 from hearth.services.cloudformation.engine import NO_UPDATES, StackEngine
 from hearth.services.cloudformation.intrinsics import NotReady
 from hearth.services.cloudformation.operator import operator_for
-from hearth.services.cloudformation.prepare import Prepared, plain_refs, prepare
+from hearth.services.cloudformation.prepare import (
+    INCLUDE,
+    IncludeFailed,
+    Prepared,
+    include_locations,
+    plain_refs,
+    prepare,
+)
 from hearth.services.cloudformation.resources import REGISTRY
 from hearth.services.cloudformation.stacks import StackRecord, StackStore
-from hearth.services.cloudformation.template import TemplateError
+from hearth.services.cloudformation.template import ParameterError, TemplateError
 
 FetchObject = Callable[[str, str, str, str], Awaitable[bytes | None]]  # (account, region, bucket, key)
 
 EMPTY_CHANGE_SET = ("The submitted information didn't contain changes. Submit different information to create a "
                     "change set.")
+# The properties that identify a resource of a type for a resource import (GetTemplateSummary's
+# ResourceIdentifierSummaries); a type not listed here is named without identifiers.
+IMPORT_IDENTIFIERS = {
+    "AWS::SSM::Parameter": ("Name",), "AWS::S3::Bucket": ("BucketName",), "AWS::DynamoDB::Table": ("TableName",),
+    "AWS::Lambda::Function": ("FunctionName",), "AWS::IAM::Role": ("RoleName",),
+    "AWS::Logs::LogGroup": ("LogGroupName",), "AWS::SQS::Queue": ("QueueUrl",),
+}
 _TERMINAL_OK = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "ROLLBACK_COMPLETE",
                 "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE")
 
@@ -80,8 +94,26 @@ class CloudFormationProvider:
                               f"http://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html ({url})")
         return data.decode("utf-8")
 
-    def _prepare(self, ctx: RequestContext, body: str, params: dict[str, Any], name: str, stack_id: str,
-                 previous: StackRecord | None) -> Prepared:
+    async def _snippets(self, ctx: RequestContext, locations: list[str]) -> dict[str, Any]:
+        """AWS::Include's snippets from Hearth's S3, parsed (or why not, for the change set's reason)."""
+        out: dict[str, Any] = {}
+        for location in dict.fromkeys(locations):
+            parsed = urlparse(location)
+            if parsed.scheme != "s3" or not parsed.hostname:
+                out[location] = IncludeFailed(f"{location} is not an S3 URI.")
+                continue
+            data = await self._fetch_object(ctx.account_id, ctx.region, parsed.hostname, parsed.path.lstrip("/"))
+            if data is None:
+                out[location] = IncludeFailed(f"S3 bucket [{parsed.hostname}] does not exist.")
+                continue
+            try:
+                out[location] = template.parse_snippet(data.decode("utf-8"))
+            except (TemplateError, UnicodeDecodeError):
+                out[location] = IncludeFailed(f"the snippet at {location} is not well-formed YAML or JSON.")
+        return out
+
+    async def _prepare(self, ctx: RequestContext, body: str, params: dict[str, Any], name: str, stack_id: str,
+                       previous: StackRecord | None) -> Prepared:
         given: dict[str, str] = {}
         use_previous: set[str] = set()
         for p in params.get("Parameters") or []:
@@ -90,8 +122,12 @@ class CloudFormationProvider:
             elif "ParameterValue" in p:
                 given[p["ParameterKey"]] = str(p["ParameterValue"])
         old_values = dict((previous.doc.get("RawParameters") or {}) if previous else {})
-        return prepare(body, given, old_values, account=ctx.account_id, region=ctx.region, stack_name=name,
-                       stack_id=stack_id, lookup=self.engine.lookup, use_previous=frozenset(use_previous))
+        common: dict[str, Any] = dict(account=ctx.account_id, region=ctx.region, stack_name=name, stack_id=stack_id,
+                                      lookup=self.engine.lookup, use_previous=frozenset(use_previous))
+        snippets = None
+        if INCLUDE in body:
+            snippets = await self._snippets(ctx, include_locations(body, given, old_values, **common))
+        return prepare(body, given, old_values, snippets=snippets, **common)
 
     @staticmethod
     def _check_capabilities(prepared: Prepared, given: list[str], *, change_set: bool = False) -> None:
@@ -124,12 +160,19 @@ class CloudFormationProvider:
             stack.doc["Tags"] = params["Tags"]
 
     def _run_deploy(self, stack: StackRecord, prepared: Prepared, operator: Principal | None, *,
-                    creating: bool) -> None:
+                    creating: bool, change_set: dict[str, Any] | None = None) -> None:
         rollback = not stack.doc.get("DisableRollback")
         on_failure = stack.doc.get("OnFailure")
 
         async def work() -> None:
-            await self.engine.deploy(stack, prepared, creating=creating, rollback=rollback)
+            try:
+                await self.engine.deploy(stack, prepared, creating=creating, rollback=rollback)
+            finally:
+                if change_set is not None:  # the executed change set stays, with how its execution ended
+                    done = stack.status in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+                    change_set["ExecutionStatus"] = "EXECUTE_COMPLETE" if done else "EXECUTE_FAILED"
+                    self.store.save_change_set(change_set["ChangeSetId"], stack.stack_id,
+                                               change_set["ChangeSetName"], change_set)
             if creating and on_failure == "DELETE" and stack.status == "ROLLBACK_COMPLETE":
                 await self.engine.delete(stack)
 
@@ -150,7 +193,7 @@ class CloudFormationProvider:
             raise _validation("You cannot specify both OnFailure and DisableRollback")
         body = await self._body(ctx, params)
         stack = self._new_stack(ctx, name, params, "CREATE_IN_PROGRESS")
-        prepared = self._prepare(ctx, body, params, name, stack.stack_id, None)
+        prepared = await self._prepare(ctx, body, params, name, stack.stack_id, None)
         self._check_capabilities(prepared, params.get("Capabilities") or [])
         self._remember(stack, prepared, params)
         stack.doc["TemplateBody"] = body
@@ -167,14 +210,17 @@ class CloudFormationProvider:
                             "REVIEW_IN_PROGRESS"):
             raise _validation(f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated.")
         body = await self._body(ctx, params, previous=stack)
-        prepared = self._prepare(ctx, body, params, stack.name, stack.stack_id, stack)
+        prepared = await self._prepare(ctx, body, params, stack.name, stack.stack_id, stack)
         self._check_capabilities(prepared, params.get("Capabilities") or [])
-        if not self._changes(stack, prepared) and self._same_settings(stack, prepared, params):
+        # A template with macros is always updated, changed or not (AWS cannot tell before it runs them).
+        if not self._changes(stack, prepared) and self._same_settings(stack, prepared, params) \
+                and not template.transforms(template.parse(body)):
             raise _validation(NO_UPDATES)
         operator = await operator_for(self.engine.call, ctx, params.get("RoleARN") or stack.doc.get("RoleARN"))
         if params.get("RoleARN"):
             stack.doc["RoleARN"] = params["RoleARN"]  # AWS keeps the role for the stack's later operations
         self._remember(stack, prepared, params)
+        stack.doc["Updated"] = True
         self.store.save_stack(stack)
         self._run_deploy(stack, prepared, operator, creating=False)
         return {"StackId": stack.stack_id}
@@ -184,7 +230,8 @@ class CloudFormationProvider:
             stack.doc["ProcessedTemplate"].get("Outputs"))) or "null"))
         same_outputs = outputs_before == prepared.template.get("Outputs")
         same_tags = params.get("Tags") is None or params.get("Tags") == stack.doc.get("Tags")
-        return same_outputs and same_tags
+        return same_outputs and same_tags and _attributes(stack.doc.get("ProcessedTemplate")) == _attributes(
+            prepared.template)
 
     async def delete_stack(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         stack = self.store.stack(ctx.account_id, ctx.region, str(params["StackName"]))
@@ -216,17 +263,19 @@ class CloudFormationProvider:
         out: dict[str, Any] = {
             "StackId": s.stack_id, "StackName": s.name, "CreationTime": _time(s.created_at),
             "StackStatus": s.status, "DisableRollback": bool(d.get("DisableRollback")),
-            "NotificationARNs": d.get("NotificationARNs") or [], "Capabilities": d.get("Capabilities") or [],
-            "Tags": d.get("Tags") or [], "EnableTerminationProtection": bool(d.get("EnableTerminationProtection")),
+            "NotificationARNs": d.get("NotificationARNs") or [], "Tags": d.get("Tags") or [],
+            "EnableTerminationProtection": bool(d.get("EnableTerminationProtection")),
             "RollbackConfiguration": {}, "DriftInformation": {"StackDriftStatus": "NOT_CHECKED"},
         }
+        if d.get("Capabilities"):  # AWS leaves out an empty list
+            out["Capabilities"] = d["Capabilities"]
         if d.get("Parameters"):
             out["Parameters"] = [{k: v for k, v in p.items()} for p in d["Parameters"]]
         if d.get("Description"):
             out["Description"] = d["Description"]
         if d.get("StackStatusReason"):
             out["StackStatusReason"] = d["StackStatusReason"]
-        if d.get("LastUpdatedTime") and s.status not in ("CREATE_IN_PROGRESS", "CREATE_COMPLETE", "REVIEW_IN_PROGRESS"):
+        if _shows_last_update(s):
             out["LastUpdatedTime"] = _time(d["LastUpdatedTime"])
         if d.get("DeletionTime"):
             out["DeletionTime"] = _time(d["DeletionTime"])
@@ -236,7 +285,7 @@ class CloudFormationProvider:
             out["RoleARN"] = d["RoleARN"]
         if d.get("TimeoutInMinutes"):
             out["TimeoutInMinutes"] = d["TimeoutInMinutes"]
-        if d.get("ChangeSetId"):
+        if d.get("ChangeSetId") and not s.status.startswith("ROLLBACK_"):  # not after a failed creation, as AWS
             out["ChangeSetId"] = d["ChangeSetId"]
         return out
 
@@ -254,13 +303,13 @@ class CloudFormationProvider:
                 item["StackStatusReason"] = s.doc["StackStatusReason"]
             if s.doc.get("DeletionTime"):
                 item["DeletionTime"] = _time(s.doc["DeletionTime"])
-            if s.doc.get("LastUpdatedTime") and s.status not in ("CREATE_COMPLETE", "CREATE_IN_PROGRESS"):
+            if _shows_last_update(s):
                 item["LastUpdatedTime"] = _time(s.doc["LastUpdatedTime"])
             summaries.append(item)
         return {"StackSummaries": summaries}
 
     def describe_stack_events(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        stack = self._stack(ctx, str(params["StackName"]))
+        stack = self._stack(ctx, str(params["StackName"]), text="name")
         events = []
         for e in self.store.events(stack.stack_id):
             item = dict(e)
@@ -280,11 +329,14 @@ class CloudFormationProvider:
         return "CREATE_COMPLETE", None
 
     def describe_stack_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        stack = self._stack(ctx, str(params["StackName"]))
+        given = str(params["StackName"])
+        stack = self.store.stack(ctx.account_id, ctx.region, given)
+        if stack is None:
+            raise _validation(f"Stack '{given}' does not exist")
         logical = str(params["LogicalResourceId"])
         resources = self.store.resources(stack.stack_id)
-        if logical not in resources:
-            raise _validation(f"Resource {logical} does not exist for stack {stack.name}")
+        if logical not in resources:  # AWS names the stack as the request did (name or id)
+            raise _validation(f"Resource {logical} does not exist for stack {given}")
         doc = resources[logical].doc
         status, reason = self._status_of(stack, logical)
         out = {"StackName": stack.name, "StackId": stack.stack_id, "LogicalResourceId": logical,
@@ -338,6 +390,8 @@ class CloudFormationProvider:
     def get_template(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         change_set = params.get("ChangeSetName")
         if change_set:
+            if not str(change_set).startswith("arn:") and not params.get("StackName"):
+                raise _validation("StackName is a required parameter.")
             _, doc = self._change_set(ctx, str(change_set), params.get("StackName"))
             body, processed = doc["TemplateBody"], doc.get("ProcessedTemplate")
         else:
@@ -346,7 +400,9 @@ class CloudFormationProvider:
             stack = self._stack(ctx, str(params["StackName"]))
             body, processed = stack.doc.get("TemplateBody", "{}"), stack.doc.get("ProcessedTemplate")
         stages = ["Original", "Processed"] if processed is not None else ["Original"]
-        if params.get("TemplateStage") == "Processed" and processed is not None:
+        # Without macros the processed template is the original, in its own format (YAML stays YAML).
+        if params.get("TemplateStage") == "Processed" and processed is not None \
+                and template.transforms(template.parse(body)):
             return {"TemplateBody": json.dumps(processed), "StagesAvailable": stages}
         return {"TemplateBody": body, "StagesAvailable": stages}
 
@@ -359,15 +415,26 @@ class CloudFormationProvider:
         else:
             body = await self._body(ctx, params)
         parsed = template.parse(body)
+        resources = parsed.get("Resources")
+        if not isinstance(resources, dict) or not resources:
+            raise TemplateError("Template format error: At least one Resources member must be defined.")
         out = self._parameter_summary(parsed, with_type=True)
         declared = template.transforms(parsed)
-        types = sorted({str(r.get("Type")) for r in (parsed.get("Resources") or {}).values() if isinstance(r, dict)})
+        types = sorted({str(r.get("Type")) for r in resources.values() if isinstance(r, dict)})
         out["ResourceTypes"] = types
         out["Version"] = parsed.get("AWSTemplateFormatVersion", "2010-09-09")
-        out["DeclaredTransforms"] = declared
+        if declared:
+            out["DeclaredTransforms"] = declared
         if parsed.get("Metadata") is not None:
             out["Metadata"] = json.dumps(parsed["Metadata"])
-        out["ResourceIdentifierSummaries"] = []
+        summaries = []
+        for kind in types:
+            item: dict[str, Any] = {"ResourceType": kind, "LogicalResourceIds": [
+                k for k, r in resources.items() if isinstance(r, dict) and r.get("Type") == kind]}
+            if kind in IMPORT_IDENTIFIERS:
+                item["ResourceIdentifiers"] = list(IMPORT_IDENTIFIERS[kind])
+            summaries.append(item)
+        out["ResourceIdentifierSummaries"] = summaries
         return out
 
     async def validate_template(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -383,7 +450,8 @@ class CloudFormationProvider:
                     raise TemplateError(f"Template format error: Unresolved resource dependencies "
                                         f"[{', '.join(missing)}] in the Resources block of the template")
         out = self._parameter_summary(parsed, with_type=False)
-        out["DeclaredTransforms"] = template.transforms(parsed)
+        if template.transforms(parsed):  # AWS leaves out an empty list
+            out["DeclaredTransforms"] = template.transforms(parsed)
         return out
 
     @staticmethod
@@ -415,8 +483,6 @@ class CloudFormationProvider:
         elif template.transforms(parsed):
             out["Capabilities"] = ["CAPABILITY_AUTO_EXPAND"]
             out["CapabilitiesReason"] = "The following resource(s) require capabilities: [AWS::Serverless-2016-10-31]"
-        else:
-            out["Capabilities"] = []
         return out
 
     # -- change sets ------------------------------------------------------------------------------------
@@ -431,7 +497,7 @@ class CloudFormationProvider:
             raise _validation("StackName must be specified if ChangeSetName is not specified as an ARN.")
         stack = self.store.stack(ctx.account_id, ctx.region, stack_name)
         if stack is None:
-            raise AwsError("ChangeSetNotFound", f"ChangeSet [{name}] does not exist", 404)
+            raise _validation(f"Stack [{stack_name}] does not exist")
         by_name = self.store.change_set_by_name(stack.stack_id, name)
         if by_name is None:
             raise AwsError("ChangeSetNotFound", f"ChangeSet [{name}] does not exist", 404)
@@ -442,15 +508,17 @@ class CloudFormationProvider:
         cs_name = str(params["ChangeSetName"])
         kind = params.get("ChangeSetType", "UPDATE")
         stack = self.store.stack(ctx.account_id, ctx.region, name)
+        new_stack = False
         if kind == "CREATE":
             if stack is not None and stack.status != "REVIEW_IN_PROGRESS":
-                raise _validation(f"Stack [{stack.stack_id}] already exists and cannot be created again with the "
+                raise _validation(f"Stack [{name}] already exists and cannot be created again with the "
                                   f"changeSet [{cs_name}].")
             if stack is None:
-                stack = self._new_stack(ctx, name, params, "REVIEW_IN_PROGRESS")
-                self.store.save_stack(stack)
-                self.engine.event(stack, name, stack.stack_id, "AWS::CloudFormation::Stack", "REVIEW_IN_PROGRESS",
-                                  "User Initiated")
+                # Tags and capabilities are the stack's from the execution on; until then it has none. It is
+                # saved once the request's parameters are known to fit.
+                stack = self._new_stack(ctx, name, {"StackName": name}, "REVIEW_IN_PROGRESS")
+                stack.doc["StackStatusReason"] = "User Initiated"
+                new_stack = True
         elif kind == "UPDATE":
             if stack is None:
                 raise _validation(f"Stack [{name}] does not exist")
@@ -458,11 +526,33 @@ class CloudFormationProvider:
                 raise _validation(f"Stack [{name}] does not exist")
         else:
             raise _validation(f"ChangeSetType {kind} is not supported by Hearth")
-        if self.store.change_set_by_name(stack.stack_id, cs_name) is not None:
-            raise AwsError("AlreadyExistsException", f"ChangeSet {cs_name} cannot be created due to a mismatch with "
-                                                     "existing attribute Template", 400)
+        same_name = self.store.change_set_by_name(stack.stack_id, cs_name)
+        if same_name is not None:
+            if not str(same_name[1].get("ExecutionStatus", "")).startswith("EXECUTE_"):
+                raise AwsError("AlreadyExistsException", f"ChangeSet {cs_name} cannot be created due to a mismatch "
+                                                         "with existing attribute Template", 400)
+            self.store.drop_change_set(same_name[0])  # an executed change set's name is free again
         body = await self._body(ctx, params, previous=stack)
-        template.parse(body)  # a body that cannot be read is refused at once; other errors fail the change set
+        # A body that cannot be read, a format error in a template without macros and parameter values that
+        # do not fit are refused at once, as AWS does; other errors (a macro's) fail the change set.
+        macros = bool(template.transforms(template.parse(body))) or "Fn::Transform" in body
+        prepared: Prepared | None = None
+        failure: AwsError | None = None
+        try:
+            prepared = await self._prepare(ctx, body, params, stack.name, stack.stack_id,
+                                     stack if kind == "UPDATE" else None)
+        except ParameterError:
+            raise
+        except TemplateError as err:
+            if not macros and err.message.startswith("Template format error"):
+                raise
+            failure = err
+        except AwsError as err:
+            failure = err
+        if new_stack:
+            self.store.save_stack(stack)
+            self.engine.event(stack, name, stack.stack_id, "AWS::CloudFormation::Stack", "REVIEW_IN_PROGRESS",
+                              "User Initiated")
         change_set_id = f"arn:aws:cloudformation:{ctx.region}:{ctx.account_id}:changeSet/{cs_name}/{uuid.uuid4()}"
         doc: dict[str, Any] = {
             "ChangeSetName": cs_name, "ChangeSetId": change_set_id, "StackId": stack.stack_id, "StackName": stack.name,
@@ -472,14 +562,16 @@ class CloudFormationProvider:
             "NotificationARNs": params.get("NotificationARNs") or [], "TemplateBody": body,
             "RequestParameters": params.get("Parameters") or [], "Changes": [], "RoleARN": params.get("RoleARN")}
         try:
-            prepared = self._prepare(ctx, body, params, stack.name, stack.stack_id,
-                                     stack if kind == "UPDATE" else None)
+            if failure is not None:
+                raise failure
+            assert prepared is not None
             self._check_capabilities(prepared, params.get("Capabilities") or [], change_set=True)
             changes = self._changes(stack, prepared) if kind == "UPDATE" else self._changes(None, prepared)
             doc["Parameters"] = prepared.parameter_records
             doc["ProcessedTemplate"] = prepared.template
             doc["Changes"] = changes
-            if not changes and (kind == "CREATE" or self._same_settings(stack, prepared, params)):
+            # A CREATE change set may make a stack without resources (every Condition false), as in AWS.
+            if not changes and kind == "UPDATE" and self._same_settings(stack, prepared, params):
                 doc.update(Status="FAILED", StatusReason=EMPTY_CHANGE_SET)
             else:
                 doc.update(Status="CREATE_COMPLETE", ExecutionStatus="AVAILABLE")
@@ -526,6 +618,8 @@ class CloudFormationProvider:
         out = {k: v for k, v in doc.items() if k not in ("TemplateBody", "ProcessedTemplate", "RequestParameters",
                                                          "ChangeSetType") and v is not None}
         out["CreationTime"] = _time(doc["CreationTime"])
+        if not out.get("Parameters"):  # AWS leaves out an empty list
+            out.pop("Parameters", None)
         out.setdefault("NotificationARNs", [])
         out["RollbackConfiguration"] = {}
         out["IncludeNestedStacks"] = False
@@ -543,21 +637,30 @@ class CloudFormationProvider:
         request = {"Parameters": doc.get("RequestParameters"), "Capabilities": doc.get("Capabilities"),
                    "Tags": doc.get("Tags")}
         creating = doc["ChangeSetType"] == "CREATE"
-        prepared = self._prepare(ctx, doc["TemplateBody"], request, stack.name, stack.stack_id,
+        prepared = await self._prepare(ctx, doc["TemplateBody"], request, stack.name, stack.stack_id,
                                  None if creating else stack)
         role_arn = doc.get("RoleARN") or stack.doc.get("RoleARN")
         operator = await operator_for(self.engine.call, ctx, role_arn)
         stack.doc["RoleARN"] = role_arn
+        if doc.get("NotificationARNs"):
+            stack.doc["NotificationARNs"] = doc["NotificationARNs"]
         if params.get("DisableRollback") is not None:
             stack.doc["DisableRollback"] = bool(params["DisableRollback"])
         self._remember(stack, prepared, request)
         stack.doc["ChangeSetId"] = doc["ChangeSetId"]
+        if creating:  # a stack whose creation fails keeps the template it was made from
+            stack.doc["TemplateBody"] = doc["TemplateBody"]
+        stack.doc["Updated"] = True  # a stack made by a change set shows LastUpdatedTime from its execution on
         stack.doc["Parameters"] = prepared.parameter_records
         self.store.save_stack(stack)
-        for other in self.store.change_sets(stack.stack_id):  # executing one makes the others obsolete
-            self.store.drop_change_set(other["ChangeSetId"])
+        # Executing one deletes the stack's other change sets; the executed one stays (DescribeChangeSet
+        # answers EXECUTE_IN_PROGRESS, then EXECUTE_COMPLETE or EXECUTE_FAILED), as in AWS.
+        for other in self.store.change_sets(stack.stack_id):
+            if other["ChangeSetId"] != doc["ChangeSetId"]:
+                self.store.drop_change_set(other["ChangeSetId"])
         doc.update(ExecutionStatus="EXECUTE_IN_PROGRESS")
-        self._run_deploy(stack, prepared, operator, creating=creating)
+        self.store.save_change_set(doc["ChangeSetId"], stack.stack_id, doc["ChangeSetName"], doc)
+        self._run_deploy(stack, prepared, operator, creating=creating, change_set=doc)
         return {}
 
     def delete_change_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -629,6 +732,20 @@ class CloudFormationProvider:
         return {"StackPolicyBody": body} if body else {}
 
 
+def _attributes(processed: Any) -> dict[str, Any]:
+    """Each resource's attributes other than its properties (DeletionPolicy, UpdateReplacePolicy, Metadata,
+    DependsOn…): a change to one alone is an update for AWS, though no resource changes."""
+    resources = processed.get("Resources") if isinstance(processed, dict) else None
+    return {k: {a: v for a, v in r.items() if a != "Properties"}
+            for k, r in (resources or {}).items() if isinstance(r, dict)}
+
+
+def _shows_last_update(s: StackRecord) -> bool:
+    """AWS shows LastUpdatedTime once a stack has been updated or a change set executed on it: never for a
+    stack CreateStack made and nothing changed since (even rolled back or deleted)."""
+    return bool(s.doc.get("LastUpdatedTime")) and bool(s.doc.get("Updated")) and s.status != "REVIEW_IN_PROGRESS"
+
+
 def _raw(record: dict[str, Any]) -> str:
     return str(record.get("ParameterValue", ""))
 
@@ -668,6 +785,8 @@ def s3_location(url: str) -> tuple[str, str]:
     parsed = urlparse(url)
     host = (parsed.hostname or "").lower()
     path = unquote(parsed.path).lstrip("/")
+    if parsed.scheme == "s3" and host:
+        raise _validation(f"S3 error: Domain name specified in {parsed.hostname} is not a valid S3 domain")
     if parsed.scheme not in ("http", "https") or not host:
         raise _validation("TemplateURL must be a supported URL.")
     marker = next((m for m in (".s3.", ".s3-") if m in host), None)

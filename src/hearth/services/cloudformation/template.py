@@ -30,6 +30,11 @@ class TemplateError(AwsError):
         super().__init__("ValidationError", message, 400)
 
 
+class ParameterError(TemplateError):
+    """Parameter values that do not fit the template (missing, unknown): CreateChangeSet refuses them at
+    once, as AWS does, instead of failing the change set."""
+
+
 def _fn(name: str) -> Any:
     def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
         if isinstance(node, yaml.ScalarNode):
@@ -72,12 +77,21 @@ def parse(body: str) -> Template:
                                 f"{exc.colno})") from None
     else:
         try:
-            loaded = yaml.load(text, Loader=_Loader)
+            # The body as sent: stripping would unindent only its first line of a document indented as a whole.
+            loaded = yaml.load(body, Loader=_Loader)
         except yaml.YAMLError:
             raise TemplateError("Template format error: YAML not well-formed.") from None
     if not isinstance(loaded, dict):
         raise TemplateError("Template format error: unsupported structure.")
     return loaded
+
+
+def parse_snippet(body: str) -> Any:
+    """An AWS::Include snippet: YAML or JSON like a template, but any value (a map, a list, a scalar)."""
+    try:
+        return json.loads(body) if body.strip().startswith(("{", "[")) else yaml.load(body, Loader=_Loader)
+    except (ValueError, yaml.YAMLError):
+        raise TemplateError("Template format error: snippet not well-formed.") from None
 
 
 def check_structure(template: Template) -> None:

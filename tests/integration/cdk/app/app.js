@@ -16,7 +16,11 @@ class HearthCdkStack extends cdk.Stack {
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       removalPolicy: cdk.RemovalPolicy.DESTROY,
     });
-    const bucket = new s3.Bucket(this, 'Uploads', { removalPolicy: cdk.RemovalPolicy.DESTROY });
+    // autoDeleteObjects: CDK's own custom resource (a Node.js function answering with cfn-response over
+    // https.request without the URL's port) empties the bucket at `cdk destroy`.
+    const bucket = new s3.Bucket(this, 'Uploads', {
+      removalPolicy: cdk.RemovalPolicy.DESTROY, autoDeleteObjects: true,
+    });
     const queue = new sqs.Queue(this, 'Jobs', { visibilityTimeout: cdk.Duration.seconds(30) });
     const fn = new lambda.Function(this, 'Handler', {
       runtime: lambda.Runtime.NODEJS_20_X,

@@ -36,6 +36,12 @@ def _patch(path: str, value: Any) -> dict[str, str]:
 # -- REST APIs ---------------------------------------------------------------------------------------------
 
 
+def _stack_tags(r: ResourceRequest) -> dict[str, str]:
+    """The tags CloudFormation puts on what it makes (GetRestApi shows them, as in AWS)."""
+    return {"aws:cloudformation:logical-id": r.logical_id, "aws:cloudformation:stack-id": r.stack_id,
+            "aws:cloudformation:stack-name": r.stack_name}
+
+
 class RestApi(Handler):
     type = "AWS::ApiGateway::RestApi"
     attributes = ("RestApiId", "RootResourceId")
@@ -49,6 +55,9 @@ class RestApi(Handler):
                 "parameters": {str(k): str(v) for k, v in (p.get("Parameters") or {}).items()} or None})
             r.created = out["id"]
             await self._rename(r, out["id"], p)
+            await r.client("apigateway", "TagResource", {
+                "resourceArn": f"arn:aws:apigateway:{r.region}::/restapis/{out['id']}",
+                "tags": {**tags_dict(p.get("Tags")), **_stack_tags(r)}})
         else:
             out = await r.client("apigateway", "CreateRestApi", {
                 "name": p.get("Name") or r.stack_name, **_lower(p, {
@@ -58,7 +67,7 @@ class RestApi(Handler):
                 "endpointConfiguration": {"types": p["EndpointConfiguration"].get("Types", ["EDGE"])}
                 if p.get("EndpointConfiguration") else None,
                 "policy": as_json(p["Policy"]) if p.get("Policy") else None,
-                "tags": tags_dict(p.get("Tags")) or None})
+                "tags": {**tags_dict(p.get("Tags")), **_stack_tags(r)}})
             r.created = out["id"]
         return await self._outcome(r, out["id"])
 

@@ -359,11 +359,66 @@ class Parameter(Handler):
         return Outcome(name, {"Type": p["Type"], "Value": str(p["Value"])})
 
     async def update(self, r: ResourceRequest, old: dict[str, Any]) -> Outcome:
-        return await self._put(r, str(r.physical_id), overwrite=True)
+        outcome = await self._put(r, str(r.physical_id), overwrite=True)
+        # PutParameter with Overwrite takes no tags: the template's tags are applied apart.
+        before, after = tags_dict(old.get("Tags")), tags_dict(r.properties.get("Tags"))
+        target = {"ResourceType": "Parameter", "ResourceId": str(r.physical_id)}
+        if gone := [k for k in before if k not in after]:
+            await r.client("ssm", "RemoveTagsFromResource", {**target, "TagKeys": gone})
+        if after and after != before:
+            await r.client("ssm", "AddTagsToResource", {**target, "Tags": tags_list(after)})
+        return outcome
 
     async def delete(self, r: ResourceRequest) -> None:
         await ignore_missing(r.client("ssm", "DeleteParameter", {"Name": str(r.physical_id)}))
 
 
+class EventBusPolicy(Handler):
+    """One statement of a bus's resource policy (EventBridge PutPermission / RemovePermission)."""
+
+    type = "AWS::Events::EventBusPolicy"
+    replace_on = frozenset({"EventBusName", "StatementId"})
+
+    async def create(self, r: ResourceRequest) -> Outcome:
+        p = r.properties
+        bus, sid = str(p.get("EventBusName") or "default"), str(p["StatementId"])
+        statement = p.get("Statement")
+        if statement is not None:  # the statement as written: merged into the bus's policy under its Sid
+            described = await r.client("events", "DescribeEventBus", {"Name": bus})
+            policy = json.loads(described.get("Policy") or '{"Version": "2012-10-17", "Statement": []}')
+            policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != sid] + [{**statement, "Sid": sid}]
+            await r.client("events", "PutPermission", {"EventBusName": bus, "Policy": json.dumps(policy)})
+        else:
+            await r.client("events", "PutPermission", {
+                "EventBusName": bus, "StatementId": sid, "Action": p.get("Action"), "Principal": p.get("Principal"),
+                "Condition": p.get("Condition")})
+        r.created = f"{bus}-{sid}"
+        return Outcome(f"{bus}-{sid}")
+
+    async def update(self, r: ResourceRequest, old: dict[str, Any]) -> Outcome:
+        return await self.create(r)
+
+    async def delete(self, r: ResourceRequest) -> None:
+        p = r.properties
+        await ignore_missing(r.client("events", "RemovePermission", {
+            "EventBusName": str(p.get("EventBusName") or "default"), "StatementId": str(p["StatementId"])}))
+
+
+class LogStream(Handler):
+    type = "AWS::Logs::LogStream"
+    updatable = False  # both its properties need a new stream
+
+    async def create(self, r: ResourceRequest) -> Outcome:
+        group = str(r.properties["LogGroupName"])
+        name = r.name("LogStreamName", 512)
+        await r.client("logs", "CreateLogStream", {"logGroupName": group, "logStreamName": name})
+        r.created = name
+        return Outcome(name)
+
+    async def delete(self, r: ResourceRequest) -> None:
+        await ignore_missing(r.client("logs", "DeleteLogStream", {
+            "logGroupName": str(r.properties["LogGroupName"]), "logStreamName": str(r.physical_id)}))
+
+
 HANDLERS: tuple[type[Handler], ...] = (Queue, QueuePolicy, Topic, Subscription, TopicPolicy, EventBus, Rule, Stream,
-                                      LogGroup, Parameter)
+                                      LogGroup, Parameter, EventBusPolicy, LogStream)
