@@ -206,6 +206,7 @@ class AwsGateway:
                 if api.query_compatible:
                     params = query_compat.with_queue_url(op, params, req.headers.get("host", "localhost"),
                                                          scope.get("scheme", "http"), req.path)
+                    params = query_compat.with_empty_batch(op, params)
         except BadRequest as exc:
             raise _bad_request(api, exc) from None
         try:

@@ -5,6 +5,7 @@ real gateway, provider and queue service."""
 from __future__ import annotations
 
 import hashlib
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -204,3 +205,34 @@ async def test_a_queue_url_path_addresses_its_queue(gateway: AwsGateway) -> None
         "InvalidAction", "The action CreateQueue is not valid for this endpoint.")
     result, root = await query(gateway, "GetQueueUrl", {"QueueName": "p"}, path=path)  # answered at a queue's URL
     assert result.status == 200 and text(root, "q:GetQueueUrlResult/q:QueueUrl").endswith("/p")
+
+
+async def test_query_edges_recorded_by_aws(gateway: AwsGateway) -> None:
+    _, root = await query(gateway, "CreateQueue", {"QueueName": "edges"})
+    url = text(root, "q:CreateQueueResult/q:QueueUrl")
+    result, _ = await query(gateway, "ReceiveMessage", {"QueueUrl": url})
+    assert b"<ReceiveMessageResult/>" in result.body  # empty: one empty element
+    await query(gateway, "SendMessage", {"QueueUrl": url, "MessageBody": "a\r\nb"})
+    _, root = await query(gateway, "ReceiveMessage", {"QueueUrl": url})
+    assert text(root, "q:ReceiveMessageResult/q:Message/q:Body") == "a\r\nb"  # "\r" survives XML parsing
+    result, root = await query(gateway, "SendMessageBatch", {"QueueUrl": url})  # no entries at all
+    assert result.status == 400
+    assert text(root, "q:Error/q:Code") == "AWS.SimpleQueueService.EmptyBatchRequest"
+
+
+async def test_add_and_remove_permission(gateway: AwsGateway) -> None:
+    _, root = await query(gateway, "CreateQueue", {"QueueName": "perm"})
+    url = text(root, "q:CreateQueueResult/q:QueueUrl")
+    params = {"QueueUrl": url, "Label": "l1", "AWSAccountId.1": "111111111111", "ActionName.1": "ReceiveMessage"}
+    result, _ = await query(gateway, "AddPermission", params)
+    assert result.status == 200
+    result, root = await query(gateway, "AddPermission", params)
+    assert text(root, "q:Error/q:Message") == "Value l1 for parameter Label is invalid. Reason: Already exists."
+    _, root = await query(gateway, "GetQueueAttributes", {"QueueUrl": url, "AttributeName.1": "Policy"})
+    policy = json.loads(text(root, "q:GetQueueAttributesResult/q:Attribute/q:Value"))
+    assert policy["Statement"] == [{"Sid": "l1", "Effect": "Allow",
+                                    "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+                                    "Action": "SQS:ReceiveMessage", "Resource": policy["Id"].split("/")[0]}]
+    await query(gateway, "RemovePermission", {"QueueUrl": url, "Label": "l1"})
+    _, root = await query(gateway, "GetQueueAttributes", {"QueueUrl": url, "AttributeName.1": "Policy"})
+    assert root.find("q:GetQueueAttributesResult/q:Attribute", NS) is None

@@ -32,7 +32,9 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _text(value: str) -> str:
-    return escape(_NOT_XML.sub("\ufffd", value))
+    # A carriage return is written as a reference: a literal one is read back as "\n" by every XML parser
+    # (end-of-line normalisation), and AWS returns message bodies with "\r" intact.
+    return escape(_NOT_XML.sub("\ufffd", value), {"\r": "&#xD;"})
 
 
 def form_params(req: HttpRequest) -> dict[str, str]:
@@ -178,9 +180,10 @@ def render(api: ServiceApi, op: OperationModel, result: dict[str, Any], request_
     shape = op.output_shape
     if shape is not None:
         wrapper = shape.serialization.get("resultWrapper", f"{name}Result")
-        out.append(f"<{wrapper}>")
+        start = len(out)
         _xml_members(shape, result, out)
-        out.append(f"</{wrapper}>")
+        # An empty result is one empty element, as AWS writes it (`<ReceiveMessageResult/>`).
+        out[start:] = [f"<{wrapper}>", *out[start:], f"</{wrapper}>"] if len(out) > start else [f"<{wrapper}/>"]
     out.append(f"<ResponseMetadata><RequestId>{escape(request_id)}</RequestId></ResponseMetadata>"
                f"</{name}Response>")
     headers = {"x-amzn-RequestId": request_id, "Content-Type": CONTENT_TYPE}
