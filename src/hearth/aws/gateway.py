@@ -243,6 +243,8 @@ class AwsGateway:
             return json_.render(api, op, result, request_id, as_cbor=json_.is_cbor(req.headers))
         if api.protocol == "ec2":
             return ec2.render(api, op, result, request_id)
+        if api.query_compatible and query.wants_json(req.headers):  # SQS's query API answers JSON on request
+            return query.render_json(op, result, request_id)
         return query.render(api, op, result, request_id)
 
     # -- routing ----------------------------------------------------------------------------------

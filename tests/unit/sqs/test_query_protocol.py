@@ -35,7 +35,8 @@ async def gateway(tmp_path: Path) -> AsyncIterator[AwsGateway]:
 
 
 async def query(app: AwsGateway, action: str, params: dict[str, str] | None = None,
-                *, secret: str = SECRET_KEY, path: str = "/") -> tuple[AsgiResult, ET.Element]:
+                *, secret: str = SECRET_KEY, path: str = "/", accept: str | None = None,
+                ) -> tuple[AsgiResult, ET.Element]:
     """POST one signed query request the way a query-era SDK does, and parse the XML answer."""
     body = urlencode({"Action": action, "Version": "2012-11-05", **(params or {})})
     request = AWSRequest(method="POST", url=f"{ENDPOINT}{path}", data=body.encode(),
@@ -43,8 +44,10 @@ async def query(app: AwsGateway, action: str, params: dict[str, str] | None = No
     SigV4Auth(Credentials(ACCESS_KEY, secret), "sqs", "us-east-1").add_auth(request)
     headers = [(k, v if isinstance(v, str) else v.decode()) for k, v in request.headers.items()]
     headers.append(("host", "hearth.test:4566"))
+    if accept is not None:
+        headers.append(("accept", accept))
     result = await call_asgi(app, "POST", path, headers=headers, body=body.encode())
-    return result, ET.fromstring(result.body)
+    return result, ET.fromstring(result.body) if accept is None else ET.Element("json")
 
 
 def text(root: ET.Element, path: str) -> str:
@@ -236,3 +239,14 @@ async def test_add_and_remove_permission(gateway: AwsGateway) -> None:
     await query(gateway, "RemovePermission", {"QueueUrl": url, "Label": "l1"})
     _, root = await query(gateway, "GetQueueAttributes", {"QueueUrl": url, "AttributeName.1": "Policy"})
     assert root.find("q:GetQueueAttributesResult/q:Attribute", NS) is None
+
+
+async def test_query_answers_json_when_asked(gateway: AwsGateway) -> None:
+    _, root = await query(gateway, "CreateQueue", {"QueueName": "json-answer"})
+    url = text(root, "q:CreateQueueResult/q:QueueUrl")
+    await query(gateway, "SendMessage", {"QueueUrl": url, "MessageBody": "hi"})
+    result, _ = await query(gateway, "ReceiveMessage", {"QueueUrl": url}, accept="application/json")
+    assert result.headers["content-type"] == "application/json"
+    doc = json.loads(result.body)["ReceiveMessageResponse"]
+    assert doc["ReceiveMessageResult"]["messages"][0]["Body"] == "hi"
+    assert doc["ResponseMetadata"]["RequestId"]

@@ -20,8 +20,10 @@ from hearth.aws.protocols.common import (
     BadRequest,
     HttpRequest,
     HttpResponse,
+    dumps,
     scalar_from_text,
     scalar_to_text,
+    to_json,
 )
 
 CONTENT_TYPE = "text/xml"
@@ -188,6 +190,27 @@ def render(api: ServiceApi, op: OperationModel, result: dict[str, Any], request_
                f"</{name}Response>")
     headers = {"x-amzn-RequestId": request_id, "Content-Type": CONTENT_TYPE}
     return HttpResponse(200, headers, "".join(out).encode())
+
+
+def wants_json(headers: dict[str, str]) -> bool:
+    """A query request that asks for JSON (`Accept: application/json`): AWS answers it in JSON."""
+    accept = headers.get("accept", "")
+    return "application/json" in accept and "xml" not in accept
+
+
+def render_json(op: OperationModel, result: dict[str, Any], request_id: str) -> HttpResponse:
+    """The query answer as JSON: `{"<Op>Response": {"<Op>Result": …, "ResponseMetadata": …}}`, the result's
+    members starting in lower case (AWS: `ReceiveMessageResult.messages[0].Body`)."""
+    name = op.name
+    shape = op.output_shape
+    doc: dict[str, Any] = {}
+    if shape is not None:
+        wrapper = shape.serialization.get("resultWrapper", f"{name}Result")
+        doc[wrapper] = {member[:1].lower() + member[1:]: to_json(member_shape, result[member])
+                        for member, member_shape in shape.members.items() if result.get(member) is not None}
+    doc["ResponseMetadata"] = {"RequestId": request_id}
+    headers = {"x-amzn-RequestId": request_id, "Content-Type": "application/json"}
+    return HttpResponse(200, headers, dumps({f"{name}Response": doc}))
 
 
 def error_code(api: ServiceApi | None, err: AwsError) -> str:

@@ -24,6 +24,7 @@ from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
 from hearth.events.delivery import DeliveryError, Message
 from hearth.services.sqs import errors
+from hearth.services.sqs.move_tasks import MoveTasks, task_entry
 from hearth.services.sqs.queues import (
     MAX_BATCH_BYTES,
     READABLE,
@@ -41,9 +42,11 @@ _AWS_HOST = re.compile(r"^(?:sqs\.([a-z0-9-]+)\.amazonaws\.com|([a-z0-9-]+)\.que
 
 
 class SqsProvider:
-    def __init__(self, queues: QueueService, endpoint_url: str) -> None:
+    def __init__(self, queues: QueueService, endpoint_url: str, move_tasks: MoveTasks | None = None) -> None:
         self.queues = queues
         self.endpoint_url = endpoint_url.rstrip("/")
+        # Move tasks keep their rows in the queues' database; one set per provider unless shared.
+        self.move_tasks = move_tasks if move_tasks is not None else MoveTasks(queues)
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -155,6 +158,21 @@ class SqsProvider:
         # The last statement gone, the queue has no policy at all (recorded by AWS).
         self.queues.set_attributes(queue, {"Policy": json.dumps(policy) if remaining else ""})
         return {}
+
+    # -- message move tasks (dead-letter queue redrive) -------------------------------------------------
+
+    async def start_message_move_task(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        task = self.move_tasks.start(ctx.account_id, params["SourceArn"], params.get("DestinationArn"),
+                                     params.get("MaxNumberOfMessagesPerSecond"))
+        return {"TaskHandle": task.handle}
+
+    async def list_message_move_tasks(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        tasks = self.move_tasks.list_tasks(ctx.account_id, params["SourceArn"], params.get("MaxResults"))
+        return {"Results": [task_entry(t) for t in tasks]}
+
+    async def cancel_message_move_task(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        task = self.move_tasks.cancel(ctx.account_id, params["TaskHandle"])
+        return {"ApproximateNumberOfMessagesMoved": task.moved}
 
     def tag_queue(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         self.queues.tag(self._resolve(ctx, params["QueueUrl"]), params.get("Tags") or {})

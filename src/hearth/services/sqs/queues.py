@@ -99,6 +99,21 @@ MIGRATIONS = [
     """
     ALTER TABLE sqs_queues ADD COLUMN dedup_scope TEXT NOT NULL DEFAULT 'queue';
     """,
+    # Message move tasks (move_tasks.py): one row per task, newest first by `started`.
+    """
+    CREATE TABLE sqs_move_tasks (
+        task_id TEXT PRIMARY KEY,
+        source_arn TEXT NOT NULL,
+        destination_arn TEXT,
+        max_per_second INTEGER,
+        status TEXT NOT NULL,
+        to_move INTEGER NOT NULL,
+        moved INTEGER NOT NULL,
+        started REAL NOT NULL,
+        failure TEXT
+    );
+    CREATE INDEX sqs_move_tasks_source ON sqs_move_tasks (source_arn, started);
+    """,
 ]
 
 DEDUP_WINDOW_S = 300.0
@@ -242,6 +257,11 @@ class QueueService:
         for event in self._events.values():
             event.set()
         self._events.clear()
+
+    @property
+    def closing(self) -> bool:
+        """The server is stopping: background work (move tasks) ends."""
+        return self._closed
 
     def close(self) -> None:
         self.stop_waiting()
@@ -703,6 +723,33 @@ class QueueService:
             groups.setdefault(group, []).append(row)
         ordered = sorted(groups.values(), key=lambda g: (g[0]["visible_at"], g[0]["id"]))
         return [row for group_rows in ordered for row in group_rows][:max_messages], moved
+
+    def move_message(self, source_arn: str, destination_arn: str | None) -> bool:
+        """A move task's step: the source's oldest available message goes to `destination_arn`, or back to
+        the queue it was dead-lettered from; False when none is available. QueueDoesNotExist when either
+        queue is gone."""
+        source = self.by_arn(source_arn)
+        if source is None:
+            raise errors.queue_does_not_exist()
+        now = self.clock()
+        with self.db.tx() as db:
+            row = db.execute("SELECT * FROM sqs_messages WHERE queue_id = ? AND visible_at <= ? ORDER BY id LIMIT 1",
+                             (source.id, now)).fetchone()
+            if row is None:
+                return False
+            system = json.loads(row["system"])
+            origin = system.pop("DeadLetterQueueSourceArn", None)
+            target_arn = destination_arn or origin
+            rows = db.execute("SELECT id FROM sqs_queues WHERE arn = ?", (target_arn,)).fetchall() \
+                if target_arn else []
+            if not rows:
+                raise errors.queue_does_not_exist()
+            # A fresh start in its new queue: visible now, never received there.
+            db.execute("UPDATE sqs_messages SET queue_id = ?, visible_at = ?, receive_count = 0, first_receive = NULL, "
+                       "receipt = NULL, system = ? WHERE id = ?", (rows[0]["id"], now, json.dumps(system), row["id"]))
+        assert target_arn is not None
+        self._notify(target_arn)
+        return True
 
     def _move_to_dlq(self, db: Connection, row: Row, source: Queue, dlq: Queue, now: float) -> None:
         system = json.loads(row["system"])
