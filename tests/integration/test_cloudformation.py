@@ -649,4 +649,35 @@ def test_rest_apis_carry_cloudformations_tags(server: HearthServer, cfn: Any) ->
         tags = apigw.get_rest_api(restApiId=api_id)["tags"]
         assert tags["aws:cloudformation:logical-id"] == logical
         assert (tags["aws:cloudformation:stack-id"], tags["aws:cloudformation:stack-name"]) == (stack_id, name)
+def test_queue_updates_reset_removed_properties_and_inline_policies(server: HearthServer, cfn: Any) -> None:
+    name = _stack_name()
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*",
+                                                      "Action": "sqs:SendMessage", "Resource": "*"}]}
+
+    def template(full: bool) -> str:
+        props: dict[str, Any] = {"QueueName": f"{name}-q", "Tags": [{"Key": "a", "Value": "1"}]}
+        if full:
+            props.update(MaximumMessageSize=1234, DelaySeconds=5, KmsMasterKeyId="alias/aws/sqs",
+                         KmsDataKeyReusePeriodSeconds=297,
+                         Tags=[{"Key": "a", "Value": "0"}, {"Key": "b", "Value": "2"}])
+        resources: dict[str, Any] = {"Q": {"Type": "AWS::SQS::Queue", "Properties": props}}
+        if full:
+            resources["P"] = {"Type": "AWS::SQS::QueueInlinePolicy",
+                              "Properties": {"Queue": {"Ref": "Q"}, "PolicyDocument": policy}}
+        return json.dumps({"Resources": resources})
+
+    cfn.create_stack(StackName=name, TemplateBody=template(True))
+    assert _wait(cfn, name)["StackStatus"] == "CREATE_COMPLETE", _reasons(cfn, name)
+    sqs = server.client("sqs")
+    url = sqs.get_queue_url(QueueName=f"{name}-q")["QueueUrl"]
+    assert json.loads(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])["Attributes"]["Policy"]) \
+        == policy
+    cfn.update_stack(StackName=name, TemplateBody=template(False))
+    assert _wait(cfn, name)["StackStatus"] == "UPDATE_COMPLETE", _reasons(cfn, name)
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    # Removed properties are back at CloudFormation's defaults; the KMS key goes with its period.
+    assert (attributes["MaximumMessageSize"], attributes["DelaySeconds"]) == ("262144", "0")
+    assert "KmsMasterKeyId" not in attributes and "KmsDataKeyReusePeriodSeconds" not in attributes
+    assert "Policy" not in attributes  # the inline policy resource was removed
+    assert sqs.list_queue_tags(QueueUrl=url)["Tags"] == {"a": "1"}
     cfn.delete_stack(StackName=name)

@@ -206,6 +206,7 @@ class AwsGateway:
                 if api.query_compatible:
                     params = query_compat.with_queue_url(op, params, req.headers.get("host", "localhost"),
                                                          scope.get("scheme", "http"), req.path)
+                    params = query_compat.with_empty_batch(op, params)
         except BadRequest as exc:
             raise _bad_request(api, exc) from None
         try:
@@ -242,6 +243,8 @@ class AwsGateway:
             return json_.render(api, op, result, request_id, as_cbor=json_.is_cbor(req.headers))
         if api.protocol == "ec2":
             return ec2.render(api, op, result, request_id)
+        if api.query_compatible and query.wants_json(req.headers):  # SQS's query API answers JSON on request
+            return query.render_json(op, result, request_id)
         return query.render(api, op, result, request_id)
 
     # -- routing ----------------------------------------------------------------------------------

@@ -136,6 +136,17 @@ def with_queue_url(op: OperationModel, params: dict[str, Any], host: str, scheme
     return {**params, "QueueUrl": f"{scheme}://{host}{path}"}
 
 
+def with_empty_batch(op: OperationModel, params: dict[str, Any]) -> dict[str, Any]:
+    """A batch sent with no entries: the query protocol cannot write an empty list, so an absent required
+    `Entries` is the empty batch the service refuses as EmptyBatchRequest (recorded by AWS), not a
+    missing parameter."""
+    shape = op.input_shape
+    if shape is None or "Entries" in params or "Entries" not in shape.members \
+            or "Entries" not in shape.required_members:
+        return params
+    return {**params, "Entries": []}
+
+
 def missing_parameter(message: str) -> AwsError | None:
     """The query API's MissingParameter for the framework's "Value null at 'x'" (a required parameter)."""
     prefix, suffix = "1 validation error detected: Value null at '", "' failed to satisfy constraint: Member " \

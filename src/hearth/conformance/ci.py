@@ -84,6 +84,14 @@ TESTS: dict[str, tuple[str, ...]] = {
         "TestSqsProvider::test_posting_to_queue_via_queue_name[sqs]",
         "TestSqsProvider::test_send_message_with_delay_0_works_for_fifo[sqs]",
         "TestSqsQueryApi::test_invalid_action_raises_exception",
+        "TestSqsProvider::test_fifo_receive_message_with_zero_visibility_timeout[sqs]",
+        "TestSqsProvider::test_sqs_permission_lifecycle[sqs_query]",
+        "TestSqsProvider::test_send_message_with_empty_string_attribute[sqs]",
+        "TestSqsProvider::test_send_message_batch_with_oversized_contents[sqs]",
+        "TestSqsQueryApi::test_get_send_and_receive_messages",
+    )) + tuple(f"tests/aws/services/sqs/test_sqs_move_task.py::{test}" for test in (
+        "test_cancel_with_invalid_task_handle",
+        "test_destination_needs_to_exist",
     )),
     "logs": tuple(f"{_LOGS}/{test}" for test in (
         "test_logs_metric_filters.py::TestMetricFilters::test_put_metric_filter_basic",

@@ -5,6 +5,7 @@ real gateway, provider and queue service."""
 from __future__ import annotations
 
 import hashlib
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,7 +35,8 @@ async def gateway(tmp_path: Path) -> AsyncIterator[AwsGateway]:
 
 
 async def query(app: AwsGateway, action: str, params: dict[str, str] | None = None,
-                *, secret: str = SECRET_KEY, path: str = "/") -> tuple[AsgiResult, ET.Element]:
+                *, secret: str = SECRET_KEY, path: str = "/", accept: str | None = None,
+                ) -> tuple[AsgiResult, ET.Element]:
     """POST one signed query request the way a query-era SDK does, and parse the XML answer."""
     body = urlencode({"Action": action, "Version": "2012-11-05", **(params or {})})
     request = AWSRequest(method="POST", url=f"{ENDPOINT}{path}", data=body.encode(),
@@ -42,8 +44,10 @@ async def query(app: AwsGateway, action: str, params: dict[str, str] | None = No
     SigV4Auth(Credentials(ACCESS_KEY, secret), "sqs", "us-east-1").add_auth(request)
     headers = [(k, v if isinstance(v, str) else v.decode()) for k, v in request.headers.items()]
     headers.append(("host", "hearth.test:4566"))
+    if accept is not None:
+        headers.append(("accept", accept))
     result = await call_asgi(app, "POST", path, headers=headers, body=body.encode())
-    return result, ET.fromstring(result.body)
+    return result, ET.fromstring(result.body) if accept is None else ET.Element("json")
 
 
 def text(root: ET.Element, path: str) -> str:
@@ -204,3 +208,45 @@ async def test_a_queue_url_path_addresses_its_queue(gateway: AwsGateway) -> None
         "InvalidAction", "The action CreateQueue is not valid for this endpoint.")
     result, root = await query(gateway, "GetQueueUrl", {"QueueName": "p"}, path=path)  # answered at a queue's URL
     assert result.status == 200 and text(root, "q:GetQueueUrlResult/q:QueueUrl").endswith("/p")
+
+
+async def test_query_edges_recorded_by_aws(gateway: AwsGateway) -> None:
+    _, root = await query(gateway, "CreateQueue", {"QueueName": "edges"})
+    url = text(root, "q:CreateQueueResult/q:QueueUrl")
+    result, _ = await query(gateway, "ReceiveMessage", {"QueueUrl": url})
+    assert b"<ReceiveMessageResult/>" in result.body  # empty: one empty element
+    await query(gateway, "SendMessage", {"QueueUrl": url, "MessageBody": "a\r\nb"})
+    _, root = await query(gateway, "ReceiveMessage", {"QueueUrl": url})
+    assert text(root, "q:ReceiveMessageResult/q:Message/q:Body") == "a\r\nb"  # "\r" survives XML parsing
+    result, root = await query(gateway, "SendMessageBatch", {"QueueUrl": url})  # no entries at all
+    assert result.status == 400
+    assert text(root, "q:Error/q:Code") == "AWS.SimpleQueueService.EmptyBatchRequest"
+
+
+async def test_add_and_remove_permission(gateway: AwsGateway) -> None:
+    _, root = await query(gateway, "CreateQueue", {"QueueName": "perm"})
+    url = text(root, "q:CreateQueueResult/q:QueueUrl")
+    params = {"QueueUrl": url, "Label": "l1", "AWSAccountId.1": "111111111111", "ActionName.1": "ReceiveMessage"}
+    result, _ = await query(gateway, "AddPermission", params)
+    assert result.status == 200
+    result, root = await query(gateway, "AddPermission", params)
+    assert text(root, "q:Error/q:Message") == "Value l1 for parameter Label is invalid. Reason: Already exists."
+    _, root = await query(gateway, "GetQueueAttributes", {"QueueUrl": url, "AttributeName.1": "Policy"})
+    policy = json.loads(text(root, "q:GetQueueAttributesResult/q:Attribute/q:Value"))
+    assert policy["Statement"] == [{"Sid": "l1", "Effect": "Allow",
+                                    "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+                                    "Action": "SQS:ReceiveMessage", "Resource": policy["Id"].split("/")[0]}]
+    await query(gateway, "RemovePermission", {"QueueUrl": url, "Label": "l1"})
+    _, root = await query(gateway, "GetQueueAttributes", {"QueueUrl": url, "AttributeName.1": "Policy"})
+    assert root.find("q:GetQueueAttributesResult/q:Attribute", NS) is None
+
+
+async def test_query_answers_json_when_asked(gateway: AwsGateway) -> None:
+    _, root = await query(gateway, "CreateQueue", {"QueueName": "json-answer"})
+    url = text(root, "q:CreateQueueResult/q:QueueUrl")
+    await query(gateway, "SendMessage", {"QueueUrl": url, "MessageBody": "hi"})
+    result, _ = await query(gateway, "ReceiveMessage", {"QueueUrl": url}, accept="application/json")
+    assert result.headers["content-type"] == "application/json"
+    doc = json.loads(result.body)["ReceiveMessageResponse"]
+    assert doc["ReceiveMessageResult"]["messages"][0]["Body"] == "hi"
+    assert doc["ResponseMetadata"]["RequestId"]

@@ -86,7 +86,7 @@ def test_redrive_moves_after_max_receive_count(svc: QueueService) -> None:
     moved = svc.receive_now(dlq, attribute_names=["All"])
     assert moved[0]["MessageId"] == message_id
     assert moved[0]["Attributes"]["DeadLetterQueueSourceArn"] == q.arn
-    assert moved[0]["Attributes"]["ApproximateReceiveCount"] == "1"
+    assert moved[0]["Attributes"]["ApproximateReceiveCount"] == "2"  # the count carries over (recorded by AWS)
     assert [s.arn for s in svc.dead_letter_sources(dlq)] == [q.arn]
 
 
@@ -267,3 +267,109 @@ def test_standard_queues_refuse_fifo_attributes_with_aws_texts(svc: QueueService
         with pytest.raises(AwsError) as info:
             svc.create_queue(ACCOUNT, REGION, "std", attributes)
         assert (info.value.code, info.value.message) == ("InvalidAttributeName", text)
+
+
+# -- behaviours recorded by AWS (LocalStack's AWS-validated SQS tests) ----------------------------------
+
+def _fifo(svc: QueueService, name: str = "f.fifo", **attributes: str) -> Queue:
+    return svc.create_queue(ACCOUNT, REGION, name, {"FifoQueue": "true", "ContentBasedDeduplication": "true",
+                                                    **attributes})
+
+
+def _bodies(messages: list[dict[str, object]]) -> list[object]:
+    return [m["Body"] for m in messages]
+
+
+def test_fifo_group_reopens_when_its_first_message_is_visible_and_goes_last(svc: QueueService,
+                                                                           clock: Clock) -> None:
+    q = _fifo(svc)
+    for body, group in (("g1-m1", "1"), ("g1-m2", "1"), ("g2-m1", "2")):
+        _send(svc, q, body, group_id=group)
+    first = svc.receive_now(q, 2, 30)
+    assert _bodies(first) == ["g1-m1", "g1-m2"]
+    clock.now += 1
+    svc.change_visibility(q, str(first[0]["ReceiptHandle"]), 0)
+    # g1-m1 visible again opens its group (g1-m2 stays in flight); the reopened group comes after group 2.
+    assert _bodies(svc.receive_now(q, 3, 30)) == ["g2-m1", "g1-m1"]
+
+
+def test_fifo_group_stops_at_its_first_invisible_message(svc: QueueService, clock: Clock) -> None:
+    q = _fifo(svc, VisibilityTimeout="1")
+    for body in ("foo", "bar", "baz"):
+        _send(svc, q, body, group_id="1")
+    received = svc.receive_now(q, 5)
+    svc.change_visibility(q, str(received[1]["ReceiptHandle"]), 4)
+    clock.now += 2
+    assert _bodies(svc.receive_now(q, 5)) == ["foo"]
+
+
+def test_standard_queue_takes_an_earlier_receipt_for_visibility(svc: QueueService, clock: Clock) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "q", {})
+    _send(svc, q, "m")
+    old = str(svc.receive_now(q, 1, 0)[0]["ReceiptHandle"])
+    assert len(svc.receive_now(q, 1, 30)) == 1
+    svc.change_visibility(q, old, 0)
+    assert len(svc.receive_now(q, 1, 30)) == 1
+
+
+def test_fifo_receipt_expires_with_the_visibility_timeout(svc: QueueService, clock: Clock) -> None:
+    q = _fifo(svc, VisibilityTimeout="1")
+    _send(svc, q, "m", group_id="1")
+    receipt = str(svc.receive_now(q)[0]["ReceiptHandle"])
+    clock.now += 1
+    with pytest.raises(AwsError) as err:
+        svc.delete_message(q, receipt)
+    assert err.value.message.endswith("Reason: The receipt handle has expired.")
+
+
+def test_purge_forgets_deduplication_ids(svc: QueueService, clock: Clock) -> None:
+    q = _fifo(svc)
+    _send(svc, q, "one", group_id="g", dedup_id="d")
+    svc.purge(q)
+    _send(svc, q, "two", group_id="g", dedup_id="d")
+    assert _bodies(svc.receive_now(q)) == ["two"]
+
+
+def test_dedup_scope_stays_as_created(svc: QueueService) -> None:
+    q = _fifo(svc, ContentBasedDeduplication="false")
+    _send(svc, q, "one", group_id="g1", dedup_id="d")
+    q = svc.set_attributes(q, {"DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId"})
+    assert svc.get_attributes(q, ["DeduplicationScope"]) == {"DeduplicationScope": "messageGroup"}
+    _send(svc, q, "two", group_id="g2", dedup_id="d")  # still a duplicate queue-wide
+    assert _bodies(svc.receive_now(q, 10)) == ["one"]
+
+
+def test_a_queue_may_be_its_own_dead_letter_queue(svc: QueueService) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "self", {})
+    svc.set_attributes(q, {"RedrivePolicy": json.dumps({"deadLetterTargetArn": q.arn, "maxReceiveCount": "42"})})
+    assert json.loads(svc.require_arn(q.arn).attributes["RedrivePolicy"])["maxReceiveCount"] == 42
+
+
+def test_removing_the_kms_key_removes_its_data_key_period(svc: QueueService) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "kms", {})
+    q = svc.set_attributes(q, {"KmsMasterKeyId": "k", "KmsDataKeyReusePeriodSeconds": "6000"})
+    q = svc.set_attributes(q, {"KmsMasterKeyId": "", "KmsDataKeyReusePeriodSeconds": "300"})
+    assert "KmsDataKeyReusePeriodSeconds" not in svc.get_attributes(q, ["All"])
+
+
+def test_message_attribute_rules(svc: QueueService) -> None:
+    q = svc.create_queue(ACCOUNT, REGION, "attrs", {})
+    _send(svc, q, "m", attributes={"attr.1øßä": {"DataType": "String", "StringValue": "v"},
+                                   "Hello": {"DataType": "String", "StringValue": "x"},
+                                   "Help.Me": {"DataType": "String", "StringValue": "y"}})
+    for bad in ("aWs.x", "AMAZON.x", "a§b"):
+        with pytest.raises(AwsError, match="is invalid"):
+            _send(svc, q, "m", attributes={bad: {"DataType": "String", "StringValue": "v"}})
+    with pytest.raises(AwsError) as err:
+        _send(svc, q, "m", attributes={"E": {"DataType": "String", "StringValue": ""}})
+    assert err.value.message == "Message (user) attribute 'E' must contain a non-empty value of type 'String'."
+    got = svc.receive_now(q, 1, 0, message_attribute_names=["Hel.*"])[0]["MessageAttributes"]
+    assert sorted(got) == ["Hello", "Help.Me"]
+    assert len(svc.receive_now(q, 1, 0, message_attribute_names=["*"])[0]["MessageAttributes"]) == 3
+
+
+def test_fifo_empty_deduplication_id_is_invalid(svc: QueueService) -> None:
+    q = _fifo(svc, ContentBasedDeduplication="false")
+    with pytest.raises(AwsError) as err:
+        _send(svc, q, "m", group_id="g", dedup_id="")
+    assert err.value.message.startswith("Value  for parameter MessageDeduplicationId is invalid.")

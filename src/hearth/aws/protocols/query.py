@@ -20,8 +20,10 @@ from hearth.aws.protocols.common import (
     BadRequest,
     HttpRequest,
     HttpResponse,
+    dumps,
     scalar_from_text,
     scalar_to_text,
+    to_json,
 )
 
 CONTENT_TYPE = "text/xml"
@@ -32,7 +34,9 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _text(value: str) -> str:
-    return escape(_NOT_XML.sub("\ufffd", value))
+    # A carriage return is written as a reference: a literal one is read back as "\n" by every XML parser
+    # (end-of-line normalisation), and AWS returns message bodies with "\r" intact.
+    return escape(_NOT_XML.sub("\ufffd", value), {"\r": "&#xD;"})
 
 
 def form_params(req: HttpRequest) -> dict[str, str]:
@@ -178,13 +182,35 @@ def render(api: ServiceApi, op: OperationModel, result: dict[str, Any], request_
     shape = op.output_shape
     if shape is not None:
         wrapper = shape.serialization.get("resultWrapper", f"{name}Result")
-        out.append(f"<{wrapper}>")
+        start = len(out)
         _xml_members(shape, result, out)
-        out.append(f"</{wrapper}>")
+        # An empty result is one empty element, as AWS writes it (`<ReceiveMessageResult/>`).
+        out[start:] = [f"<{wrapper}>", *out[start:], f"</{wrapper}>"] if len(out) > start else [f"<{wrapper}/>"]
     out.append(f"<ResponseMetadata><RequestId>{escape(request_id)}</RequestId></ResponseMetadata>"
                f"</{name}Response>")
     headers = {"x-amzn-RequestId": request_id, "Content-Type": CONTENT_TYPE}
     return HttpResponse(200, headers, "".join(out).encode())
+
+
+def wants_json(headers: dict[str, str]) -> bool:
+    """A query request that asks for JSON (`Accept: application/json`): AWS answers it in JSON."""
+    accept = headers.get("accept", "")
+    return "application/json" in accept and "xml" not in accept
+
+
+def render_json(op: OperationModel, result: dict[str, Any], request_id: str) -> HttpResponse:
+    """The query answer as JSON: `{"<Op>Response": {"<Op>Result": …, "ResponseMetadata": …}}`, the result's
+    members starting in lower case (AWS: `ReceiveMessageResult.messages[0].Body`)."""
+    name = op.name
+    shape = op.output_shape
+    doc: dict[str, Any] = {}
+    if shape is not None:
+        wrapper = shape.serialization.get("resultWrapper", f"{name}Result")
+        doc[wrapper] = {member[:1].lower() + member[1:]: to_json(member_shape, result[member])
+                        for member, member_shape in shape.members.items() if result.get(member) is not None}
+    doc["ResponseMetadata"] = {"RequestId": request_id}
+    headers = {"x-amzn-RequestId": request_id, "Content-Type": "application/json"}
+    return HttpResponse(200, headers, dumps({f"{name}Response": doc}))
 
 
 def error_code(api: ServiceApi | None, err: AwsError) -> str:

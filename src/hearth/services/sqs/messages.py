@@ -20,7 +20,8 @@ from hearth.aws.errors import AwsError
 from hearth.services.sqs.errors import invalid_parameter
 
 MAX_ATTRIBUTES = 10
-_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_\-.]{1,256}$")
+# Letters and digits of any script (AWS accepts "attr.1øßä"), plus '_', '-' and '.'.
+_ATTRIBUTE_NAME = re.compile(r"^[\w\-.]{1,256}$")
 # XML 1.0's character set: what SQS accepts in bodies and attribute values.
 _INVALID_CHARS = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -76,7 +77,7 @@ def normalize_attributes(attributes: dict[str, Any] | None, *, system: bool = Fa
                                 f"maximum [{MAX_ATTRIBUTES}].")
     out: Attributes = {}
     for name, attr in attributes.items():
-        if not _ATTRIBUTE_NAME.match(name) or name.startswith((".", "AWS.", "Amazon.")) or name.endswith(".") \
+        if not _ATTRIBUTE_NAME.match(name) or name.lower().startswith((".", "aws.", "amazon.")) or name.endswith(".") \
                 or ".." in name:
             raise invalid_parameter(f"Message ({kind}) attribute name '{name}' is invalid.")
         data_type = str(attr.get("DataType") or "")
@@ -95,8 +96,11 @@ def normalize_attributes(attributes: dict[str, Any] | None, *, system: bool = Fa
             entry["BinaryValue"] = base64.b64encode(binary_value(value)).decode()
         else:
             text = attr.get("StringValue")
-            if text is None or text == "":
+            if text is None:
                 raise _empty_value(name, base)
+            if text == "":  # present but empty: AWS's other text (recorded)
+                raise invalid_parameter(f"Message ({kind}) attribute '{name}' must contain a non-empty value of "
+                                        f"type '{base}'.")
             if invalid_characters(text):
                 raise invalid_parameter(f"Message ({kind}) attribute '{name}' contains invalid characters.")
             if base == "Number" and not _is_number(text):
@@ -148,9 +152,10 @@ def select_attributes(attributes: Attributes, names: list[str] | None) -> Attrib
     """The attributes a ReceiveMessage asked for: `All`, `.*`, `prefix.*` or exact names."""
     if not names or not attributes:
         return {}
-    if any(n in ("All", ".*") for n in names):
+    if any(n in ("All", ".*", "*") for n in names):
         return dict(attributes)
-    prefixes = tuple(n[:-1] for n in names if n.endswith(".*"))
+    # "Hel.*" selects "Hello" and "Help.Me": the prefix is what comes before ".*" (recorded by AWS).
+    prefixes = tuple(n[:-2] for n in names if n.endswith(".*"))
     exact = {n for n in names if not n.endswith(".*")}
     return {k: v for k, v in attributes.items() if k in exact or (prefixes and k.startswith(prefixes))}
 

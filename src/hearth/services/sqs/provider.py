@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
 from hearth.events.delivery import DeliveryError, Message
 from hearth.services.sqs import errors
+from hearth.services.sqs.move_tasks import MoveTasks, task_entry
 from hearth.services.sqs.queues import (
     MAX_BATCH_BYTES,
     READABLE,
@@ -46,9 +48,11 @@ _AWS_HOST = re.compile(r"^(?:sqs\.([a-z0-9-]+)\.amazonaws\.com|([a-z0-9-]+)\.que
 
 
 class SqsProvider:
-    def __init__(self, queues: QueueService, endpoint_url: str) -> None:
+    def __init__(self, queues: QueueService, endpoint_url: str, move_tasks: MoveTasks | None = None) -> None:
         self.queues = queues
         self.endpoint_url = endpoint_url.rstrip("/")
+        # Move tasks keep their rows in the queues' database; one set per provider unless shared.
+        self.move_tasks = move_tasks if move_tasks is not None else MoveTasks(queues)
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -136,6 +140,48 @@ class SqsProvider:
         self.queues.purge(self._resolve(ctx, params["QueueUrl"]))
         return {}
 
+    def add_permission(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        """A statement labelled `Label` in the queue's `Policy`, written as AWS writes it (recorded)."""
+        queue = self._resolve(ctx, params["QueueUrl"])
+        policy, statements = _policy_statements(queue)
+        label = params["Label"]
+        if any(s.get("Sid") == label for s in statements):
+            raise errors.invalid_parameter_value("Label", label, "Already exists.")
+        principals = [f"arn:aws:iam::{account}:root" for account in params.get("AWSAccountIds") or []]
+        actions = [f"SQS:{action}" for action in params.get("Actions") or []]
+        statements.append({"Sid": label, "Effect": "Allow", "Principal": {"AWS": _one_or_list(principals)},
+                           "Action": _one_or_list(actions), "Resource": queue.arn})
+        policy["Statement"] = statements
+        self.queues.set_attributes(queue, {"Policy": json.dumps(policy)})
+        return {}
+
+    def remove_permission(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        queue = self._resolve(ctx, params["QueueUrl"])
+        policy, statements = _policy_statements(queue)
+        label = params["Label"]
+        remaining = [s for s in statements if s.get("Sid") != label]
+        if len(remaining) == len(statements):
+            raise errors.invalid_parameter_value("Label", label, "can't find label.")
+        policy["Statement"] = remaining
+        # The last statement gone, the queue has no policy at all (recorded by AWS).
+        self.queues.set_attributes(queue, {"Policy": json.dumps(policy) if remaining else ""})
+        return {}
+
+    # -- message move tasks (dead-letter queue redrive) -------------------------------------------------
+
+    async def start_message_move_task(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        task = self.move_tasks.start(ctx.account_id, params["SourceArn"], params.get("DestinationArn"),
+                                     params.get("MaxNumberOfMessagesPerSecond"))
+        return {"TaskHandle": task.handle}
+
+    async def list_message_move_tasks(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        tasks = self.move_tasks.list_tasks(ctx.account_id, params["SourceArn"], params.get("MaxResults"))
+        return {"Results": [task_entry(t) for t in tasks]}
+
+    async def cancel_message_move_task(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        task = self.move_tasks.cancel(ctx.account_id, params["TaskHandle"])
+        return {"ApproximateNumberOfMessagesMoved": task.moved}
+
     def tag_queue(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         self.queues.tag(self._resolve(ctx, params["QueueUrl"]), params.get("Tags") or {})
         return {}
@@ -181,7 +227,7 @@ class SqsProvider:
         queue = self._resolve(ctx, params["QueueUrl"])
         entries: list[dict[str, Any]] = params.get("Entries") or []
         _check_batch(entries, "SendMessageBatchRequestEntry")
-        size = sum(len(e.get("MessageBody", "").encode()) for e in entries)
+        size = sum(_entry_size(e) for e in entries)
         if size > MAX_BATCH_BYTES:
             raise errors.batch_too_long(size, MAX_BATCH_BYTES)
         results = self.queues.send_batch(queue, [self._outgoing(ctx, e) for e in entries])
@@ -197,7 +243,7 @@ class SqsProvider:
                 failed.append(_failure(entry["Id"], result))
             else:
                 successful.append({"Id": entry["Id"], **self._sent(result)})
-        return {"Successful": successful, "Failed": failed}
+        return _batch_result(successful, failed)
 
     async def receive_message(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         queue = self._resolve(ctx, params["QueueUrl"])
@@ -246,7 +292,7 @@ class SqsProvider:
                 failed.append(_failure(entry["Id"], err))
             else:
                 successful.append({"Id": entry["Id"]})
-        return {"Successful": successful, "Failed": failed}
+        return _batch_result(successful, failed)
 
     def change_message_visibility(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         queue = self._resolve(ctx, params["QueueUrl"])
@@ -268,7 +314,7 @@ class SqsProvider:
                 failed.append(_failure(entry["Id"], err))
             else:
                 successful.append({"Id": entry["Id"]})
-        return {"Successful": successful, "Failed": failed}
+        return _batch_result(successful, failed)
 
 
 def _check_batch(entries: list[dict[str, Any]], entry_shape: str) -> None:
@@ -284,6 +330,41 @@ def _check_batch(entries: list[dict[str, Any]], entry_shape: str) -> None:
         if entry_id in seen:
             raise errors.ids_not_distinct(entry_id)
         seen.add(entry_id)
+
+
+def _policy_statements(queue: Queue) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The queue's policy document (AWS's default one when it has none) and its statements as a list."""
+    raw = queue.attributes.get("Policy")
+    policy: dict[str, Any] = json.loads(raw) if raw else {}
+    if not isinstance(policy, dict) or not policy:
+        policy = {"Version": "2008-10-17", "Id": f"{queue.arn}/SQSDefaultPolicy"}
+    statements = policy.get("Statement") or []
+    return policy, [statements] if isinstance(statements, dict) else list(statements)
+
+
+def _one_or_list(values: list[str]) -> str | list[str]:
+    return values[0] if len(values) == 1 else values
+
+
+def _entry_size(entry: dict[str, Any]) -> int:
+    """What a batch entry counts against the batch limit: its body and its attributes' names, types and
+    values (AWS: one entry of the maximum size plus a one-byte body exceeds it)."""
+    size = len(str(entry.get("MessageBody", "")).encode())
+    for name, attr in (entry.get("MessageAttributes") or {}).items():
+        size += len(name.encode()) + len(str(attr.get("DataType") or "").encode())
+        value = attr.get("StringValue") if attr.get("StringValue") is not None else attr.get("BinaryValue")
+        size += len(value) if isinstance(value, (bytes, bytearray)) else len(str(value or "").encode())
+    return size
+
+
+def _batch_result(successful: list[dict[str, Any]], failed: list[dict[str, Any]]) -> dict[str, Any]:
+    # AWS leaves an empty list out (recorded: a batch where every entry succeeded has no `Failed`).
+    out: dict[str, Any] = {}
+    if successful:
+        out["Successful"] = successful
+    if failed:
+        out["Failed"] = failed
+    return out
 
 
 def _failure(entry_id: str, err: AwsError) -> dict[str, Any]:

@@ -94,13 +94,34 @@ MIGRATIONS = [
         PRIMARY KEY (queue_id, scope, dedup_id)
     );
     """,
+    # The deduplication scope a FIFO queue was created with: it stays in force when DeduplicationScope is
+    # changed later (recorded by AWS: after a change to messageGroup, ids still deduplicate queue-wide).
+    """
+    ALTER TABLE sqs_queues ADD COLUMN dedup_scope TEXT NOT NULL DEFAULT 'queue';
+    """,
+    # Message move tasks (move_tasks.py): one row per task, newest first by `started`.
+    """
+    CREATE TABLE sqs_move_tasks (
+        task_id TEXT PRIMARY KEY,
+        source_arn TEXT NOT NULL,
+        destination_arn TEXT,
+        max_per_second INTEGER,
+        status TEXT NOT NULL,
+        to_move INTEGER NOT NULL,
+        moved INTEGER NOT NULL,
+        started REAL NOT NULL,
+        failure TEXT
+    );
+    CREATE INDEX sqs_move_tasks_source ON sqs_move_tasks (source_arn, started);
+    """,
 ]
 
 DEDUP_WINDOW_S = 300.0
 PURGE_INTERVAL_S = 60.0
 # 1 MiB per message and per batch: AWS's limits since August 2025 (recorded by LocalStack's AWS tests).
 MAX_BATCH_BYTES = 1_048_576
-SEQUENCE_BASE = 18_000_000_000_000_000_000  # 20 digits, as AWS's sequence numbers are
+# 20 digits, as AWS's sequence numbers are; no long run of zeros, so a number never looks like an account id.
+SEQUENCE_BASE = 18_849_496_460_467_696_128
 
 # Settable attributes: name -> (default, validator). Ranges are AWS's.
 _INT_RANGES: dict[str, tuple[int, int]] = {
@@ -149,6 +170,7 @@ class Queue:
     created: float
     modified: float
     purged_at: float | None
+    dedup_scope: str = "queue"  # as created (see MIGRATIONS)
 
     def int_attr(self, name: str) -> int:
         return int(self.attributes.get(name, DEFAULTS.get(name, "0")))
@@ -239,6 +261,11 @@ class QueueService:
             event.set()
         self._events.clear()
 
+    @property
+    def closing(self) -> bool:
+        """The server is stopping: background work (move tasks) ends."""
+        return self._closed
+
     def close(self) -> None:
         self.stop_waiting()
         self._db_closed = True
@@ -281,9 +308,9 @@ class QueueService:
         now = self.clock()
         with self.db.tx() as db:
             db.execute("INSERT INTO sqs_queues (account, region, name, arn, fifo, attributes, tags, created, "
-                       "modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "modified, dedup_scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (account, region, name, arn, int(fifo), json.dumps(effective), json.dumps(tags or {}),
-                        now, now))
+                        now, now, effective.get("DeduplicationScope", "queue")))
         created = self.find(account, region, name)
         assert created is not None
         return created
@@ -340,6 +367,9 @@ class QueueService:
                 merged.pop(key, None)
             else:
                 merged[key] = value
+        if clean.get("KmsMasterKeyId") == "":
+            # The data key period belongs to the KMS key: removing the key removes it (recorded by AWS).
+            merged.pop("KmsDataKeyReusePeriodSeconds", None)
         with self.db.tx() as db:
             db.execute("UPDATE sqs_queues SET attributes = ?, modified = ? WHERE id = ?",
                        (json.dumps(merged), self.clock(), queue.id))
@@ -398,6 +428,8 @@ class QueueService:
             raise errors.purge_in_progress(queue.arn)
         with self.db.tx() as db:
             db.execute("DELETE FROM sqs_messages WHERE queue_id = ? AND sent <= ?", (queue.id, now))
+            # A purge forgets the deduplication ids too: the same id is accepted again (recorded by AWS).
+            db.execute("DELETE FROM sqs_dedup WHERE queue_id = ?", (queue.id,))
             db.execute("UPDATE sqs_queues SET purged_at = ? WHERE id = ?", (now, queue.id))
 
     # -- attribute validation ---------------------------------------------------------------------
@@ -492,7 +524,8 @@ class QueueService:
                       "1000 both inclusive.")
         target = str(doc["deadLetterTargetArn"])
         dlq = self.by_arn(target)
-        if dlq is None or dlq.account != account or dlq.arn == source_arn:
+        # A queue may be its own dead-letter queue (AWS accepts it).
+        if dlq is None or dlq.account != account:
             raise bad("Dead letter target does not exist.")
         if dlq.fifo != fifo:
             raise bad("Dead-letter queue must be same type of queue as the source.")
@@ -566,6 +599,8 @@ class QueueService:
         if queue.fifo:
             if not message.group_id:
                 raise errors.missing_parameter("MessageGroupId")
+            if message.dedup_id == "":  # given but empty: invalid, not missing (recorded by AWS)
+                raise _invalid_id("MessageDeduplicationId", "")
             if not message.dedup_id and not queue.content_based_dedup:
                 raise errors.invalid_parameter("The queue should either have ContentBasedDeduplication enabled "
                                                "or MessageDeduplicationId provided explicitly")
@@ -576,8 +611,7 @@ class QueueService:
         for name, value in (("MessageGroupId", message.group_id), ("MessageDeduplicationId", message.dedup_id)):
             if value is not None and (not 1 <= len(value) <= 128 or
                                       any(not (33 <= ord(c) <= 126) for c in value)):
-                raise errors.invalid_parameter_value(name, value, f"{name} can only include alphanumeric and "
-                                                     "punctuation characters. 1 to 128 in length.")
+                raise _invalid_id(name, value)
         return message, attributes, system
 
     def _insert(self, db: Connection, queue: Queue, now: float, message: OutgoingMessage,
@@ -592,7 +626,7 @@ class QueueService:
             dedup_id = hashlib.sha256(message.body.encode("utf-8")).hexdigest()
         if queue.fifo:
             assert dedup_id is not None
-            by_group = queue.attributes.get("DeduplicationScope") == "messageGroup"
+            by_group = queue.dedup_scope == "messageGroup"
             scope = (message.group_id or "") if by_group else ""
             seen = db.execute("SELECT message_id, sequence FROM sqs_dedup WHERE queue_id = ? AND scope = ? AND "
                               "dedup_id = ? AND expires > ?", (queue.id, scope, dedup_id, now)).fetchone()
@@ -633,36 +667,24 @@ class QueueService:
         # SendMessage -> handler latency of queue mappings. A redrive move commits with it (the same rule:
         # lost, the message is received once more from its source queue). It survives kill -9.
         with self.db.tx(flush=False) as db:
-            locked: set[str] = set()
             if queue.fifo:
-                locked = {r[0] for r in db.execute(
-                    "SELECT DISTINCT group_id FROM sqs_messages WHERE queue_id = ? AND visible_at > ? AND "
-                    "receive_count > 0", (queue.id, now))}
-            last_id = 0
-            # A FIFO receive hands out a group's messages together, first groups first (AWS: g1-m1, g1-m2,
-            # g2-m1 for messages sent g1-m1, g2-m1, g1-m2): it looks further than `max_messages` to find them.
-            wanted = _FIFO_SCAN if queue.fifo else max_messages
-            while len(picked) < wanted:
-                rows = db.execute("SELECT * FROM sqs_messages WHERE queue_id = ? AND visible_at <= ? AND id > ? "
-                                  "ORDER BY id LIMIT 64", (queue.id, now, last_id)).fetchall()
-                if not rows:
-                    break
-                for row in rows:
-                    last_id = row["id"]
-                    if queue.fifo and row["group_id"] in locked:
-                        continue
-                    if redrive and dlq is not None and row["receive_count"] >= redrive[1]:
-                        self._move_to_dlq(db, row, queue, dlq, now)
-                        moved = True
-                        continue
-                    picked.append(row)
-                    if len(picked) >= wanted:
+                picked, moved = self._pick_fifo(db, queue, now, max_messages, redrive, dlq)
+            else:
+                last_id = 0
+                while len(picked) < max_messages:
+                    rows = db.execute("SELECT * FROM sqs_messages WHERE queue_id = ? AND visible_at <= ? AND id > ? "
+                                      "ORDER BY id LIMIT 64", (queue.id, now, last_id)).fetchall()
+                    if not rows:
                         break
-            if queue.fifo:
-                first_seen: dict[str, int] = {}
-                for index, row in enumerate(picked):
-                    first_seen.setdefault(row["group_id"], index)
-                picked = sorted(picked, key=lambda r: first_seen[r["group_id"]])[:max_messages]
+                    for row in rows:
+                        last_id = row["id"]
+                        if redrive and dlq is not None and row["receive_count"] >= redrive[1]:
+                            self._move_to_dlq(db, row, queue, dlq, now)
+                            moved = True
+                            continue
+                        picked.append(row)
+                        if len(picked) >= max_messages:
+                            break
             out: list[Row] = []
             for row in picked:
                 receipt = _new_receipt(row["message_id"])
@@ -675,12 +697,71 @@ class QueueService:
         names = set(attribute_names)
         return [self._render(row, names, list(message_attribute_names)) for row in out]
 
+    def _pick_fifo(self, db: Connection, queue: Queue, now: float, max_messages: int,
+                   redrive: tuple[str, int] | None, dlq: Queue | None) -> tuple[list[Row], bool]:
+        """The messages a FIFO receive hands out, and whether some moved to the dead-letter queue.
+
+        Per group, in send order: the leading messages that are visible, up to the first one that is not
+        (in flight or delayed): so a group is locked while its first message is in flight, and opens again
+        as soon as that message is visible again, even if later ones are still in flight (recorded by AWS).
+        Groups come in the order their first handed-out message became visible (a group whose messages
+        were received and became visible again goes behind the groups never received), ties by send order.
+        """
+        rows = db.execute("SELECT * FROM sqs_messages WHERE queue_id = ? ORDER BY id LIMIT ?",
+                          (queue.id, _FIFO_SCAN)).fetchall()
+        groups: dict[str, list[Row]] = {}
+        blocked: set[str] = set()
+        moved = False
+        for row in rows:
+            group = row["group_id"]
+            if group in blocked:
+                continue
+            if row["visible_at"] > now:
+                blocked.add(group)
+                continue
+            if redrive and dlq is not None and row["receive_count"] >= redrive[1]:
+                self._move_to_dlq(db, row, queue, dlq, now)
+                moved = True
+                continue
+            groups.setdefault(group, []).append(row)
+        ordered = sorted(groups.values(), key=lambda g: (g[0]["visible_at"], g[0]["id"]))
+        return [row for group_rows in ordered for row in group_rows][:max_messages], moved
+
+    def move_message(self, source_arn: str, destination_arn: str | None) -> bool:
+        """A move task's step: the source's oldest available message goes to `destination_arn`, or back to
+        the queue it was dead-lettered from; False when none is available. QueueDoesNotExist when either
+        queue is gone."""
+        source = self.by_arn(source_arn)
+        if source is None:
+            raise errors.queue_does_not_exist()
+        now = self.clock()
+        with self.db.tx() as db:
+            row = db.execute("SELECT * FROM sqs_messages WHERE queue_id = ? AND visible_at <= ? ORDER BY id LIMIT 1",
+                             (source.id, now)).fetchone()
+            if row is None:
+                return False
+            system = json.loads(row["system"])
+            origin = system.pop("DeadLetterQueueSourceArn", None)
+            target_arn = destination_arn or origin
+            rows = db.execute("SELECT id FROM sqs_queues WHERE arn = ?", (target_arn,)).fetchall() \
+                if target_arn else []
+            if not rows:
+                raise errors.queue_does_not_exist()
+            # A fresh start in its new queue: visible now, never received there.
+            db.execute("UPDATE sqs_messages SET queue_id = ?, visible_at = ?, receive_count = 0, first_receive = NULL, "
+                       "receipt = NULL, system = ? WHERE id = ?", (rows[0]["id"], now, json.dumps(system), row["id"]))
+        assert target_arn is not None
+        self._notify(target_arn)
+        return True
+
     def _move_to_dlq(self, db: Connection, row: Row, source: Queue, dlq: Queue, now: float) -> None:
         system = json.loads(row["system"])
         system["DeadLetterQueueSourceArn"] = source.arn
         # The message keeps its id, body, attributes and original SentTimestamp (retention counts from it).
-        db.execute("UPDATE sqs_messages SET queue_id = ?, visible_at = ?, receive_count = 0, first_receive = NULL, "
-                   "receipt = NULL, system = ? WHERE id = ?", (dlq.id, now, json.dumps(system), row["id"]))
+        # It keeps its receive count too: received from the dead-letter queue, a message moved after one
+        # receive says ApproximateReceiveCount 2 (recorded by AWS).
+        db.execute("UPDATE sqs_messages SET queue_id = ?, visible_at = ?, receipt = NULL, system = ? WHERE id = ?",
+                   (dlq.id, now, json.dumps(system), row["id"]))
 
     def _render(self, row: Row, names: set[str], message_attribute_names: list[str]) -> dict[str, Any]:
         attributes: Attributes = json.loads(row["attributes"])
@@ -715,8 +796,16 @@ class QueueService:
     def delete_message(self, queue: Queue, receipt: str, *, flush: bool = True) -> None:
         _check_receipt(receipt)
         with self.db.tx(flush=flush) as db:
+            if queue.fifo:
+                # A FIFO message's handle expires with its visibility timeout (recorded by AWS).
+                row = db.execute("SELECT visible_at FROM sqs_messages WHERE queue_id = ? AND receipt = ?",
+                                 (queue.id, receipt)).fetchone()
+                if row is not None and row["visible_at"] <= self.clock():
+                    raise errors.invalid_parameter_value("ReceiptHandle", receipt, "The receipt handle has expired.")
             # A stale handle (the message was received again since) succeeds without deleting, as in AWS.
             db.execute("DELETE FROM sqs_messages WHERE queue_id = ? AND receipt = ?", (queue.id, receipt))
+        if queue.fifo:
+            self._notify(queue.arn)  # the deleted message may have been its group's lock
 
     def change_visibility(self, queue: Queue, receipt: str, timeout: int) -> None:
         _check_receipt(receipt)
@@ -727,6 +816,11 @@ class QueueService:
         with self.db.tx() as db:
             row = db.execute("SELECT id, visible_at FROM sqs_messages WHERE queue_id = ? AND receipt = ?",
                              (queue.id, receipt)).fetchone()
+            if row is None and not queue.fifo:
+                # A standard queue takes an earlier handle of a message received again since (recorded by
+                # AWS: the first receive's handle ends the second receive's visibility timeout).
+                row = db.execute("SELECT id, visible_at FROM sqs_messages WHERE queue_id = ? AND message_id = ? "
+                                 "AND receive_count > 0", (queue.id, _receipt_message_id(receipt))).fetchone()
             if row is None:
                 # The handle is well-formed but its message is gone (deleted): AWS's text for that.
                 raise errors.invalid_parameter_value("ReceiptHandle", receipt, "Message does not exist or is not "
@@ -844,10 +938,16 @@ def query_code(err: AwsError) -> str:
     return _query_code(err)
 
 
+def _invalid_id(name: str, value: str) -> AwsError:
+    return errors.invalid_parameter_value(name, value, f"{name} can only include alphanumeric and punctuation "
+                                          "characters. 1 to 128 in length.")
+
+
 def _queue(row: Row) -> Queue:
     return Queue(id=row["id"], account=row["account"], region=row["region"], name=row["name"], arn=row["arn"],
                  fifo=bool(row["fifo"]), attributes=json.loads(row["attributes"]), tags=json.loads(row["tags"]),
-                 created=row["created"], modified=row["modified"], purged_at=row["purged_at"])
+                 created=row["created"], modified=row["modified"], purged_at=row["purged_at"],
+                 dedup_scope=row["dedup_scope"])
 
 
 def _redrive_allow_policy(raw: str) -> str:
@@ -883,6 +983,11 @@ def _new_receipt(message_id: str) -> str:
     # Unique per receive: a fresh random part each time; the message id inside only helps debugging.
     raw = _RECEIPT_PREFIX + message_id.encode() + b":" + secrets.token_bytes(48)
     return base64.b64encode(raw).decode()
+
+
+def _receipt_message_id(receipt: str) -> str:
+    """The message id inside a handle `_check_receipt` accepted."""
+    return base64.b64decode(receipt).split(b":", 2)[1].decode(errors="replace")
 
 
 def _check_receipt(receipt: str) -> None:

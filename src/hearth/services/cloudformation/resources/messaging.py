@@ -26,6 +26,15 @@ _QUEUE_ATTRIBUTES = ("ContentBasedDeduplication", "DeduplicationScope", "DelaySe
                      "RedrivePolicy", "SqsManagedSseEnabled", "VisibilityTimeout")
 
 
+# What a queue property removed by a stack update goes back to (recorded by AWS; CloudFormation's maximum
+# message size default is 262144). DeduplicationScope, FifoThroughputLimit and SqsManagedSseEnabled keep
+# their values; removing KmsMasterKeyId removes its data key period too.
+_QUEUE_RESETS = {"ContentBasedDeduplication": "false", "DelaySeconds": "0", "KmsMasterKeyId": "",
+                 "MaximumMessageSize": "262144", "MessageRetentionPeriod": "345600",
+                 "ReceiveMessageWaitTimeSeconds": "0", "RedriveAllowPolicy": "", "RedrivePolicy": "",
+                 "VisibilityTimeout": "30"}
+
+
 def _attribute_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -60,10 +69,18 @@ class Queue(Handler):
     async def update(self, r: ResourceRequest, old: dict[str, Any]) -> Outcome:
         url = str(r.physical_id)
         attributes = _queue_attributes(r.properties, creating=False)
-        if "RedrivePolicy" in old and "RedrivePolicy" not in r.properties:
-            attributes["RedrivePolicy"] = ""
+        for name, default in _QUEUE_RESETS.items():  # a property left out goes back to its default
+            if name in old and name not in r.properties:
+                attributes[name] = default
         if attributes:
             await r.client("sqs", "SetQueueAttributes", {"QueueUrl": url, "Attributes": attributes})
+        # The template's tags replace the queue's (recorded by AWS: a tag left out is removed).
+        tags = tags_dict(r.properties.get("Tags"))
+        removed = sorted(set(tags_dict(old.get("Tags"))) - set(tags))
+        if removed:
+            await r.client("sqs", "UntagQueue", {"QueueUrl": url, "TagKeys": removed})
+        if tags:
+            await r.client("sqs", "TagQueue", {"QueueUrl": url, "Tags": tags})
         return await self._outcome(r, url)
 
     async def delete(self, r: ResourceRequest) -> None:
@@ -91,6 +108,29 @@ class QueuePolicy(Handler):
     async def delete(self, r: ResourceRequest) -> None:
         for url in r.properties.get("Queues") or []:
             await ignore_missing(r.client("sqs", "SetQueueAttributes", {"QueueUrl": url, "Attributes": {"Policy": ""}}))
+
+
+class QueueInlinePolicy(Handler):
+    """One queue's `Policy` attribute, as its own resource (`Queue` is the queue's URL)."""
+
+    type = "AWS::SQS::QueueInlinePolicy"
+
+    async def create(self, r: ResourceRequest) -> Outcome:
+        await self._set(r, str(r.properties["Queue"]), as_json(r.properties["PolicyDocument"]))
+        return Outcome(f"{r.stack_name}-{r.logical_id}", {})
+
+    async def update(self, r: ResourceRequest, old: dict[str, Any]) -> Outcome:
+        if old.get("Queue") and old["Queue"] != r.properties["Queue"]:
+            await ignore_missing(self._set(r, str(old["Queue"]), ""))
+        await self._set(r, str(r.properties["Queue"]), as_json(r.properties["PolicyDocument"]))
+        return Outcome(str(r.physical_id), {})
+
+    async def delete(self, r: ResourceRequest) -> None:
+        await ignore_missing(self._set(r, str(r.properties["Queue"]), ""))
+
+    @staticmethod
+    async def _set(r: ResourceRequest, url: str, policy: str) -> None:
+        await r.client("sqs", "SetQueueAttributes", {"QueueUrl": url, "Attributes": {"Policy": policy}})
 
 
 # -- SNS -------------------------------------------------------------------------------------------------
@@ -420,5 +460,5 @@ class LogStream(Handler):
             "logGroupName": str(r.properties["LogGroupName"]), "logStreamName": str(r.physical_id)}))
 
 
-HANDLERS: tuple[type[Handler], ...] = (Queue, QueuePolicy, Topic, Subscription, TopicPolicy, EventBus, Rule, Stream,
-                                      LogGroup, Parameter, EventBusPolicy, LogStream)
+HANDLERS: tuple[type[Handler], ...] = (Queue, QueuePolicy, QueueInlinePolicy, Topic, Subscription, TopicPolicy,
+                                      EventBus, Rule, Stream, LogGroup, Parameter, EventBusPolicy, LogStream)
