@@ -61,6 +61,7 @@ FIXED_RUNTIMES = {
 NEEDS_CDK = {
     "test_put_events_with_target_statefunction_machine": "deploys with the AWS CDK (not installed here)",
     "test_table_v2_stream": "deploys with the AWS CDK (not installed here)",
+    "test_scenario_validate_infra": "deploys with the AWS CDK (not installed here)",
 }
 
 # Parametrised runtimes whose test functions are built with a toolchain these machines lack.
@@ -158,7 +159,10 @@ def _stub_uninstallable_imports() -> None:
     try:
         import aws_cdk  # noqa: F401
     except ImportError:
-        sys.modules["aws_cdk"] = types.ModuleType("aws_cdk")
+        cdk = sys.modules["aws_cdk"] = types.ModuleType("aws_cdk")
+        # `test_apigateway_lambda_cfn.py` imports two of its submodules (`import aws_cdk.aws_apigateway`).
+        for sub in ("aws_apigateway", "aws_lambda"):
+            setattr(cdk, sub, sys.modules.setdefault(f"aws_cdk.{sub}", types.ModuleType(f"aws_cdk.{sub}")))
     # `test_events_targets.py` imports two Firehose helpers from folders the shared copy leaves out
     # (LocalStack's scenario tests, its Firehose tests); only its Firehose target test calls them, and
     # that test needs Firehose itself, which decides its verdict.

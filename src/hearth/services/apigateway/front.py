@@ -54,6 +54,8 @@ PATH_PREFIX = "/_hearth/api/"
 _HOST_RX = re.compile(
     r"^([a-z0-9]{10})\.execute-api\.(?:localhost|([a-z0-9-]+)\.amazonaws\.com)\.?(?::\d+)?$")
 _LAMBDA_ARN_RX = re.compile(r"(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[^/]+?)(?:/invocations)?$")
+_AWS_PREFIX = "/_aws/execute-api/"
+_USER_REQUEST_RX = re.compile(r"^/restapis/([A-Za-z0-9]+)/([^/]+)/_user_request_/?(.*)$")
 _STAGE_VAR_RX = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_.:-]+)\}")
 
 MISSING_TOKEN = b'{"message":"Missing Authentication Token"}'
@@ -74,7 +76,19 @@ class FunctionAccess(Protocol):
 
 def match(scope: Scope) -> tuple[str, str | None, str] | None:
     """(api-id, region or None, raw path after the api) when the request is for an API."""
-    return host_or_path_target(scope, _HOST_RX, PATH_PREFIX)
+    found = host_or_path_target(scope, _HOST_RX, PATH_PREFIX)
+    if found is None:
+        # The path forms LocalStack's clients use: `/restapis/<api-id>/<stage>/_user_request_/<path>`
+        # (no control-plane operation has a `_user_request_` segment) and `/_aws/execute-api/<api-id>/…`.
+        raw = scope.get("raw_path")
+        path = raw.decode("latin-1").partition("?")[0] if raw else scope.get("path", "/")
+        m = _USER_REQUEST_RX.match(path)
+        if m is not None:
+            return m.group(1), None, f"/{m.group(2)}/{m.group(3)}"
+        if path.startswith(_AWS_PREFIX):
+            target, _, rest = path[len(_AWS_PREFIX):].partition("/")
+            return target, None, "/" + rest
+    return found
 
 
 def lambda_arn(uri: str, stage_vars: dict[str, str]) -> str | None:
@@ -462,7 +476,7 @@ class ApiFront:
             call = None
             if self._credentials is not None:
                 call = awsservice.build(mapped.substitute(integ.get("uri", ""), req), integ.get("httpMethod") or "POST",
-                                        payload, mapped.integration_headers(integ, req), self._endpoint_url,
+                                        payload, mapped.integration_headers(integ, req, context), self._endpoint_url,
                                         self._credentials(req.account))
             if call is None:
                 return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"  # a service Hearth does not serve
@@ -492,7 +506,7 @@ class ApiFront:
             url = mapped.substitute(integ.get("uri", ""), req)
             try:
                 got = await self._forward(req, integ.get("httpMethod") or req.method, url,
-                                          mapped.integration_headers(integ, req), payload, timeout)
+                                          mapped.integration_headers(integ, req, context), payload, timeout)
             except TimeoutError:
                 return _json(504, TIMED_OUT), "INTEGRATION_TIMEOUT"
             except OSError:

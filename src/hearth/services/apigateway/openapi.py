@@ -80,11 +80,32 @@ def _authorizer(name: str, scheme: dict[str, Any]) -> Doc | None:
     return {k: v for k, v in auth.items() if v is not None}
 
 
-def _integration(ext: dict[str, Any]) -> Doc:
+def _response_models(r: Any, spec: Doc) -> dict[str, str]:
+    """A response's models by content type: the `$ref`'d schema's name (`Empty` for an inline schema)."""
+    if not isinstance(r, dict):
+        return {}
+    schemas: dict[str, Any] = {}
+    if isinstance(r.get("content"), dict):  # OpenAPI 3
+        schemas = {ct: (c or {}).get("schema") for ct, c in r["content"].items() if isinstance(c, dict)}
+    elif r.get("schema") is not None:  # Swagger 2: the API's (first) produced type
+        produces = spec.get("produces") or ["application/json"]
+        schemas = {produces[0]: r["schema"]}
+    out: dict[str, str] = {}
+    for ctype, schema in schemas.items():
+        if not isinstance(schema, dict):
+            continue
+        ref = schema.get("$ref")
+        out[ctype] = ref.rsplit("/", 1)[-1] if isinstance(ref, str) else "Empty"
+    return out
+
+
+def _integration(ext: dict[str, Any], resource_id: str) -> Doc:
     kind = str(ext.get("type", "")).upper()
     integ: Doc = {"type": kind, "passthroughBehavior": str(ext.get("passthroughBehavior", "WHEN_NO_MATCH")).upper(),
-                  "timeoutInMillis": int(ext.get("timeoutInMillis", 29000)), "cacheNamespace": new_id(6),
+                  "timeoutInMillis": int(ext.get("timeoutInMillis", 29000)), "cacheNamespace": resource_id,
                   "cacheKeyParameters": list(ext.get("cacheKeyParameters") or [])}
+    if kind != "MOCK":
+        integ["connectionType"] = "INTERNET"
     for key in ("uri", "credentials", "contentHandling", "connectionType", "connectionId"):
         if ext.get(key) is not None:
             integ[key] = ext[key]
@@ -102,7 +123,9 @@ def _integration(ext: dict[str, Any]) -> Doc:
             if not isinstance(r, dict):
                 continue
             code = str(r.get("statusCode", "200"))
-            ir: Doc = {"statusCode": code, "selectionPattern": "" if pattern == "default" else pattern}
+            ir: Doc = {"statusCode": code}
+            if pattern != "default":  # the default response has no pattern at all
+                ir["selectionPattern"] = pattern
             if isinstance(r.get("responseTemplates"), dict):
                 ir["responseTemplates"] = dict(r["responseTemplates"])
             if isinstance(r.get("responseParameters"), dict):
@@ -239,14 +262,18 @@ def import_rest(doc: Doc, spec: dict[str, Any], *, mode: str) -> list[str]:
                     if not str(code).isdigit():
                         continue
                     headers = (r or {}).get("headers") if isinstance(r, dict) else None
-                    mr[str(code)] = {"statusCode": str(code), "responseModels": {},
-                                     "responseParameters": {f"method.response.header.{h}": False
-                                                            for h in (headers or {})}}
+                    out_r: Doc = {"statusCode": str(code)}
+                    models = _response_models(r, spec)
+                    if models:
+                        out_r["responseModels"] = models
+                    if headers:
+                        out_r["responseParameters"] = {f"method.response.header.{h}": False for h in headers}
+                    mr[str(code)] = out_r
                 if mr:
                     m["methodResponses"] = mr
             ext = op.get("x-amazon-apigateway-integration")
             if isinstance(ext, dict):
-                m["methodIntegration"] = _integration(ext)
+                m["methodIntegration"] = _integration(ext, res["id"])
             else:
                 warnings.append(f"No integration defined for method: {method} {path}")
             res.setdefault("resourceMethods", {})[method] = m

@@ -74,6 +74,14 @@ class RestApiProvider:
             raise not_found(f"Invalid API identifier specified {ctx.principal.account_id}:{api_id}")
         return doc
 
+    def _api_or(self, ctx: RequestContext, api_id: str, error: AwsError) -> Doc:
+        """The API, or `error` when it is unknown: operations on an API's parts answer for the part
+        AWS looks up (an unknown API's resource is an unknown resource)."""
+        try:
+            return self._api(ctx, api_id)
+        except AwsError:
+            raise error from None
+
     def _resource(self, doc: Doc, rid: str) -> Doc:
         res: Doc | None = doc["resources"].get(rid)
         if res is None:
@@ -86,8 +94,12 @@ class RestApiProvider:
             raise not_found("Invalid Method identifier specified")
         return m
 
-    def _integration(self, doc: Doc, rid: str, method: str) -> Doc:
-        integ: Doc | None = self._method(doc, rid, method).get("methodIntegration")
+    def _integration(self, doc: Doc, rid: str, method: str, missing_method: str = "Invalid Method identifier "
+                                                                                  "specified") -> Doc:
+        m: Doc | None = self._resource(doc, rid).get("resourceMethods", {}).get(method.upper())
+        if m is None:
+            raise not_found(missing_method)
+        integ: Doc | None = m.get("methodIntegration")
         if integ is None:
             raise not_found("Invalid Integration identifier specified")
         return integ
@@ -200,7 +212,7 @@ class RestApiProvider:
         return {"items": items}
 
     def get_resource(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         return self._resource_out(doc, self._resource(doc, p["resourceId"]))
 
     def create_resource(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
@@ -257,7 +269,7 @@ class RestApiProvider:
     # -- Methods and integrations -----------------------------------------------------------------
 
     def put_method(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         res = self._resource(doc, p["resourceId"])
         method = p["httpMethod"].upper()
         if method not in HTTP_METHODS:
@@ -280,61 +292,74 @@ class RestApiProvider:
         return copy.deepcopy(m)
 
     def get_method(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         return copy.deepcopy(self._method(doc, p["resourceId"], p["httpMethod"]))
 
     def update_method(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         m = self._method(doc, p["resourceId"], p["httpMethod"])
         apply_patch(m, p.get("patchOperations") or [], allowed=(
             "/authorizationType", "/authorizerId", "/apiKeyRequired", "/requestValidatorId", "/operationName",
             "/requestParameters", "/requestModels", "/authorizationScopes"))
+        _booleans(m.get("requestParameters"))
+        _drop_empty(m, ("requestParameters", "requestModels"))
         self._save(doc)
         return copy.deepcopy(m)
 
     def delete_method(self, ctx: RequestContext, p: dict[str, Any]) -> None:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         self._method(doc, p["resourceId"], p["httpMethod"])
         del doc["resources"][p["resourceId"]]["resourceMethods"][p["httpMethod"].upper()]
         self._save(doc)
 
     def put_method_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         m = self._method(doc, p["resourceId"], p["httpMethod"])
-        r = {"statusCode": p["statusCode"], "responseParameters": p.get("responseParameters") or {},
-             "responseModels": p.get("responseModels") or {}}
+        r = _clean({"statusCode": p["statusCode"], "responseParameters": p.get("responseParameters") or None,
+                    "responseModels": p.get("responseModels") or None})
         m.setdefault("methodResponses", {})[p["statusCode"]] = r
         self._save(doc)
         return copy.deepcopy(r)
 
     def get_method_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         r = self._method(doc, p["resourceId"], p["httpMethod"]).get("methodResponses", {}).get(p["statusCode"])
         if r is None:
             raise not_found("Invalid Response status code specified")
         return copy.deepcopy(r)
 
+    def update_method_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
+        r = self._method(doc, p["resourceId"], p["httpMethod"]).get("methodResponses", {}).get(p["statusCode"])
+        if r is None:
+            raise not_found("Invalid Response status code specified")
+        apply_patch(r, p.get("patchOperations") or [], allowed=("/responseParameters", "/responseModels"))
+        _booleans(r.get("responseParameters"))
+        _drop_empty(r, ("responseParameters", "responseModels"))
+        self._save(doc)
+        return copy.deepcopy(r)
+
     def delete_method_response(self, ctx: RequestContext, p: dict[str, Any]) -> None:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         responses = self._method(doc, p["resourceId"], p["httpMethod"]).get("methodResponses", {})
         if responses.pop(p["statusCode"], None) is None:
             raise not_found("Invalid Response status code specified")
         self._save(doc)
 
     def put_integration(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         m = self._method(doc, p["resourceId"], p["httpMethod"])
-        integ = build_integration(p)
+        integ = build_integration(p, p["resourceId"])
         m["methodIntegration"] = integ
         self._save(doc)
         return copy.deepcopy(integ)
 
     def get_integration(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         return copy.deepcopy(self._integration(doc, p["resourceId"], p["httpMethod"]))
 
     def update_integration(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         integ = self._integration(doc, p["resourceId"], p["httpMethod"])
         apply_patch(integ, p.get("patchOperations") or [], allowed=(
             "/uri", "/httpMethod", "/credentials", "/requestParameters", "/requestTemplates", "/passthroughBehavior",
@@ -343,14 +368,14 @@ class RestApiProvider:
         return copy.deepcopy(integ)
 
     def delete_integration(self, ctx: RequestContext, p: dict[str, Any]) -> None:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         self._integration(doc, p["resourceId"], p["httpMethod"])
         del self._method(doc, p["resourceId"], p["httpMethod"])["methodIntegration"]
         self._save(doc)
 
     def put_integration_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
-        integ = self._integration(doc, p["resourceId"], p["httpMethod"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
+        integ = self._integration(doc, p["resourceId"], p["httpMethod"], _NO_INTEGRATION)
         r = _clean({"statusCode": p["statusCode"], "selectionPattern": p.get("selectionPattern"),
                     "responseParameters": p.get("responseParameters"), "responseTemplates": p.get("responseTemplates"),
                     "contentHandling": p.get("contentHandling")})
@@ -359,16 +384,28 @@ class RestApiProvider:
         return copy.deepcopy(r)
 
     def get_integration_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
-        integ = self._integration(doc, p["resourceId"], p["httpMethod"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
+        integ = self._integration(doc, p["resourceId"], p["httpMethod"], _NO_INTEGRATION)
         r = integ.get("integrationResponses", {}).get(p["statusCode"])
         if r is None:
             raise not_found("Invalid Response status code specified")
         return copy.deepcopy(r)
 
+    def update_integration_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
+        integ = self._integration(doc, p["resourceId"], p["httpMethod"], _NO_INTEGRATION)
+        r = integ.get("integrationResponses", {}).get(p["statusCode"])
+        if r is None:
+            raise not_found("Invalid Response status code specified")
+        apply_patch(r, p.get("patchOperations") or [], allowed=(
+            "/selectionPattern", "/responseParameters", "/responseTemplates", "/contentHandling"))
+        _drop_empty(r, ("responseParameters", "responseTemplates"))
+        self._save(doc)
+        return copy.deepcopy(r)
+
     def delete_integration_response(self, ctx: RequestContext, p: dict[str, Any]) -> None:
-        doc = self._api(ctx, p["restApiId"])
-        integ = self._integration(doc, p["resourceId"], p["httpMethod"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
+        integ = self._integration(doc, p["resourceId"], p["httpMethod"], _NO_INTEGRATION)
         if integ.get("integrationResponses", {}).pop(p["statusCode"], None) is None:
             raise not_found("Invalid Response status code specified")
         self._save(doc)
@@ -423,6 +460,15 @@ class RestApiProvider:
         doc = self._api(ctx, p["restApiId"])
         return {"items": [{k: v for k, v in d.items() if not k.startswith("_")}
                           for d in sorted(doc["deployments"].values(), key=lambda d: d["createdDate"])]}
+
+    def update_deployment(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        dep = doc["deployments"].get(p["deploymentId"])
+        if dep is None:
+            raise not_found("Invalid Deployment identifier specified")
+        apply_patch(dep, p.get("patchOperations") or [], allowed=("/description",))
+        self._save(doc)
+        return {k: v for k, v in dep.items() if not k.startswith("_")}
 
     def delete_deployment(self, ctx: RequestContext, p: dict[str, Any]) -> None:
         doc = self._api(ctx, p["restApiId"])
@@ -491,7 +537,8 @@ class RestApiProvider:
     # -- Authorizers ------------------------------------------------------------------------------
 
     def create_authorizer(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], conflict(
+            "Unable to complete operation due to concurrent modification. Please try again later."))
         auth = new_authorizer(p)
         doc["authorizers"][auth["id"]] = auth
         self._save(doc)
@@ -551,6 +598,32 @@ class RestApiProvider:
     def get_models(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         return {"items": copy.deepcopy(list(self._api(ctx, p["restApiId"])["models"].values()))}
 
+    def update_model(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        model: Doc | None = doc["models"].get(p["modelName"])
+        if model is None:
+            raise not_found(f"Invalid model name specified: {p['modelName']}")
+        for op in p.get("patchOperations") or []:
+            path = op.get("path")
+            if op.get("op") != "replace":
+                raise bad_request(f"Invalid patch path  '{path}' specified for op '{op.get('op')}'. "
+                                  "Please choose supported operations")
+            if path not in ("/description", "/schema"):
+                raise bad_request(f"Invalid patch path  '{path}' specified for op 'replace'. "
+                                  "Must be one of: [/description, /schema]")
+            if path == "/schema":
+                try:
+                    schema = json.loads(op.get("value") or "")
+                except ValueError:
+                    schema = None
+                if not isinstance(schema, dict) or not schema:
+                    raise bad_request("Model schema must have at least 1 property or array items defined")
+        apply_patch(model, p.get("patchOperations") or [], allowed=None)
+        if model.get("description") == "":
+            del model["description"]
+        self._save(doc)
+        return copy.deepcopy(model)
+
     def delete_model(self, ctx: RequestContext, p: dict[str, Any]) -> None:
         doc = self._api(ctx, p["restApiId"])
         if doc["models"].pop(p["modelName"], None) is None:
@@ -558,7 +631,7 @@ class RestApiProvider:
         self._save(doc)
 
     def create_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], bad_request("Invalid REST API identifier specified"))
         vid = new_id(6)
         validator = _clean({"id": vid, "name": p.get("name"),
                             "validateRequestBody": bool(p.get("validateRequestBody", False)),
@@ -574,13 +647,14 @@ class RestApiProvider:
         return validator
 
     def get_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        return copy.deepcopy(self._validator(self._api(ctx, p["restApiId"]), p["requestValidatorId"]))
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Request Validator identifier specified"))
+        return copy.deepcopy(self._validator(doc, p["requestValidatorId"]))
 
     def get_request_validators(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         return {"items": copy.deepcopy(list(self._api(ctx, p["restApiId"])["requestValidators"].values()))}
 
     def update_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Request Validator identifier specified"))
         validator = self._validator(doc, p["requestValidatorId"])
         for op in p.get("patchOperations") or []:
             if op.get("op") != "replace" or op.get("path") not in ("/name", "/validateRequestParameters",
@@ -592,7 +666,7 @@ class RestApiProvider:
         return copy.deepcopy(validator)
 
     def delete_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> None:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Request Validator identifier specified"))
         self._validator(doc, p["requestValidatorId"])
         del doc["requestValidators"][p["requestValidatorId"]]
         self._save(doc)
@@ -682,13 +756,17 @@ class RestApiProvider:
 
     def create_api_key(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         acct = self._account(ctx)
-        value = p.get("value")
+        value = p.get("value") or None
+        if len(p.get("name") or "") > 1024:
+            raise bad_request("Invalid API Key name, can be at most 1024 characters.")
+        if len(p.get("description") or "") > 125000:
+            raise bad_request("Invalid API Key description specified.")
         if value is not None and len(value) < 20:
             raise bad_request("API Key value should be at least 20 characters")
         if value is not None and len(value) > 128:
             raise bad_request("API Key value exceeds maximum size of 128 characters")
         now = time.time()
-        key = _clean({"id": new_id(10), "value": value or new_id(40), "name": p.get("name"),
+        key = _clean({"id": new_id(10), "value": value or new_id(40), "name": p.get("name") or None,
                       "customerId": p.get("customerId"), "description": p.get("description"),
                       "enabled": bool(p.get("enabled", False)), "createdDate": now, "lastUpdatedDate": now,
                       "stageKeys": [f"{s['restApiId']}/{s['stageName']}" for s in p.get("stageKeys") or []],
@@ -708,24 +786,35 @@ class RestApiProvider:
 
     def get_api_keys(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         items = []
-        for key in self._account(ctx)["apiKeys"].values():
+        # Newest first, as AWS lists them.
+        keys = sorted(self._account(ctx)["apiKeys"].values(), key=lambda k: (-k["createdDate"], k["id"]))
+        for key in keys:
             if p.get("nameQuery") and not key.get("name", "").startswith(p["nameQuery"]):
                 continue
             out = copy.deepcopy(key)
             if not p.get("includeValues"):
                 out.pop("value", None)
             items.append(out)
-        return {"items": items}
+        return _page(items, p)
 
     def update_api_key(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         acct = self._account(ctx)
         key = acct["apiKeys"].get(p["apiKey"])
         if key is None:
             raise not_found("Invalid API Key identifier specified")
-        apply_patch(key, p.get("patchOperations") or [], allowed=("/description", "/enabled", "/name", "/customerId"))
+        for op in p.get("patchOperations") or []:
+            if op.get("path") not in ("/description", "/enabled", "/name", "/customerId"):
+                raise bad_request(f"Invalid patch path  '{op.get('path')}' specified for op '{op.get('op')}'. "
+                                  "Must be one of: [/description, /enabled, /name, /customerId]")
+            if op.get("path") == "/description" and len(op.get("value") or "") > 125000:
+                raise bad_request("Invalid API Key description specified.")
+        apply_patch(key, p.get("patchOperations") or [], allowed=None)
         key["lastUpdatedDate"] = time.time()
+        key.setdefault("tags", {})  # AWS answers an update with the (possibly empty) tags and without the value
         self._store.put(acct)
-        return copy.deepcopy(key)
+        out: Doc = copy.deepcopy(key)
+        out.pop("value", None)
+        return out
 
     def delete_api_key(self, ctx: RequestContext, p: dict[str, Any]) -> None:
         acct = self._account(ctx)
@@ -817,6 +906,7 @@ class RestApiProvider:
         self._store.put(acct)
 
 
+_NO_INTEGRATION = "Invalid Integration identifier specified"
 _DEFAULT_STATUS = {
     "ACCESS_DENIED": "403", "API_CONFIGURATION_ERROR": "500", "AUTHORIZER_CONFIGURATION_ERROR": "500",
     "AUTHORIZER_FAILURE": "500", "BAD_REQUEST_BODY": "400", "BAD_REQUEST_PARAMETERS": "400",
@@ -862,7 +952,7 @@ def new_authorizer(p: dict[str, Any]) -> Doc:
                    "authorizerResultTtlInSeconds": p.get("authorizerResultTtlInSeconds", 300)})
 
 
-def build_integration(p: dict[str, Any]) -> Doc:
+def build_integration(p: dict[str, Any], resource_id: str) -> Doc:
     kind = p["type"]
     uri = p.get("uri")
     method = p.get("integrationHttpMethod") or p.get("httpMethod_integration")
@@ -880,16 +970,44 @@ def build_integration(p: dict[str, Any]) -> Doc:
     if kind in ("HTTP", "HTTP_PROXY") and (not uri or not re.match(r"^https?://", uri)):
         raise bad_request("Invalid HTTP endpoint specified for URI")
     integ = _clean({
-        "type": kind, "httpMethod": method, "uri": uri, "connectionType": p.get("connectionType"),
+        "type": kind, "httpMethod": method, "uri": uri,
+        "connectionType": p.get("connectionType") or (None if kind == "MOCK" else "INTERNET"),
         "connectionId": p.get("connectionId"), "credentials": p.get("credentials"),
         "requestParameters": p.get("requestParameters") or None, "requestTemplates": p.get("requestTemplates") or None,
         "passthroughBehavior": p.get("passthroughBehavior") or "WHEN_NO_MATCH",
         "contentHandling": p.get("contentHandling"), "timeoutInMillis": p.get("timeoutInMillis") or 29000,
-        "cacheNamespace": p.get("cacheNamespace") or new_id(6), "cacheKeyParameters": p.get("cacheKeyParameters") or [],
+        "cacheNamespace": p.get("cacheNamespace") or resource_id,
+        "cacheKeyParameters": p.get("cacheKeyParameters") or [],
     })
     if p.get("integrationResponses"):
         integ["integrationResponses"] = p["integrationResponses"]
     return integ
+
+
+def _booleans(params: Doc | None) -> None:
+    """Request and response parameters map names to booleans (required or not); patches send text."""
+    for key, value in (params or {}).items():
+        if isinstance(value, str):
+            params[key] = value.lower() == "true"  # type: ignore[index]
+
+
+def _page(items: list[Doc], p: dict[str, Any]) -> Doc:
+    """One page of a list operation: `limit` items from `position` (the next item's id)."""
+    start = 0
+    if p.get("position"):
+        start = next((i for i, item in enumerate(items) if item.get("id") == p["position"]), len(items))
+    limit = p.get("limit") or 500
+    out: Doc = {"items": items[start:start + limit]}
+    if start + limit < len(items):
+        out["position"] = items[start + limit]["id"]
+    return out
+
+
+def _drop_empty(obj: Doc, keys: tuple[str, ...]) -> None:
+    """AWS leaves a map out once its last entry is removed."""
+    for key in keys:
+        if key in obj and not obj[key]:
+            del obj[key]
 
 
 def _check_path_part(doc: Doc, parent_id: str, part: str, exclude: str | None = None) -> None:
