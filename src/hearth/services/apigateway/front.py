@@ -435,13 +435,21 @@ class ApiFront:
             single[k] = v
             multi.setdefault(k, []).append(v)
         now = time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(self._clock()))
+        def java_map(items: Any) -> str:  # how AWS's (Java) log prints a map: {a=b, c=d}
+            return "{" + ", ".join(f"{k}={v}" for k, v in items) + "}"
+
+        queries = [(k, ",".join(v)) for k, v in proxy.query_lists(query).items()]
         log_text = "\n".join([
             f"Execution log for request {request_id}",
             f"{now} : Starting execution for request: {request_id}",
             f"{now} : HTTP Method: {req.method}, Resource Path: {path}",
-            f"{now} : Method request path: {req.path_parameters}",
+            f"{now} : Method request path: {java_map(req.path_parameters.items())}",
+            f"{now} : Method request query string: {java_map(queries)}",
+            f"{now} : Method request headers: {java_map(headers)}",
             f"{now} : Method request body before transformations: {body.decode('utf-8', 'replace')}",
             f"{now} : Method response body after transformations: {answer.body.decode('utf-8', 'replace')}",
+            f"{now} : Method response headers: {java_map(answer.headers)}",
+            f"{now} : Successfully completed execution",
             f"{now} : Method completed with status: {answer.status}", ""])
         return {"status": answer.status, "body": answer.body.decode("utf-8", "replace"), "headers": single,
                 "multiValueHeaders": multi, "log": log_text, "latency": latency}

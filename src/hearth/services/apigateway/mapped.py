@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import jsonschema
+import referencing
+from referencing.jsonschema import DRAFT4
 
 from hearth.services.apigateway import proxy, vtl
 from hearth.urls.event import aws_time
@@ -229,13 +231,27 @@ def validate(snap: dict[str, Any], method: dict[str, Any], req: proxy.ApiRequest
             try:
                 schema = json.loads(model["schema"])
                 doc = json.loads(req.body or b"null")
-                jsonschema.Draft4Validator(schema).validate(doc)
+                jsonschema.Draft4Validator(schema, registry=_models_registry(snap, req.api_id)).validate(doc)
             except (ValueError, jsonschema.ValidationError):
                 return (HttpAnswer(400, [("Content-Type", "application/json")], b'{"message": "Invalid request body"}'),
                         "BAD_REQUEST_BODY")
             except jsonschema.SchemaError as exc:
                 log.info("API %s: model %s is not a valid schema: %s", req.api_id, name, exc)
     return None
+
+
+def _models_registry(snap: dict[str, Any], api_id: str) -> referencing.Registry[Any]:
+    """The API's models where a model's `$ref` finds them: `https://apigateway.amazonaws.com/restapis/
+    <api-id>/models/<name>` (AWS's URL for a model; its host is never contacted)."""
+    resources = []
+    for name, other in (snap.get("models") or {}).items():
+        try:
+            contents = json.loads(other.get("schema") or "{}")
+        except ValueError:
+            continue
+        resources.append((f"https://apigateway.amazonaws.com/restapis/{api_id}/models/{name}",
+                          referencing.Resource.from_contents(contents, default_specification=DRAFT4)))
+    return referencing.Registry().with_resources(resources)
 
 
 def gateway_response(snap: dict[str, Any], rtype: str, answer: HttpAnswer, req: proxy.ApiRequest) -> HttpAnswer:

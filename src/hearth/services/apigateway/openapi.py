@@ -49,6 +49,22 @@ def title(spec: dict[str, Any]) -> str:
     return str(info.get("title")) if isinstance(info, dict) and info.get("title") else "imported"
 
 
+def _model_refs(schema: Any, api_id: str) -> Any:
+    """A definition's schema as AWS stores it as a model: references to other definitions
+    (`#/definitions/X`, `#/components/schemas/X`) become the models' URLs."""
+    if isinstance(schema, list):
+        return [_model_refs(item, api_id) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: Doc = {}
+    for key, value in schema.items():
+        if key == "$ref" and isinstance(value, str) and value.startswith(("#/definitions/", "#/components/schemas/")):
+            out[key] = f"https://apigateway.amazonaws.com/restapis/{api_id}/models/{value.rsplit('/', 1)[-1]}"
+        else:
+            out[key] = _model_refs(value, api_id)
+    return out
+
+
 def _schemes(spec: dict[str, Any]) -> dict[str, Any]:
     if "openapi" in spec:
         schemes = (spec.get("components") or {}).get("securitySchemes") or {}
@@ -167,8 +183,11 @@ def import_rest(doc: Doc, spec: dict[str, Any], *, mode: str) -> list[str]:
             doc["description"] = spec["info"]["description"]
         if spec.get("info", {}).get("title"):
             doc["name"] = spec["info"]["title"]
+    if isinstance(spec.get("info"), dict) and spec["info"].get("version") is not None:
+        doc["version"] = str(spec["info"]["version"])
     if isinstance(spec.get("x-amazon-apigateway-binary-media-types"), list):
-        doc["binaryMediaTypes"] = list(spec["x-amazon-apigateway-binary-media-types"])
+        kept = doc.get("binaryMediaTypes") or [] if mode == "merge" else []
+        doc["binaryMediaTypes"] = kept + [t for t in spec["x-amazon-apigateway-binary-media-types"] if t not in kept]
     if spec.get("x-amazon-apigateway-api-key-source"):
         doc["apiKeySource"] = str(spec["x-amazon-apigateway-api-key-source"]).upper()
     auth_by_name = {a["name"]: a for a in doc["authorizers"].values()}
@@ -189,7 +208,7 @@ def import_rest(doc: Doc, spec: dict[str, Any], *, mode: str) -> list[str]:
             auth_by_name[name] = {"id": "", "type": "AWS_IAM", "name": name}
     for name, schema in _schemas(spec).items():
         doc["models"][name] = {"id": new_id(6), "name": name, "contentType": "application/json",
-                               "schema": json.dumps(schema)}
+                               "schema": json.dumps(_model_refs(schema, doc["id"]))}
     validators_by_name: dict[str, str] = {}
     vspec = spec.get("x-amazon-apigateway-request-validators")
     if isinstance(vspec, dict):

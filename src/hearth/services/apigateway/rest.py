@@ -111,7 +111,7 @@ class RestApiProvider:
     def _api_out(doc: Doc) -> Doc:
         out = public(doc)
         for key in ("resources", "deployments", "stages", "authorizers", "models", "requestValidators",
-                    "gatewayResponses"):
+                    "gatewayResponses", "documentationParts", "documentationVersions"):
             out.pop(key, None)
         return out
 
@@ -131,7 +131,18 @@ class RestApiProvider:
     def create_rest_api(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         if p.get("description") == "":
             raise bad_request("Description cannot be an empty string")
+        size = p.get("minimumCompressionSize")
+        if size is not None and not 0 <= size <= 10485760:
+            raise bad_request("Invalid minimum compression size, must be between 0 and 10485760")
         doc = self._new_api(ctx, p)
+        # AWS gives every new API two models, "Empty" and "Error".
+        for name, description, extra in (("Empty", "This is a default empty schema model", {}),
+                                         ("Error", "This is a default error schema model",
+                                          {"properties": {"message": {"type": "string"}}})):
+            schema = {"$schema": "http://json-schema.org/draft-04/schema#", "title": f"{name} Schema",
+                      "type": "object", **extra}
+            doc["models"][name] = {"id": new_id(6), "name": name, "description": description,
+                                   "contentType": "application/json", "schema": json.dumps(schema, indent=2)}
         self._save(doc)
         return self._api_out(doc)
 
@@ -139,11 +150,18 @@ class RestApiProvider:
         api_id = self._store.unused_id()
         root = new_id(10)
         endpoint = dict(p.get("endpointConfiguration") or {})
-        types = endpoint.get("types") or ["EDGE"]
+        types = endpoint.get("types")
+        if types is None:
+            types = ["EDGE"]
+        elif not types:
+            raise bad_request("REGIONAL Configuration and EDGE Configuration cannot be both DISABLED.")
         if len(types) > 1:
             raise bad_request("Cannot create an api with multiple Endpoint Types.")
         endpoint["types"] = types
-        endpoint.setdefault("ipAddressType", "dualstack" if types == ["PRIVATE"] else "ipv4")
+        if not endpoint.get("ipAddressType"):
+            endpoint["ipAddressType"] = "dualstack" if types == ["PRIVATE"] else "ipv4"
+        if types == ["PRIVATE"] and endpoint["ipAddressType"] != "dualstack":
+            raise bad_request("Only dualstack ipAddressType is supported for Private APIs.")
         return _clean({
             "_id": api_id, "_kind": REST, "_account": ctx.principal.account_id, "_region": ctx.region,
             "id": api_id, "name": p.get("name"), "description": p.get("description"),
@@ -170,8 +188,39 @@ class RestApiProvider:
         self._store.delete(p["restApiId"])
 
     def update_rest_api(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
-        apply_patch(doc, p.get("patchOperations") or [], allowed=(
+        doc = copy.deepcopy(self._api(ctx, p["restApiId"]))  # a refused patch leaves the API as it was
+        for op in p.get("patchOperations") or []:
+            path = op.get("path")
+            if path == "/binaryMediaTypes":  # a list changed item by item: its path names the item
+                raise bad_request("Invalid patch path /binaryMediaTypes")
+            if path == "/minimumCompressionSize":
+                if op.get("op") != "replace":
+                    raise bad_request("Invalid patch operation specified. Must be one of: [replace]")
+                value = op.get("value")
+                if value in (None, ""):  # no value turns compression off
+                    doc.pop("minimumCompressionSize", None)
+                    continue
+                if not re.fullmatch(r"\d+", str(value)) or int(value) > 10485760:
+                    raise bad_request("Invalid minimum compression size, must be between 0 and 10485760")
+            if path and path.startswith("/endpointConfiguration/types/"):
+                if op.get("op") != "replace":
+                    raise bad_request("Invalid patch operation specified. Must be 'add'|'remove'|'replace'")
+                if op.get("value") not in ("REGIONAL", "EDGE", "PRIVATE"):
+                    raise bad_request("Invalid EndpointTypes specified. Valid options are REGIONAL,EDGE,PRIVATE")
+                doc["endpointConfiguration"]["types"] = [op["value"]]
+                if op["value"] == "PRIVATE":  # private APIs are dualstack only
+                    doc["endpointConfiguration"]["ipAddressType"] = "dualstack"
+            if path == "/endpointConfiguration/ipAddressType":
+                if op.get("op") != "replace":
+                    raise bad_request("Invalid patch operation specified. Must be one of: [replace]")
+                if op.get("value") not in ("ipv4", "dualstack"):
+                    raise bad_request("ipAddressType must be either ipv4 or dualstack.")
+                if doc["endpointConfiguration"]["types"] == ["PRIVATE"] and op["value"] != "dualstack":
+                    raise bad_request("Only dualstack ipAddressType is supported for Private APIs.")
+        ops = [op for op in p.get("patchOperations") or []
+               if not (op.get("path") == "/minimumCompressionSize" and op.get("value") in (None, ""))
+               and not (op.get("path") or "").startswith("/endpointConfiguration/types/")]
+        apply_patch(doc, ops, allowed=(
             "/name", "/description", "/binaryMediaTypes", "/apiKeySource", "/disableExecuteApiEndpoint",
             "/policy", "/minimumCompressionSize", "/version", "/endpointConfiguration"))
         self._save(doc)
@@ -198,6 +247,7 @@ class RestApiProvider:
             raise bad_request("Warnings found during import:\n\t" + "\n\t".join(warnings))
         self._save(work)
         out = self._api_out(work)
+        out.setdefault("tags", {})  # PutRestApi answers the (possibly empty) tags
         if warnings:
             out["warnings"] = warnings
         return out
@@ -235,6 +285,8 @@ class RestApiProvider:
                 _check_path_part(doc, res["parentId"], op.get("value") or "", exclude=res["id"])
                 res["pathPart"] = op.get("value")
             elif path == "/parentId":
+                if not res.get("parentId"):
+                    raise bad_request("Root resource cannot update its parentId.")
                 parent = op.get("value") or ""
                 self._resource(doc, parent)
                 node: str | None = parent
@@ -242,6 +294,7 @@ class RestApiProvider:
                     if node == res["id"]:
                         raise bad_request("Resources cannot be cyclical.")
                     node = doc["resources"][node].get("parentId")
+                _check_path_part(doc, parent, res["pathPart"], exclude=res["id"])
                 res["parentId"] = parent
             else:
                 raise bad_request(f"Invalid patch path  '{path}' specified for op 'replace'. "
@@ -281,6 +334,13 @@ class RestApiProvider:
                               "COGNITO_USER_POOLS requires a valid authorizer.")
         if p.get("requestValidatorId") and p["requestValidatorId"] not in doc["requestValidators"]:
             raise bad_request("Invalid Request Validator identifier specified")
+        for model in (p.get("requestModels") or {}).values():
+            if model not in doc["models"] and model not in ("Empty", "Error"):
+                raise bad_request(f"Invalid model identifier specified: {model}")
+        names = [k.rsplit(".", 1)[-1] for k in p.get("requestParameters") or {}
+                 if k.startswith(("method.request.querystring.", "method.request.header.", "method.request.path."))]
+        if len(names) != len(set(names)):
+            raise bad_request("Parameter names must be unique across querystring, header and path")
         m = _clean({
             "httpMethod": method, "authorizationType": auth, "authorizerId": p.get("authorizerId"),
             "apiKeyRequired": bool(p.get("apiKeyRequired", False)), "requestValidatorId": p.get("requestValidatorId"),
@@ -315,8 +375,9 @@ class RestApiProvider:
     def put_method_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         m = self._method(doc, p["resourceId"], p["httpMethod"])
-        r = _clean({"statusCode": p["statusCode"], "responseParameters": p.get("responseParameters") or None,
-                    "responseModels": p.get("responseModels") or None})
+        # Maps the caller sent are answered even when empty; maps left out are left out (recorded by AWS).
+        r = _clean({"statusCode": p["statusCode"], "responseParameters": p.get("responseParameters"),
+                    "responseModels": p.get("responseModels")})
         m.setdefault("methodResponses", {})[p["statusCode"]] = r
         self._save(doc)
         return copy.deepcopy(r)
@@ -375,7 +436,7 @@ class RestApiProvider:
 
     def put_integration_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
-        integ = self._integration(doc, p["resourceId"], p["httpMethod"], _NO_INTEGRATION)
+        integ = self._integration(doc, p["resourceId"], p["httpMethod"])
         r = _clean({"statusCode": p["statusCode"], "selectionPattern": p.get("selectionPattern"),
                     "responseParameters": p.get("responseParameters"), "responseTemplates": p.get("responseTemplates"),
                     "contentHandling": p.get("contentHandling")})
@@ -385,7 +446,7 @@ class RestApiProvider:
 
     def get_integration_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
-        integ = self._integration(doc, p["resourceId"], p["httpMethod"], _NO_INTEGRATION)
+        integ = self._integration(doc, p["resourceId"], p["httpMethod"])
         r = integ.get("integrationResponses", {}).get(p["statusCode"])
         if r is None:
             raise not_found("Invalid Response status code specified")
@@ -423,7 +484,9 @@ class RestApiProvider:
         method = p["httpMethod"].upper()
         if method == "ANY":
             method = "GET"
-        return await self._test_invoke(doc, p["resourceId"], method, p.get("pathWithQueryString") or "/",
+        # Without a path, the resource's own path (variables unsubstituted) is what AWS runs and logs.
+        path = p.get("pathWithQueryString") or resource_path(doc["resources"], p["resourceId"])
+        return await self._test_invoke(doc, p["resourceId"], method, path,
                                        (p.get("body") or "").encode(), headers, p.get("stageVariables") or {})
 
     # -- Deployments and stages -------------------------------------------------------------------
@@ -574,8 +637,12 @@ class RestApiProvider:
 
     def create_model(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = self._api(ctx, p["restApiId"])
+        if not p.get("name"):
+            raise bad_request("Model name must be non-empty")
         if p["name"] in doc["models"]:
             raise conflict("Model name already exists for this REST API")
+        if p.get("schema") in (None, "", "{}"):
+            raise bad_request("Model schema must have at least 1 property or array items defined")
         if p.get("schema"):
             try:
                 json.loads(p["schema"])
@@ -626,6 +693,12 @@ class RestApiProvider:
 
     def delete_model(self, ctx: RequestContext, p: dict[str, Any]) -> None:
         doc = self._api(ctx, p["restApiId"])
+        for res in doc["resources"].values():
+            for verb, m in (res.get("resourceMethods") or {}).items():
+                if p["modelName"] in (m.get("requestModels") or {}).values():
+                    path = resource_path(doc["resources"], res["id"])
+                    raise conflict(f"Cannot delete model '{p['modelName']}', is referenced in method request: "
+                                   f"{path}/{verb}")
         if doc["models"].pop(p["modelName"], None) is None:
             raise not_found(f"Invalid model name specified: {p['modelName']}")
         self._save(doc)
@@ -673,32 +746,33 @@ class RestApiProvider:
 
     def put_gateway_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = self._api(ctx, p["restApiId"])
-        response = _clean({"responseType": p["responseType"], "statusCode": p.get("statusCode"),
+        rtype = p["responseType"]
+        response = _clean({"responseType": rtype, "statusCode": p.get("statusCode") or _DEFAULT_STATUS.get(rtype),
                            "responseParameters": p.get("responseParameters") or {},
-                           "responseTemplates": p.get("responseTemplates") or {}, "defaultResponse": False})
+                           "responseTemplates": p.get("responseTemplates") or dict(_DEFAULT_TEMPLATES),
+                           "defaultResponse": False})
         doc["gatewayResponses"][p["responseType"]] = response
         self._save(doc)
         return copy.deepcopy(response)
 
     def get_gateway_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = self._api(ctx, p["restApiId"])
-        found: Doc | None = doc["gatewayResponses"].get(p["responseType"])
-        if found is None:
-            return {"responseType": p["responseType"], "defaultResponse": True, "responseParameters": {},
-                    "responseTemplates": {"application/json": '{"message":$context.error.messageString}'},
-                    **({"statusCode": _DEFAULT_STATUS[p["responseType"]]}
-                       if p["responseType"] in _DEFAULT_STATUS else {})}
-        return copy.deepcopy(found)
+        return _gateway_response(doc, p["responseType"])
 
     def get_gateway_responses(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = self._api(ctx, p["restApiId"])
-        return {"items": copy.deepcopy(list(doc["gatewayResponses"].values()))}
+        types = sorted({*_DEFAULT_STATUS, "DEFAULT_4XX", "DEFAULT_5XX"})
+        return _page([_gateway_response(doc, rtype) for rtype in types], p)
 
     def update_gateway_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = self._api(ctx, p["restApiId"])
         found: Doc | None = doc["gatewayResponses"].get(p["responseType"])
-        if found is None:
-            raise not_found("Gateway response type not defined on api")
+        if found is None:  # updating a default response customizes it
+            found = doc["gatewayResponses"][p["responseType"]] = {**_gateway_response(doc, p["responseType"]),
+                                                                  "defaultResponse": False}
+        for op in p.get("patchOperations") or []:
+            if op.get("path") == "/statusCode" and op.get("op") != "replace":
+                raise bad_request("Invalid patch path /statusCode")
         apply_patch(found, p.get("patchOperations") or [], allowed=("/statusCode", "/responseParameters",
                                                                      "/responseTemplates"))
         self._save(doc)
@@ -708,6 +782,95 @@ class RestApiProvider:
         doc = self._api(ctx, p["restApiId"])
         if doc["gatewayResponses"].pop(p["responseType"], None) is None:
             raise not_found("Gateway response type not defined on api")
+        self._save(doc)
+
+    # -- Documentation parts and versions ---------------------------------------------------------
+
+    def create_documentation_part(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        location = _clean({k: p["location"].get(k) for k in ("type", "path", "method", "statusCode", "name")})
+        if location["type"] not in ("API", "MODEL", "AUTHORIZER") and "path" not in location:
+            location["path"] = "/"
+        part = {"id": new_id(6), "location": location, "properties": p["properties"]}
+        doc.setdefault("documentationParts", {})[part["id"]] = part
+        self._save(doc)
+        return copy.deepcopy(part)
+
+    def _doc_part(self, ctx: RequestContext, p: dict[str, Any]) -> tuple[Doc, Doc]:
+        missing = not_found("Invalid Documentation part identifier specified")
+        doc = self._api_or(ctx, p["restApiId"], missing)
+        part: Doc | None = doc.get("documentationParts", {}).get(p["documentationPartId"])
+        if part is None:
+            raise missing
+        return doc, part
+
+    def get_documentation_part(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return copy.deepcopy(self._doc_part(ctx, p)[1])
+
+    def get_documentation_parts(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        parts = [part for part in doc.get("documentationParts", {}).values()
+                 if (not p.get("type") or part["location"]["type"] == p["type"])
+                 and (not p.get("path") or part["location"].get("path") == p["path"])]
+        return _page(copy.deepcopy(parts), p)
+
+    def update_documentation_part(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc, part = self._doc_part(ctx, p)
+        for op in p.get("patchOperations") or []:
+            path = op.get("path")
+            if op.get("op") != "replace":
+                raise bad_request(f"Invalid patch path  '{path}' specified for op '{op.get('op')}'. "
+                                  "Please choose supported operations")
+            if path != "/properties":
+                raise bad_request(f"Invalid patch path  '{path}' specified for op 'replace'. "
+                                  "Must be one of: [/properties]")
+            part["properties"] = op.get("value")
+        self._save(doc)
+        return copy.deepcopy(part)
+
+    def delete_documentation_part(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        if doc.get("documentationParts", {}).pop(p["documentationPartId"], None) is None:
+            raise not_found("Invalid Documentation part identifier specified")
+        self._save(doc)
+
+    def create_documentation_version(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        versions = doc.setdefault("documentationVersions", {})
+        if p["documentationVersion"] in versions:
+            raise conflict(f"Documentation version {p['documentationVersion']} already exists")
+        if p.get("stageName"):
+            self._stage(doc, p["stageName"])["documentationVersion"] = p["documentationVersion"]
+        version = _clean({"version": p["documentationVersion"], "createdDate": time.time(),
+                          "description": p.get("description")})
+        versions[version["version"]] = version
+        self._save(doc)
+        return copy.deepcopy(version)
+
+    def _doc_version(self, doc: Doc, version: str) -> Doc:
+        found: Doc | None = doc.get("documentationVersions", {}).get(version)
+        if found is None:
+            raise not_found("Invalid Documentation version identifier specified")
+        return found
+
+    def get_documentation_version(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return copy.deepcopy(self._doc_version(self._api(ctx, p["restApiId"]), p["documentationVersion"]))
+
+    def get_documentation_versions(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        return _page(copy.deepcopy(list(doc.get("documentationVersions", {}).values())), p)
+
+    def update_documentation_version(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        version = self._doc_version(doc, p["documentationVersion"])
+        apply_patch(version, p.get("patchOperations") or [], allowed=("/description",))
+        self._save(doc)
+        return copy.deepcopy(version)
+
+    def delete_documentation_version(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        self._doc_version(doc, p["documentationVersion"])
+        del doc["documentationVersions"][p["documentationVersion"]]
         self._save(doc)
 
     # -- Tags -------------------------------------------------------------------------------------
@@ -898,6 +1061,46 @@ class RestApiProvider:
                 items.append({"id": kid, "type": "API_KEY", "value": key["value"], "name": key.get("name")})
         return {"items": items}
 
+    # -- VPC links (stored and reported; Hearth has no load balancers to reach through them) ----------
+
+    def create_vpc_link(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        if not p.get("name"):
+            raise bad_request("Name cannot be empty")
+        for arn in p.get("targetArns") or []:
+            if not re.match(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+", arn):
+                raise bad_request(f"Invalid ARN. ARN is not well formed {arn}")
+        acct = self._account(ctx)
+        link = _clean({"id": new_id(6), "name": p["name"], "description": p.get("description"),
+                       "targetArns": p.get("targetArns") or [], "status": "AVAILABLE", "tags": p.get("tags")})
+        acct.setdefault("vpcLinks", {})[link["id"]] = link
+        self._store.put(acct)
+        return copy.deepcopy(link)
+
+    def _vpc_link(self, acct: Doc, link_id: str) -> Doc:
+        link: Doc | None = acct.get("vpcLinks", {}).get(link_id)
+        if link is None:
+            raise not_found("Invalid Vpc Link identifier specified")
+        return link
+
+    def get_vpc_link(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return copy.deepcopy(self._vpc_link(self._account(ctx), p["vpcLinkId"]))
+
+    def get_vpc_links(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return _page(copy.deepcopy(list(self._account(ctx).get("vpcLinks", {}).values())), p)
+
+    def update_vpc_link(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        acct = self._account(ctx)
+        link = self._vpc_link(acct, p["vpcLinkId"])
+        apply_patch(link, p.get("patchOperations") or [], allowed=("/name", "/description"))
+        self._store.put(acct)
+        return copy.deepcopy(link)
+
+    def delete_vpc_link(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        acct = self._account(ctx)
+        self._vpc_link(acct, p["vpcLinkId"])
+        del acct["vpcLinks"][p["vpcLinkId"]]
+        self._store.put(acct)
+
     def delete_usage_plan_key(self, ctx: RequestContext, p: dict[str, Any]) -> None:
         acct = self._account(ctx)
         plan = self._plan(acct, p["usagePlanId"])
@@ -915,6 +1118,29 @@ _DEFAULT_STATUS = {
     "REQUEST_TOO_LARGE": "413", "RESOURCE_NOT_FOUND": "404", "THROTTLED": "429", "UNAUTHORIZED": "401",
     "UNSUPPORTED_MEDIA_TYPE": "415", "WAF_FILTERED": "403",
 }
+_DEFAULT_TEMPLATES = {"application/json": '{"message":$context.error.messageString}'}
+# Which default response a type falls back to (the rest are 4XX ones).
+_5XX_TYPES = frozenset({"API_CONFIGURATION_ERROR", "AUTHORIZER_CONFIGURATION_ERROR", "AUTHORIZER_FAILURE",
+                        "INTEGRATION_FAILURE", "INTEGRATION_TIMEOUT", "DEFAULT_5XX"})
+
+
+def _gateway_response(doc: Doc, rtype: str) -> Doc:
+    """A gateway response as AWS answers it: the customized one, else the default, which takes the
+    parameters and templates of a customized DEFAULT_4XX / DEFAULT_5XX."""
+    found: Doc | None = doc["gatewayResponses"].get(rtype)
+    if found is not None:
+        return copy.deepcopy(found)
+    out: Doc = {"responseType": rtype, "defaultResponse": True, "responseParameters": {},
+                "responseTemplates": dict(_DEFAULT_TEMPLATES)}
+    if rtype in _DEFAULT_STATUS:
+        out["statusCode"] = _DEFAULT_STATUS[rtype]
+    fallback = doc["gatewayResponses"].get("DEFAULT_5XX" if rtype in _5XX_TYPES else "DEFAULT_4XX")
+    if fallback is not None and rtype not in ("DEFAULT_4XX", "DEFAULT_5XX"):
+        out["responseParameters"] = copy.deepcopy(fallback.get("responseParameters") or {})
+        out["responseTemplates"] = copy.deepcopy(fallback.get("responseTemplates") or dict(_DEFAULT_TEMPLATES))
+    return out
+
+
 _STAGE_FIELDS = frozenset({"deploymentId", "description", "variables", "tracingEnabled", "accessLogSettings",
                            "cacheClusterEnabled", "cacheClusterSize", "clientCertificateId"})
 _STAGE_PATHS = (

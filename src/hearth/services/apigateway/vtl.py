@@ -115,6 +115,17 @@ def _rewrite_sets(template: str) -> str:
             pos = newline.end()
 
 
+class _Variables(dict[str, str]):
+    """Stage variables in a template: an undefined one renders as an empty string, as AWS renders it
+    (Velocity would print the reference's own text)."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+
 class TemplateError(Exception):
     """The template could not be parsed or rendered."""
 
@@ -239,7 +250,7 @@ def render(template: str, *, body: str, params: dict[str, dict[str, str]], conte
         compiled = airspeed.Template(_rewrite_sets(template))
         return str(compiled.merge({
             "input": _Input(body, params), "util": _Util(), "context": context,
-            "stageVariables": stage_variables,
+            "stageVariables": _Variables(stage_variables),
         }))
     except TemplateError:
         raise
