@@ -37,8 +37,8 @@ import base64, json
 def handler(event, context):
     q = event.get("queryStringParameters") or {}
     mode = q.get("mode")
-    if mode == "malformed":
-        return {"body": "no status"}
+    if mode == "malformed":  # a key AWS does not know: 502 (an object without statusCode is a 200)
+        return {"statusCode": 200, "wrongValue": "value"}
     if mode == "notjson":
         return "plain string"
     if mode == "error":

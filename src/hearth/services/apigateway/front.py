@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import re
 import time
 import uuid
@@ -252,6 +253,12 @@ class ApiFront:
     async def _rest(self, doc: Doc, req: proxy.ApiRequest) -> HttpAnswer:
         stage_name, _, rest = req.path.lstrip("/").partition("/")
         stage = doc["stages"].get(stage_name)
+        canary = (stage or {}).get("canarySettings")
+        if stage is not None and canary and random.random() * 100 < float(canary.get("percentTraffic") or 0):
+            # This request goes to the canary: its deployment, the stage's variables with its overrides.
+            stage = {**stage, "deploymentId": canary["deploymentId"],
+                     "variables": {**(stage.get("variables") or {}), **(canary.get("stageVariableOverrides") or {})}}
+            req.is_canary = True
         snap = doc["deployments"].get(stage["deploymentId"], {}).get("_snapshot") if stage else None
         if stage is None or snap is None:
             return _json(403, MISSING_TOKEN, [("x-amzn-ErrorType", "MissingAuthenticationTokenException")])
@@ -353,8 +360,12 @@ class ApiFront:
             if result.function_error:
                 return _json(502, REST_INTERNAL), "DEFAULT_5XX"
             try:
-                return proxy.map_v1(result.payload, binary_media_types=snap.get("binaryMediaTypes") or [],
-                                    accept=req.header("accept")), None
+                answer = proxy.map_v1(result.payload, binary_media_types=snap.get("binaryMediaTypes") or [],
+                                      accept=req.header("accept"))
+                if req.trace_id:  # a REST API answers a Lambda proxy request with the trace it ran under
+                    answer = HttpAnswer(answer.status, [*answer.headers, ("X-Amzn-Trace-Id", req.trace_id)],
+                                        answer.body)
+                return answer, None
             except BadResponse:
                 return _json(502, REST_INTERNAL), "DEFAULT_5XX"
         if kind == "HTTP_PROXY":
@@ -663,9 +674,11 @@ class ApiFront:
             return _json(500, internal)
         # A client's X-Amzn-Trace-Id is continued into the function, as API Gateway passes it on.
         incoming = next((v for k, v in req.headers if k.lower() == "x-amzn-trace-id"), None) if req else None
+        trace_id = lineage.next_hop(incoming, fv.function_arn, active=fv.tracing_mode == "Active")
+        if req is not None:
+            req.trace_id = trace_id
         task = asyncio.create_task(self._invoker.invoke(InvokeRequest(
-            fv, json.dumps(event).encode(), request_id=request_id,
-            trace_id=lineage.next_hop(incoming, fv.function_arn, active=fv.tracing_mode == "Active"))))
+            fv, json.dumps(event).encode(), request_id=request_id, trace_id=trace_id)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         started = time.monotonic()

@@ -120,7 +120,7 @@ def _integration(ext: dict[str, Any], resource_id: str) -> Doc:
     integ: Doc = {"type": kind, "passthroughBehavior": str(ext.get("passthroughBehavior", "WHEN_NO_MATCH")).upper(),
                   "timeoutInMillis": int(ext.get("timeoutInMillis", 29000)), "cacheNamespace": resource_id,
                   "cacheKeyParameters": list(ext.get("cacheKeyParameters") or [])}
-    if kind != "MOCK":
+    if kind in ("HTTP", "HTTP_PROXY"):  # AWS names the connection of HTTP integrations only
         integ["connectionType"] = "INTERNET"
     for key in ("uri", "credentials", "contentHandling", "connectionType", "connectionId"):
         if ext.get(key) is not None:
@@ -207,8 +207,11 @@ def import_rest(doc: Doc, spec: dict[str, Any], *, mode: str) -> list[str]:
         elif scheme.get("x-amazon-apigateway-authtype") == "awsSigv4":
             auth_by_name[name] = {"id": "", "type": "AWS_IAM", "name": name}
     for name, schema in _schemas(spec).items():
-        doc["models"][name] = {"id": new_id(6), "name": name, "contentType": "application/json",
-                               "schema": json.dumps(_model_refs(schema, doc["id"]))}
+        model = {"id": new_id(6), "name": name, "contentType": "application/json",
+                 "schema": json.dumps(_model_refs(schema, doc["id"]))}
+        if isinstance(schema, dict) and isinstance(schema.get("description"), str):
+            model["description"] = schema["description"]  # AWS takes the definition's description
+        doc["models"][name] = model
     validators_by_name: dict[str, str] = {}
     vspec = spec.get("x-amazon-apigateway-request-validators")
     if isinstance(vspec, dict):
@@ -260,6 +263,9 @@ def import_rest(doc: Doc, spec: dict[str, Any], *, mode: str) -> list[str]:
                             m["authorizationType"] = "COGNITO_USER_POOLS" if auth["type"] == "COGNITO_USER_POOLS" \
                                 else "CUSTOM"
                             m["authorizerId"] = auth["id"]
+                            scopes = requirement[sname]
+                            if auth["type"] == "COGNITO_USER_POOLS" and isinstance(scopes, list) and scopes:
+                                m["authorizationScopes"] = [str(x) for x in scopes]
                     else:
                         warnings.append(f"Unknown security scheme {sname} at path '{path}' ({method})")
             validator = op.get("x-amazon-apigateway-request-validator", default_validator)

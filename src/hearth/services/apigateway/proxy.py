@@ -48,6 +48,8 @@ class ApiRequest:
     resource_path: str = ""  # REST: the matched resource's path; HTTP: the route key
     integration_s: float | None = None  # time spent in the integration, once it ran
     stage_variables: dict[str, str] = field(default_factory=dict)
+    is_canary: bool = False  # served by the stage's canary deployment
+    trace_id: str = ""  # the X-Amzn-Trace-Id the integration's function ran under
 
     def header(self, name: str) -> str | None:
         lower = name.lower()

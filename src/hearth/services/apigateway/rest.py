@@ -239,8 +239,8 @@ class RestApiProvider:
         return out
 
     def put_rest_api(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        spec = openapi.load(p.get("body") or b"")  # AWS reads the definition before it looks up the API
         doc = self._api(ctx, p["restApiId"])
-        spec = openapi.load(p.get("body") or b"")
         work = copy.deepcopy(doc)
         warnings = openapi.import_rest(work, spec, mode=p.get("mode") or "merge")
         if warnings and p.get("failOnWarnings"):
@@ -495,11 +495,24 @@ class RestApiProvider:
         doc = self._api(ctx, p["restApiId"])
         if not any(r.get("resourceMethods") for r in doc["resources"].values()):
             raise bad_request("The REST API doesn't contain any methods")
+        canary = p.get("canarySettings")
+        stage_name = p.get("stageName")
+        if canary is not None:  # a canary release of an existing stage
+            if not stage_name:
+                shown = "" if stage_name == "" else "null"
+                raise bad_request("Invalid deployment content specified.Non null and non empty stageName must be "
+                                  f"provided for canary deployment. Provided value is {shown}")
+            if stage_name not in doc["stages"]:
+                raise bad_request(f"Invalid deployment content specified.Stage {stage_name} must already be created "
+                                  "before making a canary release deployment")
         dep_id = new_id(6)
         dep = _clean({"id": dep_id, "description": p.get("description"), "createdDate": time.time()})
         doc["deployments"][dep_id] = {**dep, "_snapshot": snapshot(doc)}
-        stage_name = p.get("stageName")
-        if stage_name:
+        if canary is not None and stage_name:
+            stage = doc["stages"][stage_name]
+            stage["canarySettings"] = _canary(dep_id, canary)
+            stage["lastUpdatedDate"] = time.time()
+        elif stage_name:
             stage = doc["stages"].get(stage_name)
             if stage is None:
                 doc["stages"][stage_name] = new_stage(stage_name, dep_id, p.get("stageDescription"),
@@ -554,6 +567,11 @@ class RestApiProvider:
             stage["documentationVersion"] = p["documentationVersion"]
         if p.get("tags"):
             stage["tags"] = p["tags"]
+        canary = p.get("canarySettings")
+        if canary is not None:
+            if canary.get("deploymentId") and canary["deploymentId"] not in doc["deployments"]:
+                raise bad_request("Deployment id does not exist")
+            stage["canarySettings"] = _canary(canary.get("deploymentId") or p["deploymentId"], canary)
         doc["stages"][p["stageName"]] = stage
         self._save(doc)
         return copy.deepcopy(stage)
@@ -574,10 +592,15 @@ class RestApiProvider:
         return {"item": copy.deepcopy(sorted(stages, key=lambda s: s["createdDate"]))}
 
     def update_stage(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = copy.deepcopy(self._api(ctx, p["restApiId"]))  # a refused patch leaves the API as it was
         stage = self._stage(doc, p["stageName"])
+        plain = []
         for op in p.get("patchOperations") or []:
             path = op.get("path") or ""
+            if path.startswith("/canarySettings") or op.get("op") == "copy":
+                _canary_patch(doc, stage, op)
+                continue
+            plain.append(op)
             if path == "/deploymentId" and op.get("value") not in doc["deployments"]:
                 raise bad_request("Deployment id does not exist")
             top = path.split("/")[1] if path.count("/") else ""
@@ -585,8 +608,7 @@ class RestApiProvider:
                            "cacheClusterEnabled", "cacheClusterSize", "clientCertificateId", "*") \
                     and not path.startswith("/~1"):
                 raise bad_request(_STAGE_PATHS.format(path=path))
-        apply_patch(stage, [op for op in p.get("patchOperations") or []
-                            if (op.get("path") or "").split("/")[1] in _STAGE_FIELDS], allowed=None)
+        apply_patch(stage, [op for op in plain if (op.get("path") or "").split("/")[1] in _STAGE_FIELDS], allowed=None)
         stage["lastUpdatedDate"] = time.time()
         self._save(doc)
         return copy.deepcopy(stage)
@@ -1168,6 +1190,68 @@ def new_stage(name: str, deployment_id: str, description: str | None, variables:
                    "lastUpdatedDate": now})
 
 
+def _canary(deployment_id: str, given: dict[str, Any]) -> Doc:
+    return _clean({"deploymentId": deployment_id, "percentTraffic": float(given.get("percentTraffic") or 0.0),
+                   "stageVariableOverrides": given.get("stageVariableOverrides") or None,
+                   "useStageCache": bool(given.get("useStageCache", False))})
+
+
+_CANARY_FIELDS = ("deploymentId", "percentTraffic", "stageVariableOverrides", "useStageCache")
+
+
+def _canary_patch(doc: Doc, stage: Doc, op: dict[str, Any]) -> None:
+    """One UpdateStage operation on a stage's canary: its settings, or a promotion (`copy` of the canary's
+    deployment or variable overrides onto the stage), with AWS's texts."""
+    kind, path, value = op.get("op"), op.get("path") or "", op.get("value")
+    if kind == "copy":
+        pair = (path, op.get("from"))
+        if pair not in (("/deploymentId", "/canarySettings/deploymentId"),
+                        ("/variables", "/canarySettings/stageVariableOverrides")):
+            raise bad_request(f"Invalid copy operation with path: {path} and from {op.get('from')}. Valid copy:path "
+                              "are [/deploymentId, /variables] and valid copy:from are [/canarySettings/deploymentId, "
+                              "/canarySettings/stageVariableOverrides]")
+        canary = stage.get("canarySettings")
+        if canary is None:
+            raise bad_request("Promotion not available. Canary does not exist.")
+        if path == "/deploymentId":
+            stage["deploymentId"] = canary["deploymentId"]
+        else:
+            stage["variables"] = {**(stage.get("variables") or {}), **(canary.get("stageVariableOverrides") or {})}
+        return
+    parts = path.split("/")[2:]
+    field = parts[0] if parts else ""
+    canary = stage.get("canarySettings")
+    if kind == "remove":
+        if not parts:
+            stage.pop("canarySettings", None)
+            return
+        holder = (canary or {}).get(field) if field == "stageVariableOverrides" and len(parts) > 1 else canary
+        key = parts[-1]
+        if not isinstance(holder, dict) or key not in holder:
+            raise bad_request(f"Cannot remove method setting {path.lstrip('/')} because there is no method setting "
+                              "for this method ")
+        del holder[key]
+        if canary is not None and not canary.get("stageVariableOverrides"):
+            canary.pop("stageVariableOverrides", None)
+        return
+    if field not in _CANARY_FIELDS or (field == "stageVariableOverrides") != (len(parts) == 2) or len(parts) > 2:
+        raise bad_request(_STAGE_PATHS.format(path=path))
+    if kind != "replace":
+        raise bad_request(f"Invalid {kind} operation with path: {path}")
+    if field == "deploymentId" and value not in doc["deployments"]:
+        raise bad_request("Deployment id does not exist")
+    if canary is None:
+        canary = stage["canarySettings"] = _canary(stage["deploymentId"], {})
+    if field == "stageVariableOverrides":
+        canary.setdefault("stageVariableOverrides", {})[parts[1]] = value
+    elif field == "percentTraffic":
+        canary["percentTraffic"] = float(value or 0)
+    elif field == "useStageCache":
+        canary["useStageCache"] = str(value).lower() == "true"
+    else:
+        canary["deploymentId"] = value
+
+
 def new_authorizer(p: dict[str, Any]) -> Doc:
     return _clean({"id": new_id(6), "name": p.get("name"), "type": p.get("type"),
                    "providerARNs": p.get("providerARNs"), "authType": p.get("authType"),
@@ -1197,7 +1281,7 @@ def build_integration(p: dict[str, Any], resource_id: str) -> Doc:
         raise bad_request("Invalid HTTP endpoint specified for URI")
     integ = _clean({
         "type": kind, "httpMethod": method, "uri": uri,
-        "connectionType": p.get("connectionType") or (None if kind == "MOCK" else "INTERNET"),
+        "connectionType": p.get("connectionType") or ("INTERNET" if kind in ("HTTP", "HTTP_PROXY") else None),
         "connectionId": p.get("connectionId"), "credentials": p.get("credentials"),
         "requestParameters": p.get("requestParameters") or None, "requestTemplates": p.get("requestTemplates") or None,
         "passthroughBehavior": p.get("passthroughBehavior") or "WHEN_NO_MATCH",

@@ -37,6 +37,16 @@ for _kind, _methods in _EXTRA.items():
         airspeed.__additional_methods__.setdefault(_kind, {})[_name] = _fn
 
 
+def _quiet_parse(self: Any, _parse: Any = airspeed.FormalReference.parse) -> None:
+    _parse(self)
+    self.silent = True
+
+
+# API Gateway renders a reference whose value is null (an undefined variable, a missing JSON path, a
+# method returning null) as an empty string, where plain Velocity prints the reference's own text: every
+# reference is quiet (`$!x`). airspeed serves only API Gateway's templates in Hearth.
+airspeed.FormalReference.parse = _quiet_parse
+
 _SET_START = re.compile(r"#set\(\s*\$(\{?)([A-Za-z_][\w]*)")
 _NAME_SEGMENT = re.compile(r"\.([A-Za-z_][\w-]*)")
 
@@ -113,17 +123,6 @@ def _rewrite_sets(template: str) -> str:
         newline = re.compile(r"[ \t]*\n").match(template, pos)
         if newline is not None and not template[template.rfind("\n", 0, m.start()) + 1:m.start()].strip():
             pos = newline.end()
-
-
-class _Variables(dict[str, str]):
-    """Stage variables in a template: an undefined one renders as an empty string, as AWS renders it
-    (Velocity would print the reference's own text)."""
-
-    def __missing__(self, key: str) -> str:
-        return ""
-
-    def __contains__(self, key: object) -> bool:
-        return True
 
 
 class TemplateError(Exception):
@@ -250,7 +249,7 @@ def render(template: str, *, body: str, params: dict[str, dict[str, str]], conte
         compiled = airspeed.Template(_rewrite_sets(template))
         return str(compiled.merge({
             "input": _Input(body, params), "util": _Util(), "context": context,
-            "stageVariables": _Variables(stage_variables),
+            "stageVariables": stage_variables,
         }))
     except TemplateError:
         raise
