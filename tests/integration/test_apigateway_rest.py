@@ -690,3 +690,42 @@ def test_control_plane_parts_as_aws_answers_them(server: HearthServer) -> None:
     assert [k["id"] for k in first["items"] + rest["items"]] == keys[::-1] and "position" not in rest
     key = apigw.update_api_key(apiKey=keys[0], patchOperations=[{"op": "replace", "path": "/name", "value": "n"}])
     assert key["tags"] == {} and "value" not in key
+
+
+def test_canary_release(server: HearthServer) -> None:
+    """A canary deployment on a stage: settings as AWS reports them, all traffic to the canary at 100 %
+    (with its variable overrides), promotion by `copy`, AWS's texts for invalid canary requests."""
+    apigw = server.client("apigateway")
+    api = apigw.create_rest_api(name=f"canary-{uuid.uuid4().hex[:6]}")
+    api_id, root = api["id"], api["rootResourceId"]
+    apigw.put_method(restApiId=api_id, resourceId=root, httpMethod="GET", authorizationType="NONE")
+    apigw.put_integration(restApiId=api_id, resourceId=root, httpMethod="GET", type="MOCK",
+                          requestTemplates={"application/json": '{"statusCode": 200}'})
+    apigw.put_method_response(restApiId=api_id, resourceId=root, httpMethod="GET", statusCode="200")
+    apigw.put_integration_response(restApiId=api_id, resourceId=root, httpMethod="GET", statusCode="200",
+                                   responseTemplates={"application/json": '{"v": "$stageVariables.v", '
+                                                                          '"canary": "$context.isCanaryRequest"}'})
+    apigw.create_deployment(restApiId=api_id, stageName="dev", variables={"v": "main"})
+    with pytest.raises(ClientError) as err:
+        apigw.create_deployment(restApiId=api_id, canarySettings={"percentTraffic": 50})
+    assert err.value.response["Error"]["Message"] == (
+        "Invalid deployment content specified.Non null and non empty stageName must be provided for canary "
+        "deployment. Provided value is null")
+    canary = apigw.create_deployment(restApiId=api_id, stageName="dev", canarySettings={
+        "percentTraffic": 100, "stageVariableOverrides": {"v": "canary"}})
+    stage = apigw.get_stage(restApiId=api_id, stageName="dev")
+    assert stage["canarySettings"] == {"deploymentId": canary["id"], "percentTraffic": 100.0,
+                                       "stageVariableOverrides": {"v": "canary"}, "useStageCache": False}
+    assert stage["deploymentId"] != canary["id"]
+    status, _, body, _ = call(server, api_id, "GET", "/dev/")
+    assert (status, json.loads(body)) == (200, {"v": "canary", "canary": "true"})
+    with pytest.raises(ClientError) as err:
+        apigw.update_stage(restApiId=api_id, stageName="dev", patchOperations=[
+            {"op": "add", "path": "/canarySettings/deploymentId", "value": canary["id"]}])
+    assert err.value.response["Error"]["Message"] == "Invalid add operation with path: /canarySettings/deploymentId"
+    promoted = apigw.update_stage(restApiId=api_id, stageName="dev", patchOperations=[
+        {"op": "copy", "path": "/deploymentId", "from": "/canarySettings/deploymentId"},
+        {"op": "remove", "path": "/canarySettings"}])
+    assert promoted["deploymentId"] == canary["id"] and "canarySettings" not in promoted
+    status, _, body, _ = call(server, api_id, "GET", "/dev/")
+    assert (status, json.loads(body)) == (200, {"v": "main", "canary": "false"})

@@ -284,12 +284,12 @@ def test_http_integrations_reach_localhost_names() -> None:
 
 def test_models_reference_each_other_by_url() -> None:
     from hearth.services.apigateway import mapped
-    spec = {"openapi": "3.0.1", "info": {"title": "t", "version": "2.1"}, "paths": {},
+    spec: dict[str, Any] = {"openapi": "3.0.1", "info": {"title": "t", "version": "2.1"}, "paths": {},
             "components": {"schemas": {
                 "House": {"type": "object", "required": ["rooms"]},
                 "Person": {"type": "object", "properties": {"house": {"$ref": "#/components/schemas/House"}}}}}}
-    doc = {"id": "abcdefghij", "rootResourceId": "r", "resources": {"r": {"id": "r"}}, "authorizers": {},
-           "models": {}, "requestValidators": {}, "gatewayResponses": {}}
+    doc: dict[str, Any] = {"id": "abcdefghij", "rootResourceId": "r", "resources": {"r": {"id": "r"}},
+                           "authorizers": {}, "models": {}, "requestValidators": {}, "gatewayResponses": {}}
     openapi.import_rest(doc, spec, mode="overwrite")
     assert doc["version"] == "2.1"
     person = json.loads(doc["models"]["Person"]["schema"])
@@ -298,3 +298,10 @@ def test_models_reference_each_other_by_url() -> None:
     import jsonschema
     validator = jsonschema.Draft4Validator(person, registry=mapped._models_registry(doc, "abcdefghij"))
     assert validator.is_valid({"house": {"rooms": 3}}) and not validator.is_valid({"house": {}})
+
+
+def test_null_references_render_empty() -> None:
+    # AWS renders a reference without a value as nothing (Velocity itself would print its text).
+    out = vtl.render('{"a": "$nope", "b": "$input.path(\'$.missing\')", "c": "$context.identity.get(\'k\')"}',
+                     body="{}", params={}, context={"identity": {}}, stage_variables={})
+    assert json.loads(out) == {"a": "", "b": "", "c": ""}

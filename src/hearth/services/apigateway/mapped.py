@@ -66,7 +66,7 @@ def context(req: proxy.ApiRequest, resource_path: str, resource_id: str, deploym
         "identity": proxy.identity(req, identity_extra), "path": req.stage_path, "protocol": "HTTP/1.1",
         "requestId": req.request_id, "requestTime": aws_time(req.epoch_ms), "requestTimeEpoch": req.epoch_ms,
         "resourceId": resource_id, "resourcePath": resource_path, "stage": req.stage,
-        "isCanaryRequest": req.is_canary,
+        "isCanaryRequest": vtl.boolean(req.is_canary),
         # What templates may set: the request template overrides what the integration receives, either
         # template the method response's status and headers (applied after response mapping).
         "requestOverride": {"header": {}, "path": {}, "querystring": {}},

@@ -170,6 +170,11 @@ class _JavaBool(int):
     __repr__ = __str__
 
 
+def boolean(value: bool) -> Any:
+    """A boolean for a template's variables: rendered `true` / `false` as in Java."""
+    return _JavaBool(value)
+
+
 def _java(value: Any) -> Any:
     if isinstance(value, bool):
         return _JavaBool(value)
