@@ -268,7 +268,7 @@ def test_vtl_overrides_bracketed_and_hyphenated_sets() -> None:
 def test_binary_media_type_patches_name_items() -> None:
     doc: dict[str, Any] = {}
     apply_patch(doc, [{"op": "add", "path": "/binaryMediaTypes/image~1png"},
-                      {"op": "add", "path": "/binaryMediaTypes/-", "value": "image/jpeg"}], allowed=None)
+                      {"op": "add", "path": "/binaryMediaTypes/image~1jpeg"}], allowed=None)
     assert doc["binaryMediaTypes"] == ["image/png", "image/jpeg"]
     apply_patch(doc, [{"op": "replace", "path": "/binaryMediaTypes/image~1png", "value": "image/gif"}],
                 allowed=None)

@@ -13,6 +13,7 @@ Account-level objects (API keys, usage plans) live in one document per account a
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -166,7 +167,8 @@ class RestApiProvider:
             "_id": api_id, "_kind": REST, "_account": ctx.principal.account_id, "_region": ctx.region,
             "id": api_id, "name": p.get("name"), "description": p.get("description"),
             "createdDate": time.time(), "version": p.get("version"),
-            "binaryMediaTypes": p.get("binaryMediaTypes"), "minimumCompressionSize": p.get("minimumCompressionSize"),
+            "binaryMediaTypes": p.get("binaryMediaTypes") or None,
+            "minimumCompressionSize": p.get("minimumCompressionSize"),
             "apiKeySource": p.get("apiKeySource") or "HEADER", "endpointConfiguration": endpoint,
             "policy": p.get("policy"), "tags": p.get("tags") or None,
             "disableExecuteApiEndpoint": bool(p.get("disableExecuteApiEndpoint", False)),
@@ -220,6 +222,7 @@ class RestApiProvider:
         ops = [op for op in p.get("patchOperations") or []
                if not (op.get("path") == "/minimumCompressionSize" and op.get("value") in (None, ""))
                and not (op.get("path") or "").startswith("/endpointConfiguration/types/")]
+        doc.setdefault("tags", {})  # UpdateRestApi answers the (possibly empty) tags
         apply_patch(doc, ops, allowed=(
             "/name", "/description", "/binaryMediaTypes", "/apiKeySource", "/disableExecuteApiEndpoint",
             "/policy", "/minimumCompressionSize", "/version", "/endpointConfiguration"))
@@ -356,11 +359,26 @@ class RestApiProvider:
         return copy.deepcopy(self._method(doc, p["resourceId"], p["httpMethod"]))
 
     def update_method(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
+        doc = copy.deepcopy(self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified")))
         m = self._method(doc, p["resourceId"], p["httpMethod"])
-        apply_patch(m, p.get("patchOperations") or [], allowed=(
-            "/authorizationType", "/authorizerId", "/apiKeyRequired", "/requestValidatorId", "/operationName",
-            "/requestParameters", "/requestModels", "/authorizationScopes"))
+        ops = p.get("patchOperations") or []
+        for op in ops:
+            path = op.get("path") or ""
+            top = path.split("/")[1] if path.count("/") else ""
+            maps = top in ("requestParameters", "requestModels", "authorizationScopes")
+            if top not in ("authorizationType", "authorizerId", "apiKeyRequired", "requestValidatorId",
+                           "operationName", "requestParameters", "requestModels", "authorizationScopes") \
+                    or (maps and top != "authorizationScopes" and path.count("/") != 2):
+                raise bad_request(f"Invalid patch path {path}")
+            if not maps and op.get("op") != "replace":
+                raise bad_request("Invalid patch operation specified. Must be one of: [replace]")
+        apply_patch(m, ops, allowed=None)
+        if m.get("authorizationType") in ("CUSTOM", "COGNITO_USER_POOLS") and m.get("authorizerId") \
+                not in doc["authorizers"]:
+            raise bad_request("Invalid authorizer ID specified. Setting the authorization type to CUSTOM or "
+                              "COGNITO_USER_POOLS requires a valid authorizer.")
+        if m.get("requestValidatorId") and m["requestValidatorId"] not in doc["requestValidators"]:
+            raise bad_request("Invalid Request Validator identifier specified")
         _booleans(m.get("requestParameters"))
         _drop_empty(m, ("requestParameters", "requestModels"))
         self._save(doc)
@@ -671,14 +689,14 @@ class RestApiProvider:
             except ValueError:
                 raise bad_request("Invalid model specified: Validation Result: warnings : [], errors : "
                                   "[Invalid model schema specified]") from None
-        model = _clean({"id": new_id(6), "name": p["name"], "description": p.get("description"),
+        model = _clean({"id": new_id(6), "name": p["name"], "description": p.get("description") or None,
                         "schema": p.get("schema"), "contentType": p["contentType"]})
         doc["models"][p["name"]] = model
         self._save(doc)
         return copy.deepcopy(model)
 
     def get_model(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found(f"Invalid model name specified: {p['modelName']}"))
         model: Doc | None = doc["models"].get(p["modelName"])
         if model is None:
             raise not_found(f"Invalid model name specified: {p['modelName']}")
@@ -688,7 +706,7 @@ class RestApiProvider:
         return {"items": copy.deepcopy(list(self._api(ctx, p["restApiId"])["models"].values()))}
 
     def update_model(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found(f"Invalid model name specified: {p['modelName']}"))
         model: Doc | None = doc["models"].get(p["modelName"])
         if model is None:
             raise not_found(f"Invalid model name specified: {p['modelName']}")
@@ -714,7 +732,7 @@ class RestApiProvider:
         return copy.deepcopy(model)
 
     def delete_model(self, ctx: RequestContext, p: dict[str, Any]) -> None:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found(f"Invalid model name specified: {p['modelName']}"))
         for res in doc["resources"].values():
             for verb, m in (res.get("resourceMethods") or {}).items():
                 if p["modelName"] in (m.get("requestModels") or {}).values():
@@ -752,11 +770,17 @@ class RestApiProvider:
         doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Request Validator identifier specified"))
         validator = self._validator(doc, p["requestValidatorId"])
         for op in p.get("patchOperations") or []:
-            if op.get("op") != "replace" or op.get("path") not in ("/name", "/validateRequestParameters",
-                                                                   "/validateRequestBody"):
+            if op.get("op") != "replace":
                 raise bad_request(f"Invalid patch path  '{op.get('path')}' specified for op '{op.get('op')}'. "
+                                  "Please choose supported operations")
+            if op.get("path") not in ("/name", "/validateRequestParameters", "/validateRequestBody"):
+                raise bad_request(f"Invalid patch path  '{op.get('path')}' specified for op 'replace'. "
                                   "Must be one of: [/name, /validateRequestParameters, /validateRequestBody]")
+            if op.get("path") == "/name" and not (op.get("value") or "").strip():
+                raise bad_request("Request Validator name cannot be blank")
         apply_patch(validator, p.get("patchOperations") or [], allowed=None)
+        for flag in ("validateRequestBody", "validateRequestParameters"):  # no value turns it off
+            validator[flag] = bool(validator.get(flag))
         self._save(doc)
         return copy.deepcopy(validator)
 
@@ -1075,13 +1099,12 @@ class RestApiProvider:
 
     def get_usage_plan_keys(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         acct = self._account(ctx)
-        plan = self._plan(acct, p["usagePlanId"])
-        items = []
-        for kid in plan.get("_keys", {}):
-            key = acct["apiKeys"].get(kid)
-            if key is not None:
-                items.append({"id": kid, "type": "API_KEY", "value": key["value"], "name": key.get("name")})
-        return {"items": items}
+        plan: Doc = acct["usagePlans"].get(p["usagePlanId"]) or {}  # AWS lists an unknown plan's keys as none
+        keys = [acct["apiKeys"][kid] for kid in plan.get("_keys", {}) if kid in acct["apiKeys"]]
+        keys.sort(key=lambda k: (-k["createdDate"], k["id"]))  # newest first, as AWS lists them
+        items = [_clean({"id": k["id"], "type": "API_KEY", "value": k["value"], "name": k.get("name")})
+                 for k in keys if not p.get("nameQuery") or (k.get("name") or "").startswith(p["nameQuery"])]
+        return _page(items, p)
 
     # -- VPC links (stored and reported; Hearth has no load balancers to reach through them) ----------
 
@@ -1159,6 +1182,8 @@ def _gateway_response(doc: Doc, rtype: str) -> Doc:
     fallback = doc["gatewayResponses"].get("DEFAULT_5XX" if rtype in _5XX_TYPES else "DEFAULT_4XX")
     if fallback is not None and rtype not in ("DEFAULT_4XX", "DEFAULT_5XX"):
         out["responseParameters"] = copy.deepcopy(fallback.get("responseParameters") or {})
+        if fallback.get("statusCode"):
+            out["statusCode"] = fallback["statusCode"]
         out["responseTemplates"] = copy.deepcopy(fallback.get("responseTemplates") or dict(_DEFAULT_TEMPLATES))
     return out
 
@@ -1274,7 +1299,8 @@ def build_integration(p: dict[str, Any], resource_id: str) -> Doc:
         service_part = uri.split(":")[5] if uri.count(":") >= 5 else ""
         if not (service_part.startswith("path/") or service_part.startswith("action/")):
             raise bad_request("AWS ARN for integration must contain path or action")
-        if kind == "AWS_PROXY" and ":lambda:path" not in uri and ":firehose:" not in uri:
+        if kind == "AWS_PROXY" and not re.search(r":lambda:path/\d{4}-\d{2}-\d{2}/functions/.+/invocations$", uri) \
+                and ":firehose:action/" not in uri:
             raise bad_request("Integrations of type 'AWS_PROXY' currently only supports Lambda function and "
                               "Firehose stream invocations.")
     if kind in ("HTTP", "HTTP_PROXY") and (not uri or not re.match(r"^https?://", uri)):
@@ -1305,11 +1331,17 @@ def _page(items: list[Doc], p: dict[str, Any]) -> Doc:
     """One page of a list operation: `limit` items from `position` (the next item's id)."""
     start = 0
     if p.get("position"):
-        start = next((i for i, item in enumerate(items) if item.get("id") == p["position"]), len(items))
+        try:
+            after = base64.urlsafe_b64decode(str(p["position"]).encode()).decode()
+        except (ValueError, UnicodeDecodeError):
+            after = ""
+        start = next((i for i, item in enumerate(items) if item.get("id") == after), len(items))
     limit = p.get("limit") or 500
+    if limit < 1:
+        limit = 500
     out: Doc = {"items": items[start:start + limit]}
-    if start + limit < len(items):
-        out["position"] = items[start + limit]["id"]
+    if start + limit < len(items):  # an opaque token naming the next item
+        out["position"] = base64.urlsafe_b64encode(str(items[start + limit]["id"]).encode()).decode()
     return out
 
 
