@@ -15,6 +15,7 @@ _LOGS = "tests/aws/services/logs"
 _KINESIS = "tests/aws/services/kinesis/test_kinesis.py"
 _SNS = "tests/aws/services/sns/test_sns.py"
 _EVENTS = "tests/aws/services/events"
+_APIGW = "tests/aws/services/apigateway"
 
 TESTS: dict[str, tuple[str, ...]] = {
     "lambda": tuple(f"{_LAMBDA_API}::{test}" for test in (
@@ -105,6 +106,19 @@ TESTS: dict[str, tuple[str, ...]] = {
         "test_events_tags.py::tests_tag_untag_resource[event_bus-event_bus_custom]",
         "test_events.py::TestEventBus::test_put_permission_non_existing_event_bus",
         "test_archive_and_replay.py::TestArchive::test_describe_archive_error_unknown_archive",
+    )),
+    # API Gateway (conformance round of 2026-12-06): control plane and MOCK invocations, well under a second each.
+    "apigateway": tuple(f"{_APIGW}/{test}" for test in (
+        "test_apigateway_api.py::TestApiGatewayApiResource::test_resource_lifecycle",
+        "test_apigateway_api.py::TestApiGatewayApiMethod::test_put_method_validation",
+        "test_apigateway_api.py::TestApiGatewayApiDocumentationPart::test_documentation_part_lifecycle",
+        "test_apigateway_api.py::TestApiGatewayGatewayResponse::test_gateway_response_crud",
+        "test_apigateway_api.py::TestApigatewayIntegrationResponse::test_lifecycle_integration_response",
+        "test_apigateway_api.py::TestApigatewayMethodResponse::test_lifecycle_method_response",
+        "test_apigateway_canary.py::TestStageCrudCanary::test_create_canary_deployment_by_stage_update",
+        "test_apigateway_basic.py::TestIntegrations::test_mock_integration_response[WHEN_NO_MATCH-UrlType.PATH_BASED-GET]",
+        "test_apigateway_integrations.py::test_integration_mock_with_response_override_in_request_template[True]",
+        "test_apigateway_extended.py::TestApigatewayApiKeysCrud::test_update_api_key_immutable_field",
     )),
 }
 

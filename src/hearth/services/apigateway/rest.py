@@ -412,6 +412,13 @@ class RestApiProvider:
         r = self._method(doc, p["resourceId"], p["httpMethod"]).get("methodResponses", {}).get(p["statusCode"])
         if r is None:
             raise not_found("Invalid Response status code specified")
+        for op in p.get("patchOperations") or []:
+            parts = (op.get("path") or "").split("/")
+            if len(parts) == 3 and parts[1] in ("responseParameters", "responseModels") \
+                    and op.get("op") in ("replace", "remove") \
+                    and parts[2].replace("~1", "/").replace("~0", "~") not in (r.get(parts[1]) or {}):
+                raise not_found("Invalid parameter name specified" if parts[1] == "responseParameters"
+                                else "Content-Type specified was not found")
         apply_patch(r, p.get("patchOperations") or [], allowed=("/responseParameters", "/responseModels"))
         _booleans(r.get("responseParameters"))
         _drop_empty(r, ("responseParameters", "responseModels"))
@@ -618,6 +625,8 @@ class RestApiProvider:
             if path.startswith("/canarySettings") or op.get("op") == "copy":
                 _canary_patch(doc, stage, op)
                 continue
+            if path.startswith("/accessLogSettings"):
+                _check_access_log_patch(stage, op)
             plain.append(op)
             if path == "/deploymentId" and op.get("value") not in doc["deployments"]:
                 raise bad_request("Deployment id does not exist")
@@ -1213,6 +1222,25 @@ def new_stage(name: str, deployment_id: str, description: str | None, variables:
                    "cacheClusterEnabled": False, "cacheClusterStatus": "NOT_AVAILABLE", "methodSettings": {},
                    "variables": variables or None, "tracingEnabled": bool(tracing), "createdDate": now,
                    "lastUpdatedDate": now})
+
+
+_ACCESS_LOG_PATHS = ("/accessLogSettings/destinationArn", "/accessLogSettings/format")
+
+
+def _check_access_log_patch(stage: Doc, op: dict[str, Any]) -> None:
+    """AWS's rules for UpdateStage on access logging: only its two fields, never empty, removable when set."""
+    path = op.get("path") or ""
+    if op.get("op") == "remove":
+        field = path[len("/accessLogSettings/"):]
+        if path != "/accessLogSettings" and field not in (stage.get("accessLogSettings") or {}):
+            raise bad_request(f"Cannot remove method setting accessLogSettings/{field} because there is no method "
+                              "setting for this method ")
+        return
+    if path not in _ACCESS_LOG_PATHS:
+        raise bad_request("Invalid accessLogSettings path. Must be one of : [/accessLogSettings/destinationArn, "
+                          "/accessLogSettings/format]")
+    if not op.get("value"):
+        raise bad_request("Access Log value must not be empty")
 
 
 def _canary(deployment_id: str, given: dict[str, Any]) -> Doc:
