@@ -210,6 +210,10 @@ def test_response_mapping_and_errors(server: HearthServer, proxy_api: str) -> No
     assert status == 201 and body == b"ok"
     assert [v for k, v in raw if k.lower() == "x-multi"] == ["m1", "m2", "solo"]
     assert headers["x-single"] == "one" and headers["content-type"] == "application/json"
+    # The trace the function ran under comes back (a caller's Root and Parent kept).
+    trace = "Root=1-3152b799-8954dae64eda91bc9a23a7e8;Parent=7fa8c0f79203be72;Sampled=1"
+    _, headers, _, _ = call(server, proxy_api, "GET", "/dev/x?mode=multi", headers={"X-Amzn-Trace-Id": trace})
+    assert headers["x-amzn-trace-id"].startswith(trace + ";")
     for mode in ("malformed", "notjson", "error"):
         status, _, body, _ = call(server, proxy_api, "GET", f"/dev/x?mode={mode}")
         assert (status, json.loads(body)) == (502, {"message": "Internal server error"}), mode

@@ -305,3 +305,9 @@ def test_null_references_render_empty() -> None:
     out = vtl.render('{"a": "$nope", "b": "$input.path(\'$.missing\')", "c": "$context.identity.get(\'k\')"}',
                      body="{}", params={}, context={"identity": {}}, stage_variables={})
     assert json.loads(out) == {"a": "", "b": "", "c": ""}
+
+
+def test_velocity_string_literals_keep_backslashes() -> None:
+    # LocalStack's EventBridge test (validated on AWS): `replaceAll("\'","'")` parses and runs as in Java.
+    template = '"$util.escapeJavaScript($text).replaceAll("\\\'","\'")"'
+    assert vtl.render(template, body="", params={}, context={}, stage_variables={}) == '""'

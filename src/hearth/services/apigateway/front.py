@@ -19,6 +19,7 @@ import json
 import logging
 import random
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -171,6 +172,9 @@ class ApiFront:
             if doc["_kind"] == "REST":
                 answer = await self._rest(doc, req)
                 base.append(("x-amz-apigw-id", request_id[:16]))
+                if req.trace_id and not any(k.lower() == "x-amzn-trace-id" for k, _ in answer.headers):
+                    # A REST API answers a request its integration ran (Lambda, AWS service) with the trace.
+                    base.append(("X-Amzn-Trace-Id", req.trace_id))
             else:
                 answer = await self._http(doc, req, folded)
         except Exception:
@@ -360,12 +364,8 @@ class ApiFront:
             if result.function_error:
                 return _json(502, REST_INTERNAL), "DEFAULT_5XX"
             try:
-                answer = proxy.map_v1(result.payload, binary_media_types=snap.get("binaryMediaTypes") or [],
-                                      accept=req.header("accept"))
-                if req.trace_id:  # a REST API answers a Lambda proxy request with the trace it ran under
-                    answer = HttpAnswer(answer.status, [*answer.headers, ("X-Amzn-Trace-Id", req.trace_id)],
-                                        answer.body)
-                return answer, None
+                return proxy.map_v1(result.payload, binary_media_types=snap.get("binaryMediaTypes") or [],
+                                    accept=req.header("accept")), None
             except BadResponse:
                 return _json(502, REST_INTERNAL), "DEFAULT_5XX"
         if kind == "HTTP_PROXY":
@@ -499,6 +499,10 @@ class ApiFront:
                                         self._credentials(req.account))
             if call is None:
                 return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"  # a service Hearth does not serve
+            trace = lineage.TraceHeader.parse(req.header("x-amzn-trace-id"))  # continued, or a new one
+            req.trace_id = lineage.TraceHeader(root=trace.root or lineage.new_root(),
+                                               parent=trace.parent or secrets.token_hex(8),
+                                               sampled=trace.sampled or "0", extra=trace.extra).render()
             try:
                 got = await self._forward(req, call.method, call.url, call.headers, call.body, timeout)
             except TimeoutError:

@@ -32,6 +32,10 @@ _EXTRA: dict[type, dict[str, Any]] = {
            # Java's Map.put: used as `$map.put(k, v)` and by the `#set` rewriting below; renders nothing.
            "put": lambda self, key, value: self.__setitem__(key, value)},
 }
+_EXTRA[str] = {
+    # Java's String.replaceAll(regex, replacement): the replacement taken literally (no group references).
+    "replaceAll": lambda self, pattern, replacement: re.sub(pattern, lambda _m: str(replacement), self),
+}
 for _kind, _methods in _EXTRA.items():
     for _name, _fn in _methods.items():
         airspeed.__additional_methods__.setdefault(_kind, {})[_name] = _fn
@@ -41,6 +45,10 @@ def _quiet_parse(self: Any, _parse: Any = airspeed.FormalReference.parse) -> Non
     _parse(self)
     self.silent = True
 
+
+# In a Velocity string literal a backslash is an ordinary character ("\'" is two characters); airspeed's
+# double-quoted literal refuses backslashes before anything but its own escapes.
+airspeed.InterpolatedStringLiteral.STRING = re.compile(r'"((?:\\.|[^"\\])*)"', re.S)
 
 # API Gateway renders a reference whose value is null (an undefined variable, a missing JSON path, a
 # method returning null) as an empty string, where plain Velocity prints the reference's own text: every
@@ -222,6 +230,8 @@ class _Input:
 class _Util:
     @staticmethod
     def escapeJavaScript(text: Any) -> str:
+        if text is None:  # a null argument (an undefined variable) escapes to nothing
+            return ""
         return json.dumps(str(text))[1:-1].replace("'", "\\'")
 
     @staticmethod
