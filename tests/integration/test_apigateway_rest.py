@@ -37,8 +37,8 @@ import base64, json
 def handler(event, context):
     q = event.get("queryStringParameters") or {}
     mode = q.get("mode")
-    if mode == "malformed":
-        return {"body": "no status"}
+    if mode == "malformed":  # a key AWS does not know: 502 (an object without statusCode is a 200)
+        return {"statusCode": 200, "wrongValue": "value"}
     if mode == "notjson":
         return "plain string"
     if mode == "error":
@@ -210,6 +210,10 @@ def test_response_mapping_and_errors(server: HearthServer, proxy_api: str) -> No
     assert status == 201 and body == b"ok"
     assert [v for k, v in raw if k.lower() == "x-multi"] == ["m1", "m2", "solo"]
     assert headers["x-single"] == "one" and headers["content-type"] == "application/json"
+    # The trace the function ran under comes back (a caller's Root and Parent kept).
+    trace = "Root=1-3152b799-8954dae64eda91bc9a23a7e8;Parent=7fa8c0f79203be72;Sampled=1"
+    _, headers, _, _ = call(server, proxy_api, "GET", "/dev/x?mode=multi", headers={"X-Amzn-Trace-Id": trace})
+    assert headers["x-amzn-trace-id"].startswith(trace + ";")
     for mode in ("malformed", "notjson", "error"):
         status, _, body, _ = call(server, proxy_api, "GET", f"/dev/x?mode={mode}")
         assert (status, json.loads(body)) == (502, {"message": "Internal server error"}), mode
@@ -630,3 +634,102 @@ def test_stage_serves_its_deployment_not_the_live_api(server: HearthServer, prox
     assert json.loads(call(server, proxy_api, "GET", "/dev/late")[2])["resource"] == "/{proxy+}"
     apigw.create_deployment(restApiId=proxy_api, stageName="dev")
     assert json.loads(call(server, proxy_api, "GET", "/dev/late")[2])["resource"] == "/late"
+
+
+def test_control_plane_parts_as_aws_answers_them(server: HearthServer) -> None:
+    """Texts and shapes recorded by AWS (LocalStack's validated snapshots): an unknown API's parts, update
+    operations of responses, models and deployments, documentation parts, API key pages, gateway
+    responses listed with their defaults, and the framework's validation text for API Gateway."""
+    apigw = server.client("apigateway")
+
+    def error(call: Any, **kwargs: Any) -> dict[str, str]:
+        with pytest.raises(ClientError) as err:
+            call(**kwargs)
+        return dict(err.value.response["Error"])
+
+    assert error(apigw.get_integration, restApiId="nope", resourceId="r", httpMethod="GET")["Message"] == (
+        "Invalid Resource identifier specified")
+    assert error(apigw.create_request_validator, restApiId="nope", name="v") == {
+        "Code": "BadRequestException", "Message": "Invalid REST API identifier specified"}
+    assert error(apigw.create_rest_api, name="x", minimumCompressionSize=-1)["Message"] == (
+        "Invalid minimum compression size, must be between 0 and 10485760")
+    assert error(apigw.put_integration, restApiId="nope", resourceId="r", httpMethod="GET", type="HTTPS_PROXY") == {
+        "Code": "ValidationException", "Message": "1 validation error detected: Value 'HTTPS_PROXY' at "
+        "'putIntegrationInput.type' failed to satisfy constraint: Member must satisfy enum value set: "
+        "[HTTP, MOCK, AWS_PROXY, HTTP_PROXY, AWS]"}
+    api = apigw.create_rest_api(name=f"parts-{uuid.uuid4().hex[:6]}")
+    api_id, root = api["id"], api["rootResourceId"]
+    apigw.put_method(restApiId=api_id, resourceId=root, httpMethod="GET", authorizationType="NONE")
+    response = apigw.put_method_response(restApiId=api_id, resourceId=root, httpMethod="GET", statusCode="200")
+    assert "responseModels" not in response and "responseParameters" not in response
+    response = apigw.update_method_response(restApiId=api_id, resourceId=root, httpMethod="GET", statusCode="200",
+                                            patchOperations=[{"op": "add", "value": "true",
+                                                              "path": "/responseParameters/method.response.header.a"}])
+    assert response["responseParameters"] == {"method.response.header.a": True}
+    integration = apigw.put_integration(restApiId=api_id, resourceId=root, httpMethod="GET", type="MOCK")
+    assert integration["cacheNamespace"] == root and "connectionType" not in integration
+    apigw.put_integration_response(restApiId=api_id, resourceId=root, httpMethod="GET", statusCode="200")
+    updated = apigw.update_integration_response(
+        restApiId=api_id, resourceId=root, httpMethod="GET", statusCode="200",
+        patchOperations=[{"op": "replace", "path": "/selectionPattern", "value": "updated"}])
+    assert updated["selectionPattern"] == "updated"
+    apigw.create_model(restApiId=api_id, name="M", contentType="application/json", schema='{"type": "object"}')
+    assert apigw.update_model(restApiId=api_id, modelName="M", patchOperations=[
+        {"op": "replace", "path": "/schema", "value": '{"title": "new", "type": "object"}'}])["schema"] == (
+        '{"title": "new", "type": "object"}')
+    deployment = apigw.create_deployment(restApiId=api_id)
+    assert apigw.update_deployment(restApiId=api_id, deploymentId=deployment["id"], patchOperations=[
+        {"op": "replace", "path": "/description", "value": "d"}])["description"] == "d"
+    part = apigw.create_documentation_part(restApiId=api_id, location={"type": "API"}, properties='{"a": 1}')
+    assert apigw.get_documentation_parts(restApiId=api_id)["items"] == [
+        {"id": part["id"], "location": {"type": "API"}, "properties": '{"a": 1}'}]
+    apigw.delete_documentation_part(restApiId=api_id, documentationPartId=part["id"])
+    assert error(apigw.get_documentation_part, restApiId=api_id, documentationPartId=part["id"])["Message"] == (
+        "Invalid Documentation part identifier specified")
+    responses = apigw.get_gateway_responses(restApiId=api_id)["items"]
+    assert len(responses) == 21 and all(r["defaultResponse"] for r in responses)
+    keys = [apigw.create_api_key(name=f"k-{api_id}-{i}")["id"] for i in range(2)]
+    first = apigw.get_api_keys(nameQuery=f"k-{api_id}", limit=1)
+    rest = apigw.get_api_keys(nameQuery=f"k-{api_id}", limit=1, position=first["position"])
+    assert [k["id"] for k in first["items"] + rest["items"]] == keys[::-1] and "position" not in rest
+    key = apigw.update_api_key(apiKey=keys[0], patchOperations=[{"op": "replace", "path": "/name", "value": "n"}])
+    assert key["tags"] == {} and "value" not in key
+
+
+def test_canary_release(server: HearthServer) -> None:
+    """A canary deployment on a stage: settings as AWS reports them, all traffic to the canary at 100 %
+    (with its variable overrides), promotion by `copy`, AWS's texts for invalid canary requests."""
+    apigw = server.client("apigateway")
+    api = apigw.create_rest_api(name=f"canary-{uuid.uuid4().hex[:6]}")
+    api_id, root = api["id"], api["rootResourceId"]
+    apigw.put_method(restApiId=api_id, resourceId=root, httpMethod="GET", authorizationType="NONE")
+    apigw.put_integration(restApiId=api_id, resourceId=root, httpMethod="GET", type="MOCK",
+                          requestTemplates={"application/json": '{"statusCode": 200}'})
+    apigw.put_method_response(restApiId=api_id, resourceId=root, httpMethod="GET", statusCode="200")
+    apigw.put_integration_response(restApiId=api_id, resourceId=root, httpMethod="GET", statusCode="200",
+                                   responseTemplates={"application/json": '{"v": "$stageVariables.v", '
+                                                                          '"canary": "$context.isCanaryRequest"}'})
+    apigw.create_deployment(restApiId=api_id, stageName="dev", variables={"v": "main"})
+    with pytest.raises(ClientError) as err:
+        apigw.create_deployment(restApiId=api_id, canarySettings={"percentTraffic": 50})
+    assert err.value.response["Error"]["Message"] == (
+        "Invalid deployment content specified.Non null and non empty stageName must be provided for canary "
+        "deployment. Provided value is null")
+    canary = apigw.create_deployment(restApiId=api_id, stageName="dev", canarySettings={
+        "percentTraffic": 100, "stageVariableOverrides": {"v": "canary"}})
+    stage = apigw.get_stage(restApiId=api_id, stageName="dev")
+    assert stage["canarySettings"] == {"deploymentId": canary["id"], "percentTraffic": 100.0,
+                                       "stageVariableOverrides": {"v": "canary"}, "useStageCache": False}
+    assert stage["deploymentId"] != canary["id"]
+    status, _, body, _ = call(server, api_id, "GET", "/dev/")
+    assert (status, json.loads(body)) == (200, {"v": "canary", "canary": "true"})
+    with pytest.raises(ClientError) as err:
+        apigw.update_stage(restApiId=api_id, stageName="dev", patchOperations=[
+            {"op": "add", "path": "/canarySettings/deploymentId", "value": canary["id"]}])
+    assert err.value.response["Error"]["Message"] == "Invalid add operation with path: /canarySettings/deploymentId"
+    promoted = apigw.update_stage(restApiId=api_id, stageName="dev", patchOperations=[
+        {"op": "copy", "path": "/deploymentId", "from": "/canarySettings/deploymentId"},
+        {"op": "remove", "path": "/canarySettings"}])
+    assert promoted["deploymentId"] == canary["id"] and "canarySettings" not in promoted
+    status, _, body, _ = call(server, api_id, "GET", "/dev/")
+    assert (status, json.loads(body)) == (200, {"v": "main", "canary": "false"})

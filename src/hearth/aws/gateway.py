@@ -402,6 +402,8 @@ def _as_service_validation_error(api: ServiceApi, operation: str, err: Validatio
     operations answer ValidationException like every other json service (recorded by AWS)."""
     if api.name == "logs" and "Delivery" not in operation:
         return AwsError("InvalidParameterException", err.message, err.status)
+    if api.name == "apigateway":
+        return _apigateway_validation_error(api, operation, err)
     if api.protocol == "query" and api.query_compatible:
         return query_compat.missing_parameter(err.message) or err
     if api.name == "sns":
@@ -419,6 +421,25 @@ def _as_service_validation_error(api: ServiceApi, operation: str, err: Validatio
                                                 "for required parameter", err.status)
         return AwsError("ValidationError", err.message, err.status)
     return err
+
+
+def _apigateway_validation_error(api: ServiceApi, operation: str, err: ValidationError) -> AwsError:
+    """API Gateway names a body member by the operation's input (`putIntegrationInput.type`), a URI
+    member by itself (`statusCode`), and leaves "Member must not be null" out of a list member's
+    constraints (all recorded by AWS)."""
+    op = api.operation(operation)
+    members = op.input_shape.members if op is not None and op.input_shape is not None else {}
+    in_body = {name[:1].lower() + name[1:] for name, shape in members.items()
+               if not shape.serialization.get("location")}
+    prefix = operation[:1].lower() + operation[1:] + "Input."
+
+    def path(m: re.Match[str]) -> str:
+        first = m.group(1).split(".", 1)[0]
+        return f" at '{prefix if first in in_body else ''}{m.group(1)}' "
+
+    message = re.sub(r" at '([^']+)' (?=failed to satisfy)", path, err.message)
+    message = message.replace("], Member must not be null]", "]]")
+    return AwsError(err.code, message, err.status)
 
 
 _MISSING_TOP_LEVEL = re.compile(r"^1 validation error detected: Value null at '(\w+)' failed to satisfy constraint: "

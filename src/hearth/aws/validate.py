@@ -76,6 +76,18 @@ _AWS_ENUM_ORDER: dict[frozenset[str], tuple[str, ...]] = {
         ("PublishedVersions", "None"),
         ("w3c", "raw", "json", "plain", "parquet"),  # CloudWatch Logs' delivery outputFormat
         ("HEAD", "POST", "PATCH", "DELETE", "PUT", "GET", "OPTIONS"),  # EventBridge API destinations' HttpMethod
+        # API Gateway (recorded in LocalStack's AWS-validated snapshots)
+        ("HTTP", "MOCK", "AWS_PROXY", "HTTP_PROXY", "AWS"),
+        ("PRIVATE", "EDGE", "REGIONAL"),
+        ("ipv4", "dualstack"),
+        ("add", "remove", "move", "test", "replace", "copy"),
+        ("RESPONSE_BODY", "RESPONSE", "METHOD", "MODEL", "AUTHORIZER", "RESPONSE_HEADER", "RESOURCE",
+         "PATH_PARAMETER", "REQUEST_BODY", "QUERY_PARAMETER", "API", "REQUEST_HEADER"),
+        ("REQUEST_TOO_LARGE", "RESOURCE_NOT_FOUND", "AUTHORIZER_CONFIGURATION_ERROR", "MISSING_AUTHENTICATION_TOKEN",
+         "BAD_REQUEST_BODY", "INVALID_SIGNATURE", "INVALID_API_KEY", "BAD_REQUEST_PARAMETERS", "AUTHORIZER_FAILURE",
+         "UNAUTHORIZED", "INTEGRATION_TIMEOUT", "ACCESS_DENIED", "DEFAULT_4XX", "DEFAULT_5XX", "WAF_FILTERED",
+         "QUOTA_EXCEEDED", "THROTTLED", "API_CONFIGURATION_ERROR", "UNSUPPORTED_MEDIA_TYPE", "INTEGRATION_FAILURE",
+         "EXPIRED_TOKEN"),
     )
 }
 

@@ -19,6 +19,7 @@ _DYNAMODB = "tests/aws/services/dynamodb/test_dynamodb.py"
 _IAM = "tests/aws/services/iam/test_iam.py"
 _CFN = "tests/aws/services/cloudformation/api"
 _SSM = "tests/aws/services/ssm/test_ssm.py"
+_APIGW = "tests/aws/services/apigateway"
 
 TESTS: dict[str, tuple[str, ...]] = {
     "lambda": tuple(f"{_LAMBDA_API}::{test}" for test in (
@@ -161,6 +162,19 @@ TESTS: dict[str, tuple[str, ...]] = {
         "test_describe_parameters",
         "test_get_parameter_by_arn",
         "test_parameters_with_path",
+    )),
+    # API Gateway (conformance round of 2026-12-06): control plane and MOCK invocations, well under a second each.
+    "apigateway": tuple(f"{_APIGW}/{test}" for test in (
+        "test_apigateway_api.py::TestApiGatewayApiResource::test_resource_lifecycle",
+        "test_apigateway_api.py::TestApiGatewayApiMethod::test_put_method_validation",
+        "test_apigateway_api.py::TestApiGatewayApiDocumentationPart::test_documentation_part_lifecycle",
+        "test_apigateway_api.py::TestApiGatewayGatewayResponse::test_gateway_response_crud",
+        "test_apigateway_api.py::TestApigatewayIntegrationResponse::test_lifecycle_integration_response",
+        "test_apigateway_api.py::TestApigatewayMethodResponse::test_lifecycle_method_response",
+        "test_apigateway_canary.py::TestStageCrudCanary::test_create_canary_deployment_by_stage_update",
+        "test_apigateway_basic.py::TestIntegrations::test_mock_integration_response[WHEN_NO_MATCH-UrlType.PATH_BASED-GET]",
+        "test_apigateway_integrations.py::test_integration_mock_with_response_override_in_request_template[True]",
+        "test_apigateway_extended.py::TestApigatewayApiKeysCrud::test_update_api_key_immutable_field",
     )),
 }
 

@@ -104,8 +104,12 @@ def test_payload_1_0_response_mapping() -> None:
                           binary_media_types=[], accept=None)
     assert (answer.status, answer.body) == (201, b"x")
     assert answer.headers == [("a", "0"), ("a", "1"), ("flag", "true"), ("Content-Type", "application/json")]
-    for bad in ({}, {"statusCode": "abc"}, {"statusCode": 200, "body": {"a": 1}},
-                {"statusCode": 200, "multiValueHeaders": {"a": "b"}}, "text", [1]):
+    # AWS (recorded by LocalStack's validated tests): an object without a statusCode is a 200, an unknown key a 502.
+    empty = proxy.map_v1(b"{}", binary_media_types=[], accept=None)
+    assert (empty.status, empty.body) == (200, b"")
+    for bad in ({"statusCode": 200, "wrongValue": "value"}, {"statusCode": "abc"},
+                {"statusCode": 200, "body": {"a": 1}}, {"statusCode": 200, "multiValueHeaders": {"a": "b"}},
+                "text", [1]):
         with pytest.raises(BadResponse):
             proxy.map_v1(json.dumps(bad).encode(), binary_media_types=[], accept=None)
     png = proxy.map_v1(json.dumps({"statusCode": 200, "body": "AAE=", "isBase64Encoded": True}).encode(),
@@ -228,3 +232,82 @@ def test_openapi_import_http_api() -> None:
     assert authorizers[0]["JwtConfiguration"] == {"Audience": ["a"], "Issuer": "https://issuer"}
     kinds = {i["IntegrationType"]: i for i in integrations}
     assert kinds["AWS_PROXY"]["PayloadFormatVersion"] == "1.0" and kinds["HTTP_PROXY"]["IntegrationMethod"] == "GET"
+
+
+def test_localstack_path_forms_are_api_requests() -> None:
+    def scope(path: str) -> dict[str, Any]:
+        return {"headers": [(b"host", b"localhost:4566")], "raw_path": path.encode(), "path": path}
+
+    assert match(scope("/restapis/abcdefghij/dev/_user_request_/pets/1")) == ("abcdefghij", None, "/dev/pets/1")
+    assert match(scope("/restapis/abcdefghij/dev/_user_request_/")) == ("abcdefghij", None, "/dev/")
+    assert match(scope("/_aws/execute-api/abcdefghij/dev/pets")) == ("abcdefghij", None, "/dev/pets")
+    assert match(scope("/restapis/abcdefghij/resources")) is None  # the control plane's own path
+
+
+def test_vtl_overrides_bracketed_and_hyphenated_sets() -> None:
+    ctx: dict[str, Any] = {"requestOverride": {"header": {}, "querystring": {}, "path": {}},
+                           "responseOverride": {"header": {}}}
+    template = (
+        '#set($name = "foo")\n'
+        '#set($context.requestOverride.querystring[$name] = "bar")\n'
+        '#set($context["requestOverride"].querystring["nested"] = "x")\n'
+        '#set($context.requestOverride.header.X-Amz-Target = "AWSEvents.PutEvents")\n'
+        '#set($context.responseOverride.status = 444)\n'
+        '{"missing": "$stageVariables.nope", "set": "$stageVariables.here"}')
+    out = vtl.render(template, body="", params={}, context=ctx, stage_variables={"here": "yes"})
+    assert json.loads(out) == {"missing": "", "set": "yes"}
+    assert ctx["requestOverride"]["querystring"] == {"foo": "bar", "nested": "x"}
+    assert ctx["requestOverride"]["header"] == {"X-Amz-Target": "AWSEvents.PutEvents"}
+    from hearth.services.apigateway import mapped
+    from hearth.urls.response import HttpAnswer
+    answer = mapped.override(HttpAnswer(200, [("Content-Type", "application/json")], b"{}"),
+                             {"responseOverride": {"status": 444, "header": {"foo": "bar"}}})
+    assert answer.status == 444 and ("foo", "bar") in answer.headers
+
+
+def test_binary_media_type_patches_name_items() -> None:
+    doc: dict[str, Any] = {}
+    apply_patch(doc, [{"op": "add", "path": "/binaryMediaTypes/image~1png"},
+                      {"op": "add", "path": "/binaryMediaTypes/image~1jpeg"}], allowed=None)
+    assert doc["binaryMediaTypes"] == ["image/png", "image/jpeg"]
+    apply_patch(doc, [{"op": "replace", "path": "/binaryMediaTypes/image~1png", "value": "image/gif"}],
+                allowed=None)
+    assert doc["binaryMediaTypes"] == ["image/jpeg", "image/gif"]
+
+
+def test_http_integrations_reach_localhost_names() -> None:
+    from hearth.services.apigateway.httpfwd import loopback
+    assert loopback("http://abc.lambda-url.us-east-1.localhost:4566/x?y=1") == (
+        "http://127.0.0.1:4566/x?y=1", "abc.lambda-url.us-east-1.localhost:4566")
+    assert loopback("https://example.com/x") == ("https://example.com/x", None)
+
+
+def test_models_reference_each_other_by_url() -> None:
+    from hearth.services.apigateway import mapped
+    spec: dict[str, Any] = {"openapi": "3.0.1", "info": {"title": "t", "version": "2.1"}, "paths": {},
+            "components": {"schemas": {
+                "House": {"type": "object", "required": ["rooms"]},
+                "Person": {"type": "object", "properties": {"house": {"$ref": "#/components/schemas/House"}}}}}}
+    doc: dict[str, Any] = {"id": "abcdefghij", "rootResourceId": "r", "resources": {"r": {"id": "r"}},
+                           "authorizers": {}, "models": {}, "requestValidators": {}, "gatewayResponses": {}}
+    openapi.import_rest(doc, spec, mode="overwrite")
+    assert doc["version"] == "2.1"
+    person = json.loads(doc["models"]["Person"]["schema"])
+    assert person["properties"]["house"]["$ref"] == (
+        "https://apigateway.amazonaws.com/restapis/abcdefghij/models/House")
+    import jsonschema
+    validator = jsonschema.Draft4Validator(person, registry=mapped._models_registry(doc, "abcdefghij"))
+    assert validator.is_valid({"house": {"rooms": 3}}) and not validator.is_valid({"house": {}})
+
+
+def test_null_references_render_empty() -> None:
+    # AWS renders a reference without a value as nothing (Velocity itself would print its text).
+    out = vtl.render('{"a": "$nope", "b": "$input.path(\'$.missing\')", "c": "$context.identity.get(\'k\')"}',
+                     body="{}", params={}, context={"identity": {}}, stage_variables={})
+    assert json.loads(out) == {"a": "", "b": "", "c": ""}
+
+
+def test_velocity_string_literals_keep_backslashes() -> None:
+    # LocalStack's EventBridge test (validated on AWS): `replaceAll("\'","'")` parses and runs as in Java.
+    template = '"$util.escapeJavaScript($text).replaceAll("\\\'","\'")"'
+    assert vtl.render(template, body="", params={}, context={}, stage_variables={}) == '""'

@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -54,6 +56,8 @@ PATH_PREFIX = "/_hearth/api/"
 _HOST_RX = re.compile(
     r"^([a-z0-9]{10})\.execute-api\.(?:localhost|([a-z0-9-]+)\.amazonaws\.com)\.?(?::\d+)?$")
 _LAMBDA_ARN_RX = re.compile(r"(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[^/]+?)(?:/invocations)?$")
+_AWS_PREFIX = "/_aws/execute-api/"
+_USER_REQUEST_RX = re.compile(r"^/restapis/([A-Za-z0-9]+)/([^/]+)/_user_request_/?(.*)$")
 _STAGE_VAR_RX = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_.:-]+)\}")
 
 MISSING_TOKEN = b'{"message":"Missing Authentication Token"}'
@@ -74,7 +78,19 @@ class FunctionAccess(Protocol):
 
 def match(scope: Scope) -> tuple[str, str | None, str] | None:
     """(api-id, region or None, raw path after the api) when the request is for an API."""
-    return host_or_path_target(scope, _HOST_RX, PATH_PREFIX)
+    found = host_or_path_target(scope, _HOST_RX, PATH_PREFIX)
+    if found is None:
+        # The path forms LocalStack's clients use: `/restapis/<api-id>/<stage>/_user_request_/<path>`
+        # (no control-plane operation has a `_user_request_` segment) and `/_aws/execute-api/<api-id>/…`.
+        raw = scope.get("raw_path")
+        path = raw.decode("latin-1").partition("?")[0] if raw else scope.get("path", "/")
+        m = _USER_REQUEST_RX.match(path)
+        if m is not None:
+            return m.group(1), None, f"/{m.group(2)}/{m.group(3)}"
+        if path.startswith(_AWS_PREFIX):
+            target, _, rest = path[len(_AWS_PREFIX):].partition("/")
+            return target, None, "/" + rest
+    return found
 
 
 def lambda_arn(uri: str, stage_vars: dict[str, str]) -> str | None:
@@ -156,6 +172,9 @@ class ApiFront:
             if doc["_kind"] == "REST":
                 answer = await self._rest(doc, req)
                 base.append(("x-amz-apigw-id", request_id[:16]))
+                if req.trace_id and not any(k.lower() == "x-amzn-trace-id" for k, _ in answer.headers):
+                    # A REST API answers a request its integration ran (Lambda, AWS service) with the trace.
+                    base.append(("X-Amzn-Trace-Id", req.trace_id))
             else:
                 answer = await self._http(doc, req, folded)
         except Exception:
@@ -238,6 +257,12 @@ class ApiFront:
     async def _rest(self, doc: Doc, req: proxy.ApiRequest) -> HttpAnswer:
         stage_name, _, rest = req.path.lstrip("/").partition("/")
         stage = doc["stages"].get(stage_name)
+        canary = (stage or {}).get("canarySettings")
+        if stage is not None and canary and random.random() * 100 < float(canary.get("percentTraffic") or 0):
+            # This request goes to the canary: its deployment, the stage's variables with its overrides.
+            stage = {**stage, "deploymentId": canary["deploymentId"],
+                     "variables": {**(stage.get("variables") or {}), **(canary.get("stageVariableOverrides") or {})}}
+            req.is_canary = True
         snap = doc["deployments"].get(stage["deploymentId"], {}).get("_snapshot") if stage else None
         if stage is None or snap is None:
             return _json(403, MISSING_TOKEN, [("x-amzn-ErrorType", "MissingAuthenticationTokenException")])
@@ -421,13 +446,21 @@ class ApiFront:
             single[k] = v
             multi.setdefault(k, []).append(v)
         now = time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(self._clock()))
+        def java_map(items: Any) -> str:  # how AWS's (Java) log prints a map: {a=b, c=d}
+            return "{" + ", ".join(f"{k}={v}" for k, v in items) + "}"
+
+        queries = [(k, ",".join(v)) for k, v in proxy.query_lists(query).items()]
         log_text = "\n".join([
             f"Execution log for request {request_id}",
             f"{now} : Starting execution for request: {request_id}",
             f"{now} : HTTP Method: {req.method}, Resource Path: {path}",
-            f"{now} : Method request path: {req.path_parameters}",
+            f"{now} : Method request path: {java_map(req.path_parameters.items())}",
+            f"{now} : Method request query string: {java_map(queries)}",
+            f"{now} : Method request headers: {java_map(headers)}",
             f"{now} : Method request body before transformations: {body.decode('utf-8', 'replace')}",
             f"{now} : Method response body after transformations: {answer.body.decode('utf-8', 'replace')}",
+            f"{now} : Method response headers: {java_map(answer.headers)}",
+            f"{now} : Successfully completed execution",
             f"{now} : Method completed with status: {answer.status}", ""])
         return {"status": answer.status, "body": answer.body.decode("utf-8", "replace"), "headers": single,
                 "multiValueHeaders": multi, "log": log_text, "latency": latency}
@@ -462,10 +495,14 @@ class ApiFront:
             call = None
             if self._credentials is not None:
                 call = awsservice.build(mapped.substitute(integ.get("uri", ""), req), integ.get("httpMethod") or "POST",
-                                        payload, mapped.integration_headers(integ, req), self._endpoint_url,
+                                        payload, mapped.integration_headers(integ, req, context), self._endpoint_url,
                                         self._credentials(req.account))
             if call is None:
                 return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"  # a service Hearth does not serve
+            trace = lineage.TraceHeader.parse(req.header("x-amzn-trace-id"))  # continued, or a new one
+            req.trace_id = lineage.TraceHeader(root=trace.root or lineage.new_root(),
+                                               parent=trace.parent or secrets.token_hex(8),
+                                               sampled=trace.sampled or "0", extra=trace.extra).render()
             try:
                 got = await self._forward(req, call.method, call.url, call.headers, call.body, timeout)
             except TimeoutError:
@@ -492,7 +529,7 @@ class ApiFront:
             url = mapped.substitute(integ.get("uri", ""), req)
             try:
                 got = await self._forward(req, integ.get("httpMethod") or req.method, url,
-                                          mapped.integration_headers(integ, req), payload, timeout)
+                                          mapped.integration_headers(integ, req, context), payload, timeout)
             except TimeoutError:
                 return _json(504, TIMED_OUT), "INTEGRATION_TIMEOUT"
             except OSError:
@@ -641,9 +678,11 @@ class ApiFront:
             return _json(500, internal)
         # A client's X-Amzn-Trace-Id is continued into the function, as API Gateway passes it on.
         incoming = next((v for k, v in req.headers if k.lower() == "x-amzn-trace-id"), None) if req else None
+        trace_id = lineage.next_hop(incoming, fv.function_arn, active=fv.tracing_mode == "Active")
+        if req is not None:
+            req.trace_id = trace_id
         task = asyncio.create_task(self._invoker.invoke(InvokeRequest(
-            fv, json.dumps(event).encode(), request_id=request_id,
-            trace_id=lineage.next_hop(incoming, fv.function_arn, active=fv.tracing_mode == "Active"))))
+            fv, json.dumps(event).encode(), request_id=request_id, trace_id=trace_id)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         started = time.monotonic()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -25,14 +26,29 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
+def loopback(url: str) -> tuple[str, str | None]:
+    """`*.localhost` names are the loopback address (RFC 6761), as they are for a browser, though the
+    system resolver may not know them (a function URL `http://<id>.lambda-url.<region>.localhost:port/`):
+    the URL to connect to and the Host header to send (None when the URL is used as it is)."""
+    parts = urllib.parse.urlsplit(url)
+    name = (parts.hostname or "").lower()
+    if not name.endswith(".localhost"):
+        return url, None
+    port = f":{parts.port}" if parts.port else ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"127.0.0.1{port}")), f"{parts.hostname}{port}"
+
+
 async def forward(method: str, url: str, headers: list[tuple[str, str]], body: bytes, timeout: float) -> HttpAnswer:
     """The endpoint's answer; TimeoutError past `timeout`, OSError when it cannot be reached."""
 
     def call() -> HttpAnswer:
-        request = urllib.request.Request(url, data=body or None, method=method)
+        target, host = loopback(url)
+        request = urllib.request.Request(target, data=body or None, method=method)
         for k, v in headers:
-            if k.lower() not in _HOP:
+            if k.lower() not in _HOP and not (host and k.lower() == "host"):
                 request.add_header(k, v)
+        if host:
+            request.add_header("Host", host)
         try:
             with _OPENER.open(request, timeout=timeout) as resp:
                 return HttpAnswer(resp.status, [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP],

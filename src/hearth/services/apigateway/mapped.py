@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import jsonschema
+import referencing
+from referencing.jsonschema import DRAFT4
 
 from hearth.services.apigateway import proxy, vtl
 from hearth.urls.event import aws_time
@@ -64,6 +66,11 @@ def context(req: proxy.ApiRequest, resource_path: str, resource_id: str, deploym
         "identity": proxy.identity(req, identity_extra), "path": req.stage_path, "protocol": "HTTP/1.1",
         "requestId": req.request_id, "requestTime": aws_time(req.epoch_ms), "requestTimeEpoch": req.epoch_ms,
         "resourceId": resource_id, "resourcePath": resource_path, "stage": req.stage,
+        "isCanaryRequest": vtl.boolean(req.is_canary),
+        # What templates may set: the request template overrides what the integration receives, either
+        # template the method response's status and headers (applied after response mapping).
+        "requestOverride": {"header": {}, "path": {}, "querystring": {}},
+        "responseOverride": {"header": {}},
     }
 
 
@@ -116,7 +123,7 @@ def select_response(integ: dict[str, Any], selector: str, is_error: bool, *,
     return default
 
 
-def integration_headers(integ: dict[str, Any], req: proxy.ApiRequest) -> Headers:
+def integration_headers(integ: dict[str, Any], req: proxy.ApiRequest, ctx: dict[str, Any] | None = None) -> Headers:
     out: Headers = []
     for target, source in (integ.get("requestParameters") or {}).items():
         if not target.startswith("integration.request.header."):
@@ -125,6 +132,9 @@ def integration_headers(integ: dict[str, Any], req: proxy.ApiRequest) -> Headers
         value = _source_value(source, req, b"", [])
         if value is not None:
             out.append((name, value))
+    overrides = ((ctx or {}).get("requestOverride") or {}).get("header") or {}
+    for name, value in overrides.items():  # `$context.requestOverride.header.X` set by the request template
+        out = [(k, v) for k, v in out if k.lower() != str(name).lower()] + [(str(name), str(value))]
     if not any(k.lower() == "content-type" for k, _ in out):
         out.append(("Content-Type", req.header("content-type") or "application/json"))
     return out
@@ -175,7 +185,21 @@ def response(chosen: dict[str, Any], body: bytes, backend_headers: Headers, req:
                          stage_variables=req.stage_variables).encode()
     if not any(k.lower() == "content-type" for k, _ in headers):
         headers.append(("Content-Type", "application/json"))
-    return HttpAnswer(int(chosen["statusCode"]), headers, out)
+    return override(HttpAnswer(int(chosen["statusCode"]), headers, out), ctx)
+
+
+def override(answer: HttpAnswer, ctx: dict[str, Any]) -> HttpAnswer:
+    """The answer with what a template set in `$context.responseOverride` (status, headers)."""
+    wanted = ctx.get("responseOverride") or {}
+    status = answer.status
+    try:
+        status = int(str(wanted["status"])) if wanted.get("status") not in (None, "") else status
+    except ValueError:
+        pass
+    headers = list(answer.headers)
+    for name, value in (wanted.get("header") or {}).items():
+        headers = [(k, v) for k, v in headers if k.lower() != str(name).lower()] + [(str(name), str(value))]
+    return HttpAnswer(status, headers, answer.body)
 
 
 def validate(snap: dict[str, Any], method: dict[str, Any], req: proxy.ApiRequest) -> tuple[HttpAnswer, str] | None:
@@ -208,13 +232,27 @@ def validate(snap: dict[str, Any], method: dict[str, Any], req: proxy.ApiRequest
             try:
                 schema = json.loads(model["schema"])
                 doc = json.loads(req.body or b"null")
-                jsonschema.Draft4Validator(schema).validate(doc)
+                jsonschema.Draft4Validator(schema, registry=_models_registry(snap, req.api_id)).validate(doc)
             except (ValueError, jsonschema.ValidationError):
                 return (HttpAnswer(400, [("Content-Type", "application/json")], b'{"message": "Invalid request body"}'),
                         "BAD_REQUEST_BODY")
             except jsonschema.SchemaError as exc:
                 log.info("API %s: model %s is not a valid schema: %s", req.api_id, name, exc)
     return None
+
+
+def _models_registry(snap: dict[str, Any], api_id: str) -> referencing.Registry[Any]:
+    """The API's models where a model's `$ref` finds them: `https://apigateway.amazonaws.com/restapis/
+    <api-id>/models/<name>` (AWS's URL for a model; its host is never contacted)."""
+    resources = []
+    for name, other in (snap.get("models") or {}).items():
+        try:
+            contents = json.loads(other.get("schema") or "{}")
+        except ValueError:
+            continue
+        resources.append((f"https://apigateway.amazonaws.com/restapis/{api_id}/models/{name}",
+                          referencing.Resource.from_contents(contents, default_specification=DRAFT4)))
+    return referencing.Registry().with_resources(resources)
 
 
 def gateway_response(snap: dict[str, Any], rtype: str, answer: HttpAnswer, req: proxy.ApiRequest) -> HttpAnswer:

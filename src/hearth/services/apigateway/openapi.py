@@ -49,6 +49,22 @@ def title(spec: dict[str, Any]) -> str:
     return str(info.get("title")) if isinstance(info, dict) and info.get("title") else "imported"
 
 
+def _model_refs(schema: Any, api_id: str) -> Any:
+    """A definition's schema as AWS stores it as a model: references to other definitions
+    (`#/definitions/X`, `#/components/schemas/X`) become the models' URLs."""
+    if isinstance(schema, list):
+        return [_model_refs(item, api_id) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: Doc = {}
+    for key, value in schema.items():
+        if key == "$ref" and isinstance(value, str) and value.startswith(("#/definitions/", "#/components/schemas/")):
+            out[key] = f"https://apigateway.amazonaws.com/restapis/{api_id}/models/{value.rsplit('/', 1)[-1]}"
+        else:
+            out[key] = _model_refs(value, api_id)
+    return out
+
+
 def _schemes(spec: dict[str, Any]) -> dict[str, Any]:
     if "openapi" in spec:
         schemes = (spec.get("components") or {}).get("securitySchemes") or {}
@@ -80,11 +96,32 @@ def _authorizer(name: str, scheme: dict[str, Any]) -> Doc | None:
     return {k: v for k, v in auth.items() if v is not None}
 
 
-def _integration(ext: dict[str, Any]) -> Doc:
+def _response_models(r: Any, spec: Doc) -> dict[str, str]:
+    """A response's models by content type: the `$ref`'d schema's name (`Empty` for an inline schema)."""
+    if not isinstance(r, dict):
+        return {}
+    schemas: dict[str, Any] = {}
+    if isinstance(r.get("content"), dict):  # OpenAPI 3
+        schemas = {ct: (c or {}).get("schema") for ct, c in r["content"].items() if isinstance(c, dict)}
+    elif r.get("schema") is not None:  # Swagger 2: the API's (first) produced type
+        produces = spec.get("produces") or ["application/json"]
+        schemas = {produces[0]: r["schema"]}
+    out: dict[str, str] = {}
+    for ctype, schema in schemas.items():
+        if not isinstance(schema, dict):
+            continue
+        ref = schema.get("$ref")
+        out[ctype] = ref.rsplit("/", 1)[-1] if isinstance(ref, str) else "Empty"
+    return out
+
+
+def _integration(ext: dict[str, Any], resource_id: str) -> Doc:
     kind = str(ext.get("type", "")).upper()
     integ: Doc = {"type": kind, "passthroughBehavior": str(ext.get("passthroughBehavior", "WHEN_NO_MATCH")).upper(),
-                  "timeoutInMillis": int(ext.get("timeoutInMillis", 29000)), "cacheNamespace": new_id(6),
+                  "timeoutInMillis": int(ext.get("timeoutInMillis", 29000)), "cacheNamespace": resource_id,
                   "cacheKeyParameters": list(ext.get("cacheKeyParameters") or [])}
+    if kind in ("HTTP", "HTTP_PROXY"):  # AWS names the connection of HTTP integrations only
+        integ["connectionType"] = "INTERNET"
     for key in ("uri", "credentials", "contentHandling", "connectionType", "connectionId"):
         if ext.get(key) is not None:
             integ[key] = ext[key]
@@ -102,7 +139,9 @@ def _integration(ext: dict[str, Any]) -> Doc:
             if not isinstance(r, dict):
                 continue
             code = str(r.get("statusCode", "200"))
-            ir: Doc = {"statusCode": code, "selectionPattern": "" if pattern == "default" else pattern}
+            ir: Doc = {"statusCode": code}
+            if pattern != "default":  # the default response has no pattern at all
+                ir["selectionPattern"] = pattern
             if isinstance(r.get("responseTemplates"), dict):
                 ir["responseTemplates"] = dict(r["responseTemplates"])
             if isinstance(r.get("responseParameters"), dict):
@@ -144,8 +183,11 @@ def import_rest(doc: Doc, spec: dict[str, Any], *, mode: str) -> list[str]:
             doc["description"] = spec["info"]["description"]
         if spec.get("info", {}).get("title"):
             doc["name"] = spec["info"]["title"]
+    if isinstance(spec.get("info"), dict) and spec["info"].get("version") is not None:
+        doc["version"] = str(spec["info"]["version"])
     if isinstance(spec.get("x-amazon-apigateway-binary-media-types"), list):
-        doc["binaryMediaTypes"] = list(spec["x-amazon-apigateway-binary-media-types"])
+        kept = doc.get("binaryMediaTypes") or [] if mode == "merge" else []
+        doc["binaryMediaTypes"] = kept + [t for t in spec["x-amazon-apigateway-binary-media-types"] if t not in kept]
     if spec.get("x-amazon-apigateway-api-key-source"):
         doc["apiKeySource"] = str(spec["x-amazon-apigateway-api-key-source"]).upper()
     auth_by_name = {a["name"]: a for a in doc["authorizers"].values()}
@@ -165,8 +207,11 @@ def import_rest(doc: Doc, spec: dict[str, Any], *, mode: str) -> list[str]:
         elif scheme.get("x-amazon-apigateway-authtype") == "awsSigv4":
             auth_by_name[name] = {"id": "", "type": "AWS_IAM", "name": name}
     for name, schema in _schemas(spec).items():
-        doc["models"][name] = {"id": new_id(6), "name": name, "contentType": "application/json",
-                               "schema": json.dumps(schema)}
+        model = {"id": new_id(6), "name": name, "contentType": "application/json",
+                 "schema": json.dumps(_model_refs(schema, doc["id"]))}
+        if isinstance(schema, dict) and isinstance(schema.get("description"), str):
+            model["description"] = schema["description"]  # AWS takes the definition's description
+        doc["models"][name] = model
     validators_by_name: dict[str, str] = {}
     vspec = spec.get("x-amazon-apigateway-request-validators")
     if isinstance(vspec, dict):
@@ -218,6 +263,9 @@ def import_rest(doc: Doc, spec: dict[str, Any], *, mode: str) -> list[str]:
                             m["authorizationType"] = "COGNITO_USER_POOLS" if auth["type"] == "COGNITO_USER_POOLS" \
                                 else "CUSTOM"
                             m["authorizerId"] = auth["id"]
+                            scopes = requirement[sname]
+                            if auth["type"] == "COGNITO_USER_POOLS" and isinstance(scopes, list) and scopes:
+                                m["authorizationScopes"] = [str(x) for x in scopes]
                     else:
                         warnings.append(f"Unknown security scheme {sname} at path '{path}' ({method})")
             validator = op.get("x-amazon-apigateway-request-validator", default_validator)
@@ -239,14 +287,18 @@ def import_rest(doc: Doc, spec: dict[str, Any], *, mode: str) -> list[str]:
                     if not str(code).isdigit():
                         continue
                     headers = (r or {}).get("headers") if isinstance(r, dict) else None
-                    mr[str(code)] = {"statusCode": str(code), "responseModels": {},
-                                     "responseParameters": {f"method.response.header.{h}": False
-                                                            for h in (headers or {})}}
+                    out_r: Doc = {"statusCode": str(code)}
+                    models = _response_models(r, spec)
+                    if models:
+                        out_r["responseModels"] = models
+                    if headers:
+                        out_r["responseParameters"] = {f"method.response.header.{h}": False for h in headers}
+                    mr[str(code)] = out_r
                 if mr:
                     m["methodResponses"] = mr
             ext = op.get("x-amazon-apigateway-integration")
             if isinstance(ext, dict):
-                m["methodIntegration"] = _integration(ext)
+                m["methodIntegration"] = _integration(ext, res["id"])
             else:
                 warnings.append(f"No integration defined for method: {method} {path}")
             res.setdefault("resourceMethods", {})[method] = m

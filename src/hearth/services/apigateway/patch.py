@@ -54,6 +54,11 @@ def apply_patch(doc: dict[str, Any], ops: Sequence[dict[str, Any]], *, allowed: 
         if segs and segs[0] in _LISTS:
             items = doc.setdefault(segs[0], [])
             item = "/".join(segs[1:]) if len(segs) > 1 else op.get("value")
+            if kind == "replace" and len(segs) > 1 and op.get("value") not in (None, item):
+                # `replace /binaryMediaTypes/image~1png` with a value: that item out, the value in (at the end)
+                if item in items:
+                    items.remove(item)
+                item = op.get("value")
             if kind in ("add", "replace") and item is not None and item not in items:
                 items.append(item)
             elif kind == "remove" and item in items:

@@ -48,6 +48,8 @@ class ApiRequest:
     resource_path: str = ""  # REST: the matched resource's path; HTTP: the route key
     integration_s: float | None = None  # time spent in the integration, once it ran
     stage_variables: dict[str, str] = field(default_factory=dict)
+    is_canary: bool = False  # served by the stage's canary deployment
+    trace_id: str = ""  # the X-Amzn-Trace-Id the integration's function ran under
 
     def header(self, name: str) -> str | None:
         lower = name.lower()
@@ -190,15 +192,20 @@ def _header_value(value: Any) -> str:
     return str(value)
 
 
+_V1_KEYS = frozenset({"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"})
+
+
 def map_v1(payload: bytes, *, binary_media_types: list[str], accept: str | None) -> HttpAnswer:
     """A payload 1.0 answer as AWS maps it; BadResponse (AWS's 502) when it is not a proxy response."""
     try:
         value = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
         raise BadResponse("not JSON") from None
-    if not isinstance(value, dict) or "statusCode" not in value:
-        raise BadResponse("no statusCode")
-    status = value["statusCode"]
+    if not isinstance(value, dict):
+        raise BadResponse("not an object")
+    if set(value) - _V1_KEYS:  # AWS refuses any other key (`{"statusCode": 200, "wrongValue": 1}` is a 502)
+        raise BadResponse("unknown keys")
+    status = value.get("statusCode", 200)  # an object without a statusCode (even `{}`) is a 200
     if isinstance(status, str) and status.isdigit():
         status = int(status)
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:

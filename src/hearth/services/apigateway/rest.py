@@ -13,6 +13,7 @@ Account-level objects (API keys, usage plans) live in one document per account a
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -74,6 +75,14 @@ class RestApiProvider:
             raise not_found(f"Invalid API identifier specified {ctx.principal.account_id}:{api_id}")
         return doc
 
+    def _api_or(self, ctx: RequestContext, api_id: str, error: AwsError) -> Doc:
+        """The API, or `error` when it is unknown: operations on an API's parts answer for the part
+        AWS looks up (an unknown API's resource is an unknown resource)."""
+        try:
+            return self._api(ctx, api_id)
+        except AwsError:
+            raise error from None
+
     def _resource(self, doc: Doc, rid: str) -> Doc:
         res: Doc | None = doc["resources"].get(rid)
         if res is None:
@@ -86,8 +95,12 @@ class RestApiProvider:
             raise not_found("Invalid Method identifier specified")
         return m
 
-    def _integration(self, doc: Doc, rid: str, method: str) -> Doc:
-        integ: Doc | None = self._method(doc, rid, method).get("methodIntegration")
+    def _integration(self, doc: Doc, rid: str, method: str, missing_method: str = "Invalid Method identifier "
+                                                                                  "specified") -> Doc:
+        m: Doc | None = self._resource(doc, rid).get("resourceMethods", {}).get(method.upper())
+        if m is None:
+            raise not_found(missing_method)
+        integ: Doc | None = m.get("methodIntegration")
         if integ is None:
             raise not_found("Invalid Integration identifier specified")
         return integ
@@ -99,7 +112,7 @@ class RestApiProvider:
     def _api_out(doc: Doc) -> Doc:
         out = public(doc)
         for key in ("resources", "deployments", "stages", "authorizers", "models", "requestValidators",
-                    "gatewayResponses"):
+                    "gatewayResponses", "documentationParts", "documentationVersions"):
             out.pop(key, None)
         return out
 
@@ -119,7 +132,18 @@ class RestApiProvider:
     def create_rest_api(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         if p.get("description") == "":
             raise bad_request("Description cannot be an empty string")
+        size = p.get("minimumCompressionSize")
+        if size is not None and not 0 <= size <= 10485760:
+            raise bad_request("Invalid minimum compression size, must be between 0 and 10485760")
         doc = self._new_api(ctx, p)
+        # AWS gives every new API two models, "Empty" and "Error".
+        for name, description, extra in (("Empty", "This is a default empty schema model", {}),
+                                         ("Error", "This is a default error schema model",
+                                          {"properties": {"message": {"type": "string"}}})):
+            schema = {"$schema": "http://json-schema.org/draft-04/schema#", "title": f"{name} Schema",
+                      "type": "object", **extra}
+            doc["models"][name] = {"id": new_id(6), "name": name, "description": description,
+                                   "contentType": "application/json", "schema": json.dumps(schema, indent=2)}
         self._save(doc)
         return self._api_out(doc)
 
@@ -127,16 +151,24 @@ class RestApiProvider:
         api_id = self._store.unused_id()
         root = new_id(10)
         endpoint = dict(p.get("endpointConfiguration") or {})
-        types = endpoint.get("types") or ["EDGE"]
+        types = endpoint.get("types")
+        if types is None:
+            types = ["EDGE"]
+        elif not types:
+            raise bad_request("REGIONAL Configuration and EDGE Configuration cannot be both DISABLED.")
         if len(types) > 1:
             raise bad_request("Cannot create an api with multiple Endpoint Types.")
         endpoint["types"] = types
-        endpoint.setdefault("ipAddressType", "dualstack" if types == ["PRIVATE"] else "ipv4")
+        if not endpoint.get("ipAddressType"):
+            endpoint["ipAddressType"] = "dualstack" if types == ["PRIVATE"] else "ipv4"
+        if types == ["PRIVATE"] and endpoint["ipAddressType"] != "dualstack":
+            raise bad_request("Only dualstack ipAddressType is supported for Private APIs.")
         return _clean({
             "_id": api_id, "_kind": REST, "_account": ctx.principal.account_id, "_region": ctx.region,
             "id": api_id, "name": p.get("name"), "description": p.get("description"),
             "createdDate": time.time(), "version": p.get("version"),
-            "binaryMediaTypes": p.get("binaryMediaTypes"), "minimumCompressionSize": p.get("minimumCompressionSize"),
+            "binaryMediaTypes": p.get("binaryMediaTypes") or None,
+            "minimumCompressionSize": p.get("minimumCompressionSize"),
             "apiKeySource": p.get("apiKeySource") or "HEADER", "endpointConfiguration": endpoint,
             "policy": p.get("policy"), "tags": p.get("tags") or None,
             "disableExecuteApiEndpoint": bool(p.get("disableExecuteApiEndpoint", False)),
@@ -158,8 +190,40 @@ class RestApiProvider:
         self._store.delete(p["restApiId"])
 
     def update_rest_api(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
-        apply_patch(doc, p.get("patchOperations") or [], allowed=(
+        doc = copy.deepcopy(self._api(ctx, p["restApiId"]))  # a refused patch leaves the API as it was
+        for op in p.get("patchOperations") or []:
+            path = op.get("path")
+            if path == "/binaryMediaTypes":  # a list changed item by item: its path names the item
+                raise bad_request("Invalid patch path /binaryMediaTypes")
+            if path == "/minimumCompressionSize":
+                if op.get("op") != "replace":
+                    raise bad_request("Invalid patch operation specified. Must be one of: [replace]")
+                value = op.get("value")
+                if value in (None, ""):  # no value turns compression off
+                    doc.pop("minimumCompressionSize", None)
+                    continue
+                if not re.fullmatch(r"\d+", str(value)) or int(value) > 10485760:
+                    raise bad_request("Invalid minimum compression size, must be between 0 and 10485760")
+            if path and path.startswith("/endpointConfiguration/types/"):
+                if op.get("op") != "replace":
+                    raise bad_request("Invalid patch operation specified. Must be 'add'|'remove'|'replace'")
+                if op.get("value") not in ("REGIONAL", "EDGE", "PRIVATE"):
+                    raise bad_request("Invalid EndpointTypes specified. Valid options are REGIONAL,EDGE,PRIVATE")
+                doc["endpointConfiguration"]["types"] = [op["value"]]
+                if op["value"] == "PRIVATE":  # private APIs are dualstack only
+                    doc["endpointConfiguration"]["ipAddressType"] = "dualstack"
+            if path == "/endpointConfiguration/ipAddressType":
+                if op.get("op") != "replace":
+                    raise bad_request("Invalid patch operation specified. Must be one of: [replace]")
+                if op.get("value") not in ("ipv4", "dualstack"):
+                    raise bad_request("ipAddressType must be either ipv4 or dualstack.")
+                if doc["endpointConfiguration"]["types"] == ["PRIVATE"] and op["value"] != "dualstack":
+                    raise bad_request("Only dualstack ipAddressType is supported for Private APIs.")
+        ops = [op for op in p.get("patchOperations") or []
+               if not (op.get("path") == "/minimumCompressionSize" and op.get("value") in (None, ""))
+               and not (op.get("path") or "").startswith("/endpointConfiguration/types/")]
+        doc.setdefault("tags", {})  # UpdateRestApi answers the (possibly empty) tags
+        apply_patch(doc, ops, allowed=(
             "/name", "/description", "/binaryMediaTypes", "/apiKeySource", "/disableExecuteApiEndpoint",
             "/policy", "/minimumCompressionSize", "/version", "/endpointConfiguration"))
         self._save(doc)
@@ -178,14 +242,15 @@ class RestApiProvider:
         return out
 
     def put_rest_api(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        spec = openapi.load(p.get("body") or b"")  # AWS reads the definition before it looks up the API
         doc = self._api(ctx, p["restApiId"])
-        spec = openapi.load(p.get("body") or b"")
         work = copy.deepcopy(doc)
         warnings = openapi.import_rest(work, spec, mode=p.get("mode") or "merge")
         if warnings and p.get("failOnWarnings"):
             raise bad_request("Warnings found during import:\n\t" + "\n\t".join(warnings))
         self._save(work)
         out = self._api_out(work)
+        out.setdefault("tags", {})  # PutRestApi answers the (possibly empty) tags
         if warnings:
             out["warnings"] = warnings
         return out
@@ -200,7 +265,7 @@ class RestApiProvider:
         return {"items": items}
 
     def get_resource(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         return self._resource_out(doc, self._resource(doc, p["resourceId"]))
 
     def create_resource(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
@@ -223,6 +288,8 @@ class RestApiProvider:
                 _check_path_part(doc, res["parentId"], op.get("value") or "", exclude=res["id"])
                 res["pathPart"] = op.get("value")
             elif path == "/parentId":
+                if not res.get("parentId"):
+                    raise bad_request("Root resource cannot update its parentId.")
                 parent = op.get("value") or ""
                 self._resource(doc, parent)
                 node: str | None = parent
@@ -230,6 +297,7 @@ class RestApiProvider:
                     if node == res["id"]:
                         raise bad_request("Resources cannot be cyclical.")
                     node = doc["resources"][node].get("parentId")
+                _check_path_part(doc, parent, res["pathPart"], exclude=res["id"])
                 res["parentId"] = parent
             else:
                 raise bad_request(f"Invalid patch path  '{path}' specified for op 'replace'. "
@@ -257,7 +325,7 @@ class RestApiProvider:
     # -- Methods and integrations -----------------------------------------------------------------
 
     def put_method(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         res = self._resource(doc, p["resourceId"])
         method = p["httpMethod"].upper()
         if method not in HTTP_METHODS:
@@ -269,6 +337,13 @@ class RestApiProvider:
                               "COGNITO_USER_POOLS requires a valid authorizer.")
         if p.get("requestValidatorId") and p["requestValidatorId"] not in doc["requestValidators"]:
             raise bad_request("Invalid Request Validator identifier specified")
+        for model in (p.get("requestModels") or {}).values():
+            if model not in doc["models"] and model not in ("Empty", "Error"):
+                raise bad_request(f"Invalid model identifier specified: {model}")
+        names = [k.rsplit(".", 1)[-1] for k in p.get("requestParameters") or {}
+                 if k.startswith(("method.request.querystring.", "method.request.header.", "method.request.path."))]
+        if len(names) != len(set(names)):
+            raise bad_request("Parameter names must be unique across querystring, header and path")
         m = _clean({
             "httpMethod": method, "authorizationType": auth, "authorizerId": p.get("authorizerId"),
             "apiKeyRequired": bool(p.get("apiKeyRequired", False)), "requestValidatorId": p.get("requestValidatorId"),
@@ -280,61 +355,97 @@ class RestApiProvider:
         return copy.deepcopy(m)
 
     def get_method(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         return copy.deepcopy(self._method(doc, p["resourceId"], p["httpMethod"]))
 
     def update_method(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = copy.deepcopy(self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified")))
         m = self._method(doc, p["resourceId"], p["httpMethod"])
-        apply_patch(m, p.get("patchOperations") or [], allowed=(
-            "/authorizationType", "/authorizerId", "/apiKeyRequired", "/requestValidatorId", "/operationName",
-            "/requestParameters", "/requestModels", "/authorizationScopes"))
+        ops = p.get("patchOperations") or []
+        for op in ops:
+            path = op.get("path") or ""
+            top = path.split("/")[1] if path.count("/") else ""
+            maps = top in ("requestParameters", "requestModels", "authorizationScopes")
+            if top not in ("authorizationType", "authorizerId", "apiKeyRequired", "requestValidatorId",
+                           "operationName", "requestParameters", "requestModels", "authorizationScopes") \
+                    or (maps and top != "authorizationScopes" and path.count("/") != 2):
+                raise bad_request(f"Invalid patch path {path}")
+            if not maps and op.get("op") != "replace":
+                raise bad_request("Invalid patch operation specified. Must be one of: [replace]")
+        apply_patch(m, ops, allowed=None)
+        if m.get("authorizationType") in ("CUSTOM", "COGNITO_USER_POOLS") and m.get("authorizerId") \
+                not in doc["authorizers"]:
+            raise bad_request("Invalid authorizer ID specified. Setting the authorization type to CUSTOM or "
+                              "COGNITO_USER_POOLS requires a valid authorizer.")
+        if m.get("requestValidatorId") and m["requestValidatorId"] not in doc["requestValidators"]:
+            raise bad_request("Invalid Request Validator identifier specified")
+        _booleans(m.get("requestParameters"))
+        _drop_empty(m, ("requestParameters", "requestModels"))
         self._save(doc)
         return copy.deepcopy(m)
 
     def delete_method(self, ctx: RequestContext, p: dict[str, Any]) -> None:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         self._method(doc, p["resourceId"], p["httpMethod"])
         del doc["resources"][p["resourceId"]]["resourceMethods"][p["httpMethod"].upper()]
         self._save(doc)
 
     def put_method_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         m = self._method(doc, p["resourceId"], p["httpMethod"])
-        r = {"statusCode": p["statusCode"], "responseParameters": p.get("responseParameters") or {},
-             "responseModels": p.get("responseModels") or {}}
+        # Maps the caller sent are answered even when empty; maps left out are left out (recorded by AWS).
+        r = _clean({"statusCode": p["statusCode"], "responseParameters": p.get("responseParameters"),
+                    "responseModels": p.get("responseModels")})
         m.setdefault("methodResponses", {})[p["statusCode"]] = r
         self._save(doc)
         return copy.deepcopy(r)
 
     def get_method_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         r = self._method(doc, p["resourceId"], p["httpMethod"]).get("methodResponses", {}).get(p["statusCode"])
         if r is None:
             raise not_found("Invalid Response status code specified")
         return copy.deepcopy(r)
 
+    def update_method_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
+        r = self._method(doc, p["resourceId"], p["httpMethod"]).get("methodResponses", {}).get(p["statusCode"])
+        if r is None:
+            raise not_found("Invalid Response status code specified")
+        for op in p.get("patchOperations") or []:
+            parts = (op.get("path") or "").split("/")
+            if len(parts) == 3 and parts[1] in ("responseParameters", "responseModels") \
+                    and op.get("op") in ("replace", "remove") \
+                    and parts[2].replace("~1", "/").replace("~0", "~") not in (r.get(parts[1]) or {}):
+                raise not_found("Invalid parameter name specified" if parts[1] == "responseParameters"
+                                else "Content-Type specified was not found")
+        apply_patch(r, p.get("patchOperations") or [], allowed=("/responseParameters", "/responseModels"))
+        _booleans(r.get("responseParameters"))
+        _drop_empty(r, ("responseParameters", "responseModels"))
+        self._save(doc)
+        return copy.deepcopy(r)
+
     def delete_method_response(self, ctx: RequestContext, p: dict[str, Any]) -> None:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         responses = self._method(doc, p["resourceId"], p["httpMethod"]).get("methodResponses", {})
         if responses.pop(p["statusCode"], None) is None:
             raise not_found("Invalid Response status code specified")
         self._save(doc)
 
     def put_integration(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         m = self._method(doc, p["resourceId"], p["httpMethod"])
-        integ = build_integration(p)
+        integ = build_integration(p, p["resourceId"])
         m["methodIntegration"] = integ
         self._save(doc)
         return copy.deepcopy(integ)
 
     def get_integration(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         return copy.deepcopy(self._integration(doc, p["resourceId"], p["httpMethod"]))
 
     def update_integration(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         integ = self._integration(doc, p["resourceId"], p["httpMethod"])
         apply_patch(integ, p.get("patchOperations") or [], allowed=(
             "/uri", "/httpMethod", "/credentials", "/requestParameters", "/requestTemplates", "/passthroughBehavior",
@@ -343,13 +454,13 @@ class RestApiProvider:
         return copy.deepcopy(integ)
 
     def delete_integration(self, ctx: RequestContext, p: dict[str, Any]) -> None:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         self._integration(doc, p["resourceId"], p["httpMethod"])
         del self._method(doc, p["resourceId"], p["httpMethod"])["methodIntegration"]
         self._save(doc)
 
     def put_integration_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         integ = self._integration(doc, p["resourceId"], p["httpMethod"])
         r = _clean({"statusCode": p["statusCode"], "selectionPattern": p.get("selectionPattern"),
                     "responseParameters": p.get("responseParameters"), "responseTemplates": p.get("responseTemplates"),
@@ -359,16 +470,28 @@ class RestApiProvider:
         return copy.deepcopy(r)
 
     def get_integration_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
         integ = self._integration(doc, p["resourceId"], p["httpMethod"])
         r = integ.get("integrationResponses", {}).get(p["statusCode"])
         if r is None:
             raise not_found("Invalid Response status code specified")
         return copy.deepcopy(r)
 
+    def update_integration_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
+        integ = self._integration(doc, p["resourceId"], p["httpMethod"], _NO_INTEGRATION)
+        r = integ.get("integrationResponses", {}).get(p["statusCode"])
+        if r is None:
+            raise not_found("Invalid Response status code specified")
+        apply_patch(r, p.get("patchOperations") or [], allowed=(
+            "/selectionPattern", "/responseParameters", "/responseTemplates", "/contentHandling"))
+        _drop_empty(r, ("responseParameters", "responseTemplates"))
+        self._save(doc)
+        return copy.deepcopy(r)
+
     def delete_integration_response(self, ctx: RequestContext, p: dict[str, Any]) -> None:
-        doc = self._api(ctx, p["restApiId"])
-        integ = self._integration(doc, p["resourceId"], p["httpMethod"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Resource identifier specified"))
+        integ = self._integration(doc, p["resourceId"], p["httpMethod"], _NO_INTEGRATION)
         if integ.get("integrationResponses", {}).pop(p["statusCode"], None) is None:
             raise not_found("Invalid Response status code specified")
         self._save(doc)
@@ -386,7 +509,9 @@ class RestApiProvider:
         method = p["httpMethod"].upper()
         if method == "ANY":
             method = "GET"
-        return await self._test_invoke(doc, p["resourceId"], method, p.get("pathWithQueryString") or "/",
+        # Without a path, the resource's own path (variables unsubstituted) is what AWS runs and logs.
+        path = p.get("pathWithQueryString") or resource_path(doc["resources"], p["resourceId"])
+        return await self._test_invoke(doc, p["resourceId"], method, path,
                                        (p.get("body") or "").encode(), headers, p.get("stageVariables") or {})
 
     # -- Deployments and stages -------------------------------------------------------------------
@@ -395,11 +520,24 @@ class RestApiProvider:
         doc = self._api(ctx, p["restApiId"])
         if not any(r.get("resourceMethods") for r in doc["resources"].values()):
             raise bad_request("The REST API doesn't contain any methods")
+        canary = p.get("canarySettings")
+        stage_name = p.get("stageName")
+        if canary is not None:  # a canary release of an existing stage
+            if not stage_name:
+                shown = "" if stage_name == "" else "null"
+                raise bad_request("Invalid deployment content specified.Non null and non empty stageName must be "
+                                  f"provided for canary deployment. Provided value is {shown}")
+            if stage_name not in doc["stages"]:
+                raise bad_request(f"Invalid deployment content specified.Stage {stage_name} must already be created "
+                                  "before making a canary release deployment")
         dep_id = new_id(6)
         dep = _clean({"id": dep_id, "description": p.get("description"), "createdDate": time.time()})
         doc["deployments"][dep_id] = {**dep, "_snapshot": snapshot(doc)}
-        stage_name = p.get("stageName")
-        if stage_name:
+        if canary is not None and stage_name:
+            stage = doc["stages"][stage_name]
+            stage["canarySettings"] = _canary(dep_id, canary)
+            stage["lastUpdatedDate"] = time.time()
+        elif stage_name:
             stage = doc["stages"].get(stage_name)
             if stage is None:
                 doc["stages"][stage_name] = new_stage(stage_name, dep_id, p.get("stageDescription"),
@@ -424,6 +562,15 @@ class RestApiProvider:
         return {"items": [{k: v for k, v in d.items() if not k.startswith("_")}
                           for d in sorted(doc["deployments"].values(), key=lambda d: d["createdDate"])]}
 
+    def update_deployment(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        dep = doc["deployments"].get(p["deploymentId"])
+        if dep is None:
+            raise not_found("Invalid Deployment identifier specified")
+        apply_patch(dep, p.get("patchOperations") or [], allowed=("/description",))
+        self._save(doc)
+        return {k: v for k, v in dep.items() if not k.startswith("_")}
+
     def delete_deployment(self, ctx: RequestContext, p: dict[str, Any]) -> None:
         doc = self._api(ctx, p["restApiId"])
         if p["deploymentId"] not in doc["deployments"]:
@@ -445,6 +592,11 @@ class RestApiProvider:
             stage["documentationVersion"] = p["documentationVersion"]
         if p.get("tags"):
             stage["tags"] = p["tags"]
+        canary = p.get("canarySettings")
+        if canary is not None:
+            if canary.get("deploymentId") and canary["deploymentId"] not in doc["deployments"]:
+                raise bad_request("Deployment id does not exist")
+            stage["canarySettings"] = _canary(canary.get("deploymentId") or p["deploymentId"], canary)
         doc["stages"][p["stageName"]] = stage
         self._save(doc)
         return copy.deepcopy(stage)
@@ -465,10 +617,17 @@ class RestApiProvider:
         return {"item": copy.deepcopy(sorted(stages, key=lambda s: s["createdDate"]))}
 
     def update_stage(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = copy.deepcopy(self._api(ctx, p["restApiId"]))  # a refused patch leaves the API as it was
         stage = self._stage(doc, p["stageName"])
+        plain = []
         for op in p.get("patchOperations") or []:
             path = op.get("path") or ""
+            if path.startswith("/canarySettings") or op.get("op") == "copy":
+                _canary_patch(doc, stage, op)
+                continue
+            if path.startswith("/accessLogSettings"):
+                _check_access_log_patch(stage, op)
+            plain.append(op)
             if path == "/deploymentId" and op.get("value") not in doc["deployments"]:
                 raise bad_request("Deployment id does not exist")
             top = path.split("/")[1] if path.count("/") else ""
@@ -476,8 +635,7 @@ class RestApiProvider:
                            "cacheClusterEnabled", "cacheClusterSize", "clientCertificateId", "*") \
                     and not path.startswith("/~1"):
                 raise bad_request(_STAGE_PATHS.format(path=path))
-        apply_patch(stage, [op for op in p.get("patchOperations") or []
-                            if (op.get("path") or "").split("/")[1] in _STAGE_FIELDS], allowed=None)
+        apply_patch(stage, [op for op in plain if (op.get("path") or "").split("/")[1] in _STAGE_FIELDS], allowed=None)
         stage["lastUpdatedDate"] = time.time()
         self._save(doc)
         return copy.deepcopy(stage)
@@ -491,7 +649,8 @@ class RestApiProvider:
     # -- Authorizers ------------------------------------------------------------------------------
 
     def create_authorizer(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], conflict(
+            "Unable to complete operation due to concurrent modification. Please try again later."))
         auth = new_authorizer(p)
         doc["authorizers"][auth["id"]] = auth
         self._save(doc)
@@ -527,22 +686,26 @@ class RestApiProvider:
 
     def create_model(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = self._api(ctx, p["restApiId"])
+        if not p.get("name"):
+            raise bad_request("Model name must be non-empty")
         if p["name"] in doc["models"]:
             raise conflict("Model name already exists for this REST API")
+        if p.get("schema") in (None, "", "{}"):
+            raise bad_request("Model schema must have at least 1 property or array items defined")
         if p.get("schema"):
             try:
                 json.loads(p["schema"])
             except ValueError:
                 raise bad_request("Invalid model specified: Validation Result: warnings : [], errors : "
                                   "[Invalid model schema specified]") from None
-        model = _clean({"id": new_id(6), "name": p["name"], "description": p.get("description"),
+        model = _clean({"id": new_id(6), "name": p["name"], "description": p.get("description") or None,
                         "schema": p.get("schema"), "contentType": p["contentType"]})
         doc["models"][p["name"]] = model
         self._save(doc)
         return copy.deepcopy(model)
 
     def get_model(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found(f"Invalid model name specified: {p['modelName']}"))
         model: Doc | None = doc["models"].get(p["modelName"])
         if model is None:
             raise not_found(f"Invalid model name specified: {p['modelName']}")
@@ -551,14 +714,46 @@ class RestApiProvider:
     def get_models(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         return {"items": copy.deepcopy(list(self._api(ctx, p["restApiId"])["models"].values()))}
 
+    def update_model(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api_or(ctx, p["restApiId"], not_found(f"Invalid model name specified: {p['modelName']}"))
+        model: Doc | None = doc["models"].get(p["modelName"])
+        if model is None:
+            raise not_found(f"Invalid model name specified: {p['modelName']}")
+        for op in p.get("patchOperations") or []:
+            path = op.get("path")
+            if op.get("op") != "replace":
+                raise bad_request(f"Invalid patch path  '{path}' specified for op '{op.get('op')}'. "
+                                  "Please choose supported operations")
+            if path not in ("/description", "/schema"):
+                raise bad_request(f"Invalid patch path  '{path}' specified for op 'replace'. "
+                                  "Must be one of: [/description, /schema]")
+            if path == "/schema":
+                try:
+                    schema = json.loads(op.get("value") or "")
+                except ValueError:
+                    schema = None
+                if not isinstance(schema, dict) or not schema:
+                    raise bad_request("Model schema must have at least 1 property or array items defined")
+        apply_patch(model, p.get("patchOperations") or [], allowed=None)
+        if model.get("description") == "":
+            del model["description"]
+        self._save(doc)
+        return copy.deepcopy(model)
+
     def delete_model(self, ctx: RequestContext, p: dict[str, Any]) -> None:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found(f"Invalid model name specified: {p['modelName']}"))
+        for res in doc["resources"].values():
+            for verb, m in (res.get("resourceMethods") or {}).items():
+                if p["modelName"] in (m.get("requestModels") or {}).values():
+                    path = resource_path(doc["resources"], res["id"])
+                    raise conflict(f"Cannot delete model '{p['modelName']}', is referenced in method request: "
+                                   f"{path}/{verb}")
         if doc["models"].pop(p["modelName"], None) is None:
             raise not_found(f"Invalid model name specified: {p['modelName']}")
         self._save(doc)
 
     def create_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], bad_request("Invalid REST API identifier specified"))
         vid = new_id(6)
         validator = _clean({"id": vid, "name": p.get("name"),
                             "validateRequestBody": bool(p.get("validateRequestBody", False)),
@@ -574,57 +769,65 @@ class RestApiProvider:
         return validator
 
     def get_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        return copy.deepcopy(self._validator(self._api(ctx, p["restApiId"]), p["requestValidatorId"]))
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Request Validator identifier specified"))
+        return copy.deepcopy(self._validator(doc, p["requestValidatorId"]))
 
     def get_request_validators(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         return {"items": copy.deepcopy(list(self._api(ctx, p["restApiId"])["requestValidators"].values()))}
 
     def update_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Request Validator identifier specified"))
         validator = self._validator(doc, p["requestValidatorId"])
         for op in p.get("patchOperations") or []:
-            if op.get("op") != "replace" or op.get("path") not in ("/name", "/validateRequestParameters",
-                                                                   "/validateRequestBody"):
+            if op.get("op") != "replace":
                 raise bad_request(f"Invalid patch path  '{op.get('path')}' specified for op '{op.get('op')}'. "
+                                  "Please choose supported operations")
+            if op.get("path") not in ("/name", "/validateRequestParameters", "/validateRequestBody"):
+                raise bad_request(f"Invalid patch path  '{op.get('path')}' specified for op 'replace'. "
                                   "Must be one of: [/name, /validateRequestParameters, /validateRequestBody]")
+            if op.get("path") == "/name" and not (op.get("value") or "").strip():
+                raise bad_request("Request Validator name cannot be blank")
         apply_patch(validator, p.get("patchOperations") or [], allowed=None)
+        for flag in ("validateRequestBody", "validateRequestParameters"):  # no value turns it off
+            validator[flag] = bool(validator.get(flag))
         self._save(doc)
         return copy.deepcopy(validator)
 
     def delete_request_validator(self, ctx: RequestContext, p: dict[str, Any]) -> None:
-        doc = self._api(ctx, p["restApiId"])
+        doc = self._api_or(ctx, p["restApiId"], not_found("Invalid Request Validator identifier specified"))
         self._validator(doc, p["requestValidatorId"])
         del doc["requestValidators"][p["requestValidatorId"]]
         self._save(doc)
 
     def put_gateway_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = self._api(ctx, p["restApiId"])
-        response = _clean({"responseType": p["responseType"], "statusCode": p.get("statusCode"),
+        rtype = p["responseType"]
+        response = _clean({"responseType": rtype, "statusCode": p.get("statusCode") or _DEFAULT_STATUS.get(rtype),
                            "responseParameters": p.get("responseParameters") or {},
-                           "responseTemplates": p.get("responseTemplates") or {}, "defaultResponse": False})
+                           "responseTemplates": p.get("responseTemplates") or dict(_DEFAULT_TEMPLATES),
+                           "defaultResponse": False})
         doc["gatewayResponses"][p["responseType"]] = response
         self._save(doc)
         return copy.deepcopy(response)
 
     def get_gateway_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = self._api(ctx, p["restApiId"])
-        found: Doc | None = doc["gatewayResponses"].get(p["responseType"])
-        if found is None:
-            return {"responseType": p["responseType"], "defaultResponse": True, "responseParameters": {},
-                    "responseTemplates": {"application/json": '{"message":$context.error.messageString}'},
-                    **({"statusCode": _DEFAULT_STATUS[p["responseType"]]}
-                       if p["responseType"] in _DEFAULT_STATUS else {})}
-        return copy.deepcopy(found)
+        return _gateway_response(doc, p["responseType"])
 
     def get_gateway_responses(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = self._api(ctx, p["restApiId"])
-        return {"items": copy.deepcopy(list(doc["gatewayResponses"].values()))}
+        types = sorted({*_DEFAULT_STATUS, "DEFAULT_4XX", "DEFAULT_5XX"})
+        return _page([_gateway_response(doc, rtype) for rtype in types], p)
 
     def update_gateway_response(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = self._api(ctx, p["restApiId"])
         found: Doc | None = doc["gatewayResponses"].get(p["responseType"])
-        if found is None:
-            raise not_found("Gateway response type not defined on api")
+        if found is None:  # updating a default response customizes it
+            found = doc["gatewayResponses"][p["responseType"]] = {**_gateway_response(doc, p["responseType"]),
+                                                                  "defaultResponse": False}
+        for op in p.get("patchOperations") or []:
+            if op.get("path") == "/statusCode" and op.get("op") != "replace":
+                raise bad_request("Invalid patch path /statusCode")
         apply_patch(found, p.get("patchOperations") or [], allowed=("/statusCode", "/responseParameters",
                                                                      "/responseTemplates"))
         self._save(doc)
@@ -634,6 +837,95 @@ class RestApiProvider:
         doc = self._api(ctx, p["restApiId"])
         if doc["gatewayResponses"].pop(p["responseType"], None) is None:
             raise not_found("Gateway response type not defined on api")
+        self._save(doc)
+
+    # -- Documentation parts and versions ---------------------------------------------------------
+
+    def create_documentation_part(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        location = _clean({k: p["location"].get(k) for k in ("type", "path", "method", "statusCode", "name")})
+        if location["type"] not in ("API", "MODEL", "AUTHORIZER") and "path" not in location:
+            location["path"] = "/"
+        part = {"id": new_id(6), "location": location, "properties": p["properties"]}
+        doc.setdefault("documentationParts", {})[part["id"]] = part
+        self._save(doc)
+        return copy.deepcopy(part)
+
+    def _doc_part(self, ctx: RequestContext, p: dict[str, Any]) -> tuple[Doc, Doc]:
+        missing = not_found("Invalid Documentation part identifier specified")
+        doc = self._api_or(ctx, p["restApiId"], missing)
+        part: Doc | None = doc.get("documentationParts", {}).get(p["documentationPartId"])
+        if part is None:
+            raise missing
+        return doc, part
+
+    def get_documentation_part(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return copy.deepcopy(self._doc_part(ctx, p)[1])
+
+    def get_documentation_parts(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        parts = [part for part in doc.get("documentationParts", {}).values()
+                 if (not p.get("type") or part["location"]["type"] == p["type"])
+                 and (not p.get("path") or part["location"].get("path") == p["path"])]
+        return _page(copy.deepcopy(parts), p)
+
+    def update_documentation_part(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc, part = self._doc_part(ctx, p)
+        for op in p.get("patchOperations") or []:
+            path = op.get("path")
+            if op.get("op") != "replace":
+                raise bad_request(f"Invalid patch path  '{path}' specified for op '{op.get('op')}'. "
+                                  "Please choose supported operations")
+            if path != "/properties":
+                raise bad_request(f"Invalid patch path  '{path}' specified for op 'replace'. "
+                                  "Must be one of: [/properties]")
+            part["properties"] = op.get("value")
+        self._save(doc)
+        return copy.deepcopy(part)
+
+    def delete_documentation_part(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        if doc.get("documentationParts", {}).pop(p["documentationPartId"], None) is None:
+            raise not_found("Invalid Documentation part identifier specified")
+        self._save(doc)
+
+    def create_documentation_version(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        versions = doc.setdefault("documentationVersions", {})
+        if p["documentationVersion"] in versions:
+            raise conflict(f"Documentation version {p['documentationVersion']} already exists")
+        if p.get("stageName"):
+            self._stage(doc, p["stageName"])["documentationVersion"] = p["documentationVersion"]
+        version = _clean({"version": p["documentationVersion"], "createdDate": time.time(),
+                          "description": p.get("description")})
+        versions[version["version"]] = version
+        self._save(doc)
+        return copy.deepcopy(version)
+
+    def _doc_version(self, doc: Doc, version: str) -> Doc:
+        found: Doc | None = doc.get("documentationVersions", {}).get(version)
+        if found is None:
+            raise not_found("Invalid Documentation version identifier specified")
+        return found
+
+    def get_documentation_version(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return copy.deepcopy(self._doc_version(self._api(ctx, p["restApiId"]), p["documentationVersion"]))
+
+    def get_documentation_versions(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        return _page(copy.deepcopy(list(doc.get("documentationVersions", {}).values())), p)
+
+    def update_documentation_version(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        version = self._doc_version(doc, p["documentationVersion"])
+        apply_patch(version, p.get("patchOperations") or [], allowed=("/description",))
+        self._save(doc)
+        return copy.deepcopy(version)
+
+    def delete_documentation_version(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        doc = self._api(ctx, p["restApiId"])
+        self._doc_version(doc, p["documentationVersion"])
+        del doc["documentationVersions"][p["documentationVersion"]]
         self._save(doc)
 
     # -- Tags -------------------------------------------------------------------------------------
@@ -682,13 +974,17 @@ class RestApiProvider:
 
     def create_api_key(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         acct = self._account(ctx)
-        value = p.get("value")
+        value = p.get("value") or None
+        if len(p.get("name") or "") > 1024:
+            raise bad_request("Invalid API Key name, can be at most 1024 characters.")
+        if len(p.get("description") or "") > 125000:
+            raise bad_request("Invalid API Key description specified.")
         if value is not None and len(value) < 20:
             raise bad_request("API Key value should be at least 20 characters")
         if value is not None and len(value) > 128:
             raise bad_request("API Key value exceeds maximum size of 128 characters")
         now = time.time()
-        key = _clean({"id": new_id(10), "value": value or new_id(40), "name": p.get("name"),
+        key = _clean({"id": new_id(10), "value": value or new_id(40), "name": p.get("name") or None,
                       "customerId": p.get("customerId"), "description": p.get("description"),
                       "enabled": bool(p.get("enabled", False)), "createdDate": now, "lastUpdatedDate": now,
                       "stageKeys": [f"{s['restApiId']}/{s['stageName']}" for s in p.get("stageKeys") or []],
@@ -708,24 +1004,35 @@ class RestApiProvider:
 
     def get_api_keys(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         items = []
-        for key in self._account(ctx)["apiKeys"].values():
+        # Newest first, as AWS lists them.
+        keys = sorted(self._account(ctx)["apiKeys"].values(), key=lambda k: (-k["createdDate"], k["id"]))
+        for key in keys:
             if p.get("nameQuery") and not key.get("name", "").startswith(p["nameQuery"]):
                 continue
             out = copy.deepcopy(key)
             if not p.get("includeValues"):
                 out.pop("value", None)
             items.append(out)
-        return {"items": items}
+        return _page(items, p)
 
     def update_api_key(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         acct = self._account(ctx)
         key = acct["apiKeys"].get(p["apiKey"])
         if key is None:
             raise not_found("Invalid API Key identifier specified")
-        apply_patch(key, p.get("patchOperations") or [], allowed=("/description", "/enabled", "/name", "/customerId"))
+        for op in p.get("patchOperations") or []:
+            if op.get("path") not in ("/description", "/enabled", "/name", "/customerId"):
+                raise bad_request(f"Invalid patch path  '{op.get('path')}' specified for op '{op.get('op')}'. "
+                                  "Must be one of: [/description, /enabled, /name, /customerId]")
+            if op.get("path") == "/description" and len(op.get("value") or "") > 125000:
+                raise bad_request("Invalid API Key description specified.")
+        apply_patch(key, p.get("patchOperations") or [], allowed=None)
         key["lastUpdatedDate"] = time.time()
+        key.setdefault("tags", {})  # AWS answers an update with the (possibly empty) tags and without the value
         self._store.put(acct)
-        return copy.deepcopy(key)
+        out: Doc = copy.deepcopy(key)
+        out.pop("value", None)
+        return out
 
     def delete_api_key(self, ctx: RequestContext, p: dict[str, Any]) -> None:
         acct = self._account(ctx)
@@ -801,13 +1108,52 @@ class RestApiProvider:
 
     def get_usage_plan_keys(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         acct = self._account(ctx)
-        plan = self._plan(acct, p["usagePlanId"])
-        items = []
-        for kid in plan.get("_keys", {}):
-            key = acct["apiKeys"].get(kid)
-            if key is not None:
-                items.append({"id": kid, "type": "API_KEY", "value": key["value"], "name": key.get("name")})
-        return {"items": items}
+        plan: Doc = acct["usagePlans"].get(p["usagePlanId"]) or {}  # AWS lists an unknown plan's keys as none
+        keys = [acct["apiKeys"][kid] for kid in plan.get("_keys", {}) if kid in acct["apiKeys"]]
+        keys.sort(key=lambda k: (-k["createdDate"], k["id"]))  # newest first, as AWS lists them
+        items = [_clean({"id": k["id"], "type": "API_KEY", "value": k["value"], "name": k.get("name")})
+                 for k in keys if not p.get("nameQuery") or (k.get("name") or "").startswith(p["nameQuery"])]
+        return _page(items, p)
+
+    # -- VPC links (stored and reported; Hearth has no load balancers to reach through them) ----------
+
+    def create_vpc_link(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        if not p.get("name"):
+            raise bad_request("Name cannot be empty")
+        for arn in p.get("targetArns") or []:
+            if not re.match(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+", arn):
+                raise bad_request(f"Invalid ARN. ARN is not well formed {arn}")
+        acct = self._account(ctx)
+        link = _clean({"id": new_id(6), "name": p["name"], "description": p.get("description"),
+                       "targetArns": p.get("targetArns") or [], "status": "AVAILABLE", "tags": p.get("tags")})
+        acct.setdefault("vpcLinks", {})[link["id"]] = link
+        self._store.put(acct)
+        return copy.deepcopy(link)
+
+    def _vpc_link(self, acct: Doc, link_id: str) -> Doc:
+        link: Doc | None = acct.get("vpcLinks", {}).get(link_id)
+        if link is None:
+            raise not_found("Invalid Vpc Link identifier specified")
+        return link
+
+    def get_vpc_link(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return copy.deepcopy(self._vpc_link(self._account(ctx), p["vpcLinkId"]))
+
+    def get_vpc_links(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        return _page(copy.deepcopy(list(self._account(ctx).get("vpcLinks", {}).values())), p)
+
+    def update_vpc_link(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        acct = self._account(ctx)
+        link = self._vpc_link(acct, p["vpcLinkId"])
+        apply_patch(link, p.get("patchOperations") or [], allowed=("/name", "/description"))
+        self._store.put(acct)
+        return copy.deepcopy(link)
+
+    def delete_vpc_link(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        acct = self._account(ctx)
+        self._vpc_link(acct, p["vpcLinkId"])
+        del acct["vpcLinks"][p["vpcLinkId"]]
+        self._store.put(acct)
 
     def delete_usage_plan_key(self, ctx: RequestContext, p: dict[str, Any]) -> None:
         acct = self._account(ctx)
@@ -817,6 +1163,7 @@ class RestApiProvider:
         self._store.put(acct)
 
 
+_NO_INTEGRATION = "Invalid Integration identifier specified"
 _DEFAULT_STATUS = {
     "ACCESS_DENIED": "403", "API_CONFIGURATION_ERROR": "500", "AUTHORIZER_CONFIGURATION_ERROR": "500",
     "AUTHORIZER_FAILURE": "500", "BAD_REQUEST_BODY": "400", "BAD_REQUEST_PARAMETERS": "400",
@@ -825,6 +1172,31 @@ _DEFAULT_STATUS = {
     "REQUEST_TOO_LARGE": "413", "RESOURCE_NOT_FOUND": "404", "THROTTLED": "429", "UNAUTHORIZED": "401",
     "UNSUPPORTED_MEDIA_TYPE": "415", "WAF_FILTERED": "403",
 }
+_DEFAULT_TEMPLATES = {"application/json": '{"message":$context.error.messageString}'}
+# Which default response a type falls back to (the rest are 4XX ones).
+_5XX_TYPES = frozenset({"API_CONFIGURATION_ERROR", "AUTHORIZER_CONFIGURATION_ERROR", "AUTHORIZER_FAILURE",
+                        "INTEGRATION_FAILURE", "INTEGRATION_TIMEOUT", "DEFAULT_5XX"})
+
+
+def _gateway_response(doc: Doc, rtype: str) -> Doc:
+    """A gateway response as AWS answers it: the customized one, else the default, which takes the
+    parameters and templates of a customized DEFAULT_4XX / DEFAULT_5XX."""
+    found: Doc | None = doc["gatewayResponses"].get(rtype)
+    if found is not None:
+        return copy.deepcopy(found)
+    out: Doc = {"responseType": rtype, "defaultResponse": True, "responseParameters": {},
+                "responseTemplates": dict(_DEFAULT_TEMPLATES)}
+    if rtype in _DEFAULT_STATUS:
+        out["statusCode"] = _DEFAULT_STATUS[rtype]
+    fallback = doc["gatewayResponses"].get("DEFAULT_5XX" if rtype in _5XX_TYPES else "DEFAULT_4XX")
+    if fallback is not None and rtype not in ("DEFAULT_4XX", "DEFAULT_5XX"):
+        out["responseParameters"] = copy.deepcopy(fallback.get("responseParameters") or {})
+        if fallback.get("statusCode"):
+            out["statusCode"] = fallback["statusCode"]
+        out["responseTemplates"] = copy.deepcopy(fallback.get("responseTemplates") or dict(_DEFAULT_TEMPLATES))
+    return out
+
+
 _STAGE_FIELDS = frozenset({"deploymentId", "description", "variables", "tracingEnabled", "accessLogSettings",
                            "cacheClusterEnabled", "cacheClusterSize", "clientCertificateId"})
 _STAGE_PATHS = (
@@ -852,6 +1224,87 @@ def new_stage(name: str, deployment_id: str, description: str | None, variables:
                    "lastUpdatedDate": now})
 
 
+_ACCESS_LOG_PATHS = ("/accessLogSettings/destinationArn", "/accessLogSettings/format")
+
+
+def _check_access_log_patch(stage: Doc, op: dict[str, Any]) -> None:
+    """AWS's rules for UpdateStage on access logging: only its two fields, never empty, removable when set."""
+    path = op.get("path") or ""
+    if op.get("op") == "remove":
+        field = path[len("/accessLogSettings/"):]
+        if path != "/accessLogSettings" and field not in (stage.get("accessLogSettings") or {}):
+            raise bad_request(f"Cannot remove method setting accessLogSettings/{field} because there is no method "
+                              "setting for this method ")
+        return
+    if path not in _ACCESS_LOG_PATHS:
+        raise bad_request("Invalid accessLogSettings path. Must be one of : [/accessLogSettings/destinationArn, "
+                          "/accessLogSettings/format]")
+    if not op.get("value"):
+        raise bad_request("Access Log value must not be empty")
+
+
+def _canary(deployment_id: str, given: dict[str, Any]) -> Doc:
+    return _clean({"deploymentId": deployment_id, "percentTraffic": float(given.get("percentTraffic") or 0.0),
+                   "stageVariableOverrides": given.get("stageVariableOverrides") or None,
+                   "useStageCache": bool(given.get("useStageCache", False))})
+
+
+_CANARY_FIELDS = ("deploymentId", "percentTraffic", "stageVariableOverrides", "useStageCache")
+
+
+def _canary_patch(doc: Doc, stage: Doc, op: dict[str, Any]) -> None:
+    """One UpdateStage operation on a stage's canary: its settings, or a promotion (`copy` of the canary's
+    deployment or variable overrides onto the stage), with AWS's texts."""
+    kind, path, value = op.get("op"), op.get("path") or "", op.get("value")
+    if kind == "copy":
+        pair = (path, op.get("from"))
+        if pair not in (("/deploymentId", "/canarySettings/deploymentId"),
+                        ("/variables", "/canarySettings/stageVariableOverrides")):
+            raise bad_request(f"Invalid copy operation with path: {path} and from {op.get('from')}. Valid copy:path "
+                              "are [/deploymentId, /variables] and valid copy:from are [/canarySettings/deploymentId, "
+                              "/canarySettings/stageVariableOverrides]")
+        canary = stage.get("canarySettings")
+        if canary is None:
+            raise bad_request("Promotion not available. Canary does not exist.")
+        if path == "/deploymentId":
+            stage["deploymentId"] = canary["deploymentId"]
+        else:
+            stage["variables"] = {**(stage.get("variables") or {}), **(canary.get("stageVariableOverrides") or {})}
+        return
+    parts = path.split("/")[2:]
+    field = parts[0] if parts else ""
+    canary = stage.get("canarySettings")
+    if kind == "remove":
+        if not parts:
+            stage.pop("canarySettings", None)
+            return
+        holder = (canary or {}).get(field) if field == "stageVariableOverrides" and len(parts) > 1 else canary
+        key = parts[-1]
+        if not isinstance(holder, dict) or key not in holder:
+            raise bad_request(f"Cannot remove method setting {path.lstrip('/')} because there is no method setting "
+                              "for this method ")
+        del holder[key]
+        if canary is not None and not canary.get("stageVariableOverrides"):
+            canary.pop("stageVariableOverrides", None)
+        return
+    if field not in _CANARY_FIELDS or (field == "stageVariableOverrides") != (len(parts) == 2) or len(parts) > 2:
+        raise bad_request(_STAGE_PATHS.format(path=path))
+    if kind != "replace":
+        raise bad_request(f"Invalid {kind} operation with path: {path}")
+    if field == "deploymentId" and value not in doc["deployments"]:
+        raise bad_request("Deployment id does not exist")
+    if canary is None:
+        canary = stage["canarySettings"] = _canary(stage["deploymentId"], {})
+    if field == "stageVariableOverrides":
+        canary.setdefault("stageVariableOverrides", {})[parts[1]] = value
+    elif field == "percentTraffic":
+        canary["percentTraffic"] = float(value or 0)
+    elif field == "useStageCache":
+        canary["useStageCache"] = str(value).lower() == "true"
+    else:
+        canary["deploymentId"] = value
+
+
 def new_authorizer(p: dict[str, Any]) -> Doc:
     return _clean({"id": new_id(6), "name": p.get("name"), "type": p.get("type"),
                    "providerARNs": p.get("providerARNs"), "authType": p.get("authType"),
@@ -862,7 +1315,7 @@ def new_authorizer(p: dict[str, Any]) -> Doc:
                    "authorizerResultTtlInSeconds": p.get("authorizerResultTtlInSeconds", 300)})
 
 
-def build_integration(p: dict[str, Any]) -> Doc:
+def build_integration(p: dict[str, Any], resource_id: str) -> Doc:
     kind = p["type"]
     uri = p.get("uri")
     method = p.get("integrationHttpMethod") or p.get("httpMethod_integration")
@@ -874,22 +1327,57 @@ def build_integration(p: dict[str, Any]) -> Doc:
         service_part = uri.split(":")[5] if uri.count(":") >= 5 else ""
         if not (service_part.startswith("path/") or service_part.startswith("action/")):
             raise bad_request("AWS ARN for integration must contain path or action")
-        if kind == "AWS_PROXY" and ":lambda:path" not in uri and ":firehose:" not in uri:
+        if kind == "AWS_PROXY" and not re.search(r":lambda:path/\d{4}-\d{2}-\d{2}/functions/.+/invocations$", uri) \
+                and ":firehose:action/" not in uri:
             raise bad_request("Integrations of type 'AWS_PROXY' currently only supports Lambda function and "
                               "Firehose stream invocations.")
     if kind in ("HTTP", "HTTP_PROXY") and (not uri or not re.match(r"^https?://", uri)):
         raise bad_request("Invalid HTTP endpoint specified for URI")
     integ = _clean({
-        "type": kind, "httpMethod": method, "uri": uri, "connectionType": p.get("connectionType"),
+        "type": kind, "httpMethod": method, "uri": uri,
+        "connectionType": p.get("connectionType") or ("INTERNET" if kind in ("HTTP", "HTTP_PROXY") else None),
         "connectionId": p.get("connectionId"), "credentials": p.get("credentials"),
         "requestParameters": p.get("requestParameters") or None, "requestTemplates": p.get("requestTemplates") or None,
         "passthroughBehavior": p.get("passthroughBehavior") or "WHEN_NO_MATCH",
         "contentHandling": p.get("contentHandling"), "timeoutInMillis": p.get("timeoutInMillis") or 29000,
-        "cacheNamespace": p.get("cacheNamespace") or new_id(6), "cacheKeyParameters": p.get("cacheKeyParameters") or [],
+        "cacheNamespace": p.get("cacheNamespace") or resource_id,
+        "cacheKeyParameters": p.get("cacheKeyParameters") or [],
     })
     if p.get("integrationResponses"):
         integ["integrationResponses"] = p["integrationResponses"]
     return integ
+
+
+def _booleans(params: Doc | None) -> None:
+    """Request and response parameters map names to booleans (required or not); patches send text."""
+    for key, value in (params or {}).items():
+        if isinstance(value, str):
+            params[key] = value.lower() == "true"  # type: ignore[index]
+
+
+def _page(items: list[Doc], p: dict[str, Any]) -> Doc:
+    """One page of a list operation: `limit` items from `position` (the next item's id)."""
+    start = 0
+    if p.get("position"):
+        try:
+            after = base64.urlsafe_b64decode(str(p["position"]).encode()).decode()
+        except (ValueError, UnicodeDecodeError):
+            after = ""
+        start = next((i for i, item in enumerate(items) if item.get("id") == after), len(items))
+    limit = p.get("limit") or 500
+    if limit < 1:
+        limit = 500
+    out: Doc = {"items": items[start:start + limit]}
+    if start + limit < len(items):  # an opaque token naming the next item
+        out["position"] = base64.urlsafe_b64encode(str(items[start + limit]["id"]).encode()).decode()
+    return out
+
+
+def _drop_empty(obj: Doc, keys: tuple[str, ...]) -> None:
+    """AWS leaves a map out once its last entry is removed."""
+    for key in keys:
+        if key in obj and not obj[key]:
+            del obj[key]
 
 
 def _check_path_part(doc: Doc, parent_id: str, part: str, exclude: str | None = None) -> None:

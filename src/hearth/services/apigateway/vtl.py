@@ -28,11 +28,109 @@ _EXTRA: dict[type, dict[str, Any]] = {
     list: {"isEmpty": lambda self: _JavaBool(not self)},
     dict: {"size": lambda self: len(self), "containsKey": lambda self, key: _JavaBool(key in self),
            "entrySet": lambda self: [{"key": k, "value": v} for k, v in self.items()],
-           "keySet": lambda self: list(self.keys()), "values": lambda self: list(self.values())},
+           "keySet": lambda self: list(self.keys()), "values": lambda self: list(self.values()),
+           # Java's Map.put: used as `$map.put(k, v)` and by the `#set` rewriting below; renders nothing.
+           "put": lambda self, key, value: self.__setitem__(key, value)},
+}
+_EXTRA[str] = {
+    # Java's String.replaceAll(regex, replacement): the replacement taken literally (no group references).
+    "replaceAll": lambda self, pattern, replacement: re.sub(pattern, lambda _m: str(replacement), self),
 }
 for _kind, _methods in _EXTRA.items():
     for _name, _fn in _methods.items():
         airspeed.__additional_methods__.setdefault(_kind, {})[_name] = _fn
+
+
+def _quiet_parse(self: Any, _parse: Any = airspeed.FormalReference.parse) -> None:
+    _parse(self)
+    self.silent = True
+
+
+# In a Velocity string literal a backslash is an ordinary character ("\'" is two characters); airspeed's
+# double-quoted literal refuses backslashes before anything but its own escapes.
+airspeed.InterpolatedStringLiteral.STRING = re.compile(r'"((?:\\.|[^"\\])*)"', re.S)
+
+# API Gateway renders a reference whose value is null (an undefined variable, a missing JSON path, a
+# method returning null) as an empty string, where plain Velocity prints the reference's own text: every
+# reference is quiet (`$!x`). airspeed serves only API Gateway's templates in Hearth.
+airspeed.FormalReference.parse = _quiet_parse
+
+_SET_START = re.compile(r"#set\(\s*\$(\{?)([A-Za-z_][\w]*)")
+_NAME_SEGMENT = re.compile(r"\.([A-Za-z_][\w-]*)")
+
+
+def _closing(text: str, pos: int, close: str) -> int:
+    """Index of the `close` that ends the bracketed text starting at `pos`, skipping quotes and nesting."""
+    depth, quote = 0, ""
+    opening = {")": "(", "]": "["}[close]
+    while pos < len(text):
+        ch = text[pos]
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == opening:
+            depth += 1
+        elif ch == close:
+            if depth == 0:
+                return pos
+            depth -= 1
+        pos += 1
+    return -1
+
+
+def _rewrite_sets(template: str) -> str:
+    """Velocity assignments airspeed cannot parse, as the `put` calls they mean: a bracketed key
+    (`#set($map[$key] = v)`, `#set($context["requestOverride"].querystring.x = v)`) or a name with a
+    hyphen (`#set($context.requestOverride.header.X-Amz-Target = v)`, as API Gateway allows)."""
+    out: list[str] = []
+    pos = 0
+    while True:
+        m = _SET_START.search(template, pos)
+        if m is None:
+            out.append(template[pos:])
+            return "".join(out)
+        end = _closing(template, m.end(), ")")
+        if end < 0:
+            out.append(template[pos:])
+            return "".join(out)
+        inner = template[m.end():end]
+        if m.group(1):  # `#set(${a.b} = ...)`: left to airspeed
+            out.append(template[pos:end + 1])
+            pos = end + 1
+            continue
+        keys: list[str] = []
+        cur = 0
+        plain = True
+        while cur < len(inner):
+            nm = _NAME_SEGMENT.match(inner, cur)
+            if nm is not None:
+                plain = plain and "-" not in nm.group(1)
+                keys.append(json.dumps(nm.group(1)))
+                cur = nm.end()
+            elif inner[cur] == "[":
+                close = _closing(inner, cur + 1, "]")
+                if close < 0:
+                    break
+                keys.append(inner[cur + 1:close].strip())
+                plain = False
+                cur = close + 1
+            else:
+                break
+        rest = inner[cur:].lstrip()
+        if plain or not keys or not rest.startswith("="):
+            out.append(template[pos:end + 1])
+            pos = end + 1
+            continue
+        chain = "".join(f".get({k})" for k in keys[:-1])
+        out.append(template[pos:m.start()])
+        out.append(f"$!{{{m.group(2)}{chain}.put({keys[-1]}, {rest[1:].strip()})}}")
+        pos = end + 1
+        # A `#set` alone on its line takes its line break with it (Velocity's and airspeed's rule).
+        newline = re.compile(r"[ \t]*\n").match(template, pos)
+        if newline is not None and not template[template.rfind("\n", 0, m.start()) + 1:m.start()].strip():
+            pos = newline.end()
 
 
 class TemplateError(Exception):
@@ -78,6 +176,11 @@ class _JavaBool(int):
         return "true" if self else "false"
 
     __repr__ = __str__
+
+
+def boolean(value: bool) -> Any:
+    """A boolean for a template's variables: rendered `true` / `false` as in Java."""
+    return _JavaBool(value)
 
 
 def _java(value: Any) -> Any:
@@ -127,6 +230,8 @@ class _Input:
 class _Util:
     @staticmethod
     def escapeJavaScript(text: Any) -> str:
+        if text is None:  # a null argument (an undefined variable) escapes to nothing
+            return ""
         return json.dumps(str(text))[1:-1].replace("'", "\\'")
 
     @staticmethod
@@ -156,7 +261,7 @@ class _Util:
 def render(template: str, *, body: str, params: dict[str, dict[str, str]], context: dict[str, Any],
            stage_variables: dict[str, str]) -> str:
     try:
-        compiled = airspeed.Template(template)
+        compiled = airspeed.Template(_rewrite_sets(template))
         return str(compiled.merge({
             "input": _Input(body, params), "util": _Util(), "context": context,
             "stageVariables": stage_variables,
