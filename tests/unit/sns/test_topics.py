@@ -132,3 +132,44 @@ def test_topic_and_subscription_rules(topics: TopicService) -> None:
     assert other.value.code == "NotFound"
     with pytest.raises(AwsError, match="invalid message attribute type"):
         normalize_attributes({"x": {"DataType": "Blob", "StringValue": "1"}})
+
+
+async def test_undeliverable_message_goes_to_the_redrive_queue(tmp_path: Path) -> None:
+    router = DeliveryRouter()
+    got: list[tuple[str, Message]] = []
+
+    async def only_dlq(arn: str, message: Message) -> None:
+        if not arn.endswith("dlq"):
+            raise DeliveryError("gone", "QueueDoesNotExist")
+        got.append((arn, message))
+
+    router.register("sqs", only_dlq)
+    router.register("lambda", only_dlq)
+    svc = TopicService(tmp_path, router, "http://x")
+    try:
+        topic = svc.create_topic(ACCOUNT, REGION, "t", {}, {})
+        dlq = "arn:aws:sqs:us-east-1:000000000000:dlq"
+        redrive = json.dumps({"deadLetterTargetArn": dlq})
+        svc.subscribe(topic, ACCOUNT, "sqs", QUEUE, {"RawMessageDelivery": "true", "RedrivePolicy": redrive})
+        svc.subscribe(topic, ACCOUNT, "lambda", FUNCTION, {"RedrivePolicy": redrive})
+        attrs = normalize_attributes({"a": {"DataType": "String", "StringValue": "v"}})
+        await svc.publish(topic, Publication("m", attributes=attrs, group_id="g"))
+        # Which subscription is tried first is not fixed (same creation time): tell them by body.
+        raw = next(m for _, m in got if m.body == "m")
+        enveloped = next(m for _, m in got if m.body != "m")
+        assert (raw.body, raw.attributes, raw.group_id) == ("m", attrs, "g")  # a standard topic keeps the group
+        # A function's undeliverable message reaches the queue in the queue subscriber's envelope.
+        assert json.loads(enveloped.body)["Message"] == "m" and enveloped.attributes == {}
+    finally:
+        svc.close()
+
+
+async def test_fifo_topic_to_standard_queue_carries_no_fifo_ids(topics: TopicService, recorder: Recorder) -> None:
+    topic = topics.create_topic(ACCOUNT, REGION, "t.fifo", {"FifoTopic": "true"}, {})
+    topics.subscribe(topic, ACCOUNT, "sqs", QUEUE, {})
+    topics.subscribe(topic, ACCOUNT, "sqs", QUEUE + ".fifo", {})
+    await topics.publish(topic, Publication("m", group_id="g", dedup_id="d"))
+    got = dict(recorder.got)
+    standard, fifo = got[QUEUE], got[QUEUE + ".fifo"]
+    assert (standard.group_id, standard.deduplication_id) == (None, None)
+    assert (fifo.group_id, fifo.deduplication_id) == ("g", "d")

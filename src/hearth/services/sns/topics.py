@@ -68,6 +68,35 @@ MIGRATIONS = [
         PRIMARY KEY (topic_arn, dedup_id)
     );
     """,
+    # Who subscribed (SubscriptionPrincipal: the caller's identity, a user's or role's ARN or the root's);
+    # platform applications, endpoints and SMS settings (stored only: see platform.py).
+    """
+    ALTER TABLE sns_subscriptions ADD COLUMN principal TEXT NOT NULL DEFAULT '';
+    CREATE TABLE sns_platform_apps (
+        arn TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        region TEXT NOT NULL,
+        name TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX sns_platform_apps_account ON sns_platform_apps (account, region);
+    CREATE TABLE sns_platform_endpoints (
+        arn TEXT PRIMARY KEY,
+        app_arn TEXT NOT NULL,
+        token TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX sns_platform_endpoints_app ON sns_platform_endpoints (app_arn, created);
+    CREATE TABLE sns_sms_attributes (
+        account TEXT NOT NULL,
+        region TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        PRIMARY KEY (account, region)
+    );
+    """,
 ]
 
 DEDUP_WINDOW_S = 300.0
@@ -83,6 +112,7 @@ TOPIC_ATTRIBUTES = {"DisplayName", "Policy", "DeliveryPolicy", "KmsMasterKeyId",
                       for s in ("SuccessFeedbackRoleArn", "SuccessFeedbackSampleRate", "FailureFeedbackRoleArn"))}
 SUBSCRIPTION_ATTRIBUTES = {"DeliveryPolicy", "FilterPolicy", "FilterPolicyScope", "RawMessageDelivery",
                            "RedrivePolicy", "SubscriptionRoleArn", "ReplayPolicy"}
+_SUBSCRIPTION_DEFAULTS = {"RawMessageDelivery": "false", "FilterPolicyScope": "MessageAttributes"}
 EFFECTIVE_DELIVERY_POLICY = json.dumps({"http": {
     "defaultHealthyRetryPolicy": {"minDelayTarget": 20, "maxDelayTarget": 20, "numRetries": 3,
                                   "numMaxDelayRetries": 0, "numNoDelayRetries": 0, "numMinDelayRetries": 0,
@@ -122,6 +152,7 @@ class Subscription:
     protocol: str
     endpoint: str
     attributes: dict[str, str]
+    principal: str = ""  # the subscriber's ARN ("" for rows from before it was kept: the owner's root)
 
     @property
     def raw(self) -> bool:
@@ -259,7 +290,8 @@ class TopicService:
         }
         if topic.fifo:
             out.update(FifoTopic="true", ContentBasedDeduplication="false")
-        out.update(topic.attributes)
+        # The data protection policy is answered by GetDataProtectionPolicy only (AWS leaves it out here).
+        out.update({k: v for k, v in topic.attributes.items() if k != "DataProtectionPolicy"})
         return out
 
     def set_topic_attribute(self, topic: Topic, name: str, value: str) -> None:
@@ -280,18 +312,20 @@ class TopicService:
     # -- subscriptions ----------------------------------------------------------------------------
 
     def subscribe(self, topic: Topic, owner: str, protocol: str, endpoint: str,
-                  attributes: dict[str, str]) -> Subscription:
+                  attributes: dict[str, str], principal: str = "") -> Subscription:
         clean = self._check_subscription_attributes(protocol, attributes)
         for existing in self.subscriptions(topic.arn):
             if existing.protocol == protocol and existing.endpoint == endpoint:
-                if any(existing.attributes.get(k) != v for k, v in clean.items()):
+                # Compared with what the subscription has in effect: an attribute left at its default
+                # (RawMessageDelivery false, scope MessageAttributes) equals the default asked for (AWS).
+                if any(existing.attributes.get(k, _SUBSCRIPTION_DEFAULTS.get(k)) != v for k, v in clean.items()):
                     raise invalid("Attributes Reason: Subscription already exists with different attributes")
                 return existing
         arn = f"{topic.arn}:{uuid.uuid4()}"
         with self.db.tx() as db:
             db.execute("INSERT INTO sns_subscriptions (arn, topic_arn, owner, protocol, endpoint, attributes, "
-                       "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (arn, topic.arn, owner, protocol, endpoint, json.dumps(clean), self.clock()))
+                       "created, principal) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (arn, topic.arn, owner, protocol, endpoint, json.dumps(clean), self.clock(), principal))
         found = self.find_subscription(arn)
         assert found is not None
         return found
@@ -358,6 +392,11 @@ class TopicService:
             db.execute("DELETE FROM sns_subscriptions WHERE arn = ?", (sub.arn,))
 
     def subscription_attributes(self, sub: Subscription) -> dict[str, str]:
+        shown = dict(sub.attributes)
+        if not shown.get("FilterPolicy"):
+            # An empty policy is no policy, and the scope is shown only beside a policy (AWS).
+            shown.pop("FilterPolicy", None)
+            shown.pop("FilterPolicyScope", None)
         return {
             "ConfirmationWasAuthenticated": "true",
             "Endpoint": sub.endpoint,
@@ -366,9 +405,9 @@ class TopicService:
             "Protocol": sub.protocol,
             "RawMessageDelivery": "false",
             "SubscriptionArn": sub.arn,
-            "SubscriptionPrincipal": f"arn:aws:iam::{sub.owner}:root",
+            "SubscriptionPrincipal": sub.principal or f"arn:aws:iam::{sub.owner}:root",
             "TopicArn": sub.topic_arn,
-            **sub.attributes,
+            **shown,
         }
 
     def set_subscription_attribute(self, sub: Subscription, name: str, value: str) -> None:
@@ -431,20 +470,44 @@ class TopicService:
                 self.failed += 1
                 log.warning("sns: delivery of %s from %s to %s failed: %s (%s)", message_id, topic.arn,
                             sub.endpoint, exc, exc.code)
+                await self._dead_letter(topic, sub, pub, text, message_id, sequence, timestamp)
             else:
                 self.delivered += 1
+
+    async def _dead_letter(self, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
+                           sequence: str | None, timestamp: str) -> None:
+        """A message its subscriber could not take goes to the subscription's dead-letter queue, if it has
+        one (RedrivePolicy), as a queue subscriber would have received it (raw or in the envelope)."""
+        policy = sub.attributes.get("RedrivePolicy")
+        if not policy:
+            return
+        target = str(json.loads(policy).get("deadLetterTargetArn") or "")
+        try:
+            await self.router.deliver(target, self._queue_message(topic, sub, pub, text, message_id, sequence,
+                                                                  timestamp, target))
+        except DeliveryError as exc:
+            log.warning("sns: dead-lettering %s of %s to %s failed: %s (%s)", message_id, sub.arn, target, exc,
+                        exc.code)
 
     def _message(self, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
                  sequence: str | None, timestamp: str) -> Message:
         if sub.protocol == "lambda":
             event = lambda_event(self.endpoint_url, topic, sub, pub, text, message_id, timestamp)
             return Message(body=json.dumps(event), trace_header=pub.trace_header, source_arn=topic.arn)
-        body = text if sub.raw else sqs_envelope(self.endpoint_url, topic, sub, pub, text, message_id, sequence,
-                                                 timestamp)
-        return Message(body=body, attributes=dict(pub.attributes or {}) if sub.raw else {},
+        return self._queue_message(topic, sub, pub, text, message_id, sequence, timestamp, sub.endpoint)
+
+    def _queue_message(self, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
+                       sequence: str | None, timestamp: str, queue_arn: str) -> Message:
+        raw = sub.raw and sub.protocol == "sqs"
+        body = text if raw else sqs_envelope(self.endpoint_url, topic, sub, pub, text, message_id, sequence,
+                                             timestamp)
+        fifo_queue = queue_arn.endswith(".fifo")
+        # A FIFO queue gets the group and deduplication ids; a standard queue gets the group id a standard
+        # topic was published with (AWS keeps it there), never a FIFO topic's.
+        return Message(body=body, attributes=dict(pub.attributes or {}) if raw else {},
                        trace_header=pub.trace_header, source_arn=topic.arn,
-                       group_id=pub.group_id if topic.fifo else None,
-                       deduplication_id=pub.dedup_id if topic.fifo else None)
+                       group_id=pub.group_id if fifo_queue or not topic.fifo else None,
+                       deduplication_id=pub.dedup_id if fifo_queue and topic.fifo else None)
 
     def statistics(self) -> dict[str, int]:
         return {"delivered": self.delivered, "failed": self.failed}
@@ -540,4 +603,4 @@ def _topic(row: Any) -> Topic:
 
 def _subscription(row: Any) -> Subscription:
     return Subscription(arn=row["arn"], topic_arn=row["topic_arn"], owner=row["owner"], protocol=row["protocol"],
-                        endpoint=row["endpoint"], attributes=json.loads(row["attributes"]))
+                        endpoint=row["endpoint"], attributes=json.loads(row["attributes"]), principal=row["principal"])
