@@ -363,7 +363,7 @@ class TopicService:
             try:
                 filter_policy.parse(policy, clean.get("FilterPolicyScope", "MessageAttributes"))
             except filter_policy.FilterPolicyError as exc:
-                raise invalid(f"{reason}FilterPolicy: {exc}") from None
+                raise invalid(f"{reason}{exc}" if exc.bare else f"{reason}FilterPolicy: {exc}") from None
             clean.setdefault("FilterPolicyScope", "MessageAttributes")
         return clean
 
