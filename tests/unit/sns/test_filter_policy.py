@@ -79,7 +79,7 @@ def test_invalid_policies(policy: str) -> None:
     ({"k": []}, "Empty arrays are not allowed"),
     ({"k": [{"cidr": ["x"]}]}, "prefix match pattern must be a string"),
     ({"k": [{"cidr": "bad/64"}]}, "Nonstandard IP address: bad"),
-    ({"k": [{"cidr": "10.0.0.0/x"}]}, "Malformed CIDR, mask bits must be an integer"),
+    ({"k": [{"cidr": "bad-/64x"}]}, "Malformed CIDR, mask bits must be an integer"),
     ({"k": [{"numeric": []}]}, "Invalid member in numeric match: ]"),
     ({"k": [{"numeric": [1, "<="]}]}, "Invalid member in numeric match: 1"),
     ({"k": [{"numeric": ["=", "0"]}]}, "Value of equals must be numeric"),

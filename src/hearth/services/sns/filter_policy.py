@@ -165,12 +165,12 @@ def _check_cidr(arg: Any) -> None:
     address, slash, bits = arg.partition("/")
     if not slash or "/" in bits:
         raise FilterPolicyError("Malformed CIDR, one '/' required")
+    if not bits.isdigit():  # the mask is read before the address (AWS: "bad-/64x" is a mask error)
+        raise FilterPolicyError("Malformed CIDR, mask bits must be an integer")
     try:
         ipaddress.ip_address(address)
     except ValueError:
         raise FilterPolicyError(f"Nonstandard IP address: {address}") from None
-    if not bits.isdigit():
-        raise FilterPolicyError("Malformed CIDR, mask bits must be an integer")
     try:
         ipaddress.ip_network(arg, strict=False)
     except ValueError:
