@@ -173,3 +173,50 @@ async def test_fifo_topic_to_standard_queue_carries_no_fifo_ids(topics: TopicSer
     standard, fifo = got[QUEUE], got[QUEUE + ".fifo"]
     assert (standard.group_id, standard.deduplication_id) == (None, None)
     assert (fifo.group_id, fifo.deduplication_id) == ("g", "d")
+
+
+async def test_http_subscription_is_confirmed_by_its_token_then_notified(topics: TopicService) -> None:
+    import asyncio
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    got: list[tuple[dict[str, str], bytes]] = []
+    arrived = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(200)
+            self.end_headers()
+            arrived.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hook"
+        topic = topics.create_topic(ACCOUNT, REGION, "t", {}, {})
+        sub = topics.subscribe(topic, ACCOUNT, "http", url, {})
+        assert sub.pending and topics.topic_attributes(topic)["SubscriptionsPending"] == "1"
+        assert await asyncio.to_thread(arrived.wait, 10)
+        headers, body = got[0]
+        confirmation = json.loads(body)
+        assert headers["x-amz-sns-message-type"] == "SubscriptionConfirmation"
+        assert confirmation["Type"] == "SubscriptionConfirmation" and confirmation["TopicArn"] == topic.arn
+        assert topics.confirm(topic.arn, "f" * 256) is None
+        confirmed = topics.confirm(topic.arn, confirmation["Token"])
+        assert confirmed is not None and not confirmed.pending
+        arrived.clear()
+        await topics.publish(topic, Publication("hello"))
+        assert await asyncio.to_thread(arrived.wait, 10)
+        headers, body = got[1]
+        assert headers["x-amz-sns-message-type"] == "Notification"
+        assert json.loads(body)["Message"] == "hello"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

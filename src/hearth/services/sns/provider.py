@@ -197,7 +197,7 @@ class SnsProvider:
         endpoint = params.get("Endpoint") or ""
         if protocol not in PROTOCOLS:
             if protocol in AWS_PROTOCOLS:
-                raise invalid(f"Hearth supports only the lambda, sqs and sms protocols, not {protocol}")
+                raise invalid(f"Hearth does not support the {protocol} protocol")
             raise invalid(f"Amazon SNS does not support this protocol string: {params['Protocol']}")
         if protocol == "sqs" and not _SQS_ARN.match(endpoint):
             raise invalid("SQS endpoint ARN")
@@ -206,20 +206,30 @@ class SnsProvider:
                           "SNS topics")  # sic: AWS says "Invalid parameter" twice
         if protocol == "sms" and not _PHONE.match(endpoint):
             raise AwsError("InvalidParameter", f"Invalid SMS endpoint: {endpoint}", 400)
+        if protocol in ("http", "https") and not endpoint.lower().startswith(f"{protocol}://"):
+            raise invalid(f"Endpoint Reason: {protocol.upper()} endpoint must start with {protocol}://")
+        if protocol in ("email", "email-json") and "@" not in endpoint:
+            raise invalid("Email address")
         if protocol == "lambda" and not _LAMBDA_ARN.match(endpoint):
             raise invalid("Lambda endpoint ARN")
         if topic.fifo and protocol == "lambda":
             raise invalid("Invalid protocol type: lambda")
         sub = self.topics.subscribe(topic, ctx.account_id, protocol, endpoint, params.get("Attributes") or {},
                                     principal=ctx.principal.caller_arn)
+        if sub.pending and not params.get("ReturnSubscriptionArn"):
+            return {"SubscriptionArn": "pending confirmation"}  # AWS's words until it is confirmed
         return {"SubscriptionArn": sub.arn}
 
     def confirm_subscription(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        # Hearth's subscriptions (queues, functions, phone numbers) are confirmed when made, so no token
-        # it could have sent is pending: a token of the wrong shape is "Invalid token", any other unknown.
-        if not _TOKEN.match(str(params.get("Token") or "")):
+        # HTTP(S) and e-mail subscriptions wait for the token Hearth made for them (queues, functions and
+        # phone numbers are confirmed when made): a token of the wrong shape is "Invalid token" (AWS).
+        token = str(params.get("Token") or "")
+        if not _TOKEN.match(token):
             raise AwsError("InvalidParameter", "Invalid token", 400)
-        raise invalid("Token")
+        sub = self.topics.confirm(str(params["TopicArn"]), token)
+        if sub is None or not ctx.may_use(sub.topic_arn.split(":")[4]):
+            raise invalid("Token")
+        return {"SubscriptionArn": sub.arn}
 
     # -- topic policy -----------------------------------------------------------------------------
 
@@ -492,7 +502,9 @@ def _arn_parts(arn: str, param: str) -> list[str]:
 
 
 def _subscription_entry(sub: Subscription) -> dict[str, Any]:
-    return {"SubscriptionArn": sub.arn, "Owner": sub.owner, "Protocol": sub.protocol, "Endpoint": sub.endpoint,
+    # A subscription awaiting its confirmation is listed without its ARN (AWS).
+    return {"SubscriptionArn": "PendingConfirmation" if sub.pending else sub.arn, "Owner": sub.owner,
+            "Protocol": sub.protocol, "Endpoint": sub.endpoint,
             "TopicArn": sub.topic_arn}
 
 

@@ -18,6 +18,7 @@ import base64
 import hashlib
 import json
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from hearth.aws.authz.authorizer import ResourcePolicy
 from hearth.aws.errors import AwsError
 from hearth.events.delivery import DeliveryError, DeliveryRouter, Message
 from hearth.services.sns import filter_policy
+from hearth.services.sns.http_endpoints import HttpPoster
 from hearth.store.component import ComponentDb
 
 log = logging.getLogger(__name__)
@@ -69,9 +71,12 @@ MIGRATIONS = [
     );
     """,
     # Who subscribed (SubscriptionPrincipal: the caller's identity, a user's or role's ARN or the root's);
+    # whether the subscription awaits its confirmation (HTTP(S) and e-mail), and the token that confirms it;
     # platform applications, endpoints and SMS settings (stored only: see platform.py).
     """
     ALTER TABLE sns_subscriptions ADD COLUMN principal TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sns_subscriptions ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sns_subscriptions ADD COLUMN token TEXT NOT NULL DEFAULT '';
     CREATE TABLE sns_platform_apps (
         arn TEXT PRIMARY KEY,
         account TEXT NOT NULL,
@@ -102,9 +107,11 @@ MIGRATIONS = [
 DEDUP_WINDOW_S = 300.0
 SEQUENCE_BASE = 10_000_000_000_000_000_000
 MAX_MESSAGE_BYTES = 262_144
-# `sms` subscriptions are kept and listed but never delivered: Hearth sends no text messages.
-PROTOCOLS = ("lambda", "sqs", "sms")
-AWS_PROTOCOLS = ("http", "https", "email", "email-json", "application", "firehose")
+# `sms` subscriptions are kept and listed but never delivered: Hearth sends no text messages. E-mail ones
+# stay pending (no mail is sent to confirm them); HTTP(S) ones are confirmed by their endpoint.
+PROTOCOLS = ("lambda", "sqs", "sms", "http", "https", "email", "email-json")
+AWS_PROTOCOLS = ("application", "firehose")
+CONFIRMED_BY_SUBSCRIBER = ("http", "https", "email", "email-json")
 
 TOPIC_ATTRIBUTES = {"DisplayName", "Policy", "DeliveryPolicy", "KmsMasterKeyId", "TracingConfig", "SignatureVersion",
                     "ContentBasedDeduplication", "ArchivePolicy", "DataProtectionPolicy", "FifoThroughputScope",
@@ -153,6 +160,8 @@ class Subscription:
     endpoint: str
     attributes: dict[str, str]
     principal: str = ""  # the subscriber's ARN ("" for rows from before it was kept: the owner's root)
+    pending: bool = False  # awaiting ConfirmSubscription with `token`
+    token: str = ""
 
     @property
     def raw(self) -> bool:
@@ -194,6 +203,7 @@ class TopicService:
                  clock: Clock = time.time) -> None:
         self.db = ComponentDb(data_dir, "sns", MIGRATIONS)
         self.router = router
+        self.http = HttpPoster()
         self.endpoint_url = endpoint_url.rstrip("/")
         self.clock = clock
         self.delivered = 0
@@ -277,14 +287,15 @@ class TopicService:
             db.execute("DELETE FROM sns_topics WHERE arn = ?", (topic.arn,))
 
     def topic_attributes(self, topic: Topic) -> dict[str, str]:
-        counts = self.db.query("SELECT COUNT(*) AS n FROM sns_subscriptions WHERE topic_arn = ?", (topic.arn,))
+        counts = self.db.query("SELECT SUM(1 - pending) AS n, SUM(pending) AS p FROM sns_subscriptions "
+                               "WHERE topic_arn = ?", (topic.arn,))
         out = {
             "Policy": default_policy(topic.arn, topic.account),
             "Owner": topic.account,
-            "SubscriptionsPending": "0",
+            "SubscriptionsPending": str(counts[0]["p"] or 0),
             "TopicArn": topic.arn,
             "EffectiveDeliveryPolicy": EFFECTIVE_DELIVERY_POLICY,
-            "SubscriptionsConfirmed": str(counts[0]["n"]),
+            "SubscriptionsConfirmed": str(counts[0]["n"] or 0),
             "DisplayName": "",
             "SubscriptionsDeleted": "0",
         }
@@ -322,13 +333,46 @@ class TopicService:
                     raise invalid("Attributes Reason: Subscription already exists with different attributes")
                 return existing
         arn = f"{topic.arn}:{uuid.uuid4()}"
+        pending = protocol in CONFIRMED_BY_SUBSCRIBER
+        token = secrets.token_hex(128) if pending else ""
         with self.db.tx() as db:
             db.execute("INSERT INTO sns_subscriptions (arn, topic_arn, owner, protocol, endpoint, attributes, "
-                       "created, principal) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (arn, topic.arn, owner, protocol, endpoint, json.dumps(clean), self.clock(), principal))
+                       "created, principal, pending, token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (arn, topic.arn, owner, protocol, endpoint, json.dumps(clean), self.clock(), principal,
+                        int(pending), token))
         found = self.find_subscription(arn)
         assert found is not None
+        if protocol in ("http", "https"):
+            self._send_confirmation(topic, found)
         return found
+
+    def _send_confirmation(self, topic: Topic, sub: Subscription) -> None:
+        """AWS's SubscriptionConfirmation, POSTed to the endpoint: it confirms by calling ConfirmSubscription
+        with the token (or by visiting SubscribeURL)."""
+        message_id = str(uuid.uuid4())
+        timestamp = _timestamp(self.clock())
+        text = (f"You have chosen to subscribe to the topic {topic.arn}.\nTo confirm the subscription, visit the "
+                "SubscribeURL included in this message.")
+        cert, _ = _urls(self.endpoint_url, topic, sub)
+        doc = {"Type": "SubscriptionConfirmation", "MessageId": message_id, "Token": sub.token,
+               "TopicArn": topic.arn, "Message": text,
+               "SubscribeURL": f"{self.endpoint_url}/?Action=ConfirmSubscription&TopicArn={topic.arn}"
+                               f"&Token={sub.token}",
+               "Timestamp": timestamp, "SignatureVersion": topic.attributes.get("SignatureVersion", "1"),
+               "Signature": _signature(message_id, text, timestamp, topic.arn), "SigningCertURL": cert}
+        self.http.post(sub.endpoint, json.dumps(doc, indent=2, separators=(",", " : ")), {
+            "x-amz-sns-message-type": "SubscriptionConfirmation", "x-amz-sns-message-id": message_id,
+            "x-amz-sns-topic-arn": topic.arn})
+
+    def confirm(self, topic_arn: str, token: str) -> Subscription | None:
+        """The subscription `token` confirms (now confirmed), or None when no pending one has it."""
+        rows = self.db.query("SELECT arn FROM sns_subscriptions WHERE topic_arn = ? AND token = ?",
+                             (topic_arn, token))
+        if not rows:
+            return None
+        with self.db.tx() as db:
+            db.execute("UPDATE sns_subscriptions SET pending = 0 WHERE arn = ?", (rows[0]["arn"],))
+        return self.find_subscription(rows[0]["arn"])
 
     @staticmethod
     def _check_subscription_attributes(protocol: str, attributes: dict[str, str],
@@ -398,10 +442,10 @@ class TopicService:
             shown.pop("FilterPolicy", None)
             shown.pop("FilterPolicyScope", None)
         return {
-            "ConfirmationWasAuthenticated": "true",
+            "ConfirmationWasAuthenticated": "false" if sub.pending else "true",
             "Endpoint": sub.endpoint,
             "Owner": sub.owner,
-            "PendingConfirmation": "false",
+            "PendingConfirmation": "true" if sub.pending else "false",
             "Protocol": sub.protocol,
             "RawMessageDelivery": "false",
             "SubscriptionArn": sub.arn,
@@ -453,16 +497,19 @@ class TopicService:
         return message_id, sequence
 
     async def fan_out(self, topic: Topic, pub: Publication, message_id: str, sequence: str | None) -> None:
-        timestamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        timestamp = _timestamp(self.clock())
         for sub in self.subscriptions(topic.arn):
-            if sub.protocol == "sms":
-                continue  # kept, never sent (see PROTOCOLS)
+            if sub.protocol in ("sms", "email", "email-json") or sub.pending:
+                continue  # kept, never sent (see PROTOCOLS); a pending subscription gets nothing yet
             text = message_for(pub, sub.protocol)
             policy = sub.attributes.get("FilterPolicy")
             if policy:
                 scope = sub.attributes.get("FilterPolicyScope", "MessageAttributes")
                 if not filter_policy.matches(json.loads(policy), scope, pub.attributes or {}, text):
                     continue
+            if sub.protocol in ("http", "https"):
+                self._post_notification(topic, sub, pub, text, message_id, sequence, timestamp)
+                continue
             try:
                 await self.router.deliver(sub.endpoint, self._message(topic, sub, pub, text, message_id, sequence,
                                                                       timestamp))
@@ -473,6 +520,16 @@ class TopicService:
                 await self._dead_letter(topic, sub, pub, text, message_id, sequence, timestamp)
             else:
                 self.delivered += 1
+
+    def _post_notification(self, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
+                           sequence: str | None, timestamp: str) -> None:
+        body = text if sub.raw else sqs_envelope(self.endpoint_url, topic, sub, pub, text, message_id, sequence,
+                                                 timestamp)
+        headers = {"x-amz-sns-message-type": "Notification", "x-amz-sns-message-id": message_id,
+                   "x-amz-sns-topic-arn": topic.arn, "x-amz-sns-subscription-arn": sub.arn}
+        if sub.raw:
+            headers["x-amz-sns-rawdelivery"] = "true"
+        self.http.post(sub.endpoint, body, headers)
 
     async def _dead_letter(self, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
                            sequence: str | None, timestamp: str) -> None:
@@ -521,6 +578,10 @@ def message_for(pub: Publication, protocol: str) -> str:
     value = doc.get(protocol)
     # A protocol's entry that is not a string is ignored: the subscriber gets the default text (AWS).
     return value if isinstance(value, str) else str(doc["default"])
+
+
+def _timestamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _attributes_for_envelope(attributes: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, str]]:
@@ -603,4 +664,5 @@ def _topic(row: Any) -> Topic:
 
 def _subscription(row: Any) -> Subscription:
     return Subscription(arn=row["arn"], topic_arn=row["topic_arn"], owner=row["owner"], protocol=row["protocol"],
-                        endpoint=row["endpoint"], attributes=json.loads(row["attributes"]), principal=row["principal"])
+                        endpoint=row["endpoint"], attributes=json.loads(row["attributes"]), principal=row["principal"],
+                        pending=bool(row["pending"]), token=row["token"])
