@@ -91,10 +91,13 @@ def test_invalid_policies(policy: str) -> None:
     ({"k": [{"anything-but": {"suffix": "x"}}]}, "Unsupported anything-but pattern: suffix"),
     ({"k": [f"v{i}" for i in range(151)]}, "Filter policy is too complex"),
     ({f"k{i}": ["v"] for i in range(6)}, "Filter policy can not have more than 5 keys"),
+    # 3x4 (3 levels down, 4 values) x 2x3 x 1x3 = 216 (AWS's example)
+    ({"a": {"b": {"c": ["1", "2", "3", "4"]}}, "d": {"e": ["1", "2", "3"]}, "f": ["1", "2", "3"]},
+     "Filter policy is too complex"),
 ])
 def test_invalid_policy_reasons_are_aws_texts(policy: dict[str, Any], reason: str) -> None:
     with pytest.raises(FilterPolicyError) as info:
-        parse(json.dumps(policy))
+        parse(json.dumps(policy), "MessageBody")  # the body scope: nested policies allowed
     assert str(info.value) == reason
 
 
