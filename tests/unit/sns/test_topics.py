@@ -220,3 +220,25 @@ async def test_http_subscription_is_confirmed_by_its_token_then_notified(topics:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def test_signing_key_is_kept_and_signs_both_versions(tmp_path: Path) -> None:
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    from hearth.services.sns.signing import NOTIFICATION_FIELDS, SigningKey
+
+    key = SigningKey(tmp_path)
+    assert SigningKey(tmp_path).cert_pem == key.cert_pem  # made once, kept across restarts
+    assert (tmp_path / "sns-signing" / "key.pem").stat().st_mode & 0o077 == 0
+    assert key.cert_url("http://h:1") == f"http://h:1/_hearth/sns/{key.cert_name}"
+    public = x509.load_pem_x509_certificate(key.cert_pem).public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    message = {"Type": "Notification", "MessageId": "m", "TopicArn": "t", "Message": "x", "Timestamp": "ts"}
+    text = b"Message\nx\nMessageId\nm\nTimestamp\nts\nTopicArn\nt\nType\nNotification\n"
+    for version, algorithm in (("1", hashes.SHA1()), ("2", hashes.SHA256())):
+        signature = base64.b64decode(key.sign(message, NOTIFICATION_FIELDS, version))
+        public.verify(signature, text, padding.PKCS1v15(), algorithm)

@@ -32,6 +32,7 @@ from hearth.aws.errors import AwsError
 from hearth.events.delivery import DeliveryError, DeliveryRouter, Message
 from hearth.services.sns import filter_policy
 from hearth.services.sns.http_endpoints import HttpPoster
+from hearth.services.sns.signing import CONFIRMATION_FIELDS, NOTIFICATION_FIELDS, SigningKey
 from hearth.store.component import ComponentDb
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,7 @@ class TopicService:
         self.db = ComponentDb(data_dir, "sns", MIGRATIONS)
         self.router = router
         self.http = HttpPoster()
+        self.signing = SigningKey(data_dir)
         self.endpoint_url = endpoint_url.rstrip("/")
         self.clock = clock
         self.delivered = 0
@@ -353,13 +355,14 @@ class TopicService:
         timestamp = _timestamp(self.clock())
         text = (f"You have chosen to subscribe to the topic {topic.arn}.\nTo confirm the subscription, visit the "
                 "SubscribeURL included in this message.")
-        cert, _ = _urls(self.endpoint_url, topic, sub)
+        version = topic.attributes.get("SignatureVersion", "1")
         doc = {"Type": "SubscriptionConfirmation", "MessageId": message_id, "Token": sub.token,
                "TopicArn": topic.arn, "Message": text,
                "SubscribeURL": f"{self.endpoint_url}/?Action=ConfirmSubscription&TopicArn={topic.arn}"
                                f"&Token={sub.token}",
-               "Timestamp": timestamp, "SignatureVersion": topic.attributes.get("SignatureVersion", "1"),
-               "Signature": _signature(message_id, text, timestamp, topic.arn), "SigningCertURL": cert}
+               "Timestamp": timestamp, "SignatureVersion": version}
+        doc.update(Signature=self.signing.sign(doc, CONFIRMATION_FIELDS, version),
+                   SigningCertURL=self.signing.cert_url(self.endpoint_url))
         self.http.post(sub.endpoint, json.dumps(doc, indent=2, separators=(",", " : ")), {
             "x-amz-sns-message-type": "SubscriptionConfirmation", "x-amz-sns-message-id": message_id,
             "x-amz-sns-topic-arn": topic.arn})
@@ -523,8 +526,8 @@ class TopicService:
 
     def _post_notification(self, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
                            sequence: str | None, timestamp: str) -> None:
-        body = text if sub.raw else sqs_envelope(self.endpoint_url, topic, sub, pub, text, message_id, sequence,
-                                                 timestamp)
+        body = text if sub.raw else sqs_envelope(self.endpoint_url, self.signing, topic, sub, pub, text, message_id,
+                                                 sequence, timestamp)
         headers = {"x-amz-sns-message-type": "Notification", "x-amz-sns-message-id": message_id,
                    "x-amz-sns-topic-arn": topic.arn, "x-amz-sns-subscription-arn": sub.arn}
         if sub.raw:
@@ -549,15 +552,15 @@ class TopicService:
     def _message(self, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
                  sequence: str | None, timestamp: str) -> Message:
         if sub.protocol == "lambda":
-            event = lambda_event(self.endpoint_url, topic, sub, pub, text, message_id, timestamp)
+            event = lambda_event(self.endpoint_url, self.signing, topic, sub, pub, text, message_id, timestamp)
             return Message(body=json.dumps(event), trace_header=pub.trace_header, source_arn=topic.arn)
         return self._queue_message(topic, sub, pub, text, message_id, sequence, timestamp, sub.endpoint)
 
     def _queue_message(self, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
                        sequence: str | None, timestamp: str, queue_arn: str) -> Message:
         raw = sub.raw and sub.protocol == "sqs"
-        body = text if raw else sqs_envelope(self.endpoint_url, topic, sub, pub, text, message_id, sequence,
-                                             timestamp)
+        body = text if raw else sqs_envelope(self.endpoint_url, self.signing, topic, sub, pub, text, message_id,
+                                             sequence, timestamp)
         fifo_queue = queue_arn.endswith(".fifo")
         # A FIFO queue gets the group and deduplication ids; a standard queue gets the group id a standard
         # topic was published with (AWS keeps it there), never a FIFO topic's.
@@ -595,23 +598,15 @@ def _attributes_for_envelope(attributes: dict[str, dict[str, Any]] | None) -> di
     return out
 
 
-def _signature(*parts: str | None) -> str:
-    # Hearth does not hold AWS's signing key; the signature is a stable digest of the signed fields so the
-    # field is present and well-formed. Verifying it against SigningCertURL fails, as it must.
-    digest = hashlib.sha256("\n".join(p or "" for p in parts).encode()).digest()
-    return base64.b64encode(digest * 8).decode()
+def _unsubscribe_url(endpoint: str, sub: Subscription) -> str:
+    return f"{endpoint}/?Action=Unsubscribe&SubscriptionArn={sub.arn}"
 
 
-def _urls(endpoint: str, topic: Topic, sub: Subscription) -> tuple[str, str]:
-    cert = f"https://sns.{topic.region}.amazonaws.com/SimpleNotificationService-hearth.pem"
-    unsubscribe = f"{endpoint}/?Action=Unsubscribe&SubscriptionArn={sub.arn}"
-    return cert, unsubscribe
-
-
-def sqs_envelope(endpoint: str, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
-                 sequence: str | None, timestamp: str) -> str:
-    """AWS's notification JSON as an SQS subscriber receives it (AWS pretty-prints it this way)."""
-    cert, unsubscribe = _urls(endpoint, topic, sub)
+def sqs_envelope(endpoint: str, key: SigningKey, topic: Topic, sub: Subscription, pub: Publication, text: str,
+                 message_id: str, sequence: str | None, timestamp: str) -> str:
+    """AWS's notification JSON as an SQS subscriber receives it (AWS pretty-prints it this way), signed with
+    Hearth's key (verifiable against the certificate at SigningCertURL)."""
+    unsubscribe = _unsubscribe_url(endpoint, sub)
     doc: dict[str, Any] = {"Type": "Notification", "MessageId": message_id}
     if sequence is not None:
         doc["SequenceNumber"] = sequence
@@ -621,10 +616,11 @@ def sqs_envelope(endpoint: str, topic: Topic, sub: Subscription, pub: Publicatio
     doc.update({"Message": text, "Timestamp": timestamp})
     if not topic.fifo:
         # AWS signs standard topics' notifications only: a FIFO topic's carry no signature fields.
+        version = topic.attributes.get("SignatureVersion", "1")
         doc.update({
-            "SignatureVersion": topic.attributes.get("SignatureVersion", "1"),
-            "Signature": _signature(message_id, text, timestamp, topic.arn),
-            "SigningCertURL": cert,
+            "SignatureVersion": version,
+            "Signature": key.sign(doc, NOTIFICATION_FIELDS, version),
+            "SigningCertURL": key.cert_url(endpoint),
         })
     doc["UnsubscribeURL"] = unsubscribe
     attributes = _attributes_for_envelope(pub.attributes)
@@ -633,10 +629,12 @@ def sqs_envelope(endpoint: str, topic: Topic, sub: Subscription, pub: Publicatio
     return json.dumps(doc, indent=2, separators=(",", " : "), ensure_ascii=False)
 
 
-def lambda_event(endpoint: str, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
-                 timestamp: str) -> dict[str, Any]:
+def lambda_event(endpoint: str, key: SigningKey, topic: Topic, sub: Subscription, pub: Publication, text: str,
+                 message_id: str, timestamp: str) -> dict[str, Any]:
     """AWS's `aws:sns` event for one notification to a function subscriber."""
-    cert, unsubscribe = _urls(endpoint, topic, sub)
+    version = topic.attributes.get("SignatureVersion", "1")
+    signed = {"Type": "Notification", "MessageId": message_id, "TopicArn": topic.arn, "Subject": pub.subject,
+              "Message": text, "Timestamp": timestamp}
     return {"Records": [{
         "EventSource": "aws:sns",
         "EventVersion": "1.0",
@@ -648,10 +646,10 @@ def lambda_event(endpoint: str, topic: Topic, sub: Subscription, pub: Publicatio
             "Subject": pub.subject,
             "Message": text,
             "Timestamp": timestamp,
-            "SignatureVersion": topic.attributes.get("SignatureVersion", "1"),
-            "Signature": _signature(message_id, text, timestamp, topic.arn),
-            "SigningCertUrl": cert,
-            "UnsubscribeUrl": unsubscribe,
+            "SignatureVersion": version,
+            "Signature": key.sign(signed, NOTIFICATION_FIELDS, version),
+            "SigningCertUrl": key.cert_url(endpoint),
+            "UnsubscribeUrl": _unsubscribe_url(endpoint, sub),
             "MessageAttributes": _attributes_for_envelope(pub.attributes),
         },
     }]}
