@@ -287,7 +287,8 @@ class Hearth:
         self.queues = QueueService(s.data_dir, recheck_s=0.5 if self.membership is not None else None)
         on_stop.callback(self.queues.close)
         self.router.register("sqs", SqsDelivery(self.queues))
-        self.topics = TopicService(s.data_dir, self.router, s.endpoint_url)
+        self.topics = TopicService(s.data_dir, self.router, s.endpoint_url,
+                                   delivery_logs=self.log_writer)  # SNS delivery status logging
         on_stop.callback(self.topics.close)
         self.router.register("sns", SnsDelivery(self.topics))
         self.streams = StreamService(s.data_dir)

@@ -242,3 +242,40 @@ def test_signing_key_is_kept_and_signs_both_versions(tmp_path: Path) -> None:
     for version, algorithm in (("1", hashes.SHA1()), ("2", hashes.SHA256())):
         signature = base64.b64decode(key.sign(message, NOTIFICATION_FIELDS, version))
         public.verify(signature, text, padding.PKCS1v15(), algorithm)
+
+
+class _LogRecorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def ensure_group(self, account: str, region: str, group: str) -> None:
+        pass
+
+    def ensure_stream(self, account: str, region: str, group: str, stream: str) -> None:
+        pass
+
+    def append(self, account: str, region: str, group: str, stream: str, events: list[tuple[int, str]]) -> None:
+        self.events.extend((group, message) for _, message in events)
+
+
+async def test_delivery_status_is_logged_when_the_topic_asks(tmp_path: Path, recorder: Recorder) -> None:
+    router = DeliveryRouter()
+    router.register("lambda", recorder)
+    logs = _LogRecorder()
+    svc = TopicService(tmp_path, router, "http://x", delivery_logs=logs)
+    try:
+        topic = svc.create_topic(ACCOUNT, REGION, "t", {}, {})
+        svc.subscribe(topic, ACCOUNT, "lambda", FUNCTION, {})
+        await svc.publish(topic, Publication("quiet"))
+        assert logs.events == []  # no feedback role: nothing logged
+        svc.set_topic_attribute(topic, "LambdaSuccessFeedbackRoleArn", "arn:aws:iam::000000000000:role/r")
+        svc.set_topic_attribute(svc.topic(ACCOUNT, topic.arn), "LambdaSuccessFeedbackSampleRate", "100")
+        message_id, _ = await svc.publish(svc.topic(ACCOUNT, topic.arn), Publication("Should be received"))
+        (group, text), = logs.events
+        record = json.loads(text)
+        assert group == f"sns/{REGION}/{ACCOUNT}/t" and record["status"] == "SUCCESS"
+        assert record["notification"]["messageId"] == message_id
+        assert record["notification"]["messageMD5Sum"] == "c1c7ff780647014d463e6801bf83c59d"  # AWS's recording
+        assert record["delivery"]["statusCode"] == 202 and "lambdaRequestId" in record["delivery"]["providerResponse"]
+    finally:
+        svc.close()

@@ -30,6 +30,7 @@ from typing import Any
 from hearth.aws.authz.authorizer import ResourcePolicy
 from hearth.aws.errors import AwsError
 from hearth.events.delivery import DeliveryError, DeliveryRouter, Message
+from hearth.invoke.logs import LogSink
 from hearth.services.sns import filter_policy
 from hearth.services.sns.http_endpoints import HttpPoster
 from hearth.services.sns.signing import CONFIRMATION_FIELDS, NOTIFICATION_FIELDS, SigningKey
@@ -120,6 +121,9 @@ TOPIC_ATTRIBUTES = {"DisplayName", "Policy", "DeliveryPolicy", "KmsMasterKeyId",
                       for s in ("SuccessFeedbackRoleArn", "SuccessFeedbackSampleRate", "FailureFeedbackRoleArn"))}
 SUBSCRIPTION_ATTRIBUTES = {"DeliveryPolicy", "FilterPolicy", "FilterPolicyScope", "RawMessageDelivery",
                            "RedrivePolicy", "SubscriptionRoleArn", "ReplayPolicy"}
+# The prefix of a topic's feedback attributes for each protocol (LambdaSuccessFeedbackRoleArn, ...).
+_FEEDBACK_PREFIX = {"lambda": "Lambda", "sqs": "SQS", "http": "HTTP", "https": "HTTP", "application": "Application",
+                    "firehose": "Firehose"}
 _SUBSCRIPTION_DEFAULTS = {"RawMessageDelivery": "false", "FilterPolicyScope": "MessageAttributes"}
 EFFECTIVE_DELIVERY_POLICY = json.dumps({"http": {
     "defaultHealthyRetryPolicy": {"minDelayTarget": 20, "maxDelayTarget": 20, "numRetries": 3,
@@ -201,10 +205,12 @@ class TopicService:
     """Durable topics and subscriptions; `publish` fans out through the router."""
 
     def __init__(self, data_dir: Path, router: DeliveryRouter, endpoint_url: str, *,
-                 clock: Clock = time.time) -> None:
+                 clock: Clock = time.time, delivery_logs: LogSink | None = None) -> None:
         self.db = ComponentDb(data_dir, "sns", MIGRATIONS)
         self.router = router
         self.http = HttpPoster()
+        # Delivery status logging (a topic's <Protocol>Success/FailureFeedbackRoleArn): CloudWatch Logs' sink.
+        self.delivery_logs = delivery_logs
         self.signing = SigningKey(data_dir)
         self.endpoint_url = endpoint_url.rstrip("/")
         self.clock = clock
@@ -513,6 +519,7 @@ class TopicService:
             if sub.protocol in ("http", "https"):
                 self._post_notification(topic, sub, pub, text, message_id, sequence, timestamp)
                 continue
+            started = self.clock()
             try:
                 await self.router.deliver(sub.endpoint, self._message(topic, sub, pub, text, message_id, sequence,
                                                                       timestamp))
@@ -520,9 +527,53 @@ class TopicService:
                 self.failed += 1
                 log.warning("sns: delivery of %s from %s to %s failed: %s (%s)", message_id, topic.arn,
                             sub.endpoint, exc, exc.code)
+                self._log_delivery(topic, sub, text, message_id, timestamp, started, exc)
                 await self._dead_letter(topic, sub, pub, text, message_id, sequence, timestamp)
             else:
                 self.delivered += 1
+                self._log_delivery(topic, sub, text, message_id, timestamp, started, None)
+
+    def _log_delivery(self, topic: Topic, sub: Subscription, text: str, message_id: str, timestamp: str,
+                      started: float, failure: DeliveryError | None) -> None:
+        """AWS's delivery status record, in `sns/<region>/<account>/<topic>` (`…/Failure` for failures),
+        when the topic asks for it for the subscriber's protocol (and the success sample picks it)."""
+        prefix = _FEEDBACK_PREFIX.get(sub.protocol)
+        if self.delivery_logs is None or prefix is None:
+            return
+        if failure is None:
+            if not topic.attributes.get(f"{prefix}SuccessFeedbackRoleArn"):
+                return
+            try:
+                rate = float(topic.attributes.get(f"{prefix}SuccessFeedbackSampleRate") or 0)
+            except ValueError:
+                rate = 0.0
+            if secrets.randbelow(100) >= rate:
+                return
+        elif not topic.attributes.get(f"{prefix}FailureFeedbackRoleArn"):
+            return
+        now = self.clock()
+        if sub.protocol == "lambda":
+            response = {"lambdaRequestId": str(uuid.uuid4())} if failure is None else {"ErrorCode": failure.code,
+                                                                                        "ErrorMessage": str(failure)}
+            status = 202 if failure is None else 404
+        else:
+            response = {"sqsRequestId": str(uuid.uuid4())} if failure is None else {"ErrorCode": failure.code,
+                                                                                     "ErrorMessage": str(failure)}
+            status = 200 if failure is None else 400
+        record = {
+            "notification": {"messageMD5Sum": hashlib.md5(text.encode()).hexdigest(),
+                             "messageId": message_id, "topicArn": topic.arn, "timestamp": timestamp},
+            "delivery": {"deliveryId": str(uuid.uuid4()), "destination": sub.endpoint,
+                         "providerResponse": json.dumps(response, separators=(",", ":")),
+                         "dwellTimeMs": max(0, int((now - started) * 1000)), "statusCode": status},
+            "status": "SUCCESS" if failure is None else "FAILURE",
+        }
+        group = f"sns/{topic.region}/{topic.account}/{topic.name}" + ("" if failure is None else "/Failure")
+        try:
+            self.delivery_logs.append(topic.account, topic.region, group, str(uuid.uuid4()),
+                                      [(int(now * 1000), json.dumps(record))])
+        except RuntimeError:  # the log writer is closed: the server is stopping
+            pass
 
     def _post_notification(self, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
                            sequence: str | None, timestamp: str) -> None:
@@ -646,7 +697,9 @@ def lambda_event(endpoint: str, key: SigningKey, topic: Topic, sub: Subscription
             "Subject": pub.subject,
             "Message": text,
             "Timestamp": timestamp,
-            "SignatureVersion": version,
+            # AWS's events say version 1 whatever the topic's SignatureVersion, though the signature is
+            # made with the topic's (SHA256 for 2): recorded by AWS, kept as AWS does.
+            "SignatureVersion": "1",
             "Signature": key.sign(signed, NOTIFICATION_FIELDS, version),
             "SigningCertUrl": key.cert_url(endpoint),
             "UnsubscribeUrl": _unsubscribe_url(endpoint, sub),
