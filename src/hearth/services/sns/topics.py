@@ -562,7 +562,9 @@ class TopicService:
             status = 200 if failure is None else 400
         record = {
             "notification": {"messageMD5Sum": hashlib.md5(text.encode()).hexdigest(),
-                             "messageId": message_id, "topicArn": topic.arn, "timestamp": timestamp},
+                             "messageId": message_id, "topicArn": topic.arn,
+                             # AWS's records write the publish time as "2023-06-20 12:09:33.046"
+                             "timestamp": timestamp.replace("T", " ").rstrip("Z")},
             "delivery": {"deliveryId": str(uuid.uuid4()), "destination": sub.endpoint,
                          "providerResponse": json.dumps(response, separators=(",", ":")),
                          "dwellTimeMs": max(0, int((now - started) * 1000)), "statusCode": status},
