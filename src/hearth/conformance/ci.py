@@ -104,6 +104,7 @@ TESTS: dict[str, tuple[str, ...]] = {
         "TestSNSTopicCrudV2::test_data_protection_policy_crud",
         "TestSNSPlatformApplicationCrud::test_create_platform_application_invalid_platform",
         "TestSNSSMS::test_set_invalid_sms_attributes[InvalidSMSType]",
+        "TestSNSSubscriptionCrudV2::test_subscribe_attributes",  # the caller as SubscriptionPrincipal
     )),
     "events": tuple(f"{_EVENTS}/{test}" for test in (
         "test_events_tags.py::tests_tag_untag_resource[event_bus-event_bus_custom]",
