@@ -124,6 +124,7 @@ from hearth.services.s3.notifications import Dispatcher
 from hearth.services.s3.provider import S3Provider
 from hearth.services.s3.store import S3Store
 from hearth.services.sns.provider import SnsDelivery, SnsProvider
+from hearth.services.sns.signing import CERT_PATH as SNS_CERT_PATH
 from hearth.services.sns.topics import TopicService
 from hearth.services.sqs.provider import SqsDelivery, SqsProvider
 from hearth.services.sqs.queues import QueueService
@@ -319,7 +320,8 @@ class Hearth:
             notices.start()
             on_stop.callback(notices.close)  # before the queues close (callbacks run in reverse)
         self.router.register("sqs", SqsDelivery(self.queues))
-        self.topics = TopicService(s.data_dir, self.router, s.endpoint_url)
+        self.topics = TopicService(s.data_dir, self.router, s.endpoint_url,
+                                   delivery_logs=self.log_writer)  # SNS delivery status logging
         on_stop.callback(self.topics.close)
         self.router.register("sns", SnsDelivery(self.topics))
         self.streams = StreamService(s.data_dir)
@@ -719,6 +721,13 @@ class HearthApp:
             status, headers, body = await serve_code_download(
                 self.hearth.code_signer, self.hearth.blobs, path, scope.get("query_string", b"").decode())
             await _send(send, status, headers, body)
+        elif path.startswith(SNS_CERT_PATH) and self.hearth.started:
+            # SNS's signing certificate, where its messages' SigningCertURL points (services/sns/signing.py).
+            signing = self.hearth.topics.signing
+            if path == SNS_CERT_PATH + signing.cert_name:
+                await _send(send, 200, {"content-type": "application/x-pem-file"}, signing.cert_pem)
+            else:
+                await _send(send, 404, {"content-type": "application/json"}, b'{"message": "Not Found"}')
         elif path == "/_hearth/policy/suggest" and self.hearth.started:
             status, answer = self.hearth.policy_suggestion(scope)
             await _send(send, status, {"content-type": "application/json"}, json.dumps(answer).encode())

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import urllib.request
 import uuid
 from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.parser.models import SnsModel, SnsNotificationModel
 from botocore.exceptions import ClientError
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.integration.harness import HearthServer, create_function
 
@@ -42,6 +47,19 @@ def _bodies(sqs: Any, url: str, expected: int) -> list[dict[str, Any]]:
         if len(got) >= expected:
             break
     return got
+
+
+def _verify_signature(message: dict[str, Any]) -> None:
+    """As a subscriber verifies a notification: the certificate from SigningCertURL (served by Hearth), the
+    signed fields in AWS's order, SHA1 for SignatureVersion 1."""
+    with urllib.request.urlopen(message["SigningCertURL"], timeout=10) as resp:
+        cert = x509.load_pem_x509_certificate(resp.read())
+    fields = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
+    text = "".join(f"{f}\n{message[f]}\n" for f in fields if f in message)
+    algorithm = hashes.SHA1() if message["SignatureVersion"] == "1" else hashes.SHA256()
+    public_key = cert.public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    public_key.verify(base64.b64decode(message["Signature"]), text.encode(), padding.PKCS1v15(), algorithm)
 
 
 def test_topic_lifecycle_and_errors(sns: Any) -> None:
@@ -89,6 +107,7 @@ def test_publish_to_queue_envelope_raw_and_filters(sns: Any, sqs: Any) -> None:
     assert first["MessageAttributes"] == {"color": {"Type": "String", "Value": "green"}}
     SnsNotificationModel.model_validate({**first, "SigningCertUrl": first["SigningCertURL"],
                                          "UnsubscribeUrl": first["UnsubscribeURL"]})
+    _verify_signature(first)
     raw = _bodies(sqs, raw_url, 2)
     assert sorted(m["Body"] for m in raw) == ["blue one", "hello"]
     assert any(m.get("MessageAttributes", {}).get("color", {}).get("StringValue") == "green" for m in raw)

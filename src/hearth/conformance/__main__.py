@@ -60,7 +60,9 @@ def targets(names: list[str], served: list[str], tests: Path) -> dict[str, list[
 
 
 def run_pytest(python: Path, scratch: Path, paths: list[str], junit: Path, log: Path, endpoint: str,
-               extra: list[str]) -> None:
+               extra: list[str], caller: dict[str, str] | None = None) -> None:
+    """`caller`: the key the tests sign with (Server.caller: an IAM user's when served), else the root's."""
+    key = caller or PRIMARY
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TEST_", "PYTEST_"))}
     env.update(
         TEST_SKIP_LOCALSTACK_START="1", TEST_AWS_ENDPOINT_URL=endpoint,
@@ -69,7 +71,8 @@ def run_pytest(python: Path, scratch: Path, paths: list[str], junit: Path, log: 
         # Where tests that sign raw HTTP requests send them (`config.internal_service_url()`: Kinesis' CBOR);
         # the plugin sets it after LocalStack's conftest has reset it to port 4566.
         HEARTH_CONFORMANCE_GATEWAY=f"127.0.0.1:{endpoint.rsplit(':', 1)[1]}",
-        AWS_ACCESS_KEY_ID=PRIMARY["access_key_id"], AWS_SECRET_ACCESS_KEY=PRIMARY["secret_access_key"],
+        AWS_ACCESS_KEY_ID=key["access_key_id"], AWS_SECRET_ACCESS_KEY=key["secret_access_key"],
+        TEST_AWS_ACCESS_KEY_ID=key["access_key_id"], TEST_AWS_SECRET_ACCESS_KEY=key["secret_access_key"],
         AWS_DEFAULT_REGION="us-east-1", PYTHONPATH=str(scratch), PYTHONDONTWRITEBYTECODE="1",
         # What the plugin judges runtime-parametrised tests by: the runtimes the server can run.
         HEARTH_CONFORMANCE_RUNTIMES=",".join(sorted(installed_runtimes())),
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 junit = output / f"{service}.xml"
                 junit.unlink(missing_ok=True)
                 run_pytest(python, scratch, paths, junit, output / f"{service}.log", server.endpoint,
-                           ["-k", args.expr] if args.expr else [])
+                           ["-k", args.expr] if args.expr else [], server.caller)
                 if not junit.is_file():
                     print(f"conformance: {service}: pytest wrote no report; see {output / f'{service}.log'}",
                           file=sys.stderr)

@@ -115,6 +115,11 @@ TESTS: dict[str, tuple[str, ...]] = {
         "TestSNSTopicCrudV2::test_create_topic_name_constraints",
         "TestSNSPublishCrud::test_publish_wrong_arn_format",
         "TestSNSSubscriptionCrud::test_unsubscribe_wrong_arn_format",
+        "TestSNSTopicCrudV2::test_topic_add_permission",
+        "TestSNSTopicCrudV2::test_data_protection_policy_crud",
+        "TestSNSPlatformApplicationCrud::test_create_platform_application_invalid_platform",
+        "TestSNSSMS::test_set_invalid_sms_attributes[InvalidSMSType]",
+        "TestSNSSubscriptionCrudV2::test_subscribe_attributes",  # the caller as SubscriptionPrincipal
     )),
     "events": tuple(f"{_EVENTS}/{test}" for test in (
         "test_events_tags.py::tests_tag_untag_resource[event_bus-event_bus_custom]",

@@ -3,6 +3,12 @@
 It holds the two keys LocalStack's tests sign with: `test`/`test` for account 000000000000 (the primary
 test account) and `000000000002`/`test2` for account 000000000002 (the secondary account of the
 cross-account tests). It runs as its own process group and is stopped by its PID, never by name.
+
+The tests' caller: AWS recorded LocalStack's tests as an IAM user of the primary account, not as its
+root, and the answers show it (SNS's SubscriptionPrincipal is the subscriber's ARN). When the server
+serves IAM, `start` makes such a user (`CALLER_USER`, with AdministratorAccess, so that it may do what
+the root may) and `caller` is its key, which the tests then sign with; the root's `test` key stays
+valid (a few tests sign raw requests with it). Without IAM, `caller` is the root's key.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 
 PRIMARY = {"access_key_id": "test", "secret_access_key": "test", "account_id": "000000000000"}
 SECONDARY = {"access_key_id": "000000000002", "secret_access_key": "test2", "account_id": "000000000002"}
+CALLER_USER = "hearth-conformance"
 
 
 def free_port() -> int:
@@ -36,6 +43,7 @@ class Server:
         self.log_path = log_path
         self.port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
+        self.caller = {"access_key_id": PRIMARY["access_key_id"], "secret_access_key": PRIMARY["secret_access_key"]}
 
     @property
     def endpoint(self) -> str:
@@ -63,12 +71,26 @@ class Server:
                 with urllib.request.urlopen(f"{self.endpoint}/_hearth/health", timeout=1) as resp:
                     health: dict[str, Any] = json.load(resp)
                     if health.get("status") == "running":
+                        if "iam" in (health.get("services") or {}):
+                            self.caller = self._make_caller()
                         return health
             except OSError:
                 pass
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"hearth did not become healthy within {timeout:.0f} s; see {self.log_path}")
+
+    def _make_caller(self) -> dict[str, str]:
+        """An IAM user of the primary account allowed everything, and a key of it (see the module's doc)."""
+        import boto3  # only here: the rest of the runner needs no AWS SDK
+
+        iam = boto3.client("iam", endpoint_url=self.endpoint, region_name="us-east-1",
+                           aws_access_key_id=PRIMARY["access_key_id"],
+                           aws_secret_access_key=PRIMARY["secret_access_key"])
+        iam.create_user(UserName=CALLER_USER)
+        iam.attach_user_policy(UserName=CALLER_USER, PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+        key = iam.create_access_key(UserName=CALLER_USER)["AccessKey"]
+        return {"access_key_id": str(key["AccessKeyId"]), "secret_access_key": str(key["SecretAccessKey"])}
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

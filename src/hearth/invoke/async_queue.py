@@ -564,7 +564,7 @@ class AsyncQueue:
             code, message = self._dead_letter_error(ev, condition)
             attributes = {
                 "RequestID": {"DataType": "String", "StringValue": ev.id},
-                "ErrorCode": {"DataType": "String", "StringValue": code},
+                "ErrorCode": {"DataType": "Number", "StringValue": code},  # a Number (AWS records)
                 "ErrorMessage": {"DataType": "String", "StringValue": message},
             }
             deliveries.append(_delivery("dlq", dead_letter, ev.payload.decode(errors="replace"), attributes,

@@ -95,7 +95,7 @@ async def test_function_errors_are_retried_after_one_then_two_minutes(rigs: list
     assert json.loads(dlq.body) == {"n": 1}  # the original event
     assert dlq.attributes == {
         "RequestID": {"DataType": "String", "StringValue": "req-2"},
-        "ErrorCode": {"DataType": "String", "StringValue": "200"},
+        "ErrorCode": {"DataType": "Number", "StringValue": "200"},
         "ErrorMessage": {"DataType": "String", "StringValue": "bad input"},
     }
     assert rig.queue.pending() == 0

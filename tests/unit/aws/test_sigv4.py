@@ -183,3 +183,18 @@ def test_auth_any_mode_account_from_numeric_key(tmp_path: Path) -> None:
 def test_canonical_query_matches_botocore_encoding() -> None:
     assert canonical_query("b=2&a=x%20y&a=1&X-Amz-Signature=s", drop_signature=True) == "a=1&a=x%20y&b=2"
     assert canonical_query("k=a+b&e=") == "e=&k=a%2Bb"
+    assert canonical_query("k=a+b&e=", plus_as_space=True) == "e=&k=a%20b"
+
+
+def test_plus_on_the_wire_for_a_signed_space_is_accepted(tmp_path: Path) -> None:
+    """Python's requests sends query parameters form-encoded ('+' for a space) after botocore signed
+    '%20': AWS accepts it (LocalStack's AWS-validated SNS test posts Publish so)."""
+    echo = EchoProvider()
+    gw = make_gateway(tmp_path, {"lambda": [echo]})
+    listing = "http://hearth.test:4566/2015-03-31/functions/"
+    method, path, query, headers, body = _signed(listing + "?Marker=a%20b")
+    result = _run(gw, (method, path, query.replace("%20", "+"), headers, body))
+    assert result.status == 200, result.body
+    assert echo.calls[0][1]["Marker"] == "a b"
+    tampered = _signed(listing + "?Marker=a%20b")
+    assert _run(gw, (tampered[0], tampered[1], "Marker=a+c", tampered[3], tampered[4])).status == 403

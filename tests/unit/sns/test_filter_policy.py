@@ -70,3 +70,42 @@ def test_body_scope_is_nested() -> None:
 def test_invalid_policies(policy: str) -> None:
     with pytest.raises(FilterPolicyError):
         parse(policy)
+
+
+@pytest.mark.parametrize(("policy", "reason"), [
+    ({"k": [["v"]]}, "Match value must be String, number, true, false, or null"),
+    ({"k": [{"suffix": "v", "prefix": "w"}]}, "Only one key allowed in match expression"),
+    ({"k": {"suffix": "v"}}, '"suffix" must be an object or an array'),
+    ({"k": []}, "Empty arrays are not allowed"),
+    ({"k": [{"cidr": ["x"]}]}, "prefix match pattern must be a string"),
+    ({"k": [{"cidr": "bad/64"}]}, "Nonstandard IP address: bad"),
+    ({"k": [{"cidr": "bad-/64x"}]}, "Malformed CIDR, mask bits must be an integer"),
+    ({"k": [{"numeric": []}]}, "Invalid member in numeric match: ]"),
+    ({"k": [{"numeric": [1, "<="]}]}, "Invalid member in numeric match: 1"),
+    ({"k": [{"numeric": ["=", "0"]}]}, "Value of equals must be numeric"),
+    ({"k": [{"numeric": ["<", 100, ">", 10]}]}, "Too many elements in numeric expression"),
+    ({"k": [{"numeric": [">=", 1, ">", 2]}]}, "Bad numeric range operator: >"),
+    ({"k": [{"numeric": [">", 20, 30]}]}, "Bad value in numeric range: 30"),
+    ({"k": [{"numeric": [">", 3, "<", 1]}]}, "Bottom must be less than top"),
+    ({"k": [{"numeric": [">", 2, "<", 3, "<", 5]}]}, "Too many terms in numeric range expression"),
+    ({"k": [{"anything-but": {"suffix": "x"}}]}, "Unsupported anything-but pattern: suffix"),
+    ({"k": [f"v{i}" for i in range(151)]}, "Filter policy is too complex"),
+    ({f"k{i}": ["v"] for i in range(6)}, "Filter policy can not have more than 5 keys"),
+    # 3x4 (3 levels down, 4 values) x 2x3 x 1x3 = 216 (AWS's example)
+    ({"a": {"b": {"c": ["1", "2", "3", "4"]}}, "d": {"e": ["1", "2", "3"]}, "f": ["1", "2", "3"]},
+     "Filter policy is too complex"),
+])
+def test_invalid_policy_reasons_are_aws_texts(policy: dict[str, Any], reason: str) -> None:
+    with pytest.raises(FilterPolicyError) as info:
+        parse(json.dumps(policy), "MessageBody")  # the body scope: nested policies allowed
+    assert str(info.value) == reason
+
+
+def test_body_paths_are_dotted() -> None:
+    policy = parse(json.dumps({"object.nested": ["v"]}), "MessageBody")
+    assert matches(policy, "MessageBody", {}, json.dumps({"object": {"nested": "v"}}))
+    assert matches(policy, "MessageBody", {}, json.dumps({"object.nested": "v"}))
+    assert not matches(policy, "MessageBody", {}, json.dumps({"object": {"nested": "w"}}))
+    with pytest.raises(FilterPolicyError) as info:
+        parse(json.dumps({"a": {"b": ["x"]}}))
+    assert info.value.bare

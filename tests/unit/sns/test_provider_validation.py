@@ -149,3 +149,90 @@ async def test_sms_subscriptions_are_kept_not_sent(sns: SnsProvider, recorder: R
     await sns.publish(ctx(), {"TopicArn": arn, "Message": "m"})
     assert recorder.got == []
     assert sns.get_subscription_attributes(ctx(), sub)["Attributes"]["PendingConfirmation"] == "false"
+
+
+async def test_platform_applications_and_sms_settings_are_stored_with_aws_texts(sns: SnsProvider) -> None:
+    attrs = {"PlatformPrincipal": "p", "PlatformCredential": "c"}
+    assert await error(sns.create_platform_application, ctx(), {"Name": "@x", "Platform": "ADM",
+                                                                "Attributes": attrs}) == (
+        "InvalidParameter", "Invalid parameter: @x Reason: must contain only characters 'a'-'z', 'A'-'Z', '0'-'9', "
+        "'_', '-', and '.'")
+    assert await error(sns.create_platform_application, ctx(), {"Name": "a", "Platform": "AAA",
+                                                                "Attributes": attrs}) == (
+        "InvalidParameter", "Invalid parameter: Platform Reason: AAA is not supported")
+    assert (await error(sns.create_platform_application, ctx(), {"Name": "a", "Platform": "ADM",
+                                                                 "Attributes": {"PlatformPrincipal": "p"}}))[1] == (
+        "Invalid parameter: Attributes Reason: PlatformPrincipal attribute provided without PlatformCredential")
+    app = sns.create_platform_application(ctx(), {"Name": "a", "Platform": "ADM", "Attributes": attrs})
+    arn = app["PlatformApplicationArn"]
+    assert arn == f"arn:aws:sns:us-east-1:{ACCOUNT}:app/ADM/a"
+    assert "PlatformCredential" not in sns.get_platform_application_attributes(
+        ctx(), {"PlatformApplicationArn": arn})["Attributes"]
+    missing = f"arn:aws:sns:us-east-1:{ACCOUNT}:app/ADM/none"
+    assert await error(sns.get_platform_application_attributes, ctx(), {"PlatformApplicationArn": missing}) == (
+        "NotFound", "PlatformApplication does not exist")
+    endpoint = sns.create_platform_endpoint(ctx(), {"PlatformApplicationArn": arn, "Token": "t1"})["EndpointArn"]
+    same = sns.create_platform_endpoint(ctx(), {"PlatformApplicationArn": arn, "Token": "t1"})["EndpointArn"]
+    assert same == endpoint
+    assert sns.get_endpoint_attributes(ctx(), {"EndpointArn": endpoint})["Attributes"] == {"Enabled": "true",
+                                                                                            "Token": "t1"}
+    assert await error(sns.get_endpoint_attributes, ctx(), {"EndpointArn": endpoint + "x"}) == (
+        "NotFound", "Endpoint does not exist")
+    sns.delete_endpoint(ctx(), {"EndpointArn": endpoint})
+    assert sns.list_endpoints_by_platform_application(ctx(), {"PlatformApplicationArn": arn})["Endpoints"] == []
+
+    assert await error(sns.set_sms_attributes, ctx(), {"attributes": {"DefaultSendID": "x"}}) == (
+        "InvalidParameter", "DefaultSendID is not a valid attribute")
+    assert await error(sns.set_sms_attributes, ctx(), {"attributes": {"DefaultSMSType": "x"}}) == (
+        "InvalidParameter", "DefaultSMSType is invalid")
+    sns.set_sms_attributes(ctx(), {"attributes": {"DefaultSMSType": "Promotional"}})
+    assert sns.get_sms_attributes(ctx(), {})["attributes"] == {"DefaultSMSType": "Promotional"}
+    assert await error(sns.opt_in_phone_number, ctx(), {"phoneNumber": "invalid"}) == (
+        "InvalidParameter", "Invalid parameter: PhoneNumber Reason: input incorrectly formatted")
+    assert await error(sns.publish, ctx(), {"PhoneNumber": "+1a234", "Message": "m"}) == (
+        "InvalidParameter", "Invalid parameter: PhoneNumber Reason: +1a234 is not valid to publish to")
+    assert "MessageId" in await sns.publish(ctx(), {"PhoneNumber": "+15551234567", "Message": "m"})
+
+
+async def test_permissions_data_protection_and_confirmation(sns: SnsProvider) -> None:
+    arn = sns.create_topic(ctx(), {"Name": "t"})["TopicArn"]
+    sns.add_permission(ctx(), {"TopicArn": arn, "Label": "l", "AWSAccountId": [ACCOUNT], "ActionName": ["Publish"]})
+    policy = json.loads(sns.get_topic_attributes(ctx(), {"TopicArn": arn})["Attributes"]["Policy"])
+    assert policy["Statement"][1] == {"Sid": "l", "Effect": "Allow",
+                                      "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                                      "Action": "SNS:Publish", "Resource": arn}
+    assert await error(sns.add_permission, ctx(), {"TopicArn": arn, "Label": "l", "AWSAccountId": [ACCOUNT],
+                                                   "ActionName": ["Publish"]}) == (
+        "InvalidParameter", "Invalid parameter: Statement already exists")
+    assert (await error(sns.add_permission, ctx(), {"TopicArn": arn, "Label": "m", "AWSAccountId": [ACCOUNT],
+                                                    "ActionName": ["Nope"]}))[1] == (
+        "Invalid parameter: Policy statement action out of service scope!")
+    sns.remove_permission(ctx(), {"TopicArn": arn, "Label": "l"})
+    policy = json.loads(sns.get_topic_attributes(ctx(), {"TopicArn": arn})["Attributes"]["Policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == ["__default_statement_ID"]
+
+    sns.put_data_protection_policy(ctx(), {"ResourceArn": arn, "DataProtectionPolicy": '{"Name": "p"}'})
+    assert sns.get_data_protection_policy(ctx(), {"ResourceArn": arn}) == {"DataProtectionPolicy": '{"Name": "p"}'}
+    assert "DataProtectionPolicy" not in sns.get_topic_attributes(ctx(), {"TopicArn": arn})["Attributes"]
+
+    assert await error(sns.confirm_subscription, ctx(), {"TopicArn": arn, "Token": "random"}) == (
+        "InvalidParameter", "Invalid token")
+    assert await error(sns.confirm_subscription, ctx(), {"TopicArn": arn, "Token": "ab" * 64}) == (
+        "InvalidParameter", "Invalid parameter: Token")
+
+
+async def test_subscription_principal_idempotency_and_shown_scope(sns: SnsProvider) -> None:
+    arn = sns.create_topic(ctx(), {"Name": "t"})["TopicArn"]
+    user = RequestContext("sns", "X", "us-east-1", Principal("AK", ACCOUNT, kind="user",
+                                                             arn=f"arn:aws:iam::{ACCOUNT}:user/u"), "rid")
+    queue = f"arn:aws:sqs:us-east-1:{ACCOUNT}:q"
+    sub = sns.subscribe(user, {"TopicArn": arn, "Protocol": "sqs", "Endpoint": queue,
+                               "Attributes": {"RawMessageDelivery": "true", "FilterPolicyScope": "MessageBody",
+                                              "FilterPolicy": ""}})["SubscriptionArn"]
+    attrs = sns.get_subscription_attributes(ctx(), {"SubscriptionArn": sub})["Attributes"]
+    assert attrs["SubscriptionPrincipal"] == f"arn:aws:iam::{ACCOUNT}:user/u"
+    assert "FilterPolicy" not in attrs and "FilterPolicyScope" not in attrs  # no policy: no scope shown
+    # Asking again with a default value left implicit before is the same subscription.
+    again = sns.subscribe(ctx(), {"TopicArn": arn, "Protocol": "sqs", "Endpoint": queue,
+                                  "Attributes": {"RawMessageDelivery": "true", "FilterPolicyScope": "MessageBody"}})
+    assert again["SubscriptionArn"] == sub

@@ -132,3 +132,150 @@ def test_topic_and_subscription_rules(topics: TopicService) -> None:
     assert other.value.code == "NotFound"
     with pytest.raises(AwsError, match="invalid message attribute type"):
         normalize_attributes({"x": {"DataType": "Blob", "StringValue": "1"}})
+
+
+async def test_undeliverable_message_goes_to_the_redrive_queue(tmp_path: Path) -> None:
+    router = DeliveryRouter()
+    got: list[tuple[str, Message]] = []
+
+    async def only_dlq(arn: str, message: Message) -> None:
+        if not arn.endswith("dlq"):
+            raise DeliveryError("gone", "QueueDoesNotExist")
+        got.append((arn, message))
+
+    router.register("sqs", only_dlq)
+    router.register("lambda", only_dlq)
+    svc = TopicService(tmp_path, router, "http://x")
+    try:
+        topic = svc.create_topic(ACCOUNT, REGION, "t", {}, {})
+        dlq = "arn:aws:sqs:us-east-1:000000000000:dlq"
+        redrive = json.dumps({"deadLetterTargetArn": dlq})
+        svc.subscribe(topic, ACCOUNT, "sqs", QUEUE, {"RawMessageDelivery": "true", "RedrivePolicy": redrive})
+        svc.subscribe(topic, ACCOUNT, "lambda", FUNCTION, {"RedrivePolicy": redrive})
+        attrs = normalize_attributes({"a": {"DataType": "String", "StringValue": "v"}})
+        await svc.publish(topic, Publication("m", attributes=attrs, group_id="g"))
+        # Which subscription is tried first is not fixed (same creation time): tell them by body.
+        raw = next(m for _, m in got if m.body == "m")
+        enveloped = next(m for _, m in got if m.body != "m")
+        assert (raw.body, raw.attributes, raw.group_id) == ("m", attrs, "g")  # a standard topic keeps the group
+        # A function's undeliverable message reaches the queue in the queue subscriber's envelope.
+        assert json.loads(enveloped.body)["Message"] == "m" and enveloped.attributes == {}
+    finally:
+        svc.close()
+
+
+async def test_fifo_topic_to_standard_queue_carries_no_fifo_ids(topics: TopicService, recorder: Recorder) -> None:
+    topic = topics.create_topic(ACCOUNT, REGION, "t.fifo", {"FifoTopic": "true"}, {})
+    topics.subscribe(topic, ACCOUNT, "sqs", QUEUE, {})
+    topics.subscribe(topic, ACCOUNT, "sqs", QUEUE + ".fifo", {})
+    await topics.publish(topic, Publication("m", group_id="g", dedup_id="d"))
+    got = dict(recorder.got)
+    standard, fifo = got[QUEUE], got[QUEUE + ".fifo"]
+    assert (standard.group_id, standard.deduplication_id) == (None, None)
+    assert (fifo.group_id, fifo.deduplication_id) == ("g", "d")
+
+
+async def test_http_subscription_is_confirmed_by_its_token_then_notified(topics: TopicService) -> None:
+    import asyncio
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    got: list[tuple[dict[str, str], bytes]] = []
+    arrived = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(200)
+            self.end_headers()
+            arrived.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hook"
+        topic = topics.create_topic(ACCOUNT, REGION, "t", {}, {})
+        sub = topics.subscribe(topic, ACCOUNT, "http", url, {})
+        assert sub.pending and topics.topic_attributes(topic)["SubscriptionsPending"] == "1"
+        assert await asyncio.to_thread(arrived.wait, 10)
+        headers, body = got[0]
+        confirmation = json.loads(body)
+        assert headers["x-amz-sns-message-type"] == "SubscriptionConfirmation"
+        assert confirmation["Type"] == "SubscriptionConfirmation" and confirmation["TopicArn"] == topic.arn
+        assert topics.confirm(topic.arn, "f" * 256) is None
+        confirmed = topics.confirm(topic.arn, confirmation["Token"])
+        assert confirmed is not None and not confirmed.pending
+        arrived.clear()
+        await topics.publish(topic, Publication("hello"))
+        assert await asyncio.to_thread(arrived.wait, 10)
+        headers, body = got[1]
+        assert headers["x-amz-sns-message-type"] == "Notification"
+        assert json.loads(body)["Message"] == "hello"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_signing_key_is_kept_and_signs_both_versions(tmp_path: Path) -> None:
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    from hearth.services.sns.signing import NOTIFICATION_FIELDS, SigningKey
+
+    key = SigningKey(tmp_path)
+    assert SigningKey(tmp_path).cert_pem == key.cert_pem  # made once, kept across restarts
+    assert (tmp_path / "sns-signing" / "key.pem").stat().st_mode & 0o077 == 0
+    assert key.cert_url("http://h:1") == f"http://h:1/_hearth/sns/{key.cert_name}"
+    public = x509.load_pem_x509_certificate(key.cert_pem).public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    message = {"Type": "Notification", "MessageId": "m", "TopicArn": "t", "Message": "x", "Timestamp": "ts"}
+    text = b"Message\nx\nMessageId\nm\nTimestamp\nts\nTopicArn\nt\nType\nNotification\n"
+    for version, algorithm in (("1", hashes.SHA1()), ("2", hashes.SHA256())):
+        signature = base64.b64decode(key.sign(message, NOTIFICATION_FIELDS, version))
+        public.verify(signature, text, padding.PKCS1v15(), algorithm)
+
+
+class _LogRecorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def ensure_group(self, account: str, region: str, group: str) -> None:
+        pass
+
+    def ensure_stream(self, account: str, region: str, group: str, stream: str) -> None:
+        pass
+
+    def append(self, account: str, region: str, group: str, stream: str, events: list[tuple[int, str]]) -> None:
+        self.events.extend((group, message) for _, message in events)
+
+
+async def test_delivery_status_is_logged_when_the_topic_asks(tmp_path: Path, recorder: Recorder) -> None:
+    router = DeliveryRouter()
+    router.register("lambda", recorder)
+    logs = _LogRecorder()
+    svc = TopicService(tmp_path, router, "http://x", delivery_logs=logs)
+    try:
+        topic = svc.create_topic(ACCOUNT, REGION, "t", {}, {})
+        svc.subscribe(topic, ACCOUNT, "lambda", FUNCTION, {})
+        await svc.publish(topic, Publication("quiet"))
+        assert logs.events == []  # no feedback role: nothing logged
+        svc.set_topic_attribute(topic, "LambdaSuccessFeedbackRoleArn", "arn:aws:iam::000000000000:role/r")
+        svc.set_topic_attribute(svc.topic(ACCOUNT, topic.arn), "LambdaSuccessFeedbackSampleRate", "100")
+        message_id, _ = await svc.publish(svc.topic(ACCOUNT, topic.arn), Publication("Should be received"))
+        (group, text), = logs.events
+        record = json.loads(text)
+        assert group == f"sns/{REGION}/{ACCOUNT}/t" and record["status"] == "SUCCESS"
+        assert record["notification"]["messageId"] == message_id
+        assert record["notification"]["messageMD5Sum"] == "c1c7ff780647014d463e6801bf83c59d"  # AWS's recording
+        assert record["delivery"]["statusCode"] == 202 and "lambdaRequestId" in record["delivery"]["providerResponse"]
+    finally:
+        svc.close()

@@ -24,7 +24,18 @@ _MISSING = object()
 
 
 class FilterPolicyError(Exception):
-    """The policy is not valid; str(exc) is the reason AWS gives after "FilterPolicy: "."""
+    """The policy is not valid; str(exc) is the reason AWS gives after "FilterPolicy: " (or, when `bare`,
+    the whole reason: AWS words the scope rule without that prefix)."""
+
+    def __init__(self, message: str, *, bare: bool = False) -> None:
+        super().__init__(message)
+        self.bare = bare
+
+
+# AWS's limits on a policy: the sum over its `$or` alternatives of the product of each key's number of
+# values, and the keys one alternative may name.
+MAX_COMBINATIONS = 150
+MAX_KEYS = 5
 
 
 def json_failure(exc: json.JSONDecodeError) -> str:
@@ -39,18 +50,60 @@ def json_failure(exc: json.JSONDecodeError) -> str:
 
 
 def parse(text: str, scope: str = "MessageAttributes") -> dict[str, Any]:
-    """Parse and validate a policy; raises FilterPolicyError."""
+    """Parse and validate a policy; raises FilterPolicyError. The checks run in the order AWS's parser
+    meets them (field by field, a match expression's first key before its second), so that the first
+    error is AWS's."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FilterPolicyError(json_failure(exc)) from None
     if not isinstance(doc, dict):
         raise FilterPolicyError("Filter policy must be a JSON object")
-    _check_object(doc, nested_allowed=scope == "MessageBody", depth=0)
+    _check_object(doc, depth=0)
+    if scope != "MessageBody" and _nested(doc):
+        raise FilterPolicyError("Filter policy scope MessageAttributes does not support nested filter policy",
+                                bare=True)
+    alternatives = _alternatives(doc, "")
+    if sum(_product(a.values()) for a in alternatives) > MAX_COMBINATIONS:
+        raise FilterPolicyError("Filter policy is too complex")
+    if any(len({path.split(".")[0] for path in a}) > MAX_KEYS for a in alternatives):  # parent keys only
+        raise FilterPolicyError(f"Filter policy can not have more than {MAX_KEYS} keys")
     return doc
 
 
-def _check_object(doc: dict[str, Any], *, nested_allowed: bool, depth: int) -> None:
+def _nested(doc: dict[str, Any]) -> bool:
+    for key, value in doc.items():
+        if key == "$or":
+            if any(_nested(v) for v in value):
+                return True
+        elif isinstance(value, dict):
+            return True
+    return False
+
+
+def _product(counts: Any) -> int:
+    out = 1
+    for n in counts:
+        out *= n
+    return out
+
+
+def _alternatives(doc: dict[str, Any], prefix: str) -> list[dict[str, int]]:
+    """The policy as the conjunctions it stands for (`$or` expanded): each a map of key path to its weight
+    in AWS's complexity, its number of values times its depth (a key two levels down with 3 values: 6)."""
+    combos: list[dict[str, int]] = [{}]
+    for key, value in doc.items():
+        if key == "$or":
+            options = [alt for v in value for alt in _alternatives(v, prefix)]
+        elif isinstance(value, dict):
+            options = _alternatives(value, f"{prefix}{key}.")
+        else:
+            options = [{f"{prefix}{key}": len(value) * (prefix.count(".") + 1)}]
+        combos = [{**c, **o} for c in combos for o in options]
+    return combos
+
+
+def _check_object(doc: dict[str, Any], *, depth: int) -> None:
     if depth > 5:
         raise FilterPolicyError("Filter policy is too deeply nested")
     if not doc:
@@ -60,27 +113,26 @@ def _check_object(doc: dict[str, Any], *, nested_allowed: bool, depth: int) -> N
             if not isinstance(value, list) or len(value) < 2 or not all(isinstance(v, dict) for v in value):
                 raise FilterPolicyError("$or must be an array of at least two filter policies")
             for alternative in value:
-                _check_object(alternative, nested_allowed=nested_allowed, depth=depth + 1)
+                _check_object(alternative, depth=depth + 1)
         elif isinstance(value, dict):
-            if not nested_allowed:
-                raise FilterPolicyError(f"\"{key}\" must be an object or an array (Filter policy scope "
-                                        "MessageAttributes does not support nested filter policy)")
-            _check_object(value, nested_allowed=True, depth=depth + 1)
+            _check_object(value, depth=depth + 1)
         elif isinstance(value, list):
             if not value:
-                raise FilterPolicyError(f"Empty arrays are not allowed for \"{key}\"")
+                raise FilterPolicyError("Empty arrays are not allowed")
             for condition in value:
-                _check_condition(key, condition)
+                _check_condition(condition)
         else:
             raise FilterPolicyError(f"\"{key}\" must be an object or an array")
 
 
-def _check_condition(key: str, condition: Any) -> None:
+def _check_condition(condition: Any) -> None:
     if condition is None or isinstance(condition, (str, int, float, bool)):
         return
-    if not isinstance(condition, dict) or len(condition) != 1:
-        raise FilterPolicyError(f"Match value must be String, number, true, false, or null for \"{key}\"")
-    (op, arg), = condition.items()
+    if not isinstance(condition, dict):
+        raise FilterPolicyError("Match value must be String, number, true, false, or null")
+    if not condition:
+        raise FilterPolicyError("Empty objects are not allowed")
+    (op, arg), *more = condition.items()
     if op not in _OPERATORS:
         raise FilterPolicyError(f"Unrecognized match type {op}")
     if op in ("prefix", "suffix", "equals-ignore-case") and not isinstance(arg, str):
@@ -88,50 +140,129 @@ def _check_condition(key: str, condition: Any) -> None:
     if op == "exists" and not isinstance(arg, bool):
         raise FilterPolicyError("exists match pattern must be either true or false.")
     if op == "cidr":
-        try:
-            ipaddress.ip_network(str(arg), strict=False)
-        except ValueError:
-            raise FilterPolicyError("Malformed CIDR, one '/' required") from None
+        _check_cidr(arg)
     if op == "numeric":
         _check_numeric(arg)
     if op == "anything-but":
         if isinstance(arg, dict):
-            if len(arg) != 1 or next(iter(arg)) not in ("prefix", "suffix", "equals-ignore-case"):
-                raise FilterPolicyError("Unsupported anything-but pattern")
+            inner, pattern = next(iter(arg.items()), ("", None))
+            if inner not in ("prefix", "equals-ignore-case"):
+                raise FilterPolicyError(f"Unsupported anything-but pattern: {inner}")
+            if not isinstance(pattern, str):
+                raise FilterPolicyError(f"{inner} match pattern must be a string")
         elif isinstance(arg, list):
             if not arg or not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in arg):
                 raise FilterPolicyError("Inside anything but list, start|null|boolean is not supported.")
         elif not isinstance(arg, (str, int, float)) or isinstance(arg, bool):
             raise FilterPolicyError("Value of anything-but must be an array or single string/number value.")
+    if more:
+        raise FilterPolicyError("Only one key allowed in match expression")
+
+
+def _check_cidr(arg: Any) -> None:
+    if not isinstance(arg, str):
+        raise FilterPolicyError("prefix match pattern must be a string")  # sic: AWS's text for cidr too
+    address, slash, bits = arg.partition("/")
+    if not slash or "/" in bits:
+        raise FilterPolicyError("Malformed CIDR, one '/' required")
+    if not bits.isdigit():  # the mask is read before the address (AWS: "bad-/64x" is a mask error)
+        raise FilterPolicyError("Malformed CIDR, mask bits must be an integer")
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise FilterPolicyError(f"Nonstandard IP address: {address}") from None
+    try:
+        ipaddress.ip_network(arg, strict=False)
+    except ValueError:
+        raise FilterPolicyError("Malformed CIDR, mask bits must be an integer") from None
+
+
+def _numeric_value(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_numeric(arg: Any) -> None:
-    if not isinstance(arg, list) or len(arg) not in (2, 4):
+    """AWS's numeric grammar: `= n`, or a lower bound (`>`/`>=` n) and/or an upper one (`<`/`<=` n)."""
+    if not isinstance(arg, list):
         raise FilterPolicyError("Value of numeric must be an array.")
-    for i in range(0, len(arg), 2):
-        op, number = arg[i], arg[i + 1]
-        if op not in _NUMERIC_OPS or (len(arg) == 4 and op == "="):
-            raise FilterPolicyError(f"Unrecognized numeric range operator: {op}")
-        if not isinstance(number, (int, float)) or isinstance(number, bool):
-            raise FilterPolicyError("Value of < must be numeric")
+    if not arg:
+        raise FilterPolicyError("Invalid member in numeric match: ]")
+    op = arg[0]
+    if not isinstance(op, str):
+        raise FilterPolicyError(f"Invalid member in numeric match: {_token(op)}")
+    if op not in _NUMERIC_OPS:
+        raise FilterPolicyError(f"Unrecognized numeric range operator: {op}")
+    if len(arg) < 2 or not _numeric_value(arg[1]):
+        raise FilterPolicyError(f"Value of {'equals' if op == '=' else op} must be numeric")
+    if len(arg) == 2:
+        return
+    if op in ("=", "<", "<="):
+        raise FilterPolicyError("Too many elements in numeric expression")
+    second = arg[2]
+    if not isinstance(second, str):
+        raise FilterPolicyError(f"Bad value in numeric range: {_token(second)}")
+    if second not in ("<", "<="):
+        raise FilterPolicyError(f"Bad numeric range operator: {second}")
+    if len(arg) < 4 or not _numeric_value(arg[3]):
+        raise FilterPolicyError(f"Value of {second} must be numeric")
+    if len(arg) > 4:
+        raise FilterPolicyError("Too many terms in numeric range expression")
+    if not float(arg[1]) < float(arg[3]):
+        raise FilterPolicyError("Bottom must be less than top")
+
+
+def _token(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else value
 
 
 # -- matching -------------------------------------------------------------------------------------
 
 def matches(policy: dict[str, Any], scope: str, attributes: dict[str, dict[str, Any]], body: str) -> bool:
     """Whether a message (attributes in SQS/SNS shape, body text) passes the policy."""
+    values: dict[str, list[Any]] = {}
     if scope == "MessageBody":
         try:
             doc = json.loads(body)
         except ValueError:
             return False
-        return isinstance(doc, dict) and _match_object(policy, doc)
-    values: dict[str, Any] = {}
-    for name, attr in attributes.items():
-        value = _attribute_value(attr)
-        if value is not _MISSING:
-            values[name] = value
-    return _match_object(policy, values)
+        if not isinstance(doc, dict):
+            return False
+        _flatten(doc, "", values)
+    else:
+        for name, attr in attributes.items():
+            value = _attribute_value(attr)
+            if value is not _MISSING:
+                values[name] = value if isinstance(value, list) else [value]
+    return _match_paths(policy, values, "")
+
+
+def _flatten(value: Any, path: str, out: dict[str, list[Any]]) -> None:
+    """The body as AWS matches it: every leaf under its dotted path (`{"a": {"b": 1}}` and `{"a.b": 1}` are
+    the same to a policy), the elements of arrays (of values or of objects) each under the array's path."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(item, f"{path}.{key}" if path else str(key), out)
+    elif isinstance(value, list):
+        for item in value:
+            _flatten(item, path, out)
+    else:
+        out.setdefault(path, []).append(value)
+
+
+def _match_paths(policy: dict[str, Any], values: dict[str, list[Any]], prefix: str) -> bool:
+    for key, expected in policy.items():
+        if key == "$or":
+            if not any(_match_paths(alternative, values, prefix) for alternative in expected):
+                return False
+            continue
+        path = f"{prefix}{key}"
+        if isinstance(expected, dict):
+            if not _match_paths(expected, values, path + "."):
+                return False
+            continue
+        if not _match_key(expected, values.get(path, _MISSING)):
+            return False
+    return True
 
 
 def _attribute_value(attr: dict[str, Any]) -> Any:
@@ -151,25 +282,6 @@ def _attribute_value(attr: dict[str, Any]) -> Any:
         except ValueError:
             return text
     return str(text)
-
-
-def _match_object(policy: dict[str, Any], doc: dict[str, Any]) -> bool:
-    for key, expected in policy.items():
-        if key == "$or":
-            if not any(_match_object(alternative, doc) for alternative in expected):
-                return False
-            continue
-        value = doc.get(key, _MISSING)
-        if isinstance(expected, dict):
-            if isinstance(value, list):
-                if not any(isinstance(v, dict) and _match_object(expected, v) for v in value):
-                    return False
-            elif not isinstance(value, dict) or not _match_object(expected, value):
-                return False
-            continue
-        if not _match_key(expected, value):
-            return False
-    return True
 
 
 def _match_key(conditions: list[Any], value: Any) -> bool:

@@ -12,11 +12,13 @@ import base64
 import binascii
 import json
 import re
+import uuid
 from typing import Any
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
 from hearth.events.delivery import DeliveryError, Message
+from hearth.services.sns.platform import PHONE_NUMBER, PlatformService, check_phone_number
 from hearth.services.sns.topics import (
     AWS_PROTOCOLS,
     MAX_MESSAGE_BYTES,
@@ -25,6 +27,7 @@ from hearth.services.sns.topics import (
     Subscription,
     Topic,
     TopicService,
+    default_policy,
     invalid,
     topic_not_found,
 )
@@ -34,6 +37,15 @@ _ENTRY_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _LAMBDA_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$")
 # A phone number as SNS accepts it: digits with single separators ("+12/34-567.890"; recorded by AWS).
 _PHONE = re.compile(r"^\+?\d+([./-]\d+)*$")
+# The actions AddPermission may grant: SNS's topic operations (any other is "out of service scope").
+_TOPIC_ACTIONS = frozenset({
+    "AddPermission", "ConfirmSubscription", "CreateTopic", "DeleteTopic", "GetDataProtectionPolicy",
+    "GetSubscriptionAttributes", "GetTopicAttributes", "ListSubscriptions", "ListSubscriptionsByTopic",
+    "ListTagsForResource", "ListTopics", "Publish", "PutDataProtectionPolicy", "Receive", "RemovePermission",
+    "SetSubscriptionAttributes", "SetTopicAttributes", "Subscribe", "TagResource", "Unsubscribe",
+    "UntagResource"})
+# A confirmation token as SNS hands them out: a long hex string.
+_TOKEN = re.compile(r"^[0-9a-f]{64,}$")
 _SQS_ARN = re.compile(r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+(\.fifo)?$")
 
 
@@ -116,6 +128,7 @@ def normalize_attributes(attributes: dict[str, Any] | None) -> dict[str, dict[st
 class SnsProvider:
     def __init__(self, topics: TopicService) -> None:
         self.topics = topics
+        self.platform = PlatformService(topics.db)  # the same database: its rows live in the "sns" component
 
     def _topic(self, ctx: RequestContext, arn: str, param: str = "TopicArn") -> Topic:
         parts = _arn_parts(arn, param)
@@ -184,7 +197,7 @@ class SnsProvider:
         endpoint = params.get("Endpoint") or ""
         if protocol not in PROTOCOLS:
             if protocol in AWS_PROTOCOLS:
-                raise invalid(f"Hearth supports only the lambda, sqs and sms protocols, not {protocol}")
+                raise invalid(f"Hearth does not support the {protocol} protocol")
             raise invalid(f"Amazon SNS does not support this protocol string: {params['Protocol']}")
         if protocol == "sqs" and not _SQS_ARN.match(endpoint):
             raise invalid("SQS endpoint ARN")
@@ -193,12 +206,138 @@ class SnsProvider:
                           "SNS topics")  # sic: AWS says "Invalid parameter" twice
         if protocol == "sms" and not _PHONE.match(endpoint):
             raise AwsError("InvalidParameter", f"Invalid SMS endpoint: {endpoint}", 400)
+        if protocol in ("http", "https") and not endpoint.lower().startswith(f"{protocol}://"):
+            raise invalid(f"Endpoint Reason: {protocol.upper()} endpoint must start with {protocol}://")
+        if protocol in ("email", "email-json") and "@" not in endpoint:
+            raise invalid("Email address")
         if protocol == "lambda" and not _LAMBDA_ARN.match(endpoint):
             raise invalid("Lambda endpoint ARN")
         if topic.fifo and protocol == "lambda":
             raise invalid("Invalid protocol type: lambda")
-        sub = self.topics.subscribe(topic, ctx.account_id, protocol, endpoint, params.get("Attributes") or {})
+        sub = self.topics.subscribe(topic, ctx.account_id, protocol, endpoint, params.get("Attributes") or {},
+                                    principal=ctx.principal.caller_arn)
+        if sub.pending and not params.get("ReturnSubscriptionArn"):
+            return {"SubscriptionArn": "pending confirmation"}  # AWS's words until it is confirmed
         return {"SubscriptionArn": sub.arn}
+
+    def confirm_subscription(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        # HTTP(S) and e-mail subscriptions wait for the token Hearth made for them (queues, functions and
+        # phone numbers are confirmed when made): a token of the wrong shape is "Invalid token" (AWS).
+        token = str(params.get("Token") or "")
+        if not _TOKEN.match(token):
+            raise AwsError("InvalidParameter", "Invalid token", 400)
+        sub = self.topics.confirm(str(params["TopicArn"]), token)
+        if sub is None or not ctx.may_use(sub.topic_arn.split(":")[4]):
+            raise invalid("Token")
+        return {"SubscriptionArn": sub.arn}
+
+    # -- topic policy -----------------------------------------------------------------------------
+
+    def add_permission(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        topic = self._topic(ctx, params["TopicArn"])
+        label = params["Label"]
+        policy = json.loads(topic.attributes.get("Policy") or default_policy(topic.arn, topic.account))
+        statements = policy.setdefault("Statement", [])
+        if any(s.get("Sid") == label for s in statements):
+            raise invalid("Statement already exists")
+        actions = list(params.get("ActionName") or [])
+        if not actions or any(a not in _TOPIC_ACTIONS for a in actions):
+            raise invalid("Policy statement action out of service scope!")
+        principals = [f"arn:aws:iam::{account}:root" for account in params.get("AWSAccountId") or []]
+        granted = [f"SNS:{a}" for a in actions]
+        # One value is written as a string, several as a list (AWS's rendering).
+        statements.append({"Sid": label, "Effect": "Allow",
+                           "Principal": {"AWS": principals[0] if len(principals) == 1 else principals},
+                           "Action": granted[0] if len(granted) == 1 else granted, "Resource": topic.arn})
+        self.topics.set_topic_attribute(topic, "Policy", json.dumps(policy, separators=(",", ":")))
+        return {}
+
+    def remove_permission(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        topic = self._topic(ctx, params["TopicArn"])
+        policy = json.loads(topic.attributes.get("Policy") or default_policy(topic.arn, topic.account))
+        kept = [s for s in policy.get("Statement") or [] if s.get("Sid") != params["Label"]]
+        if len(kept) != len(policy.get("Statement") or []):
+            policy["Statement"] = kept
+            self.topics.set_topic_attribute(topic, "Policy", json.dumps(policy, separators=(",", ":")))
+        return {}
+
+    def put_data_protection_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        topic = self._topic(ctx, params["ResourceArn"], "ResourceArn")
+        self.topics.set_topic_attribute(topic, "DataProtectionPolicy", params["DataProtectionPolicy"])
+        return {}
+
+    def get_data_protection_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        topic = self._topic(ctx, params["ResourceArn"], "ResourceArn")
+        policy = topic.attributes.get("DataProtectionPolicy")
+        return {"DataProtectionPolicy": policy} if policy else {}
+
+    # -- platform applications and endpoints (stored; nothing is pushed) -------------------------
+
+    def create_platform_application(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        app = self.platform.create_application(ctx.account_id, ctx.region, params.get("Name") or "",
+                                               params.get("Platform") or "", params.get("Attributes") or {})
+        return {"PlatformApplicationArn": app.arn}
+
+    def get_platform_application_attributes(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        app = self.platform.application(ctx.account_id, params["PlatformApplicationArn"])
+        return {"Attributes": self.platform.application_attributes(app)}
+
+    def set_platform_application_attributes(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self.platform.set_application_attributes(ctx.account_id, params["PlatformApplicationArn"],
+                                                 params.get("Attributes") or {})
+        return {}
+
+    def delete_platform_application(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self.platform.delete_application(ctx.account_id, params["PlatformApplicationArn"])
+        return {}
+
+    def list_platform_applications(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        apps = [{"PlatformApplicationArn": a.arn, "Attributes": self.platform.application_attributes(a)}
+                for a in self.platform.applications(ctx.account_id, ctx.region)]
+        return _page(apps, params.get("NextToken"), "PlatformApplications")
+
+    def create_platform_endpoint(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        endpoint = self.platform.create_endpoint(ctx.account_id, params["PlatformApplicationArn"], params["Token"],
+                                                 params.get("CustomUserData"), params.get("Attributes") or {})
+        return {"EndpointArn": endpoint.arn}
+
+    def get_endpoint_attributes(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        return {"Attributes": self.platform.endpoint(ctx.account_id, params["EndpointArn"]).attributes}
+
+    def set_endpoint_attributes(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self.platform.set_endpoint_attributes(ctx.account_id, params["EndpointArn"], params.get("Attributes") or {})
+        return {}
+
+    def delete_endpoint(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self.platform.delete_endpoint(ctx.account_id, params["EndpointArn"])
+        return {}
+
+    def list_endpoints_by_platform_application(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        endpoints = [{"EndpointArn": e.arn, "Attributes": e.attributes}
+                     for e in self.platform.endpoints(ctx.account_id, params["PlatformApplicationArn"])]
+        return _page(endpoints, params.get("NextToken"), "Endpoints")
+
+    # -- SMS settings (stored; no text message is sent) -------------------------------------------
+
+    def set_sms_attributes(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        self.platform.set_sms_attributes(ctx.account_id, ctx.region, params.get("attributes") or {})
+        return {}
+
+    def get_sms_attributes(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        stored = self.platform.sms_attributes(ctx.account_id, ctx.region)
+        wanted = params.get("attributes")
+        return {"attributes": {k: v for k, v in stored.items() if not wanted or k in wanted}}
+
+    def opt_in_phone_number(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        check_phone_number(params["phoneNumber"])
+        return {}  # nothing is ever opted out here: no message ever went to a phone
+
+    def check_if_phone_number_is_opted_out(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        check_phone_number(params["phoneNumber"])
+        return {"isOptedOut": False}
+
+    def list_phone_numbers_opted_out(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        return {"phoneNumbers": []}
 
     def _subscription_arn(self, ctx: RequestContext, arn: str) -> Subscription:
         parts = _arn_parts(arn, "SubscriptionArn")
@@ -242,10 +381,15 @@ class SnsProvider:
 
     # -- publishing -------------------------------------------------------------------------------
 
-    def _publication(self, ctx: RequestContext, topic: Topic, entry: dict[str, Any]) -> Publication:
-        message = entry.get("Message")
+    @staticmethod
+    def _check_message(message: str | None) -> None:
         if message is None or message == "":
             raise _EntryFailure("InvalidParameter", "Invalid parameter: Empty message", 400)
+
+    def _publication(self, ctx: RequestContext, topic: Topic, entry: dict[str, Any]) -> Publication:
+        message = entry.get("Message")
+        self._check_message(message)
+        assert message is not None
         if len(message.encode("utf-8")) + attributes_size(entry.get("MessageAttributes")) > MAX_MESSAGE_BYTES:
             raise invalid("Message too long")  # attributes count against the limit too
         subject = entry.get("Subject")
@@ -278,8 +422,13 @@ class SnsProvider:
                            group_id=group, dedup_id=dedup, trace_header=ctx.headers.get("x-amzn-trace-id"))
 
     async def publish(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        if params.get("PhoneNumber"):
-            raise invalid("PhoneNumber Reason: Hearth does not send SMS")
+        phone = params.get("PhoneNumber")
+        if phone:
+            if not PHONE_NUMBER.match(phone):
+                raise invalid(f"PhoneNumber Reason: {phone} is not valid to publish to")
+            # Accepted and dropped, as a `sms` subscriber's copy is: Hearth sends no text messages.
+            self._check_message(params.get("Message"))
+            return {"MessageId": str(uuid.uuid4())}
         if "TopicArn" in params:
             arn, param = str(params["TopicArn"]), "TopicArn"
         elif params.get("TargetArn"):
@@ -353,7 +502,9 @@ def _arn_parts(arn: str, param: str) -> list[str]:
 
 
 def _subscription_entry(sub: Subscription) -> dict[str, Any]:
-    return {"SubscriptionArn": sub.arn, "Owner": sub.owner, "Protocol": sub.protocol, "Endpoint": sub.endpoint,
+    # A subscription awaiting its confirmation is listed without its ARN (AWS).
+    return {"SubscriptionArn": "PendingConfirmation" if sub.pending else sub.arn, "Owner": sub.owner,
+            "Protocol": sub.protocol, "Endpoint": sub.endpoint,
             "TopicArn": sub.topic_arn}
 
 

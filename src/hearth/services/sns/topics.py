@@ -18,6 +18,7 @@ import base64
 import hashlib
 import json
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -29,7 +30,10 @@ from typing import Any
 from hearth.aws.authz.authorizer import ResourcePolicy
 from hearth.aws.errors import AwsError
 from hearth.events.delivery import DeliveryError, DeliveryRouter, Message
+from hearth.invoke.logs import LogSink
 from hearth.services.sns import filter_policy
+from hearth.services.sns.http_endpoints import HttpPoster
+from hearth.services.sns.signing import CONFIRMATION_FIELDS, NOTIFICATION_FIELDS, SigningKey
 from hearth.store.component import ComponentDb
 
 log = logging.getLogger(__name__)
@@ -68,14 +72,48 @@ MIGRATIONS = [
         PRIMARY KEY (topic_arn, dedup_id)
     );
     """,
+    # Who subscribed (SubscriptionPrincipal: the caller's identity, a user's or role's ARN or the root's);
+    # whether the subscription awaits its confirmation (HTTP(S) and e-mail), and the token that confirms it;
+    # platform applications, endpoints and SMS settings (stored only: see platform.py).
+    """
+    ALTER TABLE sns_subscriptions ADD COLUMN principal TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sns_subscriptions ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sns_subscriptions ADD COLUMN token TEXT NOT NULL DEFAULT '';
+    CREATE TABLE sns_platform_apps (
+        arn TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        region TEXT NOT NULL,
+        name TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX sns_platform_apps_account ON sns_platform_apps (account, region);
+    CREATE TABLE sns_platform_endpoints (
+        arn TEXT PRIMARY KEY,
+        app_arn TEXT NOT NULL,
+        token TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX sns_platform_endpoints_app ON sns_platform_endpoints (app_arn, created);
+    CREATE TABLE sns_sms_attributes (
+        account TEXT NOT NULL,
+        region TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        PRIMARY KEY (account, region)
+    );
+    """,
 ]
 
 DEDUP_WINDOW_S = 300.0
 SEQUENCE_BASE = 10_000_000_000_000_000_000
 MAX_MESSAGE_BYTES = 262_144
-# `sms` subscriptions are kept and listed but never delivered: Hearth sends no text messages.
-PROTOCOLS = ("lambda", "sqs", "sms")
-AWS_PROTOCOLS = ("http", "https", "email", "email-json", "application", "firehose")
+# `sms` subscriptions are kept and listed but never delivered: Hearth sends no text messages. E-mail ones
+# stay pending (no mail is sent to confirm them); HTTP(S) ones are confirmed by their endpoint.
+PROTOCOLS = ("lambda", "sqs", "sms", "http", "https", "email", "email-json")
+AWS_PROTOCOLS = ("application", "firehose")
+CONFIRMED_BY_SUBSCRIBER = ("http", "https", "email", "email-json")
 
 TOPIC_ATTRIBUTES = {"DisplayName", "Policy", "DeliveryPolicy", "KmsMasterKeyId", "TracingConfig", "SignatureVersion",
                     "ContentBasedDeduplication", "ArchivePolicy", "DataProtectionPolicy", "FifoThroughputScope",
@@ -83,6 +121,10 @@ TOPIC_ATTRIBUTES = {"DisplayName", "Policy", "DeliveryPolicy", "KmsMasterKeyId",
                       for s in ("SuccessFeedbackRoleArn", "SuccessFeedbackSampleRate", "FailureFeedbackRoleArn"))}
 SUBSCRIPTION_ATTRIBUTES = {"DeliveryPolicy", "FilterPolicy", "FilterPolicyScope", "RawMessageDelivery",
                            "RedrivePolicy", "SubscriptionRoleArn", "ReplayPolicy"}
+# The prefix of a topic's feedback attributes for each protocol (LambdaSuccessFeedbackRoleArn, ...).
+_FEEDBACK_PREFIX = {"lambda": "Lambda", "sqs": "SQS", "http": "HTTP", "https": "HTTP", "application": "Application",
+                    "firehose": "Firehose"}
+_SUBSCRIPTION_DEFAULTS = {"RawMessageDelivery": "false", "FilterPolicyScope": "MessageAttributes"}
 EFFECTIVE_DELIVERY_POLICY = json.dumps({"http": {
     "defaultHealthyRetryPolicy": {"minDelayTarget": 20, "maxDelayTarget": 20, "numRetries": 3,
                                   "numMaxDelayRetries": 0, "numNoDelayRetries": 0, "numMinDelayRetries": 0,
@@ -122,6 +164,9 @@ class Subscription:
     protocol: str
     endpoint: str
     attributes: dict[str, str]
+    principal: str = ""  # the subscriber's ARN ("" for rows from before it was kept: the owner's root)
+    pending: bool = False  # awaiting ConfirmSubscription with `token`
+    token: str = ""
 
     @property
     def raw(self) -> bool:
@@ -160,9 +205,13 @@ class TopicService:
     """Durable topics and subscriptions; `publish` fans out through the router."""
 
     def __init__(self, data_dir: Path, router: DeliveryRouter, endpoint_url: str, *,
-                 clock: Clock = time.time) -> None:
+                 clock: Clock = time.time, delivery_logs: LogSink | None = None) -> None:
         self.db = ComponentDb(data_dir, "sns", MIGRATIONS)
         self.router = router
+        self.http = HttpPoster()
+        # Delivery status logging (a topic's <Protocol>Success/FailureFeedbackRoleArn): CloudWatch Logs' sink.
+        self.delivery_logs = delivery_logs
+        self.signing = SigningKey(data_dir)
         self.endpoint_url = endpoint_url.rstrip("/")
         self.clock = clock
         self.delivered = 0
@@ -246,20 +295,22 @@ class TopicService:
             db.execute("DELETE FROM sns_topics WHERE arn = ?", (topic.arn,))
 
     def topic_attributes(self, topic: Topic) -> dict[str, str]:
-        counts = self.db.query("SELECT COUNT(*) AS n FROM sns_subscriptions WHERE topic_arn = ?", (topic.arn,))
+        counts = self.db.query("SELECT SUM(1 - pending) AS n, SUM(pending) AS p FROM sns_subscriptions "
+                               "WHERE topic_arn = ?", (topic.arn,))
         out = {
             "Policy": default_policy(topic.arn, topic.account),
             "Owner": topic.account,
-            "SubscriptionsPending": "0",
+            "SubscriptionsPending": str(counts[0]["p"] or 0),
             "TopicArn": topic.arn,
             "EffectiveDeliveryPolicy": EFFECTIVE_DELIVERY_POLICY,
-            "SubscriptionsConfirmed": str(counts[0]["n"]),
+            "SubscriptionsConfirmed": str(counts[0]["n"] or 0),
             "DisplayName": "",
             "SubscriptionsDeleted": "0",
         }
         if topic.fifo:
             out.update(FifoTopic="true", ContentBasedDeduplication="false")
-        out.update(topic.attributes)
+        # The data protection policy is answered by GetDataProtectionPolicy only (AWS leaves it out here).
+        out.update({k: v for k, v in topic.attributes.items() if k != "DataProtectionPolicy"})
         return out
 
     def set_topic_attribute(self, topic: Topic, name: str, value: str) -> None:
@@ -280,21 +331,57 @@ class TopicService:
     # -- subscriptions ----------------------------------------------------------------------------
 
     def subscribe(self, topic: Topic, owner: str, protocol: str, endpoint: str,
-                  attributes: dict[str, str]) -> Subscription:
+                  attributes: dict[str, str], principal: str = "") -> Subscription:
         clean = self._check_subscription_attributes(protocol, attributes)
         for existing in self.subscriptions(topic.arn):
             if existing.protocol == protocol and existing.endpoint == endpoint:
-                if any(existing.attributes.get(k) != v for k, v in clean.items()):
+                # Compared with what the subscription has in effect: an attribute left at its default
+                # (RawMessageDelivery false, scope MessageAttributes) equals the default asked for (AWS).
+                if any(existing.attributes.get(k, _SUBSCRIPTION_DEFAULTS.get(k)) != v for k, v in clean.items()):
                     raise invalid("Attributes Reason: Subscription already exists with different attributes")
                 return existing
         arn = f"{topic.arn}:{uuid.uuid4()}"
+        pending = protocol in CONFIRMED_BY_SUBSCRIBER
+        token = secrets.token_hex(128) if pending else ""
         with self.db.tx() as db:
             db.execute("INSERT INTO sns_subscriptions (arn, topic_arn, owner, protocol, endpoint, attributes, "
-                       "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (arn, topic.arn, owner, protocol, endpoint, json.dumps(clean), self.clock()))
+                       "created, principal, pending, token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (arn, topic.arn, owner, protocol, endpoint, json.dumps(clean), self.clock(), principal,
+                        int(pending), token))
         found = self.find_subscription(arn)
         assert found is not None
+        if protocol in ("http", "https"):
+            self._send_confirmation(topic, found)
         return found
+
+    def _send_confirmation(self, topic: Topic, sub: Subscription) -> None:
+        """AWS's SubscriptionConfirmation, POSTed to the endpoint: it confirms by calling ConfirmSubscription
+        with the token (or by visiting SubscribeURL)."""
+        message_id = str(uuid.uuid4())
+        timestamp = _timestamp(self.clock())
+        text = (f"You have chosen to subscribe to the topic {topic.arn}.\nTo confirm the subscription, visit the "
+                "SubscribeURL included in this message.")
+        version = topic.attributes.get("SignatureVersion", "1")
+        doc = {"Type": "SubscriptionConfirmation", "MessageId": message_id, "Token": sub.token,
+               "TopicArn": topic.arn, "Message": text,
+               "SubscribeURL": f"{self.endpoint_url}/?Action=ConfirmSubscription&TopicArn={topic.arn}"
+                               f"&Token={sub.token}",
+               "Timestamp": timestamp, "SignatureVersion": version}
+        doc.update(Signature=self.signing.sign(doc, CONFIRMATION_FIELDS, version),
+                   SigningCertURL=self.signing.cert_url(self.endpoint_url))
+        self.http.post(sub.endpoint, json.dumps(doc, indent=2, separators=(",", " : ")), {
+            "x-amz-sns-message-type": "SubscriptionConfirmation", "x-amz-sns-message-id": message_id,
+            "x-amz-sns-topic-arn": topic.arn})
+
+    def confirm(self, topic_arn: str, token: str) -> Subscription | None:
+        """The subscription `token` confirms (now confirmed), or None when no pending one has it."""
+        rows = self.db.query("SELECT arn FROM sns_subscriptions WHERE topic_arn = ? AND token = ?",
+                             (topic_arn, token))
+        if not rows:
+            return None
+        with self.db.tx() as db:
+            db.execute("UPDATE sns_subscriptions SET pending = 0 WHERE arn = ?", (rows[0]["arn"],))
+        return self.find_subscription(rows[0]["arn"])
 
     @staticmethod
     def _check_subscription_attributes(protocol: str, attributes: dict[str, str],
@@ -329,7 +416,7 @@ class TopicService:
             try:
                 filter_policy.parse(policy, clean.get("FilterPolicyScope", "MessageAttributes"))
             except filter_policy.FilterPolicyError as exc:
-                raise invalid(f"{reason}FilterPolicy: {exc}") from None
+                raise invalid(f"{reason}{exc}" if exc.bare else f"{reason}FilterPolicy: {exc}") from None
             clean.setdefault("FilterPolicyScope", "MessageAttributes")
         return clean
 
@@ -358,17 +445,22 @@ class TopicService:
             db.execute("DELETE FROM sns_subscriptions WHERE arn = ?", (sub.arn,))
 
     def subscription_attributes(self, sub: Subscription) -> dict[str, str]:
+        shown = dict(sub.attributes)
+        if not shown.get("FilterPolicy"):
+            # An empty policy is no policy, and the scope is shown only beside a policy (AWS).
+            shown.pop("FilterPolicy", None)
+            shown.pop("FilterPolicyScope", None)
         return {
-            "ConfirmationWasAuthenticated": "true",
+            "ConfirmationWasAuthenticated": "false" if sub.pending else "true",
             "Endpoint": sub.endpoint,
             "Owner": sub.owner,
-            "PendingConfirmation": "false",
+            "PendingConfirmation": "true" if sub.pending else "false",
             "Protocol": sub.protocol,
             "RawMessageDelivery": "false",
             "SubscriptionArn": sub.arn,
-            "SubscriptionPrincipal": f"arn:aws:iam::{sub.owner}:root",
+            "SubscriptionPrincipal": sub.principal or f"arn:aws:iam::{sub.owner}:root",
             "TopicArn": sub.topic_arn,
-            **sub.attributes,
+            **shown,
         }
 
     def set_subscription_attribute(self, sub: Subscription, name: str, value: str) -> None:
@@ -414,16 +506,20 @@ class TopicService:
         return message_id, sequence
 
     async def fan_out(self, topic: Topic, pub: Publication, message_id: str, sequence: str | None) -> None:
-        timestamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        timestamp = _timestamp(self.clock())
         for sub in self.subscriptions(topic.arn):
-            if sub.protocol == "sms":
-                continue  # kept, never sent (see PROTOCOLS)
+            if sub.protocol in ("sms", "email", "email-json") or sub.pending:
+                continue  # kept, never sent (see PROTOCOLS); a pending subscription gets nothing yet
             text = message_for(pub, sub.protocol)
             policy = sub.attributes.get("FilterPolicy")
             if policy:
                 scope = sub.attributes.get("FilterPolicyScope", "MessageAttributes")
                 if not filter_policy.matches(json.loads(policy), scope, pub.attributes or {}, text):
                     continue
+            if sub.protocol in ("http", "https"):
+                self._post_notification(topic, sub, pub, text, message_id, sequence, timestamp)
+                continue
+            started = self.clock()
             try:
                 await self.router.deliver(sub.endpoint, self._message(topic, sub, pub, text, message_id, sequence,
                                                                       timestamp))
@@ -431,20 +527,100 @@ class TopicService:
                 self.failed += 1
                 log.warning("sns: delivery of %s from %s to %s failed: %s (%s)", message_id, topic.arn,
                             sub.endpoint, exc, exc.code)
+                self._log_delivery(topic, sub, text, message_id, timestamp, started, exc)
+                await self._dead_letter(topic, sub, pub, text, message_id, sequence, timestamp)
             else:
                 self.delivered += 1
+                self._log_delivery(topic, sub, text, message_id, timestamp, started, None)
+
+    def _log_delivery(self, topic: Topic, sub: Subscription, text: str, message_id: str, timestamp: str,
+                      started: float, failure: DeliveryError | None) -> None:
+        """AWS's delivery status record, in `sns/<region>/<account>/<topic>` (`…/Failure` for failures),
+        when the topic asks for it for the subscriber's protocol (and the success sample picks it)."""
+        prefix = _FEEDBACK_PREFIX.get(sub.protocol)
+        if self.delivery_logs is None or prefix is None:
+            return
+        if failure is None:
+            if not topic.attributes.get(f"{prefix}SuccessFeedbackRoleArn"):
+                return
+            try:
+                rate = float(topic.attributes.get(f"{prefix}SuccessFeedbackSampleRate") or 0)
+            except ValueError:
+                rate = 0.0
+            if secrets.randbelow(100) >= rate:
+                return
+        elif not topic.attributes.get(f"{prefix}FailureFeedbackRoleArn"):
+            return
+        now = self.clock()
+        if sub.protocol == "lambda":
+            response = {"lambdaRequestId": str(uuid.uuid4())} if failure is None else {"ErrorCode": failure.code,
+                                                                                        "ErrorMessage": str(failure)}
+            status = 202 if failure is None else 404
+        else:
+            response = {"sqsRequestId": str(uuid.uuid4())} if failure is None else {"ErrorCode": failure.code,
+                                                                                     "ErrorMessage": str(failure)}
+            status = 200 if failure is None else 400
+        record = {
+            "notification": {"messageMD5Sum": hashlib.md5(text.encode()).hexdigest(),
+                             "messageId": message_id, "topicArn": topic.arn,
+                             # AWS's records write the publish time as "2023-06-20 12:09:33.046"
+                             "timestamp": timestamp.replace("T", " ").rstrip("Z")},
+            "delivery": {"deliveryId": str(uuid.uuid4()), "destination": sub.endpoint,
+                         "providerResponse": json.dumps(response, separators=(",", ":")),
+                         "dwellTimeMs": max(0, int((now - started) * 1000)), "statusCode": status},
+            "status": "SUCCESS" if failure is None else "FAILURE",
+        }
+        group = f"sns/{topic.region}/{topic.account}/{topic.name}" + ("" if failure is None else "/Failure")
+        try:
+            self.delivery_logs.append(topic.account, topic.region, group, str(uuid.uuid4()),
+                                      [(int(now * 1000), json.dumps(record))])
+        except RuntimeError:  # the log writer is closed: the server is stopping
+            pass
+
+    def _post_notification(self, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
+                           sequence: str | None, timestamp: str) -> None:
+        body = text if sub.raw else sqs_envelope(self.endpoint_url, self.signing, topic, sub, pub, text, message_id,
+                                                 sequence, timestamp)
+        headers = {"x-amz-sns-message-type": "Notification", "x-amz-sns-message-id": message_id,
+                   "x-amz-sns-topic-arn": topic.arn, "x-amz-sns-subscription-arn": sub.arn}
+        if sub.raw:
+            headers["x-amz-sns-rawdelivery"] = "true"
+        self.http.post(sub.endpoint, body, headers)
+
+    async def _dead_letter(self, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
+                           sequence: str | None, timestamp: str) -> None:
+        """A message its subscriber could not take goes to the subscription's dead-letter queue, if it has
+        one (RedrivePolicy), as a queue subscriber would have received it (raw or in the envelope)."""
+        policy = sub.attributes.get("RedrivePolicy")
+        if not policy:
+            return
+        target = str(json.loads(policy).get("deadLetterTargetArn") or "")
+        try:
+            await self.router.deliver(target, self._queue_message(topic, sub, pub, text, message_id, sequence,
+                                                                  timestamp, target))
+        except DeliveryError as exc:
+            log.warning("sns: dead-lettering %s of %s to %s failed: %s (%s)", message_id, sub.arn, target, exc,
+                        exc.code)
 
     def _message(self, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
                  sequence: str | None, timestamp: str) -> Message:
         if sub.protocol == "lambda":
-            event = lambda_event(self.endpoint_url, topic, sub, pub, text, message_id, timestamp)
+            event = lambda_event(self.endpoint_url, self.signing, topic, sub, pub, text, message_id, timestamp)
             return Message(body=json.dumps(event), trace_header=pub.trace_header, source_arn=topic.arn)
-        body = text if sub.raw else sqs_envelope(self.endpoint_url, topic, sub, pub, text, message_id, sequence,
-                                                 timestamp)
-        return Message(body=body, attributes=dict(pub.attributes or {}) if sub.raw else {},
+        return self._queue_message(topic, sub, pub, text, message_id, sequence, timestamp, sub.endpoint)
+
+    def _queue_message(self, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
+                       sequence: str | None, timestamp: str, queue_arn: str) -> Message:
+        raw = sub.raw and sub.protocol == "sqs"
+        body = text if raw else sqs_envelope(self.endpoint_url, self.signing, topic, sub, pub, text, message_id,
+                                             sequence, timestamp)
+        fifo_queue = queue_arn.endswith(".fifo")
+        # A FIFO queue gets the group and deduplication ids; a standard queue gets the group id a standard
+        # topic was published with (AWS keeps it there), never a FIFO topic's.
+        return Message(body=body, attributes=dict(pub.attributes or {}) if raw else {},
                        trace_header=pub.trace_header, source_arn=topic.arn,
-                       group_id=pub.group_id if topic.fifo else None,
-                       deduplication_id=pub.dedup_id if topic.fifo else None)
+                       group_id=pub.group_id if fifo_queue or not topic.fifo else None,
+                       deduplication_id=pub.dedup_id if fifo_queue and topic.fifo else None)
 
     def statistics(self) -> dict[str, int]:
         return {"delivered": self.delivered, "failed": self.failed}
@@ -460,6 +636,10 @@ def message_for(pub: Publication, protocol: str) -> str:
     return value if isinstance(value, str) else str(doc["default"])
 
 
+def _timestamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def _attributes_for_envelope(attributes: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for name, attr in (attributes or {}).items():
@@ -471,23 +651,15 @@ def _attributes_for_envelope(attributes: dict[str, dict[str, Any]] | None) -> di
     return out
 
 
-def _signature(*parts: str | None) -> str:
-    # Hearth does not hold AWS's signing key; the signature is a stable digest of the signed fields so the
-    # field is present and well-formed. Verifying it against SigningCertURL fails, as it must.
-    digest = hashlib.sha256("\n".join(p or "" for p in parts).encode()).digest()
-    return base64.b64encode(digest * 8).decode()
+def _unsubscribe_url(endpoint: str, sub: Subscription) -> str:
+    return f"{endpoint}/?Action=Unsubscribe&SubscriptionArn={sub.arn}"
 
 
-def _urls(endpoint: str, topic: Topic, sub: Subscription) -> tuple[str, str]:
-    cert = f"https://sns.{topic.region}.amazonaws.com/SimpleNotificationService-hearth.pem"
-    unsubscribe = f"{endpoint}/?Action=Unsubscribe&SubscriptionArn={sub.arn}"
-    return cert, unsubscribe
-
-
-def sqs_envelope(endpoint: str, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
-                 sequence: str | None, timestamp: str) -> str:
-    """AWS's notification JSON as an SQS subscriber receives it (AWS pretty-prints it this way)."""
-    cert, unsubscribe = _urls(endpoint, topic, sub)
+def sqs_envelope(endpoint: str, key: SigningKey, topic: Topic, sub: Subscription, pub: Publication, text: str,
+                 message_id: str, sequence: str | None, timestamp: str) -> str:
+    """AWS's notification JSON as an SQS subscriber receives it (AWS pretty-prints it this way), signed with
+    Hearth's key (verifiable against the certificate at SigningCertURL)."""
+    unsubscribe = _unsubscribe_url(endpoint, sub)
     doc: dict[str, Any] = {"Type": "Notification", "MessageId": message_id}
     if sequence is not None:
         doc["SequenceNumber"] = sequence
@@ -497,10 +669,11 @@ def sqs_envelope(endpoint: str, topic: Topic, sub: Subscription, pub: Publicatio
     doc.update({"Message": text, "Timestamp": timestamp})
     if not topic.fifo:
         # AWS signs standard topics' notifications only: a FIFO topic's carry no signature fields.
+        version = topic.attributes.get("SignatureVersion", "1")
         doc.update({
-            "SignatureVersion": topic.attributes.get("SignatureVersion", "1"),
-            "Signature": _signature(message_id, text, timestamp, topic.arn),
-            "SigningCertURL": cert,
+            "SignatureVersion": version,
+            "Signature": key.sign(doc, NOTIFICATION_FIELDS, version),
+            "SigningCertURL": key.cert_url(endpoint),
         })
     doc["UnsubscribeURL"] = unsubscribe
     attributes = _attributes_for_envelope(pub.attributes)
@@ -509,10 +682,12 @@ def sqs_envelope(endpoint: str, topic: Topic, sub: Subscription, pub: Publicatio
     return json.dumps(doc, indent=2, separators=(",", " : "), ensure_ascii=False)
 
 
-def lambda_event(endpoint: str, topic: Topic, sub: Subscription, pub: Publication, text: str, message_id: str,
-                 timestamp: str) -> dict[str, Any]:
+def lambda_event(endpoint: str, key: SigningKey, topic: Topic, sub: Subscription, pub: Publication, text: str,
+                 message_id: str, timestamp: str) -> dict[str, Any]:
     """AWS's `aws:sns` event for one notification to a function subscriber."""
-    cert, unsubscribe = _urls(endpoint, topic, sub)
+    version = topic.attributes.get("SignatureVersion", "1")
+    signed = {"Type": "Notification", "MessageId": message_id, "TopicArn": topic.arn, "Subject": pub.subject,
+              "Message": text, "Timestamp": timestamp}
     return {"Records": [{
         "EventSource": "aws:sns",
         "EventVersion": "1.0",
@@ -524,10 +699,12 @@ def lambda_event(endpoint: str, topic: Topic, sub: Subscription, pub: Publicatio
             "Subject": pub.subject,
             "Message": text,
             "Timestamp": timestamp,
-            "SignatureVersion": topic.attributes.get("SignatureVersion", "1"),
-            "Signature": _signature(message_id, text, timestamp, topic.arn),
-            "SigningCertUrl": cert,
-            "UnsubscribeUrl": unsubscribe,
+            # AWS's events say version 1 whatever the topic's SignatureVersion, though the signature is
+            # made with the topic's (SHA256 for 2): recorded by AWS, kept as AWS does.
+            "SignatureVersion": "1",
+            "Signature": key.sign(signed, NOTIFICATION_FIELDS, version),
+            "SigningCertUrl": key.cert_url(endpoint),
+            "UnsubscribeUrl": _unsubscribe_url(endpoint, sub),
             "MessageAttributes": _attributes_for_envelope(pub.attributes),
         },
     }]}
@@ -540,4 +717,5 @@ def _topic(row: Any) -> Topic:
 
 def _subscription(row: Any) -> Subscription:
     return Subscription(arn=row["arn"], topic_arn=row["topic_arn"], owner=row["owner"], protocol=row["protocol"],
-                        endpoint=row["endpoint"], attributes=json.loads(row["attributes"]))
+                        endpoint=row["endpoint"], attributes=json.loads(row["attributes"]), principal=row["principal"],
+                        pending=bool(row["pending"]), token=row["token"])
