@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import string
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,7 @@ MIGRATIONS = (
 )
 
 PAGE_LIMIT = 50
-_ID_ALPHABET = string.ascii_lowercase + string.digits  # the model's pattern: csc-[a-z0-9]{17}
+_ID_ALPHABET = "0123456789abcdef"  # the model allows csc-[a-z0-9]{17}; AWS's ids are hex digits
 
 
 def _csc_not_found(arn: str) -> AwsError:
