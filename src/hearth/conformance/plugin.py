@@ -16,11 +16,14 @@ It never skips a test for any other reason: a missing operation or a wrong answe
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
 import importlib.util
 import os
 import re
 import sys
 import types
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import pytest
@@ -193,8 +196,9 @@ def _stub_uninstallable_imports() -> None:
     so that the module's other tests are collected:
     - `amazon_kclpy` (LocalStack's KCL connector, imported by `test_kinesis.py`) cannot be installed here:
       its build fetches Java archives. Only the LocalStack-only `test_run_kcl` uses it.
-    - `aws_cdk` (imported by `test_events_targets.py` and CloudFormation's resource tests): only the tests
-      in NEEDS_CDK use it."""
+    - `aws_cdk` (imported by EventBridge's, Lambda's, API Gateway's and CloudFormation's test modules and by
+      LocalStack's provisioning helper): only the tests in NEEDS_CDK use it; every `aws_cdk` module and name
+      is a stand-in (`_CdkStandIns`)."""
     try:
         import amazon_kclpy  # noqa: F401
     except ImportError:
@@ -206,14 +210,10 @@ def _stub_uninstallable_imports() -> None:
     try:
         import aws_cdk  # noqa: F401
     except ImportError:
-        cdk = sys.modules["aws_cdk"] = types.ModuleType("aws_cdk")
-        # CloudFormation's `resources/test_dynamodb.py` imports a construct module and one of its names.
-        dynamodb = sys.modules["aws_cdk.aws_dynamodb"] = types.ModuleType("aws_cdk.aws_dynamodb")
-        dynamodb.BillingMode = type("BillingMode", (), {})  # type: ignore[attr-defined]
-        cdk.aws_dynamodb = dynamodb  # type: ignore[attr-defined]
-        # `test_apigateway_lambda_cfn.py` imports two of its submodules (`import aws_cdk.aws_apigateway`).
-        for sub in ("aws_apigateway", "aws_lambda"):
-            setattr(cdk, sub, sys.modules.setdefault(f"aws_cdk.{sub}", types.ModuleType(f"aws_cdk.{sub}")))
+        # Test modules import construct modules (`import aws_cdk.aws_events as events`), names from them
+        # (`BillingMode`) and LocalStack's provisioning helper annotates with `cdk.App`: any `aws_cdk`
+        # module and any name in one is a stand-in, so the modules' other tests are collected.
+        sys.meta_path.insert(0, _CdkStandIns())
     # `test_events_targets.py` imports two Firehose helpers from folders the shared copy leaves out
     # (LocalStack's scenario tests, its Firehose tests); only its Firehose target test calls them, and
     # that test needs Firehose itself, which decides its verdict.
@@ -228,6 +228,36 @@ def _stub_uninstallable_imports() -> None:
             module = types.ModuleType(name)
             module.__dict__.update(members)
             sys.modules.setdefault(name, module)
+
+
+class _CdkStandIn(types.ModuleType):
+    """An `aws_cdk` module of the stand-in package: every public name is an empty class."""
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        # Lower-case names are construct modules (`aws_events`), capitalised ones classes (`App`).
+        value: object = (importlib.import_module(f"{self.__name__}.{name}") if name[:1].islower()
+                         else type(name, (), {}))
+        setattr(self, name, value)
+        return value
+
+
+class _CdkStandIns(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds `aws_cdk` and every `aws_cdk.*` module (the AWS CDK is not installed here) as stand-ins."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> ModuleSpec | None:
+        if fullname == "aws_cdk" or fullname.startswith("aws_cdk."):
+            return importlib.util.spec_from_loader(fullname, self, is_package=True)
+        return None
+
+    def create_module(self, spec: ModuleSpec) -> types.ModuleType:
+        module = _CdkStandIn(spec.name)
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        pass
 
 
 def _not_in_shared_copy(*args: object, **kwargs: object) -> object:
