@@ -10,7 +10,7 @@ import base64
 import binascii
 import hashlib
 import zlib
-from typing import Protocol
+from typing import Any, Protocol
 
 from hearth.aws.errors import AwsError
 
@@ -123,3 +123,10 @@ def check_checksums(declared: dict[str, str], computed: dict[str, str]) -> None:
 def multipart_etag(part_md5s: list[bytes]) -> str:
     """AWS's ETag of a completed multipart upload: MD5 of the parts' binary MD5s, dash, part count."""
     return f'"{hashlib.md5(b"".join(part_md5s)).hexdigest()}-{len(part_md5s)}"'
+
+
+def checksum_type(meta: dict[str, Any]) -> str:
+    """COMPOSITE when the stored checksum is a checksum of the parts' checksums (its value ends
+    in `-<part count>`, which base64 never contains), else FULL_OBJECT."""
+    values = (meta.get("Checksums") or {}).values()
+    return "COMPOSITE" if any("-" in str(v) for v in values) else "FULL_OBJECT"

@@ -151,6 +151,7 @@ class MultipartOps(S3Core):
             for p in chosen:
                 composite.update(base64.b64decode(p.checksums[algorithm]))
             meta["Checksums"] = {algorithm: f"{base64.b64encode(composite.digest()).decode()}-{len(chosen)}"}
+            meta["PartChecksums"] = [{algorithm: p.checksums[algorithm]} for p in chosen]  # GetObjectAttributes
         size = sum(p.size for p in chosen)
         row = ObjectRow(bucket.name, params["Key"], "", True, False, [(p.blob, p.size) for p in chosen], size, etag,
                         wall_clock(), meta)
