@@ -689,3 +689,25 @@ def test_multipart_composite_checksum(s3: Any) -> None:
     head = s3.head_object(Bucket="composite", Key="k", ChecksumMode="ENABLED")
     composite = hashlib.sha256(b"".join(hashlib.sha256(c).digest() for c in data)).digest()
     assert head["ChecksumSHA256"] == f"{base64.b64encode(composite).decode()}-2"
+    attrs = s3.get_object_attributes(Bucket="composite", Key="k",
+                                     ObjectAttributes=["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"])
+    assert attrs["ETag"] == head["ETag"].strip('"')  # unquoted here, unlike HEAD's
+    assert attrs["Checksum"] == {"ChecksumSHA256": head["ChecksumSHA256"], "ChecksumType": "COMPOSITE"}
+    assert attrs["StorageClass"] == "STANDARD" and attrs["ObjectSize"] == 5 * MiB + 10
+    assert attrs["ObjectParts"]["TotalPartsCount"] == 2
+    assert [p["ChecksumSHA256"] for p in attrs["ObjectParts"]["Parts"]] == [p["ChecksumSHA256"] for p in parts]
+    only_size = s3.get_object_attributes(Bucket="composite", Key="k", ObjectAttributes=["ObjectSize"])
+    assert "ETag" not in only_size and "Checksum" not in only_size
+
+
+def test_crc64nvme_checksum_and_malformed_checksum_values(s3: Any) -> None:
+    s3.create_bucket(Bucket="crc64")
+    check = base64.b64encode(bytes.fromhex("ae8b14860a799888")).decode()  # CRC-64/NVME's check value
+    put = s3.put_object(Bucket="crc64", Key="k", Body=b"123456789", ChecksumCRC64NVME=check)
+    assert put["ChecksumCRC64NVME"] == check
+    head = s3.head_object(Bucket="crc64", Key="k", ChecksumMode="enabled")  # the mode's case does not matter
+    assert head["ChecksumCRC64NVME"] == put["ChecksumCRC64NVME"]
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket="crc64", Key="k", Body=b"x", ChecksumCRC32="not-base64")
+    assert _code(exc) == ("InvalidRequest", 400)
+    assert exc.value.response["Error"]["Message"] == "Value for x-amz-checksum-crc32 header is invalid."

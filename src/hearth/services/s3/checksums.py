@@ -14,7 +14,10 @@ from typing import Any, Protocol
 
 from hearth.aws.errors import AwsError
 
-ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256")
+ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+
+# The length of each algorithm's binary digest: a declared value of another length is malformed.
+_DIGEST_SIZES = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8, "SHA1": 20, "SHA256": 32}
 
 
 class _Digest(Protocol):
@@ -63,12 +66,44 @@ class _Crc32c:
         return (self.value ^ 0xFFFFFFFF).to_bytes(4, "big")
 
 
+def _crc64nvme_table() -> list[int]:
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x9A6C9329AC4BC9B5 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC64NVME = _crc64nvme_table()
+
+
+class _Crc64Nvme:
+    """CRC-64/NVME (reflected, all-ones init and final xor), the SDKs' default checksum; pure
+    Python like CRC32C above."""
+
+    def __init__(self) -> None:
+        self.value = 0xFFFFFFFFFFFFFFFF
+
+    def update(self, data: bytes) -> None:
+        crc, table = self.value, _CRC64NVME
+        for b in data:
+            crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+        self.value = crc
+
+    def digest(self) -> bytes:
+        return (self.value ^ 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")
+
+
 def new_digest(algorithm: str) -> _Digest:
     algorithm = algorithm.upper()
     if algorithm == "CRC32":
         return _Crc32()
     if algorithm == "CRC32C":
         return _Crc32c()
+    if algorithm == "CRC64NVME":
+        return _Crc64Nvme()
     if algorithm == "SHA1":
         return hashlib.sha1()
     if algorithm == "SHA256":
@@ -111,6 +146,16 @@ def check_md5(expected: bytes | None, actual: bytes, header: str | None) -> None
     if expected is not None and expected != actual:
         raise AwsError("BadDigest", "The Content-MD5 you specified did not match what we received.", 400,
                        fields={"ExpectedDigest": header, "CalculatedDigest": base64.b64encode(actual).decode()})
+
+
+def check_declared(algorithm: str, value: str) -> None:
+    """A declared x-amz-checksum-* value must be the base64 of a digest of the algorithm's size."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != _DIGEST_SIZES.get(algorithm.upper(), len(raw)):
+        raise AwsError("InvalidRequest", f"Value for x-amz-checksum-{algorithm.lower()} header is invalid.", 400)
 
 
 def check_checksums(declared: dict[str, str], computed: dict[str, str]) -> None:
