@@ -685,7 +685,16 @@ def test_multipart_composite_checksum(s3: Any) -> None:
                              ChecksumAlgorithm="SHA256")
         assert out["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(chunk).digest()).decode()
         parts.append({"PartNumber": number, "ETag": out["ETag"], "ChecksumSHA256": out["ChecksumSHA256"]})
-    s3.complete_multipart_upload(Bucket="composite", Key="k", UploadId=upload, MultipartUpload={"Parts": parts})
+    bare = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]
+    with pytest.raises(ClientError) as exc:  # a COMPOSITE upload's completion must name each part's checksum
+        s3.complete_multipart_upload(Bucket="composite", Key="k", UploadId=upload, MultipartUpload={"Parts": bare})
+    assert _code(exc) == ("InvalidRequest", 400)
+    wrong = [{**p, "ChecksumSHA256": parts[1]["ChecksumSHA256"]} for p in parts]
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(Bucket="composite", Key="k", UploadId=upload, MultipartUpload={"Parts": wrong})
+    assert _code(exc) == ("InvalidPart", 400)
+    done = s3.complete_multipart_upload(Bucket="composite", Key="k", UploadId=upload, MultipartUpload={"Parts": parts})
+    assert done["ChecksumType"] == "COMPOSITE"
     head = s3.head_object(Bucket="composite", Key="k", ChecksumMode="ENABLED")
     composite = hashlib.sha256(b"".join(hashlib.sha256(c).digest() for c in data)).digest()
     assert head["ChecksumSHA256"] == f"{base64.b64encode(composite).decode()}-2"
@@ -711,3 +720,18 @@ def test_crc64nvme_checksum_and_malformed_checksum_values(s3: Any) -> None:
         s3.put_object(Bucket="crc64", Key="k", Body=b"x", ChecksumCRC32="not-base64")
     assert _code(exc) == ("InvalidRequest", 400)
     assert exc.value.response["Error"]["Message"] == "Value for x-amz-checksum-crc32 header is invalid."
+
+
+def test_lifecycle_transition_default_minimum_object_size(s3: Any) -> None:
+    s3.create_bucket(Bucket="lc-minimum")
+    rules = {"Rules": [{"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 7}}]}
+    put = s3.put_bucket_lifecycle_configuration(Bucket="lc-minimum", LifecycleConfiguration=rules)
+    assert put["TransitionDefaultMinimumObjectSize"] == "all_storage_classes_128K"  # AWS's default
+    s3.put_bucket_lifecycle_configuration(Bucket="lc-minimum", LifecycleConfiguration=rules,
+                                          TransitionDefaultMinimumObjectSize="varies_by_storage_class")
+    got = s3.get_bucket_lifecycle_configuration(Bucket="lc-minimum")
+    assert got["TransitionDefaultMinimumObjectSize"] == "varies_by_storage_class"
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_lifecycle_configuration(Bucket="lc-minimum", LifecycleConfiguration=rules,
+                                              TransitionDefaultMinimumObjectSize="value")
+    assert _code(exc) == ("InvalidRequest", 400)
