@@ -735,3 +735,26 @@ def test_lifecycle_transition_default_minimum_object_size(s3: Any) -> None:
         s3.put_bucket_lifecycle_configuration(Bucket="lc-minimum", LifecycleConfiguration=rules,
                                               TransitionDefaultMinimumObjectSize="value")
     assert _code(exc) == ("InvalidRequest", 400)
+
+
+def test_bucket_and_object_acls(s3: Any) -> None:
+    s3.create_bucket(Bucket="acls")
+    owner = s3.get_bucket_acl(Bucket="acls")["Owner"]
+    s3.put_bucket_acl(Bucket="acls", ACL="public-read")
+    grants = s3.get_bucket_acl(Bucket="acls")["Grants"]
+    assert grants == [{"Grantee": {**owner, "Type": "CanonicalUser"}, "Permission": "FULL_CONTROL"},
+                      {"Grantee": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"},
+                       "Permission": "READ"}]
+    s3.put_bucket_acl(Bucket="acls", GrantRead='uri="http://acs.amazonaws.com/groups/s3/LogDelivery"')
+    assert [g["Permission"] for g in s3.get_bucket_acl(Bucket="acls")["Grants"]] == ["READ"]
+    for kwargs, code in (({"ACL": "fake-acl"}, "InvalidArgument"),
+                         ({"GrantWrite": 'fakekey="1234"'}, "InvalidArgument"),
+                         ({"AccessControlPolicy": {"Grants": []}}, "MalformedACLError"),
+                         ({}, "MissingSecurityHeader")):
+        with pytest.raises(ClientError) as exc:
+            s3.put_bucket_acl(Bucket="acls", **kwargs)
+        assert _code(exc) == (code, 400)
+    s3.put_object(Bucket="acls", Key="k", Body=b"x")
+    assert len(s3.get_object_acl(Bucket="acls", Key="k")["Grants"]) == 1
+    s3.put_object_acl(Bucket="acls", Key="k", ACL="public-read")
+    assert len(s3.get_object_acl(Bucket="acls", Key="k")["Grants"]) == 2

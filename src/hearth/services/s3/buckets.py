@@ -216,11 +216,6 @@ class BucketOps(S3Core):
     def delete_bucket_lifecycle(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         return self._set(ctx, params, "lifecycle", None, "s3:PutLifecycleConfiguration")
 
-    def get_bucket_acl(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        bucket = self._bucket(ctx, params["Bucket"], "s3:GetBucketAcl")
-        owner = owner_of(bucket.account_id)
-        return {"Owner": owner, "Grants": [{"Grantee": {**owner, "Type": "CanonicalUser"},
-                                            "Permission": "FULL_CONTROL"}]}
 
 
     def put_bucket_notification_configuration(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
