@@ -758,3 +758,21 @@ def test_bucket_and_object_acls(s3: Any) -> None:
     assert len(s3.get_object_acl(Bucket="acls", Key="k")["Grants"]) == 1
     s3.put_object_acl(Bucket="acls", Key="k", ACL="public-read")
     assert len(s3.get_object_acl(Bucket="acls", Key="k")["Grants"]) == 2
+
+
+def test_bucket_metrics_configurations(s3: Any) -> None:
+    s3.create_bucket(Bucket="metrics")
+    for n in range(101):
+        out = s3.put_bucket_metrics_configuration(Bucket="metrics", Id=f"m{n:03}",
+                                                  MetricsConfiguration={"Id": f"m{n:03}", "Filter": {"Prefix": "a/"}})
+        assert out["ResponseMetadata"]["HTTPStatusCode"] == 204
+    got = s3.get_bucket_metrics_configuration(Bucket="metrics", Id="m007")["MetricsConfiguration"]
+    assert got == {"Id": "m007", "Filter": {"Prefix": "a/"}}
+    first = s3.list_bucket_metrics_configurations(Bucket="metrics")
+    assert len(first["MetricsConfigurationList"]) == 100 and first["IsTruncated"]
+    second = s3.list_bucket_metrics_configurations(Bucket="metrics", ContinuationToken=first["NextContinuationToken"])
+    assert [c["Id"] for c in second["MetricsConfigurationList"]] == ["m100"] and not second["IsTruncated"]
+    s3.delete_bucket_metrics_configuration(Bucket="metrics", Id="m007")
+    with pytest.raises(ClientError) as exc:
+        s3.delete_bucket_metrics_configuration(Bucket="metrics", Id="m007")
+    assert _code(exc) == ("NoSuchConfiguration", 404)
