@@ -93,6 +93,9 @@ def _header_grants(params: dict[str, Any]) -> list[dict[str, Any]]:
 def _policy_grants(policy: dict[str, Any]) -> list[dict[str, Any]]:
     if not policy.get("Owner") or not isinstance(policy.get("Grants"), list):
         raise AwsError(*_MALFORMED_ACL, 400)
+    owner_id = str(policy["Owner"].get("ID") or "")
+    if not _valid_id(owner_id):
+        raise errors.invalid_argument("Invalid id", "CanonicalUser/ID", owner_id)
     grants: list[dict[str, Any]] = []
     for grant in policy["Grants"]:
         grantee = grant.get("Grantee") or {}
@@ -153,7 +156,7 @@ class AclOps(S3Core):
         return out
 
     def put_object_acl(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        bucket, row = self._object(ctx, params, "s3:PutObjectAcl")
+        bucket, row = self._object(ctx, params, "s3:PutObjectAcl", on_marker="MethodNotAllowed")
         grants = requested_grants(ctx, params, bucket.account_id)
         with self._store.db.tx() as db:
             meta = {**row.meta, "Grants": grants}
