@@ -731,6 +731,10 @@ def test_lifecycle_transition_default_minimum_object_size(s3: Any) -> None:
                                           TransitionDefaultMinimumObjectSize="varies_by_storage_class")
     got = s3.get_bucket_lifecycle_configuration(Bucket="lc-minimum")
     assert got["TransitionDefaultMinimumObjectSize"] == "varies_by_storage_class"
+    put_object = s3.put_object(Bucket="lc-minimum", Key="k", Body=b"x")
+    head = s3.head_object(Bucket="lc-minimum", Key="k")
+    assert head["Expiration"] == put_object["Expiration"]
+    assert head["Expiration"].startswith('expiry-date="') and head["Expiration"].endswith(' 00:00:00 GMT", rule-id="r"')
     with pytest.raises(ClientError) as exc:
         s3.put_bucket_lifecycle_configuration(Bucket="lc-minimum", LifecycleConfiguration=rules,
                                               TransitionDefaultMinimumObjectSize="value")

@@ -42,6 +42,7 @@ from hearth.services.s3.rules import (
     RESPONSE_OVERRIDES,
     ServiceAllows,
     any_match,
+    expiration_header,
     parse_tagging,
     principal_matches,
     single_chunk,
@@ -349,6 +350,9 @@ class S3Core:
             out["VersionId"] = row.version_id
         if meta.get("Tags"):
             out["TagCount"] = len(meta["Tags"])
+        expiration = expiration_header(bucket, row)
+        if expiration is not None:
+            out["Expiration"] = expiration
         if meta.get("StorageClass", "STANDARD") != "STANDARD":
             out["StorageClass"] = meta["StorageClass"]
         if str(params.get("ChecksumMode") or "").upper() == "ENABLED":  # AWS ignores its case
