@@ -735,6 +735,11 @@ def test_lifecycle_transition_default_minimum_object_size(s3: Any) -> None:
     head = s3.head_object(Bucket="lc-minimum", Key="k")
     assert head["Expiration"] == put_object["Expiration"]
     assert head["Expiration"].startswith('expiry-date="') and head["Expiration"].endswith(' 00:00:00 GMT", rule-id="r"')
+    sized = {"Rules": [{"ID": "big", "Status": "Enabled", "Expiration": {"Days": 1},
+                        "Filter": {"ObjectSizeGreaterThan": 10}}]}
+    s3.put_bucket_lifecycle_configuration(Bucket="lc-minimum", LifecycleConfiguration=sized)
+    assert "Expiration" not in s3.head_object(Bucket="lc-minimum", Key="k")  # 1 byte: the rule does not apply
+    assert "big" in s3.put_object(Bucket="lc-minimum", Key="large", Body=b"x" * 11)["Expiration"]
     with pytest.raises(ClientError) as exc:
         s3.put_bucket_lifecycle_configuration(Bucket="lc-minimum", LifecycleConfiguration=rules,
                                               TransitionDefaultMinimumObjectSize="value")

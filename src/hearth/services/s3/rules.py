@@ -124,6 +124,15 @@ def rule_filter(rule: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
     return str(prefix), tags
 
 
+def size_matches(rule: dict[str, Any], size: int) -> bool:
+    """A lifecycle rule's ObjectSizeGreaterThan / ObjectSizeLessThan bounds (exclusive) admit `size`."""
+    filt = rule.get("Filter") or {}
+    both = filt.get("And") or {}
+    above = filt.get("ObjectSizeGreaterThan", both.get("ObjectSizeGreaterThan"))
+    below = filt.get("ObjectSizeLessThan", both.get("ObjectSizeLessThan"))
+    return (above is None or size > int(above)) and (below is None or size < int(below))
+
+
 def next_midnight(ts: float) -> float:
     day = 86400
     return (int(ts) // day + (0 if int(ts) % day == 0 else 1)) * day
@@ -224,6 +233,8 @@ def expiration_header(bucket: Bucket, row: ObjectRow) -> str | None:
             continue
         prefix, tags = rule_filter(rule)
         if not row.key.startswith(prefix) or not all(t in (row.meta.get("Tags") or []) for t in tags):
+            continue
+        if not size_matches(rule, row.size):
             continue
         if expiration.get("Date") is not None:
             due = datetime.fromisoformat(str(expiration["Date"]).replace("Z", "+00:00")).timestamp()
