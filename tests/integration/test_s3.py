@@ -685,7 +685,103 @@ def test_multipart_composite_checksum(s3: Any) -> None:
                              ChecksumAlgorithm="SHA256")
         assert out["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(chunk).digest()).decode()
         parts.append({"PartNumber": number, "ETag": out["ETag"], "ChecksumSHA256": out["ChecksumSHA256"]})
-    s3.complete_multipart_upload(Bucket="composite", Key="k", UploadId=upload, MultipartUpload={"Parts": parts})
+    bare = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]
+    with pytest.raises(ClientError) as exc:  # a COMPOSITE upload's completion must name each part's checksum
+        s3.complete_multipart_upload(Bucket="composite", Key="k", UploadId=upload, MultipartUpload={"Parts": bare})
+    assert _code(exc) == ("InvalidRequest", 400)
+    wrong = [{**p, "ChecksumSHA256": parts[1]["ChecksumSHA256"]} for p in parts]
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(Bucket="composite", Key="k", UploadId=upload, MultipartUpload={"Parts": wrong})
+    assert _code(exc) == ("InvalidPart", 400)
+    done = s3.complete_multipart_upload(Bucket="composite", Key="k", UploadId=upload, MultipartUpload={"Parts": parts})
+    assert done["ChecksumType"] == "COMPOSITE"
     head = s3.head_object(Bucket="composite", Key="k", ChecksumMode="ENABLED")
     composite = hashlib.sha256(b"".join(hashlib.sha256(c).digest() for c in data)).digest()
     assert head["ChecksumSHA256"] == f"{base64.b64encode(composite).decode()}-2"
+    attrs = s3.get_object_attributes(Bucket="composite", Key="k",
+                                     ObjectAttributes=["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"])
+    assert attrs["ETag"] == head["ETag"].strip('"')  # unquoted here, unlike HEAD's
+    assert attrs["Checksum"] == {"ChecksumSHA256": head["ChecksumSHA256"], "ChecksumType": "COMPOSITE"}
+    assert attrs["StorageClass"] == "STANDARD" and attrs["ObjectSize"] == 5 * MiB + 10
+    assert attrs["ObjectParts"]["TotalPartsCount"] == 2
+    assert [p["ChecksumSHA256"] for p in attrs["ObjectParts"]["Parts"]] == [p["ChecksumSHA256"] for p in parts]
+    only_size = s3.get_object_attributes(Bucket="composite", Key="k", ObjectAttributes=["ObjectSize"])
+    assert "ETag" not in only_size and "Checksum" not in only_size
+
+
+def test_crc64nvme_checksum_and_malformed_checksum_values(s3: Any) -> None:
+    s3.create_bucket(Bucket="crc64")
+    check = base64.b64encode(bytes.fromhex("ae8b14860a799888")).decode()  # CRC-64/NVME's check value
+    put = s3.put_object(Bucket="crc64", Key="k", Body=b"123456789", ChecksumCRC64NVME=check)
+    assert put["ChecksumCRC64NVME"] == check
+    head = s3.head_object(Bucket="crc64", Key="k", ChecksumMode="enabled")  # the mode's case does not matter
+    assert head["ChecksumCRC64NVME"] == put["ChecksumCRC64NVME"]
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket="crc64", Key="k", Body=b"x", ChecksumCRC32="not-base64")
+    assert _code(exc) == ("InvalidRequest", 400)
+    assert exc.value.response["Error"]["Message"] == "Value for x-amz-checksum-crc32 header is invalid."
+
+
+def test_lifecycle_transition_default_minimum_object_size(s3: Any) -> None:
+    s3.create_bucket(Bucket="lc-minimum")
+    rules = {"Rules": [{"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 7}}]}
+    put = s3.put_bucket_lifecycle_configuration(Bucket="lc-minimum", LifecycleConfiguration=rules)
+    assert put["TransitionDefaultMinimumObjectSize"] == "all_storage_classes_128K"  # AWS's default
+    s3.put_bucket_lifecycle_configuration(Bucket="lc-minimum", LifecycleConfiguration=rules,
+                                          TransitionDefaultMinimumObjectSize="varies_by_storage_class")
+    got = s3.get_bucket_lifecycle_configuration(Bucket="lc-minimum")
+    assert got["TransitionDefaultMinimumObjectSize"] == "varies_by_storage_class"
+    put_object = s3.put_object(Bucket="lc-minimum", Key="k", Body=b"x")
+    head = s3.head_object(Bucket="lc-minimum", Key="k")
+    assert head["Expiration"] == put_object["Expiration"]
+    assert head["Expiration"].startswith('expiry-date="') and head["Expiration"].endswith(' 00:00:00 GMT", rule-id="r"')
+    sized = {"Rules": [{"ID": "big", "Status": "Enabled", "Expiration": {"Days": 1},
+                        "Filter": {"ObjectSizeGreaterThan": 10}}]}
+    s3.put_bucket_lifecycle_configuration(Bucket="lc-minimum", LifecycleConfiguration=sized)
+    assert "Expiration" not in s3.head_object(Bucket="lc-minimum", Key="k")  # 1 byte: the rule does not apply
+    assert "big" in s3.put_object(Bucket="lc-minimum", Key="large", Body=b"x" * 11)["Expiration"]
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_lifecycle_configuration(Bucket="lc-minimum", LifecycleConfiguration=rules,
+                                              TransitionDefaultMinimumObjectSize="value")
+    assert _code(exc) == ("InvalidRequest", 400)
+
+
+def test_bucket_and_object_acls(s3: Any) -> None:
+    s3.create_bucket(Bucket="acls")
+    owner = s3.get_bucket_acl(Bucket="acls")["Owner"]
+    s3.put_bucket_acl(Bucket="acls", ACL="public-read")
+    grants = s3.get_bucket_acl(Bucket="acls")["Grants"]
+    assert grants == [{"Grantee": {**owner, "Type": "CanonicalUser"}, "Permission": "FULL_CONTROL"},
+                      {"Grantee": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"},
+                       "Permission": "READ"}]
+    s3.put_bucket_acl(Bucket="acls", GrantRead='uri="http://acs.amazonaws.com/groups/s3/LogDelivery"')
+    assert [g["Permission"] for g in s3.get_bucket_acl(Bucket="acls")["Grants"]] == ["READ"]
+    for kwargs, code in (({"ACL": "fake-acl"}, "InvalidArgument"),
+                         ({"GrantWrite": 'fakekey="1234"'}, "InvalidArgument"),
+                         ({"AccessControlPolicy": {"Grants": []}}, "MalformedACLError"),
+                         ({}, "MissingSecurityHeader")):
+        with pytest.raises(ClientError) as exc:
+            s3.put_bucket_acl(Bucket="acls", **kwargs)
+        assert _code(exc) == (code, 400)
+    s3.put_object(Bucket="acls", Key="k", Body=b"x")
+    assert len(s3.get_object_acl(Bucket="acls", Key="k")["Grants"]) == 1
+    s3.put_object_acl(Bucket="acls", Key="k", ACL="public-read")
+    assert len(s3.get_object_acl(Bucket="acls", Key="k")["Grants"]) == 2
+
+
+def test_bucket_metrics_configurations(s3: Any) -> None:
+    s3.create_bucket(Bucket="metrics")
+    for n in range(101):
+        out = s3.put_bucket_metrics_configuration(Bucket="metrics", Id=f"m{n:03}",
+                                                  MetricsConfiguration={"Id": f"m{n:03}", "Filter": {"Prefix": "a/"}})
+        assert out["ResponseMetadata"]["HTTPStatusCode"] == 204
+    got = s3.get_bucket_metrics_configuration(Bucket="metrics", Id="m007")["MetricsConfiguration"]
+    assert got == {"Id": "m007", "Filter": {"Prefix": "a/"}}
+    first = s3.list_bucket_metrics_configurations(Bucket="metrics")
+    assert len(first["MetricsConfigurationList"]) == 100 and first["IsTruncated"]
+    second = s3.list_bucket_metrics_configurations(Bucket="metrics", ContinuationToken=first["NextContinuationToken"])
+    assert [c["Id"] for c in second["MetricsConfigurationList"]] == ["m100"] and not second["IsTruncated"]
+    s3.delete_bucket_metrics_configuration(Bucket="metrics", Id="m007")
+    with pytest.raises(ClientError) as exc:
+        s3.delete_bucket_metrics_configuration(Bucket="metrics", Id="m007")
+    assert _code(exc) == ("NoSuchConfiguration", 404)

@@ -91,6 +91,14 @@ def host_bucket(host: str) -> str | None:
     return None
 
 
+# Bucket sub-resources whose Get (with `?id=`) and List (without) have the same route.
+_BY_ID: dict[str, tuple[str, str]] = {
+    name: (f"GetBucket{kind}Configuration", f"ListBucket{kind}Configurations")
+    for kind in ("Metrics", "Analytics", "Inventory", "IntelligentTiering")
+    for name in (f"GetBucket{kind}Configuration", f"ListBucket{kind}Configurations")
+}
+
+
 def _resolve_shared(name: str, method: str, query: dict[str, list[str]], headers: dict[str, str]) -> str:
     upload = "uploadId" in query
     copy = "x-amz-copy-source" in headers
@@ -189,6 +197,8 @@ class S3Front:
             raise AwsError("MethodNotAllowed", "The specified method is not allowed against this resource.", 405,
                            fields={"Method": req.method, "ResourceType": "OBJECT" if key_raw else "BUCKET"})
         op, labels = found
+        if op.name in _BY_ID:  # a Get and a List share `GET /{Bucket}?<sub-resource>`: `id` tells them apart
+            op = self._api.operations[_BY_ID[op.name][0 if "id" in req.query else 1]]
         if op.name in _SUPERSEDED:
             op = self._api.operations[_SUPERSEDED[op.name]]
         if op.name in _SHARED_OBJECT_ROUTES:

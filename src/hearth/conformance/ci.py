@@ -20,6 +20,7 @@ _IAM = "tests/aws/services/iam/test_iam.py"
 _CFN = "tests/aws/services/cloudformation/api"
 _SSM = "tests/aws/services/ssm/test_ssm.py"
 _APIGW = "tests/aws/services/apigateway"
+_S3 = "tests/aws/services/s3"
 
 TESTS: dict[str, tuple[str, ...]] = {
     "lambda": tuple(f"{_LAMBDA_API}::{test}" for test in (
@@ -180,6 +181,14 @@ TESTS: dict[str, tuple[str, ...]] = {
         "test_apigateway_basic.py::TestIntegrations::test_mock_integration_response[WHEN_NO_MATCH-UrlType.PATH_BASED-GET]",
         "test_apigateway_integrations.py::test_integration_mock_with_response_override_in_request_template[True]",
         "test_apigateway_extended.py::TestApigatewayApiKeysCrud::test_update_api_key_immutable_field",
+    )),
+    # S3 (conformance round of 2026-12-06): ACLs, GetObjectAttributes, checksums, metrics configurations.
+    "s3": tuple(f"{_S3}/{test}" for test in (
+        "test_s3.py::TestS3::test_s3_bucket_acl",
+        "test_s3.py::TestS3::test_s3_object_acl",
+        "test_s3.py::TestS3PutObjectChecksum::test_s3_get_object_checksum[CRC64NVME]",
+        "test_s3_api.py::TestS3MetricsConfiguration::test_list_bucket_metrics_configurations",
+        "test_s3_api.py::TestS3MetricsConfiguration::test_delete_metrics_configuration_twice",
     )),
 }
 

@@ -59,7 +59,7 @@ _ROOTS = {
 
 
 # Operations (besides every DELETE) that AWS answers with 204 No Content.
-_NO_CONTENT = frozenset({"PutBucketTagging", "PutBucketPolicy"})
+_NO_CONTENT = frozenset({"PutBucketTagging", "PutBucketPolicy", "PutBucketMetricsConfiguration"})
 
 
 def is_streaming_input(op: OperationModel) -> bool:

@@ -150,7 +150,8 @@ class BucketOps(S3Core):
         if not config:
             raise AwsError("NoSuchCORSConfiguration", "The CORS configuration does not exist", 404,
                            fields={"BucketName": params["Bucket"]})
-        return dict(config)
+        # configurations stored before the setting existed have AWS's default
+        return {"TransitionDefaultMinimumObjectSize": "all_storage_classes_128K", **config}
 
     def delete_bucket_cors(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         return self._set(ctx, params, "cors", None, "s3:PutBucketCORS")
@@ -196,25 +197,25 @@ class BucketOps(S3Core):
             if days is not None and days < 1:
                 raise errors.invalid_argument("'Days' for Expiration action must be a positive integer", "Days",
                                               str(days))
-        result = self._set(ctx, params, "lifecycle", config, "s3:PutLifecycleConfiguration")
+        minimum = params.get("TransitionDefaultMinimumObjectSize") or "all_storage_classes_128K"
+        if minimum not in ("all_storage_classes_128K", "varies_by_storage_class"):
+            raise errors.invalid_request(f"Invalid TransitionDefaultMinimumObjectSize found: {minimum}")
+        self._set(ctx, params, "lifecycle", {**config, "TransitionDefaultMinimumObjectSize": minimum},
+                  "s3:PutLifecycleConfiguration")
         self._lifecycle_wake.set()  # a rule may apply at once (a Date in the past)
-        return result
+        return {"TransitionDefaultMinimumObjectSize": minimum}
 
     def get_bucket_lifecycle_configuration(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         config = self._get(ctx, params, "lifecycle", "s3:GetLifecycleConfiguration")
         if not config:
             raise AwsError("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist", 404,
                            fields={"BucketName": params["Bucket"]})
-        return dict(config)
+        # configurations stored before the setting existed have AWS's default
+        return {"TransitionDefaultMinimumObjectSize": "all_storage_classes_128K", **config}
 
     def delete_bucket_lifecycle(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         return self._set(ctx, params, "lifecycle", None, "s3:PutLifecycleConfiguration")
 
-    def get_bucket_acl(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        bucket = self._bucket(ctx, params["Bucket"], "s3:GetBucketAcl")
-        owner = owner_of(bucket.account_id)
-        return {"Owner": owner, "Grants": [{"Grantee": {**owner, "Type": "CanonicalUser"},
-                                            "Permission": "FULL_CONTROL"}]}
 
 
     def put_bucket_notification_configuration(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -10,11 +10,14 @@ import base64
 import binascii
 import hashlib
 import zlib
-from typing import Protocol
+from typing import Any, Protocol
 
 from hearth.aws.errors import AwsError
 
-ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256")
+ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+
+# The length of each algorithm's binary digest: a declared value of another length is malformed.
+_DIGEST_SIZES = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8, "SHA1": 20, "SHA256": 32}
 
 
 class _Digest(Protocol):
@@ -63,12 +66,44 @@ class _Crc32c:
         return (self.value ^ 0xFFFFFFFF).to_bytes(4, "big")
 
 
+def _crc64nvme_table() -> list[int]:
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x9A6C9329AC4BC9B5 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC64NVME = _crc64nvme_table()
+
+
+class _Crc64Nvme:
+    """CRC-64/NVME (reflected, all-ones init and final xor), the SDKs' default checksum; pure
+    Python like CRC32C above."""
+
+    def __init__(self) -> None:
+        self.value = 0xFFFFFFFFFFFFFFFF
+
+    def update(self, data: bytes) -> None:
+        crc, table = self.value, _CRC64NVME
+        for b in data:
+            crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+        self.value = crc
+
+    def digest(self) -> bytes:
+        return (self.value ^ 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")
+
+
 def new_digest(algorithm: str) -> _Digest:
     algorithm = algorithm.upper()
     if algorithm == "CRC32":
         return _Crc32()
     if algorithm == "CRC32C":
         return _Crc32c()
+    if algorithm == "CRC64NVME":
+        return _Crc64Nvme()
     if algorithm == "SHA1":
         return hashlib.sha1()
     if algorithm == "SHA256":
@@ -113,6 +148,16 @@ def check_md5(expected: bytes | None, actual: bytes, header: str | None) -> None
                        fields={"ExpectedDigest": header, "CalculatedDigest": base64.b64encode(actual).decode()})
 
 
+def check_declared(algorithm: str, value: str) -> None:
+    """A declared x-amz-checksum-* value must be the base64 of a digest of the algorithm's size."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != _DIGEST_SIZES.get(algorithm.upper(), len(raw)):
+        raise AwsError("InvalidRequest", f"Value for x-amz-checksum-{algorithm.lower()} header is invalid.", 400)
+
+
 def check_checksums(declared: dict[str, str], computed: dict[str, str]) -> None:
     for algorithm, value in declared.items():
         if computed.get(algorithm) != value:
@@ -123,3 +168,10 @@ def check_checksums(declared: dict[str, str], computed: dict[str, str]) -> None:
 def multipart_etag(part_md5s: list[bytes]) -> str:
     """AWS's ETag of a completed multipart upload: MD5 of the parts' binary MD5s, dash, part count."""
     return f'"{hashlib.md5(b"".join(part_md5s)).hexdigest()}-{len(part_md5s)}"'
+
+
+def checksum_type(meta: dict[str, Any]) -> str:
+    """COMPOSITE when the stored checksum is a checksum of the parts' checksums (its value ends
+    in `-<part count>`, which base64 never contains), else FULL_OBJECT."""
+    values = (meta.get("Checksums") or {}).values()
+    return "COMPOSITE" if any("-" in str(v) for v in values) else "FULL_OBJECT"

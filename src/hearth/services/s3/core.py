@@ -23,6 +23,7 @@ from hearth.services.s3.checksums import (
     ALGORITHMS,
     BodyDigests,
     check_checksums,
+    check_declared,
     check_md5,
     expected_md5,
 )
@@ -41,6 +42,7 @@ from hearth.services.s3.rules import (
     RESPONSE_OVERRIDES,
     ServiceAllows,
     any_match,
+    expiration_header,
     parse_tagging,
     principal_matches,
     single_chunk,
@@ -203,6 +205,8 @@ class S3Core:
         `inline`, a body of at most INLINE_LIMIT bytes is returned instead: (None, bytes, ...)."""
         expected = expected_md5(params.get("ContentMD5"))
         declared = {a: params[f"Checksum{a}"] for a in ALGORITHMS if params.get(f"Checksum{a}")}
+        for algorithm, value in declared.items():  # a malformed value is refused before the body is read
+            check_declared(algorithm, value)
         wanted = set(declared)
         trailer = ctx.headers.get("x-amz-trailer", "")
         for name in trailer.split(","):
@@ -346,9 +350,12 @@ class S3Core:
             out["VersionId"] = row.version_id
         if meta.get("Tags"):
             out["TagCount"] = len(meta["Tags"])
+        expiration = expiration_header(bucket, row)
+        if expiration is not None:
+            out["Expiration"] = expiration
         if meta.get("StorageClass", "STANDARD") != "STANDARD":
             out["StorageClass"] = meta["StorageClass"]
-        if params.get("ChecksumMode") == "ENABLED":
+        if str(params.get("ChecksumMode") or "").upper() == "ENABLED":  # AWS ignores its case
             for algorithm, value in (meta.get("Checksums") or {}).items():
                 out[f"Checksum{algorithm}"] = value
             if meta.get("Checksums"):

@@ -17,6 +17,7 @@ from hearth.services.s3.rules import (
     LIFECYCLE_PRINCIPAL,
     next_midnight,
     rule_filter,
+    size_matches,
     wall_clock,
 )
 from hearth.services.s3.store import Bucket, ObjectRow
@@ -66,6 +67,8 @@ class LifecycleOps(S3Core):
                 if cutoff_date is not None or days is not None:
                     for row in self._store.list_latest(bucket.name, prefix, "", 100_000):
                         if tags and not all(t in (row.meta.get("Tags") or []) for t in tags):
+                            continue
+                        if not size_matches(rule, row.size):
                             continue
                         if cutoff_date is not None:
                             due = datetime.fromisoformat(str(cutoff_date).replace("Z", "+00:00")).timestamp()

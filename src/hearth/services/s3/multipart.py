@@ -36,13 +36,16 @@ class MultipartOps(S3Core):
         meta = self._object_meta(ctx, params, {})
         if params.get("ChecksumAlgorithm"):
             meta["ChecksumAlgorithm"] = str(params["ChecksumAlgorithm"]).upper()
+            # CRC64NVME exists only as a whole-object checksum; the others default to COMPOSITE.
+            default = "FULL_OBJECT" if meta["ChecksumAlgorithm"] == "CRC64NVME" else "COMPOSITE"
+            meta["ChecksumType"] = str(params.get("ChecksumType") or default).upper()
         meta["Initiator"] = ctx.account_id
         upload_id = self._store.create_upload(bucket.name, key, wall_clock(), meta)
         out: dict[str, Any] = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id,
                                "ServerSideEncryption": "AES256"}
         if params.get("ChecksumAlgorithm"):
             out["ChecksumAlgorithm"] = meta["ChecksumAlgorithm"]
-            out["ChecksumType"] = "COMPOSITE"
+            out["ChecksumType"] = meta["ChecksumType"]
         return out
 
     def _upload(self, bucket: str, key: str, upload_id: str) -> dict[str, Any]:
@@ -134,6 +137,7 @@ class MultipartOps(S3Core):
                                               "not have been uploaded, or the specified entity tag may not match the "
                                               "part's entity tag.", 400,
                                fields={"UploadId": upload_id, "PartNumber": number, "ETag": etag})
+            self._check_part_checksum(meta, item, part, upload_id)
             chosen.append(part)
         for part in chosen[:-1]:
             if part.size < MIN_PART_SIZE:
@@ -144,13 +148,16 @@ class MultipartOps(S3Core):
         meta = dict(meta)
         meta.pop("Initiator", None)
         algorithm = meta.pop("ChecksumAlgorithm", None)
+        checksum_type = meta.pop("ChecksumType", "COMPOSITE")
         meta["Parts"] = [p.size for p in chosen]
-        if algorithm and all(algorithm in p.checksums for p in chosen):
+        # A FULL_OBJECT checksum would need the parts' CRCs combined: not computed (none is stored).
+        if algorithm and checksum_type == "COMPOSITE" and all(algorithm in p.checksums for p in chosen):
             # COMPOSITE: the checksum of the parts' binary checksums, dash, the part count.
             composite = new_digest(algorithm)
             for p in chosen:
                 composite.update(base64.b64decode(p.checksums[algorithm]))
             meta["Checksums"] = {algorithm: f"{base64.b64encode(composite.digest()).decode()}-{len(chosen)}"}
+            meta["PartChecksums"] = [{algorithm: p.checksums[algorithm]} for p in chosen]  # GetObjectAttributes
         size = sum(p.size for p in chosen)
         row = ObjectRow(bucket.name, params["Key"], "", True, False, [(p.blob, p.size) for p in chosen], size, etag,
                         wall_clock(), meta)
@@ -159,9 +166,29 @@ class MultipartOps(S3Core):
         self._files.remove(unused)
         out: dict[str, Any] = {"Location": f"/{bucket.name}/{params['Key']}", "Bucket": bucket.name,
                                "Key": params["Key"], "ETag": etag, "ServerSideEncryption": "AES256"}
+        for name, value in (meta.get("Checksums") or {}).items():
+            out[f"Checksum{name}"] = value
+            out["ChecksumType"] = "COMPOSITE"
         if bucket.versioning:
             out["VersionId"] = row.version_id
         return out
+
+    @staticmethod
+    def _check_part_checksum(meta: dict[str, Any], item: dict[str, Any], part: Part, upload_id: str) -> None:
+        """A COMPOSITE upload's completion names each part's checksum, and it must be the one stored."""
+        algorithm = meta.get("ChecksumAlgorithm")
+        if not algorithm or meta.get("ChecksumType") != "COMPOSITE":
+            return
+        given = item.get(f"Checksum{algorithm}")
+        if not given:
+            raise errors.invalid_request(f"The upload was created using a {algorithm.lower()} checksum. The complete "
+                                         f"request must include the checksum for each part. It was missing for part "
+                                         f"{part.number} in the request.")
+        if given != part.checksums.get(algorithm):
+            raise AwsError("InvalidPart", "One or more of the specified parts could not be found.  The part may not "
+                                          "have been uploaded, or the specified entity tag may not match the part's "
+                                          "entity tag.", 400,
+                           fields={"UploadId": upload_id, "PartNumber": part.number, "ETag": part.etag.strip('"')})
 
     def abort_multipart_upload(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = self._bucket(ctx, params["Bucket"], "s3:AbortMultipartUpload", params["Key"])

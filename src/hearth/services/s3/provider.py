@@ -8,19 +8,22 @@ notifications) is committed only after the body is durable. It never parses HTTP
 S3 front and the rest-xml protocol do).
 
 The operations are grouped by what they act on, one module each (buckets, objects, listing,
-multipart, cors, lifecycle), over the shared state and helpers of `core.S3Core`; this class is
-their union, the one instance the gateway and the other components are given.
+multipart, cors, lifecycle, acl, metrics), over the shared state and helpers of `core.S3Core`;
+this class is their union, the one instance the gateway and the other components are given.
 """
 
 from __future__ import annotations
 
+from hearth.services.s3.acl import AclOps
 from hearth.services.s3.buckets import BucketOps
 from hearth.services.s3.cors import CorsOps
 from hearth.services.s3.lifecycle import LifecycleOps
 from hearth.services.s3.listing import ListingOps
+from hearth.services.s3.metrics import MetricsOps
 from hearth.services.s3.multipart import MultipartOps
 from hearth.services.s3.objects import ObjectOps
 
 
-class S3Provider(BucketOps, ObjectOps, ListingOps, MultipartOps, CorsOps, LifecycleOps):
+class S3Provider(BucketOps, ObjectOps, ListingOps, MultipartOps, CorsOps, LifecycleOps, AclOps,
+                 MetricsOps):
     """Every S3 operation on one set of collaborators (see `core.S3Core`)."""

@@ -124,6 +124,15 @@ def rule_filter(rule: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
     return str(prefix), tags
 
 
+def size_matches(rule: dict[str, Any], size: int) -> bool:
+    """A lifecycle rule's ObjectSizeGreaterThan / ObjectSizeLessThan bounds (exclusive) admit `size`."""
+    filt = rule.get("Filter") or {}
+    both = filt.get("And") or {}
+    above = filt.get("ObjectSizeGreaterThan", both.get("ObjectSizeGreaterThan"))
+    below = filt.get("ObjectSizeLessThan", both.get("ObjectSizeLessThan"))
+    return (above is None or size > int(above)) and (below is None or size < int(below))
+
+
 def next_midnight(ts: float) -> float:
     day = 86400
     return (int(ts) // day + (0 if int(ts) % day == 0 else 1)) * day
@@ -215,8 +224,32 @@ def any_match(patterns: Any, value: str) -> bool:
     return any(fnmatch.fnmatchcase(value, p) for p in patterns or [])
 
 
+def expiration_header(bucket: Bucket, row: ObjectRow) -> str | None:
+    """x-amz-expiration of an object an enabled Expiration rule applies to: when it will expire (the
+    same rounding as the sweep) and which rule says so."""
+    for rule in (bucket.config.get("lifecycle") or {}).get("Rules") or []:
+        expiration = rule.get("Expiration") or {}
+        if rule.get("Status") != "Enabled" or (expiration.get("Days") is None and expiration.get("Date") is None):
+            continue
+        prefix, tags = rule_filter(rule)
+        if not row.key.startswith(prefix) or not all(t in (row.meta.get("Tags") or []) for t in tags):
+            continue
+        if not size_matches(rule, row.size):
+            continue
+        if expiration.get("Date") is not None:
+            due = datetime.fromisoformat(str(expiration["Date"]).replace("Z", "+00:00")).timestamp()
+        else:
+            due = next_midnight(row.last_modified + int(expiration["Days"]) * 86400)
+        when = datetime.fromtimestamp(due, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+        return f'expiry-date="{when}", rule-id="{rule.get("ID", "")}"'
+    return None
+
+
 def write_result(row: ObjectRow, bucket: Bucket, checksums: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {"ETag": row.etag, "ServerSideEncryption": "AES256"}
+    expiration = expiration_header(bucket, row)
+    if expiration is not None:
+        out["Expiration"] = expiration
     if bucket.versioning:
         out["VersionId"] = row.version_id
     for algorithm, value in checksums.items():
