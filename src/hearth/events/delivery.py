@@ -35,6 +35,7 @@ class Message:
     source_arn: str | None = None
     group_id: str | None = None  # FIFO targets
     deduplication_id: str | None = None
+    data: bytes | None = None  # bytes for targets that take bytes rather than text (a Kinesis record's data)
 
 
 Handler = Callable[[str, Message], Awaitable[None]]  # (target ARN, message)

@@ -29,4 +29,5 @@ class KinesisDelivery:
             raise DeliveryError(f"Stream {name} under account {parts[4] if len(parts) > 4 else ''} not found.",
                                 "ResourceNotFoundException")
         key = (message.group_id or str(uuid.uuid4()))[:PARTITION_KEY_MAX]
-        self.streams.put(stream, [(key, message.body.encode(), partition_hash(key))])
+        data = message.data if message.data is not None else message.body.encode()
+        self.streams.put(stream, [(key, data, partition_hash(key))])

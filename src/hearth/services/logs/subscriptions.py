@@ -18,19 +18,25 @@ import json
 import logging
 from typing import Any
 
-from hearth.events.delivery import DeliveryError, DeliveryRouter, Message
+from hearth.events.delivery import DeliveryError, DeliveryRouter, Message, arn_service
 from hearth.services.logs.store import FilterPattern, LogStoreError
 
 log = logging.getLogger(__name__)
 
 
-def awslogs_payload(account: str, group: str, stream: str, filter_name: str,
-                    events: list[tuple[str, int, str]]) -> str:
-    """The event a subscribed function receives for (id, timestamp, message) events."""
+def awslogs_data(account: str, group: str, stream: str, filter_name: str,
+                 events: list[tuple[str, int, str]]) -> bytes:
+    """The gzipped DATA_MESSAGE for (id, timestamp, message) events: a Kinesis record's data as it is."""
     data = {"messageType": "DATA_MESSAGE", "owner": account, "logGroup": group, "logStream": stream,
             "subscriptionFilters": [filter_name],
             "logEvents": [{"id": key, "timestamp": ts, "message": text} for key, ts, text in events]}
-    packed = base64.b64encode(gzip.compress(json.dumps(data).encode())).decode()
+    return gzip.compress(json.dumps(data).encode())
+
+
+def awslogs_payload(account: str, group: str, stream: str, filter_name: str,
+                    events: list[tuple[str, int, str]]) -> str:
+    """The event a subscribed function receives: the gzipped data, base64, under `awslogs`."""
+    packed = base64.b64encode(awslogs_data(account, group, stream, filter_name, events)).decode()
     return json.dumps({"awslogs": {"data": packed}})
 
 
@@ -57,10 +63,15 @@ class SubscriptionDelivery:
             chosen = selected(str(each.get("filterPattern") or ""), events)
             if not chosen:
                 continue
-            body = awslogs_payload(account, group, stream, str(each["filterName"]), chosen)
+            destination = str(each["destinationArn"])
             source = f"arn:aws:logs:{region}:{account}:log-group:{group}:*"
-            task = asyncio.get_running_loop().create_task(
-                self._deliver(str(each["destinationArn"]), Message(body=body, source_arn=source)))
+            if arn_service(destination) == "kinesis":  # a stream gets the gzipped JSON as its record's data
+                message = Message(body="", source_arn=source,
+                                  data=awslogs_data(account, group, stream, str(each["filterName"]), chosen))
+            else:
+                message = Message(body=awslogs_payload(account, group, stream, str(each["filterName"]), chosen),
+                                  source_arn=source)
+            task = asyncio.get_running_loop().create_task(self._deliver(destination, message))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
