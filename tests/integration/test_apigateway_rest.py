@@ -624,6 +624,70 @@ def test_aws_service_integrations_sqs_and_eventbridge(server: HearthServer) -> N
     assert status == 200 and json.loads(body)["FailedEntryCount"] == 0, body
 
 
+def test_s3_integration_with_any_method_sends_the_clients_method(server: HearthServer) -> None:
+    """`integrationHttpMethod: ANY` sends the client's own method (the word ANY is no HTTP method), and
+    S3's requests are signed with the payload hash S3 requires."""
+    apigw = server.client("apigateway")
+    s3 = server.client("s3")
+    bucket = f"apigw-s3-{uuid.uuid4().hex[:6]}"
+    s3.create_bucket(Bucket=bucket)
+    api = apigw.create_rest_api(name="to-s3")
+    res = apigw.create_resource(restApiId=api["id"], parentId=api["rootResourceId"], pathPart="{key+}")
+    apigw.put_method(restApiId=api["id"], resourceId=res["id"], httpMethod="ANY", authorizationType="NONE",
+                     requestParameters={"method.request.path.key": True})
+    apigw.put_integration(
+        restApiId=api["id"], resourceId=res["id"], httpMethod="ANY", type="AWS", integrationHttpMethod="ANY",
+        uri=f"arn:aws:apigateway:us-east-1:s3:path/{bucket}/{{key}}",
+        credentials=f"arn:aws:iam::{ACCOUNT}:role/apigw-s3",
+        requestParameters={"integration.request.path.key": "method.request.path.key"})
+    apigw.put_integration_response(restApiId=api["id"], resourceId=res["id"], httpMethod="ANY", statusCode="200")
+    apigw.create_deployment(restApiId=api["id"], stageName="v1")
+
+    status, _, _, _ = call(server, api["id"], "PUT", "/v1/doc.json", headers={"Content-Type": "application/json"},
+                           body=b'{"put_id": 1}')
+    assert status == 200
+    assert s3.get_object(Bucket=bucket, Key="doc.json")["Body"].read() == b'{"put_id": 1}'
+    status, _, body, _ = call(server, api["id"], "GET", "/v1/doc.json")
+    assert (status, body) == (200, b'{"put_id": 1}')
+
+
+def test_get_export_writes_the_deployed_api_back_as_a_definition(server: HearthServer) -> None:
+    apigw = server.client("apigateway")
+    spec = {"swagger": "2.0", "info": {"title": f"exp-{uuid.uuid4().hex[:6]}", "version": "1.0"},
+            "paths": {"/pets": {"post": {
+                "operationId": "CreatePet", "consumes": ["application/json"],
+                "parameters": [{"in": "body", "name": "NewPet", "required": True,
+                                "schema": {"$ref": "#/definitions/NewPet"}}],
+                "responses": {"200": {"description": "ok", "headers": {"X-Id": {"type": "string"}}}},
+                "x-amazon-apigateway-integration": {"type": "mock", "passthroughBehavior": "when_no_match",
+                                                    "requestTemplates": {"application/json": "{}"},
+                                                    "responses": {"default": {"statusCode": "200"}}}}}},
+            "definitions": {"NewPet": {"type": "object", "properties": {"tag": {"$ref": "#/definitions/Tag"}}},
+                            "Tag": {"type": "string"}}}
+    api_id = apigw.import_rest_api(body=json.dumps(spec).encode(), failOnWarnings=True)["id"]
+    apigw.create_deployment(restApiId=api_id, stageName="live")
+
+    out = apigw.get_export(restApiId=api_id, stageName="live", exportType="oas30",
+                           parameters={"extensions": "apigateway"})
+    assert out["contentType"] == "application/octet-stream"
+    assert out["contentDisposition"] == 'attachment; filename="oas30_1.0.json"'
+    doc = json.loads(out["body"].read())
+    post = doc["paths"]["/pets"]["post"]
+    assert post["requestBody"] == {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewPet"}}},
+                                   "required": True}
+    assert post["responses"]["200"] == {"description": "200 response", "content": {},
+                                        "headers": {"X-Id": {"schema": {"type": "string"}}}}
+    assert post["x-amazon-apigateway-integration"] == {
+        "type": "mock", "passthroughBehavior": "when_no_match", "requestTemplates": {"application/json": "{}"},
+        "responses": {"default": {"statusCode": "200"}}}
+    assert doc["components"]["schemas"]["NewPet"]["properties"]["tag"] == {"$ref": "#/components/schemas/Tag"}
+
+    swagger = json.loads(apigw.get_export(restApiId=api_id, stageName="live", exportType="swagger")["body"].read())
+    assert swagger["basePath"] == "/live" and "x-amazon-apigateway-integration" not in swagger["paths"]["/pets"]["post"]
+    assert swagger["paths"]["/pets"]["post"]["parameters"] == spec["paths"]["/pets"]["post"]["parameters"]  # type: ignore[index]
+    assert swagger["paths"]["/pets"]["post"]["consumes"] == ["application/json"]
+
+
 def test_stage_serves_its_deployment_not_the_live_api(server: HearthServer, proxy_api: str, echo: str) -> None:
     apigw = server.client("apigateway")
     root = apigw.get_rest_api(restApiId=proxy_api)["rootResourceId"]

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, quote
 
-from botocore.auth import SigV4Auth
+from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
@@ -67,7 +67,10 @@ def build(uri: str, method: str, payload: bytes, headers: list[tuple[str, str]],
             body = f"Action={quote(action)}&".encode() + (extra.encode() + b"&" if extra else b"") + body
     url = endpoint_url.rstrip("/") + path
     request = AWSRequest(method=method, url=url, data=body, headers=dict(out_headers))
-    SigV4Auth(Credentials(*credentials), signing_name, region).add_auth(request)
+    # S3 refuses a request without the payload's hash header (x-amz-content-sha256), which only its
+    # own signer adds.
+    signer = S3SigV4Auth if signing_name == "s3" else SigV4Auth
+    signer(Credentials(*credentials), signing_name, region).add_auth(request)
     return ServiceCall(method, url, [(k, str(v)) for k, v in request.headers.items()], body)
 
 

@@ -494,7 +494,10 @@ class ApiFront:
         elif kind == "AWS" and lambda_arn(integ.get("uri", ""), req.stage_variables) is None:
             call = None
             if self._credentials is not None:
-                call = awsservice.build(mapped.substitute(integ.get("uri", ""), req), integ.get("httpMethod") or "POST",
+                # ANY as the integration's method sends the client's own method (S3 proxies use it)
+                verb = integ.get("httpMethod") or "POST"
+                verb = req.method if verb == "ANY" else verb
+                call = awsservice.build(mapped.substitute(integ.get("uri", ""), req), verb,
                                         payload, mapped.integration_headers(integ, req, context), self._endpoint_url,
                                         self._credentials(req.account))
             if call is None:
@@ -528,7 +531,8 @@ class ApiFront:
         else:
             url = mapped.substitute(integ.get("uri", ""), req)
             try:
-                got = await self._forward(req, integ.get("httpMethod") or req.method, url,
+                verb = integ.get("httpMethod") or req.method
+                got = await self._forward(req, req.method if verb == "ANY" else verb, url,
                                           mapped.integration_headers(integ, req, context), payload, timeout)
             except TimeoutError:
                 return _json(504, TIMED_OUT), "INTEGRATION_TIMEOUT"

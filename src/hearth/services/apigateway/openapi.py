@@ -280,6 +280,12 @@ def import_rest(doc: Doc, spec: dict[str, Any], *, mode: str) -> list[str]:
                         models[ctype] = ref.rsplit("/", 1)[-1]
                 if models:
                     m["requestModels"] = models
+            for prm in op.get("parameters") or []:  # Swagger 2: the body parameter's model, by consumed type
+                ref = prm.get("schema", {}).get("$ref", "") if isinstance(prm, dict) and prm.get("in") == "body" \
+                    and isinstance(prm.get("schema"), dict) else ""
+                if ref:
+                    consumes = op.get("consumes") or spec.get("consumes") or ["application/json"]
+                    m["requestModels"] = {str(consumes[0]): ref.rsplit("/", 1)[-1]}
             responses = op.get("responses")
             if isinstance(responses, dict):
                 mr: dict[str, Doc] = {}

@@ -23,7 +23,7 @@ from typing import Any
 
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
-from hearth.services.apigateway import openapi
+from hearth.services.apigateway import export, openapi
 from hearth.services.apigateway.patch import apply_patch
 from hearth.services.apigateway.store import ApiStore, Doc, new_id, public
 
@@ -615,6 +615,20 @@ class RestApiProvider:
         stages = [s for s in doc["stages"].values()
                   if not p.get("deploymentId") or s["deploymentId"] == p["deploymentId"]]
         return {"item": copy.deepcopy(sorted(stages, key=lambda s: s["createdDate"]))}
+
+    def get_export(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        stage = self._stage(doc, p["stageName"])
+        export_type = p["exportType"]
+        if export_type not in ("oas30", "swagger"):
+            raise bad_request(f"No such type {export_type}")
+        dep = doc["deployments"].get(stage.get("deploymentId") or "") or {}
+        frozen = dep.get("_snapshot") or snapshot(doc)
+        extensions = (p.get("parameters") or {}).get("extensions", "") or ""
+        body = export.definition(doc, frozen, stage=p["stageName"], region=ctx.region, export_type=export_type,
+                                 extensions="apigateway" in extensions.split(","),
+                                 deployed_at=float(dep.get("createdDate") or time.time()))
+        return export.render(body, export_type, str(body["info"]["version"]), p.get("accepts"))
 
     def update_stage(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = copy.deepcopy(self._api(ctx, p["restApiId"]))  # a refused patch leaves the API as it was
