@@ -311,3 +311,31 @@ def test_velocity_string_literals_keep_backslashes() -> None:
     # LocalStack's EventBridge test (validated on AWS): `replaceAll("\'","'")` parses and runs as in Java.
     template = '"$util.escapeJavaScript($text).replaceAll("\\\'","\'")"'
     assert vtl.render(template, body="", params={}, context={}, stage_variables={}) == '""'
+
+
+def test_content_handling_converts_bodies_as_aws_does() -> None:
+    """Request bodies: binary media types pass as bytes (base64 with CONVERT_TO_TEXT); other bodies are
+    text with invalid UTF-8 replaced, or base64-decoded with CONVERT_TO_BINARY (not base64: 500).
+    Answers: by the integration response's handling, else by whether Accept names a binary type."""
+    from hearth.services.apigateway import mapped
+
+    raw = b"\x1f\x8bbin"
+    png = [("Content-Type", "image/png")]
+    assert mapped.converted_body({}, _req(body=raw, headers=png), ["image/png"]) == raw
+    assert mapped.converted_body({"contentHandling": "CONVERT_TO_TEXT"}, _req(body=raw, headers=png),
+                                 ["image/png"]) == b"H4tiaW4="
+    assert mapped.converted_body({}, _req(body=raw, headers=png), []) == "\x1f\ufffdbin".encode()
+    assert mapped.converted_body({"contentHandling": "CONVERT_TO_BINARY"}, _req(body=b"H4tiaW4="), []) == raw
+    with pytest.raises(mapped.ConversionFailed):
+        mapped.converted_body({"contentHandling": "CONVERT_TO_BINARY"}, _req(body=raw), [])
+
+    accept_png = _req(headers=[("Accept", "image/png")])
+    octet = [("Content-Type", "binary/octet-stream")]
+    assert mapped.converted_answer({}, b"H4tiaW4=", octet, accept_png, ["image/png"]) == raw
+    with pytest.raises(mapped.ConversionFailed):
+        mapped.converted_answer({}, raw, octet, accept_png, ["image/png"])
+    assert mapped.converted_answer({}, raw, png, accept_png, ["image/png"]) == raw
+    assert mapped.converted_answer({}, raw, png, _req(headers=[("Accept", "text/plain")]), ["image/png"]) == b"H4tiaW4="
+    assert mapped.converted_answer({"contentHandling": "CONVERT_TO_TEXT"}, raw, octet, accept_png,
+                                   ["image/png"]) == "\x1f\ufffdbin".encode()
+    assert mapped.converted_answer({}, b"text", octet, _req(), []) == b"text"

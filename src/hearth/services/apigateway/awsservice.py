@@ -35,7 +35,7 @@ class ServiceCall:
 
 
 def build(uri: str, method: str, payload: bytes, headers: list[tuple[str, str]], endpoint_url: str,
-          credentials: tuple[str, str]) -> ServiceCall | None:
+          credentials: tuple[str, str], query_params: list[tuple[str, str]] | None = None) -> ServiceCall | None:
     """The signed request for an AWS service integration, or None when the URI names none Hearth serves."""
     m = _URI.match(uri)
     if m is None:
@@ -66,6 +66,8 @@ def build(uri: str, method: str, payload: bytes, headers: list[tuple[str, str]],
             extra = "&".join(f"{quote(k)}={quote(v[0])}" for k, v in parse_qs(query).items())
             body = f"Action={quote(action)}&".encode() + (extra.encode() + b"&" if extra else b"") + body
     url = endpoint_url.rstrip("/") + path
+    if query_params and kind == "path":  # mapped query parameters (S3's response-content-type, …)
+        url += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query_params)
     request = AWSRequest(method=method, url=url, data=body, headers=dict(out_headers))
     # S3 refuses a request without the payload's hash header (x-amz-content-sha256), which only its
     # own signer adds.
