@@ -182,6 +182,7 @@ TESTS: dict[str, tuple[str, ...]] = {
         "test_apigateway_extended.py::TestApigatewayApiKeysCrud::test_update_api_key_immutable_field",
         "test_apigateway_extended.py::test_export_oas30_openapi[TEST_IMPORT_PETS]",
         "test_apigateway_s3.py::test_apigateway_s3_method_mapping",
+        "test_apigateway_api.py::TestApiGatewayApiDocumentationPart::test_import_documentation_parts",
     )),
 }
 

@@ -167,7 +167,7 @@ paths:
     post: {}
 """)
     warnings = openapi.import_rest(doc, spec, mode="overwrite")
-    assert warnings == ["No integration defined for method: POST /a/{b}"]
+    assert warnings == []  # a method without an integration imports without a warning, as on AWS
     assert doc["binaryMediaTypes"] == ["image/png"] and doc["name"] == "t"
     method = doc["resources"][next(r for r, v in doc["resources"].items() if v.get("pathPart") == "{b}")][
         "resourceMethods"]["GET"]
@@ -339,3 +339,25 @@ def test_content_handling_converts_bodies_as_aws_does() -> None:
     assert mapped.converted_answer({"contentHandling": "CONVERT_TO_TEXT"}, raw, octet, accept_png,
                                    ["image/png"]) == "\x1f\ufffdbin".encode()
     assert mapped.converted_answer({}, b"text", octet, _req(), []) == b"text"
+
+
+def test_import_reads_documentation_parts_and_refuses_non_string_mappings() -> None:
+    doc: dict[str, Any] = {"id": "a1", "rootResourceId": "r", "resources": {"r": {"id": "r"}}, "authorizers": {},
+                           "models": {}, "requestValidators": {}, "gatewayResponses": {}}
+    spec = {"openapi": "3.0.0", "info": {"title": "t", "version": "1"},
+            "paths": {"/": {"get": {"x-amazon-apigateway-integration": {
+                "type": "mock", "requestParameters": {"integration.request.header.x": True,
+                                                      "integration.request.header.y": "'v'"}}}}},
+            "x-amazon-apigateway-documentation": {"documentationParts": [
+                {"location": {"type": "API"}, "properties": {"description": "d"}},
+                {"location": {"type": "METHOD", "method": "GET"}, "properties": {"description": "m"}}]}}
+    warnings = openapi.import_rest(doc, spec, mode="overwrite")
+    assert warnings == ["Invalid format for 'requestParameters'. Expected type string for property "
+                        "'integration.request.header.x' of resource '/' and method 'GET' but got 'true'"]
+    assert doc["resources"]["r"]["resourceMethods"]["GET"]["methodIntegration"]["requestParameters"] == {
+        "integration.request.header.y": "'v'"}
+    parts = sorted(doc["documentationParts"].values(), key=lambda p: p["location"]["type"])
+    assert [(p["location"], p["properties"]) for p in parts] == [
+        ({"type": "API"}, '{"description": "d"}'),
+        ({"type": "METHOD", "method": "GET", "path": "/"}, '{"description": "m"}')]
+    assert len(openapi.import_documentation(doc, spec, mode="overwrite")) == 2 and len(doc["documentationParts"]) == 2

@@ -21,6 +21,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import yaml
+
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
 from hearth.services.apigateway import export, openapi
@@ -864,6 +866,24 @@ class RestApiProvider:
         doc.setdefault("documentationParts", {})[part["id"]] = part
         self._save(doc)
         return copy.deepcopy(part)
+
+    def import_documentation_parts(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        body = p.get("body") or b""
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+        unreadable = bad_request("Unable to build importer with provided input.")
+        try:
+            spec = json.loads(text)
+        except ValueError:
+            try:
+                spec = yaml.safe_load(text)
+            except yaml.YAMLError:
+                raise unreadable from None
+        if not isinstance(spec, dict) or not ("swagger" in spec or "openapi" in spec):
+            raise unreadable
+        ids = openapi.import_documentation(doc, spec, mode=p.get("mode") or "merge")
+        self._save(doc)
+        return {"ids": ids}
 
     def _doc_part(self, ctx: RequestContext, p: dict[str, Any]) -> tuple[Doc, Doc]:
         missing = not_found("Invalid Documentation part identifier specified")
