@@ -797,3 +797,15 @@ def test_canary_release(server: HearthServer) -> None:
     assert promoted["deploymentId"] == canary["id"] and "canarySettings" not in promoted
     status, _, body, _ = call(server, api_id, "GET", "/dev/")
     assert (status, json.loads(body)) == (200, {"v": "main", "canary": "false"})
+
+
+def test_vpc_link_is_answered_pending_then_reads_available(server: HearthServer) -> None:
+    apigw = server.client("apigateway")
+    arn = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:loadbalancer/net/nlb/0123456789abcdef"
+    created = apigw.create_vpc_link(name=f"link-{uuid.uuid4().hex[:6]}", targetArns=[arn])
+    assert created["status"] == "PENDING" and "statusMessage" not in created and "tags" not in created
+    got = apigw.get_vpc_link(vpcLinkId=created["id"])
+    assert (got["status"], got["statusMessage"], got["tags"]) == ("AVAILABLE", "Your vpc link is ready for use", {})
+    listed = next(i for i in apigw.get_vpc_links()["items"] if i["id"] == created["id"])
+    assert "tags" not in listed and listed["status"] == "AVAILABLE"
+    apigw.delete_vpc_link(vpcLinkId=created["id"])

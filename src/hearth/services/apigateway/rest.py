@@ -1159,10 +1159,14 @@ class RestApiProvider:
                 raise bad_request(f"Invalid ARN. ARN is not well formed {arn}")
         acct = self._account(ctx)
         link = _clean({"id": new_id(6), "name": p["name"], "description": p.get("description"),
-                       "targetArns": p.get("targetArns") or [], "status": "AVAILABLE", "tags": p.get("tags")})
+                       "targetArns": p.get("targetArns") or [], "status": "AVAILABLE",
+                       "statusMessage": "Your vpc link is ready for use", "tags": p.get("tags") or {}})
         acct.setdefault("vpcLinks", {})[link["id"]] = link
         self._store.put(acct)
-        return copy.deepcopy(link)
+        # AWS answers the creation while the link is still PENDING (no message yet, tags only if given);
+        # Hearth's links reach nothing, so the stored link is AVAILABLE at once
+        created = {k: v for k, v in link.items() if k != "statusMessage" and not (k == "tags" and not v)}
+        return {**copy.deepcopy(created), "status": "PENDING"}
 
     def _vpc_link(self, acct: Doc, link_id: str) -> Doc:
         link: Doc | None = acct.get("vpcLinks", {}).get(link_id)
@@ -1174,7 +1178,9 @@ class RestApiProvider:
         return copy.deepcopy(self._vpc_link(self._account(ctx), p["vpcLinkId"]))
 
     def get_vpc_links(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        return _page(copy.deepcopy(list(self._account(ctx).get("vpcLinks", {}).values())), p)
+        links = [{k: v for k, v in link.items() if not (k == "tags" and not v)}  # AWS lists no empty tags
+                 for link in self._account(ctx).get("vpcLinks", {}).values()]
+        return _page(copy.deepcopy(links), p)
 
     def update_vpc_link(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         acct = self._account(ctx)
