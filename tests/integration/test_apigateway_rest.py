@@ -809,3 +809,24 @@ def test_vpc_link_is_answered_pending_then_reads_available(server: HearthServer)
     listed = next(i for i in apigw.get_vpc_links()["items"] if i["id"] == created["id"])
     assert "tags" not in listed and listed["status"] == "AVAILABLE"
     apigw.delete_vpc_link(vpcLinkId=created["id"])
+
+
+def test_gateway_response_patch_checks_as_aws_answers_them(server: HearthServer) -> None:
+    apigw = server.client("apigateway")
+    api_id = apigw.create_rest_api(name=f"gr-{uuid.uuid4().hex[:6]}")["id"]
+    header = "/responseParameters/gatewayresponse.header.Access-Control-Allow-Origin"
+
+    def error(response_type: str, op: dict[str, Any]) -> tuple[str, str]:
+        with pytest.raises(ClientError) as err:
+            apigw.update_gateway_response(restApiId=api_id, responseType=response_type, patchOperations=[op])
+        return err.value.response["Error"]["Code"], err.value.response["Error"]["Message"]
+
+    assert error("DEFAULT_5XX", {"op": "replace", "path": header, "value": "'x'"}) == (
+        "NotFoundException", "Invalid parameter name specified")
+    assert error("DEFAULT_4XX", {"op": "replace", "path": "/responseTemplates/application~1xml", "value": ""}) == (
+        "BadRequestException", "Invalid null or empty value in responseTemplates")
+    apigw.update_gateway_response(restApiId=api_id, responseType="DEFAULT_4XX",
+                                  patchOperations=[{"op": "add", "path": header, "value": "'a'"}])
+    got = apigw.update_gateway_response(restApiId=api_id, responseType="DEFAULT_4XX",
+                                        patchOperations=[{"op": "replace", "path": header, "value": "'b'"}])
+    assert got["responseParameters"] == {"gatewayresponse.header.Access-Control-Allow-Origin": "'b'"}

@@ -844,6 +844,14 @@ class RestApiProvider:
         for op in p.get("patchOperations") or []:
             if op.get("path") == "/statusCode" and op.get("op") != "replace":
                 raise bad_request("Invalid patch path /statusCode")
+            for key in ("responseParameters", "responseTemplates"):  # AWS's checks, in its order
+                if not str(op.get("path") or "").startswith(f"/{key}/"):
+                    continue
+                if op.get("op") in ("add", "replace") and op.get("value") in (None, ""):
+                    raise bad_request(f"Invalid null or empty value in {key}")
+                name = str(op["path"])[len(key) + 2:].replace("~1", "/").replace("~0", "~")
+                if op.get("op") == "replace" and name not in (found.get(key) or {}):
+                    raise not_found("Invalid parameter name specified")
         apply_patch(found, p.get("patchOperations") or [], allowed=("/statusCode", "/responseParameters",
                                                                      "/responseTemplates"))
         self._save(doc)
