@@ -830,3 +830,21 @@ def test_gateway_response_patch_checks_as_aws_answers_them(server: HearthServer)
     got = apigw.update_gateway_response(restApiId=api_id, responseType="DEFAULT_4XX",
                                         patchOperations=[{"op": "replace", "path": header, "value": "'b'"}])
     assert got["responseParameters"] == {"gatewayresponse.header.Access-Control-Allow-Origin": "'b'"}
+
+
+def test_stage_method_settings_start_from_the_wildcard_ones(server: HearthServer, proxy_api: str) -> None:
+    apigw = server.client("apigateway")
+    apigw.create_deployment(restApiId=proxy_api, stageName="settings")
+    with pytest.raises(ClientError) as err:
+        apigw.update_stage(restApiId=proxy_api, stageName="settings",
+                           patchOperations=[{"op": "remove", "path": "/*/*"}])
+    assert err.value.response["Error"]["Message"] == (
+        "Cannot remove method setting */* because there is no method setting for this method ")
+    got = apigw.update_stage(restApiId=proxy_api, stageName="settings", patchOperations=[
+        {"op": "replace", "path": "/*/*/caching/enabled", "value": "true"},
+        {"op": "replace", "path": "/items/GET/throttling/burstLimit", "value": "124"}])["methodSettings"]
+    assert got["*/*"]["cachingEnabled"] is True and got["*/*"]["throttlingBurstLimit"] == 5000
+    assert got["items/GET"]["cachingEnabled"] is True and got["items/GET"]["throttlingBurstLimit"] == 124
+    got = apigw.update_stage(restApiId=proxy_api, stageName="settings",
+                             patchOperations=[{"op": "remove", "path": "/*/*"}])
+    assert list(got["methodSettings"]) == ["items/GET"]

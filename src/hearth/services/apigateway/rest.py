@@ -647,9 +647,9 @@ class RestApiProvider:
             if path == "/deploymentId" and op.get("value") not in doc["deployments"]:
                 raise bad_request("Deployment id does not exist")
             top = path.split("/")[1] if path.count("/") else ""
-            if top not in ("deploymentId", "description", "variables", "tracingEnabled", "accessLogSettings",
-                           "cacheClusterEnabled", "cacheClusterSize", "clientCertificateId", "*") \
-                    and not path.startswith("/~1"):
+            if top in _STAGE_FIELDS:
+                continue
+            if not _method_setting_patch(stage, op):
                 raise bad_request(_STAGE_PATHS.format(path=path))
         apply_patch(stage, [op for op in plain if (op.get("path") or "").split("/")[1] in _STAGE_FIELDS], allowed=None)
         stage["lastUpdatedDate"] = time.time()
@@ -1261,6 +1261,55 @@ _STAGE_PATHS = (
     "/*/*/caching/ttlInSeconds, /*/*/caching/enabled, /*/*/caching/dataEncrypted, "
     "/*/*/caching/requireAuthorizationForCacheControl, /*/*/caching/unauthorizedCacheControlHeaderStrategy, "
     "/variables/{{variable_name}}, /tracingEnabled]")
+
+
+# Method settings: a patch path's last two segments -> (the setting's field, its type); AWS's defaults.
+_METHOD_SETTINGS: dict[tuple[str, str], tuple[str, type]] = {
+    ("metrics", "enabled"): ("metricsEnabled", bool), ("logging", "dataTrace"): ("dataTraceEnabled", bool),
+    ("logging", "loglevel"): ("loggingLevel", str), ("throttling", "burstLimit"): ("throttlingBurstLimit", int),
+    ("throttling", "rateLimit"): ("throttlingRateLimit", float),
+    ("caching", "ttlInSeconds"): ("cacheTtlInSeconds", int),
+    ("caching", "enabled"): ("cachingEnabled", bool), ("caching", "dataEncrypted"): ("cacheDataEncrypted", bool),
+    ("caching", "requireAuthorizationForCacheControl"): ("requireAuthorizationForCacheControl", bool),
+    ("caching", "unauthorizedCacheControlHeaderStrategy"): ("unauthorizedCacheControlHeaderStrategy", str),
+}
+_METHOD_SETTING_DEFAULTS: Doc = {
+    "metricsEnabled": False, "dataTraceEnabled": False, "throttlingBurstLimit": 5000, "throttlingRateLimit": 10000.0,
+    "cachingEnabled": False, "cacheTtlInSeconds": 300, "cacheDataEncrypted": False,
+    "requireAuthorizationForCacheControl": True,
+    "unauthorizedCacheControlHeaderStrategy": "SUCCEED_WITH_RESPONSE_HEADER",
+}
+
+
+def _method_setting_patch(stage: Doc, op: Doc) -> bool:
+    """Apply one `/{resourcePath}/{httpMethod}/<group>/<name>` (or `/*/*/...`) operation, or the removal
+    of a method's settings (`/{resourcePath}/{httpMethod}`); False when the path is no such path. A
+    method's first setting starts from the `*/*` settings (else AWS's defaults)."""
+    segments = (op.get("path") or "").split("/")[1:]
+    settings: dict[str, Doc] = stage.setdefault("methodSettings", {})
+    if op.get("op") == "remove" and len(segments) == 2:
+        key = "/".join(segments)
+        if key not in settings:
+            raise bad_request(f"Cannot remove method setting {key} because there is no method setting for this method ")
+        del settings[key]
+        return True
+    if len(segments) < 4 or (segments[-2], segments[-1]) not in _METHOD_SETTINGS:
+        return False
+    field_name, kind = _METHOD_SETTINGS[(segments[-2], segments[-1])]
+    key = "/".join(segments[:-2])
+    if key not in settings:
+        settings[key] = copy.deepcopy(settings.get("*/*") or _METHOD_SETTING_DEFAULTS)
+    value = op.get("value")
+    try:
+        if kind is bool:
+            settings[key][field_name] = str(value).lower() == "true"
+        elif kind is str:
+            settings[key][field_name] = str(value)
+        else:
+            settings[key][field_name] = kind(value)
+    except (TypeError, ValueError):
+        raise bad_request(f"Invalid value for {op.get('path')}: {value}") from None
+    return True
 
 
 def new_stage(name: str, deployment_id: str, description: str | None, variables: dict[str, str] | None,
