@@ -848,3 +848,19 @@ def test_stage_method_settings_start_from_the_wildcard_ones(server: HearthServer
     got = apigw.update_stage(restApiId=proxy_api, stageName="settings",
                              patchOperations=[{"op": "remove", "path": "/*/*"}])
     assert list(got["methodSettings"]) == ["items/GET"]
+
+
+def test_single_access_log_or_canary_fields_are_not_removable(server: HearthServer, proxy_api: str) -> None:
+    """AWS reads `/accessLogSettings/<field>` and `/canarySettings/<field>` removals as method settings,
+    which never exist, even when the field is set."""
+    apigw = server.client("apigateway")
+    apigw.create_deployment(restApiId=proxy_api, stageName="logs")
+    apigw.update_stage(restApiId=proxy_api, stageName="logs", patchOperations=[
+        {"op": "replace", "path": "/accessLogSettings/destinationArn",
+         "value": f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:g"}])
+    apigw.create_deployment(restApiId=proxy_api, stageName="logs", canarySettings={"percentTraffic": 50})
+    for path in ("/accessLogSettings/destinationArn", "/canarySettings/percentTraffic"):
+        with pytest.raises(ClientError) as err:
+            apigw.update_stage(restApiId=proxy_api, stageName="logs", patchOperations=[{"op": "remove", "path": path}])
+        assert err.value.response["Error"]["Message"] == (
+            f"Cannot remove method setting {path[1:]} because there is no method setting for this method ")

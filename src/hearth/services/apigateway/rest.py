@@ -1329,7 +1329,9 @@ def _check_access_log_patch(stage: Doc, op: dict[str, Any]) -> None:
     path = op.get("path") or ""
     if op.get("op") == "remove":
         field = path[len("/accessLogSettings/"):]
-        if path != "/accessLogSettings" and field not in (stage.get("accessLogSettings") or {}):
+        # AWS reads the removal of one field as a method setting's (`{resourcePath}/{httpMethod}`), which
+        # never exists, even when the field is set: only `/accessLogSettings` as a whole is removable
+        if path != "/accessLogSettings":
             raise bad_request(f"Cannot remove method setting accessLogSettings/{field} because there is no method "
                               "setting for this method ")
         return
@@ -1377,7 +1379,8 @@ def _canary_patch(doc: Doc, stage: Doc, op: dict[str, Any]) -> None:
             return
         holder = (canary or {}).get(field) if field == "stageVariableOverrides" and len(parts) > 1 else canary
         key = parts[-1]
-        if not isinstance(holder, dict) or key not in holder:
+        # a single field (`/canarySettings/<field>`) reads as a method setting to AWS, which never exists
+        if len(parts) == 1 or not isinstance(holder, dict) or key not in holder:
             raise bad_request(f"Cannot remove method setting {path.lstrip('/')} because there is no method setting "
                               "for this method ")
         del holder[key]
