@@ -864,3 +864,13 @@ def test_single_access_log_or_canary_fields_are_not_removable(server: HearthServ
             apigw.update_stage(restApiId=proxy_api, stageName="logs", patchOperations=[{"op": "remove", "path": path}])
         assert err.value.response["Error"]["Message"] == (
             f"Cannot remove method setting {path[1:]} because there is no method setting for this method ")
+
+
+def test_update_method_keeps_no_authorizer_without_custom_authorization(server: HearthServer, proxy_api: str) -> None:
+    apigw = server.client("apigateway")
+    item = next(r for r in apigw.get_resources(restApiId=proxy_api, embed=["methods"])["items"]
+                if r["path"] == "/items/{id}")
+    verb = next(iter(item["resourceMethods"]))
+    got = apigw.update_method(restApiId=proxy_api, resourceId=item["id"], httpMethod=verb,
+                              patchOperations=[{"op": "replace", "path": "/authorizerId", "value": "abc123"}])
+    assert got["authorizationType"] == "NONE" and "authorizerId" not in got

@@ -379,6 +379,8 @@ class RestApiProvider:
                 not in doc["authorizers"]:
             raise bad_request("Invalid authorizer ID specified. Setting the authorization type to CUSTOM or "
                               "COGNITO_USER_POOLS requires a valid authorizer.")
+        if m.get("authorizationType") not in ("CUSTOM", "COGNITO_USER_POOLS"):
+            m.pop("authorizerId", None)  # AWS keeps no authorizer on a method that does not use one
         if m.get("requestValidatorId") and m["requestValidatorId"] not in doc["requestValidators"]:
             raise bad_request("Invalid Request Validator identifier specified")
         _booleans(m.get("requestParameters"))
