@@ -624,6 +624,70 @@ def test_aws_service_integrations_sqs_and_eventbridge(server: HearthServer) -> N
     assert status == 200 and json.loads(body)["FailedEntryCount"] == 0, body
 
 
+def test_s3_integration_with_any_method_sends_the_clients_method(server: HearthServer) -> None:
+    """`integrationHttpMethod: ANY` sends the client's own method (the word ANY is no HTTP method), and
+    S3's requests are signed with the payload hash S3 requires."""
+    apigw = server.client("apigateway")
+    s3 = server.client("s3")
+    bucket = f"apigw-s3-{uuid.uuid4().hex[:6]}"
+    s3.create_bucket(Bucket=bucket)
+    api = apigw.create_rest_api(name="to-s3")
+    res = apigw.create_resource(restApiId=api["id"], parentId=api["rootResourceId"], pathPart="{key+}")
+    apigw.put_method(restApiId=api["id"], resourceId=res["id"], httpMethod="ANY", authorizationType="NONE",
+                     requestParameters={"method.request.path.key": True})
+    apigw.put_integration(
+        restApiId=api["id"], resourceId=res["id"], httpMethod="ANY", type="AWS", integrationHttpMethod="ANY",
+        uri=f"arn:aws:apigateway:us-east-1:s3:path/{bucket}/{{key}}",
+        credentials=f"arn:aws:iam::{ACCOUNT}:role/apigw-s3",
+        requestParameters={"integration.request.path.key": "method.request.path.key"})
+    apigw.put_integration_response(restApiId=api["id"], resourceId=res["id"], httpMethod="ANY", statusCode="200")
+    apigw.create_deployment(restApiId=api["id"], stageName="v1")
+
+    status, _, _, _ = call(server, api["id"], "PUT", "/v1/doc.json", headers={"Content-Type": "application/json"},
+                           body=b'{"put_id": 1}')
+    assert status == 200
+    assert s3.get_object(Bucket=bucket, Key="doc.json")["Body"].read() == b'{"put_id": 1}'
+    status, _, body, _ = call(server, api["id"], "GET", "/v1/doc.json")
+    assert (status, body) == (200, b'{"put_id": 1}')
+
+
+def test_get_export_writes_the_deployed_api_back_as_a_definition(server: HearthServer) -> None:
+    apigw = server.client("apigateway")
+    spec = {"swagger": "2.0", "info": {"title": f"exp-{uuid.uuid4().hex[:6]}", "version": "1.0"},
+            "paths": {"/pets": {"post": {
+                "operationId": "CreatePet", "consumes": ["application/json"],
+                "parameters": [{"in": "body", "name": "NewPet", "required": True,
+                                "schema": {"$ref": "#/definitions/NewPet"}}],
+                "responses": {"200": {"description": "ok", "headers": {"X-Id": {"type": "string"}}}},
+                "x-amazon-apigateway-integration": {"type": "mock", "passthroughBehavior": "when_no_match",
+                                                    "requestTemplates": {"application/json": "{}"},
+                                                    "responses": {"default": {"statusCode": "200"}}}}}},
+            "definitions": {"NewPet": {"type": "object", "properties": {"tag": {"$ref": "#/definitions/Tag"}}},
+                            "Tag": {"type": "string"}}}
+    api_id = apigw.import_rest_api(body=json.dumps(spec).encode(), failOnWarnings=True)["id"]
+    apigw.create_deployment(restApiId=api_id, stageName="live")
+
+    out = apigw.get_export(restApiId=api_id, stageName="live", exportType="oas30",
+                           parameters={"extensions": "apigateway"})
+    assert out["contentType"] == "application/octet-stream"
+    assert out["contentDisposition"] == 'attachment; filename="oas30_1.0.json"'
+    doc = json.loads(out["body"].read())
+    post = doc["paths"]["/pets"]["post"]
+    assert post["requestBody"] == {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewPet"}}},
+                                   "required": True}
+    assert post["responses"]["200"] == {"description": "200 response", "content": {},
+                                        "headers": {"X-Id": {"schema": {"type": "string"}}}}
+    assert post["x-amazon-apigateway-integration"] == {
+        "type": "mock", "passthroughBehavior": "when_no_match", "requestTemplates": {"application/json": "{}"},
+        "responses": {"default": {"statusCode": "200"}}}
+    assert doc["components"]["schemas"]["NewPet"]["properties"]["tag"] == {"$ref": "#/components/schemas/Tag"}
+
+    swagger = json.loads(apigw.get_export(restApiId=api_id, stageName="live", exportType="swagger")["body"].read())
+    assert swagger["basePath"] == "/live" and "x-amazon-apigateway-integration" not in swagger["paths"]["/pets"]["post"]
+    assert swagger["paths"]["/pets"]["post"]["parameters"] == spec["paths"]["/pets"]["post"]["parameters"]  # type: ignore[index]
+    assert swagger["paths"]["/pets"]["post"]["consumes"] == ["application/json"]
+
+
 def test_stage_serves_its_deployment_not_the_live_api(server: HearthServer, proxy_api: str, echo: str) -> None:
     apigw = server.client("apigateway")
     root = apigw.get_rest_api(restApiId=proxy_api)["rootResourceId"]
@@ -733,3 +797,80 @@ def test_canary_release(server: HearthServer) -> None:
     assert promoted["deploymentId"] == canary["id"] and "canarySettings" not in promoted
     status, _, body, _ = call(server, api_id, "GET", "/dev/")
     assert (status, json.loads(body)) == (200, {"v": "main", "canary": "false"})
+
+
+def test_vpc_link_is_answered_pending_then_reads_available(server: HearthServer) -> None:
+    apigw = server.client("apigateway")
+    arn = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:loadbalancer/net/nlb/0123456789abcdef"
+    created = apigw.create_vpc_link(name=f"link-{uuid.uuid4().hex[:6]}", targetArns=[arn])
+    assert created["status"] == "PENDING" and "statusMessage" not in created and "tags" not in created
+    got = apigw.get_vpc_link(vpcLinkId=created["id"])
+    assert (got["status"], got["statusMessage"], got["tags"]) == ("AVAILABLE", "Your vpc link is ready for use", {})
+    listed = next(i for i in apigw.get_vpc_links()["items"] if i["id"] == created["id"])
+    assert "tags" not in listed and listed["status"] == "AVAILABLE"
+    apigw.delete_vpc_link(vpcLinkId=created["id"])
+
+
+def test_gateway_response_patch_checks_as_aws_answers_them(server: HearthServer) -> None:
+    apigw = server.client("apigateway")
+    api_id = apigw.create_rest_api(name=f"gr-{uuid.uuid4().hex[:6]}")["id"]
+    header = "/responseParameters/gatewayresponse.header.Access-Control-Allow-Origin"
+
+    def error(response_type: str, op: dict[str, Any]) -> tuple[str, str]:
+        with pytest.raises(ClientError) as err:
+            apigw.update_gateway_response(restApiId=api_id, responseType=response_type, patchOperations=[op])
+        return err.value.response["Error"]["Code"], err.value.response["Error"]["Message"]
+
+    assert error("DEFAULT_5XX", {"op": "replace", "path": header, "value": "'x'"}) == (
+        "NotFoundException", "Invalid parameter name specified")
+    assert error("DEFAULT_4XX", {"op": "replace", "path": "/responseTemplates/application~1xml", "value": ""}) == (
+        "BadRequestException", "Invalid null or empty value in responseTemplates")
+    apigw.update_gateway_response(restApiId=api_id, responseType="DEFAULT_4XX",
+                                  patchOperations=[{"op": "add", "path": header, "value": "'a'"}])
+    got = apigw.update_gateway_response(restApiId=api_id, responseType="DEFAULT_4XX",
+                                        patchOperations=[{"op": "replace", "path": header, "value": "'b'"}])
+    assert got["responseParameters"] == {"gatewayresponse.header.Access-Control-Allow-Origin": "'b'"}
+
+
+def test_stage_method_settings_start_from_the_wildcard_ones(server: HearthServer, proxy_api: str) -> None:
+    apigw = server.client("apigateway")
+    apigw.create_deployment(restApiId=proxy_api, stageName="settings")
+    with pytest.raises(ClientError) as err:
+        apigw.update_stage(restApiId=proxy_api, stageName="settings",
+                           patchOperations=[{"op": "remove", "path": "/*/*"}])
+    assert err.value.response["Error"]["Message"] == (
+        "Cannot remove method setting */* because there is no method setting for this method ")
+    got = apigw.update_stage(restApiId=proxy_api, stageName="settings", patchOperations=[
+        {"op": "replace", "path": "/*/*/caching/enabled", "value": "true"},
+        {"op": "replace", "path": "/items/GET/throttling/burstLimit", "value": "124"}])["methodSettings"]
+    assert got["*/*"]["cachingEnabled"] is True and got["*/*"]["throttlingBurstLimit"] == 5000
+    assert got["items/GET"]["cachingEnabled"] is True and got["items/GET"]["throttlingBurstLimit"] == 124
+    got = apigw.update_stage(restApiId=proxy_api, stageName="settings",
+                             patchOperations=[{"op": "remove", "path": "/*/*"}])
+    assert list(got["methodSettings"]) == ["items/GET"]
+
+
+def test_single_access_log_or_canary_fields_are_not_removable(server: HearthServer, proxy_api: str) -> None:
+    """AWS reads `/accessLogSettings/<field>` and `/canarySettings/<field>` removals as method settings,
+    which never exist, even when the field is set."""
+    apigw = server.client("apigateway")
+    apigw.create_deployment(restApiId=proxy_api, stageName="logs")
+    apigw.update_stage(restApiId=proxy_api, stageName="logs", patchOperations=[
+        {"op": "replace", "path": "/accessLogSettings/destinationArn",
+         "value": f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:g"}])
+    apigw.create_deployment(restApiId=proxy_api, stageName="logs", canarySettings={"percentTraffic": 50})
+    for path in ("/accessLogSettings/destinationArn", "/canarySettings/percentTraffic"):
+        with pytest.raises(ClientError) as err:
+            apigw.update_stage(restApiId=proxy_api, stageName="logs", patchOperations=[{"op": "remove", "path": path}])
+        assert err.value.response["Error"]["Message"] == (
+            f"Cannot remove method setting {path[1:]} because there is no method setting for this method ")
+
+
+def test_update_method_keeps_no_authorizer_without_custom_authorization(server: HearthServer, proxy_api: str) -> None:
+    apigw = server.client("apigateway")
+    item = next(r for r in apigw.get_resources(restApiId=proxy_api, embed=["methods"])["items"]
+                if r["path"] == "/items/{id}")
+    verb = next(iter(item["resourceMethods"]))
+    got = apigw.update_method(restApiId=proxy_api, resourceId=item["id"], httpMethod=verb,
+                              patchOperations=[{"op": "replace", "path": "/authorizerId", "value": "abc123"}])
+    assert got["authorizationType"] == "NONE" and "authorizerId" not in got

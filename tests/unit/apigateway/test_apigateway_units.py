@@ -167,7 +167,7 @@ paths:
     post: {}
 """)
     warnings = openapi.import_rest(doc, spec, mode="overwrite")
-    assert warnings == ["No integration defined for method: POST /a/{b}"]
+    assert warnings == []  # a method without an integration imports without a warning, as on AWS
     assert doc["binaryMediaTypes"] == ["image/png"] and doc["name"] == "t"
     method = doc["resources"][next(r for r, v in doc["resources"].items() if v.get("pathPart") == "{b}")][
         "resourceMethods"]["GET"]
@@ -311,3 +311,53 @@ def test_velocity_string_literals_keep_backslashes() -> None:
     # LocalStack's EventBridge test (validated on AWS): `replaceAll("\'","'")` parses and runs as in Java.
     template = '"$util.escapeJavaScript($text).replaceAll("\\\'","\'")"'
     assert vtl.render(template, body="", params={}, context={}, stage_variables={}) == '""'
+
+
+def test_content_handling_converts_bodies_as_aws_does() -> None:
+    """Request bodies: binary media types pass as bytes (base64 with CONVERT_TO_TEXT); other bodies are
+    text with invalid UTF-8 replaced, or base64-decoded with CONVERT_TO_BINARY (not base64: 500).
+    Answers: by the integration response's handling, else by whether Accept names a binary type."""
+    from hearth.services.apigateway import mapped
+
+    raw = b"\x1f\x8bbin"
+    png = [("Content-Type", "image/png")]
+    assert mapped.converted_body({}, _req(body=raw, headers=png), ["image/png"]) == raw
+    assert mapped.converted_body({"contentHandling": "CONVERT_TO_TEXT"}, _req(body=raw, headers=png),
+                                 ["image/png"]) == b"H4tiaW4="
+    assert mapped.converted_body({}, _req(body=raw, headers=png), []) == "\x1f\ufffdbin".encode()
+    assert mapped.converted_body({"contentHandling": "CONVERT_TO_BINARY"}, _req(body=b"H4tiaW4="), []) == raw
+    with pytest.raises(mapped.ConversionFailed):
+        mapped.converted_body({"contentHandling": "CONVERT_TO_BINARY"}, _req(body=raw), [])
+
+    accept_png = _req(headers=[("Accept", "image/png")])
+    octet = [("Content-Type", "binary/octet-stream")]
+    assert mapped.converted_answer({}, b"H4tiaW4=", octet, accept_png, ["image/png"]) == raw
+    with pytest.raises(mapped.ConversionFailed):
+        mapped.converted_answer({}, raw, octet, accept_png, ["image/png"])
+    assert mapped.converted_answer({}, raw, png, accept_png, ["image/png"]) == raw
+    assert mapped.converted_answer({}, raw, png, _req(headers=[("Accept", "text/plain")]), ["image/png"]) == b"H4tiaW4="
+    assert mapped.converted_answer({"contentHandling": "CONVERT_TO_TEXT"}, raw, octet, accept_png,
+                                   ["image/png"]) == "\x1f\ufffdbin".encode()
+    assert mapped.converted_answer({}, b"text", octet, _req(), []) == b"text"
+
+
+def test_import_reads_documentation_parts_and_refuses_non_string_mappings() -> None:
+    doc: dict[str, Any] = {"id": "a1", "rootResourceId": "r", "resources": {"r": {"id": "r"}}, "authorizers": {},
+                           "models": {}, "requestValidators": {}, "gatewayResponses": {}}
+    spec = {"openapi": "3.0.0", "info": {"title": "t", "version": "1"},
+            "paths": {"/": {"get": {"x-amazon-apigateway-integration": {
+                "type": "mock", "requestParameters": {"integration.request.header.x": True,
+                                                      "integration.request.header.y": "'v'"}}}}},
+            "x-amazon-apigateway-documentation": {"documentationParts": [
+                {"location": {"type": "API"}, "properties": {"description": "d"}},
+                {"location": {"type": "METHOD", "method": "GET"}, "properties": {"description": "m"}}]}}
+    warnings = openapi.import_rest(doc, spec, mode="overwrite")
+    assert warnings == ["Invalid format for 'requestParameters'. Expected type string for property "
+                        "'integration.request.header.x' of resource '/' and method 'GET' but got 'true'"]
+    assert doc["resources"]["r"]["resourceMethods"]["GET"]["methodIntegration"]["requestParameters"] == {
+        "integration.request.header.y": "'v'"}
+    parts = sorted(doc["documentationParts"].values(), key=lambda p: p["location"]["type"])
+    assert [(p["location"], p["properties"]) for p in parts] == [
+        ({"type": "API"}, '{"description": "d"}'),
+        ({"type": "METHOD", "method": "GET", "path": "/"}, '{"description": "m"}')]
+    assert len(openapi.import_documentation(doc, spec, mode="overwrite")) == 2 and len(doc["documentationParts"]) == 2

@@ -179,6 +179,8 @@ def render(op: OperationModel, result: dict[str, Any], request_id: str) -> HttpR
     for name, prefix, _ in plan.header_maps:
         for k, v in (result.get(name) or {}).items():
             headers[prefix + k] = str(v)
+    if "content-type" in headers:  # an output member names the type (GetExport's): it replaces the default
+        del headers["Content-Type"]
     body: bytes = b""
     if plan.payload is not None:
         name, shape = plan.payload

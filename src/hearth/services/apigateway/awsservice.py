@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, quote
 
-from botocore.auth import SigV4Auth
+from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
@@ -35,7 +35,7 @@ class ServiceCall:
 
 
 def build(uri: str, method: str, payload: bytes, headers: list[tuple[str, str]], endpoint_url: str,
-          credentials: tuple[str, str]) -> ServiceCall | None:
+          credentials: tuple[str, str], query_params: list[tuple[str, str]] | None = None) -> ServiceCall | None:
     """The signed request for an AWS service integration, or None when the URI names none Hearth serves."""
     m = _URI.match(uri)
     if m is None:
@@ -66,8 +66,13 @@ def build(uri: str, method: str, payload: bytes, headers: list[tuple[str, str]],
             extra = "&".join(f"{quote(k)}={quote(v[0])}" for k, v in parse_qs(query).items())
             body = f"Action={quote(action)}&".encode() + (extra.encode() + b"&" if extra else b"") + body
     url = endpoint_url.rstrip("/") + path
+    if query_params and kind == "path":  # mapped query parameters (S3's response-content-type, …)
+        url += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query_params)
     request = AWSRequest(method=method, url=url, data=body, headers=dict(out_headers))
-    SigV4Auth(Credentials(*credentials), signing_name, region).add_auth(request)
+    # S3 refuses a request without the payload's hash header (x-amz-content-sha256), which only its
+    # own signer adds.
+    signer = S3SigV4Auth if signing_name == "s3" else SigV4Auth
+    signer(Credentials(*credentials), signing_name, region).add_auth(request)
     return ServiceCall(method, url, [(k, str(v)) for k, v in request.headers.items()], body)
 
 

@@ -481,9 +481,12 @@ class ApiFront:
         and response template."""
         context = mapped.context(req, rpath, rid, dep_id, authorizer_ctx, ident_extra)
         try:
-            payload = mapped.request_payload(integ, req, context)
+            payload = mapped.request_payload(integ, req, context, snap.get("binaryMediaTypes") or [])
         except mapped.Unsupported:
             return _json(415, b'{"message": "Unsupported Media Type"}'), "UNSUPPORTED_MEDIA_TYPE"
+        except mapped.ConversionFailed:
+            log.info("API %s: the request body is not base64 (CONVERT_TO_BINARY)", req.api_id)
+            return _json(500, REST_INTERNAL), "INTEGRATION_FAILURE"
         except vtl.TemplateError as exc:
             log.info("API %s: request mapping template failed: %s", req.api_id, exc)
             return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"
@@ -494,9 +497,12 @@ class ApiFront:
         elif kind == "AWS" and lambda_arn(integ.get("uri", ""), req.stage_variables) is None:
             call = None
             if self._credentials is not None:
-                call = awsservice.build(mapped.substitute(integ.get("uri", ""), req), integ.get("httpMethod") or "POST",
+                # ANY as the integration's method sends the client's own method (S3 proxies use it)
+                verb = integ.get("httpMethod") or "POST"
+                verb = req.method if verb == "ANY" else verb
+                call = awsservice.build(mapped.substitute(integ.get("uri", ""), req), verb,
                                         payload, mapped.integration_headers(integ, req, context), self._endpoint_url,
-                                        self._credentials(req.account))
+                                        self._credentials(req.account), mapped.integration_query(integ, req))
             if call is None:
                 return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"  # a service Hearth does not serve
             trace = lineage.TraceHeader.parse(req.header("x-amzn-trace-id"))  # continued, or a new one
@@ -528,7 +534,8 @@ class ApiFront:
         else:
             url = mapped.substitute(integ.get("uri", ""), req)
             try:
-                got = await self._forward(req, integ.get("httpMethod") or req.method, url,
+                verb = integ.get("httpMethod") or req.method
+                got = await self._forward(req, req.method if verb == "ANY" else verb, url,
                                           mapped.integration_headers(integ, req, context), payload, timeout)
             except TimeoutError:
                 return _json(504, TIMED_OUT), "INTEGRATION_TIMEOUT"
@@ -541,6 +548,12 @@ class ApiFront:
             if is_error:
                 return _json(502, REST_INTERNAL), "DEFAULT_5XX"
             return _json(500, REST_INTERNAL), "API_CONFIGURATION_ERROR"
+        if kind != "MOCK" and not lambda_call:  # HTTP and AWS-service answers carry their own type
+            try:
+                body = mapped.converted_answer(chosen, body, backend_headers, req, snap.get("binaryMediaTypes") or [])
+            except mapped.ConversionFailed:
+                log.info("API %s: the integration's answer is not base64 (binary accepted)", req.api_id)
+                return _json(500, REST_INTERNAL), "INTEGRATION_FAILURE"
         try:
             return mapped.response(chosen, body, backend_headers, req, context), None
         except vtl.TemplateError as exc:

@@ -14,6 +14,8 @@ errors, with `$context.error.message`/`messageString`/`responseType`). It never 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import re
@@ -74,7 +76,27 @@ def context(req: proxy.ApiRequest, resource_path: str, resource_id: str, deploym
     }
 
 
-def request_payload(integ: dict[str, Any], req: proxy.ApiRequest, ctx: dict[str, Any]) -> bytes:
+class ConversionFailed(Exception):
+    """CONVERT_TO_BINARY met a text body that is not base64 (AWS answers 500)."""
+
+
+def converted_body(integ: dict[str, Any], req: proxy.ApiRequest, binary_media_types: list[str]) -> bytes:
+    """The request body after the integration's content handling, as AWS converts it: a body whose type
+    is one of the API's binary media types stays bytes (base64 text with CONVERT_TO_TEXT); any other body
+    is text — invalid UTF-8 replaced by U+FFFD — or, with CONVERT_TO_BINARY, its base64 decoding."""
+    handling = integ.get("contentHandling")
+    if req.body and proxy.is_binary(req, binary_media_types):
+        return base64.b64encode(req.body) if handling == "CONVERT_TO_TEXT" else req.body
+    if handling == "CONVERT_TO_BINARY":
+        try:
+            return base64.b64decode(req.body, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConversionFailed() from None
+    return req.body.decode("utf-8", "replace").encode()
+
+
+def request_payload(integ: dict[str, Any], req: proxy.ApiRequest, ctx: dict[str, Any],
+                    binary_media_types: list[str] | None = None) -> bytes:
     templates: dict[str, str] = integ.get("requestTemplates") or {}
     ctype = (req.header("content-type") or "application/json").split(";", 1)[0].strip().lower()
     template = templates.get(ctype)
@@ -82,8 +104,15 @@ def request_payload(integ: dict[str, Any], req: proxy.ApiRequest, ctx: dict[str,
     if template is None:
         if passthrough == "NEVER" or (passthrough == "WHEN_NO_TEMPLATES" and templates):
             raise Unsupported()
-        return req.body
-    text = req.body.decode("utf-8", "replace")
+        return converted_body(integ, req, binary_media_types or [])
+    if req.body and proxy.is_binary(req, binary_media_types or []) \
+            and integ.get("contentHandling") != "CONVERT_TO_BINARY":
+        text = base64.b64encode(req.body).decode()  # a template sees a binary body as base64 text
+    else:
+        try:  # AWS refuses to pass bytes that are not text to a template (500)
+            text = converted_body(integ, req, binary_media_types or []).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConversionFailed() from None
     return vtl.render(template, body=text, params=params(req), context=ctx,
                       stage_variables=req.stage_variables).encode()
 
@@ -140,6 +169,17 @@ def integration_headers(integ: dict[str, Any], req: proxy.ApiRequest, ctx: dict[
     return out
 
 
+def integration_query(integ: dict[str, Any], req: proxy.ApiRequest) -> list[tuple[str, str]]:
+    """The `integration.request.querystring.*` parameters the integration maps (absent sources left out)."""
+    out: list[tuple[str, str]] = []
+    for target, source in (integ.get("requestParameters") or {}).items():
+        if target.startswith("integration.request.querystring."):
+            value = _source_value(source, req, b"", [])
+            if value is not None:
+                out.append((target[len("integration.request.querystring."):], value))
+    return out
+
+
 def _source_value(source: Any, req: proxy.ApiRequest, body: bytes, headers: Headers) -> str | None:
     if not isinstance(source, str):
         return None
@@ -168,6 +208,29 @@ def _source_value(source: Any, req: proxy.ApiRequest, body: bytes, headers: Head
     return None
 
 
+def converted_answer(chosen: dict[str, Any], body: bytes, backend_headers: Headers, req: proxy.ApiRequest,
+                     binary_media_types: list[str]) -> bytes:
+    """The backend's answer after content handling, as AWS converts it: the integration response's
+    contentHandling decides; without one, a text answer (its Content-Type not a binary media type) to a
+    client accepting a binary type is base64-decoded, and a binary answer to one accepting text is
+    base64-encoded. ConversionFailed when a body to decode is not base64."""
+    ctype = next((v for k, v in backend_headers if k.lower() == "content-type"), "")
+    binary = bool(binary_media_types) and proxy.matches_media(ctype, binary_media_types)
+    accept = (req.header("accept") or "").split(",")[0].split(";")[0].strip()
+    wants_binary = bool(accept) and bool(binary_media_types) and proxy.matches_media(accept, binary_media_types)
+    handling = chosen.get("contentHandling")
+    if handling == "CONVERT_TO_BINARY" or (handling is None and wants_binary):
+        if binary:
+            return body
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConversionFailed() from None
+    if binary:
+        return base64.b64encode(body)
+    return body.decode("utf-8", "replace").encode()  # text: invalid UTF-8 becomes U+FFFD
+
+
 def response(chosen: dict[str, Any], body: bytes, backend_headers: Headers, req: proxy.ApiRequest,
              ctx: dict[str, Any]) -> HttpAnswer:
     headers: Headers = []
@@ -181,7 +244,11 @@ def response(chosen: dict[str, Any], body: bytes, backend_headers: Headers, req:
     template = templates.get(accept) or templates.get("application/json") or next(iter(templates.values()), None)
     out = body
     if template:
-        out = vtl.render(template, body=body.decode("utf-8", "replace"), params=params(req), context=ctx,
+        try:  # AWS fails (500) rather than give a template bytes that are not text
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise vtl.TemplateError("the integration's answer is not UTF-8 text") from None
+        out = vtl.render(template, body=text, params=params(req), context=ctx,
                          stage_variables=req.stage_variables).encode()
     if not any(k.lower() == "content-type" for k, _ in headers):
         headers.append(("Content-Type", "application/json"))

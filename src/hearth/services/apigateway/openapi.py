@@ -131,7 +131,7 @@ def _integration(ext: dict[str, Any], resource_id: str) -> Doc:
         integ["requestTemplates"] = {k: v if isinstance(v, str) else json.dumps(v)
                                      for k, v in ext["requestTemplates"].items()}
     if isinstance(ext.get("requestParameters"), dict):
-        integ["requestParameters"] = dict(ext["requestParameters"])
+        integ["requestParameters"] = {k: v for k, v in ext["requestParameters"].items() if isinstance(v, str)}
     responses = ext.get("responses")
     if isinstance(responses, dict):
         out: dict[str, Doc] = {}
@@ -280,6 +280,12 @@ def import_rest(doc: Doc, spec: dict[str, Any], *, mode: str) -> list[str]:
                         models[ctype] = ref.rsplit("/", 1)[-1]
                 if models:
                     m["requestModels"] = models
+            for prm in op.get("parameters") or []:  # Swagger 2: the body parameter's model, by consumed type
+                ref = prm.get("schema", {}).get("$ref", "") if isinstance(prm, dict) and prm.get("in") == "body" \
+                    and isinstance(prm.get("schema"), dict) else ""
+                if ref:
+                    consumes = op.get("consumes") or spec.get("consumes") or ["application/json"]
+                    m["requestModels"] = {str(consumes[0]): ref.rsplit("/", 1)[-1]}
             responses = op.get("responses")
             if isinstance(responses, dict):
                 mr: dict[str, Doc] = {}
@@ -299,10 +305,39 @@ def import_rest(doc: Doc, spec: dict[str, Any], *, mode: str) -> list[str]:
             ext = op.get("x-amazon-apigateway-integration")
             if isinstance(ext, dict):
                 m["methodIntegration"] = _integration(ext, res["id"])
-            else:
-                warnings.append(f"No integration defined for method: {method} {path}")
+                for name, value in (ext.get("requestParameters") or {}).items():
+                    if not isinstance(value, str):  # AWS leaves the mapping out and says why
+                        shown = json.dumps(value)
+                        warnings.append(f"Invalid format for 'requestParameters'. Expected type string for property "
+                                        f"'{name}' of resource '{path}' and method '{method}' but got '{shown}'")
+            # a method without an integration is no warning: AWS imports one with failOnWarnings
+            # (LocalStack's recorded test_import_documentation_parts)
             res.setdefault("resourceMethods", {})[method] = m
+    import_documentation(doc, spec, mode="overwrite" if mode == "overwrite" else "merge")
     return warnings
+
+
+def import_documentation(doc: Doc, spec: dict[str, Any], *, mode: str) -> list[str]:
+    """The definition's `x-amazon-apigateway-documentation` parts into `doc` (all replaced in overwrite
+    mode); their new ids. Properties are stored as the JSON text AWS answers."""
+    ext = spec.get("x-amazon-apigateway-documentation")
+    parts = ext.get("documentationParts") if isinstance(ext, dict) else None
+    if mode == "overwrite":
+        doc["documentationParts"] = {}
+    ids: list[str] = []
+    for part in parts if isinstance(parts, list) else []:
+        if not isinstance(part, dict) or not isinstance(part.get("location"), dict):
+            continue
+        location = {k: str(part["location"][k]) for k in ("type", "path", "method", "statusCode", "name")
+                    if part["location"].get(k) is not None}
+        if location.get("type") not in ("API", "MODEL", "AUTHORIZER") and "path" not in location:
+            location["path"] = "/"
+        props = part.get("properties")
+        pid = new_id(6)
+        doc.setdefault("documentationParts", {})[pid] = {
+            "id": pid, "location": location, "properties": props if isinstance(props, str) else json.dumps(props)}
+        ids.append(pid)
+    return ids
 
 
 def import_http(spec: dict[str, Any]) -> tuple[Doc, list[Doc], list[Doc], list[Doc], list[str]]:

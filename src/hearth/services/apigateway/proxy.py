@@ -74,6 +74,11 @@ def _matches_media(content_type: str | None, media_types: list[str]) -> bool:
     return any(fnmatch.fnmatch(t, m.lower()) for t in types for m in media_types if t)
 
 
+def matches_media(content_type: str | None, media_types: list[str]) -> bool:
+    """Whether a Content-Type or Accept value names one of the (wildcard) media types."""
+    return _matches_media(content_type, media_types)
+
+
 def is_binary(req: ApiRequest, binary_media_types: list[str]) -> bool:
     return _matches_media(req.header("content-type"), binary_media_types)
 

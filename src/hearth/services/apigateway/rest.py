@@ -21,9 +21,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import yaml
+
 from hearth.aws.context import RequestContext
 from hearth.aws.errors import AwsError
-from hearth.services.apigateway import openapi
+from hearth.services.apigateway import export, openapi
 from hearth.services.apigateway.patch import apply_patch
 from hearth.services.apigateway.store import ApiStore, Doc, new_id, public
 
@@ -377,6 +379,8 @@ class RestApiProvider:
                 not in doc["authorizers"]:
             raise bad_request("Invalid authorizer ID specified. Setting the authorization type to CUSTOM or "
                               "COGNITO_USER_POOLS requires a valid authorizer.")
+        if m.get("authorizationType") not in ("CUSTOM", "COGNITO_USER_POOLS"):
+            m.pop("authorizerId", None)  # AWS keeps no authorizer on a method that does not use one
         if m.get("requestValidatorId") and m["requestValidatorId"] not in doc["requestValidators"]:
             raise bad_request("Invalid Request Validator identifier specified")
         _booleans(m.get("requestParameters"))
@@ -616,6 +620,20 @@ class RestApiProvider:
                   if not p.get("deploymentId") or s["deploymentId"] == p["deploymentId"]]
         return {"item": copy.deepcopy(sorted(stages, key=lambda s: s["createdDate"]))}
 
+    def get_export(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        stage = self._stage(doc, p["stageName"])
+        export_type = p["exportType"]
+        if export_type not in ("oas30", "swagger"):
+            raise bad_request(f"No such type {export_type}")
+        dep = doc["deployments"].get(stage.get("deploymentId") or "") or {}
+        frozen = dep.get("_snapshot") or snapshot(doc)
+        extensions = (p.get("parameters") or {}).get("extensions", "") or ""
+        body = export.definition(doc, frozen, stage=p["stageName"], region=ctx.region, export_type=export_type,
+                                 extensions="apigateway" in extensions.split(","),
+                                 deployed_at=float(dep.get("createdDate") or time.time()))
+        return export.render(body, export_type, str(body["info"]["version"]), p.get("accepts"))
+
     def update_stage(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         doc = copy.deepcopy(self._api(ctx, p["restApiId"]))  # a refused patch leaves the API as it was
         stage = self._stage(doc, p["stageName"])
@@ -631,9 +649,9 @@ class RestApiProvider:
             if path == "/deploymentId" and op.get("value") not in doc["deployments"]:
                 raise bad_request("Deployment id does not exist")
             top = path.split("/")[1] if path.count("/") else ""
-            if top not in ("deploymentId", "description", "variables", "tracingEnabled", "accessLogSettings",
-                           "cacheClusterEnabled", "cacheClusterSize", "clientCertificateId", "*") \
-                    and not path.startswith("/~1"):
+            if top in _STAGE_FIELDS:
+                continue
+            if not _method_setting_patch(stage, op):
                 raise bad_request(_STAGE_PATHS.format(path=path))
         apply_patch(stage, [op for op in plain if (op.get("path") or "").split("/")[1] in _STAGE_FIELDS], allowed=None)
         stage["lastUpdatedDate"] = time.time()
@@ -828,6 +846,14 @@ class RestApiProvider:
         for op in p.get("patchOperations") or []:
             if op.get("path") == "/statusCode" and op.get("op") != "replace":
                 raise bad_request("Invalid patch path /statusCode")
+            for key in ("responseParameters", "responseTemplates"):  # AWS's checks, in its order
+                if not str(op.get("path") or "").startswith(f"/{key}/"):
+                    continue
+                if op.get("op") in ("add", "replace") and op.get("value") in (None, ""):
+                    raise bad_request(f"Invalid null or empty value in {key}")
+                name = str(op["path"])[len(key) + 2:].replace("~1", "/").replace("~0", "~")
+                if op.get("op") == "replace" and name not in (found.get(key) or {}):
+                    raise not_found("Invalid parameter name specified")
         apply_patch(found, p.get("patchOperations") or [], allowed=("/statusCode", "/responseParameters",
                                                                      "/responseTemplates"))
         self._save(doc)
@@ -850,6 +876,24 @@ class RestApiProvider:
         doc.setdefault("documentationParts", {})[part["id"]] = part
         self._save(doc)
         return copy.deepcopy(part)
+
+    def import_documentation_parts(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
+        doc = self._api(ctx, p["restApiId"])
+        body = p.get("body") or b""
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+        unreadable = bad_request("Unable to build importer with provided input.")
+        try:
+            spec = json.loads(text)
+        except ValueError:
+            try:
+                spec = yaml.safe_load(text)
+            except yaml.YAMLError:
+                raise unreadable from None
+        if not isinstance(spec, dict) or not ("swagger" in spec or "openapi" in spec):
+            raise unreadable
+        ids = openapi.import_documentation(doc, spec, mode=p.get("mode") or "merge")
+        self._save(doc)
+        return {"ids": ids}
 
     def _doc_part(self, ctx: RequestContext, p: dict[str, Any]) -> tuple[Doc, Doc]:
         missing = not_found("Invalid Documentation part identifier specified")
@@ -1125,10 +1169,14 @@ class RestApiProvider:
                 raise bad_request(f"Invalid ARN. ARN is not well formed {arn}")
         acct = self._account(ctx)
         link = _clean({"id": new_id(6), "name": p["name"], "description": p.get("description"),
-                       "targetArns": p.get("targetArns") or [], "status": "AVAILABLE", "tags": p.get("tags")})
+                       "targetArns": p.get("targetArns") or [], "status": "AVAILABLE",
+                       "statusMessage": "Your vpc link is ready for use", "tags": p.get("tags") or {}})
         acct.setdefault("vpcLinks", {})[link["id"]] = link
         self._store.put(acct)
-        return copy.deepcopy(link)
+        # AWS answers the creation while the link is still PENDING (no message yet, tags only if given);
+        # Hearth's links reach nothing, so the stored link is AVAILABLE at once
+        created = {k: v for k, v in link.items() if k != "statusMessage" and not (k == "tags" and not v)}
+        return {**copy.deepcopy(created), "status": "PENDING"}
 
     def _vpc_link(self, acct: Doc, link_id: str) -> Doc:
         link: Doc | None = acct.get("vpcLinks", {}).get(link_id)
@@ -1140,7 +1188,9 @@ class RestApiProvider:
         return copy.deepcopy(self._vpc_link(self._account(ctx), p["vpcLinkId"]))
 
     def get_vpc_links(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
-        return _page(copy.deepcopy(list(self._account(ctx).get("vpcLinks", {}).values())), p)
+        links = [{k: v for k, v in link.items() if not (k == "tags" and not v)}  # AWS lists no empty tags
+                 for link in self._account(ctx).get("vpcLinks", {}).values()]
+        return _page(copy.deepcopy(links), p)
 
     def update_vpc_link(self, ctx: RequestContext, p: dict[str, Any]) -> Doc:
         acct = self._account(ctx)
@@ -1215,6 +1265,55 @@ _STAGE_PATHS = (
     "/variables/{{variable_name}}, /tracingEnabled]")
 
 
+# Method settings: a patch path's last two segments -> (the setting's field, its type); AWS's defaults.
+_METHOD_SETTINGS: dict[tuple[str, str], tuple[str, type]] = {
+    ("metrics", "enabled"): ("metricsEnabled", bool), ("logging", "dataTrace"): ("dataTraceEnabled", bool),
+    ("logging", "loglevel"): ("loggingLevel", str), ("throttling", "burstLimit"): ("throttlingBurstLimit", int),
+    ("throttling", "rateLimit"): ("throttlingRateLimit", float),
+    ("caching", "ttlInSeconds"): ("cacheTtlInSeconds", int),
+    ("caching", "enabled"): ("cachingEnabled", bool), ("caching", "dataEncrypted"): ("cacheDataEncrypted", bool),
+    ("caching", "requireAuthorizationForCacheControl"): ("requireAuthorizationForCacheControl", bool),
+    ("caching", "unauthorizedCacheControlHeaderStrategy"): ("unauthorizedCacheControlHeaderStrategy", str),
+}
+_METHOD_SETTING_DEFAULTS: Doc = {
+    "metricsEnabled": False, "dataTraceEnabled": False, "throttlingBurstLimit": 5000, "throttlingRateLimit": 10000.0,
+    "cachingEnabled": False, "cacheTtlInSeconds": 300, "cacheDataEncrypted": False,
+    "requireAuthorizationForCacheControl": True,
+    "unauthorizedCacheControlHeaderStrategy": "SUCCEED_WITH_RESPONSE_HEADER",
+}
+
+
+def _method_setting_patch(stage: Doc, op: Doc) -> bool:
+    """Apply one `/{resourcePath}/{httpMethod}/<group>/<name>` (or `/*/*/...`) operation, or the removal
+    of a method's settings (`/{resourcePath}/{httpMethod}`); False when the path is no such path. A
+    method's first setting starts from the `*/*` settings (else AWS's defaults)."""
+    segments = (op.get("path") or "").split("/")[1:]
+    settings: dict[str, Doc] = stage.setdefault("methodSettings", {})
+    if op.get("op") == "remove" and len(segments) == 2:
+        key = "/".join(segments)
+        if key not in settings:
+            raise bad_request(f"Cannot remove method setting {key} because there is no method setting for this method ")
+        del settings[key]
+        return True
+    if len(segments) < 4 or (segments[-2], segments[-1]) not in _METHOD_SETTINGS:
+        return False
+    field_name, kind = _METHOD_SETTINGS[(segments[-2], segments[-1])]
+    key = "/".join(segments[:-2])
+    if key not in settings:
+        settings[key] = copy.deepcopy(settings.get("*/*") or _METHOD_SETTING_DEFAULTS)
+    value = op.get("value")
+    try:
+        if kind is bool:
+            settings[key][field_name] = str(value).lower() == "true"
+        elif kind is str:
+            settings[key][field_name] = str(value)
+        else:
+            settings[key][field_name] = kind(value)
+    except (TypeError, ValueError):
+        raise bad_request(f"Invalid value for {op.get('path')}: {value}") from None
+    return True
+
+
 def new_stage(name: str, deployment_id: str, description: str | None, variables: dict[str, str] | None,
               tracing: bool | None) -> Doc:
     now = time.time()
@@ -1232,7 +1331,9 @@ def _check_access_log_patch(stage: Doc, op: dict[str, Any]) -> None:
     path = op.get("path") or ""
     if op.get("op") == "remove":
         field = path[len("/accessLogSettings/"):]
-        if path != "/accessLogSettings" and field not in (stage.get("accessLogSettings") or {}):
+        # AWS reads the removal of one field as a method setting's (`{resourcePath}/{httpMethod}`), which
+        # never exists, even when the field is set: only `/accessLogSettings` as a whole is removable
+        if path != "/accessLogSettings":
             raise bad_request(f"Cannot remove method setting accessLogSettings/{field} because there is no method "
                               "setting for this method ")
         return
@@ -1280,7 +1381,8 @@ def _canary_patch(doc: Doc, stage: Doc, op: dict[str, Any]) -> None:
             return
         holder = (canary or {}).get(field) if field == "stageVariableOverrides" and len(parts) > 1 else canary
         key = parts[-1]
-        if not isinstance(holder, dict) or key not in holder:
+        # a single field (`/canarySettings/<field>`) reads as a method setting to AWS, which never exists
+        if len(parts) == 1 or not isinstance(holder, dict) or key not in holder:
             raise bad_request(f"Cannot remove method setting {path.lstrip('/')} because there is no method setting "
                               "for this method ")
         del holder[key]
