@@ -12,29 +12,15 @@ nodes, PostgreSQL and the client share the cores: the figure is the hop's overhe
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import statistics
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 from hearth.bench.cluster import Node
 from hearth.bench.rawclient import SignedClient
 from hearth.bench.servers import BENCH_KEY
-
-HANDLER = "def handler(event, context):\n    return event\n"
-TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
-
-
-def _zip(source: str) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("app.py", source)
-    return buf.getvalue()
 
 
 def _p(values: list[float], q: float) -> float:
@@ -52,12 +38,7 @@ def main() -> int:
         a = Node(args.database, "bench-a", "0.5,5,8", root)
         b = Node(args.database, "bench-b", "0.5,5,8", root)
         try:
-            iam, lam = a.client("iam"), a.client("lambda")
-            arn = iam.create_role(RoleName="forwarding", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
-            lam.create_function(FunctionName="forwarding", Runtime="python3.11", Handler="app.handler", Role=arn,
-                                Code={"ZipFile": _zip(HANDLER)})
-            while lam.get_function_configuration(FunctionName="forwarding")["State"] == "Pending":
-                time.sleep(0.05)
+            a.make_echo_function("forwarding")
             local = SignedClient(a.endpoint, "lambda", BENCH_KEY[0], BENCH_KEY[1])
             remote = SignedClient(b.endpoint, "lambda", BENCH_KEY[0], BENCH_KEY[1])
             path = "/2015-03-31/functions/forwarding/invocations"

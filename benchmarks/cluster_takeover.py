@@ -11,7 +11,6 @@ adopted event then pays a cold start there. On one shared machine the cold start
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import tempfile
@@ -20,20 +19,6 @@ from pathlib import Path
 
 from hearth.bench.cluster import Node
 
-HANDLER = "def handler(event, context):\n    return event\n"
-TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
-
-
-def _zip(source: str) -> bytes:
-    import io
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("app.py", source)
-    return buf.getvalue()
-
 
 def one_run(database: str, times: str, run: int) -> float:
     with tempfile.TemporaryDirectory(prefix="hearth-takeover-") as tmp:
@@ -41,15 +26,9 @@ def one_run(database: str, times: str, run: int) -> float:
         doomed = Node(database, f"doomed-{run}", times, root)
         survivor = Node(database, f"survivor-{run}", times, root)
         try:
-            iam, lam, sqs = doomed.client("iam"), doomed.client("lambda"), survivor.client("sqs")
-            role = f"takeover-{run}"
-            arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
-            iam.attach_role_policy(RoleName=role, PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+            lam, sqs = doomed.client("lambda"), survivor.client("sqs")
             name = f"takeover-{run}"
-            lam.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler", Role=arn,
-                                Code={"ZipFile": _zip(HANDLER)})
-            while lam.get_function_configuration(FunctionName=name)["State"] == "Pending":
-                time.sleep(0.05)
+            doomed.make_echo_function(name, admin=True)
             url = sqs.create_queue(QueueName=f"takeover-done-{run}")["QueueUrl"]
             queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             lam.put_function_event_invoke_config(FunctionName=name,

@@ -11,31 +11,19 @@ database), not scale: more nodes cannot add cores that are not there.
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import sys
 import tempfile
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 from hearth.bench.cluster import Node
 from hearth.bench.rawclient import SignedClient
 from hearth.bench.servers import BENCH_KEY
 
-HANDLER = "def handler(event, context):\n    return event\n"
-TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
 CONCURRENCY = 32
 PATH = "/2015-03-31/functions/throughput/invocations"
 
-
-def _zip(source: str) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("app.py", source)
-    return buf.getvalue()
 
 
 def _drive(nodes: list[Node], seconds: float) -> float:
@@ -68,15 +56,6 @@ def _drive(nodes: list[Node], seconds: float) -> float:
     return rate
 
 
-def _setup(node: Node) -> None:
-    iam, lam = node.client("iam"), node.client("lambda")
-    arn = iam.create_role(RoleName="throughput", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
-    lam.create_function(FunctionName="throughput", Runtime="python3.11", Handler="app.handler", Role=arn,
-                        Code={"ZipFile": _zip(HANDLER)})
-    while lam.get_function_configuration(FunctionName="throughput")["State"] == "Pending":
-        time.sleep(0.05)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", required=True, help="an empty PostgreSQL database URL")
@@ -86,7 +65,7 @@ def main() -> int:
         root = Path(tmp)
         baseline = Node(None, "sqlite", "2,10,15", root)
         try:
-            _setup(baseline)
+            baseline.make_echo_function("throughput")
             single = _drive([baseline], args.seconds)
         finally:
             baseline.stop()
@@ -96,7 +75,7 @@ def main() -> int:
             for count in (1, 2, 3):
                 nodes.append(Node(args.database, f"node-{count}", "2,10,15", root))
                 if count == 1:
-                    _setup(nodes[0])
+                    nodes[0].make_echo_function("throughput")
                 rate = _drive(nodes, args.seconds)
                 print(f"{count} node(s) on PostgreSQL: {rate:.0f} invocations/s "
                       f"= {rate / single:.2f} x one SQLite node")

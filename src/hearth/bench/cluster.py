@@ -1,11 +1,13 @@
 """The cluster benchmarks' nodes: a Hearth server on a shared PostgreSQL database, started as its own
 process group with the benchmark key, and stopped (or killed) by the benchmark.
 
-It owns starting and stopping benchmark nodes. It never measures anything itself.
+It owns starting and stopping benchmark nodes, and making the echo function they invoke. It never
+measures anything itself.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,10 @@ import boto3
 from botocore.config import Config
 
 from hearth.bench.servers import BENCH_KEY, free_port
+
+ECHO = "def handler(event, context):\n    return event\n"
+TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
 
 
 class Node:
@@ -67,3 +74,18 @@ class Node:
         with urllib.request.urlopen(f"{self.endpoint}/_hearth/health", timeout=5) as resp:
             doc: dict[str, Any] = json.load(resp)
             return doc
+
+    def make_echo_function(self, name: str, *, admin: bool = False) -> None:
+        """A Python function `name` answering its event, with a role of the same name (allowed everything
+        with `admin`), Active when this returns."""
+        iam, lam = self.client("iam"), self.client("lambda")
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+        if admin:
+            iam.attach_role_policy(RoleName=name, PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("app.py", ECHO)
+        lam.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler", Role=arn,
+                            Code={"ZipFile": archive.getvalue()})
+        while lam.get_function_configuration(FunctionName=name)["State"] == "Pending":
+            time.sleep(0.05)
